@@ -1,0 +1,88 @@
+/** apply(): the programmatic API behind `tenantify apply`. */
+import { connect } from '../db/connection.js';
+import { Ledger } from '../db/ledger.js';
+import { withAdvisoryLock } from '../db/lock.js';
+import { DriftError, isTenantifyError } from '../errors.js';
+import { executePlan, type UnitReport } from '../exec/executor.js';
+import type { Reporter } from '../exec/context.js';
+import { Interrupt } from '../exec/interrupt.js';
+import { planRun, type Plan } from '../plan/planner.js';
+import { loadProject } from './project.js';
+
+export interface ApplyOptions {
+  dir: string;
+  url: string | undefined;
+  to?: string | undefined;
+  dryRun?: boolean;
+  reporter: Reporter;
+  /** Install SIGINT/SIGTERM handlers for the run (the CLI does). */
+  handleSignals?: boolean;
+}
+
+export interface ApplyResult {
+  runId: number | undefined;
+  dryRun: boolean;
+  plan: Plan;
+  units: UnitReport[];
+  database: string;
+}
+
+export async function apply(options: ApplyOptions): Promise<ApplyResult> {
+  const project = await loadProject(options.dir);
+  const session = await connect(options.url, options.dryRun ? 'apply --dry-run' : 'apply');
+  const ledger = new Ledger(session.db, project.config.ledgerSchema);
+  const interrupt = new Interrupt((text) => options.reporter.note(text));
+  const dryRun = Boolean(options.dryRun);
+  const reports: UnitReport[] = [];
+  if (options.handleSignals) interrupt.install();
+  try {
+    return await withAdvisoryLock(session, ledger, async () => {
+      // A dry run writes nothing that outlives it: even the ledger is created inside its transaction.
+      if (dryRun) await session.client.query('BEGIN');
+      try {
+        await ledger.ensure();
+        const state = await ledger.read();
+        const plan = planRun(project.units, state.units, { to: options.to });
+        ensureNoDrift(plan);
+        const runId = await ledger.startRun(dryRun ? 'apply --dry-run' : 'apply', { to: options.to ?? null, dryRun });
+        for (const run of await ledger.closeDeadRuns(runId)) {
+          options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`);
+          await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
+        }
+        const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter };
+        try {
+          await executePlan(ctx, plan, reports);
+        } catch (error) {
+          if (!dryRun) await ledger.finishRun(runId, outcomeOf(error), isTenantifyError(error) ? error.exitCode : 1).catch(() => {});
+          throw error;
+        }
+        if (!dryRun) await ledger.finishRun(runId, 'done', 0);
+        return { runId: dryRun ? undefined : runId, dryRun, plan, units: reports, database: session.description };
+      } finally {
+        if (dryRun) await session.client.query('ROLLBACK').catch(() => {});
+      }
+    });
+  } finally {
+    interrupt.uninstall();
+    await session.close();
+  }
+}
+
+export function ensureNoDrift(plan: Plan): void {
+  if (plan.drifted.length === 0 && plan.missing.length === 0) return;
+  const details = [
+    ...plan.drifted.map((e) => `${e.unit.file}: ${e.driftReason}`),
+    ...plan.missing.map((row) => `${row.file}: applied, but the file is gone from the plan`),
+  ];
+  const names = [...plan.drifted.map((e) => e.unit.id), ...plan.missing.map((row) => row.id)];
+  throw new DriftError(
+    `drift: ${names.length === 1 ? `applied unit ${names[0]} has` : `applied units ${names.join(', ')} have`} changed since ${names.length === 1 ? 'it was' : 'they were'} applied`,
+    details,
+    'restore the applied file as it was (git shows it), and put the change in a new unit; nothing was run',
+  );
+}
+
+function outcomeOf(error: unknown): string {
+  if (!isTenantifyError(error)) return 'error';
+  return { 1: 'failed', 2: 'refused', 3: 'violations', 4: 'locked', 5: 'drift', 130: 'interrupted' }[error.exitCode as 1] ?? 'failed';
+}

@@ -1,0 +1,31 @@
+import { apply } from '../../app/apply.js';
+import { createOutput } from '../../ui/output.js';
+import { quietReporter, terminalReporter } from '../../ui/reporter.js';
+import type { CommonOptions } from '../common.js';
+import { requireDatabase } from '../target.js';
+
+interface ApplyCliOptions extends CommonOptions {
+  to?: string;
+  dryRun?: boolean;
+}
+
+export default async function applyCommand(options: ApplyCliOptions): Promise<number> {
+  const out = createOutput(options);
+  const url = requireDatabase(options);
+  const reporter = out.json ? quietReporter(out) : terminalReporter(out, { dryRun: Boolean(options.dryRun) });
+  const result = await apply({ dir: options.dir, url, to: options.to, dryRun: Boolean(options.dryRun), reporter, handleSignals: true });
+  const applied = result.units.filter((u) => u.outcome === 'applied');
+  if (out.json) {
+    out.result({
+      runId: result.runId ?? null,
+      dryRun: result.dryRun,
+      database: result.database,
+      units: result.units.map((u) => ({ id: u.id, outcome: u.outcome, durationMs: u.durationMs, checks: u.checks.map(({ name, section, ok, violations }) => ({ name, section, ok, violations })), ...(u.note ? { note: u.note } : {}) })),
+    });
+    return 0;
+  }
+  if (result.units.length === 0) out.line('Nothing to apply: every unit is applied.');
+  else if (result.dryRun) out.line(out.style.yellow(`Dry run: ${applied.length} units ran and were rolled back; nothing was changed.`));
+  else out.line(out.style.green(`Applied ${applied.length} unit${applied.length === 1 ? '' : 's'} (run ${result.runId}).`));
+  return 0;
+}

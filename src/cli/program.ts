@@ -1,0 +1,107 @@
+/**
+ * The commander program. Kept light: every command's code is imported only when that
+ * command runs, so `tenantify --help` starts about as fast as node itself.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { toolVersion } from '../version.js';
+import type { CommonOptions } from './common.js';
+
+type Loader = () => Promise<{ default: (options: CommonOptions & Record<string, unknown>, args: string[]) => Promise<number> }>;
+
+function withCommonOptions(command: Command): Command {
+  return command
+    .option('-d, --database-url <url>', 'target database (else DATABASE_URL, else the libpq PG* variables)')
+    .option('--dir <path>', 'plan directory', '.')
+    .option('--json', 'print exactly one JSON document on stdout; progress and logs go to stderr')
+    .option('--no-color', 'no colours (also NO_COLOR, or when stdout is not a terminal)');
+}
+
+function action(load: Loader) {
+  return async (...received: unknown[]): Promise<void> => {
+    const command = received[received.length - 1] as Command;
+    const options = command.optsWithGlobals() as CommonOptions & Record<string, unknown>;
+    const args = command.args;
+    const { runCommand } = await import('./run.js');
+    process.exitCode = await runCommand(options, async () => (await load()).default(options, args));
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('tenantify')
+    .description('Upgrade a live legacy PostgreSQL database to a multi-tenant model, unit by unit, safely.')
+    .version(toolVersion(), '-V, --version')
+    .showHelpAfterError('(run `tenantify --help` for usage)')
+    .exitOverride();
+
+  withCommonOptions(program.command('init'))
+    .description('scaffold a plan directory (migrations/, backfills/, rollbacks/, tenantify.config.json)')
+    .action(action(() => import('./commands/init.js')));
+
+  withCommonOptions(program.command('plan'))
+    .description('every unit in order: kind, status, transaction mode, snapshot scope, warnings')
+    .action(action(() => import('./commands/plan.js')));
+
+  withCommonOptions(program.command('apply'))
+    .description('run pending units: precheck, snapshot, body, verify, ledger, commit')
+    .option('--to <id>', 'stop after this unit')
+    .option('--dry-run', 'run transactional units in one transaction that is rolled back; report what would happen')
+    .option('--auto-rollback', 'when a unit, precheck or verify fails, revert the units this run applied')
+    .option('--no-snapshot', 'take no pg_dump snapshots (recorded in the ledger)')
+    .addOption(new Option('--parallel <n>', 'workers for batched backfills').argParser(positiveInt))
+    .action(action(() => import('./commands/apply.js')));
+
+  withCommonOptions(program.command('verify'))
+    .description('re-run the verify queries of applied units; a table of pass/fail')
+    .option('--unit <id>', 'only this unit')
+    .action(action(() => import('./commands/verify.js')));
+
+  withCommonOptions(program.command('rollback'))
+    .description('revert applied units, newest first')
+    .option('--to <id>', 'revert down to this unit (it stays applied)')
+    .addOption(new Option('--steps <n>', 'revert this many units').argParser(positiveInt))
+    .option('--from-snapshot', "restore each unit's tables from its snapshot instead of running its rollback file")
+    .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
+    .action(action(() => import('./commands/rollback.js')));
+
+  withCommonOptions(program.command('status'))
+    .description('the ledger: where the plan stands, the last run, a running backfill\'s progress')
+    .action(action(() => import('./commands/status.js')));
+
+  withCommonOptions(program.command('snapshots'))
+    .description('the pg_dump snapshots: list | restore <unit> | prune --keep N')
+    .argument('[action]', 'list, restore or prune', 'list')
+    .argument('[unit]', 'the unit whose snapshot to restore')
+    .addOption(new Option('--keep <n>', 'for prune: runs to keep').argParser(positiveInt))
+    .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
+    .action(action(() => import('./commands/snapshots.js')));
+
+  withCommonOptions(program.command('rehearse'))
+    .description('the whole round trip on a throwaway Postgres, for CI')
+    .option('--fixture <file>', 'load this SQL file instead of copying a live database')
+    .option('--schema-only', 'copy only the schema of the source database')
+    .option('--junit <file>', 'write a JUnit report')
+    .action(action(() => import('./commands/rehearse.js')));
+
+  return program;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'tenantify.invalidArgument', `not a positive integer: ${value}`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are successes; any other commander complaint is a usage error.
+      const shown = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+      process.exitCode = shown ? 0 : 2;
+      return;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Connections. A Session is one pg client plus a Kysely bound to that same client, so the
+ * ledger, TypeScript units and raw statements all share the unit's transaction.
+ */
+import { hostname } from 'node:os';
+import pg from 'pg';
+import { Kysely, PostgresDialect } from 'kysely';
+import { UsageError } from '../errors.js';
+import { describeUrl, redact } from './redact.js';
+
+export interface Session {
+  readonly client: pg.Client;
+  readonly db: Kysely<any>;
+  /** The server process serving this session. */
+  readonly backendPid: number;
+  readonly serverVersion: number;
+  readonly description: string;
+  /** The URL it was opened with, for further connections. Never print it: use description. */
+  readonly url: string | undefined;
+  close(): Promise<void>;
+}
+
+// int8 and numeric come back as strings by default; counts in the ledger fit a JS number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => {
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : value;
+});
+
+export function kyselyOn(client: pg.Client): Kysely<any> {
+  const pool = {
+    connect: async () => Object.assign(client, { release: () => {} }),
+    end: async () => {},
+  };
+  return new Kysely<any>({ dialect: new PostgresDialect({ pool: pool as unknown as pg.Pool }) });
+}
+
+export async function connect(url: string | undefined, purpose: string): Promise<Session> {
+  const client = new pg.Client({
+    ...(url ? { connectionString: url } : {}),
+    application_name: `tenantify ${purpose} (${hostname()} pid ${process.pid})`.slice(0, 63),
+  });
+  const description = url ? describeUrl(url) : describeEnvironment();
+  // A server that goes away mid-run must not crash the process with an unhandled 'error'.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw connectionError(error, description);
+  }
+  const info = await client.query<{ pid: number; version: string }>("SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version");
+  const row = info.rows[0] as { pid: number; version: string };
+  return {
+    client,
+    db: kyselyOn(client),
+    backendPid: row.pid,
+    serverVersion: Number(row.version),
+    description,
+    url,
+    close: async () => {
+      await client.end().catch(() => {});
+    },
+  };
+}
+
+export async function withSession<T>(url: string | undefined, purpose: string, fn: (session: Session) => Promise<T>): Promise<T> {
+  const session = await connect(url, purpose);
+  try {
+    return await fn(session);
+  } finally {
+    await session.close();
+  }
+}
+
+function describeEnvironment(): string {
+  const env = process.env;
+  return `${env['PGUSER'] ?? 'default user'}@${env['PGHOST'] ?? 'localhost'}${env['PGPORT'] ? `:${env['PGPORT']}` : ''}/${env['PGDATABASE'] ?? ''}`;
+}
+
+function connectionError(error: unknown, description: string): UsageError {
+  const e = error as { code?: string; message?: string };
+  const message = redact(e.message ?? String(error));
+  const hints: Record<string, string> = {
+    ECONNREFUSED: 'is the server running and listening there? check the host and port',
+    ENOTFOUND: 'the host name does not resolve: check it',
+    '28P01': 'the password was refused: check the credentials (they are never printed)',
+    '28000': 'the server refused this user: check pg_hba.conf and the user name',
+    '3D000': 'the database does not exist: check its name',
+  };
+  return new UsageError(`cannot connect to ${description}: ${message}`, hints[e.code ?? ''] ?? 'check -d/--database-url, DATABASE_URL or the PG* variables');
+}

@@ -1,0 +1,329 @@
+/**
+ * The ledger, in the target database (schema `tenantify` unless configured): runs, the
+ * current state of every unit, and an append-only history of events. The `units` table is
+ * the state an executor resumes from; `events` is what an on-call engineer reads to
+ * reconstruct what happened, and a trigger refuses any UPDATE or DELETE on it.
+ */
+import { hostname } from 'node:os';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { UsageError } from '../errors.js';
+import type { UnitKind, UnitStatus } from '../plan/types.js';
+import { toolVersion } from '../version.js';
+
+export const ledgerVersion = 1;
+
+export interface UnitProgress {
+  /** Non-transactional units: hashes of the statements done, in order. */
+  statements?: string[];
+  /** Batched units: the last key done (exclusive lower bound of the next batch). */
+  cursor?: string;
+  rowsDone?: number;
+  rowsTotal?: number;
+  batches?: number;
+  rowsPerSecond?: number;
+}
+
+export interface LedgerUnit {
+  id: string;
+  kind: UnitKind;
+  file: string;
+  status: UnitStatus;
+  checksum: string;
+  runId: number | null;
+  startedAt: Date | null;
+  appliedAt: Date | null;
+  durationMs: number | null;
+  progress: UnitProgress;
+  verifyChecks: { name: string; sql: string }[];
+  verifyResults: unknown;
+  snapshot: unknown;
+  error: LedgerError | null;
+  updatedAt: Date;
+}
+
+export interface LedgerError {
+  message: string;
+  code?: string;
+  sqlstate?: string;
+  detail?: string;
+  hint?: string;
+  file?: string;
+  line?: number;
+  column?: number;
+  statement?: string;
+  violations?: unknown;
+}
+
+export interface LedgerRun {
+  id: number;
+  command: string;
+  dbUser: string;
+  clientHost: string;
+  clientPid: number;
+  backendPid: number;
+  toolVersion: string;
+  startedAt: Date;
+  finishedAt: Date | null;
+  outcome: string | null;
+  exitCode: number | null;
+}
+
+export interface LedgerState {
+  exists: boolean;
+  version: number | undefined;
+  units: LedgerUnit[];
+  lastRun: LedgerRun | undefined;
+}
+
+export class Ledger {
+  constructor(
+    readonly db: Kysely<any>,
+    readonly schema: string,
+  ) {}
+
+  private t(name: string): RawBuilder<unknown> {
+    return sql.table(`${this.schema}.${name}`);
+  }
+
+  async exists(): Promise<number | undefined> {
+    const found = await sql<{ present: boolean }>`SELECT to_regclass(${`${quoteIdent(this.schema)}.meta`}) IS NOT NULL AS present`.execute(this.db);
+    if (!found.rows[0]?.present) return undefined;
+    const version = await sql<{ value: string }>`SELECT value FROM ${this.t('meta')} WHERE key = 'ledger_version'`.execute(this.db);
+    return Number(version.rows[0]?.value ?? 0);
+  }
+
+  /** Creates or upgrades the ledger. Call it while holding the run lock. */
+  async ensure(): Promise<void> {
+    const version = await this.exists();
+    if (version !== undefined && version > ledgerVersion) {
+      throw new UsageError(
+        `the ledger in schema "${this.schema}" has version ${version}, newer than this tenantify understands (${ledgerVersion})`,
+        'upgrade tenantify; an older release must not write a newer ledger',
+      );
+    }
+    if (version === ledgerVersion) return;
+    // One simple-query message runs atomically, and joins a dry run's outer transaction if there is one.
+    await sql.raw(ledgerDdl(this.schema).join(';\n')).execute(this.db);
+  }
+
+  async read(): Promise<LedgerState> {
+    const version = await this.exists();
+    if (version === undefined) return { exists: false, version: undefined, units: [], lastRun: undefined };
+    const units = await sql<Record<string, unknown>>`SELECT * FROM ${this.t('units')} ORDER BY id`.execute(this.db);
+    const runs = await sql<Record<string, unknown>>`SELECT * FROM ${this.t('runs')} ORDER BY id DESC LIMIT 1`.execute(this.db);
+    return {
+      exists: true,
+      version,
+      units: units.rows.map(toLedgerUnit),
+      lastRun: runs.rows[0] ? toLedgerRun(runs.rows[0]) : undefined,
+    };
+  }
+
+  async run(id: number): Promise<LedgerRun | undefined> {
+    const result = await sql<Record<string, unknown>>`SELECT * FROM ${this.t('runs')} WHERE id = ${id}`.execute(this.db);
+    return result.rows[0] ? toLedgerRun(result.rows[0]) : undefined;
+  }
+
+  /** The unfinished run served by this backend, if the ledger has it. */
+  async runOfBackend(backendPid: number): Promise<LedgerRun | undefined> {
+    const result = await sql<Record<string, unknown>>`
+      SELECT * FROM ${this.t('runs')} WHERE backend_pid = ${backendPid} AND finished_at IS NULL ORDER BY id DESC LIMIT 1`.execute(this.db);
+    return result.rows[0] ? toLedgerRun(result.rows[0]) : undefined;
+  }
+
+  async startRun(command: string, options: Record<string, unknown>): Promise<number> {
+    const result = await sql<{ id: number }>`
+      INSERT INTO ${this.t('runs')} (command, options, client_host, client_pid, tool_version)
+      VALUES (${command}, ${JSON.stringify(options)}::jsonb, ${hostname()}, ${process.pid}, ${toolVersion()})
+      RETURNING id`.execute(this.db);
+    return (result.rows[0] as { id: number }).id;
+  }
+
+  async finishRun(runId: number, outcome: string, exitCode: number): Promise<void> {
+    await sql`UPDATE ${this.t('runs')} SET finished_at = clock_timestamp(), outcome = ${outcome}, exit_code = ${exitCode} WHERE id = ${runId}`.execute(this.db);
+  }
+
+  /** Runs that never finished and whose backend is gone: they died (kill -9, lost laptop...). */
+  async closeDeadRuns(currentRunId: number): Promise<LedgerRun[]> {
+    const result = await sql<Record<string, unknown>>`
+      UPDATE ${this.t('runs')} r SET finished_at = clock_timestamp(), outcome = 'died'
+      WHERE r.finished_at IS NULL AND r.id <> ${currentRunId}
+        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid AND a.backend_start <= r.started_at)
+      RETURNING *`.execute(this.db);
+    return result.rows.map(toLedgerRun);
+  }
+
+  async event(runId: number | null, unitId: string | null, event: string, detail: Record<string, unknown> = {}): Promise<void> {
+    await sql`INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) VALUES (${runId}, ${unitId}, ${event}, ${JSON.stringify(detail)}::jsonb)`.execute(this.db);
+  }
+
+  /**
+   * Moves a unit to a new state and appends the matching event, in one statement (so in
+   * whatever transaction the caller is in).
+   */
+  async transition(change: UnitTransition): Promise<void> {
+    const { runId, unit, status, event, detail = {} } = change;
+    const progress = change.progress === undefined ? null : JSON.stringify(change.progress);
+    const verifyChecks = change.verifyChecks === undefined ? null : JSON.stringify(change.verifyChecks);
+    const verifyResults = change.verifyResults === undefined ? null : JSON.stringify(change.verifyResults);
+    const snapshot = change.snapshot === undefined ? null : JSON.stringify(change.snapshot);
+    const error = change.error === undefined ? null : JSON.stringify(change.error);
+    const applied = status === 'applied';
+    const started = status === 'running' && change.fresh === true;
+    await sql`
+      WITH state AS (
+        INSERT INTO ${this.t('units')} AS u (id, kind, file, status, checksum, run_id, started_at, applied_at, duration_ms,
+                                             progress, verify_checks, verify_results, snapshot, error, updated_at)
+        VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${runId},
+                clock_timestamp(), CASE WHEN ${applied} THEN clock_timestamp() END, ${change.durationMs ?? null},
+                coalesce(${progress}::jsonb, '{}'), coalesce(${verifyChecks}::jsonb, '[]'), ${verifyResults}::jsonb,
+                ${snapshot}::jsonb, ${error}::jsonb, clock_timestamp())
+        ON CONFLICT (id) DO UPDATE SET
+          kind = EXCLUDED.kind, file = EXCLUDED.file, status = EXCLUDED.status, checksum = EXCLUDED.checksum,
+          run_id = EXCLUDED.run_id,
+          started_at = CASE WHEN ${started} THEN clock_timestamp() ELSE u.started_at END,
+          applied_at = CASE WHEN ${applied} THEN clock_timestamp() WHEN EXCLUDED.status IN ('rolled_back', 'pending') THEN NULL ELSE u.applied_at END,
+          duration_ms = coalesce(EXCLUDED.duration_ms, u.duration_ms),
+          progress = coalesce(${progress}::jsonb, u.progress),
+          verify_checks = coalesce(${verifyChecks}::jsonb, u.verify_checks),
+          verify_results = coalesce(${verifyResults}::jsonb, u.verify_results),
+          snapshot = coalesce(${snapshot}::jsonb, u.snapshot),
+          error = CASE WHEN EXCLUDED.status = 'failed' THEN EXCLUDED.error WHEN EXCLUDED.status = 'applied' THEN NULL ELSE coalesce(EXCLUDED.error, u.error) END,
+          updated_at = clock_timestamp()
+        RETURNING id
+      )
+      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
+      SELECT ${runId}, id, ${event}, ${JSON.stringify({ status, checksum: unit.checksum, ...detail, ...(change.error ? { error: change.error } : {}) })}::jsonb FROM state
+    `.execute(this.db);
+  }
+
+  /** A batch's or statement's progress; called inside the batch's transaction, or right after a statement. */
+  async saveProgress(runId: number, unitId: string, progress: UnitProgress, event?: { name: string; detail: Record<string, unknown> }): Promise<void> {
+    if (event) {
+      await sql`
+        WITH state AS (UPDATE ${this.t('units')} SET progress = ${JSON.stringify(progress)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId} RETURNING id)
+        INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event.name}, ${JSON.stringify(event.detail)}::jsonb FROM state`.execute(this.db);
+    } else {
+      await sql`UPDATE ${this.t('units')} SET progress = ${JSON.stringify(progress)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId}`.execute(this.db);
+    }
+  }
+
+  async events(unitId?: string, limit = 50): Promise<{ id: number; runId: number | null; unitId: string | null; at: Date; event: string; detail: Record<string, unknown> }[]> {
+    const result = await sql<Record<string, unknown>>`
+      SELECT * FROM ${this.t('events')} WHERE ${unitId === undefined ? sql`true` : sql`unit_id = ${unitId}`} ORDER BY id DESC LIMIT ${limit}`.execute(this.db);
+    return result.rows.map((r) => ({
+      id: r['id'] as number,
+      runId: (r['run_id'] as number | null) ?? null,
+      unitId: (r['unit_id'] as string | null) ?? null,
+      at: r['at'] as Date,
+      event: r['event'] as string,
+      detail: r['detail'] as Record<string, unknown>,
+    }));
+  }
+}
+
+export interface UnitTransition {
+  runId: number;
+  unit: { id: string; kind: UnitKind; file: string; checksum: string };
+  status: UnitStatus;
+  event: string;
+  /** A new attempt starts now (resets started_at). */
+  fresh?: boolean;
+  durationMs?: number;
+  progress?: UnitProgress;
+  verifyChecks?: { name: string; sql: string }[];
+  verifyResults?: unknown;
+  snapshot?: unknown;
+  error?: LedgerError;
+  detail?: Record<string, unknown>;
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+function ledgerDdl(schema: string): string[] {
+  const s = quoteIdent(schema);
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${s}`,
+    `CREATE TABLE ${s}.meta (key text PRIMARY KEY, value text NOT NULL)`,
+    `INSERT INTO ${s}.meta (key, value) VALUES ('ledger_version', '${ledgerVersion}')`,
+    `CREATE TABLE ${s}.runs (
+       id bigserial PRIMARY KEY,
+       command text NOT NULL,
+       options jsonb NOT NULL DEFAULT '{}',
+       db_user text NOT NULL DEFAULT current_user,
+       client_host text NOT NULL,
+       client_pid integer NOT NULL,
+       backend_pid integer NOT NULL DEFAULT pg_backend_pid(),
+       tool_version text NOT NULL,
+       started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+       finished_at timestamptz,
+       outcome text,
+       exit_code integer)`,
+    `CREATE TABLE ${s}.units (
+       id text PRIMARY KEY,
+       kind text NOT NULL CHECK (kind IN ('migration', 'backfill')),
+       file text NOT NULL,
+       status text NOT NULL CHECK (status IN ('pending', 'running', 'applied', 'failed', 'rolled_back')),
+       checksum text NOT NULL,
+       run_id bigint REFERENCES ${s}.runs (id),
+       started_at timestamptz,
+       applied_at timestamptz,
+       duration_ms integer,
+       progress jsonb NOT NULL DEFAULT '{}',
+       verify_checks jsonb NOT NULL DEFAULT '[]',
+       verify_results jsonb,
+       snapshot jsonb,
+       error jsonb,
+       updated_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    `CREATE TABLE ${s}.events (
+       id bigserial PRIMARY KEY,
+       run_id bigint REFERENCES ${s}.runs (id),
+       unit_id text,
+       at timestamptz NOT NULL DEFAULT clock_timestamp(),
+       event text NOT NULL,
+       detail jsonb NOT NULL DEFAULT '{}')`,
+    `CREATE INDEX events_unit_idx ON ${s}.events (unit_id, id)`,
+    `CREATE FUNCTION ${s}.events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION 'the tenantify ledger history is append-only'; END $$`,
+    `CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON ${s}.events
+       FOR EACH ROW EXECUTE FUNCTION ${s}.events_append_only()`,
+  ];
+}
+
+function toLedgerUnit(r: Record<string, unknown>): LedgerUnit {
+  return {
+    id: r['id'] as string,
+    kind: r['kind'] as UnitKind,
+    file: r['file'] as string,
+    status: r['status'] as UnitStatus,
+    checksum: r['checksum'] as string,
+    runId: (r['run_id'] as number | null) ?? null,
+    startedAt: (r['started_at'] as Date | null) ?? null,
+    appliedAt: (r['applied_at'] as Date | null) ?? null,
+    durationMs: (r['duration_ms'] as number | null) ?? null,
+    progress: (r['progress'] as UnitProgress | null) ?? {},
+    verifyChecks: (r['verify_checks'] as { name: string; sql: string }[] | null) ?? [],
+    verifyResults: r['verify_results'] ?? null,
+    snapshot: r['snapshot'] ?? null,
+    error: (r['error'] as LedgerError | null) ?? null,
+    updatedAt: r['updated_at'] as Date,
+  };
+}
+
+function toLedgerRun(r: Record<string, unknown>): LedgerRun {
+  return {
+    id: r['id'] as number,
+    command: r['command'] as string,
+    dbUser: r['db_user'] as string,
+    clientHost: r['client_host'] as string,
+    clientPid: r['client_pid'] as number,
+    backendPid: r['backend_pid'] as number,
+    toolVersion: r['tool_version'] as string,
+    startedAt: r['started_at'] as Date,
+    finishedAt: (r['finished_at'] as Date | null) ?? null,
+    outcome: (r['outcome'] as string | null) ?? null,
+    exitCode: (r['exit_code'] as number | null) ?? null,
+  };
+}

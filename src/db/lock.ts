@@ -1,0 +1,67 @@
+/**
+ * One run at a time: a session advisory lock, held for the run's life on the run's own
+ * connection. When the process dies, its session ends and the lock is gone with it: there
+ * is never a stale lock to clear by hand.
+ */
+import { createHash } from 'node:crypto';
+import { LockHeldError } from '../errors.js';
+import type { Session } from './connection.js';
+import type { Ledger } from './ledger.js';
+
+/** First key of the pair: tenantify's own namespace among advisory locks. */
+const lockNamespace = 0x7e4a;
+
+export function lockKey(schema: string): number {
+  return createHash('sha256').update(`tenantify:${schema}`).digest().readUInt32BE(0) & 0x7fffffff;
+}
+
+export interface LockHolder {
+  pid: number;
+  user: string | null;
+  clientAddress: string | null;
+  applicationName: string | null;
+  since: Date | null;
+}
+
+export async function withAdvisoryLock<T>(session: Session, ledger: Ledger, fn: () => Promise<T>): Promise<T> {
+  const key = lockKey(ledger.schema);
+  const got = await session.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [lockNamespace, key]);
+  if (!got.rows[0]?.ok) throw await lockHeldError(session, ledger, key);
+  try {
+    return await fn();
+  } finally {
+    await session.client.query('SELECT pg_advisory_unlock($1, $2)', [lockNamespace, key]).catch(() => {});
+  }
+}
+
+async function lockHeldError(session: Session, ledger: Ledger, key: number): Promise<LockHeldError> {
+  const holder = await findHolder(session, key);
+  if (!holder) {
+    return new LockHeldError('another run held the lock a moment ago', 'try again; if it keeps happening, look at pg_locks for advisory locks');
+  }
+  const run = (await ledger.exists()) === undefined ? undefined : await ledger.runOfBackend(holder.pid).catch(() => undefined);
+  const who = run
+    ? `\`tenantify ${run.command}\` (run ${run.id}) by ${run.dbUser} on ${run.clientHost}, client pid ${run.clientPid}, since ${clock(run.startedAt)}`
+    : `${holder.applicationName || 'a session'}${holder.user ? ` by ${holder.user}` : ''}${holder.clientAddress ? ` from ${holder.clientAddress}` : ''}, since ${holder.since ? clock(holder.since) : 'an unknown time'}`;
+  return new LockHeldError(
+    `another run holds the lock: ${who} (server pid ${holder.pid})`,
+    `wait for it to finish (tenantify status shows where it is), or end it with SELECT pg_terminate_backend(${holder.pid}); its current unit rolls back and \`tenantify apply\` resumes`,
+  );
+}
+
+async function findHolder(session: Session, key: number): Promise<LockHolder | undefined> {
+  const result = await session.client.query<{ pid: number; usename: string | null; client_addr: string | null; application_name: string | null; backend_start: Date | null }>(
+    `SELECT a.pid, a.usename, host(a.client_addr) AS client_addr, a.application_name, a.backend_start
+       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid AND l.objid = $2::bigint::oid AND l.objsubid = 2
+      LIMIT 1`,
+    [lockNamespace, key],
+  );
+  const row = result.rows[0];
+  if (!row) return undefined;
+  return { pid: row.pid, user: row.usename, clientAddress: row.client_addr, applicationName: row.application_name, since: row.backend_start };
+}
+
+function clock(date: Date): string {
+  return `${date.toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+}

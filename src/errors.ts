@@ -1,0 +1,111 @@
+/**
+ * One error family. Every expected failure is a TenantifyError with an exit code from the
+ * contract and a hint that tells the reader what to do next. Anything else that reaches the
+ * CLI is a bug and is printed with its stack.
+ */
+
+export const ExitCode = {
+  ok: 0,
+  unitFailed: 1,
+  usage: 2,
+  violations: 3,
+  locked: 4,
+  drift: 5,
+  interrupted: 130,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class TenantifyError extends Error {
+  readonly exitCode: ExitCodeValue;
+  readonly hint: string | undefined;
+  /** Extra lines shown under the message (a caret excerpt, a list of violations...). */
+  readonly details: string[];
+
+  constructor(message: string, options: { exitCode: ExitCodeValue; hint?: string; details?: string[]; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.exitCode = options.exitCode;
+    this.hint = options.hint;
+    this.details = options.details ?? [];
+  }
+}
+
+/** Bad arguments, configuration or plan: nothing was touched. Exit 2. */
+export class UsageError extends TenantifyError {
+  constructor(message: string, hint?: string, details?: string[]) {
+    super(message, { exitCode: ExitCode.usage, hint, details });
+  }
+}
+
+/** A plan file problem, always with the file and line. Exit 2. */
+export class PlanError extends TenantifyError {
+  readonly file: string;
+  readonly line: number | undefined;
+
+  constructor(file: string, line: number | undefined, message: string, hint?: string) {
+    super(`${line === undefined ? file : `${file}:${line}`}: ${message}`, { exitCode: ExitCode.usage, hint });
+    this.file = file;
+    this.line = line;
+  }
+}
+
+/** Several plan errors at once, so a DBA fixes them in one pass. Exit 2. */
+export class PlanErrors extends TenantifyError {
+  readonly errors: PlanError[];
+
+  constructor(errors: PlanError[]) {
+    const first = errors[0];
+    super(errors.length === 1 && first ? first.message : `the plan has ${errors.length} errors`, {
+      exitCode: ExitCode.usage,
+      hint: first?.hint ?? 'fix the files named above; nothing was run and the database was not touched',
+      details: errors.length === 1 ? [] : errors.map((e) => e.message),
+    });
+    this.errors = errors;
+  }
+}
+
+export class NotBuiltError extends TenantifyError {
+  constructor(command: string, issue: string) {
+    super(`\`tenantify ${command}\` is not built yet`, {
+      exitCode: ExitCode.usage,
+      hint: `it is planned (${issue}); nothing was done`,
+    });
+  }
+}
+
+/** A unit failed and was rolled back; the ledger records why. Exit 1. */
+export class UnitFailedError extends TenantifyError {
+  constructor(message: string, options: { hint?: string; details?: string[]; cause?: unknown } = {}) {
+    super(message, { exitCode: ExitCode.unitFailed, ...options });
+  }
+}
+
+/** A precheck or verify query returned rows. Exit 3. */
+export class ViolationsError extends TenantifyError {
+  constructor(message: string, options: { hint?: string; details?: string[] } = {}) {
+    super(message, { exitCode: ExitCode.violations, ...options });
+  }
+}
+
+export class LockHeldError extends TenantifyError {
+  constructor(message: string, hint: string) {
+    super(message, { exitCode: ExitCode.locked, hint });
+  }
+}
+
+export class DriftError extends TenantifyError {
+  constructor(message: string, details: string[], hint: string) {
+    super(message, { exitCode: ExitCode.drift, details, hint });
+  }
+}
+
+export class InterruptedError extends TenantifyError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: ExitCode.interrupted, hint });
+  }
+}
+
+export function isTenantifyError(error: unknown): error is TenantifyError {
+  return error instanceof TenantifyError;
+}

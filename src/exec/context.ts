@@ -1,0 +1,35 @@
+/** What every unit runner gets. */
+import type { Session } from '../db/connection.js';
+import type { Ledger, UnitProgress } from '../db/ledger.js';
+import type { PlanEntry } from '../plan/planner.js';
+import type { Unit } from '../plan/types.js';
+import type { CheckResult } from './failure.js';
+import type { Interrupt } from './interrupt.js';
+
+export interface Reporter {
+  unitStarted(entry: PlanEntry): void;
+  unitProgress(unit: Unit, progress: UnitProgress): void;
+  unitDone(unit: Unit, outcome: { durationMs: number; checks: CheckResult[]; note?: string }): void;
+  unitFailed(unit: Unit, message: string): void;
+  note(text: string): void;
+}
+
+export interface ExecContext {
+  session: Session;
+  ledger: Ledger;
+  runId: number;
+  /** Dry run: everything inside one outer transaction that is rolled back. */
+  dryRun: boolean;
+  interrupt: Interrupt;
+  reporter: Reporter;
+}
+
+export interface UnitOutcome {
+  checks: CheckResult[];
+  note?: string;
+}
+
+/** One module per kind of unit, each with this shape. */
+export interface UnitRunner {
+  run(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome>;
+}

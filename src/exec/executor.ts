@@ -1,0 +1,142 @@
+/**
+ * The per-unit sequence, written once: record the start, precheck, run the unit's kind
+ * (body, verify and ledger in its transaction), and on failure roll back and record why.
+ */
+import { InterruptedError, UnitFailedError, ViolationsError, type TenantifyError } from '../errors.js';
+import type { Plan, PlanEntry } from '../plan/planner.js';
+import type { Unit } from '../plan/types.js';
+import { runChecks } from './checks.js';
+import { batchedRunner } from './batched.js';
+import { ChecksFailed, excerpt, locate, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
+import { statementsRunner } from './statements.js';
+import { transactionalRunner } from './transactional.js';
+import type { ExecContext, UnitRunner } from './context.js';
+
+export interface UnitReport {
+  id: string;
+  outcome: 'applied' | 'failed' | 'interrupted' | 'not-run';
+  durationMs: number;
+  checks: CheckResult[];
+  note?: string;
+}
+
+function runnerFor(unit: Unit): UnitRunner {
+  if (unit.options.batch) return batchedRunner;
+  if (!unit.options.transaction) return statementsRunner;
+  return transactionalRunner;
+}
+
+/** Runs the plan's pending units in order. Throws the first failure as a TenantifyError. */
+export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitReport[]): Promise<void> {
+  for (const entry of plan.toRun) {
+    if (ctx.interrupt.requested) throw interrupted(ctx.interrupt.requested, entry.unit.id);
+    if (ctx.dryRun && !entry.unit.options.transaction) {
+      ctx.reporter.note(`${entry.unit.id}: not run in a dry run (it runs outside a transaction)`);
+      reports.push({ id: entry.unit.id, outcome: 'not-run', durationMs: 0, checks: [] });
+      continue;
+    }
+    reports.push(await applyUnit(ctx, entry));
+  }
+}
+
+export async function applyUnit(ctx: ExecContext, entry: PlanEntry): Promise<UnitReport> {
+  const { unit } = entry;
+  const startedAt = performance.now();
+  ctx.reporter.unitStarted(entry);
+  if (!ctx.dryRun) {
+    await ctx.ledger.transition({
+      runId: ctx.runId,
+      unit,
+      status: 'running',
+      event: entry.resume.kind === 'start' ? (entry.status === 'running' ? 'restarted' : 'started') : 'resumed',
+      fresh: true,
+      ...(entry.resume.kind === 'start' ? { progress: {} } : {}),
+      detail: { file: unit.file, resume: entry.resume, previousStatus: entry.status },
+    });
+  }
+  try {
+    const prechecks = await runChecks(ctx.session.client, unit.prechecks, 'precheck', unit);
+    if (prechecks.some((c) => !c.ok)) throw new ChecksFailed('precheck', prechecks);
+    const outcome = await runnerFor(unit).run(ctx, entry, startedAt);
+    const durationMs = Math.round(performance.now() - startedAt);
+    const checks = [...prechecks, ...outcome.checks];
+    ctx.reporter.unitDone(unit, { durationMs, checks, ...(outcome.note ? { note: outcome.note } : {}) });
+    return { id: unit.id, outcome: 'applied', durationMs, checks, ...(outcome.note ? { note: outcome.note } : {}) };
+  } catch (error) {
+    const failure = await recordFailure(ctx, unit, error);
+    ctx.reporter.unitFailed(unit, failure.message);
+    throw failure;
+  }
+}
+
+/** The ledger learns why; the caller gets an error that tells the DBA what to do. */
+async function recordFailure(ctx: ExecContext, unit: Unit, error: unknown): Promise<TenantifyError> {
+  const wasInterrupt = ctx.interrupt.requested !== undefined && isCancel(error);
+  const ledgerError = wasInterrupt ? { message: `interrupted by ${ctx.interrupt.requested}`, code: 'interrupted' } : toLedgerError(error);
+  if (!ctx.dryRun) {
+    await ctx.ledger.transition({ runId: ctx.runId, unit, status: 'failed', event: wasInterrupt ? 'interrupted' : 'failed', error: ledgerError });
+  }
+  if (wasInterrupt) return interrupted(ctx.interrupt.requested as string, unit.id, !unit.options.transaction || Boolean(unit.options.batch));
+  if (error instanceof ChecksFailed) return violations(unit, error);
+  if (error instanceof StatementFailure) return statementFailed(unit, error);
+  const message = (error as Error).message ?? String(error);
+  return new UnitFailedError(`unit ${unit.id} failed: ${message}`, {
+    hint: 'it was rolled back and the ledger records why; fix it and run `tenantify apply` again',
+    cause: error,
+  });
+}
+
+function isCancel(error: unknown): boolean {
+  const code = error instanceof StatementFailure ? error.pgError.code : (error as { code?: string }).code;
+  return code === '57014' || code === '57P01';
+}
+
+function interrupted(signal: string, unitId: string, partial = false): InterruptedError {
+  return new InterruptedError(
+    `interrupted by ${signal} at ${unitId}: ${partial ? 'the work in flight was finished or rolled back and its progress recorded' : 'its transaction was rolled back'}`,
+    'run `tenantify apply` again to resume where it stopped',
+  );
+}
+
+function statementFailed(unit: Unit, failure: StatementFailure): UnitFailedError {
+  const { statement, pgError } = failure;
+  const details: string[] = [];
+  if (statement) {
+    const at = locate(statement, pgError.position ? Number(pgError.position) : undefined);
+    details.push(`at ${unit.file}:${at.line}:${at.column}`, ...excerpt(at));
+  } else {
+    details.push(`in ${unit.file}`);
+  }
+  details.push(`${pgError.message}${pgError.code ? ` (SQLSTATE ${pgError.code})` : ''}`);
+  if (pgError.detail) details.push(`detail: ${pgError.detail}`);
+  if (pgError.hint) details.push(`postgres hint: ${pgError.hint}`);
+  if (pgError.where) details.push(`where: ${pgError.where.split('\n')[0]}`);
+  const partial = !unit.options.transaction
+    ? 'it runs outside a transaction: the statements before this one stay done, and `tenantify apply` resumes at this one'
+    : unit.options.batch
+      ? 'the failed batch was rolled back; the batches before it stay committed and `tenantify apply` resumes after them'
+      : 'it was rolled back whole';
+  return new UnitFailedError(`unit ${unit.id} failed: ${pgError.message}`, {
+    details,
+    hint: `${partial}; the ledger records the error. Fix the unit and run \`tenantify apply\` again`,
+  });
+}
+
+function violations(unit: Unit, failed: ChecksFailed): ViolationsError {
+  const details: string[] = [];
+  for (const r of failed.results.filter((c) => !c.ok)) {
+    details.push(`${failed.section} "${r.name}": ${r.violations} row${r.violations === 1 ? '' : 's'}`);
+    for (const row of r.sample) details.push(`    ${JSON.stringify(row)}`);
+    if (r.violations > r.sample.length) details.push(`    ... and ${r.violations - r.sample.length} more`);
+  }
+  const what =
+    failed.section === 'precheck'
+      ? 'the unit was not applied'
+      : unit.options.transaction && !unit.options.batch
+        ? 'the unit was rolled back'
+        : 'its work stays done (it ran outside one transaction); revert it with its rollback or fix the data';
+  return new ViolationsError(`unit ${unit.id}: ${failed.section} failed`, {
+    details,
+    hint: `${what}; the ledger records the violations. Fix the data or the unit, then run \`tenantify apply\` again`,
+  });
+}

@@ -1,0 +1,38 @@
+/**
+ * SIGINT / SIGTERM during a run: the first asks the run to stop at the next safe point
+ * (cancelling the statement in flight, so its transaction rolls back); a second one leaves
+ * at once (the server rolls back whatever was open).
+ */
+export class Interrupt {
+  requested: string | undefined;
+  private cancel: (() => Promise<void>) | undefined;
+  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+
+  constructor(private readonly log: (text: string) => void) {}
+
+  install(): void {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const handler = (): void => {
+        if (this.requested) {
+          this.log(`${signal} again: leaving now; the server rolls back the open transaction`);
+          process.exit(130);
+        }
+        this.requested = signal;
+        this.log(`${signal}: stopping at the next safe point (the current transaction is finished or rolled back)...`);
+        void this.cancel?.().catch(() => {});
+      };
+      this.handlers.set(signal, handler);
+      process.on(signal, handler);
+    }
+  }
+
+  uninstall(): void {
+    for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
+    this.handlers.clear();
+  }
+
+  /** What to do on the first signal while a long statement runs (cancel it), or undefined. */
+  onRequest(cancel: (() => Promise<void>) | undefined): void {
+    this.cancel = cancel;
+  }
+}

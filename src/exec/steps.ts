@@ -1,0 +1,88 @@
+/** Small steps the unit runners share: transaction bounds, timeouts, one statement, retries. */
+import { pick } from './checks.js';
+import { StatementFailure, type PgErrorFields } from './failure.js';
+import type { ExecContext } from './context.js';
+import type { Script, Statement, UnitOptions } from '../plan/types.js';
+
+const savepoint = 'tenantify_unit';
+
+/** BEGIN (a savepoint inside a dry run's outer transaction) and the unit's SET LOCAL timeouts. */
+export async function begin(ctx: ExecContext, options: UnitOptions): Promise<void> {
+  const timeouts = timeoutSettings(options, true);
+  await ctx.session.client.query(`${ctx.dryRun ? `SAVEPOINT ${savepoint}` : 'BEGIN'}${timeouts ? `; ${timeouts}` : ''}`);
+}
+
+export async function commit(ctx: ExecContext): Promise<void> {
+  await ctx.session.client.query(ctx.dryRun ? `RELEASE SAVEPOINT ${savepoint}` : 'COMMIT');
+}
+
+export async function rollback(ctx: ExecContext): Promise<void> {
+  await ctx.session.client.query(ctx.dryRun ? `ROLLBACK TO SAVEPOINT ${savepoint}` : 'ROLLBACK').catch(() => {});
+}
+
+/** `SET [LOCAL] lock_timeout = ...; SET [LOCAL] statement_timeout = ...`, or '' when the unit sets none. */
+export function timeoutSettings(options: UnitOptions, local: boolean): string {
+  const set = local ? 'SET LOCAL' : 'SET';
+  const parts: string[] = [];
+  if (options.lockTimeoutMs !== undefined) parts.push(`${set} lock_timeout = ${options.lockTimeoutMs}`);
+  if (options.statementTimeoutMs !== undefined) parts.push(`${set} statement_timeout = ${options.statementTimeoutMs}`);
+  return parts.join('; ');
+}
+
+export async function runStatement(ctx: ExecContext, script: Script, statement: Statement, params?: unknown[]): Promise<number> {
+  try {
+    const result = await ctx.session.client.query(statement.sql, params);
+    return result.rowCount ?? 0;
+  } catch (error) {
+    throw asStatementFailure(error, script, statement);
+  }
+}
+
+export function asStatementFailure(error: unknown, script: Script, statement: Statement | undefined): unknown {
+  if (error instanceof StatementFailure) return error;
+  const e = error as PgErrorFields;
+  return typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? new StatementFailure(script, statement, pick(e)) : error;
+}
+
+/** SQLSTATEs worth another try after a pause: lock_not_available, deadlock_detected, serialization_failure. */
+const retryable = new Set(['55P03', '40P01', '40001']);
+
+export function isRetryable(error: unknown): boolean {
+  return error instanceof StatementFailure && retryable.has(error.pgError.code ?? '');
+}
+
+/** Runs `attempt` again after a growing pause while it fails on a lock, up to the unit's retries. */
+export async function retrying<T>(ctx: ExecContext, script: Script, attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isRetryable(error) || tries >= script.options.retries || ctx.interrupt.requested) throw error;
+      const pause = Math.min(250 * 2 ** tries, 8000) * (0.75 + Math.random() * 0.5);
+      const reason = (error as StatementFailure).pgError.message;
+      ctx.reporter.note(`${script.id}: ${reason}; retry ${tries + 1} of ${script.options.retries} in ${Math.round(pause)} ms`);
+      if (!ctx.dryRun) await ctx.ledger.event(ctx.runId, script.id, 'retry', { attempt: tries + 1, reason, pauseMs: Math.round(pause) });
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+/** While `fn` runs, a first SIGINT cancels the statement in flight. */
+export async function cancellable<T>(ctx: ExecContext, fn: () => Promise<T>): Promise<T> {
+  ctx.interrupt.onRequest(() => cancelBackend(ctx));
+  try {
+    return await fn();
+  } finally {
+    ctx.interrupt.onRequest(undefined);
+  }
+}
+
+async function cancelBackend(ctx: ExecContext): Promise<void> {
+  const { connect } = await import('../db/connection.js');
+  const other = await connect(ctx.session.url, 'cancel');
+  try {
+    await other.client.query('SELECT pg_cancel_backend($1)', [ctx.session.backendPid]);
+  } finally {
+    await other.close();
+  }
+}

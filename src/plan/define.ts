@@ -1,0 +1,73 @@
+/**
+ * The helpers a TypeScript unit default-exports:
+ *
+ *   export default defineUnit({ async up(db) { await db.schema.createTable('t')...execute() },
+ *                               verify: [{ name: 'no orphan', sql: 'SELECT ...' }] });
+ *   export default defineBackfill({ table: 'hosts', key: 'id', size: 5000,
+ *                                   async batch(db, { from, to }) { ...; return rowsUpdated } });
+ *
+ * Same semantics as SQL units: `up` runs inside the unit's transaction, `batch` once per key
+ * range in its own transaction, and checks are SQL that must return no rows.
+ */
+import type { Kysely } from 'kysely';
+
+export interface UnitContext {
+  readonly unitId: string;
+  log(message: string): void;
+}
+
+export interface CheckDefinition {
+  name: string;
+  /** A SELECT whose rows are violations. */
+  sql: string;
+}
+
+interface CommonDefinition {
+  snapshot?: 'none' | 'schema' | 'full' | string[];
+  lockTimeout?: string;
+  statementTimeout?: string;
+  retries?: number;
+  precheck?: CheckDefinition[];
+  verify?: CheckDefinition[];
+  /** Existing tables the unit writes, for its default snapshot. */
+  writes?: string[];
+}
+
+export interface UnitDefinitionInput extends CommonDefinition {
+  /** Default true. */
+  transaction?: boolean;
+  up(db: Kysely<any>, ctx: UnitContext): Promise<void>;
+}
+
+export interface KeyRange {
+  /** Exclusive lower bound of the key. */
+  from: string;
+  /** Inclusive upper bound of the key. */
+  to: string;
+}
+
+export interface BackfillDefinitionInput extends CommonDefinition {
+  table: string;
+  key: string;
+  size?: number;
+  /** Runs once per key range; returns the rows it changed. */
+  batch(db: Kysely<any>, range: KeyRange, ctx: UnitContext): Promise<number | bigint | void>;
+}
+
+export const definitionTag = Symbol.for('tenantify.definition');
+
+export type UnitDefinition =
+  | (UnitDefinitionInput & { readonly type: 'unit'; readonly [definitionTag]: true })
+  | (BackfillDefinitionInput & { readonly type: 'backfill'; readonly [definitionTag]: true });
+
+export function defineUnit(definition: UnitDefinitionInput): UnitDefinition {
+  return { ...definition, type: 'unit', [definitionTag]: true };
+}
+
+export function defineBackfill(definition: BackfillDefinitionInput): UnitDefinition {
+  return { ...definition, type: 'backfill', [definitionTag]: true };
+}
+
+export function isUnitDefinition(value: unknown): value is UnitDefinition {
+  return Boolean(value && typeof value === 'object' && (value as Record<symbol, unknown>)[definitionTag] === true);
+}

@@ -1,0 +1,176 @@
+/**
+ * Reads a plan directory into units. Every problem found is collected and reported at once
+ * as a plan error (exit 2) before anything touches a database.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { PlanError, PlanErrors, UsageError } from '../errors.js';
+import type { Config } from './config.js';
+import { isUnitDefinition, type UnitDefinition } from './define.js';
+import { durationSchema } from './directives.js';
+import { loadSqlParser, parseSqlUnit } from './sql-unit.js';
+import type { Script, Unit, UnitKind, UnitOptions } from './types.js';
+
+export const unitFilePattern = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_.-]*)\.(sql|ts)$/;
+const folders: { folder: string; kind: UnitKind | 'rollback' }[] = [
+  { folder: 'migrations', kind: 'migration' },
+  { folder: 'backfills', kind: 'backfill' },
+  { folder: 'rollbacks', kind: 'rollback' },
+];
+
+/** sha256 of the file's bytes with CRLF line endings normalised to LF. */
+export function checksum(bytes: Buffer): string {
+  return createHash('sha256').update(bytes.toString('utf8').replace(/\r\n/g, '\n')).digest('hex');
+}
+
+interface FoundFile {
+  file: string;
+  absolutePath: string;
+  id: string;
+  prefix: bigint;
+  name: string;
+  format: 'sql' | 'ts';
+  kind: UnitKind | 'rollback';
+}
+
+export async function loadPlan(directory: string, config: Config): Promise<Unit[]> {
+  const root = resolve(directory);
+  await ensureDirectory(root);
+  const errors: PlanError[] = [];
+  const found: FoundFile[] = [];
+  for (const { folder, kind } of folders) {
+    let entries: string[];
+    try {
+      entries = (await readdir(join(root, folder), { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      errors.push(new PlanError(`${folder}/`, undefined, `cannot be read: ${(error as Error).message}`));
+      continue;
+    }
+    for (const entry of entries) {
+      const file = `${folder}/${entry}`;
+      if (!/\.(sql|ts)$/.test(entry)) continue;
+      const match = unitFilePattern.exec(entry);
+      if (!match) {
+        errors.push(new PlanError(file, undefined, 'is not named NNNN_name.sql or NNNN_name.ts', 'unit files start with a numeric prefix that orders them, e.g. 0004_customers_organization.sql'));
+        continue;
+      }
+      found.push({ file, absolutePath: join(root, file), id: entry.replace(/\.(sql|ts)$/, ''), prefix: BigInt(match[1] as string), name: match[2] as string, format: match[3] as 'sql' | 'ts', kind });
+    }
+  }
+
+  const forward = found.filter((f) => f.kind !== 'rollback');
+  const byPrefix = new Map<bigint, FoundFile>();
+  for (const f of forward) {
+    const other = byPrefix.get(f.prefix);
+    if (other) errors.push(new PlanError(f.file, undefined, `has the same prefix ${f.prefix} as ${other.file}`, 'every unit needs its own numeric prefix: renumber one of them'));
+    else byPrefix.set(f.prefix, f);
+  }
+  const forwardIds = new Set(forward.map((f) => f.id));
+  const rollbackById = new Map<string, FoundFile>();
+  for (const r of found.filter((f) => f.kind === 'rollback')) {
+    if (!forwardIds.has(r.id)) errors.push(new PlanError(r.file, undefined, `reverts no unit: there is no migrations/${r.id}.* or backfills/${r.id}.*`, 'a rollback carries the file name of the unit it reverts'));
+    else if (rollbackById.has(r.id)) errors.push(new PlanError(r.file, undefined, `is a second rollback for ${r.id}`));
+    else rollbackById.set(r.id, r);
+  }
+
+  if (found.some((f) => f.format === 'sql')) await loadSqlParser();
+  const defaults = {
+    lockTimeoutMs: config.lockTimeout,
+    statementTimeoutMs: config.statementTimeout,
+    retries: config.retries,
+  };
+  const units: Unit[] = [];
+  for (const f of [...byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))) {
+    try {
+      const script = await loadScript(f, defaults);
+      const rollbackFile = rollbackById.get(f.id);
+      const rollback = rollbackFile ? await loadScript(rollbackFile, defaults) : undefined;
+      units.push({ ...script, prefix: f.prefix, name: f.name, kind: f.kind as UnitKind, rollback });
+    } catch (error) {
+      if (error instanceof PlanError) errors.push(error);
+      else throw error;
+    }
+  }
+  if (errors.length > 0) throw new PlanErrors(errors);
+  return units;
+}
+
+async function ensureDirectory(root: string): Promise<void> {
+  try {
+    if ((await stat(root)).isDirectory()) return;
+  } catch {
+    // reported below
+  }
+  throw new UsageError(`plan directory not found: ${root}`, 'pass --dir <plan directory>, or run `tenantify init` to scaffold one');
+}
+
+async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number }): Promise<Script> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(f.absolutePath);
+  } catch (error) {
+    throw new PlanError(f.file, undefined, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'check the file permissions');
+  }
+  const base = { id: f.id, file: f.file, absolutePath: f.absolutePath, format: f.format, checksum: checksum(bytes) };
+  if (f.format === 'sql') {
+    const text = bytes.toString('utf8').replace(/\r\n/g, '\n');
+    const parsed = parseSqlUnit(f.file, text, defaults);
+    if (parsed.options.batch && f.kind === 'migration') {
+      throw new PlanError(f.file, undefined, 'a batched unit moves data: it belongs in backfills/');
+    }
+    return { ...base, ...parsed, definition: undefined };
+  }
+  const definition = await importDefinition(f);
+  return { ...base, ...fromDefinition(f.file, definition, defaults) };
+}
+
+async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
+  let mod: { default?: unknown };
+  try {
+    const { tsImport } = await import('tsx/esm/api');
+    mod = (await tsImport(f.absolutePath, import.meta.url)) as { default?: unknown };
+  } catch (error) {
+    const where = /:(\d+):\d+/.exec(String((error as Error).stack ?? ''))?.[1];
+    throw new PlanError(f.file, where ? Number(where) : undefined, `cannot be loaded: ${(error as Error).message.split('\n')[0]}`);
+  }
+  const definition = (mod.default as { default?: unknown } | undefined)?.default ?? mod.default;
+  if (!isUnitDefinition(definition)) {
+    throw new PlanError(f.file, undefined, 'must default-export defineUnit({...}) or defineBackfill({...}) from tenantify');
+  }
+  return definition;
+}
+
+function fromDefinition(
+  file: string,
+  d: UnitDefinition,
+  defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number },
+): Omit<Script, 'id' | 'file' | 'absolutePath' | 'format' | 'checksum'> {
+  const duration = (value: string | undefined, name: string): number | undefined => {
+    if (value === undefined) return undefined;
+    const parsed = durationSchema.safeParse(value);
+    if (!parsed.success) throw new PlanError(file, undefined, `bad ${name} "${value}": expected a duration like 500ms, 5s or 2min`);
+    return parsed.data;
+  };
+  const snapshot: UnitOptions['snapshot'] =
+    d.snapshot === undefined ? { kind: 'default' } : Array.isArray(d.snapshot) ? { kind: 'tables', tables: d.snapshot } : { kind: d.snapshot };
+  const options: UnitOptions = {
+    transaction: d.type === 'unit' ? d.transaction !== false : true,
+    snapshot,
+    lockTimeoutMs: duration(d.lockTimeout, 'lockTimeout') ?? defaults.lockTimeoutMs,
+    statementTimeoutMs: duration(d.statementTimeout, 'statementTimeout') ?? defaults.statementTimeoutMs,
+    retries: d.retries ?? defaults.retries,
+    batch: d.type === 'backfill' ? { table: d.table, key: d.key, size: d.size ?? 10_000 } : undefined,
+  };
+  const checks = (section: 'precheck' | 'verify', list: { name: string; sql: string }[] | undefined) =>
+    (list ?? []).map((c) => ({ section, name: c.name, sql: c.sql, line: 0 }));
+  return {
+    options,
+    statements: [],
+    prechecks: checks('precheck', d.precheck),
+    verifies: checks('verify', d.verify),
+    writes: d.writes ?? (d.type === 'backfill' ? [d.table] : []),
+    definition: d,
+  };
+}

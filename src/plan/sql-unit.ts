@@ -1,0 +1,262 @@
+/**
+ * A SQL unit: header directives, a body split into statements by PostgreSQL's own parser
+ * (libpg-query), then `precheck` / `verify` sections of one SELECT each.
+ */
+import { createHash } from 'node:crypto';
+import { PlanError } from '../errors.js';
+import { directivePrefix, parseDirectives, sectionNames, type DirectiveDefaults, type DirectiveLine } from './directives.js';
+import type { Check, Statement, UnitOptions } from './types.js';
+
+export interface ParsedSql {
+  options: UnitOptions;
+  statements: Statement[];
+  prechecks: Check[];
+  verifies: Check[];
+  writes: string[];
+}
+
+interface RawStmt {
+  stmt: Record<string, unknown>;
+  stmt_location?: number;
+  stmt_len?: number;
+}
+
+type ParseSync = (sql: string) => { stmts?: RawStmt[] };
+let parser: ParseSync | undefined;
+
+/** libpg-query is WebAssembly: loaded once, on the first plan that has SQL units. */
+export async function loadSqlParser(): Promise<void> {
+  if (parser) return;
+  const mod = await import('libpg-query');
+  await mod.loadModule();
+  parser = mod.parseSync as ParseSync;
+}
+
+export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefaults): ParsedSql {
+  const lines = text.split('\n');
+  const header: DirectiveLine[] = [];
+  let bodyStart = lines.length;
+  for (let i = 0; i < lines.length; i++) {
+    const trimmed = (lines[i] ?? '').trim();
+    if (trimmed === '') continue;
+    if (!trimmed.startsWith('--')) {
+      bodyStart = i;
+      break;
+    }
+    const match = directivePrefix.exec(trimmed);
+    if (!match) continue;
+    if ((sectionNames as readonly string[]).includes(match[1] ?? '')) {
+      bodyStart = i;
+      break;
+    }
+    header.push({ name: match[1] ?? '', value: match[2] ?? '', line: i + 1 });
+  }
+  const options = parseDirectives(file, header, defaults);
+
+  // Section markers split the rest: the body, then precheck/verify sections.
+  const markers: { section: 'precheck' | 'verify'; name: string; line: number }[] = [];
+  for (let i = bodyStart; i < lines.length; i++) {
+    const match = directivePrefix.exec((lines[i] ?? '').trim());
+    if (!match) continue;
+    const name = match[1] ?? '';
+    if (name === 'precheck' || name === 'verify') {
+      if (!match[2]) throw new PlanError(file, i + 1, `a ${name} section needs a name: -- tenantify:${name} <what must hold>`);
+      markers.push({ section: name, name: match[2], line: i + 1 });
+    } else {
+      throw new PlanError(file, i + 1, `directive "tenantify:${name}" must come before the first statement`);
+    }
+  }
+
+  const bodyEnd = markers[0] ? markers[0].line - 1 : lines.length;
+  const statements = splitStatements(file, lines.slice(bodyStart, bodyEnd).join('\n'), bodyStart + 1);
+  if (statements.length === 0) throw new PlanError(file, undefined, 'the unit has no statement');
+
+  const prechecks: Check[] = [];
+  const verifies: Check[] = [];
+  markers.forEach((marker, index) => {
+    const end = markers[index + 1] ? (markers[index + 1] as { line: number }).line - 1 : lines.length;
+    const query = splitStatements(file, lines.slice(marker.line, end).join('\n'), marker.line + 1);
+    const [first] = query;
+    if (!first) throw new PlanError(file, marker.line, `the ${marker.section} section "${marker.name}" has no query`);
+    if (query.length > 1 || !first.isQuery) {
+      throw new PlanError(file, first.line, `the ${marker.section} section "${marker.name}" must be exactly one SELECT that returns the violating rows`);
+    }
+    const check: Check = { section: marker.section, name: marker.name, sql: first.sql, line: first.line };
+    (marker.section === 'precheck' ? prechecks : verifies).push(check);
+  });
+
+  const params = statements.flatMap((s) => s.params);
+  if (options.batch) {
+    if (statements.length !== 1) {
+      throw new PlanError(file, statements[1]?.line, `a batched unit has exactly one statement, run once per key range; this one has ${statements.length}`);
+    }
+    if (!params.includes(1) || !params.includes(2)) {
+      throw new PlanError(file, statements[0]?.line, 'a batched statement must use $1 (exclusive lower bound of the key) and $2 (inclusive upper bound)');
+    }
+    if (!options.transaction) throw new PlanError(file, undefined, 'batch and transaction off cannot be combined: every batch is its own transaction');
+  } else if (params.length > 0) {
+    throw new PlanError(file, statements.find((s) => s.params.length > 0)?.line, 'parameters ($1, $2) are only allowed in a batched unit (-- tenantify:batch <table> key=<column>)');
+  }
+  const control = statements.find((s) => s.isTransactionControl);
+  if (control) {
+    throw new PlanError(file, control.line, 'BEGIN, COMMIT and ROLLBACK do not belong in a unit', 'tenantify runs each unit in its own transaction (or statement by statement with `-- tenantify:transaction off`)');
+  }
+  if (options.transaction) {
+    const concurrent = statements.find((s) => s.mustRunAlone);
+    if (concurrent) {
+      throw new PlanError(file, concurrent.line, `this statement cannot run inside a transaction block`, 'add `-- tenantify:transaction off` at the top of the unit; its statements then run one by one');
+    }
+  }
+  const writes = [...new Set(statements.flatMap((s) => s.writes))];
+  return {
+    options,
+    statements: statements.map(({ sql, line, column, hash, createsIndex }) => ({ sql, line, column, hash, createsIndex })),
+    prechecks,
+    verifies,
+    writes,
+  };
+}
+
+interface SplitStatement extends Statement {
+  params: number[];
+  writes: string[];
+  isQuery: boolean;
+  mustRunAlone: boolean;
+  isTransactionControl: boolean;
+}
+
+/** Splits text that starts at `firstLine` of the file into statements, with their lines. */
+export function splitStatements(file: string, text: string, firstLine: number): SplitStatement[] {
+  if (!parser) throw new Error('loadSqlParser() must run before parsing SQL units');
+  let tree: { stmts?: RawStmt[] };
+  try {
+    tree = parser(text);
+  } catch (error) {
+    const details = (error as { sqlDetails?: { cursorPosition?: number; message?: string } }).sqlDetails;
+    const position = details?.cursorPosition ?? 0;
+    const at = lineAndColumn(text, byteToCharOffset(text, position));
+    throw new PlanError(file, firstLine + at.line - 1, `does not parse: ${details?.message ?? (error as Error).message}`);
+  }
+  const bytes = Buffer.from(text, 'utf8');
+  const result: SplitStatement[] = [];
+  for (const raw of tree.stmts ?? []) {
+    const start = raw.stmt_location ?? 0;
+    const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
+    const chunk = bytes.subarray(start, end).toString('utf8');
+    const lead = leadingTrivia(chunk);
+    const sql = chunk.slice(lead).trimEnd();
+    const startChar = byteToCharOffset(text, start) + lead;
+    const at = lineAndColumn(text, startChar);
+    const analysis = analyse(raw.stmt);
+    result.push({
+      sql,
+      line: firstLine + at.line - 1,
+      column: at.column,
+      hash: createHash('sha256').update(sql).digest('hex'),
+      createsIndex: analysis.createsIndex,
+      params: analysis.params,
+      writes: analysis.writes,
+      isQuery: analysis.isQuery,
+      mustRunAlone: analysis.mustRunAlone,
+      isTransactionControl: analysis.isTransactionControl,
+    });
+  }
+  return result;
+}
+
+/** Length of the whitespace and comments before a statement's first token. */
+function leadingTrivia(chunk: string): number {
+  let i = 0;
+  for (;;) {
+    while (i < chunk.length && /\s/.test(chunk[i] as string)) i++;
+    if (chunk.startsWith('--', i)) {
+      const nl = chunk.indexOf('\n', i);
+      i = nl === -1 ? chunk.length : nl + 1;
+    } else if (chunk.startsWith('/*', i)) {
+      let depth = 0;
+      do {
+        if (chunk.startsWith('/*', i)) { depth++; i += 2; }
+        else if (chunk.startsWith('*/', i)) { depth--; i += 2; }
+        else i++;
+      } while (depth > 0 && i < chunk.length);
+    } else {
+      return i;
+    }
+  }
+}
+
+function byteToCharOffset(text: string, byteOffset: number): number {
+  return Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8').length;
+}
+
+export function lineAndColumn(text: string, charOffset: number): { line: number; column: number } {
+  const before = text.slice(0, charOffset);
+  const line = before.split('\n').length;
+  const column = charOffset - (before.lastIndexOf('\n') + 1) + 1;
+  return { line, column };
+}
+
+interface Analysis {
+  params: number[];
+  writes: string[];
+  isQuery: boolean;
+  mustRunAlone: boolean;
+  isTransactionControl: boolean;
+  createsIndex: { schema: string | undefined; name: string } | undefined;
+}
+
+interface RangeVar {
+  schemaname?: string;
+  relname: string;
+}
+
+const qualified = (r: RangeVar): string => (r.schemaname ? `${r.schemaname}.${r.relname}` : r.relname);
+
+/** What the parse tree tells: parameters used, tables written, and statements that cannot run in a transaction. */
+function analyse(stmt: Record<string, unknown>): Analysis {
+  const [type] = Object.keys(stmt);
+  const node = (type ? stmt[type] : {}) as Record<string, unknown>;
+  const params = new Set<number>();
+  const writes: string[] = [];
+  walk(stmt, (key, value) => {
+    if (key === 'ParamRef') params.add(Number((value as { number?: number }).number ?? 0));
+    if (key === 'InsertStmt' || key === 'UpdateStmt' || key === 'DeleteStmt' || key === 'MergeStmt' || key === 'AlterTableStmt') {
+      const relation = (value as { relation?: RangeVar }).relation;
+      if (relation) writes.push(qualified(relation));
+    }
+    if (key === 'TruncateStmt') {
+      for (const r of (value as { relations?: { RangeVar: RangeVar }[] }).relations ?? []) writes.push(qualified(r.RangeVar));
+    }
+    if (key === 'IndexStmt' || key === 'CreateTrigStmt' || key === 'CreatePolicyStmt' || key === 'RuleStmt') {
+      const relation = (value as { relation?: RangeVar }).relation;
+      if (relation) writes.push(qualified(relation));
+    }
+  });
+  const index = type === 'IndexStmt' ? (node as { idxname?: string; concurrent?: boolean; relation?: RangeVar }) : undefined;
+  const mustRunAlone =
+    Boolean(index?.concurrent) ||
+    (type === 'DropStmt' && Boolean((node as { concurrent?: boolean }).concurrent)) ||
+    (type === 'ReindexStmt' && JSON.stringify(node).includes('"concurrently"')) ||
+    type === 'VacuumStmt' ||
+    type === 'CreatedbStmt' ||
+    type === 'DropdbStmt';
+  return {
+    params: [...params],
+    writes,
+    isQuery: type === 'SelectStmt',
+    mustRunAlone,
+    isTransactionControl: type === 'TransactionStmt',
+    createsIndex: index?.idxname ? { schema: index.relation?.schemaname, name: index.idxname } : undefined,
+  };
+}
+
+function walk(value: unknown, visit: (key: string, value: unknown) => void): void {
+  if (Array.isArray(value)) {
+    for (const item of value) walk(item, visit);
+  } else if (value && typeof value === 'object') {
+    for (const [key, child] of Object.entries(value)) {
+      visit(key, child);
+      walk(child, visit);
+    }
+  }
+}

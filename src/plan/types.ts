@@ -1,0 +1,77 @@
+/** What the loader reads from a plan directory. Pure data: no I/O hangs off these. */
+import type { UnitDefinition } from './define.js';
+
+export type UnitKind = 'migration' | 'backfill';
+export type UnitStatus = 'pending' | 'running' | 'applied' | 'failed' | 'rolled_back';
+
+export type SnapshotScope =
+  | { kind: 'default' }
+  | { kind: 'none' }
+  | { kind: 'schema' }
+  | { kind: 'full' }
+  | { kind: 'tables'; tables: string[] };
+
+export interface BatchDirective {
+  table: string;
+  key: string;
+  size: number;
+}
+
+export interface UnitOptions {
+  transaction: boolean;
+  snapshot: SnapshotScope;
+  lockTimeoutMs: number | undefined;
+  statementTimeoutMs: number | undefined;
+  retries: number;
+  batch: BatchDirective | undefined;
+}
+
+export interface Statement {
+  /** The statement's text, from its first token (leading comments removed). */
+  sql: string;
+  /** 1-based line and column of its first token in the file. */
+  line: number;
+  column: number;
+  /** sha256 of the text: a non-transactional unit's progress is a list of these. */
+  hash: string;
+  /** CREATE INDEX: the index, so an INVALID one left by a killed build is rebuilt. */
+  createsIndex?: { schema: string | undefined; name: string } | undefined;
+}
+
+export interface Check {
+  section: 'precheck' | 'verify';
+  name: string;
+  sql: string;
+  line: number;
+}
+
+/** Common to a unit and a rollback. */
+export interface Script {
+  id: string;
+  /** Relative to the plan directory, with forward slashes. */
+  file: string;
+  absolutePath: string;
+  format: 'sql' | 'ts';
+  checksum: string;
+  options: UnitOptions;
+  /** SQL units: the body's statements. Empty for TypeScript units. */
+  statements: Statement[];
+  prechecks: Check[];
+  verifies: Check[];
+  /** Existing tables the body writes (from the parse tree), for the default snapshot. */
+  writes: string[];
+  /** TypeScript units: the loaded definition. */
+  definition: UnitDefinition | undefined;
+}
+
+export interface Unit extends Script {
+  prefix: bigint;
+  name: string;
+  kind: UnitKind;
+  rollback: Script | undefined;
+}
+
+export interface PlanSource {
+  directory: string;
+  units: Unit[];
+}

@@ -1,0 +1,83 @@
+/**
+ * Everything that prints goes through an Output. With --json, stdout carries exactly one
+ * JSON document (result) and every human line goes to stderr.
+ */
+import { Chalk, type ChalkInstance } from 'chalk';
+import { redact } from '../db/redact.js';
+
+export interface OutputOptions {
+  json?: boolean;
+  color?: boolean;
+}
+
+export interface Spinner {
+  update(text: string): void;
+  succeed(text: string): void;
+  fail(text: string): void;
+  warn(text: string): void;
+  stop(): void;
+}
+
+export interface Output {
+  readonly json: boolean;
+  readonly style: ChalkInstance;
+  /** A line for the reader: stdout, or stderr under --json. */
+  line(text?: string): void;
+  /** Progress and logs: always stderr. */
+  log(text: string): void;
+  error(text: string): void;
+  /** The one JSON document of a --json run. */
+  result(document: unknown): void;
+  /** A per-step spinner on a terminal; plain lines otherwise. */
+  spinner(text: string): Promise<Spinner>;
+}
+
+export function colorEnabled(options: OutputOptions, stream: NodeJS.WriteStream = process.stdout): boolean {
+  if (options.color === false) return false;
+  if (process.env['NO_COLOR'] !== undefined && process.env['NO_COLOR'] !== '') return false;
+  return Boolean(stream.isTTY);
+}
+
+export function createOutput(options: OutputOptions): Output {
+  const json = Boolean(options.json);
+  const style = new Chalk({ level: colorEnabled(options, json ? process.stderr : process.stdout) ? 1 : 0 });
+  const human = json ? process.stderr : process.stdout;
+  const write = (stream: NodeJS.WriteStream, text: string): void => {
+    stream.write(`${redact(text)}\n`);
+  };
+  const output: Output = {
+    json,
+    style,
+    line: (text = '') => write(human, text),
+    log: (text) => write(process.stderr, text),
+    error: (text) => write(process.stderr, text),
+    result: (document) => {
+      process.stdout.write(`${redact(JSON.stringify(document, null, 2))}\n`);
+    },
+    spinner: async (text) => {
+      const interactive = Boolean(process.stderr.isTTY) && !process.env['CI'] && style.level > 0;
+      if (!interactive) return plainSpinner(output, text);
+      const { default: ora } = await import('ora');
+      const spinner = ora({ text: redact(text), stream: process.stderr }).start();
+      return {
+        update: (t) => void (spinner.text = redact(t)),
+        succeed: (t) => void spinner.succeed(redact(t)),
+        fail: (t) => void spinner.fail(redact(t)),
+        warn: (t) => void spinner.warn(redact(t)),
+        stop: () => void spinner.stop(),
+      };
+    },
+  };
+  return output;
+}
+
+function plainSpinner(output: Output, _text: string): Spinner {
+  const { style } = output;
+  return {
+    update: () => {},
+    succeed: (t) => output.line(`${style.green('✔')} ${t}`),
+    fail: (t) => output.line(`${style.red('✖')} ${t}`),
+    warn: (t) => output.line(`${style.yellow('⚠')} ${t}`),
+    stop: () => {},
+  };
+}

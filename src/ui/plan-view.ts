@@ -1,0 +1,117 @@
+/** `plan` and `status`: the same units, as a table or as the contract's JSON. */
+import Table from 'cli-table3';
+import type { Inspection } from '../app/inspect.js';
+import { describeSnapshot, type PlanEntry } from '../plan/planner.js';
+import type { LedgerRun } from '../db/ledger.js';
+import type { Output } from './output.js';
+import { formatProgress } from './reporter.js';
+
+export function unitJson(entry: PlanEntry) {
+  const { unit, ledger } = entry;
+  return {
+    id: unit.id,
+    kind: unit.kind,
+    file: unit.file,
+    status: entry.status,
+    checksum: unit.checksum,
+    appliedAt: ledger?.appliedAt?.toISOString() ?? null,
+    drift: entry.drift,
+    ...(entry.drift ? { driftReason: entry.driftReason } : {}),
+    transaction: unit.options.transaction,
+    batch: unit.options.batch ?? null,
+    snapshot: describeSnapshot(unit),
+    rollback: unit.rollback?.file ?? null,
+    checks: { precheck: unit.prechecks.length, verify: unit.verifies.length },
+    durationMs: ledger?.durationMs ?? null,
+    progress: ledger && Object.keys(ledger.progress).length > 0 ? ledger.progress : null,
+    error: ledger?.error ?? null,
+    willRun: entry.action === 'run',
+    resume: entry.resume,
+    warnings: entry.warnings,
+  };
+}
+
+function runJson(run: LedgerRun | undefined) {
+  if (!run) return null;
+  return {
+    id: run.id,
+    command: run.command,
+    user: run.dbUser,
+    host: run.clientHost,
+    pid: run.clientPid,
+    toolVersion: run.toolVersion,
+    startedAt: run.startedAt.toISOString(),
+    finishedAt: run.finishedAt?.toISOString() ?? null,
+    outcome: run.outcome,
+    exitCode: run.exitCode,
+  };
+}
+
+export function inspectionJson(inspection: Inspection) {
+  const { plan } = inspection;
+  const count = (status: string) => plan.entries.filter((e) => e.status === status).length;
+  return {
+    directory: inspection.project.directory,
+    database: inspection.database ?? null,
+    ledger: { schema: inspection.ledger.schema, exists: inspection.ledger.exists, version: inspection.ledger.version ?? null },
+    units: plan.entries.map(unitJson),
+    missing: plan.missing.map((row) => ({ id: row.id, file: row.file, status: row.status, checksum: row.checksum })),
+    summary: {
+      total: plan.entries.length,
+      applied: count('applied'),
+      pending: count('pending'),
+      running: count('running'),
+      failed: count('failed'),
+      rolledBack: count('rolled_back'),
+      drifted: plan.drifted.length,
+      toRun: plan.toRun.length,
+    },
+    lastRun: runJson(inspection.lastRun),
+    activeRun: runJson(inspection.active),
+  };
+}
+
+export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'plan' | 'status'): void {
+  const { style } = out;
+  const head = mode === 'plan' ? ['#', 'unit', 'kind', 'status', 'tx', 'snapshot', 'notes'] : ['#', 'unit', 'kind', 'status', 'applied at', 'took', 'progress / error'];
+  const table = new Table({ head: head.map((h) => style.bold(h)), style: { head: [], border: [] }, wordWrap: true, colWidths: mode === 'plan' ? [6, 40, 11, 13, 7, 28, 44] : [6, 40, 11, 13, 21, 9, 44] });
+  for (const entry of inspection.plan.entries) {
+    const { unit, ledger } = entry;
+    const status = statusText(out, entry);
+    if (mode === 'plan') {
+      const notes = [...(entry.drift ? [style.red(`DRIFT: ${entry.driftReason}`)] : []), ...entry.warnings.map((w) => style.yellow(w))];
+      const tx = unit.options.batch ? 'batch' : unit.options.transaction ? 'yes' : style.yellow('off');
+      table.push([String(unit.prefix), unit.id, unit.kind, status, tx, describeSnapshot(unit), notes.join('\n')]);
+    } else {
+      const appliedAt = ledger?.appliedAt ? ledger.appliedAt.toISOString().replace('T', ' ').slice(0, 19) : '';
+      const took = ledger?.durationMs != null ? `${(ledger.durationMs / 1000).toFixed(2)}s` : '';
+      const info = ledger?.error
+        ? style.red(ledger.error.message.split('\n')[0] ?? '')
+        : ledger?.progress.rowsDone !== undefined && entry.status !== 'applied'
+          ? formatProgress(ledger.progress)
+          : ledger?.progress.statements && entry.status !== 'applied'
+            ? `${ledger.progress.statements.length} of ${unit.statements.length} statements done`
+            : entry.drift ? style.red('DRIFT') : '';
+      table.push([String(unit.prefix), unit.id, unit.kind, status, appliedAt, took, info]);
+    }
+  }
+  out.line(table.toString());
+}
+
+function statusText(out: Output, entry: PlanEntry): string {
+  const { style } = out;
+  const label = entry.status === 'failed' && entry.ledger?.error?.code === 'interrupted' ? 'interrupted' : entry.status;
+  switch (entry.status) {
+    case 'applied': return style.green(label);
+    case 'failed': return style.red(label);
+    case 'running': return style.yellow(label);
+    case 'rolled_back': return style.magenta(label);
+    default: return style.dim(label);
+  }
+}
+
+export function describeRun(run: LedgerRun): string {
+  const when = run.startedAt.toISOString().replace('T', ' ').slice(0, 19);
+  const end = run.finishedAt ? `${run.outcome ?? 'finished'} (exit ${run.exitCode ?? '?'})` : 'not finished: running now, or it died (the next apply closes it and resumes)';
+  return `run ${run.id}: \`tenantify ${run.command}\` by ${run.dbUser} on ${run.clientHost} (pid ${run.clientPid}), started ${when} UTC, ${end}`;
+}

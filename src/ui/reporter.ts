@@ -1,0 +1,62 @@
+/** The executor's events, shown on a terminal: a spinner per unit with elapsed time. */
+import type { Reporter } from '../exec/context.js';
+import type { UnitProgress } from '../db/ledger.js';
+import type { Output, Spinner } from './output.js';
+
+export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}): Reporter {
+  const { style } = out;
+  let spinner: Spinner | undefined;
+  let pending: Promise<Spinner> | undefined;
+  let started = 0;
+  let lastPlainProgress = 0;
+  const elapsed = (): string => style.dim(`${((performance.now() - started) / 1000).toFixed(1)}s`);
+  return {
+    unitStarted(entry) {
+      started = performance.now();
+      const resume = entry.resume.kind === 'start' ? '' : style.yellow(' (resuming)');
+      const text = `${entry.unit.id}${resume}`;
+      pending = out.spinner(text);
+      void pending.then((s) => (spinner = s));
+    },
+    unitProgress(unit, progress) {
+      const text = `${unit.id} ${formatProgress(progress)} ${elapsed()}`;
+      if (spinner) spinner.update(text);
+      if (!process.stderr.isTTY && performance.now() - lastPlainProgress > 2000) {
+        lastPlainProgress = performance.now();
+        out.log(`  ${text}`);
+      }
+    },
+    unitDone(unit, outcome) {
+      const checks = outcome.checks.length > 0 ? style.dim(` ${outcome.checks.length} check${outcome.checks.length === 1 ? '' : 's'} passed`) : '';
+      const note = outcome.note ? style.dim(` ${outcome.note}`) : '';
+      const text = `${unit.id} ${elapsed()}${note}${checks}${options.dryRun ? style.yellow(' (dry run)') : ''}`;
+      void pending?.then((s) => s.succeed(text));
+    },
+    unitFailed(unit, message) {
+      void pending?.then((s) => s.fail(`${unit.id} ${elapsed()} ${style.red(message.split('\n')[0] ?? '')}`));
+    },
+    note(text) {
+      out.log(style.dim(text));
+    },
+  };
+}
+
+export function formatProgress(progress: UnitProgress): string {
+  const done = progress.rowsDone ?? 0;
+  const total = progress.rowsTotal ?? 0;
+  const pct = total > 0 ? ` ${Math.min(100, Math.round((done / total) * 100))}%` : '';
+  const rate = progress.rowsPerSecond ? `, ${progress.rowsPerSecond.toLocaleString('en-US')} rows/s` : '';
+  const eta = progress.rowsPerSecond && total > done ? `, ETA ${Math.ceil((total - done) / progress.rowsPerSecond)}s` : '';
+  return `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} rows${pct}${rate}${eta}`;
+}
+
+/** For --json runs: progress lines go to stderr, nothing else. */
+export function quietReporter(out: Output): Reporter {
+  return {
+    unitStarted: (entry) => out.log(`${entry.unit.id}: running`),
+    unitProgress: () => {},
+    unitDone: (unit, o) => out.log(`${unit.id}: applied in ${o.durationMs} ms`),
+    unitFailed: (unit, message) => out.log(`${unit.id}: failed: ${message.split('\n')[0]}`),
+    note: (text) => out.log(text),
+  };
+}
