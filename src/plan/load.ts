@@ -42,7 +42,7 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
   for (const { folder, kind } of folders) {
     let entries: string[];
     try {
-      entries = (await readdir(join(root, folder), { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort();
+      entries = (await readdir(join(root, folder), { withFileTypes: true })).filter((e) => e.isFile() || e.isSymbolicLink()).map((e) => e.name).sort();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
       errors.push(new PlanError(`${folder}/`, undefined, `cannot be read: ${(error as Error).message}`));
