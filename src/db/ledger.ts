@@ -21,6 +21,8 @@ export interface UnitProgress {
   rowsTotal?: number;
   batches?: number;
   rowsPerSecond?: number;
+  /** A rollback that runs outside a transaction: hashes of its statements done, in order. */
+  revertStatements?: string[];
 }
 
 export interface LedgerUnit {

@@ -117,7 +117,7 @@ class KeyRanges {
   async upperBound(cursor: string): Promise<string | undefined> {
     const result = await sql<{ upper: string | null }>`
       SELECT coalesce(
-        (SELECT ${this.key}::text FROM ${this.table} WHERE ${this.key} > ${cursor} ORDER BY ${this.key} OFFSET ${this.batch.size - 1} LIMIT 1),
+        (SELECT ${this.key}::text AS upper_key FROM ${this.table} WHERE ${this.key} > ${cursor} ORDER BY ${this.key} OFFSET ${this.batch.size - 1} LIMIT 1),
         (SELECT max(${this.key})::text FROM ${this.table} WHERE ${this.key} > ${cursor})) AS upper`.execute(this.ctx.session.db);
     return result.rows[0]?.upper ?? undefined;
   }

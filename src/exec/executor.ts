@@ -7,7 +7,8 @@ import type { Plan, PlanEntry } from '../plan/planner.js';
 import type { Unit } from '../plan/types.js';
 import { runChecks } from './checks.js';
 import { batchedRunner } from './batched.js';
-import { ChecksFailed, excerpt, locate, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
+import { ChecksFailed, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
+import { isCancel, statementDetails, violationDetails } from './failure-report.js';
 import { statementsRunner } from './statements.js';
 import { transactionalRunner } from './transactional.js';
 import type { ExecContext, UnitRunner } from './context.js';
@@ -86,11 +87,6 @@ async function recordFailure(ctx: ExecContext, unit: Unit, error: unknown): Prom
   });
 }
 
-function isCancel(error: unknown): boolean {
-  const code = error instanceof StatementFailure ? error.pgError.code : (error as { code?: string }).code;
-  return code === '57014' || code === '57P01';
-}
-
 function interrupted(signal: string, unitId: string, partial = false): InterruptedError {
   return new InterruptedError(
     `interrupted by ${signal} at ${unitId}: ${partial ? 'the work in flight was finished or rolled back and its progress recorded' : 'its transaction was rolled back'}`,
@@ -99,18 +95,8 @@ function interrupted(signal: string, unitId: string, partial = false): Interrupt
 }
 
 function statementFailed(unit: Unit, failure: StatementFailure): UnitFailedError {
-  const { statement, pgError } = failure;
-  const details: string[] = [];
-  if (statement) {
-    const at = locate(statement, pgError.position ? Number(pgError.position) : undefined);
-    details.push(`at ${unit.file}:${at.line}:${at.column}`, ...excerpt(at));
-  } else {
-    details.push(`in ${unit.file}`);
-  }
-  details.push(`${pgError.message}${pgError.code ? ` (SQLSTATE ${pgError.code})` : ''}`);
-  if (pgError.detail) details.push(`detail: ${pgError.detail}`);
-  if (pgError.hint) details.push(`postgres hint: ${pgError.hint}`);
-  if (pgError.where) details.push(`where: ${pgError.where.split('\n')[0]}`);
+  const { pgError } = failure;
+  const details = statementDetails(failure);
   const partial = !unit.options.transaction
     ? 'it runs outside a transaction: the statements before this one stay done, and `tenantify apply` resumes at this one'
     : unit.options.batch
@@ -123,12 +109,7 @@ function statementFailed(unit: Unit, failure: StatementFailure): UnitFailedError
 }
 
 function violations(unit: Unit, failed: ChecksFailed): ViolationsError {
-  const details: string[] = [];
-  for (const r of failed.results.filter((c) => !c.ok)) {
-    details.push(`${failed.section} "${r.name}": ${r.violations} row${r.violations === 1 ? '' : 's'}`);
-    for (const row of r.sample) details.push(`    ${JSON.stringify(row)}`);
-    if (r.violations > r.sample.length) details.push(`    ... and ${r.violations - r.sample.length} more`);
-  }
+  const details = violationDetails(failed);
   const what =
     failed.section === 'precheck'
       ? 'the unit was not applied'

@@ -1,7 +1,7 @@
 /** The usual unit: body, verify and ledger in one transaction. */
 import { runChecks } from './checks.js';
 import { ChecksFailed } from './failure.js';
-import { begin, cancellable, commit, retrying, rollback, runStatement } from './steps.js';
+import { asStatementFailure, begin, cancellable, commit, retrying, rollback, runStatement } from './steps.js';
 import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import { unitContext } from './unit-context.js';
@@ -14,7 +14,9 @@ export const transactionalRunner: UnitRunner = {
         await begin(ctx, unit.options);
         try {
           if (unit.definition?.type === 'unit') {
-            await unit.definition.up(ctx.session.db, unitContext(ctx, unit.id));
+            await unit.definition.up(ctx.session.db, unitContext(ctx, unit.id)).catch((error: unknown) => {
+              throw asStatementFailure(error, unit, undefined);
+            });
           } else {
             for (const statement of unit.statements) await runStatement(ctx, unit, statement);
           }

@@ -132,7 +132,8 @@ async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
     const { tsImport } = await import('tsx/esm/api');
     mod = (await tsImport(f.absolutePath, import.meta.url)) as { default?: unknown };
   } catch (error) {
-    const where = /:(\d+):\d+/.exec(String((error as Error).stack ?? ''))?.[1];
+    const stack = String((error as Error).stack ?? '');
+    const where = new RegExp(`${escapeRegExp(f.absolutePath)}:(\\d+)`).exec(stack)?.[1];
     throw new PlanError(f.file, where ? Number(where) : undefined, `cannot be loaded: ${(error as Error).message.split('\n')[0]}`);
   }
   const definition = (mod.default as { default?: unknown } | undefined)?.default ?? mod.default;
@@ -173,4 +174,8 @@ function fromDefinition(
     writes: d.writes ?? (d.type === 'backfill' ? [d.table] : []),
     definition: d,
   };
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

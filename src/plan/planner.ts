@@ -120,3 +120,95 @@ export function describeSnapshot(unit: Unit): string {
       return scope.kind;
   }
 }
+
+export interface RollbackEntry {
+  unit: Unit;
+  ledger: LedgerUnit;
+  /** Failed or left running part-way (batches or statements committed): its rollback undoes that part. */
+  partial: boolean;
+  /** A rollback outside a transaction resumes at the first statement an earlier attempt did not finish. */
+  resume: { kind: 'start' } | { kind: 'statement'; statement: number };
+  /** Why this unit cannot be reverted with its rollback file, when it cannot. */
+  problem: string | undefined;
+  /** The rollback file changed under the statements an earlier attempt already ran. */
+  driftReason: string | undefined;
+}
+
+export interface RollbackPlan {
+  /** Newest first: the reverse of the order in which they were applied. */
+  toRevert: RollbackEntry[];
+  /** Done (or partly done) units that stay as they are. */
+  kept: RollbackEntry[];
+}
+
+export interface RollbackOptions {
+  /** Revert this many units. */
+  steps?: number | undefined;
+  /** Revert the units applied after this one; it stays applied. */
+  to?: string | undefined;
+}
+
+/**
+ * What a rollback reverts: applied units (and a partly done one, whose committed batches or
+ * statements would otherwise outlive the units they depend on), newest first by the time
+ * they were applied, so out-of-order applies are undone in exactly the reverse order.
+ */
+export function planRollback(units: Unit[], ledgerRows: LedgerUnit[], options: RollbackOptions = {}): RollbackPlan {
+  if (options.steps !== undefined && options.to !== undefined) throw new UsageError('pass --steps or --to, not both');
+  const byId = new Map(ledgerRows.map((row) => [row.id, row]));
+  const done = units
+    .map((unit) => ({ unit, row: byId.get(unit.id) }))
+    .filter((x): x is { unit: Unit; row: LedgerUnit } => x.row !== undefined && (x.row.status === 'applied' || isPartlyDone(x.unit, x.row)))
+    .sort((a, b) => newestFirst(a, b))
+    .map(({ unit, row }) => rollbackEntry(unit, row));
+  const count = revertCount(done, units, options);
+  return { toRevert: done.slice(0, count), kept: done.slice(count) };
+}
+
+function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOptions): number {
+  if (options.steps !== undefined) {
+    if (options.steps > done.length) {
+      throw new UsageError(`--steps ${options.steps}: only ${done.length} unit${done.length === 1 ? ' is' : 's are'} applied`, `pass --steps ${done.length}, or leave --steps out to revert them all`);
+    }
+    return options.steps;
+  }
+  if (options.to === undefined) return done.length;
+  const index = done.findIndex((e) => e.unit.id === options.to);
+  if (index === -1) {
+    const known = units.some((u) => u.id === options.to);
+    throw new UsageError(
+      `--to ${options.to}: ${known ? 'that unit is not applied' : 'no such unit in the plan'}`,
+      `--to names the unit that stays applied: one of ${done.map((e) => e.unit.id).join(', ') || '(none: nothing is applied)'}`,
+    );
+  }
+  return index;
+}
+
+function isPartlyDone(unit: Unit, row: LedgerUnit): boolean {
+  if (row.status !== 'failed' && row.status !== 'running') return false;
+  const statementsDone = !unit.options.transaction && (row.progress.statements?.length ?? 0) > 0;
+  const batchesDone = unit.options.batch !== undefined && row.progress.cursor !== undefined;
+  return statementsDone || batchesDone;
+}
+
+function newestFirst(a: { unit: Unit; row: LedgerUnit }, b: { unit: Unit; row: LedgerUnit }): number {
+  const at = (row: LedgerUnit): number => (row.appliedAt ?? row.updatedAt).getTime();
+  if (at(a.row) !== at(b.row)) return at(b.row) - at(a.row);
+  return a.unit.prefix < b.unit.prefix ? 1 : a.unit.prefix > b.unit.prefix ? -1 : 0;
+}
+
+function rollbackEntry(unit: Unit, row: LedgerUnit): RollbackEntry {
+  const entry: RollbackEntry = { unit, ledger: row, partial: row.status !== 'applied', resume: { kind: 'start' }, problem: undefined, driftReason: undefined };
+  const script = unit.rollback;
+  if (!script) return { ...entry, problem: `no rollback file: write rollbacks/${unit.id}.sql` };
+  // Batches commit one by one and their cursor lives with the forward unit: a batched revert
+  // has nowhere to resume from yet, so it is refused rather than run half-safely.
+  if (script.options.batch) return { ...entry, problem: `${script.file} is batched; a rollback runs as one transaction or statement by statement (drop the batch directive)` };
+  const done = script.options.transaction ? [] : (row.progress.revertStatements ?? []);
+  if (done.length === 0) return entry;
+  const now = script.statements.slice(0, done.length).map((s) => s.hash);
+  if (now.length !== done.length || now.some((hash, i) => hash !== done[i])) {
+    return { ...entry, driftReason: `${done.length} of its statements ran before ${script.file} changed; the changed file no longer starts with them` };
+  }
+  return { ...entry, resume: { kind: 'statement', statement: done.length } };
+}
