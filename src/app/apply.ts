@@ -8,12 +8,16 @@ import type { Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
 import { planRun, type Plan } from '../plan/planner.js';
 import { loadProject } from './project.js';
+import { SnapshotTaker } from '../db/snapshot.js';
+import { resolve } from 'node:path';
 
 export interface ApplyOptions {
   dir: string;
   url: string | undefined;
   to?: string | undefined;
   dryRun?: boolean;
+  /** Take no pg_dump snapshots (recorded in the ledger). */
+  noSnapshot?: boolean;
   reporter: Reporter;
   /** Install SIGINT/SIGTERM handlers for the run (the CLI does). */
   handleSignals?: boolean;
@@ -40,16 +44,22 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       // A dry run writes nothing that outlives it: even the ledger is created inside its transaction.
       if (dryRun) await session.client.query('BEGIN');
       try {
-        await ledger.ensure();
+        // Everything that can refuse the run does so before the ledger is even created.
         const state = await ledger.read();
         const plan = planRun(project.units, state.units, { to: options.to });
         ensureNoDrift(plan);
-        const runId = await ledger.startRun(dryRun ? 'apply --dry-run' : 'apply', { to: options.to ?? null, dryRun });
+        const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
+          directory: resolve(project.directory, project.config.snapshotDir),
+          parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
+        });
+        await snapshots?.preflight(plan.toRun.map((e) => e.unit));
+        await ledger.ensure();
+        const runId = await ledger.startRun(dryRun ? 'apply --dry-run' : 'apply', { to: options.to ?? null, dryRun, snapshots: !options.noSnapshot });
         for (const run of await ledger.closeDeadRuns(runId)) {
           options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`);
           await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
         }
-        const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter };
+        const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots };
         try {
           await executePlan(ctx, plan, reports);
         } catch (error) {
@@ -82,7 +92,8 @@ export function ensureNoDrift(plan: Plan): void {
   );
 }
 
-function outcomeOf(error: unknown): string {
+/** The ledger's word for how a run ended, from the error that ended it. */
+export function outcomeOf(error: unknown): string {
   if (!isTenantifyError(error)) return 'error';
   return { 1: 'failed', 2: 'refused', 3: 'violations', 4: 'locked', 5: 'drift', 130: 'interrupted' }[error.exitCode as 1] ?? 'failed';
 }

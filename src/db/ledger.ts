@@ -210,6 +210,13 @@ export class Ledger {
     }
   }
 
+  /** A snapshot was taken before the unit: the manifest goes with the unit and into the history. */
+  async saveSnapshot(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown> = {}): Promise<void> {
+    await sql`
+      WITH state AS (UPDATE ${this.t('units')} SET snapshot = ${manifest === null ? null : JSON.stringify(manifest)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId} RETURNING id)
+      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event}, ${JSON.stringify({ ...detail, ...(manifest ?? {}) })}::jsonb FROM state`.execute(this.db);
+  }
+
   async events(unitId?: string, limit = 50): Promise<{ id: number; runId: number | null; unitId: string | null; at: Date; event: string; detail: Record<string, unknown> }[]> {
     const result = await sql<Record<string, unknown>>`
       SELECT * FROM ${this.t('events')} WHERE ${unitId === undefined ? sql`true` : sql`unit_id = ${unitId}`} ORDER BY id DESC LIMIT ${limit}`.execute(this.db);

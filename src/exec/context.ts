@@ -5,6 +5,7 @@ import type { PlanEntry } from '../plan/planner.js';
 import type { Unit } from '../plan/types.js';
 import type { CheckResult } from './failure.js';
 import type { Interrupt } from './interrupt.js';
+import type { SnapshotTaker } from '../db/snapshot.js';
 
 export interface Reporter {
   unitStarted(entry: PlanEntry): void;
@@ -22,6 +23,8 @@ export interface ExecContext {
   dryRun: boolean;
   interrupt: Interrupt;
   reporter: Reporter;
+  /** Undefined with --no-snapshot (and in a dry run). */
+  snapshots: SnapshotTaker | undefined;
 }
 
 export interface UnitOutcome {

@@ -58,6 +58,7 @@ export async function applyUnit(ctx: ExecContext, entry: PlanEntry): Promise<Uni
   try {
     const prechecks = await runChecks(ctx.session.client, unit.prechecks, 'precheck', unit);
     if (prechecks.some((c) => !c.ok)) throw new ChecksFailed('precheck', prechecks);
+    await snapshotBefore(ctx, entry);
     const outcome = await runnerFor(unit).run(ctx, entry, startedAt);
     const durationMs = Math.round(performance.now() - startedAt);
     const checks = [...prechecks, ...outcome.checks];
@@ -67,6 +68,22 @@ export async function applyUnit(ctx: ExecContext, entry: PlanEntry): Promise<Uni
     const failure = await recordFailure(ctx, unit, error);
     ctx.reporter.unitFailed(unit, failure.message);
     throw failure;
+  }
+}
+
+/** pg_dump of what the unit will write, before it runs; a resumed unit keeps the snapshot of its first attempt. */
+async function snapshotBefore(ctx: ExecContext, entry: PlanEntry): Promise<void> {
+  if (ctx.dryRun) return;
+  const { unit } = entry;
+  if (!ctx.snapshots) {
+    await ctx.ledger.saveSnapshot(ctx.runId, unit.id, null, 'snapshot_skipped', { reason: '--no-snapshot' });
+    return;
+  }
+  if (entry.resume.kind !== 'start' && entry.ledger?.snapshot) return;
+  const manifest = await ctx.snapshots.take(unit, ctx.runId);
+  if (manifest) {
+    await ctx.ledger.saveSnapshot(ctx.runId, unit.id, { ...manifest }, 'snapshot_taken');
+    ctx.reporter.note(`${unit.id}: snapshot of ${manifest.scope === 'tables' ? manifest.tables.join(', ') : `the ${manifest.scope} database`} (${manifest.bytes} bytes, ${manifest.durationMs} ms)`);
   }
 }
 

@@ -51,7 +51,7 @@ export const statementsRunner: UnitRunner = {
   },
 };
 
-async function dropInvalidIndex(ctx: ExecContext, unitId: string, statement: Statement): Promise<void> {
+export async function dropInvalidIndex(ctx: ExecContext, unitId: string, statement: Statement): Promise<void> {
   const index = statement.createsIndex;
   if (!index) return;
   const found = await ctx.session.client.query<{ name: string }>(

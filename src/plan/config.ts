@@ -18,6 +18,8 @@ export const configSchema = z.strictObject({
   $schema: z.string().optional(),
   ledgerSchema: identifier.default('tenantify'),
   snapshotDir: z.string().min(1).default('.tenantify/snapshots'),
+  /** Snapshots of more than this many megabytes use pg_dump's directory format with parallel jobs. */
+  snapshotParallelAboveMb: z.number().positive().default(1024),
   lockTimeout: durationSchema.optional(),
   statementTimeout: durationSchema.optional(),
   retries: z.number().int().min(0).max(100).default(3),

@@ -212,7 +212,9 @@ interface RangeVar {
 
 const qualified = (r: RangeVar): string => (r.schemaname ? `${r.schemaname}.${r.relname}` : r.relname);
 
-/** What the parse tree tells: parameters used, tables written, and statements that cannot run in a transaction. */
+/**
+ * What the parse tree tells: parameters used, tables written (their data or definition:
+ * an index, trigger or policy alone is reverted by its rollback file, not a snapshot), and statements that cannot run in a transaction. */
 function analyse(stmt: Record<string, unknown>): Analysis {
   const [type] = Object.keys(stmt);
   const node = (type ? stmt[type] : {}) as Record<string, unknown>;
@@ -226,10 +228,6 @@ function analyse(stmt: Record<string, unknown>): Analysis {
     }
     if (key === 'TruncateStmt') {
       for (const r of (value as { relations?: { RangeVar: RangeVar }[] }).relations ?? []) writes.push(qualified(r.RangeVar));
-    }
-    if (key === 'IndexStmt' || key === 'CreateTrigStmt' || key === 'CreatePolicyStmt' || key === 'RuleStmt') {
-      const relation = (value as { relation?: RangeVar }).relation;
-      if (relation) writes.push(qualified(relation));
     }
   });
   const index = type === 'IndexStmt' ? (node as { idxname?: string; concurrent?: boolean; relation?: RangeVar }) : undefined;

@@ -7,13 +7,14 @@ import { requireDatabase } from '../target.js';
 interface ApplyCliOptions extends CommonOptions {
   to?: string;
   dryRun?: boolean;
+  snapshot?: boolean;
 }
 
 export default async function applyCommand(options: ApplyCliOptions): Promise<number> {
   const out = createOutput(options);
   const url = requireDatabase(options);
   const reporter = out.json ? quietReporter(out) : terminalReporter(out, { dryRun: Boolean(options.dryRun) });
-  const result = await apply({ dir: options.dir, url, to: options.to, dryRun: Boolean(options.dryRun), reporter, handleSignals: true });
+  const result = await apply({ dir: options.dir, url, to: options.to, dryRun: Boolean(options.dryRun), noSnapshot: options.snapshot === false, reporter, handleSignals: true });
   const applied = result.units.filter((u) => u.outcome === 'applied');
   if (out.json) {
     out.result({

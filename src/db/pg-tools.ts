@@ -1,0 +1,72 @@
+/**
+ * pg_dump, pg_restore and psql as child processes. Credentials travel in the child's
+ * environment (PGPASSWORD...), never in an argument list that `ps` would show.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { redact } from './redact.js';
+
+export type PgTool = 'pg_dump' | 'pg_restore' | 'psql';
+
+/** The libpq environment for a connection URL (or the caller's PG* variables when there is none). */
+export function libpqEnvironment(url: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (!url) return env;
+  for (const name of ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGSSLMODE', 'PGSERVICE']) delete env[name];
+  const u = new URL(url);
+  const host = u.hostname || u.searchParams.get('host');
+  if (host) env['PGHOST'] = decodeURIComponent(host.replace(/^\[|\]$/g, ''));
+  if (u.port) env['PGPORT'] = u.port;
+  if (u.username) env['PGUSER'] = decodeURIComponent(u.username);
+  if (u.password) env['PGPASSWORD'] = decodeURIComponent(u.password);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (database) env['PGDATABASE'] = database;
+  const sslmode = u.searchParams.get('sslmode');
+  if (sslmode) env['PGSSLMODE'] = sslmode;
+  return env;
+}
+
+/**
+ * TENANTIFY_PG_BINDIR when set (only there), else the tool on PATH, else under
+ * /usr/lib/postgresql/N/bin (newest first); with its major version.
+ */
+export function findPgTool(tool: PgTool, env: NodeJS.ProcessEnv = process.env): { path: string; major: number; version: string } | undefined {
+  const bindir = env['TENANTIFY_PG_BINDIR'];
+  const candidates = bindir ? [join(bindir, tool)] : (env['PATH'] ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, tool));
+  const root = '/usr/lib/postgresql';
+  if (!bindir && existsSync(root)) {
+    for (const v of readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a))) candidates.push(join(root, v, 'bin', tool));
+  }
+  for (const path of candidates) {
+    if (!existsSync(path)) continue;
+    const out = spawnSync(path, ['--version'], { encoding: 'utf8' });
+    const match = /(\d+)(?:\.(\d+))?/.exec(out.stdout ?? '');
+    if (out.status === 0 && match) return { path, major: Number(match[1]), version: match[0] };
+  }
+  return undefined;
+}
+
+export interface ToolResult {
+  stdout: string;
+  stderr: string;
+}
+
+export function runPgTool(path: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<ToolResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve({ stdout, stderr });
+      else reject(new Error(redact(`${path.split('/').pop()} failed (exit ${code}): ${stderr.trim().slice(-2000)}`)));
+    });
+    if (input !== undefined && child.stdin) {
+      child.stdin.on('error', () => {});
+      child.stdin.end(input);
+    }
+  });
+}

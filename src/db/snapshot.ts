@@ -1,0 +1,267 @@
+/**
+ * pg_dump snapshots taken before a unit runs, and their exact restore.
+ *
+ * A unit's snapshot holds the existing tables it writes (or what its `snapshot` directive
+ * names), in pg_dump's custom format (directory format with parallel jobs for big tables),
+ * under <snapshotDir>/<run>/<unit>.dump, owner-only. Its manifest (tables, bytes, sha256,
+ * versions, duration) goes to the ledger.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdir, open, readdir, rm, stat, statfs } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { UnitFailedError, UsageError } from '../errors.js';
+import type { SnapshotScope, Unit } from '../plan/types.js';
+import type { Session } from './connection.js';
+import { findPgTool, libpqEnvironment, runPgTool } from './pg-tools.js';
+
+export interface SnapshotManifest {
+  unit: string;
+  run: number;
+  scope: 'tables' | 'schema' | 'full';
+  tables: string[];
+  file: string;
+  format: 'custom' | 'directory';
+  bytes: number;
+  sha256: string;
+  pgDumpVersion: string;
+  serverVersion: string;
+  durationMs: number;
+  takenAt: string;
+}
+
+export interface SnapshotSettings {
+  directory: string;
+  /** Tables bigger than this (bytes, in all) are dumped in directory format with parallel jobs. */
+  parallelAbove: number;
+}
+
+interface ResolvedTable {
+  name: string;
+  bytes: number;
+}
+
+/** What a unit's snapshot will hold, resolved against the database as it is now. */
+export async function resolveScope(session: Session, unit: Unit): Promise<{ scope: SnapshotManifest['scope']; tables: ResolvedTable[] } | undefined> {
+  const scope: SnapshotScope = unit.options.snapshot;
+  if (scope.kind === 'none') return undefined;
+  if (scope.kind === 'schema' || scope.kind === 'full') return { scope: scope.kind, tables: [] };
+  const names = scope.kind === 'tables' ? scope.tables : unit.writes;
+  if (names.length === 0) return undefined;
+  const found = await session.client.query<{ wanted: string; name: string | null; bytes: number | null }>(
+    `SELECT t.wanted, CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname) END AS name, pg_total_relation_size(c.oid) AS bytes
+       FROM unnest($1::text[]) AS t (wanted)
+       LEFT JOIN pg_class c ON c.oid = to_regclass(t.wanted) AND c.relkind IN ('r', 'p')
+       LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`,
+    [names],
+  );
+  const missing = found.rows.filter((r) => r.name === null).map((r) => r.wanted);
+  if (scope.kind === 'tables' && missing.length > 0) {
+    throw new UsageError(`${unit.file}: the snapshot directive names tables that do not exist: ${missing.join(', ')}`, 'fix the `-- tenantify:snapshot` line (or use none)');
+  }
+  const tables = [...new Map(found.rows.filter((r) => r.name !== null).map((r) => [r.name as string, { name: r.name as string, bytes: Number(r.bytes ?? 0) }])).values()];
+  return tables.length === 0 ? undefined : { scope: 'tables', tables };
+}
+
+export class SnapshotTaker {
+  private readonly env: NodeJS.ProcessEnv;
+  private pgDump: { path: string; major: number; version: string } | undefined;
+
+  constructor(
+    private readonly session: Session,
+    private readonly settings: SnapshotSettings,
+  ) {
+    this.env = libpqEnvironment(session.url);
+  }
+
+  /** Before anything runs: pg_dump can dump this server, and the disk can hold the snapshots. */
+  async preflight(units: Unit[]): Promise<void> {
+    this.pgDump = findPgTool('pg_dump');
+    const serverMajor = Math.floor(this.session.serverVersion / 10000);
+    if (!this.pgDump) {
+      throw new UsageError('pg_dump was not found: tenantify takes a snapshot before each unit', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`), put pg_dump on PATH, or pass --no-snapshot to run without snapshots');
+    }
+    if (this.pgDump.major < serverMajor) {
+      throw new UsageError(`pg_dump ${this.pgDump.version} cannot dump this PostgreSQL ${serverMajor} server`, `install pg_dump ${serverMajor} or newer and put it first on PATH, or pass --no-snapshot`);
+    }
+    let needed = 0;
+    for (const unit of units) {
+      const resolved = await resolveScope(this.session, unit);
+      if (resolved?.scope === 'full') needed += await this.databaseSize();
+      for (const table of resolved?.tables ?? []) needed += table.bytes;
+    }
+    const free = await freeBytes(this.settings.directory);
+    if (free !== undefined && needed > free) {
+      throw new UsageError(
+        `not enough free disk for the snapshots: about ${mb(needed)} needed under ${this.settings.directory}, ${mb(free)} free`,
+        'free some space, point snapshotDir in tenantify.config.json elsewhere, prune old ones (`tenantify snapshots prune --keep N`), or pass --no-snapshot',
+      );
+    }
+  }
+
+  async take(unit: Unit, runId: number): Promise<SnapshotManifest | undefined> {
+    const resolved = await resolveScope(this.session, unit);
+    if (!resolved) return undefined;
+    const pgDump = this.pgDump ?? findPgTool('pg_dump');
+    if (!pgDump) throw new UsageError('pg_dump was not found', 'install the PostgreSQL client or pass --no-snapshot');
+    const started = performance.now();
+    const runDir = resolve(this.settings.directory, String(runId));
+    await makePrivateDirectory(runDir);
+    const bytesInAll = resolved.tables.reduce((sum, t) => sum + t.bytes, 0);
+    const format: SnapshotManifest['format'] = resolved.scope === 'tables' && bytesInAll > this.settings.parallelAbove ? 'directory' : 'custom';
+    const file = join(runDir, `${unit.id}.dump`);
+    const args = ['--no-password', '-f', file];
+    if (format === 'directory') {
+      await rm(file, { recursive: true, force: true });
+      args.push('-Fd', '-j', String(Math.max(2, Math.min(8, availableParallelism()))));
+    } else {
+      args.push('-Fc');
+      // Created owner-only before pg_dump writes into it.
+      await (await open(file, 'w', 0o600)).close();
+      await chmod(file, 0o600);
+    }
+    if (resolved.scope === 'schema') args.push('--schema-only');
+    for (const table of resolved.tables) args.push('-t', table.name);
+    await runPgTool(pgDump.path, args, this.env);
+    if (format === 'directory') await restrictTree(file);
+    const { bytes, sha256 } = await fingerprint(file);
+    return {
+      unit: unit.id,
+      run: runId,
+      scope: resolved.scope,
+      tables: resolved.tables.map((t) => t.name),
+      file,
+      format,
+      bytes,
+      sha256,
+      pgDumpVersion: pgDump.version,
+      serverVersion: String(this.session.serverVersion),
+      durationMs: Math.round(performance.now() - started),
+      takenAt: new Date().toISOString(),
+    };
+  }
+
+  private async databaseSize(): Promise<number> {
+    const result = await this.session.client.query<{ bytes: number }>('SELECT pg_database_size(current_database()) AS bytes');
+    return Number(result.rows[0]?.bytes ?? 0);
+  }
+}
+
+/** sha256 and size of a dump file, or of a directory-format dump's files in name order. */
+export async function fingerprint(path: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const info = await stat(path);
+  const files = info.isDirectory() ? (await readdir(path)).sort().map((f) => join(path, f)) : [path];
+  for (const file of files) {
+    for await (const chunk of createReadStream(file)) {
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** Refuses a snapshot whose file is missing or does not match its recorded sha256. */
+export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
+  let actual: { sha256: string };
+  try {
+    actual = await fingerprint(manifest.file);
+  } catch {
+    throw new UsageError(`the snapshot of ${manifest.unit} is missing: ${manifest.file}`, 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)');
+  }
+  if (actual.sha256 !== manifest.sha256) {
+    throw new UsageError(
+      `the snapshot of ${manifest.unit} is corrupt: ${manifest.file} has sha256 ${actual.sha256.slice(0, 16)}..., the ledger recorded ${manifest.sha256.slice(0, 16)}...`,
+      'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)',
+    );
+  }
+}
+
+/**
+ * Puts a unit's tables back exactly as the snapshot holds them, in one transaction: the
+ * tables are dropped (with the foreign keys of other tables that point at them), restored
+ * from the dump (definition, data, indexes, constraints, triggers, policies, sequences),
+ * and those foreign keys are added again.
+ */
+export async function restoreSnapshot(session: Session, manifest: SnapshotManifest): Promise<void> {
+  if (manifest.scope === 'schema') {
+    throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, 'revert the unit with its rollback file instead');
+  }
+  await ensureIntact(manifest);
+  const pgRestore = findPgTool('pg_restore');
+  const psql = findPgTool('psql');
+  if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  const env = libpqEnvironment(session.url);
+  const restoreArgs = manifest.scope === 'full' ? ['--clean', '--if-exists', '-f', '-', manifest.file] : ['-f', '-', manifest.file];
+  const script = (await runPgTool(pgRestore.path, restoreArgs, env)).stdout;
+  const incoming = manifest.scope === 'tables' ? await incomingForeignKeys(session, manifest.tables) : [];
+  const existing = manifest.scope === 'tables' ? await existingTables(session, manifest.tables) : [];
+  const before = existing.length > 0 ? `DROP TABLE ${existing.join(', ')} CASCADE;\n` : '';
+  const after = incoming.map((fk) => `ALTER TABLE ${fk.table} ADD CONSTRAINT ${quote(fk.name)} ${fk.definition};`).join('\n');
+  try {
+    await runPgTool(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'], env, `SET client_min_messages = warning;\n${before}${script}\n${after}\n`);
+  } catch (error) {
+    throw new UnitFailedError(`restoring the snapshot of ${manifest.unit} failed; it ran in one transaction, so nothing changed`, {
+      details: [(error as Error).message],
+      hint: `the snapshot file is ${manifest.file}; a DBA can inspect it with pg_restore -l`,
+    });
+  }
+}
+
+async function incomingForeignKeys(session: Session, tables: string[]): Promise<{ table: string; name: string; definition: string }[]> {
+  // With an empty search_path, pg_get_constraintdef qualifies the referenced table, as the restore script needs.
+  await session.client.query("BEGIN; SET LOCAL search_path TO ''");
+  const result = await session.client.query<{ table: string; name: string; definition: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS table, k.conname AS name, pg_get_constraintdef(k.oid) AS definition
+       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE k.contype = 'f' AND k.confrelid = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+        AND NOT (k.conrelid = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t))
+      ORDER BY 1, 2`,
+    [tables],
+  ).finally(() => session.client.query('COMMIT'));
+  return result.rows;
+}
+
+async function existingTables(session: Session, tables: string[]): Promise<string[]> {
+  const result = await session.client.query<{ name: string }>(
+    `SELECT t AS name FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL`,
+    [tables],
+  );
+  return result.rows.map((r) => r.name);
+}
+
+export async function makePrivateDirectory(path: string): Promise<void> {
+  await mkdir(path, { recursive: true, mode: 0o700 });
+  await chmod(path, 0o700);
+  // The snapshot root too: it holds every run's dumps.
+  await chmod(dirname(path), 0o700).catch(() => {});
+}
+
+async function restrictTree(path: string): Promise<void> {
+  await chmod(path, 0o700);
+  for (const f of await readdir(path)) await chmod(join(path, f), 0o600);
+}
+
+async function freeBytes(directory: string): Promise<number | undefined> {
+  let dir = resolve(directory);
+  for (;;) {
+    try {
+      const s = await statfs(dir);
+      return s.bavail * s.bsize;
+    } catch {
+      const parent = dirname(dir);
+      if (parent === dir) return undefined;
+      dir = parent;
+    }
+  }
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function quote(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

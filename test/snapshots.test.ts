@@ -1,0 +1,137 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { contentFingerprint, freshDatabase, query } from './support/db.js';
+import { runCli } from './support/cli.js';
+import { writePlan } from './support/plan-dir.js';
+
+const legacy = `
+  CREATE TABLE accounts (id serial PRIMARY KEY, email text NOT NULL, plan text DEFAULT 'free');
+  CREATE INDEX accounts_email_idx ON accounts (lower(email));
+  ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY accounts_self ON accounts USING (email = current_user);
+  CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.plan := coalesce(NEW.plan, 'free'); RETURN NEW; END $$;
+  CREATE TRIGGER accounts_touch BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION touch();
+  INSERT INTO accounts (email) SELECT 'a' || g || '@example.com' FROM generate_series(1, 500) g;
+  CREATE TABLE orders (id int PRIMARY KEY, account_id int NOT NULL CONSTRAINT orders_account_fk REFERENCES accounts (id) ON DELETE CASCADE);
+  INSERT INTO orders SELECT g, g % 500 + 1 FROM generate_series(1, 800) g;`;
+
+const plan = {
+  'migrations/0001_tier.sql': "ALTER TABLE accounts ADD COLUMN tier text;\nCREATE INDEX accounts_tier_idx ON accounts (tier);\n",
+  'backfills/0002_fill.sql': "UPDATE accounts SET tier = 'gold', email = upper(email) WHERE id % 3 = 0;\nINSERT INTO accounts (email, tier) SELECT 'new' || g, 'new' FROM generate_series(1, 50) g;\n",
+};
+
+function schemaDump(url: string): string {
+  const out = spawnSync('pg_dump', ['--schema-only', '--exclude-schema=tenantify', '-d', url], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(out.stderr);
+  return out.stdout.split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
+}
+
+async function sequenceValue(url: string): Promise<string> {
+  const [row] = await query<{ v: string }>(url, 'SELECT last_value::text AS v FROM accounts_id_seq');
+  return row?.v ?? '';
+}
+
+describe('snapshots', () => {
+  const drops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const drop of drops) await drop();
+  });
+  async function legacyDb() {
+    const db = await freshDatabase('snap');
+    drops.push(db.drop);
+    await query(db.url, legacy);
+    return db.url;
+  }
+
+  it('are taken before each unit that writes existing tables, owner-only, with a manifest in the ledger', async () => {
+    const url = await legacyDb();
+    const dir = writePlan(plan);
+    const result = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(result.code).toBe(0);
+    const manifests = await query<{ unit_id: string; detail: { file: string; tables: string[]; bytes: number; sha256: string; pgDumpVersion: string; serverVersion: string } }>(
+      url,
+      "SELECT unit_id, detail FROM tenantify.events WHERE event = 'snapshot_taken' ORDER BY id",
+    );
+    expect(manifests.map((m) => [m.unit_id, m.detail.tables])).toEqual([
+      ['0001_tier', ['public.accounts']],
+      ['0002_fill', ['public.accounts']],
+    ]);
+    for (const { detail } of manifests) {
+      expect(detail.file).toBe(join(dir, '.tenantify', 'snapshots', detail.file.split('/').slice(-2, -1)[0] as string, `${detail.file.split('/').pop()}`));
+      expect(statSync(detail.file).mode & 0o777).toBe(0o600);
+      expect(statSync(join(detail.file, '..')).mode & 0o777).toBe(0o700);
+      expect(statSync(join(detail.file, '..', '..')).mode & 0o777).toBe(0o700);
+      expect(detail.bytes).toBe(statSync(detail.file).size);
+      expect(detail.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(detail.pgDumpVersion).toMatch(/^\d+\.\d+/);
+    }
+    const listed = JSON.parse((await runCli(['snapshots', 'list', '-d', url, '--dir', dir, '--json'])).stdout) as { snapshots: { unit: string; present: boolean }[] };
+    expect(listed.snapshots.map((s) => [s.unit, s.present])).toEqual([['0001_tier', true], ['0002_fill', true]]);
+  });
+
+  it('restore gives back the exact table: content, indexes, trigger, policy, sequence, and incoming foreign keys', async () => {
+    const url = await legacyDb();
+    const schemaBefore = schemaDump(url);
+    const contentBefore = await contentFingerprint(url);
+    const sequenceBefore = await sequenceValue(url);
+    const dir = writePlan(plan);
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+    expect(await contentFingerprint(url)).not.toEqual(contentBefore);
+
+    const refused = await runCli(['snapshots', 'restore', '0001_tier', '-d', url, '--dir', dir]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('needs --yes without a terminal');
+
+    const restored = await runCli(['snapshots', 'restore', '0001_tier', '-d', url, '--dir', dir, '--yes']);
+    expect(restored.stderr).toBe('');
+    expect(restored.code).toBe(0);
+    expect(schemaDump(url)).toBe(schemaBefore);
+    expect(await contentFingerprint(url)).toEqual(contentBefore);
+    expect(await sequenceValue(url)).toBe(sequenceBefore);
+    const [fk] = await query<{ def: string }>(url, "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'orders_account_fk'");
+    expect(fk?.def).toBe('FOREIGN KEY (account_id) REFERENCES accounts(id) ON DELETE CASCADE');
+    const events = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = '0001_tier' ORDER BY id");
+    expect(events.map((e) => e.event)).toContain('snapshot_restored');
+  });
+
+  it('refuses a corrupt snapshot, naming the file, and touches nothing', async () => {
+    const url = await legacyDb();
+    const dir = writePlan(plan);
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+    const [m] = await query<{ file: string }>(url, "SELECT detail->>'file' AS file FROM tenantify.events WHERE event = 'snapshot_taken' AND unit_id = '0001_tier'");
+    const file = m?.file as string;
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
+    writeFileSync(file, bytes);
+    const before = await contentFingerprint(url);
+    const result = await runCli(['snapshots', 'restore', '0001_tier', '-d', url, '--dir', dir, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`the snapshot of 0001_tier is corrupt: ${file}`);
+    expect(await contentFingerprint(url)).toEqual(before);
+  });
+
+  it('without pg_dump: exit 2 before anything runs, the database untouched', async () => {
+    const url = await legacyDb();
+    const dir = writePlan(plan);
+    const before = await contentFingerprint(url);
+    const empty = mkdtempSync(join(tmpdir(), 'no-pg-dump-'));
+    const result = await runCli(['apply', '-d', url, '--dir', dir], { env: { TENANTIFY_PG_BINDIR: empty } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('pg_dump was not found');
+    expect(result.stderr).toContain('--no-snapshot');
+    expect(await contentFingerprint(url)).toEqual(before);
+    const [ledger] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'tenantify'");
+    expect(ledger?.n).toBe(0);
+
+    const skipped = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot'], { env: { TENANTIFY_PG_BINDIR: empty } });
+    expect(skipped.code).toBe(0);
+    const events = await query<{ event: string; reason: string }>(url, "SELECT event, detail->>'reason' AS reason FROM tenantify.events WHERE event LIKE 'snapshot%' ORDER BY id");
+    expect(events).toEqual([
+      { event: 'snapshot_skipped', reason: '--no-snapshot' },
+      { event: 'snapshot_skipped', reason: '--no-snapshot' },
+    ]);
+  });
+});
