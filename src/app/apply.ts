@@ -6,6 +6,7 @@ import { DriftError, isTenantifyError } from '../errors.js';
 import { executePlan, type UnitReport } from '../exec/executor.js';
 import type { Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
+import { defaultBatchSettings } from '../exec/batched.js';
 import { planRun, type Plan } from '../plan/planner.js';
 import { loadProject } from './project.js';
 import { SnapshotTaker } from '../db/snapshot.js';
@@ -59,7 +60,13 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
           options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`);
           await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
         }
-        const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots };
+        const { batch } = project.config;
+        const batching = {
+          targetMs: batch.targetDuration ?? defaultBatchSettings.targetMs,
+          pauseMs: batch.pause ?? defaultBatchSettings.pauseMs,
+          maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
+        };
+        const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching };
         try {
           await executePlan(ctx, plan, reports);
         } catch (error) {

@@ -30,13 +30,16 @@ export const batchedRunner: UnitRunner = {
       batches: 0,
     };
     if (entry.resume.kind === 'cursor') ctx.reporter.note(`${unit.id}: resuming after key ${cursor} (${progress.rowsDone} rows done)`);
+    if (!ctx.dryRun) await ctx.ledger.saveProgress(ctx.runId, unit.id, { ...progress, ...(cursor === undefined ? {} : { cursor }) });
+    const pace = new Pace(batch.size, ctx.batching ?? defaultBatchSettings);
     const ratesStarted = performance.now();
     let rowsThisRun = 0;
     while (cursor !== undefined) {
       if (ctx.interrupt.requested) throw Object.assign(new Error('interrupted between batches'), { code: '57014' });
-      const upper = await keys.upperBound(cursor);
+      const upper = await keys.upperBound(cursor, pace.size);
       if (upper === undefined) break;
       const from = cursor;
+      const batchStarted = performance.now();
       const rows = await retrying(ctx, unit, async () => {
         await begin(ctx, unit.options);
         try {
@@ -57,6 +60,7 @@ export const batchedRunner: UnitRunner = {
       progress.rowsPerSecond = Math.round(rowsThisRun / Math.max(0.001, (performance.now() - ratesStarted) / 1000));
       ctx.reporter.unitProgress(unit, progress);
       cursor = upper;
+      await pace.after(performance.now() - batchStarted, await serverPressure(ctx), (text) => ctx.reporter.note(`${unit.id}: ${text}`));
     }
     await begin(ctx, unit.options);
     try {
@@ -71,6 +75,69 @@ export const batchedRunner: UnitRunner = {
     }
   },
 };
+
+export interface BatchSettings {
+  /** Batches aim at this duration: short, so that no row lock is held for long. */
+  targetMs: number;
+  /** A pause between batches, to leave room for live traffic. */
+  pauseMs: number;
+  /** Back off while a replica lags more than this. */
+  maxReplicationLagMs: number;
+}
+
+export const defaultBatchSettings: BatchSettings = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000 };
+
+interface Pressure {
+  lockWaiters: number;
+  replicationLagMs: number;
+}
+
+/** Sessions of this database waiting on a lock, and the worst replica lag: signs to slow down. */
+async function serverPressure(ctx: ExecContext): Promise<Pressure> {
+  const result = await ctx.session.client.query<{ waiters: number; lag: number | null }>(
+    `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid())::int AS waiters,
+            (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag`,
+  );
+  const row = result.rows[0];
+  return { lockWaiters: row?.waiters ?? 0, replicationLagMs: row?.lag ?? 0 };
+}
+
+/** Adapts the batch size toward the target duration, and pauses when the server is under pressure. */
+export class Pace {
+  size: number;
+
+  constructor(
+    initial: number,
+    private readonly settings: BatchSettings,
+  ) {
+    this.size = initial;
+  }
+
+  async after(durationMs: number, pressure: Pressure, note: (text: string) => void): Promise<void> {
+    this.size = nextSize(this.size, durationMs, this.settings.targetMs);
+    let pause = this.settings.pauseMs;
+    if (pressure.lockWaiters > 0) {
+      this.size = Math.max(minBatch, Math.floor(this.size / 2));
+      pause = Math.max(pause, Math.min(2000, durationMs * 2));
+      note(`${pressure.lockWaiters} session(s) wait on a lock: batch size down to ${this.size}, pausing ${Math.round(pause)} ms`);
+    }
+    if (pressure.replicationLagMs > this.settings.maxReplicationLagMs) {
+      pause = Math.max(pause, Math.min(10_000, pressure.replicationLagMs / 2));
+      note(`a replica lags ${Math.round(pressure.replicationLagMs)} ms: pausing ${Math.round(pause)} ms`);
+    }
+    if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+const minBatch = 10;
+const maxBatch = 1_000_000;
+
+/** The next batch size: toward the target duration, at most doubling or halving at a time. */
+export function nextSize(size: number, durationMs: number, targetMs: number): number {
+  const ratio = targetMs / Math.max(durationMs, 1);
+  const next = Math.round(size * Math.min(2, Math.max(0.5, ratio)));
+  return Math.min(maxBatch, Math.max(minBatch, next));
+}
 
 async function runBatch(ctx: ExecContext, unit: Unit, from: string, to: string): Promise<number> {
   if (unit.definition?.type === 'backfill') {
@@ -100,25 +167,31 @@ class KeyRanges {
     return sql.raw(this.batch.key);
   }
 
-  /** The exclusive lower bound of the first batch: one below the smallest key. */
+  /** The exclusive lower bound of the first batch: a value below the smallest key. */
   async start(): Promise<string | undefined> {
     const type = await sql<{ type: string }>`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute
-       WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)}`.execute(this.ctx.session.db);
+       WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(this.ctx.session.db);
     const keyType = type.rows[0]?.type;
     if (!keyType) throw new Error(`${this.unit.file}: the batch key ${this.batch.key} is not a column of ${this.batch.table}`);
-    if (!/^(smallint|integer|bigint|numeric.*)$/.test(keyType)) {
-      throw new Error(`${this.unit.file}: batch keys must be integer columns for now; ${this.batch.key} is ${keyType}`);
+    // ORDER BY ... LIMIT 1 rather than min(): it uses the index, and works for types without min() (uuid).
+    const result = await sql<{ min: string | null; below: string | null; ok: boolean | null }>`
+      SELECT first::text AS min, below, (below IS NULL OR below::${sql.raw(keyType)} < first) AS ok
+        FROM (SELECT ${this.key} AS first FROM ${this.table} ORDER BY ${this.key} LIMIT 1) f,
+             LATERAL (SELECT ${sql.raw(belowExpression(keyType))} AS below) b`.execute(this.ctx.session.db);
+    const row = result.rows[0];
+    if (!row || row.min === null) return undefined;
+    if (row.below === null || !row.ok) {
+      throw new Error(`${this.unit.file}: cannot start a keyset over ${this.batch.key} (${keyType}): no value sorts below its smallest key ${row.min}; use an integer, numeric, date/time, text or uuid key`);
     }
-    const result = await sql<{ start: string | null }>`SELECT (min(${this.key}) - 1)::text AS start FROM ${this.table}`.execute(this.ctx.session.db);
-    return result.rows[0]?.start ?? undefined;
+    return row.below;
   }
 
   /** The inclusive upper bound of the batch after `cursor`, or undefined when no key is left. */
-  async upperBound(cursor: string): Promise<string | undefined> {
+  async upperBound(cursor: string, size: number): Promise<string | undefined> {
     const result = await sql<{ upper: string | null }>`
       SELECT coalesce(
-        (SELECT ${this.key}::text AS upper_key FROM ${this.table} WHERE ${this.key} > ${cursor} ORDER BY ${this.key} OFFSET ${this.batch.size - 1} LIMIT 1),
-        (SELECT max(${this.key})::text FROM ${this.table} WHERE ${this.key} > ${cursor})) AS upper`.execute(this.ctx.session.db);
+        (SELECT ${this.key}::text AS upper_key FROM ${this.table} WHERE ${this.key} > ${cursor} ORDER BY ${this.key} OFFSET ${size - 1} LIMIT 1),
+        (SELECT ${this.key}::text AS last_key FROM ${this.table} WHERE ${this.key} > ${cursor} ORDER BY ${this.key} DESC LIMIT 1)) AS upper`.execute(this.ctx.session.db);
     return result.rows[0]?.upper ?? undefined;
   }
 
@@ -133,4 +206,13 @@ class KeyRanges {
 
 function unquote(identifier: string): string {
   return identifier.startsWith('"') ? identifier.slice(1, -1).replace(/""/g, '"') : identifier.toLowerCase();
+}
+
+/** SQL for a value of the key's type below every key (NULL when the type has none we know). */
+function belowExpression(keyType: string): string {
+  if (/^(smallint|integer|bigint|numeric.*|real|double precision)$/.test(keyType)) return '(first - 1)::text';
+  if (/^(timestamp|date)/.test(keyType)) return `'-infinity'::${keyType}::text`;
+  if (/^(text|character varying.*|character.*|citext)$/.test(keyType)) return `''::text`;
+  if (keyType === 'uuid') return `'00000000-0000-0000-0000-000000000000'::text`;
+  return 'NULL::text';
 }

@@ -6,6 +6,7 @@ import type { Unit } from '../plan/types.js';
 import type { CheckResult } from './failure.js';
 import type { Interrupt } from './interrupt.js';
 import type { SnapshotTaker } from '../db/snapshot.js';
+import type { BatchSettings } from './batched.js';
 
 export interface Reporter {
   unitStarted(entry: PlanEntry): void;
@@ -23,6 +24,8 @@ export interface ExecContext {
   dryRun: boolean;
   interrupt: Interrupt;
   reporter: Reporter;
+  /** Batched backfills' pacing (defaults when absent). */
+  batching?: BatchSettings;
   /** Undefined with --no-snapshot (and in a dry run). */
   snapshots: SnapshotTaker | undefined;
 }

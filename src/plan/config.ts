@@ -28,6 +28,7 @@ export const configSchema = z.strictObject({
       size: z.number().int().positive().optional(),
       targetDuration: durationSchema.optional(),
       pause: durationSchema.optional(),
+      maxReplicationLag: durationSchema.optional(),
       parallel: z.number().int().min(1).max(64).optional(),
     })
     .default({}),

@@ -1,0 +1,144 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nextSize } from '../src/exec/batched.js';
+import { freshDatabase, query } from './support/db.js';
+import { runCli, startCli } from './support/cli.js';
+import { writePlan } from './support/plan-dir.js';
+
+const api = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+
+describe('batch size', () => {
+  it('moves toward the target duration, at most doubling or halving', () => {
+    expect(nextSize(1000, 100, 300)).toBe(2000);
+    expect(nextSize(1000, 250, 300)).toBe(1200);
+    expect(nextSize(1000, 3000, 300)).toBe(500);
+    expect(nextSize(10, 5000, 300)).toBe(10);
+    expect(nextSize(900_000, 1, 300)).toBe(1_000_000);
+  });
+});
+
+describe('batched backfills', () => {
+  const drops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const drop of drops) await drop();
+  });
+  async function db(setup: string) {
+    const d = await freshDatabase('bf');
+    drops.push(d.drop);
+    await query(d.url, setup);
+    return d.url;
+  }
+
+  it('on an empty table: nothing to do, applied', async () => {
+    const url = await db('CREATE TABLE hosts (id bigint PRIMARY KEY, org int);');
+    const dir = writePlan({ 'backfills/0001_fill.sql': '-- tenantify:batch hosts key=id size=100\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2;\n' });
+    const result = await runCli(['apply', '-d', url, '--dir', dir, '--json']);
+    expect(result.code).toBe(0);
+    const [unit] = await query<{ status: string; progress: Record<string, unknown> }>(url, 'SELECT status, progress FROM tenantify.units');
+    expect(unit?.status).toBe('applied');
+    expect(unit?.progress).toMatchObject({ rowsTotal: 0 });
+  });
+
+  it.each([
+    ['text', "'k' || lpad(g::text, 6, '0')"],
+    ['uuid', "md5(g::text)::uuid"],
+    ['timestamptz', "timestamptz '2020-01-01' + g * interval '1 minute'"],
+  ])('walks a %s key in batches, every row once', async (type, expression) => {
+    const url = await db(`CREATE TABLE items (k ${type} PRIMARY KEY, done int NOT NULL DEFAULT 0);
+      INSERT INTO items (k) SELECT ${expression} FROM generate_series(1, 1234) g;`);
+    const dir = writePlan({
+      'backfills/0001_fill.sql': `-- tenantify:batch items key=k size=100
+UPDATE items SET done = done + 1 WHERE k > $1 AND k <= $2;
+-- tenantify:verify every item done once
+SELECT k FROM items WHERE done <> 1;
+`,
+    });
+    const result = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(result.stderr).not.toMatch(/error/i);
+    expect(result.code).toBe(0);
+    const [unit] = await query<{ progress: { rowsDone: number; batches: number } }>(url, 'SELECT progress FROM tenantify.units');
+    expect(unit?.progress.rowsDone).toBe(1234);
+    expect(unit?.progress.batches).toBeGreaterThan(1);
+  });
+
+  it('covers rows inserted during the backfill beyond the starting maximum', async () => {
+    const url = await db('CREATE TABLE hosts (id bigint PRIMARY KEY, org int); INSERT INTO hosts (id) SELECT g FROM generate_series(1, 1000) g;');
+    const dir = writePlan({
+      'backfills/0001_fill.ts': `
+import { defineBackfill, sql } from ${JSON.stringify(api)};
+let first = true;
+export default defineBackfill({
+  table: 'hosts', key: 'id', size: 300,
+  async batch(db, { from, to }) {
+    if (first) {
+      first = false;
+      // The application keeps writing while the backfill runs.
+      await sql\`INSERT INTO hosts (id) SELECT g FROM generate_series(1001, 1500) g\`.execute(db);
+    }
+    const r = await sql\`UPDATE hosts SET org = 1 WHERE id > \${from}::bigint AND id <= \${to}::bigint\`.execute(db);
+    return r.numAffectedRows ?? 0n;
+  },
+  verify: [{ name: 'every host has an org', sql: 'SELECT id FROM hosts WHERE org IS NULL' }],
+});
+`,
+    });
+    const result = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(result.stderr).not.toMatch(/error/i);
+    expect(result.code).toBe(0);
+    const [n] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM hosts WHERE org = 1');
+    expect(n?.n).toBe(1500);
+  });
+
+  it('SIGINT stops after the batch in flight (exit 130), and apply resumes from the cursor', async () => {
+    const url = await db(`CREATE TABLE hosts (id bigint PRIMARY KEY, org int, n int NOT NULL DEFAULT 0);
+      INSERT INTO hosts (id) SELECT g FROM generate_series(1, 400) g;`);
+    // Slow batches: 10 rows each, 100 ms each.
+    const dir = writePlan({
+      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s' } }),
+      'backfills/0001_fill.sql': `-- tenantify:batch hosts key=id size=10
+UPDATE hosts SET org = 1, n = n + 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.01) IS NOT NULL;
+-- tenantify:verify every host once
+SELECT id FROM hosts WHERE n <> 1;
+`,
+    });
+    const run = startCli(['apply', '-d', url, '--dir', dir]);
+    for (let i = 0; i < 200; i++) {
+      const [p] = await query<{ done: number | null }>(url, "SELECT (progress->>'rowsDone')::int AS done FROM tenantify.units").catch(() => [{ done: 0 }]);
+      if ((p?.done ?? 0) >= 50) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const sent = performance.now();
+    run.child.kill('SIGINT');
+    const stopped = await run.done;
+    expect(stopped.code).toBe(130);
+    expect(performance.now() - sent).toBeLessThan(3000);
+    const [mid] = await query<{ done: number; status: string; updated: number }>(url, "SELECT (progress->>'rowsDone')::int AS done, status, (SELECT count(*)::int FROM hosts WHERE n = 1) AS updated FROM tenantify.units");
+    expect(mid?.status).toBe('failed');
+    expect(mid?.done).toBe(mid?.updated);
+    expect(mid?.done).toBeLessThan(400);
+    const resumed = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain(`resuming after key ${mid?.done}`);
+    const [all] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM hosts WHERE n = 1 AND org = 1');
+    expect(all?.n).toBe(400);
+  });
+
+  it('status from another terminal shows the progress of a running backfill', async () => {
+    const url = await db('CREATE TABLE hosts (id bigint PRIMARY KEY, org int); INSERT INTO hosts (id) SELECT g FROM generate_series(1, 300) g;');
+    const dir = writePlan({
+      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s' } }),
+      'backfills/0001_fill.sql': '-- tenantify:batch hosts key=id size=10\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.02) IS NOT NULL;\n',
+    });
+    const run = startCli(['apply', '-d', url, '--dir', dir]);
+    let seen: { status: string; progress: { rowsDone: number; rowsTotal: number } | null } | undefined;
+    for (let i = 0; i < 100 && !seen; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const status = await runCli(['status', '-d', url, '--dir', dir, '--json']);
+      const unit = (JSON.parse(status.stdout) as { units: { status: string; progress: { rowsDone: number; rowsTotal: number } | null }[] }).units[0];
+      if (unit?.status === 'running' && (unit.progress?.rowsDone ?? 0) > 0) seen = unit;
+    }
+    expect(seen?.progress?.rowsTotal).toBe(300);
+    expect(seen?.progress?.rowsDone).toBeGreaterThan(0);
+    expect((await run.done).code).toBe(0);
+  });
+});
