@@ -4,13 +4,15 @@ import { Ledger } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { DriftError, isTenantifyError } from '../errors.js';
 import { executePlan, type UnitReport } from '../exec/executor.js';
-import type { Reporter } from '../exec/context.js';
+import type { ExecContext, Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
 import { defaultBatchSettings } from '../exec/batched.js';
 import { planRun, type Plan } from '../plan/planner.js';
-import { loadProject } from './project.js';
-import { SnapshotTaker } from '../db/snapshot.js';
-import { resolve } from 'node:path';
+import { loadProject, type Project } from './project.js';
+import { autoRollback, ensureAutoRollbackPossible, warrantsAutoRollback } from './auto-rollback.js';
+import { checkGuardsAfter, guardBaseline } from './guards.js';
+import type { RevertReporter } from '../exec/revert.js';
+import { SnapshotTaker, snapshotDirectory } from '../db/snapshot.js';
 
 export interface ApplyOptions {
   dir: string;
@@ -22,6 +24,10 @@ export interface ApplyOptions {
   reporter: Reporter;
   /** Install SIGINT/SIGTERM handlers for the run (the CLI does). */
   handleSignals?: boolean;
+  /** When a unit, precheck or verify fails, revert what this run applied. */
+  autoRollback?: boolean;
+  /** How reverts are shown (--auto-rollback); by default as notes of `reporter`. */
+  revertReporter?: RevertReporter;
 }
 
 export interface ApplyResult {
@@ -49,13 +55,15 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
         const state = await ledger.read();
         const plan = planRun(project.units, state.units, { to: options.to });
         ensureNoDrift(plan);
+        const autoRollbackOn = Boolean(options.autoRollback) && !dryRun;
+        if (autoRollbackOn) ensureAutoRollbackPossible(plan);
         const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
-          directory: resolve(project.directory, project.config.snapshotDir),
+          directory: snapshotDirectory(project.directory, project.config.snapshotDir),
           parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
         });
         await snapshots?.preflight(plan.toRun.map((e) => e.unit));
         await ledger.ensure();
-        const runId = await ledger.startRun(dryRun ? 'apply --dry-run' : 'apply', { to: options.to ?? null, dryRun, snapshots: !options.noSnapshot });
+        const runId = await ledger.startRun(dryRun ? 'apply --dry-run' : 'apply', { to: options.to ?? null, dryRun, snapshots: !options.noSnapshot, autoRollback: autoRollbackOn });
         for (const run of await ledger.closeDeadRuns(runId)) {
           options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`);
           await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
@@ -68,7 +76,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
         };
         const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching };
         try {
-          await executePlan(ctx, plan, reports);
+          await executeWithSafeguards(ctx, project, plan, reports, options, autoRollbackOn);
         } catch (error) {
           if (!dryRun) await ledger.finishRun(runId, outcomeOf(error), isTenantifyError(error) ? error.exitCode : 1).catch(() => {});
           throw error;
@@ -103,4 +111,25 @@ export function ensureNoDrift(plan: Plan): void {
 export function outcomeOf(error: unknown): string {
   if (!isTenantifyError(error)) return 'error';
   return { 1: 'failed', 2: 'refused', 3: 'violations', 4: 'locked', 5: 'drift', 130: 'interrupted' }[error.exitCode as 1] ?? 'failed';
+}
+
+/** The plan's units, watched by the configured guards, and undone by --auto-rollback when one fails. */
+async function executeWithSafeguards(ctx: ExecContext, project: Project, plan: Plan, reports: UnitReport[], options: ApplyOptions, autoRollbackOn: boolean): Promise<void> {
+  const revertReporter = options.revertReporter ?? revertNotes(options.reporter);
+  try {
+    const { guards } = project.config;
+    const baseline = guards.length > 0 && !ctx.dryRun ? await guardBaseline(ctx, guards) : undefined;
+    await executePlan(ctx, plan, reports, baseline ? { afterUnit: checkGuardsAfter(ctx, guards, baseline, project.units, revertReporter) } : {});
+  } catch (error) {
+    throw autoRollbackOn && warrantsAutoRollback(error) ? await autoRollback(ctx, project.units, revertReporter, error) : error;
+  }
+}
+
+function revertNotes(reporter: Reporter): RevertReporter {
+  return {
+    revertStarted: (entry) => reporter.note(`${entry.unit.id}: reverting`),
+    revertDone: (unit, o) => reporter.note(`${unit.id}: rolled back in ${o.durationMs} ms`),
+    revertFailed: (unit, message) => reporter.note(`${unit.id}: rollback failed: ${message.split('\n')[0]}`),
+    note: (text) => reporter.note(text),
+  };
 }

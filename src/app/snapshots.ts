@@ -1,11 +1,11 @@
 /** `snapshots list | restore | prune`: the pg_dump snapshots the ledger knows. */
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { connect, withSession, type Session } from '../db/connection.js';
 import { Ledger } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
-import { restoreSnapshot, type SnapshotManifest } from '../db/snapshot.js';
+import { restoreSnapshot, snapshotDirectory, type SnapshotManifest } from '../db/snapshot.js';
 import { UsageError } from '../errors.js';
 import { loadConfig } from '../plan/config.js';
 
@@ -60,7 +60,7 @@ export async function restoreUnitSnapshot(options: { dir: string; url: string | 
 /** Keeps the snapshots of the newest `keep` runs, removes the older run folders. */
 export async function pruneSnapshots(options: { dir: string; keep: number }): Promise<{ removed: string[]; kept: string[] }> {
   const config = await loadConfig(options.dir);
-  const root = resolve(options.dir, config.snapshotDir);
+  const root = snapshotDirectory(options.dir, config.snapshotDir);
   if (!existsSync(root)) return { removed: [], kept: [] };
   const runs = (await readdir(root, { withFileTypes: true }))
     .filter((e) => e.isDirectory() && /^\d+$/.test(e.name))

@@ -4,7 +4,9 @@
  * each step. Everything it starts is removed at the end, also on failure or Ctrl-C.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Chalk } from 'chalk';
 import pg from 'pg';
@@ -19,10 +21,12 @@ function say(text: string): void {
   process.stdout.write(`\n${style.bold.cyan('▸')} ${style.bold(text)}\n`);
 }
 
+let snapshots = '';
+
 function tenantify(args: string[], url: string): Promise<number> {
   process.stdout.write(style.dim(`$ tenantify ${args.join(' ')}\n`));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: 'inherit', env: { ...process.env, DATABASE_URL: url } });
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, stdio: 'inherit', env: { ...process.env, DATABASE_URL: url, TENANTIFY_SNAPSHOT_DIR: snapshots } });
     child.on('error', reject);
     child.on('close', (code) => resolve(code ?? 1));
   });
@@ -35,6 +39,7 @@ async function expectExit(args: string[], url: string, wanted = 0): Promise<void
 
 async function main(): Promise<void> {
   const started = performance.now();
+  snapshots = await mkdtemp(join(tmpdir(), 'tenantify-demo-snapshots-'));
   say('Starting a throwaway PostgreSQL (Docker if an engine answers, else the local binaries)...');
   await withThrowawayPostgres({ log: (line) => process.stdout.write(style.dim(`  ${line}\n`)) }, async (server) => {
     const admin = new pg.Client({ connectionString: server.url });
@@ -53,25 +58,35 @@ async function main(): Promise<void> {
     await client.end();
     process.stdout.write(`  ${counts.rows[0]?.users} users, ${counts.rows[0]?.hosts} hosts\n`);
 
-    say('`plan` reads migrations/, backfills/ and rollbacks/ and shows what would run, in order.');
+    say('`plan` reads migrations/, backfills/ and rollbacks/ and shows every unit in order, before anything runs.');
     await expectExit(['plan'], target);
 
-    say('`apply` runs each unit in its own transaction, checks its verify queries, and records it in the ledger.');
+    say('`apply` runs each unit in its own transaction: a pg_dump snapshot first, then the body, the verify queries, and the ledger.');
     await expectExit(['apply'], target);
+
+    say('`verify` runs every applied unit\'s verify queries again, read-only, as the ledger stored them.');
+    await expectExit(['verify'], target);
 
     say('`status` reads the ledger: every unit, when it was applied, how long it took, and the last run.');
     await expectExit(['status'], target);
 
-    say('`apply` again has nothing to do: the ledger says everything is applied.');
-    await expectExit(['apply'], target);
+    say('`rollback --steps 3` reverts the three newest units with their rollback files, newest first.');
+    await expectExit(['rollback', '--steps', '3', '--yes'], target);
+    await expectExit(['status'], target);
 
-    say('Not built yet: `verify`, `rollback`, `snapshots` and `rehearse` (they say so and exit 2).');
-    await expectExit(['verify'], target, 2);
+    say('`apply` again resumes the plan: only the reverted units run.');
+    await expectExit(['apply'], target);
+    await expectExit(['verify'], target);
+
+    say('`snapshots list` shows the pg_dump snapshots taken before the units that changed existing tables.');
+    await expectExit(['snapshots', 'list'], target);
   });
+  await rm(snapshots, { recursive: true, force: true });
   say(`Done in ${((performance.now() - started) / 1000).toFixed(1)}s; the throwaway server and its files are gone.`);
 }
 
-main().catch((error: unknown) => {
+main().catch(async (error: unknown) => {
+  if (snapshots) await rm(snapshots, { recursive: true, force: true });
   process.stderr.write(`${style.red('demo failed:')} ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

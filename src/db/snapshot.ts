@@ -31,6 +31,11 @@ export interface SnapshotManifest {
   takenAt: string;
 }
 
+/** Where a plan's snapshots live: TENANTIFY_SNAPSHOT_DIR, else the config's snapshotDir, relative to the plan directory. */
+export function snapshotDirectory(planDirectory: string, configured: string): string {
+  return resolve(planDirectory, process.env['TENANTIFY_SNAPSHOT_DIR'] || configured);
+}
+
 export interface SnapshotSettings {
   directory: string;
   /** Tables bigger than this (bytes, in all) are dumped in directory format with parallel jobs. */

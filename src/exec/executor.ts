@@ -27,8 +27,13 @@ function runnerFor(unit: Unit): UnitRunner {
   return transactionalRunner;
 }
 
+export interface ExecHooks {
+  /** After each unit is applied and committed (the run's guards); throwing fails the run there. */
+  afterUnit?: (entry: PlanEntry) => Promise<void>;
+}
+
 /** Runs the plan's pending units in order. Throws the first failure as a TenantifyError. */
-export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitReport[]): Promise<void> {
+export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitReport[], hooks: ExecHooks = {}): Promise<void> {
   for (const entry of plan.toRun) {
     if (ctx.interrupt.requested) throw interrupted(ctx.interrupt.requested, entry.unit.id);
     if (ctx.dryRun && !entry.unit.options.transaction) {
@@ -37,6 +42,7 @@ export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitRep
       continue;
     }
     reports.push(await applyUnit(ctx, entry));
+    await hooks.afterUnit?.(entry);
   }
 }
 

@@ -1,6 +1,7 @@
 import { apply } from '../../app/apply.js';
 import { createOutput } from '../../ui/output.js';
 import { quietReporter, terminalReporter } from '../../ui/reporter.js';
+import { quietRevertReporter, terminalRevertReporter } from '../../ui/rollback-view.js';
 import type { CommonOptions } from '../common.js';
 import { requireDatabase } from '../target.js';
 
@@ -8,13 +9,15 @@ interface ApplyCliOptions extends CommonOptions {
   to?: string;
   dryRun?: boolean;
   snapshot?: boolean;
+  autoRollback?: boolean;
 }
 
 export default async function applyCommand(options: ApplyCliOptions): Promise<number> {
   const out = createOutput(options);
   const url = requireDatabase(options);
   const reporter = out.json ? quietReporter(out) : terminalReporter(out, { dryRun: Boolean(options.dryRun) });
-  const result = await apply({ dir: options.dir, url, to: options.to, dryRun: Boolean(options.dryRun), noSnapshot: options.snapshot === false, reporter, handleSignals: true });
+  const result = await apply({ dir: options.dir, url, to: options.to, dryRun: Boolean(options.dryRun), noSnapshot: options.snapshot === false, reporter, handleSignals: true,
+    autoRollback: Boolean(options.autoRollback), revertReporter: out.json ? quietRevertReporter(out) : terminalRevertReporter(out) });
   const applied = result.units.filter((u) => u.outcome === 'applied');
   if (out.json) {
     out.result({

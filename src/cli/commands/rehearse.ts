@@ -1,5 +1,37 @@
-import { NotBuiltError } from '../../errors.js';
+import { writeFile } from 'node:fs/promises';
+import { rehearse } from '../../app/rehearse.js';
+import { junitReport } from '../../ui/junit.js';
+import { createOutput } from '../../ui/output.js';
+import { quietReporter } from '../../ui/reporter.js';
+import { resolveDatabaseUrl, type CommonOptions } from '../common.js';
 
-export default async function rehearse(): Promise<number> {
-  throw new NotBuiltError('rehearse', 'issue 8');
+interface RehearseCliOptions extends CommonOptions {
+  fixture?: string;
+  schemaOnly?: boolean;
+  junit?: string;
+}
+
+export default async function rehearseCommand(options: RehearseCliOptions): Promise<number> {
+  const out = createOutput(options);
+  const result = await rehearse({
+    dir: options.dir,
+    sourceUrl: options.fixture ? undefined : resolveDatabaseUrl(options),
+    fixture: options.fixture,
+    schemaOnly: Boolean(options.schemaOnly),
+    targetServerUrl: process.env['TENANTIFY_REHEARSE_SERVER_URL'],
+    reporter: { ...quietReporter(out), unitStarted: () => {}, unitDone: () => {} },
+    log: (line) => out.log(line),
+  });
+  if (options.junit) await writeFile(options.junit, junitReport(result));
+  if (out.json) out.result(result);
+  else {
+    for (const step of result.steps) {
+      const mark = step.ok ? out.style.green('✔') : out.style.red('✖');
+      out.line(`${mark} ${step.name.padEnd(24)} ${(step.durationMs / 1000).toFixed(1).padStart(6)}s  ${step.ok ? out.style.dim(step.details[0] ?? '') : ''}`);
+      if (!step.ok) for (const line of step.details) out.line(`    ${out.style.red(line)}`);
+    }
+    out.line(result.ok ? out.style.green('Rehearsal passed: the plan applies, verifies, rolls back to exactly the source, and applies again.') : out.style.red('Rehearsal failed.'));
+  }
+  if (!result.ok && !out.json) out.line('Fix what the failed step names, then rehearse again; the source database was not touched.');
+  return result.exitCode;
 }

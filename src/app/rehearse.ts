@@ -1,0 +1,199 @@
+/**
+ * rehearse(): the whole round trip on a throwaway PostgreSQL. The source is only read
+ * (pg_dump), never written: the ledger exists only in the throwaway.
+ *
+ *   load → apply → verify → rollback (all) → compare with the loaded state → apply → verify
+ */
+import { spawn } from 'node:child_process';
+import { withSession } from '../db/connection.js';
+import { describeDatabase, differences, type DatabaseState } from '../db/compare.js';
+import { findPgTool, libpqEnvironment } from '../db/pg-tools.js';
+import { redact } from '../db/redact.js';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../db/throwaway.js';
+import { UsageError, isTenantifyError } from '../errors.js';
+import type { Reporter } from '../exec/context.js';
+import { apply } from './apply.js';
+import { loadProject } from './project.js';
+import { rollback } from './rollback.js';
+import { verify } from './verify.js';
+
+export interface RehearseOptions {
+  dir: string;
+  /** A live source database, copied with pg_dump. */
+  sourceUrl?: string | undefined;
+  schemaOnly?: boolean;
+  /** Or a SQL file loaded with psql. */
+  fixture?: string | undefined;
+  /** A server to rehearse on instead of a throwaway one (it gets a new database). */
+  targetServerUrl?: string | undefined;
+  reporter: Reporter;
+  log: (line: string) => void;
+}
+
+export interface RehearseStep {
+  name: string;
+  ok: boolean;
+  durationMs: number;
+  /** What went wrong, or what was found. */
+  details: string[];
+  /** The contract's exit code for this step's failure. */
+  exitCode?: number;
+  /** Per-unit outcomes of apply/rollback steps, for JUnit. */
+  units?: { id: string; ok: boolean; durationMs: number; message?: string }[];
+}
+
+export interface RehearseResult {
+  ok: boolean;
+  /** 0, or the exit code of the first step that failed. */
+  exitCode: number;
+  server: string;
+  steps: RehearseStep[];
+}
+
+export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
+  if (!options.sourceUrl === !options.fixture) {
+    throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql');
+  }
+  await loadProject(options.dir); // a plan error stops here, before any server starts
+  const major = options.sourceUrl ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => Math.floor(s.serverVersion / 10000)) : undefined;
+  const server = await startThrowawayPostgres({ url: options.targetServerUrl, ...(major ? { majorVersion: major } : {}), log: options.log });
+  const steps: RehearseStep[] = [];
+  try {
+    const target = await createTarget(server);
+    const run = async (name: string, body: () => Promise<Omit<RehearseStep, 'name' | 'durationMs'>>): Promise<boolean> => {
+      const started = performance.now();
+      let step: RehearseStep;
+      try {
+        step = { name, durationMs: 0, ...(await body()) };
+      } catch (error) {
+        const message = isTenantifyError(error) ? [error.message, ...error.details] : [redact((error as Error).message)];
+        step = { name, ok: false, durationMs: 0, details: message, exitCode: isTenantifyError(error) ? error.exitCode : 1 };
+      }
+      step.durationMs = Math.round(performance.now() - started);
+      steps.push(step);
+      options.log(`${step.ok ? '✔' : '✖'} ${name} (${(step.durationMs / 1000).toFixed(1)}s)${step.ok ? '' : `: ${step.details[0] ?? ''}`}`);
+      return step.ok;
+    };
+    let loaded: DatabaseState | undefined;
+    const ok =
+      (await run('load', async () => {
+        await load(options, target);
+        loaded = await snapshotState(target);
+        return { ok: true, details: [`${loaded.content.size} tables and sequences`] };
+      })) &&
+      (await run('apply', () => applyStep(options, target))) &&
+      (await run('verify', () => verifyStep(options, target))) &&
+      (await run('rollback', () => rollbackStep(options, target))) &&
+      (await run('compare with the source', async () => {
+        const diff = differences(loaded as DatabaseState, await snapshotState(target));
+        return { ok: diff.length === 0, details: diff.length === 0 ? ['schema and content are exactly as loaded'] : diff, exitCode: 3 };
+      })) &&
+      (await run('apply again', () => applyStep(options, target))) &&
+      (await run('verify again', () => verifyStep(options, target)));
+    const firstFailed = steps.find((step) => !step.ok);
+    return { ok, exitCode: firstFailed ? (firstFailed.exitCode ?? 1) : 0, server: server.kind, steps };
+  } finally {
+    await server.close();
+  }
+}
+
+async function createTarget(server: ThrowawayPostgres): Promise<string> {
+  const name = `rehearsal_${Date.now().toString(36)}`;
+  await withSession(server.url, 'rehearse', (s) => s.client.query(`CREATE DATABASE ${name}`));
+  const url = new URL(server.url);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function snapshotState(url: string): Promise<DatabaseState> {
+  return withSession(url, 'rehearse', (s) => describeDatabase(s.client, ['tenantify']));
+}
+
+async function load(options: RehearseOptions, target: string): Promise<void> {
+  const psql = findPgTool('psql');
+  if (!psql) throw new UsageError('psql was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  const psqlArgs = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'];
+  if (options.fixture) {
+    await pipe(undefined, { path: psql.path, args: [...psqlArgs, '-f', options.fixture], env: libpqEnvironment(target) });
+    return;
+  }
+  const pgDump = findPgTool('pg_dump');
+  if (!pgDump) throw new UsageError('pg_dump was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  const dumpArgs = ['--no-owner', '--no-privileges', '--no-password', ...(options.schemaOnly ? ['--schema-only'] : [])];
+  await pipe({ path: pgDump.path, args: dumpArgs, env: libpqEnvironment(options.sourceUrl) }, { path: psql.path, args: [...psqlArgs, '-f', '-'], env: libpqEnvironment(target) });
+}
+
+interface Program {
+  path: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+/** Runs `to`, fed by `from`'s stdout when there is a `from` (pg_dump | psql, streamed). */
+function pipe(from: Program | undefined, to: Program): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sink = spawn(to.path, to.args, { env: to.env, stdio: [from ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
+    const source = from ? spawn(from.path, from.args, { env: from.env, stdio: ['ignore', 'pipe', 'pipe'] }) : undefined;
+    let errors = '';
+    sink.stderr?.on('data', (d: Buffer) => (errors += d.toString()));
+    source?.stderr?.on('data', (d: Buffer) => (errors += d.toString()));
+    if (source?.stdout && sink.stdin) source.stdout.pipe(sink.stdin);
+    let sourceCode: number | null = 0;
+    const sourceDone = source ? new Promise<void>((r) => source.on('close', (code) => ((sourceCode = code), r()))) : Promise.resolve();
+    sink.on('error', reject);
+    source?.on('error', reject);
+    sink.on('close', (code) => {
+      void sourceDone.then(() => {
+        if (code === 0 && sourceCode === 0) resolve();
+        else reject(new Error(redact(`loading the source failed: ${errors.trim().slice(-2000)}`)));
+      });
+    });
+  });
+}
+
+async function applyStep(options: RehearseOptions, target: string): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {
+  try {
+    const result = await apply({ dir: options.dir, url: target, reporter: options.reporter, noSnapshot: true });
+    const units = result.units.map((u) => ({ id: u.id, ok: u.outcome === 'applied', durationMs: u.durationMs }));
+    return { ok: true, details: [`${units.length} units applied`], units };
+  } catch (error) {
+    return failed(error);
+  }
+}
+
+async function verifyStep(options: RehearseOptions, target: string): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {
+  const result = await verify({ dir: options.dir, url: target });
+  const failedChecks = result.checks.filter((c) => !c.ok);
+  return {
+    ok: result.ok,
+    exitCode: 3,
+    details: result.ok ? [`${result.checks.length} checks passed`] : failedChecks.map((c) => `${c.unit}: "${c.name}" returned ${c.violations} rows${c.error ? ` (${c.error})` : ''}`),
+    units: result.units.map((u) => ({ id: u.id, ok: u.checks.every((c) => c.ok), durationMs: u.checks.reduce((t, c) => t + c.durationMs, 0) })),
+  };
+}
+
+async function rollbackStep(options: RehearseOptions, target: string): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {
+  try {
+    const result = await rollback({
+      dir: options.dir,
+      url: target,
+      reporter: {
+        revertStarted: () => {},
+        revertDone: () => {},
+        revertFailed: (_unit, message) => options.reporter.note(message),
+        note: (text) => options.reporter.note(text),
+      },
+      confirm: async () => true,
+    });
+    const units = result.units.map((u) => ({ id: u.id, ok: true, durationMs: u.durationMs }));
+    return { ok: true, details: [`${units.length} units reverted`], units };
+  } catch (error) {
+    return failed(error);
+  }
+}
+
+function failed(error: unknown): Omit<RehearseStep, 'name' | 'durationMs'> {
+  if (isTenantifyError(error)) return { ok: false, exitCode: error.exitCode, details: [error.message, ...error.details, ...(error.hint ? [`hint: ${error.hint}`] : [])] };
+  throw error;
+}
+

@@ -1,0 +1,102 @@
+/** rollback(): the programmatic API behind `tenantify rollback`. */
+import { connect, type Session } from '../db/connection.js';
+import { Ledger } from '../db/ledger.js';
+import { withAdvisoryLock } from '../db/lock.js';
+import { DriftError, UsageError, isTenantifyError } from '../errors.js';
+import { Interrupt } from '../exec/interrupt.js';
+import { notesOnly, revertUnits, type RevertReport, type RevertReporter } from '../exec/revert.js';
+import { planRollback, planRun, type RollbackEntry, type RollbackPlan } from '../plan/planner.js';
+import { ensureNoDrift, outcomeOf } from './apply.js';
+import { loadProject } from './project.js';
+
+export interface RollbackOptions {
+  dir: string;
+  url: string | undefined;
+  steps?: number | undefined;
+  to?: string | undefined;
+  reporter: RevertReporter;
+  /**
+   * Asked once the plan is known and found revertible, before anything is written; false
+   * leaves everything as it was. Throw to refuse (no terminal to ask on).
+   */
+  confirm: (entries: RollbackEntry[], database: string) => Promise<boolean>;
+  /** Install SIGINT/SIGTERM handlers for the run (the CLI does). */
+  handleSignals?: boolean;
+}
+
+export interface RollbackResult {
+  runId: number | undefined;
+  database: string;
+  /** What was to be reverted, newest first. */
+  planned: RollbackEntry[];
+  units: RevertReport[];
+  /** The confirmation was declined: nothing was done. */
+  declined: boolean;
+}
+
+export async function rollback(options: RollbackOptions): Promise<RollbackResult> {
+  const project = await loadProject(options.dir);
+  const session = await connect(options.url, 'rollback');
+  const ledger = new Ledger(session.db, project.config.ledgerSchema);
+  const interrupt = new Interrupt((text) => options.reporter.note(text));
+  const result: RollbackResult = { runId: undefined, database: session.description, planned: [], units: [], declined: false };
+  if (options.handleSignals) interrupt.install();
+  try {
+    return await withAdvisoryLock(session, ledger, async () => {
+      // No ledger: nothing was ever applied here, and a rollback must not create one.
+      if ((await ledger.exists()) === undefined) return result;
+      await ledger.ensure();
+      const state = await ledger.read();
+      ensureNoDrift(planRun(project.units, state.units));
+      const plan = planRollback(project.units, state.units, { steps: options.steps, to: options.to });
+      ensureRevertible(plan);
+      result.planned = plan.toRevert;
+      if (plan.toRevert.length === 0) return result;
+      if (!(await options.confirm(plan.toRevert, session.description))) return { ...result, declined: true };
+      result.runId = await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result.units);
+      return result;
+    });
+  } finally {
+    interrupt.uninstall();
+    await session.close();
+  }
+}
+
+/** The run in the ledger around the reverts: started, dead runs closed, finished with its outcome. */
+async function revertRecorded(session: Session, ledger: Ledger, interrupt: Interrupt, options: RollbackOptions, entries: RollbackEntry[], reports: RevertReport[]): Promise<number> {
+  const runId = await ledger.startRun('rollback', { steps: options.steps ?? null, to: options.to ?? null });
+  for (const run of await ledger.closeDeadRuns(runId)) {
+    options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; recorded as died`);
+    await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
+  }
+  const ctx = { session, ledger, runId, dryRun: false, interrupt, reporter: notesOnly(options.reporter), snapshots: undefined };
+  try {
+    await revertUnits(ctx, options.reporter, entries, reports);
+  } catch (error) {
+    await ledger.finishRun(runId, outcomeOf(error), isTenantifyError(error) ? error.exitCode : 1).catch(() => {});
+    throw error;
+  }
+  await ledger.finishRun(runId, 'done', 0);
+  return runId;
+}
+
+/** Every unit to revert needs a usable rollback file, and one interrupted attempt must still match its file: checked before anything runs. */
+export function ensureRevertible(plan: RollbackPlan): void {
+  const problems = plan.toRevert.filter((e) => e.problem);
+  if (problems.length > 0) {
+    const names = problems.map((e) => e.unit.id);
+    throw new UsageError(
+      `cannot roll back: ${names.length === 1 ? `unit ${names[0]} has` : `units ${names.join(', ')} have`} no usable rollback file`,
+      'write the missing rollbacks (a rollback carries the file name of the unit it reverts), or roll back fewer units with --steps or --to; nothing was touched',
+      problems.map((e) => `${e.unit.id}: ${e.problem}`),
+    );
+  }
+  const drifted = plan.toRevert.filter((e) => e.driftReason);
+  if (drifted.length > 0) {
+    throw new DriftError(
+      `drift: the rollback of ${drifted.map((e) => e.unit.id).join(', ')} changed after it was partly run`,
+      drifted.map((e) => `${e.unit.rollback?.file}: ${e.driftReason}`),
+      'restore the rollback file as it was when it ran (git shows it) so the run can resume after the statements already done; nothing was run',
+    );
+  }
+}
