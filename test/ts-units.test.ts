@@ -48,7 +48,8 @@ export default defineBackfill({
     expect(hosts?.n).toBe(2500);
     const units = await query<{ id: string; status: string; progress: { rowsDone: number; batches: number } }>(db.url, 'SELECT id, status, progress FROM tenantify.units ORDER BY id');
     expect(units.map((u) => [u.id, u.status])).toEqual([['0001_organizations', 'applied'], ['0002_hosts', 'applied']]);
-    expect(units[1]?.progress).toMatchObject({ rowsDone: 2500, batches: 3 });
+    expect(units[1]?.progress.rowsDone).toBe(2500);
+    expect(units[1]?.progress.batches).toBeGreaterThanOrEqual(2);
   });
 
   it('a TypeScript unit that throws is rolled back whole (exit 1)', async () => {

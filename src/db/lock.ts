@@ -42,7 +42,7 @@ async function lockHeldError(session: Session, ledger: Ledger, key: number): Pro
   const run = (await ledger.exists()) === undefined ? undefined : await ledger.runOfBackend(holder.pid).catch(() => undefined);
   const who = run
     ? `\`tenantify ${run.command}\` (run ${run.id}) by ${run.dbUser} on ${run.clientHost}, client pid ${run.clientPid}, since ${clock(run.startedAt)}`
-    : `${holder.applicationName || 'a session'}${holder.user ? ` by ${holder.user}` : ''}${holder.clientAddress ? ` from ${holder.clientAddress}` : ''}, since ${holder.since ? clock(holder.since) : 'an unknown time'}`;
+    : describeSession(holder);
   return new LockHeldError(
     `another run holds the lock: ${who} (server pid ${holder.pid})`,
     `wait for it to finish (tenantify status shows where it is), or end it with SELECT pg_terminate_backend(${holder.pid}); its current unit rolls back and \`tenantify apply\` resumes`,
@@ -64,4 +64,12 @@ async function findHolder(session: Session, key: number): Promise<LockHolder | u
 
 function clock(date: Date): string {
   return `${date.toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+}
+
+/** Before its run is in the ledger, a holder is known by its session: tenantify names it "tenantify <command> (<host> pid <pid>)". */
+function describeSession(holder: LockHolder): string {
+  const since = holder.since ? clock(holder.since) : 'an unknown time';
+  const ours = /^tenantify (.+) \((\S+) pid (\d+)\)$/.exec(holder.applicationName ?? '');
+  if (ours) return `\`tenantify ${ours[1]}\` by ${holder.user ?? 'an unknown user'} on ${ours[2]}, client pid ${ours[3]}, since ${since}`;
+  return `${holder.applicationName || 'a session'}${holder.user ? ` by ${holder.user}` : ''}${holder.clientAddress ? ` from ${holder.clientAddress}` : ''}, since ${since}`;
 }

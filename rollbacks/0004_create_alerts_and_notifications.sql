@@ -1,0 +1,5 @@
+DROP TABLE notifications;
+DROP TABLE alerts;
+DROP TYPE notification_channel;
+DROP TYPE alert_status;
+DROP TYPE alert_severity;
