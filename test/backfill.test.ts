@@ -142,3 +142,50 @@ SELECT id FROM hosts WHERE n <> 1;
     expect((await run.done).code).toBe(0);
   });
 });
+
+describe('parallel workers', () => {
+  const drops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const drop of drops) await drop();
+  });
+
+  it('walk disjoint key ranges on their own connections, every row once, and resume after a kill', async () => {
+    const d = await freshDatabase('par');
+    drops.push(d.drop);
+    await query(d.url, `CREATE TABLE hosts (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
+      INSERT INTO hosts (id) SELECT g * 7 FROM generate_series(1, 6000) g;`);
+    const dir = writePlan({
+      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '200ms' } }),
+      'backfills/0001_fill.sql': `-- tenantify:batch hosts key=id size=100
+UPDATE hosts SET n = n + 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.001) IS NOT NULL;
+-- tenantify:verify every host once
+SELECT id FROM hosts WHERE n <> 1;
+`,
+    });
+    const run = startCli(['apply', '-d', d.url, '--dir', dir, '--parallel', '3', '--no-snapshot']);
+    let workers = 0;
+    for (let i = 0; i < 200 && workers < 3; i++) {
+      const [w] = await query<{ n: number }>(d.url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database()");
+      workers = Math.max(workers, w?.n ?? 0);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(workers).toBe(3);
+    await new Promise((r) => setTimeout(r, 300));
+    run.child.kill('SIGKILL');
+    await run.done;
+    const [mid] = await query<{ segments: { cursor: string }[]; done: number }>(d.url, "SELECT progress->'segments' AS segments, (progress->>'rowsDone')::int AS done FROM tenantify.units");
+    expect(mid?.segments).toHaveLength(3);
+    const [updated] = await query<{ n: number }>(d.url, 'SELECT count(*)::int AS n FROM hosts WHERE n = 1');
+    expect(mid?.done).toBe(updated?.n);
+    // The killed run's sessions end within about a second (client_connection_check_interval); until then its lock holds.
+    let resumed = await runCli(['apply', '-d', d.url, '--dir', dir, '--parallel', '2', '--no-snapshot']);
+    for (let i = 0; i < 20 && resumed.code === 4; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      resumed = await runCli(['apply', '-d', d.url, '--dir', dir, '--parallel', '2', '--no-snapshot']);
+    }
+    expect(resumed.stderr).not.toMatch(/^error/m);
+    expect(resumed.code).toBe(0);
+    const [all] = await query<{ once: number; other: number }>(d.url, 'SELECT count(*) FILTER (WHERE n = 1)::int AS once, count(*) FILTER (WHERE n <> 1)::int AS other FROM hosts');
+    expect(all).toEqual({ once: 6000, other: 0 });
+  });
+});

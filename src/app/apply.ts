@@ -19,6 +19,8 @@ export interface ApplyOptions {
   url: string | undefined;
   to?: string | undefined;
   dryRun?: boolean;
+  /** Workers for batched backfills (else the config's batch.parallel, else 1). */
+  parallel?: number | undefined;
   /** Take no pg_dump snapshots (recorded in the ledger). */
   noSnapshot?: boolean;
   reporter: Reporter;
@@ -73,6 +75,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
           targetMs: batch.targetDuration ?? defaultBatchSettings.targetMs,
           pauseMs: batch.pause ?? defaultBatchSettings.pauseMs,
           maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
+          parallel: options.parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
         };
         const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching };
         try {

@@ -50,6 +50,9 @@ export async function connect(url: string | undefined, purpose: string): Promise
   }
   const info = await client.query<{ pid: number; version: string }>("SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version");
   const row = info.rows[0] as { pid: number; version: string };
+  // When tenantify is killed, its statement in flight is cancelled within a second (PostgreSQL 14+),
+  // so the lock of a dead run goes with it instead of lingering until the statement ends.
+  if (Number(row.version) >= 140000) await client.query("SET client_connection_check_interval = '1s'");
   return {
     client,
     db: kyselyOn(client),

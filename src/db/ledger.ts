@@ -15,8 +15,10 @@ export const ledgerVersion = 1;
 export interface UnitProgress {
   /** Non-transactional units: hashes of the statements done, in order. */
   statements?: string[];
-  /** Batched units: the last key done (exclusive lower bound of the next batch). */
+  /** Batched units of older ledgers: the last key done (exclusive lower bound of the next batch). */
   cursor?: string;
+  /** Batched units: the key ranges their workers walk, each with its last key done. */
+  segments?: { from: string; to: string | null; cursor: string }[];
   rowsDone?: number;
   rowsTotal?: number;
   batches?: number;
@@ -215,6 +217,16 @@ export class Ledger {
     await sql`
       WITH state AS (UPDATE ${this.t('units')} SET snapshot = ${manifest === null ? null : JSON.stringify(manifest)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId} RETURNING id)
       INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event}, ${JSON.stringify({ ...detail, ...(manifest ?? {}) })}::jsonb FROM state`.execute(this.db);
+  }
+
+  /** A batch of segment `index` committed: its cursor and the unit's counts move on, atomically, whichever worker writes. */
+  async advanceSegment(unitId: string, index: number, cursor: string, rows: number): Promise<void> {
+    await sql`
+      UPDATE ${this.t('units')} SET updated_at = clock_timestamp(), progress = jsonb_set(jsonb_set(jsonb_set(progress,
+          ARRAY['segments', ${String(index)}, 'cursor'], to_jsonb(${cursor}::text)),
+          '{rowsDone}', to_jsonb(coalesce((progress->>'rowsDone')::bigint, 0) + ${rows}::bigint)),
+          '{batches}', to_jsonb(coalesce((progress->>'batches')::bigint, 0) + 1))
+       WHERE id = ${unitId}`.execute(this.db);
   }
 
   async events(unitId?: string, limit = 50): Promise<{ id: number; runId: number | null; unitId: string | null; at: Date; event: string; detail: Record<string, unknown> }[]> {

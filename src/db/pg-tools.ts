@@ -3,7 +3,7 @@
  * environment (PGPASSWORD...), never in an argument list that `ps` would show.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { redact } from './redact.js';
 
@@ -38,14 +38,25 @@ export function findPgTool(tool: PgTool, env: NodeJS.ProcessEnv = process.env): 
   if (!bindir && existsSync(root)) {
     for (const v of readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a))) candidates.push(join(root, v, 'bin', tool));
   }
+  const key = `${tool}\0${bindir ?? ''}\0${env['PATH'] ?? ''}`;
+  if (found.has(key)) return found.get(key);
+  let result: { path: string; major: number; version: string } | undefined;
   for (const path of candidates) {
     if (!existsSync(path)) continue;
+    // Debian's pg_wrapper (a Perl script) costs ~100 ms a call; the versioned binaries below are the real thing.
+    if (!bindir && realpathSync(path).endsWith('pg_wrapper') && candidates.some((c) => c.startsWith('/usr/lib/postgresql/') && existsSync(c))) continue;
     const out = spawnSync(path, ['--version'], { encoding: 'utf8' });
     const match = /(\d+)(?:\.(\d+))?/.exec(out.stdout ?? '');
-    if (out.status === 0 && match) return { path, major: Number(match[1]), version: match[0] };
+    if (out.status === 0 && match) {
+      result = { path, major: Number(match[1]), version: match[0] };
+      break;
+    }
   }
-  return undefined;
+  found.set(key, result);
+  return result;
 }
+
+const found = new Map<string, { path: string; major: number; version: string } | undefined>();
 
 export interface ToolResult {
   stdout: string;

@@ -16,52 +16,26 @@ import { unitContext } from './unit-context.js';
 import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import type { BatchDirective, Unit } from '../plan/types.js';
-import type { UnitProgress } from '../db/ledger.js';
+import { Ledger, type UnitProgress } from '../db/ledger.js';
+import { connect, type Session } from '../db/connection.js';
 
 export const batchedRunner: UnitRunner = {
   async run(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome> {
     const { unit } = entry;
     const batch = unit.options.batch as BatchDirective;
-    const keys = new KeyRanges(ctx, unit, batch);
-    let cursor = entry.resume.kind === 'cursor' ? entry.resume.cursor : await keys.start();
+    const settings = ctx.batching ?? defaultBatchSettings;
+    const keys = new KeyRanges(ctx.session, unit, batch);
+    const resumed = entry.resume.kind === 'cursor' ? resumeSegments(entry.ledger?.progress) : undefined;
+    const segments = resumed ?? (await keys.segments(ctx.dryRun ? 1 : settings.parallel));
     const progress: UnitProgress = {
-      rowsDone: entry.resume.kind === 'cursor' ? entry.resume.rowsDone : 0,
+      segments,
+      rowsDone: resumed ? (entry.ledger?.progress.rowsDone ?? 0) : 0,
       rowsTotal: await keys.estimateTotal(),
-      batches: 0,
+      batches: resumed ? (entry.ledger?.progress.batches ?? 0) : 0,
     };
-    if (entry.resume.kind === 'cursor') ctx.reporter.note(`${unit.id}: resuming after key ${cursor} (${progress.rowsDone} rows done)`);
-    if (!ctx.dryRun) await ctx.ledger.saveProgress(ctx.runId, unit.id, { ...progress, ...(cursor === undefined ? {} : { cursor }) });
-    const pace = new Pace(batch.size, ctx.batching ?? defaultBatchSettings);
-    const ratesStarted = performance.now();
-    let rowsThisRun = 0;
-    while (cursor !== undefined) {
-      if (ctx.interrupt.requested) throw Object.assign(new Error('interrupted between batches'), { code: '57014' });
-      const upper = await keys.upperBound(cursor, pace.size);
-      if (upper === undefined) break;
-      const from = cursor;
-      const batchStarted = performance.now();
-      const rows = await retrying(ctx, unit, async () => {
-        await begin(ctx, unit.options);
-        try {
-          const changed = await runBatch(ctx, unit, from, upper);
-          const next: UnitProgress = { ...progress, cursor: upper, rowsDone: (progress.rowsDone ?? 0) + changed, batches: (progress.batches ?? 0) + 1 };
-          if (!ctx.dryRun) await ctx.ledger.saveProgress(ctx.runId, unit.id, next);
-          await commit(ctx);
-          return changed;
-        } catch (error) {
-          await rollback(ctx);
-          throw error;
-        }
-      });
-      rowsThisRun += rows;
-      progress.cursor = upper;
-      progress.rowsDone = (progress.rowsDone ?? 0) + rows;
-      progress.batches = (progress.batches ?? 0) + 1;
-      progress.rowsPerSecond = Math.round(rowsThisRun / Math.max(0.001, (performance.now() - ratesStarted) / 1000));
-      ctx.reporter.unitProgress(unit, progress);
-      cursor = upper;
-      await pace.after(performance.now() - batchStarted, await serverPressure(ctx), (text) => ctx.reporter.note(`${unit.id}: ${text}`));
-    }
+    if (resumed) ctx.reporter.note(`${unit.id}: resuming after key ${segments.map((g) => g.cursor).join(', ')} (${progress.rowsDone} rows done)`);
+    if (!ctx.dryRun) await ctx.ledger.saveProgress(ctx.runId, unit.id, progress);
+    await runSegments(ctx, unit, segments, progress, settings);
     await begin(ctx, unit.options);
     try {
       const checks = await runChecks(ctx.session.client, unit.verifies, 'verify', unit);
@@ -76,6 +50,88 @@ export const batchedRunner: UnitRunner = {
   },
 };
 
+/** A contiguous range of keys, (from, to], walked by one worker; `to` null is open-ended. */
+export interface Segment {
+  from: string;
+  to: string | null;
+  cursor: string;
+}
+
+/** Progress of an older ledger row (one cursor) reads as one open segment. */
+function resumeSegments(progress: UnitProgress | undefined): Segment[] | undefined {
+  if (progress?.segments) return progress.segments;
+  if (progress?.cursor !== undefined) return [{ from: progress.cursor, to: null, cursor: progress.cursor }];
+  return undefined;
+}
+
+/**
+ * Workers take segments from a queue, each on its own connection, batch after batch. One
+ * worker's failure stops the others after their batch in flight; the first error is thrown.
+ */
+async function runSegments(ctx: ExecContext, unit: Unit, segments: Segment[], progress: UnitProgress, settings: BatchSettings): Promise<void> {
+  const queue = segments.map((segment, index) => ({ segment, index }));
+  const workers = Math.max(1, Math.min(ctx.dryRun ? 1 : settings.parallel, queue.length));
+  const ratesStarted = performance.now();
+  let rowsThisRun = 0;
+  let failure: unknown;
+  const report = (rows: number): void => {
+    rowsThisRun += rows;
+    progress.rowsDone = (progress.rowsDone ?? 0) + rows;
+    progress.batches = (progress.batches ?? 0) + 1;
+    progress.rowsPerSecond = Math.round(rowsThisRun / Math.max(0.001, (performance.now() - ratesStarted) / 1000));
+    ctx.reporter.unitProgress(unit, progress);
+  };
+  const work = async (worker: ExecContext): Promise<void> => {
+    for (let next = queue.shift(); next && failure === undefined; next = queue.shift()) {
+      await walkSegment(worker, unit, next.segment, next.index, settings, report, () => failure !== undefined);
+    }
+  };
+  const extra = await Promise.all(Array.from({ length: workers - 1 }, () => connect(ctx.session.url, `apply ${unit.id} worker`)));
+  try {
+    const contexts = [ctx, ...extra.map((session) => ({ ...ctx, session, ledger: new Ledger(session.db, ctx.ledger.schema) }))];
+    await Promise.all(contexts.map((worker) => work(worker).catch((error: unknown) => void (failure ??= error))));
+  } finally {
+    await Promise.all(extra.map((session) => session.close()));
+  }
+  if (failure !== undefined) throw failure;
+}
+
+async function walkSegment(
+  ctx: ExecContext,
+  unit: Unit,
+  segment: Segment,
+  index: number,
+  settings: BatchSettings,
+  report: (rows: number) => void,
+  stopped: () => boolean,
+): Promise<void> {
+  const keys = new KeyRanges(ctx.session, unit, unit.options.batch as BatchDirective);
+  const pace = new Pace((unit.options.batch as BatchDirective).size, settings);
+  for (;;) {
+    if (ctx.interrupt.requested) throw Object.assign(new Error('interrupted between batches'), { code: '57014' });
+    if (stopped()) return;
+    const upper = await keys.upperBound(segment.cursor, pace.size, segment.to);
+    if (upper === undefined) return;
+    const from = segment.cursor;
+    const batchStarted = performance.now();
+    const rows = await retrying(ctx, unit, async () => {
+      await begin(ctx, unit.options);
+      try {
+        const changed = await runBatch(ctx, unit, from, upper);
+        if (!ctx.dryRun) await ctx.ledger.advanceSegment(unit.id, index, upper, changed);
+        await commit(ctx);
+        return changed;
+      } catch (error) {
+        await rollback(ctx);
+        throw error;
+      }
+    });
+    segment.cursor = upper;
+    report(rows);
+    await pace.after(performance.now() - batchStarted, await serverPressure(ctx), (text) => ctx.reporter.note(`${unit.id}: ${text}`));
+  }
+}
+
 export interface BatchSettings {
   /** Batches aim at this duration: short, so that no row lock is held for long. */
   targetMs: number;
@@ -83,9 +139,11 @@ export interface BatchSettings {
   pauseMs: number;
   /** Back off while a replica lags more than this. */
   maxReplicationLagMs: number;
+  /** Workers over disjoint key ranges, each on its own connection. */
+  parallel: number;
 }
 
-export const defaultBatchSettings: BatchSettings = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000 };
+export const defaultBatchSettings: BatchSettings = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, parallel: 1 };
 
 interface Pressure {
   lockWaiters: number;
@@ -154,7 +212,7 @@ async function runBatch(ctx: ExecContext, unit: Unit, from: string, to: string):
 /** Keyset ranges over the batch key, read as text so any orderable key type works. */
 class KeyRanges {
   constructor(
-    private readonly ctx: ExecContext,
+    private readonly session: Session,
     private readonly unit: Unit,
     private readonly batch: BatchDirective,
   ) {}
@@ -170,14 +228,14 @@ class KeyRanges {
   /** The exclusive lower bound of the first batch: a value below the smallest key. */
   async start(): Promise<string | undefined> {
     const type = await sql<{ type: string }>`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute
-       WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(this.ctx.session.db);
+       WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(this.session.db);
     const keyType = type.rows[0]?.type;
     if (!keyType) throw new Error(`${this.unit.file}: the batch key ${this.batch.key} is not a column of ${this.batch.table}`);
     // ORDER BY ... LIMIT 1 rather than min(): it uses the index, and works for types without min() (uuid).
     const result = await sql<{ min: string | null; below: string | null; ok: boolean | null }>`
       SELECT first::text AS min, below, (below IS NULL OR below::${sql.raw(keyType)} < first) AS ok
         FROM (SELECT ${this.key} AS first FROM ${this.table} ORDER BY ${this.key} LIMIT 1) f,
-             LATERAL (SELECT ${sql.raw(belowExpression(keyType))} AS below) b`.execute(this.ctx.session.db);
+             LATERAL (SELECT ${sql.raw(belowExpression(keyType))} AS below) b`.execute(this.session.db);
     const row = result.rows[0];
     if (!row || row.min === null) return undefined;
     if (row.below === null || !row.ok) {
@@ -186,20 +244,34 @@ class KeyRanges {
     return row.below;
   }
 
-  /** The inclusive upper bound of the batch after `cursor`, or undefined when no key is left. */
-  async upperBound(cursor: string, size: number): Promise<string | undefined> {
+  /** The inclusive upper bound of the batch after `cursor` (within `to`), or undefined when no key is left. */
+  async upperBound(cursor: string, size: number, to: string | null): Promise<string | undefined> {
+    const within = to === null ? sql`true` : sql`${this.key} <= ${to}`;
     const result = await sql<{ upper: string | null }>`
       SELECT coalesce(
-        (SELECT ${this.key}::text AS upper_key FROM ${this.table} WHERE ${this.key} > ${cursor} ORDER BY ${this.key} OFFSET ${size - 1} LIMIT 1),
-        (SELECT ${this.key}::text AS last_key FROM ${this.table} WHERE ${this.key} > ${cursor} ORDER BY ${this.key} DESC LIMIT 1)) AS upper`.execute(this.ctx.session.db);
+        (SELECT ${this.key}::text AS upper_key FROM ${this.table} WHERE ${this.key} > ${cursor} AND ${within} ORDER BY ${this.key} OFFSET ${size - 1} LIMIT 1),
+        (SELECT ${this.key}::text AS last_key FROM ${this.table} WHERE ${this.key} > ${cursor} AND ${within} ORDER BY ${this.key} DESC LIMIT 1)) AS upper`.execute(this.session.db);
     return result.rows[0]?.upper ?? undefined;
   }
 
+  /** `count` segments of about equal rows, the last one open-ended; none for an empty table. */
+  async segments(count: number): Promise<Segment[]> {
+    const start = await this.start();
+    if (start === undefined) return [];
+    if (count <= 1) return [{ from: start, to: null, cursor: start }];
+    const fractions = Array.from({ length: count - 1 }, (_, i) => (i + 1) / count);
+    const result = await sql<{ bounds: string[] | null }>`
+      SELECT (percentile_disc(${fractions}::float8[]) WITHIN GROUP (ORDER BY ${this.key}))::text[] AS bounds FROM ${this.table}`.execute(this.session.db);
+    const bounds = [...new Set(result.rows[0]?.bounds ?? [])];
+    const edges = [start, ...bounds];
+    return edges.map((from, i) => ({ from, to: edges[i + 1] ?? null, cursor: from }));
+  }
+
   async estimateTotal(): Promise<number> {
-    const estimate = await sql<{ n: number }>`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(this.ctx.session.db);
+    const estimate = await sql<{ n: number }>`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(this.session.db);
     const n = Number(estimate.rows[0]?.n ?? 0);
     if (n > 1_000_000) return n;
-    const exact = await sql<{ n: number }>`SELECT count(*) AS n FROM ${this.table}`.execute(this.ctx.session.db);
+    const exact = await sql<{ n: number }>`SELECT count(*) AS n FROM ${this.table}`.execute(this.session.db);
     return Number(exact.rows[0]?.n ?? 0);
   }
 }

@@ -90,8 +90,9 @@ function resumePoint(unit: Unit, row: LedgerUnit | undefined): Resume {
   if (!unit.options.transaction && progress.statements && progress.statements.length > 0) {
     return { kind: 'statement', statement: progress.statements.length };
   }
-  if (unit.options.batch && progress.cursor !== undefined) {
-    return { kind: 'cursor', cursor: progress.cursor, rowsDone: progress.rowsDone ?? 0 };
+  if (unit.options.batch && (progress.cursor !== undefined || progress.segments !== undefined)) {
+    const cursor = progress.cursor ?? (progress.segments ?? []).map((s) => s.cursor).join(', ');
+    return { kind: 'cursor', cursor, rowsDone: progress.rowsDone ?? 0 };
   }
   return { kind: 'start' };
 }
@@ -187,7 +188,7 @@ function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOpti
 function isPartlyDone(unit: Unit, row: LedgerUnit): boolean {
   if (row.status !== 'failed' && row.status !== 'running') return false;
   const statementsDone = !unit.options.transaction && (row.progress.statements?.length ?? 0) > 0;
-  const batchesDone = unit.options.batch !== undefined && row.progress.cursor !== undefined;
+  const batchesDone = unit.options.batch !== undefined && (row.progress.cursor !== undefined || row.progress.segments !== undefined);
   return statementsDone || batchesDone;
 }
 

@@ -9,6 +9,7 @@ interface ApplyCliOptions extends CommonOptions {
   to?: string;
   dryRun?: boolean;
   snapshot?: boolean;
+  parallel?: number;
   autoRollback?: boolean;
 }
 
@@ -16,7 +17,7 @@ export default async function applyCommand(options: ApplyCliOptions): Promise<nu
   const out = createOutput(options);
   const url = requireDatabase(options);
   const reporter = out.json ? quietReporter(out) : terminalReporter(out, { dryRun: Boolean(options.dryRun) });
-  const result = await apply({ dir: options.dir, url, to: options.to, dryRun: Boolean(options.dryRun), noSnapshot: options.snapshot === false, reporter, handleSignals: true,
+  const result = await apply({ dir: options.dir, url, to: options.to, dryRun: Boolean(options.dryRun), noSnapshot: options.snapshot === false, parallel: options.parallel, reporter, handleSignals: true,
     autoRollback: Boolean(options.autoRollback), revertReporter: out.json ? quietRevertReporter(out) : terminalRevertReporter(out) });
   const applied = result.units.filter((u) => u.outcome === 'applied');
   if (out.json) {

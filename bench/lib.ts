@@ -1,0 +1,113 @@
+/** Small helpers the benches share: timed child processes, medians, tables. Bench-only. */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const resultsDir = join(repoRoot, 'bench', 'results');
+
+export interface Timed {
+  ms: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** User + system CPU of the process (and the children it waited for), when /usr/bin/time is there. */
+  cpuMs?: number;
+}
+
+const timeBinary = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+const timeMarker = '__bench_rusage__';
+
+/**
+ * Runs a command to its end and measures its wall time, from spawn to exit, and its CPU
+ * time through /usr/bin/time when present (CPU time is what the tool itself costs; wall
+ * time also holds waiting for the server and for the scheduler on a busy machine).
+ */
+export function timed(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Timed> {
+  return new Promise((resolve, reject) => {
+    const [program, argv] = timeBinary ? [timeBinary, ['-f', `${timeMarker} %U %S`, command, ...args]] : [command, args];
+    const started = performance.now();
+    const child = spawn(program, argv, { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = performance.now() - started;
+      const match = new RegExp(`${timeMarker} ([\\d.]+) ([\\d.]+)\\s*$`).exec(stderr);
+      if (!match) return resolve({ ms, code, stdout, stderr });
+      const cpuMs = (Number(match[1]) + Number(match[2])) * 1000;
+      resolve({ ms, code, stdout, stderr: stderr.slice(0, match.index), cpuMs });
+    });
+  });
+}
+
+/** Fails loudly when a timed run did not succeed: a fast failure is no figure. */
+export function expectSuccess(label: string, run: Timed): void {
+  if (run.code === 0) return;
+  throw new Error(`${label} exited ${run.code}\n--- stdout\n${run.stdout.slice(-3000)}\n--- stderr\n${run.stderr.slice(-3000)}`);
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+export function fmt(ms: number, digits = 1): string {
+  return ms.toFixed(digits);
+}
+
+/** A plain text table, right-aligned numbers. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function writeResult(name: string, document: unknown): string {
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, name);
+  writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`);
+  return file;
+}
+
+/** `npm run build`, so `node bin/tenantify` runs the current src/. */
+export function build(): void {
+  const result = spawnSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) throw new Error(`npm run build failed (exit ${result.status})`);
+}
+
+export function machine(): Record<string, unknown> {
+  return { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency };
+}
+
+/**
+ * CPU used by a local PostgreSQL's backends that have exited: the postmaster's cutime +
+ * cstime (Linux /proc), in ms. The delta around a run whose connections are all closed is
+ * the server work that run caused. Undefined where /proc is not readable.
+ */
+export function serverChildCpuMs(dataDirectory: string): number | undefined {
+  try {
+    const pid = readFileSync(join(dataDirectory, 'postmaster.pid'), 'utf8').split('\n')[0];
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); cutime and cstime are fields 16 and 17.
+    const ticks = Number(fields[13]) + Number(fields[14]);
+    return (ticks * 1000) / clockTicks();
+  } catch {
+    return undefined;
+  }
+}
+
+let ticksPerSecond: number | undefined;
+function clockTicks(): number {
+  if (ticksPerSecond === undefined) {
+    const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    ticksPerSecond = Number(out.stdout.trim()) || 100;
+  }
+  return ticksPerSecond;
+}
