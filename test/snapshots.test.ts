@@ -134,4 +134,39 @@ describe('snapshots', () => {
       { event: 'snapshot_skipped', reason: '--no-snapshot' },
     ]);
   });
+
+  it('rollback --from-snapshot returns the database to exactly the legacy state, newest first', async () => {
+    const url = await legacyDb();
+    const schemaBefore = schemaDump(url);
+    const contentBefore = await contentFingerprint(url);
+    const sequenceBefore = await sequenceValue(url);
+    const dir = writePlan(plan);
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--from-snapshot', '--yes', '--json']);
+    expect(result.code).toBe(0);
+    expect((JSON.parse(result.stdout) as { units: { id: string }[] }).units.map((u) => u.id)).toEqual(['0002_fill', '0001_tier']);
+    expect(schemaDump(url)).toBe(schemaBefore);
+    expect(await contentFingerprint(url)).toEqual(contentBefore);
+    expect(await sequenceValue(url)).toBe(sequenceBefore);
+    const units = await query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
+    expect(units).toEqual([{ id: '0001_tier', status: 'rolled_back' }, { id: '0002_fill', status: 'rolled_back' }]);
+    // And the plan applies again.
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+  });
+
+  it('rollback --from-snapshot refuses before restoring anything when one snapshot is missing', async () => {
+    const url = await legacyDb();
+    const dir = writePlan(plan);
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+    const [m] = await query<{ file: string }>(url, "SELECT detail->>'file' AS file FROM tenantify.events WHERE event = 'snapshot_taken' AND unit_id = '0001_tier'");
+    const { rmSync } = await import('node:fs');
+    rmSync(m?.file as string);
+    const before = await contentFingerprint(url);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--from-snapshot', '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`the snapshot of 0001_tier is missing: ${m?.file}`);
+    expect(await contentFingerprint(url)).toEqual(before);
+    const units = await query<{ status: string }>(url, 'SELECT status FROM tenantify.units ORDER BY id');
+    expect(units.map((u) => u.status)).toEqual(['applied', 'applied']);
+  });
 });

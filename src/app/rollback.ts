@@ -4,7 +4,7 @@ import { Ledger } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { DriftError, UsageError, isTenantifyError } from '../errors.js';
 import { Interrupt } from '../exec/interrupt.js';
-import { notesOnly, revertUnits, type RevertReport, type RevertReporter } from '../exec/revert.js';
+import { notesOnly, restorableSnapshot, revertFromSnapshots, revertUnits, type RevertReport, type RevertReporter } from '../exec/revert.js';
 import { planRollback, planRun, type RollbackEntry, type RollbackPlan } from '../plan/planner.js';
 import { ensureNoDrift, outcomeOf } from './apply.js';
 import { loadProject } from './project.js';
@@ -20,6 +20,8 @@ export interface RollbackOptions {
    * leaves everything as it was. Throw to refuse (no terminal to ask on).
    */
   confirm: (entries: RollbackEntry[], database: string) => Promise<boolean>;
+  /** Restore each unit's tables from its snapshot (units without one use their rollback file). */
+  fromSnapshot?: boolean;
   /** Install SIGINT/SIGTERM handlers for the run (the CLI does). */
   handleSignals?: boolean;
 }
@@ -49,7 +51,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       const state = await ledger.read();
       ensureNoDrift(planRun(project.units, state.units));
       const plan = planRollback(project.units, state.units, { steps: options.steps, to: options.to });
-      ensureRevertible(plan);
+      ensureRevertible(options.fromSnapshot ? { ...plan, toRevert: plan.toRevert.map((e) => (restorableSnapshot(e) ? { ...e, problem: undefined } : e)) } : plan);
       result.planned = plan.toRevert;
       if (plan.toRevert.length === 0) return result;
       if (!(await options.confirm(plan.toRevert, session.description))) return { ...result, declined: true };
@@ -64,14 +66,14 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
 
 /** The run in the ledger around the reverts: started, dead runs closed, finished with its outcome. */
 async function revertRecorded(session: Session, ledger: Ledger, interrupt: Interrupt, options: RollbackOptions, entries: RollbackEntry[], reports: RevertReport[]): Promise<number> {
-  const runId = await ledger.startRun('rollback', { steps: options.steps ?? null, to: options.to ?? null });
+  const runId = await ledger.startRun(options.fromSnapshot ? 'rollback --from-snapshot' : 'rollback', { steps: options.steps ?? null, to: options.to ?? null, fromSnapshot: Boolean(options.fromSnapshot) });
   for (const run of await ledger.closeDeadRuns(runId)) {
     options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; recorded as died`);
     await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
   }
   const ctx = { session, ledger, runId, dryRun: false, interrupt, reporter: notesOnly(options.reporter), snapshots: undefined };
   try {
-    await revertUnits(ctx, options.reporter, entries, reports);
+    await (options.fromSnapshot ? revertFromSnapshots : revertUnits)(ctx, options.reporter, entries, reports);
   } catch (error) {
     await ledger.finishRun(runId, outcomeOf(error), isTenantifyError(error) ? error.exitCode : 1).catch(() => {});
     throw error;

@@ -7,6 +7,7 @@
  */
 import { InterruptedError, UnitFailedError, ViolationsError, type TenantifyError } from '../errors.js';
 import type { RollbackEntry } from '../plan/planner.js';
+import { ensureIntact, restoreSnapshot, type SnapshotManifest } from '../db/snapshot.js';
 import type { Script, Unit } from '../plan/types.js';
 import { runChecks } from './checks.js';
 import type { ExecContext, Reporter } from './context.js';
@@ -177,4 +178,46 @@ function whatStays(script: Script, error: unknown): string {
   if (error instanceof ChecksFailed && error.section === 'precheck') return 'the rollback did not start';
   if (script.options.transaction) return "the rollback's transaction was rolled back whole";
   return 'the rollback runs outside a transaction: the statements before the failing one stay done, and `tenantify rollback` resumes at it';
+}
+
+/** The snapshot a unit's tables can be restored from, when its ledger row has a usable one. */
+export function restorableSnapshot(entry: RollbackEntry): SnapshotManifest | undefined {
+  const manifest = entry.ledger.snapshot as SnapshotManifest | null;
+  return manifest && (manifest.scope === 'tables' || manifest.scope === 'full') ? manifest : undefined;
+}
+
+/**
+ * `rollback --from-snapshot`: each unit's tables restored from the snapshot taken before it,
+ * newest first; a unit without a snapshot is reverted with its rollback file. Every snapshot
+ * file is checked (present, sha256) before anything is restored.
+ */
+export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertReporter, entries: RollbackEntry[], reports: RevertReport[]): Promise<void> {
+  for (const entry of entries) {
+    const manifest = restorableSnapshot(entry);
+    if (manifest) await ensureIntact(manifest);
+  }
+  for (const entry of entries) {
+    if (ctx.interrupt.requested) {
+      throw new InterruptedError(`interrupted by ${ctx.interrupt.requested} before reverting ${entry.unit.id}: the units before it were reverted`, 'run `tenantify rollback --from-snapshot` again to go on');
+    }
+    const manifest = restorableSnapshot(entry);
+    if (!manifest) {
+      reports.push(await revertUnit(ctx, reporter, entry));
+      continue;
+    }
+    const startedAt = performance.now();
+    reporter.revertStarted(entry);
+    await ctx.ledger.event(ctx.runId, entry.unit.id, 'rollback_started', { snapshot: manifest.file, tables: manifest.tables });
+    try {
+      await restoreSnapshot(ctx.session, manifest);
+    } catch (error) {
+      await ctx.ledger.event(ctx.runId, entry.unit.id, 'rollback_failed', { snapshot: manifest.file, message: (error as Error).message });
+      reporter.revertFailed(entry.unit, (error as Error).message);
+      throw error;
+    }
+    const durationMs = Math.round(performance.now() - startedAt);
+    await ctx.ledger.transition({ runId: ctx.runId, unit: entry.unit, status: 'rolled_back', event: 'rolled_back', durationMs, detail: { fromSnapshot: manifest.file, tables: manifest.tables } });
+    reporter.revertDone(entry.unit, { durationMs, checks: [] });
+    reports.push({ id: entry.unit.id, outcome: 'rolled_back', durationMs, checks: [] });
+  }
 }

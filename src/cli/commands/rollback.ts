@@ -14,9 +14,6 @@ interface RollbackCliOptions extends CommonOptions {
 }
 
 export default async function rollbackCommand(options: RollbackCliOptions): Promise<number> {
-  if (options.fromSnapshot) {
-    throw new UsageError('rollback --from-snapshot is not built yet', 'snapshots are planned (issue 5); without --from-snapshot, rollback runs each unit\'s file from rollbacks/; nothing was done');
-  }
   if (options.to !== undefined && options.steps !== undefined) throw new UsageError('pass --steps or --to, not both');
   const out = createOutput(options);
   const url = requireDatabase(options);
@@ -25,6 +22,7 @@ export default async function rollbackCommand(options: RollbackCliOptions): Prom
     url,
     steps: options.steps,
     to: options.to,
+    fromSnapshot: Boolean(options.fromSnapshot),
     reporter: out.json ? quietRevertReporter(out) : terminalRevertReporter(out),
     handleSignals: true,
     confirm: async (entries, database) => {
