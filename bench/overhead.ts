@@ -16,10 +16,10 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { resolveBinary } from 'dbmate';
+import { ensurePeers } from './peers.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
 import { generatePlans, type Plans } from './plans.js';
-import { build, expectSuccess, fmt, machine, median, repoRoot, serverChildCpuMs, table, timed, writeResult, type Timed } from './lib.js';
+import { build, expectSuccess, fmt, machine, median, serverChildCpuMs, table, timed, writeResult, type Timed } from './lib.js';
 
 interface Args {
   units: number;
@@ -80,21 +80,21 @@ const peers: Tool[] = [
     name: 'dbmate',
     what: 'dbmate --url URL?sslmode=disable --migrations-dir DIR --no-dump-schema migrate (Go binary)',
     run: (url, plans) =>
-      timed(resolveBinary(), ['--url', `${url}?sslmode=disable`, '--migrations-dir', plans.dbmate, '--no-dump-schema', 'migrate'], { env: childEnv() }),
+      timed(ensurePeers().dbmateBinary, ['--url', `${url}?sslmode=disable`, '--migrations-dir', plans.dbmate, '--no-dump-schema', 'migrate'], { env: childEnv() }),
     ledgerCount: (c) => count(c, 'SELECT count(*) AS n FROM schema_migrations'),
   },
   {
     name: 'node-pg-migrate',
     what: 'node node_modules/node-pg-migrate/bin/node-pg-migrate.js up -m DIR (defaults: one transaction for all)',
     run: (url, plans) =>
-      timed(process.execPath, [join(repoRoot, 'node_modules', 'node-pg-migrate', 'bin', 'node-pg-migrate.js'), 'up', '-m', plans.pgm], { env: childEnv({ DATABASE_URL: url }) }),
+      timed(process.execPath, [ensurePeers().nodePgMigrateBin, 'up', '-m', plans.pgm], { env: childEnv({ DATABASE_URL: url }) }),
     ledgerCount: (c) => count(c, 'SELECT count(*) AS n FROM pgmigrations'),
   },
   {
     name: 'node-pg-migrate/tx',
     what: 'the same with --no-single-transaction (one transaction per migration)',
     run: (url, plans) =>
-      timed(process.execPath, [join(repoRoot, 'node_modules', 'node-pg-migrate', 'bin', 'node-pg-migrate.js'), 'up', '-m', plans.pgm, '--no-single-transaction'], {
+      timed(process.execPath, [ensurePeers().nodePgMigrateBin, 'up', '-m', plans.pgm, '--no-single-transaction'], {
         env: childEnv({ DATABASE_URL: url }),
       }),
     ledgerCount: (c) => count(c, 'SELECT count(*) AS n FROM pgmigrations'),
