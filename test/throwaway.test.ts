@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { choosePath, dockerEngineAnswers, findPostgresBinaries, startThrowawayPostgres, withThrowawayPostgres } from '../src/db/throwaway.js';
@@ -17,9 +16,16 @@ async function selectOne(url: string): Promise<number> {
   }
 }
 
+/** A process whose command line names the data directory (read from /proc: no pgrep needed). */
 function postmasterRunning(directory: string): boolean {
-  const out = spawnSync('pgrep', ['-f', `${directory}/data`], { encoding: 'utf8' });
-  return out.stdout.trim().length > 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${directory}/data`)) return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
 }
 
 describe.skipIf(!binaries)('throwaway PostgreSQL from the local binaries', () => {
