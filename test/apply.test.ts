@@ -178,7 +178,7 @@ SELECT id FROM users WHERE plan IS NULL;
 
   it('refuses a second concurrent apply within a second, naming the holder (exit 4)', async () => {
     const dir = writePlan({
-      'migrations/0001_slow.sql': 'SELECT pg_sleep(4);\nCREATE TABLE slow (id int);\n',
+      'migrations/0001_slow.sql': 'SELECT pg_sleep(6);\nCREATE TABLE slow (id int);\n',
     });
     const url = await db();
     const first = startCli(['apply', '-d', url, '--dir', dir]);

@@ -314,7 +314,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
   });
 
   it('is refused (exit 4) while another run holds the lock', async () => {
-    const dir = writePlan({ ...plan, 'migrations/0005_slow.sql': 'SELECT pg_sleep(3);\n' });
+    const dir = writePlan({ ...plan, 'migrations/0005_slow.sql': 'SELECT pg_sleep(8);\n' });
     const url = await db();
     expect((await apply(url, dir, '--to', '0004_index_organizations')).code).toBe(0);
     const slow = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);

@@ -8,10 +8,8 @@
  * is not revisited (the unit's verify sections are the place to catch those).
  */
 import { sql } from 'kysely';
-import { runChecks } from './checks.js';
-import { ChecksFailed } from './failure.js';
-import { asStatementFailure, begin, commit, retrying, rollback, runStatement } from './steps.js';
-import { recordApplied } from './transactional.js';
+import { asStatementFailure, inTransaction, retrying, runStatement } from './steps.js';
+import { verifyAndRecordApplied } from './transactional.js';
 import { unitContext } from './unit-context.js';
 import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
@@ -36,17 +34,8 @@ export const batchedRunner: UnitRunner = {
     if (resumed) ctx.reporter.note(`${unit.id}: resuming after key ${segments.map((g) => g.cursor).join(', ')} (${progress.rowsDone} rows done)`);
     if (!ctx.dryRun) await ctx.ledger.saveProgress(ctx.runId, unit.id, progress);
     await runSegments(ctx, unit, segments, progress, settings);
-    await begin(ctx, unit.options);
-    try {
-      const checks = await runChecks(ctx.session.client, unit.verifies, 'verify', unit);
-      if (checks.some((c) => !c.ok)) throw new ChecksFailed('verify', checks);
-      await recordApplied(ctx, entry, startedAt, checks);
-      await commit(ctx);
-      return { checks, note: `${progress.rowsDone} rows in ${progress.batches} batches` };
-    } catch (error) {
-      await rollback(ctx);
-      throw error;
-    }
+    const checks = await inTransaction(ctx, unit.options, () => verifyAndRecordApplied(ctx, entry, startedAt));
+    return { checks, note: `${progress.rowsDone} rows in ${progress.batches} batches` };
   },
 };
 
@@ -114,18 +103,13 @@ async function walkSegment(
     if (upper === undefined) return;
     const from = segment.cursor;
     const batchStarted = performance.now();
-    const rows = await retrying(ctx, unit, async () => {
-      await begin(ctx, unit.options);
-      try {
+    const rows = await retrying(ctx, unit, () =>
+      inTransaction(ctx, unit.options, async () => {
         const changed = await runBatch(ctx, unit, from, upper);
         if (!ctx.dryRun) await ctx.ledger.advanceSegment(unit.id, index, upper, changed);
-        await commit(ctx);
         return changed;
-      } catch (error) {
-        await rollback(ctx);
-        throw error;
-      }
-    });
+      }),
+    );
     segment.cursor = upper;
     report(rows);
     await pace.after(performance.now() - batchStarted, await serverPressure(ctx), (text) => ctx.reporter.note(`${unit.id}: ${text}`));

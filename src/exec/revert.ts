@@ -14,7 +14,7 @@ import type { ExecContext, Reporter } from './context.js';
 import { ChecksFailed, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
 import { isCancel, statementDetails, violationDetails } from './failure-report.js';
 import { dropInvalidIndex } from './statements.js';
-import { begin, cancellable, commit, retrying, rollback, runStatement, timeoutSettings } from './steps.js';
+import { cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
 import { unitContext } from './unit-context.js';
 
 export interface RevertReporter {
@@ -75,19 +75,13 @@ function rollbackScript(entry: RollbackEntry): Script {
 async function revertInTransaction(ctx: ExecContext, entry: RollbackEntry, startedAt: number): Promise<CheckResult[]> {
   const script = rollbackScript(entry);
   return retrying(ctx, script, () =>
-    cancellable(ctx, async () => {
-      await begin(ctx, script.options);
-      try {
+    cancellable(ctx, () =>
+      inTransaction(ctx, script.options, async () => {
         if (script.definition?.type === 'unit') await script.definition.up(ctx.session.db, unitContext(ctx, entry.unit.id));
         else for (const statement of script.statements) await runStatement(ctx, script, statement);
-        const checks = await verifyAndRecord(ctx, entry, startedAt);
-        await commit(ctx);
-        return checks;
-      } catch (error) {
-        await rollback(ctx);
-        throw error;
-      }
-    }),
+        return verifyAndRecord(ctx, entry, startedAt);
+      }),
+    ),
   );
 }
 
@@ -104,15 +98,7 @@ async function revertStatementByStatement(ctx: ExecContext, entry: RollbackEntry
     } else {
       await runStatementsFrom(ctx, entry, script);
     }
-    await begin(ctx, script.options);
-    try {
-      const checks = await verifyAndRecord(ctx, entry, startedAt);
-      await commit(ctx);
-      return checks;
-    } catch (error) {
-      await rollback(ctx);
-      throw error;
-    }
+    return await inTransaction(ctx, script.options, () => verifyAndRecord(ctx, entry, startedAt));
   } finally {
     if (timeouts) await client.query('RESET lock_timeout; RESET statement_timeout').catch(() => {});
   }

@@ -4,10 +4,8 @@
  * CREATE INDEX CONCURRENTLY leaves an INVALID index behind, which IF NOT EXISTS would
  * happily skip: such an index is dropped and built again.
  */
-import { runChecks } from './checks.js';
-import { ChecksFailed } from './failure.js';
-import { cancellable, retrying, runStatement, timeoutSettings } from './steps.js';
-import { recordApplied } from './transactional.js';
+import { cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
+import { verifyAndRecordApplied } from './transactional.js';
 import { unitContext } from './unit-context.js';
 import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
@@ -34,17 +32,7 @@ export const statementsRunner: UnitRunner = {
           await ctx.ledger.saveProgress(ctx.runId, unit.id, { statements: done }, { name: 'statement_done', detail: { statement: done.length, line: statement.line } });
         }
       }
-      await client.query('BEGIN');
-      try {
-        const checks = await runChecks(client, unit.verifies, 'verify', unit);
-        if (checks.some((c) => !c.ok)) throw new ChecksFailed('verify', checks);
-        await recordApplied(ctx, entry, startedAt, checks);
-        await client.query('COMMIT');
-        return { checks };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      }
+      return { checks: await inTransaction(ctx, unit.options, () => verifyAndRecordApplied(ctx, entry, startedAt)) };
     } finally {
       if (timeouts) await client.query('RESET lock_timeout; RESET statement_timeout').catch(() => {});
     }

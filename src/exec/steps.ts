@@ -20,6 +20,19 @@ export async function rollback(ctx: ExecContext): Promise<void> {
   await ctx.session.client.query(ctx.dryRun ? `ROLLBACK TO SAVEPOINT ${savepoint}` : 'ROLLBACK').catch(() => {});
 }
 
+/** Runs `fn` in the unit's transaction: committed when it returns, rolled back when it throws. */
+export async function inTransaction<T>(ctx: ExecContext, options: UnitOptions, fn: () => Promise<T>): Promise<T> {
+  await begin(ctx, options);
+  try {
+    const result = await fn();
+    await commit(ctx);
+    return result;
+  } catch (error) {
+    await rollback(ctx);
+    throw error;
+  }
+}
+
 /** `SET [LOCAL] lock_timeout = ...; SET [LOCAL] statement_timeout = ...`, or '' when the unit sets none. */
 export function timeoutSettings(options: UnitOptions, local: boolean): string {
   const set = local ? 'SET LOCAL' : 'SET';

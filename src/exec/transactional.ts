@@ -1,7 +1,7 @@
 /** The usual unit: body, verify and ledger in one transaction. */
 import { runChecks } from './checks.js';
 import { ChecksFailed } from './failure.js';
-import { asStatementFailure, begin, cancellable, commit, retrying, rollback, runStatement } from './steps.js';
+import { asStatementFailure, cancellable, inTransaction, retrying, runStatement } from './steps.js';
 import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import { unitContext } from './unit-context.js';
@@ -10,9 +10,8 @@ export const transactionalRunner: UnitRunner = {
   async run(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome> {
     const { unit } = entry;
     return retrying(ctx, unit, () =>
-      cancellable(ctx, async () => {
-        await begin(ctx, unit.options);
-        try {
+      cancellable(ctx, () =>
+        inTransaction(ctx, unit.options, async () => {
           if (unit.definition?.type === 'unit') {
             await unit.definition.up(ctx.session.db, unitContext(ctx, unit.id)).catch((error: unknown) => {
               throw asStatementFailure(error, unit, undefined);
@@ -20,19 +19,20 @@ export const transactionalRunner: UnitRunner = {
           } else {
             for (const statement of unit.statements) await runStatement(ctx, unit, statement);
           }
-          const checks = await runChecks(ctx.session.client, unit.verifies, 'verify', unit);
-          if (checks.some((c) => !c.ok)) throw new ChecksFailed('verify', checks);
-          await recordApplied(ctx, entry, startedAt, checks);
-          await commit(ctx);
-          return { checks };
-        } catch (error) {
-          await rollback(ctx);
-          throw error;
-        }
-      }),
+          return { checks: await verifyAndRecordApplied(ctx, entry, startedAt) };
+        }),
+      ),
     );
   },
 };
+
+/** Inside the unit's last transaction: the verify sections must pass, then the unit is applied with them. */
+export async function verifyAndRecordApplied(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome['checks']> {
+  const checks = await runChecks(ctx.session.client, entry.unit.verifies, 'verify', entry.unit);
+  if (checks.some((c) => !c.ok)) throw new ChecksFailed('verify', checks);
+  await recordApplied(ctx, entry, startedAt, checks);
+  return checks;
+}
 
 /** Inside the unit's last transaction: the unit is applied, with its verify queries and results. */
 export async function recordApplied(ctx: ExecContext, entry: PlanEntry, startedAt: number, checks: UnitOutcome['checks']): Promise<void> {
