@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { contentFingerprint, freshDatabase, query } from './support/db.js';
+import { contentFingerprint, freshDatabase, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -177,25 +177,20 @@ SELECT id FROM users WHERE plan IS NULL;
   });
 
   it('refuses a second concurrent apply within a second, naming the holder (exit 4)', async () => {
-    const dir = writePlan({
-      'migrations/0001_slow.sql': 'SELECT pg_sleep(6);\nCREATE TABLE slow (id int);\n',
-    });
     const url = await db();
-    const first = startCli(['apply', '-d', url, '--dir', dir]);
-    // Wait until the first run holds the lock.
-    for (let i = 0; i < 100; i++) {
-      const held = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted");
-      if ((held[0]?.n ?? 0) > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const gate = await holdGate(url);
+    const dir = writePlan({ 'migrations/0001_gated.sql': `${gate.sql}\nCREATE TABLE gated (id int);\n` });
+    const first = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
+    await gate.reached(first.done);
     const started = performance.now();
     const second = await runCli(['apply', '-d', url, '--dir', dir]);
     const took = performance.now() - started;
+    await gate.open();
     expect(second.code).toBe(4);
     expect(second.stderr).toMatch(/another run holds the lock: `tenantify apply` (\(run \d+\) )?by postgres on \S+, client pid \d+, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(server pid \d+\)/);
     expect(took).toBeLessThan(1500);
     expect((await first.done).code).toBe(0);
-    expect(await ledgerUnits(url)).toEqual([{ id: '0001_slow', status: 'applied' }]);
+    expect(await ledgerUnits(url)).toEqual([{ id: '0001_gated', status: 'applied' }]);
   });
 
   it('refuses drift (exit 5) and names the unit; plan shows it', async () => {
@@ -224,11 +219,7 @@ SELECT id FROM users WHERE plan IS NULL;
     });
     const url = await db();
     const run = startCli(['apply', '-d', url, '--dir', dir]);
-    for (let i = 0; i < 200; i++) {
-      const rows = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'");
-      if ((rows[0]?.n ?? 0) > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'");
     const sent = performance.now();
     run.child.kill('SIGINT');
     const result = await run.done;

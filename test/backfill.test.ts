@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nextSize } from '../src/exec/batched.js';
-import { freshDatabase, query } from './support/db.js';
+import { freshDatabase, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -102,11 +102,7 @@ SELECT id FROM hosts WHERE n <> 1;
 `,
     });
     const run = startCli(['apply', '-d', url, '--dir', dir]);
-    for (let i = 0; i < 200; i++) {
-      const [p] = await query<{ done: number | null }>(url, "SELECT (progress->>'rowsDone')::int AS done FROM tenantify.units").catch(() => [{ done: 0 }]);
-      if ((p?.done ?? 0) >= 50) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(url, "SELECT count(*)::int AS n FROM tenantify.units WHERE (progress->>'rowsDone')::int >= 50");
     const sent = performance.now();
     run.child.kill('SIGINT');
     const stopped = await run.done;

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { contentFingerprint, freshDatabase, query } from './support/db.js';
+import { contentFingerprint, freshDatabase, holdGate, query, until } from './support/db.js';
 import { bin, runCli, startCli } from './support/cli.js';
 import { schemaDump } from './support/dump.js';
 import { writePlan } from './support/plan-dir.js';
@@ -314,19 +314,17 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
   });
 
   it('is refused (exit 4) while another run holds the lock', async () => {
-    const dir = writePlan({ ...plan, 'migrations/0005_slow.sql': 'SELECT pg_sleep(8);\n' });
     const url = await db();
+    const gate = await holdGate(url);
+    const dir = writePlan({ ...plan, 'migrations/0005_gated.sql': `${gate.sql}\n` });
     expect((await apply(url, dir, '--to', '0004_index_organizations')).code).toBe(0);
-    const slow = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
-    for (let i = 0; i < 100; i++) {
-      const held = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted");
-      if ((held[0]?.n ?? 0) > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const gated = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
+    await gate.reached(gated.done);
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--yes']);
+    await gate.open();
     expect(result.code).toBe(4);
     expect(result.stderr).toContain('another run holds the lock: `tenantify apply`');
-    expect((await slow.done).code).toBe(0);
+    expect((await gated.done).code).toBe(0);
     expect(Object.values(await ledgerUnits(url))).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
   });
 
@@ -335,11 +333,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     const dir = writePlan({ ...plan, 'rollbacks/0004_index_organizations.sql': 'DROP INDEX users_organization_idx;\nSELECT pg_sleep(30);\n' });
     expect((await apply(url, dir)).code).toBe(0);
     const run = startCli(['rollback', '-d', url, '--dir', dir, '--yes']);
-    for (let i = 0; i < 200; i++) {
-      const rows = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'");
-      if ((rows[0]?.n ?? 0) > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'");
     run.child.kill('SIGINT');
     const result = await run.done;
     expect(result.code).toBe(130);

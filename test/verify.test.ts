@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { freshDatabase, query } from './support/db.js';
+import { freshDatabase, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -129,20 +129,14 @@ describe('verify', () => {
   });
 
   it("takes no run lock and blocks no writer: it runs beside an apply, and writes go on while it runs", async () => {
-    const { url, dir } = await applied({ ...plan, 'migrations/0004_slow.sql': 'SELECT pg_sleep(4);\nCREATE TABLE slow (id int);\n' }, '--to', '0003_not_null');
-    const slowApply = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
-    for (let i = 0; i < 100; i++) {
-      const held = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted");
-      if ((held[0]?.n ?? 0) > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await query(url, `UPDATE tenantify.units SET verify_checks = verify_checks || '[{"name": "slow", "sql": "SELECT 1 FROM pg_sleep(2) WHERE false"}]'::jsonb WHERE id = '0003_not_null'`);
+    const gateSql = 'SELECT pg_advisory_xact_lock(4242);';
+    const { url, dir } = await applied({ ...plan, 'migrations/0004_gated.sql': `${gateSql}\nCREATE TABLE gated (id int);\n` }, '--to', '0003_not_null');
+    const gate = await holdGate(url);
+    const gatedApply = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
+    await gate.reached(gatedApply.done);
+    await query(url, `UPDATE tenantify.units SET verify_checks = verify_checks || '[{"name": "slow", "sql": "SELECT 1 WHERE pg_sleep(2) IS NULL"}]'::jsonb WHERE id = '0003_not_null'`);
     const verifying = startCli(['verify', '-d', url, '--dir', dir]);
-    for (let i = 0; i < 100; i++) {
-      const rows = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND state = 'active' AND pid <> pg_backend_pid()");
-      if ((rows[0]?.n ?? 0) > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND state = 'active' AND pid <> pg_backend_pid()");
     const verifyLocks = await query<{ n: number }>(
       url,
       "SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.query LIKE '%pg_sleep(2)%' AND a.pid <> pg_backend_pid()",
@@ -153,7 +147,8 @@ describe('verify', () => {
     const result = await verifying.done;
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/slow\s+│ pass/);
-    expect((await slowApply.done).code).toBe(0);
+    await gate.open();
+    expect((await gatedApply.done).code).toBe(0);
   });
 
   it('says there is nothing to verify on a database without a ledger, and does not create one', async () => {

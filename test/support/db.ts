@@ -63,3 +63,43 @@ export async function contentFingerprint(url: string, ledgerSchema = 'tenantify'
   }
   return result;
 }
+
+/**
+ * A gate a unit under test waits at: the test holds advisory lock `key`, a unit body runs
+ * `SELECT pg_advisory_xact_lock(key)`, and stays inside its run until `open()`. Tests that
+ * need "a run in progress" use it instead of guessing how long a pg_sleep lasts.
+ */
+export async function holdGate(url: string, key = 4242): Promise<{ sql: string; reached: (run: Promise<{ code: number | null; stderr: string }>) => Promise<void>; open: () => Promise<void> }> {
+  const holder = new pg.Client({ connectionString: url });
+  holder.on('error', () => {}); // the database may be dropped under it when a test fails
+  await holder.connect();
+  await holder.query('SELECT pg_advisory_lock($1)', [key]);
+  const sql = `SELECT pg_advisory_xact_lock(${key});`;
+  const waiting = `SELECT count(*)::int AS n FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'
+                      AND query LIKE '%pg_advisory_xact_lock(${key})%'`;
+  return {
+    sql,
+    /** Resolves once `run` waits at the gate; fails with its output if it ends first. */
+    reached: async (run) => {
+      const stop = new AbortController();
+      const ended = run.then((r) => {
+        throw new Error(`the run ended (exit ${r.code}) before it reached the gate:\n${r.stderr}`);
+      });
+      ended.catch(() => stop.abort());
+      await Promise.race([until(url, waiting, stop.signal), ended]);
+    },
+    open: async () => {
+      await holder.end();
+    },
+  };
+}
+
+/** Polls `sql` (returning one row with a number `n`) until n > 0; the test's timeout bounds the wait. */
+export async function until(url: string, sql: string, signal?: AbortSignal): Promise<void> {
+  while (!signal?.aborted) {
+    const rows = await query<{ n: number | null }>(url, sql).catch(() => [{ n: 0 }]);
+    if ((rows[0]?.n ?? 0) > 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
