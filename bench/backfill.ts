@@ -14,7 +14,7 @@
  * Every run starts from the same state: a fresh copy (CREATE DATABASE ... TEMPLATE,
  * FILE_COPY) of a loaded, vacuumed, frozen template, then CHECKPOINT. The one-shot UPDATE
  * and tenantify with its defaults run every round; the variants (batch.targetDuration at
- * other values, `apply --parallel 2` when the build has it) in the first --variant-rounds
+ * other values, `apply --parallel 1`: one worker, where the default is 2 to 4) in the first --variant-rounds
  * rounds; the order rotates each round; medians. Then one run with the snapshot.
  *
  * Where tenantify's time goes: on a local throwaway server, statements of the run's
@@ -23,7 +23,7 @@
  * pressure checks), and the rest of the unit's time (client, network, scheduling).
  *
  *   npx tsx bench/backfill.ts [--rows 2000000] [--users 200000] [--rounds 3] [--variant-rounds 1]
- *       [--targets 100ms,1s] [--parallel 2 | --no-parallel] [--subquery] [--only NAME,...]
+ *       [--targets 100ms,1s] [--parallel 1 | --no-parallel] [--subquery] [--only NAME,...]
  *       [--no-snapshot-run] [--warmup] [--no-build] [--rate 20]
  * --subquery adds a contender whose unit reads the organization through a correlated
  * subquery instead of UPDATE ... FROM (index lookups instead of a hash of users per batch).
@@ -53,7 +53,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = {
-    rows: 2_000_000, users: 200_000, rounds: 3, variantRounds: 1, targets: ['100ms', '1s'], parallel: 2, subquery: false,
+    rows: 2_000_000, users: 200_000, rounds: 3, variantRounds: 1, targets: ['100ms', '1s'], parallel: 1, subquery: false,
     only: undefined, snapshotRun: true, warmup: false, build: true, rate: 20,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -322,7 +322,7 @@ async function main(): Promise<void> {
 
   let contenders: Contender[] = [
     { name: 'one-shot UPDATE', kind: 'one-shot', main: true },
-    { name: 'tenantify (default 300ms)', kind: 'tenantify', main: true },
+    { name: 'tenantify (defaults)', kind: 'tenantify', main: true },
     ...args.targets.map((t) => ({ name: `tenantify target=${t}`, kind: 'tenantify' as const, main: false, targetDuration: t })),
   ];
   if (args.parallel && parallelFlag) contenders.push({ name: `tenantify --parallel ${args.parallel}`, kind: 'tenantify', main: false, parallel: args.parallel });
@@ -508,7 +508,7 @@ async function main(): Promise<void> {
         }),
       ),
     );
-    const tenantifyRuns = results.filter((r) => r.contender === 'tenantify (default 300ms)' && r.server);
+    const tenantifyRuns = results.filter((r) => r.contender === 'tenantify (defaults)' && r.server);
     const top = tenantifyRuns[0]?.server?.topOther ?? [];
     if (top.length) console.log(`tenantify's other statements (one run): ${top.map((t) => `${t.statement.replace(/\s+/g, ' ')} x${t.count} ${t.ms} ms`).join('; ')}`);
   }
@@ -519,7 +519,7 @@ async function main(): Promise<void> {
         (baseline ? `; ${fmt(baseline.wallMs / snapshotResult.wallMs, 2)}x the one-shot's throughput` : ''),
     );
   }
-  const main300 = summary.find((s) => s.contender === 'tenantify (default 300ms)');
+  const main300 = summary.find((s) => s.contender === 'tenantify (defaults)');
   if (baseline && main300) {
     const r = baseline.wallMs / main300.wallMs;
     console.log(`\ngoal throughput >= 0.9x one-shot: ${fmt(r, 2)}x -> ${r >= 0.9 ? 'MET' : 'NOT MET'}`);

@@ -92,9 +92,9 @@ export default defineBackfill({
   it('SIGINT stops after the batch in flight (exit 130), and apply resumes from the cursor', async () => {
     const url = await db(`CREATE TABLE hosts (id bigint PRIMARY KEY, org int, n int NOT NULL DEFAULT 0);
       INSERT INTO hosts (id) SELECT g FROM generate_series(1, 400) g;`);
-    // Slow batches: 10 rows each, 100 ms each.
+    // Slow batches: 10 rows each, 100 ms each, one worker so there is one cursor to resume from.
     const dir = writePlan({
-      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s' } }),
+      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s', parallel: 1 } }),
       'backfills/0001_fill.sql': `-- tenantify:batch hosts key=id size=10
 UPDATE hosts SET org = 1, n = n + 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.01) IS NOT NULL;
 -- tenantify:verify every host once

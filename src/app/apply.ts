@@ -19,7 +19,7 @@ export interface ApplyOptions {
   url: string | undefined;
   to?: string | undefined;
   dryRun?: boolean;
-  /** Workers for batched backfills (else the config's batch.parallel, else 1). */
+  /** Workers for batched backfills (else the config's batch.parallel, else the client's cores, 2 to 4). */
   parallel?: number | undefined;
   /** Take no pg_dump snapshots (recorded in the ledger). */
   noSnapshot?: boolean;

@@ -7,6 +7,7 @@
  * cursor, so new rows with higher keys are backfilled too; a row inserted below the cursor
  * is not revisited (the unit's verify sections are the place to catch those).
  */
+import { availableParallelism } from 'node:os';
 import { sql } from 'kysely';
 import { asStatementFailure, inTransaction, retrying, runStatement } from './steps.js';
 import { verifyAndRecordApplied } from './transactional.js';
@@ -127,7 +128,16 @@ export interface BatchSettings {
   parallel: number;
 }
 
-export const defaultBatchSettings: BatchSettings = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, parallel: 1 };
+/**
+ * Workers by default: the client's cores, between 2 and 4. A batch spends most of its time
+ * waiting on the server, so even one core keeps two workers busy; more than four
+ * connections is a choice for the DBA (`--parallel`), not a default.
+ */
+export function defaultParallel(cores = availableParallelism()): number {
+  return Math.min(4, Math.max(2, cores));
+}
+
+export const defaultBatchSettings: BatchSettings = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, parallel: defaultParallel() };
 
 interface Pressure {
   lockWaiters: number;
