@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { contentFingerprint, freshDatabase, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
@@ -34,6 +35,15 @@ async function withLegacy(): Promise<{ url: string; drop: () => Promise<void> }>
   const db = await freshDatabase('apply');
   await query(db.url, legacy);
   return db;
+}
+
+/** A transaction of the test's own holding an ACCESS SHARE lock on users, so ALTER TABLE waits. */
+async function lockUsers(url: string): Promise<{ release: () => Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  await client.connect();
+  await client.query('BEGIN; LOCK TABLE users IN ACCESS SHARE MODE');
+  return { release: () => client.end() };
 }
 
 async function ledgerUnits(url: string): Promise<{ id: string; status: string }[]> {
@@ -79,6 +89,52 @@ describe('apply', () => {
       ['0004_index', 'migration', 'applied'],
     ]);
     expect(units.every((u) => /^[0-9a-f]{64}$/.test(u.checksum) && !Number.isNaN(Date.parse(u.appliedAt)))).toBe(true);
+  });
+
+  it('records each unit once: one started and one applied event, its duration and its verify results', async () => {
+    const dir = writePlan({ 'migrations/0001_create_organizations.sql': plan['migrations/0001_create_organizations.sql'], 'backfills/0002_default_organizations.sql': plan['backfills/0002_default_organizations.sql'] });
+    const url = await db();
+    expect((await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot'])).code).toBe(0);
+    const events = await query<{ unit_id: string; events: string[] }>(url, 'SELECT unit_id, array_agg(event ORDER BY id) AS events FROM tenantify.events WHERE unit_id IS NOT NULL GROUP BY 1 ORDER BY 1');
+    expect(events).toEqual([
+      { unit_id: '0001_create_organizations', events: ['started', 'snapshot_skipped', 'applied'] },
+      { unit_id: '0002_default_organizations', events: ['started', 'snapshot_skipped', 'applied'] },
+    ]);
+    const units = await query<{ id: string; duration_ms: number | null; verify_results: { name: string; ok: boolean; violations: number }[] }>(url, 'SELECT id, duration_ms, verify_results FROM tenantify.units ORDER BY id');
+    expect(units.map((u) => u.verify_results.map(({ name, ok, violations }) => ({ name, ok, violations })))).toEqual([
+      [{ name: 'the table starts empty', ok: true, violations: 0 }],
+      [{ name: 'every user has an organization', ok: true, violations: 0 }],
+    ]);
+    expect(units.every((u) => typeof u.duration_ms === 'number' && u.duration_ms >= 0)).toBe(true);
+  });
+
+  it('retries a lock timeout with backoff, and applies once the lock is free', async () => {
+    const url = await db();
+    const dir = writePlan({ 'migrations/0001_add_column.sql': '-- tenantify:lock-timeout 100ms\n-- tenantify:retries 8\nALTER TABLE users ADD COLUMN plan text;\n' });
+    const holder = await lockUsers(url);
+    const run = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
+    await until(url, "SELECT count(*)::int AS n FROM tenantify.events WHERE event = 'retry'");
+    await holder.release();
+    const result = await run.done;
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/0001_add_column: canceling statement due to lock timeout; retry 1 of 8 in \d+ ms/);
+    const [column] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'plan'");
+    expect(column?.n).toBe(1);
+  });
+
+  it('gives up on a lock held past its retries: exit 1, the lock timeout named, nothing changed', async () => {
+    const url = await db();
+    const dir = writePlan({ 'migrations/0001_add_column.sql': '-- tenantify:lock-timeout 50ms\n-- tenantify:retries 1\nALTER TABLE users ADD COLUMN plan text;\n' });
+    const before = await contentFingerprint(url);
+    const holder = await lockUsers(url);
+    const result = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
+    await holder.release();
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('unit 0001_add_column failed: canceling statement due to lock timeout');
+    expect(result.stderr).toContain('SQLSTATE 55P03');
+    expect(result.stderr).toContain('retry 1 of 1');
+    expect(await contentFingerprint(url)).toEqual(before);
+    expect(await ledgerUnits(url)).toEqual([{ id: '0001_add_column', status: 'failed' }]);
   });
 
   it('rolls a unit that fails half-way back whole, records why, and runs nothing after it', async () => {
@@ -219,7 +275,7 @@ SELECT id FROM users WHERE plan IS NULL;
     });
     const url = await db();
     const run = startCli(['apply', '-d', url, '--dir', dir]);
-    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'");
+    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()");
     const sent = performance.now();
     run.child.kill('SIGINT');
     const result = await run.done;

@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { sql, type Kysely, type RawBuilder } from 'kysely';
+import pg from 'pg';
 import { UsageError } from '../errors.js';
 import type { UnitKind, UnitStatus } from '../plan/types.js';
 import { toolVersion } from '../version.js';
@@ -166,6 +167,19 @@ export class Ledger {
    * whatever transaction the caller is in).
    */
   async transition(change: UnitTransition): Promise<void> {
+    await this.transitionQuery(change).execute(this.db);
+  }
+
+  /**
+   * The same statement as SQL text with its values inlined as literals, to travel inside a
+   * multi-statement message (which takes no parameters).
+   */
+  transitionText(change: UnitTransition): string {
+    const compiled = this.transitionQuery(change).compile(this.db);
+    return inlineParameters(compiled.sql, compiled.parameters);
+  }
+
+  private transitionQuery(change: UnitTransition): RawBuilder<unknown> {
     const { runId, unit, status, event, detail = {} } = change;
     const progress = change.progress === undefined ? null : JSON.stringify(change.progress);
     const verifyChecks = change.verifyChecks === undefined ? null : JSON.stringify(change.verifyChecks);
@@ -174,12 +188,17 @@ export class Ledger {
     const error = change.error === undefined ? null : JSON.stringify(change.error);
     const applied = status === 'applied';
     const started = status === 'running' && change.fresh === true;
-    await sql`
+    // Measured by the server from the unit's start when the caller cannot time it (a unit sent in one message).
+    const duration =
+      change.durationMs === 'since-start'
+        ? sql`(SELECT round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int FROM ${this.t('units')} WHERE id = ${unit.id})`
+        : sql`${change.durationMs ?? null}::int`;
+    return sql`
       WITH state AS (
         INSERT INTO ${this.t('units')} AS u (id, kind, file, status, checksum, run_id, started_at, applied_at, duration_ms,
                                              progress, verify_checks, verify_results, snapshot, error, updated_at)
         VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${runId},
-                clock_timestamp(), CASE WHEN ${applied} THEN clock_timestamp() END, ${change.durationMs ?? null},
+                clock_timestamp(), CASE WHEN ${applied} THEN clock_timestamp() END, ${duration},
                 coalesce(${progress}::jsonb, '{}'), coalesce(${verifyChecks}::jsonb, '[]'), ${verifyResults}::jsonb,
                 ${snapshot}::jsonb, ${error}::jsonb, clock_timestamp())
         ON CONFLICT (id) DO UPDATE SET
@@ -198,7 +217,7 @@ export class Ledger {
       )
       INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
       SELECT ${runId}, id, ${event}, ${JSON.stringify({ status, checksum: unit.checksum, ...detail, ...(change.error ? { error: change.error } : {}) })}::jsonb FROM state
-    `.execute(this.db);
+    `;
   }
 
   /** A batch's or statement's progress; called inside the batch's transaction, or right after a statement. */
@@ -250,13 +269,33 @@ export interface UnitTransition {
   event: string;
   /** A new attempt starts now (resets started_at). */
   fresh?: boolean;
-  durationMs?: number;
+  /** The unit's duration; 'since-start': the server's clock since the unit's `running` transition. */
+  durationMs?: number | 'since-start';
   progress?: UnitProgress;
   verifyChecks?: { name: string; sql: string }[];
   verifyResults?: unknown;
   snapshot?: unknown;
   error?: LedgerError;
   detail?: Record<string, unknown>;
+}
+
+/**
+ * `$n` placeholders of a compiled statement replaced by literals (quoted names and strings
+ * left as they are). For the ledger's own statements, whose values are strings, numbers,
+ * booleans or null.
+ */
+export function inlineParameters(text: string, parameters: readonly unknown[]): string {
+  return text.replace(/"(?:[^"]|"")*"|'(?:[^']|'')*'|\$(\d+)/g, (token, n: string | undefined) => (n === undefined ? token : literal(parameters[Number(n) - 1])));
+}
+
+const { escapeLiteral } = pg;
+
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'string') return escapeLiteral(value);
+  throw new Error(`cannot inline a ${typeof value} into a ledger statement`);
 }
 
 export function quoteIdent(name: string): string {

@@ -13,7 +13,7 @@ export async function runCheck(
   check: { name: string; sql: string; line?: number },
   section: Check['section'],
   script?: Script,
-): Promise<CheckResult> {
+): Promise<CheckResult & { durationMs: number }> {
   const started = performance.now();
   // One round trip: the first rows, and how many there are in all.
   const query = `${prefix}${check.sql}\n) AS v LIMIT ${sampleSize}`;

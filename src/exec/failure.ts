@@ -42,7 +42,8 @@ export interface CheckResult {
   violations: number;
   /** The first few, as JSON objects. */
   sample: Record<string, unknown>[];
-  durationMs: number;
+  /** Absent when the check ran inside a unit sent as one message (not timed one by one). */
+  durationMs?: number;
   /** When the query itself failed. */
   error?: string;
 }

@@ -1,14 +1,19 @@
 /** The usual unit: body, verify and ledger in one transaction. */
 import { runChecks } from './checks.js';
-import { ChecksFailed } from './failure.js';
-import { asStatementFailure, cancellable, inTransaction, retrying, runStatement } from './steps.js';
+import { ChecksFailed, type CheckResult } from './failure.js';
+import { asStatementFailure, cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
 import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
+import type { Check, Unit } from '../plan/types.js';
 import { unitContext } from './unit-context.js';
 
 export const transactionalRunner: UnitRunner = {
   async run(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome> {
     const { unit } = entry;
+    if (fitsOneMessage(ctx, unit)) {
+      const checks = await inOneMessage(ctx, entry);
+      if (checks) return { checks };
+    }
     return retrying(ctx, unit, () =>
       cancellable(ctx, () =>
         inTransaction(ctx, unit.options, async () => {
@@ -25,6 +30,51 @@ export const transactionalRunner: UnitRunner = {
     );
   },
 };
+
+/** A SQL unit of a real run: a dry run keeps its savepoints, a TypeScript unit needs its round trips. */
+function fitsOneMessage(ctx: ExecContext, unit: Unit): boolean {
+  return !ctx.dryRun && unit.definition === undefined && unit.statements.length > 0;
+}
+
+/**
+ * The whole unit as one message, one round trip instead of one per statement: BEGIN, the
+ * timeouts, the body, each verify query as a block that raises when it returns a row, the
+ * ledger's `applied`, COMMIT. When anything in it fails, it is rolled back whole and this
+ * returns undefined: the caller runs the unit again statement by statement, which places
+ * the error under its line, shows the verify's rows, and retries lock timeouts. (The one
+ * trace a failed first attempt leaves is what no rollback undoes, such as sequence values.)
+ */
+async function inOneMessage(ctx: ExecContext, entry: PlanEntry): Promise<CheckResult[] | undefined> {
+  const { unit } = entry;
+  const checks: CheckResult[] = unit.verifies.map(({ name }) => ({ name, section: 'verify', ok: true, violations: 0, sample: [] }));
+  const applied = ctx.ledger.transitionText({
+    runId: ctx.runId,
+    unit,
+    status: 'applied',
+    event: 'applied',
+    durationMs: 'since-start',
+    verifyChecks: unit.verifies.map(({ name, sql }) => ({ name, sql })),
+    verifyResults: checks.map(({ name, ok, violations }) => ({ name, ok, violations })),
+  });
+  const parts = ['BEGIN', timeoutSettings(unit.options, true), ...unit.statements.map((s) => s.sql), ...unit.verifies.map(raiseOnRows), applied, 'COMMIT'];
+  // Statements are joined on lines of their own, so a trailing line comment ends before the semicolon.
+  const message = parts.filter(Boolean).join('\n;\n');
+  try {
+    await cancellable(ctx, () => ctx.session.client.query(message));
+    return checks;
+  } catch (error) {
+    await ctx.session.client.query('ROLLBACK').catch(() => {});
+    if (ctx.interrupt.requested || typeof (error as { code?: unknown }).code !== 'string') throw error;
+    return undefined;
+  }
+}
+
+/** A verify query as a statement that fails when the query returns a row. */
+function raiseOnRows(check: Check): string {
+  let tag = '$tenantify$';
+  for (let i = 0; check.sql.includes(tag); i++) tag = `$tenantify${i}$`;
+  return `DO ${tag} BEGIN IF EXISTS (\n${check.sql}\n) THEN RAISE EXCEPTION 'verify failed'; END IF; END ${tag}`;
+}
 
 /** Inside the unit's last transaction: the verify sections must pass, then the unit is applied with them. */
 export async function verifyAndRecordApplied(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome['checks']> {
