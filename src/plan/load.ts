@@ -3,7 +3,8 @@
  * as a plan error (exit 2) before anything touches a database.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PlanError, PlanErrors, UsageError } from '../errors.js';
 import type { Config } from './config.js';
@@ -109,7 +110,8 @@ async function ensureDirectory(root: string): Promise<void> {
 async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number }): Promise<Script> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(f.absolutePath);
+    // Read synchronously: a plan is hundreds of small files, and a promise per file costs more than the read.
+    bytes = readFileSync(f.absolutePath);
   } catch (error) {
     throw new PlanError(f.file, undefined, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'check the file permissions');
   }
