@@ -5,7 +5,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fixtureTemplate, freshDatabase, serverUrl } from './support/db.js';
+import { loadConfig } from '../src/plan/config.js';
+import { loadPlan } from '../src/plan/load.js';
+import { fixtureTemplate, freshDatabase, query, serverUrl } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -56,5 +58,30 @@ describe.each(scenarios)('scenario $name', ({ name, dir }) => {
     expect(checks.length).toBeGreaterThan(0);
     expect(checks.every((c) => c.ok)).toBe(true);
     expect(verified.code).toBe(0);
+  });
+});
+
+describe('restaurant-platform diners backfill', () => {
+  const dir = `${repo}fixtures/restaurant-platform`;
+
+  it("makes each diner from the guest's first record, whatever order its batches run in", async () => {
+    const template = await fixtureTemplate(`${dir}/legacy.sql`, 'tplsd');
+    const db = await freshDatabase('sd', template.name);
+    try {
+      const upTo = await runCli(['apply', '-d', db.url, '--dir', dir, '--no-snapshot', '--to', '0007_create_subscriptions']);
+      expect(upTo.code, upTo.stderr).toBe(0);
+      const unit = (await loadPlan(dir, await loadConfig(dir))).find((u) => u.id === '0008_migrate_customers_to_diners');
+      expect(unit?.statements).toHaveLength(1);
+      const [range] = await query<{ lo: number; hi: number }>(db.url, 'SELECT min(id) - 1 AS lo, max(id) AS hi FROM customers');
+      const { lo, hi } = range!;
+      // Small batches, the newest first: what parallel workers may do to a guest whose records span batches.
+      for (let upper = hi; upper > lo; upper -= 100) await query(db.url, unit!.statements[0]!.sql, [Math.max(lo, upper - 100), upper]);
+      const spanning = await query(db.url, 'SELECT email FROM customers WHERE email IS NOT NULL GROUP BY email HAVING max(id) - min(id) >= 100');
+      expect(spanning.length).toBeGreaterThan(0);
+      for (const check of unit!.verifies) expect(await query(db.url, check.sql), check.name).toEqual([]);
+    } finally {
+      await db.drop();
+      await template.drop();
+    }
   });
 });
