@@ -120,6 +120,29 @@ describe('apply', () => {
     expect(result.stderr).toMatch(/0001_add_column: canceling statement due to lock timeout; retry 1 of 8 in \d+ ms/);
     const [column] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'plan'");
     expect(column?.n).toBe(1);
+    // The start travelled with the first attempt, committed on its own: recorded once, before the retries.
+    const events = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = '0001_add_column' ORDER BY id");
+    const names = events.map((e) => e.event);
+    expect(names.filter((e) => e === 'started')).toHaveLength(1);
+    expect(names.slice(0, 3)).toEqual(['started', 'snapshot_skipped', 'retry']);
+    expect(names.at(-1)).toBe('applied');
+  });
+
+  it('shows a unit running while its body runs, its message named after it in pg_stat_activity', async () => {
+    const url = await db();
+    const gate = await holdGate(url);
+    const dir = writePlan({ 'migrations/0001_gated.sql': `CREATE TABLE gated (id int);\n${gate.sql}\n` });
+    const run = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
+    await gate.reached(run.done);
+    const status = await runCli(['status', '-d', url, '--dir', dir, '--json']);
+    const units = (JSON.parse(status.stdout) as { units: { id: string; status: string }[] }).units;
+    expect(units.map((u) => [u.id, u.status])).toEqual([['0001_gated', 'running']]);
+    const activity = await query<{ query: string }>(url, "SELECT query FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database() AND state = 'active'");
+    expect(activity.map((a) => a.query.slice(0, 28))).toEqual(['/* tenantify: 0001_gated */ ']);
+    await gate.open();
+    expect((await run.done).code).toBe(0);
+    const events = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = '0001_gated' ORDER BY id");
+    expect(events.map((e) => e.event)).toEqual(['started', 'snapshot_skipped', 'applied']);
   });
 
   it('gives up on a lock held past its retries: exit 1, the lock timeout named, nothing changed', async () => {
@@ -275,7 +298,7 @@ SELECT id FROM users WHERE plan IS NULL;
     });
     const url = await db();
     const run = startCli(['apply', '-d', url, '--dir', dir]);
-    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()");
+    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database() AND pid <> pg_backend_pid()");
     const sent = performance.now();
     run.child.kill('SIGINT');
     const result = await run.done;

@@ -233,9 +233,25 @@ export class Ledger {
 
   /** A snapshot was taken before the unit: the manifest goes with the unit and into the history. */
   async saveSnapshot(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown> = {}): Promise<void> {
-    await sql`
+    await this.snapshotQuery(runId, unitId, manifest, event, detail).execute(this.db);
+  }
+
+  /** The same as SQL text, to travel inside a multi-statement message. */
+  saveSnapshotText(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown> = {}): string {
+    const compiled = this.snapshotQuery(runId, unitId, manifest, event, detail).compile(this.db);
+    return inlineParameters(compiled.sql, compiled.parameters);
+  }
+
+  private snapshotQuery(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown>): RawBuilder<unknown> {
+    return sql`
       WITH state AS (UPDATE ${this.t('units')} SET snapshot = ${manifest === null ? null : JSON.stringify(manifest)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId} RETURNING id)
-      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event}, ${JSON.stringify({ ...detail, ...(manifest ?? {}) })}::jsonb FROM state`.execute(this.db);
+      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event}, ${JSON.stringify({ ...detail, ...(manifest ?? {}) })}::jsonb FROM state`;
+  }
+
+  /** Whether this run has recorded the unit as running (its `running` transition committed). */
+  async isRunningIn(runId: number, unitId: string): Promise<boolean> {
+    const { rows } = await sql<{ running: boolean }>`SELECT EXISTS (SELECT 1 FROM ${this.t('units')} WHERE id = ${unitId} AND run_id = ${runId} AND status = 'running') AS running`.execute(this.db);
+    return rows[0]?.running === true;
   }
 
   /** A batch of segment `index` committed: its cursor and the unit's counts move on, atomically, whichever worker writes. */

@@ -48,6 +48,12 @@ interface ResolvedTable {
 }
 
 /** What a unit's snapshot will hold, resolved against the database as it is now. */
+/** Whether the unit may need a snapshot, known without asking the database. */
+export function mayNeedSnapshot(unit: Unit): boolean {
+  const scope = unit.options.snapshot;
+  return scope.kind === 'default' ? unit.writes.length > 0 : scope.kind !== 'none';
+}
+
 export async function resolveScope(session: Session, unit: Unit): Promise<{ scope: SnapshotManifest['scope']; tables: ResolvedTable[] } | undefined> {
   const scope: SnapshotScope = unit.options.snapshot;
   if (scope.kind === 'none') return undefined;
@@ -82,6 +88,8 @@ export class SnapshotTaker {
 
   /** Before anything runs: pg_dump can dump this server, and the disk can hold the snapshots. */
   async preflight(units: Unit[]): Promise<void> {
+    // A plan of units that write no existing table (new tables only) never calls pg_dump.
+    if (!units.some(mayNeedSnapshot)) return;
     this.pgDump = findPgTool('pg_dump');
     const serverMajor = Math.floor(this.session.serverVersion / 10000);
     if (!this.pgDump) {

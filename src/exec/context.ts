@@ -35,7 +35,18 @@ export interface UnitOutcome {
   note?: string;
 }
 
+/**
+ * The unit's start (its `running` transition, and the skipped snapshot with --no-snapshot)
+ * not recorded yet: the runner sends it ahead of the unit, in the same message, committed
+ * before the unit's transaction begins.
+ */
+export interface DeferredStart {
+  statements: string[];
+  /** Records the start unless the message that carried it committed it already. */
+  settle(): Promise<void>;
+}
+
 /** One module per kind of unit, each with this shape. */
 export interface UnitRunner {
-  run(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome>;
+  run(ctx: ExecContext, entry: PlanEntry, startedAt: number, start?: DeferredStart): Promise<UnitOutcome>;
 }

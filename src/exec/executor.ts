@@ -10,8 +10,10 @@ import { batchedRunner } from './batched.js';
 import { ChecksFailed, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
 import { isCancel, statementDetails, violationDetails } from './failure-report.js';
 import { statementsRunner } from './statements.js';
-import { transactionalRunner } from './transactional.js';
-import type { ExecContext, UnitRunner } from './context.js';
+import { fitsOneMessage, transactionalRunner } from './transactional.js';
+import type { DeferredStart, ExecContext, UnitRunner } from './context.js';
+import type { UnitTransition } from '../db/ledger.js';
+import { mayNeedSnapshot } from '../db/snapshot.js';
 
 export interface UnitReport {
   id: string;
@@ -50,22 +52,13 @@ export async function applyUnit(ctx: ExecContext, entry: PlanEntry): Promise<Uni
   const { unit } = entry;
   const startedAt = performance.now();
   ctx.reporter.unitStarted(entry);
-  if (!ctx.dryRun) {
-    await ctx.ledger.transition({
-      runId: ctx.runId,
-      unit,
-      status: 'running',
-      event: entry.resume.kind === 'start' ? (entry.status === 'running' ? 'restarted' : 'started') : 'resumed',
-      fresh: true,
-      ...(entry.resume.kind === 'start' ? { progress: {} } : {}),
-      detail: { file: unit.file, resume: entry.resume, previousStatus: entry.status },
-    });
-  }
+  const deferred = !ctx.dryRun && startCanTravelWithUnit(ctx, entry) ? deferredStart(ctx, entry) : undefined;
+  if (!ctx.dryRun && !deferred) await ctx.ledger.transition(startTransition(ctx, entry));
   try {
     const prechecks = await runChecks(ctx.session.client, unit.prechecks, 'precheck', unit);
     if (prechecks.some((c) => !c.ok)) throw new ChecksFailed('precheck', prechecks);
-    await snapshotBefore(ctx, entry);
-    const outcome = await runnerFor(unit).run(ctx, entry, startedAt);
+    if (!deferred) await snapshotBefore(ctx, entry);
+    const outcome = await runnerFor(unit).run(ctx, entry, startedAt, deferred);
     const durationMs = Math.round(performance.now() - startedAt);
     const checks = [...prechecks, ...outcome.checks];
     ctx.reporter.unitDone(unit, { durationMs, checks, ...(outcome.note ? { note: outcome.note } : {}) });
@@ -75,6 +68,42 @@ export async function applyUnit(ctx: ExecContext, entry: PlanEntry): Promise<Uni
     ctx.reporter.unitFailed(unit, failure.message);
     throw failure;
   }
+}
+
+function startTransition(ctx: ExecContext, entry: PlanEntry): UnitTransition {
+  const { unit } = entry;
+  return {
+    runId: ctx.runId,
+    unit,
+    status: 'running',
+    event: entry.resume.kind === 'start' ? (entry.status === 'running' ? 'restarted' : 'started') : 'resumed',
+    fresh: true,
+    ...(entry.resume.kind === 'start' ? { progress: {} } : {}),
+    detail: { file: unit.file, resume: entry.resume, previousStatus: entry.status },
+  };
+}
+
+/**
+ * A unit sent as one message, with no precheck and nothing to snapshot, needs no round trip
+ * of its own to record its start: the start travels at the head of the unit's message.
+ */
+function startCanTravelWithUnit(ctx: ExecContext, entry: PlanEntry): boolean {
+  const { unit } = entry;
+  return runnerFor(unit) === transactionalRunner && fitsOneMessage(ctx, unit) && unit.prechecks.length === 0 && !(ctx.snapshots && mayNeedSnapshot(unit));
+}
+
+function deferredStart(ctx: ExecContext, entry: PlanEntry): DeferredStart {
+  const { unit } = entry;
+  const start = startTransition(ctx, entry);
+  const skipped = ctx.snapshots ? undefined : { reason: '--no-snapshot' };
+  return {
+    statements: [ctx.ledger.transitionText(start), ...(skipped ? [ctx.ledger.saveSnapshotText(ctx.runId, unit.id, null, 'snapshot_skipped', skipped)] : [])],
+    async settle() {
+      if (await ctx.ledger.isRunningIn(ctx.runId, unit.id)) return;
+      await ctx.ledger.transition(start);
+      if (skipped) await ctx.ledger.saveSnapshot(ctx.runId, unit.id, null, 'snapshot_skipped', skipped);
+    },
+  };
 }
 
 /** pg_dump of what the unit will write, before it runs; a resumed unit keeps the snapshot of its first attempt. */

@@ -2,18 +2,19 @@
 import { runChecks } from './checks.js';
 import { ChecksFailed, type CheckResult } from './failure.js';
 import { asStatementFailure, cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
-import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
+import type { DeferredStart, ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import type { Check, Unit } from '../plan/types.js';
 import { unitContext } from './unit-context.js';
 
 export const transactionalRunner: UnitRunner = {
-  async run(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome> {
+  async run(ctx: ExecContext, entry: PlanEntry, startedAt: number, start?: DeferredStart): Promise<UnitOutcome> {
     const { unit } = entry;
     if (fitsOneMessage(ctx, unit)) {
-      const checks = await inOneMessage(ctx, entry);
+      const checks = await inOneMessage(ctx, entry, start);
       if (checks) return { checks };
     }
+    await start?.settle();
     return retrying(ctx, unit, () =>
       cancellable(ctx, () =>
         inTransaction(ctx, unit.options, async () => {
@@ -32,19 +33,20 @@ export const transactionalRunner: UnitRunner = {
 };
 
 /** A SQL unit of a real run: a dry run keeps its savepoints, a TypeScript unit needs its round trips. */
-function fitsOneMessage(ctx: ExecContext, unit: Unit): boolean {
+export function fitsOneMessage(ctx: ExecContext, unit: Unit): boolean {
   return !ctx.dryRun && unit.definition === undefined && unit.statements.length > 0;
 }
 
 /**
  * The whole unit as one message, one round trip instead of one per statement: BEGIN, the
  * timeouts, the body, each verify query as a block that raises when it returns a row, the
- * ledger's `applied`, COMMIT. When anything in it fails, it is rolled back whole and this
+ * ledger's `applied`, COMMIT; preceded by the unit's deferred start and a COMMIT of its own,
+ * so the ledger shows the unit running while it runs. When anything in it fails, it is rolled back whole and this
  * returns undefined: the caller runs the unit again statement by statement, which places
  * the error under its line, shows the verify's rows, and retries lock timeouts. (The one
  * trace a failed first attempt leaves is what no rollback undoes, such as sequence values.)
  */
-async function inOneMessage(ctx: ExecContext, entry: PlanEntry): Promise<CheckResult[] | undefined> {
+async function inOneMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): Promise<CheckResult[] | undefined> {
   const { unit } = entry;
   const checks: CheckResult[] = unit.verifies.map(({ name }) => ({ name, section: 'verify', ok: true, violations: 0, sample: [] }));
   const applied = ctx.ledger.transitionText({
@@ -56,15 +58,21 @@ async function inOneMessage(ctx: ExecContext, entry: PlanEntry): Promise<CheckRe
     verifyChecks: unit.verifies.map(({ name, sql }) => ({ name, sql })),
     verifyResults: checks.map(({ name, ok, violations }) => ({ name, ok, violations })),
   });
-  const parts = ['BEGIN', timeoutSettings(unit.options, true), ...unit.statements.map((s) => s.sql), ...unit.verifies.map(raiseOnRows), applied, 'COMMIT'];
+  // The start's own BEGIN: a COMMIT with none would be warned about in the server's log.
+  const lead = start ? ['BEGIN', ...start.statements, 'COMMIT'] : [];
+  const parts = [...lead, 'BEGIN', timeoutSettings(unit.options, true), ...unit.statements.map((s) => s.sql), ...unit.verifies.map(raiseOnRows), applied, 'COMMIT'];
   // Statements are joined on lines of their own, so a trailing line comment ends before the semicolon.
-  const message = parts.filter(Boolean).join('\n;\n');
+  // The leading comment names the unit in pg_stat_activity, whose query text is cut after 1 kB.
+  const message = `/* tenantify: ${unit.id} */ ${parts.filter(Boolean).join('\n;\n')}`;
   try {
     await cancellable(ctx, () => ctx.session.client.query(message));
     return checks;
   } catch (error) {
     await ctx.session.client.query('ROLLBACK').catch(() => {});
-    if (ctx.interrupt.requested || typeof (error as { code?: unknown }).code !== 'string') throw error;
+    if (ctx.interrupt.requested || typeof (error as { code?: unknown }).code !== 'string') {
+      await start?.settle().catch(() => {});
+      throw error;
+    }
     return undefined;
   }
 }

@@ -75,9 +75,10 @@ export async function holdGate(url: string, key = 4242): Promise<{ sql: string; 
   await holder.connect();
   await holder.query('SELECT pg_advisory_lock($1)', [key]);
   const sql = `SELECT pg_advisory_xact_lock(${key});`;
-  const waiting = `SELECT count(*)::int AS n FROM pg_stat_activity
-                    WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'
-                      AND query LIKE '%pg_advisory_xact_lock(${key})%'`;
+  // A session of this database waiting for the key: an advisory lock on one bigint is (classid, objid) = (high, low) 32 bits.
+  const waiting = `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                    WHERE l.locktype = 'advisory' AND NOT l.granted AND l.classid = 0 AND l.objid = ${key} AND l.objsubid = 1
+                      AND a.datname = current_database()`;
   return {
     sql,
     /** Resolves once `run` waits at the gate; fails with its output if it ends first. */
