@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.js';
 
@@ -12,6 +13,14 @@ describe('the CLI', () => {
     // `--help --no-color` goes through commander itself.
     expect(full.code).toBe(0);
     expect(fast.stdout).toBe(full.stdout);
+  });
+
+  it('prints the package version, the same from the launcher and from commander', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const fast = await runCli(['--version']);
+    const full = await runCli(['--version', '--no-color']);
+    expect([fast.code, fast.stdout]).toEqual([0, `${version}\n`]);
+    expect([full.code, full.stdout]).toEqual([0, `${version}\n`]);
   });
 
   it('gives every command the shared options', async () => {
