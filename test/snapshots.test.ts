@@ -16,7 +16,11 @@ const legacy = `
   CREATE TRIGGER accounts_touch BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION touch();
   INSERT INTO accounts (email) SELECT 'a' || g || '@example.com' FROM generate_series(1, 500) g;
   CREATE TABLE orders (id int PRIMARY KEY, account_id int NOT NULL CONSTRAINT orders_account_fk REFERENCES accounts (id) ON DELETE CASCADE);
-  INSERT INTO orders SELECT g, g % 500 + 1 FROM generate_series(1, 800) g;`;
+  INSERT INTO orders SELECT g, g % 500 + 1 FROM generate_series(1, 800) g;
+  CREATE VIEW paying_accounts AS SELECT id, email FROM accounts WHERE plan <> 'free';
+  COMMENT ON VIEW paying_accounts IS 'accounts on a paid plan';
+  CREATE VIEW paying_domains AS SELECT DISTINCT split_part(email, '@', 2) AS domain FROM paying_accounts;
+  CREATE MATERIALIZED VIEW orders_per_plan AS SELECT a.plan, count(*) AS orders FROM orders o JOIN accounts a ON a.id = o.account_id GROUP BY a.plan;`;
 
 const plan = {
   'migrations/0001_tier.sql': "ALTER TABLE accounts ADD COLUMN tier text;\nCREATE INDEX accounts_tier_idx ON accounts (tier);\n",
@@ -72,9 +76,10 @@ describe('snapshots', () => {
     expect(listed.snapshots.map((s) => [s.unit, s.present])).toEqual([['0001_tier', true], ['0002_fill', true]]);
   });
 
-  it('restore gives back the exact table: content, indexes, trigger, policy, sequence, and incoming foreign keys', async () => {
+  it('restore gives back the exact table: content, indexes, trigger, policy, sequence, incoming foreign keys, and the views built on it', async () => {
     const url = await legacyDb();
     const schemaBefore = schemaDump(url);
+    const perPlanBefore = await query(url, 'SELECT * FROM orders_per_plan ORDER BY plan');
     const contentBefore = await contentFingerprint(url);
     const sequenceBefore = await sequenceValue(url);
     const dir = writePlan(plan);
@@ -93,8 +98,36 @@ describe('snapshots', () => {
     expect(await sequenceValue(url)).toBe(sequenceBefore);
     const [fk] = await query<{ def: string }>(url, "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'orders_account_fk'");
     expect(fk?.def).toBe('FOREIGN KEY (account_id) REFERENCES accounts(id) ON DELETE CASCADE');
+    // The views are in the schema dump compared above; the materialized view holds the restored data again.
+    expect(schemaBefore).toContain('CREATE VIEW public.paying_domains');
+    expect(await query(url, 'SELECT * FROM orders_per_plan ORDER BY plan')).toEqual(perPlanBefore);
     const events = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = '0001_tier' ORDER BY id");
     expect(events.map((e) => e.event)).toContain('snapshot_restored');
+  });
+
+  it('refuses a restore that would drop what it cannot put back (a function of the row type, a policy of another table), and touches nothing', async () => {
+    const url = await legacyDb();
+    const dir = writePlan(plan);
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+    await query(url, `
+      CREATE FUNCTION account_label(a accounts) RETURNS text LANGUAGE sql AS 'SELECT a.email';
+      CREATE POLICY orders_of_paying ON orders USING (account_id IN (SELECT id FROM accounts WHERE plan <> 'free'));`);
+    const schema = schemaDump(url);
+    const content = await contentFingerprint(url);
+    const result = await runCli(['snapshots', 'restore', '0001_tier', '-d', url, '--dir', dir, '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('restoring the snapshot of 0001_tier would drop what depends on its tables and is not restored with them: function account_label(accounts); policy orders_of_paying on table orders');
+    expect(result.stderr).toContain('revert the unit with its rollback file');
+    expect(schemaDump(url)).toBe(schema);
+    expect(await contentFingerprint(url)).toEqual(content);
+    // rollback --from-snapshot checks every unit's snapshot this way before restoring any.
+    const rollback = await runCli(['rollback', '--from-snapshot', '-d', url, '--dir', dir, '--yes']);
+    expect(rollback.code).toBe(2);
+    expect(rollback.stderr).toContain('would drop what depends on its tables and is not restored with them: function account_label(accounts)');
+    expect(schemaDump(url)).toBe(schema);
+    expect(await contentFingerprint(url)).toEqual(content);
+    const units = await query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
+    expect(units).toEqual([{ id: '0001_tier', status: 'applied' }, { id: '0002_fill', status: 'applied' }]);
   });
 
   it('refuses a corrupt snapshot, naming the file, and touches nothing', async () => {

@@ -194,9 +194,10 @@ export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
 
 /**
  * Puts a unit's tables back exactly as the snapshot holds them, in one transaction: the
- * tables are dropped (with the foreign keys of other tables that point at them), restored
- * from the dump (definition, data, indexes, constraints, triggers, policies, sequences),
- * and those foreign keys are added again.
+ * tables are dropped (with the foreign keys of other tables that point at them, and the
+ * views and materialized views built on them), restored from the dump (definition, data,
+ * indexes, constraints, triggers, policies, sequences), and those foreign keys and views
+ * are created again as they were just before the restore (materialized views refreshed).
  */
 export async function restoreSnapshot(session: Session, manifest: SnapshotManifest): Promise<void> {
   if (manifest.scope === 'schema') {
@@ -211,10 +212,13 @@ export async function restoreSnapshot(session: Session, manifest: SnapshotManife
   const script = (await runPgTool(pgRestore.path, restoreArgs, env)).stdout;
   const incoming = manifest.scope === 'tables' ? await incomingForeignKeys(session, manifest.tables) : [];
   const existing = manifest.scope === 'tables' ? await existingTables(session, manifest.tables) : [];
+  const views = manifest.scope === 'tables' ? await dependentViews(session, manifest.tables) : [];
+  await ensureNothingLost(session, manifest);
   const before = existing.length > 0 ? `DROP TABLE ${existing.join(', ')} CASCADE;\n` : '';
   const after = incoming.map((fk) => `ALTER TABLE ${fk.table} ADD CONSTRAINT ${quote(fk.name)} ${fk.definition};`).join('\n');
+  const viewsScript = views.length > 0 ? await dumpViews(views, env) : '';
   try {
-    await runPgTool(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'], env, `SET client_min_messages = warning;\n${before}${script}\n${after}\n`);
+    await runPgTool(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'], env, `SET client_min_messages = warning;\n${before}${script}\n${after}\n${viewsScript}\n`);
   } catch (error) {
     throw new UnitFailedError(`restoring the snapshot of ${manifest.unit} failed; it ran in one transaction, so nothing changed`, {
       details: [(error as Error).message],
@@ -235,6 +239,85 @@ async function incomingForeignKeys(session: Session, tables: string[]): Promise<
     [tables],
   ).finally(() => session.client.query('COMMIT'));
   return result.rows;
+}
+
+/** Views and materialized views built on the tables, directly or through other views (DROP TABLE ... CASCADE drops them). */
+async function dependentViews(session: Session, tables: string[]): Promise<string[]> {
+  const result = await session.client.query<{ name: string }>(
+    `WITH RECURSIVE restored AS (
+       SELECT to_regclass(t) AS oid FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL
+     ), built_on (oid) AS (
+       SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.refobjid IN (SELECT oid FROM restored) AND r.ev_class <> d.refobjid
+       UNION
+       SELECT r.ev_class FROM built_on b JOIN pg_depend d ON d.refobjid = b.oid
+         JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND r.ev_class <> b.oid
+     )
+     SELECT format('%I.%I', n.nspname, c.relname) AS name
+       FROM built_on b JOIN pg_class c ON c.oid = b.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('v', 'm') AND c.oid NOT IN (SELECT oid FROM restored)
+      ORDER BY 1`,
+    [tables],
+  );
+  return result.rows.map((r) => r.name);
+}
+
+/** Before anything is restored: the file is intact, and restoring it loses nothing it cannot put back. */
+export async function ensureRestorable(session: Session, manifest: SnapshotManifest): Promise<void> {
+  await ensureIntact(manifest);
+  await ensureNothingLost(session, manifest);
+}
+
+async function ensureNothingLost(session: Session, manifest: SnapshotManifest): Promise<void> {
+  const lost = manifest.scope === 'tables' ? await objectsLostByDrop(session, manifest.tables) : [];
+  if (lost.length > 0) {
+    throw new UsageError(
+      `restoring the snapshot of ${manifest.unit} would drop what depends on its tables and is not restored with them: ${lost.join('; ')}`,
+      'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the snapshot by hand with pg_restore',
+    );
+  }
+}
+
+/**
+ * What DROP TABLE ... CASCADE would take with the tables besides their own parts, the foreign
+ * keys pointing at them and the views built on them (which the restore recreates): functions
+ * taking or returning their row type, columns of that type, policies and rules of other
+ * tables that read them. The restore refuses rather than lose them.
+ */
+async function objectsLostByDrop(session: Session, tables: string[]): Promise<string[]> {
+  const result = await session.client.query<{ what: string }>(
+    `WITH restored AS (
+       SELECT to_regclass(t) AS oid FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL
+     ), targets (classid, oid) AS (
+       SELECT 'pg_class'::regclass, oid FROM restored
+       UNION ALL
+       SELECT 'pg_type'::regclass, c.reltype FROM pg_class c WHERE c.oid IN (SELECT oid FROM restored)
+     )
+     SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) AS what
+       FROM pg_depend d JOIN targets t ON d.refclassid = t.classid AND d.refobjid = t.oid
+      WHERE d.deptype = 'n'
+        AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM restored))
+        AND NOT (d.classid = 'pg_constraint'::regclass AND EXISTS (
+              SELECT 1 FROM pg_constraint k WHERE k.oid = d.objid AND (k.contype = 'f' OR k.conrelid IN (SELECT oid FROM restored))))
+        AND NOT (d.classid = 'pg_rewrite'::regclass AND EXISTS (
+              SELECT 1 FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+               WHERE r.oid = d.objid AND (c.relkind IN ('v', 'm') OR c.oid IN (SELECT oid FROM restored))))
+        AND NOT (d.classid = 'pg_policy'::regclass AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.oid = d.objid AND p.polrelid IN (SELECT oid FROM restored)))
+        AND NOT (d.classid = 'pg_trigger'::regclass AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.oid = d.objid AND g.tgrelid IN (SELECT oid FROM restored)))
+        AND NOT (d.classid = 'pg_attrdef'::regclass AND EXISTS (SELECT 1 FROM pg_attrdef a WHERE a.oid = d.objid AND a.adrelid IN (SELECT oid FROM restored)))
+      ORDER BY 1`,
+    [tables],
+  );
+  return result.rows.map((r) => r.what);
+}
+
+/** The views' definitions, comments, grants and owners as pg_dump writes them (materialized views with their REFRESH). */
+async function dumpViews(views: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const pgDump = findPgTool('pg_dump');
+  if (!pgDump) throw new UsageError(`pg_dump is needed to keep the views built on the restored tables (${views.join(', ')})`, 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  return (await runPgTool(pgDump.path, ['--no-password', ...views.flatMap((v) => ['-t', v])], env)).stdout;
 }
 
 async function existingTables(session: Session, tables: string[]): Promise<string[]> {

@@ -7,7 +7,7 @@
  */
 import { InterruptedError, UnitFailedError, ViolationsError, type TenantifyError } from '../errors.js';
 import type { RollbackEntry } from '../plan/planner.js';
-import { ensureIntact, restoreSnapshot, type SnapshotManifest } from '../db/snapshot.js';
+import { ensureRestorable, restoreSnapshot, type SnapshotManifest } from '../db/snapshot.js';
 import type { Script, Unit } from '../plan/types.js';
 import { runChecks } from './checks.js';
 import type { ExecContext, Reporter } from './context.js';
@@ -175,12 +175,13 @@ export function restorableSnapshot(entry: RollbackEntry): SnapshotManifest | und
 /**
  * `rollback --from-snapshot`: each unit's tables restored from the snapshot taken before it,
  * newest first; a unit without a snapshot is reverted with its rollback file. Every snapshot
- * file is checked (present, sha256) before anything is restored.
+ * is checked (file present, sha256, nothing depending on its tables that a restore would
+ * lose) before anything is restored.
  */
 export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertReporter, entries: RollbackEntry[], reports: RevertReport[]): Promise<void> {
   for (const entry of entries) {
     const manifest = restorableSnapshot(entry);
-    if (manifest) await ensureIntact(manifest);
+    if (manifest) await ensureRestorable(ctx.session, manifest);
   }
   for (const entry of entries) {
     if (ctx.interrupt.requested) {
