@@ -252,6 +252,8 @@ DELETE FROM organizations
     expect(first.stderr).toContain('index "users_organisation_idx" does not exist');
     expect(first.stderr).toContain('the statements before the failing one stay done');
     expect((await ledgerUnits(url))['0004_index_organizations']).toBe('applied');
+    const status = await runCli(['status', '-d', url, '--dir', writePlan(broken), '--no-color']);
+    expect(status.stdout.replace(/[│\s]+/g, ' ')).toContain('rollback stopped part-way: 1 of 2 rollback statements done; `tenantify rollback` resumes it');
 
     // The first statement (no IF EXISTS) must not run again once the typo is fixed.
     const fixed = writePlan(plan);

@@ -85,7 +85,10 @@ export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'pla
     } else {
       const appliedAt = ledger?.appliedAt ? ledger.appliedAt.toISOString().replace('T', ' ').slice(0, 19) : '';
       const took = ledger?.durationMs != null ? `${(ledger.durationMs / 1000).toFixed(2)}s` : '';
-      const info = ledger?.error
+      const reverted = entry.status === 'applied' ? (ledger?.progress.revertStatements?.length ?? 0) : 0;
+      const info = reverted > 0
+        ? style.yellow(`rollback stopped part-way: ${reverted} of ${unit.rollback?.statements.length ?? '?'} rollback statements done; \`tenantify rollback\` resumes it`)
+        : ledger?.error
         ? style.red(ledger.error.message.split('\n')[0] ?? '')
         : ledger?.progress.rowsDone !== undefined && entry.status !== 'applied'
           ? formatProgress(ledger.progress)
