@@ -55,13 +55,29 @@ describe('rehearse', () => {
     expect(fullDump(url)).toBe(before);
     const [ledger] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'tenantify'");
     expect(ledger?.n).toBe(0);
-    const parsed = spawnSync('python3', ['-c', 'import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); s = r.find("testsuite"); print(s.get("tests"), s.get("failures"), len(s.findall("testcase")))', junit], { encoding: 'utf8' });
+    const script = [
+      'import sys, json, xml.etree.ElementTree as E',
+      'r = E.parse(sys.argv[1]).getroot()',
+      'suites = [{"name": s.get("name"), "tests": int(s.get("tests")), "failures": int(s.get("failures")), "time": float(s.get("time")), "cases": len(s.findall("testcase")), "caseTime": sum(float(c.get("time")) for c in s.findall("testcase"))} for s in r.findall("testsuite")]',
+      'print(json.dumps({"tests": int(r.get("tests")), "failures": int(r.get("failures")), "time": float(r.get("time")), "suites": suites}))',
+    ].join('\n');
+    const parsed = spawnSync('python3', ['-c', script, junit], { encoding: 'utf8' });
     expect(parsed.stderr).toBe('');
-    const [tests, failures, cases] = parsed.stdout.trim().split(' ').map(Number);
-    expect(failures).toBe(0);
-    expect(tests).toBe(cases);
-    // 7 steps, 3 units applied twice, 3 reverted, checks of 3 units verified twice.
-    expect(cases).toBe(7 + 3 + 3 + 3 + 3 + 3);
+    const report = JSON.parse(parsed.stdout) as { tests: number; failures: number; time: number; suites: { name: string; tests: number; failures: number; time: number; cases: number; caseTime: number }[] };
+    expect(report.failures).toBe(0);
+    // A suite of the 7 steps, then one per step that ran units: 3 applied twice, 3 reverted, checks of 3 units verified twice.
+    expect(report.suites.map((s) => [s.name, s.tests, s.cases])).toEqual([
+      ['tenantify rehearse', 7, 7],
+      ['tenantify rehearse: apply', 3, 3],
+      ['tenantify rehearse: verify', 3, 3],
+      ['tenantify rehearse: rollback', 3, 3],
+      ['tenantify rehearse: apply again', 3, 3],
+      ['tenantify rehearse: verify again', 3, 3],
+    ]);
+    expect(report.tests).toBe(22);
+    // Nothing counted twice: the root's time is the steps', each suite's the sum of its cases.
+    expect(report.time).toBeCloseTo(report.suites[0]!.caseTime, 2);
+    for (const suite of report.suites) expect(suite.time).toBeCloseTo(suite.caseTime, 2);
     expect(readFileSync(junit, 'utf8')).toContain('classname="rehearse.apply" name="0002_fill"');
   });
 

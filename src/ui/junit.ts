@@ -12,27 +12,38 @@ interface Case {
   failure?: string;
 }
 
+/**
+ * One suite of the steps, and one suite per step that ran units (its units as cases). A
+ * unit's time is part of its step's, so the root's time is the steps' alone: nothing is
+ * counted twice by a dashboard that adds suites or cases up within a suite.
+ */
 export function junitReport(result: RehearseResult, suiteName = 'tenantify rehearse'): string {
-  const cases: Case[] = [];
+  const steps: Case[] = result.steps.map((step) => ({ classname: 'rehearse', name: step.name, seconds: step.durationMs / 1000, ...(step.ok ? {} : { failure: step.details.join('\n') }) }));
+  const suites = [{ name: suiteName, cases: steps }];
   for (const step of result.steps) {
-    cases.push({ classname: 'rehearse', name: step.name, seconds: step.durationMs / 1000, ...(step.ok ? {} : { failure: step.details.join('\n') }) });
-    for (const unit of step.units ?? []) {
-      cases.push({ classname: `rehearse.${step.name.replace(/\s+/g, '_')}`, name: unit.id, seconds: unit.durationMs / 1000, ...(unit.ok ? {} : { failure: unit.message ?? 'failed' }) });
-    }
+    if (!step.units?.length) continue;
+    const classname = `rehearse.${step.name.replace(/\s+/g, '_')}`;
+    suites.push({
+      name: `${suiteName}: ${step.name}`,
+      cases: step.units.map((unit) => ({ classname, name: unit.id, seconds: unit.durationMs / 1000, ...(unit.ok ? {} : { failure: unit.message ?? 'failed' }) })),
+    });
   }
-  const failures = cases.filter((c) => c.failure !== undefined).length;
-  const total = cases.reduce((t, c) => t + c.seconds, 0);
-  const body = cases
-    .map((c) => {
-      const head = `    <testcase classname="${escape(c.classname)}" name="${escape(c.name)}" time="${c.seconds.toFixed(3)}"`;
-      return c.failure === undefined ? `${head}/>` : `${head}>\n      <failure message="${escape(c.failure.split('\n')[0] ?? '')}">${escape(c.failure)}</failure>\n    </testcase>`;
+  const failed = (cases: Case[]): number => cases.filter((c) => c.failure !== undefined).length;
+  const seconds = (cases: Case[]): string => cases.reduce((t, c) => t + c.seconds, 0).toFixed(3);
+  const all = suites.flatMap((s) => s.cases);
+  const body = suites
+    .map((suite) => {
+      const cases = suite.cases.map((c) => {
+        const head = `    <testcase classname="${escape(c.classname)}" name="${escape(c.name)}" time="${c.seconds.toFixed(3)}"`;
+        return c.failure === undefined ? `${head}/>` : `${head}>\n      <failure message="${escape(c.failure.split('\n')[0] ?? '')}">${escape(c.failure)}</failure>\n    </testcase>`;
+      });
+      const head = `  <testsuite name="${escape(suite.name)}" tests="${suite.cases.length}" failures="${failed(suite.cases)}" errors="0" skipped="0" time="${seconds(suite.cases)}">`;
+      return [head, ...cases, '  </testsuite>'].join('\n');
     })
     .join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>
-<testsuites name="${escape(suiteName)}" tests="${cases.length}" failures="${failures}" time="${total.toFixed(3)}">
-  <testsuite name="${escape(suiteName)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="0" time="${total.toFixed(3)}">
+<testsuites name="${escape(suiteName)}" tests="${all.length}" failures="${failed(all)}" time="${seconds(steps)}">
 ${body}
-  </testsuite>
 </testsuites>
 `;
 }
