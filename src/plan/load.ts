@@ -10,7 +10,7 @@ import { PlanError, PlanErrors, UsageError } from '../errors.js';
 import type { Config } from './config.js';
 import { isUnitDefinition, type UnitDefinition } from './define.js';
 import { durationSchema } from './directives.js';
-import { loadSqlParser, parseSqlUnit } from './sql-unit.js';
+import { loadSqlParser, parseSqlUnit, saveSplitCache, SqlParserNeeded } from './sql-unit.js';
 import type { Script, Unit, UnitKind, UnitOptions } from './types.js';
 
 export const unitFilePattern = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_.-]*)\.(sql|ts)$/;
@@ -76,7 +76,6 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
     else rollbackById.set(r.id, r);
   }
 
-  if (found.some((f) => f.format === 'sql')) await loadSqlParser();
   const defaults = {
     lockTimeoutMs: config.lockTimeout,
     statementTimeoutMs: config.statementTimeout,
@@ -85,17 +84,32 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
   const units: Unit[] = [];
   for (const f of [...byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))) {
     try {
-      const script = await loadScript(f, defaults);
+      const script = await withSqlParser(() => loadScript(f, defaults));
       const rollbackFile = rollbackById.get(f.id);
-      const rollback = rollbackFile ? await loadScript(rollbackFile, defaults) : undefined;
+      const rollback = rollbackFile ? await withSqlParser(() => loadScript(rollbackFile, defaults)) : undefined;
       units.push({ ...script, prefix: f.prefix, name: f.name, kind: f.kind as UnitKind, rollback });
     } catch (error) {
       if (error instanceof PlanError) errors.push(error);
       else throw error;
     }
   }
+  saveSplitCache();
   if (errors.length > 0) throw new PlanErrors(errors);
   return units;
+}
+
+/**
+ * Loads a file; when its SQL is not in the split cache, loads the parser (libpg-query's
+ * WebAssembly, only when some text needs it) and loads the file again.
+ */
+async function withSqlParser<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    if (!(error instanceof SqlParserNeeded)) throw error;
+    await loadSqlParser();
+    return load();
+  }
 }
 
 async function ensureDirectory(root: string): Promise<void> {

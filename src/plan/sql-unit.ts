@@ -7,6 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { PlanError } from '../errors.js';
 import { directivePrefix, parseDirectives, sectionNames, type DirectiveDefaults, type DirectiveLine } from './directives.js';
 import type { Check, Statement, UnitOptions } from './types.js';
+import { SplitCache } from './split-cache.js';
 
 export interface ParsedSql {
   options: UnitOptions;
@@ -132,9 +133,35 @@ interface SplitStatement extends Statement {
   isTransactionControl: boolean;
 }
 
+/** The parser is needed for a text the split cache does not hold: load it (`loadSqlParser`) and try again. */
+export class SqlParserNeeded extends Error {
+  constructor() {
+    super('loadSqlParser() must run before parsing SQL that is not in the split cache');
+  }
+}
+
+let splits: SplitCache<SplitStatement[]> | undefined;
+
+/** Writes the splits parsed by this process to the cache (see split-cache.ts). */
+export function saveSplitCache(): void {
+  splits?.save();
+}
+
 /** Splits text that starts at `firstLine` of the file into statements, with their lines. */
 export function splitStatements(file: string, text: string, firstLine: number): SplitStatement[] {
-  if (!parser) throw new Error('loadSqlParser() must run before parsing SQL units');
+  splits ??= SplitCache.open<SplitStatement[]>();
+  const key = SplitCache.key(text);
+  let split = splits.get(key);
+  if (split === undefined) {
+    split = parseStatements(file, text, firstLine);
+    splits.set(key, split);
+  }
+  return firstLine === 1 ? split : split.map((s) => ({ ...s, line: s.line + firstLine - 1 }));
+}
+
+/** The statements of `text`, their lines counted from its first line (a parse error's from `firstLine` of the file). */
+function parseStatements(file: string, text: string, firstLine: number): SplitStatement[] {
+  if (!parser) throw new SqlParserNeeded();
   let tree: { stmts?: RawStmt[] };
   try {
     tree = parser(text);
@@ -157,7 +184,7 @@ export function splitStatements(file: string, text: string, firstLine: number): 
     const analysis = analyse(raw.stmt);
     result.push({
       sql,
-      line: firstLine + at.line - 1,
+      line: at.line,
       column: at.column,
       hash: createHash('sha256').update(sql).digest('hex'),
       createsIndex: analysis.createsIndex,
