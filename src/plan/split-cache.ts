@@ -28,9 +28,13 @@ export class SplitCache<T> {
     this.entries = entries;
   }
 
-  /** The cache of this build, or one that keeps nothing when the cache is turned off. */
-  static open<T>(): SplitCache<T> {
-    const file = cacheFile();
+  /**
+   * The cache of this build, or one that keeps nothing when the cache is turned off. `code`:
+   * the module URLs of the code whose output is cached (with this one, they stand for the
+   * build: in the bundle they are one file).
+   */
+  static open<T>(code: string[]): SplitCache<T> {
+    const file = cacheFile(code);
     if (!file) return new SplitCache<T>(undefined, new Map());
     let entries = new Map<string, T>();
     try {
@@ -82,15 +86,19 @@ export class SplitCache<T> {
   }
 }
 
-function cacheFile(): string | undefined {
+function cacheFile(code: string[]): string | undefined {
   const configured = process.env['TENANTIFY_CACHE_DIR'];
   if (configured === 'none') return undefined;
   const directory = configured || join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'tenantify');
   try {
-    // This module's own file stands for the build: rebuilding tenantify changes its size or time.
-    const self = fileURLToPath(import.meta.url);
-    const { size, mtimeMs } = statSync(self);
-    const build = createHash('sha256').update(`${self}\n${size}\n${mtimeMs}`).digest('hex').slice(0, 16);
+    // The code's files stand for the build: rebuilding or editing tenantify changes their size or time.
+    const hash = createHash('sha256');
+    for (const url of new Set([import.meta.url, ...code])) {
+      const path = fileURLToPath(url);
+      const { size, mtimeMs } = statSync(path);
+      hash.update(`${path}\n${size}\n${mtimeMs}\n`);
+    }
+    const build = hash.digest('hex').slice(0, 16);
     return join(directory, `splits-${build}.json`);
   } catch {
     return undefined;

@@ -149,7 +149,7 @@ export function saveSplitCache(): void {
 
 /** Splits text that starts at `firstLine` of the file into statements, with their lines. */
 export function splitStatements(file: string, text: string, firstLine: number): SplitStatement[] {
-  splits ??= SplitCache.open<SplitStatement[]>();
+  splits ??= SplitCache.open<SplitStatement[]>([import.meta.url]);
   const key = SplitCache.key(text);
   let split = splits.get(key);
   if (split === undefined) {
