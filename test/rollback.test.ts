@@ -355,9 +355,15 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
       const command = [process.execPath, bin, 'rollback', '-d', url, '--dir', dir, '--steps', '1'].map((a) => `'${a}'`).join(' ');
       const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
       let output = '';
+      let answered = false;
+      // `script` may close its input before a late write lands: that is no failure of the CLI.
+      child.stdin.on('error', () => {});
       child.stdout.on('data', (d: Buffer) => {
         output += d.toString();
-        if (output.includes('Revert them? [y/N]') && child.stdin.writable) child.stdin.write(answer);
+        if (!answered && output.includes('Revert them? [y/N]')) {
+          answered = true;
+          child.stdin.write(answer);
+        }
       });
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       return { code, output };
