@@ -175,7 +175,11 @@ export class Ledger {
    * multi-statement message (which takes no parameters).
    */
   transitionText(change: UnitTransition): string {
-    const compiled = this.transitionQuery(change).compile(this.db);
+    return this.asText(this.transitionQuery(change));
+  }
+
+  private asText(query: RawBuilder<unknown>): string {
+    const compiled = query.compile(this.db);
     return inlineParameters(compiled.sql, compiled.parameters);
   }
 
@@ -238,8 +242,7 @@ export class Ledger {
 
   /** The same as SQL text, to travel inside a multi-statement message. */
   saveSnapshotText(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown> = {}): string {
-    const compiled = this.snapshotQuery(runId, unitId, manifest, event, detail).compile(this.db);
-    return inlineParameters(compiled.sql, compiled.parameters);
+    return this.asText(this.snapshotQuery(runId, unitId, manifest, event, detail));
   }
 
   private snapshotQuery(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown>): RawBuilder<unknown> {

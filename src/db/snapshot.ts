@@ -47,13 +47,13 @@ interface ResolvedTable {
   bytes: number;
 }
 
-/** What a unit's snapshot will hold, resolved against the database as it is now. */
 /** Whether the unit may need a snapshot, known without asking the database. */
 export function mayNeedSnapshot(unit: Unit): boolean {
   const scope = unit.options.snapshot;
   return scope.kind === 'default' ? unit.writes.length > 0 : scope.kind !== 'none';
 }
 
+/** What a unit's snapshot will hold, resolved against the database as it is now. */
 export async function resolveScope(session: Session, unit: Unit): Promise<{ scope: SnapshotManifest['scope']; tables: ResolvedTable[] } | undefined> {
   const scope: SnapshotScope = unit.options.snapshot;
   if (scope.kind === 'none') return undefined;
@@ -203,7 +203,7 @@ export async function restoreSnapshot(session: Session, manifest: SnapshotManife
   if (manifest.scope === 'schema') {
     throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, 'revert the unit with its rollback file instead');
   }
-  await ensureIntact(manifest);
+  await ensureRestorable(session, manifest);
   const pgRestore = findPgTool('pg_restore');
   const psql = findPgTool('psql');
   if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
@@ -213,7 +213,6 @@ export async function restoreSnapshot(session: Session, manifest: SnapshotManife
   const incoming = manifest.scope === 'tables' ? await incomingForeignKeys(session, manifest.tables) : [];
   const existing = manifest.scope === 'tables' ? await existingTables(session, manifest.tables) : [];
   const views = manifest.scope === 'tables' ? await dependentViews(session, manifest.tables) : [];
-  await ensureNothingLost(session, manifest);
   const before = existing.length > 0 ? `DROP TABLE ${existing.join(', ')} CASCADE;\n` : '';
   const after = incoming.map((fk) => `ALTER TABLE ${fk.table} ADD CONSTRAINT ${quote(fk.name)} ${fk.definition};`).join('\n');
   const viewsScript = views.length > 0 ? await dumpViews(views, env) : '';

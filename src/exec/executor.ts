@@ -92,26 +92,28 @@ function startCanTravelWithUnit(ctx: ExecContext, entry: PlanEntry): boolean {
   return runnerFor(unit) === transactionalRunner && fitsOneMessage(ctx, unit) && unit.prechecks.length === 0 && !(ctx.snapshots && mayNeedSnapshot(unit));
 }
 
+/** The start and what `snapshotBefore` would record (the skipped snapshot with --no-snapshot), as text. */
 function deferredStart(ctx: ExecContext, entry: PlanEntry): DeferredStart {
   const { unit } = entry;
   const start = startTransition(ctx, entry);
-  const skipped = ctx.snapshots ? undefined : { reason: '--no-snapshot' };
   return {
-    statements: [ctx.ledger.transitionText(start), ...(skipped ? [ctx.ledger.saveSnapshotText(ctx.runId, unit.id, null, 'snapshot_skipped', skipped)] : [])],
+    statements: [ctx.ledger.transitionText(start), ...(ctx.snapshots ? [] : [ctx.ledger.saveSnapshotText(ctx.runId, unit.id, null, 'snapshot_skipped', snapshotsOff)])],
     async settle() {
       if (await ctx.ledger.isRunningIn(ctx.runId, unit.id)) return;
       await ctx.ledger.transition(start);
-      if (skipped) await ctx.ledger.saveSnapshot(ctx.runId, unit.id, null, 'snapshot_skipped', skipped);
+      await snapshotBefore(ctx, entry);
     },
   };
 }
+
+const snapshotsOff = { reason: '--no-snapshot' };
 
 /** pg_dump of what the unit will write, before it runs; a resumed unit keeps the snapshot of its first attempt. */
 async function snapshotBefore(ctx: ExecContext, entry: PlanEntry): Promise<void> {
   if (ctx.dryRun) return;
   const { unit } = entry;
   if (!ctx.snapshots) {
-    await ctx.ledger.saveSnapshot(ctx.runId, unit.id, null, 'snapshot_skipped', { reason: '--no-snapshot' });
+    await ctx.ledger.saveSnapshot(ctx.runId, unit.id, null, 'snapshot_skipped', snapshotsOff);
     return;
   }
   if (entry.resume.kind !== 'start' && entry.ledger?.snapshot) return;
