@@ -13,6 +13,9 @@ import { toolVersion } from '../version.js';
 
 export const ledgerVersion = 1;
 
+/** The name of the column the `applied` transition returns: the unit's duration in ms, on the server's clock. */
+export const appliedResultName = 'tenantify_applied_ms';
+
 export interface UnitProgress {
   /** Non-transactional units: hashes of the statements done, in order. */
   statements?: string[];
@@ -184,43 +187,72 @@ export class Ledger {
   }
 
   private transitionQuery(change: UnitTransition): RawBuilder<unknown> {
+    if (change.status === 'applied') return this.appliedQuery(change);
     const { runId, unit, status, event, detail = {} } = change;
     const progress = change.progress === undefined ? null : JSON.stringify(change.progress);
     const verifyChecks = change.verifyChecks === undefined ? null : JSON.stringify(change.verifyChecks);
     const verifyResults = change.verifyResults === undefined ? null : JSON.stringify(change.verifyResults);
     const snapshot = change.snapshot === undefined ? null : JSON.stringify(change.snapshot);
     const error = change.error === undefined ? null : JSON.stringify(change.error);
-    const applied = status === 'applied';
     const started = status === 'running' && change.fresh === true;
-    // Measured by the server from the unit's start when the caller cannot time it (a unit sent in one message).
-    const duration =
-      change.durationMs === 'since-start'
-        ? sql`(SELECT round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int FROM ${this.t('units')} WHERE id = ${unit.id})`
-        : sql`${change.durationMs ?? null}::int`;
+    const duration = typeof change.durationMs === 'number' ? change.durationMs : null;
     return sql`
       WITH state AS (
         INSERT INTO ${this.t('units')} AS u (id, kind, file, status, checksum, run_id, started_at, applied_at, duration_ms,
                                              progress, verify_checks, verify_results, snapshot, error, updated_at)
         VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${runId},
-                clock_timestamp(), CASE WHEN ${applied} THEN clock_timestamp() END, ${duration},
+                clock_timestamp(), NULL, ${duration}::int,
                 coalesce(${progress}::jsonb, '{}'), coalesce(${verifyChecks}::jsonb, '[]'), ${verifyResults}::jsonb,
                 ${snapshot}::jsonb, ${error}::jsonb, clock_timestamp())
         ON CONFLICT (id) DO UPDATE SET
           kind = EXCLUDED.kind, file = EXCLUDED.file, status = EXCLUDED.status, checksum = EXCLUDED.checksum,
           run_id = EXCLUDED.run_id,
           started_at = CASE WHEN ${started} THEN clock_timestamp() ELSE u.started_at END,
-          applied_at = CASE WHEN ${applied} THEN clock_timestamp() WHEN EXCLUDED.status IN ('rolled_back', 'pending') THEN NULL ELSE u.applied_at END,
+          applied_at = CASE WHEN EXCLUDED.status IN ('rolled_back', 'pending') THEN NULL ELSE u.applied_at END,
           duration_ms = coalesce(EXCLUDED.duration_ms, u.duration_ms),
           progress = coalesce(${progress}::jsonb, u.progress),
           verify_checks = coalesce(${verifyChecks}::jsonb, u.verify_checks),
           verify_results = coalesce(${verifyResults}::jsonb, u.verify_results),
           snapshot = coalesce(${snapshot}::jsonb, u.snapshot),
-          error = CASE WHEN EXCLUDED.status = 'failed' THEN EXCLUDED.error WHEN EXCLUDED.status = 'applied' THEN NULL ELSE coalesce(EXCLUDED.error, u.error) END,
+          error = CASE WHEN EXCLUDED.status = 'failed' THEN EXCLUDED.error ELSE coalesce(EXCLUDED.error, u.error) END,
           updated_at = clock_timestamp()
         RETURNING id
       )
       INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
       SELECT ${runId}, id, ${event}, ${JSON.stringify({ status, checksum: unit.checksum, ...detail, ...(change.error ? { error: change.error } : {}) })}::jsonb FROM state
+    `;
+  }
+
+  /**
+   * A unit becomes applied only after its `running` transition committed, so its row is
+   * there to update: a plain UPDATE, which the server runs in a fraction of the upsert's
+   * time right after a unit's DDL. Returns the unit's duration (the caller of a message
+   * of several units learns each one's from it).
+   */
+  private appliedQuery(change: UnitTransition): RawBuilder<unknown> {
+    const { runId, unit, event, detail = {} } = change;
+    const json = (value: unknown): RawBuilder<unknown> | null => (value === undefined ? null : sql`${JSON.stringify(value)}::jsonb`);
+    const keep = (column: string, value: unknown): RawBuilder<unknown> => json(value) ?? sql.ref(column);
+    const duration =
+      change.durationMs === 'since-start'
+        ? sql`round(extract(epoch FROM clock_timestamp() - started_at) * 1000)::int`
+        : change.durationMs === undefined
+          ? sql.ref('duration_ms')
+          : sql`${change.durationMs}::int`;
+    return sql`
+      WITH state AS (
+        UPDATE ${this.t('units')} SET
+          kind = ${unit.kind}, file = ${unit.file}, status = 'applied', checksum = ${unit.checksum}, run_id = ${runId},
+          applied_at = clock_timestamp(), duration_ms = ${duration},
+          progress = ${keep('progress', change.progress)}, verify_checks = ${keep('verify_checks', change.verifyChecks)},
+          verify_results = ${keep('verify_results', change.verifyResults)}, snapshot = ${keep('snapshot', change.snapshot)},
+          error = NULL, updated_at = clock_timestamp()
+        WHERE id = ${unit.id}
+        RETURNING id, duration_ms
+      )
+      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
+      SELECT ${runId}, id, ${event}, ${JSON.stringify({ status: 'applied', checksum: unit.checksum, ...detail })}::jsonb FROM state
+      RETURNING (SELECT duration_ms FROM state) AS ${sql.raw(appliedResultName)}
     `;
   }
 
@@ -249,6 +281,13 @@ export class Ledger {
     return sql`
       WITH state AS (UPDATE ${this.t('units')} SET snapshot = ${manifest === null ? null : JSON.stringify(manifest)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId} RETURNING id)
       INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event}, ${JSON.stringify({ ...detail, ...(manifest ?? {}) })}::jsonb FROM state`;
+  }
+
+  /** Of these units, those this run has applied, with their durations. */
+  async appliedBy(runId: number, unitIds: string[]): Promise<Map<string, number | null>> {
+    const { rows } = await sql<{ id: string; duration_ms: number | null }>`
+      SELECT id, duration_ms FROM ${this.t('units')} WHERE run_id = ${runId} AND status = 'applied' AND id = ANY(${unitIds}::text[])`.execute(this.db);
+    return new Map(rows.map((r) => [r.id, r.duration_ms]));
   }
 
   /** Whether this run has recorded the unit as running (its `running` transition committed). */

@@ -47,6 +47,32 @@ export function fitsOneMessage(ctx: ExecContext, unit: Unit): boolean {
  * trace a failed first attempt leaves is what no rollback undoes, such as sequence values.)
  */
 async function inOneMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): Promise<CheckResult[] | undefined> {
+  const { text, checks } = unitMessage(ctx, entry, start);
+  try {
+    await cancellable(ctx, () => ctx.session.client.query(text));
+    return checks;
+  } catch (error) {
+    await ctx.session.client.query('ROLLBACK').catch(() => {});
+    if (ctx.interrupt.requested || !isServerError(error)) {
+      await start?.settle().catch(() => {});
+      throw error;
+    }
+    return undefined;
+  }
+}
+
+/** An error the server sent (it has a SQLSTATE), as opposed to a lost connection or a bug. */
+export function isServerError(error: unknown): boolean {
+  return typeof (error as { code?: unknown }).code === 'string';
+}
+
+/**
+ * The text of a unit's one message: `/* tenantify: <unit> *\/ BEGIN; <start>; COMMIT; BEGIN;
+ * <timeouts>; <body>; <verify blocks>; <applied>; COMMIT`, and the verify results it records
+ * when it commits. Messages of several units follow one another in one text (see trains.ts):
+ * each unit still commits on its own, and the server skips the rest of a text after an error.
+ */
+export function unitMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): { text: string; checks: CheckResult[] } {
   const { unit } = entry;
   const checks: CheckResult[] = unit.verifies.map(({ name }) => ({ name, section: 'verify', ok: true, violations: 0, sample: [] }));
   const applied = ctx.ledger.transitionText({
@@ -63,18 +89,7 @@ async function inOneMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredS
   const parts = [...lead, 'BEGIN', timeoutSettings(unit.options, true), ...unit.statements.map((s) => s.sql), ...unit.verifies.map(raiseOnRows), applied, 'COMMIT'];
   // Statements are joined on lines of their own, so a trailing line comment ends before the semicolon.
   // The leading comment names the unit in pg_stat_activity, whose query text is cut after 1 kB.
-  const message = `/* tenantify: ${unit.id} */ ${parts.filter(Boolean).join('\n;\n')}`;
-  try {
-    await cancellable(ctx, () => ctx.session.client.query(message));
-    return checks;
-  } catch (error) {
-    await ctx.session.client.query('ROLLBACK').catch(() => {});
-    if (ctx.interrupt.requested || typeof (error as { code?: unknown }).code !== 'string') {
-      await start?.settle().catch(() => {});
-      throw error;
-    }
-    return undefined;
-  }
+  return { text: `/* tenantify: ${unit.id} */ ${parts.filter(Boolean).join('\n;\n')}`, checks };
 }
 
 /** A verify query as a statement that fails when the query returns a row. */

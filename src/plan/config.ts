@@ -1,7 +1,7 @@
 /** tenantify.config.json: optional, validated, unknown keys are an error. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PlanError } from '../errors.js';
 import { durationSchema } from './directives.js';
 

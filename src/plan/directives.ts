@@ -2,7 +2,7 @@
  * `-- tenantify:NAME VALUE` directive lines, validated with zod. A bad directive is a plan
  * error naming the file and line.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PlanError } from '../errors.js';
 import type { BatchDirective, SnapshotScope, UnitOptions } from './types.js';
 

@@ -9,7 +9,8 @@ export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}
   let pending: Promise<Spinner> | undefined;
   let started = 0;
   let lastPlainProgress = 0;
-  const elapsed = (): string => style.dim(`${((performance.now() - started) / 1000).toFixed(1)}s`);
+  const seconds = (ms: number): string => style.dim(`${(ms / 1000).toFixed(1)}s`);
+  const elapsed = (): string => seconds(performance.now() - started);
   return {
     unitStarted(entry) {
       started = performance.now();
@@ -29,7 +30,7 @@ export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}
     unitDone(unit, outcome) {
       const checks = outcome.checks.length > 0 ? style.dim(` ${outcome.checks.length} check${outcome.checks.length === 1 ? '' : 's'} passed`) : '';
       const note = outcome.note ? style.dim(` ${outcome.note}`) : '';
-      const text = `${unit.id} ${elapsed()}${note}${checks}${options.dryRun ? style.yellow(' (dry run)') : ''}`;
+      const text = `${unit.id} ${seconds(outcome.durationMs)}${note}${checks}${options.dryRun ? style.yellow(' (dry run)') : ''}`;
       void pending?.then((s) => s.succeed(text));
     },
     unitFailed(unit, message) {
