@@ -48,5 +48,6 @@ export interface DeferredStart {
 
 /** One module per kind of unit, each with this shape. */
 export interface UnitRunner {
-  run(ctx: ExecContext, entry: PlanEntry, startedAt: number, start?: DeferredStart): Promise<UnitOutcome>;
+  /** `messageFailed`: the unit's one message failed already (in a message of several units): go statement by statement. */
+  run(ctx: ExecContext, entry: PlanEntry, startedAt: number, start?: DeferredStart, messageFailed?: boolean): Promise<UnitOutcome>;
 }

@@ -38,8 +38,8 @@ export interface ExecHooks {
 
 /** Runs the plan's pending units in order. Throws the first failure as a TenantifyError. */
 export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitReport[], hooks: ExecHooks = {}): Promise<void> {
-  const trains = new TrainLength();
   const entries = plan.toRun;
+  const trains = new Trains(ctx, entries);
   for (let i = 0; i < entries.length; ) {
     const entry = entries[i] as PlanEntry;
     if (ctx.interrupt.requested) throw interrupted(ctx.interrupt.requested, entry.unit.id);
@@ -49,107 +49,155 @@ export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitRep
       i++;
       continue;
     }
-    const startedAt = performance.now();
-    // The guards look at the database after every unit: a unit at a time for them.
-    const train = hooks.afterUnit ? [] : trainFrom(ctx, entries, i, trains.length);
-    if (train.length > 1) {
-      const done = await applyTrain(ctx, train, reports);
-      trains.after(done === train.length ? performance.now() - startedAt : undefined);
-      i += done;
+    // The guards look at the database after every unit: one unit at a time for them.
+    if (!hooks.afterUnit && trains.canLeaveAt(i)) {
+      i += await trains.runFrom(i, reports);
       continue;
     }
     reports.push(await applyUnit(ctx, entry));
-    trains.after(performance.now() - startedAt);
     await hooks.afterUnit?.(entry);
     i++;
   }
 }
 
-/**
- * How many units the next message may carry. Quick units travel together (each still in
- * transactions of its own), which saves a round trip and the server's work of a message
- * per unit: the length doubles while messages come back within 100 ms, up to 32, and is
- * one again after a message slower than a second or a failure, so a slow unit is reported
- * as soon as it is done.
- */
-class TrainLength {
-  length = 1;
-
-  after(elapsedMs: number | undefined): void {
-    if (elapsedMs === undefined || elapsedMs > 1000) this.length = 1;
-    else if (elapsedMs < 100) this.length = Math.min(this.length * 2, 32);
-  }
-}
-
-/** Up to a message's worth of text. */
-const trainTextBytes = 1024 * 1024;
-
-/** The units from `from` on that can travel in one message: those whose start travels with them. */
-function trainFrom(ctx: ExecContext, entries: PlanEntry[], from: number, length: number): PlanEntry[] {
-  const train: PlanEntry[] = [];
-  let bytes = 0;
-  for (const entry of entries.slice(from, from + length)) {
-    if (ctx.dryRun || !startCanTravelWithUnit(ctx, entry)) break;
-    bytes += entry.unit.statements.reduce((n, s) => n + s.sql.length, 0);
-    if (train.length > 0 && bytes > trainTextBytes) break;
-    train.push(entry);
-  }
-  return train;
+interface Train {
+  entries: PlanEntry[];
+  checks: CheckResult[][];
+  sentAt: number;
+  /** The message's results, or why it failed; never rejects. */
+  settled: Promise<{ results: pg.QueryResult[] } | { error: unknown }>;
 }
 
 /**
- * Several units' one-unit messages sent as one text. The server runs them in order, each
- * unit's start and body committing in their own transactions as when sent alone, and skips
- * the rest of the text at the first error. Then the ledger says which units are applied;
- * the one that failed runs again on its own, which reports its error as it always does.
- * Returns how many units it is done with.
+ * Units that need no round trip of their own (see startCanTravelWithUnit) travel several
+ * to a message: each unit's text as when sent alone, its start and its body committed in
+ * transactions of its own as it goes (status shows where the message is), and the server
+ * skips the rest of the text at the first error. That saves a round trip and the server's
+ * work of a message per unit. The length doubles while messages come back within 100 ms,
+ * up to 32, and is one again after a message slower than a second, so a slow unit is
+ * reported as soon as it is done. The next message leaves as soon as one is back, and the
+ * units of the one back are reported while it runs; the texts of the next one are built
+ * while one runs.
  */
-async function applyTrain(ctx: ExecContext, train: PlanEntry[], reports: UnitReport[]): Promise<number> {
-  const startedAt = performance.now();
-  const messages = train.map((entry) => unitMessage(ctx, entry, deferredStart(ctx, entry)));
-  const ids = train.map((entry) => entry.unit.id);
-  const text = `/* tenantify: ${ids[0]} to ${ids[ids.length - 1]}, ${ids.length} units */ ${messages.map((m) => m.text).join('\n;\n')}`;
-  ctx.reporter.unitStarted(train[0] as PlanEntry);
-  let durations: (number | null | undefined)[];
-  let failure: unknown;
-  try {
-    const results = (await cancellable(ctx, () => ctx.session.client.query(text))) as unknown as pg.QueryResult[];
-    durations = results.filter((r) => r.fields[0]?.name === appliedResultName).map((r) => r.rows[0]?.[appliedResultName] as number | null);
-  } catch (error) {
-    failure = error;
-    await ctx.session.client.query('ROLLBACK').catch(() => {});
-    if (!isServerError(error) && !ctx.interrupt.requested) throw error;
-    const applied = await ctx.ledger.appliedBy(ctx.runId, ids);
-    durations = [];
-    for (const id of ids) {
-      if (!applied.has(id)) break;
-      durations.push(applied.get(id));
+class Trains {
+  private length = 1;
+  private readonly texts = new Map<PlanEntry, { text: string; checks: CheckResult[] }>();
+
+  constructor(
+    private readonly ctx: ExecContext,
+    private readonly entries: PlanEntry[],
+  ) {}
+
+  canLeaveAt(index: number): boolean {
+    const entry = this.entries[index];
+    return entry !== undefined && !this.ctx.dryRun && startCanTravelWithUnit(this.ctx, entry);
+  }
+
+  /** Sends messages from entry `from` on while units can travel; returns how many entries it is done with. */
+  async runFrom(from: number, reports: UnitReport[]): Promise<number> {
+    const { ctx } = this;
+    let next = from;
+    let train = this.send(next);
+    ctx.reporter.unitStarted(train.entries[0] as PlanEntry);
+    for (;;) {
+      this.prepare(next + train.entries.length, this.length * 2);
+      const outcome = await cancellable(ctx, () => train.settled);
+      if ('error' in outcome) return next - from + (await this.failed(train, outcome.error, reports));
+      const elapsedMs = performance.now() - train.sentAt;
+      this.length = elapsedMs > 1000 ? 1 : elapsedMs < 100 ? Math.min(this.length * 2, 32) : this.length;
+      next += train.entries.length;
+      const following = !ctx.interrupt.requested && this.canLeaveAt(next) ? this.send(next) : undefined;
+      const durations = outcome.results.filter((r) => r.fields?.[0]?.name === appliedResultName).map((r) => r.rows[0]?.[appliedResultName] as number | null);
+      this.report(train, durations, reports);
+      if (!following) return next - from;
+      ctx.reporter.unitStarted(following.entries[0] as PlanEntry);
+      train = following;
     }
   }
-  const share = Math.round((performance.now() - startedAt) / train.length);
-  for (const [k, entry] of train.slice(0, failure ? durations.length : train.length).entries()) {
-    const durationMs = durations[k] ?? share;
-    const { checks } = messages[k] as { checks: CheckResult[] };
-    if (k > 0) ctx.reporter.unitStarted(entry);
-    ctx.reporter.unitDone(entry.unit, { durationMs, checks });
-    reports.push({ id: entry.unit.id, outcome: 'applied', durationMs, checks });
+
+  /** The next message from entry `from`, sent: at least that unit, which must be able to travel. */
+  private send(from: number): Train {
+    const entries: PlanEntry[] = [];
+    let bytes = 0;
+    for (let i = from; i < from + this.length && this.canLeaveAt(i); i++) {
+      const entry = this.entries[i] as PlanEntry;
+      bytes += entry.unit.statements.reduce((n, s) => n + s.sql.length, 0);
+      if (entries.length > 0 && bytes > trainTextBytes) break;
+      entries.push(entry);
+    }
+    this.prepare(from, entries.length);
+    const messages = entries.map((entry) => this.texts.get(entry) as { text: string; checks: CheckResult[] });
+    for (const entry of entries) this.texts.delete(entry);
+    const ids = entries.map((entry) => entry.unit.id);
+    // pg_stat_activity shows the head of the text: which units it carries.
+    const text = entries.length === 1 ? (messages[0]?.text as string) : `/* tenantify: ${ids[0]} to ${ids[ids.length - 1]}, ${ids.length} units */ ${messages.map((m) => m.text).join('\n;\n')}`;
+    const settled = (this.ctx.session.client.query(text) as unknown as Promise<pg.QueryResult | pg.QueryResult[]>).then(
+      (results) => ({ results: Array.isArray(results) ? results : [results] }),
+      (error: unknown) => ({ error }),
+    );
+    return { entries, checks: messages.map((m) => m.checks), sentAt: performance.now(), settled };
   }
-  if (!failure) return train.length;
-  const done = durations.length;
-  const failed = train[done] as PlanEntry;
-  const started = await ctx.ledger.isRunningIn(ctx.runId, failed.unit.id);
-  if (!started) return done;
-  if (ctx.interrupt.requested) {
-    if (done > 0) ctx.reporter.unitStarted(failed);
-    const error = await recordFailure(ctx, failed.unit, failure);
-    ctx.reporter.unitFailed(failed.unit, error.message);
-    throw error;
+
+  /** Builds the texts of up to `count` units from `from` on that lack them. */
+  private prepare(from: number, count: number): void {
+    for (let i = from; i < from + count && this.canLeaveAt(i); i++) {
+      const entry = this.entries[i] as PlanEntry;
+      if (!this.texts.has(entry)) this.texts.set(entry, unitMessage(this.ctx, entry, deferredStart(this.ctx, entry)));
+    }
   }
-  reports.push(await applyUnit(ctx, failed, { startRecorded: true }));
-  return done + 1;
+
+  /** The first `durations.length` units of the train are applied, with their durations on the server's clock. */
+  private report(train: Train, durations: (number | null | undefined)[], reports: UnitReport[]): void {
+    const share = Math.round((performance.now() - train.sentAt) / train.entries.length);
+    for (const [k, entry] of train.entries.slice(0, durations.length).entries()) {
+      const durationMs = durations[k] ?? share;
+      const checks = train.checks[k] ?? [];
+      if (k > 0) this.ctx.reporter.unitStarted(entry);
+      this.ctx.reporter.unitDone(entry.unit, { durationMs, checks });
+      reports.push({ id: entry.unit.id, outcome: 'applied', durationMs, checks });
+    }
+  }
+
+  /**
+   * The message stopped at an error. The ledger says which units it applied; the unit that
+   * failed runs again alone (statement by statement once its start is recorded), which
+   * reports its error as it always does, or applies it after a lock timeout. Returns how
+   * many units it is done with.
+   */
+  private async failed(train: Train, error: unknown, reports: UnitReport[]): Promise<number> {
+    const { ctx } = this;
+    this.length = 1;
+    await ctx.session.client.query('ROLLBACK').catch(() => {});
+    if (!isServerError(error) && !ctx.interrupt.requested) throw error;
+    const applied = await ctx.ledger.appliedBy(ctx.runId, train.entries.map((e) => e.unit.id));
+    const durations: (number | null | undefined)[] = [];
+    for (const entry of train.entries) {
+      if (!applied.has(entry.unit.id)) break;
+      durations.push(applied.get(entry.unit.id));
+    }
+    this.report(train, durations, reports);
+    const done = durations.length;
+    const failed = train.entries[done] as PlanEntry;
+    const started = await ctx.ledger.isRunningIn(ctx.runId, failed.unit.id);
+    if (ctx.interrupt.requested) {
+      if (!started) return done;
+      if (done > 0) ctx.reporter.unitStarted(failed);
+      const failure = await recordFailure(ctx, failed.unit, error);
+      ctx.reporter.unitFailed(failed.unit, failure.message);
+      throw failure;
+    }
+    reports.push(await applyUnit(ctx, failed, { startRecorded: started }));
+    return done + 1;
+  }
 }
 
-/** One unit: its start, precheck, kind's runner; `startRecorded` when a message of several units committed its start already. */
+/** Up to a message's worth of SQL. */
+const trainTextBytes = 1024 * 1024;
+
+/**
+ * One unit: its start, precheck, kind's runner. `startRecorded`: a message of several units
+ * recorded its start and failed at it; the unit runs statement by statement.
+ */
 export async function applyUnit(ctx: ExecContext, entry: PlanEntry, { startRecorded = false } = {}): Promise<UnitReport> {
   const { unit } = entry;
   const startedAt = performance.now();
@@ -160,7 +208,7 @@ export async function applyUnit(ctx: ExecContext, entry: PlanEntry, { startRecor
     const prechecks = await runChecks(ctx.session.client, unit.prechecks, 'precheck', unit);
     if (prechecks.some((c) => !c.ok)) throw new ChecksFailed('precheck', prechecks);
     if (!deferred && !startRecorded) await snapshotBefore(ctx, entry);
-    const outcome = await runnerFor(unit).run(ctx, entry, startedAt, deferred);
+    const outcome = await runnerFor(unit).run(ctx, entry, startedAt, deferred, startRecorded);
     const durationMs = Math.round(performance.now() - startedAt);
     const checks = [...prechecks, ...outcome.checks];
     ctx.reporter.unitDone(unit, { durationMs, checks, ...(outcome.note ? { note: outcome.note } : {}) });

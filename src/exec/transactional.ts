@@ -8,9 +8,9 @@ import type { Check, Unit } from '../plan/types.js';
 import { unitContext } from './unit-context.js';
 
 export const transactionalRunner: UnitRunner = {
-  async run(ctx: ExecContext, entry: PlanEntry, startedAt: number, start?: DeferredStart): Promise<UnitOutcome> {
+  async run(ctx: ExecContext, entry: PlanEntry, startedAt: number, start?: DeferredStart, messageFailed = false): Promise<UnitOutcome> {
     const { unit } = entry;
-    if (fitsOneMessage(ctx, unit)) {
+    if (!messageFailed && fitsOneMessage(ctx, unit)) {
       const checks = await inOneMessage(ctx, entry, start);
       if (checks) return { checks };
     }
