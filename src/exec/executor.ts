@@ -10,7 +10,7 @@ import { batchedRunner } from './batched.js';
 import { ChecksFailed, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
 import { isCancel, statementDetails, violationDetails } from './failure-report.js';
 import { statementsRunner } from './statements.js';
-import { fitsOneMessage, isServerError, transactionalRunner, unitMessage } from './transactional.js';
+import { fitsOneMessage, isServerError, joinStatements, transactionalRunner, unitStatements, type UnitStatements } from './transactional.js';
 import { cancellable } from './steps.js';
 import type { DeferredStart, ExecContext, UnitRunner } from './context.js';
 import { appliedResultName, type UnitTransition } from '../db/ledger.js';
@@ -81,7 +81,7 @@ interface Train {
  */
 class Trains {
   private length = 1;
-  private readonly texts = new Map<PlanEntry, { text: string; checks: CheckResult[] }>();
+  private readonly texts = new Map<PlanEntry, UnitStatements>();
 
   constructor(
     private readonly ctx: ExecContext,
@@ -126,23 +126,20 @@ class Trains {
       entries.push(entry);
     }
     this.prepare(from, entries.length);
-    const messages = entries.map((entry) => this.texts.get(entry) as { text: string; checks: CheckResult[] });
+    const units = entries.map((entry) => this.texts.get(entry) as UnitStatements);
     for (const entry of entries) this.texts.delete(entry);
-    const ids = entries.map((entry) => entry.unit.id);
-    // pg_stat_activity shows the head of the text: which units it carries.
-    const text = entries.length === 1 ? (messages[0]?.text as string) : `/* tenantify: ${ids[0]} to ${ids[ids.length - 1]}, ${ids.length} units */ ${messages.map((m) => m.text).join('\n;\n')}`;
-    const settled = (this.ctx.session.client.query(text) as unknown as Promise<pg.QueryResult | pg.QueryResult[]>).then(
+    const settled = (this.ctx.session.client.query(trainText(entries, units)) as unknown as Promise<pg.QueryResult | pg.QueryResult[]>).then(
       (results) => ({ results: Array.isArray(results) ? results : [results] }),
       (error: unknown) => ({ error }),
     );
-    return { entries, checks: messages.map((m) => m.checks), sentAt: performance.now(), settled };
+    return { entries, checks: units.map((u) => u.checks), sentAt: performance.now(), settled };
   }
 
   /** Builds the texts of up to `count` units from `from` on that lack them. */
   private prepare(from: number, count: number): void {
     for (let i = from; i < from + count && this.canLeaveAt(i); i++) {
       const entry = this.entries[i] as PlanEntry;
-      if (!this.texts.has(entry)) this.texts.set(entry, unitMessage(this.ctx, entry, deferredStart(this.ctx, entry)));
+      if (!this.texts.has(entry)) this.texts.set(entry, unitStatements(this.ctx, entry, deferredStart(this.ctx, entry)));
     }
   }
 
@@ -189,6 +186,22 @@ class Trains {
     reports.push(await applyUnit(ctx, failed, { startRecorded: started }));
     return done + 1;
   }
+}
+
+/**
+ * The text of a message of units. A unit alone is its usual message. Several: the first
+ * unit's start commits on its own, and each next unit's start commits with the unit before
+ * it, which saves a transaction per unit and still shows each unit running while it runs:
+ * `/* tenantify: <first> to <last>, n units *\/ BEGIN; <start 1>; COMMIT; BEGIN; <body 1>;
+ * <start 2>; COMMIT; BEGIN; <body 2>; <start 3>; COMMIT; ...`. The comment is what
+ * pg_stat_activity shows of it.
+ */
+function trainText(entries: PlanEntry[], units: UnitStatements[]): string {
+  const [first] = entries as [PlanEntry];
+  const parts: string[] = ['BEGIN', ...(units[0] as UnitStatements).start, 'COMMIT'];
+  units.forEach((u, k) => parts.push('BEGIN', ...u.body, ...(units[k + 1]?.start ?? []), 'COMMIT'));
+  const label = entries.length === 1 ? first.unit.id : `${first.unit.id} to ${(entries[entries.length - 1] as PlanEntry).unit.id}, ${entries.length} units`;
+  return `/* tenantify: ${label} */ ${joinStatements(parts)}`;
 }
 
 /** Up to a message's worth of SQL. */

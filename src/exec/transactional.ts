@@ -66,13 +66,19 @@ export function isServerError(error: unknown): boolean {
   return typeof (error as { code?: unknown }).code === 'string';
 }
 
+/** A unit as statements: its start (when it travels with the unit), its transaction's inside, and the verify results it records. */
+export interface UnitStatements {
+  start: string[];
+  body: string[];
+  checks: CheckResult[];
+}
+
 /**
- * The text of a unit's one message: `/* tenantify: <unit> *\/ BEGIN; <start>; COMMIT; BEGIN;
- * <timeouts>; <body>; <verify blocks>; <applied>; COMMIT`, and the verify results it records
- * when it commits. Messages of several units follow one another in one text (see trains.ts):
- * each unit still commits on its own, and the server skips the rest of a text after an error.
+ * A unit's statements for one message: the start, then inside its transaction the
+ * timeouts, the body, each verify query as a block that raises when it returns a row, and
+ * the ledger's `applied`.
  */
-export function unitMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): { text: string; checks: CheckResult[] } {
+export function unitStatements(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): UnitStatements {
   const { unit } = entry;
   const checks: CheckResult[] = unit.verifies.map(({ name }) => ({ name, section: 'verify', ok: true, violations: 0, sample: [] }));
   const applied = ctx.ledger.transitionText({
@@ -84,12 +90,25 @@ export function unitMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredS
     verifyChecks: unit.verifies.map(({ name, sql }) => ({ name, sql })),
     verifyResults: checks.map(({ name, ok, violations }) => ({ name, ok, violations })),
   });
-  // The start's own BEGIN: a COMMIT with none would be warned about in the server's log.
-  const lead = start ? ['BEGIN', ...start.statements, 'COMMIT'] : [];
-  const parts = [...lead, 'BEGIN', timeoutSettings(unit.options, true), ...unit.statements.map((s) => s.sql), ...unit.verifies.map(raiseOnRows), applied, 'COMMIT'];
-  // Statements are joined on lines of their own, so a trailing line comment ends before the semicolon.
-  // The leading comment names the unit in pg_stat_activity, whose query text is cut after 1 kB.
-  return { text: `/* tenantify: ${unit.id} */ ${parts.filter(Boolean).join('\n;\n')}`, checks };
+  const body = [timeoutSettings(unit.options, true), ...unit.statements.map((s) => s.sql), ...unit.verifies.map(raiseOnRows), applied].filter(Boolean);
+  return { start: start?.statements ?? [], body, checks };
+}
+
+/**
+ * The text of a unit's one message: `/* tenantify: <unit> *\/ BEGIN; <start>; COMMIT; BEGIN;
+ * <body>; COMMIT`, the start committed on its own so that the ledger shows the unit running
+ * while it runs. (Its own BEGIN: a COMMIT with none would be warned about in the server's log.)
+ * The leading comment names the unit in pg_stat_activity, whose query text is cut after 1 kB.
+ */
+function unitMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): { text: string; checks: CheckResult[] } {
+  const { start: lead, body, checks } = unitStatements(ctx, entry, start);
+  const parts = [...(lead.length > 0 ? ['BEGIN', ...lead, 'COMMIT'] : []), 'BEGIN', ...body, 'COMMIT'];
+  return { text: `/* tenantify: ${entry.unit.id} */ ${joinStatements(parts)}`, checks };
+}
+
+/** Statements joined on lines of their own, so a trailing line comment ends before the semicolon. */
+export function joinStatements(statements: string[]): string {
+  return statements.join('\n;\n');
 }
 
 /** A verify query as a statement that fails when the query returns a row. */
