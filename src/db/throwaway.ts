@@ -12,6 +12,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { runtimeImport } from '../runtime-import.js';
 
 export type ThrowawayKind = 'explicit' | 'testcontainers' | 'local';
 
@@ -128,7 +129,7 @@ export function dockerEngineAnswers(timeoutMs = 1500): Promise<boolean> {
 }
 
 async function startContainer(majorVersion: number): Promise<ThrowawayPostgres> {
-  const { GenericContainer, Wait } = await import('testcontainers');
+  const { GenericContainer, Wait } = await runtimeImport('testcontainers', () => import('testcontainers'));
   const password = randomBytes(12).toString('hex');
   const container = await new GenericContainer(`postgres:${majorVersion}`)
     .withEnvironment({ POSTGRES_PASSWORD: password })

@@ -12,6 +12,7 @@ import { isUnitDefinition, type UnitDefinition } from './define.js';
 import { durationSchema } from './directives.js';
 import { loadSqlParser, parseSqlUnit, saveSplitCache, SqlParserNeeded } from './sql-unit.js';
 import type { Script, Unit, UnitKind, UnitOptions } from './types.js';
+import { runtimeImport } from '../runtime-import.js';
 
 export const unitFilePattern = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_.-]*)\.(sql|ts)$/;
 const folders: { folder: string; kind: UnitKind | 'rollback' }[] = [
@@ -145,7 +146,7 @@ async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | unde
 async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
   let mod: { default?: unknown };
   try {
-    const { tsImport } = await import('tsx/esm/api');
+    const { tsImport } = await runtimeImport('tsx/esm/api', () => import('tsx/esm/api'));
     mod = (await tsImport(f.absolutePath, import.meta.url)) as { default?: unknown };
   } catch (error) {
     const stack = String((error as Error).stack ?? '');

@@ -8,6 +8,7 @@ import { PlanError } from '../errors.js';
 import { directivePrefix, parseDirectives, sectionNames, type DirectiveDefaults, type DirectiveLine } from './directives.js';
 import type { Check, Statement, UnitOptions } from './types.js';
 import { SplitCache } from './split-cache.js';
+import { runtimeImport } from '../runtime-import.js';
 
 export interface ParsedSql {
   options: UnitOptions;
@@ -35,7 +36,7 @@ let parser: ParseSync | undefined;
 export async function loadSqlParser(): Promise<void> {
   if (parser) return;
   setFlagsFromString('--liftoff-only');
-  const mod = await import('libpg-query');
+  const mod = await runtimeImport('libpg-query', () => import('libpg-query'));
   await mod.loadModule();
   parser = mod.parseSync as ParseSync;
 }
