@@ -1,6 +1,7 @@
 /**
  * bench/startup: `tenantify --help` cold start against `node -e 0` (goal: within 1.5x),
- * plus what it costs to load commander alone and what `--help` loads. Runs alternate
+ * plus what it costs to load commander alone, what `--help` loads, and the whole CLI
+ * loaded (`apply --help`) with and without V8's code cache. Runs alternate
  * (A B C..., A B C..., ...); medians.
  *
  *   npx tsx bench/startup.ts [--runs 20] [--no-build] [--variant LABEL=/path/to/bin/tenantify]...
@@ -13,6 +14,7 @@ import { build, expectSuccess, fmt, machine, median, repoRoot, table, timed, wri
 interface Case {
   name: string;
   command: string[];
+  env?: Record<string, string>;
 }
 
 function parseArgs(argv: string[]): { runs: number; build: boolean; variants: { label: string; bin: string }[] } {
@@ -43,14 +45,18 @@ async function main(): Promise<void> {
     ...args.variants.map((v) => ({ name: `${v.label} --help`, command: [node, v.bin, '--help'] })),
     { name: "node -e \"import('commander')\"", command: [node, '--input-type=module', '-e', "await import('commander')"] },
     { name: 'tenantify --version', command: [node, 'bin/tenantify', '--version'] },
+    // The whole CLI loaded (commander answers a command's help): from V8's code cache, and compiled from source.
+    { name: 'tenantify apply --help', command: [node, 'bin/tenantify', 'apply', '--help'] },
+    { name: 'tenantify apply --help (no code cache)', command: [node, 'bin/tenantify', 'apply', '--help'], env: { TENANTIFY_CACHE_DIR: 'none' } },
   ];
   const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   const cpu = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   // One warm-up of each (file cache), not counted.
-  for (const c of cases) expectSuccess(c.name, await timed(c.command[0] as string, c.command.slice(1)));
+  const runCase = (c: Case) => timed(c.command[0] as string, c.command.slice(1), c.env ? { env: { ...process.env, ...c.env } } : {});
+  for (const c of cases) expectSuccess(c.name, await runCase(c));
   for (let run = 0; run < args.runs; run++) {
     for (const c of cases) {
-      const result = await timed(c.command[0] as string, c.command.slice(1));
+      const result = await runCase(c);
       expectSuccess(c.name, result);
       samples.get(c.name)?.push(result.ms);
       if (result.cpuMs !== undefined) cpu.get(c.name)?.push(result.cpuMs);

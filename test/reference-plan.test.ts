@@ -21,7 +21,8 @@ describe('the reference plan, killed at many points', () => {
   });
   afterAll(() => drop());
 
-  it('resumes to the content of an uninterrupted run, wherever the kill lands', async () => {
+  // Eight runs of the whole plan and seven kills: longer than the suite's default timeout.
+  it('resumes to the content of an uninterrupted run, wherever the kill lands', { timeout: 300_000 }, async () => {
     const baseline = await uninterrupted(template, root);
     const points = [0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 0.95].map((f) => Math.round(baseline.durationMs * f));
     const states: string[] = [];

@@ -188,6 +188,7 @@ export class Ledger {
 
   private transitionQuery(change: UnitTransition): RawBuilder<unknown> {
     if (change.status === 'applied') return this.appliedQuery(change);
+    if (change.firstRecord) return this.firstQuery(change);
     const { runId, unit, status, event, detail = {} } = change;
     const progress = change.progress === undefined ? null : JSON.stringify(change.progress);
     const verifyChecks = change.verifyChecks === undefined ? null : JSON.stringify(change.verifyChecks);
@@ -216,6 +217,28 @@ export class Ledger {
           snapshot = coalesce(${snapshot}::jsonb, u.snapshot),
           error = CASE WHEN EXCLUDED.status = 'failed' THEN EXCLUDED.error ELSE coalesce(EXCLUDED.error, u.error) END,
           updated_at = clock_timestamp()
+        RETURNING id
+      )
+      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
+      SELECT ${runId}, id, ${event}, ${JSON.stringify({ status, checksum: unit.checksum, ...detail, ...(change.error ? { error: change.error } : {}) })}::jsonb FROM state
+    `;
+  }
+
+  /**
+   * A unit the ledger has no row of yet (the run holds the lock, so none appears meanwhile):
+   * a plain INSERT, cheaper for the server than the upsert. A row there after all fails it.
+   */
+  private firstQuery(change: UnitTransition): RawBuilder<unknown> {
+    const { runId, unit, status, event, detail = {} } = change;
+    const json = (value: unknown): RawBuilder<unknown> => sql`${value === undefined ? null : JSON.stringify(value)}::jsonb`;
+    return sql`
+      WITH state AS (
+        INSERT INTO ${this.t('units')} (id, kind, file, status, checksum, run_id, started_at, duration_ms,
+                                         progress, verify_checks, verify_results, snapshot, error, updated_at)
+        VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${runId}, clock_timestamp(),
+                ${typeof change.durationMs === 'number' ? change.durationMs : null}::int,
+                ${json(change.progress ?? {})}, ${json(change.verifyChecks ?? [])}, ${json(change.verifyResults)},
+                ${json(change.snapshot)}, ${json(change.error)}, clock_timestamp())
         RETURNING id
       )
       INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
@@ -327,6 +350,8 @@ export interface UnitTransition {
   event: string;
   /** A new attempt starts now (resets started_at). */
   fresh?: boolean;
+  /** The ledger has no row of the unit yet. */
+  firstRecord?: boolean;
   /** The unit's duration; 'since-start': the server's clock since the unit's `running` transition. */
   durationMs?: number | 'since-start';
   progress?: UnitProgress;

@@ -241,6 +241,7 @@ function startTransition(ctx: ExecContext, entry: PlanEntry): UnitTransition {
     status: 'running',
     event: entry.resume.kind === 'start' ? (entry.status === 'running' ? 'restarted' : 'started') : 'resumed',
     fresh: true,
+    firstRecord: entry.ledger === undefined,
     ...(entry.resume.kind === 'start' ? { progress: {} } : {}),
     detail: { file: unit.file, resume: entry.resume, previousStatus: entry.status },
   };
