@@ -70,14 +70,14 @@ interface Train {
 
 /**
  * Units that need no round trip of their own (see startCanTravelWithUnit) travel several
- * to a message: each unit's text as when sent alone, its start and its body committed in
- * transactions of its own as it goes (status shows where the message is), and the server
- * skips the rest of the text at the first error. That saves a round trip and the server's
- * work of a message per unit. The length doubles while messages come back within 100 ms,
- * up to 32, and is one again after a message slower than a second, so a slow unit is
- * reported as soon as it is done. The next message leaves as soon as one is back, and the
- * units of the one back are reported while it runs; the texts of the next one are built
- * while one runs.
+ * to a message: each unit's start and body committed in transactions of its own as it
+ * goes (status shows where the message is), and the server skips the rest of the text at
+ * the first error. That saves a round trip and the server's work of a message per unit.
+ * The length doubles while messages come back within 100 ms, up to 32, and is one again
+ * after a message slower than a second: the terminal reports a message's units when it is
+ * back, so units are not held together once one of them is slow. The next message leaves
+ * as soon as one is back, the units of the one back are reported while it runs, and the
+ * texts of the next one are built while one runs.
  */
 class Trains {
   private length = 1;
