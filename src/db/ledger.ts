@@ -248,9 +248,9 @@ export class Ledger {
 
   /**
    * A unit becomes applied only after its `running` transition committed, so its row is
-   * there to update: a plain UPDATE, which the server runs in a fraction of the upsert's
-   * time right after a unit's DDL. Returns the unit's duration (the caller of a message
-   * of several units learns each one's from it).
+   * there to update: a plain UPDATE, cheaper for the server than the upsert, most of all
+   * right after a unit's DDL. Returns the unit's duration (the caller of a message of
+   * several units learns each one's from it).
    */
   private appliedQuery(change: UnitTransition): RawBuilder<unknown> {
     const { runId, unit, event, detail = {} } = change;

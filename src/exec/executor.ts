@@ -107,8 +107,9 @@ class Trains {
       this.length = elapsedMs > 1000 ? 1 : elapsedMs < 100 ? Math.min(this.length * 2, 32) : this.length;
       next += train.entries.length;
       const following = !ctx.interrupt.requested && this.canLeaveAt(next) ? this.send(next) : undefined;
-      const durations = outcome.results.filter((r) => r.fields?.[0]?.name === appliedResultName).map((r) => r.rows[0]?.[appliedResultName] as number | null);
-      this.report(train, durations, reports);
+      const applied = outcome.results.filter((r) => r.fields?.[0]?.name === appliedResultName).map((r) => r.rows[0]?.[appliedResultName] as number | null);
+      // Every unit of the message is applied; their durations, unless a body's own results look like the ledger's.
+      this.report(train, train.entries.map((_, k) => (applied.length === train.entries.length ? applied[k] : undefined)), reports);
       if (!following) return next - from;
       ctx.reporter.unitStarted(following.entries[0] as PlanEntry);
       train = following;
@@ -143,7 +144,7 @@ class Trains {
     }
   }
 
-  /** The first `durations.length` units of the train are applied, with their durations on the server's clock. */
+  /** The first `durations.length` units of the train are applied, with their durations on the server's clock where known. */
   private report(train: Train, durations: (number | null | undefined)[], reports: UnitReport[]): void {
     const share = Math.round((performance.now() - train.sentAt) / train.entries.length);
     for (const [k, entry] of train.entries.slice(0, durations.length).entries()) {
@@ -174,7 +175,9 @@ class Trains {
     }
     this.report(train, durations, reports);
     const done = durations.length;
-    const failed = train.entries[done] as PlanEntry;
+    const failed = train.entries[done];
+    // All of them committed: the error (a cancel) came after the last one.
+    if (!failed) return done;
     const started = await ctx.ledger.isRunningIn(ctx.runId, failed.unit.id);
     if (ctx.interrupt.requested) {
       if (!started) return done;
