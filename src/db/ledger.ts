@@ -306,17 +306,11 @@ export class Ledger {
       INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event}, ${JSON.stringify({ ...detail, ...(manifest ?? {}) })}::jsonb FROM state`;
   }
 
-  /** Of these units, those this run has applied, with their durations. */
-  async appliedBy(runId: number, unitIds: string[]): Promise<Map<string, number | null>> {
-    const { rows } = await sql<{ id: string; duration_ms: number | null }>`
-      SELECT id, duration_ms FROM ${this.t('units')} WHERE run_id = ${runId} AND status = 'applied' AND id = ANY(${unitIds}::text[])`.execute(this.db);
-    return new Map(rows.map((r) => [r.id, r.duration_ms]));
-  }
-
-  /** Whether this run has recorded the unit as running (its `running` transition committed). */
-  async isRunningIn(runId: number, unitId: string): Promise<boolean> {
-    const { rows } = await sql<{ running: boolean }>`SELECT EXISTS (SELECT 1 FROM ${this.t('units')} WHERE id = ${unitId} AND run_id = ${runId} AND status = 'running') AS running`.execute(this.db);
-    return rows[0]?.running === true;
+  /** This run's rows of these units: their status and duration. */
+  async unitsOfRun(runId: number, unitIds: string[]): Promise<Map<string, { status: UnitStatus; durationMs: number | null }>> {
+    const { rows } = await sql<{ id: string; status: UnitStatus; duration_ms: number | null }>`
+      SELECT id, status, duration_ms FROM ${this.t('units')} WHERE run_id = ${runId} AND id = ANY(${unitIds}::text[])`.execute(this.db);
+    return new Map(rows.map((r) => [r.id, { status: r.status, durationMs: r.duration_ms }]));
   }
 
   /** A batch of segment `index` committed: its cursor and the unit's counts move on, atomically, whichever worker writes. */

@@ -35,19 +35,8 @@ export interface UnitOutcome {
   note?: string;
 }
 
-/**
- * The unit's start (its `running` transition, and the skipped snapshot with --no-snapshot)
- * not recorded yet: the runner sends it ahead of the unit, in the same message, committed
- * before the unit's transaction begins.
- */
-export interface DeferredStart {
-  statements: string[];
-  /** Records the start unless the message that carried it committed it already. */
-  settle(): Promise<void>;
-}
-
 /** One module per kind of unit, each with this shape. */
 export interface UnitRunner {
-  /** `messageFailed`: the unit's one message failed already (in a message of several units): go statement by statement. */
-  run(ctx: ExecContext, entry: PlanEntry, startedAt: number, start?: DeferredStart, messageFailed?: boolean): Promise<UnitOutcome>;
+  /** `messageFailed`: the message that carried the unit failed already: go statement by statement. */
+  run(ctx: ExecContext, entry: PlanEntry, startedAt: number, messageFailed?: boolean): Promise<UnitOutcome>;
 }

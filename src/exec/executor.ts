@@ -10,9 +10,9 @@ import { batchedRunner } from './batched.js';
 import { ChecksFailed, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
 import { isCancel, statementDetails, violationDetails } from './failure-report.js';
 import { statementsRunner } from './statements.js';
-import { fitsOneMessage, isServerError, joinStatements, transactionalRunner, unitStatements, type UnitStatements } from './transactional.js';
+import { fitsOneMessage, isServerError, messageText, transactionalRunner, unitStatements, type UnitStatements } from './transactional.js';
 import { cancellable } from './steps.js';
-import type { DeferredStart, ExecContext, UnitRunner } from './context.js';
+import type { ExecContext, UnitRunner } from './context.js';
 import { appliedResultName, type UnitTransition } from '../db/ledger.js';
 import type pg from 'pg';
 import { mayNeedSnapshot } from '../db/snapshot.js';
@@ -39,7 +39,7 @@ export interface ExecHooks {
 /** Runs the plan's pending units in order. Throws the first failure as a TenantifyError. */
 export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitReport[], hooks: ExecHooks = {}): Promise<void> {
   const entries = plan.toRun;
-  const trains = new Trains(ctx, entries);
+  const trains = new Trains(ctx, entries, hooks.afterUnit);
   for (let i = 0; i < entries.length; ) {
     const entry = entries[i] as PlanEntry;
     if (ctx.interrupt.requested) throw interrupted(ctx.interrupt.requested, entry.unit.id);
@@ -49,8 +49,7 @@ export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitRep
       i++;
       continue;
     }
-    // The guards look at the database after every unit: one unit at a time for them.
-    if (!hooks.afterUnit && trains.canLeaveAt(i)) {
+    if (trains.canLeaveAt(i)) {
       i += await trains.runFrom(i, reports);
       continue;
     }
@@ -77,20 +76,25 @@ interface Train {
  * after a message slower than a second: the terminal reports a message's units when it is
  * back, so units are not held together once one of them is slow. The next message leaves
  * as soon as one is back, the units of the one back are reported while it runs, and the
- * texts of the next one are built while one runs.
+ * texts of the next one are built while one runs. The guards look at the database after
+ * every unit (`afterUnit`): with them, a unit to a message, and the next one waits for them.
  */
 class Trains {
   private length = 1;
+  private readonly maxLength: number;
   private readonly texts = new Map<PlanEntry, UnitStatements>();
 
   constructor(
     private readonly ctx: ExecContext,
     private readonly entries: PlanEntry[],
-  ) {}
+    private readonly afterUnit: ExecHooks['afterUnit'],
+  ) {
+    this.maxLength = afterUnit ? 1 : 32;
+  }
 
   canLeaveAt(index: number): boolean {
     const entry = this.entries[index];
-    return entry !== undefined && !this.ctx.dryRun && startCanTravelWithUnit(this.ctx, entry);
+    return entry !== undefined && startCanTravelWithUnit(this.ctx, entry);
   }
 
   /** Sends messages from entry `from` on while units can travel; returns how many entries it is done with. */
@@ -104,12 +108,17 @@ class Trains {
       const outcome = await cancellable(ctx, () => train.settled);
       if ('error' in outcome) return next - from + (await this.failed(train, outcome.error, reports));
       const elapsedMs = performance.now() - train.sentAt;
-      this.length = elapsedMs > 1000 ? 1 : elapsedMs < 100 ? Math.min(this.length * 2, 32) : this.length;
+      this.length = elapsedMs > 1000 ? 1 : elapsedMs < 100 ? Math.min(this.length * 2, this.maxLength) : this.length;
       next += train.entries.length;
-      const following = !ctx.interrupt.requested && this.canLeaveAt(next) ? this.send(next) : undefined;
+      const sendNext = (): Train | undefined => (!ctx.interrupt.requested && this.canLeaveAt(next) ? this.send(next) : undefined);
+      let following = this.afterUnit ? undefined : sendNext();
       const applied = outcome.results.filter((r) => r.fields?.[0]?.name === appliedResultName).map((r) => r.rows[0]?.[appliedResultName] as number | null);
       // Every unit of the message is applied; their durations, unless a body's own results look like the ledger's.
       this.report(train, train.entries.map((_, k) => (applied.length === train.entries.length ? applied[k] : undefined)), reports);
+      if (this.afterUnit) {
+        await this.afterUnit(train.entries[0] as PlanEntry);
+        following = sendNext();
+      }
       if (!following) return next - from;
       ctx.reporter.unitStarted(following.entries[0] as PlanEntry);
       train = following;
@@ -129,7 +138,7 @@ class Trains {
     this.prepare(from, entries.length);
     const units = entries.map((entry) => this.texts.get(entry) as UnitStatements);
     for (const entry of entries) this.texts.delete(entry);
-    const settled = (this.ctx.session.client.query(trainText(entries, units)) as unknown as Promise<pg.QueryResult | pg.QueryResult[]>).then(
+    const settled = (this.ctx.session.client.query(messageText(entries, units)) as unknown as Promise<pg.QueryResult | pg.QueryResult[]>).then(
       (results) => ({ results: Array.isArray(results) ? results : [results] }),
       (error: unknown) => ({ error }),
     );
@@ -140,7 +149,7 @@ class Trains {
   private prepare(from: number, count: number): void {
     for (let i = from; i < from + count && this.canLeaveAt(i); i++) {
       const entry = this.entries[i] as PlanEntry;
-      if (!this.texts.has(entry)) this.texts.set(entry, unitStatements(this.ctx, entry, deferredStart(this.ctx, entry)));
+      if (!this.texts.has(entry)) this.texts.set(entry, unitStatements(this.ctx, entry, startStatements(this.ctx, entry)));
     }
   }
 
@@ -167,18 +176,19 @@ class Trains {
     this.length = 1;
     await ctx.session.client.query('ROLLBACK').catch(() => {});
     if (!isServerError(error) && !ctx.interrupt.requested) throw error;
-    const applied = await ctx.ledger.appliedBy(ctx.runId, train.entries.map((e) => e.unit.id));
-    const durations: (number | null | undefined)[] = [];
+    const recorded = await ctx.ledger.unitsOfRun(ctx.runId, train.entries.map((e) => e.unit.id));
+    const durations: (number | null)[] = [];
     for (const entry of train.entries) {
-      if (!applied.has(entry.unit.id)) break;
-      durations.push(applied.get(entry.unit.id));
+      const row = recorded.get(entry.unit.id);
+      if (row?.status !== 'applied') break;
+      durations.push(row.durationMs);
     }
     this.report(train, durations, reports);
     const done = durations.length;
     const failed = train.entries[done];
     // All of them committed: the error (a cancel) came after the last one.
     if (!failed) return done;
-    const started = await ctx.ledger.isRunningIn(ctx.runId, failed.unit.id);
+    const started = recorded.get(failed.unit.id)?.status === 'running';
     if (ctx.interrupt.requested) {
       if (!started) return done;
       if (done > 0) ctx.reporter.unitStarted(failed);
@@ -187,44 +197,28 @@ class Trains {
       throw failure;
     }
     reports.push(await applyUnit(ctx, failed, { startRecorded: started }));
+    await this.afterUnit?.(failed);
     return done + 1;
   }
-}
-
-/**
- * The text of a message of units. A unit alone is its usual message. Several: the first
- * unit's start commits on its own, and each next unit's start commits with the unit before
- * it, which saves a transaction per unit and still shows each unit running while it runs:
- * `/* tenantify: <first> to <last>, n units *\/ BEGIN; <start 1>; COMMIT; BEGIN; <body 1>;
- * <start 2>; COMMIT; BEGIN; <body 2>; <start 3>; COMMIT; ...`. The comment is what
- * pg_stat_activity shows of it.
- */
-function trainText(entries: PlanEntry[], units: UnitStatements[]): string {
-  const [first] = entries as [PlanEntry];
-  const parts: string[] = ['BEGIN', ...(units[0] as UnitStatements).start, 'COMMIT'];
-  units.forEach((u, k) => parts.push('BEGIN', ...u.body, ...(units[k + 1]?.start ?? []), 'COMMIT'));
-  const label = entries.length === 1 ? first.unit.id : `${first.unit.id} to ${(entries[entries.length - 1] as PlanEntry).unit.id}, ${entries.length} units`;
-  return `/* tenantify: ${label} */ ${joinStatements(parts)}`;
 }
 
 /** Up to a message's worth of SQL. */
 const trainTextBytes = 1024 * 1024;
 
 /**
- * One unit: its start, precheck, kind's runner. `startRecorded`: a message of several units
- * recorded its start and failed at it; the unit runs statement by statement.
+ * One unit: its start, precheck, kind's runner. `startRecorded`: the message that carried
+ * the unit recorded its start and failed at it; the unit runs statement by statement.
  */
 export async function applyUnit(ctx: ExecContext, entry: PlanEntry, { startRecorded = false } = {}): Promise<UnitReport> {
   const { unit } = entry;
   const startedAt = performance.now();
   ctx.reporter.unitStarted(entry);
-  const deferred = !ctx.dryRun && !startRecorded && startCanTravelWithUnit(ctx, entry) ? deferredStart(ctx, entry) : undefined;
-  if (!ctx.dryRun && !deferred && !startRecorded) await ctx.ledger.transition(startTransition(ctx, entry));
+  if (!ctx.dryRun && !startRecorded) await ctx.ledger.transition(startTransition(ctx, entry));
   try {
     const prechecks = await runChecks(ctx.session.client, unit.prechecks, 'precheck', unit);
     if (prechecks.some((c) => !c.ok)) throw new ChecksFailed('precheck', prechecks);
-    if (!deferred && !startRecorded) await snapshotBefore(ctx, entry);
-    const outcome = await runnerFor(unit).run(ctx, entry, startedAt, deferred, startRecorded);
+    if (!startRecorded) await snapshotBefore(ctx, entry);
+    const outcome = await runnerFor(unit).run(ctx, entry, startedAt, startRecorded);
     const durationMs = Math.round(performance.now() - startedAt);
     const checks = [...prechecks, ...outcome.checks];
     ctx.reporter.unitDone(unit, { durationMs, checks, ...(outcome.note ? { note: outcome.note } : {}) });
@@ -252,7 +246,7 @@ function startTransition(ctx: ExecContext, entry: PlanEntry): UnitTransition {
 
 /**
  * A unit sent as one message, with no precheck and nothing to snapshot, needs no round trip
- * of its own to record its start: the start travels at the head of the unit's message.
+ * of its own to record its start: it travels in a message (see Trains), its start with it.
  */
 function startCanTravelWithUnit(ctx: ExecContext, entry: PlanEntry): boolean {
   const { unit } = entry;
@@ -260,17 +254,9 @@ function startCanTravelWithUnit(ctx: ExecContext, entry: PlanEntry): boolean {
 }
 
 /** The start and what `snapshotBefore` would record (the skipped snapshot with --no-snapshot), as text. */
-function deferredStart(ctx: ExecContext, entry: PlanEntry): DeferredStart {
-  const { unit } = entry;
-  const start = startTransition(ctx, entry);
-  return {
-    statements: [ctx.ledger.transitionText(start), ...(ctx.snapshots ? [] : [ctx.ledger.saveSnapshotText(ctx.runId, unit.id, null, 'snapshot_skipped', snapshotsOff)])],
-    async settle() {
-      if (await ctx.ledger.isRunningIn(ctx.runId, unit.id)) return;
-      await ctx.ledger.transition(start);
-      await snapshotBefore(ctx, entry);
-    },
-  };
+function startStatements(ctx: ExecContext, entry: PlanEntry): string[] {
+  const start = ctx.ledger.transitionText(startTransition(ctx, entry));
+  return ctx.snapshots ? [start] : [start, ctx.ledger.saveSnapshotText(ctx.runId, entry.unit.id, null, 'snapshot_skipped', snapshotsOff)];
 }
 
 const snapshotsOff = { reason: '--no-snapshot' };

@@ -2,19 +2,18 @@
 import { runChecks } from './checks.js';
 import { ChecksFailed, type CheckResult } from './failure.js';
 import { asStatementFailure, cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
-import type { DeferredStart, ExecContext, UnitOutcome, UnitRunner } from './context.js';
+import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import type { Check, Unit } from '../plan/types.js';
 import { unitContext } from './unit-context.js';
 
 export const transactionalRunner: UnitRunner = {
-  async run(ctx: ExecContext, entry: PlanEntry, startedAt: number, start?: DeferredStart, messageFailed = false): Promise<UnitOutcome> {
+  async run(ctx: ExecContext, entry: PlanEntry, startedAt: number, messageFailed = false): Promise<UnitOutcome> {
     const { unit } = entry;
     if (!messageFailed && fitsOneMessage(ctx, unit)) {
-      const checks = await inOneMessage(ctx, entry, start);
+      const checks = await inOneMessage(ctx, entry);
       if (checks) return { checks };
     }
-    await start?.settle();
     return retrying(ctx, unit, () =>
       cancellable(ctx, () =>
         inTransaction(ctx, unit.options, async () => {
@@ -38,25 +37,20 @@ export function fitsOneMessage(ctx: ExecContext, unit: Unit): boolean {
 }
 
 /**
- * The whole unit as one message, one round trip instead of one per statement: BEGIN, the
- * timeouts, the body, each verify query as a block that raises when it returns a row, the
- * ledger's `applied`, COMMIT; preceded by the unit's deferred start and a COMMIT of its own,
- * so the ledger shows the unit running while it runs. When anything in it fails, it is rolled back whole and this
- * returns undefined: the caller runs the unit again statement by statement, which places
- * the error under its line, shows the verify's rows, and retries lock timeouts. (The one
- * trace a failed first attempt leaves is what no rollback undoes, such as sequence values.)
+ * The whole unit as one message, one round trip instead of one per statement (see
+ * messageText). When anything in it fails, it is rolled back whole and this returns
+ * undefined: the caller runs the unit again statement by statement, which places the error
+ * under its line, shows the verify's rows, and retries lock timeouts. (The one trace a
+ * failed first attempt leaves is what no rollback undoes, such as sequence values.)
  */
-async function inOneMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): Promise<CheckResult[] | undefined> {
-  const { text, checks } = unitMessage(ctx, entry, start);
+async function inOneMessage(ctx: ExecContext, entry: PlanEntry): Promise<CheckResult[] | undefined> {
+  const unit = unitStatements(ctx, entry, []);
   try {
-    await cancellable(ctx, () => ctx.session.client.query(text));
-    return checks;
+    await cancellable(ctx, () => ctx.session.client.query(messageText([entry], [unit])));
+    return unit.checks;
   } catch (error) {
     await ctx.session.client.query('ROLLBACK').catch(() => {});
-    if (ctx.interrupt.requested || !isServerError(error)) {
-      await start?.settle().catch(() => {});
-      throw error;
-    }
+    if (ctx.interrupt.requested || !isServerError(error)) throw error;
     return undefined;
   }
 }
@@ -66,7 +60,7 @@ export function isServerError(error: unknown): boolean {
   return typeof (error as { code?: unknown }).code === 'string';
 }
 
-/** A unit as statements: its start (when it travels with the unit), its transaction's inside, and the verify results it records. */
+/** A unit as statements: its start in the ledger (when it travels with the unit), its transaction's inside, and the verify results it records. */
 export interface UnitStatements {
   start: string[];
   body: string[];
@@ -74,11 +68,11 @@ export interface UnitStatements {
 }
 
 /**
- * A unit's statements for one message: the start, then inside its transaction the
- * timeouts, the body, each verify query as a block that raises when it returns a row, and
- * the ledger's `applied`.
+ * A unit's statements for a message: its start, then inside its transaction the timeouts,
+ * the body, each verify query as a block that raises when it returns a row, and the
+ * ledger's `applied`.
  */
-export function unitStatements(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): UnitStatements {
+export function unitStatements(ctx: ExecContext, entry: PlanEntry, start: string[]): UnitStatements {
   const { unit } = entry;
   const checks: CheckResult[] = unit.verifies.map(({ name }) => ({ name, section: 'verify', ok: true, violations: 0, sample: [] }));
   const applied = ctx.ledger.transitionText({
@@ -91,24 +85,28 @@ export function unitStatements(ctx: ExecContext, entry: PlanEntry, start: Deferr
     verifyResults: checks.map(({ name, ok, violations }) => ({ name, ok, violations })),
   });
   const body = [timeoutSettings(unit.options, true), ...unit.statements.map((s) => s.sql), ...unit.verifies.map(raiseOnRows), applied].filter(Boolean);
-  return { start: start?.statements ?? [], body, checks };
+  return { start, body, checks };
 }
 
 /**
- * The text of a unit's one message: `/* tenantify: <unit> *\/ BEGIN; <start>; COMMIT; BEGIN;
- * <body>; COMMIT`, the start committed on its own so that the ledger shows the unit running
- * while it runs. (Its own BEGIN: a COMMIT with none would be warned about in the server's log.)
- * The leading comment names the unit in pg_stat_activity, whose query text is cut after 1 kB.
+ * The text of a message of one or more units: `/* tenantify: <unit> *\/ BEGIN; <start>;
+ * COMMIT; BEGIN; <body>; COMMIT`. The start commits on its own, so the ledger shows the
+ * unit running while it runs (with its own BEGIN: a COMMIT with none is warned about in the
+ * server's log). Each next unit's start commits with the unit before it, which saves a
+ * transaction per unit: `/* tenantify: <first> to <last>, n units *\/ BEGIN; <start 1>;
+ * COMMIT; BEGIN; <body 1>; <start 2>; COMMIT; BEGIN; <body 2>; <start 3>; COMMIT; ...`.
+ * The leading comment is what pg_stat_activity shows of it (it cuts the text after 1 kB).
  */
-function unitMessage(ctx: ExecContext, entry: PlanEntry, start: DeferredStart | undefined): { text: string; checks: CheckResult[] } {
-  const { start: lead, body, checks } = unitStatements(ctx, entry, start);
-  const parts = [...(lead.length > 0 ? ['BEGIN', ...lead, 'COMMIT'] : []), 'BEGIN', ...body, 'COMMIT'];
-  return { text: `/* tenantify: ${entry.unit.id} */ ${joinStatements(parts)}`, checks };
-}
-
-/** Statements joined on lines of their own, so a trailing line comment ends before the semicolon. */
-export function joinStatements(statements: string[]): string {
-  return statements.join('\n;\n');
+export function messageText(entries: PlanEntry[], units: UnitStatements[]): string {
+  const parts: string[] = [];
+  units.forEach((u, k) => {
+    if (k === 0 && u.start.length > 0) parts.push('BEGIN', ...u.start, 'COMMIT');
+    parts.push('BEGIN', ...u.body, ...(units[k + 1]?.start ?? []), 'COMMIT');
+  });
+  const first = (entries[0] as PlanEntry).unit.id;
+  const label = entries.length === 1 ? first : `${first} to ${(entries[entries.length - 1] as PlanEntry).unit.id}, ${entries.length} units`;
+  // Statements on lines of their own, so a trailing line comment ends before the semicolon.
+  return `/* tenantify: ${label} */ ${parts.join('\n;\n')}`;
 }
 
 /** A verify query as a statement that fails when the query returns a row. */
