@@ -188,8 +188,7 @@ export class Ledger {
 
   private transitionQuery(change: UnitTransition): RawBuilder<unknown> {
     if (change.status === 'applied') return this.appliedQuery(change);
-    if (change.firstRecord) return this.firstQuery(change);
-    const { runId, unit, status, event, detail = {} } = change;
+    const { runId, unit, status } = change;
     const progress = change.progress === undefined ? null : JSON.stringify(change.progress);
     const verifyChecks = change.verifyChecks === undefined ? null : JSON.stringify(change.verifyChecks);
     const verifyResults = change.verifyResults === undefined ? null : JSON.stringify(change.verifyResults);
@@ -197,14 +196,11 @@ export class Ledger {
     const error = change.error === undefined ? null : JSON.stringify(change.error);
     const started = status === 'running' && change.fresh === true;
     const duration = typeof change.durationMs === 'number' ? change.durationMs : null;
-    return sql`
-      WITH state AS (
-        INSERT INTO ${this.t('units')} AS u (id, kind, file, status, checksum, run_id, started_at, applied_at, duration_ms,
-                                             progress, verify_checks, verify_results, snapshot, error, updated_at)
-        VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${runId},
-                clock_timestamp(), NULL, ${duration}::int,
-                coalesce(${progress}::jsonb, '{}'), coalesce(${verifyChecks}::jsonb, '[]'), ${verifyResults}::jsonb,
-                ${snapshot}::jsonb, ${error}::jsonb, clock_timestamp())
+    // A unit the ledger has no row of yet (the run holds the lock, so none appears meanwhile)
+    // is a plain INSERT, cheaper for the server than the upsert; a row there after all fails it.
+    const onConflict = change.firstRecord
+      ? sql``
+      : sql`
         ON CONFLICT (id) DO UPDATE SET
           kind = EXCLUDED.kind, file = EXCLUDED.file, status = EXCLUDED.status, checksum = EXCLUDED.checksum,
           run_id = EXCLUDED.run_id,
@@ -216,34 +212,27 @@ export class Ledger {
           verify_results = coalesce(${verifyResults}::jsonb, u.verify_results),
           snapshot = coalesce(${snapshot}::jsonb, u.snapshot),
           error = CASE WHEN EXCLUDED.status = 'failed' THEN EXCLUDED.error ELSE coalesce(EXCLUDED.error, u.error) END,
-          updated_at = clock_timestamp()
+          updated_at = clock_timestamp()`;
+    return sql`
+      WITH state AS (
+        INSERT INTO ${this.t('units')} AS u (id, kind, file, status, checksum, run_id, started_at, applied_at, duration_ms,
+                                             progress, verify_checks, verify_results, snapshot, error, updated_at)
+        VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${runId},
+                clock_timestamp(), NULL, ${duration}::int,
+                coalesce(${progress}::jsonb, '{}'), coalesce(${verifyChecks}::jsonb, '[]'), ${verifyResults}::jsonb,
+                ${snapshot}::jsonb, ${error}::jsonb, clock_timestamp())
+        ${onConflict}
         RETURNING id
       )
-      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
-      SELECT ${runId}, id, ${event}, ${JSON.stringify({ status, checksum: unit.checksum, ...detail, ...(change.error ? { error: change.error } : {}) })}::jsonb FROM state
+      ${this.eventOf(change)}
     `;
   }
 
-  /**
-   * A unit the ledger has no row of yet (the run holds the lock, so none appears meanwhile):
-   * a plain INSERT, cheaper for the server than the upsert. A row there after all fails it.
-   */
-  private firstQuery(change: UnitTransition): RawBuilder<unknown> {
+  /** The event of a unit's transition, inserted for the row its statement's `state` returns. */
+  private eventOf(change: UnitTransition): RawBuilder<unknown> {
     const { runId, unit, status, event, detail = {} } = change;
-    const json = (value: unknown): RawBuilder<unknown> => sql`${value === undefined ? null : JSON.stringify(value)}::jsonb`;
-    return sql`
-      WITH state AS (
-        INSERT INTO ${this.t('units')} (id, kind, file, status, checksum, run_id, started_at, duration_ms,
-                                         progress, verify_checks, verify_results, snapshot, error, updated_at)
-        VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${runId}, clock_timestamp(),
-                ${typeof change.durationMs === 'number' ? change.durationMs : null}::int,
-                ${json(change.progress ?? {})}, ${json(change.verifyChecks ?? [])}, ${json(change.verifyResults)},
-                ${json(change.snapshot)}, ${json(change.error)}, clock_timestamp())
-        RETURNING id
-      )
-      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
-      SELECT ${runId}, id, ${event}, ${JSON.stringify({ status, checksum: unit.checksum, ...detail, ...(change.error ? { error: change.error } : {}) })}::jsonb FROM state
-    `;
+    return sql`INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
+      SELECT ${runId}, id, ${event}, ${JSON.stringify({ status, checksum: unit.checksum, ...detail, ...(change.error ? { error: change.error } : {}) })}::jsonb FROM state`;
   }
 
   /**
@@ -253,7 +242,7 @@ export class Ledger {
    * several units learns each one's from it).
    */
   private appliedQuery(change: UnitTransition): RawBuilder<unknown> {
-    const { runId, unit, event, detail = {} } = change;
+    const { runId, unit } = change;
     const json = (value: unknown): RawBuilder<unknown> | null => (value === undefined ? null : sql`${JSON.stringify(value)}::jsonb`);
     const keep = (column: string, value: unknown): RawBuilder<unknown> => json(value) ?? sql.ref(column);
     const duration =
@@ -273,8 +262,7 @@ export class Ledger {
         WHERE id = ${unit.id}
         RETURNING id, duration_ms
       )
-      INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
-      SELECT ${runId}, id, ${event}, ${JSON.stringify({ status: 'applied', checksum: unit.checksum, ...detail })}::jsonb FROM state
+      ${this.eventOf(change)}
       RETURNING (SELECT duration_ms FROM state) AS ${sql.raw(appliedResultName)}
     `;
   }
