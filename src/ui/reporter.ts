@@ -7,6 +7,8 @@ export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}
   const { style } = out;
   let spinner: Spinner | undefined;
   let pending: Promise<Spinner> | undefined;
+  /** A spinner started and not yet ended by the unit's outcome. */
+  let turning = false;
   let started = 0;
   let lastPlainProgress = 0;
   const seconds = (ms: number): string => style.dim(`${(ms / 1000).toFixed(1)}s`);
@@ -16,6 +18,9 @@ export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}
       started = performance.now();
       const resume = entry.resume.kind === 'start' ? '' : style.yellow(' (resuming)');
       const text = `${entry.unit.id}${resume}`;
+      // A unit shown again (it runs alone after the message that carried it failed): its spinner takes the old one's place.
+      if (turning) void pending?.then((s) => s.stop());
+      turning = true;
       pending = out.spinner(text);
       void pending.then((s) => (spinner = s));
     },
@@ -31,9 +36,11 @@ export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}
       const checks = outcome.checks.length > 0 ? style.dim(` ${outcome.checks.length} check${outcome.checks.length === 1 ? '' : 's'} passed`) : '';
       const note = outcome.note ? style.dim(` ${outcome.note}`) : '';
       const text = `${unit.id} ${seconds(outcome.durationMs)}${note}${checks}${options.dryRun ? style.yellow(' (dry run)') : ''}`;
+      turning = false;
       void pending?.then((s) => s.succeed(text));
     },
     unitFailed(unit, message) {
+      turning = false;
       void pending?.then((s) => s.fail(`${unit.id} ${elapsed()} ${style.red(message.split('\n')[0] ?? '')}`));
     },
     note(text) {
