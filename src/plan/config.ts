@@ -1,38 +1,42 @@
 /** tenantify.config.json: optional, validated, unknown keys are an error. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { PlanError } from '../errors.js';
 import { durationSchema } from './directives.js';
 
-const identifier = z.string().regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case SQL identifier');
+const identifier = z.string().check(z.regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case SQL identifier'));
+const text = z.string().check(z.minLength(1));
+const positive = z.number().check(z.positive());
+const whole = (min: number, max: number) => z.int().check(z.minimum(min), z.maximum(max));
 
 const guardSchema = z.strictObject({
-  name: z.string().min(1),
-  sql: z.string().min(1),
-  threshold: z.number().positive().optional(),
-  repetitions: z.number().int().min(1).max(100).optional(),
+  name: text,
+  sql: text,
+  threshold: z.optional(positive),
+  repetitions: z.optional(whole(1, 100)),
 });
 
 export const configSchema = z.strictObject({
-  $schema: z.string().optional(),
-  ledgerSchema: identifier.default('tenantify'),
-  snapshotDir: z.string().min(1).default('.tenantify/snapshots'),
+  $schema: z.optional(z.string()),
+  ledgerSchema: z._default(identifier, 'tenantify'),
+  snapshotDir: z._default(text, '.tenantify/snapshots'),
   /** Snapshots of more than this many megabytes use pg_dump's directory format with parallel jobs. */
-  snapshotParallelAboveMb: z.number().positive().default(1024),
-  lockTimeout: durationSchema.optional(),
-  statementTimeout: durationSchema.optional(),
-  retries: z.number().int().min(0).max(100).default(3),
-  batch: z
-    .strictObject({
-      size: z.number().int().positive().optional(),
-      targetDuration: durationSchema.optional(),
-      pause: durationSchema.optional(),
-      maxReplicationLag: durationSchema.optional(),
-      parallel: z.number().int().min(1).max(64).optional(),
-    })
-    .default({}),
-  guards: z.array(guardSchema).default([]),
+  snapshotParallelAboveMb: z._default(positive, 1024),
+  lockTimeout: z.optional(durationSchema),
+  statementTimeout: z.optional(durationSchema),
+  retries: z._default(whole(0, 100), 3),
+  batch: z._default(
+    z.strictObject({
+      size: z.optional(z.int().check(z.positive())),
+      targetDuration: z.optional(durationSchema),
+      pause: z.optional(durationSchema),
+      maxReplicationLag: z.optional(durationSchema),
+      parallel: z.optional(whole(1, 64)),
+    }),
+    {},
+  ),
+  guards: z._default(z.array(guardSchema), []),
 });
 
 export type Config = z.infer<typeof configSchema>;
