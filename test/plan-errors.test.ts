@@ -1,6 +1,9 @@
 import { symlinkSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockKey } from '../src/db/lock.js';
 import { freshDatabase, query } from './support/db.js';
 import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
@@ -117,6 +120,53 @@ describe('plan errors: exit 2, the file and line, nothing touched', () => {
     expect(doc.error.exitCode).toBe(2);
     expect(doc.error.message).toMatch(/^migrations\/0002_x\.sql:1: bad value "" for tenantify:batch/);
   });
+
+  // apply connects and takes the lock while it reads the plan: a bad plan must still win.
+  it('a bad plan is exit 2 even while another session holds the run lock, and nothing is touched', async () => {
+    const dir = writePlan({ ...good, 'migrations/0002_x.sql': '-- tenantify:transacton off\nCREATE TABLE x (id int);\n' });
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      const held = await holder.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [0x7e4a, lockKey('tenantify')]);
+      expect(held.rows[0]?.ok).toBe(true);
+      const before = await ledgerState();
+      const refused = await runCli(['apply', '-d', url, '--dir', dir]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/migrations\/0002_x\.sql:1: unknown directive "tenantify:transacton"/);
+      expect(await ledgerState()).toEqual(before);
+      // The same run with a good plan is refused by the lock.
+      const locked = await runCli(['apply', '-d', url, '--dir', writePlan(good)]);
+      expect(locked.code).toBe(4);
+      expect(locked.stderr).toMatch(/another run holds the lock/);
+      expect(await ledgerState()).toEqual(before);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('a bad plan is exit 2 at once while the server has not answered the connection yet', async () => {
+    // A server that accepts connections and never answers: the connection opened beside the
+    // plan's loading would wait forever (pg has no connect timeout by default).
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => {
+      sockets.push(socket);
+      socket.resume(); // read what it sends, so its end is seen
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const dir = writePlan({ ...good, 'migrations/0002_x.sql': '-- tenantify:retries many\nSELECT 1;\n' });
+      const result = await runCli(['apply', '-d', `postgres://dba:s3cret-pw@127.0.0.1:${port}/nowhere`, '--dir', dir]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/migrations\/0002_x\.sql:1: bad value "many" for tenantify:retries: expected a whole number/);
+      expect(result.stderr).not.toContain('s3cret-pw');
+      // Whatever reached the server was closed by the client, not left open.
+      for (const socket of sockets) if (!socket.destroyed) await new Promise((resolve) => socket.once('close', resolve));
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  }, 30_000);
 
   it('a database that cannot be reached is exit 2, with the password redacted', async () => {
     const result = await runCli(['apply', '-d', 'postgres://dba:s3cret-pw@127.0.0.1:1/nowhere', '--dir', writePlan(good)]);

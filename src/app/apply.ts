@@ -1,14 +1,14 @@
 /** apply(): the programmatic API behind `tenantify apply`. */
 import { connect } from '../db/connection.js';
 import { Ledger } from '../db/ledger.js';
-import { withAdvisoryLock } from '../db/lock.js';
+import { takeRunLock } from '../db/lock.js';
 import { DriftError, isTenantifyError } from '../errors.js';
 import { executePlan, type UnitReport } from '../exec/executor.js';
 import type { ExecContext, Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
 import { defaultBatchSettings } from '../exec/batched.js';
 import { planRun, type Plan } from '../plan/planner.js';
-import { loadProject, type Project } from './project.js';
+import { loadProjectWhile, type Project } from './project.js';
 import { autoRollback, ensureAutoRollbackPossible, warrantsAutoRollback } from './auto-rollback.js';
 import { checkGuardsAfter, guardBaseline } from './guards.js';
 import type { RevertReporter } from '../exec/revert.js';
@@ -41,57 +41,72 @@ export interface ApplyResult {
 }
 
 export async function apply(options: ApplyOptions): Promise<ApplyResult> {
-  const project = await loadProject(options.dir);
-  const session = await connect(options.url, options.dryRun ? 'apply --dry-run' : 'apply');
-  const ledger = new Ledger(session.db, project.config.ledgerSchema);
-  const interrupt = new Interrupt((text) => options.reporter.note(text));
   const dryRun = Boolean(options.dryRun);
+  const purpose = dryRun ? 'apply --dry-run' : 'apply';
+  // Connecting, the lock and the ledger's read are mostly the server's work: they go on while
+  // the plan's files are read. A bad plan still refuses the run before any of them is used.
+  const { project, started } = await loadProjectWhile(
+    options.dir,
+    async (config, signal) => {
+      const session = await connect(options.url, purpose, signal);
+      const ledger = new Ledger(session.db, config.ledgerSchema);
+      try {
+        const unlock = await takeRunLock(session, ledger);
+        return { session, ledger, unlock, state: await ledger.read() };
+      } catch (error) {
+        await session.close();
+        throw error;
+      }
+    },
+    ({ session }) => session.close(),
+  );
+  const { session, ledger, unlock, state } = started;
+  const interrupt = new Interrupt((text) => options.reporter.note(text));
   const reports: UnitReport[] = [];
   if (options.handleSignals) interrupt.install();
   try {
-    return await withAdvisoryLock(session, ledger, async () => {
-      // A dry run writes nothing that outlives it: even the ledger is created inside its transaction.
-      if (dryRun) await session.client.query('BEGIN');
-      try {
-        // Everything that can refuse the run does so before the ledger is even created.
-        const state = await ledger.read();
-        const plan = planRun(project.units, state.units, { to: options.to });
-        ensureNoDrift(plan);
-        const autoRollbackOn = Boolean(options.autoRollback) && !dryRun;
-        if (autoRollbackOn) ensureAutoRollbackPossible(plan);
-        const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
-          directory: snapshotDirectory(project.directory, project.config.snapshotDir),
-          parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
-        });
-        await snapshots?.preflight(plan.toRun.map((e) => e.unit));
-        await ledger.ensure();
-        const runId = await ledger.startRun(dryRun ? 'apply --dry-run' : 'apply', { to: options.to ?? null, dryRun, snapshots: !options.noSnapshot, autoRollback: autoRollbackOn });
-        for (const run of await ledger.closeDeadRuns(runId)) {
-          options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`);
-          await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
-        }
-        const { batch } = project.config;
-        const batching = {
-          targetMs: batch.targetDuration ?? defaultBatchSettings.targetMs,
-          pauseMs: batch.pause ?? defaultBatchSettings.pauseMs,
-          maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
-          parallel: options.parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
-        };
-        const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching };
-        try {
-          await executeWithSafeguards(ctx, project, plan, reports, options, autoRollbackOn);
-        } catch (error) {
-          if (!dryRun) await ledger.finishRun(runId, outcomeOf(error), isTenantifyError(error) ? error.exitCode : 1).catch(() => {});
-          throw error;
-        }
-        if (!dryRun) await ledger.finishRun(runId, 'done', 0);
-        return { runId: dryRun ? undefined : runId, dryRun, plan, units: reports, database: session.description };
-      } finally {
-        if (dryRun) await session.client.query('ROLLBACK').catch(() => {});
+    // A dry run writes nothing that outlives it: even the ledger is created inside its transaction.
+    if (dryRun) await session.client.query('BEGIN');
+    try {
+      // Everything that can refuse the run does so before the ledger is even created.
+      const plan = planRun(project.units, state.units, { to: options.to });
+      ensureNoDrift(plan);
+      const autoRollbackOn = Boolean(options.autoRollback) && !dryRun;
+      if (autoRollbackOn) ensureAutoRollbackPossible(plan);
+      const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
+        directory: snapshotDirectory(project.directory, project.config.snapshotDir),
+        parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
+      });
+      await snapshots?.preflight(plan.toRun.map((e) => e.unit));
+      await ledger.ensure(state);
+      const runId = await ledger.startRun(purpose, { to: options.to ?? null, dryRun, snapshots: !options.noSnapshot, autoRollback: autoRollbackOn });
+      // A ledger created just now has no runs to have died.
+      for (const run of state.exists ? await ledger.closeDeadRuns(runId) : []) {
+        options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`);
+        await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
       }
-    });
+      const { batch } = project.config;
+      const batching = {
+        targetMs: batch.targetDuration ?? defaultBatchSettings.targetMs,
+        pauseMs: batch.pause ?? defaultBatchSettings.pauseMs,
+        maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
+        parallel: options.parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
+      };
+      const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching };
+      try {
+        await executeWithSafeguards(ctx, project, plan, reports, options, autoRollbackOn);
+      } catch (error) {
+        if (!dryRun) await ledger.finishRun(runId, outcomeOf(error), isTenantifyError(error) ? error.exitCode : 1).catch(() => {});
+        throw error;
+      }
+      if (!dryRun) await ledger.finishRun(runId, 'done', 0);
+      return { runId: dryRun ? undefined : runId, dryRun, plan, units: reports, database: session.description };
+    } finally {
+      if (dryRun) await session.client.query('ROLLBACK').catch(() => {});
+    }
   } finally {
     interrupt.uninstall();
+    await unlock();
     await session.close();
   }
 }

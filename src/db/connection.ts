@@ -34,7 +34,12 @@ export function kyselyOn(client: pg.Client): Kysely<any> {
   return new Kysely<any>({ dialect: new PostgresDialect({ pool: pool as unknown as pg.Pool }) });
 }
 
-export async function connect(url: string | undefined, purpose: string): Promise<Session> {
+/**
+ * Opens a session. `signal` abandons a connection still being opened (its socket is
+ * destroyed, so nothing waits on an unreachable host), for a caller that opens it while it
+ * reads the plan and finds the plan wrong.
+ */
+export async function connect(url: string | undefined, purpose: string, signal?: AbortSignal): Promise<Session> {
   const client = new pg.Client({
     ...(url ? { connectionString: url } : {}),
     application_name: `tenantify ${purpose} (${hostname()} pid ${process.pid})`.slice(0, 63),
@@ -42,11 +47,16 @@ export async function connect(url: string | undefined, purpose: string): Promise
   const description = url ? describeUrl(url) : describeEnvironment();
   // A server that goes away mid-run must not crash the process with an unhandled 'error'.
   client.on('error', () => {});
+  // pg's end() waits for a connection being opened to open; destroying its socket does not.
+  const abandon = (): void => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  signal?.addEventListener('abort', abandon, { once: true });
   try {
     await client.connect();
   } catch (error) {
     await client.end().catch(() => {});
     throw connectionError(error, description);
+  } finally {
+    signal?.removeEventListener('abort', abandon);
   }
   const info = await client.query<{ pid: number; version: string }>("SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version");
   const row = info.rows[0] as { pid: number; version: string };

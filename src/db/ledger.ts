@@ -100,9 +100,12 @@ export class Ledger {
     return Number(version.rows[0]?.value ?? 0);
   }
 
-  /** Creates or upgrades the ledger. Call it while holding the run lock. */
-  async ensure(): Promise<void> {
-    const version = await this.exists();
+  /**
+   * Creates or upgrades the ledger. Call it while holding the run lock; `known` is the
+   * version a read under the same lock found (undefined: none), which saves reading it again.
+   */
+  async ensure(known?: { version: number | undefined }): Promise<void> {
+    const version = known ? known.version : await this.exists();
     if (version !== undefined && version > ledgerVersion) {
       throw new UsageError(
         `the ledger in schema "${this.schema}" has version ${version}, newer than this tenantify understands (${ledgerVersion})`,

@@ -24,14 +24,22 @@ export interface LockHolder {
 }
 
 export async function withAdvisoryLock<T>(session: Session, ledger: Ledger, fn: () => Promise<T>): Promise<T> {
-  const key = lockKey(ledger.schema);
-  const got = await session.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [lockNamespace, key]);
-  if (!got.rows[0]?.ok) throw await lockHeldError(session, ledger, key);
+  const release = await takeRunLock(session, ledger);
   try {
     return await fn();
   } finally {
-    await session.client.query('SELECT pg_advisory_unlock($1, $2)', [lockNamespace, key]).catch(() => {});
+    await release();
   }
+}
+
+/** Takes the run's lock, or throws who holds it (exit 4); returns its release. */
+export async function takeRunLock(session: Session, ledger: Ledger): Promise<() => Promise<void>> {
+  const key = lockKey(ledger.schema);
+  const got = await session.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [lockNamespace, key]);
+  if (!got.rows[0]?.ok) throw await lockHeldError(session, ledger, key);
+  return async () => {
+    await session.client.query('SELECT pg_advisory_unlock($1, $2)', [lockNamespace, key]).catch(() => {});
+  };
 }
 
 async function lockHeldError(session: Session, ledger: Ledger, key: number): Promise<LockHeldError> {

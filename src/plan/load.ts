@@ -83,7 +83,11 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
     retries: config.retries,
   };
   const units: Unit[] = [];
-  for (const f of [...byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0))) {
+  const ordered = [...byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+  for (const [i, f] of ordered.entries()) {
+    // Files are read synchronously: now and then the event loop gets a turn, so a
+    // connection opened meanwhile (apply) makes progress while the plan loads.
+    if (i % 16 === 15) await new Promise(setImmediate);
     try {
       const script = await withSqlParser(() => loadScript(f, defaults));
       const rollbackFile = rollbackById.get(f.id);
