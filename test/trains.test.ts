@@ -121,6 +121,31 @@ describe('quick units, several to a message', () => {
     expect(await tablesAfter(url, special)).toBe(0);
   });
 
+  it("a unit that drops the session's prepared statements (DEALLOCATE ALL) is applied, and the messages after it have them again", async () => {
+    // The ledger's records in a message are EXECUTEs of statements the session prepared: the
+    // unit's own record then fails, the unit runs again alone, and they are prepared again.
+    // Unit 7, in a later message, checks that they are there (alone, it would find none).
+    const files: Record<string, string> = {};
+    for (let i = 1; i <= 8; i++) {
+      const body = i === 4 ? `CREATE TABLE t${i} (id int);\nDEALLOCATE ALL;\n` : `CREATE TABLE t${i} (id int);\n`;
+      const check =
+        i === 7
+          ? "-- tenantify:verify the ledger's statements are prepared\nSELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name LIKE 'tenantify\\_ledger\\_%');\n"
+          : '';
+      files[`migrations/${id(i)}.sql`] = body + check;
+    }
+    const url = await db();
+    const result = await runCli(['apply', '-d', url, '--dir', writePlan(files), '--no-snapshot']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(await ledger(url)).toEqual(appliedUpTo(8));
+    expect(await tablesAfter(url, 1)).toBe(8);
+    const perUnit = await query<{ events: string }>(
+      url,
+      "SELECT string_agg(event, ',' ORDER BY id) AS events FROM tenantify.events WHERE unit_id IS NOT NULL GROUP BY unit_id ORDER BY unit_id",
+    );
+    expect(perUnit.map((r) => r.events)).toEqual(Array.from({ length: 8 }, () => 'started,snapshot_skipped,applied'));
+  });
+
   it('stops on SIGINT inside the message (exit 130): the unit in flight rolled back and recorded, and apply resumes', async () => {
     const url = await db();
     const gate = await holdGate(url);

@@ -84,6 +84,9 @@ export interface LedgerState {
 }
 
 export class Ledger {
+  /** The ledger's statements for messages (see transitionText) by their text, and whether this session has them. */
+  private readonly prepared = new Map<string, { name: string; ready: boolean }>();
+
   constructor(
     readonly db: Kysely<any>,
     readonly schema: string,
@@ -177,16 +180,50 @@ export class Ledger {
   }
 
   /**
-   * The same statement as SQL text with its values inlined as literals, to travel inside a
-   * multi-statement message (which takes no parameters).
+   * The same statement as text to travel inside a multi-statement message (which takes no
+   * parameters): `EXECUTE` of a statement this session prepares once, with the values as
+   * literals. Parsing, analysing and planning the ledger's statements anew for every unit
+   * cost the server more than a third of a small unit's own DDL; executing a prepared one
+   * costs about half of that. Call `prepare()` before sending the message.
    */
   transitionText(change: UnitTransition): string {
     return this.asText(this.transitionQuery(change));
   }
 
   private asText(query: RawBuilder<unknown>): string {
-    const compiled = query.compile(this.db);
-    return inlineParameters(compiled.sql, compiled.parameters);
+    const { sql: text, parameters } = query.compile(this.db);
+    let statement = this.prepared.get(text);
+    if (!statement) {
+      statement = { name: `${preparedPrefix}${this.prepared.size + 1}`, ready: false };
+      this.prepared.set(text, statement);
+    }
+    return parameters.length === 0 ? `EXECUTE ${statement.name}` : `EXECUTE ${statement.name}(${parameters.map(literal).join(', ')})`;
+  }
+
+  /**
+   * Prepares the statements that texts of transitionText and saveSnapshotText execute and
+   * the session does not have yet: call it before sending them. In a message of their own:
+   * the server keeps a prepared statement's whole message as its text, and copies it at
+   * every EXECUTE.
+   */
+  async prepare(): Promise<void> {
+    const pending = [...this.prepared].filter(([, statement]) => !statement.ready);
+    if (pending.length === 0) return;
+    const text = pending.map(([query, statement]) => `PREPARE ${statement.name} AS ${query}`).join('\n;\n');
+    await sql.raw(`/* tenantify: the ledger's statements */ ${text}`).execute(this.db);
+    for (const [, statement] of pending) statement.ready = true;
+  }
+
+  /**
+   * After a message failed: a unit may have dropped the prepared statements (DEALLOCATE,
+   * DISCARD), or the failure was theirs. The server says which are there; `prepare()`
+   * prepares the rest again.
+   */
+  async recheckPrepared(): Promise<void> {
+    if (this.prepared.size === 0) return;
+    const { rows } = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements WHERE starts_with(name, ${preparedPrefix})`.execute(this.db);
+    const present = new Set(rows.map((r) => r.name));
+    for (const statement of this.prepared.values()) statement.ready = present.has(statement.name);
   }
 
   private transitionQuery(change: UnitTransition): RawBuilder<unknown> {
@@ -352,9 +389,8 @@ export interface UnitTransition {
  * left as they are). For the ledger's own statements, whose values are strings, numbers,
  * booleans or null.
  */
-export function inlineParameters(text: string, parameters: readonly unknown[]): string {
-  return text.replace(/"(?:[^"]|"")*"|'(?:[^']|'')*'|\$(\d+)/g, (token, n: string | undefined) => (n === undefined ? token : literal(parameters[Number(n) - 1])));
-}
+/** The names of the ledger's prepared statements (see Ledger.transitionText), lower case as the server keeps them. */
+const preparedPrefix = 'tenantify_ledger_';
 
 const { escapeLiteral } = pg;
 

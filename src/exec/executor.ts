@@ -138,7 +138,9 @@ class Trains {
     this.prepare(from, entries.length);
     const units = entries.map((entry) => this.texts.get(entry) as UnitStatements);
     for (const entry of entries) this.texts.delete(entry);
-    const settled = (this.ctx.session.client.query(messageText(entries, units)) as unknown as Promise<pg.QueryResult | pg.QueryResult[]>).then(
+    const text = messageText(entries, units);
+    const { ledger, session } = this.ctx;
+    const settled = (ledger.prepare().then(() => session.client.query(text)) as unknown as Promise<pg.QueryResult | pg.QueryResult[]>).then(
       (results) => ({ results: Array.isArray(results) ? results : [results] }),
       (error: unknown) => ({ error }),
     );
@@ -176,6 +178,7 @@ class Trains {
     this.length = 1;
     await ctx.session.client.query('ROLLBACK').catch(() => {});
     if (!isServerError(error) && !ctx.interrupt.requested) throw error;
+    await ctx.ledger.recheckPrepared();
     const recorded = await ctx.ledger.unitsOfRun(ctx.runId, train.entries.map((e) => e.unit.id));
     const durations: (number | null)[] = [];
     for (const entry of train.entries) {

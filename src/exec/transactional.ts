@@ -46,11 +46,15 @@ export function fitsOneMessage(ctx: ExecContext, unit: Unit): boolean {
 async function inOneMessage(ctx: ExecContext, entry: PlanEntry): Promise<CheckResult[] | undefined> {
   const unit = unitStatements(ctx, entry, []);
   try {
-    await cancellable(ctx, () => ctx.session.client.query(messageText([entry], [unit])));
+    await cancellable(ctx, async () => {
+      await ctx.ledger.prepare();
+      return ctx.session.client.query(messageText([entry], [unit]));
+    });
     return unit.checks;
   } catch (error) {
     await ctx.session.client.query('ROLLBACK').catch(() => {});
     if (ctx.interrupt.requested || !isServerError(error)) throw error;
+    await ctx.ledger.recheckPrepared();
     return undefined;
   }
 }
