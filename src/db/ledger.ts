@@ -184,7 +184,7 @@ export class Ledger {
    * parameters): `EXECUTE` of a statement this session prepares once, with the values as
    * literals. Parsing, analysing and planning the ledger's statements anew for every unit
    * cost the server more than a third of a small unit's own DDL; executing a prepared one
-   * costs about half of that. Call `prepare()` before sending the message.
+   * costs a little more than half of that. Call `prepare()` before sending the message.
    */
   transitionText(change: UnitTransition): string {
     return this.asText(this.transitionQuery(change));
@@ -384,16 +384,12 @@ export interface UnitTransition {
   detail?: Record<string, unknown>;
 }
 
-/**
- * `$n` placeholders of a compiled statement replaced by literals (quoted names and strings
- * left as they are). For the ledger's own statements, whose values are strings, numbers,
- * booleans or null.
- */
 /** The names of the ledger's prepared statements (see Ledger.transitionText), lower case as the server keeps them. */
 const preparedPrefix = 'tenantify_ledger_';
 
 const { escapeLiteral } = pg;
 
+/** A value of the ledger's own statements (a string, number, boolean or null) as an SQL literal, for EXECUTE. */
 function literal(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
