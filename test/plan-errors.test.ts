@@ -64,6 +64,16 @@ const cases: Case[] = [
     message: /migrations\/0002_x\.sql:2: this statement cannot run inside a transaction block/,
   },
   {
+    name: 'DISCARD ALL, which would release the run lock',
+    files: { 'migrations/0002_x.sql': '-- tenantify:transaction off\nCREATE TABLE x (id int);\nDISCARD ALL;\n' },
+    message: /migrations\/0002_x\.sql:3: DISCARD ALL and pg_advisory_unlock_all\(\) do not belong in a unit/,
+  },
+  {
+    name: 'a call of pg_advisory_unlock_all()',
+    files: { 'migrations/0002_x.sql': 'CREATE TABLE x (id int);\n\nSELECT count(*) FROM x WHERE PG_ADVISORY_UNLOCK_ALL() IS NULL;\n' },
+    message: /migrations\/0002_x\.sql:3: DISCARD ALL and pg_advisory_unlock_all\(\) do not belong in a unit/,
+  },
+  {
     name: 'an unknown configuration key',
     files: { 'tenantify.config.json': '{\n  "ledgerSchema": "tenantify",\n  "lockTimout": "5s"\n}\n' },
     message: /tenantify\.config\.json:3: unknown key "lockTimout"/,

@@ -110,6 +110,15 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
   if (control) {
     throw new PlanError(file, control.line, 'BEGIN, COMMIT and ROLLBACK do not belong in a unit', 'tenantify runs each unit in its own transaction (or statement by statement with `-- tenantify:transaction off`)');
   }
+  const reset = statements.find((s) => s.releasesRunLock);
+  if (reset) {
+    throw new PlanError(
+      file,
+      reset.line,
+      'DISCARD ALL and pg_advisory_unlock_all() do not belong in a unit: they release the run\'s lock, so a second run could start beside this one',
+      'DISCARD PLANS, TEMP or SEQUENCES reset one thing each; release an advisory lock of your own with pg_advisory_unlock(key)',
+    );
+  }
   if (options.transaction) {
     const concurrent = statements.find((s) => s.mustRunAlone);
     if (concurrent) {
@@ -132,6 +141,7 @@ interface SplitStatement extends Statement {
   isQuery: boolean;
   mustRunAlone: boolean;
   isTransactionControl: boolean;
+  releasesRunLock: boolean;
 }
 
 /** The parser is needed for a text the split cache does not hold: load it (`loadSqlParser`) and try again. */
@@ -194,6 +204,7 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
       isQuery: analysis.isQuery,
       mustRunAlone: analysis.mustRunAlone,
       isTransactionControl: analysis.isTransactionControl,
+      releasesRunLock: analysis.releasesRunLock,
     });
   }
   return result;
@@ -237,6 +248,8 @@ interface Analysis {
   isQuery: boolean;
   mustRunAlone: boolean;
   isTransactionControl: boolean;
+  /** DISCARD ALL, or a call of pg_advisory_unlock_all(): the session's advisory locks go. */
+  releasesRunLock: boolean;
   createsIndex: { schema: string | undefined; name: string } | undefined;
 }
 
@@ -255,8 +268,13 @@ function analyse(stmt: Record<string, unknown>): Analysis {
   const node = (type ? stmt[type] : {}) as Record<string, unknown>;
   const params = new Set<number>();
   const writes: string[] = [];
+  let releasesRunLock = type === 'DiscardStmt' && (node as { target?: string }).target === 'DISCARD_ALL';
   walk(stmt, (key, value) => {
     if (key === 'ParamRef') params.add(Number((value as { number?: number }).number ?? 0));
+    if (key === 'FuncCall') {
+      const name = (value as { funcname?: { String?: { sval?: string } }[] }).funcname?.at(-1)?.String?.sval;
+      if (name?.toLowerCase() === 'pg_advisory_unlock_all') releasesRunLock = true;
+    }
     if (key === 'InsertStmt' || key === 'UpdateStmt' || key === 'DeleteStmt' || key === 'MergeStmt' || key === 'AlterTableStmt') {
       const relation = (value as { relation?: RangeVar }).relation;
       if (relation) writes.push(qualified(relation));
@@ -279,6 +297,7 @@ function analyse(stmt: Record<string, unknown>): Analysis {
     isQuery: type === 'SelectStmt',
     mustRunAlone,
     isTransactionControl: type === 'TransactionStmt',
+    releasesRunLock,
     createsIndex: index?.idxname ? { schema: index.relation?.schemaname, name: index.idxname } : undefined,
   };
 }
