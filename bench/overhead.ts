@@ -193,9 +193,13 @@ async function main(): Promise<void> {
   // Ratios are to tenantify, or to the first tool run when tenantify itself was left out.
   const reference = chosen.some((t) => t.name === 'tenantify') ? 'tenantify' : (chosen[0] as Tool).name;
   const tenantifyMedian = median(samples.get(reference) ?? []);
+  const referenceSamples = samples.get(reference) ?? [];
   const rows = chosen.map((t) => {
     const s = samples.get(t.name) ?? [];
     const m = median(s);
+    // Each round's two runs are minutes apart at most: their ratio is blind to the drift of the
+    // machine's speed across the rounds, which moves the medians of a run by up to 20 % here.
+    const paired = median(s.map((v, round) => v / (referenceSamples[round] as number)));
     return {
       tool: t.name,
       command: t.what,
@@ -209,13 +213,16 @@ async function main(): Promise<void> {
       clientCpuSamplesMs: clientCpu.get(t.name) ?? [],
       serverCpuSamplesMs: serverCpu.get(t.name) ?? [],
       ratioToTenantify: Number.isNaN(tenantifyMedian) ? null : Math.round((m / tenantifyMedian) * 100) / 100,
+      pairedRatioToTenantify: Number.isNaN(paired) ? null : Math.round(paired * 100) / 100,
+      roundsSlowerThanTenantify: s.filter((v, round) => v > (referenceSamples[round] as number)).length,
     };
   });
   console.log(`\nbench/overhead: ${args.units} units x ${args.rounds} rounds, PostgreSQL ${serverVersion} (local, fsync=off), ${process.version}`);
-  console.log(`ratio = tool median / ${reference} median (above 1: slower than ${reference})\n`);
+  console.log(`ratio = tool median / ${reference} median; paired = median over the rounds of the tool's time / ${reference}'s in the same round;`);
+  console.log(`slower = rounds in which the tool took longer than ${reference} (above 1 and many: slower than ${reference})\n`);
   console.log(
     table(
-      ['tool', 'median ms', 'min ms', 'max ms', 'ms/unit', 'ratio', 'client CPU ms', 'server CPU ms'],
+      ['tool', 'median ms', 'min ms', 'max ms', 'ms/unit', 'ratio', 'paired', 'slower', 'client CPU ms', 'server CPU ms'],
       rows.map((r) => [
         r.tool,
         fmt(r.medianMs),
@@ -223,6 +230,8 @@ async function main(): Promise<void> {
         fmt(r.maxMs),
         fmt(r.perUnitMs, 2),
         r.ratioToTenantify === null ? '-' : `${r.ratioToTenantify.toFixed(2)}x`,
+        r.pairedRatioToTenantify === null ? '-' : `${r.pairedRatioToTenantify.toFixed(2)}x`,
+        `${r.roundsSlowerThanTenantify}/${args.rounds}`,
         Number.isNaN(r.clientCpuMs) ? '-' : fmt(r.clientCpuMs, 0),
         Number.isNaN(r.serverCpuMs) ? '-' : fmt(r.serverCpuMs, 0),
       ]),
