@@ -221,7 +221,7 @@ export class Ledger {
    */
   async recheckPrepared(): Promise<void> {
     if (this.prepared.size === 0) return;
-    const { rows } = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements WHERE starts_with(name, ${preparedPrefix})`.execute(this.db);
+    const { rows } = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements WHERE left(name, ${preparedPrefix.length}) = ${preparedPrefix}`.execute(this.db);
     const present = new Set(rows.map((r) => r.name));
     for (const statement of this.prepared.values()) statement.ready = present.has(statement.name);
   }
