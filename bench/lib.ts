@@ -16,6 +16,31 @@ export interface Timed {
   cpuMs?: number;
 }
 
+/**
+ * Settings that change how every node process starts, and belong to no contender:
+ * NODE_EXTRA_CA_CERTS makes node read and parse a CA bundle before it runs anything (~38 ms
+ * on this machine, where it is set for every process; a DBA's machine seldom sets it), and
+ * NODE_OPTIONS can load anything. The benches run their contenders without them unless
+ * `--keep-node-env`; none of them needs TLS against the local throwaway server.
+ */
+const nodeStartSettings = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'];
+
+/** The environment for a contender: this one, without nodeStartSettings unless `keep`, plus `extra`. */
+export function contenderEnv(keep: boolean, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (!keep) for (const key of nodeStartSettings) delete env[key];
+  return { ...env, ...extra };
+}
+
+/** A line for a bench's report: which node start settings were set here and left out. */
+export function nodeEnvNote(keep: boolean): string | undefined {
+  const set = nodeStartSettings.filter((key) => process.env[key]);
+  if (set.length === 0) return undefined;
+  return keep
+    ? `${set.join(' and ')} set here and kept (--keep-node-env): every node contender pays it at start`
+    : `${set.join(' and ')} set here and left out for every contender (it slows every node process's start; --keep-node-env keeps it)`;
+}
+
 const timeBinary = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 const timeMarker = '__bench_rusage__';
 

@@ -11,7 +11,7 @@
  * Runs alternate (A B C D E, A B C D E, ...), each on its own fresh database; medians.
  *
  *   npx tsx bench/overhead.ts [--units 200] [--rounds 5] [--no-build] [--tools tenantify,dbmate,...] [--keep]
- *                             [--variant LABEL=/path/to/bin/tenantify]... [--tenantify-args "--no-snapshot"]
+ *                             [--variant LABEL=/path/to/bin/tenantify]... [--tenantify-args "--no-snapshot"] [--keep-node-env]
  * --variant adds another tenantify build to the rotation (e.g. a patched copy), to measure a
  * change against the current one on the same server, alternated.
  */
@@ -21,7 +21,7 @@ import pg from 'pg';
 import { ensurePeers } from './peers.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
 import { generatePlans, type Plans } from './plans.js';
-import { build, expectSuccess, fmt, machine, median, serverChildCpuMs, table, timed, writeResult, type Timed } from './lib.js';
+import { build, contenderEnv, expectSuccess, fmt, machine, median, nodeEnvNote, serverChildCpuMs, table, timed, writeResult, type Timed } from './lib.js';
 
 interface Args {
   units: number;
@@ -31,10 +31,11 @@ interface Args {
   keep: boolean;
   variants: { label: string; bin: string }[];
   tenantifyArgs: string[];
+  keepNodeEnv: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { units: 200, rounds: 5, build: true, tools: undefined, keep: false, variants: [], tenantifyArgs: [] };
+  const args: Args = { units: 200, rounds: 5, build: true, tools: undefined, keep: false, variants: [], tenantifyArgs: [], keepNodeEnv: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--units') args.units = Number(argv[++i]);
@@ -42,6 +43,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--no-build') args.build = false;
     else if (a === '--tools') args.tools = String(argv[++i]).split(',');
     else if (a === '--keep') args.keep = true;
+    else if (a === '--keep-node-env') args.keepNodeEnv = true;
     else if (a === '--variant') {
       const [label, bin] = String(argv[++i]).split('=');
       if (!label || !bin) throw new Error('--variant LABEL=/path/to/bin/tenantify');
@@ -60,8 +62,10 @@ interface Tool {
   ledgerCount(client: pg.Client): Promise<number | undefined>;
 }
 
+let keepNodeEnv = false;
+
 const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
+  const env = contenderEnv(keepNodeEnv, { NO_COLOR: '1' });
   for (const key of Object.keys(env)) if (key.startsWith('PG') || key === 'DATABASE_URL') delete env[key];
   return { ...env, ...extra };
 };
@@ -112,6 +116,7 @@ const peers: Tool[] = [
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  keepNodeEnv = args.keepNodeEnv;
   const tools = [
     tenantifyTool('tenantify', 'bin/tenantify', args.tenantifyArgs),
     // Without the split cache: every file parsed, as on the first run of a plan.
@@ -218,6 +223,8 @@ async function main(): Promise<void> {
     };
   });
   console.log(`\nbench/overhead: ${args.units} units x ${args.rounds} rounds, PostgreSQL ${serverVersion} (local, fsync=off), ${process.version}`);
+  const envNote = nodeEnvNote(args.keepNodeEnv);
+  if (envNote) console.log(`environment: ${envNote}`);
   console.log(`ratio = tool median / ${reference} median; paired = median over the rounds of the tool's time / ${reference}'s in the same round;`);
   console.log(`slower = rounds in which the tool took longer than ${reference} (above 1 and many: slower than ${reference})\n`);
   console.log(
@@ -247,6 +254,7 @@ async function main(): Promise<void> {
     statementsPerUnit: ['CREATE TABLE', 'CREATE INDEX', 'COMMENT ON TABLE'],
     tenantifyExtra: 'one verify section per unit (SELECT id FROM <table>: must be empty)',
     ratioTo: reference,
+    environment: envNote ?? 'no node start settings set',
     results: rows,
   });
   console.log('\nmedian, min and max: wall time of the whole command, spawn to exit. CPU columns (medians): user+sys of the');

@@ -4,12 +4,12 @@
  * loaded (`apply --help`) with and without V8's code cache. Runs alternate
  * (A B C..., A B C..., ...); medians.
  *
- *   npx tsx bench/startup.ts [--runs 20] [--no-build] [--variant LABEL=/path/to/bin/tenantify]...
+ *   npx tsx bench/startup.ts [--runs 20] [--no-build] [--variant LABEL=/path/to/bin/tenantify]... [--keep-node-env]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build, expectSuccess, fmt, machine, median, repoRoot, table, timed, writeResult } from './lib.js';
+import { build, contenderEnv, expectSuccess, fmt, machine, median, nodeEnvNote, repoRoot, table, timed, writeResult } from './lib.js';
 
 interface Case {
   name: string;
@@ -17,12 +17,13 @@ interface Case {
   env?: Record<string, string>;
 }
 
-function parseArgs(argv: string[]): { runs: number; build: boolean; variants: { label: string; bin: string }[] } {
-  const args = { runs: 20, build: true, variants: [] as { label: string; bin: string }[] };
+function parseArgs(argv: string[]): { runs: number; build: boolean; keepNodeEnv: boolean; variants: { label: string; bin: string }[] } {
+  const args = { runs: 20, build: true, keepNodeEnv: false, variants: [] as { label: string; bin: string }[] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--runs') args.runs = Number(argv[++i]);
     else if (a === '--no-build') args.build = false;
+    else if (a === '--keep-node-env') args.keepNodeEnv = true;
     else if (a === '--variant') {
       const [label, bin] = String(argv[++i]).split('=');
       if (!label || !bin) throw new Error('--variant LABEL=/path/to/bin/tenantify');
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
   const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   const cpu = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   // One warm-up of each (file cache), not counted.
-  const runCase = (c: Case) => timed(c.command[0] as string, c.command.slice(1), c.env ? { env: { ...process.env, ...c.env } } : {});
+  const runCase = (c: Case) => timed(c.command[0] as string, c.command.slice(1), { env: contenderEnv(args.keepNodeEnv, c.env) });
   for (const c of cases) expectSuccess(c.name, await runCase(c));
   for (let run = 0; run < args.runs; run++) {
     for (const c of cases) {
@@ -91,7 +92,9 @@ async function main(): Promise<void> {
       samplesMs: s.map((v) => Math.round(v * 10) / 10),
     };
   });
-  console.log(`\nbench/startup: ${args.runs} alternated runs each, ${process.version} (goal: tenantify --help within 1.5x of node -e 0)\n`);
+  console.log(`\nbench/startup: ${args.runs} alternated runs each, ${process.version} (goal: tenantify --help within 1.5x of node -e 0)`);
+  const envNote = nodeEnvNote(args.keepNodeEnv);
+  console.log(envNote ? `environment: ${envNote}\n` : '');
   console.log(
     table(
       ['case', 'median ms', 'min ms', 'max ms', '+ms over node', 'ratio', 'CPU ms'],
@@ -102,7 +105,7 @@ async function main(): Promise<void> {
   for (const [name, m] of Object.entries(modules)) console.log(`  ${name}: ${JSON.stringify(m)}`);
   const help = rows.find((r) => r.case === 'tenantify --help');
   if (help) console.log(`\ngoal ${help.ratioToNode <= 1.5 ? 'met' : 'NOT met'}: tenantify --help is ${help.ratioToNode.toFixed(2)}x node -e 0 (median)`);
-  console.log(`\nresults: ${writeResult('startup.json', { bench: 'startup', at: new Date().toISOString(), runs: args.runs, machine: machine(), results: rows, modules })}`);
+  console.log(`\nresults: ${writeResult('startup.json', { bench: 'startup', at: new Date().toISOString(), runs: args.runs, machine: machine(), environment: envNote ?? 'no node start settings set', results: rows, modules })}`);
 }
 
 await main();
