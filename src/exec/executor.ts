@@ -10,7 +10,7 @@ import { batchedRunner } from './batched.js';
 import { ChecksFailed, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
 import { isCancel, statementDetails, violationDetails } from './failure-report.js';
 import { statementsRunner } from './statements.js';
-import { fitsOneMessage, isServerError, messageText, transactionalRunner, unitStatements, type UnitStatements } from './transactional.js';
+import { fitsOneMessage, isServerError, messageText, sendMessage, transactionalRunner, unitStatements, type UnitStatements } from './transactional.js';
 import { cancellable } from './steps.js';
 import type { ExecContext, UnitRunner } from './context.js';
 import { appliedResultName, type UnitTransition } from '../db/ledger.js';
@@ -138,10 +138,8 @@ class Trains {
     this.prepare(from, entries.length);
     const units = entries.map((entry) => this.texts.get(entry) as UnitStatements);
     for (const entry of entries) this.texts.delete(entry);
-    const text = messageText(entries, units);
-    const { ledger, session } = this.ctx;
-    const settled = (ledger.prepare().then(() => session.client.query(text)) as unknown as Promise<pg.QueryResult | pg.QueryResult[]>).then(
-      (results) => ({ results: Array.isArray(results) ? results : [results] }),
+    const settled = sendMessage(this.ctx, messageText(entries, units)).then(
+      (results) => ({ results }),
       (error: unknown) => ({ error }),
     );
     return { entries, checks: units.map((u) => u.checks), sentAt: performance.now(), settled };

@@ -6,6 +6,7 @@ import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import type { Check, Unit } from '../plan/types.js';
 import { unitContext } from './unit-context.js';
+import type pg from 'pg';
 
 export const transactionalRunner: UnitRunner = {
   async run(ctx: ExecContext, entry: PlanEntry, startedAt: number, messageFailed = false): Promise<UnitOutcome> {
@@ -46,10 +47,7 @@ export function fitsOneMessage(ctx: ExecContext, unit: Unit): boolean {
 async function inOneMessage(ctx: ExecContext, entry: PlanEntry): Promise<CheckResult[] | undefined> {
   const unit = unitStatements(ctx, entry, []);
   try {
-    await cancellable(ctx, async () => {
-      await ctx.ledger.prepare();
-      return ctx.session.client.query(messageText([entry], [unit]));
-    });
+    await cancellable(ctx, () => sendMessage(ctx, messageText([entry], [unit])));
     return unit.checks;
   } catch (error) {
     await ctx.session.client.query('ROLLBACK').catch(() => {});
@@ -57,6 +55,16 @@ async function inOneMessage(ctx: ExecContext, entry: PlanEntry): Promise<CheckRe
     await ctx.ledger.recheckPrepared();
     return undefined;
   }
+}
+
+/**
+ * Sends a message of units (see messageText). Its ledger records execute statements the
+ * session prepares once: they are prepared first when the session lacks them.
+ */
+export async function sendMessage(ctx: ExecContext, text: string): Promise<pg.QueryResult[]> {
+  await ctx.ledger.prepare();
+  const results = (await ctx.session.client.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
+  return Array.isArray(results) ? results : [results];
 }
 
 /** An error the server sent (it has a SQLSTATE), as opposed to a lost connection or a bug. */
