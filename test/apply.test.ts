@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
-import { contentFingerprint, freshDatabase, holdGate, query, until } from './support/db.js';
+import { describe, expect, it } from 'vitest';
+import { contentFingerprint, dropAfterAll, freshDatabase, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -53,13 +53,9 @@ async function ledgerUnits(url: string): Promise<{ id: string; status: string }[
 }
 
 describe('apply', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
   async function db() {
-    const d = await withLegacy();
-    drops.push(d.drop);
+    const d = dropped(await withLegacy());
     return d.url;
   }
 

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nextSize } from '../src/exec/batched.js';
-import { freshDatabase, query, until } from './support/db.js';
+import { dropAfterAll, freshDatabase, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -18,13 +18,9 @@ describe('batch size', () => {
 });
 
 describe('batched backfills', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
   async function db(setup: string) {
-    const d = await freshDatabase('bf');
-    drops.push(d.drop);
+    const d = dropped(await freshDatabase('bf'));
     await query(d.url, setup);
     return d.url;
   }
@@ -140,14 +136,10 @@ SELECT id FROM hosts WHERE n <> 1;
 });
 
 describe('parallel workers', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
 
   it('walk disjoint key ranges on their own connections, every row once, and resume after a kill', async () => {
-    const d = await freshDatabase('par');
-    drops.push(d.drop);
+    const d = dropped(await freshDatabase('par'));
     await query(d.url, `CREATE TABLE hosts (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
       INSERT INTO hosts (id) SELECT g * 7 FROM generate_series(1, 6000) g;`);
     const dir = writePlan({

@@ -8,22 +8,18 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
-import { freshDatabase } from './support/db.js';
+import { describe, expect, it } from 'vitest';
+import { dropAfterAll, freshDatabase } from './support/db.js';
 import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
 const api = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 describe('the code cache', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
 
   it('is written once, then used; a corrupt one is replaced; runs from it load libpg-query and tsx', async () => {
-    const db = await freshDatabase('codecache');
-    drops.push(db.drop);
+    const db = dropped(await freshDatabase('codecache'));
     const dir = writePlan({
       'migrations/0001_sql.sql': 'CREATE TABLE a (id int);\n-- tenantify:verify empty\nSELECT id FROM a;\n',
       'migrations/0002_ts.ts': `import { defineUnit, sql } from ${JSON.stringify(api)};\nexport default defineUnit({ async up(db) { await sql\`CREATE TABLE b (id int)\`.execute(db); } });\n`,

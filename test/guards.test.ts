@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { guardRegressions, median } from '../src/exec/guards.js';
-import { freshDatabase, query } from './support/db.js';
+import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -28,10 +28,7 @@ describe('guardRegressions', () => {
 });
 
 describe('apply with guards', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
 
   const config = { guards: [{ name: 'account lookup by email', sql: "SELECT id FROM accounts WHERE email = 'user123456@example.com'", repetitions: 5 }] };
   const plan = {
@@ -44,8 +41,7 @@ describe('apply with guards', () => {
   };
 
   async function accounts(): Promise<string> {
-    const d = await freshDatabase('guards');
-    drops.push(d.drop);
+    const d = dropped(await freshDatabase('guards'));
     // 200k rows: a point lookup by index takes well under a millisecond, a sequential scan many.
     await query(d.url, `CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);
       INSERT INTO accounts SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 200000) g;

@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { freshDatabase, query } from './support/db.js';
+import { describe, expect, it } from 'vitest';
+import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -31,13 +31,9 @@ function fullDump(url: string): string {
 }
 
 describe('rehearse', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
   async function source() {
-    const db = await freshDatabase('src');
-    drops.push(db.drop);
+    const db = dropped(await freshDatabase('src'));
     await query(db.url, legacy);
     return db.url;
   }

@@ -1,18 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshDatabase, query } from './support/db.js';
+import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 import { killThenResume, uninterrupted } from './support/kill.js';
 
 describe('resuming a non-transactional unit', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
 
   it('starts at the first statement not done, and rebuilds an INVALID index instead of skipping it', async () => {
-    const db = await freshDatabase('nontx');
-    drops.push(db.drop);
+    const db = dropped(await freshDatabase('nontx'));
     await query(db.url, "CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users SELECT g, 'u' || (g % 900) FROM generate_series(1, 1000) g;");
     const indexes = `-- tenantify:transaction off
 CREATE INDEX CONCURRENTLY users_id_email ON users (id, email);

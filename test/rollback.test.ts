@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
-import { contentFingerprint, freshDatabase, holdGate, query, until } from './support/db.js';
+import { describe, expect, it } from 'vitest';
+import { contentFingerprint, dropAfterAll, freshDatabase, holdGate, query, until } from './support/db.js';
 import { bin, runCli, startCli } from './support/cli.js';
 import { schemaDump } from './support/dump.js';
 import { writePlan } from './support/plan-dir.js';
@@ -83,13 +83,9 @@ async function snapshotOf(url: string) {
 }
 
 describe('rollback', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
   async function db(): Promise<string> {
-    const d = await freshDatabase('rollback');
-    drops.push(d.drop);
+    const d = dropped(await freshDatabase('rollback'));
     await query(d.url, legacy);
     return d.url;
   }
@@ -382,13 +378,9 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
 });
 
 describe('apply --auto-rollback', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
   async function db(): Promise<string> {
-    const d = await freshDatabase('autorb');
-    drops.push(d.drop);
+    const d = dropped(await freshDatabase('autorb'));
     await query(d.url, legacy);
     return d.url;
   }

@@ -4,10 +4,10 @@
  * killed with SIGKILL during apply, then resumed to a passing verify.
  */
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/plan/config.js';
 import { loadPlan } from '../src/plan/load.js';
-import { fixtureTemplate, freshDatabase, query, serverUrl } from './support/db.js';
+import { dropAfterAll, fixtureTemplate, freshDatabase, query, serverUrl } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -21,10 +21,7 @@ const scenarios: { name: string; dir: string }[] = [
 
 describe.each(scenarios)('scenario $name', ({ name, dir }) => {
   const fixture = `${repo}fixtures/${name}/legacy.sql`;
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops.reverse()) await drop();
-  });
+  const dropped = dropAfterAll();
 
   it('rehearses: apply, verify, roll back to exactly the legacy state, apply again, verify', async () => {
     const result = await runCli(['rehearse', '--fixture', fixture, '--dir', dir, '--json'], { env: { TENANTIFY_REHEARSE_SERVER_URL: serverUrl() } });
@@ -36,10 +33,8 @@ describe.each(scenarios)('scenario $name', ({ name, dir }) => {
   });
 
   it('killed during apply, resumes to a passing verify', async () => {
-    const template = await fixtureTemplate(fixture, 'tplsc');
-    drops.push(template.drop);
-    const db = await freshDatabase('sc', template.name);
-    drops.push(db.drop);
+    const template = dropped(await fixtureTemplate(fixture, 'tplsc'));
+    const db = dropped(await freshDatabase('sc', template.name));
     const run = startCli(['apply', '-d', db.url, '--dir', dir, '--no-snapshot']);
     // Kill once the second unit has started.
     const started = performance.now();

@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { contentFingerprint, freshDatabase, query } from './support/db.js';
+import { describe, expect, it } from 'vitest';
+import { contentFingerprint, dropAfterAll, freshDatabase, query } from './support/db.js';
 import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -39,13 +39,9 @@ async function sequenceValue(url: string): Promise<string> {
 }
 
 describe('snapshots', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
   async function legacyDb() {
-    const db = await freshDatabase('snap');
-    drops.push(db.drop);
+    const db = dropped(await freshDatabase('snap'));
     await query(db.url, legacy);
     return db.url;
   }

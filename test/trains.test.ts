@@ -3,8 +3,8 @@
  * everything a unit sent alone promises holds inside such a message: a failure there stops
  * the run at that unit with its line, a kill or a SIGINT there resumes like anywhere else.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { contentFingerprint, freshDatabase, holdGate, query, until } from './support/db.js';
+import { describe, expect, it } from 'vitest';
+import { contentFingerprint, dropAfterAll, freshDatabase, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -40,13 +40,9 @@ async function eventsOf(url: string, unit: string): Promise<string[]> {
 }
 
 describe('quick units, several to a message', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
   async function db(): Promise<string> {
-    const created = await freshDatabase('trains');
-    drops.push(created.drop);
+    const created = dropped(await freshDatabase('trains'));
     return created.url;
   }
 

@@ -1,20 +1,16 @@
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
-import { freshDatabase, query } from './support/db.js';
+import { describe, expect, it } from 'vitest';
+import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
 const api = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 describe('TypeScript units', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
 
   it('defineUnit and defineBackfill run with Kysely, in transactions, with verify checks', async () => {
-    const db = await freshDatabase('ts');
-    drops.push(db.drop);
+    const db = dropped(await freshDatabase('ts'));
     await query(db.url, "CREATE TABLE hosts (id int PRIMARY KEY, name text); INSERT INTO hosts SELECT g, 'h' || g FROM generate_series(1, 2500) g;");
     const dir = writePlan({
       'migrations/0001_organizations.ts': `
@@ -53,8 +49,7 @@ export default defineBackfill({
   });
 
   it('a TypeScript unit that throws is rolled back whole (exit 1)', async () => {
-    const db = await freshDatabase('tsfail');
-    drops.push(db.drop);
+    const db = dropped(await freshDatabase('tsfail'));
     const dir = writePlan({
       'migrations/0001_half.ts': `
 import { defineUnit, sql } from ${JSON.stringify(api)};
@@ -75,8 +70,7 @@ export default defineUnit({
   });
 
   it('a TypeScript file that does not export a definition is a plan error (exit 2)', async () => {
-    const db = await freshDatabase('tsbad');
-    drops.push(db.drop);
+    const db = dropped(await freshDatabase('tsbad'));
     const dir = writePlan({ 'migrations/0001_nothing.ts': 'export const x = 1;\n' });
     const result = await runCli(['apply', '-d', db.url, '--dir', dir]);
     expect(result.code).toBe(2);

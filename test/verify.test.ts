@@ -1,5 +1,5 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { freshDatabase, holdGate, query, until } from './support/db.js';
+import { describe, expect, it } from 'vitest';
+import { dropAfterAll, freshDatabase, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -34,13 +34,9 @@ interface Check {
 }
 
 describe('verify', () => {
-  const drops: (() => Promise<void>)[] = [];
-  afterAll(async () => {
-    for (const drop of drops) await drop();
-  });
+  const dropped = dropAfterAll();
   async function applied(files: Record<string, string> = plan, ...args: string[]): Promise<{ url: string; dir: string }> {
-    const d = await freshDatabase('verify');
-    drops.push(d.drop);
+    const d = dropped(await freshDatabase('verify'));
     await query(d.url, legacy);
     const dir = writePlan(files);
     const result = await runCli(['apply', '-d', d.url, '--dir', dir, '--no-snapshot', ...args]);
@@ -152,8 +148,7 @@ describe('verify', () => {
   });
 
   it('says there is nothing to verify on a database without a ledger, and does not create one', async () => {
-    const d = await freshDatabase('verify');
-    drops.push(d.drop);
+    const d = dropped(await freshDatabase('verify'));
     const result = await verify(d.url, writePlan(plan), '--json');
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ checks: [] });

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, inject } from 'vitest';
 
 export function serverUrl(): string {
   return inject('serverUrl');
@@ -34,6 +34,21 @@ export async function freshDatabase(prefix = 't', template = 'template0'): Promi
     drop: async () => {
       await query(serverUrl(), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
+  };
+}
+
+/**
+ * Call in a describe block: every database given to the returned function (which hands it
+ * back) is dropped after the block's tests, newest first.
+ */
+export function dropAfterAll(): <T extends { drop: () => Promise<void> }>(db: T) => T {
+  const drops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const drop of drops.reverse()) await drop();
+  });
+  return (db) => {
+    drops.push(db.drop);
+    return db;
   };
 }
 
