@@ -1,0 +1,209 @@
+/**
+ * The tenancy model's shapes, shared by `tenancy analyze`, `check` and `scaffold`
+ * (the contract is TENANCY.md). Plain data: the catalog as read from PostgreSQL, the
+ * model as written in tenantify.config.json, and the analysis the foreign-key graph
+ * yields. Nothing here does I/O.
+ *
+ * Table names are `schema.table`, each part as PostgreSQL stores it (unquoted:
+ * `public.tasks`, `public.teamMember`); `quoteQualified()` in sql-text.ts quotes them
+ * for SQL text.
+ */
+
+export type TableName = string;
+
+// ---------------------------------------------------------------------------------------
+// The catalog, read in one pass (catalog.ts)
+// ---------------------------------------------------------------------------------------
+
+export interface CatalogColumn {
+  name: string;
+  /** format_type(), e.g. `integer`, `uuid`, `text`, `character varying(255)`. */
+  type: string;
+  notNull: boolean;
+  hasDefault: boolean;
+}
+
+export interface CatalogForeignKey {
+  /** Constraint name. */
+  name: string;
+  table: TableName;
+  columns: string[];
+  references: TableName;
+  referencedColumns: string[];
+  /** false for a foreign key added NOT VALID and not validated since. */
+  validated: boolean;
+  /** Every column of the key is NOT NULL. */
+  notNull: boolean;
+  /** pg_constraint.confdeltype as a word: `cascade`, `restrict`, `no action`, `set null`, `set default`. */
+  onDelete: string;
+}
+
+export interface CatalogKey {
+  name: string;
+  kind: 'primary' | 'unique';
+  columns: string[];
+}
+
+export interface CatalogIndex {
+  name: string;
+  /** Key columns in order; an expression column is null. */
+  columns: (string | null)[];
+  unique: boolean;
+  /** false for an INVALID index (a CONCURRENTLY build that failed). */
+  valid: boolean;
+  /** The index has a WHERE clause. */
+  partial: boolean;
+}
+
+export interface CatalogCheck {
+  name: string;
+  /** pg_get_constraintdef(), e.g. `CHECK ((organization_id IS NOT NULL)) NOT VALID`. */
+  definition: string;
+  validated: boolean;
+}
+
+export type PolicyCommand = 'all' | 'select' | 'insert' | 'update' | 'delete';
+
+export interface CatalogPolicy {
+  name: string;
+  command: PolicyCommand;
+  permissive: boolean;
+  /** Role names; `public` for every role. */
+  roles: string[];
+  /** pg_get_expr() of polqual, or null. */
+  using: string | null;
+  /** pg_get_expr() of polwithcheck, or null. */
+  withCheck: string | null;
+}
+
+export interface CatalogTable {
+  name: TableName;
+  schema: string;
+  table: string;
+  /** A partitioned table is one table here; its partitions are not listed. */
+  kind: 'table' | 'partitioned';
+  columns: CatalogColumn[];
+  primaryKey: string[] | null;
+  uniques: CatalogKey[];
+  /** The foreign keys this table holds (outgoing). */
+  foreignKeys: CatalogForeignKey[];
+  indexes: CatalogIndex[];
+  checks: CatalogCheck[];
+  rls: { enabled: boolean; forced: boolean };
+  policies: CatalogPolicy[];
+  /** pg_class.reltuples (an estimate; 0 when never analyzed). */
+  estimatedRows: number;
+  owner: string;
+}
+
+export interface Catalog {
+  /** Every ordinary and partitioned table of the schemas read, sorted by name. */
+  tables: CatalogTable[];
+  /** The schemas read. */
+  schemas: string[];
+  /** Installed extensions by name (`citus`, ...). */
+  extensions: string[];
+}
+
+// ---------------------------------------------------------------------------------------
+// The model, as kept in tenantify.config.json under `tenancy` (model.ts validates it)
+// ---------------------------------------------------------------------------------------
+
+export type UnresolvedPolicy = 'fail' | 'delete' | 'keep';
+export type ConflictPolicy = 'fail' | 'detach' | 'delete' | 'keep';
+
+export interface TenantTableConfig {
+  /** First-hop columns tried in order, overriding the shortest path. */
+  via?: string[];
+  unresolved?: UnresolvedPolicy;
+  /** Policy per first-hop column of a consistency edge. */
+  conflicts?: Record<string, ConflictPolicy>;
+}
+
+export type TableConfig = 'global' | 'ignore' | TenantTableConfig;
+
+export interface TenancyConfig {
+  owner: string;
+  /** Default `organizations`. */
+  tenants?: string;
+  /** Default: the tenants table's singular + `_id`. */
+  key?: string;
+  /** Default `app.tenant_id`. */
+  setting?: string;
+  /** Default false. */
+  rls?: boolean;
+  tables?: Record<string, TableConfig>;
+}
+
+// ---------------------------------------------------------------------------------------
+// The analysis: what the foreign-key graph says of every table (graph.ts)
+// ---------------------------------------------------------------------------------------
+
+/** One foreign key followed from a table to the table it references. */
+export interface Hop {
+  table: TableName;
+  columns: string[];
+  references: TableName;
+  referencedColumns: string[];
+  /** Some column of the hop is nullable. */
+  nullable: boolean;
+  /** The foreign key constraint's name. */
+  constraint: string;
+}
+
+export type TableRole = 'owner' | 'tenant' | 'global' | 'ignore';
+
+/** A foreign key between tenant tables (or to the owner) other than the derivation's first hop. */
+export interface ConsistencyEdge {
+  columns: string[];
+  references: TableName;
+  referencedColumns: string[];
+  constraint: string;
+  nullable: boolean;
+  selfReference: boolean;
+  /** From the model; `fail` when it says nothing. */
+  policy: ConflictPolicy;
+  /** Exact count of conflicting rows (analyze with data only). */
+  conflicts?: number;
+}
+
+export interface TableAnalysis {
+  table: TableName;
+  role: TableRole;
+  /** Tenant tables: the derivation path to the owner, first hop first. Empty otherwise. */
+  via: Hop[];
+  /** Tenant tables whose path has a nullable hop: the other paths, tried in order (COALESCE). */
+  fallbacks: Hop[][];
+  consistency: ConsistencyEdge[];
+  /** Tenant tables: the policy for rows no path resolves. */
+  unresolvedPolicy: UnresolvedPolicy;
+  /** Tables that reference this one (global tables: which tenant tables use them). */
+  referencedBy: TableName[];
+  /** Hops to the owner along `via` (owner 0; global and ignored tables -1). */
+  depth: number;
+  estimatedRows: number;
+  /** Exact count of rows no path resolves (analyze with data only). */
+  unresolved?: number;
+}
+
+export interface Hint {
+  table: TableName;
+  column?: string;
+  hint: string;
+}
+
+/** The resolved model: every default filled in, every table placed. */
+export interface TenancyAnalysis {
+  owner: TableName;
+  tenants: TableName;
+  /** The tenants table exists already (else the plan creates it). */
+  tenantsExists: boolean;
+  /** The owner is the tenants table: no table created, the owner's primary key plays the key there. */
+  ownerIsTenants: boolean;
+  key: string;
+  setting: string;
+  rls: boolean;
+  /** Every table of the schemas read, parents before children (owner first, then tenant tables by depth, then global and ignored). */
+  tables: TableAnalysis[];
+  hints: Hint[];
+}
