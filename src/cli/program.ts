@@ -82,6 +82,47 @@ export function buildProgram(): Command {
     .option('--junit <file>', 'write a JUnit report')
     .action(action(() => import('./commands/rehearse.js')));
 
+  withCommonOptions(program.command('lint'))
+    .description("risky DDL per unit: squawk's rules and tenantify's own")
+    .action(action(() => import('./commands/lint.js')));
+
+  withCommonOptions(program.command('repair'))
+    .description("accept an applied unit's edited file (new checksum, new verify queries), recorded with who, when and why")
+    .argument('<unit>', 'the applied unit whose file was edited on purpose')
+    .requiredOption('--reason <text>', 'why the file changed (kept in the ledger)')
+    .action(action(() => import('./commands/repair.js')));
+
+  const tenancy = program.command('tenancy').description('the tenancy model: analyze | scaffold | check (see TENANCY.md)');
+  const modelOptions = (command: Command): Command =>
+    withCommonOptions(command)
+      .option('--owner <table>', "the legacy table whose rows become tenants (else the config's tenancy.owner)")
+      .option('--tenants <table>', 'the tenant table (default organizations)')
+      .option('--key <column>', "the tenant key column (default: the tenant table's singular + _id)")
+      .option('--schema <names...>', 'schemas to read (default: every schema but the system ones and the ledger)');
+
+  modelOptions(tenancy.command('analyze'))
+    .description('how each table finds its tenant, from the foreign-key graph and the data')
+    .option('--fixture <file>', 'load this SQL file into a throwaway PostgreSQL and analyze that')
+    .option('--no-data', 'catalog only: skip the counts of unresolved rows and conflicts')
+    .option('--write', 'store the model in tenantify.config.json (other keys kept)')
+    .addOption(new Option('--format <format>', 'draw the graph instead of the table').choices(['table', 'mermaid', 'dot']))
+    .action(action(() => import('./commands/tenancy-analyze.js')));
+
+  modelOptions(tenancy.command('check'))
+    .description('prove isolation: data, catalog and (--as ROLE) a live probe')
+    .option('--fixture <file>', 'load this SQL file into a throwaway PostgreSQL and check that')
+    .option('--as <role>', 'probe as this role, in transactions that are always rolled back')
+    .option('--strict', 'warnings count as failures too (exit 3)')
+    .option('--rule <rules...>', 'only these rules')
+    .option('--table <tables...>', 'only these tables')
+    .action(action(() => import('./commands/tenancy-check.js')));
+
+  modelOptions(tenancy.command('scaffold'))
+    .description('write the whole tenant upgrade plan as units, safe on a live database')
+    .option('--composite', 'unique (key, id) on referenced tenant tables and foreign keys that include the key')
+    .option('--rls', 'enable and force row level security with a policy on the key')
+    .action(action(() => import('./commands/tenancy-scaffold.js')));
+
   return program;
 }
 

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { PlanError } from '../errors.js';
+import { tenancySchema } from '../tenancy/model.js';
 import { durationSchema } from './directives.js';
 
 const identifier = z.string().check(z.regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case SQL identifier'));
@@ -37,6 +38,8 @@ export const configSchema = z.strictObject({
     {},
   ),
   guards: z._default(z.array(guardSchema), []),
+  /** The tenancy model (TENANCY.md): read by `tenancy analyze`, `scaffold` and `check`. */
+  tenancy: z.optional(tenancySchema),
 });
 
 export type Config = z.infer<typeof configSchema>;
