@@ -6,7 +6,7 @@ import { connect, withSession, type Session } from '../db/connection.js';
 import { Ledger } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { restoreSnapshot, snapshotDirectory, type SnapshotManifest } from '../db/snapshot.js';
-import { UsageError } from '../errors.js';
+import { isTenantifyError, UsageError } from '../errors.js';
 import { loadConfig } from '../plan/config.js';
 
 export interface SnapshotEntry extends SnapshotManifest {
@@ -44,7 +44,8 @@ export async function restoreUnitSnapshot(options: { dir: string; url: string | 
       try {
         await restoreSnapshot(session, manifest);
       } catch (error) {
-        await ledger.event(runId, options.unit, 'snapshot_restore_failed', { file: manifest.file, message: (error as Error).message });
+        const details = isTenantifyError(error) ? error.details : [];
+        await ledger.event(runId, options.unit, 'snapshot_restore_failed', { file: manifest.file, tables: manifest.tables, message: (error as Error).message, details });
         await ledger.finishRun(runId, 'failed', (error as { exitCode?: number }).exitCode ?? 1);
         throw error;
       }

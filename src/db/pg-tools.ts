@@ -1,10 +1,17 @@
 /**
- * pg_dump, pg_restore and psql as child processes. Credentials travel in the child's
- * environment (PGPASSWORD...), never in an argument list that `ps` would show.
+ * pg_dump, pg_restore and psql (and the throwaway server's initdb and pg_ctl) as child
+ * processes: the one module that starts them. Credentials travel in the child's environment
+ * (PGPASSWORD...), never in an argument list that `ps` would show.
+ *
+ * What flows between the tools and the database is bytes, never decoded: a dump is streamed
+ * from pg_restore into psql with back-pressure, so memory stays flat whatever the table's
+ * size, and a multi-byte character that straddles two pipe reads arrives whole. Text is made
+ * only of what is small and read whole (stderr for messages).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { redact } from './redact.js';
 
 export type PgTool = 'pg_dump' | 'pg_restore' | 'psql';
@@ -58,26 +65,177 @@ export function findPgTool(tool: PgTool, env: NodeJS.ProcessEnv = process.env): 
 
 const found = new Map<string, { path: string; major: number; version: string } | undefined>();
 
-export interface ToolResult {
-  stdout: string;
-  stderr: string;
+/** A program to run: its path, arguments and environment (libpqEnvironment's, for the client tools). */
+export interface ToolCommand {
+  path: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Run as this user (the throwaway server's programs when tenantify runs as root). */
+  user?: { uid: number; gid: number } | undefined;
 }
 
-export function runPgTool(path: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<ToolResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(path, args, { env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new Error(redact(`${path.split('/').pop()} failed (exit ${code}): ${stderr.trim().slice(-2000)}`)));
-    });
-    if (input !== undefined && child.stdin) {
-      child.stdin.on('error', () => {});
-      child.stdin.end(input);
+/** How one program failed: "exit 3", "killed by SIGSEGV", "could not start: ENOENT", with the end of its stderr. */
+export interface ToolFailure {
+  program: string;
+  outcome: string;
+  stderr: string;
+  /** When it ended (performance.now()): of two that failed, the first is the cause. */
+  at: number;
+}
+
+/** One or more programs failed; the message is one line per program, redacted. */
+export class ToolError extends Error {
+  constructor(readonly failures: ToolFailure[]) {
+    super(failures.map(describeFailure).join('\n'));
+    this.name = 'ToolError';
+  }
+
+  /** The line of stderr that says what went wrong (the first ERROR), for a one-line message. */
+  get summary(): string {
+    const first = this.failures[0];
+    if (!first) return 'failed';
+    const lines = first.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+    const line = lines.find((l) => /\b(ERROR|FATAL|error):/.test(l)) ?? lines[lines.length - 1];
+    return redact(line ? line.slice(0, 500) : `${first.program} failed (${first.outcome})`);
+  }
+}
+
+function describeFailure(failure: ToolFailure): string {
+  const stderr = failure.stderr.length > 2000 ? `...${failure.stderr.slice(-2000)}` : failure.stderr;
+  return redact(`${failure.program} failed (${failure.outcome})${stderr ? `: ${stderr}` : ''}`);
+}
+
+/** stderr kept for messages: its last bytes only (a tool can be chatty), decoded once at the end. */
+const stderrLimit = 8 * 1024;
+
+class StderrTail {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private dropped = false;
+
+  add(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    while (this.bytes - (this.chunks[0]?.length ?? 0) >= stderrLimit) {
+      this.bytes -= (this.chunks.shift() as Buffer).length;
+      this.dropped = true;
     }
+  }
+
+  text(): string {
+    let all = Buffer.concat(this.chunks);
+    if (all.length > stderrLimit) {
+      all = all.subarray(all.length - stderrLimit);
+      this.dropped = true;
+    }
+    // Cut where a character starts: skip UTF-8 continuation bytes left by the cut.
+    let start = 0;
+    if (this.dropped) while (start < all.length && ((all[start] as number) & 0xc0) === 0x80) start++;
+    return `${this.dropped ? '...' : ''}${all.subarray(start).toString('utf8')}`.trim();
+  }
+}
+
+interface Running {
+  program: string;
+  child: ChildProcess;
+  stderr: StderrTail;
+  /** Set when this module ended the process (the other side of a stream failed first). */
+  killed: boolean;
+  /** Settles (never rejects) once the process has exited and closed its output: undefined when it succeeded. */
+  done: Promise<ToolFailure | undefined>;
+}
+
+function start(command: ToolCommand, stdin: 'pipe' | 'ignore', stdout: 'pipe' | 'ignore'): Running {
+  const program = command.path.split('/').pop() ?? command.path;
+  const child = spawn(command.path, command.args, {
+    env: command.env,
+    stdio: [stdin, stdout, 'pipe'],
+    ...(command.cwd ? { cwd: command.cwd } : {}),
+    ...(command.user ?? {}),
   });
+  const stderr = new StderrTail();
+  child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));
+  // A pipe the other side closed early is told by the exit codes, not by an unhandled EPIPE.
+  child.stdin?.on('error', () => {});
+  const done = new Promise<ToolFailure | undefined>((resolve) => {
+    child.once('error', (error) => resolve({ program, outcome: `could not start: ${error.message}`, stderr: '', at: performance.now() }));
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve(undefined);
+      else resolve({ program, outcome: signal ? `killed by ${signal}` : `exit ${code}`, stderr: stderr.text(), at: performance.now() });
+    });
+  });
+  return { program, child, stderr, killed: false, done };
+}
+
+function kill(running: Running): void {
+  if (running.child.exitCode !== null || running.child.signalCode !== null) return;
+  running.killed = true;
+  running.child.kill('SIGKILL');
+}
+
+/**
+ * Runs a program to its end, with `input` on its stdin when given. Its stdout comes back as
+ * bytes, whole: only for small outputs (a few views' definitions, --version); a dump goes to
+ * a file (-f) or through streamThrough. Throws ToolError when it fails.
+ */
+export async function runTool(command: ToolCommand, input?: Buffer | string): Promise<{ stdout: Buffer; stderr: string }> {
+  const running = start(command, input === undefined ? 'ignore' : 'pipe', 'pipe');
+  const stdout: Buffer[] = [];
+  running.child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+  if (input !== undefined) running.child.stdin?.end(input);
+  const failure = await running.done;
+  if (failure) throw new ToolError([failure]);
+  return { stdout: Buffer.concat(stdout), stderr: running.stderr.text() };
+}
+
+/**
+ * `source | sink`, with `before` and `after` around the source's output: the sink (psql)
+ * reads `before`, then the source's stdout (pg_dump, pg_restore) as it comes, then `after`.
+ * Bytes throughout, never decoded, with back-pressure: a slow sink slows the source, and
+ * memory holds a few pipe buffers whatever the size of the stream.
+ *
+ * `after` is written, and the sink's input ended, only once the source has exited 0. When the
+ * source fails, the sink is killed before its input ends: a psql that commits at the end of
+ * its input (--single-transaction, or a COMMIT in `after`) never sees that end, and the
+ * server rolls its transaction back when the connection drops. When the sink fails (psql
+ * stops at an error), the source is killed. Throws ToolError naming the program that failed
+ * first; one killed here because of the other is not named.
+ */
+export async function streamThrough(source: ToolCommand, sink: ToolCommand, around: { before?: Buffer | string; after?: Buffer | string } = {}): Promise<void> {
+  const to = start(sink, 'pipe', 'ignore');
+  const from = start(source, 'ignore', 'pipe');
+  const sourceOutput = from.child.stdout;
+  const sinkInput = to.child.stdin;
+  if (!sourceOutput || !sinkInput) throw new Error('the tools were started without pipes');
+  let sourceFailure: ToolFailure | undefined;
+  async function* feed(): AsyncGenerator<Buffer> {
+    if (around.before !== undefined) yield Buffer.from(around.before);
+    for await (const chunk of sourceOutput as AsyncIterable<Buffer>) yield chunk;
+    sourceFailure = await from.done;
+    if (sourceFailure) {
+      kill(to);
+      throw new ToolError([sourceFailure]);
+    }
+    if (around.after !== undefined) yield Buffer.from(around.after);
+  }
+  // The sink failing first shows as an error writing to its input (EPIPE): its exit says why.
+  const streamed = await pipeline(feed, sinkInput).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  if (streamed !== undefined) {
+    kill(from);
+    sourceOutput.destroy();
+  }
+  const [sinkFailure, sourceEnd] = await Promise.all([to.done, from.done]);
+  sourceFailure ??= sourceEnd;
+  const failures = [
+    ...(sourceFailure && !from.killed ? [sourceFailure] : []),
+    ...(sinkFailure && !to.killed ? [sinkFailure] : []),
+  ].sort((a, b) => a.at - b.at);
+  if (failures.length > 0) throw new ToolError(failures);
+  if (streamed !== undefined) {
+    throw new ToolError([{ program: to.program, outcome: `its input broke: ${(streamed as Error).message}`, stderr: to.stderr.text(), at: performance.now() }]);
+  }
 }

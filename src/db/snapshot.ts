@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { UnitFailedError, UsageError } from '../errors.js';
 import type { SnapshotScope, Unit } from '../plan/types.js';
 import type { Session } from './connection.js';
-import { findPgTool, libpqEnvironment, runPgTool } from './pg-tools.js';
+import { findPgTool, libpqEnvironment, runTool, streamThrough, ToolError } from './pg-tools.js';
 
 export interface SnapshotManifest {
   unit: string;
@@ -136,7 +136,7 @@ export class SnapshotTaker {
     }
     if (resolved.scope === 'schema') args.push('--schema-only');
     for (const table of resolved.tables) args.push('-t', table.name);
-    await runPgTool(pgDump.path, args, this.env);
+    await runTool({ path: pgDump.path, args, env: this.env });
     if (format === 'directory') await restrictTree(file);
     const { bytes, sha256 } = await fingerprint(file);
     return {
@@ -198,6 +198,14 @@ export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
  * views and materialized views built on them), restored from the dump (definition, data,
  * indexes, constraints, triggers, policies, sequences), and those foreign keys and views
  * are created again as they were just before the restore (materialized views refreshed).
+ *
+ * pg_restore's script streams into psql as bytes (streamThrough), between what the restore
+ * adds before it (BEGIN, the DROP) and after it (the foreign keys, the views, COMMIT): memory
+ * stays flat whatever the table's size, and the data arrives byte for byte. `pg_restore -d`
+ * could not run the DROP and the foreign keys in its transaction, and psql's own
+ * --single-transaction would commit at the end of its input even when pg_restore died
+ * half-way: the COMMIT is written only once pg_restore has exited 0, and psql is killed
+ * (the server rolls back) when it has not.
  */
 export async function restoreSnapshot(session: Session, manifest: SnapshotManifest): Promise<void> {
   if (manifest.scope === 'schema') {
@@ -208,22 +216,55 @@ export async function restoreSnapshot(session: Session, manifest: SnapshotManife
   const psql = findPgTool('psql');
   if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
   const env = libpqEnvironment(session.url);
-  const restoreArgs = manifest.scope === 'full' ? ['--clean', '--if-exists', '-f', '-', manifest.file] : ['-f', '-', manifest.file];
-  const script = (await runPgTool(pgRestore.path, restoreArgs, env)).stdout;
-  const incoming = manifest.scope === 'tables' ? await incomingForeignKeys(session, manifest.tables) : [];
-  const existing = manifest.scope === 'tables' ? await existingTables(session, manifest.tables) : [];
-  const views = manifest.scope === 'tables' ? await dependentViews(session, manifest.tables) : [];
-  const before = existing.length > 0 ? `DROP TABLE ${existing.join(', ')} CASCADE;\n` : '';
-  const after = incoming.map((fk) => `ALTER TABLE ${fk.table} ADD CONSTRAINT ${quote(fk.name)} ${fk.definition};`).join('\n');
-  const viewsScript = views.length > 0 ? await dumpViews(views, env) : '';
   try {
-    await runPgTool(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', '-'], env, `SET client_min_messages = warning;\n${before}${script}\n${after}\n${viewsScript}\n`);
+    const plan = manifest.scope === 'tables' ? await aroundTables(session, manifest.tables, env) : aroundDatabase;
+    await streamThrough(
+      { path: pgRestore.path, args: [...plan.restoreArgs, '-f', '-', manifest.file], env },
+      { path: psql.path, args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env },
+      plan,
+    );
   } catch (error) {
-    throw new UnitFailedError(`restoring the snapshot of ${manifest.unit} failed; it ran in one transaction, so nothing changed`, {
-      details: [(error as Error).message],
+    if (!(error instanceof ToolError)) throw error;
+    const what = manifest.scope === 'tables' ? manifest.tables.join(', ') : 'the whole database';
+    throw new UnitFailedError(`restoring the snapshot of ${manifest.unit} (${what}) failed: ${error.summary}; it ran in one transaction, so nothing changed`, {
+      details: error.message.split('\n'),
       hint: `the snapshot file is ${manifest.file}; a DBA can inspect it with pg_restore -l`,
     });
   }
+}
+
+interface RestorePlan {
+  restoreArgs: string[];
+  before: Buffer;
+  after: Buffer;
+}
+
+/**
+ * A whole-database snapshot: pg_restore writes the transaction itself (BEGIN first, COMMIT
+ * last), which also keeps it from wrapping large objects in transactions of their own.
+ */
+const aroundDatabase: RestorePlan = {
+  restoreArgs: ['--clean', '--if-exists', '--single-transaction'],
+  before: Buffer.from('SET client_min_messages = warning;\n'),
+  after: Buffer.alloc(0),
+};
+
+/**
+ * Some tables (pg_dump -t dumps no large objects, so pg_restore's script holds no BEGIN or
+ * COMMIT of its own): what goes before and after it, read from the database as it is now.
+ */
+async function aroundTables(session: Session, tables: string[], env: NodeJS.ProcessEnv): Promise<RestorePlan> {
+  const incoming = await incomingForeignKeys(session, tables);
+  const existing = await existingTables(session, tables);
+  const views = await dependentViews(session, tables);
+  const drop = existing.length > 0 ? `DROP TABLE ${existing.join(', ')} CASCADE;\n` : '';
+  const foreignKeys = incoming.map((fk) => `ALTER TABLE ${fk.table} ADD CONSTRAINT ${quote(fk.name)} ${fk.definition};\n`).join('');
+  const viewsScript = views.length > 0 ? await dumpViews(views, env) : Buffer.alloc(0);
+  return {
+    restoreArgs: [],
+    before: Buffer.from(`SET client_min_messages = warning;\nBEGIN;\n${drop}`),
+    after: Buffer.concat([Buffer.from(`\n${foreignKeys}`), viewsScript, Buffer.from('\nCOMMIT;\n')]),
+  };
 }
 
 async function incomingForeignKeys(session: Session, tables: string[]): Promise<{ table: string; name: string; definition: string }[]> {
@@ -312,11 +353,11 @@ async function objectsLostByDrop(session: Session, tables: string[]): Promise<st
   return result.rows.map((r) => r.what);
 }
 
-/** The views' definitions, comments, grants and owners as pg_dump writes them (materialized views with their REFRESH). */
-async function dumpViews(views: string[], env: NodeJS.ProcessEnv): Promise<string> {
+/** The views' definitions, comments, grants and owners as pg_dump writes them (materialized views with their REFRESH), as bytes. */
+async function dumpViews(views: string[], env: NodeJS.ProcessEnv): Promise<Buffer> {
   const pgDump = findPgTool('pg_dump');
   if (!pgDump) throw new UsageError(`pg_dump is needed to keep the views built on the restored tables (${views.join(', ')})`, 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
-  return (await runPgTool(pgDump.path, ['--no-password', ...views.flatMap((v) => ['-t', v])], env)).stdout;
+  return (await runTool({ path: pgDump.path, args: ['--no-password', ...views.flatMap((v) => ['-t', v])], env })).stdout;
 }
 
 async function existingTables(session: Session, tables: string[]): Promise<string[]> {
