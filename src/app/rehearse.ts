@@ -4,10 +4,9 @@
  *
  *   load → apply → verify → rollback (all) → compare with the loaded state → apply → verify
  */
-import { spawn } from 'node:child_process';
 import { withSession } from '../db/connection.js';
 import { describeDatabase, differences, type DatabaseState } from '../db/compare.js';
-import { findPgTool, libpqEnvironment } from '../db/pg-tools.js';
+import { findPgTool, libpqEnvironment, runTool, streamThrough, ToolError } from '../db/pg-tools.js';
 import { redact } from '../db/redact.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../db/throwaway.js';
 import { UsageError, isTenantifyError } from '../errors.js';
@@ -113,42 +112,20 @@ async function load(options: RehearseOptions, target: string): Promise<void> {
   const psql = findPgTool('psql');
   if (!psql) throw new UsageError('psql was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
   const psqlArgs = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'];
-  if (options.fixture) {
-    await pipe(undefined, { path: psql.path, args: [...psqlArgs, '-f', options.fixture], env: libpqEnvironment(target) });
-    return;
+  try {
+    if (options.fixture) {
+      await runTool({ path: psql.path, args: [...psqlArgs, '-f', options.fixture], env: libpqEnvironment(target) });
+      return;
+    }
+    const pgDump = findPgTool('pg_dump');
+    if (!pgDump) throw new UsageError('pg_dump was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+    const dumpArgs = ['--no-owner', '--no-privileges', '--no-password', ...(options.schemaOnly ? ['--schema-only'] : [])];
+    // pg_dump | psql, bytes streamed: a pg_dump that fails kills psql before its input ends, so nothing half-loaded is committed.
+    await streamThrough({ path: pgDump.path, args: dumpArgs, env: libpqEnvironment(options.sourceUrl) }, { path: psql.path, args: [...psqlArgs, '-f', '-'], env: libpqEnvironment(target) });
+  } catch (error) {
+    if (error instanceof ToolError) throw new Error(`loading the source failed: ${error.message}`);
+    throw error;
   }
-  const pgDump = findPgTool('pg_dump');
-  if (!pgDump) throw new UsageError('pg_dump was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
-  const dumpArgs = ['--no-owner', '--no-privileges', '--no-password', ...(options.schemaOnly ? ['--schema-only'] : [])];
-  await pipe({ path: pgDump.path, args: dumpArgs, env: libpqEnvironment(options.sourceUrl) }, { path: psql.path, args: [...psqlArgs, '-f', '-'], env: libpqEnvironment(target) });
-}
-
-interface Program {
-  path: string;
-  args: string[];
-  env: NodeJS.ProcessEnv;
-}
-
-/** Runs `to`, fed by `from`'s stdout when there is a `from` (pg_dump | psql, streamed). */
-function pipe(from: Program | undefined, to: Program): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const sink = spawn(to.path, to.args, { env: to.env, stdio: [from ? 'pipe' : 'ignore', 'ignore', 'pipe'] });
-    const source = from ? spawn(from.path, from.args, { env: from.env, stdio: ['ignore', 'pipe', 'pipe'] }) : undefined;
-    let errors = '';
-    sink.stderr?.on('data', (d: Buffer) => (errors += d.toString()));
-    source?.stderr?.on('data', (d: Buffer) => (errors += d.toString()));
-    if (source?.stdout && sink.stdin) source.stdout.pipe(sink.stdin);
-    let sourceCode: number | null = 0;
-    const sourceDone = source ? new Promise<void>((r) => source.on('close', (code) => ((sourceCode = code), r()))) : Promise.resolve();
-    sink.on('error', reject);
-    source?.on('error', reject);
-    sink.on('close', (code) => {
-      void sourceDone.then(() => {
-        if (code === 0 && sourceCode === 0) resolve();
-        else reject(new Error(redact(`loading the source failed: ${errors.trim().slice(-2000)}`)));
-      });
-    });
-  });
 }
 
 async function applyStep(options: RehearseOptions, target: string): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {

@@ -5,7 +5,7 @@
  *   3. the local binaries (initdb, pg_ctl) in a temporary directory on a free port.
  * Whatever it made is removed on close, at process exit, and on SIGINT/SIGTERM.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { runtimeImport } from '../runtime-import.js';
+import { runTool } from './pg-tools.js';
 
 export type ThrowawayKind = 'explicit' | 'testcontainers' | 'local';
 
@@ -290,22 +291,13 @@ function unprivilegedOwner(): { uid: number; gid: number } {
   throw new Error('running as root and no unprivileged user (postgres or nobody) exists to run the throwaway server');
 }
 
-function run(server: LocalServer, program: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(server.bin, program), args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LC_ALL: 'C', TZ: 'UTC' },
-      cwd: server.directory,
-      ...(server.owner ?? {}),
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else reject(new Error(`${program} failed (exit ${code}): ${output.trim().slice(-2000)}`));
-    });
+async function run(server: LocalServer, program: string, args: string[]): Promise<void> {
+  await runTool({
+    path: join(server.bin, program),
+    args,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LC_ALL: 'C', TZ: 'UTC' },
+    cwd: server.directory,
+    user: server.owner,
   });
 }
 
