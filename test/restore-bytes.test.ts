@@ -15,10 +15,11 @@ import { schemaDump } from './support/dump.js';
 import { writePlan } from './support/plan-dir.js';
 
 /**
- * 12,000 rows of ~600 bytes in COPY text (~7 MB, a hundred pipe chunks and more). Every row's
- * text is only multi-byte characters in a mix of lengths, behind 0 to 3 ASCII characters that
- * shift the alignment from row to row: wherever a chunk ends inside a text value, it ends inside
- * a character two times in three. `expected.mb` is the untouched copy to compare against.
+ * 12,000 rows, ~10 MB of COPY text: a hundred and more pipe chunks. Every row's text is only
+ * multi-byte characters in a mix of lengths (2, 3 and 4 bytes, and joined emoji), behind 0 to
+ * 3 ASCII characters that shift the alignment from row to row: wherever a chunk ends inside a
+ * text, jsonb or array value, it most often ends inside a character. `expected.mb` is the
+ * untouched copy to compare against.
  */
 const legacy = `
   CREATE TABLE mb (id int PRIMARY KEY, s text NOT NULL, b bytea, j jsonb, a text[]);
