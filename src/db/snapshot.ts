@@ -201,11 +201,12 @@ export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
  *
  * pg_restore's script streams into psql as bytes (streamThrough), between what the restore
  * adds before it (BEGIN, the DROP) and after it (the foreign keys, the views, COMMIT): memory
- * stays flat whatever the table's size, and the data arrives byte for byte. `pg_restore -d`
- * could not run the DROP and the foreign keys in its transaction, and psql's own
- * --single-transaction would commit at the end of its input even when pg_restore died
- * half-way: the COMMIT is written only once pg_restore has exited 0, and psql is killed
- * (the server rolls back) when it has not.
+ * stays flat whatever the table's size, and the data arrives byte for byte. (`pg_restore -d`
+ * could not run the DROP and the foreign keys in its transaction.) The COMMIT is ours, in
+ * what comes after, rather than psql's --single-transaction, which commits at the end of its
+ * input however that end came: it is written only once pg_restore has exited 0. When
+ * pg_restore fails, psql is killed before its input ends and the server rolls back; when psql
+ * stops at an error (ON_ERROR_STOP), the transaction dies with its connection.
  */
 export async function restoreSnapshot(session: Session, manifest: SnapshotManifest): Promise<void> {
   if (manifest.scope === 'schema') {
@@ -228,7 +229,7 @@ export async function restoreSnapshot(session: Session, manifest: SnapshotManife
     const what = manifest.scope === 'tables' ? manifest.tables.join(', ') : 'the whole database';
     throw new UnitFailedError(`restoring the snapshot of ${manifest.unit} (${what}) failed: ${error.summary}; it ran in one transaction, so nothing changed`, {
       details: error.message.split('\n'),
-      hint: `the snapshot file is ${manifest.file}; a DBA can inspect it with pg_restore -l`,
+      hint: `nothing was restored: fix what the error names, then restore again. The snapshot file is ${manifest.file} (\`pg_restore -l\` lists what it holds)`,
     });
   }
 }
