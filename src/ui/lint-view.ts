@@ -34,17 +34,22 @@ export function renderFindings(out: Output, report: LintReport): void {
   const { style } = out;
   if (report.findings.length === 0) return;
   const table = new Table({
-    head: ['unit', 'file:line', 'rule', 'level', 'message', 'source'].map((h) => style.bold(h)),
+    head: ['unit / file:line', 'rule (source)', 'level', 'message and safe rewrite'].map((h) => style.bold(h)),
     style: { head: [], border: [] },
     wordWrap: true,
-    colWidths: [30, 34, 26, 9, 60, 11],
+    colWidths: [46, 38, 9, 64],
   });
   for (const f of report.findings) {
     const level = f.allowed ? style.dim('allowed') : f.level === 'error' ? style.red('error') : style.yellow('warning');
     const message = f.allowed ? `${f.message}\n${style.dim(`allowed: ${f.reason ?? ''}`)}` : f.message;
-    table.push([f.unit, `${f.file}:${f.line}`, f.rule, level, message, f.source]);
+    table.push([hardWrap(`${f.unit}\n${f.file}:${f.line}`, 44), hardWrap(`${f.rule}\n(${f.source})`, 36), level, message]);
   }
   out.line(table.toString());
+}
+
+/** Paths and rule names have no spaces to wrap at: cut them at the column's width. */
+function hardWrap(text: string, width: number): string {
+  return text.split('\n').flatMap((line) => line.match(new RegExp(`.{1,${width}}`, 'g')) ?? ['']).join('\n');
 }
 
 /** "2 errors, 1 warning, 3 allowed" */
