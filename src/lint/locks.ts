@@ -35,7 +35,7 @@ function hasOption(list: unknown, name: string): boolean {
 function foreignKeyTargets(constraints: unknown): string[] {
   if (!Array.isArray(constraints)) return [];
   return constraints
-    .map((c) => (c as { Constraint?: { contype?: string; pktable?: RangeVar } }).Constraint)
+    .map((c) => (c as { Constraint?: { contype?: string; pktable?: RangeVar } } | undefined)?.Constraint)
     .filter((c) => c?.contype === 'CONSTR_FOREIGN' && c.pktable)
     .map((c) => qualifiedName(c?.pktable));
 }

@@ -63,10 +63,12 @@ interface RawFinding {
 export async function runSquawk(cwd: string, files: string[], env: NodeJS.ProcessEnv = process.env): Promise<SquawkRun> {
   const located = locateSquawk(env);
   if ('reason' in located) return { available: false, reason: located.reason };
-  const version = await run(located.path, ['--version'], cwd);
+  // Both at once: the version is for the report, the run is the work.
+  const [version, result] = await Promise.all([
+    run(located.path, ['--version'], cwd),
+    files.length === 0 ? Promise.resolve({ code: 0, stdout: '[]', stderr: '' }) : run(located.path, ['--reporter', 'json', '--assume-in-transaction', ...files], cwd),
+  ]);
   if (version.code !== 0) return { available: false, reason: `${located.path} does not run: ${version.stderr.trim().split('\n')[0] ?? `exit ${version.code}`}` };
-  if (files.length === 0) return { available: true, version: version.stdout.trim().replace(/^squawk\s+/, ''), findings: [] };
-  const result = await run(located.path, ['--reporter', 'json', '--assume-in-transaction', ...files], cwd);
   // 0: nothing found; 1: findings. Anything else is squawk failing.
   let raw: RawFinding[];
   try {
