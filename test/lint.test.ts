@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadProject } from '../src/app/project.js';
 import { blockingFindings, lintPlan } from '../src/lint/lint.js';
-import { strongLockOf } from '../src/lint/locks.js';
 import type { Finding } from '../src/lint/types.js';
 import { runCli } from './support/cli.js';
 import { dropAfterAll, freshDatabase, query } from './support/db.js';
@@ -85,26 +84,22 @@ describe('lint rules (no database)', () => {
   });
 
   it('knows which statements take a strong lock', async () => {
-    const { loadParser, parsedStatements } = await import('../src/lint/trees.js');
-    await loadParser();
-    const lockOf = (sql: string) => {
-      const [s] = parsedStatements({ statements: [{ sql, line: 1, column: 1, hash: '' }] } as never);
-      return strongLockOf(s?.tree ?? {})?.mode;
-    };
-    expect(lockOf('CREATE INDEX i ON t (a)')).toBe('SHARE');
-    expect(lockOf('CREATE INDEX CONCURRENTLY i ON t (a)')).toBeUndefined();
-    expect(lockOf('ALTER TABLE t VALIDATE CONSTRAINT c')).toBeUndefined();
-    expect(lockOf('ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id) NOT VALID')).toBe('SHARE ROW EXCLUSIVE');
-    expect(lockOf('TRUNCATE t')).toBe('ACCESS EXCLUSIVE');
-    expect(lockOf('VACUUM FULL t')).toBe('ACCESS EXCLUSIVE');
-    expect(lockOf('VACUUM t')).toBeUndefined();
-    expect(lockOf('REINDEX TABLE t')).toBe('SHARE');
-    expect(lockOf('REINDEX TABLE CONCURRENTLY t')).toBeUndefined();
-    expect(lockOf('DROP TABLE t')).toBe('ACCESS EXCLUSIVE');
-    expect(lockOf('DROP INDEX CONCURRENTLY i')).toBeUndefined();
-    expect(lockOf('CREATE TABLE x (id int REFERENCES users (id))')).toBe('SHARE ROW EXCLUSIVE');
-    expect(lockOf('CREATE TABLE x (id int PRIMARY KEY)')).toBeUndefined();
-    expect(lockOf('LOCK TABLE t IN ACCESS SHARE MODE')).toBeUndefined();
+    const { parsedStatements } = await import('../src/lint/trees.js');
+    const lockOf = async (sql: string) => (await parsedStatements([{ statements: [{ sql, line: 1, column: 1, hash: '' }] }]))[0]?.[0]?.facts.lock?.mode;
+    expect(await lockOf('CREATE INDEX i ON t (a)')).toBe('SHARE');
+    expect(await lockOf('CREATE INDEX CONCURRENTLY i ON t (a)')).toBeUndefined();
+    expect(await lockOf('ALTER TABLE t VALIDATE CONSTRAINT c')).toBeUndefined();
+    expect(await lockOf('ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id) NOT VALID')).toBe('SHARE ROW EXCLUSIVE');
+    expect(await lockOf('TRUNCATE t')).toBe('ACCESS EXCLUSIVE');
+    expect(await lockOf('VACUUM FULL t')).toBe('ACCESS EXCLUSIVE');
+    expect(await lockOf('VACUUM t')).toBeUndefined();
+    expect(await lockOf('REINDEX TABLE t')).toBe('SHARE');
+    expect(await lockOf('REINDEX TABLE CONCURRENTLY t')).toBeUndefined();
+    expect(await lockOf('DROP TABLE t')).toBe('ACCESS EXCLUSIVE');
+    expect(await lockOf('DROP INDEX CONCURRENTLY i')).toBeUndefined();
+    expect(await lockOf('CREATE TABLE x (id int REFERENCES users (id))')).toBe('SHARE ROW EXCLUSIVE');
+    expect(await lockOf('CREATE TABLE x (id int PRIMARY KEY)')).toBeUndefined();
+    expect(await lockOf('LOCK TABLE t IN ACCESS SHARE MODE')).toBeUndefined();
   });
 });
 

@@ -7,8 +7,7 @@ import type { Config } from '../plan/config.js';
 import type { Script, Unit } from '../plan/types.js';
 import { ownRules, ruleSetting, rulesMootInRollbacks, squawkRules, type RuleContext } from './rules.js';
 import { runSquawk, type SquawkRun } from './squawk.js';
-import { loadParser, parsedStatements } from './trees.js';
-import { rowWriteOf } from './locks.js';
+import { parsedStatements } from './trees.js';
 import type { Finding, LintLevel, LintReport } from './types.js';
 
 export interface LintOptions {
@@ -38,11 +37,11 @@ export function lintedFiles(units: Unit[], rollbacks = true): LintedFile[] {
 export async function lintPlan(options: LintOptions): Promise<LintReport> {
   const files = lintedFiles(options.units, options.rollbacks ?? true);
   const squawking = runSquawk(options.directory, files.map((f) => f.script.file), options.env);
-  await loadParser();
-  const parsed = files.map((f) => ({ ...f, statements: parsedStatements(f.script) }));
+  const statements = await parsedStatements(files.map((f) => f.script));
+  const parsed = files.map((f, i) => ({ ...f, statements: statements[i] ?? [] }));
   let tableRows: Map<string, number> | undefined;
   if (options.tableRows) {
-    const written = parsed.filter((f) => !f.script.options.batch).flatMap((f) => f.statements.map((s) => rowWriteOf(s.tree)?.table ?? '')).filter(Boolean);
+    const written = parsed.filter((f) => !f.script.options.batch).flatMap((f) => f.statements.map((s) => s.facts.rowWrite?.table ?? '')).filter(Boolean);
     tableRows = await options.tableRows([...new Set(written)]);
   }
   const context: RuleContext = {

@@ -125,3 +125,19 @@ export function rowWriteOf(stmt: Node): { verb: 'UPDATE' | 'DELETE'; table: stri
   if (del) return { verb: 'DELETE', table: qualifiedName(del.relation) };
   return undefined;
 }
+
+/** What the rules need to know of a statement: small, so it is kept in the split cache. */
+export interface StatementFacts {
+  lock?: StrongLock;
+  created?: string;
+  lockTimeoutMs?: number;
+  rowWrite?: { verb: 'UPDATE' | 'DELETE'; table: string };
+}
+
+export function statementFacts(stmt: Node): StatementFacts {
+  const lock = strongLockOf(stmt);
+  const created = createdTable(stmt);
+  const lockTimeoutMs = lockTimeoutSet(stmt);
+  const rowWrite = rowWriteOf(stmt);
+  return { ...(lock ? { lock } : {}), ...(created ? { created } : {}), ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}), ...(rowWrite ? { rowWrite } : {}) };
+}

@@ -3,14 +3,14 @@
  * rewrite tenantify gives squawk's rules. One entry per rule: a new rule is one addition here.
  */
 import type { Script } from '../plan/types.js';
-import { createdTable, lockTimeoutSet, rowWriteOf, strongLockOf } from './locks.js';
+import type { StatementFacts } from './locks.js';
 import type { LintLevel, RuleSetting } from './types.js';
 
-/** A statement of a file with its parse tree. */
+/** A statement of a file with what its parse tree tells. */
 export interface ParsedStatement {
   line: number;
   sql: string;
-  tree: Record<string, unknown>;
+  facts: StatementFacts;
 }
 
 export interface RuleContext {
@@ -49,10 +49,8 @@ export const ownRules: OwnRule[] = [
       let setInBody = 0;
       const risky: { line: number; text: string }[] = [];
       for (const s of statements) {
-        const timeout = lockTimeoutSet(s.tree);
+        const { lockTimeoutMs: timeout, created: table, lock } = s.facts;
         if (timeout !== undefined) setInBody = timeout;
-        const table = createdTable(s.tree);
-        const lock = strongLockOf(s.tree);
         if (table) created.add(table);
         if (!lock || setInBody > 0) continue;
         const existing = lock.tables.filter((t) => t && !created.has(t));
@@ -78,9 +76,8 @@ export const ownRules: OwnRule[] = [
       const created = new Set<string>();
       const hits: RuleHit[] = [];
       for (const s of statements) {
-        const table = createdTable(s.tree);
+        const { created: table, rowWrite: write } = s.facts;
         if (table) created.add(table);
-        const write = rowWriteOf(s.tree);
         if (!write || created.has(write.table)) continue;
         const rows = context.tableRows.get(write.table);
         if (rows === undefined || rows <= context.largeTableRows) continue;
