@@ -61,6 +61,17 @@ describe('lint rules (no database)', () => {
     expect(blockingFindings(report.findings)).toEqual([]);
   });
 
+  it('reports an allow that covers nothing, at its line', async () => {
+    const dir = writePlan({
+      'migrations/0001_index.sql': `-- tenantify:lock-timeout 5s\n-- tenantify:allow changing-column-type the column type change was moved to 0002\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n`.replace('5s\n', '5s\n-- tenantify:transaction off\n'),
+    });
+    const report = await lintDir(dir);
+    expect(report.findings.map((f) => [f.rule, f.line, f.level, f.source])).toEqual([['unused-allow', 3, 'warning', 'tenantify']]);
+    expect(report.findings[0]?.message).toContain('tenantify:allow changing-column-type');
+    // Without squawk, an allow of squawk's rule cannot be judged.
+    expect((await lintDir(dir, { ...process.env, TENANTIFY_SQUAWK: '/nonexistent/squawk' })).findings).toEqual([]);
+  });
+
   it('is silent on a clean plan: new tables, their indexes, a concurrent index on a live table, a lock timeout from the config', async () => {
     const dir = writePlan({
       'tenantify.config.json': JSON.stringify({ lockTimeout: '2s' }),

@@ -59,6 +59,7 @@ export async function lintPlan(options: LintOptions): Promise<LintReport> {
   }
   const squawk = await squawking;
   raw.push(...squawkFindings(squawk, files));
+  raw.push(...unusedAllows(raw, files, { squawk: squawk.available, tableSizes: tableRows !== undefined }));
   const findings = settle(raw, files, options.config.lint.rules);
   return {
     findings,
@@ -78,6 +79,25 @@ function squawkFindings(squawk: SquawkRun, files: LintedFile[]): Omit<Finding, '
     const rewrite = squawkRules[s.rule]?.rewrite;
     const help = rewrite ? `Instead: ${rewrite}.` : s.help ?? '';
     result.push({ unit: f.unit.id, file: f.script.file, line: s.line, rule: s.rule, message: `${s.message}${help ? ` ${help}` : ''}`, source: 'squawk' });
+  }
+  return result;
+}
+
+/**
+ * An allow that covers no finding has outlived its reason (the statement was fixed, or the
+ * rule is misspelt): said once, so it does not silently cover the next risky statement.
+ * Not judged when the rule could not run (squawk missing, table sizes not read).
+ */
+function unusedAllows(raw: Omit<Finding, 'level' | 'allowed' | 'reason'>[], files: LintedFile[], ran: { squawk: boolean; tableSizes: boolean }): Omit<Finding, 'level' | 'allowed' | 'reason'>[] {
+  const own = new Set(ownRules.map((r) => r.name));
+  const result: Omit<Finding, 'level' | 'allowed' | 'reason'>[] = [];
+  for (const f of files) {
+    for (const allow of f.script.options.allow ?? []) {
+      if (raw.some((r) => r.file === f.script.file && r.rule === allow.rule)) continue;
+      if (!own.has(allow.rule) && !ran.squawk) continue;
+      if (allow.rule === 'unbatched-update-large-table' && !ran.tableSizes) continue;
+      result.push({ unit: f.unit.id, file: f.script.file, line: allow.line, rule: 'unused-allow', message: `\`-- tenantify:allow ${allow.rule}\` covers no finding in this file: remove it (or check the rule's name).`, source: 'tenantify' });
+    }
   }
   return result;
 }

@@ -134,6 +134,6 @@ export const rulesMootInRollbacks = new Set(['ban-drop-table', 'ban-drop-column'
 export function ruleSetting(rule: string, source: 'squawk' | 'tenantify', configured: Record<string, RuleSetting>): RuleSetting {
   const own = configured[rule];
   if (own) return own;
-  if (source === 'tenantify') return ownRules.find((r) => r.name === rule)?.level ?? 'warning';
+  if (source === 'tenantify') return ownRules.find((r) => r.name === rule)?.level ?? 'warning'; // unused-allow: a warning
   return squawkRules[rule]?.level ?? 'warning';
 }
