@@ -1,3 +1,4 @@
+-- tenantify:lock-timeout 5s
 -- Host alerts and the notifications they send, both scoped to an organization.
 CREATE TYPE alert_severity AS ENUM ('INFO', 'WARNING', 'CRITICAL');
 CREATE TYPE alert_status AS ENUM ('OPEN', 'ACKNOWLEDGED', 'RESOLVED');

@@ -1,3 +1,4 @@
+-- tenantify:lock-timeout 5s
 DROP TABLE host_teams;
 DROP TABLE user_teams;
 DROP TABLE teams;

@@ -1,2 +1,3 @@
+-- tenantify:lock-timeout 5s
 DROP TABLE sessions;
 DROP TABLE api_keys;

@@ -1,3 +1,4 @@
+-- tenantify:lock-timeout 5s
 DROP TABLE notifications;
 DROP TABLE alerts;
 DROP TYPE notification_channel;

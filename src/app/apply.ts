@@ -13,6 +13,7 @@ import { autoRollback, ensureAutoRollbackPossible, warrantsAutoRollback } from '
 import { checkGuardsAfter, guardBaseline } from './guards.js';
 import type { RevertReporter } from '../exec/revert.js';
 import { SnapshotTaker, snapshotDirectory } from '../db/snapshot.js';
+import { ensureLintAllows } from '../lint/gate.js';
 
 export interface ApplyOptions {
   dir: string;
@@ -73,6 +74,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       ensureNoDrift(plan);
       const autoRollbackOn = Boolean(options.autoRollback) && !dryRun;
       if (autoRollbackOn) ensureAutoRollbackPossible(plan);
+      await ensureLintAllows(project, plan.toRun.map((e) => e.unit), session, (text) => options.reporter.note(text));
       const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
         directory: snapshotDirectory(project.directory, project.config.snapshotDir),
         parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,

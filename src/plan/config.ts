@@ -38,6 +38,17 @@ export const configSchema = z.strictObject({
     {},
   ),
   guards: z._default(z.array(guardSchema), []),
+  /** Lint (src/lint): `error` makes apply refuse a unit with an error-level finding not allowed; `off` leaves plan and apply silent. */
+  lint: z._default(
+    z.strictObject({
+      level: z._default(z.enum(['warning', 'error', 'off']), 'warning'),
+      /** Per rule: its level, or off. */
+      rules: z._default(z.record(z.string().check(z.regex(/^[a-z][a-z0-9-]*$/, 'a rule name')), z.enum(['warning', 'error', 'off'])), {}),
+      /** unbatched-update-large-table: tables with more rows than this (pg_class.reltuples) want a batch directive. */
+      largeTableRows: z._default(z.int().check(z.minimum(0)), 100_000),
+    }),
+    { level: 'warning', rules: {}, largeTableRows: 100_000 },
+  ),
   /** The tenancy model (TENANCY.md): read by `tenancy analyze`, `scaffold` and `check`. */
   tenancy: z.optional(tenancySchema),
 });

@@ -5,7 +5,7 @@
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 import { PlanError } from '../errors.js';
-import type { BatchDirective, SnapshotScope, UnitOptions } from './types.js';
+import type { BatchDirective, LintAllow, SnapshotScope, UnitOptions } from './types.js';
 
 export const directivePrefix = /^--\s*tenantify:([A-Za-z-]*)\s*(.*?)\s*$/;
 export const sectionNames = ['precheck', 'verify'] as const;
@@ -69,6 +69,10 @@ const directiveSchemas = {
   'statement-timeout': durationSchema,
   retries: z.pipe(z.coerce.number({ error: 'a whole number' }), z.int('a whole number').check(z.minimum(0), z.maximum(100))),
   batch: batchSchema,
+  allow: parsedString((text): Omit<LintAllow, 'line'> | { problem: string } => {
+    const match = /^([a-z][a-z0-9-]*)\s+(\S.*)$/.exec(text);
+    return match ? { rule: match[1] as string, reason: match[2] as string } : { problem: 'a lint rule and why it is safe here: allow <rule> <why>' };
+  }),
 } as const;
 
 export type DirectiveName = keyof typeof directiveSchemas;
@@ -103,7 +107,8 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
       throw new PlanError(file, line, `unknown directive "tenantify:${name}"`, `known directives: ${known}`);
     }
     const previous = seen.get(name);
-    if (previous !== undefined) throw new PlanError(file, line, `directive "tenantify:${name}" is given twice (first on line ${previous})`);
+    // allow may be given once per rule.
+    if (previous !== undefined && name !== 'allow') throw new PlanError(file, line, `directive "tenantify:${name}" is given twice (first on line ${previous})`);
     seen.set(name, line);
     const parsed = directiveSchemas[name as DirectiveName].safeParse(value);
     if (!parsed.success) {
@@ -118,6 +123,7 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
       case 'statement-timeout': options.statementTimeoutMs = v as number; break;
       case 'retries': options.retries = v as number; break;
       case 'batch': options.batch = v as BatchDirective; break;
+      case 'allow': (options.allow ??= []).push({ ...(v as Omit<LintAllow, 'line'>), line }); break;
     }
   }
   return options;

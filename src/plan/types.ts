@@ -24,6 +24,14 @@ export interface UnitOptions {
   statementTimeoutMs: number | undefined;
   retries: number;
   batch: BatchDirective | undefined;
+  /** `-- tenantify:allow <rule> <why>`: lint findings of that rule in this file are accepted, for the reason given. */
+  allow?: LintAllow[];
+}
+
+export interface LintAllow {
+  rule: string;
+  reason: string;
+  line: number;
 }
 
 export interface Statement {

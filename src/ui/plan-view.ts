@@ -4,6 +4,8 @@ import type { Inspection } from '../app/inspect.js';
 import { describeSnapshot, type PlanEntry } from '../plan/planner.js';
 import type { LedgerRun } from '../db/ledger.js';
 import type { Output } from './output.js';
+import type { Finding } from '../lint/types.js';
+import { findingJson } from './lint-view.js';
 import { formatProgress } from './reporter.js';
 
 export function unitJson(entry: PlanEntry) {
@@ -47,7 +49,7 @@ function runJson(run: LedgerRun | undefined) {
   };
 }
 
-export function inspectionJson(inspection: Inspection) {
+export function inspectionJson(inspection: Inspection, findings?: Finding[]) {
   const { plan } = inspection;
   const count = (status: string) => plan.entries.filter((e) => e.status === status).length;
   return {
@@ -68,20 +70,22 @@ export function inspectionJson(inspection: Inspection) {
     },
     lastRun: runJson(inspection.lastRun),
     activeRun: runJson(inspection.active),
+    ...(findings ? { findings: findings.map(findingJson) } : {}),
   };
 }
 
-export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'plan' | 'status'): void {
+export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'plan' | 'status', findings?: Finding[]): void {
   const { style } = out;
   const head = mode === 'plan' ? ['#', 'unit', 'kind', 'status', 'tx', 'snapshot', 'notes'] : ['#', 'unit', 'kind', 'status', 'applied at', 'took', 'progress / error'];
-  const table = new Table({ head: head.map((h) => style.bold(h)), style: { head: [], border: [] }, wordWrap: true, colWidths: mode === 'plan' ? [6, 40, 11, 13, 7, 28, 44] : [6, 40, 11, 13, 21, 9, 44] });
+  const lint = findings ? lintCells(out, findings) : undefined;
+  const table = new Table({ head: [...head, ...(lint ? ['lint'] : [])].map((h) => style.bold(h)), style: { head: [], border: [] }, wordWrap: true, colWidths: [...(mode === 'plan' ? [6, 40, 11, 13, 7, 28, 44] : [6, 40, 11, 13, 21, 9, 44]), ...(lint ? [40] : [])] });
   for (const entry of inspection.plan.entries) {
     const { unit, ledger } = entry;
     const status = statusText(out, entry);
     if (mode === 'plan') {
       const notes = [...(entry.drift ? [style.red(`DRIFT: ${entry.driftReason}`)] : []), ...entry.warnings.map((w) => style.yellow(w))];
       const tx = unit.options.batch ? 'batch' : unit.options.transaction ? 'yes' : style.yellow('off');
-      table.push([String(unit.prefix), unit.id, unit.kind, status, tx, describeSnapshot(unit), notes.join('\n')]);
+      table.push([String(unit.prefix), unit.id, unit.kind, status, tx, describeSnapshot(unit), notes.join('\n'), ...(lint ? [lint.get(unit.id) ?? ''] : [])]);
     } else {
       const appliedAt = ledger?.appliedAt ? ledger.appliedAt.toISOString().replace('T', ' ').slice(0, 19) : '';
       const took = ledger?.durationMs != null ? `${(ledger.durationMs / 1000).toFixed(2)}s` : '';
@@ -99,6 +103,25 @@ export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'pla
     }
   }
   out.line(table.toString());
+}
+
+/** Per unit: its findings as `rule (lines 9, 10)`, a rollback's marked, allowed ones dimmed. */
+function lintCells(out: Output, findings: Finding[]): Map<string, string> {
+  const { style } = out;
+  const groups = new Map<string, { unit: string; finding: Finding; lines: number[] }>();
+  for (const f of findings) {
+    const key = `${f.unit}\0${f.file}\0${f.rule}\0${f.allowed}`;
+    const group = groups.get(key) ?? { unit: f.unit, finding: f, lines: [] };
+    group.lines.push(f.line);
+    groups.set(key, group);
+  }
+  const cells = new Map<string, string[]>();
+  for (const { unit, finding: f, lines } of groups.values()) {
+    const where = `${f.file.startsWith('rollbacks/') ? 'rollback ' : ''}line${lines.length > 1 ? 's' : ''} ${lines.join(', ')}`;
+    const text = f.allowed ? style.dim(`${f.rule} (${where}): allowed`) : (f.level === 'error' ? style.red : style.yellow)(`${f.rule} (${where})`);
+    cells.set(unit, [...(cells.get(unit) ?? []), text]);
+  }
+  return new Map([...cells].map(([unit, lines]) => [unit, lines.join('\n')]));
 }
 
 function statusText(out: Output, entry: PlanEntry): string {

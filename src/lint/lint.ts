@@ -1,0 +1,122 @@
+/**
+ * lintPlan(): squawk's findings and tenantify's own, mapped to unit, file and line, with
+ * the config's levels and the units' `-- tenantify:allow` applied. Reads files and runs
+ * squawk; the rules themselves are pure (rules.ts).
+ */
+import type { Config } from '../plan/config.js';
+import type { Script, Unit } from '../plan/types.js';
+import { ownRules, ruleSetting, rulesMootInRollbacks, squawkRules, type RuleContext } from './rules.js';
+import { runSquawk, type SquawkRun } from './squawk.js';
+import { parsedStatements } from './trees.js';
+import type { Finding, LintLevel, LintReport } from './types.js';
+
+export interface LintOptions {
+  directory: string;
+  config: Config;
+  units: Unit[];
+  /** Also lint the units' rollback files (default true). */
+  rollbacks?: boolean;
+  /** Reads estimated table sizes (a database was given); without it, unbatched-update-large-table is skipped. */
+  tableRows?: (tables: string[]) => Promise<Map<string, number>>;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface LintedFile {
+  unit: Unit;
+  script: Script;
+  rollback: boolean;
+}
+
+export function lintedFiles(units: Unit[], rollbacks = true): LintedFile[] {
+  return units.flatMap((unit) => [
+    ...(unit.format === 'sql' ? [{ unit, script: unit as Script, rollback: false }] : []),
+    ...(rollbacks && unit.rollback?.format === 'sql' ? [{ unit, script: unit.rollback, rollback: true }] : []),
+  ]);
+}
+
+export async function lintPlan(options: LintOptions): Promise<LintReport> {
+  const files = lintedFiles(options.units, options.rollbacks ?? true);
+  const squawking = runSquawk(options.directory, files.map((f) => f.script.file), options.env);
+  const statements = await parsedStatements(files.map((f) => f.script));
+  const parsed = files.map((f, i) => ({ ...f, statements: statements[i] ?? [] }));
+  let tableRows: Map<string, number> | undefined;
+  if (options.tableRows) {
+    const written = parsed.filter((f) => !f.script.options.batch).flatMap((f) => f.statements.map((s) => s.facts.rowWrite?.table ?? '')).filter(Boolean);
+    tableRows = await options.tableRows([...new Set(written)]);
+  }
+  const context: RuleContext = {
+    configLockTimeoutMs: options.config.lockTimeout,
+    tableRows,
+    largeTableRows: options.config.lint.largeTableRows,
+  };
+  const raw: Omit<Finding, 'level' | 'allowed' | 'reason'>[] = [];
+  for (const f of parsed) {
+    for (const rule of ownRules) {
+      for (const hit of rule.check(f.script, f.statements, context)) {
+        raw.push({ unit: f.unit.id, file: f.script.file, line: hit.line, rule: rule.name, message: hit.message, source: 'tenantify' });
+      }
+    }
+  }
+  const squawk = await squawking;
+  raw.push(...squawkFindings(squawk, files));
+  raw.push(...unusedAllows(raw, files, { squawk: squawk.available, tableSizes: tableRows !== undefined }));
+  const findings = settle(raw, files, options.config.lint.rules);
+  return {
+    findings,
+    squawk: squawk.available ? { available: true, version: squawk.version } : { available: false, reason: squawk.reason },
+    tableSizes: tableRows ? 'catalog' : 'skipped',
+  };
+}
+
+function squawkFindings(squawk: SquawkRun, files: LintedFile[]): Omit<Finding, 'level' | 'allowed' | 'reason'>[] {
+  if (!squawk.available) return [];
+  const byFile = new Map(files.map((f) => [f.script.file, f]));
+  const result: Omit<Finding, 'level' | 'allowed' | 'reason'>[] = [];
+  for (const s of squawk.findings) {
+    const f = byFile.get(s.file.replace(/\\/g, '/').replace(/^\.\//, ''));
+    if (!f) continue;
+    if (f.rollback && rulesMootInRollbacks.has(s.rule)) continue;
+    const rewrite = squawkRules[s.rule]?.rewrite;
+    const help = rewrite ? `Instead: ${rewrite}.` : s.help ?? '';
+    result.push({ unit: f.unit.id, file: f.script.file, line: s.line, rule: s.rule, message: `${s.message}${help ? ` ${help}` : ''}`, source: 'squawk' });
+  }
+  return result;
+}
+
+/**
+ * An allow that covers no finding has outlived its reason (the statement was fixed, or the
+ * rule is misspelt): said once, so it does not silently cover the next risky statement.
+ * Not judged when the rule could not run (squawk missing, table sizes not read).
+ */
+function unusedAllows(raw: Omit<Finding, 'level' | 'allowed' | 'reason'>[], files: LintedFile[], ran: { squawk: boolean; tableSizes: boolean }): Omit<Finding, 'level' | 'allowed' | 'reason'>[] {
+  const own = new Set(ownRules.map((r) => r.name));
+  const result: Omit<Finding, 'level' | 'allowed' | 'reason'>[] = [];
+  for (const f of files) {
+    for (const allow of f.script.options.allow ?? []) {
+      if (raw.some((r) => r.file === f.script.file && r.rule === allow.rule)) continue;
+      if (!own.has(allow.rule) && !ran.squawk) continue;
+      if (allow.rule === 'unbatched-update-large-table' && !ran.tableSizes) continue;
+      result.push({ unit: f.unit.id, file: f.script.file, line: allow.line, rule: 'unused-allow', message: `\`-- tenantify:allow ${allow.rule}\` covers no finding in this file: remove it (or check the rule's name).`, source: 'tenantify' });
+    }
+  }
+  return result;
+}
+
+/** Levels from the config (off drops a finding), allows from the file, in file and line order. */
+function settle(raw: Omit<Finding, 'level' | 'allowed' | 'reason'>[], files: LintedFile[], configured: Config['lint']['rules']): Finding[] {
+  const order = new Map(files.map((f, i) => [f.script.file, i]));
+  const allows = new Map(files.map((f) => [f.script.file, f.script.options.allow ?? []]));
+  const findings: Finding[] = [];
+  for (const r of raw) {
+    const setting = ruleSetting(r.rule, r.source, configured);
+    if (setting === 'off') continue;
+    const allow = allows.get(r.file)?.find((a) => a.rule === r.rule);
+    findings.push({ ...r, level: setting as LintLevel, allowed: Boolean(allow), ...(allow ? { reason: allow.reason } : {}) });
+  }
+  return findings.sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line || a.rule.localeCompare(b.rule));
+}
+
+/** Error-level findings no allow covers: what makes `lint` exit 3, and `apply` refuse under lint.level error. */
+export function blockingFindings(findings: Finding[]): Finding[] {
+  return findings.filter((f) => f.level === 'error' && !f.allowed);
+}
