@@ -1,6 +1,7 @@
 import { inspect } from '../../app/inspect.js';
 import { createOutput } from '../../ui/output.js';
-import { inspectionJson, renderUnitsTable } from '../../ui/plan-view.js';
+import { renderUnitsTable } from '../../ui/plan-view.js';
+import { statusJson } from '../../ui/status-view.js';
 import { hasLibpqEnvironment, resolveDatabaseUrl, type CommonOptions } from '../common.js';
 
 export default async function plan(options: CommonOptions): Promise<number> {
@@ -9,7 +10,7 @@ export default async function plan(options: CommonOptions): Promise<number> {
   const offline = !url && !hasLibpqEnvironment();
   const inspection = await inspect({ dir: options.dir, url, offline });
   if (out.json) {
-    out.result(inspectionJson(inspection));
+    out.result(statusJson(inspection));
     return 0;
   }
   const { plan: p } = inspection;
