@@ -177,6 +177,7 @@ async function rollbackStep(options: RehearseOptions, target: string): Promise<O
     const result = await rollback({
       dir: options.dir,
       url: target,
+      all: true,
       reporter: {
         revertStarted: () => {},
         revertDone: () => {},

@@ -66,9 +66,10 @@ export function buildProgram(): Command {
     .action(action(() => import('./commands/verify.js')));
 
   withCommonOptions(program.command('rollback'))
-    .description('revert applied units, newest first')
+    .description('revert applied units, newest first; bare: the newest one')
     .option('--to <id>', 'revert down to this unit (it stays applied)')
     .addOption(new Option('--steps <n>', 'revert this many units').argParser(positiveInt))
+    .option('--all', 'revert every applied unit')
     .option('--from-snapshot', "restore each unit's tables from its snapshot instead of running its rollback file")
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
     .action(action(() => import('./commands/rollback.js')));
