@@ -30,6 +30,11 @@ export interface Output {
   result(document: unknown): void;
   /** A per-step spinner on a terminal; plain lines otherwise. */
   spinner(text: string): Promise<Spinner>;
+  /**
+   * cli-table3's layout: on a terminal, columns of these widths with words wrapped; piped
+   * to another program, rows whole, so `tenantify verify | grep` finds every name.
+   */
+  tableLayout(widths: number[]): { wordWrap?: boolean; colWidths?: number[] };
 }
 
 export function colorEnabled(options: OutputOptions, stream: NodeJS.WriteStream = process.stdout): boolean {
@@ -77,6 +82,7 @@ export function createOutput(options: OutputOptions): Output {
       if (stdoutClosed) return;
       process.stdout.write(`${redact(JSON.stringify(document, null, 2))}\n`);
     },
+    tableLayout: (widths) => (human.isTTY ? { wordWrap: true, colWidths: widths } : {}),
     spinner: async (text) => {
       const interactive = Boolean(process.stderr.isTTY) && !process.env['CI'] && style.level > 0;
       if (!interactive) return plainSpinner(output, text);
