@@ -101,7 +101,7 @@ describe('rollback', () => {
     const applied = await contentFingerprint(url);
     expect(applied).not.toEqual(legacyContent);
 
-    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--yes', '--json']);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--all', '--yes', '--json']);
     expect(result.stderr).not.toContain('error');
     expect(result.code).toBe(0);
     const doc = JSON.parse(result.stdout) as { runId: number; units: { id: string; outcome: string; durationMs: number }[] };
@@ -134,7 +134,7 @@ describe('rollback', () => {
     expect(partly?.n).toBeLessThan(2100);
     expect(await ledgerUnits(url)).toMatchObject({ '0003_assign_hosts': 'failed' });
 
-    const result = await runCli(['rollback', '-d', url, '--dir', writePlan(failing), '--yes', '--json']);
+    const result = await runCli(['rollback', '-d', url, '--dir', writePlan(failing), '--all', '--yes', '--json']);
     expect(result.code).toBe(0);
     expect((JSON.parse(result.stdout) as { units: { id: string }[] }).units.map((u) => u.id)).toEqual(['0003_assign_hosts', '0002_default_organizations', '0001_create_organizations']);
     expect(schemaDump(url)).toEqual(legacySchema);
@@ -184,7 +184,7 @@ describe('rollback', () => {
     const url = await db();
     expect((await apply(url, dir)).code).toBe(0);
     const before = await snapshotOf(url);
-    const result = await runCli(['rollback', '-d', url, '--dir', dir]);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--all']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('rollback reverts 4 units');
     expect(result.stderr).toContain('0004_index_organizations (migration): rollbacks/0004_index_organizations.sql, statement by statement');
@@ -198,7 +198,7 @@ describe('rollback', () => {
     const url = await db();
     expect((await apply(url, dir)).code).toBe(0);
     const before = await snapshotOf(url);
-    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--yes']);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--all', '--yes']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('cannot roll back: units 0003_assign_hosts, 0002_default_organizations have no usable rollback file');
     expect(result.stderr).toContain('0002_default_organizations: no rollback file: write rollbacks/0002_default_organizations.sql');
@@ -217,7 +217,7 @@ DELETE FROM organizations
     });
     const url = await db();
     expect((await apply(url, dir)).code).toBe(0);
-    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--yes']);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--all', '--yes']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('rollback of 0003_assign_hosts failed: update or delete on table "organizations" violates foreign key constraint');
     expect(result.stderr).toContain('at rollbacks/0003_assign_hosts.sql:2:1');
@@ -283,7 +283,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     expect((await apply(url, writePlan(plan))).code).toBe(0);
     const before = await snapshotOf(url);
     const changed = writePlan({ ...plan, 'backfills/0003_assign_hosts.sql': `${plan['backfills/0003_assign_hosts.sql']}-- edited\n` });
-    const result = await runCli(['rollback', '-d', url, '--dir', changed, '--yes']);
+    const result = await runCli(['rollback', '-d', url, '--dir', changed, '--all', '--yes']);
     expect(result.code).toBe(5);
     expect(result.stderr).toContain('drift: applied unit 0003_assign_hosts has changed');
     expect(await snapshotOf(url)).toEqual(before);

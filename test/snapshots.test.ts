@@ -117,7 +117,7 @@ describe('snapshots', () => {
     expect(schemaDump(url)).toBe(schema);
     expect(await contentFingerprint(url)).toEqual(content);
     // rollback --from-snapshot checks every unit's snapshot this way before restoring any.
-    const rollback = await runCli(['rollback', '--from-snapshot', '-d', url, '--dir', dir, '--yes']);
+    const rollback = await runCli(['rollback', '--from-snapshot', '--all', '-d', url, '--dir', dir, '--yes']);
     expect(rollback.code).toBe(2);
     expect(rollback.stderr).toContain('would drop what depends on its tables and is not restored with them: function account_label(accounts)');
     expect(schemaDump(url)).toBe(schema);
@@ -171,7 +171,7 @@ describe('snapshots', () => {
     const sequenceBefore = await sequenceValue(url);
     const dir = writePlan(plan);
     expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
-    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--from-snapshot', '--yes', '--json']);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--from-snapshot', '--all', '--yes', '--json']);
     expect(result.code).toBe(0);
     expect((JSON.parse(result.stdout) as { units: { id: string }[] }).units.map((u) => u.id)).toEqual(['0002_fill', '0001_tier']);
     expect(schemaDump(url)).toBe(schemaBefore);
@@ -191,7 +191,7 @@ describe('snapshots', () => {
     const { rmSync } = await import('node:fs');
     rmSync(m?.file as string);
     const before = await contentFingerprint(url);
-    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--from-snapshot', '--yes']);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--from-snapshot', '--all', '--yes']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`the snapshot of 0001_tier is missing: ${m?.file}`);
     expect(await contentFingerprint(url)).toEqual(before);

@@ -1,4 +1,7 @@
 /** apply(): the programmatic API behind `tenantify apply`. */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, relative } from 'node:path';
 import { connect } from '../db/connection.js';
 import { Ledger } from '../db/ledger.js';
 import { takeRunLock } from '../db/lock.js';
@@ -31,6 +34,8 @@ export interface ApplyOptions {
   autoRollback?: boolean;
   /** How reverts are shown (--auto-rollback); by default as notes of `reporter`. */
   revertReporter?: RevertReporter;
+  /** A warning for the operator (snapshots a git repository would take in); by default a note of `reporter`. */
+  warn?: (text: string) => void;
 }
 
 export interface ApplyResult {
@@ -80,6 +85,10 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
         parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
       });
       await snapshots?.preflight(plan.toRun.map((e) => e.unit));
+      if (snapshots && plan.toRun.length > 0) {
+        const exposed = snapshotsNotIgnored(snapshotDirectory(project.directory, project.config.snapshotDir));
+        if (exposed) (options.warn ?? options.reporter.note)(exposed);
+      }
       await ledger.ensure(state);
       const runId = await ledger.startRun(purpose, { to: options.to ?? null, dryRun, snapshots: !options.noSnapshot, autoRollback: autoRollbackOn });
       // A ledger created just now has no runs to have died.
@@ -125,6 +134,22 @@ export function ensureNoDrift(plan: Plan): void {
     details,
     'restore the applied file as it was (git shows it), and put the change in a new unit; nothing was run',
   );
+}
+
+/**
+ * Snapshots hold the customer's rows: inside a git work tree they must be ignored, or one
+ * `git add .` publishes them. A warning when git says they are not; nothing when the
+ * directory is outside any work tree or git is not installed.
+ */
+export function snapshotsNotIgnored(directory: string): string | undefined {
+  let existing = directory;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const check = spawnSync('git', ['-C', existing, 'check-ignore', '-q', directory], { stdio: 'ignore', timeout: 5000 });
+  // 0: ignored; 1: inside a work tree and not ignored; 128 or no git at all: nothing to say.
+  if (check.status !== 1) return undefined;
+  const top = spawnSync('git', ['-C', existing, 'rev-parse', '--show-toplevel'], { encoding: 'utf8', timeout: 5000 }).stdout?.trim() || existing;
+  const shown = relative(top, directory) || '.';
+  return `warning: snapshots hold the tables' data and go to ${directory}, inside the git work tree ${top} and not ignored by git: add \`${shown}/\` to its .gitignore (tenantify init writes one), or set snapshotDir outside it`;
 }
 
 /** The ledger's word for how a run ended, from the error that ended it. */

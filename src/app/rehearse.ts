@@ -2,7 +2,7 @@
  * rehearse(): the whole round trip on a throwaway PostgreSQL. The source is only read
  * (pg_dump), never written: the ledger exists only in the throwaway.
  *
- *   load → apply → verify → rollback (all) → compare with the loaded state → apply → verify
+ *   load → apply → verify → rollback (what it applied) → compare with the loaded state → apply → verify
  */
 import { withSession } from '../db/connection.js';
 import { describeDatabase, differences, type DatabaseState } from '../db/compare.js';
@@ -20,6 +20,8 @@ export interface RehearseOptions {
   dir: string;
   /** A live source database, copied with pg_dump. */
   sourceUrl?: string | undefined;
+  /** Or the one the libpq variables (PGHOST, PGDATABASE...) name. */
+  sourceFromEnvironment?: boolean;
   schemaOnly?: boolean;
   /** Or a SQL file loaded with psql. */
   fixture?: string | undefined;
@@ -50,11 +52,12 @@ export interface RehearseResult {
 }
 
 export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
-  if (!options.sourceUrl === !options.fixture) {
+  const live = Boolean(options.sourceUrl) || Boolean(options.sourceFromEnvironment);
+  if (live === Boolean(options.fixture)) {
     throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql');
   }
   await loadProject(options.dir); // a plan error stops here, before any server starts
-  const major = options.sourceUrl ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => Math.floor(s.serverVersion / 10000)) : undefined;
+  const major = live ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => Math.floor(s.serverVersion / 10000)) : undefined;
   const server = await startThrowawayPostgres({ url: options.targetServerUrl, ...(major ? { majorVersion: major } : {}), log: options.log });
   const steps: RehearseStep[] = [];
   try {
@@ -74,15 +77,22 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       return step.ok;
     };
     let loaded: DatabaseState | undefined;
+    // The units the rehearsal itself applied: the rollback reverts those (a copy that carries
+    // the source's ledger may have some, or all, applied already).
+    let applied = 0;
     const ok =
       (await run('load', async () => {
         await load(options, target);
         loaded = await snapshotState(target);
         return { ok: true, details: [`${loaded.content.size} tables and sequences`] };
       })) &&
-      (await run('apply', () => applyStep(options, target))) &&
+      (await run('apply', async () => {
+        const step = await applyStep(options, target);
+        applied = step.units?.length ?? 0;
+        return step;
+      })) &&
       (await run('verify', () => verifyStep(options, target))) &&
-      (await run('rollback', () => rollbackStep(options, target))) &&
+      (await run('rollback', () => rollbackStep(options, target, applied))) &&
       (await run('compare with the source', async () => {
         const diff = differences(loaded as DatabaseState, await snapshotState(target));
         return { ok: diff.length === 0, details: diff.length === 0 ? ['schema and content are exactly as loaded'] : diff, exitCode: 3 };
@@ -132,7 +142,11 @@ async function applyStep(options: RehearseOptions, target: string): Promise<Omit
   try {
     const result = await apply({ dir: options.dir, url: target, reporter: options.reporter, noSnapshot: true });
     const units = result.units.map((u) => ({ id: u.id, ok: u.outcome === 'applied', durationMs: u.durationMs }));
-    return { ok: true, details: [`${units.length} units applied`], units };
+    const already = result.plan.entries.filter((e) => e.status === 'applied').length;
+    if (units.length === 0 && already > 0 && already === result.plan.entries.length) {
+      return { ok: true, details: [`every unit (${already}) is already applied in the source: its ledger came with the copy, so there is nothing new to rehearse (rehearse a database from before the plan, or --fixture)`], units };
+    }
+    return { ok: true, details: [`${units.length} units applied${already > 0 ? ` (${already} already applied in the source, by its ledger)` : ''}`], units };
   } catch (error) {
     return failed(error);
   }
@@ -149,11 +163,13 @@ async function verifyStep(options: RehearseOptions, target: string): Promise<Omi
   };
 }
 
-async function rollbackStep(options: RehearseOptions, target: string): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {
+async function rollbackStep(options: RehearseOptions, target: string, count: number): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {
+  if (count === 0) return { ok: true, details: ['nothing to revert: the rehearsal applied no unit'], units: [] };
   try {
     const result = await rollback({
       dir: options.dir,
       url: target,
+      steps: count,
       reporter: {
         revertStarted: () => {},
         revertDone: () => {},

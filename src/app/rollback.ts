@@ -1,11 +1,12 @@
 /** rollback(): the programmatic API behind `tenantify rollback`. */
 import { connect, type Session } from '../db/connection.js';
-import { Ledger } from '../db/ledger.js';
+import { Ledger, type LedgerUnit } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { DriftError, UsageError, isTenantifyError } from '../errors.js';
 import { Interrupt } from '../exec/interrupt.js';
 import { notesOnly, restorableSnapshot, revertFromSnapshots, revertUnits, type RevertReport, type RevertReporter } from '../exec/revert.js';
-import { planRollback, planRun, type RollbackEntry, type RollbackPlan } from '../plan/planner.js';
+import { planRollback, planRun, type Plan, type RollbackEntry, type RollbackPlan } from '../plan/planner.js';
+import type { Unit } from '../plan/types.js';
 import { ensureNoDrift, outcomeOf } from './apply.js';
 import { loadProject } from './project.js';
 
@@ -14,6 +15,8 @@ export interface RollbackOptions {
   url: string | undefined;
   steps?: number | undefined;
   to?: string | undefined;
+  /** Every applied unit. Without it, --steps or --to, one unit: the newest. */
+  all?: boolean | undefined;
   reporter: RevertReporter;
   /**
    * Asked once the plan is known and found revertible, before anything is written; false
@@ -49,8 +52,8 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       if ((await ledger.exists()) === undefined) return result;
       await ledger.ensure();
       const state = await ledger.read();
-      ensureNoDrift(planRun(project.units, state.units));
-      const plan = planRollback(project.units, state.units, { steps: options.steps, to: options.to });
+      const plan = rollbackPlan(project.units, state.units, options);
+      ensureNoDriftIn(planRun(project.units, state.units), plan.toRevert);
       ensureRevertible(options.fromSnapshot ? { ...plan, toRevert: plan.toRevert.map((e) => (restorableSnapshot(e) ? { ...e, problem: undefined } : e)) } : plan);
       result.planned = plan.toRevert;
       if (plan.toRevert.length === 0) return result;
@@ -66,7 +69,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
 
 /** The run in the ledger around the reverts: started, dead runs closed, finished with its outcome. */
 async function revertRecorded(session: Session, ledger: Ledger, interrupt: Interrupt, options: RollbackOptions, entries: RollbackEntry[], reports: RevertReport[]): Promise<number> {
-  const runId = await ledger.startRun(options.fromSnapshot ? 'rollback --from-snapshot' : 'rollback', { steps: options.steps ?? null, to: options.to ?? null, fromSnapshot: Boolean(options.fromSnapshot) });
+  const runId = await ledger.startRun(options.fromSnapshot ? 'rollback --from-snapshot' : 'rollback', { steps: options.steps ?? null, to: options.to ?? null, all: Boolean(options.all), fromSnapshot: Boolean(options.fromSnapshot) });
   for (const run of await ledger.closeDeadRuns(runId)) {
     options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; recorded as died`);
     await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
@@ -80,6 +83,37 @@ async function revertRecorded(session: Session, ledger: Ledger, interrupt: Inter
   }
   await ledger.finishRun(runId, 'done', 0);
   return runId;
+}
+
+/**
+ * What to revert: --steps N, --to ID, --all, or by default the newest unit alone (a
+ * rollback of everything is asked for by name, never the result of a forgotten option).
+ */
+export function rollbackPlan(units: Unit[], rows: LedgerUnit[], options: Pick<RollbackOptions, 'steps' | 'to' | 'all'>): RollbackPlan {
+  const chosen = checkRollbackOptions(options);
+  const plan = planRollback(units, rows, { steps: options.steps, to: options.to });
+  if (chosen === 1) return plan;
+  return { toRevert: plan.toRevert.slice(0, 1), kept: [...plan.toRevert.slice(1), ...plan.kept] };
+}
+
+/** How many of --steps, --to and --all were given; more than one is a usage error. */
+export function checkRollbackOptions(options: Pick<RollbackOptions, 'steps' | 'to' | 'all'>): number {
+  const chosen = [options.steps !== undefined, options.to !== undefined, Boolean(options.all)].filter(Boolean).length;
+  if (chosen > 1) throw new UsageError('pass one of --steps, --to and --all', 'bare `tenantify rollback` reverts the newest applied unit; --steps N that many; --to ID down to that unit; --all every one');
+  return chosen;
+}
+
+/**
+ * Drift matters for the units a rollback reverts (their rollback must match what ran), and
+ * for applied units whose files are gone and that came after them (they would be skipped);
+ * an earlier unit's edited file does not block reverting later ones.
+ */
+function ensureNoDriftIn(plan: Plan, toRevert: RollbackEntry[]): void {
+  if (toRevert.length === 0) return;
+  const ids = new Set(toRevert.map((e) => e.unit.id));
+  const at = (row: LedgerUnit): number => (row.appliedAt ?? row.updatedAt).getTime();
+  const oldest = Math.min(...toRevert.map((e) => at(e.ledger)));
+  ensureNoDrift({ ...plan, drifted: plan.drifted.filter((e) => ids.has(e.unit.id)), missing: plan.missing.filter((row) => at(row) >= oldest) });
 }
 
 /** Every unit to revert needs a usable rollback file, and one interrupted attempt must still match its file: checked before anything runs. */

@@ -21,9 +21,19 @@ function action(load: Loader) {
     const command = received[received.length - 1] as Command;
     const options = command.optsWithGlobals() as CommonOptions & Record<string, unknown>;
     const args = command.args;
+    const { handleClosedStdout } = await import('../ui/output.js');
+    handleClosedStdout(isReadOnly(command, args));
     const { runCommand } = await import('./run.js');
     process.exitCode = await runCommand(options, async () => (await load()).default(options, args));
   };
+}
+
+/** Commands that change nothing: a closed stdout ends them at once (see handleClosedStdout). */
+function isReadOnly(command: Command, args: string[]): boolean {
+  const name = command.parent?.name() === 'tenancy' ? `tenancy ${command.name()}` : command.name();
+  if (name === 'snapshots') return (args[0] ?? 'list') === 'list';
+  if (name === 'tenancy analyze') return !command.opts()['write'];
+  return ['plan', 'status', 'verify', 'lint', 'tenancy check'].includes(name);
 }
 
 export function buildProgram(): Command {
@@ -56,9 +66,10 @@ export function buildProgram(): Command {
     .action(action(() => import('./commands/verify.js')));
 
   withCommonOptions(program.command('rollback'))
-    .description('revert applied units, newest first')
+    .description('revert applied units, newest first; bare: the newest one')
     .option('--to <id>', 'revert down to this unit (it stays applied)')
     .addOption(new Option('--steps <n>', 'revert this many units').argParser(positiveInt))
+    .option('--all', 'revert every applied unit')
     .option('--from-snapshot', "restore each unit's tables from its snapshot instead of running its rollback file")
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
     .action(action(() => import('./commands/rollback.js')));

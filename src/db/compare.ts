@@ -10,7 +10,15 @@ export interface DatabaseState {
   objects: Map<string, string>;
   /** "public.users" → "rows:md5". */
   content: Map<string, string>;
+  /**
+   * "public.users" → each row's key (its primary key, else the whole row) → a hash of the
+   * row, for tables of up to rowKeyLimit rows: what names the rows that differ.
+   */
+  rows: Map<string, { key: string; hashes: Map<string, string> }>;
 }
+
+/** Tables larger than this are compared by count and checksum only (their rows would cost too much memory). */
+export const rowKeyLimit = 100_000;
 
 const objectQueries = (exclude: string[]): string => {
   const skip = `NOT IN (${['pg_catalog', 'information_schema', 'pg_toast', ...exclude].map((s) => `'${s.replace(/'/g, "''")}'`).join(', ')})`;
@@ -67,13 +75,16 @@ export async function describeDatabase(client: pg.Client, excludeSchemas: string
     objects.set(row.key, row.def ?? '');
   }
   const content = new Map<string, string>();
+  const rows: DatabaseState['rows'] = new Map();
   const tables = [...objects.entries()].filter(([key, def]) => key.startsWith('table ') && (def === 'table' || def === 'partitioned table'));
   for (const [key] of tables) {
     const name = key.slice('table '.length);
     const result = await client.query<{ n: number; md5: string | null }>(
       `SELECT count(*)::int AS n, md5(string_agg(r::text, E'\\n' ORDER BY r::text)) AS md5 FROM ${name} r`,
     );
-    content.set(name, `${result.rows[0]?.n ?? 0}:${result.rows[0]?.md5 ?? ''}`);
+    const count = result.rows[0]?.n ?? 0;
+    content.set(name, `${count}:${result.rows[0]?.md5 ?? ''}`);
+    if (count <= rowKeyLimit) rows.set(name, await rowHashes(client, name));
   }
   for (const [key, def] of objects) {
     if (def === 'sequence') {
@@ -82,7 +93,25 @@ export async function describeDatabase(client: pg.Client, excludeSchemas: string
       content.set(name, `sequence at ${seq.rows[0]?.v ?? '?'}`);
     }
   }
-  return { objects, content };
+  return { objects, content, rows };
+}
+
+/** Each row by its primary key (else the whole row, hash empty): what changed, what is gone, what is new. */
+async function rowHashes(client: pg.Client, name: string): Promise<{ key: string; hashes: Map<string, string> }> {
+  const pk = await client.query<{ attname: string }>(
+    `SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.n`,
+    [name],
+  );
+  const columns = pk.rows.map((r) => r.attname);
+  const quoted = columns.map((c) => `"${c.replace(/"/g, '""')}"`);
+  const keyExpression = columns.length === 0 ? 'r::text' : columns.length === 1 ? `r.${quoted[0]}::text` : `row(${quoted.map((c) => `r.${c}`).join(', ')})::text`;
+  const hashExpression = columns.length === 0 ? "''" : 'left(md5(r::text), 16)';
+  const result = await client.query<{ k: string; h: string }>(`SELECT ${keyExpression} AS k, ${hashExpression} AS h FROM ${name} r`);
+  const hashes = new Map<string, string>();
+  for (const row of result.rows) hashes.set(row.k, row.h);
+  return { key: columns.length === 0 ? 'row' : columns.join(', '), hashes };
 }
 
 /** What differs between two states, one line each, naming the object or table. */
@@ -99,10 +128,41 @@ export function differences(before: DatabaseState, after: DatabaseState): string
   for (const [table, print] of before.content) {
     const now = after.content.get(table);
     if (now !== undefined && now !== print) {
-      lines.push(print.startsWith('sequence') ? `${table}: ${print}, now ${now}` : `content of ${table} differs: ${describePrint(print)} before, ${describePrint(now)} after`);
+      lines.push(print.startsWith('sequence') ? `${table}: ${print}, now ${now}` : `content of ${table} differs: ${describePrint(print)} before, ${describePrint(now)} after${rowDifferences(before.rows.get(table), after.rows.get(table))}`);
     }
   }
   return lines;
+}
+
+/** How many rows to name per kind of difference. */
+const namedRows = 3;
+
+/** "; changed: id 5, id 17 (and 3 more); gone: ...; new: ..." naming a few rows by key, when both states have them. */
+export function rowDifferences(before: { key: string; hashes: Map<string, string> } | undefined, after: { key: string; hashes: Map<string, string> } | undefined): string {
+  if (!before || !after) return '';
+  const changed: string[] = [];
+  const gone: string[] = [];
+  const added: string[] = [];
+  for (const [key, hash] of before.hashes) {
+    const now = after.hashes.get(key);
+    if (now === undefined) gone.push(key);
+    else if (now !== hash) changed.push(key);
+  }
+  for (const key of after.hashes.keys()) if (!before.hashes.has(key)) added.push(key);
+  const name = (keys: string[]): string => {
+    const shown = keys.sort(naturalOrder).slice(0, namedRows).map((k) => (before.key === 'row' ? k : `${before.key} ${k}`));
+    return `${shown.join(', ')}${keys.length > namedRows ? ` (and ${keys.length - namedRows} more)` : ''}`;
+  };
+  const parts = [
+    ...(changed.length > 0 ? [`changed: ${name(changed)}`] : []),
+    ...(gone.length > 0 ? [`gone: ${name(gone)}`] : []),
+    ...(added.length > 0 ? [`new: ${name(added)}`] : []),
+  ];
+  return parts.length > 0 ? `; ${parts.join('; ')}` : '';
+}
+
+function naturalOrder(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
 }
 
 function describePrint(print: string): string {

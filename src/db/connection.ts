@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
 import { UsageError } from '../errors.js';
+import { parseDatabaseUrl } from './libpq.js';
 import { describeUrl, redact } from './redact.js';
 
 export interface Session {
@@ -40,6 +41,8 @@ export function kyselyOn(client: pg.Client): Kysely<any> {
  * reads the plan and finds the plan wrong.
  */
 export async function connect(url: string | undefined, purpose: string, signal?: AbortSignal): Promise<Session> {
+  // node-pg's own parser would throw a TypeError naming nothing.
+  if (url) parseDatabaseUrl(url);
   const client = new pg.Client({
     ...(url ? { connectionString: url } : {}),
     application_name: `tenantify ${purpose} (${hostname()} pid ${process.pid})`.slice(0, 63),

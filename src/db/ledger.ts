@@ -351,6 +351,33 @@ export class Ledger {
        WHERE id = ${unitId}`.execute(this.db);
   }
 
+  /**
+   * `repair`: an applied unit's file, edited on purpose, becomes what the ledger holds (its
+   * checksum and verify queries), in one statement with the `repaired` event that keeps what
+   * was there before, who, from where and why. Undefined when the unit is not applied.
+   */
+  async repairUnit(runId: number, unit: { id: string; file: string; checksum: string }, verifyChecks: { name: string; sql: string }[], reason: string): Promise<{ previousChecksum: string; at: Date; user: string } | undefined> {
+    const result = await sql<{ previous_checksum: string; at: Date; db_user: string }>`
+      WITH before AS (
+        SELECT id, checksum, file, verify_checks FROM ${this.t('units')} WHERE id = ${unit.id} AND status = 'applied' FOR UPDATE
+      ), state AS (
+        UPDATE ${this.t('units')} u SET checksum = ${unit.checksum}, file = ${unit.file}, verify_checks = ${JSON.stringify(verifyChecks)}::jsonb, updated_at = clock_timestamp()
+          FROM before WHERE u.id = before.id
+        RETURNING u.id
+      ), event AS (
+        INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
+        SELECT ${runId}, before.id, 'repaired', jsonb_build_object(
+                 'reason', ${reason}::text, 'user', current_user, 'host', ${hostname()}::text, 'clientPid', ${process.pid}::int,
+                 'previous', jsonb_build_object('checksum', before.checksum, 'file', before.file, 'verifyChecks', before.verify_checks),
+                 'checksum', ${unit.checksum}::text, 'file', ${unit.file}::text, 'verifyChecks', ${JSON.stringify(verifyChecks)}::jsonb)
+          FROM before JOIN state USING (id)
+        RETURNING at
+      )
+      SELECT before.checksum AS previous_checksum, (SELECT at FROM event) AS at, current_user AS db_user FROM before`.execute(this.db);
+    const row = result.rows[0];
+    return row ? { previousChecksum: row.previous_checksum, at: row.at, user: row.db_user } : undefined;
+  }
+
   async events(unitId?: string, limit = 50): Promise<{ id: number; runId: number | null; unitId: string | null; at: Date; event: string; detail: Record<string, unknown> }[]> {
     const result = await sql<Record<string, unknown>>`
       SELECT * FROM ${this.t('events')} WHERE ${unitId === undefined ? sql`true` : sql`unit_id = ${unitId}`} ORDER BY id DESC LIMIT ${limit}`.execute(this.db);

@@ -11,8 +11,25 @@ import type { Ledger } from './ledger.js';
 /** First key of the pair: tenantify's own namespace among advisory locks. */
 const lockNamespace = 0x7e4a;
 
+/**
+ * The key of a ledger's lock, from its schema's name as PostgreSQL stores it: two names
+ * that PostgreSQL cuts to one schema are one ledger, so they must be one lock.
+ */
 export function lockKey(schema: string): number {
-  return createHash('sha256').update(`tenantify:${schema}`).digest().readUInt32BE(0) & 0x7fffffff;
+  return createHash('sha256').update(`tenantify:${storedIdentifier(schema)}`).digest().readUInt32BE(0) & 0x7fffffff;
+}
+
+/** PostgreSQL's identifier limit: NAMEDATALEN - 1 bytes. */
+const identifierBytes = 63;
+
+/** A name as PostgreSQL keeps it: cut to 63 bytes of UTF-8, at a character's boundary. */
+export function storedIdentifier(name: string): string {
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length <= identifierBytes) return name;
+  let end = identifierBytes;
+  // Back over continuation bytes (10xxxxxx) to the start of the character that does not fit.
+  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
 }
 
 export interface LockHolder {

@@ -12,26 +12,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { toolEnvironment } from './libpq.js';
 import { redact } from './redact.js';
 
 export type PgTool = 'pg_dump' | 'pg_restore' | 'psql';
 
-/** The libpq environment for a connection URL (or the caller's PG* variables when there is none). */
+/** The libpq environment for a connection URL (or the caller's PG* variables when there is none): see toolEnvironment. */
 export function libpqEnvironment(url: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  if (!url) return env;
-  for (const name of ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE', 'PGSSLMODE', 'PGSERVICE']) delete env[name];
-  const u = new URL(url);
-  const host = u.hostname || u.searchParams.get('host');
-  if (host) env['PGHOST'] = decodeURIComponent(host.replace(/^\[|\]$/g, ''));
-  if (u.port) env['PGPORT'] = u.port;
-  if (u.username) env['PGUSER'] = decodeURIComponent(u.username);
-  if (u.password) env['PGPASSWORD'] = decodeURIComponent(u.password);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  if (database) env['PGDATABASE'] = database;
-  const sslmode = u.searchParams.get('sslmode');
-  if (sslmode) env['PGSSLMODE'] = sslmode;
-  return env;
+  return toolEnvironment(url);
 }
 
 /**

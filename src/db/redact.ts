@@ -3,7 +3,9 @@
  * connection string or an error that may contain one goes through here.
  */
 
-const urlPassword = /(postgres(?:ql)?:\/\/[^:/?#@\s]*:)([^@\s]*)(@)/gi;
+// The password runs to the authority's last @ (an unencoded @ in it is still the password's).
+// Any scheme: a mistyped one (postgress://, mysql://) still carries the password.
+const urlPassword = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)([^\s/?#]*)(@)/gi;
 const keywordPassword = /(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi;
 const envPassword = /(\bPGPASSWORD=)(\S+)/g;
 

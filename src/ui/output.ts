@@ -30,6 +30,11 @@ export interface Output {
   result(document: unknown): void;
   /** A per-step spinner on a terminal; plain lines otherwise. */
   spinner(text: string): Promise<Spinner>;
+  /**
+   * cli-table3's layout: on a terminal, columns of these widths with words wrapped; piped
+   * to another program, rows whole, so `tenantify verify | grep` finds every name.
+   */
+  tableLayout(widths: number[]): { wordWrap?: boolean; colWidths?: number[] };
 }
 
 export function colorEnabled(options: OutputOptions, stream: NodeJS.WriteStream = process.stdout): boolean {
@@ -38,11 +43,33 @@ export function colorEnabled(options: OutputOptions, stream: NodeJS.WriteStream 
   return Boolean(stream.isTTY);
 }
 
+let stdoutClosed = false;
+
+/**
+ * A reader that goes away (`tenantify status | head -1`) is no error. A read-only command
+ * ends there, quietly, exit 0, as every Unix tool does; a command that changes the database
+ * goes on to its end (stopping half-way would only leave more to resume) without stdout.
+ * Call once per process, before anything prints.
+ */
+export function handleClosedStdout(readOnly: boolean): void {
+  const closed = (error: NodeJS.ErrnoException): void => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+    stdoutClosed = true;
+    if (readOnly) process.exit(0);
+  };
+  process.stdout.on('error', closed);
+  // stderr closed too (`2>&1 | head`): nothing more can be said, and that is no reason to stop a run.
+  process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+  });
+}
+
 export function createOutput(options: OutputOptions): Output {
   const json = Boolean(options.json);
   const style = new Chalk({ level: colorEnabled(options, json ? process.stderr : process.stdout) ? 1 : 0 });
   const human = json ? process.stderr : process.stdout;
   const write = (stream: NodeJS.WriteStream, text: string): void => {
+    if (stream === process.stdout && stdoutClosed) return;
     stream.write(`${redact(text)}\n`);
   };
   const output: Output = {
@@ -52,8 +79,10 @@ export function createOutput(options: OutputOptions): Output {
     log: (text) => write(process.stderr, text),
     error: (text) => write(process.stderr, text),
     result: (document) => {
+      if (stdoutClosed) return;
       process.stdout.write(`${redact(JSON.stringify(document, null, 2))}\n`);
     },
+    tableLayout: (widths) => (human.isTTY ? { wordWrap: true, colWidths: widths } : {}),
     spinner: async (text) => {
       const interactive = Boolean(process.stderr.isTTY) && !process.env['CI'] && style.level > 0;
       if (!interactive) return plainSpinner(output, text);

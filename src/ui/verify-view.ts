@@ -21,7 +21,7 @@ export function verifyJson(result: VerifyResult) {
 
 export function renderVerifyTable(out: Output, result: VerifyResult): void {
   const { style } = out;
-  const table = new Table({ head: ['unit', 'check', 'result', 'rows returned'].map((h) => style.bold(h)), style: { head: [], border: [] }, wordWrap: true, colWidths: [36, 40, 8, 56] });
+  const table = new Table({ head: ['unit', 'check', 'result', 'rows returned'].map((h) => style.bold(h)), style: { head: [], border: [] }, ...out.tableLayout([36, 40, 8, 56]) });
   for (const unit of result.units) {
     if (unit.checks.length === 0) table.push([unit.id, style.dim('(no verify queries stored)'), '', '']);
     for (const check of unit.checks) table.push([unit.id, check.name, check.ok ? style.green('pass') : style.red('FAIL'), failureCell(out, check)]);

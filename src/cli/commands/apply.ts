@@ -18,7 +18,8 @@ export default async function applyCommand(options: ApplyCliOptions): Promise<nu
   const url = requireDatabase(options);
   const reporter = out.json ? quietReporter(out) : terminalReporter(out, { dryRun: Boolean(options.dryRun) });
   const result = await apply({ dir: options.dir, url, to: options.to, dryRun: Boolean(options.dryRun), noSnapshot: options.snapshot === false, parallel: options.parallel, reporter, handleSignals: true,
-    autoRollback: Boolean(options.autoRollback), revertReporter: out.json ? quietRevertReporter(out) : terminalRevertReporter(out) });
+    autoRollback: Boolean(options.autoRollback), revertReporter: out.json ? quietRevertReporter(out) : terminalRevertReporter(out),
+    warn: (text) => out.log(out.style.yellow(text)) });
   const applied = result.units.filter((u) => u.outcome === 'applied');
   if (out.json) {
     out.result({

@@ -1,4 +1,4 @@
-import { mkdir, writeFile, access } from 'node:fs/promises';
+import { mkdir, writeFile, access, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { CommonOptions } from '../common.js';
 import { createOutput } from '../../ui/output.js';
@@ -36,6 +36,7 @@ export default async function init(options: CommonOptions): Promise<number> {
     await writeFile(path, text);
     created.push(name);
   }
+  if (await ignoreSnapshots(root)) created.push('.gitignore');
   if (out.json) out.result({ directory: root, created });
   else {
     out.line(created.length > 0 ? `Scaffolded ${root}:` : `${root} already has a plan; nothing to add.`);
@@ -43,4 +44,20 @@ export default async function init(options: CommonOptions): Promise<number> {
     if (created.length > 0) out.line('Next: `tenantify plan -d <database>` to see it against your database.');
   }
   return 0;
+}
+
+const ignoreLine = '/.tenantify/';
+
+/**
+ * Snapshots (`.tenantify/snapshots`) hold the tables' data: the plan directory's .gitignore
+ * keeps them out of the repository. True when it was written or extended.
+ */
+async function ignoreSnapshots(root: string): Promise<boolean> {
+  const path = join(root, '.gitignore');
+  const current = await readFile(path, 'utf8').catch(() => undefined);
+  const lines = (current ?? '').split(/\r?\n/).map((l) => l.trim());
+  if (lines.some((l) => l === ignoreLine || l === '.tenantify/' || l === '.tenantify' || l === '/.tenantify')) return false;
+  const block = `# tenantify: pg_dump snapshots of the tables' data, never to be committed\n${ignoreLine}\n`;
+  await writeFile(path, current === undefined ? block : `${current}${current.endsWith('\n') || current === '' ? '' : '\n'}${block}`);
+  return true;
 }

@@ -5,7 +5,8 @@ import { blockingFindings, lintPlan } from '../../lint/lint.js';
 import type { LintReport } from '../../lint/types.js';
 import { squawkMissingNote } from '../../ui/lint-view.js';
 import { createOutput } from '../../ui/output.js';
-import { inspectionJson, renderUnitsTable } from '../../ui/plan-view.js';
+import { renderUnitsTable } from '../../ui/plan-view.js';
+import { statusJson } from '../../ui/status-view.js';
 import { hasLibpqEnvironment, resolveDatabaseUrl, type CommonOptions } from '../common.js';
 
 export default async function plan(options: CommonOptions): Promise<number> {
@@ -23,7 +24,7 @@ export default async function plan(options: CommonOptions): Promise<number> {
     if (note) out.log(out.style.yellow(note));
   }
   if (out.json) {
-    out.result(inspectionJson(inspection, lint?.findings));
+    out.result(statusJson(inspection, lint?.findings));
     return 0;
   }
   const { plan: p } = inspection;

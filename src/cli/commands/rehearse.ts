@@ -3,7 +3,7 @@ import { rehearse } from '../../app/rehearse.js';
 import { junitReport } from '../../ui/junit.js';
 import { createOutput } from '../../ui/output.js';
 import { quietReporter } from '../../ui/reporter.js';
-import { resolveDatabaseUrl, type CommonOptions } from '../common.js';
+import { hasLibpqEnvironment, resolveDatabaseUrl, type CommonOptions } from '../common.js';
 
 interface RehearseCliOptions extends CommonOptions {
   fixture?: string;
@@ -13,9 +13,12 @@ interface RehearseCliOptions extends CommonOptions {
 
 export default async function rehearseCommand(options: RehearseCliOptions): Promise<number> {
   const out = createOutput(options);
+  // Without --fixture, the source is found as every other command finds its database.
+  const sourceUrl = options.fixture ? undefined : resolveDatabaseUrl(options);
   const result = await rehearse({
     dir: options.dir,
-    sourceUrl: options.fixture ? undefined : resolveDatabaseUrl(options),
+    sourceUrl,
+    sourceFromEnvironment: !options.fixture && !sourceUrl && hasLibpqEnvironment(),
     fixture: options.fixture,
     schemaOnly: Boolean(options.schemaOnly),
     targetServerUrl: process.env['TENANTIFY_REHEARSE_SERVER_URL'],

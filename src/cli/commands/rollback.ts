@@ -1,5 +1,4 @@
-import { rollback } from '../../app/rollback.js';
-import { UsageError } from '../../errors.js';
+import { checkRollbackOptions, rollback } from '../../app/rollback.js';
 import { confirmDestructive, hasTerminal } from '../../ui/confirm.js';
 import { createOutput } from '../../ui/output.js';
 import { describeReverts, quietRevertReporter, rollbackJson, terminalRevertReporter } from '../../ui/rollback-view.js';
@@ -9,12 +8,13 @@ import { requireDatabase } from '../target.js';
 interface RollbackCliOptions extends CommonOptions {
   to?: string;
   steps?: number;
+  all?: boolean;
   fromSnapshot?: boolean;
   yes?: boolean;
 }
 
 export default async function rollbackCommand(options: RollbackCliOptions): Promise<number> {
-  if (options.to !== undefined && options.steps !== undefined) throw new UsageError('pass --steps or --to, not both');
+  checkRollbackOptions(options);
   const out = createOutput(options);
   const url = requireDatabase(options);
   const result = await rollback({
@@ -22,6 +22,7 @@ export default async function rollbackCommand(options: RollbackCliOptions): Prom
     url,
     steps: options.steps,
     to: options.to,
+    all: Boolean(options.all),
     fromSnapshot: Boolean(options.fromSnapshot),
     reporter: out.json ? quietRevertReporter(out) : terminalRevertReporter(out),
     handleSignals: true,

@@ -1,6 +1,7 @@
 import { inspect } from '../../app/inspect.js';
 import { createOutput } from '../../ui/output.js';
-import { describeRun, inspectionJson, renderUnitsTable } from '../../ui/plan-view.js';
+import { describeRun, renderUnitsTable } from '../../ui/plan-view.js';
+import { describeDiedRun, statusJson } from '../../ui/status-view.js';
 import type { CommonOptions } from '../common.js';
 import { requireDatabase } from '../target.js';
 
@@ -8,13 +9,14 @@ export default async function status(options: CommonOptions): Promise<number> {
   const out = createOutput(options);
   const inspection = await inspect({ dir: options.dir, url: requireDatabase(options) });
   if (out.json) {
-    out.result(inspectionJson(inspection));
+    out.result(statusJson(inspection));
     return 0;
   }
   out.line(`Ledger of ${inspection.database} (schema ${inspection.ledger.schema}${inspection.ledger.exists ? '' : ': not created yet, nothing applied'})`);
   renderUnitsTable(out, inspection, 'status');
   const applied = inspection.plan.entries.filter((e) => e.status === 'applied').length;
   out.line(`${applied} of ${inspection.plan.entries.length} units applied; ${inspection.plan.toRun.length} to run.`);
-  if (inspection.lastRun) out.line(`Last ${describeRun(inspection.lastRun)}`);
+  if (inspection.died) out.line(`Last ${describeDiedRun(inspection.died)}`);
+  else if (inspection.lastRun) out.line(`Last ${describeRun(inspection.lastRun)}`);
   return 0;
 }

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { connect } from '../src/db/connection.js';
+import { Ledger } from '../src/db/ledger.js';
+import { lockKey, storedIdentifier, takeRunLock } from '../src/db/lock.js';
+import { dropAfterAll, freshDatabase, query } from './support/db.js';
+
+const long = 'ledger_of_the_hosts_to_organizations_upgrade_for_the_eu_region_';
+const first = `${long}a`; // 64 bytes: PostgreSQL keeps the first 63
+const second = `${long}b`;
+const accented = 'é'.repeat(40); // 80 bytes of UTF-8
+
+describe("the run lock's key", () => {
+  const dropLater = dropAfterAll();
+
+  it('comes from the schema name as PostgreSQL stores it', async () => {
+    const db = dropLater(await freshDatabase('lockkey'));
+    const [row] = await query<{ a: string; b: string; c: string }>(db.url, 'SELECT $1::name::text AS a, $2::name::text AS b, $3::name::text AS c', [first, second, accented]);
+    expect(storedIdentifier(first)).toBe(row?.a);
+    expect(storedIdentifier(second)).toBe(row?.b);
+    expect(storedIdentifier(accented)).toBe(row?.c);
+    expect(storedIdentifier('tenantify')).toBe('tenantify');
+    expect(lockKey(first)).toBe(lockKey(second));
+    expect(lockKey(first)).not.toBe(lockKey('tenantify'));
+  });
+
+  it('is one lock for two configurations whose ledger names differ only after byte 63', async () => {
+    const db = dropLater(await freshDatabase('lockkey'));
+    const a = await connect(db.url, 'test a');
+    const b = await connect(db.url, 'test b');
+    try {
+      const release = await takeRunLock(a, new Ledger(a.db, first));
+      await expect(takeRunLock(b, new Ledger(b.db, second))).rejects.toMatchObject({ exitCode: 4, message: expect.stringMatching(/another run holds the lock/) });
+      await release();
+      const again = await takeRunLock(b, new Ledger(b.db, second));
+      await again();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
