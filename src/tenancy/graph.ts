@@ -290,11 +290,16 @@ function derive(graph: Graph, table: TableName): { via: Hop[]; fallbacks: Hop[][
   let via: Hop[] | undefined;
   let fallbacks: Hop[][] = [];
   for (let length = shortest; length <= shortest + fallbackSlack && fallbacks.length < maxFallbacks && budget.left > 0; length++) {
-    const found = pathsOfLength(graph, table, length, false, maxFallbacks * 4, budget);
+    // Of paths as short, those with fewer nullable hops resolve more rows: they go first.
+    const found = pathsOfLength(graph, table, length, false, maxFallbacks * 4, budget).sort((a, b) => nullableHops(a) - nullableHops(b));
     if (!via) via = found.shift();
     if (via) fallbacks = usefulFallbacks(via, [...fallbacks, ...found]);
   }
   return via ? { via, fallbacks } : undefined;
+}
+
+function nullableHops(path: Hop[]): number {
+  return path.filter((hop) => hop.nullable).length;
 }
 
 /**
