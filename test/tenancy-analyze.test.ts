@@ -5,9 +5,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { analyze } from '../src/app/tenancy.js';
 import { loadConfig } from '../src/plan/config.js';
 import { readCatalog } from '../src/tenancy/catalog.js';
+import { analyzeTableText, pathText } from '../src/ui/tenancy-view.js';
 import type { TableAnalysis, TenancyAnalysis } from '../src/tenancy/types.js';
 import { runCli } from './support/cli.js';
-import { contentFingerprint, dropAfterAll, freshDatabase, query } from './support/db.js';
+import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query } from './support/db.js';
 import { writePlan } from './support/plan-dir.js';
 
 async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -330,4 +331,75 @@ describe('tenancy analyze on a legacy schema', () => {
       expect(unknown.stderr).toContain('tenancy.owner: no table named "acounts"');
     });
   });
+});
+
+/**
+ * The seed fixtures, each with its natural owner. Beyond the roles and paths, every
+ * derivation is checked against the catalog, the unresolved counts against a hand-written
+ * query, and each fixture's README against the table the analysis prints now.
+ */
+describe('tenancy analyze on the seed fixtures', () => {
+  const keep = dropAfterAll();
+  const fixtures: { name: string; owner: string; tenants?: string; tenantTables: string[]; paths: Record<string, string>; unresolvedSql?: Record<string, string> }[] = [
+    {
+      name: 'hosts-to-organizations',
+      owner: 'users',
+      tenantTables: ['audit_logs', 'hosts'],
+      paths: { hosts: 'hosts → users', audit_logs: 'audit_logs → users' },
+      unresolvedSql: { audit_logs: 'SELECT count(*)::int AS n FROM audit_logs a WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.user_id)' },
+    },
+    {
+      name: 'restaurant-platform',
+      owner: 'restaurants',
+      tenantTables: ['customers', 'ingredients', 'menu_items', 'menus', 'recipe_ingredients', 'recipes', 'reservations', 'restaurant_staff'],
+      paths: { menu_items: 'menu_items → menus → restaurants', recipe_ingredients: 'recipe_ingredients → ingredients → restaurants', reservations: 'reservations → restaurants' },
+    },
+    { name: 'customers-to-organizations', owner: 'customers', tenantTables: ['usage_events'], paths: { usage_events: 'usage_events → customers' } },
+    {
+      name: 'ai-saas-subscriptions',
+      owner: 'users',
+      tenantTables: ['accounts', 'businesses', 'health_metrics', 'messages'],
+      paths: { health_metrics: 'health_metrics → businesses → users', messages: 'messages → users' },
+    },
+    {
+      name: 'organization-modules',
+      owner: 'organization',
+      tenants: 'organization',
+      tenantTables: ['invitation', 'member', 'team', 'teamMember'],
+      paths: { teamMember: 'teamMember → team → organization', member: 'member → organization' },
+    },
+  ];
+
+  for (const fixture of fixtures) {
+    it(`${fixture.name}: owner ${fixture.owner}`, async () => {
+      const template = keep(await fixtureTemplate(join('fixtures', fixture.name, 'legacy.sql'), 'fxt'));
+      const db = keep(await freshDatabase('fx', template.name));
+      await query(db.url, 'ANALYZE');
+      const { analysis, catalog } = await analyze({ url: db.url, dir: writePlan({}), owner: fixture.owner, tenants: fixture.tenants });
+      const short = (name: string) => name.replace(/^public\./, '');
+      expect(short(analysis.owner)).toBe(fixture.owner);
+      expect(analysis.ownerIsTenants).toBe(fixture.tenants === fixture.owner);
+      expect(analysis.tables.filter((t) => t.role === 'tenant').map((t) => short(t.table)).sort()).toEqual([...fixture.tenantTables].sort());
+      for (const [table, path] of Object.entries(fixture.paths)) expect(pathText(byName(analysis, table).via, short)).toBe(path);
+      // Every hop is a foreign key of the catalog, every path ends at the owner, and every
+      // table left global has no foreign key into a tenant table.
+      const tables = new Map(catalog.tables.map((t) => [t.name, t]));
+      for (const t of analysis.tables) {
+        if (t.role === 'tenant') {
+          expect(t.via.at(-1)?.references).toBe(analysis.owner);
+          expect(t.depth).toBe(t.via.length);
+          for (const hop of t.via) expect(tables.get(hop.table)?.foreignKeys.find((fk) => fk.name === hop.constraint)?.columns).toEqual(hop.columns);
+        }
+        if (t.role === 'global' && t.table !== analysis.tenants) {
+          expect(tables.get(t.table)?.foreignKeys.filter((fk) => ['tenant', 'owner'].includes(byName(analysis, fk.references).role))).toEqual([]);
+        }
+      }
+      for (const [table, sql] of Object.entries(fixture.unresolvedSql ?? {})) {
+        const [row] = await query<{ n: number }>(db.url, sql);
+        expect(byName(analysis, table).unresolved).toBe(row?.n);
+      }
+      const readme = readFileSync(join('fixtures', fixture.name, 'README.md'), 'utf8');
+      expect(readme).toContain(analyzeTableText(analysis, true));
+    });
+  }
 });
