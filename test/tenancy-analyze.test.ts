@@ -94,6 +94,8 @@ describe('readCatalog', () => {
 
     const only = await withClient(db.url, (c) => readCatalog(c, { schemas: ['billing'] }));
     expect(only.tables.map((x) => x.name)).toEqual(['billing.invoices']);
+    // A reference out of the schemas read still names its columns.
+    expect(only.tables[0]?.foreignKeys.map((f) => `${f.columns.join(',')}>${f.references}(${f.referencedColumns.join(',')})`)).toEqual(['account_id>public.accounts(id)']);
     await expect(withClient(db.url, (c) => readCatalog(c, { schemas: ['nope'] }))).rejects.toThrow(/no schema named nope/);
   });
 });
