@@ -354,6 +354,7 @@ describe('analyzeTenancy: the model checked against the catalog', () => {
 
   it('refuses the owner marked global, and one table configured twice', () => {
     expect(run({ tables: { accounts: 'global' } })).toThrow(/tenancy\.tables\.accounts: the owner cannot be "global"/);
+    expect(run({ tables: { accounts: { via: ['id'] } } })).toThrow(/tenancy\.tables\.accounts\.via: the owner takes no path/);
     expect(run({ tables: { tasks: {}, 'public.tasks': {} } })).toThrow(/tenancy\.tables\.public\.tasks: public\.tasks is already configured at tenancy\.tables\.tasks/);
   });
 

@@ -54,6 +54,10 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): Tenancy
   if (typeof ownerOverride?.config === 'string') {
     throw new UsageError(`${ownerOverride.path}: the owner cannot be "${ownerOverride.config}"`, 'the owner is the table whose rows become tenants; remove this entry or choose another owner');
   }
+  if (typeof ownerOverride?.config === 'object' && (ownerOverride.config.via || ownerOverride.config.unresolved)) {
+    const setting = ownerOverride.config.via ? 'via' : 'unresolved';
+    throw new UsageError(`${ownerOverride.path}.${setting}: the owner takes no path (its rows are the tenants)`, `remove "${setting}" from this entry`);
+  }
 
   // The existing tenants table, when it is not the owner, is where the key points: it is
   // not a tenant table (it takes no key) and paths do not pass through it. Of the four

@@ -81,7 +81,7 @@ const asciiChars = {
   left: '|', 'left-mid': '+', mid: '-', 'mid-mid': '+', right: '|', 'right-mid': '+', middle: '|',
 };
 
-export function hintsSummary(analysis: TenancyAnalysis, data: boolean): string {
+export function analyzeSummary(analysis: TenancyAnalysis, data: boolean): string {
   const tenants = analysis.tables.filter((t) => t.role === 'tenant');
   const unresolved = tenants.reduce((n, t) => n + (t.unresolved ?? 0), 0);
   const conflicts = analysis.tables.reduce((n, t) => n + t.consistency.reduce((m, e) => m + (e.conflicts ?? 0), 0), 0);

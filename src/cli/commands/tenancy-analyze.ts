@@ -1,7 +1,7 @@
 import { analyze, modelToWrite, writeTenancyModel } from '../../app/tenancy.js';
-import { ExitCode } from '../../errors.js';
+import { ExitCode, UsageError } from '../../errors.js';
 import { createOutput } from '../../ui/output.js';
-import { analyzeJson, dotGraph, hintsSummary, mermaidGraph, renderAnalyzeTable } from '../../ui/tenancy-view.js';
+import { analyzeJson, dotGraph, analyzeSummary, mermaidGraph, renderAnalyzeTable } from '../../ui/tenancy-view.js';
 import type { CommonOptions } from '../common.js';
 import { requireDatabase } from '../target.js';
 
@@ -18,6 +18,7 @@ interface AnalyzeCliOptions extends CommonOptions {
 
 export default async function tenancyAnalyzeCommand(options: AnalyzeCliOptions): Promise<number> {
   const out = createOutput(options);
+  if (options.fixture && options.databaseUrl) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both');
   const url = options.fixture ? undefined : requireDatabase(options);
   const data = options.data !== false;
   const spinner = data && !options.json ? await out.spinner('reading the catalog') : undefined;
@@ -44,7 +45,7 @@ export default async function tenancyAnalyzeCommand(options: AnalyzeCliOptions):
   else if (options.format === 'mermaid') out.line(mermaidGraph(analysis));
   else if (options.format === 'dot') out.line(dotGraph(analysis));
   else {
-    out.line(`Tenancy of ${result.database}: ${hintsSummary(analysis, result.data)}`);
+    out.line(`Tenancy of ${result.database}: ${analyzeSummary(analysis, result.data)}`);
     renderAnalyzeTable(out, analysis, result.data);
     if (!result.data) out.line(out.style.dim('(--no-data: rows are estimates; unresolved rows and conflicts were not counted)'));
   }
