@@ -7,8 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withSession } from '../db/connection.js';
-import { findPgTool, libpqEnvironment, runPgTool } from '../db/pg-tools.js';
-import { startThrowawayPostgres } from '../db/throwaway.js';
+import { withFixtureDatabase } from '../db/fixture.js';
 import { PlanError, UsageError } from '../errors.js';
 import { configFileName, configSchema, loadConfig } from '../plan/config.js';
 import { countQueries, runCounts, withCounts } from '../tenancy/analyze-data.js';
@@ -59,16 +58,11 @@ export async function analyze(options: AnalyzeOptions): Promise<AnalyzeResult> {
   const model = tenancyConfigFrom(config.tenancy, { owner: options.owner, tenants: options.tenants, key: options.key });
   if (!options.fixture) return analyzeDatabase(options.url, model, config.ledgerSchema, config.statementTimeout, options);
 
-  const server = await startThrowawayPostgres({ url: options.fixtureServerUrl, log: options.log ?? (() => {}) });
-  const name = `analyze_${Date.now().toString(36)}_${process.pid}`;
-  try {
-    const url = await loadFixture(server.url, name, options.fixture);
-    const result = await analyzeDatabase(url, model, config.ledgerSchema, config.statementTimeout, options);
-    return { ...result, database: `${options.fixture} (on a throwaway PostgreSQL)` };
-  } finally {
-    if (server.kind === 'explicit') await withSession(server.url, 'tenancy analyze', (s) => s.client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => {});
-    await server.close();
-  }
+  const fixture = options.fixture;
+  const result = await withFixtureDatabase(fixture, { serverUrl: options.fixtureServerUrl, log: options.log, purpose: 'tenancy analyze' }, (url) =>
+    analyzeDatabase(url, model, config.ledgerSchema, config.statementTimeout, options),
+  );
+  return { ...result, database: `${fixture} (on a throwaway PostgreSQL)` };
 }
 
 async function analyzeDatabase(url: string | undefined, model: TenancyConfig, ledgerSchema: string, statementTimeout: number | undefined, options: AnalyzeOptions): Promise<AnalyzeResult> {
@@ -119,28 +113,6 @@ async function exportSnapshot(client: { query: (sql: string) => Promise<{ rows: 
     await client.query('ROLLBACK TO SAVEPOINT export_snapshot').catch(() => {});
     return undefined;
   }
-}
-
-/** A new database on the throwaway server, the fixture loaded with psql in one transaction. */
-async function loadFixture(serverUrl: string, name: string, fixture: string): Promise<string> {
-  const psql = findPgTool('psql');
-  if (!psql) throw new UsageError('psql was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
-  try {
-    await readFile(fixture);
-  } catch (error) {
-    throw new UsageError(`--fixture ${fixture}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
-  }
-  await withSession(serverUrl, 'tenancy analyze', (s) => s.client.query(`CREATE DATABASE ${name}`));
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  try {
-    await runPgTool(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', fixture], libpqEnvironment(url.toString()));
-  } catch (error) {
-    throw new UsageError(`--fixture ${fixture} did not load`, 'fix the SQL file; the throwaway server is gone and nothing else was touched', [(error as Error).message]);
-  }
-  // The planner's estimates (and the rows column) need statistics.
-  await withSession(url.toString(), 'tenancy analyze', (s) => s.client.query('ANALYZE'));
-  return url.toString();
 }
 
 // ---------------------------------------------------------------------------------------
