@@ -198,4 +198,20 @@ describe('snapshots', () => {
     const units = await query<{ status: string }>(url, 'SELECT status FROM tenantify.units ORDER BY id');
     expect(units.map((u) => u.status)).toEqual(['applied', 'applied']);
   });
+  it('a whole-database snapshot leaves the ledger out: restoring it keeps the ledger and records the restore', async () => {
+    const url = await legacyDb();
+    const dir = writePlan({ 'backfills/0001_wipe.sql': '-- tenantify:snapshot full\nDELETE FROM orders WHERE id % 2 = 0;\n' });
+    const contentBefore = await contentFingerprint(url);
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+    const eventsBefore = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM tenantify.events');
+    const result = await runCli(['snapshots', 'restore', '0001_wipe', '-d', url, '--dir', dir, '--yes']);
+    expect(result.stderr).not.toMatch(/this is a bug|\n\s+at /);
+    expect(result.code).toBe(0);
+    expect(await contentFingerprint(url)).toEqual(contentBefore);
+    // The ledger kept everything it had, and gained the restore's own records.
+    const [after] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM tenantify.events');
+    expect(after?.n).toBeGreaterThan(eventsBefore[0]?.n ?? 0);
+    const [unit] = await query<{ status: string }>(url, "SELECT status FROM tenantify.units WHERE id = '0001_wipe'");
+    expect(unit?.status).toBeDefined();
+  });
 });

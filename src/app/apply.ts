@@ -83,6 +83,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
         directory: snapshotDirectory(project.directory, project.config.snapshotDir),
         parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
+        ledgerSchema: project.config.ledgerSchema,
       });
       await snapshots?.preflight(plan.toRun.map((e) => e.unit));
       if (snapshots && plan.toRun.length > 0) {

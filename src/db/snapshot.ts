@@ -40,6 +40,11 @@ export interface SnapshotSettings {
   directory: string;
   /** Tables bigger than this (bytes, in all) are dumped in directory format with parallel jobs. */
   parallelAbove: number;
+  /**
+   * Left out of whole-database snapshots: restoring one must not put the ledger back to how
+   * it was before the unit, under the run that is recording the restore.
+   */
+  ledgerSchema: string;
 }
 
 interface ResolvedTable {
@@ -135,6 +140,7 @@ export class SnapshotTaker {
       await chmod(file, 0o600);
     }
     if (resolved.scope === 'schema') args.push('--schema-only');
+    if (resolved.scope !== 'tables') args.push(`--exclude-schema=${this.settings.ledgerSchema}`);
     for (const table of resolved.tables) args.push('-t', table.name);
     await runTool({ path: pgDump.path, args, env: this.env });
     if (format === 'directory') await restrictTree(file);
