@@ -145,28 +145,51 @@ async function pickTenants(session: Session, scope: CheckScope, table: ScopedTab
 }
 
 async function probeWrites(session: Session, table: ScopedTable, role: string, setting: string, a: string, b: string): Promise<ProbeFinding[]> {
+  const c = session.client;
   const found: ProbeFinding[] = [];
   const name = quoteQualified(table.name);
   const key = quoteIdent(table.key);
-  const id = rowIdentity(table, 't');
-  const one = `SELECT t.tableoid, t.ctid FROM ${name} t WHERE t.${key}::text = $1 LIMIT 1`;
-  // UPDATE one of A's rows to B's key. A trigger that puts the key back is no leak: the returned key is what counts.
-  const updated = await step(session, () => session.client.query<Record<string, unknown>>(`UPDATE ${name} t SET ${key} = $2 WHERE (t.tableoid, t.ctid) = (${one}) RETURNING ${id.select}, t.${key}::text AS "new ${table.key}"`, [a, b]));
-  const moved = updated?.rows.filter((r) => r[`new ${table.key}`] === b) ?? [];
-  if (moved.length > 0) {
-    found.push({ rule: 'probe-write-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: an UPDATE gave a row of tenant ${a} the key ${b}`, rows: moved.length, sample: moved });
+  const as = (tenant: string) => c.query('SELECT set_config($1, $2, true)', [setting, tenant]);
+  // B's rows as B sees them: a write into B shows up there (RETURNING cannot tell: a row B
+  // holds is not visible to A's SELECT policies, and a trigger may put the key back).
+  const rowsOfB = async (where = '', params: unknown[] = []): Promise<number> => {
+    await as(b);
+    const n = Number((await c.query<{ n: number }>(`SELECT count(*) AS n FROM ${name} t WHERE t.${key}::text = $1${where}`, [b, ...params])).rows[0]?.n ?? 0);
+    await as(a);
+    return n;
+  };
+  const pk = table.catalog.primaryKey ?? [];
+
+  // UPDATE one of A's rows (found by its primary key) to B's key.
+  if (pk.length > 0) {
+    const target = (await step(session, () => c.query<Record<string, unknown>>(`SELECT ${pk.map((k) => `t.${quoteIdent(k)}`).join(', ')} FROM ${name} t WHERE t.${key}::text = $1 LIMIT 1`, [a])))?.rows[0];
+    if (target) {
+      const values = pk.map((k) => target[k]);
+      const match = pk.map((k, i) => `t.${quoteIdent(k)} = $${i + 2}`).join(' AND ');
+      const updated = await step(session, async () => {
+        const r = await c.query(`UPDATE ${name} t SET ${key} = $1 WHERE ${match}`, [b, ...values]);
+        const moved = r.rowCount === 1 ? await rowsOfB(` AND ${pk.map((k, i) => `t.${quoteIdent(k)} = $${i + 2}`).join(' AND ')}`, values) : 0;
+        return moved;
+      });
+      if (updated) {
+        found.push({ rule: 'probe-write-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: an UPDATE gave a row of tenant ${a} the key ${b}`, rows: updated, sample: [target] });
+      }
+    }
   }
+
   // INSERT a copy of one of A's rows with B's key; defaulted key columns (serial, identity) are left to their defaults.
   const columns = await insertableColumns(session, table);
-  const values = columns.map((c) => (c === table.key ? '$2' : `s.${quoteIdent(c)}`));
   if (!columns.includes(table.key)) return found;
   const list = columns.map(quoteIdent).join(', ');
-  const inserted = await step(session, () =>
-    session.client.query<Record<string, unknown>>(`INSERT INTO ${name} AS t (${list}) SELECT ${values.join(', ')} FROM ${name} s WHERE (s.tableoid, s.ctid) = (${one}) RETURNING ${id.select}, t.${key}::text AS "new ${table.key}"`, [a, b]),
-  );
-  const added = inserted?.rows.filter((r) => r[`new ${table.key}`] === b) ?? [];
-  if (added.length > 0) {
-    found.push({ rule: 'probe-write-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: an INSERT with the key ${b} went through`, rows: added.length, sample: added });
+  const keyType = table.catalog.columns.find((col) => col.name === table.key)?.type ?? 'text';
+  const values = columns.map((col) => (col === table.key ? `$2::text::${keyType}` : `s.${quoteIdent(col)}`)).join(', ');
+  const inserted = await step(session, async () => {
+    const before = await rowsOfB();
+    const r = await c.query(`INSERT INTO ${name} (${list}) SELECT ${values} FROM ${name} s WHERE s.${key}::text = $1 LIMIT 1`, [a, b]);
+    return r.rowCount === 1 ? (await rowsOfB()) - before : 0;
+  });
+  if (inserted) {
+    found.push({ rule: 'probe-write-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: an INSERT with the key ${b} went through`, rows: inserted, sample: [] });
   }
   return found;
 }
