@@ -8,6 +8,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.js';
 import { contentFingerprint, dropAfterAll, freshDatabase, query, serverUrl } from './support/db.js';
 import { writePlan } from './support/plan-dir.js';
+import { tenancyCheck } from '../src/app/tenancy-check.js';
+import { tenancyCheckExitCode } from '../src/cli/commands/tenancy-check.js';
+import { tenancyCheckJson } from '../src/ui/tenancy-check-view.js';
 
 const role = `tc_app_${randomBytes(4).toString('hex')}`;
 const admin = `${role}_admin`;
@@ -104,7 +107,20 @@ describe('tenancy check', () => {
     return db.url;
   }
 
-  async function check(url: string, ...args: string[]): Promise<{ code: number | null; report: Report; stderr: string }> {
+  /** The check in process (as the command runs it: same app function, same exit code); `cli` runs the built command instead. */
+  async function check(url: string, ...args: string[]): Promise<{ code: number | null; report: Report }> {
+    const flag = (name: string): string[] | undefined => {
+      const at = args.indexOf(name);
+      if (at === -1) return undefined;
+      const values: string[] = [];
+      for (let i = at + 1; i < args.length && !(args[i] as string).startsWith('--'); i++) values.push(args[i] as string);
+      return values;
+    };
+    const result = await tenancyCheck({ dir, url, as: flag('--as')?.[0], strict: args.includes('--strict'), rules: flag('--rule'), tables: flag('--table') });
+    return { code: tenancyCheckExitCode(result), report: tenancyCheckJson(result) as Report };
+  }
+
+  async function cli(url: string, ...args: string[]): Promise<{ code: number | null; report: Report; stderr: string }> {
     const result = await runCli(['tenancy', 'check', '-d', url, '--dir', dir, '--json', ...args]);
     let report: Report;
     try {
@@ -120,7 +136,8 @@ describe('tenancy check', () => {
   it('an isolated schema, probed as the application role: no finding, exit 0, and the database unchanged', async () => {
     const url = await planted();
     const before = await contentFingerprint(url);
-    const { code, report } = await check(url, '--as', role);
+    const { code, report, stderr } = await cli(url, '--as', role);
+    expect(stderr).toContain('Isolated: 16 of 16 rules passed on 4 tables');
     expect(report.findings).toEqual([]);
     expect(report.checked).toEqual({ tables: 4, rules: 16 });
     expect(code).toBe(0);
@@ -173,10 +190,15 @@ describe('tenancy check', () => {
     const url = await planted(`ALTER TABLE accounts DROP CONSTRAINT accounts_organization_id_fkey;
                                INSERT INTO accounts (organization_id, name) VALUES (99, 'ghost'), (98, 'phantom');
                                ALTER TABLE accounts ADD CONSTRAINT accounts_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES organizations NOT VALID`);
-    const { code, report } = await check(url);
+    const { code, report } = await cli(url);
     expect(summary(report)).toEqual(['dangling-tenant public.accounts 2']);
     expect(report.findings[0]?.sample).toEqual([{ id: 4, organization_id: 99 }, { id: 5, organization_id: 98 }]);
     expect(code).toBe(3);
+    const human = await runCli(['tenancy', 'check', '-d', url, '--dir', dir]);
+    expect(human.code).toBe(3);
+    expect(human.stdout).toContain('✖ error dangling-tenant: keys that name no row of the tenants table');
+    expect(human.stdout).toMatch(/accounts\s+│ organization_id names no row of public\.organizations\s+│ 2\s+│ \{"id":4,"organization_id":99\}/);
+    expect(human.stdout.trim().split('\n').pop()).toBe('NOT isolated: 1 error; 13 of 14 rules passed on 4 tables (tenant-key-missing, tenant-key-nullable, null-tenant, cross-tenant-reference, tenant-key-unindexed, unique-without-tenant-key, foreign-key-without-tenant-key, rls-disabled, rls-not-forced, rls-no-policy, policy-ignores-tenant-key, policy-always-true, policy-missing-with-check); probe not run: no --as ROLE.');
   });
 
   it('cross-tenant-reference: a plain (non-composite) foreign key into another tenant, named by its edge', async () => {
@@ -211,7 +233,10 @@ describe('tenancy check', () => {
     expect(summary(report)).toEqual(['tenant-key-unindexed public.comments']);
     expect(report.findings[0]?.level).toBe('warning');
     expect(code).toBe(0);
-    expect((await check(url, '--strict')).code).toBe(3);
+    const strict = await cli(url, '--strict');
+    expect(strict.code).toBe(3);
+    expect(strict.report.findings.map((f) => f.rule)).toEqual(['tenant-key-unindexed']);
+    expect(strict.stderr).toContain('NOT isolated: 1 warning;');
   });
 
   it('unique-without-tenant-key: a unique constraint that holds across tenants', async () => {

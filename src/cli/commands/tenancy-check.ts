@@ -1,4 +1,4 @@
-import { tenancyCheck } from '../../app/tenancy-check.js';
+import { tenancyCheck, type TenancyCheckResult } from '../../app/tenancy-check.js';
 import { ExitCode } from '../../errors.js';
 import { createOutput } from '../../ui/output.js';
 import { renderTenancyCheck, tenancyCheckJson, tenancyCheckSummary } from '../../ui/tenancy-check-view.js';
@@ -36,5 +36,10 @@ export default async function tenancyCheckCommand(options: TenancyCheckCliOption
   if (out.json) out.result(tenancyCheckJson(result));
   else renderTenancyCheck(out, result);
   out.line(tenancyCheckSummary(out, result));
+  return tenancyCheckExitCode(result);
+}
+
+/** 3 when isolation is not proven (an error-level finding; with --strict, any finding), else 0. */
+export function tenancyCheckExitCode(result: TenancyCheckResult): number {
   return result.ok ? ExitCode.ok : ExitCode.violations;
 }
