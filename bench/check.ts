@@ -45,12 +45,12 @@ const schema = `
                       assignee_id int REFERENCES accounts, parent_id int REFERENCES tasks, title text NOT NULL);
   INSERT INTO organizations SELECT g, 'org ' || g FROM generate_series(1, 1000) g;
   INSERT INTO accounts SELECT g, 1 + g % 1000, 'a' || g || '@example.com' FROM generate_series(1, 50000) g;
-  INSERT INTO projects SELECT g, 1 + (g % 50000) % 1000, 1 + g % 50000, 'p' || g FROM generate_series(1, 200000) g;
+  INSERT INTO projects SELECT g, a.organization_id, a.id, 'p' || g FROM generate_series(1, 200000) g JOIN accounts a ON a.id = 1 + g % 50000;
+  -- each task in its project's tenant, assigned to the project's account (two in three), its parent a task of the same project
   INSERT INTO tasks
-    SELECT g, 1 + ((g % 200000) % 50000) % 1000, 1 + g % 200000,
-           CASE WHEN g % 3 = 0 THEN NULL ELSE 1 + ((g % 200000) % 50000) END,
+    SELECT g, p.organization_id, p.id, CASE WHEN g % 3 = 0 THEN NULL ELSE p.account_id END,
            CASE WHEN g > 200000 AND g % 5 = 0 THEN g - 200000 END, 'task ' || g
-      FROM generate_series(1, ${rows}) g;
+      FROM generate_series(1, ${rows}) g JOIN projects p ON p.id = 1 + g % 200000;
   -- planted: 7 tasks without a tenant, 5 accounts whose tenant is gone, 9 tasks assigned across tenants, 4 parents across tenants
   UPDATE tasks SET organization_id = NULL WHERE id IN (11, 22, 33, 44, 55, 66, 77);
   ALTER TABLE tasks ADD FOREIGN KEY (organization_id) REFERENCES organizations NOT VALID;
