@@ -1,6 +1,6 @@
 import type { ScopedEdge, ScopedTable } from '../check-scope.js';
 import { quoteIdent, quoteQualified } from '../sql-text.js';
-import { rowIdentity, sampleSize } from './sample-sql.js';
+import { rowIdentity, violationQuery } from './sample-sql.js';
 import { always, keyed, type DataQuery, type DataRule } from './types.js';
 
 /**
@@ -33,7 +33,6 @@ export function crossTenantQuery(table: ScopedTable, edge: ScopedEdge): DataQuer
   return {
     table: table.name,
     detail: `${edge.label}: the referenced row is of another tenant`,
-    count: `-- ${edge.label} (${edge.constraint}): references into another tenant\nSELECT count(*) AS rows\n${from}`,
-    sample: `SELECT ${shown}\n${from}\n ORDER BY ${id.order}\n LIMIT ${sampleSize}`,
+    sql: violationQuery(`${edge.label} (${edge.constraint}): references into another tenant`, shown, from, id.order),
   };
 }

@@ -1,6 +1,7 @@
 /** SQL text shared by the data rules: how a table's rows are named in a sample. */
 import type { ScopedTable } from '../check-scope.js';
 import { quoteIdent } from '../sql-text.js';
+import { violationsColumn } from './types.js';
 
 /** The columns a sample shows of `alias`'s rows: the primary key (ctid for a table without one). */
 export function rowIdentity(table: ScopedTable, alias: string): { select: string; order: string } {
@@ -11,3 +12,8 @@ export function rowIdentity(table: ScopedTable, alias: string): { select: string
 
 /** How many rows a sample shows. */
 export const sampleSize = 5;
+
+/** The query of a data rule: a comment saying what it finds, the count of all violations beside the first rows. */
+export function violationQuery(comment: string, shown: string, from: string, order: string): string {
+  return `-- ${comment}\nSELECT count(*) OVER () AS ${quoteIdent(violationsColumn)}, ${shown}\n${from}\n ORDER BY ${order}\n LIMIT ${sampleSize}`;
+}
