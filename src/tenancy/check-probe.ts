@@ -98,7 +98,8 @@ async function visible(session: Session, table: ScopedTable, where: string, para
   const count = Number((await session.client.query<{ rows: number }>(`SELECT count(*) AS rows ${from}`, params)).rows[0]?.rows ?? 0);
   if (count === 0) return { rows: 0, sample: [] };
   const key = `t.${quoteIdent(table.key)}`;
-  const sample = (await session.client.query(`SELECT ${id.select}${id.select.includes(key) ? '' : `, ${key}`} ${from} ORDER BY ${id.order} LIMIT ${sampleSize}`, params)).rows;
+  const shown = [...new Set([...id.columns, key])].join(', ');
+  const sample = (await session.client.query(`SELECT ${shown} ${from} ORDER BY ${id.columns.join(', ')} LIMIT ${sampleSize}`, params)).rows;
   return { rows: count, sample };
 }
 

@@ -28,8 +28,8 @@ export function crossTenantQuery(table: ScopedTable, edge: ScopedEdge): DataQuer
   const [childKey, parentKey] = [`c.${quoteIdent(table.key)}`, `p.${quoteIdent(edge.referencedKey)}`];
   const from = `  FROM ${quoteQualified(table.name)} c\n  JOIN ${quoteQualified(edge.references)} p ON ${join}\n WHERE ${parentKey} <> ${childKey}`;
   const id = rowIdentity(table, 'c');
-  const refs = edge.columns.filter((c) => !(table.catalog.primaryKey ?? []).includes(c)).map((c) => `c.${quoteIdent(c)}`);
-  const shown = [id.select, ...refs, childKey, `${parentKey} AS ${quoteIdent(`referenced ${edge.referencedKey}`)}`].join(', ');
+  const refs = edge.columns.map((c) => `c.${quoteIdent(c)}`);
+  const shown = [...id.columns, ...refs, childKey, `${parentKey} AS ${quoteIdent(`referenced ${edge.referencedKey}`)}`];
   return {
     table: table.name,
     detail: `${edge.label}: the referenced row is of another tenant`,

@@ -26,7 +26,7 @@ export const danglingTenant: DataRule = {
       return {
         table: t.name,
         detail: `${t.key} names no row of ${tenants.table.name}`,
-        sql: violationQuery(`${t.name}: keys that name no tenant`, `${id.select}, ${key}`, from, id.order),
+        sql: violationQuery(`${t.name}: keys that name no tenant`, [...id.columns, key], from, id.order),
       };
     });
   },

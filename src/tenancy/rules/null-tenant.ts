@@ -20,7 +20,7 @@ export const nullTenant: DataRule = {
         return {
           table: t.name,
           detail: `${t.key} is NULL`,
-          sql: violationQuery(`${t.name}: rows without a tenant`, id.select, from, id.order),
+          sql: violationQuery(`${t.name}: rows without a tenant`, id.columns, from, id.order),
         };
       }),
 };
