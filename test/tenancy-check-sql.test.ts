@@ -128,6 +128,14 @@ describe('the data rules as SQL text', () => {
     );
   });
 
+  it('cross-tenant-reference: an edge whose conflicts the model keeps is a warning', () => {
+    const { scope, active } = check(catalog(), { ...model, tables: { tasks: { conflicts: { parent_id: 'keep' } } } }, ['cross-tenant-reference']);
+    expect(dataQueries(scope, active).map((q) => [q.level, q.detail])).toEqual([
+      ['error', 'tasks.assignee_id → accounts: the referenced row is of another tenant'],
+      ['warning', 'tasks.parent_id → tasks: the referenced row is of another tenant (kept by the model: conflicts keep)'],
+    ]);
+  });
+
   it('cross-tenant-reference: a composite foreign key without the key joins on every column', () => {
     const c = catalog();
     const tasks = c.tables.find((t) => t.name === 'public.tasks') as CatalogTable;

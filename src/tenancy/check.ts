@@ -39,7 +39,7 @@ export interface PlannedQuery extends DataQuery {
 }
 
 export function dataQueries(scope: CheckScope, active: ActiveRule[]): PlannedQuery[] {
-  return active.flatMap(({ rule, level }) => (rule.kind === 'data' ? rule.queries(scope).map((q) => ({ rule: rule.name, level, ...q })) : []));
+  return active.flatMap(({ rule, level }) => (rule.kind === 'data' ? rule.queries(scope).map((q) => ({ ...q, rule: rule.name, level: q.level ?? level })) : []));
 }
 
 /** Errors before warnings; within a level, in the order of the rules' list, then by table. */

@@ -30,9 +30,12 @@ export function crossTenantQuery(table: ScopedTable, edge: ScopedEdge): DataQuer
   const id = rowIdentity(table, 'c');
   const refs = edge.columns.map((c) => `c.${quoteIdent(c)}`);
   const shown = [...id.columns, ...refs, childKey, `${parentKey} AS ${quoteIdent(`referenced ${edge.referencedKey}`)}`];
+  // `conflicts: {column: keep}` in the model allows these rows: reported, as a warning.
+  const kept = table.analysis.consistency.some((c) => c.constraint === edge.constraint && c.policy === 'keep');
   return {
     table: table.name,
-    detail: `${edge.label}: the referenced row is of another tenant`,
+    detail: `${edge.label}: the referenced row is of another tenant${kept ? ' (kept by the model: conflicts keep)' : ''}`,
+    ...(kept ? { level: 'warning' as const } : {}),
     sql: violationQuery(`${edge.label} (${edge.constraint}): references into another tenant`, shown, from, id.order),
   };
 }

@@ -48,6 +48,8 @@ export interface DataQuery {
   table: TableName;
   detail: string;
   sql: string;
+  /** Overrides the rule's level for this query (a conflict the model keeps is a warning). */
+  level?: Level;
 }
 
 export const violationsColumn = 'violations (all)';
