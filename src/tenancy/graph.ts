@@ -1,0 +1,473 @@
+/**
+ * The foreign-key graph: from the catalog and the model to every table's role, its
+ * derivation path to the owner, its fallbacks and its consistency edges (TENANCY.md).
+ * Pure: no I/O, so every rule here is tested with small hand-made catalogs.
+ *
+ * A hop follows one foreign key from a table to the table it references. Paths never pass
+ * through a table the model marks `global` or `ignore`, nor through the existing tenants
+ * table (unless it is the owner), and they never follow a self-reference. They end at the
+ * owner.
+ */
+import { UsageError } from '../errors.js';
+import { compareNames } from './catalog.js';
+import type {
+  Catalog,
+  CatalogForeignKey,
+  CatalogTable,
+  ConflictPolicy,
+  ConsistencyEdge,
+  Hint,
+  Hop,
+  TableAnalysis,
+  TableConfig,
+  TableName,
+  TableRole,
+  TenancyAnalysis,
+  TenancyConfig,
+  TenantTableConfig,
+} from './types.js';
+
+/** Fallback paths kept per table (each a COALESCE branch in the SQL that follows it). */
+const maxFallbacks = 4;
+/** Fallbacks are looked for up to this many hops beyond the shortest path. */
+const fallbackSlack = 3;
+/** Nodes visited per table while enumerating paths: a bound for dense graphs. */
+const searchBudget = 2_000;
+
+export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): TenancyAnalysis {
+  const tables = new Map(catalog.tables.map((t) => [t.name, t]));
+  const resolve = nameResolver(catalog);
+
+  const owner = resolve(config.owner, 'tenancy.owner');
+  if (!owner) throw unknownTable(config.owner, 'tenancy.owner', catalog);
+  const ownerTable = tables.get(owner) as CatalogTable;
+
+  const tenantsName = config.tenants ?? 'organizations';
+  const tenantsFound = resolve(tenantsName, 'tenancy.tenants');
+  const tenants = tenantsFound ?? (tenantsName.includes('.') ? tenantsName : `${ownerTable.schema}.${tenantsName}`);
+  const tenantsExists = tenantsFound !== undefined;
+  const ownerIsTenants = tenants === owner;
+  const key = config.key ?? `${singular(tableOf(tenants))}_id`;
+
+  const overrides = resolveOverrides(config.tables ?? {}, resolve, catalog);
+  const ownerOverride = overrides.get(owner);
+  if (typeof ownerOverride?.config === 'string') {
+    throw new UsageError(`${ownerOverride.path}: the owner cannot be "${ownerOverride.config}"`, 'the owner is the table whose rows become tenants; remove this entry or choose another owner');
+  }
+
+  // The existing tenants table, when it is not the owner, is where the key points: it is
+  // not a tenant table (it takes no key) and paths do not pass through it. Of the four
+  // roles it is closest to `global` (no key, shared), so that is the role it gets.
+  const blocked = (name: TableName): boolean => {
+    if (name === owner) return false;
+    if (tenantsExists && name === tenants) return true;
+    const o = overrides.get(name)?.config;
+    return o === 'global' || o === 'ignore';
+  };
+
+  const graph = buildGraph(catalog, owner, blocked);
+  const derivations = new Map<TableName, { via: Hop[]; fallbacks: Hop[][] }>();
+  for (const table of catalog.tables) {
+    if (table.name === owner || blocked(table.name) || overrides.get(table.name)?.via) continue;
+    const derived = derive(graph, table.name);
+    if (derived) derivations.set(table.name, derived);
+  }
+  applyViaOverrides(overrides, tables, owner, blocked, derivations);
+
+  const roles = new Map<TableName, TableRole>();
+  for (const table of catalog.tables) {
+    const o = overrides.get(table.name)?.config;
+    roles.set(table.name, table.name === owner ? 'owner' : o === 'global' || o === 'ignore' ? o : derivations.has(table.name) ? 'tenant' : 'global');
+  }
+
+  const referencedBy = new Map<TableName, Set<TableName>>();
+  for (const table of catalog.tables) {
+    for (const fk of table.foreignKeys) {
+      if (fk.references === table.name) continue;
+      let set = referencedBy.get(fk.references);
+      if (!set) referencedBy.set(fk.references, (set = new Set()));
+      set.add(table.name);
+    }
+  }
+
+  const analyses: TableAnalysis[] = catalog.tables.map((table) => {
+    const role = roles.get(table.name) as TableRole;
+    const derived = derivations.get(table.name);
+    const override = overrides.get(table.name);
+    const tableConfig = typeof override?.config === 'object' ? override.config : undefined;
+    const consistency =
+      role === 'tenant' || role === 'owner' ? consistencyEdges(table, derived?.via[0]?.constraint, roles, tableConfig?.conflicts ?? {}) : [];
+    if (tableConfig) validateTableConfig(table, role, tableConfig, consistency, override?.path as string);
+    return {
+      table: table.name,
+      role,
+      via: role === 'tenant' && derived ? derived.via : [],
+      fallbacks: role === 'tenant' && derived ? derived.fallbacks : [],
+      consistency,
+      unresolvedPolicy: tableConfig?.unresolved ?? 'fail',
+      referencedBy: [...(referencedBy.get(table.name) ?? [])].sort(compareNames),
+      depth: role === 'owner' ? 0 : role === 'tenant' && derived ? derived.via.length : -1,
+      estimatedRows: table.estimatedRows,
+    };
+  });
+
+  const rank: Record<TableRole, number> = { owner: 0, tenant: 1, global: 2, ignore: 3 };
+  analyses.sort((a, b) => rank[a.role] - rank[b.role] || (a.role === 'tenant' ? a.depth - b.depth : 0) || compareNames(a.table, b.table));
+
+  return {
+    owner,
+    tenants,
+    tenantsExists,
+    ownerIsTenants,
+    key,
+    setting: config.setting ?? 'app.tenant_id',
+    rls: config.rls ?? false,
+    tables: analyses,
+    hints: hintsFor(catalog, analyses, roles, tenants),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------
+
+type Resolver = (name: string, keyPath: string) => TableName | undefined;
+
+/**
+ * `schema.table` as is; a bare name is looked up in the schemas read, preferring public.
+ * Unknown: undefined (the caller decides). Ambiguous: a UsageError naming the key path.
+ */
+function nameResolver(catalog: Catalog): Resolver {
+  const byName = new Set(catalog.tables.map((t) => t.name));
+  const byBare = new Map<string, TableName[]>();
+  for (const t of catalog.tables) byBare.set(t.table, [...(byBare.get(t.table) ?? []), t.name]);
+  return (name, keyPath) => {
+    if (byName.has(name)) return name;
+    if (name.includes('.')) return undefined;
+    const found = byBare.get(name) ?? [];
+    if (found.length <= 1) return found[0];
+    const inPublic = found.find((n) => n === `public.${name}`);
+    if (inPublic) return inPublic;
+    throw new UsageError(`${keyPath}: "${name}" is ambiguous: ${found.join(', ')}`, `write it with its schema, e.g. "${found[0]}"`);
+  };
+}
+
+function unknownTable(name: string, keyPath: string, catalog: Catalog): UsageError {
+  const bare = name.includes('.') ? name.slice(name.indexOf('.') + 1) : name;
+  const near = catalog.tables.filter((t) => t.table.toLowerCase() === bare.toLowerCase() || t.table.toLowerCase().startsWith(bare.toLowerCase().slice(0, 4)));
+  return new UsageError(
+    `${keyPath}: no table named "${name}" in the schemas read (${catalog.schemas.join(', ') || 'none'})`,
+    near.length > 0 ? `did you mean ${near.slice(0, 5).map((t) => t.name).join(', ')}?` : 'check the name, or read its schema with --schema',
+  );
+}
+
+interface Override {
+  config: TableConfig;
+  path: string;
+  via?: string[];
+}
+
+function resolveOverrides(entries: Record<string, TableConfig>, resolve: Resolver, catalog: Catalog): Map<TableName, Override> {
+  const overrides = new Map<TableName, Override>();
+  for (const [name, config] of Object.entries(entries)) {
+    const path = `tenancy.tables.${name}`;
+    const table = resolve(name, path);
+    if (!table) throw unknownTable(name, path, catalog);
+    const earlier = overrides.get(table);
+    if (earlier) throw new UsageError(`${path}: ${table} is already configured at ${earlier.path}`, 'keep one entry per table');
+    overrides.set(table, { config, path, ...(typeof config === 'object' && config.via ? { via: config.via } : {}) });
+  }
+  return overrides;
+}
+
+function tableOf(name: TableName): string {
+  return name.includes('.') ? name.slice(name.indexOf('.') + 1) : name;
+}
+
+/** English plural to singular, for table names: companies → company, addresses → address, organization stays. */
+export function singular(word: string): string {
+  if (/ies$/i.test(word)) return word.slice(0, -3) + 'y';
+  if (/(ss|x|ch|sh|z)es$/i.test(word)) return word.slice(0, -2);
+  if (/ses$/i.test(word)) return word.slice(0, -1);
+  if (/[^su]s$/i.test(word)) return word.slice(0, -1);
+  return word;
+}
+
+// ---------------------------------------------------------------------------------------
+// Paths
+// ---------------------------------------------------------------------------------------
+
+interface Graph {
+  owner: TableName;
+  /** Outgoing hops per table, sorted by column names (so enumeration order is the tie-break order). */
+  out: Map<TableName, Hop[]>;
+  /** Hops to the owner from each table (shortest, any hop / NOT NULL hops only). */
+  dist: Map<TableName, number>;
+  distNotNull: Map<TableName, number>;
+}
+
+function hopOf(fk: CatalogForeignKey): Hop {
+  return { table: fk.table, columns: fk.columns, references: fk.references, referencedColumns: fk.referencedColumns, nullable: !fk.notNull, constraint: fk.name };
+}
+
+function compareHops(a: Hop, b: Hop): number {
+  return compareNames(a.columns.join(','), b.columns.join(',')) || compareNames(a.references, b.references) || compareNames(a.constraint, b.constraint);
+}
+
+function buildGraph(catalog: Catalog, owner: TableName, blocked: (name: TableName) => boolean): Graph {
+  const present = new Set(catalog.tables.map((t) => t.name));
+  const out = new Map<TableName, Hop[]>();
+  const into = new Map<TableName, Hop[]>();
+  for (const table of catalog.tables) {
+    if (table.name === owner || blocked(table.name)) continue;
+    const hops = table.foreignKeys
+      .filter((fk) => fk.references !== table.name && present.has(fk.references) && !blocked(fk.references))
+      .map(hopOf)
+      .sort(compareHops);
+    out.set(table.name, hops);
+    for (const hop of hops) into.set(hop.references, [...(into.get(hop.references) ?? []), hop]);
+  }
+  const distances = (notNullOnly: boolean): Map<TableName, number> => {
+    const dist = new Map<TableName, number>([[owner, 0]]);
+    let frontier = [owner];
+    for (let d = 1; frontier.length > 0; d++) {
+      const next: TableName[] = [];
+      for (const node of frontier) {
+        for (const hop of into.get(node) ?? []) {
+          if ((notNullOnly && hop.nullable) || dist.has(hop.table)) continue;
+          dist.set(hop.table, d);
+          next.push(hop.table);
+        }
+      }
+      frontier = next;
+    }
+    return dist;
+  };
+  return { owner, out, dist: distances(false), distNotNull: distances(true) };
+}
+
+/**
+ * Simple paths of exactly `length` hops from `start` to the owner, in tie-break order
+ * (hop by hop, by column names), until `want` are found or the budget runs out.
+ */
+function pathsOfLength(graph: Graph, start: TableName, length: number, notNullOnly: boolean, want: number, budget: { left: number }): Hop[][] {
+  const found: Hop[][] = [];
+  const dist = notNullOnly ? graph.distNotNull : graph.dist;
+  const path: Hop[] = [];
+  const visited = new Set<TableName>([start]);
+  const walk = (node: TableName, left: number): void => {
+    for (const hop of graph.out.get(node) ?? []) {
+      if (found.length >= want || budget.left-- <= 0) return;
+      if (notNullOnly && hop.nullable) continue;
+      const next = hop.references;
+      if (visited.has(next)) continue;
+      if (next === graph.owner) {
+        if (left === 1) found.push([...path, hop]);
+        continue;
+      }
+      const rest = dist.get(next);
+      if (rest === undefined || rest > left - 1) continue;
+      path.push(hop);
+      visited.add(next);
+      walk(next, left - 1);
+      visited.delete(next);
+      path.pop();
+    }
+  };
+  walk(start, length);
+  return found;
+}
+
+function derive(graph: Graph, table: TableName): { via: Hop[]; fallbacks: Hop[][] } | undefined {
+  const shortest = graph.dist.get(table);
+  if (shortest === undefined) return undefined;
+  const budget = { left: searchBudget };
+  const notNull = graph.distNotNull.get(table);
+  if (notNull !== undefined) {
+    const [via] = pathsOfLength(graph, table, notNull, true, 1, budget);
+    if (via) return { via, fallbacks: [] };
+  }
+  let via: Hop[] | undefined;
+  let fallbacks: Hop[][] = [];
+  for (let length = shortest; length <= shortest + fallbackSlack && fallbacks.length < maxFallbacks && budget.left > 0; length++) {
+    const found = pathsOfLength(graph, table, length, false, maxFallbacks * 4, budget);
+    if (!via) via = found.shift();
+    if (via) fallbacks = usefulFallbacks(via, [...fallbacks, ...found]);
+  }
+  return via ? { via, fallbacks } : undefined;
+}
+
+/**
+ * A later path is worth trying only if it can resolve a row every earlier path left
+ * unresolved: one that follows, from the same row, every nullable hop of an earlier path
+ * is NULL whenever that one is, and is dropped.
+ */
+function usefulFallbacks(via: Hop[], others: Hop[][]): Hop[][] {
+  const prefixKeys = (path: Hop[]): string[] => {
+    let prefix = '';
+    return path.map((h) => (prefix += `>${h.table}:${h.constraint}`));
+  };
+  const nullableKeys = (path: Hop[]): string[] => prefixKeys(path).filter((_, i) => path[i]?.nullable);
+  const kept: Hop[][] = [];
+  const earlier = [nullableKeys(via)];
+  for (const path of others) {
+    if (kept.length >= maxFallbacks) break;
+    const keys = new Set(prefixKeys(path));
+    if (earlier.some((nullable) => nullable.every((k) => keys.has(k)))) continue;
+    kept.push(path);
+    earlier.push(nullableKeys(path));
+  }
+  return kept;
+}
+
+/** `via` in the model: first-hop columns tried in order, each continued by its parent's own derivation. */
+function applyViaOverrides(
+  overrides: Map<TableName, Override>,
+  tables: Map<TableName, CatalogTable>,
+  owner: TableName,
+  blocked: (name: TableName) => boolean,
+  derivations: Map<TableName, { via: Hop[]; fallbacks: Hop[][] }>,
+): void {
+  const resolving = new Set<TableName>();
+  const resolveVia = (name: TableName): { via: Hop[]; fallbacks: Hop[][] } | undefined => {
+    const done = derivations.get(name);
+    if (done) return done;
+    const override = overrides.get(name);
+    if (!override?.via || resolving.has(name)) return undefined;
+    resolving.add(name);
+    const table = tables.get(name) as CatalogTable;
+    const paths = override.via.map((column, i) => {
+      const keyPath = `${override.path}.via[${i}]`;
+      const fk = findForeignKey(table, column);
+      if (!fk) {
+        const fks = table.foreignKeys.map((f) => f.columns.join(','));
+        throw new UsageError(`${keyPath}: "${column}" is no foreign key of ${name}`, fks.length > 0 ? `its foreign keys: ${fks.join('; ')}` : `${name} has no foreign key`);
+      }
+      if (fk.references === name) throw new UsageError(`${keyPath}: "${column}" references ${name} itself`, 'a self-reference never derives the key: name a foreign key to a parent table');
+      const hop = hopOf(fk);
+      if (fk.references === owner) return [hop];
+      const parent = blocked(fk.references) ? undefined : resolveVia(fk.references);
+      if (!parent) throw new UsageError(`${keyPath}: "${column}" references ${fk.references}, which reaches no owner`, `${fk.references} is no tenant table: name a foreign key that leads to the owner`);
+      return [hop, ...parent.via];
+    });
+    resolving.delete(name);
+    const [via, ...fallbacks] = paths as [Hop[], ...Hop[][]];
+    const derived = { via, fallbacks };
+    derivations.set(name, derived);
+    return derived;
+  };
+  for (const name of overrides.keys()) resolveVia(name);
+}
+
+function findForeignKey(table: CatalogTable, column: string): CatalogForeignKey | undefined {
+  return table.foreignKeys.find((fk) => fk.columns.join(',') === column) ?? table.foreignKeys.find((fk) => fk.columns[0] === column);
+}
+
+// ---------------------------------------------------------------------------------------
+// Consistency edges and the model's per-table settings
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Every foreign key from this table to a tenant table or the owner, but the derivation's
+ * first hop. The owner's own references count too: after the upgrade it carries the key,
+ * so a row of it that points into another tenant is a cross-tenant reference as well.
+ */
+function consistencyEdges(table: CatalogTable, firstHop: string | undefined, roles: Map<TableName, TableRole>, conflicts: Record<string, ConflictPolicy>): ConsistencyEdge[] {
+  return table.foreignKeys
+    .filter((fk) => fk.name !== firstHop && (roles.get(fk.references) === 'tenant' || roles.get(fk.references) === 'owner'))
+    .map(hopOf)
+    .sort(compareHops)
+    .map((hop) => ({
+      columns: hop.columns,
+      references: hop.references,
+      referencedColumns: hop.referencedColumns,
+      constraint: hop.constraint,
+      nullable: hop.nullable,
+      selfReference: hop.references === table.name,
+      policy: conflicts[hop.columns.join(',')] ?? conflicts[hop.columns[0] as string] ?? 'fail',
+    }));
+}
+
+function validateTableConfig(table: CatalogTable, role: TableRole, config: TenantTableConfig, edges: ConsistencyEdge[], path: string): void {
+  if (config.unresolved && role !== 'tenant') {
+    throw new UsageError(`${path}.unresolved: ${table.name} is no tenant table (its role is ${role})`, 'only tenant tables have rows to resolve: remove the setting');
+  }
+  for (const [column, policy] of Object.entries(config.conflicts ?? {})) {
+    const edge = edges.find((e) => e.columns.join(',') === column) ?? edges.find((e) => e.columns[0] === column);
+    if (!edge) {
+      const names = edges.map((e) => e.columns.join(','));
+      throw new UsageError(
+        `${path}.conflicts.${column}: "${column}" is no consistency edge of ${table.name}`,
+        names.length > 0 ? `its consistency edges: ${names.join(', ')}` : `${table.name} has no consistency edge (no other foreign key to a tenant table or the owner)`,
+      );
+    }
+    if (policy === 'detach' && !edge.nullable) {
+      throw new UsageError(`${path}.conflicts.${column}: "detach" sets ${column} to NULL, but ${table.name}.${column} is NOT NULL`, 'choose delete, keep or fail for this column');
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Hints
+// ---------------------------------------------------------------------------------------
+
+function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableName, TableRole>, tenants: TableName): Hint[] {
+  const byNorm = new Map<string, CatalogTable[]>();
+  const norm = (s: string): string => s.toLowerCase().replace(/_/g, '');
+  for (const t of catalog.tables) byNorm.set(norm(t.table), [...(byNorm.get(norm(t.table)) ?? []), t]);
+  const tables = new Map(catalog.tables.map((t) => [t.name, t]));
+  const hints: Hint[] = [];
+  for (const analysis of analyses) {
+    const table = tables.get(analysis.table) as CatalogTable;
+    if (!table.primaryKey) {
+      hints.push({ table: table.name, hint: 'no primary key: rows cannot be batched or told apart; add one before the upgrade' });
+    }
+    const referencing = new Set(table.foreignKeys.flatMap((fk) => fk.columns));
+    for (const column of table.columns) {
+      const base = referenceBase(column.name);
+      if (!base || referencing.has(column.name)) continue;
+      const target = guessTarget(base, table, byNorm, norm);
+      hints.push({
+        table: table.name,
+        column: column.name,
+        hint: target
+          ? `looks like a reference to ${target} but has no foreign key: the graph cannot follow it (add the foreign key, NOT VALID first on a live database)`
+          : 'looks like a reference but has no foreign key and no table is named like it (polymorphic?): the graph cannot follow it',
+      });
+    }
+    if (analysis.role === 'global' && table.name !== tenants) {
+      const into = table.foreignKeys.filter((fk) => fk.references !== table.name && (roles.get(fk.references) === 'tenant' || roles.get(fk.references) === 'owner'));
+      for (const fk of into) {
+        hints.push({
+          table: table.name,
+          column: fk.columns.join(','),
+          hint: `global, yet references ${roles.get(fk.references)} table ${fk.references}: every tenant would share rows that point into one; give it a path ("via") or mark it "ignore"`,
+        });
+      }
+    }
+  }
+  return hints;
+}
+
+/** `user_id` → `user`, `createdByUserId` → `created_by_user`; undefined for a column that does not look like a reference. */
+function referenceBase(column: string): string | undefined {
+  const snake = /^(.+)_id$/i.exec(column);
+  if (snake) return snake[1]?.toLowerCase();
+  const camel = /^(.*[a-z0-9])Id$/.exec(column);
+  if (camel) return camel[1]?.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+  return undefined;
+}
+
+/** The table a column probably references: the longest trailing words of its name that name a table, singular or plural. */
+function guessTarget(base: string, table: CatalogTable, byNorm: Map<string, CatalogTable[]>, norm: (s: string) => string): TableName | undefined {
+  const words = base.split('_').filter(Boolean);
+  for (let i = 0; i < words.length; i++) {
+    const w = words.slice(i).join('_');
+    for (const form of [w, `${w}s`, `${w}es`, w.replace(/y$/, 'ies')]) {
+      const found = (byNorm.get(norm(form)) ?? []).filter((t) => t.name !== table.name);
+      if (found.length === 0) continue;
+      return (found.find((t) => t.schema === table.schema) ?? found.find((t) => t.schema === 'public') ?? found[0])?.name;
+    }
+  }
+  return undefined;
+}
