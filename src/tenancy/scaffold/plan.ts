@@ -168,9 +168,11 @@ function fillTenants(m: ScaffoldModel, tenantsPk: string): [UnitText, UnitText] 
       about: [
         `Clears ${bare(a.owner)}.${a.key} in batches. The tenants stay until the rollback of their table drops it;`,
         `applied again, this unit finds them (ON CONFLICT) and gives each row the same tenant.`,
+        '',
+        ...clearInBatchesWhy,
       ],
-      directives: [noSnapshot, `batch ${qt(a.owner)} key=${pk} size=5000`],
-      body: [`UPDATE ${qt(a.owner)} AS o\n   SET ${key} = NULL\n WHERE o.${pk} > $1 AND o.${pk} <= $2 AND o.${key} IS NOT NULL`],
+      directives: ['transaction off', noSnapshot],
+      body: [clearInBatches(qt(a.owner), m.ownerPk, a.key)],
     },
   ];
 }
@@ -415,11 +417,42 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
       verifies: [{ name: `every ${bare(t.name)} row has its parent's ${t.keyColumn}`, sql: verify }],
     },
     {
-      about: [`Clears ${t.name}.${t.keyColumn}${t.batchKey ? ' in batches' : ''} (the trigger still fills it for new rows until its own rollback).`],
-      directives: [noSnapshot, ...batch],
-      body: [`UPDATE ${table} AS t\n   SET ${key} = NULL\n WHERE ${range}t.${key} IS NOT NULL`],
+      about: [
+        `Clears ${t.name}.${t.keyColumn}${t.batchKey ? ' in batches' : ''} (the trigger still fills it for new rows until its own rollback).`,
+        ...(t.batchKey ? ['', ...clearInBatchesWhy] : []),
+      ],
+      directives: t.batchKey ? ['transaction off', noSnapshot] : [noSnapshot],
+      body: [t.batchKey ? clearInBatches(table, t.batchKey, t.keyColumn) : `UPDATE ${table} AS t\n   SET ${key} = NULL\n WHERE t.${key} IS NOT NULL`],
     },
   ];
+}
+
+const clearInBatchesWhy = wrap(
+  'A rollback file cannot be batched, so the batches are a DO block that commits after each (hence no transaction): no row stays locked for long. Run again after a kill, it clears what is left.',
+);
+
+/** A column set back to NULL in keyset batches of 5000, each committed: a DO block run outside a transaction. */
+function clearInBatches(table: string, pk: string, column: string): string {
+  const k = q(pk);
+  const c = q(column);
+  return [
+    'DO $$',
+    'DECLARE',
+    `  cursor_at ${table}.${k}%TYPE;`,
+    `  upper_at ${table}.${k}%TYPE;`,
+    'BEGIN',
+    '  LOOP',
+    `    SELECT max(b.${k}) INTO upper_at`,
+    `      FROM (SELECT ${k} FROM ${table} WHERE cursor_at IS NULL OR ${k} > cursor_at ORDER BY ${k} LIMIT 5000) AS b;`,
+    '    EXIT WHEN upper_at IS NULL;',
+    `    UPDATE ${table} SET ${c} = NULL`,
+    `     WHERE (cursor_at IS NULL OR ${k} > cursor_at) AND ${k} <= upper_at AND ${c} IS NOT NULL;`,
+    '    cursor_at := upper_at;',
+    '    COMMIT;',
+    '  END LOOP;',
+    'END',
+    '$$',
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------
