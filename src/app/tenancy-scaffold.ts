@@ -90,11 +90,11 @@ function bareName(name: string): string {
   return name.startsWith('public.') ? name.slice('public.'.length) : name;
 }
 
-/** The highest unit number of the plan (0 when empty) and the width its files use. */
+/** The highest unit number of the plan (0 when empty) and the width its files use (rollbacks follow their units). */
 async function lastPrefix(dir: string): Promise<{ value: bigint; width: number }> {
   let value = 0n;
   let width = 4;
-  for (const sub of ['migrations', 'backfills', 'rollbacks']) {
+  for (const sub of ['migrations', 'backfills']) {
     let names: string[];
     try {
       names = await readdir(join(dir, sub));
