@@ -1,0 +1,122 @@
+/**
+ * tenancyCheck(): proves isolation on an upgraded database from the model (TENANCY.md).
+ * Read-only: the catalog and every data rule are read in one read-only REPEATABLE READ
+ * snapshot (shared by a few connections) under a statement timeout; the probe (`--as`)
+ * writes only inside transactions that are always rolled back.
+ */
+import { withSession } from '../db/connection.js';
+import { findPgTool, libpqEnvironment, runPgTool } from '../db/pg-tools.js';
+import { redact } from '../db/redact.js';
+import { startThrowawayPostgres } from '../db/throwaway.js';
+import { UsageError } from '../errors.js';
+import { loadConfig } from '../plan/config.js';
+import { readCatalog } from '../tenancy/catalog.js';
+import { catalogFindings, dataQueries, fails, selectRules, sortFindings } from '../tenancy/check.js';
+import { openSnapshot } from '../tenancy/check-data.js';
+import { probeIsolation } from '../tenancy/check-probe.js';
+import { buildScope } from '../tenancy/check-scope.js';
+import { analyzeTenancy } from '../tenancy/graph.js';
+import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
+import { loadExpressionParser } from '../tenancy/policy-expr.js';
+import type { Finding } from '../tenancy/rules/types.js';
+import type { TenancyConfig } from '../tenancy/types.js';
+
+export interface TenancyCheckOptions extends TenancyOverrides {
+  dir: string;
+  url: string | undefined;
+  /** Load this SQL file into a throwaway PostgreSQL and check that instead. */
+  fixture?: string | undefined;
+  /** The model as given (else the config's `tenancy`, with the overrides over it). */
+  model?: TenancyConfig | undefined;
+  schemas?: string[] | undefined;
+  /** Probe as this role. */
+  as?: string | undefined;
+  strict?: boolean | undefined;
+  /** Only these rules / tables. */
+  rules?: string[] | undefined;
+  tables?: string[] | undefined;
+  /** Connections running the data rules at once (one snapshot). Default 3. */
+  connections?: number;
+  /** Per statement. Default 10 minutes. */
+  statementTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface TenancyCheckResult {
+  database: string;
+  owner: string;
+  tenants: string;
+  key: string;
+  findings: Finding[];
+  checked: { tables: number; rules: number };
+  /** The rules checked that found nothing. */
+  passed: string[];
+  /** Why the probe did not run (no --as, or a model without rls), when it did not. */
+  probeSkipped?: string;
+  /** No error-level finding (with `strict`, no finding at all). */
+  ok: boolean;
+}
+
+export async function tenancyCheck(options: TenancyCheckOptions): Promise<TenancyCheckResult> {
+  const config = await loadConfig(options.dir);
+  const model = options.model ?? tenancyConfigFrom(config.tenancy, options);
+  await loadExpressionParser();
+  if (options.fixture) return onFixture(options, model, config.ledgerSchema);
+  return checkDatabase(options, model, config.ledgerSchema);
+}
+
+async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig, ledgerSchema: string): Promise<TenancyCheckResult> {
+  const timeout = options.statementTimeoutMs ?? 10 * 60_000;
+  const snapshot = await openSnapshot(options.url, { connections: options.connections ?? 3, statementTimeoutMs: timeout });
+  try {
+    const catalog = await readCatalog(snapshot.leader.client, { ...(options.schemas?.length ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema] });
+    const analysis = analyzeTenancy(catalog, model);
+    const scope = buildScope(catalog, analysis, options.tables);
+    const active = selectRules(analysis, options.rules);
+    const probeRules = active.filter((r) => r.rule.kind === 'probe');
+    const probeSkipped =
+      probeRules.length === 0 ? (options.as ? (analysis.rls ? 'no probe rule selected' : 'the model has no rls') : undefined) : !options.as ? 'no --as ROLE' : undefined;
+    const ran = active.filter((r) => r.rule.kind !== 'probe' || !probeSkipped);
+    const findings = [...catalogFindings(scope, active), ...(await snapshot.run(dataQueries(scope, active)))];
+    if (options.as && !probeSkipped) {
+      const wanted = new Map(probeRules.map((r) => [r.rule.name, r.level]));
+      for (const f of await probeIsolation(options.url, scope, options.as, timeout)) {
+        const level = wanted.get(f.rule);
+        if (level) findings.push({ ...f, level });
+      }
+    }
+    const sorted = sortFindings(findings);
+    return {
+      database: snapshot.leader.description,
+      owner: analysis.owner,
+      tenants: analysis.tenants,
+      key: analysis.key,
+      findings: sorted,
+      checked: { tables: scope.tables.length, rules: ran.length },
+      passed: ran.map((r) => r.rule.name).filter((name) => !sorted.some((f) => f.rule === name)),
+      ...(probeSkipped ? { probeSkipped } : {}),
+      ok: !fails(sorted, Boolean(options.strict)),
+    };
+  } finally {
+    await snapshot.close();
+  }
+}
+
+/** `--fixture FILE`: the file loaded into a new database of a throwaway PostgreSQL, checked, and the server gone. */
+async function onFixture(options: TenancyCheckOptions, model: TenancyConfig, ledgerSchema: string): Promise<TenancyCheckResult> {
+  const psql = findPgTool('psql');
+  if (!psql) throw new UsageError('psql was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  const server = await startThrowawayPostgres({ log: options.log ?? (() => {}) });
+  try {
+    const name = `tenancy_check_${Date.now().toString(36)}`;
+    await withSession(server.url, 'tenancy check', (s) => s.client.query(`CREATE DATABASE ${name}`));
+    const url = new URL(server.url);
+    url.pathname = `/${name}`;
+    await runPgTool(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', options.fixture as string], libpqEnvironment(url.toString())).catch((error: Error) => {
+      throw new UsageError(`${options.fixture}: does not load: ${redact(error.message)}`, 'fix the fixture file; nothing else was touched');
+    });
+    return await checkDatabase({ ...options, url: url.toString() }, model, ledgerSchema);
+  } finally {
+    await server.close();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The shape of an isolation rule. Three kinds, one interface each:
+ * - a **catalog** rule is a pure function of the scope (catalog + analysis);
+ * - a **data** rule builds SQL text (pure) that the runner executes in one snapshot:
+ *   a count, and when it is not zero, the first rows;
+ * - a **probe** rule's findings come from the live probe (`--as ROLE`, check-probe.ts).
+ */
+import type { CheckScope, ScopedTable } from '../check-scope.js';
+import type { TableName, TenancyAnalysis } from '../types.js';
+
+export type Level = 'error' | 'warning';
+
+export interface Finding {
+  rule: string;
+  level: Level;
+  table: TableName;
+  detail: string;
+  /** Rows in violation (data and probe rules); null for a finding about the schema. */
+  rows: number | null;
+  /** The first rows in violation: their primary key values (and what the rule compares). */
+  sample: Record<string, unknown>[];
+}
+
+/** A finding as a rule reports it; the runner adds the rule's name and level. */
+export type RuleFinding = Omit<Finding, 'rule' | 'level'>;
+
+interface RuleBase {
+  name: string;
+  /** What it finds, in one line (the rules table of README.md). */
+  description: string;
+  /** What to do about a finding. */
+  fix: string;
+  /** The level for this model, or null when the rule does not apply to it (the RLS rules without `rls`). */
+  level(analysis: TenancyAnalysis): Level | null;
+}
+
+export interface CatalogRule extends RuleBase {
+  kind: 'catalog';
+  check(scope: CheckScope): RuleFinding[];
+}
+
+/** One query of a data rule: `count` returns one row `{rows}`; `sample` the first rows in violation. */
+export interface DataQuery {
+  table: TableName;
+  detail: string;
+  count: string;
+  sample: string;
+}
+
+export interface DataRule extends RuleBase {
+  kind: 'data';
+  queries(scope: CheckScope): DataQuery[];
+}
+
+export interface ProbeRule extends RuleBase {
+  kind: 'probe';
+}
+
+export type Rule = CatalogRule | DataRule | ProbeRule;
+
+export const always = (level: Level) => (): Level => level;
+export const whenRls = (analysis: TenancyAnalysis): Level | null => (analysis.rls ? 'error' : null);
+
+/** Tables whose key column exists: the rules that read the key skip the others (tenant-key-missing reports them). */
+export function keyed(scope: CheckScope): ScopedTable[] {
+  return scope.tables.filter((t) => t.hasKey);
+}
+
+/** Every rule but the key's own skips the owner when it is the tenants table: its key is its primary key. */
+export function withKeyColumn(scope: CheckScope): ScopedTable[] {
+  return keyed(scope).filter((t) => !t.keyIsPrimaryKey);
+}
