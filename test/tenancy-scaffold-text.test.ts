@@ -129,7 +129,10 @@ describe('scaffoldPlan', () => {
     const tasks = units.find((u) => u.name === 'backfill_tasks_organization_id') as ScaffoldUnit;
     const { up, down } = parse(tasks);
     expect(up.options.batch).toEqual({ table: 'public.tasks', key: 'id', size: 5000 });
-    expect(down.options.batch).toEqual({ table: 'public.tasks', key: 'id', size: 5000 });
+    // A rollback cannot be batched: a DO block commits after each keyset batch, outside a transaction.
+    expect(down.options.transaction).toBe(false);
+    expect(tasks.rollback).toContain('UPDATE public.tasks SET organization_id = NULL');
+    expect(tasks.rollback).toContain('    COMMIT;');
     expect(tasks.sql).toContain('SET organization_id = p.organization_id\n  FROM public.projects AS p');
     expect(tasks.sql).toContain('t.id > $1 AND t.id <= $2');
     expect(tasks.sql).toContain('AND t.organization_id IS NULL');
@@ -195,7 +198,7 @@ describe('scaffoldPlan', () => {
     expect(fks.sql).toContain('FOREIGN KEY (organization_id, project_id)\n  REFERENCES public.projects (organization_id, id) ON UPDATE CASCADE\n  NOT VALID');
     expect(fks.sql).toContain('FOREIGN KEY (organization_id, assignee_id)\n  REFERENCES public.users (organization_id, id)\n  NOT VALID');
     const rls = units.find((u) => u.name === 'tasks_row_level_security') as ScaffoldUnit;
-    expect(rls.sql).toContain("USING (organization_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)");
+    expect(rls.sql).toContain("USING (organization_id = current_setting('app.tenant_id', true)::bigint)");
     expect(rls.sql).toContain('FORCE ROW LEVEL SECURITY');
     expect(units.at(-1)?.step).toBe(7);
   });
@@ -237,7 +240,7 @@ describe('scaffoldPlan', () => {
     expect(key.sql).toContain('(SELECT p."organizationId" FROM public.team AS p WHERE p.id = NEW."teamId")');
     expect(key.sql).toContain('BEFORE INSERT OR UPDATE OF "teamId" ON public."teamMember"');
     const rls = units.find((u) => u.name === 'organization_row_level_security') as ScaffoldUnit;
-    expect(rls.sql).toContain("USING (id = NULLIF(current_setting('app.tenant_id', true), '')::text)");
+    expect(rls.sql).toContain("USING (id = current_setting('app.tenant_id', true)::text)");
     for (const u of units) parse(u);
   });
 });
