@@ -58,25 +58,22 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       ORDER BY a.attrelid, a.attnum`,
     [schemas],
   );
+  // Column numbers, named below from the columns already read (no subquery per constraint).
   const constraints = await client.query<{
     oid: number;
     name: string;
     type: string;
-    columns: string[];
+    keys: number[];
+    ref_oid: number;
     ref_schema: string | null;
     ref_table: string | null;
-    ref_columns: string[] | null;
+    ref_keys: number[] | null;
     validated: boolean;
     on_delete: string;
     definition: string;
   }>(
-    `SELECT k.conrelid::int AS oid, k.conname AS name, k.contype::text AS type,
-            array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, i)
-                    JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i)::text[] AS columns,
-            rn.nspname AS ref_schema, rc.relname AS ref_table,
-            CASE WHEN k.contype = 'f' THEN
-              array(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(n, i)
-                      JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i)::text[] END AS ref_columns,
+    `SELECT k.conrelid::int AS oid, k.conname AS name, k.contype::text AS type, k.conkey::int[] AS keys,
+            k.confrelid::int AS ref_oid, rn.nspname AS ref_schema, rc.relname AS ref_table, k.confkey::int[] AS ref_keys,
             k.convalidated AS validated, k.confdeltype::text AS on_delete,
             CASE WHEN k.contype = 'c' THEN pg_get_constraintdef(k.oid) ELSE '' END AS definition
        FROM pg_constraint k
@@ -131,9 +128,23 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     byOid.get(row.oid)?.columns.push(column);
     attnames.get(row.oid)?.set(row.attnum, column);
   }
-  for (const row of constraints.rows) {
-    const table = byOid.get(row.oid);
+  // Tables referenced from outside the schemas read: their columns' names, in one query.
+  const outside = [...new Set(constraints.rows.filter((r) => r.type === 'f' && !attnames.has(r.ref_oid)).map((r) => r.ref_oid))];
+  if (outside.length > 0) {
+    const { rows } = await client.query<{ oid: number; attnum: number; name: string }>(
+      'SELECT attrelid::int AS oid, attnum::int AS attnum, attname AS name FROM pg_attribute WHERE attrelid = ANY($1::oid[]) AND attnum > 0',
+      [outside],
+    );
+    for (const r of rows) {
+      if (!attnames.has(r.oid)) attnames.set(r.oid, new Map());
+      attnames.get(r.oid)?.set(r.attnum, { name: r.name, type: '', notNull: false, hasDefault: false });
+    }
+  }
+  const named = (oid: number, keys: number[] | null): string[] => (keys ?? []).map((n) => attnames.get(oid)?.get(n)?.name ?? `#${n}`);
+  for (const raw of constraints.rows) {
+    const table = byOid.get(raw.oid);
     if (!table) continue;
+    const row = { ...raw, columns: named(raw.oid, raw.keys), ref_columns: named(raw.ref_oid, raw.ref_keys) };
     if (row.type === 'p') {
       table.primaryKey = row.columns;
       table.uniques.push({ name: row.name, kind: 'primary', columns: row.columns } satisfies CatalogKey);

@@ -54,6 +54,10 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): Tenancy
   if (typeof ownerOverride?.config === 'string') {
     throw new UsageError(`${ownerOverride.path}: the owner cannot be "${ownerOverride.config}"`, 'the owner is the table whose rows become tenants; remove this entry or choose another owner');
   }
+  if (typeof ownerOverride?.config === 'object' && (ownerOverride.config.via || ownerOverride.config.unresolved)) {
+    const setting = ownerOverride.config.via ? 'via' : 'unresolved';
+    throw new UsageError(`${ownerOverride.path}.${setting}: the owner takes no path (its rows are the tenants)`, `remove "${setting}" from this entry`);
+  }
 
   // The existing tenants table, when it is not the owner, is where the key points: it is
   // not a tenant table (it takes no key) and paths do not pass through it. Of the four
@@ -140,7 +144,7 @@ type Resolver = (name: string, keyPath: string) => TableName | undefined;
 function nameResolver(catalog: Catalog): Resolver {
   const byName = new Set(catalog.tables.map((t) => t.name));
   const byBare = new Map<string, TableName[]>();
-  for (const t of catalog.tables) byBare.set(t.table, [...(byBare.get(t.table) ?? []), t.name]);
+  for (const t of catalog.tables) push(byBare, t.table, t.name);
   return (name, keyPath) => {
     if (byName.has(name)) return name;
     if (name.includes('.')) return undefined;
@@ -178,6 +182,12 @@ function resolveOverrides(entries: Record<string, TableConfig>, resolve: Resolve
     overrides.set(table, { config, path, ...(typeof config === 'object' && config.via ? { via: config.via } : {}) });
   }
   return overrides;
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
 function tableOf(name: TableName): string {
@@ -225,7 +235,7 @@ function buildGraph(catalog: Catalog, owner: TableName, blocked: (name: TableNam
       .map(hopOf)
       .sort(compareHops);
     out.set(table.name, hops);
-    for (const hop of hops) into.set(hop.references, [...(into.get(hop.references) ?? []), hop]);
+    for (const hop of hops) push(into, hop.references, hop);
   }
   const distances = (notNullOnly: boolean): Map<TableName, number> => {
     const dist = new Map<TableName, number>([[owner, 0]]);
@@ -290,11 +300,16 @@ function derive(graph: Graph, table: TableName): { via: Hop[]; fallbacks: Hop[][
   let via: Hop[] | undefined;
   let fallbacks: Hop[][] = [];
   for (let length = shortest; length <= shortest + fallbackSlack && fallbacks.length < maxFallbacks && budget.left > 0; length++) {
-    const found = pathsOfLength(graph, table, length, false, maxFallbacks * 4, budget);
+    // Of paths as short, those with fewer nullable hops resolve more rows: they go first.
+    const found = pathsOfLength(graph, table, length, false, maxFallbacks * 4, budget).sort((a, b) => nullableHops(a) - nullableHops(b));
     if (!via) via = found.shift();
     if (via) fallbacks = usefulFallbacks(via, [...fallbacks, ...found]);
   }
   return via ? { via, fallbacks } : undefined;
+}
+
+function nullableHops(path: Hop[]): number {
+  return path.filter((hop) => hop.nullable).length;
 }
 
 /**
@@ -414,8 +429,10 @@ function validateTableConfig(table: CatalogTable, role: TableRole, config: Tenan
 function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableName, TableRole>, tenants: TableName): Hint[] {
   const byNorm = new Map<string, CatalogTable[]>();
   const norm = (s: string): string => s.toLowerCase().replace(/_/g, '');
-  for (const t of catalog.tables) byNorm.set(norm(t.table), [...(byNorm.get(norm(t.table)) ?? []), t]);
+  for (const t of catalog.tables) push(byNorm, norm(t.table), t);
   const tables = new Map(catalog.tables.map((t) => [t.name, t]));
+  // Many tables share a column name (external_ref_id...): each guess is made once per schema.
+  const guesses = new Map<string, TableName | null>();
   const hints: Hint[] = [];
   for (const analysis of analyses) {
     const table = tables.get(analysis.table) as CatalogTable;
@@ -426,7 +443,11 @@ function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableN
     for (const column of table.columns) {
       const base = referenceBase(column.name);
       if (!base || referencing.has(column.name)) continue;
-      const target = guessTarget(base, table, byNorm, norm);
+      const memoKey = `${table.schema}\0${base}`;
+      let target = guesses.get(memoKey);
+      if (target === undefined) guesses.set(memoKey, (target = guessTarget(base, undefined, table.schema, byNorm, norm) ?? null));
+      // A table is never its own guess.
+      if (target === table.name) target = guessTarget(base, table.name, table.schema, byNorm, norm) ?? null;
       hints.push({
         table: table.name,
         column: column.name,
@@ -459,14 +480,14 @@ function referenceBase(column: string): string | undefined {
 }
 
 /** The table a column probably references: the longest trailing words of its name that name a table, singular or plural. */
-function guessTarget(base: string, table: CatalogTable, byNorm: Map<string, CatalogTable[]>, norm: (s: string) => string): TableName | undefined {
+function guessTarget(base: string, self: TableName | undefined, schema: string, byNorm: Map<string, CatalogTable[]>, norm: (s: string) => string): TableName | undefined {
   const words = base.split('_').filter(Boolean);
   for (let i = 0; i < words.length; i++) {
     const w = words.slice(i).join('_');
     for (const form of [w, `${w}s`, `${w}es`, w.replace(/y$/, 'ies')]) {
-      const found = (byNorm.get(norm(form)) ?? []).filter((t) => t.name !== table.name);
+      const found = (byNorm.get(norm(form)) ?? []).filter((t) => t.name !== self);
       if (found.length === 0) continue;
-      return (found.find((t) => t.schema === table.schema) ?? found.find((t) => t.schema === 'public') ?? found[0])?.name;
+      return (found.find((t) => t.schema === schema) ?? found.find((t) => t.schema === 'public') ?? found[0])?.name;
     }
   }
   return undefined;

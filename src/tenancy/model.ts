@@ -24,7 +24,14 @@ export const tenancySchema = z.strictObject({
   key: z.optional(name),
   setting: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_.]*$/, 'a custom setting name with a dot, e.g. app.tenant_id'))),
   rls: z.optional(z.boolean()),
-  tables: z.optional(z.record(name, z.union([z.literal('global'), z.literal('ignore'), tenantTable]))),
+  tables: z.optional(
+    z.record(
+      name,
+      z.union([z.literal('global'), z.literal('ignore'), tenantTable], {
+        error: '"global", "ignore", or { via: [columns], unresolved: fail|delete|keep, conflicts: { column: fail|detach|delete|keep } }',
+      }),
+    ),
+  ),
 });
 
 export interface TenancyOverrides {

@@ -1,0 +1,184 @@
+/**
+ * tenancy analyze: the model from the config (flags over it), the catalog read in one
+ * read-only transaction, the foreign-key graph, and the data counts on a few connections
+ * sharing that transaction's snapshot. Nothing is written to the database and no ledger is
+ * created. `--fixture` analyzes a SQL file loaded into a throwaway PostgreSQL instead.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { withSession } from '../db/connection.js';
+import { findPgTool, libpqEnvironment, runPgTool } from '../db/pg-tools.js';
+import { startThrowawayPostgres } from '../db/throwaway.js';
+import { PlanError, UsageError } from '../errors.js';
+import { configFileName, configSchema, loadConfig } from '../plan/config.js';
+import { countQueries, runCounts, withCounts } from '../tenancy/analyze-data.js';
+import { readCatalog } from '../tenancy/catalog.js';
+import { analyzeTenancy } from '../tenancy/graph.js';
+import { tenancyConfigFrom } from '../tenancy/model.js';
+import type { Catalog, TenancyAnalysis, TenancyConfig } from '../tenancy/types.js';
+
+export interface AnalyzeOptions {
+  /** The database to read (else the PG* variables)... */
+  url?: string | undefined;
+  /** ...or a SQL file loaded into a throwaway PostgreSQL. */
+  fixture?: string | undefined;
+  /** The plan directory holding tenantify.config.json. */
+  dir: string;
+  owner?: string | undefined;
+  tenants?: string | undefined;
+  key?: string | undefined;
+  schemas?: string[] | undefined;
+  /** Count unresolved rows and conflicts (default true). */
+  data?: boolean;
+  /** Connections for the counts (default 3). */
+  connections?: number;
+  /** A server to load the fixture on instead of a throwaway one (it gets a new database, dropped after). */
+  fixtureServerUrl?: string | undefined;
+  onProgress?: (done: number, total: number, running: string) => void;
+  log?: (line: string) => void;
+}
+
+export interface AnalyzeResult {
+  /** Where it read from (no password). */
+  database: string;
+  /** The model analyzed: the config's, with the flags over it. */
+  model: TenancyConfig;
+  catalog: Catalog;
+  analysis: TenancyAnalysis;
+  /** The counts were taken. */
+  data: boolean;
+  durationMs: { catalog: number; data: number };
+}
+
+/** Counts that run longer than this stop with a hint, unless the config says otherwise. */
+const defaultStatementTimeoutMs = 10 * 60_000;
+
+export async function analyze(options: AnalyzeOptions): Promise<AnalyzeResult> {
+  if (options.url && options.fixture) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both');
+  const config = await loadConfig(options.dir);
+  const model = tenancyConfigFrom(config.tenancy, { owner: options.owner, tenants: options.tenants, key: options.key });
+  if (!options.fixture) return analyzeDatabase(options.url, model, config.ledgerSchema, config.statementTimeout, options);
+
+  const server = await startThrowawayPostgres({ url: options.fixtureServerUrl, log: options.log ?? (() => {}) });
+  const name = `analyze_${Date.now().toString(36)}_${process.pid}`;
+  try {
+    const url = await loadFixture(server.url, name, options.fixture);
+    const result = await analyzeDatabase(url, model, config.ledgerSchema, config.statementTimeout, options);
+    return { ...result, database: `${options.fixture} (on a throwaway PostgreSQL)` };
+  } finally {
+    if (server.kind === 'explicit') await withSession(server.url, 'tenancy analyze', (s) => s.client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).catch(() => {});
+    await server.close();
+  }
+}
+
+async function analyzeDatabase(url: string | undefined, model: TenancyConfig, ledgerSchema: string, statementTimeout: number | undefined, options: AnalyzeOptions): Promise<AnalyzeResult> {
+  return withSession(url, 'tenancy analyze (read only)', async (session) => {
+    const { client } = session;
+    const started = performance.now();
+    // REPEATABLE READ so the counts, on other connections, read this very snapshot.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      const catalog = await readCatalog(client, { ...(options.schemas ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema] });
+      let analysis = analyzeTenancy(catalog, model);
+      const catalogMs = performance.now() - started;
+      const wantData = options.data !== false;
+      if (wantData) {
+        const snapshot = await exportSnapshot(client);
+        const counts = await runCounts(url, countQueries(analysis, catalog), {
+          connections: options.connections ?? 3,
+          statementTimeoutMs: statementTimeout ?? defaultStatementTimeoutMs,
+          snapshot,
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        });
+        analysis = withCounts(analysis, counts);
+      }
+      await client.query('COMMIT');
+      return {
+        database: session.description,
+        model,
+        catalog,
+        analysis,
+        data: wantData,
+        durationMs: { catalog: Math.round(catalogMs), data: Math.round(performance.now() - started - catalogMs) },
+      };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    }
+  });
+}
+
+/** The snapshot the counts share; none where exporting is refused (they then take their own). */
+async function exportSnapshot(client: { query: (sql: string) => Promise<{ rows: { id?: string }[] }> }): Promise<string | undefined> {
+  try {
+    await client.query('SAVEPOINT export_snapshot');
+    const { rows } = await client.query('SELECT pg_export_snapshot() AS id');
+    await client.query('RELEASE SAVEPOINT export_snapshot');
+    return rows[0]?.id;
+  } catch {
+    await client.query('ROLLBACK TO SAVEPOINT export_snapshot').catch(() => {});
+    return undefined;
+  }
+}
+
+/** A new database on the throwaway server, the fixture loaded with psql in one transaction. */
+async function loadFixture(serverUrl: string, name: string, fixture: string): Promise<string> {
+  const psql = findPgTool('psql');
+  if (!psql) throw new UsageError('psql was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  try {
+    await readFile(fixture);
+  } catch (error) {
+    throw new UsageError(`--fixture ${fixture}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  await withSession(serverUrl, 'tenancy analyze', (s) => s.client.query(`CREATE DATABASE ${name}`));
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  try {
+    await runPgTool(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', fixture], libpqEnvironment(url.toString()));
+  } catch (error) {
+    throw new UsageError(`--fixture ${fixture} did not load`, 'fix the SQL file; the throwaway server is gone and nothing else was touched', [(error as Error).message]);
+  }
+  // The planner's estimates (and the rows column) need statistics.
+  await withSession(url.toString(), 'tenancy analyze', (s) => s.client.query('ANALYZE'));
+  return url.toString();
+}
+
+// ---------------------------------------------------------------------------------------
+// --write
+// ---------------------------------------------------------------------------------------
+
+/**
+ * The model as it goes into tenantify.config.json: the analyzed names (schema left out for
+ * public), the defaults written out so a reader sees them, the per-table settings kept.
+ */
+export function modelToWrite(model: TenancyConfig, analysis: TenancyAnalysis): TenancyConfig {
+  const short = (name: string): string => (name.startsWith('public.') ? name.slice('public.'.length) : name);
+  return {
+    owner: short(analysis.owner),
+    tenants: short(analysis.tenants),
+    key: analysis.key,
+    setting: analysis.setting,
+    rls: analysis.rls,
+    ...(model.tables && Object.keys(model.tables).length > 0 ? { tables: model.tables } : {}),
+  };
+}
+
+/** Stores the model under `tenancy`, creating the file when absent and keeping every other key. */
+export async function writeTenancyModel(dir: string, model: TenancyConfig): Promise<string> {
+  const file = join(dir, configFileName);
+  let document: Record<string, unknown> = {};
+  let indent = 2;
+  try {
+    const text = await readFile(file, 'utf8');
+    document = JSON.parse(text) as Record<string, unknown>;
+    indent = /^\{\s*\n(\s+)"/.exec(text)?.[1]?.length ?? 2;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new PlanError(configFileName, undefined, `cannot be updated: ${(error as Error).message}`);
+  }
+  document['tenancy'] = model;
+  // What is written must load back: checked before the file is touched.
+  const check = configSchema.safeParse(document);
+  if (!check.success) throw new Error(`the tenancy model to write does not validate: ${JSON.stringify(check.error.issues[0])}`);
+  await writeFile(file, `${JSON.stringify(document, null, indent)}\n`);
+  return file;
+}
