@@ -321,6 +321,14 @@ describe('tenancy check', () => {
     expect(code).toBe(3);
   });
 
+  it('probe-read-leak: a role that owns a table whose row level security is not forced bypasses it, and the finding says so', async () => {
+    const url = await planted(`ALTER TABLE comments OWNER TO ${role}; ALTER TABLE comments NO FORCE ROW LEVEL SECURITY`);
+    const { code, report } = await check(url, '--as', role, '--rule', 'probe-read-leak');
+    expect(report.findings.map((f) => [f.table, f.rows])).toEqual([['public.comments', 2], ['public.comments', 1], ['public.comments', 2]]);
+    expect(report.findings[1]?.detail).toBe(`as ${role} with app.tenant_id = 1: 1 row(s) of other tenants visible (${role} owns the table and row level security is not forced)`);
+    expect(code).toBe(3);
+  });
+
   it('probe-write-leak: an INSERT policy whose WITH CHECK admits anything lets a row into another tenant; nothing is committed', async () => {
     const url = await planted('CREATE POLICY signup ON accounts FOR INSERT WITH CHECK (true)');
     const before = await contentFingerprint(url);

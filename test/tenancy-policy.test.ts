@@ -15,6 +15,8 @@ describe('judgeExpression: does it hold every row to the tenant of the setting?'
     "(organization_id)::text = current_setting('app.tenant_id'::text, true)",
     "tasks.organization_id = (current_setting('APP.TENANT_ID'))::uuid",
     "organization_id = (SELECT current_setting('app.tenant_id')::int)",
+    "(organization_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::bigint)",
+    "organization_id = COALESCE(current_setting('app.tenant_id', true), '0')::int",
     "(organization_id = current_setting('app.tenant_id')::int) AND (deleted_at IS NULL)",
     "(archived OR NOT archived) AND organization_id = current_setting('app.tenant_id')::int",
     "(organization_id = current_setting('app.tenant_id')::int AND a) OR (organization_id = current_setting('app.tenant_id', true)::int AND b)",
@@ -41,6 +43,8 @@ describe('judgeExpression: does it hold every row to the tenant of the setting?'
     ["NOT (organization_id <> current_setting('app.tenant_id')::int)", 'a negation (not recognised: said so)'],
     ["organization_id = current_setting('app.tenant_id')::int OR is_public", 'an OR with an unrelated column'],
     ["owner_id = current_user::text", 'the current user'],
+    ["organization_id = COALESCE(current_setting('app.tenant_id', true)::int, organization_id)", 'a fallback to the row itself'],
+    ["organization_id = NULLIF(current_setting('app.other', true), '')::int", 'NULLIF of another setting'],
   ])('does not constrain: %s (%s)', (text) => {
     expect(judgeExpression(text, compare).constrains).toBe(false);
   });

@@ -15,6 +15,7 @@ import type { Reporter } from '../exec/context.js';
 import { apply } from './apply.js';
 import { loadProject } from './project.js';
 import { rollback } from './rollback.js';
+import { ruleOutcomes, tenancyCheck } from './tenancy-check.js';
 import { verify } from './verify.js';
 
 export interface RehearseOptions {
@@ -40,6 +41,8 @@ export interface RehearseStep {
   exitCode?: number;
   /** Per-unit outcomes of apply/rollback steps, for JUnit. */
   units?: { id: string; ok: boolean; durationMs: number; message?: string }[];
+  /** Per-rule outcomes of a tenancy check step, for JUnit. */
+  rules?: { id: string; ok: boolean; durationMs: number; message?: string }[];
 }
 
 export interface RehearseResult {
@@ -54,7 +57,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
   if (!options.sourceUrl === !options.fixture) {
     throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql');
   }
-  await loadProject(options.dir); // a plan error stops here, before any server starts
+  const { config } = await loadProject(options.dir); // a plan error stops here, before any server starts
   const major = options.sourceUrl ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => Math.floor(s.serverVersion / 10000)) : undefined;
   const server = await startThrowawayPostgres({ url: options.targetServerUrl, ...(major ? { majorVersion: major } : {}), log: options.log });
   const steps: RehearseStep[] = [];
@@ -83,13 +86,15 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       })) &&
       (await run('apply', () => applyStep(options, target))) &&
       (await run('verify', () => verifyStep(options, target))) &&
+      (!config.tenancy || (await run('tenancy check', () => tenancyStep(options, target)))) &&
       (await run('rollback', () => rollbackStep(options, target))) &&
       (await run('compare with the source', async () => {
         const diff = differences(loaded as DatabaseState, await snapshotState(target));
         return { ok: diff.length === 0, details: diff.length === 0 ? ['schema and content are exactly as loaded'] : diff, exitCode: 3 };
       })) &&
       (await run('apply again', () => applyStep(options, target))) &&
-      (await run('verify again', () => verifyStep(options, target)));
+      (await run('verify again', () => verifyStep(options, target))) &&
+      (!config.tenancy || (await run('tenancy check again', () => tenancyStep(options, target))));
     const firstFailed = steps.find((step) => !step.ok);
     return { ok, exitCode: firstFailed ? (firstFailed.exitCode ?? 1) : 0, server: server.kind, steps };
   } finally {
@@ -169,6 +174,20 @@ async function verifyStep(options: RehearseOptions, target: string): Promise<Omi
     exitCode: 3,
     details: result.ok ? [`${result.checks.length} checks passed`] : failedChecks.map((c) => `${c.unit}: "${c.name}" returned ${c.violations} rows${c.error ? ` (${c.error})` : ''}`),
     units: result.units.map((u) => ({ id: u.id, ok: u.checks.every((c) => c.ok), durationMs: u.checks.reduce((t, c) => t + c.durationMs, 0) })),
+  };
+}
+
+/** The plan's tenancy model holds on the applied database: `tenancy check`, a JUnit case per rule. */
+async function tenancyStep(options: RehearseOptions, target: string): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {
+  const started = performance.now();
+  const result = await tenancyCheck({ dir: options.dir, url: target });
+  const rules = ruleOutcomes(result, Math.round(performance.now() - started));
+  const errors = result.findings.filter((f) => f.level === 'error');
+  return {
+    ok: result.ok,
+    exitCode: 3,
+    details: result.ok ? [`${result.passed.length} of ${result.checked.rules} rules passed on ${result.checked.tables} tables`] : errors.map((f) => `${f.rule} ${f.table}: ${f.detail}`),
+    rules,
   };
 }
 

@@ -120,3 +120,23 @@ async function onFixture(options: TenancyCheckOptions, model: TenancyConfig, led
     await server.close();
   }
 }
+
+/** One rule's outcome as a test case (rehearse's JUnit, verify --tenancy): failed when it has an error-level finding. */
+export interface RuleOutcome {
+  id: string;
+  ok: boolean;
+  durationMs: number;
+  message?: string;
+}
+
+/** `totalMs`, the check's time, is shared evenly among the rules, so a report that adds cases up counts it once. */
+export function ruleOutcomes(result: TenancyCheckResult, totalMs = 0): RuleOutcome[] {
+  const names = [...new Set([...result.findings.map((f) => f.rule), ...result.passed])];
+  const durationMs = names.length ? Math.round(totalMs / names.length) : 0;
+  return names.map((id) => {
+    const findings = result.findings.filter((f) => f.rule === id);
+    const errors = findings.filter((f) => f.level === 'error');
+    const lines = findings.map((f) => `${f.level} ${f.table}: ${f.detail}${f.rows === null ? '' : ` (${f.rows} rows)`}`);
+    return { id, ok: errors.length === 0, durationMs, ...(lines.length ? { message: lines.join('\n') } : {}) };
+  });
+}

@@ -53,6 +53,7 @@ export function buildProgram(): Command {
   withCommonOptions(program.command('verify'))
     .description('re-run the verify queries of applied units; a table of pass/fail')
     .option('--unit <id>', 'only this unit')
+    .option('--tenancy', "also prove tenant isolation (`tenancy check`, from the config's tenancy model)")
     .action(action(() => import('./commands/verify.js')));
 
   withCommonOptions(program.command('rollback'))

@@ -8,7 +8,7 @@
 import { connect, type Session } from '../db/connection.js';
 import { ViolationsError } from '../errors.js';
 import type { PlannedQuery } from './check.js';
-import type { Finding } from './rules/types.js';
+import { violationsColumn, type Finding } from './rules/types.js';
 
 export interface SnapshotOptions {
   /** Connections running queries at once, the leader's included. */
@@ -71,13 +71,14 @@ export async function openSnapshot(url: string | undefined, options: SnapshotOpt
   }
 }
 
-/** The count; when it is not zero, the first rows. */
+/** The first rows in violation, each with the count of all of them. */
 async function runQuery(session: Session, query: PlannedQuery): Promise<Finding | null> {
   try {
-    const counted = await session.client.query<{ rows: number | string }>(query.count);
-    const rows = Number(counted.rows[0]?.rows ?? 0);
-    if (rows === 0) return null;
-    const sample = (await session.client.query<Record<string, unknown>>(query.sample)).rows;
+    const result = await session.client.query<Record<string, unknown>>(query.sql);
+    const first = result.rows[0];
+    if (!first) return null;
+    const rows = Number(first[violationsColumn]);
+    const sample = result.rows.map(({ [violationsColumn]: _all, ...row }) => row);
     return { rule: query.rule, level: query.level, table: query.table, detail: query.detail, rows, sample };
   } catch (error) {
     const e = error as { code?: string; message?: string };
@@ -86,7 +87,7 @@ async function runQuery(session: Session, query: PlannedQuery): Promise<Finding 
       hint: timedOut
         ? 'isolation is not proven: the query ran out of time; run the check when the database is quieter, or with a longer statement timeout'
         : 'isolation is not proven for this table: the query is shown below',
-      details: query.count.split('\n'),
+      details: query.sql.split('\n'),
     });
   }
 }

@@ -98,7 +98,8 @@ async function visible(session: Session, table: ScopedTable, where: string, para
   const count = Number((await session.client.query<{ rows: number }>(`SELECT count(*) AS rows ${from}`, params)).rows[0]?.rows ?? 0);
   if (count === 0) return { rows: 0, sample: [] };
   const key = `t.${quoteIdent(table.key)}`;
-  const sample = (await session.client.query(`SELECT ${id.select}${id.select.includes(key) ? '' : `, ${key}`} ${from} ORDER BY ${id.order} LIMIT ${sampleSize}`, params)).rows;
+  const shown = [...new Set([...id.columns, key])].join(', ');
+  const sample = (await session.client.query(`SELECT ${shown} ${from} ORDER BY ${id.columns.join(', ')} LIMIT ${sampleSize}`, params)).rows;
   return { rows: count, sample };
 }
 
@@ -132,16 +133,29 @@ async function probeTenant(session: Session, scope: CheckScope, table: ScopedTab
   return findings.map((f) => ({ ...f, detail: `${f.detail}${note}` }));
 }
 
-/** Tenant A: one whose rows the table holds; B: another (of the table, else of the tenants table). Read as the connecting user. */
+/**
+ * Tenant A: one whose rows the table holds; B: another (of the table, else of the tenants
+ * table). Read as the connecting user, through the key's index (the first and last key);
+ * null when the table is empty, or when that user cannot read it (row level security
+ * forced on its owner: connect as a role with BYPASSRLS to probe it).
+ */
 async function pickTenants(session: Session, scope: CheckScope, table: ScopedTable): Promise<{ a: string; b: string | null } | null> {
   const key = quoteIdent(table.key);
-  const range = (await session.client.query<{ a: string | null; b: string | null }>(`SELECT min(${key})::text AS a, max(${key})::text AS b FROM ${quoteQualified(table.name)}`)).rows[0];
-  if (!range?.a) return null;
-  if (range.b !== null && range.b !== range.a) return { a: range.a, b: range.b };
-  const tenants = scope.tenants;
-  if (!tenants) return { a: range.a, b: null };
-  const other = (await session.client.query<{ b: string }>(`SELECT ${quoteIdent(tenants.column)}::text AS b FROM ${quoteQualified(tenants.table.name)} WHERE ${quoteIdent(tenants.column)}::text <> $1 LIMIT 1`, [range.a])).rows[0];
-  return { a: range.a, b: other?.b ?? null };
+  const end = async (order: 'ASC' | 'DESC'): Promise<string | undefined> =>
+    (await session.client.query<{ k: string }>(`SELECT ${key}::text AS k FROM ${quoteQualified(table.name)} WHERE ${key} IS NOT NULL ORDER BY ${key} ${order} LIMIT 1`)).rows[0]?.k;
+  try {
+    const a = await end('ASC');
+    if (a === undefined) return null;
+    const last = await end('DESC');
+    if (last !== undefined && last !== a) return { a, b: last };
+    const tenants = scope.tenants;
+    if (!tenants) return { a, b: null };
+    const column = quoteIdent(tenants.column);
+    const other = (await session.client.query<{ b: string }>(`SELECT ${column}::text AS b FROM ${quoteQualified(tenants.table.name)} WHERE ${column}::text <> $1 LIMIT 1`, [a])).rows[0];
+    return { a, b: other?.b ?? null };
+  } catch {
+    return null;
+  }
 }
 
 async function probeWrites(session: Session, table: ScopedTable, role: string, setting: string, a: string, b: string): Promise<ProbeFinding[]> {

@@ -132,6 +132,12 @@ function readsSetting(node: Node, setting: string): boolean {
     const only = select?.targetList?.length === 1 && !select.fromClause && !select.whereClause ? select.targetList[0]?.ResTarget.val : undefined;
     return only ? readsSetting(only, setting) : false;
   }
+  // NULLIF(current_setting(s, true), '') and COALESCE(current_setting(s, true), '<constant>'):
+  // the setting, with unset or empty mapped to NULL or to a fixed value, still names one tenant.
+  const nullif = n['A_Expr'] as { kind: string; lexpr: Node; rexpr: Node } | undefined;
+  if (nullif?.kind === 'AEXPR_NULLIF') return readsSetting(nullif.lexpr, setting) && evaluate(nullif.rexpr) !== undefined;
+  const coalesce = n['CoalesceExpr'] as { args: Node[] } | undefined;
+  if (coalesce) return coalesce.args.length > 0 && readsSetting(coalesce.args[0] as Node, setting) && coalesce.args.slice(1).every((a) => evaluate(a) !== undefined);
   const call = n['FuncCall'] as { funcname: Node[]; args?: Node[] } | undefined;
   if (!call) return false;
   const names = call.funcname.map((f) => (f as { String?: { sval: string } }).String?.sval);
@@ -231,6 +237,8 @@ export function render(node: Node): string {
   const test = node['NullTest'] as { arg: Node; nulltesttype: string } | undefined;
   if (test) return `${render(test.arg)} ${test.nulltesttype === 'IS_NULL' ? 'IS NULL' : 'IS NOT NULL'}`;
   const expr = node['A_Expr'] as { kind: string; name: Node[]; lexpr?: Node; rexpr?: Node } | undefined;
+  if (expr?.kind === 'AEXPR_NULLIF') return `NULLIF(${render(expr.lexpr ?? {})}, ${render(expr.rexpr ?? {})})`;
+  if (node['CoalesceExpr']) return `COALESCE(${(node['CoalesceExpr'] as { args: Node[] }).args.map(render).join(', ')})`;
   if (expr?.kind === 'AEXPR_OP') return `${expr.lexpr ? `${render(expr.lexpr)} ` : ''}${operator(expr) ?? '?'} ${expr.rexpr ? render(expr.rexpr) : ''}`;
   const bool = node['BoolExpr'] as { boolop: string; args: Node[] } | undefined;
   if (bool) {

@@ -21,11 +21,13 @@ export function junitReport(result: RehearseResult, suiteName = 'tenantify rehea
   const steps: Case[] = result.steps.map((step) => ({ classname: 'rehearse', name: step.name, seconds: step.durationMs / 1000, ...(step.ok ? {} : { failure: step.details.join('\n') }) }));
   const suites = [{ name: suiteName, cases: steps }];
   for (const step of result.steps) {
-    if (!step.units?.length) continue;
+    // Units of the apply and rollback steps; rules of a tenancy check step.
+    const cases = step.units ?? step.rules;
+    if (!cases?.length) continue;
     const classname = `rehearse.${step.name.replace(/\s+/g, '_')}`;
     suites.push({
       name: `${suiteName}: ${step.name}`,
-      cases: step.units.map((unit) => ({ classname, name: unit.id, seconds: unit.durationMs / 1000, ...(unit.ok ? {} : { failure: unit.message ?? 'failed' }) })),
+      cases: cases.map((unit) => ({ classname, name: unit.id, seconds: unit.durationMs / 1000, ...(unit.ok ? {} : { failure: unit.message ?? 'failed' }) })),
     });
   }
   const failed = (cases: Case[]): number => cases.filter((c) => c.failure !== undefined).length;

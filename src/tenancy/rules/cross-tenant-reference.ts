@@ -1,6 +1,6 @@
 import type { ScopedEdge, ScopedTable } from '../check-scope.js';
 import { quoteIdent, quoteQualified } from '../sql-text.js';
-import { rowIdentity, sampleSize } from './sample-sql.js';
+import { rowIdentity, violationQuery } from './sample-sql.js';
 import { always, keyed, type DataQuery, type DataRule } from './types.js';
 
 /**
@@ -28,12 +28,11 @@ export function crossTenantQuery(table: ScopedTable, edge: ScopedEdge): DataQuer
   const [childKey, parentKey] = [`c.${quoteIdent(table.key)}`, `p.${quoteIdent(edge.referencedKey)}`];
   const from = `  FROM ${quoteQualified(table.name)} c\n  JOIN ${quoteQualified(edge.references)} p ON ${join}\n WHERE ${parentKey} <> ${childKey}`;
   const id = rowIdentity(table, 'c');
-  const refs = edge.columns.filter((c) => !(table.catalog.primaryKey ?? []).includes(c)).map((c) => `c.${quoteIdent(c)}`);
-  const shown = [id.select, ...refs, childKey, `${parentKey} AS ${quoteIdent(`referenced ${edge.referencedKey}`)}`].join(', ');
+  const refs = edge.columns.map((c) => `c.${quoteIdent(c)}`);
+  const shown = [...id.columns, ...refs, childKey, `${parentKey} AS ${quoteIdent(`referenced ${edge.referencedKey}`)}`];
   return {
     table: table.name,
     detail: `${edge.label}: the referenced row is of another tenant`,
-    count: `-- ${edge.label} (${edge.constraint}): references into another tenant\nSELECT count(*) AS rows\n${from}`,
-    sample: `SELECT ${shown}\n${from}\n ORDER BY ${id.order}\n LIMIT ${sampleSize}`,
+    sql: violationQuery(`${edge.label} (${edge.constraint}): references into another tenant`, shown, from, id.order),
   };
 }

@@ -1,5 +1,5 @@
 import { quoteIdent, quoteQualified } from '../sql-text.js';
-import { rowIdentity, sampleSize } from './sample-sql.js';
+import { rowIdentity, violationQuery } from './sample-sql.js';
 import { always, withKeyColumn, type DataRule } from './types.js';
 
 /**
@@ -26,8 +26,7 @@ export const danglingTenant: DataRule = {
       return {
         table: t.name,
         detail: `${t.key} names no row of ${tenants.table.name}`,
-        count: `-- ${t.name}: keys that name no tenant\nSELECT count(*) AS rows\n${from}`,
-        sample: `SELECT ${id.select}, ${key}\n${from}\n ORDER BY ${id.order}\n LIMIT ${sampleSize}`,
+        sql: violationQuery(`${t.name}: keys that name no tenant`, [...id.columns, key], from, id.order),
       };
     });
   },

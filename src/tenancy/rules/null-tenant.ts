@@ -1,5 +1,5 @@
 import { quoteIdent, quoteQualified } from '../sql-text.js';
-import { rowIdentity, sampleSize } from './sample-sql.js';
+import { rowIdentity, violationQuery } from './sample-sql.js';
 import { always, withKeyColumn, type DataRule } from './types.js';
 
 /** Rows without a tenant: no policy can place them, and `key = setting` hides them from everyone (or, with a careless policy, shows them to all). */
@@ -20,8 +20,7 @@ export const nullTenant: DataRule = {
         return {
           table: t.name,
           detail: `${t.key} is NULL`,
-          count: `-- ${t.name}: rows without a tenant\nSELECT count(*) AS rows\n${from}`,
-          sample: `SELECT ${id.select}\n${from}\n ORDER BY ${id.order}\n LIMIT ${sampleSize}`,
+          sql: violationQuery(`${t.name}: rows without a tenant`, id.columns, from, id.order),
         };
       }),
 };

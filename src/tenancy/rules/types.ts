@@ -2,7 +2,7 @@
  * The shape of an isolation rule. Three kinds, one interface each:
  * - a **catalog** rule is a pure function of the scope (catalog + analysis);
  * - a **data** rule builds SQL text (pure) that the runner executes in one snapshot:
- *   a count, and when it is not zero, the first rows;
+ *   the first rows in violation, each carrying the count of all of them;
  * - a **probe** rule's findings come from the live probe (`--as ROLE`, check-probe.ts).
  */
 import type { CheckScope, ScopedTable } from '../check-scope.js';
@@ -39,13 +39,18 @@ export interface CatalogRule extends RuleBase {
   check(scope: CheckScope): RuleFinding[];
 }
 
-/** One query of a data rule: `count` returns one row `{rows}`; `sample` the first rows in violation. */
+/**
+ * One query of a data rule: one pass that returns the first rows in violation, each with
+ * the count of all of them (`count(*) OVER ()` in the column `violationsColumn`): no rows,
+ * no violation. One scan where a count and then a sample would take two.
+ */
 export interface DataQuery {
   table: TableName;
   detail: string;
-  count: string;
-  sample: string;
+  sql: string;
 }
+
+export const violationsColumn = 'violations (all)';
 
 export interface DataRule extends RuleBase {
   kind: 'data';
