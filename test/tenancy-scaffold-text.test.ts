@@ -198,7 +198,7 @@ describe('scaffoldPlan', () => {
     expect(fks.sql).toContain('FOREIGN KEY (organization_id, project_id)\n  REFERENCES public.projects (organization_id, id) ON UPDATE CASCADE\n  NOT VALID');
     expect(fks.sql).toContain('FOREIGN KEY (organization_id, assignee_id)\n  REFERENCES public.users (organization_id, id)\n  NOT VALID');
     const rls = units.find((u) => u.name === 'tasks_row_level_security') as ScaffoldUnit;
-    expect(rls.sql).toContain("USING (organization_id = current_setting('app.tenant_id', true)::bigint)");
+    expect(rls.sql).toContain("USING (organization_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)");
     expect(rls.sql).toContain('FORCE ROW LEVEL SECURITY');
     expect(units.at(-1)?.step).toBe(7);
   });
@@ -240,7 +240,7 @@ describe('scaffoldPlan', () => {
     expect(key.sql).toContain('(SELECT p."organizationId" FROM public.team AS p WHERE p.id = NEW."teamId")');
     expect(key.sql).toContain('BEFORE INSERT OR UPDATE OF "teamId" ON public."teamMember"');
     const rls = units.find((u) => u.name === 'organization_row_level_security') as ScaffoldUnit;
-    expect(rls.sql).toContain("USING (id = current_setting('app.tenant_id', true)::text)");
+    expect(rls.sql).toContain("USING (id = NULLIF(current_setting('app.tenant_id', true), '')::text)");
     for (const u of units) parse(u);
   });
 });

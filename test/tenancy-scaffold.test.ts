@@ -202,6 +202,9 @@ describe('tenancy scaffold', () => {
         expect((await client.query('SELECT count(*)::int AS n FROM accounts')).rows).toEqual([{ n: 1 }]);
         // A task of another tenant's project: the trigger gives it that tenant's key, which WITH CHECK refuses.
         await expect(client.query("INSERT INTO tasks (project_id, title) VALUES (2, 'elsewhere')")).rejects.toThrow(/row-level security/);
+        // Reset, a custom setting reads '' (as after a SET LOCAL's transaction): still nothing, and no error.
+        await client.query('RESET app.tenant_id');
+        expect((await client.query('SELECT count(*)::int AS n FROM tasks')).rows).toEqual([{ n: 0 }]);
         await client.query('RESET ROLE');
       } finally {
         await client.end();

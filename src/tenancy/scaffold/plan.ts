@@ -662,9 +662,9 @@ function compositeValidate(t: KeyedTable, edges: CompositeEdge[]): [UnitText, Un
 // ---------------------------------------------------------------------------------------
 
 export function tenantMatch(m: ScaffoldModel, t: KeyedTable): string {
-  // missing_ok: a session that never set the setting reads NULL and sees no row. (One that set
-  // it and ended that transaction reads '', which fails the cast: an error, never a leak.)
-  return `${q(t.keyColumn)} = current_setting(${quoteLiteral(m.analysis.setting)}, true)::${m.keyType}`;
+  // missing_ok and NULLIF: a session that never set the setting reads NULL, and one that set
+  // it with SET LOCAL and ended that transaction reads '' (NULL here): either sees no row.
+  return `${q(t.keyColumn)} = NULLIF(current_setting(${quoteLiteral(m.analysis.setting)}, true), '')::${m.keyType}`;
 }
 
 function rowLevelSecurity(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
@@ -676,7 +676,7 @@ function rowLevelSecurity(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText]
       about: [
         `Row level security on ${t.name}: a session sees and writes only the rows of the tenant in ${m.analysis.setting}.`,
         '',
-        ...wrap(`Switch it on once the app sets ${m.analysis.setting} in every transaction (SET LOCAL, or set_config(..., true)): never set, it matches no row; set and then reset to '', it fails the cast (an error, never a leak). FORCE applies it to the table's owner too; the role that runs migrations needs BYPASSRLS (or to be a superuser) to keep seeing every row. Safe on a live database: catalog changes under a brief lock (waiting at most 2s, then retried).`),
+        ...wrap(`Switch it on once the app sets ${m.analysis.setting} in every transaction (SET LOCAL, or set_config(..., true)): never set, or reset to '' when a SET LOCAL ended, it matches no row. FORCE applies it to the table's owner too; the role that runs migrations needs BYPASSRLS (or to be a superuser) to keep seeing every row. Safe on a live database: catalog changes under a brief lock (waiting at most 2s, then retried).`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [
