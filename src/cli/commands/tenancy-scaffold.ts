@@ -1,6 +1,38 @@
-import { UsageError } from '../../errors.js';
+import { tenancyScaffold } from '../../app/tenancy-scaffold.js';
+import { ExitCode } from '../../errors.js';
+import { createOutput } from '../../ui/output.js';
 import type { CommonOptions } from '../common.js';
+import { requireDatabase } from '../target.js';
 
-export default async function tenancyScaffoldCommand(_options: CommonOptions): Promise<number> {
-  throw new UsageError('tenancy scaffold is not built yet');
+interface TenancyScaffoldCliOptions extends CommonOptions {
+  owner?: string;
+  tenants?: string;
+  key?: string;
+  schema?: string[];
+  fixture?: string;
+  composite?: boolean;
+  rls?: boolean;
+}
+
+export default async function tenancyScaffoldCommand(options: TenancyScaffoldCliOptions): Promise<number> {
+  const out = createOutput(options);
+  const result = await tenancyScaffold({
+    dir: options.dir,
+    url: options.fixture ? undefined : requireDatabase(options),
+    fixture: options.fixture,
+    overrides: { ...(options.owner ? { owner: options.owner } : {}), ...(options.tenants ? { tenants: options.tenants } : {}), ...(options.key ? { key: options.key } : {}) },
+    schemas: options.schema,
+    composite: Boolean(options.composite),
+    rls: Boolean(options.rls),
+    log: (line) => out.log(line),
+  });
+  if (out.json) {
+    out.result({ files: result.files, config: result.config, tenancy: result.model });
+    return ExitCode.ok;
+  }
+  const width = Math.max(...result.files.map((f) => f.file.length));
+  for (const f of result.files) out.line(`${out.style.green('+')} ${f.file.padEnd(width)}  ${out.style.dim(f.summary)}`);
+  out.line(`${out.style.green('✔')} ${result.files.length} units, each with its rollback in rollbacks/; the model is in ${result.config} under "tenancy".`);
+  out.line(out.style.dim('Read them, then: tenantify rehearse --fixture <legacy.sql>, or tenantify apply.'));
+  return ExitCode.ok;
 }

@@ -1,0 +1,132 @@
+/**
+ * tenancyScaffold(): the tenant upgrade plan written into a plan directory. Reads the
+ * model (config + flags) and the catalog (a live database, read-only, or a fixture on a
+ * throwaway PostgreSQL), lets the pure core write the units, then writes them numbered
+ * after the plan's last unit, never over a file, and the model into the config.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { withSession } from '../db/connection.js';
+import { withFixtureDatabase } from '../db/fixture.js';
+import { UsageError } from '../errors.js';
+import { configFileName, loadConfig } from '../plan/config.js';
+import { unitFilePattern } from '../plan/load.js';
+import { readCatalog } from '../tenancy/catalog.js';
+import { analyzeTenancy } from '../tenancy/graph.js';
+import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
+import { keepSchema, scaffoldPlan } from '../tenancy/scaffold/index.js';
+import type { Catalog, TenancyConfig } from '../tenancy/types.js';
+
+export interface TenancyScaffoldOptions {
+  dir: string;
+  /** The database whose catalog the plan is written for (read only). */
+  url?: string | undefined;
+  /** Or a SQL file loaded into a throwaway PostgreSQL. */
+  fixture?: string | undefined;
+  overrides: TenancyOverrides;
+  schemas?: string[] | undefined;
+  composite: boolean;
+  rls: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ScaffoldedFile {
+  unit: string;
+  kind: 'migration' | 'backfill';
+  step: number;
+  file: string;
+  rollback: string;
+  summary: string;
+}
+
+export interface TenancyScaffoldResult {
+  files: ScaffoldedFile[];
+  config: string;
+  model: TenancyConfig;
+}
+
+export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<TenancyScaffoldResult> {
+  const config = await loadConfig(options.dir);
+  const model: TenancyConfig = tenancyConfigFrom(config.tenancy, options.overrides);
+  if (options.rls) model.rls = true;
+  const last = await lastPrefix(options.dir);
+
+  const readOptions = { ...(options.schemas ? { schemas: options.schemas } : {}), excludeSchemas: [config.ledgerSchema, keepSchema] };
+  const catalog = options.fixture ? await catalogOfFixture(options.fixture, readOptions, options.log) : await withSession(options.url, 'tenancy scaffold (read only)', (s) => readCatalog(s.client, readOptions));
+  const analysis = analyzeTenancy(catalog, model);
+  const units = scaffoldPlan(analysis, catalog, { composite: options.composite, rls: model.rls ?? false });
+  if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', 'run `tenantify tenancy check` to see what is left');
+
+  const width = Math.max(4, String(last.value + BigInt(units.length)).length, last.width);
+  const files: ScaffoldedFile[] = units.map((u, i) => {
+    const id = `${String(last.value + BigInt(i + 1)).padStart(width, '0')}_${u.name}`;
+    return { unit: id, kind: u.kind, step: u.step, file: `${u.kind === 'migration' ? 'migrations' : 'backfills'}/${id}.sql`, rollback: `rollbacks/${id}.sql`, summary: u.summary };
+  });
+  const taken = files.flatMap((f) => [f.file, f.rollback]).filter((path) => existsSync(join(options.dir, path)));
+  if (taken.length > 0) {
+    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy scaffold never overwrites a file`, 'move or remove it (or scaffold into another --dir); nothing was written', taken.slice(1));
+  }
+
+  for (const sub of ['migrations', 'backfills', 'rollbacks']) await mkdir(join(options.dir, sub), { recursive: true });
+  for (const [i, u] of units.entries()) {
+    const f = files[i] as ScaffoldedFile;
+    await writeFile(join(options.dir, f.file), u.sql, { flag: 'wx' });
+    await writeFile(join(options.dir, f.rollback), u.rollback, { flag: 'wx' });
+  }
+  const written: TenancyConfig = {
+    ...model,
+    tenants: model.tenants ?? bareName(analysis.tenants),
+    key: analysis.key,
+    setting: analysis.setting,
+    rls: model.rls ?? false,
+  };
+  const configPath = await writeModel(options.dir, written);
+  return { files, config: configPath, model: written };
+}
+
+function bareName(name: string): string {
+  return name.startsWith('public.') ? name.slice('public.'.length) : name;
+}
+
+/** The highest unit number of the plan (0 when empty) and the width its files use (rollbacks follow their units). */
+async function lastPrefix(dir: string): Promise<{ value: bigint; width: number }> {
+  let value = 0n;
+  let width = 4;
+  for (const sub of ['migrations', 'backfills']) {
+    let names: string[];
+    try {
+      names = await readdir(join(dir, sub));
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const match = unitFilePattern.exec(name);
+      if (!match) continue;
+      const n = BigInt(match[1] as string);
+      if (n >= value) {
+        value = n;
+        width = (match[1] as string).length;
+      }
+    }
+  }
+  return { value, width };
+}
+
+/** The model under `tenancy` in tenantify.config.json; every other key kept as it was. */
+async function writeModel(dir: string, model: TenancyConfig): Promise<string> {
+  const path = join(dir, configFileName);
+  let document: Record<string, unknown> = {};
+  try {
+    document = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  document['tenancy'] = model;
+  await writeFile(path, `${JSON.stringify(document, null, 2)}\n`);
+  return path;
+}
+
+function catalogOfFixture(fixture: string, readOptions: { schemas?: string[]; excludeSchemas: string[] }, log?: (line: string) => void): Promise<Catalog> {
+  return withFixtureDatabase(fixture, { log, purpose: 'tenancy scaffold (fixture)' }, (url) => withSession(url, 'tenancy scaffold (fixture)', (s) => readCatalog(s.client, readOptions)));
+}

@@ -1,0 +1,174 @@
+/**
+ * What the scaffold needs to know of the schema, read from the analysis and the catalog
+ * once: each tenant table's primary key, where its key comes from, the key's type. Pure.
+ */
+import { UsageError } from '../../errors.js';
+import { quoteIdent, quoteQualified } from '../sql-text.js';
+import type { Catalog, CatalogTable, Hop, TableAnalysis, TableName, TenancyAnalysis } from '../types.js';
+
+export interface ScaffoldOptions {
+  composite: boolean;
+  rls: boolean;
+}
+
+/** A table the plan gives the key: the owner (unless it is the tenants table) and every tenant table. */
+export interface KeyedTable {
+  name: TableName;
+  analysis: TableAnalysis;
+  catalog: CatalogTable;
+  /** The column that holds the tenant key on this table. */
+  keyColumn: string;
+  /** The plan adds the key column (false: it is there already, e.g. the owner's own id). */
+  addsKey: boolean;
+  /** Single-column primary key used for keyset batches, or null (the backfill is one statement). */
+  batchKey: string | null;
+  /** Columns that identify a row in violation listings and kept copies. */
+  rowId: string[];
+  isOwner: boolean;
+}
+
+export class ScaffoldModel {
+  readonly tables = new Map<TableName, CatalogTable>();
+  readonly analyses = new Map<TableName, TableAnalysis>();
+  readonly keyed: KeyedTable[] = [];
+  readonly ownerPk: string;
+  readonly keyType: string;
+  /** The tenants table is created by the plan. */
+  readonly createsTenants: boolean;
+  readonly legacyColumn: string;
+  /** The tenants table's primary key column. */
+  readonly tenantsPk: string;
+  /** `organizations (id)`: what every key's foreign key references. */
+  readonly tenantsTarget: string;
+
+  constructor(
+    readonly analysis: TenancyAnalysis,
+    catalog: Catalog,
+    readonly options: ScaffoldOptions,
+  ) {
+    for (const t of catalog.tables) this.tables.set(t.name, t);
+    for (const t of analysis.tables) this.analyses.set(t.table, t);
+    const owner = this.table(analysis.owner);
+    if (!owner.primaryKey || owner.primaryKey.length !== 1) {
+      throw new UsageError(`the owner ${analysis.owner} needs a single-column primary key: one tenant per row is found through it`, 'add a primary key to the owner table first, or choose another --owner');
+    }
+    this.ownerPk = owner.primaryKey[0] as string;
+    const ownerTable = analysis.owner.slice(analysis.owner.indexOf('.') + 1);
+    this.legacyColumn = `legacy_${ownerTable}_id`;
+    this.createsTenants = !analysis.ownerIsTenants && !analysis.tenantsExists;
+    if (analysis.ownerIsTenants) {
+      this.keyType = columnType(owner, this.ownerPk);
+    } else if (analysis.tenantsExists) {
+      const tenants = this.table(analysis.tenants);
+      if (!tenants.columns.some((c) => c.name === this.legacyColumn) || tenants.primaryKey?.length !== 1) {
+        throw new UsageError(
+          `${analysis.tenants} exists but has no ${this.legacyColumn} column: the plan cannot tell which tenant each ${analysis.owner} row belongs to`,
+          `add ${this.legacyColumn} (unique, the ${analysis.owner} id of each tenant) to ${analysis.tenants}, or pass --tenants with a new table's name and let the plan create it`,
+        );
+      }
+      this.keyType = columnType(tenants, tenants.primaryKey[0] as string);
+    } else {
+      this.keyType = 'bigint';
+    }
+
+    this.tenantsPk = this.createsTenants ? 'id' : analysis.ownerIsTenants ? this.ownerPk : (this.table(analysis.tenants).primaryKey?.[0] as string);
+    this.tenantsTarget = `${quoteQualified(analysis.tenants)} (${quoteIdent(this.tenantsPk)})`;
+    for (const a of analysis.tables) {
+      if (a.role !== 'owner' && a.role !== 'tenant') continue;
+      const t = this.table(a.table);
+      const isOwner = a.role === 'owner';
+      const keyColumn = isOwner && analysis.ownerIsTenants ? this.ownerPk : analysis.key;
+      const addsKey = !t.columns.some((c) => c.name === keyColumn);
+      const pk = t.primaryKey ?? [];
+      this.keyed.push({
+        name: a.table,
+        analysis: a,
+        catalog: t,
+        keyColumn,
+        addsKey,
+        batchKey: pk[0] ?? null,
+        rowId: pk.length > 0 ? pk : t.columns.map((c) => c.name),
+        isOwner,
+      });
+    }
+  }
+
+  table(name: TableName): CatalogTable {
+    const t = this.tables.get(name);
+    if (!t) throw new UsageError(`the tenancy model names ${name}, which the catalog does not have`, 'check the table names in the model, or the schemas read (--schema)');
+    return t;
+  }
+
+  keyed_(name: TableName): KeyedTable | undefined {
+    return this.keyed.find((k) => k.name === name);
+  }
+
+  /** The column of `table` holding the tenant key (the owner's id when the owner is the tenants table). */
+  keyColumnOf(name: TableName): string {
+    if (name === this.analysis.owner && this.analysis.ownerIsTenants) return this.ownerPk;
+    return this.analysis.key;
+  }
+
+  /** First hops of the derivation and its fallbacks, each foreign key once, in order. */
+  firstHops(t: KeyedTable): Hop[] {
+    const hops: Hop[] = [];
+    for (const path of [t.analysis.via, ...t.analysis.fallbacks]) {
+      const hop = path[0];
+      if (hop && !hops.some((h) => h.constraint === hop.constraint)) hops.push(hop);
+    }
+    return hops;
+  }
+}
+
+function columnType(table: CatalogTable, column: string): string {
+  const type = table.columns.find((c) => c.name === column)?.type;
+  if (!type) throw new UsageError(`${table.name} has no column ${column}`);
+  // serial columns read as integer/bigint already; a key takes the plain type.
+  return type;
+}
+
+// ---------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------
+
+/** A PostgreSQL name from parts, cut to 63 bytes with a short hash when too long. */
+export function pgName(...parts: string[]): string {
+  const name = parts.join('_');
+  if (Buffer.byteLength(name) <= 63) return name;
+  let hash = 0;
+  for (const ch of name) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) | 0;
+  return `${name.slice(0, 54)}_${(hash >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/** The table's own name, without the schema. */
+export function bare(name: TableName): string {
+  return name.slice(name.indexOf('.') + 1);
+}
+
+/** The schema part of a table name. */
+export function schemaOf(name: TableName): string {
+  return name.slice(0, name.indexOf('.'));
+}
+
+/** A name in the table's schema, as SQL text (functions live beside their table). */
+export function qualifiedIn(table: TableName, name: string): string {
+  return `${quoteIdent(schemaOf(table))}.${quoteIdent(name)}`;
+}
+
+/** Part of a unit's file name: lower-case words. */
+export function slug(name: TableName): string {
+  const schema = schemaOf(name);
+  return words(schema === 'public' ? bare(name) : `${schema}_${bare(name)}`);
+}
+
+/** A name as lower-case words joined by `_`: `teamMember` → `team_member`. */
+export function words(text: string): string {
+  return text
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_|_$/g, '');
+}
+
+export const q = quoteIdent;
+export const qt = quoteQualified;
