@@ -16,14 +16,42 @@ const identifier = /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_]
 // command builds these schemas at start); messages come from the English locale.
 z.config(en());
 
-export const durationSchema = z.pipe(
-  z.string().check(z.regex(/^\d+(?:\.\d+)?\s*(?:ms|s|min|m|h)?$/, 'a duration like 500ms, 5s, 2min or 1h')),
-  z.transform((text: string) => {
-    const match = /^(\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?$/.exec(text) as RegExpExecArray;
-    const factor = { ms: 1, s: 1000, min: 60_000, m: 60_000, h: 3_600_000 }[(match[2] ?? 'ms') as 'ms'];
-    return Math.round(Number(match[1]) * factor);
-  }),
-);
+/** PostgreSQL takes lock_timeout and statement_timeout in milliseconds up to INT_MAX. */
+export const maxTimeoutMs = 2_147_483_647;
+/** A batch's pause and target duration: Node's timers overflow past 2^31-1 ms; more than an hour between batches is a mistake. */
+export const maxPauseMs = 3_600_000;
+/** Rows in one batch: a batch is one transaction; past a million rows it is no longer a batch. */
+export const maxBatchSize = 1_000_000;
+
+/** A duration like 500ms, 5s, 2min or 1h, in milliseconds, at most `maxMs` (`limit` says why). */
+export function duration(maxMs: number, limit: string) {
+  return z.pipe(
+    z.string().check(z.regex(/^\d+(?:\.\d+)?\s*(?:ms|s|min|m|h)?$/, 'a duration like 500ms, 5s, 2min or 1h')),
+    z.pipe(
+      z.transform((text: string) => {
+        const match = /^(\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?$/.exec(text) as RegExpExecArray;
+        const factor = { ms: 1, s: 1000, min: 60_000, m: 60_000, h: 3_600_000 }[(match[2] ?? 'ms') as 'ms'];
+        return Math.round(Number(match[1]) * factor);
+      }),
+      z.number().check(z.maximum(maxMs, `a duration of at most ${limit}`)),
+    ),
+  );
+}
+
+/** A lock or statement timeout. */
+export const durationSchema = duration(maxTimeoutMs, `${maxTimeoutMs}ms (about 24 days: PostgreSQL's limit)`);
+/** A pause between batches, or a batch's target duration. */
+export const pauseSchema = duration(maxPauseMs, '1h');
+
+/** A decimal whole number from `min` to `max`: no sign, no hexadecimal, no exponent. */
+export function decimalInteger(min: number, max: number) {
+  return parsedString((text): number | { problem: string } => {
+    if (!/^\d+$/.test(text)) return { problem: `a whole number from ${min} to ${max} in decimal digits` };
+    const value = Number(text);
+    if (value < min || value > max) return { problem: `a whole number from ${min} to ${max}` };
+    return value;
+  });
+}
 
 /** A string turned into a value by `parse`, which returns a message instead when the text is wrong. */
 function parsedString<T>(parse: (text: string) => T | { problem: string }) {
@@ -56,9 +84,10 @@ const batchSchema = parsedString((text): BatchDirective | { problem: string } =>
     fields.set(k, v);
   }
   const key = fields.get('key');
-  const size = Number(fields.get('size') ?? 10_000);
+  const sizeText = fields.get('size') ?? '10000';
+  const size = Number(sizeText);
   if (!table || !identifier.test(table) || !key || !identifier.test(key)) return { problem: 'write <table> key=<column> [size=N]' };
-  if (!Number.isInteger(size) || size < 1) return { problem: `size must be a positive integer, not "${fields.get('size')}"` };
+  if (!/^\d+$/.test(sizeText) || size < 1 || size > maxBatchSize) return { problem: `size must be a whole number from 1 to ${maxBatchSize}, not "${sizeText}"` };
   return { table, key, size };
 });
 
@@ -67,7 +96,7 @@ const directiveSchemas = {
   snapshot: snapshotSchema,
   'lock-timeout': durationSchema,
   'statement-timeout': durationSchema,
-  retries: z.pipe(z.coerce.number({ error: 'a whole number' }), z.int('a whole number').check(z.minimum(0), z.maximum(100))),
+  retries: decimalInteger(0, 100),
   batch: batchSchema,
 } as const;
 

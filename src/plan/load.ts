@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { PlanError, PlanErrors, UsageError } from '../errors.js';
 import type { Config } from './config.js';
 import { isUnitDefinition, type UnitDefinition } from './define.js';
-import { durationSchema } from './directives.js';
+import { durationSchema, maxBatchSize } from './directives.js';
 import { loadSqlParser, parseSqlUnit, saveSplitCache, SqlParserNeeded } from './sql-unit.js';
 import type { Script, Unit, UnitKind, UnitOptions } from './types.js';
 import { runtimeImport } from '../runtime-import.js';
@@ -175,6 +175,10 @@ function fromDefinition(
     if (!parsed.success) throw new PlanError(file, undefined, `bad ${name} "${value}": expected a duration like 500ms, 5s or 2min`);
     return parsed.data;
   };
+  const whole = (value: number | undefined, name: string, min: number, max: number): number | undefined => {
+    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) throw new PlanError(file, undefined, `bad ${name} ${value}: expected a whole number from ${min} to ${max}`);
+    return value;
+  };
   const snapshot: UnitOptions['snapshot'] =
     d.snapshot === undefined ? { kind: 'default' } : Array.isArray(d.snapshot) ? { kind: 'tables', tables: d.snapshot } : { kind: d.snapshot };
   const options: UnitOptions = {
@@ -182,8 +186,8 @@ function fromDefinition(
     snapshot,
     lockTimeoutMs: duration(d.lockTimeout, 'lockTimeout') ?? defaults.lockTimeoutMs,
     statementTimeoutMs: duration(d.statementTimeout, 'statementTimeout') ?? defaults.statementTimeoutMs,
-    retries: d.retries ?? defaults.retries,
-    batch: d.type === 'backfill' ? { table: d.table, key: d.key, size: d.size ?? 10_000 } : undefined,
+    retries: whole(d.retries, 'retries', 0, 100) ?? defaults.retries,
+    batch: d.type === 'backfill' ? { table: d.table, key: d.key, size: whole(d.size, 'size', 1, maxBatchSize) ?? 10_000 } : undefined,
   };
   const checks = (section: 'precheck' | 'verify', list: { name: string; sql: string }[] | undefined) =>
     (list ?? []).map((c) => ({ section, name: c.name, sql: c.sql, line: 0 }));

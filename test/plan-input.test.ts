@@ -1,0 +1,90 @@
+/**
+ * What the plan loader makes of odd input, in-process (no database): every bad value is a
+ * plan error (exit 2) naming the file and line; nothing is accepted silently.
+ */
+import { describe, expect, it } from 'vitest';
+import { isTenantifyError, PlanErrors } from '../src/errors.js';
+import { loadConfig } from '../src/plan/config.js';
+import { loadPlan } from '../src/plan/load.js';
+import type { Unit } from '../src/plan/types.js';
+import { writePlan } from './support/plan-dir.js';
+
+process.env['TENANTIFY_CACHE_DIR'] = 'none';
+
+const good = { 'migrations/0001_start.sql': 'CREATE TABLE start (id int);\n' };
+
+async function load(files: Record<string, string>): Promise<Unit[]> {
+  const dir = writePlan(files);
+  return loadPlan(dir, await loadConfig(dir));
+}
+
+/** The plan error's exit code, message and hint (several errors: each message and hint). */
+async function refusal(files: Record<string, string>): Promise<{ exitCode: number; message: string; hints: string[] }> {
+  try {
+    await load(files);
+  } catch (error) {
+    if (!isTenantifyError(error)) throw error;
+    const hints = error instanceof PlanErrors ? error.errors.map((e) => e.hint ?? '') : [error.hint ?? ''];
+    return { exitCode: error.exitCode, message: [error.message, ...error.details].join('\n'), hints };
+  }
+  throw new Error('the plan loaded');
+}
+
+describe('out-of-range values are plan errors with the file and line', () => {
+  it.each([
+    ['lock-timeout 99999999999999h', /migrations\/0002_x\.sql:2: bad value "99999999999999h" for tenantify:lock-timeout: expected a duration of at most 2147483647ms/],
+    ['statement-timeout 2147483648', /migrations\/0002_x\.sql:2: bad value "2147483648" for tenantify:statement-timeout: expected a duration of at most 2147483647ms/],
+    ['lock-timeout 2147484s', /:2: bad value "2147484s" for tenantify:lock-timeout/],
+  ])('directive %s', async (directive, message) => {
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': `-- why\n-- tenantify:${directive}\nCREATE TABLE x (id int);\n` });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toMatch(message);
+  });
+
+  it('the largest timeout PostgreSQL takes is accepted', async () => {
+    const [, unit] = await load({ ...good, 'migrations/0002_x.sql': '-- tenantify:statement-timeout 2147483647\nCREATE TABLE x (id int);\n' });
+    expect(unit?.options.statementTimeoutMs).toBe(2_147_483_647);
+  });
+
+  it('a batch size past a million rows', async () => {
+    const refused = await refusal({
+      ...good,
+      'backfills/0002_x.sql': '\n-- tenantify:batch start key=id size=99999999999999999999\nUPDATE start SET id = id WHERE id > $1 AND id <= $2;\n',
+    });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toMatch(/backfills\/0002_x\.sql:2: .*size must be a whole number from 1 to 1000000, not "99999999999999999999"/);
+  });
+
+  it.each([
+    ['"lockTimeout": "99999999999999999999h"', 3, /at most 2147483647ms.* at lockTimeout/],
+    ['"statementTimeout": "2147483648"', 3, /at most 2147483647ms.* at statementTimeout/],
+    ['"batch": {\n    "pause": "1000h"\n  }', 4, /a duration of at most 1h at batch\.pause/],
+    ['"batch": {\n    "size": 99999999999999999999\n  }', 4, /at batch\.size/],
+  ])('config %s', async (entry, line, message) => {
+    const refused = await refusal({ ...good, 'tenantify.config.json': `{\n  "retries": 3,\n  ${entry}\n}\n` });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toMatch(new RegExp(`^tenantify\\.config\\.json:${line}: `));
+    expect(refused.message).toMatch(message);
+  });
+});
+
+describe('ledgerSchema', () => {
+  it.each([
+    ['pg_catalog', /not a system schema/],
+    ['pg_toast', /not a system schema/],
+    ['pg_temp_1', /not a system schema/],
+    ['information_schema', /not a system schema/],
+    ['public', /not public/],
+    ['a'.repeat(64), /at most 63 characters/],
+  ])('%s is refused with the key\'s line', async (name, message) => {
+    const refused = await refusal({ ...good, 'tenantify.config.json': `{\n  "retries": 3,\n  "ledgerSchema": "${name}"\n}\n` });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toMatch(/^tenantify\.config\.json:3: /);
+    expect(refused.message).toMatch(message);
+  });
+
+  it('a name of 63 characters is accepted', async () => {
+    const dir = writePlan({ ...good, 'tenantify.config.json': `{ "ledgerSchema": "${'a'.repeat(63)}" }` });
+    expect((await loadConfig(dir)).ledgerSchema).toBe('a'.repeat(63));
+  });
+});
