@@ -88,3 +88,60 @@ describe('ledgerSchema', () => {
     expect((await loadConfig(dir)).ledgerSchema).toBe('a'.repeat(63));
   });
 });
+
+describe('directives', () => {
+  it.each(['schema,full', 'users, none', 'full,users'])('snapshot %s is refused with its line', async (value) => {
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': `-- a comment\n-- tenantify:snapshot ${value}\nCREATE TABLE x (id int);\n` });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:2: bad value ".*" for tenantify:snapshot: expected none, schema or full alone/);
+  });
+
+  it('a list of tables keeps the directive\'s line', async () => {
+    const [, unit] = await load({ ...good, 'migrations/0002_x.sql': '\n-- tenantify:snapshot start, other\nCREATE TABLE x (id int);\n' });
+    expect(unit?.options.snapshot).toEqual({ kind: 'tables', tables: ['start', 'other'], line: 2 });
+  });
+
+  it.each([
+    ['', /bad value "" for tenantify:retries: expected a whole number from 0 to 100 in decimal digits/],
+    ['0x10', /bad value "0x10" for tenantify:retries/],
+    ['1e2', /bad value "1e2" for tenantify:retries/],
+    ['-1', /bad value "-1" for tenantify:retries/],
+    ['2.5', /bad value "2.5" for tenantify:retries/],
+    ['101', /bad value "101" for tenantify:retries: expected a whole number from 0 to 100/],
+  ])('retries "%s" is refused', async (value, message) => {
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': `-- tenantify:retries ${value}\nCREATE TABLE x (id int);\n` });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:1: /);
+    expect(refused.message).toMatch(message);
+  });
+
+  it('retries in decimal digits are taken', async () => {
+    const [, unit] = await load({ ...good, 'migrations/0002_x.sql': '-- tenantify:retries 07\nCREATE TABLE x (id int);\n' });
+    expect(unit?.options.retries).toBe(7);
+  });
+});
+
+describe('file names and encodings', () => {
+  it.each(['0016_x.Sql', '0016_x.SQL', '0016_x.sql ', '0016_x.TS'])('"%s" is refused, not skipped', async (name) => {
+    const refused = await refusal({ ...good, [`migrations/${name}`]: 'CREATE TABLE x (id int);\n' });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toContain(`migrations/${name}: is not read as a unit: its name must end in .sql or .ts exactly`);
+  });
+
+  it('other files in a unit folder are still left alone', async () => {
+    const units = await load({ ...good, 'migrations/README.md': '# notes\n', 'migrations/0002_x.sql.orig': 'junk' });
+    expect(units.map((u) => u.id)).toEqual(['0001_start']);
+  });
+
+  it.each([
+    ['SQL', 'CREATE TABLE x (id int);\nSELECT 1;\n', 1],
+    ['a comment', '-- makes x\nCREATE TABLE x (id int);\nSELECT 1;\n', 2],
+    ['a directive', '-- tenantify:retries 2\nCREATE TABLE x (id int);\nSELECT 1;\n', 2],
+  ])('a UTF-8 BOM is accepted before %s', async (_, text, line) => {
+    const [, withBom] = await load({ ...good, 'migrations/0002_x.sql': `\uFEFF${text}` });
+    const [, without] = await load({ ...good, 'migrations/0002_x.sql': text });
+    expect(withBom?.statements).toEqual(without?.statements);
+    expect(withBom?.statements[0]).toMatchObject({ sql: 'CREATE TABLE x (id int)', line, column: 1 });
+    expect(withBom?.options).toEqual(without?.options);
+  });
+});

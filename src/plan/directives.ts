@@ -71,6 +71,8 @@ function parsedString<T>(parse: (text: string) => T | { problem: string }) {
 const snapshotSchema = parsedString((text): SnapshotScope | { problem: string } => {
   if (text === 'none' || text === 'schema' || text === 'full') return { kind: text };
   const tables = text.split(',').map((t) => t.trim());
+  const keyword = tables.find((t) => t === 'none' || t === 'schema' || t === 'full');
+  if (keyword && tables.length > 1) return { problem: `none, schema or full alone, or a comma-separated list of tables ("${keyword}" is not a table here)` };
   if (tables.length === 0 || tables.some((t) => !identifier.test(t))) return { problem: 'none, schema, full, or a comma-separated list of tables' };
   return { kind: 'tables', tables };
 });
@@ -142,7 +144,7 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
     const v = parsed.data;
     switch (name as DirectiveName) {
       case 'transaction': options.transaction = v === 'on'; break;
-      case 'snapshot': options.snapshot = v as SnapshotScope; break;
+      case 'snapshot': options.snapshot = (v as SnapshotScope).kind === 'tables' ? { ...(v as SnapshotScope & { kind: 'tables' }), line } : (v as SnapshotScope); break;
       case 'lock-timeout': options.lockTimeoutMs = v as number; break;
       case 'statement-timeout': options.statementTimeoutMs = v as number; break;
       case 'retries': options.retries = v as number; break;

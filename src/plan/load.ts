@@ -52,7 +52,12 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
     }
     for (const entry of entries) {
       const file = `${folder}/${entry}`;
-      if (!/\.(sql|ts)$/.test(entry)) continue;
+      if (!/\.(sql|ts)\s*$/i.test(entry)) continue;
+      // A unit file that a case-sensitive filesystem or a stray space would make invisible is refused, not skipped.
+      if (!/\.(sql|ts)$/.test(entry)) {
+        errors.push(new PlanError(file, undefined, `is not read as a unit: its name must end in .sql or .ts exactly (lower case, nothing after)`, `rename it to ${entry.trimEnd().replace(/\.(sql|ts)$/i, (ext) => ext.toLowerCase())}`));
+        continue;
+      }
       const match = unitFilePattern.exec(entry);
       if (!match) {
         errors.push(new PlanError(file, undefined, 'is not named NNNN_name.sql or NNNN_name.ts', 'unit files start with a numeric prefix that orders them, e.g. 0004_customers_organization.sql'));
@@ -136,7 +141,8 @@ async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | unde
   }
   const base = { id: f.id, file: f.file, absolutePath: f.absolutePath, format: f.format, checksum: checksum(bytes) };
   if (f.format === 'sql') {
-    const text = bytes.toString('utf8').replace(/\r\n/g, '\n');
+    // A BOM is not SQL: dropped, whatever the file starts with.
+    const text = bytes.toString('utf8').replace(/^\uFEFF/, '').replace(/\r\n/g, '\n');
     const parsed = parseSqlUnit(f.file, text, defaults);
     if (parsed.options.batch && f.kind === 'migration') {
       throw new PlanError(f.file, undefined, 'a batched unit moves data: it belongs in backfills/');

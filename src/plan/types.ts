@@ -9,7 +9,8 @@ export type SnapshotScope =
   | { kind: 'none' }
   | { kind: 'schema' }
   | { kind: 'full' }
-  | { kind: 'tables'; tables: string[] };
+  /** `line`: the directive's, so a table found missing at run time is shown where it was named. */
+  | { kind: 'tables'; tables: string[]; line?: number | undefined };
 
 export interface BatchDirective {
   table: string;
