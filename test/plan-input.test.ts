@@ -145,3 +145,31 @@ describe('file names and encodings', () => {
     expect(withBom?.options).toEqual(without?.options);
   });
 });
+
+describe('a letter after the number places a unit between two others', () => {
+  it('0007a_ and 0007b_ run after 0007_ and before 0008_, migrations and backfills interleaved', async () => {
+    const units = await load({
+      'migrations/0008_d.sql': 'SELECT 1;\n',
+      'backfills/0007b_c.sql': 'SELECT 1;\n',
+      'migrations/0007a_b.sql': 'SELECT 1;\n',
+      'migrations/0007_a.sql': 'SELECT 1;\n',
+      'rollbacks/0007a_b.sql': 'SELECT 1;\n',
+    });
+    expect(units.map((u) => u.id)).toEqual(['0007_a', '0007a_b', '0007b_c', '0008_d']);
+    expect(units[1]).toMatchObject({ prefix: 7n, letter: 'a', name: 'b', kind: 'migration' });
+    expect(units[1]?.rollback?.file).toBe('rollbacks/0007a_b.sql');
+    expect(units[2]).toMatchObject({ prefix: 7n, letter: 'b', name: 'c', kind: 'backfill' });
+  });
+
+  it('two units with one prefix and letter are still a plan error', async () => {
+    const refused = await refusal({ ...good, 'migrations/0007a_x.sql': 'SELECT 1;\n', 'backfills/0007a_y.sql': 'SELECT 1;\n' });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toMatch(/has the same prefix 7a as (migrations|backfills)\/0007a_[xy]\.sql/);
+  });
+
+  it('an upper-case letter or two letters are not a unit name', async () => {
+    const refused = await refusal({ ...good, 'migrations/0007B_x.sql': 'SELECT 1;\n', 'migrations/0007ab_y.sql': 'SELECT 1;\n' });
+    expect(refused.message).toMatch(/migrations\/0007B_x\.sql: is not named NNNN_name\.sql/);
+    expect(refused.message).toMatch(/migrations\/0007ab_y\.sql: is not named NNNN_name\.sql/);
+  });
+});

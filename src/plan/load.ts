@@ -11,10 +11,11 @@ import type { Config } from './config.js';
 import { isUnitDefinition, type UnitDefinition } from './define.js';
 import { durationSchema, maxBatchSize } from './directives.js';
 import { loadSqlParser, parseSqlUnit, saveSplitCache, SqlParserNeeded } from './sql-unit.js';
-import type { Script, Unit, UnitKind, UnitOptions } from './types.js';
+import { compareOrder, type Script, type Unit, type UnitKind, type UnitOptions } from './types.js';
 import { runtimeImport } from '../runtime-import.js';
 
-export const unitFilePattern = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_.-]*)\.(sql|ts)$/;
+/** NNNN_name.sql, or NNNNa_name.sql: a lower-case letter after the number places a unit after NNNN_ and before the next number. */
+export const unitFilePattern = /^(\d+)([a-z]?)_([A-Za-z0-9][A-Za-z0-9_.-]*)\.(sql|ts)$/;
 const folders: { folder: string; kind: UnitKind | 'rollback' }[] = [
   { folder: 'migrations', kind: 'migration' },
   { folder: 'backfills', kind: 'backfill' },
@@ -31,6 +32,7 @@ interface FoundFile {
   absolutePath: string;
   id: string;
   prefix: bigint;
+  letter: string;
   name: string;
   format: 'sql' | 'ts';
   kind: UnitKind | 'rollback';
@@ -60,19 +62,20 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
       }
       const match = unitFilePattern.exec(entry);
       if (!match) {
-        errors.push(new PlanError(file, undefined, 'is not named NNNN_name.sql or NNNN_name.ts', 'unit files start with a numeric prefix that orders them, e.g. 0004_customers_organization.sql'));
+        errors.push(new PlanError(file, undefined, 'is not named NNNN_name.sql or NNNN_name.ts', 'unit files start with a numeric prefix that orders them, e.g. 0004_customers_organization.sql; a lower-case letter after the number places a unit between two others (0004a_...)'));
         continue;
       }
-      found.push({ file, absolutePath: join(root, file), id: entry.replace(/\.(sql|ts)$/, ''), prefix: BigInt(match[1] as string), name: match[2] as string, format: match[3] as 'sql' | 'ts', kind });
+      found.push({ file, absolutePath: join(root, file), id: entry.replace(/\.(sql|ts)$/, ''), prefix: BigInt(match[1] as string), letter: match[2] as string, name: match[3] as string, format: match[4] as 'sql' | 'ts', kind });
     }
   }
 
   const forward = found.filter((f) => f.kind !== 'rollback');
-  const byPrefix = new Map<bigint, FoundFile>();
+  const byPrefix = new Map<string, FoundFile>();
   for (const f of forward) {
-    const other = byPrefix.get(f.prefix);
-    if (other) errors.push(new PlanError(f.file, undefined, `has the same prefix ${f.prefix} as ${other.file}`, 'every unit needs its own numeric prefix: renumber one of them'));
-    else byPrefix.set(f.prefix, f);
+    const prefix = `${f.prefix}${f.letter}`;
+    const other = byPrefix.get(prefix);
+    if (other) errors.push(new PlanError(f.file, undefined, `has the same prefix ${prefix} as ${other.file}`, 'every unit needs its own prefix: renumber one of them, or put a lower-case letter after the number to place one between two others (0007a_, 0007b_ run after 0007_ and before 0008_)'));
+    else byPrefix.set(prefix, f);
   }
   const forwardIds = new Set(forward.map((f) => f.id));
   const rollbackById = new Map<string, FoundFile>();
@@ -88,7 +91,7 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
     retries: config.retries,
   };
   const units: Unit[] = [];
-  const ordered = [...byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+  const ordered = [...byPrefix.values()].sort(compareOrder);
   for (const [i, f] of ordered.entries()) {
     // Files are read synchronously: now and then the event loop gets a turn, so a
     // connection opened meanwhile (apply) makes progress while the plan loads.
@@ -97,7 +100,7 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
       const script = await withSqlParser(() => loadScript(f, defaults));
       const rollbackFile = rollbackById.get(f.id);
       const rollback = rollbackFile ? await withSqlParser(() => loadScript(rollbackFile, defaults)) : undefined;
-      units.push({ ...script, prefix: f.prefix, name: f.name, kind: f.kind as UnitKind, rollback });
+      units.push({ ...script, prefix: f.prefix, letter: f.letter, name: f.name, kind: f.kind as UnitKind, rollback });
     } catch (error) {
       if (error instanceof PlanError) errors.push(error);
       else throw error;

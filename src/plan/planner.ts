@@ -4,7 +4,7 @@
  */
 import { UsageError } from '../errors.js';
 import type { LedgerUnit, UnitProgress } from '../db/ledger.js';
-import type { Unit, UnitStatus } from './types.js';
+import { compareOrder, type Unit, type UnitStatus } from './types.js';
 
 export type Resume =
   | { kind: 'start' }
@@ -44,9 +44,9 @@ export function planRun(units: Unit[], ledgerRows: LedgerUnit[], options: PlanOp
   if (options.to !== undefined && !units.some((u) => u.id === options.to)) {
     throw new UsageError(`--to ${options.to}: no such unit in the plan`, `units are named by file name without extension, e.g. ${units[0]?.id ?? '0001_create_organizations'}`);
   }
-  const highestApplied = units.reduce<bigint | undefined>((max, u) => {
+  const highestApplied = units.reduce<Unit | undefined>((max, u) => {
     const row = byId.get(u.id);
-    return row?.status === 'applied' && (max === undefined || u.prefix > max) ? u.prefix : max;
+    return row?.status === 'applied' && (max === undefined || compareOrder(u, max) > 0) ? u : max;
   }, undefined);
 
   let pastTarget = false;
@@ -97,9 +97,9 @@ function resumePoint(unit: Unit, row: LedgerUnit | undefined): Resume {
   return { kind: 'start' };
 }
 
-function warningsFor(unit: Unit, row: LedgerUnit | undefined, highestApplied: bigint | undefined): string[] {
+function warningsFor(unit: Unit, row: LedgerUnit | undefined, highestApplied: Unit | undefined): string[] {
   const warnings: string[] = [];
-  if (row?.status !== 'applied' && highestApplied !== undefined && unit.prefix < highestApplied) {
+  if (row?.status !== 'applied' && highestApplied !== undefined && compareOrder(unit, highestApplied) < 0) {
     warnings.push('out of order: a later unit is already applied; this one runs after it');
   }
   if (!unit.options.transaction) warnings.push('runs outside a transaction: statement by statement, each recorded, resumed at the first not done');
@@ -195,7 +195,7 @@ function isPartlyDone(unit: Unit, row: LedgerUnit): boolean {
 function newestFirst(a: { unit: Unit; row: LedgerUnit }, b: { unit: Unit; row: LedgerUnit }): number {
   const at = (row: LedgerUnit): number => (row.appliedAt ?? row.updatedAt).getTime();
   if (at(a.row) !== at(b.row)) return at(b.row) - at(a.row);
-  return a.unit.prefix < b.unit.prefix ? 1 : a.unit.prefix > b.unit.prefix ? -1 : 0;
+  return compareOrder(b.unit, a.unit);
 }
 
 function rollbackEntry(unit: Unit, row: LedgerUnit): RollbackEntry {

@@ -1,4 +1,4 @@
-/** What the loader reads from a plan directory. Pure data: no I/O hangs off these. */
+/** What the loader reads from a plan directory. Pure data (and how units are ordered): no I/O hangs off these. */
 import type { UnitDefinition } from './define.js';
 
 export type UnitKind = 'migration' | 'backfill';
@@ -67,6 +67,8 @@ export interface Script {
 
 export interface Unit extends Script {
   prefix: bigint;
+  /** The lower-case letter after the number ('' when none): 0007a_ runs after 0007_ and before 0008_. */
+  letter?: string | undefined;
   name: string;
   kind: UnitKind;
   rollback: Script | undefined;
@@ -75,4 +77,16 @@ export interface Unit extends Script {
 export interface PlanSource {
   directory: string;
   units: Unit[];
+}
+
+/** A unit's place in the plan: its number, then its letter (none first). */
+export function compareOrder(a: { prefix: bigint; letter?: string | undefined }, b: { prefix: bigint; letter?: string | undefined }): number {
+  if (a.prefix !== b.prefix) return a.prefix < b.prefix ? -1 : 1;
+  const [la, lb] = [a.letter ?? '', b.letter ?? ''];
+  return la < lb ? -1 : la > lb ? 1 : 0;
+}
+
+/** The prefix as written in the file name, without its zeros: 7, 7a. */
+export function orderLabel(unit: { prefix: bigint; letter?: string | undefined }): string {
+  return `${unit.prefix}${unit.letter ?? ''}`;
 }

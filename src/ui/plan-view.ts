@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import type { Inspection } from '../app/inspect.js';
 import { describeSnapshot, type PlanEntry } from '../plan/planner.js';
 import type { LedgerRun } from '../db/ledger.js';
+import { orderLabel } from '../plan/types.js';
 import type { Output } from './output.js';
 import { formatProgress } from './reporter.js';
 
@@ -81,7 +82,7 @@ export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'pla
     if (mode === 'plan') {
       const notes = [...(entry.drift ? [style.red(`DRIFT: ${entry.driftReason}`)] : []), ...entry.warnings.map((w) => style.yellow(w))];
       const tx = unit.options.batch ? 'batch' : unit.options.transaction ? 'yes' : style.yellow('off');
-      table.push([String(unit.prefix), unit.id, unit.kind, status, tx, describeSnapshot(unit), notes.join('\n')]);
+      table.push([orderLabel(unit), unit.id, unit.kind, status, tx, describeSnapshot(unit), notes.join('\n')]);
     } else {
       const appliedAt = ledger?.appliedAt ? ledger.appliedAt.toISOString().replace('T', ' ').slice(0, 19) : '';
       const took = ledger?.durationMs != null ? `${(ledger.durationMs / 1000).toFixed(2)}s` : '';
@@ -95,7 +96,7 @@ export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'pla
           : ledger?.progress.statements && entry.status !== 'applied'
             ? `${ledger.progress.statements.length} of ${unit.statements.length} statements done`
             : entry.drift ? style.red('DRIFT') : '';
-      table.push([String(unit.prefix), unit.id, unit.kind, status, appliedAt, took, info]);
+      table.push([orderLabel(unit), unit.id, unit.kind, status, appliedAt, took, info]);
     }
   }
   out.line(table.toString());
