@@ -2,10 +2,12 @@
  * What the plan loader makes of odd input, in-process (no database): every bad value is a
  * plan error (exit 2) naming the file and line; nothing is accepted silently.
  */
+import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
 import { isTenantifyError, PlanErrors } from '../src/errors.js';
 import { loadConfig } from '../src/plan/config.js';
 import { loadPlan } from '../src/plan/load.js';
+import { formatError } from '../src/ui/format-error.js';
 import type { Unit } from '../src/plan/types.js';
 import { writePlan } from './support/plan-dir.js';
 
@@ -171,5 +173,36 @@ describe('a letter after the number places a unit between two others', () => {
     const refused = await refusal({ ...good, 'migrations/0007B_x.sql': 'SELECT 1;\n', 'migrations/0007ab_y.sql': 'SELECT 1;\n' });
     expect(refused.message).toMatch(/migrations\/0007B_x\.sql: is not named NNNN_name\.sql/);
     expect(refused.message).toMatch(/migrations\/0007ab_y\.sql: is not named NNNN_name\.sql/);
+  });
+});
+
+describe('several plan errors', () => {
+  it('each keeps its own hint, as printed', async () => {
+    const files = {
+      ...good,
+      'migrations/0002_x.sql': 'CREATE TABLE x (id int);\nCREATE INDEX CONCURRENTLY x_id ON x (id);\n',
+      'migrations/0003_y.sql': 'BEGIN;\nCREATE TABLE y (id int);\nCOMMIT;\n',
+      'migrations/0004_z.sql': 'CREATE TABLE z (id int);\n',
+      'rollbacks/0009_orphan.sql': 'DROP TABLE q;\n',
+    };
+    let printed = '';
+    try {
+      await load(files);
+    } catch (error) {
+      if (!isTenantifyError(error)) throw error;
+      printed = formatError(error, new Chalk({ level: 0 }));
+    }
+    expect(printed).toMatch(/^error: the plan has 3 errors/);
+    const lines = printed.split('\n');
+    const hintAfter = (pattern: RegExp): string | undefined => lines[lines.findIndex((l) => pattern.test(l)) + 1];
+    expect(hintAfter(/0002_x\.sql:2: this statement cannot run inside a transaction block/)).toMatch(/hint: add `-- tenantify:transaction off`/);
+    expect(hintAfter(/0003_y\.sql:1: BEGIN, COMMIT and ROLLBACK/)).toMatch(/hint: tenantify runs each unit in its own transaction/);
+    expect(hintAfter(/rollbacks\/0009_orphan\.sql: reverts no unit/)).toMatch(/hint: a rollback carries the file name of the unit it reverts/);
+    expect(lines.at(-1)).toMatch(/^hint: fix the files named above/);
+  });
+
+  it('one error alone is shown with its hint', async () => {
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': 'CREATE TABLE x (id int);\nCREATE INDEX CONCURRENTLY x_id ON x (id);\n' });
+    expect(refused.hints).toEqual([expect.stringMatching(/add `-- tenantify:transaction off`/)]);
   });
 });
