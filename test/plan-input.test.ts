@@ -206,3 +206,38 @@ describe('several plan errors', () => {
     expect(refused.hints).toEqual([expect.stringMatching(/add `-- tenantify:transaction off`/)]);
   });
 });
+
+describe('sections: a marker takes the one statement after it; the rest is the body', () => {
+  it('a precheck may come before the body', async () => {
+    const [, unit] = await load({
+      ...good,
+      'migrations/0002_x.sql': '-- tenantify:retries 1\n\n-- tenantify:precheck start is empty\nSELECT id FROM start;\n\nCREATE TABLE x (id int);\nINSERT INTO x SELECT id FROM start;\n-- tenantify:verify x matches start\nSELECT id FROM start EXCEPT SELECT id FROM x;\n',
+    });
+    expect(unit?.prechecks).toEqual([{ section: 'precheck', name: 'start is empty', sql: 'SELECT id FROM start', line: 4 }]);
+    expect(unit?.verifies).toEqual([{ section: 'verify', name: 'x matches start', sql: 'SELECT id FROM start EXCEPT SELECT id FROM x', line: 9 }]);
+    expect(unit?.statements.map((s) => [s.sql, s.line])).toEqual([['CREATE TABLE x (id int)', 6], ['INSERT INTO x SELECT id FROM start', 7]]);
+    expect(unit?.options.retries).toBe(1);
+  });
+
+  it('a statement after a section\'s SELECT is the body again', async () => {
+    const [, unit] = await load({ ...good, 'migrations/0002_x.sql': '-- tenantify:verify one\nSELECT 1 WHERE false;\nSELECT 2;\n-- tenantify:verify two\nSELECT 3 WHERE false;\n' });
+    expect(unit?.statements.map((s) => [s.sql, s.line])).toEqual([['SELECT 2', 3]]);
+    expect(unit?.verifies.map((c) => [c.name, c.line])).toEqual([['one', 2], ['two', 5]]);
+  });
+
+  it('an empty body is its own plan error', async () => {
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': '-- tenantify:precheck a\nSELECT 1 WHERE false;\n-- tenantify:verify b\nSELECT 1 WHERE false;\n' });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:1: the unit's body is empty: every statement is in a precheck or verify section/);
+  });
+
+  it('two markers in a row: the first has no query', async () => {
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': 'CREATE TABLE x (id int);\n-- tenantify:verify a\n-- tenantify:verify b\nSELECT 1 WHERE false;\n' });
+    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:2: the verify section "a" has no query/);
+  });
+
+  it('a marker at the end has no query', async () => {
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': 'CREATE TABLE x (id int);\n-- tenantify:precheck late\n' });
+    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:2: the precheck section "late" has no query/);
+  });
+});

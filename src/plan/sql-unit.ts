@@ -1,6 +1,7 @@
 /**
- * A SQL unit: header directives, a body split into statements by PostgreSQL's own parser
- * (libpg-query), then `precheck` / `verify` sections of one SELECT each.
+ * A SQL unit: header directives, then statements split by PostgreSQL's own parser
+ * (libpg-query): a `precheck` or `verify` marker takes the one SELECT after it, and the
+ * statements in no section are the body, wherever they stand.
  */
 import { createHash } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
@@ -62,7 +63,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
   }
   const options = parseDirectives(file, header, defaults);
 
-  // Section markers split the rest: the body, then precheck/verify sections.
+  // A section marker applies to the one statement after it; every other statement is the body.
   const markers: { section: 'precheck' | 'verify'; name: string; line: number }[] = [];
   for (let i = bodyStart; i < lines.length; i++) {
     const match = directivePrefix.exec((lines[i] ?? '').trim());
@@ -76,23 +77,26 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
     }
   }
 
-  const bodyEnd = markers[0] ? markers[0].line - 1 : lines.length;
-  const statements = splitStatements(file, lines.slice(bodyStart, bodyEnd).join('\n'), bodyStart + 1);
-  if (statements.length === 0) throw new PlanError(file, undefined, 'the unit has no statement');
-
+  const all = splitStatements(file, lines.slice(bodyStart).join('\n'), bodyStart + 1);
+  if (all.length === 0) throw new PlanError(file, undefined, 'the unit has no statement');
+  const inSection = new Set<SplitStatement>();
   const prechecks: Check[] = [];
   const verifies: Check[] = [];
   markers.forEach((marker, index) => {
-    const end = markers[index + 1] ? (markers[index + 1] as { line: number }).line - 1 : lines.length;
-    const query = splitStatements(file, lines.slice(marker.line, end).join('\n'), marker.line + 1);
-    const [first] = query;
-    if (!first) throw new PlanError(file, marker.line, `the ${marker.section} section "${marker.name}" has no query`);
-    if (query.length > 1 || !first.isQuery) {
+    const next = markers[index + 1];
+    const first = all.find((s) => s.line > marker.line);
+    if (!first || (next && first.line > next.line)) throw new PlanError(file, marker.line, `the ${marker.section} section "${marker.name}" has no query: a section marker applies to the one statement after it`);
+    if (!first.isQuery) {
       throw new PlanError(file, first.line, `the ${marker.section} section "${marker.name}" must be exactly one SELECT that returns the violating rows`);
     }
+    inSection.add(first);
     const check: Check = { section: marker.section, name: marker.name, sql: first.sql, line: first.line };
     (marker.section === 'precheck' ? prechecks : verifies).push(check);
   });
+  const statements = all.filter((s) => !inSection.has(s));
+  if (statements.length === 0) {
+    throw new PlanError(file, markers[0]?.line, 'the unit\'s body is empty: every statement is in a precheck or verify section', 'a section marker applies to the one statement after it; the statements in no section are the body');
+  }
 
   const params = statements.flatMap((s) => s.params);
   if (options.batch) {
