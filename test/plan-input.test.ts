@@ -241,3 +241,32 @@ describe('sections: a marker takes the one statement after it; the rest is the b
     expect(refused.message).toMatch(/^migrations\/0002_x\.sql:2: the precheck section "late" has no query/);
   });
 });
+
+describe('a long unit', () => {
+  const inserts = (n: number): string[] => Array.from({ length: n }, (_, i) => `INSERT INTO t (id, name) VALUES (${i}, 'é ${i} 🐘 ''x''');`);
+
+  it('keeps every statement\'s line and column, multi-byte text included', async () => {
+    const lines = ['CREATE TABLE t (id int, name text);', ...inserts(3000).map((s, i) => (i % 3 === 0 ? `/* ✓ ${i} */  ${s}` : s))];
+    const [, unit] = await load({ ...good, 'migrations/0002_x.sql': `-- seed\n${lines.join('\n')}\n` });
+    expect(unit?.statements).toHaveLength(3001);
+    unit?.statements.forEach((s, i) => {
+      expect(s.line).toBe(i + 2);
+      expect(s.column).toBe(i > 0 && (i - 1) % 3 === 0 ? `/* ✓ ${i - 1} */  `.length + 1 : 1);
+      expect(s.sql).toBe(i === 0 ? lines[0]?.slice(0, -1) : `INSERT INTO t (id, name) VALUES (${i - 1}, 'é ${i - 1} 🐘 ''x''')`);
+    });
+  });
+
+  it('an error near the end is shown at its line', async () => {
+    const lines = inserts(4000);
+    lines[3990] = `INSERT INTO t (id, name) VALUES (3990, 'ü' 'broken');`;
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': `-- seed 🐘\n\n${lines.join('\n')}\n` });
+    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:3993: does not parse: syntax error/);
+  });
+
+  it('a plan error about a statement near the end is shown at its line', async () => {
+    const lines = inserts(4000);
+    lines[3995] = 'COMMIT;';
+    const refused = await refusal({ ...good, 'migrations/0002_x.sql': `-- ✓\n${lines.join('\n')}\n` });
+    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:3997: BEGIN, COMMIT and ROLLBACK do not belong in a unit/);
+  });
+});

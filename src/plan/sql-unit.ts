@@ -183,19 +183,20 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
   } catch (error) {
     const details = (error as { sqlDetails?: { cursorPosition?: number; message?: string } }).sqlDetails;
     const position = details?.cursorPosition ?? 0;
-    const at = lineAndColumn(text, byteToCharOffset(text, position));
+    const at = lineAndColumn(text, codePointToCharOffset(text, position));
     throw new PlanError(file, firstLine + at.line - 1, `does not parse: ${details?.message ?? (error as Error).message}`);
   }
-  const bytes = Buffer.from(text, 'utf8');
+  // libpg-query gives byte offsets; one cursor walks the text once, in step with them.
+  const cursor = new TextCursor(text);
   const result: SplitStatement[] = [];
   for (const raw of tree.stmts ?? []) {
-    const start = raw.stmt_location ?? 0;
-    const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
-    const chunk = bytes.subarray(start, end).toString('utf8');
+    const startByte = raw.stmt_location ?? 0;
+    const startChar = cursor.charAt(startByte);
+    const endChar = raw.stmt_len ? cursor.peekCharAt(startByte + raw.stmt_len) : text.length;
+    const chunk = text.slice(startChar, endChar);
     const lead = leadingTrivia(chunk);
     const sql = chunk.slice(lead).trimEnd();
-    const startChar = byteToCharOffset(text, start) + lead;
-    const at = lineAndColumn(text, startChar);
+    const at = cursor.lineAndColumnOf(startChar + lead);
     const analysis = analyse(raw.stmt);
     result.push({
       sql,
@@ -212,6 +213,56 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
     });
   }
   return result;
+}
+
+/**
+ * Byte offsets (UTF-8) to character offsets, and character offsets to lines and columns,
+ * for offsets that only grow: each call goes on from where the last one stopped, so a
+ * text of n statements is walked once, not n times.
+ */
+class TextCursor {
+  private char = 0;
+  private byte = 0;
+  private lineChar = 0;
+  private line = 1;
+  private lineStart = 0;
+
+  constructor(private readonly text: string) {}
+
+  /** The character offset of a byte offset at or after the last one asked. */
+  charAt(byteOffset: number): number {
+    const { text } = this;
+    while (this.byte < byteOffset && this.char < text.length) {
+      const code = text.charCodeAt(this.char);
+      if (code >= 0xd800 && code <= 0xdbff && this.char + 1 < text.length) {
+        this.byte += 4;
+        this.char += 2;
+      } else {
+        this.byte += code < 0x80 ? 1 : code < 0x800 ? 2 : 3;
+        this.char += 1;
+      }
+    }
+    return this.char;
+  }
+
+  /** The character offset of a byte offset, without moving the cursor (a statement's end: the next starts at or before it). */
+  peekCharAt(byteOffset: number): number {
+    const [char, byte] = [this.char, this.byte];
+    const found = this.charAt(byteOffset);
+    [this.char, this.byte] = [char, byte];
+    return found;
+  }
+
+  /** 1-based line and column of a character offset at or after the last one asked. */
+  lineAndColumnOf(charOffset: number): { line: number; column: number } {
+    const { text } = this;
+    for (let nl = text.indexOf('\n', this.lineChar); nl !== -1 && nl < charOffset; nl = text.indexOf('\n', nl + 1)) {
+      this.line++;
+      this.lineStart = nl + 1;
+    }
+    this.lineChar = Math.max(this.lineChar, charOffset);
+    return { line: this.line, column: charOffset - this.lineStart + 1 };
+  }
 }
 
 /** Length of the whitespace and comments before a statement's first token. */
@@ -235,11 +286,17 @@ function leadingTrivia(chunk: string): number {
   }
 }
 
-function byteToCharOffset(text: string, byteOffset: number): number {
-  return Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8').length;
+/** The parser's error position counts code points (as PostgreSQL counts characters); JavaScript counts UTF-16 units. */
+function codePointToCharOffset(text: string, codePoints: number): number {
+  let char = 0;
+  for (let n = 0; n < codePoints && char < text.length; n++) {
+    const code = text.charCodeAt(char);
+    char += code >= 0xd800 && code <= 0xdbff ? 2 : 1;
+  }
+  return char;
 }
 
-export function lineAndColumn(text: string, charOffset: number): { line: number; column: number } {
+function lineAndColumn(text: string, charOffset: number): { line: number; column: number } {
   const before = text.slice(0, charOffset);
   const line = before.split('\n').length;
   const column = charOffset - (before.lastIndexOf('\n') + 1) + 1;
