@@ -270,3 +270,30 @@ describe('a long unit', () => {
     expect(refused.message).toMatch(/^migrations\/0002_x\.sql:3997: BEGIN, COMMIT and ROLLBACK do not belong in a unit/);
   });
 });
+
+describe('the effective lock timeout', () => {
+  const timeouts = async (config: string | undefined, directive: string | undefined) => {
+    const [unit] = await load({
+      ...(config === undefined ? {} : { 'tenantify.config.json': config }),
+      'migrations/0001_x.sql': `${directive ?? ''}CREATE TABLE x (id int);\n`,
+    });
+    return [unit?.options.lockTimeoutMs, unit?.options.retries];
+  };
+
+  it('is 500ms with 3 retries when nothing sets one', async () => {
+    expect(await timeouts(undefined, undefined)).toEqual([500, 3]);
+  });
+  it('is the config\'s, or none', async () => {
+    expect(await timeouts('{ "lockTimeout": "2s" }', undefined)).toEqual([2000, 3]);
+    expect(await timeouts('{ "lockTimeout": "none" }', undefined)).toEqual([undefined, 3]);
+  });
+  it('is the directive\'s over the config\'s, or none', async () => {
+    expect(await timeouts('{ "lockTimeout": "2s" }', '-- tenantify:lock-timeout 100ms\n')).toEqual([100, 3]);
+    expect(await timeouts('{ "lockTimeout": "2s" }', '-- tenantify:lock-timeout none\n')).toEqual([undefined, 3]);
+    expect(await timeouts(undefined, '-- tenantify:lock-timeout none\n')).toEqual([undefined, 3]);
+  });
+  it('a bad value says none is allowed', async () => {
+    const refused = await refusal({ 'migrations/0001_x.sql': '-- tenantify:lock-timeout never\nSELECT 1;\n' });
+    expect(refused.message).toMatch(/:1: bad value "never" for tenantify:lock-timeout: expected a duration like 500ms, 5s, 2min or 1h, or none/);
+  });
+});

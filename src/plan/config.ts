@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { PlanError } from '../errors.js';
 import { tenancySchema } from '../tenancy/model.js';
-import { durationSchema, maxBatchSize, pauseSchema } from './directives.js';
+import { durationSchema, lockTimeoutSchema, maxBatchSize, pauseSchema } from './directives.js';
 
 /**
  * The ledger's own schema: PostgreSQL keeps the first 63 bytes of a name (two longer names
@@ -34,7 +34,8 @@ export const configSchema = z.strictObject({
   snapshotDir: z._default(text, '.tenantify/snapshots'),
   /** Snapshots of more than this many megabytes use pg_dump's directory format with parallel jobs. */
   snapshotParallelAboveMb: z._default(positive, 1024),
-  lockTimeout: z.optional(durationSchema),
+  /** Every unit's lock timeout unless it sets its own: a duration, or none (no limit); default 500ms. */
+  lockTimeout: z.optional(lockTimeoutSchema),
   statementTimeout: z.optional(durationSchema),
   retries: z._default(whole(0, 100), 3),
   batch: z._default(

@@ -40,6 +40,20 @@ export function duration(maxMs: number, limit: string) {
 
 /** A lock or statement timeout. */
 export const durationSchema = duration(maxTimeoutMs, `${maxTimeoutMs}ms (about 24 days: PostgreSQL's limit)`);
+/**
+ * With no lock timeout anywhere, a unit waits this long for a lock, then retries after a
+ * growing pause: queued behind a long transaction, its lock request would otherwise hold
+ * up every application query on the table behind it (pgroll's default too).
+ */
+export const defaultLockTimeoutMs = 500;
+
+/** A lock timeout, or `none`: wait for locks without limit (null). */
+export const lockTimeoutSchema = parsedString((text): number | null | { problem: string } => {
+  if (text === 'none') return null;
+  const parsed = durationSchema.safeParse(text);
+  return parsed.success ? parsed.data : { problem: `${parsed.error.issues[0]?.message ?? 'a duration'}, or none (no limit)` };
+});
+
 /** A pause between batches, or a batch's target duration. */
 export const pauseSchema = duration(maxPauseMs, '1h');
 
@@ -96,7 +110,7 @@ const batchSchema = parsedString((text): BatchDirective | { problem: string } =>
 const directiveSchemas = {
   transaction: z.enum(['on', 'off'], { error: 'on or off' }),
   snapshot: snapshotSchema,
-  'lock-timeout': durationSchema,
+  'lock-timeout': lockTimeoutSchema,
   'statement-timeout': durationSchema,
   retries: decimalInteger(0, 100),
   batch: batchSchema,
@@ -145,7 +159,7 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
     switch (name as DirectiveName) {
       case 'transaction': options.transaction = v === 'on'; break;
       case 'snapshot': options.snapshot = (v as SnapshotScope).kind === 'tables' ? { ...(v as SnapshotScope & { kind: 'tables' }), line } : (v as SnapshotScope); break;
-      case 'lock-timeout': options.lockTimeoutMs = v as number; break;
+      case 'lock-timeout': options.lockTimeoutMs = (v as number | null) ?? undefined; break;
       case 'statement-timeout': options.statementTimeoutMs = v as number; break;
       case 'retries': options.retries = v as number; break;
       case 'batch': options.batch = v as BatchDirective; break;

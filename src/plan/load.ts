@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { PlanError, PlanErrors, UsageError } from '../errors.js';
 import type { Config } from './config.js';
 import { isUnitDefinition, type UnitDefinition } from './define.js';
-import { durationSchema, maxBatchSize } from './directives.js';
+import { defaultLockTimeoutMs, durationSchema, lockTimeoutSchema, maxBatchSize } from './directives.js';
 import { loadSqlParser, parseSqlUnit, saveSplitCache, SqlParserNeeded } from './sql-unit.js';
 import { compareOrder, type Script, type Unit, type UnitKind, type UnitOptions } from './types.js';
 import { runtimeImport } from '../runtime-import.js';
@@ -86,7 +86,8 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
   }
 
   const defaults = {
-    lockTimeoutMs: config.lockTimeout,
+    // No lock timeout in the config: the safe default; `none`: no limit (undefined sets none).
+    lockTimeoutMs: config.lockTimeout === undefined ? defaultLockTimeoutMs : (config.lockTimeout ?? undefined),
     statementTimeoutMs: config.statementTimeout,
     retries: config.retries,
   };
@@ -184,6 +185,11 @@ function fromDefinition(
     if (!parsed.success) throw new PlanError(file, undefined, `bad ${name} "${value}": expected a duration like 500ms, 5s or 2min`);
     return parsed.data;
   };
+  const lockTimeout = (value: string): number | undefined => {
+    const parsed = lockTimeoutSchema.safeParse(value);
+    if (!parsed.success) throw new PlanError(file, undefined, `bad lockTimeout "${value}": expected ${parsed.error.issues[0]?.message ?? 'a duration'}`);
+    return parsed.data ?? undefined;
+  };
   const whole = (value: number | undefined, name: string, min: number, max: number): number | undefined => {
     if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) throw new PlanError(file, undefined, `bad ${name} ${value}: expected a whole number from ${min} to ${max}`);
     return value;
@@ -193,7 +199,7 @@ function fromDefinition(
   const options: UnitOptions = {
     transaction: d.type === 'unit' ? d.transaction !== false : true,
     snapshot,
-    lockTimeoutMs: duration(d.lockTimeout, 'lockTimeout') ?? defaults.lockTimeoutMs,
+    lockTimeoutMs: d.lockTimeout === undefined ? defaults.lockTimeoutMs : lockTimeout(d.lockTimeout),
     statementTimeoutMs: duration(d.statementTimeout, 'statementTimeout') ?? defaults.statementTimeoutMs,
     retries: whole(d.retries, 'retries', 0, 100) ?? defaults.retries,
     batch: d.type === 'backfill' ? { table: d.table, key: d.key, size: whole(d.size, 'size', 1, maxBatchSize) ?? 10_000 } : undefined,
