@@ -154,7 +154,7 @@ async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | unde
     return { ...base, ...parsed, definition: undefined };
   }
   const definition = await importDefinition(f);
-  return { ...base, ...fromDefinition(f.file, definition, defaults) };
+  return { ...base, fingerprint: base.checksum, ...fromDefinition(f.file, definition, defaults) };
 }
 
 async function importDefinition(f: FoundFile): Promise<UnitDefinition> {

@@ -7,12 +7,15 @@ import { createHash } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { PlanError } from '../errors.js';
 import { directivePrefix, parseDirectives, sectionNames, type DirectiveDefaults, type DirectiveLine } from './directives.js';
+import { statementFingerprint, unitFingerprint } from './fingerprint.js';
 import type { Check, Statement, UnitOptions } from './types.js';
 import { SplitCache } from './split-cache.js';
 import { runtimeImport } from '../runtime-import.js';
 
 export interface ParsedSql {
   options: UnitOptions;
+  /** What the unit runs, without comments, whitespace or layout (fingerprint.ts). */
+  fingerprint: string;
   statements: Statement[];
   prechecks: Check[];
   verifies: Check[];
@@ -80,6 +83,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
   const all = splitStatements(file, lines.slice(bodyStart).join('\n'), bodyStart + 1);
   if (all.length === 0) throw new PlanError(file, undefined, 'the unit has no statement');
   const inSection = new Set<SplitStatement>();
+  const checks: { section: string; name: string; fingerprint: string }[] = [];
   const prechecks: Check[] = [];
   const verifies: Check[] = [];
   markers.forEach((marker, index) => {
@@ -90,6 +94,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
       throw new PlanError(file, first.line, `the ${marker.section} section "${marker.name}" must be exactly one SELECT that returns the violating rows`);
     }
     inSection.add(first);
+    checks.push({ section: marker.section, name: marker.name, fingerprint: first.fingerprint });
     const check: Check = { section: marker.section, name: marker.name, sql: first.sql, line: first.line };
     (marker.section === 'precheck' ? prechecks : verifies).push(check);
   });
@@ -132,6 +137,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
   const writes = [...new Set(statements.flatMap((s) => s.writes))];
   return {
     options,
+    fingerprint: unitFingerprint({ options, statements, checks }),
     statements: statements.map(({ sql, line, column, hash, createsIndex }) => ({ sql, line, column, hash, createsIndex })),
     prechecks,
     verifies,
@@ -140,6 +146,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
 }
 
 interface SplitStatement extends Statement {
+  fingerprint: string;
   params: number[];
   writes: string[];
   isQuery: boolean;
@@ -203,6 +210,7 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
       line: at.line,
       column: at.column,
       hash: createHash('sha256').update(sql).digest('hex'),
+      fingerprint: statementFingerprint(raw.stmt),
       createsIndex: analysis.createsIndex,
       params: analysis.params,
       writes: analysis.writes,

@@ -54,6 +54,12 @@ export interface Script {
   absolutePath: string;
   format: 'sql' | 'ts';
   checksum: string;
+  /**
+   * sha256 of what the unit runs (its directives and its statements' parse trees without
+   * locations): an edit of comments, whitespace, line endings or a BOM leaves it as it was.
+   * TypeScript units: their checksum.
+   */
+  fingerprint?: string | undefined;
   options: UnitOptions;
   /** SQL units: the body's statements. Empty for TypeScript units. */
   statements: Statement[];
