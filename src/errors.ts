@@ -56,10 +56,12 @@ export class PlanErrors extends TenantifyError {
 
   constructor(errors: PlanError[]) {
     const first = errors[0];
-    super(errors.length === 1 && first ? first.message : `the plan has ${errors.length} errors`, {
+    const alone = errors.length === 1 ? first : undefined;
+    super(alone ? alone.message : `the plan has ${errors.length} errors`, {
       exitCode: ExitCode.usage,
-      hint: first?.hint ?? 'fix the files named above; nothing was run and the database was not touched',
-      details: errors.length === 1 ? [] : errors.map((e) => e.message),
+      hint: alone?.hint ?? 'fix the files named above; nothing was run and the database was not touched',
+      // Each error keeps its own hint, under it.
+      details: alone ? [] : errors.flatMap((e) => (e.hint ? [e.message, `  hint: ${e.hint}`] : [e.message])),
     });
     this.errors = errors;
   }

@@ -80,3 +80,13 @@ describe('planRun', () => {
     expect(ids(plan.toRun)).toEqual(['0001_a', '0002_b']);
   });
 });
+
+describe('units placed with a letter', () => {
+  it('a unit placed before the highest applied one is out of order; one after it is not', () => {
+    const units = [unit('0007_a'), unit('0007_b', { id: '0007a_b', letter: 'a' }), unit('0007_c', { id: '0007b_c', letter: 'b' })];
+    const plan = planRun(units, [row('0007_a'), row('0007b_c')]);
+    expect(ids(plan.toRun)).toEqual(['0007a_b']);
+    expect(plan.entries[1]?.warnings.join()).toMatch(/out of order/);
+    expect(planRun(units, [row('0007_a')]).entries[1]?.warnings.join()).not.toMatch(/out of order/);
+  });
+});

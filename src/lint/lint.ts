@@ -45,7 +45,7 @@ export async function lintPlan(options: LintOptions): Promise<LintReport> {
     tableRows = await options.tableRows([...new Set(written)]);
   }
   const context: RuleContext = {
-    configLockTimeoutMs: options.config.lockTimeout,
+    configLockTimeoutMs: options.config.lockTimeout ?? undefined,
     tableRows,
     largeTableRows: options.config.lint.largeTableRows,
   };

@@ -4,9 +4,19 @@ import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { PlanError } from '../errors.js';
 import { tenancySchema } from '../tenancy/model.js';
-import { durationSchema } from './directives.js';
+import { durationSchema, lockTimeoutSchema, maxBatchSize, pauseSchema } from './directives.js';
 
-const identifier = z.string().check(z.regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case SQL identifier'));
+/**
+ * The ledger's own schema: PostgreSQL keeps the first 63 bytes of a name (two longer names
+ * would share a ledger but not a run lock); its system schemas are not tenantify's, and
+ * `public` holds the application's tables.
+ */
+const ledgerSchemaName = z.string().check(
+  z.regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case SQL identifier'),
+  z.maxLength(63, 'at most 63 characters (PostgreSQL cuts longer names)'),
+  z.refine((name) => !/^pg_/.test(name) && name !== 'information_schema', 'not a system schema (pg_*, information_schema)'),
+  z.refine((name) => name !== 'public', 'a schema of its own, not public (where the application\'s tables live)'),
+);
 const text = z.string().check(z.minLength(1));
 const positive = z.number().check(z.positive());
 const whole = (min: number, max: number) => z.int().check(z.minimum(min), z.maximum(max));
@@ -20,19 +30,20 @@ const guardSchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   $schema: z.optional(z.string()),
-  ledgerSchema: z._default(identifier, 'tenantify'),
+  ledgerSchema: z._default(ledgerSchemaName, 'tenantify'),
   snapshotDir: z._default(text, '.tenantify/snapshots'),
   /** Snapshots of more than this many megabytes use pg_dump's directory format with parallel jobs. */
   snapshotParallelAboveMb: z._default(positive, 1024),
-  lockTimeout: z.optional(durationSchema),
+  /** Every unit's lock timeout unless it sets its own: a duration, or none (no limit); default 500ms. */
+  lockTimeout: z.optional(lockTimeoutSchema),
   statementTimeout: z.optional(durationSchema),
   retries: z._default(whole(0, 100), 3),
   batch: z._default(
     z.strictObject({
-      size: z.optional(z.int().check(z.positive())),
-      targetDuration: z.optional(durationSchema),
-      pause: z.optional(durationSchema),
-      maxReplicationLag: z.optional(durationSchema),
+      size: z.optional(whole(1, maxBatchSize)),
+      targetDuration: z.optional(pauseSchema),
+      pause: z.optional(pauseSchema),
+      maxReplicationLag: z.optional(pauseSchema),
       parallel: z.optional(whole(1, 64)),
     }),
     {},

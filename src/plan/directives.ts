@@ -16,14 +16,56 @@ const identifier = /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_]
 // command builds these schemas at start); messages come from the English locale.
 z.config(en());
 
-export const durationSchema = z.pipe(
-  z.string().check(z.regex(/^\d+(?:\.\d+)?\s*(?:ms|s|min|m|h)?$/, 'a duration like 500ms, 5s, 2min or 1h')),
-  z.transform((text: string) => {
-    const match = /^(\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?$/.exec(text) as RegExpExecArray;
-    const factor = { ms: 1, s: 1000, min: 60_000, m: 60_000, h: 3_600_000 }[(match[2] ?? 'ms') as 'ms'];
-    return Math.round(Number(match[1]) * factor);
-  }),
-);
+/** PostgreSQL takes lock_timeout and statement_timeout in milliseconds up to INT_MAX. */
+export const maxTimeoutMs = 2_147_483_647;
+/** A batch's pause and target duration: Node's timers overflow past 2^31-1 ms; more than an hour between batches is a mistake. */
+export const maxPauseMs = 3_600_000;
+/** Rows in one batch: a batch is one transaction; past a million rows it is no longer a batch. */
+export const maxBatchSize = 1_000_000;
+
+/** A duration like 500ms, 5s, 2min or 1h, in milliseconds, at most `maxMs` (`limit` says why). */
+export function duration(maxMs: number, limit: string) {
+  return z.pipe(
+    z.string().check(z.regex(/^\d+(?:\.\d+)?\s*(?:ms|s|min|m|h)?$/, 'a duration like 500ms, 5s, 2min or 1h')),
+    z.pipe(
+      z.transform((text: string) => {
+        const match = /^(\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?$/.exec(text) as RegExpExecArray;
+        const factor = { ms: 1, s: 1000, min: 60_000, m: 60_000, h: 3_600_000 }[(match[2] ?? 'ms') as 'ms'];
+        return Math.round(Number(match[1]) * factor);
+      }),
+      z.number().check(z.maximum(maxMs, `a duration of at most ${limit}`)),
+    ),
+  );
+}
+
+/** A lock or statement timeout. */
+export const durationSchema = duration(maxTimeoutMs, `${maxTimeoutMs}ms (about 24 days: PostgreSQL's limit)`);
+/**
+ * With no lock timeout anywhere, a unit waits this long for a lock, then retries after a
+ * growing pause: queued behind a long transaction, its lock request would otherwise hold
+ * up every application query on the table behind it (pgroll's default too).
+ */
+export const defaultLockTimeoutMs = 500;
+
+/** A lock timeout, or `none`: wait for locks without limit (null). */
+export const lockTimeoutSchema = parsedString((text): number | null | { problem: string } => {
+  if (text === 'none') return null;
+  const parsed = durationSchema.safeParse(text);
+  return parsed.success ? parsed.data : { problem: `${parsed.error.issues[0]?.message ?? 'a duration'}, or none (no limit)` };
+});
+
+/** A pause between batches, or a batch's target duration. */
+export const pauseSchema = duration(maxPauseMs, '1h');
+
+/** A decimal whole number from `min` to `max`: no sign, no hexadecimal, no exponent. */
+export function decimalInteger(min: number, max: number) {
+  return parsedString((text): number | { problem: string } => {
+    if (!/^\d+$/.test(text)) return { problem: `a whole number from ${min} to ${max} in decimal digits` };
+    const value = Number(text);
+    if (value < min || value > max) return { problem: `a whole number from ${min} to ${max}` };
+    return value;
+  });
+}
 
 /** A string turned into a value by `parse`, which returns a message instead when the text is wrong. */
 function parsedString<T>(parse: (text: string) => T | { problem: string }) {
@@ -43,6 +85,8 @@ function parsedString<T>(parse: (text: string) => T | { problem: string }) {
 const snapshotSchema = parsedString((text): SnapshotScope | { problem: string } => {
   if (text === 'none' || text === 'schema' || text === 'full') return { kind: text };
   const tables = text.split(',').map((t) => t.trim());
+  const keyword = tables.find((t) => t === 'none' || t === 'schema' || t === 'full');
+  if (keyword && tables.length > 1) return { problem: `none, schema or full alone, or a comma-separated list of tables ("${keyword}" is not a table here)` };
   if (tables.length === 0 || tables.some((t) => !identifier.test(t))) return { problem: 'none, schema, full, or a comma-separated list of tables' };
   return { kind: 'tables', tables };
 });
@@ -56,18 +100,19 @@ const batchSchema = parsedString((text): BatchDirective | { problem: string } =>
     fields.set(k, v);
   }
   const key = fields.get('key');
-  const size = Number(fields.get('size') ?? 10_000);
+  const sizeText = fields.get('size') ?? '10000';
+  const size = Number(sizeText);
   if (!table || !identifier.test(table) || !key || !identifier.test(key)) return { problem: 'write <table> key=<column> [size=N]' };
-  if (!Number.isInteger(size) || size < 1) return { problem: `size must be a positive integer, not "${fields.get('size')}"` };
+  if (!/^\d+$/.test(sizeText) || size < 1 || size > maxBatchSize) return { problem: `size must be a whole number from 1 to ${maxBatchSize}, not "${sizeText}"` };
   return { table, key, size };
 });
 
 const directiveSchemas = {
   transaction: z.enum(['on', 'off'], { error: 'on or off' }),
   snapshot: snapshotSchema,
-  'lock-timeout': durationSchema,
+  'lock-timeout': lockTimeoutSchema,
   'statement-timeout': durationSchema,
-  retries: z.pipe(z.coerce.number({ error: 'a whole number' }), z.int('a whole number').check(z.minimum(0), z.maximum(100))),
+  retries: decimalInteger(0, 100),
   batch: batchSchema,
   allow: parsedString((text): Omit<LintAllow, 'line'> | { problem: string } => {
     const match = /^([a-z][a-z0-9-]*)\s+(\S.*)$/.exec(text);
@@ -118,8 +163,8 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
     const v = parsed.data;
     switch (name as DirectiveName) {
       case 'transaction': options.transaction = v === 'on'; break;
-      case 'snapshot': options.snapshot = v as SnapshotScope; break;
-      case 'lock-timeout': options.lockTimeoutMs = v as number; break;
+      case 'snapshot': options.snapshot = (v as SnapshotScope).kind === 'tables' ? { ...(v as SnapshotScope & { kind: 'tables' }), line } : (v as SnapshotScope); break;
+      case 'lock-timeout': options.lockTimeoutMs = (v as number | null) ?? undefined; break;
       case 'statement-timeout': options.statementTimeoutMs = v as number; break;
       case 'retries': options.retries = v as number; break;
       case 'batch': options.batch = v as BatchDirective; break;

@@ -9,12 +9,13 @@ import { join, resolve } from 'node:path';
 import { PlanError, PlanErrors, UsageError } from '../errors.js';
 import type { Config } from './config.js';
 import { isUnitDefinition, type UnitDefinition } from './define.js';
-import { durationSchema } from './directives.js';
+import { defaultLockTimeoutMs, durationSchema, lockTimeoutSchema, maxBatchSize } from './directives.js';
 import { loadSqlParser, parseSqlUnit, saveSplitCache, SqlParserNeeded } from './sql-unit.js';
-import type { Script, Unit, UnitKind, UnitOptions } from './types.js';
+import { compareOrder, type Script, type Unit, type UnitKind, type UnitOptions } from './types.js';
 import { runtimeImport } from '../runtime-import.js';
 
-export const unitFilePattern = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_.-]*)\.(sql|ts)$/;
+/** NNNN_name.sql, or NNNNa_name.sql: a lower-case letter after the number places a unit after NNNN_ and before the next number. */
+export const unitFilePattern = /^(\d+)([a-z]?)_([A-Za-z0-9][A-Za-z0-9_.-]*)\.(sql|ts)$/;
 const folders: { folder: string; kind: UnitKind | 'rollback' }[] = [
   { folder: 'migrations', kind: 'migration' },
   { folder: 'backfills', kind: 'backfill' },
@@ -31,6 +32,7 @@ interface FoundFile {
   absolutePath: string;
   id: string;
   prefix: bigint;
+  letter: string;
   name: string;
   format: 'sql' | 'ts';
   kind: UnitKind | 'rollback';
@@ -52,22 +54,28 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
     }
     for (const entry of entries) {
       const file = `${folder}/${entry}`;
-      if (!/\.(sql|ts)$/.test(entry)) continue;
-      const match = unitFilePattern.exec(entry);
-      if (!match) {
-        errors.push(new PlanError(file, undefined, 'is not named NNNN_name.sql or NNNN_name.ts', 'unit files start with a numeric prefix that orders them, e.g. 0004_customers_organization.sql'));
+      if (!/\.(sql|ts)\s*$/i.test(entry)) continue;
+      // A unit file that a case-sensitive filesystem or a stray space would make invisible is refused, not skipped.
+      if (!/\.(sql|ts)$/.test(entry)) {
+        errors.push(new PlanError(file, undefined, `is not read as a unit: its name must end in .sql or .ts exactly (lower case, nothing after)`, `rename it to ${entry.trimEnd().replace(/\.(sql|ts)$/i, (ext) => ext.toLowerCase())}`));
         continue;
       }
-      found.push({ file, absolutePath: join(root, file), id: entry.replace(/\.(sql|ts)$/, ''), prefix: BigInt(match[1] as string), name: match[2] as string, format: match[3] as 'sql' | 'ts', kind });
+      const match = unitFilePattern.exec(entry);
+      if (!match) {
+        errors.push(new PlanError(file, undefined, 'is not named NNNN_name.sql or NNNN_name.ts', 'unit files start with a numeric prefix that orders them, e.g. 0004_customers_organization.sql; a lower-case letter after the number places a unit between two others (0004a_...)'));
+        continue;
+      }
+      found.push({ file, absolutePath: join(root, file), id: entry.replace(/\.(sql|ts)$/, ''), prefix: BigInt(match[1] as string), letter: match[2] as string, name: match[3] as string, format: match[4] as 'sql' | 'ts', kind });
     }
   }
 
   const forward = found.filter((f) => f.kind !== 'rollback');
-  const byPrefix = new Map<bigint, FoundFile>();
+  const byPrefix = new Map<string, FoundFile>();
   for (const f of forward) {
-    const other = byPrefix.get(f.prefix);
-    if (other) errors.push(new PlanError(f.file, undefined, `has the same prefix ${f.prefix} as ${other.file}`, 'every unit needs its own numeric prefix: renumber one of them'));
-    else byPrefix.set(f.prefix, f);
+    const prefix = `${f.prefix}${f.letter}`;
+    const other = byPrefix.get(prefix);
+    if (other) errors.push(new PlanError(f.file, undefined, `has the same prefix ${prefix} as ${other.file}`, 'every unit needs its own prefix: renumber one of them, or put a lower-case letter after the number to place one between two others (0007a_, 0007b_ run after 0007_ and before 0008_)'));
+    else byPrefix.set(prefix, f);
   }
   const forwardIds = new Set(forward.map((f) => f.id));
   const rollbackById = new Map<string, FoundFile>();
@@ -78,12 +86,13 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
   }
 
   const defaults = {
-    lockTimeoutMs: config.lockTimeout,
+    // No lock timeout in the config: the safe default; `none`: no limit (undefined sets none).
+    lockTimeoutMs: config.lockTimeout === undefined ? defaultLockTimeoutMs : (config.lockTimeout ?? undefined),
     statementTimeoutMs: config.statementTimeout,
     retries: config.retries,
   };
   const units: Unit[] = [];
-  const ordered = [...byPrefix.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+  const ordered = [...byPrefix.values()].sort(compareOrder);
   for (const [i, f] of ordered.entries()) {
     // Files are read synchronously: now and then the event loop gets a turn, so a
     // connection opened meanwhile (apply) makes progress while the plan loads.
@@ -92,7 +101,7 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
       const script = await withSqlParser(() => loadScript(f, defaults));
       const rollbackFile = rollbackById.get(f.id);
       const rollback = rollbackFile ? await withSqlParser(() => loadScript(rollbackFile, defaults)) : undefined;
-      units.push({ ...script, prefix: f.prefix, name: f.name, kind: f.kind as UnitKind, rollback });
+      units.push({ ...script, prefix: f.prefix, letter: f.letter, name: f.name, kind: f.kind as UnitKind, rollback });
     } catch (error) {
       if (error instanceof PlanError) errors.push(error);
       else throw error;
@@ -136,7 +145,8 @@ async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | unde
   }
   const base = { id: f.id, file: f.file, absolutePath: f.absolutePath, format: f.format, checksum: checksum(bytes) };
   if (f.format === 'sql') {
-    const text = bytes.toString('utf8').replace(/\r\n/g, '\n');
+    // A BOM is not SQL: dropped, whatever the file starts with.
+    const text = bytes.toString('utf8').replace(/^\uFEFF/, '').replace(/\r\n/g, '\n');
     const parsed = parseSqlUnit(f.file, text, defaults);
     if (parsed.options.batch && f.kind === 'migration') {
       throw new PlanError(f.file, undefined, 'a batched unit moves data: it belongs in backfills/');
@@ -144,7 +154,7 @@ async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | unde
     return { ...base, ...parsed, definition: undefined };
   }
   const definition = await importDefinition(f);
-  return { ...base, ...fromDefinition(f.file, definition, defaults) };
+  return { ...base, fingerprint: base.checksum, ...fromDefinition(f.file, definition, defaults) };
 }
 
 async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
@@ -175,15 +185,24 @@ function fromDefinition(
     if (!parsed.success) throw new PlanError(file, undefined, `bad ${name} "${value}": expected a duration like 500ms, 5s or 2min`);
     return parsed.data;
   };
+  const lockTimeout = (value: string): number | undefined => {
+    const parsed = lockTimeoutSchema.safeParse(value);
+    if (!parsed.success) throw new PlanError(file, undefined, `bad lockTimeout "${value}": expected ${parsed.error.issues[0]?.message ?? 'a duration'}`);
+    return parsed.data ?? undefined;
+  };
+  const whole = (value: number | undefined, name: string, min: number, max: number): number | undefined => {
+    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) throw new PlanError(file, undefined, `bad ${name} ${value}: expected a whole number from ${min} to ${max}`);
+    return value;
+  };
   const snapshot: UnitOptions['snapshot'] =
     d.snapshot === undefined ? { kind: 'default' } : Array.isArray(d.snapshot) ? { kind: 'tables', tables: d.snapshot } : { kind: d.snapshot };
   const options: UnitOptions = {
     transaction: d.type === 'unit' ? d.transaction !== false : true,
     snapshot,
-    lockTimeoutMs: duration(d.lockTimeout, 'lockTimeout') ?? defaults.lockTimeoutMs,
+    lockTimeoutMs: d.lockTimeout === undefined ? defaults.lockTimeoutMs : lockTimeout(d.lockTimeout),
     statementTimeoutMs: duration(d.statementTimeout, 'statementTimeout') ?? defaults.statementTimeoutMs,
-    retries: d.retries ?? defaults.retries,
-    batch: d.type === 'backfill' ? { table: d.table, key: d.key, size: d.size ?? 10_000 } : undefined,
+    retries: whole(d.retries, 'retries', 0, 100) ?? defaults.retries,
+    batch: d.type === 'backfill' ? { table: d.table, key: d.key, size: whole(d.size, 'size', 1, maxBatchSize) ?? 10_000 } : undefined,
   };
   const checks = (section: 'precheck' | 'verify', list: { name: string; sql: string }[] | undefined) =>
     (list ?? []).map((c) => ({ section, name: c.name, sql: c.sql, line: 0 }));

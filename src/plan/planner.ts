@@ -4,7 +4,7 @@
  */
 import { UsageError } from '../errors.js';
 import type { LedgerUnit, UnitProgress } from '../db/ledger.js';
-import type { Unit, UnitStatus } from './types.js';
+import { compareOrder, type Unit, type UnitStatus } from './types.js';
 
 export type Resume =
   | { kind: 'start' }
@@ -39,14 +39,14 @@ export interface PlanOptions {
   to?: string | undefined;
 }
 
-export function planRun(units: Unit[], ledgerRows: LedgerUnit[], options: PlanOptions = {}): Plan {
+export function planRun(units: Unit[], ledgerRows: LedgerRow[], options: PlanOptions = {}): Plan {
   const byId = new Map(ledgerRows.map((row) => [row.id, row]));
   if (options.to !== undefined && !units.some((u) => u.id === options.to)) {
     throw new UsageError(`--to ${options.to}: no such unit in the plan`, `units are named by file name without extension, e.g. ${units[0]?.id ?? '0001_create_organizations'}`);
   }
-  const highestApplied = units.reduce<bigint | undefined>((max, u) => {
+  const highestApplied = units.reduce<Unit | undefined>((max, u) => {
     const row = byId.get(u.id);
-    return row?.status === 'applied' && (max === undefined || u.prefix > max) ? u.prefix : max;
+    return row?.status === 'applied' && (max === undefined || compareOrder(u, max) > 0) ? u : max;
   }, undefined);
 
   let pastTarget = false;
@@ -70,9 +70,23 @@ export function planRun(units: Unit[], ledgerRows: LedgerUnit[], options: PlanOp
   };
 }
 
-function driftOf(unit: Unit, row: LedgerUnit | undefined): { drift: boolean; reason: string | undefined } {
+/**
+ * A ledger row as read: a ledger that records each unit's statements fingerprint (see
+ * fingerprint.ts) has it here, and then only a change of statements is drift.
+ */
+export type LedgerRow = LedgerUnit & { fingerprint?: string | null | undefined };
+
+/** The file changed, but not what it runs: comments, whitespace, line endings or a BOM. */
+export function isCosmeticChange(unit: Unit, row: LedgerRow): boolean {
+  return row.checksum !== unit.checksum && typeof row.fingerprint === 'string' && unit.fingerprint !== undefined && row.fingerprint === unit.fingerprint;
+}
+
+function driftOf(unit: Unit, row: LedgerRow | undefined): { drift: boolean; reason: string | undefined } {
   if (!row || row.checksum === unit.checksum) return { drift: false, reason: undefined };
-  if (row.status === 'applied') return { drift: true, reason: `applied with checksum ${row.checksum.slice(0, 12)}, the file now has ${unit.checksum.slice(0, 12)}` };
+  if (row.status === 'applied') {
+    if (isCosmeticChange(unit, row)) return { drift: false, reason: undefined };
+    return { drift: true, reason: `applied with checksum ${row.checksum.slice(0, 12)}, the file now has ${unit.checksum.slice(0, 12)}` };
+  }
   // A non-transactional unit that is partly done must not change under its done statements.
   const done = row.progress.statements ?? [];
   if (!unit.options.transaction && done.length > 0) {
@@ -97,13 +111,14 @@ function resumePoint(unit: Unit, row: LedgerUnit | undefined): Resume {
   return { kind: 'start' };
 }
 
-function warningsFor(unit: Unit, row: LedgerUnit | undefined, highestApplied: bigint | undefined): string[] {
+function warningsFor(unit: Unit, row: LedgerRow | undefined, highestApplied: Unit | undefined): string[] {
   const warnings: string[] = [];
-  if (row?.status !== 'applied' && highestApplied !== undefined && unit.prefix < highestApplied) {
+  if (row?.status !== 'applied' && highestApplied !== undefined && compareOrder(unit, highestApplied) < 0) {
     warnings.push('out of order: a later unit is already applied; this one runs after it');
   }
   if (!unit.options.transaction) warnings.push('runs outside a transaction: statement by statement, each recorded, resumed at the first not done');
   if (!unit.rollback) warnings.push('no rollback file');
+  if (row?.status === 'applied' && isCosmeticChange(unit, row)) warnings.push('edited since applied, statements unchanged (comments, whitespace or line endings): not drift');
   if (row?.status === 'running') warnings.push('left running by a run that died: it runs again from its last recorded point');
   if (row?.status === 'failed' && row.error) warnings.push(`failed last time: ${row.error.message.split('\n')[0]}`);
   return warnings;
@@ -195,7 +210,7 @@ function isPartlyDone(unit: Unit, row: LedgerUnit): boolean {
 function newestFirst(a: { unit: Unit; row: LedgerUnit }, b: { unit: Unit; row: LedgerUnit }): number {
   const at = (row: LedgerUnit): number => (row.appliedAt ?? row.updatedAt).getTime();
   if (at(a.row) !== at(b.row)) return at(b.row) - at(a.row);
-  return a.unit.prefix < b.unit.prefix ? 1 : a.unit.prefix > b.unit.prefix ? -1 : 0;
+  return compareOrder(b.unit, a.unit);
 }
 
 function rollbackEntry(unit: Unit, row: LedgerUnit): RollbackEntry {

@@ -1,17 +1,21 @@
 /**
- * A SQL unit: header directives, a body split into statements by PostgreSQL's own parser
- * (libpg-query), then `precheck` / `verify` sections of one SELECT each.
+ * A SQL unit: header directives, then statements split by PostgreSQL's own parser
+ * (libpg-query): a `precheck` or `verify` marker takes the one SELECT after it, and the
+ * statements in no section are the body, wherever they stand.
  */
 import { createHash } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { PlanError } from '../errors.js';
 import { directivePrefix, parseDirectives, sectionNames, type DirectiveDefaults, type DirectiveLine } from './directives.js';
+import { statementFingerprint, unitFingerprint } from './fingerprint.js';
 import type { Check, Statement, UnitOptions } from './types.js';
 import { SplitCache } from './split-cache.js';
 import { runtimeImport } from '../runtime-import.js';
 
 export interface ParsedSql {
   options: UnitOptions;
+  /** What the unit runs, without comments, whitespace or layout (fingerprint.ts). */
+  fingerprint: string;
   statements: Statement[];
   prechecks: Check[];
   verifies: Check[];
@@ -62,7 +66,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
   }
   const options = parseDirectives(file, header, defaults);
 
-  // Section markers split the rest: the body, then precheck/verify sections.
+  // A section marker applies to the one statement after it; every other statement is the body.
   const markers: { section: 'precheck' | 'verify'; name: string; line: number }[] = [];
   for (let i = bodyStart; i < lines.length; i++) {
     const match = directivePrefix.exec((lines[i] ?? '').trim());
@@ -76,23 +80,28 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
     }
   }
 
-  const bodyEnd = markers[0] ? markers[0].line - 1 : lines.length;
-  const statements = splitStatements(file, lines.slice(bodyStart, bodyEnd).join('\n'), bodyStart + 1);
-  if (statements.length === 0) throw new PlanError(file, undefined, 'the unit has no statement');
-
+  const all = splitStatements(file, lines.slice(bodyStart).join('\n'), bodyStart + 1);
+  if (all.length === 0) throw new PlanError(file, undefined, 'the unit has no statement');
+  const inSection = new Set<SplitStatement>();
+  const checks: { section: string; name: string; fingerprint: string }[] = [];
   const prechecks: Check[] = [];
   const verifies: Check[] = [];
   markers.forEach((marker, index) => {
-    const end = markers[index + 1] ? (markers[index + 1] as { line: number }).line - 1 : lines.length;
-    const query = splitStatements(file, lines.slice(marker.line, end).join('\n'), marker.line + 1);
-    const [first] = query;
-    if (!first) throw new PlanError(file, marker.line, `the ${marker.section} section "${marker.name}" has no query`);
-    if (query.length > 1 || !first.isQuery) {
+    const next = markers[index + 1];
+    const first = all.find((s) => s.line > marker.line);
+    if (!first || (next && first.line > next.line)) throw new PlanError(file, marker.line, `the ${marker.section} section "${marker.name}" has no query: a section marker applies to the one statement after it`);
+    if (!first.isQuery) {
       throw new PlanError(file, first.line, `the ${marker.section} section "${marker.name}" must be exactly one SELECT that returns the violating rows`);
     }
+    inSection.add(first);
+    checks.push({ section: marker.section, name: marker.name, fingerprint: first.fingerprint });
     const check: Check = { section: marker.section, name: marker.name, sql: first.sql, line: first.line };
     (marker.section === 'precheck' ? prechecks : verifies).push(check);
   });
+  const statements = all.filter((s) => !inSection.has(s));
+  if (statements.length === 0) {
+    throw new PlanError(file, markers[0]?.line, 'the unit\'s body is empty: every statement is in a precheck or verify section', 'a section marker applies to the one statement after it; the statements in no section are the body');
+  }
 
   const params = statements.flatMap((s) => s.params);
   if (options.batch) {
@@ -128,6 +137,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
   const writes = [...new Set(statements.flatMap((s) => s.writes))];
   return {
     options,
+    fingerprint: unitFingerprint({ options, statements, checks }),
     statements: statements.map(({ sql, line, column, hash, createsIndex }) => ({ sql, line, column, hash, createsIndex })),
     prechecks,
     verifies,
@@ -136,6 +146,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
 }
 
 interface SplitStatement extends Statement {
+  fingerprint: string;
   params: number[];
   writes: string[];
   isQuery: boolean;
@@ -179,25 +190,27 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
   } catch (error) {
     const details = (error as { sqlDetails?: { cursorPosition?: number; message?: string } }).sqlDetails;
     const position = details?.cursorPosition ?? 0;
-    const at = lineAndColumn(text, byteToCharOffset(text, position));
+    const at = lineAndColumn(text, codePointToCharOffset(text, position));
     throw new PlanError(file, firstLine + at.line - 1, `does not parse: ${details?.message ?? (error as Error).message}`);
   }
-  const bytes = Buffer.from(text, 'utf8');
+  // libpg-query gives byte offsets; one cursor walks the text once, in step with them.
+  const cursor = new TextCursor(text);
   const result: SplitStatement[] = [];
   for (const raw of tree.stmts ?? []) {
-    const start = raw.stmt_location ?? 0;
-    const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
-    const chunk = bytes.subarray(start, end).toString('utf8');
+    const startByte = raw.stmt_location ?? 0;
+    const startChar = cursor.charAt(startByte);
+    const endChar = raw.stmt_len ? cursor.peekCharAt(startByte + raw.stmt_len) : text.length;
+    const chunk = text.slice(startChar, endChar);
     const lead = leadingTrivia(chunk);
     const sql = chunk.slice(lead).trimEnd();
-    const startChar = byteToCharOffset(text, start) + lead;
-    const at = lineAndColumn(text, startChar);
+    const at = cursor.lineAndColumnOf(startChar + lead);
     const analysis = analyse(raw.stmt);
     result.push({
       sql,
       line: at.line,
       column: at.column,
       hash: createHash('sha256').update(sql).digest('hex'),
+      fingerprint: statementFingerprint(raw.stmt),
       createsIndex: analysis.createsIndex,
       params: analysis.params,
       writes: analysis.writes,
@@ -208,6 +221,56 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
     });
   }
   return result;
+}
+
+/**
+ * Byte offsets (UTF-8) to character offsets, and character offsets to lines and columns,
+ * for offsets that only grow: each call goes on from where the last one stopped, so a
+ * text of n statements is walked once, not n times.
+ */
+class TextCursor {
+  private char = 0;
+  private byte = 0;
+  private lineChar = 0;
+  private line = 1;
+  private lineStart = 0;
+
+  constructor(private readonly text: string) {}
+
+  /** The character offset of a byte offset at or after the last one asked. */
+  charAt(byteOffset: number): number {
+    const { text } = this;
+    while (this.byte < byteOffset && this.char < text.length) {
+      const code = text.charCodeAt(this.char);
+      if (code >= 0xd800 && code <= 0xdbff && this.char + 1 < text.length) {
+        this.byte += 4;
+        this.char += 2;
+      } else {
+        this.byte += code < 0x80 ? 1 : code < 0x800 ? 2 : 3;
+        this.char += 1;
+      }
+    }
+    return this.char;
+  }
+
+  /** The character offset of a byte offset, without moving the cursor (a statement's end: the next starts at or before it). */
+  peekCharAt(byteOffset: number): number {
+    const [char, byte] = [this.char, this.byte];
+    const found = this.charAt(byteOffset);
+    [this.char, this.byte] = [char, byte];
+    return found;
+  }
+
+  /** 1-based line and column of a character offset at or after the last one asked. */
+  lineAndColumnOf(charOffset: number): { line: number; column: number } {
+    const { text } = this;
+    for (let nl = text.indexOf('\n', this.lineChar); nl !== -1 && nl < charOffset; nl = text.indexOf('\n', nl + 1)) {
+      this.line++;
+      this.lineStart = nl + 1;
+    }
+    this.lineChar = Math.max(this.lineChar, charOffset);
+    return { line: this.line, column: charOffset - this.lineStart + 1 };
+  }
 }
 
 /** Length of the whitespace and comments before a statement's first token. */
@@ -231,11 +294,17 @@ function leadingTrivia(chunk: string): number {
   }
 }
 
-function byteToCharOffset(text: string, byteOffset: number): number {
-  return Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8').length;
+/** The parser's error position counts code points (as PostgreSQL counts characters); JavaScript counts UTF-16 units. */
+function codePointToCharOffset(text: string, codePoints: number): number {
+  let char = 0;
+  for (let n = 0; n < codePoints && char < text.length; n++) {
+    const code = text.charCodeAt(char);
+    char += code >= 0xd800 && code <= 0xdbff ? 2 : 1;
+  }
+  return char;
 }
 
-export function lineAndColumn(text: string, charOffset: number): { line: number; column: number } {
+function lineAndColumn(text: string, charOffset: number): { line: number; column: number } {
   const before = text.slice(0, charOffset);
   const line = before.split('\n').length;
   const column = charOffset - (before.lastIndexOf('\n') + 1) + 1;

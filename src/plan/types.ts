@@ -1,4 +1,4 @@
-/** What the loader reads from a plan directory. Pure data: no I/O hangs off these. */
+/** What the loader reads from a plan directory. Pure data (and how units are ordered): no I/O hangs off these. */
 import type { UnitDefinition } from './define.js';
 
 export type UnitKind = 'migration' | 'backfill';
@@ -9,7 +9,8 @@ export type SnapshotScope =
   | { kind: 'none' }
   | { kind: 'schema' }
   | { kind: 'full' }
-  | { kind: 'tables'; tables: string[] };
+  /** `line`: the directive's, so a table found missing at run time is shown where it was named. */
+  | { kind: 'tables'; tables: string[]; line?: number | undefined };
 
 export interface BatchDirective {
   table: string;
@@ -61,6 +62,12 @@ export interface Script {
   absolutePath: string;
   format: 'sql' | 'ts';
   checksum: string;
+  /**
+   * sha256 of what the unit runs (its directives and its statements' parse trees without
+   * locations): an edit of comments, whitespace, line endings or a BOM leaves it as it was.
+   * TypeScript units: their checksum.
+   */
+  fingerprint?: string | undefined;
   options: UnitOptions;
   /** SQL units: the body's statements. Empty for TypeScript units. */
   statements: Statement[];
@@ -74,6 +81,8 @@ export interface Script {
 
 export interface Unit extends Script {
   prefix: bigint;
+  /** The lower-case letter after the number ('' when none): 0007a_ runs after 0007_ and before 0008_. */
+  letter?: string | undefined;
   name: string;
   kind: UnitKind;
   rollback: Script | undefined;
@@ -82,4 +91,16 @@ export interface Unit extends Script {
 export interface PlanSource {
   directory: string;
   units: Unit[];
+}
+
+/** A unit's place in the plan: its number, then its letter (none first). */
+export function compareOrder(a: { prefix: bigint; letter?: string | undefined }, b: { prefix: bigint; letter?: string | undefined }): number {
+  if (a.prefix !== b.prefix) return a.prefix < b.prefix ? -1 : 1;
+  const [la, lb] = [a.letter ?? '', b.letter ?? ''];
+  return la < lb ? -1 : la > lb ? 1 : 0;
+}
+
+/** The prefix as written in the file name, without its zeros: 7, 7a. */
+export function orderLabel(unit: { prefix: bigint; letter?: string | undefined }): string {
+  return `${unit.prefix}${unit.letter ?? ''}`;
 }

@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import type { Inspection } from '../app/inspect.js';
 import { describeSnapshot, type PlanEntry } from '../plan/planner.js';
 import type { LedgerRun } from '../db/ledger.js';
+import { orderLabel, type UnitOptions } from '../plan/types.js';
 import type { Output } from './output.js';
 import type { Finding } from '../lint/types.js';
 import { findingJson } from './lint-view.js';
@@ -20,6 +21,10 @@ export function unitJson(entry: PlanEntry) {
     drift: entry.drift,
     ...(entry.drift ? { driftReason: entry.driftReason } : {}),
     transaction: unit.options.transaction,
+    /** The effective lock timeout (the default when nothing sets one); null: no limit. */
+    lockTimeoutMs: unit.options.lockTimeoutMs ?? null,
+    statementTimeoutMs: unit.options.statementTimeoutMs ?? null,
+    retries: unit.options.retries,
     batch: unit.options.batch ?? null,
     snapshot: describeSnapshot(unit),
     rollback: unit.rollback?.file ?? null,
@@ -76,16 +81,17 @@ export function inspectionJson(inspection: Inspection, findings?: Finding[]) {
 
 export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'plan' | 'status', findings?: Finding[]): void {
   const { style } = out;
-  const head = mode === 'plan' ? ['#', 'unit', 'kind', 'status', 'tx', 'snapshot', 'notes'] : ['#', 'unit', 'kind', 'status', 'applied at', 'took', 'progress / error'];
+  const head = mode === 'plan' ? ['#', 'unit', 'kind', 'status', 'tx', 'lock wait', 'snapshot', 'notes'] : ['#', 'unit', 'kind', 'status', 'applied at', 'took', 'progress / error'];
   const lint = findings ? lintCells(out, findings) : undefined;
-  const table = new Table({ head: [...head, ...(lint ? ['lint'] : [])].map((h) => style.bold(h)), style: { head: [], border: [] }, wordWrap: true, colWidths: [...(mode === 'plan' ? [6, 40, 11, 13, 7, 28, 44] : [6, 40, 11, 13, 21, 9, 44]), ...(lint ? [40] : [])] });
+  const widths = [...(mode === 'plan' ? [6, 36, 11, 13, 7, 18, 28, 40] : [6, 40, 11, 13, 21, 9, 44]), ...(lint ? [40] : [])];
+  const table = new Table({ head: [...head, ...(lint ? ['lint'] : [])].map((h) => style.bold(h)), style: { head: [], border: [] }, ...out.tableLayout(widths) });
   for (const entry of inspection.plan.entries) {
     const { unit, ledger } = entry;
     const status = statusText(out, entry);
     if (mode === 'plan') {
       const notes = [...(entry.drift ? [style.red(`DRIFT: ${entry.driftReason}`)] : []), ...entry.warnings.map((w) => style.yellow(w))];
       const tx = unit.options.batch ? 'batch' : unit.options.transaction ? 'yes' : style.yellow('off');
-      table.push([String(unit.prefix), unit.id, unit.kind, status, tx, describeSnapshot(unit), notes.join('\n'), ...(lint ? [lint.get(unit.id) ?? ''] : [])]);
+      table.push([orderLabel(unit), unit.id, unit.kind, status, tx, describeLockWait(unit.options), describeSnapshot(unit), notes.join('\n'), ...(lint ? [lint.get(unit.id) ?? ''] : [])]);
     } else {
       const appliedAt = ledger?.appliedAt ? ledger.appliedAt.toISOString().replace('T', ' ').slice(0, 19) : '';
       const took = ledger?.durationMs != null ? `${(ledger.durationMs / 1000).toFixed(2)}s` : '';
@@ -99,7 +105,7 @@ export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'pla
           : ledger?.progress.statements && entry.status !== 'applied'
             ? `${ledger.progress.statements.length} of ${unit.statements.length} statements done`
             : entry.drift ? style.red('DRIFT') : '';
-      table.push([String(unit.prefix), unit.id, unit.kind, status, appliedAt, took, info]);
+      table.push([orderLabel(unit), unit.id, unit.kind, status, appliedAt, took, info]);
     }
   }
   out.line(table.toString());
@@ -140,4 +146,12 @@ export function describeRun(run: LedgerRun): string {
   const when = run.startedAt.toISOString().replace('T', ' ').slice(0, 19);
   const end = run.finishedAt ? `${run.outcome ?? 'finished'} (exit ${run.exitCode ?? '?'})` : 'not finished: running now, or it died (the next apply closes it and resumes)';
   return `run ${run.id}: \`tenantify ${run.command}\` by ${run.dbUser} on ${run.clientHost} (pid ${run.clientPid}), started ${when} UTC, ${end}`;
+}
+
+/** The lock timeout a unit runs with, and its retries: `500ms, 3 retries`, or `no limit`. */
+export function describeLockWait(options: UnitOptions): string {
+  if (options.lockTimeoutMs === undefined) return 'no limit';
+  const ms = options.lockTimeoutMs;
+  const text = ms % 3_600_000 === 0 && ms > 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 && ms > 0 ? `${ms / 60_000}min` : ms % 1000 === 0 && ms > 0 ? `${ms / 1000}s` : `${ms}ms`;
+  return options.retries > 0 ? `${text}, ${options.retries} retr${options.retries === 1 ? 'y' : 'ies'}` : text;
 }

@@ -1,0 +1,46 @@
+/**
+ * A unit's statements fingerprint: what it runs, without how it is written. Two files that
+ * differ only in comments, whitespace, line endings or a BOM have the same fingerprint, so
+ * an applied unit edited that way has not drifted. Pure: from parse trees and options.
+ */
+import { createHash } from 'node:crypto';
+import type { UnitOptions } from './types.js';
+
+/** Keys of libpg-query's trees that say where a node is written, not what it is. */
+const locationKeys = new Set(['location', 'stmt_location', 'stmt_len']);
+
+/** sha256 of a statement's parse tree with its locations stripped. */
+export function statementFingerprint(tree: unknown): string {
+  return sha256(JSON.stringify(tree, (key, value: unknown) => (locationKeys.has(key) ? undefined : value)));
+}
+
+export interface FingerprintParts {
+  options: UnitOptions;
+  /** The body's statements, in order. */
+  statements: { fingerprint: string }[];
+  /** Each check's section and name (they are what `verify` reports), and its statement. */
+  checks: { section: string; name: string; fingerprint: string }[];
+}
+
+/** sha256 of the unit's options (directives) and its statements' fingerprints, in order. */
+export function unitFingerprint(parts: FingerprintParts): string {
+  const { options } = parts;
+  const snapshot = options.snapshot.kind === 'tables' ? { kind: 'tables', tables: options.snapshot.tables } : options.snapshot;
+  const normalized = {
+    options: {
+      transaction: options.transaction,
+      snapshot,
+      lockTimeoutMs: options.lockTimeoutMs ?? null,
+      statementTimeoutMs: options.statementTimeoutMs ?? null,
+      retries: options.retries,
+      batch: options.batch ?? null,
+    },
+    statements: parts.statements.map((s) => s.fingerprint),
+    checks: parts.checks.map((c) => [c.section, c.name, c.fingerprint]),
+  };
+  return sha256(JSON.stringify(normalized));
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
