@@ -1,4 +1,3 @@
--- tenantify:lock-timeout 5s
 -- Teams inside an organization, and who (users) and what (hosts) belongs to them.
 CREATE TYPE team_role AS ENUM ('OWNER', 'ADMIN', 'MEMBER', 'VIEWER');
 

@@ -1,4 +1,3 @@
--- tenantify:lock-timeout 5s
 -- API keys belong to an organization (optionally created by a user);
 -- sessions remember the organization a user is working in.
 CREATE TABLE api_keys (

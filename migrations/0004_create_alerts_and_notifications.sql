@@ -1,4 +1,3 @@
--- tenantify:lock-timeout 5s
 -- Host alerts and the notifications they send, both scoped to an organization.
 CREATE TYPE alert_severity AS ENUM ('INFO', 'WARNING', 'CRITICAL');
 CREATE TYPE alert_status AS ENUM ('OPEN', 'ACKNOWLEDGED', 'RESOLVED');

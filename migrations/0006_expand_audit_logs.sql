@@ -1,7 +1,7 @@
 -- tenantify:lock-timeout 5s
 -- tenantify:retries 3
--- tenantify:allow constraint-missing-not-valid the column is new and all NULL: the check reads the table once and looks nothing up, under the 5s lock timeout
--- tenantify:allow adding-foreign-key-constraint the column is new and all NULL: the check reads the table once and looks nothing up, under the 5s lock timeout
+-- tenantify:allow constraint-missing-not-valid the column is new and all NULL: the check reads the table once and looks nothing up, under the lock timeout (500ms by default)
+-- tenantify:allow adding-foreign-key-constraint the column is new and all NULL: the check reads the table once and looks nothing up, under the lock timeout (500ms by default)
 -- The audit log gains tenant and request context. Only additions: severity has a
 -- constant default (no table rewrite on PostgreSQL 11+), the others are NULL.
 CREATE TYPE audit_severity AS ENUM ('DEBUG', 'INFO', 'WARNING', 'CRITICAL');

@@ -1,4 +1,3 @@
--- tenantify:lock-timeout 5s
 DROP TABLE host_teams;
 DROP TABLE user_teams;
 DROP TABLE teams;

@@ -1,3 +1,2 @@
--- tenantify:lock-timeout 5s
 DROP TABLE sessions;
 DROP TABLE api_keys;

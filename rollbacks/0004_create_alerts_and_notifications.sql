@@ -1,4 +1,3 @@
--- tenantify:lock-timeout 5s
 DROP TABLE notifications;
 DROP TABLE alerts;
 DROP TYPE notification_channel;
