@@ -9,10 +9,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { sql } from 'kysely';
-import { asStatementFailure, inTransaction, retrying, runStatement } from './steps.js';
-import { verifyAndRecordApplied } from './transactional.js';
-import { unitContext } from './unit-context.js';
-import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
+import { asStatementFailure, inTransaction, retrying, runStatement, unitContext, verifyAndRecordApplied } from './steps.js';
+import type { BatchSettings, ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import type { BatchDirective, Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
@@ -115,17 +113,6 @@ async function walkSegment(
     report(rows);
     await pace.after(performance.now() - batchStarted, await serverPressure(ctx), (text) => ctx.reporter.note(`${unit.id}: ${text}`));
   }
-}
-
-export interface BatchSettings {
-  /** Batches aim at this duration: short, so that no row lock is held for long. */
-  targetMs: number;
-  /** A pause between batches, to leave room for live traffic. */
-  pauseMs: number;
-  /** Back off while a replica lags more than this. */
-  maxReplicationLagMs: number;
-  /** Workers over disjoint key ranges, each on its own connection. */
-  parallel: number;
 }
 
 /**

@@ -6,7 +6,6 @@ import type { Unit } from '../plan/types.js';
 import type { CheckResult } from './failure.js';
 import type { Interrupt } from './interrupt.js';
 import type { SnapshotTaker } from '../db/snapshot.js';
-import type { BatchSettings } from './batched.js';
 
 export interface Reporter {
   unitStarted(entry: PlanEntry): void;
@@ -28,6 +27,17 @@ export interface ExecContext {
   batching?: BatchSettings;
   /** Undefined with --no-snapshot (and in a dry run). */
   snapshots: SnapshotTaker | undefined;
+}
+
+export interface BatchSettings {
+  /** Batches aim at this duration: short, so that no row lock is held for long. */
+  targetMs: number;
+  /** A pause between batches, to leave room for live traffic. */
+  pauseMs: number;
+  /** Back off while a replica lags more than this. */
+  maxReplicationLagMs: number;
+  /** Workers over disjoint key ranges, each on its own connection. */
+  parallel: number;
 }
 
 export interface UnitOutcome {

@@ -14,8 +14,7 @@ import type { ExecContext, Reporter } from './context.js';
 import { ChecksFailed, StatementFailure, toLedgerError, type CheckResult } from './failure.js';
 import { isCancel, statementDetails, violationDetails } from './failure-report.js';
 import { dropInvalidIndex } from './statements.js';
-import { cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
-import { unitContext } from './unit-context.js';
+import { cancellable, inTransaction, retrying, runStatement, timeoutSettings, unitContext } from './steps.js';
 
 export interface RevertReporter {
   revertStarted(entry: RollbackEntry): void;

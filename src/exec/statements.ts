@@ -4,9 +4,7 @@
  * CREATE INDEX CONCURRENTLY leaves an INVALID index behind, which IF NOT EXISTS would
  * happily skip: such an index is dropped and built again.
  */
-import { cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
-import { verifyAndRecordApplied } from './transactional.js';
-import { unitContext } from './unit-context.js';
+import { cancellable, inTransaction, retrying, runStatement, timeoutSettings, unitContext, verifyAndRecordApplied } from './steps.js';
 import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import type { Statement } from '../plan/types.js';

@@ -1,7 +1,9 @@
 /** Small steps the unit runners share: transaction bounds, timeouts, one statement, retries. */
-import { pick } from './checks.js';
-import { StatementFailure, type PgErrorFields } from './failure.js';
-import type { ExecContext } from './context.js';
+import { pick, runChecks } from './checks.js';
+import { ChecksFailed, StatementFailure, type PgErrorFields } from './failure.js';
+import type { ExecContext, UnitOutcome } from './context.js';
+import type { UnitContext } from '../plan/define.js';
+import type { PlanEntry } from '../plan/planner.js';
 import type { Script, Statement, UnitOptions } from '../plan/types.js';
 
 const savepoint = 'tenantify_unit';
@@ -98,4 +100,31 @@ async function cancelBackend(ctx: ExecContext): Promise<void> {
   } finally {
     await other.close();
   }
+}
+
+/** What a TypeScript unit's functions get: its id, and a log that goes to the run's notes. */
+export function unitContext(ctx: ExecContext, unitId: string): UnitContext {
+  return { unitId, log: (message) => ctx.reporter.note(`${unitId}: ${message}`) };
+}
+
+/** Inside the unit's last transaction: the verify sections must pass, then the unit is applied with them. */
+export async function verifyAndRecordApplied(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome['checks']> {
+  const checks = await runChecks(ctx.session.client, entry.unit.verifies, 'verify', entry.unit);
+  if (checks.some((c) => !c.ok)) throw new ChecksFailed('verify', checks);
+  await recordApplied(ctx, entry, startedAt, checks);
+  return checks;
+}
+
+/** Inside the unit's last transaction: the unit is applied, with its verify queries and results. */
+export async function recordApplied(ctx: ExecContext, entry: PlanEntry, startedAt: number, checks: UnitOutcome['checks']): Promise<void> {
+  const { unit } = entry;
+  await ctx.ledger.transition({
+    runId: ctx.runId,
+    unit,
+    status: 'applied',
+    event: 'applied',
+    durationMs: Math.round(performance.now() - startedAt),
+    verifyChecks: unit.verifies.map(({ name, sql }) => ({ name, sql })),
+    verifyResults: checks.map(({ name, ok, violations, durationMs }) => ({ name, ok, violations, durationMs })),
+  });
 }

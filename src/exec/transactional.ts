@@ -1,11 +1,9 @@
 /** The usual unit: body, verify and ledger in one transaction. */
-import { runChecks } from './checks.js';
-import { ChecksFailed, type CheckResult } from './failure.js';
-import { asStatementFailure, cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
+import type { CheckResult } from './failure.js';
+import { asStatementFailure, cancellable, inTransaction, retrying, runStatement, timeoutSettings, unitContext, verifyAndRecordApplied } from './steps.js';
 import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
 import type { PlanEntry } from '../plan/planner.js';
 import type { Check, Unit } from '../plan/types.js';
-import { unitContext } from './unit-context.js';
 import type pg from 'pg';
 
 export const transactionalRunner: UnitRunner = {
@@ -126,26 +124,4 @@ function raiseOnRows(check: Check): string {
   let tag = '$tenantify$';
   for (let i = 0; check.sql.includes(tag); i++) tag = `$tenantify${i}$`;
   return `DO ${tag} BEGIN IF EXISTS (\n${check.sql}\n) THEN RAISE EXCEPTION 'verify failed'; END IF; END ${tag}`;
-}
-
-/** Inside the unit's last transaction: the verify sections must pass, then the unit is applied with them. */
-export async function verifyAndRecordApplied(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome['checks']> {
-  const checks = await runChecks(ctx.session.client, entry.unit.verifies, 'verify', entry.unit);
-  if (checks.some((c) => !c.ok)) throw new ChecksFailed('verify', checks);
-  await recordApplied(ctx, entry, startedAt, checks);
-  return checks;
-}
-
-/** Inside the unit's last transaction: the unit is applied, with its verify queries and results. */
-export async function recordApplied(ctx: ExecContext, entry: PlanEntry, startedAt: number, checks: UnitOutcome['checks']): Promise<void> {
-  const { unit } = entry;
-  await ctx.ledger.transition({
-    runId: ctx.runId,
-    unit,
-    status: 'applied',
-    event: 'applied',
-    durationMs: Math.round(performance.now() - startedAt),
-    verifyChecks: unit.verifies.map(({ name, sql }) => ({ name, sql })),
-    verifyResults: checks.map(({ name, ok, violations, durationMs }) => ({ name, ok, violations, durationMs })),
-  });
 }
