@@ -73,7 +73,12 @@ export function raiseOnRows(check: Pick<Check, 'sql'>): string {
   return `DO ${tag} BEGIN IF EXISTS (\n${check.sql}\n) THEN RAISE EXCEPTION 'verify failed'; END IF; END ${tag}`;
 }
 
+/**
+ * Sends a message of units. Its ledger records execute statements the session prepares once
+ * (see Ledger.transitionText): they are prepared first when the session lacks them.
+ */
 async function sendMessage(ctx: ExecContext, text: string): Promise<pg.QueryResult[]> {
+  await ctx.ledger.prepare();
   const results = (await ctx.session.client.query(text)) as unknown as pg.QueryResult | pg.QueryResult[];
   return Array.isArray(results) ? results : [results];
 }
@@ -89,6 +94,16 @@ async function rollBackMessage(ctx: ExecContext): Promise<void> {
 }
 
 /**
+ * A message failed: a lost connection or a bug is thrown on; after an error of the server's,
+ * the unit may have dropped the ledger's prepared statements (DEALLOCATE, DISCARD), or the
+ * failure was theirs: the server says which are left, and the next message prepares the rest.
+ */
+async function afterFailedMessage(ctx: ExecContext, error: unknown): Promise<void> {
+  if (!isServerError(error) && !ctx.interrupt.requested) throw error;
+  await ctx.ledger.recheckPrepared();
+}
+
+/**
  * One unit's transaction, its start recorded already, as one message. Returns its verify
  * results, or undefined when the message failed and was rolled back: the caller runs the
  * unit step by step.
@@ -100,7 +115,8 @@ export async function inOneMessage(ctx: ExecContext, id: string, script: Script,
     return unit.checks;
   } catch (error) {
     await rollBackMessage(ctx);
-    if (ctx.interrupt.requested || !isServerError(error)) throw error;
+    if (ctx.interrupt.requested) throw error;
+    await afterFailedMessage(ctx, error);
     return undefined;
   }
 }
@@ -238,7 +254,7 @@ export class Trains {
     const { ctx } = this;
     this.length = 1;
     await rollBackMessage(ctx);
-    if (!isServerError(error) && !ctx.interrupt.requested) throw error;
+    await afterFailedMessage(ctx, error);
     // A dry run's train is one unit, and records nothing.
     const recorded = ctx.dryRun ? new Map() : await ctx.ledger.unitsOfRun(ctx.runId, train.entries.map((e) => e.unit.id));
     const durations: (number | null)[] = [];
