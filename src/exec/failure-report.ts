@@ -81,7 +81,7 @@ export function applyFailure(unit: Unit, error: unknown, signal: string | undefi
 export function interruptedAt(signal: string, unitId: string, partial = false): InterruptedError {
   return new InterruptedError(
     `interrupted by ${signal} at ${unitId}: ${partial ? 'the work in flight was finished or rolled back and its progress recorded' : 'its transaction was rolled back'}`,
-    'run `tenantify apply` again to resume where it stopped',
+    { hint: 'run `tenantify apply` again to resume where it stopped' },
   );
 }
 
@@ -91,7 +91,7 @@ export function revertFailure(entry: RollbackEntry, script: Script, error: unkno
   const stays = `${unit.id} stays ${entry.ledger.status}`;
   if (signal !== undefined) {
     const what = script.options.transaction ? 'its rollback was rolled back' : 'the statement in flight was cancelled; the ones before it stay done';
-    return new InterruptedError(`interrupted by ${signal} while reverting ${unit.id}: ${what}`, `${stays}; run \`tenantify rollback\` again to go on`);
+    return new InterruptedError(`interrupted by ${signal} while reverting ${unit.id}: ${what}`, { hint: `${stays}; run \`tenantify rollback\` again to go on` });
   }
   const whatStays =
     error instanceof ChecksFailed && error.section === 'precheck'
@@ -107,7 +107,7 @@ export function revertFailure(entry: RollbackEntry, script: Script, error: unkno
 
 /** The run stopped between two reverts. */
 export function interruptedBeforeRevert(signal: string, unitId: string, command: string): InterruptedError {
-  return new InterruptedError(`interrupted by ${signal} before reverting ${unitId}: the units before it were reverted`, `run \`${command}\` again to go on`);
+  return new InterruptedError(`interrupted by ${signal} before reverting ${unitId}: the units before it were reverted`, { hint: `run \`${command}\` again to go on` });
 }
 
 function messageOf(error: unknown): string {
