@@ -16,13 +16,23 @@ export const ExitCode = {
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** What every error of the family takes beside its message. */
+export interface ErrorOptions {
+  /** What to do next, for the one who reads it. */
+  hint?: string | undefined;
+  /** Extra lines shown under the message (a caret excerpt, a list of violations...). */
+  details?: string[] | undefined;
+  cause?: unknown;
+}
+
+/** The base of the family: an expected failure, with the exit code of the contract. */
 export class TenantifyError extends Error {
   readonly exitCode: ExitCodeValue;
   readonly hint: string | undefined;
   /** Extra lines shown under the message (a caret excerpt, a list of violations...). */
   readonly details: string[];
 
-  constructor(message: string, options: { exitCode: ExitCodeValue; hint?: string; details?: string[]; cause?: unknown }) {
+  constructor(message: string, options: ErrorOptions & { exitCode: ExitCodeValue }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.exitCode = options.exitCode;
@@ -67,47 +77,42 @@ export class PlanErrors extends TenantifyError {
   }
 }
 
-export class NotBuiltError extends TenantifyError {
-  constructor(command: string, issue: string) {
-    super(`\`tenantify ${command}\` is not built yet`, {
-      exitCode: ExitCode.usage,
-      hint: `it is planned (${issue}); nothing was done`,
-    });
-  }
-}
-
 /** A unit failed and was rolled back; the ledger records why. Exit 1. */
 export class UnitFailedError extends TenantifyError {
-  constructor(message: string, options: { hint?: string; details?: string[]; cause?: unknown } = {}) {
-    super(message, { exitCode: ExitCode.unitFailed, ...options });
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, exitCode: ExitCode.unitFailed });
   }
 }
 
 /** A precheck or verify query returned rows. Exit 3. */
 export class ViolationsError extends TenantifyError {
-  constructor(message: string, options: { hint?: string; details?: string[] } = {}) {
-    super(message, { exitCode: ExitCode.violations, ...options });
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, exitCode: ExitCode.violations });
   }
 }
 
+/** Another run holds the run lock (the holder is named): nothing was done. Exit 4. */
 export class LockHeldError extends TenantifyError {
-  constructor(message: string, hint: string) {
-    super(message, { exitCode: ExitCode.locked, hint });
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, exitCode: ExitCode.locked });
   }
 }
 
+/** An applied unit (or a partly run rollback) changed since it ran: nothing was run. Exit 5. */
 export class DriftError extends TenantifyError {
-  constructor(message: string, details: string[], hint: string) {
-    super(message, { exitCode: ExitCode.drift, details, hint });
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, exitCode: ExitCode.drift });
   }
 }
 
+/** SIGINT or SIGTERM stopped the run at a safe point; the ledger says where, and the same command resumes. Exit 130. */
 export class InterruptedError extends TenantifyError {
-  constructor(message: string, hint?: string) {
-    super(message, { exitCode: ExitCode.interrupted, hint });
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, exitCode: ExitCode.interrupted });
   }
 }
 
+/** True for an expected failure of the family (anything else reaching the CLI is a bug). */
 export function isTenantifyError(error: unknown): error is TenantifyError {
   return error instanceof TenantifyError;
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { contentFingerprint, dropAfterAll, freshDatabase, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
+import { ledgerUnits } from './support/ledger.js';
 
 const legacy = `
   CREATE TABLE users (id serial PRIMARY KEY, email text);
@@ -44,12 +45,6 @@ async function lockUsers(url: string): Promise<{ release: () => Promise<void> }>
   await client.connect();
   await client.query('BEGIN; LOCK TABLE users IN ACCESS SHARE MODE');
   return { release: () => client.end() };
-}
-
-async function ledgerUnits(url: string): Promise<{ id: string; status: string }[]> {
-  const exists = await query<{ ok: boolean }>(url, "SELECT to_regclass('tenantify.units') IS NOT NULL AS ok");
-  if (!exists[0]?.ok) return [];
-  return query(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
 }
 
 describe('apply', () => {

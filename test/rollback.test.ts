@@ -4,6 +4,7 @@ import { contentFingerprint, dropAfterAll, freshDatabase, holdGate, query, until
 import { bin, runCli, startCli } from './support/cli.js';
 import { schemaDump } from './support/dump.js';
 import { writePlan } from './support/plan-dir.js';
+import { ledgerStatuses } from './support/ledger.js';
 
 const legacy = `
   CREATE TABLE users (id serial PRIMARY KEY, email text);
@@ -61,11 +62,6 @@ SELECT relname FROM pg_class WHERE relname IN ('users_organization_idx', 'hosts_
 
 const ids = ['0001_create_organizations', '0002_default_organizations', '0003_assign_hosts', '0004_index_organizations'] as const;
 
-async function ledgerUnits(url: string): Promise<Record<string, string>> {
-  const rows = await query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
-  return Object.fromEntries(rows.map((r) => [r.id, r.status]));
-}
-
 /** A unit's rollback events (the apply's own events are apply's tests' business). */
 async function rollbackEvents(url: string, unitId: string): Promise<string[]> {
   return (await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = $1 AND event LIKE 'roll%' ORDER BY id", [unitId])).map((r) => r.event);
@@ -110,14 +106,14 @@ describe('rollback', () => {
 
     expect(schemaDump(url)).toEqual(legacySchema);
     expect(await contentFingerprint(url)).toEqual(legacyContent);
-    expect(Object.values(await ledgerUnits(url))).toEqual(['rolled_back', 'rolled_back', 'rolled_back', 'rolled_back']);
+    expect(Object.values(await ledgerStatuses(url))).toEqual(['rolled_back', 'rolled_back', 'rolled_back', 'rolled_back']);
     expect(await rollbackEvents(url, '0004_index_organizations')).toEqual(['rollback_started', 'rollback_statement_done', 'rollback_statement_done', 'rolled_back']);
     const [run] = await query<{ command: string; outcome: string; exit_code: number }>(url, 'SELECT command, outcome, exit_code FROM tenantify.runs WHERE id = $1', [doc.runId]);
     expect(run).toEqual({ command: 'rollback', outcome: 'done', exit_code: 0 });
 
     expect((await apply(url, dir)).code).toBe(0);
     expect(await contentFingerprint(url)).toEqual(applied);
-    expect(Object.values(await ledgerUnits(url))).toEqual(['applied', 'applied', 'applied', 'applied']);
+    expect(Object.values(await ledgerStatuses(url))).toEqual(['applied', 'applied', 'applied', 'applied']);
   });
 
   it('also reverts a batched backfill that failed part-way, and a later apply starts it afresh', async () => {
@@ -132,7 +128,7 @@ describe('rollback', () => {
     const [partly] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM hosts WHERE organization_id IS NOT NULL');
     expect(partly?.n).toBeGreaterThan(0);
     expect(partly?.n).toBeLessThan(2100);
-    expect(await ledgerUnits(url)).toMatchObject({ '0003_assign_hosts': 'failed' });
+    expect(await ledgerStatuses(url)).toMatchObject({ '0003_assign_hosts': 'failed' });
 
     const result = await runCli(['rollback', '-d', url, '--dir', writePlan(failing), '--all', '--yes', '--json']);
     expect(result.code).toBe(0);
@@ -156,12 +152,12 @@ describe('rollback', () => {
     const one = await runCli(['rollback', '-d', url, '--dir', dir, '--steps', '1', '--yes']);
     expect(one.code).toBe(0);
     expect(one.stdout).toContain('Rolled back 1 unit');
-    expect(await ledgerUnits(url)).toMatchObject({ '0003_assign_hosts': 'applied', '0004_index_organizations': 'rolled_back' });
+    expect(await ledgerStatuses(url)).toMatchObject({ '0003_assign_hosts': 'applied', '0004_index_organizations': 'rolled_back' });
     expect(await query(url, "SELECT relname FROM pg_class WHERE relname LIKE '%organization_idx'")).toEqual([]);
 
     const to = await runCli(['rollback', '-d', url, '--dir', dir, '--to', '0001_create_organizations', '--yes']);
     expect(to.code).toBe(0);
-    expect(await ledgerUnits(url)).toEqual({
+    expect(await ledgerStatuses(url)).toEqual({
       '0001_create_organizations': 'applied',
       '0002_default_organizations': 'rolled_back',
       '0003_assign_hosts': 'rolled_back',
@@ -224,7 +220,7 @@ DELETE FROM organizations
     expect(result.stderr).toContain('  2 | DELETE FROM organizations\n    | ^');
     expect(result.stderr).toContain('SQLSTATE 23503');
     expect(result.stderr).toContain('0003_assign_hosts stays applied');
-    expect(await ledgerUnits(url)).toEqual({
+    expect(await ledgerStatuses(url)).toEqual({
       '0001_create_organizations': 'applied',
       '0002_default_organizations': 'applied',
       '0003_assign_hosts': 'applied',
@@ -247,7 +243,7 @@ DELETE FROM organizations
     expect(first.code).toBe(1);
     expect(first.stderr).toContain('index "users_organisation_idx" does not exist');
     expect(first.stderr).toContain('the statements before the failing one stay done');
-    expect((await ledgerUnits(url))['0004_index_organizations']).toBe('applied');
+    expect((await ledgerStatuses(url))['0004_index_organizations']).toBe('applied');
     const status = await runCli(['status', '-d', url, '--dir', writePlan(broken), '--no-color']);
     expect(status.stdout.replace(/[│\s]+/g, ' ')).toContain('rollback stopped part-way: 1 of 2 rollback statements done; `tenantify rollback` resumes it');
 
@@ -275,7 +271,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     expect(result.stderr).toContain('verify "no host is assigned": 10 rows');
     const [hosts] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM hosts WHERE organization_id IS NULL');
     expect(hosts?.n).toBe(0);
-    expect((await ledgerUnits(url))['0003_assign_hosts']).toBe('applied');
+    expect((await ledgerStatuses(url))['0003_assign_hosts']).toBe('applied');
   });
 
   it('refuses drift (exit 5) like apply, and touches nothing', async () => {
@@ -323,7 +319,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     expect(result.code).toBe(4);
     expect(result.stderr).toContain('another run holds the lock: `tenantify apply`');
     expect((await gated.done).code).toBe(0);
-    expect(Object.values(await ledgerUnits(url))).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
+    expect(Object.values(await ledgerStatuses(url))).toEqual(['applied', 'applied', 'applied', 'applied', 'applied']);
   });
 
   it('stops on SIGINT with exit 130: the revert in flight rolled back and recorded, the unit still applied', async () => {
@@ -337,7 +333,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     expect(result.code).toBe(130);
     expect(result.stderr).toContain('interrupted by SIGINT while reverting 0004_index_organizations: its rollback was rolled back');
     expect(await query(url, "SELECT relname FROM pg_class WHERE relname = 'users_organization_idx'")).toEqual([{ relname: 'users_organization_idx' }]);
-    expect((await ledgerUnits(url))['0004_index_organizations']).toBe('applied');
+    expect((await ledgerStatuses(url))['0004_index_organizations']).toBe('applied');
     expect(await rollbackEvents(url, '0004_index_organizations')).toEqual(['rollback_started', 'rollback_interrupted']);
   });
 
@@ -369,11 +365,11 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     expect(no.output).toContain('0004_index_organizations (migration)');
     expect(no.output).toContain('Not confirmed: nothing was rolled back.');
     expect(no.code).toBe(0);
-    expect((await ledgerUnits(url))['0004_index_organizations']).toBe('applied');
+    expect((await ledgerStatuses(url))['0004_index_organizations']).toBe('applied');
     const yes = await ask('y\r');
     expect(yes.output).toContain('Rolled back 1 unit');
     expect(yes.code).toBe(0);
-    expect((await ledgerUnits(url))['0004_index_organizations']).toBe('rolled_back');
+    expect((await ledgerStatuses(url))['0004_index_organizations']).toBe('rolled_back');
   });
 });
 
@@ -405,7 +401,7 @@ SELECT id, name FROM hosts WHERE name = 'host 7';
     expect(result.stderr).toContain('--auto-rollback reverted 0004_index_organizations, 0003_assign_hosts, 0002_default_organizations: the database is as this run found it');
     expect(schemaDump(url)).toEqual(before.schema);
     expect(await contentFingerprint(url)).toEqual(before.content);
-    expect(await ledgerUnits(url)).toEqual({
+    expect(await ledgerStatuses(url)).toEqual({
       '0001_create_organizations': 'applied',
       '0002_default_organizations': 'rolled_back',
       '0003_assign_hosts': 'rolled_back',
@@ -450,6 +446,6 @@ SELECT id, name FROM hosts WHERE name = 'host 7';
     expect(result.stderr).toContain('still applied by this run: 0003_assign_hosts, 0002_default_organizations, 0001_create_organizations');
     expect(result.stderr).toMatch(/snapshot taken before 0003_assign_hosts: \S+ \(tenantify snapshots restore 0003_assign_hosts\)/);
     expect(result.stderr).toContain('the database needs a hand');
-    expect(await ledgerUnits(url)).toMatchObject({ '0003_assign_hosts': 'applied', '0004_index_organizations': 'rolled_back', '0005_hosts_not_null': 'failed' });
+    expect(await ledgerStatuses(url)).toMatchObject({ '0003_assign_hosts': 'applied', '0004_index_organizations': 'rolled_back', '0005_hosts_not_null': 'failed' });
   });
 });

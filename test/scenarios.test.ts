@@ -4,11 +4,13 @@
  * killed with SIGKILL during apply, then resumed to a passing verify.
  */
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/plan/config.js';
 import { loadPlan } from '../src/plan/load.js';
-import { dropAfterAll, fixtureTemplate, freshDatabase, query, serverUrl } from './support/db.js';
+import { dropAfterAll, fixtureTemplate, freshDatabase, query, serverUrl, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
+import { ledgerStatuses } from './support/ledger.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const scenarios: { name: string; dir: string }[] = [
@@ -35,16 +37,34 @@ describe.each(scenarios)('scenario $name', ({ name, dir }) => {
   it('killed during apply, resumes to a passing verify', async () => {
     const template = dropped(await fixtureTemplate(fixture, 'tplsc'));
     const db = dropped(await freshDatabase('sc', template.name));
-    const run = startCli(['apply', '-d', db.url, '--dir', dir, '--no-snapshot']);
-    // Kill once the second unit has started.
-    const started = performance.now();
-    for (;;) {
-      const status = await runCli(['status', '-d', db.url, '--dir', dir, '--json']);
-      const units = status.code === 0 ? (JSON.parse(status.stdout) as { units: { status: string }[] }).units : [];
-      if (units.filter((u) => u.status !== 'pending').length >= 2 || run.child.exitCode !== null || performance.now() - started > 30_000) break;
+    const units = await loadPlan(dir, await loadConfig(dir));
+    // The application's tables locked (reads still pass) before the run starts: it waits at
+    // the first unit that writes or references one, mid-run, and is killed there.
+    const holder = new pg.Client({ connectionString: db.url });
+    holder.on('error', () => {});
+    await holder.connect();
+    try {
+      const tables = await holder.query<{ name: string }>("SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')");
+      await holder.query(`BEGIN; LOCK TABLE ${tables.rows.map((t) => t.name).join(', ')} IN EXCLUSIVE MODE`);
+      const run = startCli(['apply', '-d', db.url, '--dir', dir, '--no-snapshot']);
+      const ended = run.done.then((r) => {
+        throw new Error(`the apply ended (exit ${r.code}) before it was killed:\n${r.stderr}`);
+      });
+      const stop = new AbortController();
+      ended.catch(() => stop.abort());
+      const waiting = "SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND pid = (SELECT backend_pid FROM tenantify.runs WHERE to_regclass('tenantify.runs') IS NOT NULL ORDER BY id DESC LIMIT 1)";
+      await Promise.race([until(db.url, waiting, stop.signal), ended]);
+      run.child.kill('SIGKILL');
+      const killed = await run.done;
+      expect(killed.signal, `exit ${killed.code}: ${killed.stderr}`).toBe('SIGKILL');
+    } finally {
+      await holder.end();
     }
-    run.child.kill('SIGKILL');
-    await run.done;
+    // The kill landed mid-run: a unit running, or some applied and some not.
+    const atKill = Object.values(await ledgerStatuses(db.url));
+    expect(atKill.length).toBeGreaterThan(0);
+    expect(atKill.filter((s) => s === 'applied').length).toBeLessThan(units.length);
+    expect(atKill.every((s) => s === 'applied' || s === 'running')).toBe(true);
     const resumed = await runCli(['apply', '-d', db.url, '--dir', dir, '--no-snapshot']);
     expect(resumed.stderr).not.toMatch(/^error/m);
     expect(resumed.code).toBe(0);

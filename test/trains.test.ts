@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { contentFingerprint, dropAfterAll, freshDatabase, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
+import { ledgerUnits } from './support/ledger.js';
 
 const units = 20;
 /** Unit 12 runs in the fourth message: units go 1, 2, 4, 8 to a message while they come back quickly. */
@@ -23,8 +24,7 @@ function quickPlan(replace?: string): string {
 }
 
 async function ledger(url: string): Promise<string[]> {
-  const rows = await query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
-  return rows.map((r) => `${r.id}:${r.status}`);
+  return (await ledgerUnits(url)).map((r) => `${r.id}:${r.status}`);
 }
 
 const appliedUpTo = (last: number): string[] => Array.from({ length: last }, (_, k) => `${id(k + 1)}:applied`);

@@ -131,8 +131,10 @@ export function ensureRevertible(plan: RollbackPlan): void {
   if (drifted.length > 0) {
     throw new DriftError(
       `drift: the rollback of ${drifted.map((e) => e.unit.id).join(', ')} changed after it was partly run`,
-      drifted.map((e) => `${e.unit.rollback?.file}: ${e.driftReason}`),
-      'restore the rollback file as it was when it ran (git shows it) so the run can resume after the statements already done; nothing was run',
+      {
+        details: drifted.map((e) => `${e.unit.rollback?.file}: ${e.driftReason}`),
+        hint: 'restore the rollback file as it was when it ran (git shows it) so the run can resume after the statements already done; nothing was run',
+      },
     );
   }
 }

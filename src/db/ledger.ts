@@ -417,7 +417,7 @@ const preparedPrefix = 'tenantify_ledger_';
 const { escapeLiteral } = pg;
 
 /** A value of the ledger's own statements (a string, number, boolean or null) as an SQL literal, for EXECUTE. */
-function literal(value: unknown): string {
+export function literal(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);

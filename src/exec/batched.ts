@@ -9,34 +9,32 @@
  */
 import { availableParallelism } from 'node:os';
 import { sql } from 'kysely';
-import { asStatementFailure, inTransaction, retrying, runStatement } from './steps.js';
-import { verifyAndRecordApplied } from './transactional.js';
-import { unitContext } from './unit-context.js';
-import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
-import type { PlanEntry } from '../plan/planner.js';
+import { asStatementFailure, inTransaction, retrying, runStatement, unitContext } from './steps.js';
+import type { BatchSettings, ExecContext, Runner, Work } from './context.js';
 import type { BatchDirective, Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
 
-export const batchedRunner: UnitRunner = {
-  async run(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome> {
-    const { unit } = entry;
+export const batchedRunner: Runner = {
+  name: 'batched',
+  inTransaction: false,
+  async body(ctx: ExecContext, work: Work): Promise<string> {
+    const { unit } = work;
     const batch = unit.options.batch as BatchDirective;
     const settings = ctx.batching ?? defaultBatchSettings;
     const keys = new KeyRanges(ctx.session, unit, batch);
-    const resumed = entry.resume.kind === 'cursor' ? resumeSegments(entry.ledger?.progress) : undefined;
+    const resumed = work.resume.kind === 'cursor' ? resumeSegments(work.progress) : undefined;
     const segments = resumed ?? (await keys.segments(ctx.dryRun ? 1 : settings.parallel));
     const progress: UnitProgress = {
       segments,
-      rowsDone: resumed ? (entry.ledger?.progress.rowsDone ?? 0) : 0,
+      rowsDone: resumed ? (work.progress?.rowsDone ?? 0) : 0,
       rowsTotal: await keys.estimateTotal(),
-      batches: resumed ? (entry.ledger?.progress.batches ?? 0) : 0,
+      batches: resumed ? (work.progress?.batches ?? 0) : 0,
     };
     if (resumed) ctx.reporter.note(`${unit.id}: resuming after key ${segments.map((g) => g.cursor).join(', ')} (${progress.rowsDone} rows done)`);
     if (!ctx.dryRun) await ctx.ledger.saveProgress(ctx.runId, unit.id, progress);
     await runSegments(ctx, unit, segments, progress, settings);
-    const checks = await inTransaction(ctx, unit.options, () => verifyAndRecordApplied(ctx, entry, startedAt));
-    return { checks, note: `${progress.rowsDone} rows in ${progress.batches} batches` };
+    return `${progress.rowsDone} rows in ${progress.batches} batches`;
   },
 };
 
@@ -98,7 +96,7 @@ async function walkSegment(
   const keys = new KeyRanges(ctx.session, unit, unit.options.batch as BatchDirective);
   const pace = new Pace((unit.options.batch as BatchDirective).size, settings);
   for (;;) {
-    if (ctx.interrupt.requested) throw Object.assign(new Error('interrupted between batches'), { code: '57014' });
+    ctx.interrupt.throwIfRequested();
     if (stopped()) return;
     const upper = await keys.upperBound(segment.cursor, pace.size, segment.to);
     if (upper === undefined) return;
@@ -115,17 +113,6 @@ async function walkSegment(
     report(rows);
     await pace.after(performance.now() - batchStarted, await serverPressure(ctx), (text) => ctx.reporter.note(`${unit.id}: ${text}`));
   }
-}
-
-export interface BatchSettings {
-  /** Batches aim at this duration: short, so that no row lock is held for long. */
-  targetMs: number;
-  /** A pause between batches, to leave room for live traffic. */
-  pauseMs: number;
-  /** Back off while a replica lags more than this. */
-  maxReplicationLagMs: number;
-  /** Workers over disjoint key ranges, each on its own connection. */
-  parallel: number;
 }
 
 /**

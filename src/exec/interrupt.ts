@@ -31,8 +31,21 @@ export class Interrupt {
     this.handlers.clear();
   }
 
+  /** At a safe point (between statements, between batches): stops the work once a signal asked to. */
+  throwIfRequested(): void {
+    if (this.requested) throw new Interruption(this.requested);
+  }
+
   /** What to do on the first signal while a long statement runs (cancel it), or undefined. */
   onRequest(cancel: (() => Promise<void>) | undefined): void {
     this.cancel = cancel;
+  }
+}
+
+/** Thrown at a safe point after SIGINT / SIGTERM; the lifecycle records it and tells the DBA how to resume. */
+export class Interruption extends Error {
+  constructor(readonly signal: string) {
+    super(`interrupted by ${signal}`);
+    this.name = 'Interruption';
   }
 }

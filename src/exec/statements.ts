@@ -4,35 +4,33 @@
  * CREATE INDEX CONCURRENTLY leaves an INVALID index behind, which IF NOT EXISTS would
  * happily skip: such an index is dropped and built again.
  */
-import { cancellable, inTransaction, retrying, runStatement, timeoutSettings } from './steps.js';
-import { verifyAndRecordApplied } from './transactional.js';
-import { unitContext } from './unit-context.js';
-import type { ExecContext, UnitOutcome, UnitRunner } from './context.js';
-import type { PlanEntry } from '../plan/planner.js';
+import { cancellable, retrying, runStatement, timeoutSettings } from './steps.js';
+import type { ExecContext, Runner, Work } from './context.js';
 import type { Statement } from '../plan/types.js';
 
-export const statementsRunner: UnitRunner = {
-  async run(ctx: ExecContext, entry: PlanEntry, startedAt: number): Promise<UnitOutcome> {
-    const { unit } = entry;
+export const statementsRunner: Runner = {
+  name: 'statements',
+  inTransaction: false,
+  async body(ctx: ExecContext, work: Work): Promise<undefined> {
+    const { unit, script } = work;
     const { client } = ctx.session;
-    const timeouts = timeoutSettings(unit.options, false);
+    const timeouts = timeoutSettings(script.options, false);
     if (timeouts) await client.query(timeouts);
     try {
-      if (unit.definition?.type === 'unit') {
-        await cancellable(ctx, () => (unit.definition as { up: (db: unknown, c: unknown) => Promise<void> }).up(ctx.session.db, unitContext(ctx, unit.id)));
-      } else {
-        const first = entry.resume.kind === 'statement' ? entry.resume.statement : 0;
-        const done = unit.statements.slice(0, first).map((s) => s.hash);
-        if (first > 0) ctx.reporter.note(`${unit.id}: ${first} of ${unit.statements.length} statements were done; resuming at statement ${first + 1} (line ${unit.statements[first]?.line})`);
-        for (const statement of unit.statements.slice(first)) {
-          if (ctx.interrupt.requested) throw Object.assign(new Error('interrupted'), { code: '57014' });
-          await dropInvalidIndex(ctx, unit.id, statement);
-          await retrying(ctx, unit, () => cancellable(ctx, () => runStatement(ctx, unit, statement)));
-          done.push(statement.hash);
-          await ctx.ledger.saveProgress(ctx.runId, unit.id, { statements: done }, { name: 'statement_done', detail: { statement: done.length, line: statement.line } });
-        }
+      const first = work.resume.kind === 'statement' ? work.resume.statement : 0;
+      const done = script.statements.slice(0, first).map((s) => s.hash);
+      if (first > 0) {
+        const what = script === unit ? 'statements' : 'rollback statements';
+        ctx.reporter.note(`${unit.id}: ${first} of ${script.statements.length} ${what} were done; resuming at statement ${first + 1} (${script.file}:${script.statements[first]?.line})`);
       }
-      return { checks: await inTransaction(ctx, unit.options, () => verifyAndRecordApplied(ctx, entry, startedAt)) };
+      for (const statement of script.statements.slice(first)) {
+        ctx.interrupt.throwIfRequested();
+        await dropInvalidIndex(ctx, unit.id, statement);
+        await retrying(ctx, script, () => cancellable(ctx, () => runStatement(ctx, script, statement)));
+        done.push(statement.hash);
+        await work.direction.statementDone(ctx, work, done, statement);
+      }
+      return undefined;
     } finally {
       if (timeouts) await client.query('RESET lock_timeout; RESET statement_timeout').catch(() => {});
     }

@@ -1,23 +1,32 @@
-/** Small steps the unit runners share: transaction bounds, timeouts, one statement, retries. */
-import { pick } from './checks.js';
-import { StatementFailure, type PgErrorFields } from './failure.js';
+/** Small steps the lifecycle and the runners share: transaction bounds, timeouts, one statement, checks, retries. */
+import { pick, runChecks } from './checks.js';
+import { ChecksFailed, StatementFailure, type PgErrorFields } from './failure.js';
+import type { CheckResult } from './failure.js';
 import type { ExecContext } from './context.js';
+import type { UnitContext } from '../plan/define.js';
 import type { Script, Statement, UnitOptions } from '../plan/types.js';
 
 const savepoint = 'tenantify_unit';
 
+/** The statements that open, commit and roll back a unit's transaction: a savepoint inside a dry run's outer transaction. */
+export function transactionBounds(dryRun: boolean): { begin: string; commit: string; rollback: string } {
+  return dryRun
+    ? { begin: `SAVEPOINT ${savepoint}`, commit: `RELEASE SAVEPOINT ${savepoint}`, rollback: `ROLLBACK TO SAVEPOINT ${savepoint}` }
+    : { begin: 'BEGIN', commit: 'COMMIT', rollback: 'ROLLBACK' };
+}
+
 /** BEGIN (a savepoint inside a dry run's outer transaction) and the unit's SET LOCAL timeouts. */
 export async function begin(ctx: ExecContext, options: UnitOptions): Promise<void> {
   const timeouts = timeoutSettings(options, true);
-  await ctx.session.client.query(`${ctx.dryRun ? `SAVEPOINT ${savepoint}` : 'BEGIN'}${timeouts ? `; ${timeouts}` : ''}`);
+  await ctx.session.client.query(`${transactionBounds(ctx.dryRun).begin}${timeouts ? `; ${timeouts}` : ''}`);
 }
 
 export async function commit(ctx: ExecContext): Promise<void> {
-  await ctx.session.client.query(ctx.dryRun ? `RELEASE SAVEPOINT ${savepoint}` : 'COMMIT');
+  await ctx.session.client.query(transactionBounds(ctx.dryRun).commit);
 }
 
 export async function rollback(ctx: ExecContext): Promise<void> {
-  await ctx.session.client.query(ctx.dryRun ? `ROLLBACK TO SAVEPOINT ${savepoint}` : 'ROLLBACK').catch(() => {});
+  await ctx.session.client.query(transactionBounds(ctx.dryRun).rollback).catch(() => {});
 }
 
 /** Runs `fn` in the unit's transaction: committed when it returns, rolled back when it throws. */
@@ -40,6 +49,13 @@ export function timeoutSettings(options: UnitOptions, local: boolean): string {
   if (options.lockTimeoutMs !== undefined) parts.push(`${set} lock_timeout = ${options.lockTimeoutMs}`);
   if (options.statementTimeoutMs !== undefined) parts.push(`${set} statement_timeout = ${options.statementTimeoutMs}`);
   return parts.join('; ');
+}
+
+/** The script's precheck or verify queries; any that returns rows fails them all (ChecksFailed). */
+export async function check(ctx: ExecContext, script: Script, section: 'precheck' | 'verify'): Promise<CheckResult[]> {
+  const checks = await runChecks(ctx.session.client, section === 'precheck' ? script.prechecks : script.verifies, section, script);
+  if (checks.some((c) => !c.ok)) throw new ChecksFailed(section, checks);
+  return checks;
 }
 
 export async function runStatement(ctx: ExecContext, script: Script, statement: Statement, params?: unknown[]): Promise<number> {
@@ -98,4 +114,9 @@ async function cancelBackend(ctx: ExecContext): Promise<void> {
   } finally {
     await other.close();
   }
+}
+
+/** What a TypeScript unit's functions get: its id, and a log that goes to the run's notes. */
+export function unitContext(ctx: ExecContext, unitId: string): UnitContext {
+  return { unitId, log: (message) => ctx.reporter.note(`${unitId}: ${message}`) };
 }

@@ -4,7 +4,6 @@
  * statements in no section are the body, wherever they stand.
  */
 import { createHash } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
 import { PlanError } from '../errors.js';
 import { directivePrefix, parseDirectives, sectionNames, type DirectiveDefaults, type DirectiveLine } from './directives.js';
 import { statementFingerprint, unitFingerprint } from './fingerprint.js';
@@ -32,14 +31,11 @@ type ParseSync = (sql: string) => { stmts?: RawStmt[] };
 let parser: ParseSync | undefined;
 
 /**
- * libpg-query is WebAssembly: loaded once, on the first plan that has SQL units. Its module
- * is compiled by V8's baseline compiler only: the optimising tier compiles the whole parser
- * again in the background, and a short command then waits for that work, about 200 ms
- * here, to parse a few hundred small files that baseline code parses just as fast.
+ * libpg-query is WebAssembly: loaded once, on the first plan that has SQL units. (The CLI's
+ * launcher has V8 compile it with its baseline compiler only: see bin/tenantify.)
  */
 export async function loadSqlParser(): Promise<void> {
   if (parser) return;
-  setFlagsFromString('--liftoff-only');
   const mod = await runtimeImport('libpg-query', () => import('libpg-query'));
   await mod.loadModule();
   parser = mod.parseSync as ParseSync;
