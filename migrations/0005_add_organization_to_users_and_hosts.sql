@@ -1,7 +1,7 @@
 -- tenantify:lock-timeout 5s
 -- tenantify:retries 3
--- tenantify:allow constraint-missing-not-valid the column is new and all NULL: the check reads the table once and looks nothing up, under the lock timeout (500ms by default)
--- tenantify:allow adding-foreign-key-constraint the column is new and all NULL: the check reads the table once and looks nothing up, under the lock timeout (500ms by default)
+-- tenantify:allow constraint-missing-not-valid the column is new and all NULL: the check reads the table once and looks nothing up, under the 5s lock timeout
+-- tenantify:allow adding-foreign-key-constraint the column is new and all NULL: the check reads the table once and looks nothing up, under the 5s lock timeout
 -- Nullable columns with no default: a catalog-only change, so the ACCESS
 -- EXCLUSIVE lock is brief; lock-timeout plus retries keep it from queueing behind
 -- long transactions. The foreign keys only scan NULLs here. The columns are
