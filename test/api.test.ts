@@ -58,7 +58,7 @@ describe('the API from the package', () => {
     expect(verified.ok).toBe(true);
     expect(verified.checks.map((c) => c.name)).toEqual(['no team without a name']);
 
-    const rolledBack = await tenantify.rollback({ dir, url, reporter: r.revertReporter, confirm: async () => true });
+    const rolledBack = await tenantify.rollback({ dir, url, all: true, reporter: r.revertReporter, confirm: async () => true });
     expect(rolledBack.units.map((u) => u.id)).toEqual(['0002_seed_teams', '0001_create_teams']);
     expect(r.events.slice(-4)).toEqual(['reverting 0002_seed_teams', 'reverted 0002_seed_teams', 'reverting 0001_create_teams', 'reverted 0001_create_teams']);
     expect(await query(url, "SELECT to_regclass('teams') IS NULL AS gone")).toEqual([{ gone: true }]);

@@ -19,7 +19,7 @@ const risky = {
   'migrations/0004_column_type.sql': `${timeout}ALTER TABLE users ALTER COLUMN email TYPE varchar(200);\n`,
   'migrations/0005_volatile_default.sql': `${timeout}ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();\n`,
   'migrations/0006_drop_column.sql': `${timeout}ALTER TABLE users DROP COLUMN legacy_flag;\n`,
-  'migrations/0007_no_timeout.sql': `-- adds a column, catalog only, but waits for its lock with no limit\nALTER TABLE users ADD COLUMN nickname text;\n`,
+  'migrations/0007_no_timeout.sql': `-- tenantify:lock-timeout none\n-- adds a column, catalog only, but waits for its lock with no limit (the default 500ms turned off)\nALTER TABLE users ADD COLUMN nickname text;\n`,
 };
 
 const expected: Pick<Finding, 'unit' | 'file' | 'line' | 'rule' | 'level' | 'source'>[] = [
@@ -29,7 +29,7 @@ const expected: Pick<Finding, 'unit' | 'file' | 'line' | 'rule' | 'level' | 'sou
   { unit: '0004_column_type', file: 'migrations/0004_column_type.sql', line: 2, rule: 'changing-column-type', level: 'error', source: 'squawk' },
   { unit: '0005_volatile_default', file: 'migrations/0005_volatile_default.sql', line: 2, rule: 'adding-field-with-default', level: 'error', source: 'squawk' },
   { unit: '0006_drop_column', file: 'migrations/0006_drop_column.sql', line: 2, rule: 'ban-drop-column', level: 'warning', source: 'squawk' },
-  { unit: '0007_no_timeout', file: 'migrations/0007_no_timeout.sql', line: 2, rule: 'strong-lock-without-lock-timeout', level: 'error', source: 'tenantify' },
+  { unit: '0007_no_timeout', file: 'migrations/0007_no_timeout.sql', line: 3, rule: 'strong-lock-without-lock-timeout', level: 'error', source: 'tenantify' },
 ];
 
 async function lintDir(dir: string, env: NodeJS.ProcessEnv = process.env) {

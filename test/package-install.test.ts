@@ -37,7 +37,7 @@ describe('the packed package', () => {
     const plan = npx('plan', '--dir', 'db');
     expect(plan.status, plan.stderr).toBe(0);
     expect(plan.stdout).toContain('0001_create_organizations');
-    expect(plan.stdout).toContain('1 units; 1 to run.');
+    expect(plan.stdout).toContain('1 units; 1 to run');
     // The programmatic API too, for TypeScript units' defineUnit.
     const api = spawnSync(process.execPath, ['--input-type=module', '-e', "const m = await import('tenantify'); console.log(typeof m.defineUnit)"], { cwd: project, encoding: 'utf8' });
     expect(api.stdout.trim(), api.stderr).toBe('function');

@@ -89,7 +89,8 @@ export async function holdGate(url: string, key = 4242): Promise<{ sql: string; 
   holder.on('error', () => {}); // the database may be dropped under it when a test fails
   await holder.connect();
   await holder.query('SELECT pg_advisory_lock($1)', [key]);
-  const sql = `SELECT pg_advisory_xact_lock(${key});`;
+  // Waiting at the gate is the point: the unit's lock timeout (500ms by default) must not end the wait.
+  const sql = `SET LOCAL lock_timeout = 0;\nSELECT pg_advisory_xact_lock(${key});`;
   // A session of this database waiting for the key: an advisory lock on one bigint is (classid, objid) = (high, low) 32 bits.
   const waiting = `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                     WHERE l.locktype = 'advisory' AND NOT l.granted AND l.classid = 0 AND l.objid = ${key} AND l.objsubid = 1
