@@ -41,6 +41,7 @@ function expectPlanTrace(traced: Traced[]): void {
   expect(added?.heldMs).toBeGreaterThanOrEqual(200);
   const indexed = byUnit.get('0002_email_index');
   expect(lockOn(indexed, 'public.users', 'ShareLock')?.heldMs).toBeGreaterThanOrEqual(0);
+  expect(lockOn(indexed, 'public.users', 'ShareLock')?.kind).toBe('table');
   // The index the unit creates is its own (nobody sees it before the commit); nothing stronger than SHARE on users.
   expect(indexed?.some((l) => l.relation === 'public.users_email_idx')).toBe(false);
   expect(indexed?.some((l) => l.relation === 'public.users' && l.mode === 'AccessExclusiveLock')).toBe(false);
@@ -60,12 +61,13 @@ describe('lock trace, pure', () => {
 
   it('shows the strongest lock per relation, strongest first', () => {
     const locks: LockHeld[] = [
-      { relation: 'public.orders', mode: 'ShareLock', heldMs: 900 },
-      { relation: 'public.users', mode: 'AccessShareLock', heldMs: 700 },
-      { relation: 'public.users', mode: 'AccessExclusiveLock', heldMs: 640, rewroteRows: 1200 },
+      { relation: 'public.orders_pkey', kind: 'index', mode: 'ShareLock', heldMs: 900 },
+      { relation: 'public.orders', kind: 'table', mode: 'ShareLock', heldMs: 800 },
+      { relation: 'public.users', kind: 'table', mode: 'AccessShareLock', heldMs: 700 },
+      { relation: 'public.users', kind: 'table', mode: 'AccessExclusiveLock', heldMs: 640, rewroteRows: 1200 },
     ];
-    expect(describeLocks(locks)).toEqual(['ACCESS EXCLUSIVE on public.users for 640 ms (rewrote 1,200 rows)', 'SHARE on public.orders for 900 ms']);
-    expect(lockSummary(locks, 1)).toBe('ACCESS EXCLUSIVE on public.users for 640 ms (rewrote 1,200 rows) and 1 more');
+    expect(describeLocks(locks)).toEqual(['ACCESS EXCLUSIVE on public.users for 640 ms (rewrote 1,200 rows)', 'SHARE on public.orders for 800 ms', 'SHARE on public.orders_pkey for 900 ms']);
+    expect(lockSummary(locks, 1)).toBe('ACCESS EXCLUSIVE on public.users for 640 ms (rewrote 1,200 rows) and 2 more');
     expect(lockSummary([])).toBe('no lock on an existing table or index');
     expect(lockSummary(undefined)).toMatch(/^not traced/);
   });

@@ -20,6 +20,7 @@ import { inTransaction, runStatement } from './steps.js';
 export interface LockHeld {
   /** schema.name, quoted where needed. */
   relation: string;
+  kind: 'table' | 'index';
   /** pg_locks' name of the mode: AccessExclusiveLock, ShareLock... */
   mode: string;
   heldMs: number;
@@ -53,8 +54,8 @@ export function lockStrength(mode: string): number {
 }
 
 /**
- * What a reader needs of a unit's locks: per relation its strongest lock, strongest and
- * longest first, as "ACCESS EXCLUSIVE on public.users for 640 ms".
+ * What a reader needs of a unit's locks: per relation its strongest lock, strongest first
+ * (tables before their indexes, then the longest), as "ACCESS EXCLUSIVE on public.users for 640 ms".
  */
 export function describeLocks(locks: LockHeld[]): string[] {
   const strongest = new Map<string, LockHeld>();
@@ -63,7 +64,7 @@ export function describeLocks(locks: LockHeld[]): string[] {
     if (!known || lockStrength(lock.mode) > lockStrength(known.mode)) strongest.set(lock.relation, lock);
   }
   return [...strongest.values()]
-    .sort((a, b) => lockStrength(b.mode) - lockStrength(a.mode) || b.heldMs - a.heldMs || a.relation.localeCompare(b.relation))
+    .sort((a, b) => lockStrength(b.mode) - lockStrength(a.mode) || b.kind.localeCompare(a.kind) || b.heldMs - a.heldMs || a.relation.localeCompare(b.relation))
     .map((l) => `${lockModeName(l.mode)} on ${l.relation} for ${l.heldMs} ms${l.rewroteRows !== undefined ? ` (rewrote ${l.rewroteRows.toLocaleString('en-US')} rows)` : ''}`);
 }
 
@@ -139,7 +140,7 @@ export class LockTrace {
         counted.set(row.relation, Number(count.rows[0]?.n ?? 0));
       }
       const rows = counted.get(row.relation);
-      locks.push({ relation: row.relation, mode: row.mode, heldMs: Math.max(0, Math.round(committedAt - since)), ...(rewritten && rows !== undefined ? { rewroteRows: rows } : {}) });
+      locks.push({ relation: row.relation, kind: row.relkind === 'i' || row.relkind === 'I' ? 'index' : 'table', mode: row.mode, heldMs: Math.max(0, Math.round(committedAt - since)), ...(rewritten && rows !== undefined ? { rewroteRows: rows } : {}) });
     }
     return locks.sort((a, b) => lockStrength(b.mode) - lockStrength(a.mode) || a.relation.localeCompare(b.relation));
   }
