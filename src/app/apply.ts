@@ -34,6 +34,8 @@ export interface ApplyOptions {
   autoRollback?: boolean;
   /** How reverts are shown (--auto-rollback); by default as notes of `reporter`. */
   revertReporter?: RevertReporter;
+  /** Trace the locks each unit takes (units then run one at a time, statement by statement); a dry run traces unless false. */
+  traceLocks?: boolean;
   /** A warning for the operator (snapshots a git repository would take in); by default a note of `reporter`. */
   warn?: (text: string) => void;
 }
@@ -104,7 +106,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
         maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
         parallel: options.parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
       };
-      const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching };
+      const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching, traceLocks: options.traceLocks ?? dryRun };
       try {
         await executeWithSafeguards(ctx, project, plan, reports, options, autoRollbackOn);
       } catch (error) {

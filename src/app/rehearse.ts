@@ -3,6 +3,9 @@
  * (pg_dump), never written: the ledger exists only in the throwaway.
  *
  *   load → apply → verify → rollback (what it applied) → compare with the loaded state → apply → verify
+ *
+ * Both applies trace the locks each unit takes (lock-trace.ts): on a copy of production, or
+ * a fixture grown to its size, that is what the live application will wait behind.
  */
 import { withSession } from '../db/connection.js';
 import { describeDatabase, differences, type DatabaseState } from '../db/compare.js';
@@ -11,6 +14,7 @@ import { redact } from '../db/redact.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../db/throwaway.js';
 import { UsageError, isTenantifyError } from '../errors.js';
 import type { Reporter } from '../exec/context.js';
+import type { LockHeld } from '../exec/lock-trace.js';
 import { apply } from './apply.js';
 import { loadProject } from './project.js';
 import { rollback } from './rollback.js';
@@ -40,8 +44,8 @@ export interface RehearseStep {
   details: string[];
   /** The contract's exit code for this step's failure. */
   exitCode?: number;
-  /** Per-unit outcomes of apply/rollback steps, for JUnit. */
-  units?: { id: string; ok: boolean; durationMs: number; message?: string }[];
+  /** Per-unit outcomes of apply/rollback steps, for JUnit; an apply step's with the locks each unit took. */
+  units?: { id: string; ok: boolean; durationMs: number; message?: string; locks?: LockHeld[] }[];
   /** Per-rule outcomes of a tenancy check step, for JUnit. */
   rules?: { id: string; ok: boolean; durationMs: number; message?: string }[];
 }
@@ -52,6 +56,12 @@ export interface RehearseResult {
   exitCode: number;
   server: string;
   steps: RehearseStep[];
+  /**
+   * The lock trace of the first apply: per unit, the locks its transaction took on the
+   * source's tables and indexes, held until its commit (`locks` absent: the unit commits as
+   * it goes, and is not traced).
+   */
+  locks: { unit: string; locks?: LockHeld[] }[];
 }
 
 export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
@@ -105,7 +115,9 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
       (await run('verify again', () => verifyStep(options, target))) &&
       (!config.tenancy || (await run('tenancy check again', () => tenancyStep(options, target))));
     const firstFailed = steps.find((step) => !step.ok);
-    return { ok, exitCode: firstFailed ? (firstFailed.exitCode ?? 1) : 0, server: server.kind, steps };
+    const traced = steps.find((step) => step.name === 'apply')?.units ?? [];
+    const locks = traced.map((u) => ({ unit: u.id, ...(u.locks ? { locks: u.locks } : {}) }));
+    return { ok, exitCode: firstFailed ? (firstFailed.exitCode ?? 1) : 0, server: server.kind, steps, locks };
   } finally {
     await server.close();
   }
@@ -145,8 +157,8 @@ async function load(options: RehearseOptions, target: string): Promise<void> {
 
 async function applyStep(options: RehearseOptions, target: string): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {
   try {
-    const result = await apply({ dir: options.dir, url: target, reporter: options.reporter, noSnapshot: true });
-    const units = result.units.map((u) => ({ id: u.id, ok: u.outcome === 'applied', durationMs: u.durationMs }));
+    const result = await apply({ dir: options.dir, url: target, reporter: options.reporter, noSnapshot: true, traceLocks: true });
+    const units = result.units.map((u) => ({ id: u.id, ok: u.outcome === 'applied', durationMs: u.durationMs, ...(u.locks ? { locks: u.locks } : {}) }));
     const already = result.plan.entries.filter((e) => e.status === 'applied').length;
     if (units.length === 0 && already > 0 && already === result.plan.entries.length) {
       return { ok: true, details: [`every unit (${already}) is already applied in the source: its ledger came with the copy, so there is nothing new to rehearse (rehearse a database from before the plan, or --fixture)`], units };

@@ -7,11 +7,12 @@ import type { TenantifyError } from '../errors.js';
 import type { CheckResult } from './failure.js';
 import type { Interrupt } from './interrupt.js';
 import type { SnapshotTaker } from '../db/snapshot.js';
+import type { LockHeld } from './lock-trace.js';
 
 export interface Reporter {
   unitStarted(entry: PlanEntry): void;
   unitProgress(unit: Unit, progress: UnitProgress): void;
-  unitDone(unit: Unit, outcome: { durationMs: number; checks: CheckResult[]; note?: string }): void;
+  unitDone(unit: Unit, outcome: { durationMs: number; checks: CheckResult[]; note?: string; locks?: LockHeld[] }): void;
   unitFailed(unit: Unit, message: string): void;
   note(text: string): void;
 }
@@ -39,6 +40,8 @@ export interface ExecContext {
   batching?: BatchSettings;
   /** Undefined with --no-snapshot (and in a dry run). */
   snapshots: SnapshotTaker | undefined;
+  /** Trace each unit's locks (rehearse, dry run): units run one at a time, statement by statement (lock-trace.ts). */
+  traceLocks?: boolean;
 }
 
 /** What a unit's work came to: its duration, precheck and verify results, and a note (a backfill's rows). */
@@ -46,6 +49,8 @@ export interface UnitOutcome {
   durationMs: number;
   checks: CheckResult[];
   note?: string;
+  /** With traceLocks: the locks its transaction took on existing relations (none for a unit that commits as it goes). */
+  locks?: LockHeld[];
 }
 
 /** How one unit's work ended, for the run's report. */
@@ -55,6 +60,7 @@ export interface UnitReport {
   durationMs: number;
   checks: CheckResult[];
   note?: string;
+  locks?: LockHeld[];
 }
 
 /** How reverts are shown (the rollback command's view, or notes of an apply's reporter). */

@@ -17,7 +17,8 @@ import { applyFailure, isCancel, revertFailure } from './failure-report.js';
 import { runnerFor } from './kinds.js';
 import { appliedTransition, rolledBackTransition, snapshotsOff, startTransition } from './records.js';
 import { cancellable, check, inTransaction, retrying } from './steps.js';
-import { fitsOneMessage, inOneMessage } from './transport.js';
+import { inOneMessage, travelsAsMessage } from './transport.js';
+import { tracedTransaction, type LockHeld } from './lock-trace.js';
 import type { Direction, ExecContext, RevertReporter, UnitOutcome, UnitReport, Work } from './context.js';
 import type { PlanEntry, RollbackEntry } from '../plan/planner.js';
 
@@ -31,8 +32,8 @@ export async function runUnit(ctx: ExecContext, work: Work): Promise<UnitOutcome
     ctx.interrupt.throwIfRequested();
     const prechecks = await check(ctx, script, 'precheck');
     await direction.beforeBody(ctx, work);
-    const { checks, note } = await runBody(ctx, work, startedAt);
-    const outcome = { durationMs: Math.round(performance.now() - startedAt), checks: [...prechecks, ...checks], ...(note ? { note } : {}) };
+    const { checks, note, locks } = await runBody(ctx, work, startedAt);
+    const outcome = { durationMs: Math.round(performance.now() - startedAt), checks: [...prechecks, ...checks], ...(note ? { note } : {}), ...(locks ? { locks } : {}) };
     direction.done(ctx, work, outcome);
     return outcome;
   } catch (error) {
@@ -40,7 +41,7 @@ export async function runUnit(ctx: ExecContext, work: Work): Promise<UnitOutcome
   }
 }
 
-async function runBody(ctx: ExecContext, work: Work, startedAt: number): Promise<{ checks: CheckResult[]; note?: string | undefined }> {
+async function runBody(ctx: ExecContext, work: Work, startedAt: number): Promise<{ checks: CheckResult[]; note?: string | undefined; locks?: LockHeld[] }> {
   const { script, direction } = work;
   const runner = runnerFor(script);
   if (!runner.inTransaction) {
@@ -48,14 +49,14 @@ async function runBody(ctx: ExecContext, work: Work, startedAt: number): Promise
     return { note, checks: await inTransaction(ctx, script.options, () => verifyAndRecord(ctx, work, startedAt)) };
   }
   const recordText = direction.recordText;
-  if (recordText && !work.messageFailed && fitsOneMessage(script)) {
+  if (recordText && !work.messageFailed && travelsAsMessage(ctx, script)) {
     const checks = await inOneMessage(ctx, work.unit.id, script, (results) => recordText(ctx, work, results));
     if (checks) return { checks };
   }
   // Retried whole after a lock timeout; a first SIGINT cancels the statement in flight.
   return retrying(ctx, script, () =>
     cancellable(ctx, () =>
-      inTransaction(ctx, script.options, async () => {
+      ctx.traceLocks ? tracedTransaction(ctx, work, runner, () => verifyAndRecord(ctx, work, startedAt)) : inTransaction(ctx, script.options, async () => {
         const note = await runner.body(ctx, work);
         return { note, checks: await verifyAndRecord(ctx, work, startedAt) };
       }),

@@ -32,6 +32,11 @@ export function fitsOneMessage(script: Script): boolean {
   return runnerFor(script) === transactionalRunner && script.statements.length > 0;
 }
 
+/** A script that travels as one message in this run: not while locks are traced, which looks at them after each statement. */
+export function travelsAsMessage(ctx: ExecContext, script: Script): boolean {
+  return !ctx.traceLocks && fitsOneMessage(script);
+}
+
 /**
  * A script's statements for a message: its start, then inside its transaction the timeouts,
  * the body, each verify query as a block that raises when it returns a row, and `record`
@@ -126,7 +131,7 @@ export async function inOneMessage(ctx: ExecContext, id: string, script: Script,
  * of its own to record its start: it travels in a train, its start with it.
  */
 export function startCanTravel(ctx: ExecContext, unit: Unit): boolean {
-  return fitsOneMessage(unit) && unit.prechecks.length === 0 && !(ctx.snapshots && mayNeedSnapshot(unit));
+  return travelsAsMessage(ctx, unit) && unit.prechecks.length === 0 && !(ctx.snapshots && mayNeedSnapshot(unit));
 }
 
 interface Train {

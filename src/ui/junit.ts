@@ -1,5 +1,6 @@
 /** A JUnit report of a rehearsal: a test case per step, and per unit of the apply and rollback steps. */
 import type { RehearseResult } from '../app/rehearse.js';
+import { describeLocks } from '../exec/lock-trace.js';
 
 function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').split('').filter((ch) => ch >= ' ' || ch === '\n' || ch === '\t' || ch === '\r').join('');
@@ -10,6 +11,8 @@ interface Case {
   name: string;
   seconds: number;
   failure?: string;
+  /** An applied unit's lock trace: a `lock` property each, and the lines as system-out. */
+  locks?: string[];
 }
 
 /**
@@ -25,9 +28,16 @@ export function junitReport(result: RehearseResult, suiteName = 'tenantify rehea
     const cases = step.units ?? step.rules;
     if (!cases?.length) continue;
     const classname = `rehearse.${step.name.replace(/\s+/g, '_')}`;
+    const locks = new Map(step.units?.map((u) => [u.id, u.locks]));
     suites.push({
       name: `${suiteName}: ${step.name}`,
-      cases: cases.map((unit) => ({ classname, name: unit.id, seconds: unit.durationMs / 1000, ...(unit.ok ? {} : { failure: unit.message ?? 'failed' }) })),
+      cases: cases.map((unit) => ({
+        classname,
+        name: unit.id,
+        seconds: unit.durationMs / 1000,
+        ...(unit.ok ? {} : { failure: unit.message ?? 'failed' }),
+        ...(locks.get(unit.id) ? { locks: describeLocks(locks.get(unit.id) ?? []) } : {}),
+      })),
     });
   }
   const failed = (cases: Case[]): number => cases.filter((c) => c.failure !== undefined).length;
@@ -37,7 +47,12 @@ export function junitReport(result: RehearseResult, suiteName = 'tenantify rehea
     .map((suite) => {
       const cases = suite.cases.map((c) => {
         const head = `    <testcase classname="${escape(c.classname)}" name="${escape(c.name)}" time="${c.seconds.toFixed(3)}"`;
-        return c.failure === undefined ? `${head}/>` : `${head}>\n      <failure message="${escape(c.failure.split('\n')[0] ?? '')}">${escape(c.failure)}</failure>\n    </testcase>`;
+        const inside = [
+          ...(c.locks?.length ? ['      <properties>', ...c.locks.map((l) => `        <property name="lock" value="${escape(l)}"/>`), '      </properties>'] : []),
+          ...(c.failure !== undefined ? [`      <failure message="${escape(c.failure.split('\n')[0] ?? '')}">${escape(c.failure)}</failure>`] : []),
+          ...(c.locks?.length ? [`      <system-out>${escape(c.locks.map((l) => `lock: ${l}`).join('\n'))}</system-out>`] : []),
+        ];
+        return inside.length === 0 ? `${head}/>` : [`${head}>`, ...inside, '    </testcase>'].join('\n');
       });
       const head = `  <testsuite name="${escape(suite.name)}" tests="${suite.cases.length}" failures="${failed(suite.cases)}" errors="0" skipped="0" time="${seconds(suite.cases)}">`;
       return [head, ...cases, '  </testsuite>'].join('\n');

@@ -1,4 +1,5 @@
 import { apply } from '../../app/apply.js';
+import { lockSummary } from '../../exec/lock-trace.js';
 import { createOutput } from '../../ui/output.js';
 import { quietReporter, terminalReporter } from '../../ui/reporter.js';
 import { quietRevertReporter, terminalRevertReporter } from '../../ui/rollback-view.js';
@@ -26,12 +27,16 @@ export default async function applyCommand(options: ApplyCliOptions): Promise<nu
       runId: result.runId ?? null,
       dryRun: result.dryRun,
       database: result.database,
-      units: result.units.map((u) => ({ id: u.id, outcome: u.outcome, durationMs: u.durationMs, checks: u.checks.map(({ name, section, ok, violations }) => ({ name, section, ok, violations })), ...(u.note ? { note: u.note } : {}) })),
+      units: result.units.map((u) => ({ id: u.id, outcome: u.outcome, durationMs: u.durationMs, checks: u.checks.map(({ name, section, ok, violations }) => ({ name, section, ok, violations })), ...(u.note ? { note: u.note } : {}), ...(u.locks ? { locks: u.locks } : {}) })),
     });
     return 0;
   }
   if (result.units.length === 0) out.line('Nothing to apply: every unit is applied.');
-  else if (result.dryRun) out.line(out.style.yellow(`Dry run: ${applied.length} units ran and were rolled back; nothing was changed.`));
+  else if (result.dryRun) {
+    out.line(out.style.yellow(`Dry run: ${applied.length} units ran and were rolled back; nothing was changed.`));
+    if (applied.length > 0) out.line('Locks taken (held until each unit commits):');
+    for (const unit of applied) out.line(`  ${unit.id}  ${lockSummary(unit.locks)}`);
+  }
   else out.line(out.style.green(`Applied ${applied.length} unit${applied.length === 1 ? '' : 's'} (run ${result.runId}).`));
   return 0;
 }

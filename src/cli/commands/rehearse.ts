@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { rehearse } from '../../app/rehearse.js';
+import { lockSummary } from '../../exec/lock-trace.js';
 import { junitReport } from '../../ui/junit.js';
 import { createOutput } from '../../ui/output.js';
 import { quietReporter } from '../../ui/reporter.js';
@@ -32,6 +33,12 @@ export default async function rehearseCommand(options: RehearseCliOptions): Prom
       const mark = step.ok ? out.style.green('✔') : out.style.red('✖');
       out.line(`${mark} ${step.name.padEnd(24)} ${(step.durationMs / 1000).toFixed(1).padStart(6)}s  ${step.ok ? out.style.dim(step.details[0] ?? '') : ''}`);
       if (!step.ok) for (const line of step.details) out.line(`    ${out.style.red(line)}`);
+    }
+    if (result.locks.length > 0) {
+      // The strongest lock of each relation, held from the statement that took it to the unit's commit.
+      out.line(out.style.bold('Locks taken (apply, held until each unit commits):'));
+      const width = Math.max(...result.locks.map((u) => u.unit.length));
+      for (const { unit, locks } of result.locks) out.line(`  ${unit.padEnd(width)}  ${locks?.length ? lockSummary(locks) : out.style.dim(lockSummary(locks))}`);
     }
     out.line(result.ok ? out.style.green('Rehearsal passed: the plan applies, verifies, rolls back to exactly the source, and applies again.') : out.style.red('Rehearsal failed.'));
   }
