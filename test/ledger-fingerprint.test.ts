@@ -58,4 +58,19 @@ describe("the ledger's statements fingerprint", () => {
     writeFileSync(join(dir, 'migrations/0001_a.sql'), cosmetic);
     expect((await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot'])).code).toBe(5);
   });
+
+  it('repair on a ledger of version 1 upgrades it and records the fingerprint with the new checksum', async () => {
+    const db = dropLater(await freshDatabase('fprep'));
+    const dir = writePlan({ 'migrations/0001_a.sql': unitA });
+    expect((await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot'])).code).toBe(0);
+    await query(db.url, "ALTER TABLE tenantify.units DROP COLUMN fingerprint; UPDATE tenantify.meta SET value = '1' WHERE key = 'ledger_version'");
+    writeFileSync(join(dir, 'migrations/0001_a.sql'), cosmetic);
+    const repaired = await runCli(['repair', '0001_a', '--reason', 'reworded the comment', '--dir', dir, '-d', db.url]);
+    expect(repaired.code, repaired.stderr).toBe(0);
+    const [row] = await query<{ has: boolean }>(db.url, "SELECT fingerprint IS NOT NULL AS has FROM tenantify.units WHERE id = '0001_a'");
+    expect(row?.has).toBe(true);
+    // From now on an edit that changes no statement is not drift.
+    writeFileSync(join(dir, 'migrations/0001_a.sql'), unitA);
+    expect((await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot'])).code).toBe(0);
+  });
 });

@@ -361,6 +361,8 @@ export class Ledger {
    * was there before, who, from where and why. Undefined when the unit is not applied.
    */
   async repairUnit(runId: number, unit: { id: string; file: string; checksum: string; fingerprint?: string | undefined }, verifyChecks: { name: string; sql: string }[], reason: string): Promise<{ previousChecksum: string; at: Date; user: string } | undefined> {
+    // A ledger of an older version gets the fingerprint column first (the caller holds the run lock).
+    await this.ensure();
     const result = await sql<{ previous_checksum: string; at: Date; db_user: string }>`
       WITH before AS (
         SELECT id, checksum, fingerprint, file, verify_checks FROM ${this.t('units')} WHERE id = ${unit.id} AND status = 'applied' FOR UPDATE
