@@ -105,6 +105,17 @@ export class DriftError extends TenantifyError {
   }
 }
 
+/**
+ * The connection to PostgreSQL was lost mid-run (the server restarted or stopped, the
+ * backend was terminated): the server rolled back what was open, the ledger could not be
+ * told, and the next run records the dead run and resumes. Exit 1.
+ */
+export class ConnectionLostError extends TenantifyError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, exitCode: ExitCode.unitFailed });
+  }
+}
+
 /** SIGINT or SIGTERM stopped the run at a safe point; the ledger says where, and the same command resumes. Exit 130. */
 export class InterruptedError extends TenantifyError {
   constructor(message: string, options: ErrorOptions = {}) {

@@ -10,6 +10,7 @@ import { executePlan, type UnitReport } from '../exec/executor.js';
 import type { ExecContext, Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
 import { defaultBatchSettings } from '../exec/batched.js';
+import { connectionLost, isConnectionLost } from '../exec/failure-report.js';
 import { planRun, type Plan } from '../plan/planner.js';
 import { loadProjectWhile, type Project } from './project.js';
 import { autoRollback, ensureAutoRollbackPossible, warrantsAutoRollback } from './auto-rollback.js';
@@ -118,6 +119,9 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
     } finally {
       if (dryRun) await session.client.query('ROLLBACK').catch(() => {});
     }
+  } catch (error) {
+    // Lost before or between units (the ledger's creation, a snapshot, a guard): no unit to name.
+    throw !isTenantifyError(error) && isConnectionLost(error) ? connectionLost(error, undefined) : error;
   } finally {
     interrupt.uninstall();
     await unlock();

@@ -4,6 +4,7 @@ import { Ledger, type LedgerUnit } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { DriftError, UsageError, isTenantifyError } from '../errors.js';
 import { Interrupt } from '../exec/interrupt.js';
+import { connectionLost, isConnectionLost } from '../exec/failure-report.js';
 import { notesOnly, restorableSnapshot, revertFromSnapshots, revertUnits, type RevertReport, type RevertReporter } from '../exec/revert.js';
 import { planRollback, planRun, type Plan, type RollbackEntry, type RollbackPlan } from '../plan/planner.js';
 import type { Unit } from '../plan/types.js';
@@ -61,6 +62,8 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       result.runId = await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result.units);
       return result;
     });
+  } catch (error) {
+    throw !isTenantifyError(error) && isConnectionLost(error) ? connectionLost(error, undefined) : error;
   } finally {
     interrupt.uninstall();
     await session.close();

@@ -11,7 +11,7 @@ import { UsageError } from '../errors.js';
 import type { UnitKind, UnitStatus } from '../plan/types.js';
 import { toolVersion } from '../version.js';
 
-export const ledgerVersion = 1;
+export const ledgerVersion = 2;
 
 /** The name of the column the `applied` transition returns: the unit's duration in ms, on the server's clock. */
 export const appliedResultName = 'tenantify_applied_ms';
@@ -37,6 +37,8 @@ export interface LedgerUnit {
   file: string;
   status: UnitStatus;
   checksum: string;
+  /** What the unit runs, without comments or layout (plan/fingerprint.ts); null in rows written before ledger version 2. */
+  fingerprint?: string | null | undefined;
   runId: number | null;
   startedAt: Date | null;
   appliedAt: Date | null;
@@ -117,7 +119,8 @@ export class Ledger {
     }
     if (version === ledgerVersion) return;
     // One simple-query message runs atomically, and joins a dry run's outer transaction if there is one.
-    await sql.raw(ledgerDdl(this.schema).join(';\n')).execute(this.db);
+    const statements = version === undefined ? ledgerDdl(this.schema) : ledgerUpgrade(this.schema, version);
+    await sql.raw(statements.join(';\n')).execute(this.db);
   }
 
   async read(): Promise<LedgerState> {
@@ -243,7 +246,7 @@ export class Ledger {
       : sql`
         ON CONFLICT (id) DO UPDATE SET
           kind = EXCLUDED.kind, file = EXCLUDED.file, status = EXCLUDED.status, checksum = EXCLUDED.checksum,
-          run_id = EXCLUDED.run_id,
+          fingerprint = EXCLUDED.fingerprint, run_id = EXCLUDED.run_id,
           started_at = CASE WHEN ${started} THEN clock_timestamp() ELSE u.started_at END,
           applied_at = CASE WHEN EXCLUDED.status IN ('rolled_back', 'pending') THEN NULL ELSE u.applied_at END,
           duration_ms = coalesce(EXCLUDED.duration_ms, u.duration_ms),
@@ -255,9 +258,9 @@ export class Ledger {
           updated_at = clock_timestamp()`;
     return sql`
       WITH state AS (
-        INSERT INTO ${this.t('units')} AS u (id, kind, file, status, checksum, run_id, started_at, applied_at, duration_ms,
+        INSERT INTO ${this.t('units')} AS u (id, kind, file, status, checksum, fingerprint, run_id, started_at, applied_at, duration_ms,
                                              progress, verify_checks, verify_results, snapshot, error, updated_at)
-        VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${runId},
+        VALUES (${unit.id}, ${unit.kind}, ${unit.file}, ${status}, ${unit.checksum}, ${unit.fingerprint ?? null}, ${runId},
                 clock_timestamp(), NULL, ${duration}::int,
                 coalesce(${progress}::jsonb, '{}'), coalesce(${verifyChecks}::jsonb, '[]'), ${verifyResults}::jsonb,
                 ${snapshot}::jsonb, ${error}::jsonb, clock_timestamp())
@@ -294,7 +297,8 @@ export class Ledger {
     return sql`
       WITH state AS (
         UPDATE ${this.t('units')} SET
-          kind = ${unit.kind}, file = ${unit.file}, status = 'applied', checksum = ${unit.checksum}, run_id = ${runId},
+          kind = ${unit.kind}, file = ${unit.file}, status = 'applied', checksum = ${unit.checksum},
+          fingerprint = ${unit.fingerprint ?? null}, run_id = ${runId},
           applied_at = clock_timestamp(), duration_ms = ${duration},
           progress = ${keep('progress', change.progress)}, verify_checks = ${keep('verify_checks', change.verifyChecks)},
           verify_results = ${keep('verify_results', change.verifyResults)}, snapshot = ${keep('snapshot', change.snapshot)},
@@ -356,19 +360,21 @@ export class Ledger {
    * checksum and verify queries), in one statement with the `repaired` event that keeps what
    * was there before, who, from where and why. Undefined when the unit is not applied.
    */
-  async repairUnit(runId: number, unit: { id: string; file: string; checksum: string }, verifyChecks: { name: string; sql: string }[], reason: string): Promise<{ previousChecksum: string; at: Date; user: string } | undefined> {
+  async repairUnit(runId: number, unit: { id: string; file: string; checksum: string; fingerprint?: string | undefined }, verifyChecks: { name: string; sql: string }[], reason: string): Promise<{ previousChecksum: string; at: Date; user: string } | undefined> {
+    // A ledger of an older version gets the fingerprint column first (the caller holds the run lock).
+    await this.ensure();
     const result = await sql<{ previous_checksum: string; at: Date; db_user: string }>`
       WITH before AS (
-        SELECT id, checksum, file, verify_checks FROM ${this.t('units')} WHERE id = ${unit.id} AND status = 'applied' FOR UPDATE
+        SELECT id, checksum, fingerprint, file, verify_checks FROM ${this.t('units')} WHERE id = ${unit.id} AND status = 'applied' FOR UPDATE
       ), state AS (
-        UPDATE ${this.t('units')} u SET checksum = ${unit.checksum}, file = ${unit.file}, verify_checks = ${JSON.stringify(verifyChecks)}::jsonb, updated_at = clock_timestamp()
+        UPDATE ${this.t('units')} u SET checksum = ${unit.checksum}, fingerprint = ${unit.fingerprint ?? null}, file = ${unit.file}, verify_checks = ${JSON.stringify(verifyChecks)}::jsonb, updated_at = clock_timestamp()
           FROM before WHERE u.id = before.id
         RETURNING u.id
       ), event AS (
         INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
         SELECT ${runId}, before.id, 'repaired', jsonb_build_object(
                  'reason', ${reason}::text, 'user', current_user, 'host', ${hostname()}::text, 'clientPid', ${process.pid}::int,
-                 'previous', jsonb_build_object('checksum', before.checksum, 'file', before.file, 'verifyChecks', before.verify_checks),
+                 'previous', jsonb_build_object('checksum', before.checksum, 'fingerprint', before.fingerprint, 'file', before.file, 'verifyChecks', before.verify_checks),
                  'checksum', ${unit.checksum}::text, 'file', ${unit.file}::text, 'verifyChecks', ${JSON.stringify(verifyChecks)}::jsonb)
           FROM before JOIN state USING (id)
         RETURNING at
@@ -394,7 +400,7 @@ export class Ledger {
 
 export interface UnitTransition {
   runId: number;
-  unit: { id: string; kind: UnitKind; file: string; checksum: string };
+  unit: { id: string; kind: UnitKind; file: string; checksum: string; fingerprint?: string | undefined };
   status: UnitStatus;
   event: string;
   /** A new attempt starts now (resets started_at). */
@@ -429,6 +435,22 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/**
+ * An existing ledger of an older version, upgraded in place to this one, each version's
+ * step in turn: 2 records each unit's statements fingerprint beside its checksum (rows of
+ * before keep none: for them any edit of the file is drift, as it was).
+ */
+function ledgerUpgrade(schema: string, from: number): string[] {
+  const s = quoteIdent(schema);
+  const steps: Record<number, string[]> = {
+    2: [`ALTER TABLE ${s}.units ADD COLUMN IF NOT EXISTS fingerprint text`],
+  };
+  const statements: string[] = [];
+  for (let version = from + 1; version <= ledgerVersion; version++) statements.push(...(steps[version] ?? []));
+  statements.push(`UPDATE ${s}.meta SET value = '${ledgerVersion}' WHERE key = 'ledger_version'`);
+  return statements;
+}
+
 function ledgerDdl(schema: string): string[] {
   const s = quoteIdent(schema);
   return [
@@ -454,6 +476,7 @@ function ledgerDdl(schema: string): string[] {
        file text NOT NULL,
        status text NOT NULL CHECK (status IN ('pending', 'running', 'applied', 'failed', 'rolled_back')),
        checksum text NOT NULL,
+       fingerprint text,
        run_id bigint REFERENCES ${s}.runs (id),
        started_at timestamptz,
        applied_at timestamptz,
@@ -486,6 +509,7 @@ function toLedgerUnit(r: Record<string, unknown>): LedgerUnit {
     file: r['file'] as string,
     status: r['status'] as UnitStatus,
     checksum: r['checksum'] as string,
+    fingerprint: (r['fingerprint'] as string | null | undefined) ?? null,
     runId: (r['run_id'] as number | null) ?? null,
     startedAt: (r['started_at'] as Date | null) ?? null,
     appliedAt: (r['applied_at'] as Date | null) ?? null,

@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { chmod, mkdir, open, readdir, rm, stat, statfs } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { UnitFailedError, UsageError } from '../errors.js';
+import { PlanError, UnitFailedError, UsageError } from '../errors.js';
 import type { SnapshotScope, Unit } from '../plan/types.js';
 import type { Session } from './connection.js';
 import { findPgTool, libpqEnvironment, runTool, streamThrough, ToolError } from './pg-tools.js';
@@ -74,7 +74,7 @@ export async function resolveScope(session: Session, unit: Unit): Promise<{ scop
   );
   const missing = found.rows.filter((r) => r.name === null).map((r) => r.wanted);
   if (scope.kind === 'tables' && missing.length > 0) {
-    throw new UsageError(`${unit.file}: the snapshot directive names tables that do not exist: ${missing.join(', ')}`, 'fix the `-- tenantify:snapshot` line (or use none)');
+    throw new PlanError(unit.file, scope.line, `the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`, 'fix the `-- tenantify:snapshot` line (or use none); nothing was run');
   }
   const tables = [...new Map(found.rows.filter((r) => r.name !== null).map((r) => [r.name as string, { name: r.name as string, bytes: Number(r.bytes ?? 0) }])).values()];
   return tables.length === 0 ? undefined : { scope: 'tables', tables };

@@ -4,7 +4,8 @@
  */
 import type { Plan, PlanEntry } from '../plan/planner.js';
 import type { ExecContext, UnitReport } from './context.js';
-import { interruptedAt } from './failure-report.js';
+import { connectionLost, interruptedAt, isConnectionLost } from './failure-report.js';
+import { runnerFor } from './kinds.js';
 import { applyUnit } from './lifecycle.js';
 import { Trains } from './transport.js';
 
@@ -17,7 +18,18 @@ export interface ExecHooks {
 
 /** Runs the plan's pending units in order. Throws the first failure as a TenantifyError. */
 export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitReport[], hooks: ExecHooks = {}): Promise<void> {
-  const entries = plan.toRun;
+  const before = reports.length;
+  try {
+    await executeEntries(ctx, plan.toRun, reports, hooks);
+  } catch (error) {
+    if (!isConnectionLost(error)) throw error;
+    // A message of several units lost its connection: the unit in flight is the first not reported done.
+    const entry = plan.toRun[reports.length - before];
+    throw connectionLost(error, entry && { unitId: entry.unit.id, direction: 'apply', partial: !runnerFor(entry.unit).inTransaction });
+  }
+}
+
+async function executeEntries(ctx: ExecContext, entries: PlanEntry[], reports: UnitReport[], hooks: ExecHooks): Promise<void> {
   const trains = new Trains(ctx, entries, (entry, options) => applyUnit(ctx, entry, options), hooks.afterUnit);
   for (let i = 0; i < entries.length; ) {
     const entry = entries[i] as PlanEntry;

@@ -4,7 +4,7 @@
  * failed check with its first rows), what stays done, and what to run next. Pure: tested
  * without a database (test/failure-report.test.ts).
  */
-import { InterruptedError, UnitFailedError, ViolationsError, type TenantifyError } from '../errors.js';
+import { ConnectionLostError, InterruptedError, UnitFailedError, ViolationsError, type TenantifyError } from '../errors.js';
 import type { RollbackEntry } from '../plan/planner.js';
 import type { Script, Unit } from '../plan/types.js';
 import { ChecksFailed, excerpt, locate, StatementFailure } from './failure.js';
@@ -45,9 +45,58 @@ export function isCancel(error: unknown): boolean {
   return code === '57014' || code === '57P01';
 }
 
-/** A unit's apply failed (`signal`: the run was interrupted, and this is how it stopped). */
-export function applyFailure(unit: Unit, error: unknown, signal: string | undefined): TenantifyError {
+/**
+ * The connection went away (the server restarted or stopped, or the backend was
+ * terminated): the server rolled back the open transaction, and nothing could be written
+ * to the ledger after it. Not a cancel of ours: our own cancel gives 57014.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  if (error instanceof ConnectionLostError) return true;
+  const e = (error instanceof StatementFailure ? error.pgError : error) as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  // Class 08: connection exception; 57P01..57P03: admin or crash shutdown, cannot connect now.
+  if (code.startsWith('08') || ['57P01', '57P02', '57P03', 'ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT'].includes(code)) return true;
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return /Connection terminated|is not queryable|server closed the connection unexpectedly/i.test(message);
+}
+
+/**
+ * Lost the connection while applying or reverting a unit (`unitId`; undefined: between
+ * units). The ledger cannot be written on a dead connection, so it says what it said
+ * before: the unit `running` (apply) or its state before the revert.
+ */
+export function connectionLost(error: unknown, at: { unitId: string; direction: 'apply' | 'revert'; partial: boolean } | undefined): ConnectionLostError {
+  if (error instanceof ConnectionLostError) return error;
+  const why = firstLine(messageOf(error));
+  if (!at) {
+    return new ConnectionLostError(`lost the connection to PostgreSQL: ${why}`, {
+      hint: 'the server rolled back what was open; once it is back, run the same command again: the ledger says what is done, and the next run records this one as died',
+    });
+  }
+  const rolledBack = at.partial
+    ? 'the server rolled back the work in flight; what committed before it (statements or batches) stays done and its progress is recorded'
+    : "the server rolled back the unit's transaction";
+  if (at.direction === 'revert') {
+    return new ConnectionLostError(`lost the connection to PostgreSQL while reverting ${at.unitId}: ${why}`, {
+      hint: `${rolledBack}; the ledger could not be written after it: ${at.unitId} keeps its state there. Once the server is back, \`tenantify rollback\` goes on`,
+    });
+  }
+  return new ConnectionLostError(`lost the connection to PostgreSQL while applying ${at.unitId}: ${why}`, {
+    hint: `${rolledBack}; the ledger could not be written after it: ${at.unitId} stays \`running\` there. Once the server is back, \`tenantify apply\` records this run as died and resumes ${at.unitId}`,
+  });
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? text;
+}
+
+/**
+ * A unit's apply failed (`signal`: the run was interrupted, and this is how it stopped;
+ * `dryRun`: in a dry run, where nothing stays and nothing is recorded, whatever the kind).
+ */
+export function applyFailure(unit: Unit, error: unknown, signal: string | undefined, dryRun = false): TenantifyError {
   if (signal !== undefined) return interruptedAt(signal, unit.id, !unit.options.transaction || Boolean(unit.options.batch));
+  if (dryRun) return dryRunFailure(unit, error);
   if (error instanceof ChecksFailed) {
     const what =
       error.section === 'precheck'
@@ -75,6 +124,14 @@ export function applyFailure(unit: Unit, error: unknown, signal: string | undefi
     hint: 'it was rolled back and the ledger records why; fix it and run `tenantify apply` again',
     cause: error,
   });
+}
+
+/** A dry run's unit failed: its work went with the dry run's transaction, batches included, and the ledger was not written. */
+function dryRunFailure(unit: Unit, error: unknown): TenantifyError {
+  const hint = 'a dry run: nothing stays (its work, batches included, was rolled back with the dry run) and the ledger records nothing. Fix the data or the unit, then run `tenantify apply --dry-run` again';
+  if (error instanceof ChecksFailed) return new ViolationsError(`unit ${unit.id}: ${error.section} failed`, { details: violationDetails(error), hint });
+  if (error instanceof StatementFailure) return new UnitFailedError(`unit ${unit.id} failed: ${error.pgError.message}`, { details: statementDetails(error), hint });
+  return new UnitFailedError(`unit ${unit.id} failed: ${messageOf(error)}`, { hint, cause: error });
 }
 
 /** The run stopped at a unit; `partial`: the unit commits as it goes (statements, batches). */

@@ -13,7 +13,7 @@
  * commit. A SQL unit's transaction travels as one message when it can (transport.ts).
  */
 import { toLedgerError, type CheckResult } from './failure.js';
-import { applyFailure, isCancel, revertFailure } from './failure-report.js';
+import { applyFailure, connectionLost, isCancel, isConnectionLost, revertFailure } from './failure-report.js';
 import { runnerFor } from './kinds.js';
 import { appliedTransition, rolledBackTransition, snapshotsOff, startTransition } from './records.js';
 import { cancellable, check, inTransaction, retrying } from './steps.js';
@@ -21,6 +21,7 @@ import { inOneMessage, travelsAsMessage } from './transport.js';
 import { tracedTransaction, type LockHeld } from './lock-trace.js';
 import type { Direction, ExecContext, RevertReporter, UnitOutcome, UnitReport, Work } from './context.js';
 import type { PlanEntry, RollbackEntry } from '../plan/planner.js';
+import type { ConnectionLostError } from '../errors.js';
 
 /** Runs one unit's work through its steps; throws the failure (recorded) as a TenantifyError. */
 export async function runUnit(ctx: ExecContext, work: Work): Promise<UnitOutcome> {
@@ -37,8 +38,18 @@ export async function runUnit(ctx: ExecContext, work: Work): Promise<UnitOutcome
     direction.done(ctx, work, outcome);
     return outcome;
   } catch (error) {
-    throw await direction.fail(ctx, work, error);
+    throw await failed(ctx, work, error);
   }
+}
+
+/** The error the caller gets, recorded; a lost connection cannot be recorded, and says so. */
+async function failed(ctx: ExecContext, work: Work, error: unknown): Promise<unknown> {
+  const lost = (e: unknown): ConnectionLostError =>
+    connectionLost(e, { unitId: work.unit.id, direction: work.direction.name, partial: !runnerFor(work.script).inTransaction });
+  if (isConnectionLost(error) && !stoppedBy(ctx, error)) return lost(error);
+  return work.direction.fail(ctx, work, error).catch((e: unknown) => {
+    throw isConnectionLost(e) ? lost(e) : e;
+  });
 }
 
 async function runBody(ctx: ExecContext, work: Work, startedAt: number): Promise<{ checks: CheckResult[]; note?: string | undefined; locks?: LockHeld[] }> {
@@ -121,7 +132,7 @@ function applying(entry: PlanEntry): Direction {
         const ledgerError = signal ? { message: `interrupted by ${signal}`, code: 'interrupted' } : toLedgerError(error);
         await ctx.ledger.transition({ runId: ctx.runId, unit: work.unit, status: 'failed', event: signal ? 'interrupted' : 'failed', error: ledgerError });
       }
-      const failure = applyFailure(work.unit, error, signal);
+      const failure = applyFailure(work.unit, error, signal, ctx.dryRun);
       ctx.reporter.unitFailed(work.unit, failure.message);
       return failure;
     },

@@ -1,13 +1,17 @@
 /**
  * `rollback`: units reverted newest first, each with its rollback file through the same
  * lifecycle as an apply (lifecycle.ts), or (`--from-snapshot`) its tables restored from
- * the snapshot taken before it.
+ * the snapshot taken before it; the relations it created (tables, views, sequences,
+ * indexes: created.ts reads them from its statements) are dropped, so the schema is the one
+ * before it and `apply` runs it again.
  */
 import type { RollbackEntry } from '../plan/planner.js';
 import { ensureRestorable, restoreSnapshot, type SnapshotManifest } from '../db/snapshot.js';
 import type { ExecContext, Reporter, RevertReporter } from './context.js';
 import type { CheckResult } from './failure.js';
 import { interruptedBeforeRevert } from './failure-report.js';
+import { createdRelations, dropStatements } from './created.js';
+import { UnitFailedError } from '../errors.js';
 import { revertUnit as runRevert } from './lifecycle.js';
 
 export type { RevertReporter } from './context.js';
@@ -65,16 +69,52 @@ export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertRepo
     const startedAt = performance.now();
     reporter.revertStarted(entry);
     await ctx.ledger.event(ctx.runId, entry.unit.id, 'rollback_started', { snapshot: manifest.file, tables: manifest.tables });
+    // Views the unit created go first: the restore recreates the views that read its tables, and
+    // one of the unit's may read a column the restored table no longer has. The rest goes after it.
+    const { views, rest } = dropStatements(await createdRelations(entry.unit));
     try {
+      await createdDropped(ctx, views);
       await restoreSnapshot(ctx.session, manifest);
     } catch (error) {
       await ctx.ledger.event(ctx.runId, entry.unit.id, 'rollback_failed', { snapshot: manifest.file, message: (error as Error).message });
       reporter.revertFailed(entry.unit, (error as Error).message);
       throw error;
     }
+    const drops = [...views, ...rest];
+    await ctx.session.client.query('BEGIN');
+    try {
+      for (const drop of rest) await ctx.session.client.query(drop);
+      const durationMs = Math.round(performance.now() - startedAt);
+      await ctx.ledger.transition({ runId: ctx.runId, unit: entry.unit, status: 'rolled_back', event: 'rolled_back', durationMs, detail: { fromSnapshot: manifest.file, tables: manifest.tables, dropped: drops } });
+      await ctx.session.client.query('COMMIT');
+    } catch (error) {
+      await ctx.session.client.query('ROLLBACK').catch(() => {});
+      const message = (error as Error).message;
+      await ctx.ledger.event(ctx.runId, entry.unit.id, 'rollback_failed', { snapshot: manifest.file, restored: true, message });
+      reporter.revertFailed(entry.unit, message);
+      throw new UnitFailedError(`rollback of ${entry.unit.id}: its tables were restored from the snapshot, but what it created could not be dropped: ${message}`, {
+        details: drops,
+        hint: `${entry.unit.id} stays ${entry.ledger.status} in the ledger; drop what depends on these (or them) by hand, then run \`tenantify rollback --from-snapshot\` again`,
+      });
+    }
     const durationMs = Math.round(performance.now() - startedAt);
-    await ctx.ledger.transition({ runId: ctx.runId, unit: entry.unit, status: 'rolled_back', event: 'rolled_back', durationMs, detail: { fromSnapshot: manifest.file, tables: manifest.tables } });
     reporter.revertDone(entry.unit, { durationMs, checks: [] });
     reports.push({ id: entry.unit.id, outcome: 'rolled_back', durationMs, checks: [] });
+  }
+}
+
+/** The views a unit created, dropped in one transaction before its tables are restored (none: nothing is done). */
+async function createdDropped(ctx: ExecContext, drops: string[]): Promise<void> {
+  if (drops.length === 0) return;
+  await ctx.session.client.query('BEGIN');
+  try {
+    for (const drop of drops) await ctx.session.client.query(drop);
+    await ctx.session.client.query('COMMIT');
+  } catch (error) {
+    await ctx.session.client.query('ROLLBACK').catch(() => {});
+    throw new UnitFailedError(`the views the unit created could not be dropped before its snapshot is restored: ${(error as Error).message}`, {
+      details: drops,
+      hint: 'nothing was restored or dropped: drop what depends on them by hand, then run `tenantify rollback --from-snapshot` again',
+    });
   }
 }

@@ -15,6 +15,7 @@ import type { PlanEntry } from '../plan/planner.js';
 import type { Check, Script, Unit } from '../plan/types.js';
 import type { ExecContext, UnitReport } from './context.js';
 import type { CheckResult } from './failure.js';
+import { isConnectionLost } from './failure-report.js';
 import { runnerFor } from './kinds.js';
 import { appliedTransition, snapshotsOff, startTransition } from './records.js';
 import { cancellable, timeoutSettings, transactionBounds } from './steps.js';
@@ -104,7 +105,7 @@ async function rollBackMessage(ctx: ExecContext): Promise<void> {
  * failure was theirs: the server says which are left, and the next message prepares the rest.
  */
 async function afterFailedMessage(ctx: ExecContext, error: unknown): Promise<void> {
-  if (!isServerError(error) && !ctx.interrupt.requested) throw error;
+  if (isConnectionLost(error) || (!isServerError(error) && !ctx.interrupt.requested)) throw error;
   await ctx.ledger.recheckPrepared();
 }
 
