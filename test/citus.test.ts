@@ -93,4 +93,24 @@ describe.skipIf(missing !== undefined)('closing a throwaway Citus cluster', () =
     }
     await expect(rows(cluster.url, 'SELECT 1')).rejects.toThrow();
   }, 120_000);
+
+  it('removes every node when its process is interrupted with SIGINT', async () => {
+    const script = `
+      import { startThrowawayCitus } from ${JSON.stringify(new URL('../src/db/throwaway.ts', import.meta.url).pathname)};
+      const c = await startThrowawayCitus({ workers: 1 });
+      console.log(JSON.stringify(c.directories));
+      setInterval(() => {}, 1000);`;
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const directories = await new Promise<string[]>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(JSON.parse(d.toString()) as string[])));
+    expect(directories).toHaveLength(2);
+    for (const directory of directories) expect(postmasterRunning(directory)).toBe(true);
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    child.kill('SIGINT');
+    expect(await exited).toBe('SIGINT');
+    for (const directory of directories) {
+      expect(existsSync(directory)).toBe(false);
+      expect(postmasterRunning(directory)).toBe(false);
+    }
+  }, 120_000);
 });
