@@ -68,7 +68,7 @@ async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig,
     const catalog = await readCatalog(snapshot.leader.client, { ...(options.schemas?.length ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema] });
     const analysis = analyzeTenancy(catalog, model);
     const scope = buildScope(catalog, analysis, options.tables);
-    const active = selectRules(analysis, options.rules);
+    const active = selectRules(analysis, options.rules, catalog);
     const probeRules = active.filter((r) => r.rule.kind === 'probe');
     const probeSkipped =
       probeRules.length === 0 ? (options.as ? (analysis.rls ? 'no probe rule selected' : 'the model has no rls') : undefined) : !options.as ? 'no --as ROLE' : undefined;

@@ -7,11 +7,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
+import pg from 'pg';
+import { UsageError } from '../errors.js';
 import { runtimeImport } from '../runtime-import.js';
 import { runTool } from './pg-tools.js';
 
@@ -155,6 +157,135 @@ async function startContainer(majorVersion: number): Promise<ThrowawayPostgres> 
 }
 
 // ---------------------------------------------------------------------------------------
+// A Citus cluster: a coordinator and N workers, each a local server as above
+
+export interface ThrowawayCitus {
+  readonly kind: 'local';
+  /** The coordinator's `postgres` database, superuser: where distributed tables are made and queried. */
+  readonly url: string;
+  /** Each worker's `postgres` database, in the order the workers were added. */
+  readonly workerUrls: readonly string[];
+  readonly majorVersion: number;
+  /** Every node's temporary directory, the coordinator's first. */
+  readonly directories: readonly string[];
+  /**
+   * A new database on every node, with the extension and the nodes registered in it (Citus
+   * keeps its metadata per database): its URL on the coordinator.
+   */
+  createDatabase(name: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface ThrowawayCitusOptions {
+  /** Workers beside the coordinator. Default 2. */
+  workers?: number;
+  /** citus.shard_count for new distributed tables. Default 4 (Citus's own default, 32, only slows small tests down). */
+  shardCount?: number;
+  log?: (line: string) => void;
+}
+
+/** The Citus extension's library and control file for these binaries, or why they are missing. */
+export function findCitus(binaries: PostgresBinaries | undefined = findPostgresBinaries()): { library: string } | { missing: string } {
+  if (!binaries) return { missing: 'initdb and pg_ctl were not found on PATH nor under /usr/lib/postgresql/*/bin' };
+  // The installation's own directory, not a symlink's (/usr/local/bin/pg_ctl -> /usr/lib/postgresql/15/bin/pg_ctl).
+  let bin = binaries.bin;
+  try {
+    bin = dirname(realpathSync(join(binaries.bin, 'pg_ctl')));
+  } catch {
+    // keep the directory found
+  }
+  const pgConfig = (flag: string, fallback: string): string => {
+    const out = spawnSync(join(bin, 'pg_config'), [flag], { encoding: 'utf8' });
+    return out.status === 0 && out.stdout.trim() ? out.stdout.trim() : fallback;
+  };
+  const library = join(pgConfig('--pkglibdir', join(bin, '..', 'lib')), 'citus.so');
+  const control = join(pgConfig('--sharedir', `/usr/share/postgresql/${binaries.majorVersion}`), 'extension', 'citus.control');
+  if (!existsSync(library)) return { missing: `the Citus extension is not installed for PostgreSQL ${binaries.majorVersion}: no ${library}` };
+  if (!existsSync(control)) return { missing: `the Citus extension is not installed for PostgreSQL ${binaries.majorVersion}: no ${control}` };
+  return { library };
+}
+
+/**
+ * Starts a coordinator and `workers` workers from the local binaries (Citus preloaded on
+ * each), registers the workers with the coordinator, and returns the coordinator's URL.
+ * Everything is removed on close, at process exit and on SIGINT/SIGTERM, like one server.
+ * Only local binaries for now: a cluster of `citusdata/citus` containers is not started here.
+ */
+export async function startThrowawayCitus(options: ThrowawayCitusOptions = {}): Promise<ThrowawayCitus> {
+  const binaries = findPostgresBinaries();
+  const citus = findCitus(binaries);
+  if ('missing' in citus || !binaries) {
+    throw new UsageError(
+      'missing' in citus ? citus.missing : 'no PostgreSQL binaries',
+      'install Citus into this PostgreSQL (as root: `bash shared/citus/install.sh`, or the citusdata packages), then try again',
+    );
+  }
+  const workers = options.workers ?? 2;
+  const settings = ['-c shared_preload_libraries=citus', `-c citus.shard_count=${options.shardCount ?? 4}`];
+  options.log?.(`throwaway Citus cluster: a coordinator and ${workers} worker(s) from ${binaries.bin}`);
+  const started = await Promise.allSettled(Array.from({ length: workers + 1 }, (_, i) => startLocalNode(binaries, i === 0 ? 'tenantify-citus-c-' : `tenantify-citus-w${i}-`, settings)));
+  const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stopAll = (): void => {
+    for (const node of nodes) stopLocal(node.server);
+  };
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    stopAll();
+    throw failed.reason;
+  }
+  const [coordinator, ...workerNodes] = nodes as [{ server: LocalServer; port: number }, ...{ server: LocalServer; port: number }[]];
+  const urlOf = (port: number, database = 'postgres'): string => `postgresql://postgres@127.0.0.1:${port}/${database}`;
+  const register = async (database: string): Promise<void> => {
+    // The extension on every node first: the coordinator reaches into the workers when they are added.
+    await Promise.all(nodes.map((n) => runSql(urlOf(n.port, database), ['CREATE EXTENSION IF NOT EXISTS citus'])));
+    await runSql(urlOf(coordinator.port, database), [
+      `SELECT citus_set_coordinator_host('127.0.0.1', ${coordinator.port})`,
+      ...workerNodes.map((w) => `SELECT citus_add_node('127.0.0.1', ${w.port})`),
+    ]);
+  };
+  try {
+    await register('postgres');
+  } catch (error) {
+    stopAll();
+    throw error;
+  }
+  return {
+    kind: 'local',
+    url: urlOf(coordinator.port),
+    workerUrls: workerNodes.map((w) => urlOf(w.port)),
+    majorVersion: binaries.majorVersion,
+    directories: nodes.map((n) => n.server.directory),
+    createDatabase: async (name) => {
+      const quoted = `"${name.replaceAll('"', '""')}"`;
+      await Promise.all(nodes.map((n) => runSql(urlOf(n.port), [`CREATE DATABASE ${quoted}`])));
+      await register(name);
+      return urlOf(coordinator.port, encodeURIComponent(name));
+    },
+    close: async () => stopAll(),
+  };
+}
+
+/** Owns a throwaway Citus cluster for the callback's life, and removes it whatever happens. */
+export async function withThrowawayCitus<T>(options: ThrowawayCitusOptions, fn: (cluster: ThrowawayCitus) => Promise<T>): Promise<T> {
+  const cluster = await startThrowawayCitus(options);
+  try {
+    return await fn(cluster);
+  } finally {
+    await cluster.close();
+  }
+}
+
+async function runSql(url: string, statements: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const statement of statements) await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Local binaries
 
 /** initdb and pg_ctl on PATH, else the newest /usr/lib/postgresql/N/bin. */
@@ -194,8 +325,20 @@ let exitHooksInstalled = false;
 async function startLocal(): Promise<ThrowawayPostgres> {
   const binaries = findPostgresBinaries();
   if (!binaries) throw new Error('initdb and pg_ctl were not found on PATH nor under /usr/lib/postgresql/*/bin');
+  const { server, port } = await startLocalNode(binaries, 'tenantify-pg-', []);
+  return {
+    kind: 'local',
+    url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+    majorVersion: binaries.majorVersion,
+    directory: server.directory,
+    close: async () => stopLocal(server),
+  };
+}
+
+/** One server from the local binaries in its own temporary directory, on a free port; removed on failure. */
+async function startLocalNode(binaries: PostgresBinaries, prefix: string, extraSettings: string[]): Promise<{ server: LocalServer; port: number }> {
   installExitHooks();
-  const directory = mkdtempSync(join(tmpdir(), 'tenantify-pg-'));
+  const directory = mkdtempSync(join(tmpdir(), prefix));
   const owner = process.getuid?.() === 0 ? unprivilegedOwner() : undefined;
   const server: LocalServer = { directory, dataDirectory: join(directory, 'data'), bin: binaries.bin, owner, stopped: false };
   liveServers.add(server);
@@ -204,27 +347,21 @@ async function startLocal(): Promise<ThrowawayPostgres> {
     await run(server, 'initdb', [
       '-D', server.dataDirectory, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions',
     ]);
-    const port = await startOnFreePort(server);
-    return {
-      kind: 'local',
-      url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
-      majorVersion: binaries.majorVersion,
-      directory,
-      close: async () => stopLocal(server),
-    };
+    const port = await startOnFreePort(server, extraSettings);
+    return { server, port };
   } catch (error) {
     stopLocal(server);
     throw error;
   }
 }
 
-async function startOnFreePort(server: LocalServer): Promise<number> {
+async function startOnFreePort(server: LocalServer, extraSettings: string[] = []): Promise<number> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     const settings = [
       `-p ${port}`, `-k ${server.directory}`, '-c listen_addresses=127.0.0.1', '-c fsync=off', '-c synchronous_commit=off',
-      '-c full_page_writes=off', '-c max_connections=200', '-c max_locks_per_transaction=256',
+      '-c full_page_writes=off', '-c max_connections=200', '-c max_locks_per_transaction=256', ...extraSettings,
     ].join(' ');
     try {
       await run(server, 'pg_ctl', ['start', '-w', '-t', '60', '-D', server.dataDirectory, '-l', join(server.directory, 'server.log'), '-o', settings]);

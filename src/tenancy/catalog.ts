@@ -13,6 +13,7 @@ import type {
   Catalog,
   CatalogCheck,
   CatalogColumn,
+  CatalogDistribution,
   CatalogForeignKey,
   CatalogIndex,
   CatalogKey,
@@ -101,6 +102,17 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     [schemas],
   );
   const extensions = await client.query<{ name: string }>('SELECT extname AS name FROM pg_extension ORDER BY extname');
+  // Citus's metadata, only where the extension is: pg_dist_partition does not exist elsewhere.
+  const distributed = extensions.rows.some((r) => r.name === 'citus')
+    ? await client.query<{ oid: number; method: string; repmodel: string; column: string | null; colocation: number }>(
+        `SELECT p.logicalrelid::oid::int AS oid, p.partmethod::text AS method, p.repmodel::text AS repmodel,
+                CASE WHEN p.partkey IS NULL THEN NULL ELSE column_to_column_name(p.logicalrelid, p.partkey) END AS column,
+                p.colocationid::int AS colocation
+           FROM pg_dist_partition p
+          WHERE p.logicalrelid::oid IN (${tablesOf})`,
+        [schemas],
+      )
+    : undefined;
 
   const byOid = new Map<number, CatalogTable>();
   const attnames = new Map<number, Map<number, CatalogColumn>>();
@@ -178,6 +190,13 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       partial: row.partial,
     } satisfies CatalogIndex);
   }
+  if (distributed) {
+    for (const table of byOid.values()) table.distribution = null;
+    for (const row of distributed.rows) {
+      const table = byOid.get(row.oid);
+      if (table) table.distribution = { method: distributionMethod(row.method, row.repmodel), column: row.column, colocationId: row.colocation } satisfies CatalogDistribution;
+    }
+  }
   for (const row of policies.rows) {
     byOid.get(row.oid)?.policies.push({
       name: row.name,
@@ -209,6 +228,14 @@ async function chooseSchemas(client: pg.ClientBase, options: ReadCatalogOptions)
   }
   const excluded = new Set(options.excludeSchemas ?? []);
   return existing.filter((s) => !systemSchema.test(s) && !excluded.has(s));
+}
+
+/** pg_dist_partition.partmethod (and repmodel, which tells a reference table from a Citus local one) as a word. */
+function distributionMethod(method: string, repmodel: string): CatalogDistribution['method'] {
+  if (method === 'h') return 'hash';
+  if (method === 'a') return 'append';
+  if (method === 'r') return 'range';
+  return repmodel === 't' ? 'reference' : 'local';
 }
 
 /** Byte order, so the order does not depend on the machine's locale. */

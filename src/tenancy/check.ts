@@ -7,15 +7,18 @@ import { UsageError } from '../errors.js';
 import type { CheckScope } from './check-scope.js';
 import { rules } from './rules/index.js';
 import type { DataQuery, Finding, Level, Rule } from './rules/types.js';
-import type { TenancyAnalysis } from './types.js';
+import type { Catalog, TenancyAnalysis } from './types.js';
 
 export interface ActiveRule {
   rule: Rule;
   level: Level;
 }
 
-/** The rules that apply to the model (the RLS ones only with `rls`), or those named by `--rule`. */
-export function selectRules(analysis: TenancyAnalysis, only?: string[]): ActiveRule[] {
+/**
+ * The rules that apply to the model (the RLS ones only with `rls`, the Citus ones only on a
+ * catalog with the extension), or those named by `--rule`.
+ */
+export function selectRules(analysis: TenancyAnalysis, only?: string[], catalog?: Catalog): ActiveRule[] {
   const unknown = (only ?? []).filter((name) => !rules.some((r) => r.name === name));
   if (unknown.length > 0) {
     throw new UsageError(`--rule ${unknown.join(', ')}: no such rule`, `rules: ${rules.map((r) => r.name).join(', ')}`);
@@ -23,7 +26,7 @@ export function selectRules(analysis: TenancyAnalysis, only?: string[]): ActiveR
   const active: ActiveRule[] = [];
   for (const rule of rules) {
     if (only?.length && !only.includes(rule.name)) continue;
-    const level = rule.level(analysis);
+    const level = rule.level(analysis, catalog);
     if (level) active.push({ rule, level });
   }
   return active;

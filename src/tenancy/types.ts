@@ -94,6 +94,24 @@ export interface CatalogTable {
   /** pg_class.reltuples (an estimate; 0 when never analyzed). */
   estimatedRows: number;
   owner: string;
+  /**
+   * How Citus places the table (pg_dist_partition): read only when the database has the
+   * citus extension (absent otherwise); null for a table Citus does not know (a plain local table).
+   */
+  distribution?: CatalogDistribution | null;
+}
+
+/** A table's row of pg_dist_partition. */
+export interface CatalogDistribution {
+  /**
+   * `hash`: sharded by `column`; `reference`: copied whole to every node; `local`: a Citus
+   * local table (on the coordinator, in the metadata); `append`/`range`: the older methods.
+   */
+  method: 'hash' | 'reference' | 'local' | 'append' | 'range';
+  /** The distribution column (hash, append, range); null for reference and local tables. */
+  column: string | null;
+  /** Tables of one colocation group have their shards of a key on the same node (joins stay on it). */
+  colocationId: number;
 }
 
 export interface Catalog {

@@ -5,6 +5,7 @@
 import { foreignKeyWithoutTenantKey, uniqueWithoutTenantKey } from './constraints.js';
 import { crossTenantReference } from './cross-tenant-reference.js';
 import { danglingTenant } from './dangling-tenant.js';
+import { distributionKeyMismatch, referenceTableMissing } from './distribution.js';
 import { nullTenant } from './null-tenant.js';
 import { policyAlwaysTrue, policyIgnoresTenantKey, policyMissingWithCheck } from './policies.js';
 import { probeReadLeak, probeWriteLeak } from './probe.js';
@@ -27,6 +28,8 @@ export const rules: readonly Rule[] = [
   policyIgnoresTenantKey,
   policyAlwaysTrue,
   policyMissingWithCheck,
+  distributionKeyMismatch,
+  referenceTableMissing,
   probeReadLeak,
   probeWriteLeak,
 ];

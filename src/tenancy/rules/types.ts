@@ -6,7 +6,7 @@
  * - a **probe** rule's findings come from the live probe (`--as ROLE`, check-probe.ts).
  */
 import type { CheckScope, ScopedTable } from '../check-scope.js';
-import type { TableName, TenancyAnalysis } from '../types.js';
+import type { Catalog, TableName, TenancyAnalysis } from '../types.js';
 
 export type Level = 'error' | 'warning';
 
@@ -30,8 +30,11 @@ interface RuleBase {
   description: string;
   /** What to do about a finding. */
   fix: string;
-  /** The level for this model, or null when the rule does not apply to it (the RLS rules without `rls`). */
-  level(analysis: TenancyAnalysis): Level | null;
+  /**
+   * The level for this model, or null when the rule does not apply to it (the RLS rules
+   * without `rls`; the Citus rules without a catalog that has the extension).
+   */
+  level(analysis: TenancyAnalysis, catalog?: Catalog): Level | null;
 }
 
 export interface CatalogRule extends RuleBase {
@@ -67,6 +70,7 @@ export type Rule = CatalogRule | DataRule | ProbeRule;
 
 export const always = (level: Level) => (): Level => level;
 export const whenRls = (analysis: TenancyAnalysis): Level | null => (analysis.rls ? 'error' : null);
+export const whenCitus = (_analysis: TenancyAnalysis, catalog?: Catalog): Level | null => (catalog?.extensions.includes('citus') ? 'error' : null);
 
 /** Tables whose key column exists: the rules that read the key skip the others (tenant-key-missing reports them). */
 export function keyed(scope: CheckScope): ScopedTable[] {
