@@ -49,13 +49,19 @@ export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}
   };
 }
 
+/**
+ * A backfill's progress. The total is the planner's estimate of the table's rows (reltuples),
+ * not a count, so it is shown as one (`~`); once the rows done pass it, only they are shown.
+ */
 export function formatProgress(progress: UnitProgress): string {
   const done = progress.rowsDone ?? 0;
   const total = progress.rowsTotal ?? 0;
-  const pct = total > 0 ? ` ${Math.min(100, Math.round((done / total) * 100))}%` : '';
+  const estimated = total > 0 && done <= total;
+  const pct = estimated ? `, ${Math.min(100, Math.round((done / total) * 100))}%` : '';
   const rate = progress.rowsPerSecond ? `, ${progress.rowsPerSecond.toLocaleString('en-US')} rows/s` : '';
-  const eta = progress.rowsPerSecond && total > done ? `, ETA ${Math.ceil((total - done) / progress.rowsPerSecond)}s` : '';
-  return `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} rows${pct}${rate}${eta}`;
+  const eta = progress.rowsPerSecond && estimated && total > done ? `, ETA ~${Math.ceil((total - done) / progress.rowsPerSecond)}s` : '';
+  const of = estimated ? ` of ~${total.toLocaleString('en-US')}` : '';
+  return `${done.toLocaleString('en-US')}${of} rows${estimated ? ' (estimated total)' : ''}${pct}${rate}${eta}`;
 }
 
 /** For --json runs: progress lines go to stderr, nothing else. */
