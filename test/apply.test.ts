@@ -267,7 +267,8 @@ SELECT id FROM users WHERE plan IS NULL;
     const dir = writePlan(plan);
     const url = await db();
     expect((await runCli(['apply', '-d', url, '--dir', dir, '--to', '0002_default_organizations'])).code).toBe(0);
-    const changed = writePlan({ ...plan, 'migrations/0001_create_organizations.sql': `${plan['migrations/0001_create_organizations.sql']}-- edited\n` });
+    // A statement changed (a comment alone is a cosmetic edit, not drift).
+    const changed = writePlan({ ...plan, 'migrations/0001_create_organizations.sql': plan['migrations/0001_create_organizations.sql'].replace('name text NOT NULL', 'name text NOT NULL, slug text') });
     const before = await contentFingerprint(url);
     const result = await runCli(['apply', '-d', url, '--dir', changed]);
     expect(result.code).toBe(5);

@@ -278,7 +278,8 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     const url = await db();
     expect((await apply(url, writePlan(plan))).code).toBe(0);
     const before = await snapshotOf(url);
-    const changed = writePlan({ ...plan, 'backfills/0003_assign_hosts.sql': `${plan['backfills/0003_assign_hosts.sql']}-- edited\n` });
+    // A statement changed (a comment alone is a cosmetic edit, not drift).
+    const changed = writePlan({ ...plan, 'backfills/0003_assign_hosts.sql': plan['backfills/0003_assign_hosts.sql'].replace('organization_id IS NULL', 'organization_id IS NULL OR user_id IS NULL') });
     const result = await runCli(['rollback', '-d', url, '--dir', changed, '--all', '--yes']);
     expect(result.code).toBe(5);
     expect(result.stderr).toContain('drift: applied unit 0003_assign_hosts has changed');
