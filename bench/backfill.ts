@@ -34,7 +34,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { findPgTool } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, expectSuccess, fmt, machine, median, repoRoot, table, timed, writeResult, type Timed } from './lib.js';
+import { build, expectSuccess, fmt, machine, median, repoRoot, table, timed, writeResult, type Timed, sleep, withDatabase, runStatements as query } from './lib.js';
 
 interface Args {
   rows: number;
@@ -204,28 +204,6 @@ class Probe {
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] as number;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-async function query(url: string, statements: string[]): Promise<pg.QueryResult[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const results: pg.QueryResult[] = [];
-    for (const s of statements) results.push(await client.query(s));
-    return results;
-  } finally {
-    await client.end();
-  }
 }
 
 async function loadTemplate(url: string, args: Args): Promise<void> {

@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const resultsDir = join(repoRoot, 'bench', 'results');
@@ -135,4 +136,28 @@ function clockTicks(): number {
     ticksPerSecond = Number(out.stdout.trim()) || 100;
   }
   return ticksPerSecond;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The same server's URL, another database. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** Runs statements one after the other on a connection of their own. */
+export async function runStatements(url: string, statements: string[]): Promise<pg.QueryResult[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const results: pg.QueryResult[] = [];
+    for (const s of statements) results.push(await client.query(s));
+    return results;
+  } finally {
+    await client.end();
+  }
 }

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, contenderEnv, expectSuccess, fmt, machine, nodeEnvNote, repoRoot, table, timed, writeResult } from './lib.js';
+import { build, contenderEnv, expectSuccess, fmt, machine, nodeEnvNote, repoRoot, table, timed, writeResult, withDatabase } from './lib.js';
 
 interface Args {
   rows: number;
@@ -42,12 +42,6 @@ function parseArgs(argv: string[]): Args {
     else throw new Error(`unknown argument ${a}`);
   }
   return args;
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }
 
 async function query<T extends pg.QueryResultRow = Record<string, unknown>>(url: string, text: string): Promise<T[]> {

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, contenderEnv, expectSuccess, fmt, machine, repoRoot, table, timed, writeResult } from './lib.js';
+import { build, contenderEnv, expectSuccess, fmt, machine, repoRoot, table, timed, writeResult, sleep, withDatabase, runStatements as run } from './lib.js';
 
 interface Args {
   scale: number;
@@ -101,28 +101,6 @@ class Writes {
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN;
     return { count: sorted.length, failed: this.failed, maxMs: sorted[sorted.length - 1] ?? 0, p99Ms: at(0.99), p50Ms: at(0.5) };
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-async function run(url: string, statements: string[]): Promise<pg.QueryResult[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const out: pg.QueryResult[] = [];
-    for (const s of statements) out.push(await client.query(s));
-    return out;
-  } finally {
-    await client.end();
   }
 }
 

@@ -16,10 +16,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, expectSuccess, fmt, machine, median, repoRoot, table, timed, writeResult } from './lib.js';
+import { build, expectSuccess, fmt, machine, median, repoRoot, table, timed, writeResult, withDatabase, runStatements as query } from './lib.js';
 
 interface Args {
   rounds: number;
@@ -63,24 +62,6 @@ interface Sample {
   rawMs: number;
   rawBytes: number;
   rawSha256Ms: number;
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-async function query(url: string, statements: string[]): Promise<pg.QueryResult[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const results: pg.QueryResult[] = [];
-    for (const s of statements) results.push(await client.query(s));
-    return results;
-  } finally {
-    await client.end();
-  }
 }
 
 function tableSql(name: string, rows: number): string[] {
