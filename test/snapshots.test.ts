@@ -23,7 +23,8 @@ const legacy = `
   CREATE MATERIALIZED VIEW orders_per_plan AS SELECT a.plan, count(*) AS orders FROM orders o JOIN accounts a ON a.id = o.account_id GROUP BY a.plan;`;
 
 const plan = {
-  'migrations/0001_tier.sql': "ALTER TABLE accounts ADD COLUMN tier text;\nCREATE INDEX accounts_tier_idx ON accounts (tier);\n",
+  // The UPDATE (of no row here) is what makes this unit's snapshot: adding a column or an index alone takes none.
+  'migrations/0001_tier.sql': "ALTER TABLE accounts ADD COLUMN tier text;\nCREATE INDEX accounts_tier_idx ON accounts (tier);\nUPDATE accounts SET tier = NULL WHERE tier IS NOT NULL;\n",
   'backfills/0002_fill.sql': "UPDATE accounts SET tier = 'gold', email = upper(email) WHERE id % 3 = 0;\nINSERT INTO accounts (email, tier) SELECT 'new' || g, 'new' FROM generate_series(1, 50) g;\n",
 };
 
@@ -213,5 +214,25 @@ describe('snapshots', () => {
     expect(after?.n).toBeGreaterThan(eventsBefore[0]?.n ?? 0);
     const [unit] = await query<{ status: string }>(url, "SELECT status FROM tenantify.units WHERE id = '0001_wipe'");
     expect(unit?.status).toBeDefined();
+  });
+  it('are taken only of what a rollback file cannot give back: changed or lost rows and columns, not catalog-only changes', async () => {
+    const url = await legacyDb();
+    const dir = writePlan({
+      'migrations/0001_catalog_only.sql': "ALTER TABLE accounts ADD COLUMN nickname text;\nCREATE INDEX accounts_nickname_idx ON accounts (nickname);\nALTER TABLE orders ENABLE ROW LEVEL SECURITY;\nCREATE POLICY orders_all ON orders USING (true);\nINSERT INTO accounts (email) VALUES ('added@example.com');\n",
+      'migrations/0002_retype.sql': 'ALTER TABLE orders ALTER COLUMN id TYPE bigint;\n',
+      'migrations/0003_drop.sql': 'DROP VIEW paying_domains;\nDROP VIEW paying_accounts;\nDROP MATERIALIZED VIEW orders_per_plan;\nDROP TABLE orders;\n',
+    });
+    const planned = JSON.parse((await runCli(['plan', '--dir', dir, '--json'])).stdout) as { units: { id: string; snapshot: string }[] };
+    expect(planned.units.map((u) => [u.id, u.snapshot])).toEqual([
+      ['0001_catalog_only', 'none needed (changes no existing row or column: the rollback file reverts it)'],
+      ['0002_retype', 'rows or columns changed: orders'],
+      ['0003_drop', 'rows or columns changed: orders'],
+    ]);
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+    const taken = await query<{ unit_id: string; tables: string[] }>(url, "SELECT unit_id, detail->'tables' AS tables FROM tenantify.events WHERE event = 'snapshot_taken' ORDER BY id");
+    expect(taken.map((e) => [e.unit_id, e.tables])).toEqual([
+      ['0002_retype', ['public.orders']],
+      ['0003_drop', ['public.orders']],
+    ]);
   });
 });

@@ -129,7 +129,9 @@ export function describeSnapshot(unit: Unit): string {
   const scope = unit.options.snapshot;
   switch (scope.kind) {
     case 'default':
-      return unit.writes.length > 0 ? `tables written: ${unit.writes.join(', ')}` : 'none needed (writes no existing table)';
+      return unit.writes.length > 0
+        ? `rows or columns changed: ${unit.writes.join(', ')}`
+        : 'none needed (changes no existing row or column: the rollback file reverts it)';
     case 'tables':
       return `tables: ${scope.tables.join(', ')}`;
     default:

@@ -326,8 +326,10 @@ interface RangeVar {
 const qualified = (r: RangeVar): string => (r.schemaname ? `${r.schemaname}.${r.relname}` : r.relname);
 
 /**
- * What the parse tree tells: parameters used, tables written (their data or definition:
- * an index, trigger or policy alone is reverted by its rollback file, not a snapshot), and statements that cannot run in a transaction. */
+ * What the parse tree tells: parameters used, the existing tables whose rows or columns a
+ * statement changes or loses (what a rollback file cannot give back, so what the snapshot
+ * holds), and statements that cannot run in a transaction.
+ */
 function analyse(stmt: Record<string, unknown>): Analysis {
   const [type] = Object.keys(stmt);
   const node = (type ? stmt[type] : {}) as Record<string, unknown>;
@@ -340,12 +342,17 @@ function analyse(stmt: Record<string, unknown>): Analysis {
       const name = (value as { funcname?: { String?: { sval?: string } }[] }).funcname?.at(-1)?.String?.sval;
       if (name?.toLowerCase() === 'pg_advisory_unlock_all') releasesRunLock = true;
     }
-    if (key === 'InsertStmt' || key === 'UpdateStmt' || key === 'DeleteStmt' || key === 'MergeStmt' || key === 'AlterTableStmt') {
+    if (changesExistingRows(key, value) || changesExistingColumns(key, value)) {
       const relation = (value as { relation?: RangeVar }).relation;
       if (relation) writes.push(qualified(relation));
     }
     if (key === 'TruncateStmt') {
       for (const r of (value as { relations?: { RangeVar: RangeVar }[] }).relations ?? []) writes.push(qualified(r.RangeVar));
+    }
+    if (key === 'DropStmt' && (value as { removeType?: string }).removeType === 'OBJECT_TABLE') {
+      for (const name of (value as { objects?: { List?: { items?: { String?: { sval?: string } }[] } }[] }).objects ?? []) {
+        writes.push((name.List?.items ?? []).map((part) => part.String?.sval ?? '').join('.'));
+      }
     }
   });
   const index = type === 'IndexStmt' ? (node as { idxname?: string; concurrent?: boolean; relation?: RangeVar }) : undefined;
@@ -365,6 +372,26 @@ function analyse(stmt: Record<string, unknown>): Analysis {
     releasesRunLock,
     createsIndex: index?.idxname ? { schema: index.relation?.schemaname, name: index.idxname } : undefined,
   };
+}
+
+/**
+ * UPDATE, DELETE, MERGE and an upsert change rows that exist. A plain INSERT only adds rows,
+ * which a rollback file deletes again: no snapshot for it.
+ */
+function changesExistingRows(key: string, value: unknown): boolean {
+  if (key === 'UpdateStmt' || key === 'DeleteStmt' || key === 'MergeStmt') return true;
+  return key === 'InsertStmt' && (value as { onConflictClause?: { action?: string } }).onConflictClause?.action === 'ONCONFLICT_UPDATE';
+}
+
+/**
+ * An ALTER TABLE that drops a column or changes its type loses or rewrites data. Adding a
+ * column, a constraint, a default, NOT NULL or row level security changes only the catalog,
+ * and the rollback file reverts it: a pg_dump of the whole table would buy nothing.
+ */
+function changesExistingColumns(key: string, value: unknown): boolean {
+  if (key !== 'AlterTableStmt') return false;
+  const cmds = (value as { cmds?: { AlterTableCmd?: { subtype?: string } }[] }).cmds ?? [];
+  return cmds.some((c) => c.AlterTableCmd?.subtype === 'AT_DropColumn' || c.AlterTableCmd?.subtype === 'AT_AlterColumnType');
 }
 
 function walk(value: unknown, visit: (key: string, value: unknown) => void): void {
