@@ -1,35 +1,13 @@
 /** The throwaway Citus cluster: a coordinator and two workers from the local binaries. */
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postmasterRunning, query } from './support/db.js';
 import { findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
 
 const citus = findCitus();
 const missing = 'missing' in citus ? citus.missing : undefined;
-
-async function rows<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-/** A process whose command line names the data directory (read from /proc: no pgrep needed). */
-function postmasterRunning(directory: string): boolean {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${directory}/data`)) return true;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return false;
-}
 
 const portOf = (url: string): number => Number(new URL(url).port);
 
@@ -53,31 +31,31 @@ describe.skipIf(missing !== undefined)(`a throwaway Citus cluster${missing ? ` (
   it('has a coordinator and two active workers', async () => {
     expect(cluster.directories).toHaveLength(3);
     for (const directory of cluster.directories) expect(postmasterRunning(directory)).toBe(true);
-    const nodes = await rows<{ port: number }>(cluster.url, 'SELECT node_port::int AS port FROM citus_get_active_worker_nodes() ORDER BY 1');
+    const nodes = await query<{ port: number }>(cluster.url, 'SELECT node_port::int AS port FROM citus_get_active_worker_nodes() ORDER BY 1');
     expect(nodes.map((n) => n.port)).toEqual(cluster.workerUrls.map(portOf).sort((a, b) => a - b));
   });
 
   it("routes a tenant's query to one task on one worker", async () => {
-    await rows(cluster.url, `CREATE TABLE accounts (org int NOT NULL, id int NOT NULL, PRIMARY KEY (org, id));
+    await query(cluster.url, `CREATE TABLE accounts (org int NOT NULL, id int NOT NULL, PRIMARY KEY (org, id));
       SELECT create_distributed_table('accounts', 'org');
       INSERT INTO accounts SELECT g % 10, g FROM generate_series(1, 200) g;`);
-    const [{ shards }] = (await rows<{ shards: number }>(cluster.url, "SELECT count(*)::int AS shards FROM citus_shards WHERE table_name = 'accounts'::regclass")) as [{ shards: number }];
+    const [{ shards }] = (await query<{ shards: number }>(cluster.url, "SELECT count(*)::int AS shards FROM citus_shards WHERE table_name = 'accounts'::regclass")) as [{ shards: number }];
     expect(shards).toBe(4);
-    const plan = (await rows<{ 'QUERY PLAN': string }>(cluster.url, 'EXPLAIN SELECT * FROM accounts WHERE org = 3')).map((r) => r['QUERY PLAN']).join('\n');
+    const plan = (await query<{ 'QUERY PLAN': string }>(cluster.url, 'EXPLAIN SELECT * FROM accounts WHERE org = 3')).map((r) => r['QUERY PLAN']).join('\n');
     expect(plan).toMatch(/Task Count: 1\b/);
     const node = /Node: host=127\.0\.0\.1 port=(\d+)/.exec(plan)?.[1];
     expect(cluster.workerUrls.map(portOf)).toContain(Number(node));
     // A query across tenants fans out to every shard.
-    const all = (await rows<{ 'QUERY PLAN': string }>(cluster.url, 'EXPLAIN SELECT count(*) FROM accounts')).map((r) => r['QUERY PLAN']).join('\n');
+    const all = (await query<{ 'QUERY PLAN': string }>(cluster.url, 'EXPLAIN SELECT count(*) FROM accounts')).map((r) => r['QUERY PLAN']).join('\n');
     expect(all).toMatch(/Task Count: 4\b/);
   });
 
   it('makes databases with the extension and the nodes registered', async () => {
     const url = await cluster.createDatabase('second db');
-    const [{ workers }] = (await rows<{ workers: number }>(url, 'SELECT count(*)::int AS workers FROM citus_get_active_worker_nodes()')) as [{ workers: number }];
+    const [{ workers }] = (await query<{ workers: number }>(url, 'SELECT count(*)::int AS workers FROM citus_get_active_worker_nodes()')) as [{ workers: number }];
     expect(workers).toBe(2);
-    await rows(url, "CREATE TABLE lookup (code text PRIMARY KEY); SELECT create_reference_table('lookup')");
-    const [{ method }] = (await rows<{ method: string }>(url, "SELECT partmethod::text AS method FROM pg_dist_partition WHERE logicalrelid = 'lookup'::regclass")) as [{ method: string }];
+    await query(url, "CREATE TABLE lookup (code text PRIMARY KEY); SELECT create_reference_table('lookup')");
+    const [{ method }] = (await query<{ method: string }>(url, "SELECT partmethod::text AS method FROM pg_dist_partition WHERE logicalrelid = 'lookup'::regclass")) as [{ method: string }];
     expect(method).toBe('n');
   });
 });
@@ -91,7 +69,7 @@ describe.skipIf(missing !== undefined)('closing a throwaway Citus cluster', () =
       expect(existsSync(directory)).toBe(false);
       expect(postmasterRunning(directory)).toBe(false);
     }
-    await expect(rows(cluster.url, 'SELECT 1')).rejects.toThrow();
+    await expect(query(cluster.url, 'SELECT 1')).rejects.toThrow();
   }, 120_000);
 
   it('removes every node when its process is interrupted with SIGINT', async () => {

@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { postmasterRunning } from './support/db.js';
 import { choosePath, dockerEngineAnswers, findPostgresBinaries, startThrowawayPostgres, withThrowawayPostgres } from '../src/db/throwaway.js';
 
 const binaries = findPostgresBinaries();
@@ -14,18 +15,6 @@ async function selectOne(url: string): Promise<number> {
   } finally {
     await client.end();
   }
-}
-
-/** A process whose command line names the data directory (read from /proc: no pgrep needed). */
-function postmasterRunning(directory: string): boolean {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${directory}/data`)) return true;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return false;
 }
 
 describe.skipIf(!binaries)('throwaway PostgreSQL from the local binaries', () => {

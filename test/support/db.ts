@@ -1,6 +1,6 @@
 /** Fresh databases per test on the suite's throwaway server, and what tests ask of them. */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 
@@ -119,4 +119,16 @@ export async function until(url: string, sql: string, signal?: AbortSignal): Pro
     if ((rows[0]?.n ?? 0) > 0) return;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A process whose command line names a throwaway server's data directory (read from /proc: no pgrep needed). */
+export function postmasterRunning(directory: string): boolean {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${directory}/data`)) return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
 }
