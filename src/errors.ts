@@ -43,9 +43,17 @@ export class TenantifyError extends Error {
 
 /** Bad arguments, configuration or plan: nothing was touched. Exit 2. */
 export class UsageError extends TenantifyError {
-  constructor(message: string, hint?: string, details?: string[]) {
-    super(message, { exitCode: ExitCode.usage, hint, details });
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, exitCode: ExitCode.usage });
   }
+}
+
+/** What a PlanError takes beside its message: the file it is about, always, and the line when known. */
+export interface PlanErrorOptions extends ErrorOptions {
+  /** The plan file the problem is in, as the message names it. */
+  file: string;
+  /** The 1-based line in that file, when the problem has one. */
+  line?: number | undefined;
 }
 
 /** A plan file problem, always with the file and line. Exit 2. */
@@ -53,14 +61,19 @@ export class PlanError extends TenantifyError {
   readonly file: string;
   readonly line: number | undefined;
 
-  constructor(file: string, line: number | undefined, message: string, hint?: string) {
-    super(`${line === undefined ? file : `${file}:${line}`}: ${message}`, { exitCode: ExitCode.usage, hint });
+  constructor(message: string, options: PlanErrorOptions) {
+    const { file, line, ...rest } = options;
+    super(`${line === undefined ? file : `${file}:${line}`}: ${message}`, { ...rest, exitCode: ExitCode.usage });
     this.file = file;
     this.line = line;
   }
 }
 
-/** Several plan errors at once, so a DBA fixes them in one pass. Exit 2. */
+/**
+ * Several plan errors at once, so a DBA fixes them in one pass. Exit 2. It takes the list
+ * alone, not the family's (message, options): its message, hint and details are made from
+ * the errors it holds (one error is shown as itself; several under a count, each with its hint).
+ */
 export class PlanErrors extends TenantifyError {
   readonly errors: PlanError[];
 

@@ -41,6 +41,7 @@ export {
   ExitCode,
   type ExitCodeValue,
   type ErrorOptions,
+  type PlanErrorOptions,
   TenantifyError,
   UsageError,
   PlanError,

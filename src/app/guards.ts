@@ -16,7 +16,7 @@ export async function guardBaseline(ctx: ExecContext, guards: Guard[]): Promise<
   try {
     baseline = await timeGuards(ctx.session.client, guards);
   } catch (error) {
-    throw new UsageError(`a guard in tenantify.config.json does not run: ${(error as Error).message}`, 'fix its sql (a read-only query); nothing was applied');
+    throw new UsageError(`a guard in tenantify.config.json does not run: ${(error as Error).message}`, { hint: 'fix its sql (a read-only query); nothing was applied' });
   }
   await ctx.ledger.event(ctx.runId, null, 'guards_baseline', { guards: baseline });
   ctx.reporter.note(`guards: ${baseline.map((t) => `${t.name} ${t.medianMs.toFixed(2)} ms`).join(', ')} (median, before the run)`);

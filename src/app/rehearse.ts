@@ -67,7 +67,7 @@ export interface RehearseResult {
 export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
   const live = Boolean(options.sourceUrl) || Boolean(options.sourceFromEnvironment);
   if (live === Boolean(options.fixture)) {
-    throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql');
+    throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', { hint: 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql' });
   }
   const { config } = await loadProject(options.dir); // a plan error stops here, before any server starts
   const major = live ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => Math.floor(s.serverVersion / 10000)) : undefined;
@@ -137,7 +137,7 @@ async function snapshotState(url: string): Promise<DatabaseState> {
 
 async function load(options: RehearseOptions, target: string): Promise<void> {
   const psql = findPgTool('psql');
-  if (!psql) throw new UsageError('psql was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  if (!psql) throw new UsageError('psql was not found', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
   const psqlArgs = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'];
   try {
     if (options.fixture) {
@@ -145,7 +145,7 @@ async function load(options: RehearseOptions, target: string): Promise<void> {
       return;
     }
     const pgDump = findPgTool('pg_dump');
-    if (!pgDump) throw new UsageError('pg_dump was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+    if (!pgDump) throw new UsageError('pg_dump was not found', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
     const dumpArgs = ['--no-owner', '--no-privileges', '--no-password', ...(options.schemaOnly ? ['--schema-only'] : [])];
     // pg_dump | psql, bytes streamed: a pg_dump that fails kills psql before its input ends, so nothing half-loaded is committed.
     await streamThrough({ path: pgDump.path, args: dumpArgs, env: libpqEnvironment(options.sourceUrl) }, { path: psql.path, args: [...psqlArgs, '-f', '-'], env: libpqEnvironment(target) });

@@ -102,7 +102,7 @@ export function rollbackPlan(units: Unit[], rows: LedgerUnit[], options: Pick<Ro
 /** How many of --steps, --to and --all were given; more than one is a usage error. */
 export function checkRollbackOptions(options: Pick<RollbackOptions, 'steps' | 'to' | 'all'>): number {
   const chosen = [options.steps !== undefined, options.to !== undefined, Boolean(options.all)].filter(Boolean).length;
-  if (chosen > 1) throw new UsageError('pass one of --steps, --to and --all', 'bare `tenantify rollback` reverts the newest applied unit; --steps N that many; --to ID down to that unit; --all every one');
+  if (chosen > 1) throw new UsageError('pass one of --steps, --to and --all', { hint: 'bare `tenantify rollback` reverts the newest applied unit; --steps N that many; --to ID down to that unit; --all every one' });
   return chosen;
 }
 
@@ -126,8 +126,10 @@ export function ensureRevertible(plan: RollbackPlan): void {
     const names = problems.map((e) => e.unit.id);
     throw new UsageError(
       `cannot roll back: ${names.length === 1 ? `unit ${names[0]} has` : `units ${names.join(', ')} have`} no usable rollback file`,
-      'write the missing rollbacks (a rollback carries the file name of the unit it reverts), or roll back fewer units with --steps or --to; nothing was touched',
-      problems.map((e) => `${e.unit.id}: ${e.problem}`),
+      {
+        hint: 'write the missing rollbacks (a rollback carries the file name of the unit it reverts), or roll back fewer units with --steps or --to; nothing was touched',
+        details: problems.map((e) => `${e.unit.id}: ${e.problem}`),
+      },
     );
   }
   const drifted = plan.toRevert.filter((e) => e.driftReason);

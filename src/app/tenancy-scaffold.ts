@@ -56,7 +56,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   const catalog = options.fixture ? await catalogOfFixture(options.fixture, readOptions, options.log) : await withSession(options.url, 'tenancy scaffold (read only)', (s) => readCatalog(s.client, readOptions));
   const analysis = analyzeTenancy(catalog, model);
   const units = scaffoldPlan(analysis, catalog, { composite: options.composite, rls: model.rls ?? false });
-  if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', 'run `tenantify tenancy check` to see what is left');
+  if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', { hint: 'run `tenantify tenancy check` to see what is left' });
 
   const width = Math.max(4, String(last.value + BigInt(units.length)).length, last.width);
   const files: ScaffoldedFile[] = units.map((u, i) => {
@@ -65,7 +65,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   });
   const taken = files.flatMap((f) => [f.file, f.rollback]).filter((path) => existsSync(join(options.dir, path)));
   if (taken.length > 0) {
-    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy scaffold never overwrites a file`, 'move or remove it (or scaffold into another --dir); nothing was written', taken.slice(1));
+    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy scaffold never overwrites a file`, { hint: 'move or remove it (or scaffold into another --dir); nothing was written', details: taken.slice(1) });
   }
 
   for (const sub of ['migrations', 'backfills', 'rollbacks']) await mkdir(join(options.dir, sub), { recursive: true });

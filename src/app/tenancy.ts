@@ -145,7 +145,7 @@ export async function writeTenancyModel(dir: string, model: TenancyConfig): Prom
     document = JSON.parse(text) as Record<string, unknown>;
     indent = /^\{\s*\n(\s+)"/.exec(text)?.[1]?.length ?? 2;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new PlanError(configFileName, undefined, `cannot be updated: ${(error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new PlanError(`cannot be updated: ${(error as Error).message}`, { file: configFileName });
   }
   document['tenancy'] = model;
   // What is written must load back: checked before the file is touched.

@@ -45,10 +45,10 @@ export async function withFixtureDatabase<T>(fixture: string, options: FixtureOp
 /** A SQL file run by psql in one transaction, stopping at the first error (exit 2 naming the file). */
 export async function loadSqlFile(url: string, file: string): Promise<void> {
   const psql = findPgTool('psql');
-  if (!psql) throw new UsageError('psql was not found', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  if (!psql) throw new UsageError('psql was not found', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
   try {
     await runTool({ path: psql.path, args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', file], env: libpqEnvironment(url) });
   } catch (error) {
-    throw new UsageError(`${file} does not load`, 'fix the SQL file; nothing else was touched', [redact((error as Error).message)]);
+    throw new UsageError(`${file} does not load`, { hint: 'fix the SQL file; nothing else was touched', details: [redact((error as Error).message)] });
   }
 }

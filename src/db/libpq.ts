@@ -46,7 +46,7 @@ export function parseDatabaseUrl(url: string): UrlParts {
   // Without a scheme, nothing says where a password would be: the value is not shown.
   const shown = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? `${redact(url)} ` : '';
   const wrong = (part: string, hint = 'the form is postgres://user:password@host:port/database?sslmode=require'): UsageError =>
-    new UsageError(`the database URL ${shown}is not valid: ${part}`, hint);
+    new UsageError(`the database URL ${shown}is not valid: ${part}`, { hint });
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
   if (!scheme) throw wrong('it does not start with postgres:// or postgresql://');
   if (!/^postgres(ql)?$/i.test(scheme[1] ?? '')) throw wrong(`the scheme is "${scheme[1]}:", not postgres: or postgresql:`);

@@ -74,7 +74,7 @@ export async function resolveScope(session: Session, unit: Unit): Promise<{ scop
   );
   const missing = found.rows.filter((r) => r.name === null).map((r) => r.wanted);
   if (scope.kind === 'tables' && missing.length > 0) {
-    throw new PlanError(unit.file, scope.line, `the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`, 'fix the `-- tenantify:snapshot` line (or use none); nothing was run');
+    throw new PlanError(`the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`, { file: unit.file, line: scope.line, hint: 'fix the `-- tenantify:snapshot` line (or use none); nothing was run' });
   }
   const tables = [...new Map(found.rows.filter((r) => r.name !== null).map((r) => [r.name as string, { name: r.name as string, bytes: Number(r.bytes ?? 0) }])).values()];
   return tables.length === 0 ? undefined : { scope: 'tables', tables };
@@ -98,10 +98,10 @@ export class SnapshotTaker {
     this.pgDump = findPgTool('pg_dump');
     const serverMajor = Math.floor(this.session.serverVersion / 10000);
     if (!this.pgDump) {
-      throw new UsageError('pg_dump was not found: tenantify takes a snapshot before each unit', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`), put pg_dump on PATH, or pass --no-snapshot to run without snapshots');
+      throw new UsageError('pg_dump was not found: tenantify takes a snapshot before each unit', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`), put pg_dump on PATH, or pass --no-snapshot to run without snapshots' });
     }
     if (this.pgDump.major < serverMajor) {
-      throw new UsageError(`pg_dump ${this.pgDump.version} cannot dump this PostgreSQL ${serverMajor} server`, `install pg_dump ${serverMajor} or newer and put it first on PATH, or pass --no-snapshot`);
+      throw new UsageError(`pg_dump ${this.pgDump.version} cannot dump this PostgreSQL ${serverMajor} server`, { hint: `install pg_dump ${serverMajor} or newer and put it first on PATH, or pass --no-snapshot` });
     }
     let needed = 0;
     for (const unit of units) {
@@ -113,7 +113,7 @@ export class SnapshotTaker {
     if (free !== undefined && needed > free) {
       throw new UsageError(
         `not enough free disk for the snapshots: about ${mb(needed)} needed under ${this.settings.directory}, ${mb(free)} free`,
-        'free some space, point snapshotDir in tenantify.config.json elsewhere, prune old ones (`tenantify snapshots prune --keep N`), or pass --no-snapshot',
+        { hint: 'free some space, point snapshotDir in tenantify.config.json elsewhere, prune old ones (`tenantify snapshots prune --keep N`), or pass --no-snapshot' },
       );
     }
   }
@@ -122,7 +122,7 @@ export class SnapshotTaker {
     const resolved = await resolveScope(this.session, unit);
     if (!resolved) return undefined;
     const pgDump = this.pgDump ?? findPgTool('pg_dump');
-    if (!pgDump) throw new UsageError('pg_dump was not found', 'install the PostgreSQL client or pass --no-snapshot');
+    if (!pgDump) throw new UsageError('pg_dump was not found', { hint: 'install the PostgreSQL client or pass --no-snapshot' });
     const started = performance.now();
     const runDir = resolve(this.settings.directory, String(runId));
     await makePrivateDirectory(runDir);
@@ -188,12 +188,12 @@ export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
   try {
     actual = await fingerprint(manifest.file);
   } catch {
-    throw new UsageError(`the snapshot of ${manifest.unit} is missing: ${manifest.file}`, 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)');
+    throw new UsageError(`the snapshot of ${manifest.unit} is missing: ${manifest.file}`, { hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' });
   }
   if (actual.sha256 !== manifest.sha256) {
     throw new UsageError(
       `the snapshot of ${manifest.unit} is corrupt: ${manifest.file} has sha256 ${actual.sha256.slice(0, 16)}..., the ledger recorded ${manifest.sha256.slice(0, 16)}...`,
-      'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)',
+      { hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' },
     );
   }
 }
@@ -216,12 +216,12 @@ export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
  */
 export async function restoreSnapshot(session: Session, manifest: SnapshotManifest): Promise<void> {
   if (manifest.scope === 'schema') {
-    throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, 'revert the unit with its rollback file instead');
+    throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, { hint: 'revert the unit with its rollback file instead' });
   }
   await ensureRestorable(session, manifest);
   const pgRestore = findPgTool('pg_restore');
   const psql = findPgTool('psql');
-  if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
   const env = libpqEnvironment(session.url);
   try {
     const plan = manifest.scope === 'tables' ? await aroundTables(session, manifest.tables, env) : aroundDatabase;
@@ -322,7 +322,7 @@ async function ensureNothingLost(session: Session, manifest: SnapshotManifest): 
   if (lost.length > 0) {
     throw new UsageError(
       `restoring the snapshot of ${manifest.unit} would drop what depends on its tables and is not restored with them: ${lost.join('; ')}`,
-      'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the snapshot by hand with pg_restore',
+      { hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the snapshot by hand with pg_restore' },
     );
   }
 }
@@ -363,7 +363,7 @@ async function objectsLostByDrop(session: Session, tables: string[]): Promise<st
 /** The views' definitions, comments, grants and owners as pg_dump writes them (materialized views with their REFRESH), as bytes. */
 async function dumpViews(views: string[], env: NodeJS.ProcessEnv): Promise<Buffer> {
   const pgDump = findPgTool('pg_dump');
-  if (!pgDump) throw new UsageError(`pg_dump is needed to keep the views built on the restored tables (${views.join(', ')})`, 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
+  if (!pgDump) throw new UsageError(`pg_dump is needed to keep the views built on the restored tables (${views.join(', ')})`, { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
   return (await runTool({ path: pgDump.path, args: ['--no-password', ...views.flatMap((v) => ['-t', v])], env })).stdout;
 }
 

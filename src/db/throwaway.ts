@@ -217,7 +217,7 @@ export async function startThrowawayCitus(options: ThrowawayCitusOptions = {}): 
   if ('missing' in citus || !binaries) {
     throw new UsageError(
       'missing' in citus ? citus.missing : 'no PostgreSQL binaries',
-      'install Citus into this PostgreSQL (as root: `bash shared/citus/install.sh`, or the citusdata packages), then try again',
+      { hint: 'install Citus into this PostgreSQL (as root: `bash shared/citus/install.sh`, or the citusdata packages), then try again' },
     );
   }
   const workers = options.workers ?? 2;

@@ -74,7 +74,7 @@ export async function loadConfig(directory: string): Promise<Config> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return configSchema.parse({});
-    throw new PlanError(configFileName, undefined, `cannot be read: ${(error as Error).message}`);
+    throw new PlanError(`cannot be read: ${(error as Error).message}`, { file: configFileName });
   }
   let raw: unknown;
   try {
@@ -82,7 +82,7 @@ export async function loadConfig(directory: string): Promise<Config> {
   } catch (error) {
     const position = /position (\d+)/.exec((error as Error).message)?.[1];
     const line = position === undefined ? undefined : text.slice(0, Number(position)).split('\n').length;
-    throw new PlanError(configFileName, line, `is not valid JSON: ${(error as Error).message}`);
+    throw new PlanError(`is not valid JSON: ${(error as Error).message}`, { file: configFileName, line });
   }
   const parsed = configSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
@@ -92,7 +92,7 @@ export async function loadConfig(directory: string): Promise<Config> {
   const line = key ? lineOfKey(text, key) : undefined;
   const where = path.length > 0 ? ` at ${path.join('.')}` : '';
   const message = issue?.code === 'unrecognized_keys' ? `unknown key "${key}"${where}` : `${issue?.message ?? 'invalid'}${where}`;
-  throw new PlanError(configFileName, line, message, `allowed keys: ${Object.keys(configSchema.shape).join(', ')}`);
+  throw new PlanError(message, { file: configFileName, line, hint: `allowed keys: ${Object.keys(configSchema.shape).join(', ')}` });
 }
 
 function lineOfKey(text: string, key: string): number | undefined {

@@ -42,7 +42,7 @@ export interface PlanOptions {
 export function planRun(units: Unit[], ledgerRows: LedgerRow[], options: PlanOptions = {}): Plan {
   const byId = new Map(ledgerRows.map((row) => [row.id, row]));
   if (options.to !== undefined && !units.some((u) => u.id === options.to)) {
-    throw new UsageError(`--to ${options.to}: no such unit in the plan`, `units are named by file name without extension, e.g. ${units[0]?.id ?? '0001_create_organizations'}`);
+    throw new UsageError(`--to ${options.to}: no such unit in the plan`, { hint: `units are named by file name without extension, e.g. ${units[0]?.id ?? '0001_create_organizations'}` });
   }
   const highestApplied = units.reduce<Unit | undefined>((max, u) => {
     const row = byId.get(u.id);
@@ -186,7 +186,7 @@ export function planRollback(units: Unit[], ledgerRows: LedgerUnit[], options: R
 function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOptions): number {
   if (options.steps !== undefined) {
     if (options.steps > done.length) {
-      throw new UsageError(`--steps ${options.steps}: only ${done.length} unit${done.length === 1 ? ' is' : 's are'} applied`, `pass --steps ${done.length}, or leave --steps out to revert them all`);
+      throw new UsageError(`--steps ${options.steps}: only ${done.length} unit${done.length === 1 ? ' is' : 's are'} applied`, { hint: `pass --steps ${done.length}, or leave --steps out to revert them all` });
     }
     return options.steps;
   }
@@ -196,7 +196,7 @@ function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOpti
     const known = units.some((u) => u.id === options.to);
     throw new UsageError(
       `--to ${options.to}: ${known ? 'that unit is not applied' : 'no such unit in the plan'}`,
-      `--to names the unit that stays applied: one of ${done.map((e) => e.unit.id).join(', ') || '(none: nothing is applied)'}`,
+      { hint: `--to names the unit that stays applied: one of ${done.map((e) => e.unit.id).join(', ') || '(none: nothing is applied)'}` },
     );
   }
   return index;

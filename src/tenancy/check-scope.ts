@@ -51,10 +51,10 @@ export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, only?: s
   const tenantsTable = byName.get(analysis.tenants);
   const tenantsColumn = tenantsTable?.primaryKey?.length === 1 ? tenantsTable.primaryKey[0] : undefined;
   if (tenantsTable && !tenantsColumn) {
-    throw new UsageError(`the tenants table ${analysis.tenants} has ${tenantsTable.primaryKey ? 'a composite' : 'no'} primary key: a tenant key cannot name its rows`, 'give the tenants table a one-column primary key, or name another with --tenants');
+    throw new UsageError(`the tenants table ${analysis.tenants} has ${tenantsTable.primaryKey ? 'a composite' : 'no'} primary key: a tenant key cannot name its rows`, { hint: 'give the tenants table a one-column primary key, or name another with --tenants' });
   }
   if (!tenantsTable && !analysis.ownerIsTenants) {
-    throw new UsageError(`the tenants table ${analysis.tenants} does not exist: the database has not been upgraded to this model`, 'apply the plan `tenancy scaffold` wrote first, or name the tenants table with --tenants');
+    throw new UsageError(`the tenants table ${analysis.tenants} does not exist: the database has not been upgraded to this model`, { hint: 'apply the plan `tenancy scaffold` wrote first, or name the tenants table with --tenants' });
   }
   const keyOf = (t: TableAnalysis, table: CatalogTable): { key: string; primary: boolean } =>
     t.role === 'owner' && analysis.ownerIsTenants ? { key: tenantsColumn ?? table.primaryKey?.[0] ?? analysis.key, primary: true } : { key: analysis.key, primary: false };
@@ -63,7 +63,7 @@ export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, only?: s
   const keys = new Map<TableName, string>();
   for (const t of inScope) {
     const table = byName.get(t.table);
-    if (!table) throw new UsageError(`the model names ${t.table}, which the database does not have`, 'check the model in tenantify.config.json against the database (`tenancy analyze`)');
+    if (!table) throw new UsageError(`the model names ${t.table}, which the database does not have`, { hint: 'check the model in tenantify.config.json against the database (`tenancy analyze`)' });
     keys.set(t.table, keyOf(t, table).key);
   }
 
@@ -110,7 +110,7 @@ export function shortName(name: TableName): string {
 function select(tables: TableAnalysis[], only: string[]): TableAnalysis[] {
   const unknown = only.filter((name) => !tables.some((t) => t.table === name || shortName(t.table) === name));
   if (unknown.length > 0) {
-    throw new UsageError(`--table ${unknown.join(', ')}: not a tenant table of the model`, `tenant tables: ${tables.map((t) => shortName(t.table)).join(', ')}`);
+    throw new UsageError(`--table ${unknown.join(', ')}: not a tenant table of the model`, { hint: `tenant tables: ${tables.map((t) => shortName(t.table)).join(', ')}` });
   }
   return tables.filter((t) => only.includes(t.table) || only.includes(shortName(t.table)));
 }

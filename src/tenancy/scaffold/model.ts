@@ -50,7 +50,7 @@ export class ScaffoldModel {
     for (const t of analysis.tables) this.analyses.set(t.table, t);
     const owner = this.table(analysis.owner);
     if (!owner.primaryKey || owner.primaryKey.length !== 1) {
-      throw new UsageError(`the owner ${analysis.owner} needs a single-column primary key: one tenant per row is found through it`, 'add a primary key to the owner table first, or choose another --owner');
+      throw new UsageError(`the owner ${analysis.owner} needs a single-column primary key: one tenant per row is found through it`, { hint: 'add a primary key to the owner table first, or choose another --owner' });
     }
     this.ownerPk = owner.primaryKey[0] as string;
     const ownerTable = analysis.owner.slice(analysis.owner.indexOf('.') + 1);
@@ -63,7 +63,7 @@ export class ScaffoldModel {
       if (!tenants.columns.some((c) => c.name === this.legacyColumn) || tenants.primaryKey?.length !== 1) {
         throw new UsageError(
           `${analysis.tenants} exists but has no ${this.legacyColumn} column: the plan cannot tell which tenant each ${analysis.owner} row belongs to`,
-          `add ${this.legacyColumn} (unique, the ${analysis.owner} id of each tenant) to ${analysis.tenants}, or pass --tenants with a new table's name and let the plan create it`,
+          { hint: `add ${this.legacyColumn} (unique, the ${analysis.owner} id of each tenant) to ${analysis.tenants}, or pass --tenants with a new table's name and let the plan create it` },
         );
       }
       this.keyType = columnType(tenants, tenants.primaryKey[0] as string);
@@ -95,7 +95,7 @@ export class ScaffoldModel {
 
   table(name: TableName): CatalogTable {
     const t = this.tables.get(name);
-    if (!t) throw new UsageError(`the tenancy model names ${name}, which the catalog does not have`, 'check the table names in the model, or the schemas read (--schema)');
+    if (!t) throw new UsageError(`the tenancy model names ${name}, which the catalog does not have`, { hint: 'check the table names in the model, or the schemas read (--schema)' });
     return t;
   }
 
