@@ -34,8 +34,9 @@ export type { Reporter, RevertReporter, UnitReport } from './exec/context.js';
  * TenantifyError is the base (`exitCode`, `hint`, `details`); UsageError and PlanError(s)
  * (2: bad arguments, config or plan, nothing touched), UnitFailedError (1: a unit failed and
  * was rolled back), ViolationsError (3: a precheck or verify returned rows), LockHeldError
- * (4: another run holds the lock), DriftError (5: an applied unit changed), InterruptedError
- * (130: SIGINT/SIGTERM stopped the run at a safe point).
+ * (4: another run holds the lock), DriftError (5: an applied unit changed), ConnectionLostError
+ * (1: the connection dropped mid-run; the next run resumes), InterruptedError (130: SIGINT/SIGTERM
+ * stopped the run at a safe point).
  */
 export {
   ExitCode,
@@ -50,6 +51,7 @@ export {
   ViolationsError,
   LockHeldError,
   DriftError,
+  ConnectionLostError,
   InterruptedError,
   isTenantifyError,
 } from './errors.js';
