@@ -166,8 +166,10 @@ export class Ledger {
   private readonly prepared = new Map<string, { name: string; ready: boolean }>();
 
   /**
-   * The ledger's tables in its schema, for the statements Kysely builds. The statements
-   * that travel in messages are `sql` on `db` itself: their text must stay what was prepared.
+   * The ledger's tables in its schema, for the statements Kysely builds. A unit's
+   * transitions, progress and snapshot stay `sql` templates compiled on `db`: each is one
+   * statement over units and events, and a message carries it as the EXECUTE of a statement
+   * prepared once (transitionText), whose text must not move.
    */
   private readonly tables: Kysely<LedgerDatabase>;
 
