@@ -5,7 +5,7 @@
  * reconstruct what happened, and a trigger refuses any UPDATE or DELETE on it.
  */
 import { hostname } from 'node:os';
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type ColumnType, type Generated, type Kysely, type RawBuilder } from 'kysely';
 import pg from 'pg';
 import { UsageError } from '../errors.js';
 import type { UnitKind, UnitStatus } from '../plan/types.js';
@@ -78,6 +78,82 @@ export interface LedgerRun {
   exitCode: number | null;
 }
 
+/**
+ * The ledger's tables as Kysely sees them, in the ledger's schema (a Ledger queries them
+ * `withSchema`). Columns the server fills (serials, defaults, `clock_timestamp()`) are
+ * Generated; jsonb columns read as parsed values and are written as JSON text, cast by the
+ * server. int8 columns read as numbers: connection.ts parses them so (ids stay far below 2^53).
+ */
+export interface LedgerDatabase {
+  meta: MetaTable;
+  runs: RunsTable;
+  units: UnitsTable;
+  events: EventsTable;
+}
+
+/** A jsonb column with a default: the parsed value on select, JSON text on insert (or none) and update. */
+type JsonbWithDefault<T> = ColumnType<T, string | undefined, string>;
+/** A nullable jsonb column: the parsed value or null on select, JSON text or null on insert and update. */
+type NullableJsonb<T> = ColumnType<T | null, string | null, string | null>;
+
+export interface MetaTable {
+  key: string;
+  value: string;
+}
+
+export interface RunsTable {
+  id: Generated<number>;
+  command: string;
+  options: JsonbWithDefault<Record<string, unknown>>;
+  db_user: Generated<string>;
+  client_host: string;
+  client_pid: number;
+  backend_pid: Generated<number>;
+  tool_version: string;
+  started_at: Generated<Date>;
+  finished_at: Date | null;
+  outcome: string | null;
+  exit_code: number | null;
+}
+
+export interface UnitsTable {
+  id: string;
+  kind: UnitKind;
+  file: string;
+  status: UnitStatus;
+  checksum: string;
+  /** Since ledger version 2: a ledger of version 1 has no such column until it is upgraded. */
+  fingerprint: string | null;
+  run_id: number | null;
+  started_at: Date | null;
+  applied_at: Date | null;
+  duration_ms: number | null;
+  progress: JsonbWithDefault<UnitProgress>;
+  verify_checks: JsonbWithDefault<{ name: string; sql: string }[]>;
+  verify_results: NullableJsonb<unknown>;
+  snapshot: NullableJsonb<unknown>;
+  error: NullableJsonb<LedgerError>;
+  updated_at: Generated<Date>;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  run_id: number | null;
+  unit_id: string | null;
+  at: Generated<Date>;
+  event: string;
+  detail: JsonbWithDefault<Record<string, unknown>>;
+}
+
+export interface LedgerEvent {
+  id: number;
+  runId: number | null;
+  unitId: string | null;
+  at: Date;
+  event: string;
+  detail: Record<string, unknown>;
+}
+
 export interface LedgerState {
   exists: boolean;
   version: number | undefined;
@@ -89,20 +165,30 @@ export class Ledger {
   /** The ledger's statements for messages (see transitionText) by their text, and whether this session has them. */
   private readonly prepared = new Map<string, { name: string; ready: boolean }>();
 
-  constructor(
-    readonly db: Kysely<any>,
-    readonly schema: string,
-  ) {}
+  /**
+   * The ledger's tables in its schema, for the statements Kysely builds. A unit's
+   * transitions, progress and snapshot stay `sql` templates compiled on `db`: each is one
+   * statement over units and events, and a message carries it as the EXECUTE of a statement
+   * prepared once (transitionText), whose text must not move.
+   */
+  private readonly tables: Kysely<LedgerDatabase>;
 
-  private t(name: string): RawBuilder<unknown> {
+  constructor(
+    readonly db: Kysely<LedgerDatabase>,
+    readonly schema: string,
+  ) {
+    this.tables = db.withSchema(schema);
+  }
+
+  private t(name: keyof LedgerDatabase): RawBuilder<unknown> {
     return sql.table(`${this.schema}.${name}`);
   }
 
   async exists(): Promise<number | undefined> {
     const found = await sql<{ present: boolean }>`SELECT to_regclass(${`${quoteIdent(this.schema)}.meta`}) IS NOT NULL AS present`.execute(this.db);
     if (!found.rows[0]?.present) return undefined;
-    const version = await sql<{ value: string }>`SELECT value FROM ${this.t('meta')} WHERE key = 'ledger_version'`.execute(this.db);
-    return Number(version.rows[0]?.value ?? 0);
+    const version = await this.tables.selectFrom('meta').select('value').where('key', '=', 'ledger_version').executeTakeFirst();
+    return Number(version?.value ?? 0);
   }
 
   /**
@@ -126,52 +212,61 @@ export class Ledger {
   async read(): Promise<LedgerState> {
     const version = await this.exists();
     if (version === undefined) return { exists: false, version: undefined, units: [], lastRun: undefined };
-    const units = await sql<Record<string, unknown>>`SELECT * FROM ${this.t('units')} ORDER BY id`.execute(this.db);
-    const runs = await sql<Record<string, unknown>>`SELECT * FROM ${this.t('runs')} ORDER BY id DESC LIMIT 1`.execute(this.db);
-    return {
-      exists: true,
-      version,
-      units: units.rows.map(toLedgerUnit),
-      lastRun: runs.rows[0] ? toLedgerRun(runs.rows[0]) : undefined,
-    };
+    // A ledger of version 1, not upgraded yet (a read-only command, or before `ensure`), has no fingerprints.
+    const fingerprint = version >= 2 ? sql.ref<string | null>('fingerprint') : sql<null>`NULL`;
+    const units = await this.tables
+      .selectFrom('units')
+      .select(['id', 'kind', 'file', 'status', 'checksum', fingerprint.as('fingerprint'), 'run_id as runId', 'started_at as startedAt', 'applied_at as appliedAt', 'duration_ms as durationMs'])
+      .select(['progress', 'verify_checks as verifyChecks', 'verify_results as verifyResults', 'snapshot', 'error', 'updated_at as updatedAt'])
+      .orderBy('id')
+      .execute();
+    const lastRun = await this.tables.selectFrom('runs').select(runColumns).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    return { exists: true, version, units, lastRun };
   }
 
   async run(id: number): Promise<LedgerRun | undefined> {
-    const result = await sql<Record<string, unknown>>`SELECT * FROM ${this.t('runs')} WHERE id = ${id}`.execute(this.db);
-    return result.rows[0] ? toLedgerRun(result.rows[0]) : undefined;
+    return this.tables.selectFrom('runs').select(runColumns).where('id', '=', id).executeTakeFirst();
   }
 
   /** The unfinished run served by this backend, if the ledger has it. */
   async runOfBackend(backendPid: number): Promise<LedgerRun | undefined> {
-    const result = await sql<Record<string, unknown>>`
-      SELECT * FROM ${this.t('runs')} WHERE backend_pid = ${backendPid} AND finished_at IS NULL ORDER BY id DESC LIMIT 1`.execute(this.db);
-    return result.rows[0] ? toLedgerRun(result.rows[0]) : undefined;
+    return this.tables
+      .selectFrom('runs')
+      .select(runColumns)
+      .where('backend_pid', '=', backendPid)
+      .where('finished_at', 'is', null)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
   }
 
   async startRun(command: string, options: Record<string, unknown>): Promise<number> {
-    const result = await sql<{ id: number }>`
-      INSERT INTO ${this.t('runs')} (command, options, client_host, client_pid, tool_version)
-      VALUES (${command}, ${JSON.stringify(options)}::jsonb, ${hostname()}, ${process.pid}, ${toolVersion()})
-      RETURNING id`.execute(this.db);
-    return (result.rows[0] as { id: number }).id;
+    const run = await this.tables
+      .insertInto('runs')
+      .values({ command, options: JSON.stringify(options), client_host: hostname(), client_pid: process.pid, tool_version: toolVersion() })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return run.id;
   }
 
   async finishRun(runId: number, outcome: string, exitCode: number): Promise<void> {
-    await sql`UPDATE ${this.t('runs')} SET finished_at = clock_timestamp(), outcome = ${outcome}, exit_code = ${exitCode} WHERE id = ${runId}`.execute(this.db);
+    await this.tables.updateTable('runs').set({ finished_at: now, outcome, exit_code: exitCode }).where('id', '=', runId).execute();
   }
 
   /** Runs that never finished and whose backend is gone: they died (kill -9, lost laptop...). */
   async closeDeadRuns(currentRunId: number): Promise<LedgerRun[]> {
-    const result = await sql<Record<string, unknown>>`
-      UPDATE ${this.t('runs')} r SET finished_at = clock_timestamp(), outcome = 'died'
-      WHERE r.finished_at IS NULL AND r.id <> ${currentRunId}
-        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid AND a.backend_start <= r.started_at)
-      RETURNING *`.execute(this.db);
-    return result.rows.map(toLedgerRun);
+    return this.tables
+      .updateTable('runs as r')
+      .set({ finished_at: now, outcome: 'died' })
+      .where('r.finished_at', 'is', null)
+      .where('r.id', '<>', currentRunId)
+      .where(sql<boolean>`NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid AND a.backend_start <= r.started_at)`)
+      .returning(runColumns)
+      .execute();
   }
 
   async event(runId: number | null, unitId: string | null, event: string, detail: Record<string, unknown> = {}): Promise<void> {
-    await sql`INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) VALUES (${runId}, ${unitId}, ${event}, ${JSON.stringify(detail)}::jsonb)`.execute(this.db);
+    await this.tables.insertInto('events').values({ run_id: runId, unit_id: unitId, event, detail: JSON.stringify(detail) }).execute();
   }
 
   /**
@@ -340,9 +435,13 @@ export class Ledger {
 
   /** This run's rows of these units: their status and duration. */
   async unitsOfRun(runId: number, unitIds: string[]): Promise<Map<string, { status: UnitStatus; durationMs: number | null }>> {
-    const { rows } = await sql<{ id: string; status: UnitStatus; duration_ms: number | null }>`
-      SELECT id, status, duration_ms FROM ${this.t('units')} WHERE run_id = ${runId} AND id = ANY(${unitIds}::text[])`.execute(this.db);
-    return new Map(rows.map((r) => [r.id, { status: r.status, durationMs: r.duration_ms }]));
+    const rows = await this.tables
+      .selectFrom('units')
+      .select(['id', 'status', 'duration_ms as durationMs'])
+      .where('run_id', '=', runId)
+      .where((eb) => eb('id', '=', eb.fn.any(eb.val(unitIds))))
+      .execute();
+    return new Map(rows.map(({ id, ...state }) => [id, state]));
   }
 
   /** A batch of segment `index` committed: its cursor and the unit's counts move on, atomically, whichever worker writes. */
@@ -363,7 +462,7 @@ export class Ledger {
   async repairUnit(runId: number, unit: { id: string; file: string; checksum: string; fingerprint?: string | undefined }, verifyChecks: { name: string; sql: string }[], reason: string): Promise<{ previousChecksum: string; at: Date; user: string } | undefined> {
     // A ledger of an older version gets the fingerprint column first (the caller holds the run lock).
     await this.ensure();
-    const result = await sql<{ previous_checksum: string; at: Date; db_user: string }>`
+    const result = await sql<{ previousChecksum: string; at: Date; user: string }>`
       WITH before AS (
         SELECT id, checksum, fingerprint, file, verify_checks FROM ${this.t('units')} WHERE id = ${unit.id} AND status = 'applied' FOR UPDATE
       ), state AS (
@@ -379,22 +478,14 @@ export class Ledger {
           FROM before JOIN state USING (id)
         RETURNING at
       )
-      SELECT before.checksum AS previous_checksum, (SELECT at FROM event) AS at, current_user AS db_user FROM before`.execute(this.db);
-    const row = result.rows[0];
-    return row ? { previousChecksum: row.previous_checksum, at: row.at, user: row.db_user } : undefined;
+      SELECT before.checksum AS "previousChecksum", (SELECT at FROM event) AS at, current_user AS "user" FROM before`.execute(this.db);
+    return result.rows[0];
   }
 
-  async events(unitId?: string, limit = 50): Promise<{ id: number; runId: number | null; unitId: string | null; at: Date; event: string; detail: Record<string, unknown> }[]> {
-    const result = await sql<Record<string, unknown>>`
-      SELECT * FROM ${this.t('events')} WHERE ${unitId === undefined ? sql`true` : sql`unit_id = ${unitId}`} ORDER BY id DESC LIMIT ${limit}`.execute(this.db);
-    return result.rows.map((r) => ({
-      id: r['id'] as number,
-      runId: (r['run_id'] as number | null) ?? null,
-      unitId: (r['unit_id'] as string | null) ?? null,
-      at: r['at'] as Date,
-      event: r['event'] as string,
-      detail: r['detail'] as Record<string, unknown>,
-    }));
+  async events(unitId?: string, limit = 50): Promise<LedgerEvent[]> {
+    let query = this.tables.selectFrom('events').select(['id', 'run_id as runId', 'unit_id as unitId', 'at', 'event', 'detail']).orderBy('id', 'desc').limit(limit);
+    if (unitId !== undefined) query = query.where('unit_id', '=', unitId);
+    return query.execute();
   }
 }
 
@@ -416,6 +507,12 @@ export interface UnitTransition {
   error?: LedgerError;
   detail?: Record<string, unknown>;
 }
+
+/** A LedgerRun's columns of `runs`. */
+const runColumns = ['id', 'command', 'db_user as dbUser', 'client_host as clientHost', 'client_pid as clientPid', 'backend_pid as backendPid', 'tool_version as toolVersion', 'started_at as startedAt', 'finished_at as finishedAt', 'outcome', 'exit_code as exitCode'] as const;
+
+/** The server's clock as a column's value, as the ledger's DDL defaults take it. */
+const now = sql<Date>`clock_timestamp()`;
 
 /** The names of the ledger's prepared statements (see Ledger.transitionText), lower case as the server keeps them. */
 const preparedPrefix = 'tenantify_ledger_';
@@ -500,41 +597,4 @@ function ledgerDdl(schema: string): string[] {
     `CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON ${s}.events
        FOR EACH ROW EXECUTE FUNCTION ${s}.events_append_only()`,
   ];
-}
-
-function toLedgerUnit(r: Record<string, unknown>): LedgerUnit {
-  return {
-    id: r['id'] as string,
-    kind: r['kind'] as UnitKind,
-    file: r['file'] as string,
-    status: r['status'] as UnitStatus,
-    checksum: r['checksum'] as string,
-    fingerprint: (r['fingerprint'] as string | null | undefined) ?? null,
-    runId: (r['run_id'] as number | null) ?? null,
-    startedAt: (r['started_at'] as Date | null) ?? null,
-    appliedAt: (r['applied_at'] as Date | null) ?? null,
-    durationMs: (r['duration_ms'] as number | null) ?? null,
-    progress: (r['progress'] as UnitProgress | null) ?? {},
-    verifyChecks: (r['verify_checks'] as { name: string; sql: string }[] | null) ?? [],
-    verifyResults: r['verify_results'] ?? null,
-    snapshot: r['snapshot'] ?? null,
-    error: (r['error'] as LedgerError | null) ?? null,
-    updatedAt: r['updated_at'] as Date,
-  };
-}
-
-function toLedgerRun(r: Record<string, unknown>): LedgerRun {
-  return {
-    id: r['id'] as number,
-    command: r['command'] as string,
-    dbUser: r['db_user'] as string,
-    clientHost: r['client_host'] as string,
-    clientPid: r['client_pid'] as number,
-    backendPid: r['backend_pid'] as number,
-    toolVersion: r['tool_version'] as string,
-    startedAt: r['started_at'] as Date,
-    finishedAt: (r['finished_at'] as Date | null) ?? null,
-    outcome: (r['outcome'] as string | null) ?? null,
-    exitCode: (r['exit_code'] as number | null) ?? null,
-  };
 }
