@@ -51,8 +51,9 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       WHERE c.oid IN (${tablesOf})`,
     [schemas],
   );
-  const columns = await client.query<{ oid: number; name: string; type: string; not_null: boolean; has_default: boolean; attnum: number; comment: string | null }>(
+  const columns = await client.query<{ oid: number; name: string; type: string; not_null: boolean; has_default: boolean; attnum: number; comment: string | null; identity: string }>(
     `SELECT a.attrelid::int AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, col_description(a.attrelid, a.attnum) AS comment,
+            a.attidentity::text AS identity,
             a.attnotnull AS not_null, a.atthasdef AS has_default, a.attnum::int AS attnum
        FROM pg_attribute a
       WHERE a.attrelid IN (${tablesOf}) AND a.attnum > 0 AND NOT a.attisdropped
@@ -139,7 +140,10 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     attnames.set(row.oid, new Map());
   }
   for (const row of columns.rows) {
-    const column: CatalogColumn = { name: row.name, type: row.type, notNull: row.not_null, hasDefault: row.has_default, ...(row.comment === null ? {} : { comment: row.comment }) };
+    const column: CatalogColumn = { name: row.name, type: row.type, notNull: row.not_null, hasDefault: row.has_default,
+      ...(row.comment === null ? {} : { comment: row.comment }),
+      ...(row.identity === 'a' ? { identity: 'always' as const } : row.identity === 'd' ? { identity: 'by default' as const } : {}),
+    };
     byOid.get(row.oid)?.columns.push(column);
     attnames.get(row.oid)?.set(row.attnum, column);
   }

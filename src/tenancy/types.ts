@@ -23,6 +23,8 @@ export interface CatalogColumn {
   hasDefault: boolean;
   /** COMMENT ON COLUMN, when there is one. */
   comment?: string;
+  /** An identity column: GENERATED ALWAYS or BY DEFAULT AS IDENTITY. */
+  identity?: 'always' | 'by default';
 }
 
 export interface CatalogForeignKey {

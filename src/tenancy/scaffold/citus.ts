@@ -26,7 +26,7 @@
  */
 import { UsageError } from '../../errors.js';
 import { quoteLiteral } from '../sql-text.js';
-import type { CatalogForeignKey, CatalogTable, TableName } from '../types.js';
+import type { CatalogColumn, CatalogForeignKey, CatalogTable, TableName } from '../types.js';
 import { bare, pgName, q, qt, slug, type KeyedTable, type ScaffoldModel } from './model.js';
 import { wrap, type UnitText } from './render.js';
 
@@ -306,6 +306,14 @@ function distributionKeys(m: ScaffoldModel, p: Placed): { up: UnitText; down: Un
       down: [`ALTER TABLE ${table} DROP CONSTRAINT ${q(name)}`, `ALTER TABLE ${table} ADD CONSTRAINT ${q(name)} UNIQUE (${q(m.legacyColumn)})`],
     });
   }
+  const identities = p.catalog
+    ? p.catalog.columns.flatMap((c) => (c.identity ? [{ column: c.name, kind: c.identity }] : []))
+    : m.createsTenants
+      ? [{ column: m.tenantsPk, kind: 'by default' as const }]
+      : [];
+  for (const { column: c, kind } of identities) {
+    changes.push({ what: `identity column ${c} → a sequence of its own (Citus cannot make a table with an identity column plain again)`, up: [identityToSequence(p.name, c)], down: [sequenceToIdentity(p.name, c, kind)] });
+  }
   if (changes.length === 0) return undefined;
   return {
     up: {
@@ -336,6 +344,52 @@ function distributionKeys(m: ScaffoldModel, p: Placed): { up: UnitText; down: Un
   };
 }
 
+/**
+ * An identity column made a plain column whose default is a sequence of the same name, at
+ * the same value: undistribute_table refuses a table with an identity column, so the rollback
+ * would be stuck. The values the column takes do not change.
+ */
+function identityToSequence(table: TableName, column: string): string {
+  const t = quoteLiteral(qt(table));
+  const c = quoteLiteral(column);
+  return [
+    'DO $$',
+    'DECLARE',
+    '  sequence_name text := pg_get_serial_sequence(' + `${t}, ${c});`,
+    '  at bigint;',
+    '  called boolean;',
+    'BEGIN',
+    "  EXECUTE format('SELECT last_value, is_called FROM %s', sequence_name) INTO at, called;",
+    `  ALTER TABLE ${qt(table)} ALTER COLUMN ${q(column)} DROP IDENTITY;`,
+    `  EXECUTE format('CREATE SEQUENCE %s AS %s OWNED BY %s.%I', sequence_name, format_type((SELECT atttypid FROM pg_attribute WHERE attrelid = ${t}::regclass AND attname = ${c}), NULL), ${t}, ${c});`,
+    '  PERFORM setval(sequence_name, at, called);',
+    `  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT nextval(%L::regclass)', ${t}, ${c}, sequence_name);`,
+    'END',
+    '$$',
+  ].join('\n');
+}
+
+/** The identity column back, at the value its sequence had reached. */
+function sequenceToIdentity(table: TableName, column: string, kind: 'always' | 'by default'): string {
+  const t = quoteLiteral(qt(table));
+  const c = quoteLiteral(column);
+  return [
+    'DO $$',
+    'DECLARE',
+    '  sequence_name text := pg_get_serial_sequence(' + `${t}, ${c});`,
+    '  at bigint;',
+    '  called boolean;',
+    'BEGIN',
+    "  EXECUTE format('SELECT last_value, is_called FROM %s', sequence_name) INTO at, called;",
+    `  ALTER TABLE ${qt(table)} ALTER COLUMN ${q(column)} DROP DEFAULT;`,
+    "  EXECUTE format('DROP SEQUENCE %s', sequence_name);",
+    `  ALTER TABLE ${qt(table)} ALTER COLUMN ${q(column)} ADD GENERATED ${kind === 'always' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY;`,
+    `  PERFORM setval(pg_get_serial_sequence(${t}, ${c}), at, called);`,
+    'END',
+    '$$',
+  ].join('\n');
+}
+
 // ---------------------------------------------------------------------------------------
 // 3. Reference tables, the tenants table, tenant tables
 // ---------------------------------------------------------------------------------------
@@ -351,6 +405,10 @@ function commentsOf(m: ScaffoldModel, table: TableName): string[] {
     ...(t.comment === undefined ? [] : [`COMMENT ON TABLE ${qt(table)} IS ${quoteLiteral(t.comment)}`]),
     ...t.columns.flatMap((c) => (c.comment === undefined ? [] : [`COMMENT ON COLUMN ${qt(table)}.${q(c.name)} IS ${quoteLiteral(c.comment)}`])),
   ];
+}
+
+function identitiesOf(m: ScaffoldModel, table: TableName): CatalogColumn[] {
+  return m.tables.get(table)?.columns.filter((c) => c.identity) ?? [];
 }
 
 function noTriggers(table: TableName): { name: string; sql: string } {
@@ -386,7 +444,7 @@ function referenceTable(m: ScaffoldModel, table: TableName): { up: UnitText; dow
         ...maintenance,
       ],
       directives: [noSnapshot],
-      body: [`SELECT create_reference_table(${quoteLiteral(qt(table))})`],
+      body: [...identitiesOf(m, table).map((c) => identityToSequence(table, c.name)), `SELECT create_reference_table(${quoteLiteral(qt(table))})`],
       prechecks: [noTriggers(table)],
       verifies: [
         {
@@ -395,7 +453,7 @@ function referenceTable(m: ScaffoldModel, table: TableName): { up: UnitText; dow
         },
       ],
     },
-    down: undistribute(m, table, 'nodes'),
+    down: { ...undistribute(m, table, 'nodes'), body: [...undistribute(m, table, 'nodes').body, ...identitiesOf(m, table).map((c) => sequenceToIdentity(table, c.name, c.identity ?? 'by default'))] },
   };
 }
 
