@@ -143,19 +143,40 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
     expect(all.filter((p) => p.method === 'n').map((p) => p.table)).toEqual(references);
   }
 
-  it('the customers-to-organizations fixture: distributed by organization_id, one task on one worker, rolled back exactly', async () => {
-    const fixture = readFileSync('fixtures/customers-to-organizations/legacy.sql', 'utf8');
-    const config = JSON.parse(readFileSync('fixtures/customers-to-organizations/scaffold.config.json', 'utf8')) as object;
+  const seeds = [
+    {
+      name: 'customers-to-organizations',
+      distributed: { organizations: 'id', customers: 'organization_id', usage_events: 'organization_id' },
+      references: [],
+      // A tenant's usage joined to its customer.
+      query: (org: string) => `SELECT * FROM usage_events e JOIN customers c ON c.organization_id = e.organization_id AND c.id = e.customer_id WHERE e.organization_id = ${org}`,
+      busiest: 'SELECT organization_id::text AS id, count(*)::int AS n FROM usage_events GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1',
+      count: (org: string) => `SELECT count(*)::int AS n FROM usage_events WHERE organization_id = ${org}`,
+    },
+    {
+      // The owner is the tenants table; user, account and session are global tables, made reference tables.
+      name: 'organization-modules',
+      distributed: { organization: 'id', invitation: 'organizationId', member: 'organizationId', team: 'organizationId', '"teamMember"': 'organizationId' },
+      references: ['"user"', 'account', 'session'],
+      query: (org: string) => `SELECT * FROM "teamMember" tm JOIN team t ON t."organizationId" = tm."organizationId" AND t.id = tm."teamId" JOIN "user" u ON u.id = tm."userId" WHERE tm."organizationId" = ${org}`,
+      busiest: `SELECT quote_literal("organizationId") AS id, count(*)::int AS n FROM "teamMember" GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1`,
+      count: (org: string) => `SELECT count(*)::int AS n FROM "teamMember" WHERE "organizationId" = ${org}`,
+    },
+  ];
+
+  it.each(seeds)('the $name fixture: distributed by the key, one task on one worker, rolled back exactly', async (seed) => {
+    const fixture = readFileSync(`fixtures/${seed.name}/legacy.sql`, 'utf8');
+    const config = JSON.parse(readFileSync(`fixtures/${seed.name}/scaffold.config.json`, 'utf8')) as object;
     await roundTrip(fixture, config, async (url) => {
-      expectPlaced(await placements(url), { organizations: 'id', customers: 'organization_id', usage_events: 'organization_id' }, []);
-      const [org] = await query<{ id: string; n: number }>(url, 'SELECT organization_id::text AS id, count(*)::int AS n FROM usage_events GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1');
-      const plan = await explain(url, `SELECT * FROM usage_events e JOIN customers c ON c.organization_id = e.organization_id AND c.id = e.customer_id WHERE e.organization_id = ${org?.id}`);
+      expectPlaced(await placements(url), seed.distributed, seed.references);
+      const [org] = await query<{ id: string; n: number }>(url, seed.busiest);
+      const plan = await explain(url, seed.query(org?.id as string));
       expect(plan).toMatch(/Task Count: 1\b/);
       const port = Number(/Node: host=127\.0\.0\.1 port=(\d+)/.exec(plan)?.[1]);
       expect(cluster.workerUrls.map((u) => Number(new URL(u).port))).toContain(port);
-      expect(await query(url, `SELECT count(*)::int AS n FROM usage_events WHERE organization_id = ${org?.id}`)).toEqual([{ n: org?.n }]);
+      expect(await query(url, seed.count(org?.id as string))).toEqual([{ n: org?.n }]);
       // A query across tenants still fans out to every shard.
-      expect(await explain(url, 'SELECT count(*) FROM usage_events')).toMatch(/Task Count: 4\b/);
+      expect(await explain(url, seed.count('organization_id').replace(/WHERE .*$/, ''))).toMatch(/Task Count: 4\b/);
     });
   });
 

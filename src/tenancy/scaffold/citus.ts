@@ -113,7 +113,11 @@ function refuseWhatCitusCannotHold(m: ScaffoldModel): void {
     }
   }
   if (problems.length > 0) {
-    throw new UsageError(`--citus cannot place this tenancy: ${problems[0]}`, 'choose delete or detach for those rows in the model (tenantify.config.json), or give the key one type; nothing was written', problems.slice(1));
+    throw new UsageError(
+      `--citus cannot place this tenancy: ${problems[0]}`,
+      'choose another policy in the model (tenantify.config.json: unresolved delete; conflicts detach or delete), or give the key one type; nothing was written',
+      problems.slice(1),
+    );
   }
 }
 
@@ -130,11 +134,16 @@ function placedTables(m: ScaffoldModel): Placed[] {
   return placed;
 }
 
-/** Every table the placed tables reference, directly or through another reference table. */
+/**
+ * Every table the placed tables reference, directly or through another reference table, and
+ * the global tables that reference those (a plain table may reference no Citus table).
+ */
 function referenceTables(m: ScaffoldModel, placed: Placed[]): TableName[] {
   const inside = new Set(placed.map((p) => p.name));
   const found: TableName[] = [];
   const queue = placed.flatMap((p) => p.catalog?.foreignKeys ?? []);
+  const referencing = (name: TableName): CatalogForeignKey[] =>
+    [...m.tables.values()].flatMap((t) => (m.analyses.get(t.name)?.role === 'global' && !found.includes(t.name) ? t.foreignKeys.filter((f) => f.references === name).map((f) => ({ ...f, table: f.references, references: f.table })) : []));
   while (queue.length > 0) {
     const fk = queue.shift() as CatalogForeignKey;
     if (inside.has(fk.references) || found.includes(fk.references)) continue;
@@ -146,7 +155,7 @@ function referenceTables(m: ScaffoldModel, placed: Placed[]): TableName[] {
       );
     }
     found.push(fk.references);
-    queue.push(...m.table(fk.references).foreignKeys);
+    queue.push(...m.table(fk.references).foreignKeys, ...referencing(fk.references));
   }
   return found;
 }
@@ -185,11 +194,12 @@ function foreignKeyTexts(m: ScaffoldModel, placed: Placed[], references: TableNa
       const before = fk.definition ?? legacyDefinition(fk);
       const from = placedOf(placed, fk.table);
       const to = placedOf(placed, fk.references);
-      if (!from || !to || includesKey(fk, from.column, to.column)) {
+      if (!from || !to) {
         texts.push({ table: fk.table, name: fk.name, before, after: before });
         continue;
       }
-      const notes: string[] = [];
+      const keyed = includesKey(fk, from.column, to.column);
+      const notes: string[] = keyed ? [] : [`with ${from.column}`];
       let onDelete = deleteActions[fk.onDelete];
       if (onDelete === undefined) {
         onDelete = '';
@@ -197,10 +207,16 @@ function foreignKeyTexts(m: ScaffoldModel, placed: Placed[], references: TableNa
       }
       const onUpdate = /ON UPDATE (CASCADE|SET NULL|SET DEFAULT)/.exec(before);
       if (onUpdate) notes.push(`ON UPDATE ${onUpdate[1]} is left out (Citus refuses it there; ids do not change under a distributed row)`);
+      if (notes.length === 0) {
+        texts.push({ table: fk.table, name: fk.name, before, after: before });
+        continue;
+      }
       const restrictUpdate = /ON UPDATE RESTRICT/.test(before) ? ' ON UPDATE RESTRICT' : '';
       const deferrable = /(DEFERRABLE( INITIALLY (DEFERRED|IMMEDIATE))?)$/.exec(before.replace(/ NOT VALID$/, ''))?.[1];
-      const after = `FOREIGN KEY (${[from.column, ...fk.columns].map(q).join(', ')}) REFERENCES ${qt(fk.references)} (${[to.column, ...fk.referencedColumns].map(q).join(', ')})${onDelete}${restrictUpdate}${deferrable ? ` ${deferrable}` : ''}${fk.validated ? '' : ' NOT VALID'}`;
-      texts.push({ table: fk.table, name: fk.name, before, after, changed: [`with ${from.column}`, ...notes].join('; ') });
+      const columns = keyed ? fk.columns : [from.column, ...fk.columns];
+      const referenced = keyed ? fk.referencedColumns : [to.column, ...fk.referencedColumns];
+      const after = `FOREIGN KEY (${columns.map(q).join(', ')}) REFERENCES ${qt(fk.references)} (${referenced.map(q).join(', ')})${onDelete}${restrictUpdate}${deferrable ? ` ${deferrable}` : ''}${fk.validated ? '' : ' NOT VALID'}`;
+      texts.push({ table: fk.table, name: fk.name, before, after, changed: notes.join('; ') });
     }
   }
   return texts;
@@ -497,7 +513,7 @@ function addForeignKeys(foreignKeys: ForeignKeyText[]): { up: UnitText; down: Un
   return {
     up: {
       about: [
-        `Adds the foreign keys back now that every table is placed (${foreignKeys.length}, each by its old name); ${changed.length} between tenant tables now include the key:`,
+        `Adds the foreign keys back now that every table is placed (${foreignKeys.length}, each by its old name); ${changed.length} between tenant tables change as Citus needs:`,
         ...changed.map((f) => `  ${bare(f.table)}.${f.name}: ${f.changed}`),
         '',
         ...wrap(
