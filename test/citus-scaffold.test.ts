@@ -143,7 +143,15 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
     expect(all.filter((p) => p.method === 'n').map((p) => p.table)).toEqual(references);
   }
 
-  const seeds = [
+  interface Seed {
+    name: string;
+    distributed: Record<string, string>;
+    references: string[];
+    query: (org: string) => string;
+    busiest: string;
+    count: (org: string) => string;
+  }
+  const seeds: Seed[] = [
     {
       name: 'customers-to-organizations',
       distributed: { organizations: 'id', customers: 'organization_id', usage_events: 'organization_id' },

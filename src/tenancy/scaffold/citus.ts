@@ -211,11 +211,12 @@ function foreignKeyTexts(m: ScaffoldModel, placed: Placed[], references: TableNa
         texts.push({ table: fk.table, name: fk.name, before, after: before });
         continue;
       }
+      const match = /\bMATCH FULL\b/.test(before) ? ' MATCH FULL' : '';
       const restrictUpdate = /ON UPDATE RESTRICT/.test(before) ? ' ON UPDATE RESTRICT' : '';
       const deferrable = /(DEFERRABLE( INITIALLY (DEFERRED|IMMEDIATE))?)$/.exec(before.replace(/ NOT VALID$/, ''))?.[1];
       const columns = keyed ? fk.columns : [from.column, ...fk.columns];
       const referenced = keyed ? fk.referencedColumns : [to.column, ...fk.referencedColumns];
-      const after = `FOREIGN KEY (${columns.map(q).join(', ')}) REFERENCES ${qt(fk.references)} (${referenced.map(q).join(', ')})${onDelete}${restrictUpdate}${deferrable ? ` ${deferrable}` : ''}${fk.validated ? '' : ' NOT VALID'}`;
+      const after = `FOREIGN KEY (${columns.map(q).join(', ')}) REFERENCES ${qt(fk.references)} (${referenced.map(q).join(', ')})${match}${onDelete}${restrictUpdate}${deferrable ? ` ${deferrable}` : ''}${fk.validated ? '' : ' NOT VALID'}`;
       texts.push({ table: fk.table, name: fk.name, before, after, changed: notes.join('; ') });
     }
   }
