@@ -66,7 +66,7 @@ interface ForeignKeyText {
   changed?: string;
 }
 
-/** Placed in the transaction before Citus statements that touch several tables: see foreignKeyUnit. */
+/** Opens the foreign-key units: one connection per node, so that a foreign key to a reference table may follow a change to a distributed table (addForeignKeys). */
 const sequential = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'";
 const noSnapshot = 'snapshot none';
 const maintenance = wrap(
@@ -81,7 +81,9 @@ export function citusUnits(m: ScaffoldModel, scaffolded: ScaffoldedKey[]): Citus
   const foreignKeys = foreignKeyTexts(m, placed, references, scaffolded);
 
   const units: CitusUnit[] = [];
-  units.push({ name: 'citus_drop_foreign_keys', ...dropForeignKeys(m, foreignKeys, scaffolded, [...placed.map((p) => p.name), ...references]) });
+  if (foreignKeys.length + scaffolded.length > 0) {
+    units.push({ name: 'citus_drop_foreign_keys', ...dropForeignKeys(m, foreignKeys, scaffolded, [...placed.map((p) => p.name), ...references]) });
+  }
   for (const p of placed) {
     const keys = distributionKeys(m, p);
     if (keys) units.push({ name: `citus_${slug(p.name)}_keys`, ...keys });
@@ -372,7 +374,7 @@ function identityToSequence(table: TableName, column: string): string {
   return [
     'DO $$',
     'DECLARE',
-    '  sequence_name text := pg_get_serial_sequence(' + `${t}, ${c});`,
+    `  sequence_name text := pg_get_serial_sequence(${t}, ${c});`,
     '  at bigint;',
     '  called boolean;',
     'BEGIN',
@@ -393,7 +395,7 @@ function sequenceToIdentity(table: TableName, column: string, kind: 'always' | '
   return [
     'DO $$',
     'DECLARE',
-    '  sequence_name text := pg_get_serial_sequence(' + `${t}, ${c});`,
+    `  sequence_name text := pg_get_serial_sequence(${t}, ${c});`,
     '  at bigint;',
     '  called boolean;',
     'BEGIN',
