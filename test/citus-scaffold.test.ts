@@ -97,6 +97,7 @@ async function explain(url: string, sql: string): Promise<string> {
 describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus cluster${missing ? ` (skipped: ${missing})` : ''}`, () => {
   let cluster: ThrowawayCitus;
   let databases = 0;
+  let creating: Promise<unknown> = Promise.resolve();
   beforeAll(async () => {
     cluster = await startThrowawayCitus();
   }, 120_000);
@@ -109,7 +110,11 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
    * tenancy) → rollback --all → the legacy schema and content, exactly.
    */
   async function roundTrip(sql: string, config: object, placed: (url: string, dir: string) => Promise<void>): Promise<void> {
-    const url = await cluster.createDatabase(`citus_scaffold_${++databases}`);
+    // The round trips run concurrently; the databases are made one at a time (CREATE DATABASE
+    // copies template1, which refuses a second copy at once).
+    const made = creating.then(() => cluster.createDatabase(`citus_scaffold_${++databases}`));
+    creating = made.catch(() => undefined);
+    const url = await made;
     await query(url, sql);
     const before = await state(url);
     const beforeSchema = schemaDump(url);
@@ -172,7 +177,7 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
     },
   ];
 
-  it.each(seeds)('the $name fixture: distributed by the key, one task on one worker, rolled back exactly', async (seed) => {
+  it.concurrent.each(seeds)('the $name fixture: distributed by the key, one task on one worker, rolled back exactly', async (seed) => {
     const fixture = readFileSync(`fixtures/${seed.name}/legacy.sql`, 'utf8');
     const config = JSON.parse(readFileSync(`fixtures/${seed.name}/scaffold.config.json`, 'utf8')) as object;
     await roundTrip(fixture, config, async (url) => {
@@ -188,7 +193,7 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
     });
   });
 
-  it('composite keys, a self-reference, identity columns and lookup tables: placed, isolated by the database, rolled back exactly', async () => {
+  it.concurrent('composite keys, a self-reference, identity columns and lookup tables: placed, isolated by the database, rolled back exactly', async () => {
     await roundTrip(legacy, { tenancy: { owner: 'accounts' } }, async (url, dir) => {
       expectPlaced(
         await placements(url),
