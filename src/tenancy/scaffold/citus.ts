@@ -144,6 +144,7 @@ function referenceTables(m: ScaffoldModel, placed: Placed[]): TableName[] {
   const inside = new Set(placed.map((p) => p.name));
   const found: TableName[] = [];
   const queue = placed.flatMap((p) => p.catalog?.foreignKeys ?? []);
+  // A global table that references `name`, walked like a reference from `name` to it.
   const referencing = (name: TableName): CatalogForeignKey[] =>
     [...m.tables.values()].flatMap((t) => (m.analyses.get(t.name)?.role === 'global' && !found.includes(t.name) ? t.foreignKeys.filter((f) => f.references === name).map((f) => ({ ...f, table: f.references, references: f.table })) : []));
   while (queue.length > 0) {
