@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeDatabase, differences, type DatabaseState } from '../src/db/compare.js';
 import { findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
 import { runCli } from './support/cli.js';
-import { query } from './support/db.js';
+import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { schemaDump } from './support/dump.js';
 
 const citus = findCitus();
@@ -233,5 +233,22 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
       const unit = readdirSync(join(dir, 'migrations')).find((f) => f.endsWith('_citus_users_keys.sql')) as string;
       expect(readFileSync(join(dir, 'migrations', unit), 'utf8')).toContain('unique index users_email_lower (expression) → with organization_id first');
     });
+  });
+});
+
+describe('tenancy scaffold --citus refuses what Citus cannot hold', () => {
+  const dropped = dropAfterAll();
+
+  it('unresolved: keep: exit 2 naming the table, no file written, the database untouched', async () => {
+    const db = dropped(await freshDatabase('citusscf'));
+    await query(db.url, legacy);
+    const before = await state(db.url);
+    const dir = mkdtempSync(join(tmpdir(), 'citus-scaffold-refused-'));
+    writeFileSync(join(dir, 'tenantify.config.json'), `${JSON.stringify({ tenancy: { owner: 'accounts', tables: { tasks: { unresolved: 'keep' } } } })}\n`);
+    const result = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', dir, '--citus']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--citus cannot place this tenancy: public.tasks: unresolved: keep leaves rows without a key, and Citus places no row whose distribution column is NULL');
+    expect(readdirSync(dir)).toEqual(['tenantify.config.json']);
+    expect(differences(before, await state(db.url))).toEqual([]);
   });
 });
