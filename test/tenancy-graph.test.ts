@@ -331,6 +331,16 @@ describe('analyzeTenancy: the model checked against the catalog', () => {
     expect(find(a, 'tasks').consistency.map((e) => e.policy)).toEqual(['detach', 'delete']);
   });
 
+  it('names an edge made composite (scaffold --citus) by its columns without the key', () => {
+    const placed = catalogOf(
+      table('accounts', ['id']),
+      table('users', ['id', 'organization_id!', 'account_id! > accounts']),
+      table('tasks', ['id', 'organization_id!', 'account_id! > accounts', 'assignee_id'], [[['organization_id', 'assignee_id'], 'users', ['organization_id', 'id']]]),
+    );
+    const a = analyzeTenancy(placed, { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach' } } } });
+    expect(find(a, 'tasks').consistency.map((e) => `${e.columns.join(',')}: ${e.policy}`)).toEqual(['organization_id,assignee_id: detach']);
+  });
+
   it('refuses an unknown table', () => {
     expect(run({ tables: { taks: {} } })).toThrow(/tenancy\.tables\.taks: no table named "taks"/);
   });

@@ -28,6 +28,8 @@ export interface TenancyScaffoldOptions {
   schemas?: string[] | undefined;
   composite: boolean;
   rls: boolean;
+  /** Place the tenancy on Citus (implies composite keys). */
+  citus?: boolean;
   log?: (line: string) => void;
 }
 
@@ -55,7 +57,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   const readOptions = { ...(options.schemas ? { schemas: options.schemas } : {}), excludeSchemas: [config.ledgerSchema, keepSchema] };
   const catalog = options.fixture ? await catalogOfFixture(options.fixture, readOptions, options.log) : await withSession(options.url, 'tenancy scaffold (read only)', (s) => readCatalog(s.client, readOptions));
   const analysis = analyzeTenancy(catalog, model);
-  const units = scaffoldPlan(analysis, catalog, { composite: options.composite, rls: model.rls ?? false });
+  const units = scaffoldPlan(analysis, catalog, { composite: options.composite || Boolean(options.citus), rls: model.rls ?? false, citus: Boolean(options.citus) });
   if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', { hint: 'run `tenantify tenancy check` to see what is left' });
 
   const width = Math.max(4, String(last.value + BigInt(units.length)).length, last.width);

@@ -133,6 +133,7 @@ export function buildProgram(): Command {
     .description('write the whole tenant upgrade plan as units, safe on a live database')
     .option('--composite', 'unique (key, id) on referenced tenant tables and foreign keys that include the key')
     .option('--rls', 'enable and force row level security with a policy on the key')
+    .option('--citus', 'then place the tenancy on Citus: primary keys (key, id), reference tables, tables distributed by the key (implies --composite)')
     .option('--fixture <file>', 'read the schema from this SQL file loaded into a throwaway PostgreSQL')
     .action(action(() => import('./commands/tenancy-scaffold.js')));
 

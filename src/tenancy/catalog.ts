@@ -41,8 +41,8 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
                      WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT c.relispartition`;
 
   // One after the other: a pg client runs one query at a time anyway.
-  const tables = await client.query<{ oid: number; schema: string; table: string; relkind: string; rls: boolean; forced: boolean; rows: number; owner: string }>(
-    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table, c.relkind::text AS relkind,
+  const tables = await client.query<{ oid: number; schema: string; table: string; relkind: string; rls: boolean; forced: boolean; rows: number; owner: string; comment: string | null }>(
+    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table, c.relkind::text AS relkind, obj_description(c.oid, 'pg_class') AS comment,
             c.relrowsecurity AS rls, c.relforcerowsecurity AS forced, pg_get_userbyid(c.relowner) AS owner,
             CASE WHEN c.relkind = 'p'
                  THEN coalesce((SELECT sum(greatest(p.reltuples, 0)) FROM pg_partition_tree(c.oid) t JOIN pg_class p ON p.oid = t.relid WHERE t.isleaf), 0)
@@ -51,8 +51,9 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       WHERE c.oid IN (${tablesOf})`,
     [schemas],
   );
-  const columns = await client.query<{ oid: number; name: string; type: string; not_null: boolean; has_default: boolean; attnum: number }>(
-    `SELECT a.attrelid::int AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+  const columns = await client.query<{ oid: number; name: string; type: string; not_null: boolean; has_default: boolean; attnum: number; comment: string | null; identity: string }>(
+    `SELECT a.attrelid::int AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, col_description(a.attrelid, a.attnum) AS comment,
+            a.attidentity::text AS identity,
             a.attnotnull AS not_null, a.atthasdef AS has_default, a.attnum::int AS attnum
        FROM pg_attribute a
       WHERE a.attrelid IN (${tablesOf}) AND a.attnum > 0 AND NOT a.attisdropped
@@ -76,7 +77,7 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     `SELECT k.conrelid::int AS oid, k.conname AS name, k.contype::text AS type, k.conkey::int[] AS keys,
             k.confrelid::int AS ref_oid, rn.nspname AS ref_schema, rc.relname AS ref_table, k.confkey::int[] AS ref_keys,
             k.convalidated AS validated, k.confdeltype::text AS on_delete,
-            CASE WHEN k.contype = 'c' THEN pg_get_constraintdef(k.oid) ELSE '' END AS definition
+            pg_get_constraintdef(k.oid) AS definition
        FROM pg_constraint k
        LEFT JOIN pg_class rc ON rc.oid = k.confrelid
        LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
@@ -84,9 +85,11 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       ORDER BY k.conrelid, k.conname`,
     [schemas],
   );
-  const indexes = await client.query<{ oid: number; name: string; keys: number[]; unique: boolean; valid: boolean; partial: boolean }>(
+  const indexes = await client.query<{ oid: number; name: string; keys: number[]; unique: boolean; valid: boolean; partial: boolean; definition: string; constraint: boolean }>(
     `SELECT i.indrelid::int AS oid, c.relname AS name, (i.indkey::int2[])[0:i.indnkeyatts - 1]::int[] AS keys,
-            i.indisunique AS unique, i.indisvalid AS valid, i.indpred IS NOT NULL AS partial
+            i.indisunique AS unique, i.indisvalid AS valid, i.indpred IS NOT NULL AS partial,
+            pg_get_indexdef(i.indexrelid) AS definition,
+            EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')) AS constraint
        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid IN (${tablesOf})
       ORDER BY i.indrelid, c.relname`,
@@ -132,11 +135,15 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       policies: [],
       estimatedRows: Math.round(row.rows),
       owner: row.owner,
+      ...(row.comment === null ? {} : { comment: row.comment }),
     });
     attnames.set(row.oid, new Map());
   }
   for (const row of columns.rows) {
-    const column: CatalogColumn = { name: row.name, type: row.type, notNull: row.not_null, hasDefault: row.has_default };
+    const column: CatalogColumn = { name: row.name, type: row.type, notNull: row.not_null, hasDefault: row.has_default,
+      ...(row.comment === null ? {} : { comment: row.comment }),
+      ...(row.identity === 'a' ? { identity: 'always' as const } : row.identity === 'd' ? { identity: 'by default' as const } : {}),
+    };
     byOid.get(row.oid)?.columns.push(column);
     attnames.get(row.oid)?.set(row.attnum, column);
   }
@@ -159,9 +166,9 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     const row = { ...raw, columns: named(raw.oid, raw.keys), ref_columns: named(raw.ref_oid, raw.ref_keys) };
     if (row.type === 'p') {
       table.primaryKey = row.columns;
-      table.uniques.push({ name: row.name, kind: 'primary', columns: row.columns } satisfies CatalogKey);
+      table.uniques.push({ name: row.name, kind: 'primary', columns: row.columns, definition: row.definition } satisfies CatalogKey);
     } else if (row.type === 'u') {
-      table.uniques.push({ name: row.name, kind: 'unique', columns: row.columns });
+      table.uniques.push({ name: row.name, kind: 'unique', columns: row.columns, definition: row.definition });
     } else if (row.type === 'c') {
       table.checks.push({ name: row.name, definition: row.definition, validated: row.validated } satisfies CatalogCheck);
     } else {
@@ -175,6 +182,7 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
         validated: row.validated,
         notNull,
         onDelete: onDeleteWords[row.on_delete] ?? row.on_delete,
+        definition: row.definition,
       } satisfies CatalogForeignKey);
     }
   }
@@ -188,6 +196,8 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       unique: row.unique,
       valid: row.valid,
       partial: row.partial,
+      definition: row.definition,
+      constraint: row.constraint,
     } satisfies CatalogIndex);
   }
   if (distributed) {

@@ -100,8 +100,8 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): Tenancy
     const override = overrides.get(table.name);
     const tableConfig = typeof override?.config === 'object' ? override.config : undefined;
     const consistency =
-      role === 'tenant' || role === 'owner' ? consistencyEdges(table, derived?.via[0]?.constraint, roles, tableConfig?.conflicts ?? {}) : [];
-    if (tableConfig) validateTableConfig(table, role, tableConfig, consistency, override?.path as string);
+      role === 'tenant' || role === 'owner' ? consistencyEdges(table, derived?.via[0]?.constraint, roles, tableConfig?.conflicts ?? {}, key) : [];
+    if (tableConfig) validateTableConfig(table, role, tableConfig, consistency, override?.path as string, key);
     return {
       table: table.name,
       role,
@@ -387,7 +387,17 @@ function findForeignKey(table: CatalogTable, column: string): CatalogForeignKey 
  * first hop. The owner's own references count too: after the upgrade it carries the key,
  * so a row of it that points into another tenant is a cross-tenant reference as well.
  */
-function consistencyEdges(table: CatalogTable, firstHop: string | undefined, roles: Map<TableName, TableRole>, conflicts: Record<string, ConflictPolicy>): ConsistencyEdge[] {
+/**
+ * The names a conflicts policy may give an edge: its columns (`assignee_id`, `a,b`), its first
+ * column, and the same without the key, which a foreign key made composite (`scaffold --citus`)
+ * holds beside them: `organization_id,assignee_id` is still `assignee_id`.
+ */
+function edgeNames(columns: string[], key: string): string[] {
+  const own = columns.filter((c) => c !== key);
+  return [columns.join(','), columns[0] as string, own.join(','), own[0] ?? ''];
+}
+
+function consistencyEdges(table: CatalogTable, firstHop: string | undefined, roles: Map<TableName, TableRole>, conflicts: Record<string, ConflictPolicy>, key: string): ConsistencyEdge[] {
   return table.foreignKeys
     .filter((fk) => fk.name !== firstHop && (roles.get(fk.references) === 'tenant' || roles.get(fk.references) === 'owner'))
     .map(hopOf)
@@ -399,16 +409,16 @@ function consistencyEdges(table: CatalogTable, firstHop: string | undefined, rol
       constraint: hop.constraint,
       nullable: hop.nullable,
       selfReference: hop.references === table.name,
-      policy: conflicts[hop.columns.join(',')] ?? conflicts[hop.columns[0] as string] ?? 'fail',
+      policy: edgeNames(hop.columns, key).map((name) => conflicts[name]).find((p) => p !== undefined) ?? 'fail',
     }));
 }
 
-function validateTableConfig(table: CatalogTable, role: TableRole, config: TenantTableConfig, edges: ConsistencyEdge[], path: string): void {
+function validateTableConfig(table: CatalogTable, role: TableRole, config: TenantTableConfig, edges: ConsistencyEdge[], path: string, key: string): void {
   if (config.unresolved && role !== 'tenant') {
     throw new UsageError(`${path}.unresolved: ${table.name} is no tenant table (its role is ${role})`, { hint: 'only tenant tables have rows to resolve: remove the setting' });
   }
   for (const [column, policy] of Object.entries(config.conflicts ?? {})) {
-    const edge = edges.find((e) => e.columns.join(',') === column) ?? edges.find((e) => e.columns[0] === column);
+    const edge = edges.find((e) => e.columns.join(',') === column) ?? edges.find((e) => edgeNames(e.columns, key).includes(column));
     if (!edge) {
       const names = edges.map((e) => e.columns.join(','));
       throw new UsageError(

@@ -21,6 +21,10 @@ export interface CatalogColumn {
   type: string;
   notNull: boolean;
   hasDefault: boolean;
+  /** COMMENT ON COLUMN, when there is one. */
+  comment?: string;
+  /** An identity column: GENERATED ALWAYS or BY DEFAULT AS IDENTITY. */
+  identity?: 'always' | 'by default';
 }
 
 export interface CatalogForeignKey {
@@ -36,12 +40,16 @@ export interface CatalogForeignKey {
   notNull: boolean;
   /** pg_constraint.confdeltype as a word: `cascade`, `restrict`, `no action`, `set null`, `set default`. */
   onDelete: string;
+  /** pg_get_constraintdef(): `FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE` (what puts it back exactly). */
+  definition?: string;
 }
 
 export interface CatalogKey {
   name: string;
   kind: 'primary' | 'unique';
   columns: string[];
+  /** pg_get_constraintdef(): `PRIMARY KEY (id)`, `UNIQUE (email)`. */
+  definition?: string;
 }
 
 export interface CatalogIndex {
@@ -53,6 +61,10 @@ export interface CatalogIndex {
   valid: boolean;
   /** The index has a WHERE clause. */
   partial: boolean;
+  /** pg_get_indexdef(): `CREATE UNIQUE INDEX ... ON public.users USING btree (username)`. */
+  definition?: string;
+  /** The index is a primary key's, a unique or an exclusion constraint's. */
+  constraint?: boolean;
 }
 
 export interface CatalogCheck {
@@ -94,6 +106,8 @@ export interface CatalogTable {
   /** pg_class.reltuples (an estimate; 0 when never analyzed). */
   estimatedRows: number;
   owner: string;
+  /** COMMENT ON TABLE, when there is one. */
+  comment?: string;
   /**
    * How Citus places the table (pg_dist_partition): read only when the database has the
    * citus extension (absent otherwise); null for a table Citus does not know (a plain local table).

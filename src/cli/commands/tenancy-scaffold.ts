@@ -12,6 +12,7 @@ interface TenancyScaffoldCliOptions extends CommonOptions {
   fixture?: string;
   composite?: boolean;
   rls?: boolean;
+  citus?: boolean;
 }
 
 export default async function tenancyScaffoldCommand(options: TenancyScaffoldCliOptions): Promise<number> {
@@ -24,6 +25,7 @@ export default async function tenancyScaffoldCommand(options: TenancyScaffoldCli
     schemas: options.schema,
     composite: Boolean(options.composite),
     rls: Boolean(options.rls),
+    citus: Boolean(options.citus),
     log: (line) => out.log(line),
   });
   if (out.json) {

@@ -9,6 +9,8 @@ import type { Catalog, CatalogTable, Hop, TableAnalysis, TableName, TenancyAnaly
 export interface ScaffoldOptions {
   composite: boolean;
   rls: boolean;
+  /** Place the tenancy on Citus (step 8); its keys become composite there, so step 6 is left out. */
+  citus?: boolean;
 }
 
 /** A table the plan gives the key: the owner (unless it is the tenants table) and every tenant table. */

@@ -10,10 +10,13 @@
  *   5. foreign keys validated; NOT NULL through a CHECK NOT VALID, validated, SET NOT NULL
  *   6. --composite: unique (key, id) and foreign keys that include the key
  *   7. --rls: row level security enabled and forced, a policy on the key
+ *   8. --citus: primary keys (key, id), reference tables, tables distributed by the key
+ *      (citus.ts); it makes the keys composite itself, in place of step 6
  */
 import type { Catalog, ConsistencyEdge, Hop, TenancyAnalysis } from '../types.js';
 import { quoteLiteral } from '../sql-text.js';
 import { conflictPredicate, joinOn, keyFromParents, rowIdList, unresolvedPredicate } from './expressions.js';
+import { citusUnits, type ScaffoldedKey } from './citus.js';
 import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
 
@@ -87,8 +90,8 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
     if (!keep) add(`${slug(t.name)}_${keySlug(t)}_not_null`, 'migration', 5, ...setNotNull(t));
   }
 
-  // 6. Composite keys.
-  if (options.composite) {
+  // 6. Composite keys (with --citus, step 8 makes the primary keys and foreign keys composite).
+  if (options.composite && !options.citus) {
     const edges = compositeEdges(m);
     const targets = new Map<string, { table: KeyedTable; columns: string[] }>();
     for (const e of edges) targets.set(`${e.to.name}(${e.referencedColumns.join(',')})`, { table: e.to, columns: e.referencedColumns });
@@ -103,6 +106,16 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
 
   // 7. Row level security.
   if (options.rls) for (const t of m.keyed) add(`${slug(t.name)}_row_level_security`, 'migration', 7, ...rowLevelSecurity(m, t));
+
+  // 8. Citus.
+  if (options.citus) {
+    const scaffolded: ScaffoldedKey[] = adding.map((t) => ({
+      table: t.name,
+      foreignKey: { name: keyNames(t).fk, definition: keyForeignKey(m, t) },
+      trigger: { name: keyNames(t).trigger, create: keyTrigger(m, t) },
+    }));
+    for (const u of citusUnits(m, scaffolded)) add(u.name, 'migration', 8, u.up, u.down);
+  }
 
   // `fail` policies: one precheck per table and edge, on the plan's first unit.
   const first = units[0];
@@ -201,6 +214,23 @@ export function keyNames(t: KeyedTable) {
   };
 }
 
+/** The key's foreign key to the tenants table, as step 5 leaves it (validated). */
+function keyForeignKey(m: ScaffoldModel, t: KeyedTable): string {
+  return `FOREIGN KEY (${q(t.keyColumn)}) REFERENCES ${m.tenantsTarget}`;
+}
+
+/** The events the trigger that fills the key fires on: a new owner row, or a row inserted or re-parented. */
+function keyTriggerEvents(m: ScaffoldModel, t: KeyedTable): string {
+  if (t.isOwner) return 'BEFORE INSERT';
+  const columns = [...new Set(m.firstHops(t).flatMap((h) => h.columns))];
+  return `BEFORE INSERT OR UPDATE OF ${columns.map(q).join(', ')}`;
+}
+
+function keyTrigger(m: ScaffoldModel, t: KeyedTable): string {
+  const n = keyNames(t);
+  return `CREATE TRIGGER ${q(n.trigger)}\n  ${keyTriggerEvents(m, t)} ON ${qt(t.name)}\n  FOR EACH ROW EXECUTE FUNCTION ${qualifiedIn(t.name, n.fn)}()`;
+}
+
 function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitText, UnitText] {
   const a = m.analysis;
   const n = keyNames(t);
@@ -209,7 +239,6 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
   const hops = m.firstHops(t);
   const fn = qualifiedIn(t.name, n.fn);
   let fnBody: string;
-  let events: string;
   let why: string;
   if (t.isOwner) {
     const legacy = q(m.legacyColumn);
@@ -221,7 +250,6 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
       `    RETURNING ${q(tenantsPk)} INTO NEW.${key};`,
       '  END IF;',
     ].join('\n');
-    events = 'BEFORE INSERT';
     why = `A ${bare(a.owner)} row the app inserts gets a tenant of its own from the trigger, in the same statement (a failed insert leaves no tenant behind).`;
   } else {
     const columns = [...new Set(hops.flatMap((h) => h.columns))];
@@ -231,7 +259,6 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
       `    NEW.${key} := ${keyFromParents(m, t, 'NEW', '    ')};`,
       '  END IF;',
     ].join('\n');
-    events = `BEFORE INSERT OR UPDATE OF ${columns.map(q).join(', ')}`;
     why = `Rows the legacy app inserts or re-parents (${columns.join(', ')}) take their parent's key from the trigger, during the upgrade and after it, so the app keeps working unchanged and NOT NULL holds.`;
   }
   return [
@@ -246,12 +273,15 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
         `ALTER TABLE ${table} ADD COLUMN ${key} ${m.keyType}`,
         `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.fk)} FOREIGN KEY (${key}) REFERENCES ${m.tenantsTarget} NOT VALID`,
         `CREATE FUNCTION ${fn}() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n${fnBody}\n  RETURN NEW;\nEND\n$$`,
-        `CREATE TRIGGER ${q(n.trigger)}\n  ${events} ON ${table}\n  FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+        keyTrigger(m, t),
       ],
       verifies: [
         {
           name: `${t.name} has ${t.keyColumn} and its trigger`,
-          sql: `SELECT 'trigger missing' AS problem\n WHERE NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = ${quoteLiteral(table)}::regclass AND tgname = ${quoteLiteral(n.trigger)})`,
+          // With --citus the trigger goes when the table is distributed (the app writes the key from then on).
+          sql: `SELECT 'trigger missing' AS problem\n WHERE NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = ${quoteLiteral(table)}::regclass AND tgname = ${quoteLiteral(n.trigger)})${
+            m.options.citus ? `\n   AND NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = ${quoteLiteral(table)}::regclass)` : ''
+          }`,
         },
       ],
     },
@@ -401,7 +431,10 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
     : `UPDATE ${table} AS t\n   SET ${key} = ${keyFromParents(m, t, 't', '   ')}\n WHERE ${range}t.${key} IS NULL\n   AND ${keyFromParents(m, t, 't', '   ')} IS NOT NULL`;
   const keep = t.analysis.unresolvedPolicy === 'keep';
   const pathText = t.analysis.via.map((h) => `${bare(h.table)}.${h.columns.join(',')}`).join(' → ');
-  const verify = single
+  // With --citus the join also matches the key, so that it stays on one shard once both tables are distributed.
+  const verify = single && m.options.citus
+    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL\n LIMIT ${sample}`
+    : single
     ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n LIMIT ${sample}`
     : `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ')}\n LIMIT ${sample}`;
   return [
