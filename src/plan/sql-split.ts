@@ -23,7 +23,7 @@ let parser: ParseSync | undefined;
 
 /**
  * libpg-query is WebAssembly: loaded once, on the first plan that has SQL units. (The CLI's
- * launcher has V8 compile it with its baseline compiler only: see bin/tenantify.)
+ * launcher has V8 compile it with its baseline compiler only: see src/cli/code-cache.ts.)
  */
 export async function loadSqlParser(): Promise<void> {
   await sqlParser();
