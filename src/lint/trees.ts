@@ -4,31 +4,18 @@
  * on an unchanged plan loads no parser (loading it also changes V8's flags, which would
  * make the launcher's code cache useless for the run).
  */
-import { loadSqlParser } from '../plan/sql-unit.js';
+import { sqlParser, type ParseSync } from '../plan/sql-split.js';
 import { SplitCache } from '../plan/split-cache.js';
 import type { Script } from '../plan/types.js';
-import { runtimeImport } from '../runtime-import.js';
 import { statementFacts, type StatementFacts } from './locks.js';
 import type { ParsedStatement } from './rules.js';
-
-type ParseSync = (sql: string) => { stmts?: { stmt: Record<string, unknown> }[] };
-let parse: ParseSync | undefined;
-
-async function loadParser(): Promise<ParseSync> {
-  if (parse) return parse;
-  await loadSqlParser(); // the same module, with the same compiler flags
-  const mod = await runtimeImport('libpg-query', () => import('libpg-query'));
-  await mod.loadModule();
-  parse = mod.parseSync as ParseSync;
-  return parse;
-}
 
 /** The statements of each script with their facts, in the scripts' order. */
 export async function parsedStatements(scripts: Pick<Script, 'statements'>[]): Promise<ParsedStatement[][]> {
   const cache = SplitCache.open<StatementFacts>([import.meta.url]);
   const key = (sql: string): string => `lint:${SplitCache.key(sql)}`;
   const missing = scripts.some((s) => s.statements.some((st) => cache.get(key(st.sql)) === undefined));
-  const parser = missing ? await loadParser() : undefined;
+  const parser = missing ? await sqlParser() : undefined;
   const result = scripts.map((s) =>
     s.statements.map((st) => {
       let facts = cache.get(key(st.sql));

@@ -10,7 +10,8 @@ import { PlanError, PlanErrors, UsageError } from '../errors.js';
 import type { Config } from './config.js';
 import { isUnitDefinition, type UnitDefinition } from './define.js';
 import { defaultLockTimeoutMs, durationSchema, lockTimeoutSchema, maxBatchSize } from './directives.js';
-import { loadSqlParser, parseSqlUnit, saveSplitCache, SqlParserNeeded } from './sql-unit.js';
+import { loadSqlParser, openSplits, SqlParserNeeded, type Splits } from './sql-split.js';
+import { parseSqlUnit } from './sql-unit.js';
 import { compareOrder, type Script, type Unit, type UnitKind, type UnitOptions } from './types.js';
 import { runtimeImport } from '../runtime-import.js';
 
@@ -91,6 +92,7 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
     statementTimeoutMs: config.statementTimeout,
     retries: config.retries,
   };
+  const splits = openSplits();
   const units: Unit[] = [];
   const ordered = [...byPrefix.values()].sort(compareOrder);
   for (const [i, f] of ordered.entries()) {
@@ -98,16 +100,16 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
     // connection opened meanwhile (apply) makes progress while the plan loads.
     if (i % 16 === 15) await new Promise(setImmediate);
     try {
-      const script = await withSqlParser(() => loadScript(f, defaults));
+      const script = await withSqlParser(() => loadScript(f, defaults, splits));
       const rollbackFile = rollbackById.get(f.id);
-      const rollback = rollbackFile ? await withSqlParser(() => loadScript(rollbackFile, defaults)) : undefined;
+      const rollback = rollbackFile ? await withSqlParser(() => loadScript(rollbackFile, defaults, splits)) : undefined;
       units.push({ ...script, prefix: f.prefix, letter: f.letter, name: f.name, kind: f.kind as UnitKind, rollback });
     } catch (error) {
       if (error instanceof PlanError) errors.push(error);
       else throw error;
     }
   }
-  saveSplitCache();
+  splits.save();
   if (errors.length > 0) throw new PlanErrors(errors);
   return units;
 }
@@ -135,7 +137,7 @@ async function ensureDirectory(root: string): Promise<void> {
   throw new UsageError(`plan directory not found: ${root}`, { hint: 'pass --dir <plan directory>, or run `tenantify init` to scaffold one' });
 }
 
-async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number }): Promise<Script> {
+async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number }, splits: Splits): Promise<Script> {
   let bytes: Buffer;
   try {
     // Read synchronously: a plan is hundreds of small files, and a promise per file costs more than the read.
@@ -147,7 +149,7 @@ async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | unde
   if (f.format === 'sql') {
     // A BOM is not SQL: dropped, whatever the file starts with.
     const text = bytes.toString('utf8').replace(/^\uFEFF/, '').replace(/\r\n/g, '\n');
-    const parsed = parseSqlUnit(f.file, text, defaults);
+    const parsed = parseSqlUnit(f.file, text, defaults, splits);
     if (parsed.options.batch && f.kind === 'migration') {
       throw new PlanError('a batched unit moves data: it belongs in backfills/', { file: f.file });
     }

@@ -3,16 +3,15 @@
  * WebAssembly and parsing a plan of hundreds of files is most of a short command's time,
  * and the split of a given text never changes: `plan`, `status` and `apply` on an unchanged
  * plan need not parse it again. Entries are keyed by the text's sha256, in one file per
- * build of tenantify (a rebuild starts afresh) under the user's cache directory
- * (`$XDG_CACHE_HOME/tenantify` or `~/.cache/tenantify`; `TENANTIFY_CACHE_DIR` moves it,
- * `TENANTIFY_CACHE_DIR=none` turns it off). It is only a cache: a file that cannot be read
- * or written is ignored, and a text it lacks is parsed.
+ * build of tenantify (a rebuild starts afresh) under the cache directory (cache-dir.ts). It
+ * is only a cache: a file that cannot be read or written is ignored, and a text it lacks is
+ * parsed. The file is read on the first look-up, so a plan without SQL never reads it.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheDirectory, removeStale, writeCacheFile } from '../cache-dir.js';
 
 /** Entries kept: the ones used by the last run first, then the most recent others. */
 const maxEntries = 5000;
@@ -20,13 +19,11 @@ const maxEntries = 5000;
 const staleAfterMs = 24 * 60 * 60 * 1000;
 
 export class SplitCache<T> {
-  private readonly entries: Map<string, T>;
+  private contents: { file: string | undefined; entries: Map<string, T> } | undefined;
   private readonly used = new Set<string>();
   private dirty = false;
 
-  private constructor(private readonly file: string | undefined, entries: Map<string, T>) {
-    this.entries = entries;
-  }
+  private constructor(private readonly code: string[]) {}
 
   /**
    * The cache of this build, or one that keeps nothing when the cache is turned off. `code`:
@@ -34,15 +31,7 @@ export class SplitCache<T> {
    * build: in the bundle they are one file).
    */
   static open<T>(code: string[]): SplitCache<T> {
-    const file = cacheFile(code);
-    if (!file) return new SplitCache<T>(undefined, new Map());
-    let entries = new Map<string, T>();
-    try {
-      entries = new Map(Object.entries(JSON.parse(readFileSync(file, 'utf8')) as Record<string, T>));
-    } catch {
-      // none yet, or unreadable: start empty
-    }
-    return new SplitCache<T>(file, entries);
+    return new SplitCache<T>(code);
   }
 
   static key(text: string): string {
@@ -50,46 +39,53 @@ export class SplitCache<T> {
   }
 
   get(key: string): T | undefined {
-    const value = this.entries.get(key);
+    const value = this.read().entries.get(key);
     if (value !== undefined) this.used.add(key);
     return value;
   }
 
   set(key: string, value: T): void {
-    this.entries.set(key, value);
+    this.read().entries.set(key, value);
     this.used.add(key);
     this.dirty = true;
   }
 
   /** Writes the entries when this run added some: atomically, owner-only. */
   save(): void {
-    if (!this.file || !this.dirty) return;
+    if (!this.dirty) return;
+    const { file, entries } = this.read();
+    if (!file) return;
     const kept: Record<string, T> = {};
     let count = 0;
-    for (const key of [...this.used, ...this.entries.keys()]) {
+    for (const key of [...this.used, ...entries.keys()]) {
       if (count >= maxEntries) break;
       if (key in kept) continue;
-      kept[key] = this.entries.get(key) as T;
+      kept[key] = entries.get(key) as T;
       count++;
     }
-    const directory = join(this.file, '..');
-    const temporary = `${this.file}.${process.pid}.tmp`;
+    if (!writeCacheFile(file, JSON.stringify(kept))) return;
+    this.dirty = false;
+    removeStale(join(file, '..'), file, /^splits-[0-9a-f]+\.json(\.\d+\.tmp)?$/, staleAfterMs);
+  }
+
+  /** The file of this build (none when the cache is off) and its entries, read on the first look-up. */
+  private read(): { file: string | undefined; entries: Map<string, T> } {
+    if (this.contents) return this.contents;
+    const file = cacheFile(this.code);
+    let entries = new Map<string, T>();
     try {
-      mkdirSync(directory, { recursive: true, mode: 0o700 });
-      writeFileSync(temporary, JSON.stringify(kept), { mode: 0o600 });
-      renameSync(temporary, this.file);
-      this.dirty = false;
-      removeStale(directory, this.file);
+      if (file) entries = new Map(Object.entries(JSON.parse(readFileSync(file, 'utf8')) as Record<string, T>));
     } catch {
-      rmSync(temporary, { force: true });
+      // none yet, or unreadable: start empty
     }
+    this.contents = { file, entries };
+    return this.contents;
   }
 }
 
 function cacheFile(code: string[]): string | undefined {
-  const configured = process.env['TENANTIFY_CACHE_DIR'];
-  if (configured === 'none') return undefined;
-  const directory = configured || join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'tenantify');
+  const directory = cacheDirectory();
+  if (!directory) return undefined;
   try {
     // The code's files stand for the build: rebuilding or editing tenantify changes their size or time.
     const hash = createHash('sha256');
@@ -102,18 +98,5 @@ function cacheFile(code: string[]): string | undefined {
     return join(directory, `splits-${build}.json`);
   } catch {
     return undefined;
-  }
-}
-
-function removeStale(directory: string, current: string): void {
-  const now = Date.now();
-  for (const name of readdirSync(directory)) {
-    const path = join(directory, name);
-    if (path === current || !/^splits-[0-9a-f]+\.json(\.\d+\.tmp)?$/.test(name)) continue;
-    try {
-      if (now - statSync(path).mtimeMs > staleAfterMs) rmSync(path, { force: true });
-    } catch {
-      // another run removed it
-    }
   }
 }

@@ -1,0 +1,205 @@
+/**
+ * SQL text split into statements by PostgreSQL's own parser (libpg-query), each with its
+ * line and column and what it does (sql-tree.ts). A split depends on the text alone: one
+ * already made comes from the split cache the caller passes (split-cache.ts), and only a
+ * text it lacks needs the parser.
+ */
+import { createHash } from 'node:crypto';
+import { PlanError } from '../errors.js';
+import { statementFingerprint } from './fingerprint.js';
+import { SplitCache } from './split-cache.js';
+import { analyse, analysisCode } from './sql-tree.js';
+import type { Statement } from './types.js';
+import { runtimeImport } from '../runtime-import.js';
+
+export interface RawStmt {
+  stmt: Record<string, unknown>;
+  stmt_location?: number;
+  stmt_len?: number;
+}
+
+export type ParseSync = (sql: string) => { stmts?: RawStmt[] };
+let parser: ParseSync | undefined;
+
+/**
+ * libpg-query is WebAssembly: loaded once, on the first plan that has SQL units. (The CLI's
+ * launcher has V8 compile it with its baseline compiler only: see src/cli/code-cache.ts.)
+ */
+export async function loadSqlParser(): Promise<void> {
+  await sqlParser();
+}
+
+/** The parser, loaded on the first call (`loadSqlParser`). */
+export async function sqlParser(): Promise<ParseSync> {
+  if (parser) return parser;
+  const mod = await runtimeImport('libpg-query', () => import('libpg-query'));
+  await mod.loadModule();
+  parser = mod.parseSync as ParseSync;
+  return parser;
+}
+
+export interface SplitStatement extends Statement {
+  fingerprint: string;
+  params: number[];
+  writes: string[];
+  isQuery: boolean;
+  mustRunAlone: boolean;
+  isTransactionControl: boolean;
+  releasesRunLock: boolean;
+}
+
+/** The parser is needed for a text the split cache does not hold: load it (`loadSqlParser`) and try again. */
+export class SqlParserNeeded extends Error {
+  constructor() {
+    super('loadSqlParser() must run before parsing SQL that is not in the split cache');
+  }
+}
+
+/** The splits of SQL text kept between runs: opened and saved by the plan's loader, passed to every unit's parse. */
+export type Splits = SplitCache<SplitStatement[]>;
+
+/** The split cache of this build: its entries are the output of this module and of the parse-tree analysis. */
+export function openSplits(): Splits {
+  return SplitCache.open<SplitStatement[]>([import.meta.url, analysisCode]);
+}
+
+/** Splits text that starts at `firstLine` of the file into statements, with their lines: from `splits` when it holds the text. */
+export function splitStatements(file: string, text: string, firstLine: number, splits: Splits | undefined): SplitStatement[] {
+  const key = SplitCache.key(text);
+  let split = splits?.get(key);
+  if (split === undefined) {
+    split = parseStatements(file, text, firstLine);
+    splits?.set(key, split);
+  }
+  return firstLine === 1 ? split : split.map((s) => ({ ...s, line: s.line + firstLine - 1 }));
+}
+
+/** The statements of `text`, their lines counted from its first line (a parse error's from `firstLine` of the file). */
+function parseStatements(file: string, text: string, firstLine: number): SplitStatement[] {
+  if (!parser) throw new SqlParserNeeded();
+  let tree: { stmts?: RawStmt[] };
+  try {
+    tree = parser(text);
+  } catch (error) {
+    const details = (error as { sqlDetails?: { cursorPosition?: number; message?: string } }).sqlDetails;
+    const position = details?.cursorPosition ?? 0;
+    const at = lineAndColumn(text, codePointToCharOffset(text, position));
+    throw new PlanError(`does not parse: ${details?.message ?? (error as Error).message}`, { file, line: firstLine + at.line - 1 });
+  }
+  // libpg-query gives byte offsets; one cursor walks the text once, in step with them.
+  const cursor = new TextCursor(text);
+  const result: SplitStatement[] = [];
+  for (const raw of tree.stmts ?? []) {
+    const startByte = raw.stmt_location ?? 0;
+    const startChar = cursor.charAt(startByte);
+    const endChar = raw.stmt_len ? cursor.peekCharAt(startByte + raw.stmt_len) : text.length;
+    const chunk = text.slice(startChar, endChar);
+    const lead = leadingTrivia(chunk);
+    const sql = chunk.slice(lead).trimEnd();
+    const at = cursor.lineAndColumnOf(startChar + lead);
+    const analysis = analyse(raw.stmt);
+    result.push({
+      sql,
+      line: at.line,
+      column: at.column,
+      hash: createHash('sha256').update(sql).digest('hex'),
+      fingerprint: statementFingerprint(raw.stmt),
+      createsIndex: analysis.createsIndex,
+      params: analysis.params,
+      writes: analysis.writes,
+      isQuery: analysis.isQuery,
+      mustRunAlone: analysis.mustRunAlone,
+      isTransactionControl: analysis.isTransactionControl,
+      releasesRunLock: analysis.releasesRunLock,
+    });
+  }
+  return result;
+}
+
+/**
+ * Byte offsets (UTF-8) to character offsets, and character offsets to lines and columns,
+ * for offsets that only grow: each call goes on from where the last one stopped, so a
+ * text of n statements is walked once, not n times.
+ */
+class TextCursor {
+  private char = 0;
+  private byte = 0;
+  private lineChar = 0;
+  private line = 1;
+  private lineStart = 0;
+
+  constructor(private readonly text: string) {}
+
+  /** The character offset of a byte offset at or after the last one asked. */
+  charAt(byteOffset: number): number {
+    const { text } = this;
+    while (this.byte < byteOffset && this.char < text.length) {
+      const code = text.charCodeAt(this.char);
+      if (code >= 0xd800 && code <= 0xdbff && this.char + 1 < text.length) {
+        this.byte += 4;
+        this.char += 2;
+      } else {
+        this.byte += code < 0x80 ? 1 : code < 0x800 ? 2 : 3;
+        this.char += 1;
+      }
+    }
+    return this.char;
+  }
+
+  /** The character offset of a byte offset, without moving the cursor (a statement's end: the next starts at or before it). */
+  peekCharAt(byteOffset: number): number {
+    const [char, byte] = [this.char, this.byte];
+    const found = this.charAt(byteOffset);
+    [this.char, this.byte] = [char, byte];
+    return found;
+  }
+
+  /** 1-based line and column of a character offset at or after the last one asked. */
+  lineAndColumnOf(charOffset: number): { line: number; column: number } {
+    const { text } = this;
+    for (let nl = text.indexOf('\n', this.lineChar); nl !== -1 && nl < charOffset; nl = text.indexOf('\n', nl + 1)) {
+      this.line++;
+      this.lineStart = nl + 1;
+    }
+    this.lineChar = Math.max(this.lineChar, charOffset);
+    return { line: this.line, column: charOffset - this.lineStart + 1 };
+  }
+}
+
+/** Length of the whitespace and comments before a statement's first token. */
+function leadingTrivia(chunk: string): number {
+  let i = 0;
+  for (;;) {
+    while (i < chunk.length && /\s/.test(chunk[i] as string)) i++;
+    if (chunk.startsWith('--', i)) {
+      const nl = chunk.indexOf('\n', i);
+      i = nl === -1 ? chunk.length : nl + 1;
+    } else if (chunk.startsWith('/*', i)) {
+      let depth = 0;
+      do {
+        if (chunk.startsWith('/*', i)) { depth++; i += 2; }
+        else if (chunk.startsWith('*/', i)) { depth--; i += 2; }
+        else i++;
+      } while (depth > 0 && i < chunk.length);
+    } else {
+      return i;
+    }
+  }
+}
+
+/** The parser's error position counts code points (as PostgreSQL counts characters); JavaScript counts UTF-16 units. */
+function codePointToCharOffset(text: string, codePoints: number): number {
+  let char = 0;
+  for (let n = 0; n < codePoints && char < text.length; n++) {
+    const code = text.charCodeAt(char);
+    char += code >= 0xd800 && code <= 0xdbff ? 2 : 1;
+  }
+  return char;
+}
+
+function lineAndColumn(text: string, charOffset: number): { line: number; column: number } {
+  const before = text.slice(0, charOffset);
+  const line = before.split('\n').length;
+  const column = charOffset - (before.lastIndexOf('\n') + 1) + 1;
+  return { line, column };
+}
