@@ -16,7 +16,6 @@
  * - is it **always true**? `true`, `1 = 1`, `NOT false`, an OR with an always-true branch,
  *   an AND of always-true conjuncts: any constant expression that evaluates to true.
  */
-import { setFlagsFromString } from 'node:v8';
 import { runtimeImport } from '../runtime-import.js';
 
 type Node = Record<string, unknown>;
@@ -26,7 +25,7 @@ let parser: ParseSync | undefined;
 
 export async function loadExpressionParser(): Promise<void> {
   if (parser) return;
-  setFlagsFromString('--liftoff-only');
+  // No V8 flag here: the command line sets --liftoff-only before the bundle runs (src/cli/code-cache.ts); a library leaves process-wide settings to the application.
   const mod = await runtimeImport('libpg-query', () => import('libpg-query'));
   await mod.loadModule();
   parser = mod.parseSync as ParseSync;
