@@ -45,7 +45,7 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   const m = new ScaffoldModel(analysis, catalog, options);
   const units: ScaffoldUnit[] = [];
   const add = (name: string, kind: ScaffoldUnit['kind'], step: number, up: UnitText, down: UnitText): void => {
-    units.push({ name, kind, step, summary: up.about[0] ?? name, sql: renderUnit(up), rollback: renderUnit(down) });
+    units.push({ name, kind, step, summary: (up.about[0] ?? name).replace(/:$/, '.'), sql: renderUnit(up), rollback: renderUnit(down) });
   };
 
   const adding = m.keyed.filter((k) => k.addsKey);
