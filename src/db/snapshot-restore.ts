@@ -1,5 +1,6 @@
 /** Restoring a unit's snapshot exactly, in one transaction (see snapshot.ts). */
 import { UnitFailedError, UsageError } from '../errors.js';
+import { restoresInPlace } from './citus.js';
 import type { Session } from './connection.js';
 import { findPgTool, libpqEnvironment, runTool, streamThrough, ToolError } from './pg-tools.js';
 import { ensureIntact, type SnapshotManifest } from './snapshot.js';
@@ -24,13 +25,13 @@ export async function restoreSnapshot(session: Session, manifest: SnapshotManife
   if (manifest.scope === 'schema') {
     throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, 'revert the unit with its rollback file instead');
   }
-  await ensureRestorable(session, manifest);
+  const inPlace = await ensureRestorable(session, manifest);
   const pgRestore = findPgTool('pg_restore');
   const psql = findPgTool('psql');
   if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)');
   const env = libpqEnvironment(session.url);
   try {
-    const plan = manifest.scope === 'tables' ? await aroundTables(session, manifest.tables, env) : aroundDatabase;
+    const plan = manifest.scope !== 'tables' ? aroundDatabase : inPlace ? await rowsInPlace(session, manifest.tables) : await aroundTables(session, manifest.tables, env);
     await streamThrough(
       { path: pgRestore.path, args: [...plan.restoreArgs, '-f', '-', manifest.file], env },
       { path: psql.path, args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env },
@@ -80,6 +81,25 @@ async function aroundTables(session: Session, tables: string[], env: NodeJS.Proc
   };
 }
 
+/**
+ * Tables Citus manages (citus.ts): their rows go back into the tables as they are, which
+ * keeps their distribution. The foreign keys of other tables that point at them are dropped
+ * first (TRUNCATE refuses them) and created again after, which checks them against the
+ * restored rows; the rows are emptied and copied back by pg_restore --data-only (COPY
+ * through the coordinator, which sends each row to its shard). Sequential mode keeps Citus
+ * on one connection per worker, so the DDL after the COPY runs where the COPY wrote.
+ */
+async function rowsInPlace(session: Session, tables: string[]): Promise<RestorePlan> {
+  const incoming = await incomingForeignKeys(session, tables);
+  const dropForeignKeys = incoming.map((fk) => `ALTER TABLE ${fk.table} DROP CONSTRAINT ${quote(fk.name)};\n`).join('');
+  const addForeignKeys = incoming.map((fk) => `ALTER TABLE ${fk.table} ADD CONSTRAINT ${quote(fk.name)} ${fk.definition};\n`).join('');
+  return {
+    restoreArgs: ['--data-only'],
+    before: Buffer.from(`SET client_min_messages = warning;\nBEGIN;\nSET LOCAL citus.multi_shard_modify_mode TO 'sequential';\n${dropForeignKeys}TRUNCATE ${tables.join(', ')};\n`),
+    after: Buffer.from(`\n${addForeignKeys}COMMIT;\n`),
+  };
+}
+
 async function incomingForeignKeys(session: Session, tables: string[]): Promise<{ table: string; name: string; definition: string }[]> {
   // With an empty search_path, pg_get_constraintdef qualifies the referenced table, as the restore script needs.
   await session.client.query("BEGIN; SET LOCAL search_path TO ''");
@@ -117,10 +137,16 @@ async function dependentViews(session: Session, tables: string[]): Promise<strin
   return result.rows.map((r) => r.name);
 }
 
-/** Before anything is restored: the file is intact, and restoring it loses nothing it cannot put back. */
-export async function ensureRestorable(session: Session, manifest: SnapshotManifest): Promise<void> {
+/**
+ * Before anything is restored: the file is intact, and restoring it loses nothing it cannot
+ * put back. True when its tables are restored in place (Citus tables, see citus.ts).
+ */
+export async function ensureRestorable(session: Session, manifest: SnapshotManifest): Promise<boolean> {
   await ensureIntact(manifest);
+  // In place, nothing is dropped: nothing can be lost with it.
+  if (await restoresInPlace(session, manifest)) return true;
   await ensureNothingLost(session, manifest);
+  return false;
 }
 
 async function ensureNothingLost(session: Session, manifest: SnapshotManifest): Promise<void> {

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PlanError, UsageError } from '../errors.js';
 import type { SnapshotScope, Unit } from '../plan/types.js';
+import { citusTables, ensureCitusCanSnapshot, type CitusTable } from './citus.js';
 import type { Session } from './connection.js';
 import { findPgTool, libpqEnvironment, runTool } from './pg-tools.js';
 import { fingerprint, type SnapshotManifest } from './snapshot.js';
@@ -22,6 +23,8 @@ export interface SnapshotSettings {
 interface ResolvedTable {
   name: string;
   bytes: number;
+  /** A table Citus manages (its bytes are its shards'). */
+  citus?: CitusTable;
 }
 
 /** Whether the unit may need a snapshot, known without asking the database. */
@@ -48,7 +51,12 @@ export async function resolveScope(session: Session, unit: Unit): Promise<{ scop
   if (scope.kind === 'tables' && missing.length > 0) {
     throw new PlanError(unit.file, scope.line, `the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`, 'fix the `-- tenantify:snapshot` line (or use none); nothing was run');
   }
-  const tables = [...new Map(found.rows.filter((r) => r.name !== null).map((r) => [r.name as string, { name: r.name as string, bytes: Number(r.bytes ?? 0) }])).values()];
+  const tables: ResolvedTable[] = [...new Map(found.rows.filter((r) => r.name !== null).map((r) => [r.name as string, { name: r.name as string, bytes: Number(r.bytes ?? 0) }])).values()];
+  const citus = await citusTables(session, tables.map((t) => t.name));
+  for (const table of tables) {
+    const managed = citus[table.name];
+    if (managed) Object.assign(table, { citus: managed, bytes: managed.bytes });
+  }
   return tables.length === 0 ? undefined : { scope: 'tables', tables };
 }
 
@@ -67,6 +75,7 @@ export class SnapshotTaker {
   async preflight(units: Unit[]): Promise<void> {
     // A plan of units that write no existing table (new tables only) never calls pg_dump.
     if (!units.some(mayNeedSnapshot)) return;
+    await ensureCitusCanSnapshot(this.session, units);
     this.pgDump = findPgTool('pg_dump');
     const serverMajor = Math.floor(this.session.serverVersion / 10000);
     if (!this.pgDump) {
@@ -130,6 +139,7 @@ export class SnapshotTaker {
       serverVersion: String(this.session.serverVersion),
       durationMs: Math.round(performance.now() - started),
       takenAt: new Date().toISOString(),
+      ...(resolved.tables.some((t) => t.citus) ? { citus: Object.fromEntries(resolved.tables.flatMap((t) => (t.citus ? [[t.name, t.citus]] : []))) } : {}),
     };
   }
 

@@ -13,6 +13,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
+import type { CitusTable } from './citus.js';
 
 export interface SnapshotManifest {
   unit: string;
@@ -27,6 +28,8 @@ export interface SnapshotManifest {
   serverVersion: string;
   durationMs: number;
   takenAt: string;
+  /** The tables Citus manages among `tables`, as they were: restored in place (citus.ts). */
+  citus?: Record<string, CitusTable>;
 }
 
 /** Where a plan's snapshots live: TENANTIFY_SNAPSHOT_DIR, else the config's snapshotDir, relative to the plan directory. */

@@ -1,0 +1,100 @@
+/**
+ * What tenantify does differently on a Citus coordinator, in one place.
+ *
+ * On a coordinator, a distributed table is an empty shell whose rows live in shards on the
+ * workers, described by Citus's metadata (pg_dist_partition); a reference table has a copy
+ * on every node. Most of the executor needs nothing special: statements, verify queries,
+ * batches and CREATE INDEX CONCURRENTLY go through the shell and Citus runs them on the
+ * shards; a transaction that writes shards and the ledger (a plain table on the
+ * coordinator) commits with two-phase commit, so a batch and its cursor stay together; the
+ * run lock is an advisory lock of the coordinator. Snapshots differ:
+ *
+ *  - Taking: pg_dump on the coordinator reads a Citus table's rows through Citus (COPY), so
+ *    a table snapshot holds every shard's rows. The shell's size is ~0 bytes, so the size
+ *    that sizes the snapshot is Citus's (citus_total_relation_size).
+ *  - Restoring: the usual DROP TABLE and CREATE TABLE from the dump would leave a plain
+ *    table on the coordinator, its distribution (or replication) gone. A Citus table is
+ *    restored in place instead: its rows emptied and copied back, in one transaction
+ *    (snapshot-restore.ts). That only gives back rows: the table must still exist with the
+ *    columns it had, which is checked first; otherwise the restore refuses, and the unit's
+ *    rollback file is the way back.
+ *  - A whole-database snapshot (`-- tenantify:snapshot full`) cannot work: pg_restore
+ *    --clean on a coordinator drops the Citus extension's objects and cannot put shards
+ *    back. apply refuses it before anything runs.
+ */
+import { PlanError, UsageError } from '../errors.js';
+import type { Unit } from '../plan/types.js';
+import type { Session } from './connection.js';
+import type { SnapshotManifest } from './snapshot.js';
+
+/** A table Citus manages, as a snapshot's manifest records it. */
+export interface CitusTable {
+  kind: 'distributed' | 'reference' | 'local';
+  /** `name type` of each column, in order: the rows of the snapshot fit these. */
+  columns: string[];
+  bytes: number;
+}
+
+/** Whether the Citus extension is installed in this database. */
+export async function hasCitus(session: Session): Promise<boolean> {
+  const result = await session.client.query<{ citus: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus");
+  return Boolean(result.rows[0]?.citus);
+}
+
+/** Those of `tables` that Citus manages, by name as given (none without the extension). */
+export async function citusTables(session: Session, tables: string[]): Promise<Record<string, CitusTable>> {
+  if (tables.length === 0 || !(await hasCitus(session))) return {};
+  // partmethod 'h' is hash-distributed; 'n' with repmodel 't' (on every node) a reference table, else a table on one node (Citus-local, or a distributed schema's).
+  const result = await session.client.query<{ name: string; kind: CitusTable['kind']; columns: string[]; bytes: string }>(
+    `SELECT t AS name,
+            CASE WHEN p.partmethod = 'h' THEN 'distributed' WHEN p.repmodel = 't' THEN 'reference' ELSE 'local' END AS kind,
+            ARRAY(SELECT format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)) FROM pg_attribute a
+                   WHERE a.attrelid = p.logicalrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns,
+            citus_total_relation_size(p.logicalrelid) AS bytes
+       FROM unnest($1::text[]) t JOIN pg_dist_partition p ON p.logicalrelid = to_regclass(t)`,
+    [tables],
+  );
+  return Object.fromEntries(result.rows.map((r) => [r.name, { kind: r.kind, columns: r.columns, bytes: Number(r.bytes) }]));
+}
+
+/** Before anything runs: no unit asks for a snapshot that cannot work on a coordinator. */
+export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): Promise<void> {
+  const full = units.filter((u) => u.options.snapshot.kind === 'full');
+  if (full.length === 0 || !(await hasCitus(session))) return;
+  const unit = full[0] as Unit;
+  throw new PlanError(
+    unit.file,
+    unit.options.snapshot.line,
+    '`-- tenantify:snapshot full` cannot work on a Citus coordinator: pg_restore --clean of the whole database would drop the Citus extension\'s objects and cannot put the shards back on the workers',
+    `name the tables instead (\`-- tenantify:snapshot accounts,users\`: a Citus table is restored in place, its distribution kept), or none${full.length > 1 ? ` (also in ${full.slice(1).map((u) => u.file).join(', ')})` : ''}; nothing was run`,
+  );
+}
+
+/**
+ * How a snapshot of tables goes back: true when it holds Citus tables (or the database now
+ * has Citus tables among them), restored in place. Refuses, before anything is restored,
+ * when such a table is gone or its columns changed since the snapshot.
+ */
+export async function restoresInPlace(session: Session, manifest: SnapshotManifest): Promise<boolean> {
+  if (manifest.scope === 'full' && (await hasCitus(session))) {
+    throw new UsageError(`the snapshot of ${manifest.unit} is of the whole database, which cannot be restored on a Citus coordinator`, 'nothing was restored; revert the unit with its rollback file (without --from-snapshot)');
+  }
+  if (manifest.scope !== 'tables') return false;
+  const taken = manifest.citus ?? {};
+  const now = await citusTables(session, manifest.tables);
+  if (Object.keys(taken).length === 0 && Object.keys(now).length === 0) return false;
+  const changed: string[] = [];
+  for (const table of manifest.tables) {
+    const before = taken[table];
+    const after = now[table];
+    if (!after) changed.push(before ? `${table} is no longer a Citus table (or is gone)` : `${table} was not a Citus table when the snapshot was taken`);
+    else if (before && before.columns.join(', ') !== after.columns.join(', ')) changed.push(`${table} had columns (${before.columns.join(', ')}), now (${after.columns.join(', ')})`);
+  }
+  if (changed.length > 0) {
+    throw new UsageError(
+      `the snapshot of ${manifest.unit} cannot be restored on this Citus coordinator: it puts rows back into tables as they are, and ${changed.join('; ')}`,
+      'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the rows by hand from the snapshot file (`pg_restore --data-only`)',
+    );
+  }
+  return true;
+}
