@@ -1,0 +1,191 @@
+/**
+ * The executor on a Citus coordinator (a throwaway cluster of a coordinator and two workers):
+ * a plan over a distributed table and a reference table applies, verifies, backfills in
+ * batches, builds an index CONCURRENTLY, holds its run lock, and goes back from its
+ * snapshots to exactly the rows it had, still distributed. What cannot work on Citus is
+ * refused before anything runs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contentFingerprint, holdGate, query } from './support/db.js';
+import { runCli, startCli } from './support/cli.js';
+import { writePlan } from './support/plan-dir.js';
+import { findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
+
+const citus = findCitus();
+const missing = 'missing' in citus ? citus.missing : undefined;
+
+// A reference table, a table distributed by org_id that references it, and a colocated one that references that (a foreign key into the restored table).
+const legacy = `
+  CREATE TABLE plans (code text PRIMARY KEY, name text NOT NULL);
+  SELECT create_reference_table('plans');
+  INSERT INTO plans VALUES ('free', 'Free'), ('pro', 'Pro');
+  CREATE TABLE accounts (org_id int NOT NULL, id bigint NOT NULL, name text NOT NULL, plan text REFERENCES plans (code), PRIMARY KEY (org_id, id));
+  SELECT create_distributed_table('accounts', 'org_id');
+  INSERT INTO accounts SELECT g % 7, g, 'account ' || g, CASE WHEN g % 2 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(1, 500) g;
+  CREATE TABLE notes (org_id int NOT NULL, id bigint NOT NULL, account_id bigint NOT NULL, body text, PRIMARY KEY (org_id, id),
+    FOREIGN KEY (org_id, account_id) REFERENCES accounts (org_id, id));
+  SELECT create_distributed_table('notes', 'org_id', colocate_with => 'accounts');
+  INSERT INTO notes SELECT a.org_id, a.id, a.id, 'note' FROM accounts a WHERE a.org_id IN (0, 1, 2);`;
+
+const plan = {
+  'migrations/0001_status.sql': `ALTER TABLE accounts ADD COLUMN status text;
+-- tenantify:verify accounts has a status column
+SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'status');
+`,
+  'rollbacks/0001_status.sql': 'ALTER TABLE accounts DROP COLUMN status;\n',
+  // No rollback file: its snapshot is the only way back.
+  'backfills/0002_cleanup.sql': `UPDATE accounts SET name = upper(name) WHERE org_id = 3;
+DELETE FROM accounts WHERE org_id = 5;
+-- tenantify:verify nothing is left of org 5
+SELECT id FROM accounts WHERE org_id = 5;
+`,
+  'backfills/0003_status.sql': `-- tenantify:batch accounts key=id size=100
+UPDATE accounts SET status = CASE WHEN plan = 'pro' THEN 'paying' ELSE 'trial' END WHERE id > $1 AND id <= $2 AND status IS NULL;
+-- tenantify:verify every account has a status
+SELECT id FROM accounts WHERE status IS NULL;
+`,
+  'rollbacks/0003_status.sql': 'UPDATE accounts SET status = NULL;\n',
+  'migrations/0004_status_index.sql': '-- tenantify:transaction off\nCREATE INDEX CONCURRENTLY accounts_status_idx ON accounts (status);\n',
+  'rollbacks/0004_status_index.sql': '-- tenantify:transaction off\nDROP INDEX CONCURRENTLY accounts_status_idx;\n',
+};
+
+describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  let cluster: ThrowawayCitus;
+  let databases = 0;
+  beforeAll(async () => {
+    cluster = await startThrowawayCitus({ workers: 2, shardCount: 4 });
+  }, 120_000);
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  async function database(): Promise<string> {
+    const url = await cluster.createDatabase(`citus_exec_${++databases}`);
+    await query(url, legacy);
+    return url;
+  }
+
+  const one = async <T extends Record<string, unknown>>(url: string, sql: string): Promise<T> => (await query<T>(url, sql))[0] as T;
+  const layout = (url: string) =>
+    query<{ name: string; method: string; shards: number }>(url, `SELECT logicalrelid::text AS name, partmethod::text AS method, (SELECT count(*)::int FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) AS shards
+      FROM pg_dist_partition p ORDER BY 1`);
+  const statuses = (url: string) => query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
+  const distributed = [
+    { name: 'accounts', method: 'h', shards: 4 },
+    { name: 'notes', method: 'h', shards: 4 },
+    { name: 'plans', method: 'n', shards: 1 },
+  ];
+
+  it('applies, verifies, backfills in batches, indexes CONCURRENTLY, and rolls back from snapshots to exactly the rows it had, still distributed', async () => {
+    const url = await database();
+    const dir = writePlan(plan);
+    const before = await contentFingerprint(url);
+    expect(Object.keys(before)).toEqual(['public.accounts', 'public.notes', 'public.plans']);
+
+    const applied = await runCli(['apply', '-d', url, '--dir', dir, '--json']);
+    expect(applied.stderr).not.toMatch(/error/i);
+    expect(applied.code).toBe(0);
+    expect(await statuses(url)).toEqual(['0001_status', '0002_cleanup', '0003_status', '0004_status_index'].map((id) => ({ id, status: 'applied' })));
+    expect(await one(url, "SELECT count(*)::int AS n, count(*) FILTER (WHERE status = 'paying')::int AS paying, count(*) FILTER (WHERE status IS NULL)::int AS missing FROM accounts"))
+      .toEqual({ n: 429, paying: 215, missing: 0 });
+    // The batches' cursor and rows are in the ledger, each committed with its batch.
+    const progress = await one<{ rows: number; batches: number }>(url, "SELECT (progress->>'rowsDone')::int AS rows, (progress->>'batches')::int AS batches FROM tenantify.units WHERE id = '0003_status'");
+    expect(progress.rows).toBe(429);
+    expect(progress.batches).toBeGreaterThanOrEqual(4);
+    // The index exists on every shard, valid.
+    const indexes = await one<{ n: number }>(url, `SELECT sum(result::int)::int AS n FROM run_command_on_shards('accounts',
+      $$SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = '%s'::regclass AND c.relname LIKE 'accounts_status_idx%%' AND i.indisvalid$$)`);
+    expect(indexes.n).toBe(4);
+    // The snapshots hold every shard's rows, not the coordinator's empty shell.
+    const snapshots = await query<{ id: string; tables: string[]; kind: string }>(url, "SELECT id, snapshot->'tables' AS tables, snapshot->'citus'->'public.accounts'->>'kind' AS kind FROM tenantify.units WHERE snapshot ? 'file' ORDER BY id");
+    expect(snapshots).toEqual([
+      { id: '0002_cleanup', tables: ['public.accounts'], kind: 'distributed' },
+      { id: '0003_status', tables: ['public.accounts'], kind: 'distributed' },
+    ]);
+
+    const verified = await runCli(['verify', '-d', url, '--dir', dir, '--json']);
+    expect(verified.code).toBe(0);
+    expect((JSON.parse(verified.stdout) as { checks: { unit: string; ok: boolean }[] }).checks.map((c) => [c.unit, c.ok])).toEqual([
+      ['0001_status', true], ['0002_cleanup', true], ['0003_status', true],
+    ]);
+
+    // `snapshots restore`: the rows before the batched backfill, in place.
+    const restored = await runCli(['snapshots', 'restore', '0003_status', '-d', url, '--dir', dir, '--yes']);
+    expect(restored.stderr).toBe('');
+    expect(restored.code).toBe(0);
+    expect(await one(url, 'SELECT count(*)::int AS n, count(status)::int AS with_status, count(*) FILTER (WHERE org_id = 5)::int AS org5 FROM accounts')).toEqual({ n: 429, with_status: 0, org5: 0 });
+    expect(await layout(url)).toEqual(distributed);
+
+    const rolledBack = await runCli(['rollback', '-d', url, '--dir', dir, '--steps', '3', '--from-snapshot', '--yes']);
+    expect(rolledBack.code).toBe(0);
+    expect(await statuses(url)).toEqual([
+      { id: '0001_status', status: 'applied' },
+      { id: '0002_cleanup', status: 'rolled_back' },
+      { id: '0003_status', status: 'rolled_back' },
+      { id: '0004_status_index', status: 'rolled_back' },
+    ]);
+    // Exactly the rows before 0002 (org 5 back, org 3's names as they were), in a table still distributed over its shards.
+    const after = await contentFingerprint(url);
+    const { 'public.accounts': accountsAfter, ...othersAfter } = after;
+    const { 'public.accounts': accountsBefore, ...othersBefore } = before;
+    expect(othersAfter).toEqual(othersBefore);
+    // 0001 is still applied: the rows are the legacy ones with an empty status column.
+    expect(accountsAfter).not.toBe(accountsBefore);
+    expect(await one(url, "SELECT md5(string_agg(format('%s|%s|%s|%s', org_id, id, name, plan), ',' ORDER BY org_id, id)) AS rows, count(status)::int AS with_status FROM accounts"))
+      .toEqual({ rows: (await one(url, "SELECT md5(string_agg(format('%s|%s|account %s|%s', g % 7, g, g, CASE WHEN g % 2 = 0 THEN 'pro' ELSE 'free' END), ',' ORDER BY g % 7, g)) AS rows FROM generate_series(1, 500) g")).rows, with_status: 0 });
+    expect(await layout(url)).toEqual(distributed);
+    // The foreign key into accounts was dropped for the restore and made again: it still holds.
+    expect(await one(url, "SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'notes'::regclass AND contype = 'f'")).toEqual({ n: 1 });
+    const events = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id IN ('0002_cleanup', '0003_status') AND event LIKE 'snapshot%' ORDER BY id");
+    expect(events.map((e) => e.event)).toEqual(['snapshot_taken', 'snapshot_taken', 'snapshot_restored']);
+  });
+
+  it('refuses `snapshot full` before anything runs: exit 2 naming the file, line and directive; the database unchanged', async () => {
+    const url = await database();
+    const dir = writePlan({
+      'migrations/0001_add.sql': 'ALTER TABLE accounts ADD COLUMN status text;\n',
+      'backfills/0002_full.sql': '-- tenantify:lock-timeout 2s\n-- tenantify:snapshot full\nUPDATE accounts SET name = upper(name);\n',
+    });
+    const before = await contentFingerprint(url);
+    const result = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('backfills/0002_full.sql:2: `-- tenantify:snapshot full` cannot work on a Citus coordinator');
+    expect(result.stderr).toMatch(/cannot put the shards back/);
+    expect(result.stderr).toMatch(/hint: name the tables instead/);
+    expect(await contentFingerprint(url)).toEqual(before);
+    expect(await one(url, "SELECT to_regnamespace('tenantify') IS NULL AS none, (SELECT count(*)::int FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'status') AS status")).toEqual({ none: true, status: 0 });
+    expect(await layout(url)).toEqual(distributed);
+    // Without snapshots, the directive does not matter.
+    expect((await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot'])).code).toBe(0);
+  });
+
+  it('refuses to restore a snapshot into a table whose columns changed: exit 2, nothing restored', async () => {
+    const url = await database();
+    const dir = writePlan({ 'migrations/0001_drop_plan.sql': 'ALTER TABLE accounts DROP COLUMN plan;\n' });
+    expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
+    const applied = await contentFingerprint(url);
+    const result = await runCli(['rollback', '-d', url, '--dir', dir, '--from-snapshot', '--yes']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('the snapshot of 0001_drop_plan cannot be restored on this Citus coordinator');
+    expect(result.stderr).toContain('public.accounts had columns (org_id integer, id bigint, name text, plan text), now (org_id integer, id bigint, name text)');
+    expect(await contentFingerprint(url)).toEqual(applied);
+    expect(await statuses(url)).toEqual([{ id: '0001_drop_plan', status: 'applied' }]);
+    expect(await layout(url)).toEqual(distributed);
+  });
+
+  it('holds the run lock on the coordinator: a second apply is refused with exit 4', async () => {
+    const url = await database();
+    const gate = await holdGate(url);
+    const dir = writePlan({ 'backfills/0001_gated.sql': `${gate.sql}\nUPDATE accounts SET name = name || '!' WHERE org_id = 1;\n` });
+    const first = startCli(['apply', '-d', url, '--dir', dir]);
+    await gate.reached(first.done);
+    const second = await runCli(['apply', '-d', url, '--dir', dir]);
+    await gate.open();
+    expect(second.code).toBe(4);
+    expect(second.stderr).toMatch(/another run holds the lock/i);
+    expect((await first.done).code).toBe(0);
+    expect(await one(url, "SELECT count(*) FILTER (WHERE name LIKE '%!')::int AS changed FROM accounts")).toEqual({ changed: 72 });
+    const runs = await query<{ command: string; outcome: string }>(url, 'SELECT command, outcome FROM tenantify.runs ORDER BY id');
+    expect(runs).toEqual([{ command: 'apply', outcome: 'done' }]);
+  });
+});
