@@ -21,8 +21,13 @@
  *  - A whole-database snapshot (`-- tenantify:snapshot full`) cannot work: pg_restore
  *    --clean on a coordinator drops the Citus extension's objects and cannot put shards
  *    back. apply refuses it before anything runs.
+ *
+ * `rehearse --citus` compares the layout too (citusLayout): a rollback that leaves a table
+ * distributed that was not, or colocated elsewhere, has not returned the database to where
+ * it started, even when every row and column is back.
  */
 import { PlanError, UsageError } from '../errors.js';
+import type pg from 'pg';
 import type { Unit } from '../plan/types.js';
 import type { Session } from './connection.js';
 import type { SnapshotManifest } from './snapshot.js';
@@ -97,4 +102,24 @@ export async function restoresInPlace(session: Session, manifest: SnapshotManife
     );
   }
   return true;
+}
+
+/**
+ * "citus public.accounts" → "distributed by org_id, 4 shards, colocated with public.accounts"
+ * (a colocation group is named by its first table, its number being no more than an id), for
+ * every table Citus manages; empty without Citus.
+ */
+export async function citusLayout(client: pg.Client): Promise<Map<string, string>> {
+  const installed = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
+  if (installed.rowCount === 0) return new Map();
+  const result = await client.query<{ key: string; def: string }>(
+    `SELECT 'citus ' || format('%I.%I', n.nspname, c.relname) AS key,
+            CASE WHEN p.partmethod = 'h' THEN format('distributed by %s, %s shards, colocated with %s', column_to_column_name(p.logicalrelid, p.partkey),
+                   (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid),
+                   (SELECT min(format('%I.%I', n2.nspname, c2.relname)) FROM pg_dist_partition p2 JOIN pg_class c2 ON c2.oid = p2.logicalrelid
+                      JOIN pg_namespace n2 ON n2.oid = c2.relnamespace WHERE p2.colocationid = p.colocationid))
+                 WHEN p.repmodel = 't' THEN 'reference table' ELSE 'on one node (Citus-local, or a distributed schema''s)' END AS def
+       FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid JOIN pg_namespace n ON n.oid = c.relnamespace`,
+  );
+  return new Map(result.rows.map((r) => [r.key, r.def]));
 }
