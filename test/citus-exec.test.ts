@@ -53,7 +53,8 @@ describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${mis
   let cluster: ThrowawayCitus;
   let databases = 0;
   beforeAll(async () => {
-    cluster = await startThrowawayCitus({ workers: 2, shardCount: 4 });
+    // 6 shards, not the 4 of the cluster rehearse --citus starts: a copy of this coordinator must keep them.
+    cluster = await startThrowawayCitus({ workers: 2, shardCount: 6 });
   }, 120_000);
   afterAll(async () => {
     await cluster?.close();
@@ -71,8 +72,8 @@ describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${mis
       FROM pg_dist_partition p ORDER BY 1`);
   const statuses = (url: string) => query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
   const distributed = [
-    { name: 'accounts', method: 'h', shards: 4 },
-    { name: 'notes', method: 'h', shards: 4 },
+    { name: 'accounts', method: 'h', shards: 6 },
+    { name: 'notes', method: 'h', shards: 6 },
     { name: 'plans', method: 'n', shards: 1 },
   ];
 
@@ -95,7 +96,7 @@ describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${mis
     // The index exists on every shard, valid.
     const indexes = await one<{ n: number }>(url, `SELECT sum(result::int)::int AS n FROM run_command_on_shards('accounts',
       $$SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = '%s'::regclass AND c.relname LIKE 'accounts_status_idx%%' AND i.indisvalid$$)`);
-    expect(indexes.n).toBe(4);
+    expect(indexes.n).toBe(6);
     // The snapshots hold every shard's rows, not the coordinator's empty shell.
     const snapshots = await query<{ id: string; tables: string[]; kind: string }>(url, "SELECT id, snapshot->'tables' AS tables, snapshot->'citus'->'public.accounts'->>'kind' AS kind FROM tenantify.units WHERE snapshot ? 'file' ORDER BY id");
     expect(snapshots).toEqual([
@@ -187,5 +188,39 @@ describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${mis
     expect(await one(url, "SELECT count(*) FILTER (WHERE name LIKE '%!')::int AS changed FROM accounts")).toEqual({ changed: 72 });
     const runs = await query<{ command: string; outcome: string }>(url, 'SELECT command, outcome FROM tenantify.runs ORDER BY id');
     expect(runs).toEqual([{ command: 'apply', outcome: 'done' }]);
+  });
+
+  it('rehearse --citus copies this coordinator with its layout and rehearses a plan that distributes a table; without --citus, exit 2', async () => {
+    const url = await database();
+    await query(url, "CREATE TABLE events (org_id int NOT NULL, id bigint NOT NULL, what text, PRIMARY KEY (org_id, id)); INSERT INTO events SELECT g % 7, g, 'event' FROM generate_series(1, 300) g");
+    const dir = writePlan({
+      'migrations/0001_distribute_events.sql': `SELECT create_distributed_table('events', 'org_id', colocate_with => 'accounts');
+-- tenantify:verify events, accounts and notes are colocated in 6 shards, and plans is a reference table, as in the source
+SELECT 1 WHERE (SELECT count(DISTINCT colocationid) FROM pg_dist_partition WHERE logicalrelid IN ('accounts'::regclass, 'notes'::regclass, 'events'::regclass)) <> 1
+   OR (SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'notes'::regclass) <> 6
+   OR NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'plans'::regclass AND repmodel = 't');
+`,
+      'rollbacks/0001_distribute_events.sql': "SELECT undistribute_table('events');\n",
+    });
+    const before = await contentFingerprint(url);
+    const env = { TENANTIFY_REHEARSE_SERVER_URL: '' };
+
+    const plain = await runCli(['rehearse', '-d', url, '--dir', dir], { env });
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('the source is a Citus coordinator (3 Citus tables): a single throwaway PostgreSQL cannot hold it');
+    expect(plain.stderr).toContain('hint: rehearse it with --citus');
+
+    const result = await runCli(['rehearse', '--citus', '--workers', '1', '-d', url, '--dir', dir, '--json'], { env });
+    expect(result.code).toBe(0);
+    const doc = JSON.parse(result.stdout) as { server: string; steps: { name: string; ok: boolean; details: string[] }[] };
+    expect(doc.server).toBe('citus');
+    expect(doc.steps.map((s) => [s.name, s.ok])).toEqual([
+      ['load', true], ['apply', true], ['verify', true], ['rollback', true], ['compare with the source', true], ['apply again', true], ['verify again', true],
+    ]);
+    expect(doc.steps[0]?.details).toEqual(['4 tables and sequences; 3 Citus tables placed as in the source']);
+    // The source was only read.
+    expect(await contentFingerprint(url)).toEqual(before);
+    expect(await layout(url)).toEqual(distributed);
+    expect(await one(url, "SELECT to_regnamespace('tenantify') IS NULL AS none")).toEqual({ none: true });
   });
 });

@@ -12,7 +12,7 @@
  * for a Citus database, a plain source one that distributes them (tenancy scaffold --citus).
  */
 import { withSession } from '../db/connection.js';
-import { citusLayout } from '../db/citus.js';
+import { citusLayout, citusPlacements, placeLike } from '../db/citus.js';
 import { describeDatabase, differences, type DatabaseState } from '../db/compare.js';
 import { findPgTool, libpqEnvironment, runTool, streamThrough, ToolError } from '../db/pg-tools.js';
 import { redact } from '../db/redact.js';
@@ -80,7 +80,13 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
   if (options.citus && options.targetServerUrl) {
     throw new UsageError('--citus starts a throwaway Citus cluster of its own: it cannot rehearse on the server TENANTIFY_REHEARSE_SERVER_URL names', 'unset TENANTIFY_REHEARSE_SERVER_URL for a Citus rehearsal, or leave --citus out');
   }
-  const major = live ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => Math.floor(s.serverVersion / 10000)) : undefined;
+  const source = live
+    ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => ({ major: Math.floor(s.serverVersion / 10000), placements: await citusPlacements(s.client) }))
+    : undefined;
+  const major = source?.major;
+  if (source && source.placements.length > 0 && !options.citus) {
+    throw new UsageError(`the source is a Citus coordinator (${source.placements.length} Citus tables): a single throwaway PostgreSQL cannot hold it`, 'rehearse it with --citus');
+  }
   const server = options.citus ? await citusServer(options.citus.workers, options.log) : await plainServer(options.targetServerUrl, major, options.log);
   const steps: RehearseStep[] = [];
   try {
@@ -106,8 +112,11 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
     const ok =
       (await run('load', async () => {
         await load(options, target);
+        // pg_dump loads a coordinator's tables as plain tables: place them as the source does.
+        const placed = source?.placements ?? [];
+        if (placed.length > 0) await withSession(target, 'rehearse', (s) => placeLike(s.client, placed));
         loaded = await snapshotState(target);
-        return { ok: true, details: [`${loaded.content.size} tables and sequences`] };
+        return { ok: true, details: [`${loaded.content.size} tables and sequences${placed.length > 0 ? `; ${placed.length} Citus tables placed as in the source` : ''}`] };
       })) &&
       (await run('apply', async () => {
         const step = await applyStep(options, target);

@@ -123,3 +123,65 @@ export async function citusLayout(client: pg.Client): Promise<Map<string, string
   );
   return new Map(result.rows.map((r) => [r.key, r.def]));
 }
+
+/** How a source coordinator holds a table, to hold it the same way in a copy (rehearse --citus of a live source). */
+export interface CitusPlacement {
+  table: string;
+  kind: CitusTable['kind'];
+  /** Distributed tables: the distribution column, the shard count, and the colocation group. */
+  column: string | null;
+  shards: number;
+  group: number;
+}
+
+export async function citusPlacements(client: pg.Client): Promise<CitusPlacement[]> {
+  const installed = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
+  if (installed.rowCount === 0) return [];
+  const result = await client.query<CitusPlacement>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS table,
+            CASE WHEN p.partmethod = 'h' THEN 'distributed' WHEN p.repmodel = 't' THEN 'reference' ELSE 'local' END AS kind,
+            CASE WHEN p.partmethod = 'h' THEN column_to_column_name(p.logicalrelid, p.partkey) END AS column,
+            (SELECT count(*)::int FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) AS shards, p.colocationid AS group
+       FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      ORDER BY 2 DESC, 5, 1`,
+  );
+  return result.rows;
+}
+
+/**
+ * pg_dump copies a coordinator's tables as plain tables: this makes them Citus tables in the
+ * copy as the source has them (reference tables, then Citus-local ones, then each colocation
+ * group, its first table with the source's shard count and the others colocated with it).
+ * Citus refuses to distribute a table that a plain table references, and a table that
+ * references one not distributed yet: the foreign keys touching these tables are dropped
+ * first and created again once every table is placed (which checks them).
+ */
+export async function placeLike(client: pg.Client, placements: CitusPlacement[]): Promise<void> {
+  const tables = placements.map((p) => p.table);
+  // With an empty search_path, pg_get_constraintdef qualifies the referenced table.
+  await client.query("SET search_path TO ''");
+  const foreignKeys = await client.query<{ table: string; name: string; definition: string }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS table, format('%I', k.conname) AS name, pg_get_constraintdef(k.oid) AS definition
+       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE k.contype = 'f' AND (k.conrelid = ANY ($1::text[]::regclass[]) OR k.confrelid = ANY ($1::text[]::regclass[]))
+      ORDER BY 1, 2`,
+    [tables],
+  );
+  for (const fk of foreignKeys.rows) await client.query(`ALTER TABLE ${fk.table} DROP CONSTRAINT ${fk.name}`);
+  const firstOfGroup = new Map<number, string>();
+  for (const placement of placements) {
+    try {
+      if (placement.kind === 'reference') await client.query('SELECT create_reference_table($1)', [placement.table]);
+      else if (placement.kind === 'local') await client.query('SELECT citus_add_local_table_to_metadata($1)', [placement.table]);
+      else {
+        const first = firstOfGroup.get(placement.group);
+        if (first) await client.query('SELECT create_distributed_table($1, $2, colocate_with => $3)', [placement.table, placement.column, first]);
+        else await client.query("SELECT create_distributed_table($1, $2, colocate_with => 'none', shard_count => $3::int)", [placement.table, placement.column, placement.shards]);
+        firstOfGroup.set(placement.group, first ?? placement.table);
+      }
+    } catch (error) {
+      throw new Error(`copying the source's Citus layout failed at ${placement.table} (${placement.kind}): ${(error as Error).message}`);
+    }
+  }
+  for (const fk of foreignKeys.rows) await client.query(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${fk.name} ${fk.definition}`);
+}
