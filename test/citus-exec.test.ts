@@ -6,7 +6,7 @@
  * refused before anything runs.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentFingerprint, holdGate, query } from './support/db.js';
+import { contentFingerprint, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 import { findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
@@ -188,6 +188,29 @@ describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${mis
     expect(await one(url, "SELECT count(*) FILTER (WHERE name LIKE '%!')::int AS changed FROM accounts")).toEqual({ changed: 72 });
     const runs = await query<{ command: string; outcome: string }>(url, 'SELECT command, outcome FROM tenantify.runs ORDER BY id');
     expect(runs).toEqual([{ command: 'apply', outcome: 'done' }]);
+  });
+
+  it('resumes a batched backfill killed half-way at the next batch: every row of every shard updated exactly once', async () => {
+    const url = await database();
+    await query(url, 'ALTER TABLE accounts ADD COLUMN touched int NOT NULL DEFAULT 0');
+    const dir = writePlan({
+      // Batches of 10 rows (the smallest), 50 ms apart: the kill lands half-way.
+      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '1ms', pause: '50ms', parallel: 1 } }),
+      'backfills/0001_touch.sql': '-- tenantify:batch accounts key=id size=10\nUPDATE accounts SET touched = touched + 1 WHERE id > $1 AND id <= $2;\n',
+    });
+    const first = startCli(['apply', '-d', url, '--dir', dir]);
+    await until(url, "SELECT count(*)::int AS n FROM tenantify.units WHERE id = '0001_touch' AND (progress->>'batches')::int >= 3");
+    first.child.kill('SIGKILL');
+    await first.done;
+    expect(await one(url, 'SELECT status FROM tenantify.units')).toEqual({ status: 'running' });
+    const done = await one<{ n: number }>(url, 'SELECT count(*)::int AS n FROM accounts WHERE touched = 1');
+    expect(done.n).toBeGreaterThan(0);
+    expect(done.n).toBeLessThan(500);
+    const resumed = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(/0001_touch: resuming after key \d+ \(\d+ rows done\)/);
+    expect(await one(url, 'SELECT min(touched)::int AS min, max(touched)::int AS max, count(*)::int AS n FROM accounts')).toEqual({ min: 1, max: 1, n: 500 });
+    expect(await statuses(url)).toEqual([{ id: '0001_touch', status: 'applied' }]);
   });
 
   it('rehearse --citus copies this coordinator with its layout and rehearses a plan that distributes a table; without --citus, exit 2', async () => {

@@ -24,7 +24,8 @@
  *
  * `rehearse --citus` compares the layout too (citusLayout): a rollback that leaves a table
  * distributed that was not, or colocated elsewhere, has not returned the database to where
- * it started, even when every row and column is back.
+ * it started, even when every row and column is back. A live coordinator it copies with
+ * pg_dump arrives as plain tables; placeLike makes them Citus tables as the source has them.
  */
 import { PlanError, UsageError } from '../errors.js';
 import type pg from 'pg';
