@@ -11,6 +11,7 @@ import { ensureIntact, type SnapshotManifest } from './snapshot.js';
  * views and materialized views built on them), restored from the dump (definition, data,
  * indexes, constraints, triggers, policies, sequences), and those foreign keys and views
  * are created again as they were just before the restore (materialized views refreshed).
+ * Tables Citus manages are not dropped: their rows are put back in place (rowsInPlace).
  *
  * pg_restore's script streams into psql as bytes (streamThrough), between what the restore
  * adds before it (BEGIN, the DROP) and after it (the foreign keys, the views, COMMIT): memory
