@@ -5,6 +5,7 @@
  * snapshots to exactly the rows it had, still distributed. What cannot work on Citus is
  * refused before anything runs.
  */
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentFingerprint, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
@@ -188,6 +189,29 @@ describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${mis
     expect(await one(url, "SELECT count(*) FILTER (WHERE name LIKE '%!')::int AS changed FROM accounts")).toEqual({ changed: 72 });
     const runs = await query<{ command: string; outcome: string }>(url, 'SELECT command, outcome FROM tenantify.runs ORDER BY id');
     expect(runs).toEqual([{ command: 'apply', outcome: 'done' }]);
+  });
+
+  it("holds a unit's lock timeout on the workers too: a DDL behind a shard's lock fails with exit 1 instead of waiting", async () => {
+    const url = await database();
+    const [shard] = await query<{ name: string; port: number }>(url, "SELECT shard_name AS name, nodeport AS port FROM citus_shards WHERE table_name = 'accounts'::regclass ORDER BY shardid LIMIT 1");
+    const worker = new URL(url);
+    worker.port = String(shard?.port);
+    // An application transaction on a worker, reading one shard, that does not end while the unit runs
+    // (were the lock timeout to stay on the coordinator, the statement timeout would end the wait, with another error).
+    const holder = new pg.Client({ connectionString: worker.toString() });
+    await holder.connect();
+    await holder.query(`BEGIN; SET LOCAL citus.enable_manual_changes_to_shards = on; LOCK ${shard?.name} IN ACCESS SHARE MODE`);
+    try {
+      const dir = writePlan({ 'migrations/0001_column.sql': '-- tenantify:lock-timeout 1s\n-- tenantify:retries 0\n-- tenantify:statement-timeout 20s\nALTER TABLE accounts ADD COLUMN status text;\n' });
+      const result = await runCli(['apply', '-d', url, '--dir', dir]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('canceling statement due to lock timeout (SQLSTATE 55P03)');
+      expect(result.stderr).toContain(`while executing command on 127.0.0.1:${shard?.port}`);
+    } finally {
+      await holder.end();
+    }
+    expect(await statuses(url)).toEqual([{ id: '0001_column', status: 'failed' }]);
+    expect(await one(url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'status'")).toEqual({ n: 0 });
   });
 
   it('resumes a batched backfill killed half-way at the next batch: every row of every shard updated exactly once', async () => {

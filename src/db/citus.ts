@@ -7,7 +7,8 @@
  * batches and CREATE INDEX CONCURRENTLY go through the shell and Citus runs them on the
  * shards; a transaction that writes shards and the ledger (a plain table on the
  * coordinator) commits with two-phase commit, so a batch and its cursor stay together; the
- * run lock is an advisory lock of the coordinator. Snapshots differ:
+ * run lock is an advisory lock of the coordinator. A unit's timeouts need one setting
+ * (propagateLocalSettings) to reach the workers. Snapshots differ:
  *
  *  - Taking: pg_dump on the coordinator reads a Citus table's rows through Citus (COPY), so
  *    a table snapshot holds every shard's rows. The shell's size is ~0 bytes, so the size
@@ -32,6 +33,18 @@ import type pg from 'pg';
 import type { Unit } from '../plan/types.js';
 import type { Session } from './connection.js';
 import type { SnapshotManifest } from './snapshot.js';
+
+/**
+ * Every session on a server with Citus loaded (connection.ts) propagates its SET LOCAL
+ * commands to the workers its transaction reaches: a unit's lock_timeout and
+ * statement_timeout then hold on each shard too. Without it, a DDL statement waits on a
+ * worker's lock (an application transaction reading a shard there) as long as that lock is
+ * held, whatever the unit's lock timeout, which counts only waits on the coordinator, and
+ * every query of that shard queues behind it. (A plain SET, outside a transaction, is not
+ * propagated: a `transaction off` unit's timeouts hold on the coordinator only.)
+ */
+export const citusLoaded = "current_setting('citus.propagate_set_commands', true) IS NOT NULL";
+export const propagateLocalSettings = "SET citus.propagate_set_commands TO 'local'";
 
 /** A table Citus manages, as a snapshot's manifest records it. */
 export interface CitusTable {
