@@ -92,7 +92,8 @@ export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): P
 /**
  * How a snapshot of tables goes back: true when it holds Citus tables (or the database now
  * has Citus tables among them), restored in place. Refuses, before anything is restored,
- * when such a table is gone or its columns changed since the snapshot.
+ * when a table that was a Citus table is gone or no longer one, or its columns changed
+ * since the snapshot.
  */
 export async function restoresInPlace(session: Session, manifest: SnapshotManifest): Promise<boolean> {
   if (manifest.scope === 'full' && (await hasCitus(session))) {
@@ -103,11 +104,11 @@ export async function restoresInPlace(session: Session, manifest: SnapshotManife
   const now = await citusTables(session, manifest.tables);
   if (Object.keys(taken).length === 0 && Object.keys(now).length === 0) return false;
   const changed: string[] = [];
-  for (const table of manifest.tables) {
-    const before = taken[table];
+  // A plain table beside them goes back in place too (its COPY fails, and nothing changes, if it lost a column).
+  for (const [table, before] of Object.entries(taken)) {
     const after = now[table];
-    if (!after) changed.push(before ? `${table} is no longer a Citus table (or is gone)` : `${table} was not a Citus table when the snapshot was taken`);
-    else if (before && before.columns.join(', ') !== after.columns.join(', ')) changed.push(`${table} had columns (${before.columns.join(', ')}), now (${after.columns.join(', ')})`);
+    if (!after) changed.push(`${table} is no longer a Citus table (or is gone)`);
+    else if (before.columns.join(', ') !== after.columns.join(', ')) changed.push(`${table} had columns (${before.columns.join(', ')}), now (${after.columns.join(', ')})`);
   }
   if (changed.length > 0) {
     throw new UsageError(
