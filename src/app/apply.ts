@@ -16,7 +16,8 @@ import { loadProjectWhile, type Project } from './project.js';
 import { autoRollback, ensureAutoRollbackPossible, warrantsAutoRollback } from './auto-rollback.js';
 import { checkGuardsAfter, guardBaseline } from './guards.js';
 import type { RevertReporter } from '../exec/revert.js';
-import { SnapshotTaker, snapshotDirectory } from '../db/snapshot.js';
+import { SnapshotTaker } from '../db/snapshot-take.js';
+import { snapshotDirectory } from '../db/snapshot.js';
 import { ensureLintAllows } from '../lint/gate.js';
 
 export interface ApplyOptions {

@@ -6,12 +6,17 @@
  *
  * Both applies trace the locks each unit takes (lock-trace.ts): on a copy of production, or
  * a fixture grown to its size, that is what the live application will wait behind.
+ *
+ * With `citus`, the throwaway is a Citus cluster (a coordinator and N workers) and the
+ * rehearsal runs on its coordinator: a fixture that distributes its tables rehearses a plan
+ * for a Citus database, a plain source one that distributes them (tenancy scaffold --citus).
  */
 import { withSession } from '../db/connection.js';
+import { citusLayout, citusPlacements, placeLike } from '../db/citus.js';
 import { describeDatabase, differences, type DatabaseState } from '../db/compare.js';
 import { findPgTool, libpqEnvironment, runTool, streamThrough, ToolError } from '../db/pg-tools.js';
 import { redact } from '../db/redact.js';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../db/throwaway.js';
+import { startThrowawayCitus, startThrowawayPostgres } from '../db/throwaway.js';
 import { UsageError, isTenantifyError } from '../errors.js';
 import type { Reporter } from '../exec/context.js';
 import type { LockHeld } from '../exec/lock-trace.js';
@@ -32,6 +37,8 @@ export interface RehearseOptions {
   fixture?: string | undefined;
   /** A server to rehearse on instead of a throwaway one (it gets a new database). */
   targetServerUrl?: string | undefined;
+  /** Rehearse on a throwaway Citus cluster of a coordinator and this many workers. */
+  citus?: { workers: number } | undefined;
   reporter: Reporter;
   log: (line: string) => void;
 }
@@ -70,11 +77,20 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
     throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', { hint: 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql' });
   }
   const { config } = await loadProject(options.dir); // a plan error stops here, before any server starts
-  const major = live ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => Math.floor(s.serverVersion / 10000)) : undefined;
-  const server = await startThrowawayPostgres({ url: options.targetServerUrl, ...(major ? { majorVersion: major } : {}), log: options.log });
+  if (options.citus && options.targetServerUrl) {
+    throw new UsageError('--citus starts a throwaway Citus cluster of its own: it cannot rehearse on the server TENANTIFY_REHEARSE_SERVER_URL names', { hint: 'unset TENANTIFY_REHEARSE_SERVER_URL for a Citus rehearsal, or leave --citus out' });
+  }
+  const source = live
+    ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => ({ major: Math.floor(s.serverVersion / 10000), placements: await citusPlacements(s.client) }))
+    : undefined;
+  const major = source?.major;
+  if (source && source.placements.length > 0 && !options.citus) {
+    throw new UsageError(`the source is a Citus coordinator (${source.placements.length} Citus tables): a single throwaway PostgreSQL cannot hold it`, { hint: 'rehearse it with --citus' });
+  }
+  const server = options.citus ? await citusServer(options.citus.workers, options.log) : await plainServer(options.targetServerUrl, major, options.log);
   const steps: RehearseStep[] = [];
   try {
-    const target = await createTarget(server);
+    const target = await server.createTarget(`rehearsal_${Date.now().toString(36)}`);
     const run = async (name: string, body: () => Promise<Omit<RehearseStep, 'name' | 'durationMs'>>): Promise<boolean> => {
       const started = performance.now();
       let step: RehearseStep;
@@ -96,8 +112,11 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
     const ok =
       (await run('load', async () => {
         await load(options, target);
+        // pg_dump loads a coordinator's tables as plain tables: place them as the source does.
+        const placed = source?.placements ?? [];
+        if (placed.length > 0) await withSession(target, 'rehearse', (s) => placeLike(s.client, placed));
         loaded = await snapshotState(target);
-        return { ok: true, details: [`${loaded.content.size} tables and sequences`] };
+        return { ok: true, details: [`${loaded.content.size} tables and sequences${placed.length > 0 ? `; ${placed.length} Citus tables placed as in the source` : ''}`] };
       })) &&
       (await run('apply', async () => {
         const step = await applyStep(options, target);
@@ -123,16 +142,40 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
   }
 }
 
-async function createTarget(server: ThrowawayPostgres): Promise<string> {
-  const name = `rehearsal_${Date.now().toString(36)}`;
-  await withSession(server.url, 'rehearse', (s) => s.client.query(`CREATE DATABASE ${name}`));
-  const url = new URL(server.url);
-  url.pathname = `/${name}`;
-  return url.toString();
+/** Where the rehearsal runs: a new database on a throwaway server (or cluster), removed with it. */
+interface RehearsalServer {
+  kind: string;
+  createTarget(name: string): Promise<string>;
+  close(): Promise<void>;
 }
 
+async function plainServer(url: string | undefined, major: number | undefined, log: (line: string) => void): Promise<RehearsalServer> {
+  const server = await startThrowawayPostgres({ url, ...(major ? { majorVersion: major } : {}), log });
+  return {
+    kind: server.kind,
+    createTarget: async (name) => {
+      await withSession(server.url, 'rehearse', (s) => s.client.query(`CREATE DATABASE ${name}`));
+      const target = new URL(server.url);
+      target.pathname = `/${name}`;
+      return target.toString();
+    },
+    close: () => server.close(),
+  };
+}
+
+/** A coordinator and `workers` workers; the target database has the extension and the workers registered. */
+async function citusServer(workers: number, log: (line: string) => void): Promise<RehearsalServer> {
+  const cluster = await startThrowawayCitus({ workers, log });
+  return { kind: 'citus', createTarget: (name) => cluster.createDatabase(name), close: () => cluster.close() };
+}
+
+/** The database's objects and content, and on Citus which tables are distributed how (citus.ts). */
 async function snapshotState(url: string): Promise<DatabaseState> {
-  return withSession(url, 'rehearse', (s) => describeDatabase(s.client, ['tenantify']));
+  return withSession(url, 'rehearse', async (s) => {
+    const state = await describeDatabase(s.client, ['tenantify']);
+    for (const [key, def] of await citusLayout(s.client)) state.objects.set(key, def);
+    return state;
+  });
 }
 
 async function load(options: RehearseOptions, target: string): Promise<void> {

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { connect, withSession, type Session } from '../db/connection.js';
 import { Ledger } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
-import { restoreSnapshot, snapshotDirectory, type SnapshotManifest } from '../db/snapshot.js';
+import { restoreSnapshot } from '../db/snapshot-restore.js';
+import { snapshotDirectory, type SnapshotManifest } from '../db/snapshot.js';
 import { isTenantifyError, UsageError } from '../errors.js';
 import { loadConfig } from '../plan/config.js';
 

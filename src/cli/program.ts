@@ -92,6 +92,8 @@ export function buildProgram(): Command {
     .option('--fixture <file>', 'load this SQL file instead of copying a live database')
     .option('--schema-only', 'copy only the schema of the source database')
     .option('--junit <file>', 'write a JUnit report')
+    .option('--citus', 'rehearse on a throwaway Citus cluster (a coordinator and workers) instead of one PostgreSQL')
+    .addOption(new Option('--workers <n>', 'with --citus: workers beside the coordinator (default 2)').argParser(positiveInt))
     .action(action(() => import('./commands/rehearse.js')));
 
   withCommonOptions(program.command('lint'))

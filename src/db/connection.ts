@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
 import { UsageError } from '../errors.js';
+import { citusLoaded, propagateLocalSettings } from './citus.js';
 import { parseDatabaseUrl } from './libpq.js';
 import { describeUrl, redact } from './redact.js';
 
@@ -61,11 +62,16 @@ export async function connect(url: string | undefined, purpose: string, signal?:
   } finally {
     signal?.removeEventListener('abort', abandon);
   }
-  const info = await client.query<{ pid: number; version: string }>("SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version");
-  const row = info.rows[0] as { pid: number; version: string };
-  // When tenantify is killed, its statement in flight is cancelled within a second (PostgreSQL 14+),
-  // so the lock of a dead run goes with it instead of lingering until the statement ends.
-  if (Number(row.version) >= 140000) await client.query("SET client_connection_check_interval = '1s'");
+  const info = await client.query<{ pid: number; version: string; citus: boolean }>(`SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version, ${citusLoaded} AS citus`);
+  const row = info.rows[0] as { pid: number; version: string; citus: boolean };
+  const settings = [
+    // When tenantify is killed, its statement in flight is cancelled within a second (PostgreSQL 14+),
+    // so the lock of a dead run goes with it instead of lingering until the statement ends.
+    ...(Number(row.version) >= 140000 ? ["SET client_connection_check_interval = '1s'"] : []),
+    // A unit's SET LOCAL timeouts reach the Citus workers too (citus.ts).
+    ...(row.citus ? [propagateLocalSettings] : []),
+  ];
+  if (settings.length > 0) await client.query(settings.join('; '));
   return {
     client,
     db: kyselyOn(client),

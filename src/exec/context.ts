@@ -6,7 +6,7 @@ import type { Script, Statement, Unit } from '../plan/types.js';
 import type { TenantifyError } from '../errors.js';
 import type { CheckResult } from './failure.js';
 import type { Interrupt } from './interrupt.js';
-import type { SnapshotTaker } from '../db/snapshot.js';
+import type { SnapshotTaker } from '../db/snapshot-take.js';
 import type { LockHeld } from './lock-trace.js';
 
 export interface Reporter {

@@ -6,7 +6,8 @@
  * before it and `apply` runs it again.
  */
 import type { RollbackEntry } from '../plan/planner.js';
-import { ensureRestorable, restoreSnapshot, type SnapshotManifest } from '../db/snapshot.js';
+import { ensureRestorable, restoreSnapshot } from '../db/snapshot-restore.js';
+import type { SnapshotManifest } from '../db/snapshot.js';
 import type { ExecContext, Reporter, RevertReporter } from './context.js';
 import type { CheckResult } from './failure.js';
 import { interruptedBeforeRevert } from './failure-report.js';

@@ -10,7 +10,7 @@
  */
 import type pg from 'pg';
 import { appliedResultName } from '../db/ledger.js';
-import { mayNeedSnapshot } from '../db/snapshot.js';
+import { mayNeedSnapshot } from '../db/snapshot-take.js';
 import type { PlanEntry } from '../plan/planner.js';
 import type { Check, Script, Unit } from '../plan/types.js';
 import type { ExecContext, UnitReport } from './context.js';

@@ -163,7 +163,7 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
     const v = parsed.data;
     switch (name as DirectiveName) {
       case 'transaction': options.transaction = v === 'on'; break;
-      case 'snapshot': options.snapshot = (v as SnapshotScope).kind === 'tables' ? { ...(v as SnapshotScope & { kind: 'tables' }), line } : (v as SnapshotScope); break;
+      case 'snapshot': options.snapshot = { ...(v as SnapshotScope), line }; break;
       case 'lock-timeout': options.lockTimeoutMs = (v as number | null) ?? undefined; break;
       case 'statement-timeout': options.statementTimeoutMs = v as number; break;
       case 'retries': options.retries = v as number; break;

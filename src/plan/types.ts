@@ -5,11 +5,11 @@ export type UnitKind = 'migration' | 'backfill';
 export type UnitStatus = 'pending' | 'running' | 'applied' | 'failed' | 'rolled_back';
 
 export type SnapshotScope =
-  | { kind: 'default' }
-  | { kind: 'none' }
-  | { kind: 'schema' }
-  | { kind: 'full' }
-  /** `line`: the directive's, so a table found missing at run time is shown where it was named. */
+  | { kind: 'default'; line?: number | undefined }
+  | { kind: 'none'; line?: number | undefined }
+  | { kind: 'schema'; line?: number | undefined }
+  | { kind: 'full'; line?: number | undefined }
+  /** `line`: the directive's, so a table found missing at run time (or a scope the server refuses) is shown where it was named. */
   | { kind: 'tables'; tables: string[]; line?: number | undefined };
 
 export interface BatchDirective {

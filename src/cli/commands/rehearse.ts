@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { rehearse } from '../../app/rehearse.js';
+import { UsageError } from '../../errors.js';
 import { lockSummary } from '../../exec/lock-trace.js';
 import { junitReport } from '../../ui/junit.js';
 import { createOutput } from '../../ui/output.js';
@@ -10,10 +11,13 @@ interface RehearseCliOptions extends CommonOptions {
   fixture?: string;
   schemaOnly?: boolean;
   junit?: string;
+  citus?: boolean;
+  workers?: number;
 }
 
 export default async function rehearseCommand(options: RehearseCliOptions): Promise<number> {
   const out = createOutput(options);
+  if (options.workers !== undefined && !options.citus) throw new UsageError('--workers is for a Citus rehearsal', { hint: 'add --citus, or leave --workers out' });
   // Without --fixture, the source is found as every other command finds its database.
   const sourceUrl = options.fixture ? undefined : resolveDatabaseUrl(options);
   const result = await rehearse({
@@ -22,7 +26,8 @@ export default async function rehearseCommand(options: RehearseCliOptions): Prom
     sourceFromEnvironment: !options.fixture && !sourceUrl && hasLibpqEnvironment(),
     fixture: options.fixture,
     schemaOnly: Boolean(options.schemaOnly),
-    targetServerUrl: process.env['TENANTIFY_REHEARSE_SERVER_URL'],
+    targetServerUrl: process.env['TENANTIFY_REHEARSE_SERVER_URL'] || undefined,
+    citus: options.citus ? { workers: options.workers ?? 2 } : undefined,
     reporter: { ...quietReporter(out), unitStarted: () => {}, unitDone: () => {} },
     log: (line) => out.log(line),
   });
