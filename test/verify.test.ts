@@ -126,7 +126,8 @@ describe('verify', () => {
 
   it("takes no run lock and blocks no writer: it runs beside an apply, and writes go on while it runs", async () => {
     const gateSql = 'SELECT pg_advisory_xact_lock(4242);';
-    const { url, dir } = await applied({ ...plan, 'migrations/0004_gated.sql': `${gateSql}\nCREATE TABLE gated (id int);\n` }, '--to', '0003_not_null');
+    // The gated unit waits on the gate as long as the test holds it: no lock timeout (the default 500 ms and its retries end sooner under load).
+    const { url, dir } = await applied({ ...plan, 'migrations/0004_gated.sql': `-- tenantify:lock-timeout none\n${gateSql}\nCREATE TABLE gated (id int);\n` }, '--to', '0003_not_null');
     const gate = await holdGate(url);
     const gatedApply = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     await gate.reached(gatedApply.done);
