@@ -18,7 +18,7 @@ import { UsageError } from '../errors.js';
 import { runtimeImport } from '../runtime-import.js';
 import {
   dockerEngineAnswers, findPostgresBinaries, parsePrefer, removeOnSignal, startLocalNode, stopLocal,
-  type LocalServer, type PostgresBinaries,
+  type PostgresBinaries,
 } from './throwaway-nodes.js';
 
 /**
@@ -115,7 +115,6 @@ export async function withThrowawayCitus<T>(options: ThrowawayCitusOptions, fn: 
   }
 }
 
-
 /** The Citus extension's library and control file for these binaries, or why they are missing. */
 export function findCitus(binaries: PostgresBinaries | undefined = findPostgresBinaries()): { library: string } | { missing: string } {
   if (!binaries) return { missing: 'initdb and pg_ctl were not found on PATH nor under /usr/lib/postgresql/*/bin' };
@@ -136,7 +135,6 @@ export function findCitus(binaries: PostgresBinaries | undefined = findPostgresB
   if (!existsSync(control)) return { missing: `the Citus extension is not installed for PostgreSQL ${binaries.majorVersion}: no ${control}` };
   return { library };
 }
-
 
 // ---------------------------------------------------------------------------------------
 // Registering the nodes, the same on both paths
@@ -209,7 +207,7 @@ async function startLocalCluster(binaries: PostgresBinaries, workers: number, se
     url: (nodes[0] as ClusterNode).url('postgres'),
     workerUrls: nodes.slice(1).map((n) => n.url('postgres')),
     majorVersion: binaries.majorVersion,
-    directories: servers.map(({ server }: { server: LocalServer }) => server.directory),
+    directories: servers.map(({ server }) => server.directory),
     createDatabase: (name) => createDatabaseOnEveryNode(nodes, name),
     close: async () => stopAll(),
   };

@@ -132,4 +132,3 @@ async function startLocal(): Promise<ThrowawayPostgres> {
     close: async () => stopLocal(server),
   };
 }
-
