@@ -55,7 +55,7 @@ describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${mis
   let databases = 0;
   beforeAll(async () => {
     // 6 shards, not the 4 of the cluster rehearse --citus starts: a copy of this coordinator must keep them.
-    cluster = await startThrowawayCitus({ workers: 2, shardCount: 6 });
+    cluster = await startThrowawayCitus({ prefer: 'local', workers: 2, shardCount: 6 });
   }, 120_000);
   afterAll(async () => {
     await cluster?.close();

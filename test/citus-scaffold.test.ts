@@ -99,7 +99,7 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
   let databases = 0;
   let creating: Promise<unknown> = Promise.resolve();
   beforeAll(async () => {
-    cluster = await startThrowawayCitus();
+    cluster = await startThrowawayCitus({ prefer: 'local' });
   }, 120_000);
   afterAll(async () => {
     await cluster?.close();

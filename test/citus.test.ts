@@ -1,13 +1,15 @@
-/** The throwaway Citus cluster: a coordinator and two workers from the local binaries. */
+/** The throwaway Citus cluster: a coordinator and two workers, from the local binaries or from citusdata/citus containers. */
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postmasterRunning, query } from './support/db.js';
-import { findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
+import { UsageError } from '../src/errors.js';
+import { chooseCitusPath, CITUS_IMAGE, dockerEngineAnswers, findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
 
 const citus = findCitus();
 const missing = 'missing' in citus ? citus.missing : undefined;
+const dockerAnswers = await dockerEngineAnswers();
 
 const portOf = (url: string): number => Number(new URL(url).port);
 
@@ -19,10 +21,43 @@ describe('finding the extension', () => {
   });
 });
 
+describe('choosing the path of a Citus cluster', () => {
+  const installed = () => ({ library: '/usr/lib/postgresql/15/lib/citus.so' });
+  const absent = () => ({ missing: 'the Citus extension is not installed for PostgreSQL 15: no /usr/lib/postgresql/15/lib/citus.so' });
+  const never = async (): Promise<boolean> => {
+    throw new Error('the Docker engine was probed');
+  };
+
+  it('takes the citusdata/citus containers when a Docker engine answers, even with Citus installed locally', async () => {
+    expect(await chooseCitusPath({ prefer: undefined, dockerAnswers: async () => true, localCitus: installed })).toEqual({ kind: 'testcontainers', reason: 'a Docker engine answers' });
+  });
+  it('falls back to the local binaries when no engine answers', async () => {
+    expect((await chooseCitusPath({ prefer: undefined, dockerAnswers: async () => false, localCitus: installed })).kind).toBe('local');
+  });
+  it('takes the path asked for without probing', async () => {
+    expect((await chooseCitusPath({ prefer: 'local', dockerAnswers: never, localCitus: installed })).kind).toBe('local');
+    expect((await chooseCitusPath({ prefer: 'docker', dockerAnswers: never, localCitus: absent })).kind).toBe('testcontainers');
+  });
+  it('says what is missing locally when the local binaries are asked for', async () => {
+    const error = await chooseCitusPath({ prefer: 'local', dockerAnswers: never, localCitus: absent }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).message).toBe(absent().missing);
+    expect((error as UsageError).exitCode).toBe(2);
+    expect((error as UsageError).hint).toContain('install Citus into this PostgreSQL');
+  });
+  it('names both ways when there is neither a Docker engine nor a local Citus', async () => {
+    const error = await chooseCitusPath({ prefer: undefined, dockerAnswers: async () => false, localCitus: absent }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).message).toBe(`no way to start a throwaway Citus cluster: no Docker engine answers, and ${absent().missing}`);
+    expect((error as UsageError).hint).toContain(`start Docker (the cluster then runs from the ${CITUS_IMAGE} image)`);
+    expect((error as UsageError).hint).toContain('install Citus into this PostgreSQL');
+  });
+});
+
 describe.skipIf(missing !== undefined)(`a throwaway Citus cluster${missing ? ` (skipped: ${missing})` : ''}`, () => {
   let cluster: ThrowawayCitus;
   beforeAll(async () => {
-    cluster = await startThrowawayCitus();
+    cluster = await startThrowawayCitus({ prefer: 'local' });
   }, 120_000);
   afterAll(async () => {
     await cluster?.close();
@@ -62,7 +97,7 @@ describe.skipIf(missing !== undefined)(`a throwaway Citus cluster${missing ? ` (
 
 describe.skipIf(missing !== undefined)('closing a throwaway Citus cluster', () => {
   it('stops every node and removes their directories', async () => {
-    const cluster = await startThrowawayCitus({ workers: 1 });
+    const cluster = await startThrowawayCitus({ prefer: 'local', workers: 1 });
     expect(cluster.directories).toHaveLength(2);
     await cluster.close();
     for (const directory of cluster.directories) {
@@ -75,7 +110,7 @@ describe.skipIf(missing !== undefined)('closing a throwaway Citus cluster', () =
   it('removes every node when its process is interrupted with SIGINT', async () => {
     const script = `
       import { startThrowawayCitus } from ${JSON.stringify(new URL('../src/db/throwaway.ts', import.meta.url).pathname)};
-      const c = await startThrowawayCitus({ workers: 1 });
+      const c = await startThrowawayCitus({ prefer: 'local', workers: 1 });
       console.log(JSON.stringify(c.directories));
       setInterval(() => {}, 1000);`;
     const { spawn } = await import('node:child_process');
@@ -91,4 +126,41 @@ describe.skipIf(missing !== undefined)('closing a throwaway Citus cluster', () =
       expect(postmasterRunning(directory)).toBe(false);
     }
   }, 120_000);
+});
+
+if (!dockerAnswers) console.log(`skipped: the throwaway Citus cluster of ${CITUS_IMAGE} containers needs a Docker engine, and none answers on this machine`);
+
+describe.skipIf(!dockerAnswers)(`a throwaway Citus cluster of ${CITUS_IMAGE} containers`, () => {
+  it('registers the workers by their aliases, routes a tenant to one worker, makes databases on every node, and leaves nothing behind', async () => {
+    const cluster = await startThrowawayCitus({ prefer: 'docker' });
+    try {
+      expect(cluster.kind).toBe('testcontainers');
+      expect(cluster.directories).toEqual([]);
+      expect(cluster.majorVersion).toBe(15);
+      const nodes = await query<{ name: string; port: number }>(cluster.url, 'SELECT node_name AS name, node_port::int AS port FROM citus_get_active_worker_nodes() ORDER BY 1');
+      expect(nodes).toEqual([{ name: 'worker1', port: 5432 }, { name: 'worker2', port: 5432 }]);
+      expect(cluster.workerUrls).toHaveLength(2);
+      for (const url of cluster.workerUrls) {
+        const [{ n }] = (await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_extension WHERE extname = 'citus'")) as [{ n: number }];
+        expect(n).toBe(1);
+      }
+      await query(cluster.url, `CREATE TABLE accounts (org int NOT NULL, id int NOT NULL, PRIMARY KEY (org, id));
+        SELECT create_distributed_table('accounts', 'org');
+        INSERT INTO accounts SELECT g % 10, g FROM generate_series(1, 200) g;`);
+      const plan = (await query<{ 'QUERY PLAN': string }>(cluster.url, 'EXPLAIN SELECT * FROM accounts WHERE org = 3')).map((r) => r['QUERY PLAN']).join('\n');
+      expect(plan).toMatch(/Task Count: 1\b/);
+      expect(plan).toMatch(/Node: host=worker[12] port=5432/);
+
+      const url = await cluster.createDatabase('second db');
+      const [{ workers }] = (await query<{ workers: number }>(url, 'SELECT count(*)::int AS workers FROM citus_get_active_worker_nodes()')) as [{ workers: number }];
+      expect(workers).toBe(2);
+      for (const workerUrl of cluster.workerUrls) {
+        const [{ n }] = (await query<{ n: number }>(workerUrl, "SELECT count(*)::int AS n FROM pg_database WHERE datname = 'second db'")) as [{ n: number }];
+        expect(n).toBe(1);
+      }
+    } finally {
+      await cluster.close();
+    }
+    for (const url of [cluster.url, ...cluster.workerUrls]) await expect(query(url, 'SELECT 1')).rejects.toThrow();
+  }, 600_000);
 });

@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { postmasterRunning } from './support/db.js';
@@ -60,6 +62,31 @@ describe.skipIf(!binaries)('throwaway PostgreSQL from the local binaries', () =>
     expect(await exited).toBe('SIGINT');
     expect(existsSync(directory)).toBe(false);
     expect(postmasterRunning(directory)).toBe(false);
+  });
+});
+
+describe('removal on a signal', () => {
+  it('waits for an asynchronous removal (containers) before dying of SIGINT', async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), 'tenantify-signal-')), 'removed');
+    const script = `
+      import { writeFileSync } from 'node:fs';
+      import { removeOnSignal } from ${JSON.stringify(new URL('../src/db/throwaway-nodes.ts', import.meta.url).pathname)};
+      removeOnSignal(async () => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        writeFileSync(${JSON.stringify(marker)}, 'removed');
+      });
+      const forgotten = removeOnSignal(async () => writeFileSync(${JSON.stringify(`${marker}-forgotten`)}, 'removed'));
+      forgotten();
+      console.log('ready');
+      setInterval(() => {}, 1000);`;
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    child.kill('SIGINT');
+    expect(await exited).toBe('SIGINT');
+    expect(readFileSync(marker, 'utf8')).toBe('removed');
+    expect(existsSync(`${marker}-forgotten`)).toBe(false);
   });
 });
 
