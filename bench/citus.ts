@@ -29,7 +29,7 @@
  *   npx tsx bench/citus.ts [--scale 100000] [--reads 300] [--key id|organization_id] [--batch 5000]
  *       [--parallel N] [--workers 2] [--shards 32] [--no-build]
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -66,27 +66,27 @@ function parseArgs(argv: string[]): Args {
 }
 
 const fixture = 'restaurant-platform';
-const columnUnit = '0079_reservations_total_cents';
-const backfillUnit = '0080_backfill_reservations_total_cents';
 
 /** The scaffolded plan for the cluster, and the same without the placing units for one node, each with the bench's two units after it. */
 async function writePlans(args: Args, env: NodeJS.ProcessEnv): Promise<{ cluster: string; single: string }> {
-  const cluster = mkdtempSync(join(tmpdir(), 'bench-citus-cluster-'));
-  cpSync(join(repoRoot, 'fixtures', fixture, 'scaffold.config.json'), join(cluster, 'tenantify.config.json'));
-  const scaffold = await timed(
-    process.execPath,
-    [join(repoRoot, 'bin/tenantify'), 'tenancy', 'scaffold', '--citus', '--fixture', join(repoRoot, 'fixtures', fixture, 'legacy.sql'), '--dir', cluster],
-    { env },
-  );
-  expectSuccess('tenancy scaffold --citus', scaffold);
-  writeFileSync(
-    join(cluster, 'migrations', `${columnUnit}.sql`),
-    `-- Adds reservations.total_cents, which the next unit fills.\nALTER TABLE public.reservations ADD COLUMN total_cents bigint;\n`,
-  );
-  writeFileSync(join(cluster, 'rollbacks', `${columnUnit}.sql`), 'ALTER TABLE public.reservations DROP COLUMN total_cents;\n');
-  writeFileSync(
-    join(cluster, 'backfills', `${backfillUnit}.sql`),
-    `-- Fills reservations.total_cents from total_amount, in keyset batches over ${args.key}.
+  const plan = async (label: string, flag: string): Promise<string> => {
+    const dir = mkdtempSync(join(tmpdir(), `bench-citus-${label}-`));
+    cpSync(join(repoRoot, 'fixtures', fixture, 'scaffold.config.json'), join(dir, 'tenantify.config.json'));
+    const scaffold = await timed(
+      process.execPath,
+      [join(repoRoot, 'bin/tenantify'), 'tenancy', 'scaffold', flag, '--fixture', join(repoRoot, 'fixtures', fixture, 'legacy.sql'), '--dir', dir],
+      { env },
+    );
+    expectSuccess(`tenancy scaffold ${flag}`, scaffold);
+    // The bench's two units, numbered after the plan's last.
+    const last = Math.max(...readdirSync(join(dir, 'rollbacks')).map((f) => Number(f.slice(0, 4))));
+    const column = `${String(last + 1).padStart(4, '0')}_reservations_total_cents`;
+    const backfill = `${String(last + 2).padStart(4, '0')}_backfill_reservations_total_cents`;
+    writeFileSync(join(dir, 'migrations', `${column}.sql`), `-- Adds reservations.total_cents, which the next unit fills.\nALTER TABLE public.reservations ADD COLUMN total_cents bigint;\n`);
+    writeFileSync(join(dir, 'rollbacks', `${column}.sql`), 'ALTER TABLE public.reservations DROP COLUMN total_cents;\n');
+    writeFileSync(
+      join(dir, 'backfills', `${backfill}.sql`),
+      `-- Fills reservations.total_cents from total_amount, in keyset batches over ${args.key}.
 -- tenantify:snapshot none
 -- tenantify:batch public.reservations key=${args.key} size=${args.batch}
 UPDATE public.reservations SET total_cents = round(total_amount * 100)::bigint
@@ -95,17 +95,11 @@ UPDATE public.reservations SET total_cents = round(total_amount * 100)::bigint
 -- tenantify:verify every reservation with an amount has its cents
 SELECT id FROM public.reservations WHERE total_amount IS NOT NULL AND total_cents IS NULL LIMIT 5;
 `,
-  );
-  writeFileSync(join(cluster, 'rollbacks', `${backfillUnit}.sql`), 'UPDATE public.reservations SET total_cents = NULL;\n');
-  const single = mkdtempSync(join(tmpdir(), 'bench-citus-single-'));
-  cpSync(cluster, single, { recursive: true });
-  const placing = /\bcreate_(distributed|reference)_table\(/;
-  for (const file of readdirSync(join(single, 'migrations'))) {
-    if (!placing.test(readFileSync(join(single, 'migrations', file), 'utf8'))) continue;
-    rmSync(join(single, 'migrations', file));
-    rmSync(join(single, 'rollbacks', file));
-  }
-  return { cluster, single };
+    );
+    writeFileSync(join(dir, 'rollbacks', `${backfill}.sql`), 'UPDATE public.reservations SET total_cents = NULL;\n');
+    return dir;
+  };
+  return { cluster: await plan('cluster', '--citus'), single: await plan('single', '--composite') };
 }
 
 interface Figures {
@@ -139,6 +133,9 @@ async function measure(name: string, url: string, dir: string, args: Args, env: 
   const log = (text: string): void => void process.stderr.write(`${name}: ${text}\n`);
   const loaded = await loadScaledFixture(url, fixture, args.scale);
   log(`${fixture} at scale ${args.scale}: ${loaded.rows.toLocaleString('en')} rows in ${fmt(loaded.ms / 1000)} s`);
+  const stem = (sub: string, suffix: string): string => (readdirSync(join(dir, sub)).find((f) => f.endsWith(suffix)) ?? suffix).replace(/\.sql$/, '');
+  const columnUnit = stem('migrations', '_reservations_total_cents.sql');
+  const backfillUnit = stem('backfills', '_backfill_reservations_total_cents.sql');
   const apply = (extra: string[]) => timed(process.execPath, [join(repoRoot, 'bin/tenantify'), 'apply', '-d', url, '--dir', dir, '--no-snapshot', '--json', ...extra], { env });
   const upgrade = await apply(['--to', columnUnit]);
   expectSuccess(`${name}: apply --to ${columnUnit}`, upgrade);
