@@ -190,6 +190,8 @@ async function measure(name: string, url: string, dir: string, args: Args, env: 
   };
 }
 
+const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const citus = findCitus();
@@ -218,9 +220,11 @@ async function main(): Promise<void> {
           ['tenant read p95 ms', fmt(one.readP95Ms, 2), fmt(many.readP95Ms, 2), ratio(many.readP95Ms, one.readP95Ms)],
           ['tasks per tenant read', one.tasks, many.tasks, ''],
           ['backfill total ms (ledger)', fmt(one.backfillMs, 0), fmt(many.backfillMs, 0), ratio(many.backfillMs, one.backfillMs)],
-          ['batches', String(one.batches), String(many.batches), ''],
+          ['batches (rows per batch)', `${one.batches} (${Math.round(one.rows / one.batches)})`, `${many.batches} (${Math.round(many.rows / many.batches)})`, ''],
           ['median batch ms', fmt(one.batchMedianMs, 1), fmt(many.batchMedianMs, 1), ratio(many.batchMedianMs, one.batchMedianMs)],
           ['worst batch ms', fmt(one.batchWorstMs, 1), fmt(many.batchWorstMs, 1), ratio(many.batchWorstMs, one.batchWorstMs)],
+          ['sum of batch transactions ms', fmt(sum(one.batchMs), 0), fmt(sum(many.batchMs), 0), ratio(sum(many.batchMs), sum(one.batchMs))],
+          ['rest of the unit ms (key ranges, commits...)', fmt(one.backfillMs - sum(one.batchMs), 0), fmt(many.backfillMs - sum(many.batchMs), 0), ratio(many.backfillMs - sum(many.batchMs), one.backfillMs - sum(one.batchMs))],
           ['upgrade plan apply s', fmt(one.upgradeMs / 1000, 1), fmt(many.upgradeMs / 1000, 1), ratio(many.upgradeMs, one.upgradeMs)],
         ],
       ),
