@@ -16,7 +16,8 @@
  *   tasks (shards) the cluster's plan touches (the figure to watch: 1);
  * - a batched backfill, a real tenantify unit: `-- tenantify:batch public.reservations
  *   key=<--key> size=<--batch>` setting a new column from total_amount, applied by
- *   `node bin/tenantify apply` with its defaults (adaptive batch size, 2 to 4 workers). Each
+ *   `node bin/tenantify apply --parallel 1` (one worker, so the batches' times add up to the
+ *   unit's; `--parallel 0`: apply's default of 2 to 4; the batch size adapts as usual). Each
  *   batch's latency is read from what tenantify records: the ledger moves the unit's progress
  *   (tenantify.units.progress) inside each batch's transaction, and a trigger the bench puts
  *   on that table records, at that moment, clock_timestamp() - transaction_timestamp(): how
@@ -26,8 +27,8 @@
  * On one 2-core machine the cluster is not expected to be faster (three servers share the
  * cores, and each distributed statement pays the coordinator's planning and a hop).
  *
- *   npx tsx bench/citus.ts [--scale 100000] [--reads 300] [--key id|organization_id] [--batch 5000]
- *       [--parallel N] [--workers 2] [--shards 32] [--no-build]
+ *   npx tsx bench/citus.ts [--scale 50000] [--reads 300] [--key id|organization_id] [--batch 5000]
+ *       [--parallel 1] [--workers 2] [--shards 32] [--no-build]
  */
 import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -41,14 +42,15 @@ interface Args {
   reads: number;
   key: string;
   batch: number;
-  parallel: number | undefined;
+  /** apply --parallel: 1 by default, so each batch's time adds up to the unit's; 0 leaves apply's default (2 to 4 workers). */
+  parallel: number;
   workers: number;
   shards: number;
   build: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { scale: 100_000, reads: 300, key: 'id', batch: 5000, parallel: undefined, workers: 2, shards: 32, build: true };
+  const args: Args = { scale: 50_000, reads: 300, key: 'id', batch: 5000, parallel: 1, workers: 2, shards: 32, build: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--scale') args.scale = Number(argv[++i]);
@@ -163,7 +165,7 @@ async function measure(name: string, url: string, dir: string, args: Args, env: 
   }
   latencies.sort((a, b) => a - b);
 
-  const backfill = await apply(args.parallel ? ['--parallel', String(args.parallel)] : []);
+  const backfill = await apply(args.parallel > 0 ? ['--parallel', String(args.parallel)] : []);
   expectSuccess(`${name}: apply ${backfillUnit}`, backfill);
   const [unit, recorded, left] = await runStatements(url, [
     `SELECT duration_ms, progress FROM tenantify.units WHERE id = '${backfillUnit}'`,
@@ -210,7 +212,7 @@ async function main(): Promise<void> {
     const ratio = (a: number, b: number): string => `${fmt(a / b, 2)}x`;
     console.log(
       `${fixture} at scale ${args.scale}: ${one.rows.toLocaleString('en')} reservations backfilled; ${args.reads} tenant reads; ` +
-        `batch key=${args.key} size=${args.batch} (adaptive), ${args.parallel ?? 'default'} workers; Citus 1 + ${args.workers}, ${args.shards} shards`,
+        `batch key=${args.key} size=${args.batch} (adaptive), ${args.parallel > 0 ? args.parallel : 'default'} worker(s); Citus 1 + ${args.workers}, ${args.shards} shards`,
     );
     console.log(
       table(
