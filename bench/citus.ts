@@ -3,13 +3,15 @@
  * this machine, same data, same process, side by side.
  *
  * Data: restaurant-platform's legacy.sql grown by its scale.sql (`--scale` customers,
- * scale/20 restaurants, 3 x scale reservations), upgraded by the plan that
- * `tenantify tenancy scaffold --citus` writes for it, applied with `node bin/tenantify apply`:
- * on the cluster every unit (the tenant key everywhere, then the Citus placement: keys with
+ * scale/20 restaurants, 3 x scale reservations), upgraded by the plans that
+ * `tenantify tenancy scaffold` writes for it (from the unscaled legacy.sql and the fixture's
+ * scaffold.config.json), applied with `node bin/tenantify apply --no-snapshot`: on the
+ * cluster the `--citus` plan (the tenant key everywhere, then the Citus placement: keys with
  * organization_id first, users a reference table, every tenant table distributed by
- * organization_id and colocated with organizations); on one node the same plan without the
- * units that call create_distributed_table / create_reference_table, so both hold the same
- * tables with the same keys and indexes, only placed differently.
+ * organization_id and colocated with organizations); on one node the `--composite` plan
+ * (the `--citus` plan's units read Citus's catalog). One difference matters to a backfill:
+ * on the cluster reservations' primary key is (organization_id, id) and no index has id
+ * alone; on one node it stays (id).
  *
  * - a tenant-scoped read (`WHERE organization_id = $1`, a count and a sum over one tenant's
  *   reservations), repeated over random tenants: median and p95 latency, and how many
