@@ -27,7 +27,7 @@ import pg from 'pg';
 import { analyze } from '../src/app/tenancy.js';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, contenderEnv, expectSuccess, fmt, machine, median, nodeEnvNote, repoRoot, table, timed, writeResult } from './lib.js';
+import { build, contenderEnv, expectSuccess, fmt, loadScaledFixture, machine, median, nodeEnvNote, repoRoot, table, timed, writeResult } from './lib.js';
 
 interface Args {
   scale: number;
@@ -97,20 +97,8 @@ async function dataPart(args: Args, serverUrl: string, dir: string, psqlPath: st
   };
   await exec(serverUrl, 'CREATE DATABASE bench_data');
   const url = dbUrl('bench_data');
-  const started = performance.now();
-  for (const file of ['legacy.sql', 'scale.sql']) {
-    const load = await timed(psqlPath, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `scale=${args.scale}`, '-f', join(repoRoot, 'fixtures/restaurant-platform', file)], { env: libpqEnvironment(url) });
-    expectSuccess(`loading ${file}`, load);
-  }
-  await exec(url, 'VACUUM ANALYZE');
-  const rows = await (async () => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    const { rows: r } = await client.query<{ n: string }>("SELECT sum(reltuples)::bigint AS n FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace");
-    await client.end();
-    return Number(r[0]?.n ?? 0);
-  })();
-  process.stderr.write(`loaded restaurant-platform at scale ${args.scale}: ${rows.toLocaleString('en')} rows in ${fmt((performance.now() - started) / 1000)} s\n`);
+  const { rows, ms } = await loadScaledFixture(url, 'restaurant-platform', args.scale);
+  process.stderr.write(`loaded restaurant-platform at scale ${args.scale}: ${rows.toLocaleString('en')} rows in ${fmt(ms / 1000)} s\n`);
   const handFile = join(dir, 'hand-written.sql');
   writeFileSync(handFile, handWritten);
 

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const resultsDir = join(repoRoot, 'bench', 'results');
@@ -160,4 +161,24 @@ export async function runStatements(url: string, statements: string[]): Promise<
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A seed fixture grown to `scale` (fixtures/<name>/legacy.sql, then its scale.sql with
+ * `-v scale=N`), loaded by psql into the database at `url`, vacuumed and analyzed. Returns
+ * the rows loaded (the planner's count after ANALYZE) and the time it took.
+ */
+export async function loadScaledFixture(url: string, fixture: string, scale: number): Promise<{ rows: number; ms: number }> {
+  const psql = findPgTool('psql');
+  if (!psql) throw new Error('psql not found');
+  const started = performance.now();
+  for (const file of ['legacy.sql', 'scale.sql']) {
+    const load = await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `scale=${scale}`, '-f', join(repoRoot, 'fixtures', fixture, file)], { env: libpqEnvironment(url) });
+    expectSuccess(`loading ${fixture}/${file}`, load);
+  }
+  const [, counted] = await runStatements(url, [
+    'VACUUM ANALYZE',
+    "SELECT sum(reltuples)::bigint AS n FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+  ]);
+  return { rows: Number((counted?.rows[0] as { n?: string } | undefined)?.n ?? 0), ms: performance.now() - started };
 }

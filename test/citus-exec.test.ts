@@ -215,6 +215,27 @@ describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${mis
     expect(await one(url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'status'")).toEqual({ n: 0 });
   });
 
+  it("sizes a batched backfill of a distributed table from its shards' statistics, not by counting every shard's rows", async () => {
+    const url = await database();
+    // The shards' statistics say 400,000 rows each, 2,400,000 in all (over a million: an
+    // estimate is used); the coordinator's shell says 0. A count would find 500.
+    await query(url, 'ALTER TABLE accounts SET (autovacuum_enabled = false)');
+    await query(url, "SELECT run_command_on_shards('accounts', $$UPDATE pg_class SET reltuples = 400000 WHERE oid = '%s'::regclass$$)");
+    expect(await one(url, "SELECT greatest(reltuples, 0)::int AS n FROM pg_class WHERE oid = 'accounts'::regclass")).toEqual({ n: 0 });
+    const dir = writePlan({
+      'migrations/0001_touched.sql': 'ALTER TABLE accounts ADD COLUMN touched int;\n',
+      'backfills/0002_touch.sql': '-- tenantify:batch accounts key=id size=100\nUPDATE accounts SET touched = 1 WHERE id > $1 AND id <= $2;\n',
+    });
+    const applied = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(applied.stderr).not.toMatch(/error/i);
+    expect(applied.code).toBe(0);
+    expect(await one(url, "SELECT (progress->>'rowsTotal')::int AS total, (progress->>'rowsDone')::int AS done FROM tenantify.units WHERE id = '0002_touch'")).toEqual({
+      total: 2_400_000,
+      done: 500,
+    });
+    expect(await one(url, 'SELECT count(*)::int AS n FROM accounts WHERE touched = 1')).toEqual({ n: 500 });
+  });
+
   it('resumes a batched backfill killed half-way at the next batch: every row of every shard updated exactly once', async () => {
     const url = await database();
     await query(url, 'ALTER TABLE accounts ADD COLUMN touched int NOT NULL DEFAULT 0');

@@ -76,6 +76,25 @@ export async function citusTables(session: Session, tables: string[]): Promise<R
   return Object.fromEntries(result.rows.map((r) => [r.name, { kind: r.kind, columns: r.columns, bytes: Number(r.bytes) }]));
 }
 
+/**
+ * The planner's estimate of a Citus table's rows, summed over its shards' statistics; undefined
+ * for a table Citus does not manage (or without the extension). On a coordinator the table
+ * itself is an empty shell whose reltuples stays 0, so reading only it would make a batched
+ * backfill count every row of every shard before its first batch, whatever the table's size.
+ */
+export async function citusRowEstimate(session: Session, table: string): Promise<number | undefined> {
+  if (!(await hasCitus(session))) return undefined;
+  const result = await session.client.query<{ n: string | null }>(
+    `SELECT (SELECT sum(greatest(s.result::float8, 0))::bigint
+               FROM run_command_on_shards(p.logicalrelid, $$SELECT reltuples FROM pg_class WHERE oid = '%s'::regclass$$) s
+              WHERE s.success) AS n
+       FROM pg_dist_partition p WHERE p.logicalrelid = to_regclass($1)`,
+    [table],
+  );
+  const row = result.rows[0];
+  return row ? Number(row.n ?? 0) : undefined;
+}
+
 /** Before anything runs: no unit asks for a snapshot that cannot work on a coordinator. */
 export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): Promise<void> {
   const full = units.filter((u) => u.options.snapshot.kind === 'full');

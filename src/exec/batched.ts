@@ -14,6 +14,7 @@ import type { BatchSettings, ExecContext, Runner, Work } from './context.js';
 import type { BatchDirective, Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
+import { citusRowEstimate } from '../db/citus.js';
 
 export const batchedRunner: Runner = {
   name: 'batched',
@@ -248,9 +249,11 @@ class KeyRanges {
     return edges.map((from, i) => ({ from, to: edges[i + 1] ?? null, cursor: from }));
   }
 
+  /** The planner's estimate when over a million rows (a Citus table's from its shards), else an exact count. */
   async estimateTotal(): Promise<number> {
     const estimate = await sql<{ n: number }>`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(this.session.db);
-    const n = Number(estimate.rows[0]?.n ?? 0);
+    let n = Number(estimate.rows[0]?.n ?? 0);
+    if (n === 0) n = (await citusRowEstimate(this.session, this.batch.table)) ?? 0;
     if (n > 1_000_000) return n;
     const exact = await sql<{ n: number }>`SELECT count(*) AS n FROM ${this.table}`.execute(this.session.db);
     return Number(exact.rows[0]?.n ?? 0);
