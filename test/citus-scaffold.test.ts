@@ -23,6 +23,8 @@ const missing = 'missing' in citus ? citus.missing : undefined;
  * accounts (owner) ← users, projects (parent_id: a self-reference) ← memberships (primary key
  * (project_id, user_id)) ← tasks (a foreign key on both columns; reviewer_id → users, ON DELETE
  * SET NULL). countries and plans are lookup tables; plans.id and users.id are identity columns.
+ * comments take their key from a project or, without one, from a user (a backfill from
+ * several parents); two point at a user of another account, five at neither.
  */
 const legacy = `
   CREATE TABLE countries (code text PRIMARY KEY, name text NOT NULL);
@@ -55,6 +57,11 @@ const legacy = `
     SELECT m.project_id, m.user_id, CASE WHEN m.user_id > 12 THEN m.user_id - 12 END, 'task ' || m.project_id || '/' || m.user_id || '/' || g
       FROM memberships m, generate_series(1, 3) g;
   SELECT setval(pg_get_serial_sequence('users', 'id'), 100);
+  CREATE TABLE comments (id serial PRIMARY KEY, project_id int REFERENCES projects ON DELETE CASCADE,
+                         user_id bigint REFERENCES users ON DELETE CASCADE, body text NOT NULL);
+  INSERT INTO comments (project_id, user_id, body)
+    SELECT CASE WHEN g % 4 <> 0 THEN 1 + g % 36 END, CASE WHEN g % 3 <> 0 THEN 1 + g % 48 END, 'comment ' || g FROM generate_series(1, 60) g;
+  INSERT INTO comments (project_id, user_id, body) VALUES (1, 2, 'across accounts'), (5, 7, 'across accounts too');
 `;
 
 /** The objects and content of the coordinator's database, without the ledger. */
@@ -193,11 +200,17 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
     });
   });
 
-  it.concurrent('composite keys, a self-reference, identity columns and lookup tables: placed, isolated by the database, rolled back exactly', async () => {
-    await roundTrip(legacy, { tenancy: { owner: 'accounts' } }, async (url, dir) => {
+  // Policies that delete and detach rows, whose verifies tenantify verify reads again once the tables are distributed.
+  const policies = { comments: { unresolved: 'delete', conflicts: { user_id: 'detach' } }, tasks: { conflicts: { reviewer_id: 'delete' } } };
+
+  it.concurrent('composite keys, a self-reference, identity columns, lookup tables and policies: placed, isolated by the database, rolled back exactly', async () => {
+    await roundTrip(legacy, { tenancy: { owner: 'accounts', tables: policies } }, async (url, dir) => {
       expectPlaced(
         await placements(url),
-        { organizations: 'id', accounts: 'organization_id', users: 'organization_id', projects: 'organization_id', memberships: 'organization_id', tasks: 'organization_id' },
+        {
+          organizations: 'id', accounts: 'organization_id', users: 'organization_id', projects: 'organization_id', memberships: 'organization_id', tasks: 'organization_id',
+          comments: 'organization_id',
+        },
         ['countries', 'plans'],
       );
       const keys = await query<{ table: string; key: string }>(
@@ -232,6 +245,19 @@ describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus clus
       // The unique index on lower(email) is unique per tenant now, as its unit says.
       const unit = readdirSync(join(dir, 'migrations')).find((f) => f.endsWith('_citus_users_keys.sql')) as string;
       expect(readFileSync(join(dir, 'migrations', unit), 'utf8')).toContain('unique index users_email_lower (expression) → with organization_id first');
+      // The policies ran: the comments no path leads to an account are gone, the two across accounts detached
+      // from their user (and keep their project's key); their verifies passed again above, on the distributed tables.
+      const units = readdirSync(join(dir, 'backfills'));
+      for (const suffix of ['_comments_delete_unresolved.sql', '_comments_user_id_detach.sql', '_tasks_reviewer_id_delete_conflicts.sql', '_backfill_comments_organization_id.sql']) {
+        expect(units.filter((f) => f.endsWith(suffix))).toHaveLength(1);
+      }
+      const backfill = units.find((f) => f.endsWith('_backfill_comments_organization_id.sql')) as string;
+      expect(readFileSync(join(dir, 'backfills', backfill), 'utf8')).toMatch(/-- tenantify:verify [^\n]*\nWITH [\s\S]*COALESCE\(/);
+      expect(await query(url, 'SELECT count(*)::int AS n FROM comments')).toEqual([{ n: 57 }]);
+      expect(await query(url, `SELECT c.user_id, a.id AS account FROM comments c JOIN accounts a ON a.organization_id = c.organization_id WHERE c.body LIKE 'across%' ORDER BY c.id`)).toEqual([
+        { user_id: null, account: 1 },
+        { user_id: null, account: 5 },
+      ]);
     });
   });
 });

@@ -15,7 +15,7 @@
  */
 import type { Catalog, ConsistencyEdge, Hop, TenancyAnalysis } from '../types.js';
 import { quoteLiteral } from '../sql-text.js';
-import { conflictPredicate, joinOn, keyFromParents, rowIdList, unresolvedPredicate } from './expressions.js';
+import { Aliases, conflictPredicate, joinOn, keyFromParents, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
 import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
@@ -70,13 +70,13 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
     for (const edge of t.analysis.consistency) {
       if (edge.policy === 'fail') failChecks.push(conflictCheck(m, t, edge));
       else if (edge.policy === 'detach') add(`${slug(t.name)}_${colsSlug(edge.columns)}_detach`, 'backfill', 3, ...detach(m, t, edge));
-      else if (edge.policy === 'delete') add(`${slug(t.name)}_${colsSlug(edge.columns)}_delete_conflicts`, 'backfill', 3, ...deleteRows(m, t, 'conflicts', conflictPredicate(m, t, edge, 't'), `rows whose ${edge.columns.join(', ')} lands in another tenant than the row`));
+      else if (edge.policy === 'delete') add(`${slug(t.name)}_${colsSlug(edge.columns)}_delete_conflicts`, 'backfill', 3, ...deleteRows(m, t, 'conflicts', (names) => conflictPredicate(m, t, edge, 't', names), `rows whose ${edge.columns.join(', ')} lands in another tenant than the row`));
     }
   }
   for (const t of [...m.keyed].reverse()) {
     if (t.isOwner || !mayBeUnresolved(m, t)) continue;
     if (t.analysis.unresolvedPolicy === 'fail') failChecks.unshift(unresolvedCheck(m, t));
-    else if (t.analysis.unresolvedPolicy === 'delete') add(`${slug(t.name)}_delete_unresolved`, 'backfill', 3, ...deleteRows(m, t, 'unresolved', unresolvedPredicate(m, t, 't'), `rows no path leads to a ${bare(analysis.owner)} row`));
+    else if (t.analysis.unresolvedPolicy === 'delete') add(`${slug(t.name)}_delete_unresolved`, 'backfill', 3, ...deleteRows(m, t, 'unresolved', (names) => unresolvedPredicate(m, t, 't', names), `rows no path leads to a ${bare(analysis.owner)} row`));
   }
 
   // 4. Backfills, parents first (the owner's came with the tenants table).
@@ -361,6 +361,8 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
   const ids = t.rowId;
   const cols = edge.columns;
   const match = ids.map((c) => `t.${q(c)} = k.${q(c)}`).join(' AND ');
+  // With --citus the verify reads its subqueries' tables through CTEs, so that it still runs once they are distributed (Aliases).
+  const reads = new Aliases(m.options.citus);
   return [
     {
       about: [
@@ -374,7 +376,7 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
         `CREATE TABLE ${kept} AS\nSELECT ${[...ids, ...cols.filter((c) => !ids.includes(c))].map((c) => `t.${q(c)}`).join(', ')}\n  FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}`,
         `UPDATE ${table} AS t\n   SET ${cols.map((c) => `${q(c)} = NULL`).join(', ')}\n  FROM ${kept} AS k\n WHERE ${match}${cols.map((c) => `\n   AND t.${q(c)} IS NOT DISTINCT FROM k.${q(c)}`).join('')}`,
       ],
-      verifies: [{ name: `no ${t.name}.${cols.join(', ')} points into another tenant`, sql: `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}\n LIMIT ${sample}` }],
+      verifies: [{ name: `no ${t.name}.${cols.join(', ')} points into another tenant`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't', reads)}\n LIMIT ${sample}`) }],
     },
     {
       about: [`Puts back the references the unit detached, from ${kept}, then drops that table.`],
@@ -388,7 +390,9 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
   ];
 }
 
-function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'conflicts', predicate: string, description: string): [UnitText, UnitText] {
+function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'conflicts', predicateWith: (names: Aliases) => string, description: string): [UnitText, UnitText] {
+  const predicate = predicateWith(new Aliases());
+  const reads = new Aliases(m.options.citus);
   const kept = `${keepSchema}.${q(pgName(slug(t.name), what === 'unresolved' ? 'unresolved' : 'conflicts'))}`;
   const table = qt(t.name);
   return [
@@ -404,7 +408,7 @@ function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'confl
         `CREATE TABLE ${kept} (LIKE ${table})`,
         `WITH gone AS (\n  DELETE FROM ${table} AS t\n   WHERE ${predicate}\n  RETURNING t.*\n)\nINSERT INTO ${kept} SELECT * FROM gone`,
       ],
-      verifies: [{ name: `no ${what} rows left in ${t.name}`, sql: `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${predicate}\n LIMIT ${sample}` }],
+      verifies: [{ name: `no ${what} rows left in ${t.name}`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${predicateWith(reads)}\n LIMIT ${sample}`) }],
     },
     {
       about: [`Inserts back the rows the unit deleted, from ${kept}, then drops that table.`],
@@ -431,12 +435,14 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
     : `UPDATE ${table} AS t\n   SET ${key} = ${keyFromParents(m, t, 't', '   ')}\n WHERE ${range}t.${key} IS NULL\n   AND ${keyFromParents(m, t, 't', '   ')} IS NOT NULL`;
   const keep = t.analysis.unresolvedPolicy === 'keep';
   const pathText = t.analysis.via.map((h) => `${bare(h.table)}.${h.columns.join(',')}`).join(' → ');
-  // With --citus the join also matches the key, so that it stays on one shard once both tables are distributed.
+  // With --citus the join also matches the key, so that it stays on one shard once both tables are distributed;
+  // along several parents, the subqueries read their tables through CTEs (Aliases).
+  const reads = new Aliases(m.options.citus);
   const verify = single && m.options.citus
     ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL\n LIMIT ${sample}`
     : single
     ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n LIMIT ${sample}`
-    : `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ')}\n LIMIT ${sample}`;
+    : reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n LIMIT ${sample}`);
   return [
     {
       about: [
