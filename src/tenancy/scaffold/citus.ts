@@ -371,39 +371,37 @@ function distributionKeys(m: ScaffoldModel, p: Placed): { up: UnitText; down: Un
 function identityToSequence(table: TableName, column: string): string {
   const t = quoteLiteral(qt(table));
   const c = quoteLiteral(column);
-  return [
-    'DO $$',
-    'DECLARE',
-    `  sequence_name text := pg_get_serial_sequence(${t}, ${c});`,
-    '  at bigint;',
-    '  called boolean;',
-    'BEGIN',
-    "  EXECUTE format('SELECT last_value, is_called FROM %s', sequence_name) INTO at, called;",
+  return withSequencePosition(table, column, [
     `  ALTER TABLE ${qt(table)} ALTER COLUMN ${q(column)} DROP IDENTITY;`,
     `  EXECUTE format('CREATE SEQUENCE %s AS %s OWNED BY %s.%I', sequence_name, format_type((SELECT atttypid FROM pg_attribute WHERE attrelid = ${t}::regclass AND attname = ${c}), NULL), ${t}, ${c});`,
     '  PERFORM setval(sequence_name, at, called);',
     `  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT nextval(%L::regclass)', ${t}, ${c}, sequence_name);`,
-    'END',
-    '$$',
-  ].join('\n');
+  ]);
 }
 
 /** The identity column back, at the value its sequence had reached. */
 function sequenceToIdentity(table: TableName, column: string, kind: 'always' | 'by default'): string {
   const t = quoteLiteral(qt(table));
   const c = quoteLiteral(column);
-  return [
-    'DO $$',
-    'DECLARE',
-    `  sequence_name text := pg_get_serial_sequence(${t}, ${c});`,
-    '  at bigint;',
-    '  called boolean;',
-    'BEGIN',
-    "  EXECUTE format('SELECT last_value, is_called FROM %s', sequence_name) INTO at, called;",
+  return withSequencePosition(table, column, [
     `  ALTER TABLE ${qt(table)} ALTER COLUMN ${q(column)} DROP DEFAULT;`,
     "  EXECUTE format('DROP SEQUENCE %s', sequence_name);",
     `  ALTER TABLE ${qt(table)} ALTER COLUMN ${q(column)} ADD GENERATED ${kind === 'always' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY;`,
     `  PERFORM setval(pg_get_serial_sequence(${t}, ${c}), at, called);`,
+  ]);
+}
+
+/** A DO block that reads the column's sequence position (`sequence_name`, `at`, `called`) before `body` replaces the sequence. */
+function withSequencePosition(table: TableName, column: string, body: string[]): string {
+  return [
+    'DO $$',
+    'DECLARE',
+    `  sequence_name text := pg_get_serial_sequence(${quoteLiteral(qt(table))}, ${quoteLiteral(column)});`,
+    '  at bigint;',
+    '  called boolean;',
+    'BEGIN',
+    "  EXECUTE format('SELECT last_value, is_called FROM %s', sequence_name) INTO at, called;",
+    ...body,
     'END',
     '$$',
   ].join('\n');
