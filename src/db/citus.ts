@@ -55,14 +55,14 @@ export interface CitusTable {
 }
 
 /** Whether the Citus extension is installed in this database. */
-export async function hasCitus(session: Session): Promise<boolean> {
-  const result = await session.client.query<{ citus: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus");
+export async function hasCitus(client: pg.Client): Promise<boolean> {
+  const result = await client.query<{ citus: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus");
   return Boolean(result.rows[0]?.citus);
 }
 
 /** Those of `tables` that Citus manages, by name as given (none without the extension). */
 export async function citusTables(session: Session, tables: string[]): Promise<Record<string, CitusTable>> {
-  if (tables.length === 0 || !(await hasCitus(session))) return {};
+  if (tables.length === 0 || !(await hasCitus(session.client))) return {};
   // partmethod 'h' is hash-distributed; 'n' with repmodel 't' (on every node) a reference table, else a table on one node (Citus-local, or a distributed schema's).
   const result = await session.client.query<{ name: string; kind: CitusTable['kind']; columns: string[]; bytes: string }>(
     `SELECT t AS name,
@@ -83,7 +83,7 @@ export async function citusTables(session: Session, tables: string[]): Promise<R
  * backfill count every row of every shard before its first batch, whatever the table's size.
  */
 export async function citusRowEstimate(session: Session, table: string): Promise<number | undefined> {
-  if (!(await hasCitus(session))) return undefined;
+  if (!(await hasCitus(session.client))) return undefined;
   const result = await session.client.query<{ n: string | null }>(
     `SELECT (SELECT sum(greatest(s.result::float8, 0))::bigint
                FROM run_command_on_shards(p.logicalrelid, $$SELECT reltuples FROM pg_class WHERE oid = '%s'::regclass$$) s
@@ -98,7 +98,7 @@ export async function citusRowEstimate(session: Session, table: string): Promise
 /** Before anything runs: no unit asks for a snapshot that cannot work on a coordinator. */
 export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): Promise<void> {
   const full = units.filter((u) => u.options.snapshot.kind === 'full');
-  if (full.length === 0 || !(await hasCitus(session))) return;
+  if (full.length === 0 || !(await hasCitus(session.client))) return;
   const unit = full[0] as Unit;
   throw new PlanError(
     '`-- tenantify:snapshot full` cannot work on a Citus coordinator: pg_restore --clean of the whole database would drop the Citus extension\'s objects and cannot put the shards back on the workers',
@@ -113,7 +113,7 @@ export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): P
  * since the snapshot.
  */
 export async function restoresInPlace(session: Session, manifest: SnapshotManifest): Promise<boolean> {
-  if (manifest.scope === 'full' && (await hasCitus(session))) {
+  if (manifest.scope === 'full' && (await hasCitus(session.client))) {
     throw new UsageError(`the snapshot of ${manifest.unit} is of the whole database, which cannot be restored on a Citus coordinator`, { hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot)' });
   }
   if (manifest.scope !== 'tables') return false;
@@ -142,18 +142,19 @@ export async function restoresInPlace(session: Session, manifest: SnapshotManife
  * every table Citus manages; empty without Citus.
  */
 export async function citusLayout(client: pg.Client): Promise<Map<string, string>> {
-  const installed = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
-  if (installed.rowCount === 0) return new Map();
-  const result = await client.query<{ key: string; def: string }>(
-    `SELECT 'citus ' || format('%I.%I', n.nspname, c.relname) AS key,
-            CASE WHEN p.partmethod = 'h' THEN format('distributed by %s, %s shards, colocated with %s', column_to_column_name(p.logicalrelid, p.partkey),
-                   (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid),
-                   (SELECT min(format('%I.%I', n2.nspname, c2.relname)) FROM pg_dist_partition p2 JOIN pg_class c2 ON c2.oid = p2.logicalrelid
-                      JOIN pg_namespace n2 ON n2.oid = c2.relnamespace WHERE p2.colocationid = p.colocationid))
-                 WHEN p.repmodel = 't' THEN 'reference table' ELSE 'on one node (Citus-local, or a distributed schema''s)' END AS def
-       FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid JOIN pg_namespace n ON n.oid = c.relnamespace`,
-  );
-  return new Map(result.rows.map((r) => [r.key, r.def]));
+  const placements = await citusPlacements(client);
+  const firstOfGroup = new Map<number, string>();
+  for (const p of placements) {
+    const first = firstOfGroup.get(p.group);
+    if (first === undefined || p.table < first) firstOfGroup.set(p.group, p.table);
+  }
+  const describe = (p: CitusPlacement): string =>
+    p.kind === 'distributed'
+      ? `distributed by ${p.column}, ${p.shards} shards, colocated with ${firstOfGroup.get(p.group)}`
+      : p.kind === 'reference'
+        ? 'reference table'
+        : "on one node (Citus-local, or a distributed schema's)";
+  return new Map(placements.map((p) => [`citus ${p.table}`, describe(p)]));
 }
 
 /** How a source coordinator holds a table, to hold it the same way in a copy (rehearse --citus of a live source). */
@@ -167,8 +168,7 @@ export interface CitusPlacement {
 }
 
 export async function citusPlacements(client: pg.Client): Promise<CitusPlacement[]> {
-  const installed = await client.query("SELECT 1 FROM pg_extension WHERE extname = 'citus'");
-  if (installed.rowCount === 0) return [];
+  if (!(await hasCitus(client))) return [];
   const result = await client.query<CitusPlacement>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS table,
             CASE WHEN p.partmethod = 'h' THEN 'distributed' WHEN p.repmodel = 't' THEN 'reference' ELSE 'local' END AS kind,
