@@ -6,16 +6,15 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tenancyCheck } from '../src/app/tenancy-check.js';
-import { findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
+import { startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
 import { buildScope } from '../src/tenancy/check-scope.js';
 import { readCatalog } from '../src/tenancy/catalog.js';
 import { analyzeTenancy } from '../src/tenancy/graph.js';
 import { distributionKeyMismatch } from '../src/tenancy/rules/distribution.js';
 import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { writePlan } from './support/plan-dir.js';
+import { describeWithCitus } from './support/citus.js';
 
-const citus = findCitus();
-const missing = 'missing' in citus ? citus.missing : undefined;
 
 /**
  * Composite keys with the key first everywhere, a self-reference, a lookup table. The
@@ -55,7 +54,7 @@ const citusRules = ['distribution-key-mismatch', 'reference-table-missing'];
 
 const summary = (findings: { rule: string; table: string; detail: string }[]): string[] => findings.map((f) => `${f.rule} ${f.table}: ${f.detail}`).sort();
 
-describe.skipIf(missing !== undefined)(`tenancy check on a Citus cluster${missing ? ` (skipped: ${missing})` : ''}`, () => {
+describeWithCitus('tenancy check on a Citus cluster', () => {
   let cluster: ThrowawayCitus;
   let databases = 0;
   const dir = writePlan({ 'tenantify.config.json': JSON.stringify(model) });

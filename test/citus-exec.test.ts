@@ -6,14 +6,13 @@
  * refused before anything runs.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { contentFingerprint, holdGate, query, until } from './support/db.js';
 import { runCli, startCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
-import { findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
+import { startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
+import { describeWithCitus } from './support/citus.js';
 
-const citus = findCitus();
-const missing = 'missing' in citus ? citus.missing : undefined;
 
 // A reference table, a table distributed by org_id that references it, and a colocated one that references that (a foreign key into the restored table).
 const legacy = `
@@ -50,7 +49,7 @@ SELECT id FROM accounts WHERE status IS NULL;
   'rollbacks/0004_status_index.sql': '-- tenantify:transaction off\nDROP INDEX CONCURRENTLY accounts_status_idx;\n',
 };
 
-describe.skipIf(missing !== undefined)(`the executor on a Citus coordinator${missing ? ` (skipped: ${missing})` : ''}`, () => {
+describeWithCitus('the executor on a Citus coordinator', () => {
   let cluster: ThrowawayCitus;
   let databases = 0;
   beforeAll(async () => {

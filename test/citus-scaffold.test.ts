@@ -11,13 +11,12 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeDatabase, differences, type DatabaseState } from '../src/db/compare.js';
-import { findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
+import { startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
 import { runCli } from './support/cli.js';
 import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { schemaDump } from './support/dump.js';
+import { describeWithCitus } from './support/citus.js';
 
-const citus = findCitus();
-const missing = 'missing' in citus ? citus.missing : undefined;
 
 /**
  * accounts (owner) ← users, projects (parent_id: a self-reference) ← memberships (primary key
@@ -101,7 +100,7 @@ async function explain(url: string, sql: string): Promise<string> {
   return (await query<{ 'QUERY PLAN': string }>(url, `EXPLAIN ${sql}`)).map((r) => r['QUERY PLAN']).join('\n');
 }
 
-describe.skipIf(missing !== undefined)(`tenancy scaffold --citus on a Citus cluster${missing ? ` (skipped: ${missing})` : ''}`, () => {
+describeWithCitus('tenancy scaffold --citus on a Citus cluster', () => {
   let cluster: ThrowawayCitus;
   let databases = 0;
   let creating: Promise<unknown> = Promise.resolve();

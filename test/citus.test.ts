@@ -6,9 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postmasterRunning, query } from './support/db.js';
 import { UsageError } from '../src/errors.js';
 import { chooseCitusPath, CITUS_IMAGE, dockerEngineAnswers, findCitus, startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
+import { describeWithCitus } from './support/citus.js';
 
-const citus = findCitus();
-const missing = 'missing' in citus ? citus.missing : undefined;
 const dockerAnswers = await dockerEngineAnswers();
 
 const portOf = (url: string): number => Number(new URL(url).port);
@@ -54,7 +53,7 @@ describe('choosing the path of a Citus cluster', () => {
   });
 });
 
-describe.skipIf(missing !== undefined)(`a throwaway Citus cluster${missing ? ` (skipped: ${missing})` : ''}`, () => {
+describeWithCitus('a throwaway Citus cluster', () => {
   let cluster: ThrowawayCitus;
   beforeAll(async () => {
     cluster = await startThrowawayCitus({ prefer: 'local' });
@@ -95,7 +94,7 @@ describe.skipIf(missing !== undefined)(`a throwaway Citus cluster${missing ? ` (
   });
 });
 
-describe.skipIf(missing !== undefined)('closing a throwaway Citus cluster', () => {
+describeWithCitus('closing a throwaway Citus cluster', () => {
   it('stops every node and removes their directories', async () => {
     const cluster = await startThrowawayCitus({ prefer: 'local', workers: 1 });
     expect(cluster.directories).toHaveLength(2);

@@ -4,10 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
-import { findCitus } from '../src/db/throwaway.js';
+import { describeWithCitus } from './support/citus.js';
 
-const citus = findCitus();
-const missing = 'missing' in citus ? citus.missing : undefined;
 
 // A source as a Citus database has it: a reference table, a distributed one, and a plain table the plan distributes.
 const fixture = `
@@ -67,7 +65,7 @@ describe('rehearse --citus, refused', () => {
   });
 });
 
-describe.skipIf(missing !== undefined)(`rehearse --citus${missing ? ` (skipped: ${missing})` : ''}`, () => {
+describeWithCitus('rehearse --citus', () => {
   it('fails a plan whose rollback leaves a table distributed, and names it (exit 3)', async () => {
     const { dir, fixture } = withFixture(plan('SELECT 1;\n'));
     const result = await rehearse(['--citus', '--workers', '1', '--fixture', fixture, '--dir', dir]);
