@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { PlanError } from '../errors.js';
 import { statementFingerprint } from './fingerprint.js';
 import { SplitCache } from './split-cache.js';
-import { analyse, analysisCode } from './sql-tree.js';
+import { analyse, analysisCode, type Analysis } from './sql-tree.js';
 import type { Statement } from './types.js';
 import { runtimeImport } from '../runtime-import.js';
 
@@ -38,14 +38,9 @@ export async function sqlParser(): Promise<ParseSync> {
   return parser;
 }
 
-export interface SplitStatement extends Statement {
+/** A statement as split, with what its parse tree says it does (sql-tree.ts). */
+export interface SplitStatement extends Omit<Statement, 'createsIndex'>, Analysis {
   fingerprint: string;
-  params: number[];
-  writes: string[];
-  isQuery: boolean;
-  mustRunAlone: boolean;
-  isTransactionControl: boolean;
-  releasesRunLock: boolean;
 }
 
 /** The parser is needed for a text the split cache does not hold: load it (`loadSqlParser`) and try again. */
