@@ -16,8 +16,28 @@ export const ExitCode = {
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/**
+ * A stable name for the cause, in kebab case (`plan-dir-not-found`, `lock-held`, `drift`):
+ * what callers, `--json` readers and tests match on, never the wording of the message.
+ * Each class has a default (below); a throw site with a more precise cause names it.
+ */
+export type ErrorCode = string;
+
+/** The code of an error that names none, from its exit code. */
+const codeOfExit: Record<ExitCodeValue, ErrorCode> = {
+  0: 'ok',
+  1: 'unit-failed',
+  2: 'usage',
+  3: 'violations',
+  4: 'lock-held',
+  5: 'drift',
+  130: 'interrupted',
+};
+
 /** What every error of the family takes beside its message. */
 export interface ErrorOptions {
+  /** The cause's stable code; the class's default when omitted. */
+  code?: ErrorCode | undefined;
   /** What to do next, for the one who reads it. */
   hint?: string | undefined;
   /** Extra lines shown under the message (a caret excerpt, a list of violations...). */
@@ -28,14 +48,17 @@ export interface ErrorOptions {
 /** The base of the family: an expected failure, with the exit code of the contract. */
 export class TenantifyError extends Error {
   readonly exitCode: ExitCodeValue;
+  /** The cause's stable code (see ErrorCode). */
+  readonly code: ErrorCode;
   readonly hint: string | undefined;
   /** Extra lines shown under the message (a caret excerpt, a list of violations...). */
   readonly details: string[];
 
-  constructor(message: string, options: ErrorOptions & { exitCode: ExitCodeValue }) {
+  constructor(message: string, options: ErrorOptions & { exitCode: ExitCodeValue; defaultCode?: ErrorCode }) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.exitCode = options.exitCode;
+    this.code = options.code ?? options.defaultCode ?? codeOfExit[options.exitCode];
     this.hint = options.hint;
     this.details = options.details ?? [];
   }
@@ -44,7 +67,7 @@ export class TenantifyError extends Error {
 /** Bad arguments, configuration or plan: nothing was touched. Exit 2. */
 export class UsageError extends TenantifyError {
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, { ...options, exitCode: ExitCode.usage });
+    super(message, { ...options, defaultCode: 'usage', exitCode: ExitCode.usage });
   }
 }
 
@@ -63,7 +86,7 @@ export class PlanError extends TenantifyError {
 
   constructor(message: string, options: PlanErrorOptions) {
     const { file, line, ...rest } = options;
-    super(`${line === undefined ? file : `${file}:${line}`}: ${message}`, { ...rest, exitCode: ExitCode.usage });
+    super(`${line === undefined ? file : `${file}:${line}`}: ${message}`, { ...rest, defaultCode: 'plan-invalid', exitCode: ExitCode.usage });
     this.file = file;
     this.line = line;
   }
@@ -81,6 +104,7 @@ export class PlanErrors extends TenantifyError {
     const first = errors[0];
     const alone = errors.length === 1 ? first : undefined;
     super(alone ? alone.message : `the plan has ${errors.length} errors`, {
+      code: first?.code ?? 'plan-invalid',
       exitCode: ExitCode.usage,
       hint: alone?.hint ?? 'fix the files named above; nothing was run and the database was not touched',
       // Each error keeps its own hint, under it.
@@ -93,28 +117,28 @@ export class PlanErrors extends TenantifyError {
 /** A unit failed and was rolled back; the ledger records why. Exit 1. */
 export class UnitFailedError extends TenantifyError {
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, { ...options, exitCode: ExitCode.unitFailed });
+    super(message, { ...options, defaultCode: 'unit-failed', exitCode: ExitCode.unitFailed });
   }
 }
 
 /** A precheck or verify query returned rows. Exit 3. */
 export class ViolationsError extends TenantifyError {
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, { ...options, exitCode: ExitCode.violations });
+    super(message, { ...options, defaultCode: 'violations', exitCode: ExitCode.violations });
   }
 }
 
 /** Another run holds the run lock (the holder is named): nothing was done. Exit 4. */
 export class LockHeldError extends TenantifyError {
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, { ...options, exitCode: ExitCode.locked });
+    super(message, { ...options, defaultCode: 'lock-held', exitCode: ExitCode.locked });
   }
 }
 
 /** An applied unit (or a partly run rollback) changed since it ran: nothing was run. Exit 5. */
 export class DriftError extends TenantifyError {
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, { ...options, exitCode: ExitCode.drift });
+    super(message, { ...options, defaultCode: 'drift', exitCode: ExitCode.drift });
   }
 }
 
@@ -125,14 +149,14 @@ export class DriftError extends TenantifyError {
  */
 export class ConnectionLostError extends TenantifyError {
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, { ...options, exitCode: ExitCode.unitFailed });
+    super(message, { ...options, defaultCode: 'connection-lost', exitCode: ExitCode.unitFailed });
   }
 }
 
 /** SIGINT or SIGTERM stopped the run at a safe point; the ledger says where, and the same command resumes. Exit 130. */
 export class InterruptedError extends TenantifyError {
   constructor(message: string, options: ErrorOptions = {}) {
-    super(message, { ...options, exitCode: ExitCode.interrupted });
+    super(message, { ...options, defaultCode: 'interrupted', exitCode: ExitCode.interrupted });
   }
 }
 

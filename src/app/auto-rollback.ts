@@ -44,6 +44,7 @@ export async function autoRollback(ctx: ExecContext, units: Unit[], reporter: Re
   }
   await ctx.ledger.event(ctx.runId, null, 'auto_rollback_done', { units: ids });
   return new TenantifyError(cause.message, {
+    code: cause.code,
     exitCode: cause.exitCode,
     details: [...cause.details, `--auto-rollback reverted ${ids.join(', ')}: the database is as this run found it`],
     hint: 'the ledger records the failure and each revert; fix the unit or the data, then run `tenantify apply` again',
@@ -61,6 +62,7 @@ function bothFailed(cause: TenantifyError, error: unknown, entries: RollbackEntr
     return file ? [`snapshot taken before ${e.unit.id}: ${file} (tenantify snapshots restore ${e.unit.id})`] : [];
   });
   return new TenantifyError(`${cause.message}; --auto-rollback failed too: ${revertError?.message ?? (error as Error).message}`, {
+    code: 'auto-rollback-failed',
     exitCode: cause.exitCode,
     details: [
       ...cause.details,

@@ -234,6 +234,7 @@ async function count(client: pg.PoolClient, query: CountQuery, timeoutMs: number
   } catch (error) {
     if ((error as { code?: string }).code === '57014') {
       throw new TenantifyError(`counting the ${query.label} took longer than the statement timeout (${Math.round(timeoutMs / 1000)}s)`, {
+        code: 'statement-timeout',
         exitCode: ExitCode.unitFailed,
         hint: 'raise statementTimeout in tenantify.config.json, or analyze with --no-data (catalog only); the query was:',
         details: query.sql.split('\n'),
