@@ -22,11 +22,20 @@ export interface Session {
   close(): Promise<void>;
 }
 
-// int8 and numeric come back as strings by default; counts in the ledger fit a JS number.
-pg.types.setTypeParser(pg.types.builtins.INT8, (value) => {
+/**
+ * The type parsers of tenantify's own clients. int8 comes back as a string by default; counts
+ * in the ledger fit a JS number. Set per client, never on pg's global `types`: an application
+ * that imports tenantify keeps its own parsing of its own bigint columns.
+ */
+export const clientTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+function parseInt8(value: string): number | string {
   const n = Number(value);
   return Number.isSafeInteger(n) ? n : value;
-});
+}
 
 export function kyselyOn(client: pg.Client): Kysely<any> {
   const pool = {
@@ -46,6 +55,7 @@ export async function connect(url: string | undefined, purpose: string, signal?:
   if (url) parseDatabaseUrl(url);
   const client = new pg.Client({
     ...(url ? { connectionString: url } : {}),
+    types: clientTypes,
     application_name: `tenantify ${purpose} (${hostname()} pid ${process.pid})`.slice(0, 63),
   });
   const description = url ? describeUrl(url) : describeEnvironment();

@@ -9,6 +9,7 @@
  */
 import pg from 'pg';
 import { ExitCode, TenantifyError } from '../errors.js';
+import { clientTypes } from '../db/connection.js';
 import { quoteIdent, quoteQualified } from './sql-text.js';
 import type { Catalog, CatalogTable, ConsistencyEdge, Hop, TableAnalysis, TableName, TenancyAnalysis } from './types.js';
 
@@ -188,7 +189,7 @@ export const conflictKey = (table: TableName, constraint: string): string => `${
 export async function runCounts(url: string | undefined, queries: CountQuery[], options: CountOptions): Promise<CountResult> {
   const result: CountResult = { unresolved: new Map(), conflicts: new Map() };
   if (queries.length === 0) return result;
-  const pool = new pg.Pool({ ...(url ? { connectionString: url } : {}), max: options.connections, application_name: 'tenantify tenancy analyze (read only)' });
+  const pool = new pg.Pool({ ...(url ? { connectionString: url } : {}), max: options.connections, types: clientTypes, application_name: 'tenantify tenancy analyze (read only)' });
   pool.on('error', () => {});
   const queue = [...queries];
   let done = 0;

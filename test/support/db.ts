@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
+import { clientTypes } from '../../src/db/connection.js';
 
 export function serverUrl(): string {
   return inject('serverUrl');
@@ -15,7 +16,7 @@ export function databaseUrl(name: string): string {
 }
 
 export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(url: string, text: string, params?: unknown[]): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client({ connectionString: url, types: clientTypes });
   await client.connect();
   try {
     return (await client.query<T>(text, params)).rows;
