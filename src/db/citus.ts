@@ -31,8 +31,8 @@
 import { PlanError, UsageError } from '../errors.js';
 import type pg from 'pg';
 import type { Unit } from '../plan/types.js';
-import type { Session } from './connection.js';
-import type { SnapshotManifest } from './snapshot.js';
+import type { Session } from './session.js';
+import type { CitusTable, SnapshotManifest } from './snapshot.js';
 
 /**
  * Every session on a server with Citus loaded (connection.ts) propagates its SET LOCAL
@@ -46,13 +46,7 @@ import type { SnapshotManifest } from './snapshot.js';
 export const citusLoaded = "current_setting('citus.propagate_set_commands', true) IS NOT NULL";
 export const propagateLocalSettings = "SET citus.propagate_set_commands TO 'local'";
 
-/** A table Citus manages, as a snapshot's manifest records it. */
-export interface CitusTable {
-  kind: 'distributed' | 'reference' | 'local';
-  /** `name type` of each column, in order: the rows of the snapshot fit these. */
-  columns: string[];
-  bytes: number;
-}
+export type { CitusTable } from './snapshot.js';
 
 /** Whether the Citus extension is installed in this database. */
 export async function hasCitus(client: pg.Client): Promise<boolean> {

@@ -9,18 +9,9 @@ import { UsageError } from '../errors.js';
 import { citusLoaded, propagateLocalSettings } from './citus.js';
 import { parseDatabaseUrl } from './libpq.js';
 import { describeUrl, redact } from './redact.js';
+import type { Session } from './session.js';
 
-export interface Session {
-  readonly client: pg.Client;
-  readonly db: Kysely<any>;
-  /** The server process serving this session. */
-  readonly backendPid: number;
-  readonly serverVersion: number;
-  readonly description: string;
-  /** The URL it was opened with, for further connections. Never print it: use description. */
-  readonly url: string | undefined;
-  close(): Promise<void>;
-}
+export type { Session } from './session.js';
 
 /**
  * The type parsers of tenantify's own clients. int8 comes back as a string by default; counts

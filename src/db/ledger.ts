@@ -9,6 +9,7 @@ import { sql, type ColumnType, type Generated, type Kysely, type RawBuilder } fr
 import pg from 'pg';
 import { UsageError } from '../errors.js';
 import type { UnitKind, UnitStatus } from '../plan/types.js';
+import type { LedgerError, LedgerUnit, UnitProgress } from '../plan/ledger-rows.js';
 import { toolVersion } from '../version.js';
 
 export const ledgerVersion = 2;
@@ -16,53 +17,7 @@ export const ledgerVersion = 2;
 /** The name of the column the `applied` transition returns: the unit's duration in ms, on the server's clock. */
 export const appliedResultName = 'tenantify_applied_ms';
 
-export interface UnitProgress {
-  /** Non-transactional units: hashes of the statements done, in order. */
-  statements?: string[];
-  /** Batched units of older ledgers: the last key done (exclusive lower bound of the next batch). */
-  cursor?: string;
-  /** Batched units: the key ranges their workers walk, each with its last key done. */
-  segments?: { from: string; to: string | null; cursor: string }[];
-  rowsDone?: number;
-  rowsTotal?: number;
-  batches?: number;
-  rowsPerSecond?: number;
-  /** A rollback that runs outside a transaction: hashes of its statements done, in order. */
-  revertStatements?: string[];
-}
-
-export interface LedgerUnit {
-  id: string;
-  kind: UnitKind;
-  file: string;
-  status: UnitStatus;
-  checksum: string;
-  /** What the unit runs, without comments or layout (plan/fingerprint.ts); null in rows written before ledger version 2. */
-  fingerprint?: string | null | undefined;
-  runId: number | null;
-  startedAt: Date | null;
-  appliedAt: Date | null;
-  durationMs: number | null;
-  progress: UnitProgress;
-  verifyChecks: { name: string; sql: string }[];
-  verifyResults: unknown;
-  snapshot: unknown;
-  error: LedgerError | null;
-  updatedAt: Date;
-}
-
-export interface LedgerError {
-  message: string;
-  code?: string;
-  sqlstate?: string;
-  detail?: string;
-  hint?: string;
-  file?: string;
-  line?: number;
-  column?: number;
-  statement?: string;
-  violations?: unknown;
-}
+export type { LedgerError, LedgerUnit, UnitProgress } from '../plan/ledger-rows.js';
 
 export interface LedgerRun {
   id: number;

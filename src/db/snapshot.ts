@@ -13,7 +13,6 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
-import type { CitusTable } from './citus.js';
 
 export interface SnapshotManifest {
   unit: string;
@@ -67,4 +66,12 @@ export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
       { hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' },
     );
   }
+}
+
+/** A table Citus manages, as a snapshot's manifest records it. */
+export interface CitusTable {
+  kind: 'distributed' | 'reference' | 'local';
+  /** `name type` of each column, in order: the rows of the snapshot fit these. */
+  columns: string[];
+  bytes: number;
 }

@@ -7,7 +7,6 @@ import type { TenantifyError } from '../errors.js';
 import type { CheckResult } from './failure.js';
 import type { Interrupt } from './interrupt.js';
 import type { SnapshotTaker } from '../db/snapshot-take.js';
-import type { LockHeld } from './lock-trace.js';
 
 export interface Reporter {
   unitStarted(entry: PlanEntry): void;
@@ -124,4 +123,16 @@ export interface Runner {
   inTransaction: boolean;
   /** The unit's body; returns a note for the report (rows and batches of a backfill). */
   body(ctx: ExecContext, work: Work): Promise<string | undefined>;
+}
+
+/** A lock a unit took on an existing relation, held `heldMs` until its commit. */
+export interface LockHeld {
+  /** schema.name, quoted where needed. */
+  relation: string;
+  kind: 'table' | 'index';
+  /** pg_locks' name of the mode: AccessExclusiveLock, ShareLock... */
+  mode: string;
+  heldMs: number;
+  /** A table the unit rewrote (its file changed: ALTER COLUMN TYPE, a volatile default...): its rows after the rewrite. */
+  rewroteRows?: number;
 }

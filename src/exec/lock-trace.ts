@@ -12,21 +12,11 @@
  * backfill) is not traced: its locks last one statement or one batch each.
  */
 import type pg from 'pg';
-import type { ExecContext, Runner, Work } from './context.js';
+import type { ExecContext, LockHeld, Runner, Work } from './context.js';
 import type { CheckResult } from './failure.js';
 import { inTransaction, runStatement } from './steps.js';
 
-/** A lock a unit took on an existing relation, held `heldMs` until its commit. */
-export interface LockHeld {
-  /** schema.name, quoted where needed. */
-  relation: string;
-  kind: 'table' | 'index';
-  /** pg_locks' name of the mode: AccessExclusiveLock, ShareLock... */
-  mode: string;
-  heldMs: number;
-  /** A table the unit rewrote (its file changed: ALTER COLUMN TYPE, a volatile default...): its rows after the rewrite. */
-  rewroteRows?: number;
-}
+export type { LockHeld } from './context.js';
 
 /** Lock modes from weakest to strongest, as pg_locks names them. */
 const modes = [

@@ -1,12 +1,18 @@
 /** apply's lint gate: with `lint.level` error, a unit to run with an error-level finding no allow covers is refused. */
 import type { Session } from '../db/connection.js';
 import { UsageError } from '../errors.js';
-import type { Project } from '../app/project.js';
+import type { Config } from '../plan/config.js';
 import type { Unit } from '../plan/types.js';
 import { tableRows } from './catalog.js';
 import { blockingFindings, lintPlan } from './lint.js';
 
-export async function ensureLintAllows(project: Project, units: Unit[], session: Session, note: (text: string) => void): Promise<void> {
+/** What the gate reads of the project: where the plan is and how it is configured. */
+export interface LintedProject {
+  directory: string;
+  config: Config;
+}
+
+export async function ensureLintAllows(project: LintedProject, units: Unit[], session: Session, note: (text: string) => void): Promise<void> {
   if (project.config.lint.level !== 'error' || units.length === 0) return;
   const report = await lintPlan({
     directory: project.directory,

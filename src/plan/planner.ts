@@ -3,7 +3,7 @@
  * where, and what has drifted. No I/O: every rule here is tested without a database.
  */
 import { UsageError } from '../errors.js';
-import type { LedgerUnit, UnitProgress } from '../db/ledger.js';
+import type { LedgerUnit, UnitProgress } from './ledger-rows.js';
 import { compareOrder, type Unit, type UnitStatus } from './types.js';
 
 export type Resume =
