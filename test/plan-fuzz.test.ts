@@ -20,7 +20,9 @@ process.env['TENANTIFY_CACHE_DIR'] = 'none';
 
 const seed = 0x7e4a_2026;
 const caseCount = 320;
-const cliSample = 20;
+// The loader sees every case; the CLI sample proves the process turns each outcome into a contract exit code
+// without a stack and touches nothing on exit 2, which a few cases of different classes show.
+const cliSample = 6;
 
 /** mulberry32: small, fast, and the same cases on every run. */
 function random(seedValue: number): () => number {
