@@ -9,6 +9,7 @@ import { UsageError } from '../errors.js';
 import { runCheck } from '../exec/checks.js';
 import { loadConfig } from '../plan/config.js';
 import type pg from 'pg';
+import { withTransaction } from '../db/transaction.js';
 
 export interface VerifyOptions {
   dir: string;
@@ -45,16 +46,13 @@ export async function verify(options: VerifyOptions): Promise<VerifyResult> {
   try {
     const ledger = new Ledger(session.db, config.ledgerSchema);
     // One snapshot for the ledger and every check: they all see the same moment.
-    await session.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    try {
+    return await withTransaction(session.client, { isolation: 'repeatable read', readOnly: true, rollback: true }, async () => {
       const rows = selectUnits((await ledger.read()).units, options.unit);
       const units: VerifyResult['units'] = [];
       for (const row of rows) units.push({ id: row.id, checks: await checksOf(session.client, row) });
       const checks = units.flatMap((u) => u.checks);
       return { database: session.description, units, checks, ok: checks.every((c) => c.ok) };
-    } finally {
-      await session.client.query('ROLLBACK').catch(() => {});
-    }
+    });
   } finally {
     await session.close();
   }

@@ -4,6 +4,7 @@ import { restoresInPlace } from './citus.js';
 import type { Session } from './connection.js';
 import { findPgTool, libpqEnvironment, runTool, streamThrough, ToolError } from './pg-tools.js';
 import { ensureIntact, type SnapshotManifest } from './snapshot.js';
+import { withTransaction } from './transaction.js';
 
 /**
  * Puts a unit's tables back exactly as the snapshot holds them, in one transaction: the
@@ -103,15 +104,17 @@ async function rowsInPlace(session: Session, tables: string[]): Promise<RestoreP
 
 async function incomingForeignKeys(session: Session, tables: string[]): Promise<{ table: string; name: string; definition: string }[]> {
   // With an empty search_path, pg_get_constraintdef qualifies the referenced table, as the restore script needs.
-  await session.client.query("BEGIN; SET LOCAL search_path TO ''");
-  const result = await session.client.query<{ table: string; name: string; definition: string }>(
+  const result = await withTransaction(session.client, { readOnly: true }, async () => {
+    await session.client.query("SET LOCAL search_path TO ''");
+    return session.client.query<{ table: string; name: string; definition: string }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS table, k.conname AS name, pg_get_constraintdef(k.oid) AS definition
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE k.contype = 'f' AND k.confrelid = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
         AND NOT (k.conrelid = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t))
       ORDER BY 1, 2`,
-    [tables],
-  ).finally(() => session.client.query('COMMIT'));
+      [tables],
+    );
+  });
   return result.rows;
 }
 

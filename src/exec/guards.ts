@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import type { Config } from '../plan/config.js';
+import { withTransaction } from '../db/transaction.js';
 
 export type Guard = Config['guards'][number];
 
@@ -30,17 +31,14 @@ export interface GuardRegression {
 /** Each guard once to warm the cache, then `repetitions` times inside a READ ONLY transaction. */
 export async function timeGuards(client: pg.Client, guards: Guard[]): Promise<GuardTiming[]> {
   const timings: GuardTiming[] = [];
-  await client.query('BEGIN READ ONLY');
-  try {
+  await withTransaction(client, { readOnly: true, rollback: true }, async () => {
     for (const guard of guards) {
       await executionMs(client, guard.sql);
       const samplesMs: number[] = [];
       for (let i = 0; i < (guard.repetitions ?? defaultRepetitions); i++) samplesMs.push(await executionMs(client, guard.sql));
       timings.push({ name: guard.name, medianMs: median(samplesMs), samplesMs });
     }
-  } finally {
-    await client.query('ROLLBACK').catch(() => {});
-  }
+  });
   return timings;
 }
 

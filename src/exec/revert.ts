@@ -14,6 +14,7 @@ import { interruptedBeforeRevert } from './failure-report.js';
 import { createdRelations, dropStatements } from './created.js';
 import { UnitFailedError } from '../errors.js';
 import { revertUnit as runRevert } from './lifecycle.js';
+import { withTransaction } from '../db/transaction.js';
 
 export type { RevertReporter } from './context.js';
 
@@ -82,14 +83,13 @@ export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertRepo
       throw error;
     }
     const drops = [...views, ...rest];
-    await ctx.session.client.query('BEGIN');
     try {
-      for (const drop of rest) await ctx.session.client.query(drop);
-      const durationMs = Math.round(performance.now() - startedAt);
-      await ctx.ledger.transition({ runId: ctx.runId, unit: entry.unit, status: 'rolled_back', event: 'rolled_back', durationMs, detail: { fromSnapshot: manifest.file, tables: manifest.tables, dropped: drops } });
-      await ctx.session.client.query('COMMIT');
+      await withTransaction(ctx.session.client, {}, async () => {
+        for (const drop of rest) await ctx.session.client.query(drop);
+        const durationMs = Math.round(performance.now() - startedAt);
+        await ctx.ledger.transition({ runId: ctx.runId, unit: entry.unit, status: 'rolled_back', event: 'rolled_back', durationMs, detail: { fromSnapshot: manifest.file, tables: manifest.tables, dropped: drops } });
+      });
     } catch (error) {
-      await ctx.session.client.query('ROLLBACK').catch(() => {});
       const message = (error as Error).message;
       await ctx.ledger.event(ctx.runId, entry.unit.id, 'rollback_failed', { snapshot: manifest.file, restored: true, message });
       reporter.revertFailed(entry.unit, message);
@@ -107,12 +107,11 @@ export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertRepo
 /** The views a unit created, dropped in one transaction before its tables are restored (none: nothing is done). */
 async function createdDropped(ctx: ExecContext, drops: string[]): Promise<void> {
   if (drops.length === 0) return;
-  await ctx.session.client.query('BEGIN');
   try {
-    for (const drop of drops) await ctx.session.client.query(drop);
-    await ctx.session.client.query('COMMIT');
+    await withTransaction(ctx.session.client, {}, async () => {
+      for (const drop of drops) await ctx.session.client.query(drop);
+    });
   } catch (error) {
-    await ctx.session.client.query('ROLLBACK').catch(() => {});
     throw new UnitFailedError(`the views the unit created could not be dropped before its snapshot is restored: ${(error as Error).message}`, {
       details: drops,
       hint: 'nothing was restored or dropped: drop what depends on them by hand, then run `tenantify rollback --from-snapshot` again',
