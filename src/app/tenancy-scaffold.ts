@@ -17,6 +17,7 @@ import { analyzeTenancy } from '../tenancy/graph.js';
 import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
 import { keepSchema, scaffoldPlan } from '../tenancy/scaffold/index.js';
 import type { Catalog, TenancyConfig } from '../tenancy/types.js';
+import { writtenName } from '../tenancy/sql-text.js';
 
 export interface TenancyScaffoldOptions {
   dir: string;
@@ -88,7 +89,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
 }
 
 function bareName(name: string): string {
-  return name.startsWith('public.') ? name.slice('public.'.length) : name;
+  return writtenName(name);
 }
 
 /** The highest unit number of the plan (0 when empty) and the width its files use (rollbacks follow their units). */

@@ -15,6 +15,7 @@ import { readCatalog } from '../tenancy/catalog.js';
 import { analyzeTenancy } from '../tenancy/graph.js';
 import { tenancyConfigFrom } from '../tenancy/model.js';
 import type { Catalog, TenancyAnalysis, TenancyConfig } from '../tenancy/types.js';
+import { writtenName } from '../tenancy/sql-text.js';
 
 export interface AnalyzeOptions {
   /** The database to read (else the PG* variables)... */
@@ -124,7 +125,7 @@ async function exportSnapshot(client: { query: (sql: string) => Promise<{ rows: 
  * public), the defaults written out so a reader sees them, the per-table settings kept.
  */
 export function modelToWrite(model: TenancyConfig, analysis: TenancyAnalysis): TenancyConfig {
-  const short = (name: string): string => (name.startsWith('public.') ? name.slice('public.'.length) : name);
+  const short = (name: string): string => writtenName(name);
   return {
     owner: short(analysis.owner),
     tenants: short(analysis.tenants),

@@ -1,12 +1,13 @@
 /** `tenancy analyze`: the table, the contract's JSON, and the graph as mermaid or dot. */
 import Table from 'cli-table3';
 import type { Hop, TableAnalysis, TableName, TenancyAnalysis } from '../tenancy/types.js';
+import { splitTableName, writtenName } from '../tenancy/sql-text.js';
 import type { Output } from './output.js';
 
 /** `public.tasks` → `tasks` when every table read is in public; else the full name. */
 export function shortNames(analysis: TenancyAnalysis): (name: TableName) => string {
-  const allPublic = analysis.tables.every((t) => t.table.startsWith('public.'));
-  return (name) => (allPublic && name.startsWith('public.') ? name.slice('public.'.length) : name);
+  const allPublic = analysis.tables.every((t) => splitTableName(t.table).schema === 'public');
+  return (name) => writtenName(name, allPublic);
 }
 
 /** `tasks → projects → accounts`. */

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { TenantifyError } from '../src/errors.js';
+import { analyzeTenancy } from '../src/tenancy/graph.js';
+import { parseQualifiedName, quoteQualified, splitTableName, tableName, writtenName } from '../src/tenancy/sql-text.js';
+import type { Catalog, CatalogTable } from '../src/tenancy/types.js';
+
+function codeOf(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (error) {
+    return error instanceof TenantifyError ? error.code : `not a TenantifyError: ${String(error)}`;
+  }
+  return undefined;
+}
+
+describe('parseQualifiedName: names read like SQL identifiers', () => {
+  it('never splits on a dot inside quotes', () => {
+    expect(parseQualifiedName('"my.schema".t')).toEqual([{ text: 'my.schema', quoted: true }, { text: 't', quoted: false }]);
+    expect(parseQualifiedName('my."schema.t"')).toEqual([{ text: 'my', quoted: false }, { text: 'schema.t', quoted: true }]);
+  });
+
+  it('takes doubled quotes, spaces, semicolons and any script', () => {
+    expect(parseQualifiedName('public."Customer Accounts"')).toEqual([{ text: 'public', quoted: false }, { text: 'Customer Accounts', quoted: true }]);
+    expect(parseQualifiedName('"a""b;c"')).toEqual([{ text: 'a"b;c', quoted: true }]);
+    expect(parseQualifiedName(' "🍕pizza🍕" . Заказы ')).toEqual([{ text: '🍕pizza🍕', quoted: true }, { text: 'Заказы', quoted: false }]);
+  });
+
+  it('refuses what does not parse, with a code', () => {
+    for (const bad of ['', '"open', 'a..b', 'a.', '"x"y', 'a"b', '""']) expect(codeOf(() => parseQualifiedName(bad)), bad).toBe('name-invalid');
+  });
+});
+
+describe('TableName: schema.table, unambiguous when the schema holds a dot', () => {
+  it('keeps a dotted schema apart from a dotted table', () => {
+    const dotted = tableName('my.schema', 't');
+    const decoy = tableName('my', 'schema.t');
+    expect(dotted).not.toBe(decoy);
+    expect(splitTableName(dotted)).toEqual({ schema: 'my.schema', table: 't' });
+    expect(splitTableName(decoy)).toEqual({ schema: 'my', table: 'schema.t' });
+    expect(quoteQualified(dotted)).toBe('"my.schema".t');
+    expect(quoteQualified(decoy)).toBe('my."schema.t"');
+    expect(splitTableName(tableName('"q', 'x'))).toEqual({ schema: '"q', table: 'x' });
+  });
+
+  it('is written back in a form that parses to the same parts', () => {
+    for (const [schema, table] of [['public', 'Customer Accounts'], ['my.schema', 't'], ['my', 'schema.t'], ['s', 'a"b'], ['public', 'order']] as const) {
+      const written = writtenName(tableName(schema, table), false);
+      expect(parseQualifiedName(written).map((p) => p.text), written).toEqual([schema, table]);
+    }
+    expect(writtenName('public.tasks')).toBe('tasks');
+  });
+});
+
+function table(schema: string, name: string, refs: [string, string][] = []): CatalogTable {
+  const full = tableName(schema, name);
+  return {
+    name: full,
+    schema,
+    table: name,
+    kind: 'table',
+    columns: [{ name: 'id', type: 'bigint', notNull: true, hasDefault: false }, ...refs.map(([c]) => ({ name: c, type: 'bigint', notNull: true, hasDefault: false }))],
+    primaryKey: ['id'],
+    uniques: [],
+    foreignKeys: refs.map(([c, to]) => ({ name: `${c}_fkey`, table: full, columns: [c], references: to, referencedColumns: ['id'], validated: true, notNull: true, onDelete: 'no action' })),
+    indexes: [],
+    checks: [],
+    rls: { enabled: false, forced: false },
+    policies: [],
+    estimatedRows: 1,
+    owner: 'postgres',
+  };
+}
+
+describe('the model resolves names as identifiers', () => {
+  const accounts = tableName('public', 'accounts');
+  const catalog: Catalog = {
+    tables: [
+      table('public', 'accounts'),
+      table('my.schema', 't', [['account_id', accounts]]),
+      table('my', 'schema.t'),
+      table('public', 'Order', [['account_id', accounts]]),
+      table('public', 'order'),
+    ],
+    schemas: ['my', 'my.schema', 'public'],
+    extensions: [],
+  } as unknown as Catalog;
+
+  it('"my.schema".t is the dotted schema\'s table, not the decoy', () => {
+    const analysis = analyzeTenancy(catalog, { owner: 'accounts', tables: { '"my.schema".t': { unresolved: 'delete' } } });
+    const t = analysis.tables.find((a) => a.table === tableName('my.schema', 't'));
+    expect(t?.role).toBe('tenant');
+    expect(t?.unresolvedPolicy).toBe('delete');
+    expect(analysis.tables.find((a) => a.table === tableName('my', 'schema.t'))?.unresolvedPolicy).toBe('fail');
+  });
+
+  it('a quoted part matches exactly; an unquoted one as written first, then folded', () => {
+    const policyOf = (key: string, name: string) => analyzeTenancy(catalog, { owner: 'accounts', tables: { [key]: 'ignore' } }).tables.find((a) => a.table === name)?.role;
+    expect(policyOf('"Order"', 'public.Order')).toBe('ignore');
+    expect(policyOf('Order', 'public.Order')).toBe('ignore');
+    expect(policyOf('"order"', 'public.order')).toBe('ignore');
+    expect(policyOf('public.ORDER', 'public.order')).toBe('ignore');
+    expect(codeOf(() => analyzeTenancy(catalog, { owner: 'a.b.c' }))).toBe('name-invalid');
+  });
+});
