@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TenantifyError } from '../src/errors.js';
+import { parseDirectives } from '../src/plan/directives.js';
 import { analyzeTenancy } from '../src/tenancy/graph.js';
 import { parseQualifiedName, quoteQualified, splitTableName, tableName, writtenName } from '../src/tenancy/sql-text.js';
 import type { Catalog, CatalogTable } from '../src/tenancy/types.js';
@@ -100,5 +101,31 @@ describe('the model resolves names as identifiers', () => {
     expect(policyOf('"order"', 'public.order')).toBe('ignore');
     expect(policyOf('public.ORDER', 'public.order')).toBe('ignore');
     expect(codeOf(() => analyzeTenancy(catalog, { owner: 'a.b.c' }))).toBe('name-invalid');
+  });
+});
+
+describe('directives take quoted identifiers like SQL', () => {
+  const defaults = { lockTimeoutMs: undefined, statementTimeoutMs: undefined, retries: 0 };
+  const parse = (name: string, value: string) => parseDirectives('backfills/0001_x.sql', [{ name, value, line: 1 }], defaults);
+
+  it('a batch over a table and a key with spaces and capitals', () => {
+    expect(parse('batch', 'public."Customer Accounts" key="CustomerID" size=5000').batch).toEqual({ table: 'public."Customer Accounts"', key: '"CustomerID"', size: 5000 });
+    expect(parse('batch', '"my.schema"."a ""b"""   key="the key"').batch).toEqual({ table: '"my.schema"."a ""b"""', key: '"the key"', size: 10000 });
+  });
+
+  it('a snapshot of tables whose names hold commas and spaces', () => {
+    expect(parse('snapshot', 'public."a, b", "Order"').snapshot).toEqual({ kind: 'tables', tables: ['public."a, b"', '"Order"'], line: 1 });
+  });
+
+  it('an unquoted name with a space is refused with a message that reads', () => {
+    let error: unknown;
+    try {
+      parse('batch', 'public.Customer Accounts key=id');
+    } catch (e) {
+      error = e;
+    }
+    expect((error as TenantifyError).code).toBe('plan-invalid');
+    expect((error as TenantifyError).exitCode).toBe(2);
+    expect((error as Error).message).not.toMatch(/expected unexpected/);
   });
 });
