@@ -4,6 +4,9 @@ import { parseDirectives } from '../src/plan/directives.js';
 import { analyzeTenancy } from '../src/tenancy/graph.js';
 import { parseQualifiedName, quoteQualified, splitTableName, tableName, writtenName } from '../src/tenancy/sql-text.js';
 import type { Catalog, CatalogTable } from '../src/tenancy/types.js';
+import { planRun } from '../src/plan/planner.js';
+import type { Statement } from '../src/plan/types.js';
+import { row, statement, unit } from './support/builders.js';
 
 function codeOf(run: () => unknown): string | undefined {
   try {
@@ -127,5 +130,27 @@ describe('directives take quoted identifiers like SQL', () => {
     expect((error as TenantifyError).code).toBe('plan-invalid');
     expect((error as TenantifyError).exitCode).toBe(2);
     expect((error as Error).message).not.toMatch(/expected unexpected/);
+  });
+});
+
+describe('a transaction-off unit whose verify failed is retried after the fix', () => {
+  const before = [statement('CREATE INDEX CONCURRENTLY IF NOT EXISTS t ON t (k)'), statement('ANALYZE t')];
+  const failed = row('0001_idx', { status: 'failed', checksum: 'old', progress: { statements: before.map((s) => s.hash) }, error: { message: 'verify failed', code: 'verify_failed' } });
+
+  it('an edited unit runs again from the first statement that changed, and is not drift', () => {
+    const edited = unit('0001_idx', { checksum: 'new', options: { transaction: false }, statements: [statement('CREATE INDEX CONCURRENTLY IF NOT EXISTS t_k_idx ON t (k)'), before[1] as Statement] });
+    const [entry] = planRun([edited], [failed]).entries;
+    expect(entry).toMatchObject({ drift: false, action: 'run', resume: { kind: 'statement', statement: 0 } });
+  });
+
+  it('an unchanged unit runs only its verify again', () => {
+    const same = unit('0001_idx', { checksum: 'old', options: { transaction: false }, statements: before });
+    expect(planRun([same], [failed]).entries[0]?.resume).toEqual({ kind: 'statement', statement: 2 });
+  });
+
+  it('a unit that failed on a statement still may not change under its done statements', () => {
+    const midway = { ...failed, error: { message: 'boom', sqlstate: '42P01' } };
+    const edited = unit('0001_idx', { checksum: 'new', options: { transaction: false }, statements: [statement('SELECT 2'), before[1] as Statement] });
+    expect(planRun([edited], [midway]).entries[0]?.drift).toBe(true);
   });
 });

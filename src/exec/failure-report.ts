@@ -104,10 +104,11 @@ export function applyFailure(unit: Unit, error: unknown, signal: string | undefi
         : unit.options.transaction && !unit.options.batch
           ? 'the unit was rolled back'
           : 'its work stays done (it ran outside one transaction); revert it with its rollback or fix the data';
-    return new ViolationsError(`unit ${unit.id}: ${error.section} failed`, {
-      details: violationDetails(error),
-      hint: `${what}; the ledger records the violations. Fix the data or the unit, then run \`tenantify apply\` again`,
-    });
+    const retry =
+      error.section === 'verify' && !unit.options.transaction
+        ? `its statements stay done (it ran outside one transaction); the ledger records the violations. Fix the data, or edit ${unit.file}: the next \`tenantify apply\` runs again its statements from the first one you changed (none changed: only the verify)`
+        : `${what}; the ledger records the violations. Fix the data or the unit, then run \`tenantify apply\` again`;
+    return new ViolationsError(`unit ${unit.id}: ${error.section} failed`, { details: violationDetails(error), hint: retry });
   }
   if (error instanceof StatementFailure) {
     const partial = !unit.options.transaction
