@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { TenantifyError } from '../src/errors.js';
 import { parseDirectives } from '../src/plan/directives.js';
 import { analyzeTenancy } from '../src/tenancy/graph.js';
+import { cutToBytes, keptTableName, pgName } from '../src/tenancy/scaffold/names.js';
 import { parseQualifiedName, quoteQualified, splitTableName, tableName, writtenName } from '../src/tenancy/sql-text.js';
-import type { Catalog, CatalogTable } from '../src/tenancy/types.js';
+import { ensureKeyTypes, keyTypeMismatches } from '../src/tenancy/key-type.js';
+import type { Catalog, CatalogTable, TenancyAnalysis } from '../src/tenancy/types.js';
 import { planRun } from '../src/plan/planner.js';
 import type { Statement } from '../src/plan/types.js';
 import { row, statement, unit } from './support/builders.js';
@@ -152,5 +154,60 @@ describe('a transaction-off unit whose verify failed is retried after the fix', 
     const midway = { ...failed, error: { message: 'boom', sqlstate: '42P01' } };
     const edited = unit('0001_idx', { checksum: 'new', options: { transaction: false }, statements: [statement('SELECT 2'), before[1] as Statement] });
     expect(planRun([edited], [midway]).entries[0]?.drift).toBe(true);
+  });
+});
+
+describe('generated names fit 63 bytes and never collide', () => {
+  const multiByte = 'ä'.repeat(31) + 'x'; // 63 bytes, 32 characters
+
+  it('cuts in bytes at a character boundary, with a hash of the whole', () => {
+    expect(Buffer.byteLength(multiByte)).toBe(63);
+    const names = ['idx', 'not_null', 'fkey', 'key'].map((s) => pgName(multiByte, 'organization_id', s));
+    for (const name of names) {
+      expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
+      expect(name).not.toBe(multiByte);
+      expect(name).not.toContain('\uFFFD');
+    }
+    expect(new Set(names).size).toBe(names.length);
+    expect(cutToBytes('aä', 2)).toBe('a');
+  });
+
+  it('ASCII names keep the names earlier scaffolds gave them', () => {
+    expect(pgName('tasks', 'organization_id', 'idx')).toBe('tasks_organization_id_idx');
+    const long = 'a'.repeat(63);
+    expect(pgName(long, 'idx')).toMatch(/^a{54}_[0-9a-f]{8}$/);
+  });
+
+  it('tables that keep rows are named apart for "Order" and order, and for schemas that read alike', () => {
+    const names = [tableName('public', 'Order'), tableName('public', 'order'), tableName('a.b', 'c'), tableName('a', 'b.c'), tableName('a_b', 'c'), tableName('public', 'a_b_c')].map((t) => keptTableName(t, 'unresolved'));
+    expect(new Set(names).size).toBe(names.length);
+    for (const name of [...names, keptTableName(tableName('sch', multiByte), 'detached')]) expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
+  });
+});
+
+describe('a key column that exists with another type', () => {
+  function world(keyType: string): { analysis: TenancyAnalysis; catalog: Catalog } {
+    const accounts = table('public', 'accounts');
+    const tasks = table('public', 'Task Items', [['account_id', tableName('public', 'accounts')]]);
+    tasks.columns.push({ name: 'organization_id', type: keyType, notNull: false, hasDefault: false });
+    const catalog = { tables: [accounts, tasks], schemas: ['public'], extensions: [] } as unknown as Catalog;
+    return { analysis: analyzeTenancy(catalog, { owner: 'accounts' }), catalog };
+  }
+
+  it('is refused with the table, both types and a code (exit 2)', () => {
+    const { analysis, catalog } = world('text');
+    expect(keyTypeMismatches(analysis, catalog)).toEqual([{ table: 'public.Task Items', column: 'organization_id', type: 'text', expected: 'bigint' }]);
+    let error: unknown;
+    try {
+      ensureKeyTypes(analysis, catalog);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'tenant-key-type-mismatch', exitCode: 2 });
+  });
+
+  it('an integer beside a bigint key compares, and is not refused', () => {
+    const { analysis, catalog } = world('integer');
+    expect(keyTypeMismatches(analysis, catalog)).toEqual([]);
   });
 });

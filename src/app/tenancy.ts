@@ -13,6 +13,7 @@ import { configFileName, configSchema, loadConfig } from '../plan/config.js';
 import { countQueries, runCounts, withCounts } from '../tenancy/analyze-data.js';
 import { readCatalog } from '../tenancy/catalog.js';
 import { analyzeTenancy } from '../tenancy/graph.js';
+import { ensureKeyTypes } from '../tenancy/key-type.js';
 import { tenancyConfigFrom } from '../tenancy/model.js';
 import type { Catalog, TenancyAnalysis, TenancyConfig } from '../tenancy/types.js';
 import { writtenName } from '../tenancy/sql-text.js';
@@ -75,6 +76,7 @@ async function analyzeDatabase(url: string | undefined, model: TenancyConfig, le
     try {
       const catalog = await readCatalog(client, { ...(options.schemas ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema] });
       let analysis = analyzeTenancy(catalog, model);
+      ensureKeyTypes(analysis, catalog);
       const catalogMs = performance.now() - started;
       const wantData = options.data !== false;
       if (wantData) {

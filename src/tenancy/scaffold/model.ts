@@ -133,14 +133,7 @@ function columnType(table: CatalogTable, column: string): string {
 // Names
 // ---------------------------------------------------------------------------------------
 
-/** A PostgreSQL name from parts, cut to 63 bytes with a short hash when too long. */
-export function pgName(...parts: string[]): string {
-  const name = parts.join('_');
-  if (Buffer.byteLength(name) <= 63) return name;
-  let hash = 0;
-  for (const ch of name) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) | 0;
-  return `${name.slice(0, 54)}_${(hash >>> 0).toString(16).padStart(8, '0')}`;
-}
+export { pgName } from './names.js';
 
 /** The table's own name, without the schema. */
 export function bare(name: TableName): string {
