@@ -6,6 +6,7 @@ import { cutToBytes, keptTableName, pgName } from '../src/tenancy/scaffold/names
 import { parseQualifiedName, quoteQualified, splitTableName, tableName, writtenName } from '../src/tenancy/sql-text.js';
 import { ensureKeyTypes, keyTypeMismatches } from '../src/tenancy/key-type.js';
 import type { Catalog, CatalogTable, TenancyAnalysis } from '../src/tenancy/types.js';
+import { analyzeJson, mermaidGraph } from '../src/ui/tenancy-view.js';
 import { planRun } from '../src/plan/planner.js';
 import type { Statement } from '../src/plan/types.js';
 import { row, statement, unit } from './support/builders.js';
@@ -209,5 +210,34 @@ describe('a key column that exists with another type', () => {
   it('an integer beside a bigint key compares, and is not refused', () => {
     const { analysis, catalog } = world('integer');
     expect(keyTypeMismatches(analysis, catalog)).toEqual([]);
+  });
+});
+
+describe('analyze output keeps names apart', () => {
+  const accounts = tableName('public', 'accounts');
+  const pizza = table('public', '🍕pizza🍕', [['account_id', accounts]]);
+  const underscores = table('public', '__pizza__', [['account_id', accounts]]);
+  const quoted = table('public', 'say "cheese"', [['account_id', accounts]]);
+  // Two nullable paths: the second is a fallback.
+  const notes = table('public', 'notes', [['pizza_id', pizza.name], ['account_id', accounts]]);
+  for (const fk of notes.foreignKeys) fk.notNull = false;
+  const catalog = { tables: [table('public', 'accounts'), pizza, underscores, quoted, notes], schemas: ['public'], extensions: [] } as unknown as Catalog;
+  const analysis = analyzeTenancy(catalog, { owner: 'accounts' });
+
+  it('mermaid: one node per table, quotes escaped in labels', () => {
+    const graph = mermaidGraph(analysis);
+    const nodes = graph.split('\n').filter((l) => /^\s{4}\S+\[/.test(l)).map((l) => l.trim().split('[')[0]);
+    expect(nodes).toHaveLength(5);
+    expect(new Set(nodes).size).toBe(5);
+    // Every label is one quoted string: its quotes are entity codes.
+    for (const line of graph.split('\n').filter((l) => /^\s{4}\S+\[/.test(l))) expect(line).toMatch(/^\s{4}\S+\["[^"]*"\]$/);
+    expect(graph).toContain('cheese#quot;');
+  });
+
+  it('--json gives the fallback paths the text table shows', () => {
+    const json = analyzeJson(analysis);
+    const row = json.tables.find((t) => t.table === 'public.notes') as { via: unknown[]; fallbacks?: { table: string; references: string }[][] };
+    expect(row.via).toHaveLength(1);
+    expect(row.fallbacks).toEqual([[expect.objectContaining({ table: 'public.notes', references: 'public.🍕pizza🍕' }), expect.objectContaining({ table: 'public.🍕pizza🍕', references: 'public.accounts' })]]);
   });
 });
