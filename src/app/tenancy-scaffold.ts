@@ -14,9 +14,11 @@ import { configFileName, loadConfig } from '../plan/config.js';
 import { unitFilePattern } from '../plan/load.js';
 import { readCatalog } from '../tenancy/catalog.js';
 import { analyzeTenancy } from '../tenancy/graph.js';
+import { ensureKeyTypes } from '../tenancy/key-type.js';
 import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
 import { keepSchema, scaffoldPlan } from '../tenancy/scaffold/index.js';
 import type { Catalog, TenancyConfig } from '../tenancy/types.js';
+import { writtenName } from '../tenancy/sql-text.js';
 
 export interface TenancyScaffoldOptions {
   dir: string;
@@ -57,6 +59,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   const readOptions = { ...(options.schemas ? { schemas: options.schemas } : {}), excludeSchemas: [config.ledgerSchema, keepSchema] };
   const catalog = options.fixture ? await catalogOfFixture(options.fixture, readOptions, options.log) : await withSession(options.url, 'tenancy scaffold (read only)', (s) => readCatalog(s.client, readOptions));
   const analysis = analyzeTenancy(catalog, model);
+  ensureKeyTypes(analysis, catalog);
   const units = scaffoldPlan(analysis, catalog, { composite: options.composite || Boolean(options.citus), rls: model.rls ?? false, citus: Boolean(options.citus) });
   if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', { hint: 'run `tenantify tenancy check` to see what is left' });
 
@@ -88,7 +91,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
 }
 
 function bareName(name: string): string {
-  return name.startsWith('public.') ? name.slice('public.'.length) : name;
+  return writtenName(name);
 }
 
 /** The highest unit number of the plan (0 when empty) and the width its files use (rollbacks follow their units). */

@@ -13,8 +13,10 @@ import { configFileName, configSchema, loadConfig } from '../plan/config.js';
 import { countQueries, runCounts, withCounts } from '../tenancy/analyze-data.js';
 import { readCatalog } from '../tenancy/catalog.js';
 import { analyzeTenancy } from '../tenancy/graph.js';
+import { ensureKeyTypes } from '../tenancy/key-type.js';
 import { tenancyConfigFrom } from '../tenancy/model.js';
 import type { Catalog, TenancyAnalysis, TenancyConfig } from '../tenancy/types.js';
+import { writtenName } from '../tenancy/sql-text.js';
 
 export interface AnalyzeOptions {
   /** The database to read (else the PG* variables)... */
@@ -74,6 +76,7 @@ async function analyzeDatabase(url: string | undefined, model: TenancyConfig, le
     try {
       const catalog = await readCatalog(client, { ...(options.schemas ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema] });
       let analysis = analyzeTenancy(catalog, model);
+      ensureKeyTypes(analysis, catalog);
       const catalogMs = performance.now() - started;
       const wantData = options.data !== false;
       if (wantData) {
@@ -124,7 +127,7 @@ async function exportSnapshot(client: { query: (sql: string) => Promise<{ rows: 
  * public), the defaults written out so a reader sees them, the per-table settings kept.
  */
 export function modelToWrite(model: TenancyConfig, analysis: TenancyAnalysis): TenancyConfig {
-  const short = (name: string): string => (name.startsWith('public.') ? name.slice('public.'.length) : name);
+  const short = (name: string): string => writtenName(name);
   return {
     owner: short(analysis.owner),
     tenants: short(analysis.tenants),

@@ -2,7 +2,8 @@
 import { chmod, mkdir, open, readdir, rm, statfs } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { PlanError, UsageError } from '../errors.js';
+import { createdRelations } from '../exec/created.js';
+import { PlanError, UnitFailedError, UsageError } from '../errors.js';
 import type { SnapshotScope, Unit } from '../plan/types.js';
 import { citusTables, ensureCitusCanSnapshot, type CitusTable } from './citus.js';
 import type { Session } from './connection.js';
@@ -33,15 +34,21 @@ export function mayNeedSnapshot(unit: Unit): boolean {
   return scope.kind === 'default' ? unit.writes.length > 0 : scope.kind !== 'none';
 }
 
-/** What a unit's snapshot will hold, resolved against the database as it is now. */
-export async function resolveScope(session: Session, unit: Unit): Promise<{ scope: SnapshotManifest['scope']; tables: ResolvedTable[] } | undefined> {
+/**
+ * What a unit's snapshot will hold, resolved against the database as it is now. `beforeBody`:
+ * the unit is about to run, so a table it writes must be there (or be one it creates itself);
+ * one that is not would leave the unit without the snapshot `plan` promised (the preflight,
+ * before earlier units have run, does not ask).
+ */
+export async function resolveScope(session: Session, unit: Unit, beforeBody = false): Promise<{ scope: SnapshotManifest['scope']; tables: ResolvedTable[] } | undefined> {
   const scope: SnapshotScope = unit.options.snapshot;
   if (scope.kind === 'none') return undefined;
   if (scope.kind === 'schema' || scope.kind === 'full') return { scope: scope.kind, tables: [] };
   const names = scope.kind === 'tables' ? scope.tables : unit.writes;
   if (names.length === 0) return undefined;
-  const found = await session.client.query<{ wanted: string; name: string | null; bytes: number | null }>(
-    `SELECT t.wanted, CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname) END AS name, pg_total_relation_size(c.oid) AS bytes
+  const found = await session.client.query<{ wanted: string; exists: boolean; name: string | null; bytes: number | null }>(
+    `SELECT t.wanted, to_regclass(t.wanted) IS NOT NULL AS exists,
+            CASE WHEN c.oid IS NOT NULL THEN format('%I.%I', n.nspname, c.relname) END AS name, pg_total_relation_size(c.oid) AS bytes
        FROM unnest($1::text[]) AS t (wanted)
        LEFT JOIN pg_class c ON c.oid = to_regclass(t.wanted) AND c.relkind IN ('r', 'p')
        LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`,
@@ -50,6 +57,16 @@ export async function resolveScope(session: Session, unit: Unit): Promise<{ scop
   const missing = found.rows.filter((r) => r.name === null).map((r) => r.wanted);
   if (scope.kind === 'tables' && missing.length > 0) {
     throw new PlanError(`the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`, { file: unit.file, line: scope.line, hint: 'fix the `-- tenantify:snapshot` line (or use none); nothing was run' });
+  }
+  if (beforeBody && scope.kind === 'default') {
+    const created = (await createdRelations(unit)).map((r) => r.name);
+    const absent = found.rows.filter((r) => !r.exists && !created.some((c) => c === r.wanted || c.endsWith(`.${r.wanted}`) || r.wanted.endsWith(`.${c}`))).map((r) => r.wanted);
+    if (absent.length > 0) {
+      throw new UnitFailedError(`no snapshot can be taken of ${absent.join(', ')}, which ${absent.length === 1 ? 'it writes and does' : 'it writes and do'} not exist`, {
+        code: 'snapshot-table-missing',
+        hint: 'the unit was not run: check the table names it writes (as PostgreSQL stores them, quoted), name its tables with `-- tenantify:snapshot tables ...`, or use `-- tenantify:snapshot none`',
+      });
+    }
   }
   const tables: ResolvedTable[] = [...new Map(found.rows.filter((r) => r.name !== null).map((r) => [r.name as string, { name: r.name as string, bytes: Number(r.bytes ?? 0) }])).values()];
   const citus = await citusTables(session, tables.map((t) => t.name));
@@ -100,7 +117,7 @@ export class SnapshotTaker {
   }
 
   async take(unit: Unit, runId: number): Promise<SnapshotManifest | undefined> {
-    const resolved = await resolveScope(this.session, unit);
+    const resolved = await resolveScope(this.session, unit, true);
     if (!resolved) return undefined;
     const pgDump = this.pgDump ?? findPgTool('pg_dump');
     if (!pgDump) throw new UsageError('pg_dump was not found', { hint: 'install the PostgreSQL client or pass --no-snapshot' });

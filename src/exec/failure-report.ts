@@ -4,7 +4,7 @@
  * failed check with its first rows), what stays done, and what to run next. Pure: tested
  * without a database (test/failure-report.test.ts).
  */
-import { ConnectionLostError, InterruptedError, UnitFailedError, ViolationsError, type TenantifyError } from '../errors.js';
+import { ConnectionLostError, InterruptedError, TenantifyError, UnitFailedError, ViolationsError } from '../errors.js';
 import type { RollbackEntry } from '../plan/planner.js';
 import type { Script, Unit } from '../plan/types.js';
 import { ChecksFailed, excerpt, locate, StatementFailure } from './failure.js';
@@ -104,10 +104,11 @@ export function applyFailure(unit: Unit, error: unknown, signal: string | undefi
         : unit.options.transaction && !unit.options.batch
           ? 'the unit was rolled back'
           : 'its work stays done (it ran outside one transaction); revert it with its rollback or fix the data';
-    return new ViolationsError(`unit ${unit.id}: ${error.section} failed`, {
-      details: violationDetails(error),
-      hint: `${what}; the ledger records the violations. Fix the data or the unit, then run \`tenantify apply\` again`,
-    });
+    const retry =
+      error.section === 'verify' && !unit.options.transaction
+        ? `its statements stay done (it ran outside one transaction); the ledger records the violations. Fix the data, or edit ${unit.file}: the next \`tenantify apply\` runs again its statements from the first one you changed (none changed: only the verify)`
+        : `${what}; the ledger records the violations. Fix the data or the unit, then run \`tenantify apply\` again`;
+    return new ViolationsError(`unit ${unit.id}: ${error.section} failed`, { details: violationDetails(error), hint: retry });
   }
   if (error instanceof StatementFailure) {
     const partial = !unit.options.transaction
@@ -120,8 +121,11 @@ export function applyFailure(unit: Unit, error: unknown, signal: string | undefi
       hint: `${partial}; the ledger records the error. Fix the unit and run \`tenantify apply\` again`,
     });
   }
+  // An expected failure (a snapshot that could not be taken...) keeps its code and hint.
+  const known = error instanceof TenantifyError ? error : undefined;
   return new UnitFailedError(`unit ${unit.id} failed: ${messageOf(error)}`, {
-    hint: 'it was rolled back and the ledger records why; fix it and run `tenantify apply` again',
+    code: known?.code,
+    hint: known?.hint ?? 'it was rolled back and the ledger records why; fix it and run `tenantify apply` again',
     cause: error,
   });
 }

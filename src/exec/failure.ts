@@ -3,6 +3,7 @@
  * statement's line with a caret, and PostgreSQL's SQLSTATE, detail and hint.
  */
 import type { LedgerError } from '../db/ledger.js';
+import { TenantifyError } from '../errors.js';
 import type { Check, Script, Statement } from '../plan/types.js';
 
 export interface PgErrorFields {
@@ -97,6 +98,7 @@ export function toLedgerError(error: unknown): LedgerError {
       violations: error.results.filter((r) => !r.ok).map(({ name, violations, sample, error: e }) => omitUndefined({ name, violations, sample, error: e })),
     };
   }
+  if (error instanceof TenantifyError) return { message: error.message, code: error.code };
   const e = error as { message?: string; code?: string };
   return omitUndefined({ message: e.message ?? String(error), sqlstate: typeof e.code === 'string' ? e.code : undefined });
 }

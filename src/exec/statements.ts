@@ -19,7 +19,9 @@ export const statementsRunner: Runner = {
     try {
       const first = work.resume.kind === 'statement' ? work.resume.statement : 0;
       const done = script.statements.slice(0, first).map((s) => s.hash);
-      if (first > 0) {
+      if (first > 0 && first >= script.statements.length) {
+        ctx.reporter.note(`${unit.id}: its ${first} statements were done; running its verify again`);
+      } else if (first > 0) {
         const what = script === unit ? 'statements' : 'rollback statements';
         ctx.reporter.note(`${unit.id}: ${first} of ${script.statements.length} ${what} were done; resuming at statement ${first + 1} (${script.file}:${script.statements[first]?.line})`);
       }

@@ -82,9 +82,31 @@ function parsedString<T>(parse: (text: string) => T | { problem: string }) {
   );
 }
 
+/**
+ * Splits a directive's value where `separator` matches outside double quotes, as SQL reads
+ * identifiers: `public."Customer Accounts" key="Customer ID"` is two words, `"a,b", c` two
+ * names. An unclosed quote keeps the rest in the last piece (the identifier check refuses it).
+ */
+export function splitOutsideQuotes(text: string, separator: RegExp): string[] {
+  const pieces: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted;
+    if (!quoted && separator.test(ch)) {
+      pieces.push(current);
+      current = '';
+    } else {
+      current += ch;
+    }
+  }
+  pieces.push(current);
+  return pieces;
+}
+
 const snapshotSchema = parsedString((text): SnapshotScope | { problem: string } => {
   if (text === 'none' || text === 'schema' || text === 'full') return { kind: text };
-  const tables = text.split(',').map((t) => t.trim());
+  const tables = splitOutsideQuotes(text, /,/).map((t) => t.trim());
   const keyword = tables.find((t) => t === 'none' || t === 'schema' || t === 'full');
   if (keyword && tables.length > 1) return { problem: `none, schema or full alone, or a comma-separated list of tables ("${keyword}" is not a table here)` };
   if (tables.length === 0 || tables.some((t) => !identifier.test(t))) return { problem: 'none, schema, full, or a comma-separated list of tables' };
@@ -92,11 +114,14 @@ const snapshotSchema = parsedString((text): SnapshotScope | { problem: string } 
 });
 
 const batchSchema = parsedString((text): BatchDirective | { problem: string } => {
-  const [table, ...rest] = text.split(/\s+/);
+  const [table, ...rest] = splitOutsideQuotes(text, /\s/).filter((word) => word !== '');
   const fields = new Map<string, string>();
   for (const part of rest) {
-    const [k, v] = part.split('=', 2);
-    if (!k || v === undefined || !['key', 'size'].includes(k) || fields.has(k)) return { problem: `unexpected "${part}": write <table> key=<column> [size=N]` };
+    const eq = part.indexOf('=');
+    const [k, v] = eq === -1 ? [part, undefined] : [part.slice(0, eq), part.slice(eq + 1)];
+    if (!k || v === undefined || !['key', 'size'].includes(k) || fields.has(k)) {
+      return { problem: `<table> key=<column> [size=N], with double quotes around a name that holds a space (the part ${part} is not key= or size=)` };
+    }
     fields.set(k, v);
   }
   const key = fields.get('key');

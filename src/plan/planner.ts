@@ -87,9 +87,10 @@ function driftOf(unit: Unit, row: LedgerRow | undefined): { drift: boolean; reas
     if (isCosmeticChange(unit, row)) return { drift: false, reason: undefined };
     return { drift: true, reason: `applied with checksum ${row.checksum.slice(0, 12)}, the file now has ${unit.checksum.slice(0, 12)}` };
   }
-  // A non-transactional unit that is partly done must not change under its done statements.
+  // A non-transactional unit that is partly done must not change under its done statements
+  // (unless they all ran and its verify failed: editing it is how it is fixed, see resumePoint).
   const done = row.progress.statements ?? [];
-  if (!unit.options.transaction && done.length > 0) {
+  if (!unit.options.transaction && done.length > 0 && !verifyFailedAfterStatements(unit, row)) {
     const now = unit.statements.slice(0, done.length).map((s) => s.hash);
     if (now.length !== done.length || now.some((hash, i) => hash !== done[i])) {
       return { drift: true, reason: `${done.length} of its statements ran before the file changed; the changed file no longer starts with them` };
@@ -102,6 +103,7 @@ function resumePoint(unit: Unit, row: LedgerUnit | undefined): Resume {
   if (!row || row.status === 'applied' || row.status === 'rolled_back' || row.status === 'pending') return { kind: 'start' };
   const progress: UnitProgress = row.progress;
   if (!unit.options.transaction && progress.statements && progress.statements.length > 0) {
+    if (verifyFailedAfterStatements(unit, row)) return { kind: 'statement', statement: unchangedPrefix(unit, progress.statements) };
     return { kind: 'statement', statement: progress.statements.length };
   }
   if (unit.options.batch && (progress.cursor !== undefined || progress.segments !== undefined)) {
@@ -109,6 +111,23 @@ function resumePoint(unit: Unit, row: LedgerUnit | undefined): Resume {
     return { kind: 'cursor', cursor, rowsDone: progress.rowsDone ?? 0 };
   }
   return { kind: 'start' };
+}
+
+/**
+ * A `transaction off` unit whose statements all ran and whose verify then failed (an index
+ * skipped by IF NOT EXISTS because its name was taken...). Its fix is an edit of the unit, or
+ * of the data: the next apply runs again the statements from the first one that changed
+ * (none: only the verify), so the unit is never stuck on statements recorded as done.
+ */
+function verifyFailedAfterStatements(unit: Unit, row: LedgerUnit): boolean {
+  return !unit.options.transaction && row.status === 'failed' && row.error?.code === 'verify_failed';
+}
+
+/** How many of the unit's first statements are the ones recorded as done. */
+function unchangedPrefix(unit: Unit, done: string[]): number {
+  let same = 0;
+  while (same < done.length && unit.statements[same]?.hash === done[same]) same++;
+  return same;
 }
 
 function warningsFor(unit: Unit, row: LedgerRow | undefined, highestApplied: Unit | undefined): string[] {

@@ -4,6 +4,7 @@
  * transaction block, ends the transaction or releases the run's lock, and the index it
  * creates. Pure: trees in, facts out (the split cache keeps the facts with each statement).
  */
+import { quoteIdent } from '../tenancy/sql-text.js';
 
 /** This module's URL: the split cache keeps what it computes, so its code is part of the cache's build (sql-split.ts). */
 export const analysisCode = import.meta.url;
@@ -24,7 +25,12 @@ interface RangeVar {
   relname: string;
 }
 
-const qualified = (r: RangeVar): string => (r.schemaname ? `${r.schemaname}.${r.relname}` : r.relname);
+/**
+ * The table as SQL text, each part quoted where PostgreSQL needs it: the parse tree holds the
+ * names as stored (`UPDATE "Order"` gives `Order`), and to_regclass() or pg_dump must find that
+ * table, not `order`.
+ */
+const qualified = (r: RangeVar): string => (r.schemaname ? `${quoteIdent(r.schemaname)}.${quoteIdent(r.relname)}` : quoteIdent(r.relname));
 
 /**
  * What the parse tree tells: parameters used, the existing tables whose rows or columns a
@@ -52,7 +58,7 @@ export function analyse(stmt: Record<string, unknown>): Analysis {
     }
     if (key === 'DropStmt' && (value as { removeType?: string }).removeType === 'OBJECT_TABLE') {
       for (const name of (value as { objects?: { List?: { items?: { String?: { sval?: string } }[] } }[] }).objects ?? []) {
-        writes.push((name.List?.items ?? []).map((part) => part.String?.sval ?? '').join('.'));
+        writes.push((name.List?.items ?? []).map((part) => quoteIdent(part.String?.sval ?? '')).join('.'));
       }
     }
   });

@@ -9,6 +9,7 @@
  */
 import type pg from 'pg';
 import { UsageError } from '../errors.js';
+import { tableName } from './sql-text.js';
 import type {
   Catalog,
   CatalogCheck,
@@ -121,7 +122,7 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
   const attnames = new Map<number, Map<number, CatalogColumn>>();
   for (const row of tables.rows) {
     byOid.set(row.oid, {
-      name: `${row.schema}.${row.table}`,
+      name: tableName(row.schema, row.table),
       schema: row.schema,
       table: row.table,
       kind: row.relkind === 'p' ? 'partitioned' : 'table',
@@ -177,7 +178,7 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
         name: row.name,
         table: table.name,
         columns: row.columns,
-        references: `${row.ref_schema}.${row.ref_table}`,
+        references: tableName(row.ref_schema ?? '', row.ref_table ?? ''),
         referencedColumns: row.ref_columns ?? [],
         validated: row.validated,
         notNull,

@@ -5,6 +5,7 @@
  */
 import { UsageError } from '../errors.js';
 import type { Catalog, CatalogForeignKey, CatalogTable, TableAnalysis, TableName, TenancyAnalysis, UnresolvedPolicy } from './types.js';
+import { writtenName } from './sql-text.js';
 
 export interface ScopedEdge {
   constraint: string;
@@ -104,13 +105,14 @@ function edge(fk: CatalogForeignKey, key: string, referencedKey: string): Scoped
 
 /** `public.tasks` is `tasks` to a reader; other schemas keep their name. */
 export function shortName(name: TableName): string {
-  return name.startsWith('public.') ? name.slice('public.'.length) : name;
+  return writtenName(name);
 }
 
 function select(tables: TableAnalysis[], only: string[]): TableAnalysis[] {
-  const unknown = only.filter((name) => !tables.some((t) => t.table === name || shortName(t.table) === name));
+  const named = (t: TableAnalysis, name: string): boolean => t.table === name || shortName(t.table) === name || writtenName(t.table, false) === name;
+  const unknown = only.filter((name) => !tables.some((t) => named(t, name)));
   if (unknown.length > 0) {
     throw new UsageError(`--table ${unknown.join(', ')}: not a tenant table of the model`, { hint: `tenant tables: ${tables.map((t) => shortName(t.table)).join(', ')}` });
   }
-  return tables.filter((t) => only.includes(t.table) || only.includes(shortName(t.table)));
+  return tables.filter((t) => only.some((name) => named(t, name)));
 }

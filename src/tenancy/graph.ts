@@ -10,6 +10,7 @@
  */
 import { UsageError } from '../errors.js';
 import { compareNames } from './catalog.js';
+import { parseQualifiedName, splitTableName, tableName, writtenName, type NamePart } from './sql-text.js';
 import type {
   Catalog,
   CatalogForeignKey,
@@ -44,7 +45,7 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): Tenancy
 
   const tenantsName = config.tenants ?? 'organizations';
   const tenantsFound = resolve(tenantsName, 'tenancy.tenants');
-  const tenants = tenantsFound ?? (tenantsName.includes('.') ? tenantsName : `${ownerTable.schema}.${tenantsName}`);
+  const tenants = tenantsFound ?? newTableName(tenantsName, 'tenancy.tenants', ownerTable.schema);
   const tenantsExists = tenantsFound !== undefined;
   const ownerIsTenants = tenants === owner;
   const key = config.key ?? `${singular(tableOf(tenants))}_id`;
@@ -138,30 +139,45 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): Tenancy
 type Resolver = (name: string, keyPath: string) => TableName | undefined;
 
 /**
- * `schema.table` as is; a bare name is looked up in the schemas read, preferring public.
+ * A name as the user wrote it (config, --owner, --tenants), parsed like SQL (sql-text.ts:
+ * `"my.schema".t` is schema `my.schema`): a quoted part matches exactly; an unquoted part
+ * matches as written, else folded to lower case as SQL would (`Orders` finds `orders` when
+ * there is no `Orders`). A bare name is looked up in the schemas read, preferring public.
  * Unknown: undefined (the caller decides). Ambiguous: a UsageError naming the key path.
  */
 function nameResolver(catalog: Catalog): Resolver {
-  const byName = new Set(catalog.tables.map((t) => t.name));
-  const byBare = new Map<string, TableName[]>();
-  for (const t of catalog.tables) push(byBare, t.table, t.name);
   return (name, keyPath) => {
-    if (byName.has(name)) return name;
-    if (name.includes('.')) return undefined;
-    const found = byBare.get(name) ?? [];
+    const parts = parseQualifiedName(name, keyPath);
+    if (parts.length > 2) throw new UsageError(`${keyPath}: "${name}" has ${parts.length} dotted parts; a table is schema.table`, { code: 'name-invalid', hint: 'quote a part that holds a dot: "my.schema".orders' });
+    const [schemaPart, tablePart] = parts.length === 2 ? parts : [undefined, parts[0] as NamePart];
+    // 0: as written, 1: folded to lower case; a table's rank is its worse part's.
+    const rank = (part: NamePart, stored: string): number => (part.text === stored ? 0 : !part.quoted && part.text.toLowerCase() === stored ? 1 : 2);
+    const ranked = catalog.tables
+      .map((t) => ({ name: t.name, rank: Math.max(rank(tablePart, t.table), schemaPart ? rank(schemaPart, t.schema) : 0) }))
+      .filter((t) => t.rank < 2);
+    const best = Math.min(...ranked.map((t) => t.rank));
+    const found = ranked.filter((t) => t.rank === best).map((t) => t.name);
     if (found.length <= 1) return found[0];
-    const inPublic = found.find((n) => n === `public.${name}`);
+    const inPublic = found.find((n) => splitTableName(n).schema === 'public');
     if (inPublic) return inPublic;
-    throw new UsageError(`${keyPath}: "${name}" is ambiguous: ${found.join(', ')}`, { hint: `write it with its schema, e.g. "${found[0]}"` });
+    throw new UsageError(`${keyPath}: "${name}" is ambiguous: ${found.join(', ')}`, { hint: `write it with its schema, e.g. "${writtenName(found[0] as string, false)}"` });
   };
 }
 
+/** A table the plan will create (the tenants table), from its name as written: in the owner's schema unless it names one. */
+function newTableName(name: string, keyPath: string, ownerSchema: string): TableName {
+  const parts = parseQualifiedName(name, keyPath);
+  if (parts.length > 2) throw new UsageError(`${keyPath}: "${name}" has ${parts.length} dotted parts; a table is schema.table`, { code: 'name-invalid', hint: 'quote a part that holds a dot: "my.schema".organizations' });
+  const [schema, table] = parts.length === 2 ? (parts as [NamePart, NamePart]) : [{ text: ownerSchema }, parts[0] as NamePart];
+  return tableName(schema.text, table.text);
+}
+
 function unknownTable(name: string, keyPath: string, catalog: Catalog): UsageError {
-  const bare = name.includes('.') ? name.slice(name.indexOf('.') + 1) : name;
+  const bare = parseQualifiedName(name, keyPath).at(-1)?.text ?? name;
   const near = catalog.tables.filter((t) => t.table.toLowerCase() === bare.toLowerCase() || t.table.toLowerCase().startsWith(bare.toLowerCase().slice(0, 4)));
   return new UsageError(
     `${keyPath}: no table named "${name}" in the schemas read (${catalog.schemas.join(', ') || 'none'})`,
-    { hint: near.length > 0 ? `did you mean ${near.slice(0, 5).map((t) => t.name).join(', ')}?` : 'check the name, or read its schema with --schema' },
+    { hint: near.length > 0 ? `did you mean ${near.slice(0, 5).map((t) => writtenName(t.name, false)).join(', ')}?` : 'check the name, or read its schema with --schema' },
   );
 }
 
@@ -191,7 +207,7 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 }
 
 function tableOf(name: TableName): string {
-  return name.includes('.') ? name.slice(name.indexOf('.') + 1) : name;
+  return splitTableName(name).table;
 }
 
 /** English plural to singular, for table names: companies → company, addresses → address, organization stays. */

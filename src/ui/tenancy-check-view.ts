@@ -27,7 +27,8 @@ export function renderTenancyCheck(out: Output, result: TenancyCheckResult): voi
     out.line(`${mark} ${style.bold(name)}: ${rule?.description ?? ''}`);
     const withRows = findings.some((f) => f.rows !== null);
     const head = withRows ? ['table', 'finding', 'rows', 'first rows'] : ['table', 'finding'];
-    const table = new Table({ head: head.map((h) => style.bold(h)), style: { head: [], border: [] }, wordWrap: true, colWidths: withRows ? [22, 60, 8, 44] : [22, 110] });
+    // Fixed widths (which cut long names) on a terminal only: piped, every name is whole.
+    const table = new Table({ head: head.map((h) => style.bold(h)), style: { head: [], border: [] }, ...out.tableLayout(withRows ? [22, 60, 8, 44] : [22, 110]) });
     for (const f of findings) table.push(withRows ? [shortName(f.table), f.detail, f.rows === null ? '' : String(f.rows), sampleCell(f)] : [shortName(f.table), f.detail]);
     out.line(table.toString());
     if (rule) out.line(style.dim(`  fix: ${rule.fix}`));

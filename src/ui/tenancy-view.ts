@@ -1,12 +1,13 @@
 /** `tenancy analyze`: the table, the contract's JSON, and the graph as mermaid or dot. */
 import Table from 'cli-table3';
 import type { Hop, TableAnalysis, TableName, TenancyAnalysis } from '../tenancy/types.js';
+import { splitTableName, writtenName } from '../tenancy/sql-text.js';
 import type { Output } from './output.js';
 
 /** `public.tasks` → `tasks` when every table read is in public; else the full name. */
 export function shortNames(analysis: TenancyAnalysis): (name: TableName) => string {
-  const allPublic = analysis.tables.every((t) => t.table.startsWith('public.'));
-  return (name) => (allPublic && name.startsWith('public.') ? name.slice('public.'.length) : name);
+  const allPublic = analysis.tables.every((t) => splitTableName(t.table).schema === 'public');
+  return (name) => writtenName(name, allPublic);
 }
 
 /** `tasks → projects → accounts`. */
@@ -31,6 +32,8 @@ export function analyzeJson(analysis: TenancyAnalysis) {
             role: t.role,
             rows: t.estimatedRows,
             via: t.via.map(hopJson),
+            // The other paths the text table shows as `or ...`: tried in order when the first yields no owner.
+            ...(t.role === 'tenant' ? { fallbacks: t.fallbacks.map((path) => path.map(hopJson)) } : {}),
             unresolved: t.role === 'owner' ? 0 : (t.unresolved ?? null),
             consistency: t.consistency.map((e) => ({ columns: e.columns, references: e.references, conflicts: e.conflicts ?? null })),
           },
@@ -110,24 +113,33 @@ function graphTables(analysis: TenancyAnalysis): TableAnalysis[][] {
 
 export function mermaidGraph(analysis: TenancyAnalysis): string {
   const short = shortNames(analysis);
-  const id = (name: TableName): string => name.replace(/[^A-Za-z0-9_]/g, '_');
+  // A node id per table: its name's plain characters, for a reader of the source; names
+  // that read alike that way ("🍕pizza🍕" and "__pizza__") also take their place in the analysis.
+  const plain = (name: TableName): string => name.replace(/[^A-Za-z0-9_]/g, '_');
+  const seen = new Map<string, number>();
+  for (const t of analysis.tables) seen.set(plain(t.table), (seen.get(plain(t.table)) ?? 0) + 1);
+  const ids = new Map(analysis.tables.map((t, i) => [t.table, (seen.get(plain(t.table)) ?? 0) > 1 ? `${plain(t.table)}_${i}` : plain(t.table)]));
+  const id = (name: TableName): string => ids.get(name) ?? plain(name);
+  // Mermaid's entity codes: a quote would end the label.
+  const escaped = (s: string): string => s.replace(/#/g, '#35;').replace(/"/g, '#quot;');
+  const text = (s: string): string => (/^[A-Za-z0-9_ ,.]+$/.test(s) ? s : `"${escaped(s)}"`);
   const lines = ['flowchart BT'];
   for (const [depth, tables] of graphTables(analysis).entries()) {
     lines.push(`  subgraph depth${depth}["${depth === 0 ? 'owner' : `depth ${depth}`}"]`);
-    for (const t of tables) lines.push(`    ${id(t.table)}["${short(t.table)}"]`);
+    for (const t of tables) lines.push(`    ${id(t.table)}["${escaped(short(t.table))}"]`);
     lines.push('  end');
   }
   for (const t of analysis.tables) {
     const first = t.via[0];
-    if (first) lines.push(`  ${id(t.table)} -->|${first.columns.join(', ')}| ${id(first.references)}`);
-    for (const e of t.consistency) lines.push(`  ${id(t.table)} -.->|${e.columns.join(', ')}| ${id(e.references)}`);
+    if (first) lines.push(`  ${id(t.table)} -->|${text(first.columns.join(', '))}| ${id(first.references)}`);
+    for (const e of t.consistency) lines.push(`  ${id(t.table)} -.->|${text(e.columns.join(', '))}| ${id(e.references)}`);
   }
   return lines.join('\n');
 }
 
 export function dotGraph(analysis: TenancyAnalysis): string {
   const short = shortNames(analysis);
-  const q = (s: string): string => `"${s.replace(/"/g, '\\"')}"`;
+  const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
   const lines = ['digraph tenancy {', '  rankdir=BT;', '  node [shape=box, fontname="Helvetica"];'];
   for (const tables of graphTables(analysis)) {
     lines.push(`  { rank=same; ${tables.map((t) => `${q(short(t.table))}${t.role === 'owner' ? ' [style=bold]' : ''};`).join(' ')} }`);

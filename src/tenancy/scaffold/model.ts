@@ -3,7 +3,7 @@
  * once: each tenant table's primary key, where its key comes from, the key's type. Pure.
  */
 import { UsageError } from '../../errors.js';
-import { quoteIdent, quoteQualified } from '../sql-text.js';
+import { quoteIdent, quoteQualified, splitTableName } from '../sql-text.js';
 import type { Catalog, CatalogTable, Hop, TableAnalysis, TableName, TenancyAnalysis } from '../types.js';
 
 export interface ScaffoldOptions {
@@ -55,7 +55,7 @@ export class ScaffoldModel {
       throw new UsageError(`the owner ${analysis.owner} needs a single-column primary key: one tenant per row is found through it`, { hint: 'add a primary key to the owner table first, or choose another --owner' });
     }
     this.ownerPk = owner.primaryKey[0] as string;
-    const ownerTable = analysis.owner.slice(analysis.owner.indexOf('.') + 1);
+    const ownerTable = bare(analysis.owner);
     this.legacyColumn = `legacy_${ownerTable}_id`;
     this.createsTenants = !analysis.ownerIsTenants && !analysis.tenantsExists;
     if (analysis.ownerIsTenants) {
@@ -133,23 +133,16 @@ function columnType(table: CatalogTable, column: string): string {
 // Names
 // ---------------------------------------------------------------------------------------
 
-/** A PostgreSQL name from parts, cut to 63 bytes with a short hash when too long. */
-export function pgName(...parts: string[]): string {
-  const name = parts.join('_');
-  if (Buffer.byteLength(name) <= 63) return name;
-  let hash = 0;
-  for (const ch of name) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) | 0;
-  return `${name.slice(0, 54)}_${(hash >>> 0).toString(16).padStart(8, '0')}`;
-}
+export { pgName } from './names.js';
 
 /** The table's own name, without the schema. */
 export function bare(name: TableName): string {
-  return name.slice(name.indexOf('.') + 1);
+  return splitTableName(name).table;
 }
 
 /** The schema part of a table name. */
 export function schemaOf(name: TableName): string {
-  return name.slice(0, name.indexOf('.'));
+  return splitTableName(name).schema ?? 'public';
 }
 
 /** A name in the table's schema, as SQL text (functions live beside their table). */

@@ -18,6 +18,7 @@ import { quoteLiteral } from '../sql-text.js';
 import { Aliases, conflictPredicate, joinOn, keyFromParents, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
 import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
+import { keptTableName } from './names.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
 
 export type { ScaffoldOptions } from './model.js';
@@ -356,7 +357,7 @@ function conflictCheck(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): 
 const dropKeepSchemaIfEmpty = `DO $$\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_class WHERE relnamespace = '${keepSchema}'::regnamespace) THEN\n    DROP SCHEMA ${keepSchema};\n  END IF;\nEND\n$$`;
 
 function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitText, UnitText] {
-  const kept = `${keepSchema}.${q(pgName(slug(t.name), colsSlug(edge.columns), 'detached'))}`;
+  const kept = `${keepSchema}.${q(keptTableName(t.name, colsSlug(edge.columns), 'detached'))}`;
   const table = qt(t.name);
   const ids = t.rowId;
   const cols = edge.columns;
@@ -393,7 +394,7 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
 function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'conflicts', predicateWith: (names: Aliases) => string, description: string): [UnitText, UnitText] {
   const predicate = predicateWith(new Aliases());
   const reads = new Aliases(m.options.citus);
-  const kept = `${keepSchema}.${q(pgName(slug(t.name), what === 'unresolved' ? 'unresolved' : 'conflicts'))}`;
+  const kept = `${keepSchema}.${q(keptTableName(t.name, what === 'unresolved' ? 'unresolved' : 'conflicts'))}`;
   const table = qt(t.name);
   return [
     {

@@ -1,0 +1,114 @@
+/**
+ * The names fixture (fixtures/legacy-names): a legacy schema with the names real databases
+ * carry goes through analyze, scaffold, plan, apply, check and `rollback --all`, and comes
+ * back exactly (schema and content of every schema); the canary table is never touched.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.js';
+import { dropAfterAll, freshDatabase, query } from './support/db.js';
+
+const fixture = readFileSync(new URL('../fixtures/legacy-names/legacy.sql', import.meta.url), 'utf8');
+const ascii63 = `tbl_${'x'.repeat(59)}`;
+const multiByte63 = `${'ä'.repeat(31)}x`;
+
+/** Schema and data of every schema but the ledger, rows of each COPY in order (an updated row moves in the heap). */
+function dump(url: string): string {
+  const out = spawnSync('pg_dump', ['-d', url, '-N', 'tenantify', '--no-owner'], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(out.stderr);
+  const result: string[] = [];
+  let rows: string[] | undefined;
+  for (const line of out.stdout.split('\n').filter((l) => !/^\\(un)?restrict /.test(l))) {
+    if (rows && line === '\\.') {
+      result.push(...rows.sort(), line);
+      rows = undefined;
+    } else if (rows) rows.push(line);
+    else {
+      result.push(line);
+      if (/^COPY .* FROM stdin;$/.test(line)) rows = [];
+    }
+  }
+  return result.join('\n');
+}
+
+function planDir(tenancy: object): string {
+  const dir = mkdtempSync(join(tmpdir(), 'legacy-names-'));
+  writeFileSync(join(dir, 'tenantify.config.json'), `${JSON.stringify({ tenancy }, null, 2)}\n`);
+  return dir;
+}
+
+describe('legacy names, end to end', () => {
+  const dropped = dropAfterAll();
+
+  it('analyze, scaffold, plan, apply, check and rollback --all, exactly; the canary survives', async () => {
+    const { url } = dropped(await freshDatabase('names'));
+    await query(url, fixture);
+    const before = dump(url);
+    const canary = await query(url, 'SELECT * FROM canary ORDER BY id');
+    const model = { owner: 'accounts', tables: { '"Order"': { unresolved: 'delete' }, '"order"': { unresolved: 'delete' }, '"my.schema".t': { via: ['account_id'] } } };
+    const dir = planDir(model);
+
+    // analyze: the dotted schema's table is a tenant table, its decoy global; --json has every path.
+    const analyzed = await runCli(['tenancy', 'analyze', '-d', url, '--dir', dir, '--json']);
+    expect(analyzed.code, analyzed.stderr).toBe(0);
+    const doc = JSON.parse(analyzed.stdout) as { tables: { table: string; role: string; unresolved?: number; fallbacks?: unknown[] }[] };
+    const role = (name: string) => doc.tables.find((t) => t.table === name)?.role;
+    expect(role('"my.schema".t')).toBe('tenant');
+    expect(role('my.schema.t')).toBe('global');
+    expect(role('public.canary')).toBe('global');
+    for (const name of ['public.Order', 'public.order', 'public.Customer Accounts', 'public.select', 'public.semi;colon "quoted"', `public.${ascii63}`, `public.${multiByte63}`, 'sales.invoices']) expect(role(name), name).toBe('tenant');
+    expect(doc.tables.find((t) => t.table === 'public.Order')?.unresolved).toBe(1);
+    expect(doc.tables.find((t) => t.table === 'public.order')?.unresolved).toBe(1);
+
+    const scaffolded = await runCli(['tenancy', 'scaffold', '-d', url, '--dir', dir, '--json']);
+    expect(scaffolded.code, scaffolded.stderr).toBe(0);
+    const files = readdirSync(join(dir, 'backfills'));
+    expect(files.filter((f) => /delete_unresolved/.test(f))).toHaveLength(2);
+    expect(readFileSync(join(dir, 'backfills', files.find((f) => /customer_accounts/.test(f) && /backfill/.test(f)) as string), 'utf8')).toContain('-- tenantify:batch public."Customer Accounts" key="Customer ID" size=5000');
+
+    const planned = await runCli(['plan', '-d', url, '--dir', dir]);
+    expect(planned.code, planned.stderr).toBe(0);
+    const applied = await runCli(['apply', '-d', url, '--dir', dir, '--json']);
+    expect(applied.code, applied.stderr + applied.stdout.slice(-3000)).toBe(0);
+    // The twins' deleted rows are kept apart, each in its own table.
+    expect(await query(url, 'SELECT id FROM tenantify_scaffold."Order_unresolved"')).toEqual([{ id: 5 }]);
+    expect(await query(url, 'SELECT id FROM tenantify_scaffold.order_unresolved')).toEqual([{ id: 2 }]);
+    // Every generated name fits 63 bytes and none is the table's own.
+    const names = await query<{ name: string }>(url, `SELECT relname::text AS name FROM pg_class WHERE relkind = 'i' AND relname::text LIKE 'ää%'`);
+    expect(names.length).toBeGreaterThan(0);
+    for (const { name } of names) expect(name).not.toBe(multiByte63);
+    expect(await query(url, 'SELECT id, organization_id FROM my."schema.t"').catch((e: Error) => e.message)).toMatch(/organization_id/);
+
+    const checked = await runCli(['tenancy', 'check', '-d', url, '--dir', dir, '--json']);
+    const findings = (JSON.parse(checked.stdout) as { findings: { rule: string; level: string; table: string }[] }).findings;
+    expect(findings.filter((f) => f.level === 'error'), checked.stderr).toEqual([]);
+    expect(checked.code).toBe(0);
+    // Piped, the human form never cuts a long name (its warnings name every table).
+    const piped = await runCli(['tenancy', 'check', '-d', url, '--dir', dir]);
+    expect(piped.code).toBe(0);
+    expect(piped.stdout).toContain(ascii63);
+    expect(piped.stdout).toContain(multiByte63);
+
+    const rolledBack = await runCli(['rollback', '-d', url, '--dir', dir, '--all', '--yes', '--json']);
+    expect(rolledBack.code, rolledBack.stderr).toBe(0);
+    expect(dump(url)).toBe(before);
+    expect(await query(url, 'SELECT * FROM canary ORDER BY id')).toEqual(canary);
+  });
+
+  it('a key column that exists with another type: analyze and scaffold exit 2 with its code, nothing written', async () => {
+    const { url } = dropped(await freshDatabase('names'));
+    await query(url, 'CREATE TABLE accounts (id bigint PRIMARY KEY); CREATE TABLE "Task Items" (id int PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts, organization_id text);');
+    const before = dump(url);
+    const dir = planDir({ owner: 'accounts' });
+    for (const command of ['analyze', 'scaffold']) {
+      const result = await runCli(['tenancy', command, '-d', url, '--dir', dir, '--json']);
+      expect(result.code).toBe(2);
+      expect(JSON.parse(result.stdout)).toMatchObject({ error: { code: 'tenant-key-type-mismatch', exitCode: 2 } });
+    }
+    expect(readdirSync(dir)).toEqual(['tenantify.config.json']);
+    expect(dump(url)).toBe(before);
+  });
+});
