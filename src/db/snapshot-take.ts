@@ -2,7 +2,7 @@
 import { chmod, mkdir, open, readdir, rm, statfs } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createdRelations } from '../exec/created.js';
+import { createdRelations } from '../plan/created.js';
 import { PlanError, UnitFailedError, UsageError } from '../errors.js';
 import type { SnapshotScope, Unit } from '../plan/types.js';
 import { citusTables, ensureCitusCanSnapshot, type CitusTable } from './citus.js';

@@ -11,7 +11,7 @@ import type { SnapshotManifest } from '../db/snapshot.js';
 import type { ExecContext, Reporter, RevertReporter } from './context.js';
 import type { CheckResult } from './failure.js';
 import { interruptedBeforeRevert } from './failure-report.js';
-import { createdRelations, dropStatements } from './created.js';
+import { createdRelations, dropStatements } from '../plan/created.js';
 import { UnitFailedError } from '../errors.js';
 import { revertUnit as runRevert } from './lifecycle.js';
 import { withTransaction } from '../db/transaction.js';

@@ -6,7 +6,7 @@
  */
 import { runtimeImport } from '../runtime-import.js';
 import { quoteIdent } from '../tenancy/sql-text.js';
-import type { Unit } from '../plan/types.js';
+import type { Unit } from './types.js';
 
 export interface CreatedRelation {
   kind: 'TABLE' | 'VIEW' | 'MATERIALIZED VIEW' | 'SEQUENCE' | 'INDEX';
