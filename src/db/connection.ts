@@ -7,8 +7,8 @@ import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
 import { UsageError } from '../errors.js';
 import { citusLoaded, propagateLocalSettings } from './citus.js';
-import { parseDatabaseUrl } from './libpq.js';
-import { describeUrl, redact } from './redact.js';
+import { describeUrl, parseDatabaseUrl } from './libpq.js';
+import { redact } from './redact.js';
 
 export interface Session {
   readonly client: pg.Client;
