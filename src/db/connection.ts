@@ -28,6 +28,13 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => {
   return Number.isSafeInteger(n) ? n : value;
 });
 
+/** The server processes of this process's open sessions: what a second SIGINT ends (exec/interrupt.ts). */
+const openBackends = new Set<number>();
+
+export function backendsOfThisProcess(): number[] {
+  return [...openBackends];
+}
+
 export function kyselyOn(client: pg.Client): Kysely<any> {
   const pool = {
     connect: async () => Object.assign(client, { release: () => {} }),
@@ -72,6 +79,7 @@ export async function connect(url: string | undefined, purpose: string, signal?:
     ...(row.citus ? [propagateLocalSettings] : []),
   ];
   if (settings.length > 0) await client.query(settings.join('; '));
+  openBackends.add(row.pid);
   return {
     client,
     db: kyselyOn(client),
@@ -80,6 +88,7 @@ export async function connect(url: string | undefined, purpose: string, signal?:
     description,
     url,
     close: async () => {
+      openBackends.delete(row.pid);
       await client.end().catch(() => {});
     },
   };
