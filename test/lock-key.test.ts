@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { connect } from '../src/db/connection.js';
 import { Ledger } from '../src/db/ledger.js';
 import { lockKey, storedIdentifier, takeRunLock } from '../src/db/lock.js';
-import { dropAfterAll, freshDatabase, query } from './support/db.js';
+import { runCli, startCli } from './support/cli.js';
+import { dropAfterAll, freshDatabase, holdGate, query } from './support/db.js';
+import { writePlan } from './support/plan-dir.js';
 
 const long = 'ledger_of_the_hosts_to_organizations_upgrade_for_the_eu_region_';
 const first = `${long}a`; // 64 bytes: PostgreSQL keeps the first 63
@@ -37,5 +39,23 @@ describe("the run lock's key", () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it('is one per database, whatever the ledger schema: a second apply with another ledgerSchema is refused (exit 4, lock-held), its ledger not created', async () => {
+    const db = dropLater(await freshDatabase('lockdb'));
+    const gate = await holdGate(db.url, 7171);
+    const plan = (schema: string): string =>
+      writePlan({ 'tenantify.config.json': JSON.stringify({ ledgerSchema: schema }), 'migrations/0001_wait.sql': `CREATE TABLE ${schema}_t (id int);\n${gate.sql}\n` });
+    const first = startCli(['apply', '--dir', plan('ledger_a'), '-d', db.url, '--no-snapshot']);
+    try {
+      await gate.reached(first.done);
+      const second = await runCli(['apply', '--dir', plan('ledger_b'), '-d', db.url, '--no-snapshot', '--json']);
+      expect(second.code, second.stderr).toBe(4);
+      expect(JSON.parse(second.stdout).error.code).toBe('lock-held');
+      expect(await query(db.url, "SELECT to_regnamespace('ledger_b') AS ledger, to_regclass('ledger_b_t') AS t")).toEqual([{ ledger: null, t: null }]);
+    } finally {
+      await gate.open();
+    }
+    expect((await first.done).code).toBe(0);
   });
 });

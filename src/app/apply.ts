@@ -9,6 +9,7 @@ import { DriftError, isTenantifyError } from '../errors.js';
 import { executePlan, type UnitReport } from '../exec/executor.js';
 import type { ExecContext, Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
+import { endRunNow } from './end-run.js';
 import { defaultBatchSettings } from '../exec/batched.js';
 import { connectionLost, isConnectionLost } from '../exec/failure-report.js';
 import { planRun, type Plan } from '../plan/planner.js';
@@ -73,6 +74,9 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
   const { session, ledger, unlock, state } = started;
   const interrupt = new Interrupt((text) => options.reporter.note(text));
   const reports: UnitReport[] = [];
+  // The run as the ledger knows it, for a second signal to record (none in a dry run: its transaction records nothing).
+  let recordedRun: number | undefined;
+  interrupt.onForce((signal) => endRunNow(options.url, ledger.schema, recordedRun, signal, (text) => options.reporter.note(text)));
   if (options.handleSignals) interrupt.install();
   try {
     // A dry run writes nothing that outlives it: even the ledger is created inside its transaction.
@@ -96,6 +100,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       }
       await ledger.ensure(state);
       const runId = await ledger.startRun(purpose, { to: options.to ?? null, dryRun, snapshots: !options.noSnapshot, autoRollback: autoRollbackOn });
+      if (!dryRun) recordedRun = runId;
       // A ledger created just now has no runs to have died.
       for (const run of state.exists ? await ledger.closeDeadRuns(runId) : []) {
         options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`);
@@ -112,6 +117,8 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       try {
         await executeWithSafeguards(ctx, project, plan, reports, options, autoRollbackOn);
       } catch (error) {
+        // A second signal ended the run's sessions and tells the ledger itself; the process leaves from there.
+        if (interrupt.leaving) await interrupt.leaving;
         if (!dryRun) await ledger.finishRun(runId, outcomeOf(error), isTenantifyError(error) ? error.exitCode : 1).catch(() => {});
         throw error;
       }
@@ -121,6 +128,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       if (dryRun) await session.client.query('ROLLBACK').catch(() => {});
     }
   } catch (error) {
+    if (interrupt.leaving) await interrupt.leaving;
     // Lost before or between units (the ledger's creation, a snapshot, a guard): no unit to name.
     throw !isTenantifyError(error) && isConnectionLost(error) ? connectionLost(error, undefined) : error;
   } finally {

@@ -4,6 +4,7 @@ import { Ledger, type LedgerUnit } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { DriftError, UsageError, isTenantifyError } from '../errors.js';
 import { Interrupt } from '../exec/interrupt.js';
+import { endRunNow } from './end-run.js';
 import { connectionLost, isConnectionLost } from '../exec/failure-report.js';
 import { notesOnly, restorableSnapshot, revertFromSnapshots, revertUnits, type RevertReport, type RevertReporter } from '../exec/revert.js';
 import { planRollback, planRun, type Plan, type RollbackEntry, type RollbackPlan } from '../plan/planner.js';
@@ -46,6 +47,8 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
   const ledger = new Ledger(session.db, project.config.ledgerSchema);
   const interrupt = new Interrupt((text) => options.reporter.note(text));
   const result: RollbackResult = { runId: undefined, database: session.description, planned: [], units: [], declined: false };
+  // A second signal ends the run's sessions; the next run records this one as died (a revert leaves no unit `running`).
+  interrupt.onForce((signal) => endRunNow(options.url, ledger.schema, undefined, signal, (text) => options.reporter.note(text)));
   if (options.handleSignals) interrupt.install();
   try {
     return await withAdvisoryLock(session, ledger, async () => {
@@ -63,6 +66,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       return result;
     });
   } catch (error) {
+    if (interrupt.leaving) await interrupt.leaving;
     throw !isTenantifyError(error) && isConnectionLost(error) ? connectionLost(error, undefined) : error;
   } finally {
     interrupt.uninstall();

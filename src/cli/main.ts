@@ -1,7 +1,8 @@
 import { main } from './program.js';
+import { redact } from '../db/redact.js';
 
 // No top-level await: the bundle bin/tenantify runs is CommonJS, for V8's code cache.
 main(process.argv).catch((error: unknown) => {
   process.exitCode = 1;
-  console.error(error);
+  console.error(redact(error instanceof Error ? (error.stack ?? error.message) : String(error)));
 });

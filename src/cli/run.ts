@@ -1,11 +1,13 @@
 /** The one place that turns errors into exit codes. */
 import { ExitCode, isTenantifyError } from '../errors.js';
-import { redact } from '../db/redact.js';
+import { redact, rememberGivenSecrets } from '../db/redact.js';
 import { createOutput } from '../ui/output.js';
 import { formatError } from '../ui/format-error.js';
 import type { CommonOptions } from './common.js';
 
 export async function runCommand(options: CommonOptions, body: () => Promise<number>): Promise<number> {
+  // Before anything can fail: whatever text carries these passwords later is masked (redact.ts).
+  rememberGivenSecrets(options.databaseUrl);
   try {
     return await body();
   } catch (error) {

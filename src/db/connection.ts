@@ -7,8 +7,8 @@ import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
 import { UsageError } from '../errors.js';
 import { citusLoaded, propagateLocalSettings } from './citus.js';
-import { parseDatabaseUrl } from './libpq.js';
-import { describeUrl, redact } from './redact.js';
+import { describeUrl, parseDatabaseUrl } from './libpq.js';
+import { redact } from './redact.js';
 import type { Session } from './session.js';
 
 export type { Session } from './session.js';
@@ -26,6 +26,13 @@ export const clientTypes = {
 function parseInt8(value: string): number | string {
   const n = Number(value);
   return Number.isSafeInteger(n) ? n : value;
+}
+
+/** The server processes of this process's open sessions: what a second SIGINT ends (exec/interrupt.ts). */
+const openBackends = new Set<number>();
+
+export function backendsOfThisProcess(): number[] {
+  return [...openBackends];
 }
 
 export function kyselyOn(client: pg.Client): Kysely<any> {
@@ -73,6 +80,7 @@ export async function connect(url: string | undefined, purpose: string, signal?:
     ...(row.citus ? [propagateLocalSettings] : []),
   ];
   if (settings.length > 0) await client.query(settings.join('; '));
+  openBackends.add(row.pid);
   return {
     client,
     db: kyselyOn(client),
@@ -81,6 +89,7 @@ export async function connect(url: string | undefined, purpose: string, signal?:
     description,
     url,
     close: async () => {
+      openBackends.delete(row.pid);
       await client.end().catch(() => {});
     },
   };

@@ -220,6 +220,30 @@ export class Ledger {
       .execute();
   }
 
+  /**
+   * The run was stopped by a second signal and its sessions ended: its units still
+   * `running` (their work rolled back by the server, or stopped between statements with
+   * their progress kept) become `failed`, interrupted, and the run is finished. From
+   * another connection, once the run's sessions are gone.
+   */
+  async interruptRun(runId: number, signal: string): Promise<string[]> {
+    const error = JSON.stringify({ message: `interrupted by ${signal}`, code: 'interrupted' });
+    const result = await sql<{ id: string }>`
+      WITH state AS (
+        UPDATE ${this.t('units')} SET status = 'failed', error = ${error}::jsonb, updated_at = clock_timestamp()
+         WHERE run_id = ${runId} AND status = 'running'
+        RETURNING id, checksum
+      ), logged AS (
+        INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail)
+        SELECT ${runId}, id, 'interrupted', jsonb_build_object('status', 'failed', 'checksum', checksum, 'error', ${error}::jsonb) FROM state
+      ), finished AS (
+        UPDATE ${this.t('runs')} SET finished_at = clock_timestamp(), outcome = 'interrupted', exit_code = 130
+         WHERE id = ${runId} AND finished_at IS NULL
+      )
+      SELECT id FROM state`.execute(this.db);
+    return result.rows.map((r) => r.id);
+  }
+
   async event(runId: number | null, unitId: string | null, event: string, detail: Record<string, unknown> = {}): Promise<void> {
     await this.tables.insertInto('events').values({ run_id: runId, unit_id: unitId, event, detail: JSON.stringify(detail) }).execute();
   }

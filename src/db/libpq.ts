@@ -46,17 +46,24 @@ export function parseDatabaseUrl(url: string): UrlParts {
   // Without a scheme, nothing says where a password would be: the value is not shown.
   const shown = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? `${redact(url)} ` : '';
   const wrong = (part: string, hint = 'the form is postgres://user:password@host:port/database?sslmode=require'): UsageError =>
-    new UsageError(`the database URL ${shown}is not valid: ${part}`, { hint });
+    new UsageError(`the database URL ${shown}is not valid: ${part}`, { code: 'url-invalid', hint });
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
   if (!scheme) throw wrong('it does not start with postgres:// or postgresql://');
   if (!/^postgres(ql)?$/i.test(scheme[1] ?? '')) throw wrong(`the scheme is "${scheme[1]}:", not postgres: or postgresql:`);
-  // The authority by hand: node's URL names no part when it refuses one.
+  // The user information runs to the URL's last @: a password may hold an unencoded @, and
+  // what comes before that @ is never shown, even when it is wrong.
   const rest = url.slice(scheme[0].length);
-  const authorityEnd = rest.search(/[/?#]/);
-  const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
-  const at = authority.lastIndexOf('@');
-  const userinfo = at === -1 ? undefined : authority.slice(0, at);
-  const hostport = at === -1 ? authority : authority.slice(at + 1);
+  const at = rest.lastIndexOf('@');
+  const userinfo = at === -1 ? undefined : rest.slice(0, at);
+  if (userinfo !== undefined && /[/?#\s]/.test(userinfo)) {
+    throw wrong(
+      'the part before its last @ (the user name and password) holds a /, ?, # or a space unencoded',
+      'percent-encode them in the user name and password (/ as %2F, ? as %3F, # as %23, a space as %20), and an @ after the host as %40',
+    );
+  }
+  const afterUserinfo = rest.slice(at + 1);
+  const authorityEnd = afterUserinfo.search(/[/?#]/);
+  const hostport = authorityEnd === -1 ? afterUserinfo : afterUserinfo.slice(0, authorityEnd);
   const hostMatch = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(hostport);
   const rawHost = hostMatch?.[1] ?? '';
   const rawPort = hostMatch?.[2];
@@ -80,7 +87,7 @@ export function parseDatabaseUrl(url: string): UrlParts {
   }
   let parsed: URL;
   try {
-    parsed = new URL(`postgres://${rawHost ? rawHost : 'localhost'}${authorityEnd === -1 ? '' : rest.slice(authorityEnd)}`);
+    parsed = new URL(`postgres://${rawHost ? rawHost : 'localhost'}${authorityEnd === -1 ? '' : afterUserinfo.slice(authorityEnd)}`);
   } catch {
     throw wrong(rawHost ? `the host "${rawHost}" is not a valid host name` : 'its path or query does not parse');
   }
@@ -133,4 +140,24 @@ export function toolEnvironment(url: string | undefined, env: NodeJS.ProcessEnv 
   // service before the environment), and node-pg never reads it: with a URL, the URL says where.
   delete result['PGSERVICE'];
   return result;
+}
+
+/**
+ * A short description of where a URL points, for messages: user@host:port/db, decoded,
+ * from the URL's parts or its query parameters (a socket URL names its host and user
+ * there); never the password.
+ */
+export function describeUrl(url: string): string {
+  let parts: UrlParts;
+  try {
+    parts = parseDatabaseUrl(url);
+  } catch {
+    return redact(url);
+  }
+  const { variables } = parts;
+  const user = parts.user ?? variables['PGUSER'] ?? 'default user';
+  const host = parts.host ?? variables['PGHOST'] ?? variables['PGHOSTADDR'] ?? 'local socket';
+  const port = parts.port ?? variables['PGPORT'];
+  const database = parts.database ?? variables['PGDATABASE'] ?? '';
+  return `${user}@${host}${port ? `:${port}` : ''}/${database}`;
 }

@@ -12,12 +12,13 @@ import type { Ledger } from './ledger.js';
 const lockNamespace = 0x7e4a;
 
 /**
- * The key of a ledger's lock, from its schema's name as PostgreSQL stores it: two names
- * that PostgreSQL cuts to one schema are one ledger, so they must be one lock.
+ * A key from a ledger schema's name as PostgreSQL stores it (two names that PostgreSQL cuts
+ * to one schema give one key).
  */
 export function lockKey(schema: string): number {
   return createHash('sha256').update(`tenantify:${storedIdentifier(schema)}`).digest().readUInt32BE(0) & 0x7fffffff;
 }
+
 
 /** PostgreSQL's identifier limit: NAMEDATALEN - 1 bytes. */
 const identifierBytes = 63;
@@ -31,6 +32,14 @@ export function storedIdentifier(name: string): string {
   while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
   return bytes.subarray(0, end).toString('utf8');
 }
+
+/**
+ * The run lock's key: one per database (advisory locks live in their database), whatever
+ * the ledger's schema. Two configurations with two ledgers on one database still change one
+ * database: one run at a time. It is the key the default ledger's lock has always had, so a
+ * run of an older tenantify holding it still keeps this one out.
+ */
+export const runLockKey = lockKey('tenantify');
 
 export interface LockHolder {
   pid: number;
@@ -51,7 +60,7 @@ export async function withAdvisoryLock<T>(session: Session, ledger: Ledger, fn: 
 
 /** Takes the run's lock, or throws who holds it (exit 4); returns its release. */
 export async function takeRunLock(session: Session, ledger: Ledger): Promise<() => Promise<void>> {
-  const key = lockKey(ledger.schema);
+  const key = runLockKey;
   const got = await session.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [lockNamespace, key]);
   if (!got.rows[0]?.ok) throw await lockHeldError(session, ledger, key);
   return async () => {
@@ -79,6 +88,7 @@ async function findHolder(session: Session, key: number): Promise<LockHolder | u
     `SELECT a.pid, a.usename, host(a.client_addr) AS client_addr, a.application_name, a.backend_start
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid AND l.objid = $2::bigint::oid AND l.objsubid = 2
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       LIMIT 1`,
     [lockNamespace, key],
   );

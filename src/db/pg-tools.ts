@@ -61,6 +61,8 @@ export interface ToolCommand {
   cwd?: string;
   /** Run as this user (the throwaway server's programs when tenantify runs as root). */
   user?: { uid: number; gid: number } | undefined;
+  /** Ends the program when aborted (SIGINT during a snapshot). */
+  signal?: AbortSignal | undefined;
 }
 
 /** How one program failed: "exit 3", "killed by SIGSEGV", "could not start: ENOENT", with the end of its stderr. */
@@ -141,6 +143,7 @@ function start(command: ToolCommand, stdin: 'pipe' | 'ignore', stdout: 'pipe' | 
     stdio: [stdin, stdout, 'pipe'],
     ...(command.cwd ? { cwd: command.cwd } : {}),
     ...(command.user ?? {}),
+    ...(command.signal ? { signal: command.signal } : {}),
   });
   const stderr = new StderrTail();
   child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));

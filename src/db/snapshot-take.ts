@@ -116,7 +116,8 @@ export class SnapshotTaker {
     }
   }
 
-  async take(unit: Unit, runId: number): Promise<SnapshotManifest | undefined> {
+  /** pg_dump of what the unit will write; `signal` stops it. A dump that failed leaves no file behind. */
+  async take(unit: Unit, runId: number, signal?: AbortSignal): Promise<SnapshotManifest | undefined> {
     const resolved = await resolveScope(this.session, unit, true);
     if (!resolved) return undefined;
     const pgDump = this.pgDump ?? findPgTool('pg_dump');
@@ -140,7 +141,13 @@ export class SnapshotTaker {
     if (resolved.scope === 'schema') args.push('--schema-only');
     if (resolved.scope !== 'tables') args.push(`--exclude-schema=${this.settings.ledgerSchema}`);
     for (const table of resolved.tables) args.push('-t', table.name);
-    await runTool({ path: pgDump.path, args, env: this.env });
+    try {
+      await runTool({ path: pgDump.path, args, env: this.env, signal });
+    } catch (error) {
+      // A 0-byte or half-written .dump would pass for a snapshot: nothing is better.
+      await rm(file, { recursive: true, force: true });
+      throw error;
+    }
     if (format === 'directory') await restrictTree(file);
     const { bytes, sha256 } = await fingerprint(file);
     return {

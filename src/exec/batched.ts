@@ -9,7 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { sql } from 'kysely';
-import { asStatementFailure, inTransaction, retrying, runStatement, unitContext } from './steps.js';
+import { asStatementFailure, cancellable, inTransaction, retrying, runStatement, unitContext } from './steps.js';
 import type { BatchSettings, ExecContext, Runner, Work } from './context.js';
 import type { BatchDirective, Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
@@ -78,7 +78,8 @@ async function runSegments(ctx: ExecContext, unit: Unit, segments: Segment[], pr
   const extra = await Promise.all(Array.from({ length: workers - 1 }, () => connect(ctx.session.url, `apply ${unit.id} worker`)));
   try {
     const contexts = [ctx, ...extra.map((session) => ({ ...ctx, session, ledger: new Ledger(session.db, ctx.ledger.schema) }))];
-    await Promise.all(contexts.map((worker) => work(worker).catch((error: unknown) => void (failure ??= error))));
+    // A signal cancels every worker's batch in flight, not only the first session's.
+    await Promise.all(contexts.map((worker) => cancellable(worker, () => work(worker)).catch((error: unknown) => void (failure ??= error))));
   } finally {
     await Promise.all(extra.map((session) => session.close()));
   }

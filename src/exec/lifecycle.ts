@@ -19,6 +19,7 @@ import { appliedTransition, rolledBackTransition, snapshotsOff, startTransition 
 import { cancellable, check, inTransaction, retrying } from './steps.js';
 import { inOneMessage, travelsAsMessage } from './transport.js';
 import { tracedTransaction, type LockHeld } from './lock-trace.js';
+import { Interruption } from './interrupt.js';
 import type { Direction, ExecContext, RevertReporter, UnitOutcome, UnitReport, Work } from './context.js';
 import type { PlanEntry, RollbackEntry } from '../plan/planner.js';
 import type { ConnectionLostError } from '../errors.js';
@@ -29,11 +30,15 @@ export async function runUnit(ctx: ExecContext, work: Work): Promise<UnitOutcome
   const startedAt = performance.now();
   await direction.start(ctx, work);
   try {
-    // A stop asked before the body: the unit does not start it.
-    ctx.interrupt.throwIfRequested();
-    const prechecks = await check(ctx, script, 'precheck');
-    await direction.beforeBody(ctx, work);
-    const { checks, note, locks } = await runBody(ctx, work, startedAt);
+    // A signal cancels whatever statement is in flight, in every step; between steps, the unit goes no further.
+    const { prechecks, checks, note, locks } = await cancellable(ctx, async () => {
+      ctx.interrupt.throwIfRequested();
+      const prechecks = await check(ctx, script, 'precheck');
+      ctx.interrupt.throwIfRequested();
+      await direction.beforeBody(ctx, work);
+      ctx.interrupt.throwIfRequested();
+      return { prechecks, ...(await runBody(ctx, work, startedAt)) };
+    });
     const outcome = { durationMs: Math.round(performance.now() - startedAt), checks: [...prechecks, ...checks], ...(note ? { note } : {}), ...(locks ? { locks } : {}) };
     direction.done(ctx, work, outcome);
     return outcome;
@@ -148,7 +153,10 @@ async function snapshotBefore(ctx: ExecContext, entry: PlanEntry): Promise<void>
     return;
   }
   if (entry.resume.kind !== 'start' && entry.ledger?.snapshot) return;
-  const manifest = await ctx.snapshots.take(unit, ctx.runId);
+  const manifest = await ctx.snapshots.take(unit, ctx.runId, ctx.interrupt.signal).catch((error: unknown) => {
+    // pg_dump stopped by the signal: the unit stops before its body, as interrupted.
+    throw ctx.interrupt.requested ? new Interruption(ctx.interrupt.requested) : error;
+  });
   if (manifest) {
     await ctx.ledger.saveSnapshot(ctx.runId, unit.id, { ...manifest }, 'snapshot_taken');
     ctx.reporter.note(`${unit.id}: snapshot of ${manifest.scope === 'tables' ? manifest.tables.join(', ') : `the ${manifest.scope} database`} (${manifest.bytes} bytes, ${manifest.durationMs} ms)`);

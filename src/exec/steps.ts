@@ -98,12 +98,7 @@ export async function retrying<T>(ctx: ExecContext, script: Script, attempt: () 
 
 /** While `fn` runs, a first SIGINT cancels the statement in flight. */
 export async function cancellable<T>(ctx: ExecContext, fn: () => Promise<T>): Promise<T> {
-  ctx.interrupt.onRequest(() => cancelBackend(ctx));
-  try {
-    return await fn();
-  } finally {
-    ctx.interrupt.onRequest(undefined);
-  }
+  return ctx.interrupt.during(ctx.session, () => cancelBackend(ctx), fn);
 }
 
 async function cancelBackend(ctx: ExecContext): Promise<void> {

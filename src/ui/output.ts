@@ -80,7 +80,8 @@ export function createOutput(options: OutputOptions): Output {
     error: (text) => write(process.stderr, text),
     result: (document) => {
       if (stdoutClosed) return;
-      process.stdout.write(`${redact(JSON.stringify(document, null, 2))}\n`);
+      // Each string redacted on its own: masking the text as a whole could cut through its quoting.
+      process.stdout.write(`${JSON.stringify(document, (_key, value: unknown) => (typeof value === 'string' ? redact(value) : value), 2)}\n`);
     },
     tableLayout: (widths) => (human.isTTY ? { wordWrap: true, colWidths: widths } : {}),
     spinner: async (text) => {
