@@ -150,7 +150,8 @@ describe('scaffoldPlan', () => {
       'public.audit_logs: every row leads to a accounts row (unresolved: fail)',
       'public.tasks: assignee_id stays in the row\'s tenant (conflicts: fail)',
     ]);
-    expect(up.prechecks[1]?.sql).toContain('count(*) OVER () AS conflicting_rows');
+    // The row and the reference, each column once; the runner counts every row found.
+    expect(up.prechecks[1]?.sql).toContain('SELECT t.id, t.assignee_id\n');
     // The conflict is found along the paths, before any key exists.
     expect(up.prechecks[1]?.sql).toContain('JOIN public.accounts');
     expect(units.every((u, i) => i === 0 || parse(u).up.prechecks.length === 0)).toBe(true);

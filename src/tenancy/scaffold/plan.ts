@@ -15,7 +15,7 @@
  */
 import type { Catalog, ConsistencyEdge, Hop, TenancyAnalysis } from '../types.js';
 import { quoteLiteral } from '../sql-text.js';
-import { Aliases, conflictPredicate, joinOn, keyFromParents, rowIdList, unresolvedPredicate } from './expressions.js';
+import { Aliases, conflictPredicate, joinOn, keyFromParents, ownerOf, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
 import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
@@ -39,7 +39,6 @@ export const keepSchema = 'tenantify_scaffold';
 
 const lockSafe = ['lock-timeout 2s', 'retries 10'];
 const noSnapshot = 'snapshot none';
-const sample = 20;
 
 export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, options: ScaffoldOptions): ScaffoldUnit[] {
   const m = new ScaffoldModel(analysis, catalog, options);
@@ -173,7 +172,7 @@ function fillTenants(m: ScaffoldModel, tenantsPk: string): [UnitText, UnitText] 
       verifies: [
         {
           name: `every ${bare(a.owner)} row has its own tenant`,
-          sql: `SELECT o.${pk} FROM ${qt(a.owner)} AS o\n  LEFT JOIN ${qt(a.tenants)} AS t ON t.${q(tenantsPk)} = o.${key}\n WHERE t.${legacy} IS DISTINCT FROM o.${pk}\n LIMIT ${sample}`,
+          sql: `SELECT o.${pk} FROM ${qt(a.owner)} AS o\n  LEFT JOIN ${qt(a.tenants)} AS t ON t.${q(tenantsPk)} = o.${key}\n WHERE t.${legacy} IS DISTINCT FROM o.${pk}`,
         },
       ],
     },
@@ -342,14 +341,14 @@ function mayBeUnresolved(m: ScaffoldModel, t: KeyedTable): boolean {
 function unresolvedCheck(m: ScaffoldModel, t: KeyedTable): Section {
   return {
     name: `${t.name}: every row leads to a ${bare(m.analysis.owner)} row (unresolved: fail)`,
-    sql: `SELECT ${rowIdList(t, 't')}, count(*) OVER () AS unresolved_rows\n  FROM ${qt(t.name)} AS t\n WHERE ${unresolvedPredicate(m, t, 't')}\n LIMIT ${sample}`,
+    sql: `SELECT ${rowIdList(t, 't')}\n  FROM ${qt(t.name)} AS t\n WHERE ${unresolvedPredicate(m, t, 't')}`,
   };
 }
 
 function conflictCheck(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): Section {
   return {
     name: `${t.name}: ${edge.columns.join(', ')} stays in the row's tenant (conflicts: fail)`,
-    sql: `SELECT ${rowIdList(t, 't')}, ${edge.columns.map((c) => `t.${q(c)}`).join(', ')}, count(*) OVER () AS conflicting_rows\n  FROM ${qt(t.name)} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}\n LIMIT ${sample}`,
+    sql: `SELECT ${[...t.rowId, ...edge.columns.filter((c) => !t.rowId.includes(c))].map((c) => `t.${q(c)}`).join(', ')}\n  FROM ${qt(t.name)} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}`,
   };
 }
 
@@ -376,7 +375,7 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
         `CREATE TABLE ${kept} AS\nSELECT ${[...ids, ...cols.filter((c) => !ids.includes(c))].map((c) => `t.${q(c)}`).join(', ')}\n  FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}`,
         `UPDATE ${table} AS t\n   SET ${cols.map((c) => `${q(c)} = NULL`).join(', ')}\n  FROM ${kept} AS k\n WHERE ${match}${cols.map((c) => `\n   AND t.${q(c)} IS NOT DISTINCT FROM k.${q(c)}`).join('')}`,
       ],
-      verifies: [{ name: `no ${t.name}.${cols.join(', ')} points into another tenant`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't', reads)}\n LIMIT ${sample}`) }],
+      verifies: [{ name: `no ${t.name}.${cols.join(', ')} points into another tenant`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't', reads)}`) }],
     },
     {
       about: [`Puts back the references the unit detached, from ${kept}, then drops that table.`],
@@ -408,7 +407,7 @@ function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'confl
         `CREATE TABLE ${kept} (LIKE ${table})`,
         `WITH gone AS (\n  DELETE FROM ${table} AS t\n   WHERE ${predicate}\n  RETURNING t.*\n)\nINSERT INTO ${kept} SELECT * FROM gone`,
       ],
-      verifies: [{ name: `no ${what} rows left in ${t.name}`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${predicateWith(reads)}\n LIMIT ${sample}`) }],
+      verifies: [{ name: `no ${what} rows left in ${t.name}`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${predicateWith(reads)}`) }],
     },
     {
       about: [`Inserts back the rows the unit deleted, from ${kept}, then drops that table.`],
@@ -434,21 +433,22 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
     ? `UPDATE ${table} AS t\n   SET ${key} = p.${parentCol}\n  FROM ${qt(single.references)} AS p\n WHERE ${range}${joinOn('t', single, 'p')}\n   AND t.${key} IS NULL\n   AND p.${parentCol} IS NOT NULL`
     : `UPDATE ${table} AS t\n   SET ${key} = ${keyFromParents(m, t, 't', '   ')}\n WHERE ${range}t.${key} IS NULL\n   AND ${keyFromParents(m, t, 't', '   ')} IS NOT NULL`;
   const keep = t.analysis.unresolvedPolicy === 'keep';
-  const pathText = t.analysis.via.map((h) => `${bare(h.table)}.${h.columns.join(',')}`).join(' → ');
+  const chain = (path: Hop[]): string => `${path.map((h) => `${bare(h.table)}.${h.columns.join(',')}`).join(' → ')} → ${bare(m.analysis.owner)}`;
+  const pathText = [t.analysis.via, ...t.analysis.fallbacks].filter((p) => p.length > 0).map(chain).join('; else ');
   // With --citus the join also matches the key, so that it stays on one shard once both tables are distributed;
   // along several parents, the subqueries read their tables through CTEs (Aliases).
   const reads = new Aliases(m.options.citus);
   const verify = single && m.options.citus
-    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL\n LIMIT ${sample}`
+    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL`
     : single
-    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n LIMIT ${sample}`
-    : reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n LIMIT ${sample}`);
+    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n    OR ${skipped(m, t, new Aliases())}`
+    : reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n    OR ${skipped(m, t, reads)}`);
   return [
     {
       about: [
-        `Backfills ${t.name}.${t.keyColumn} from its parent${hops.length > 1 ? 's (first that resolves)' : ''}: ${pathText} → ${bare(m.analysis.owner)}.`,
+        `Backfills ${t.name}.${t.keyColumn} from its parent${hops.length > 1 ? 's (first that resolves)' : ''}: ${pathText}.`,
         '',
-        ...wrap(`Safe on a live database: ${t.batchKey ? `keyset batches over ${t.batchKey}, each its own short transaction, resumable after a kill` : `one statement (${t.name} has no primary key to batch on)`}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Parents were filled first.`),
+        ...wrap(`Safe on a live database: ${t.batchKey ? `keyset batches over ${t.batchKey}, each its own short transaction, resumable after a kill` : `one statement (${t.name} has no primary key to batch on)`}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Every parent it reads (${m.parentsRead(t).map(bare).join(', ')}) was filled by an earlier unit.`),
         ...(keep ? ['', ...wrap(`unresolved: keep. Rows no path leads to an owner keep a NULL ${t.keyColumn}, and the column stays nullable; \`tenancy check\` accepts them.`)] : []),
       ],
       directives: [noSnapshot, ...batch],
@@ -464,6 +464,15 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
       body: [t.batchKey ? clearInBatches(table, t.batchKey, t.keyColumn) : `UPDATE ${table} AS t\n   SET ${key} = NULL\n WHERE t.${key} IS NOT NULL`],
     },
   ];
+}
+
+/**
+ * Rows the backfill left without a key although a path leads them to an owner row: found
+ * along the paths to the owner itself, not through the parents' keys, so rows skipped
+ * because a parent was not filled yet fail the verify instead of matching its NULL.
+ */
+function skipped(m: ScaffoldModel, t: KeyedTable, names: Aliases): string {
+  return `(t.${q(t.keyColumn)} IS NULL AND ${ownerOf(m, t, 't', names)} IS NOT NULL)`;
 }
 
 const clearInBatchesWhy = wrap(
