@@ -39,6 +39,11 @@ export const keepSchema = 'tenantify_scaffold';
 
 const lockSafe = ['lock-timeout 2s', 'retries 10'];
 const noSnapshot = 'snapshot none';
+/** The upgrade's own writes change nothing but the key: the app's triggers do not fire for them (app-triggers.ts). */
+const triggersOff = 'triggers off';
+const triggersOffWhy = wrap(
+  "The app's triggers (an updated_at stamp, an audit row) do not fire for these writes: the unit's sessions run with session_replication_role = replica (triggers off), so no legacy column changes; the app's own writes still fire them. apply refuses to start when the role may not set it.",
+);
 
 export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, options: ScaffoldOptions): ScaffoldUnit[] {
   const m = new ScaffoldModel(analysis, catalog, options);
@@ -164,8 +169,10 @@ function fillTenants(m: ScaffoldModel, tenantsPk: string): [UnitText, UnitText] 
         `Fills ${a.tenants} from ${a.owner}, one tenant per row, and sets ${bare(a.owner)}.${a.key}.`,
         '',
         ...wrap(`Safe on a live database: keyset batches over ${bare(a.owner)}.${m.ownerPk}, each its own short transaction, so no row is locked for long. Resumable and exactly once: a batch only takes ${bare(a.owner)} rows without a key, and ON CONFLICT finds the tenant a row already has. Rows the app inserts meanwhile get their tenant from the trigger.`),
+        '',
+        ...triggersOffWhy,
       ],
-      directives: [noSnapshot, `batch ${qt(a.owner)} key=${pk} size=5000`],
+      directives: [noSnapshot, triggersOff, `batch ${qt(a.owner)} key=${pk} size=5000`],
       body: [
         `WITH tenant AS (\n  INSERT INTO ${qt(a.tenants)} (${legacy})\n  SELECT o.${pk} FROM ${qt(a.owner)} AS o\n   WHERE o.${pk} > $1 AND o.${pk} <= $2 AND o.${key} IS NULL\n   ORDER BY o.${pk}\n  ON CONFLICT (${legacy}) DO UPDATE SET ${legacy} = EXCLUDED.${legacy}\n  RETURNING ${q(tenantsPk)}, ${legacy}\n)\nUPDATE ${qt(a.owner)} AS o\n   SET ${key} = tenant.${q(tenantsPk)}\n  FROM tenant\n WHERE o.${pk} = tenant.${legacy}`,
       ],
@@ -178,12 +185,12 @@ function fillTenants(m: ScaffoldModel, tenantsPk: string): [UnitText, UnitText] 
     },
     {
       about: [
-        `Clears ${bare(a.owner)}.${a.key} in batches. The tenants stay until the rollback of their table drops it;`,
+        `Clears ${bare(a.owner)}.${a.key} in batches (the app's triggers do not fire). The tenants stay until the rollback of their table drops it;`,
         `applied again, this unit finds them (ON CONFLICT) and gives each row the same tenant.`,
         '',
         ...clearInBatchesWhy,
       ],
-      directives: ['transaction off', noSnapshot],
+      directives: ['transaction off', noSnapshot, triggersOff],
       body: [clearInBatches(qt(a.owner), m.ownerPk, a.key)],
     },
   ];
@@ -368,8 +375,10 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
         `Detaches ${t.name}.${cols.join(', ')} where it points into another tenant (conflicts: detach): the reference is set to NULL.`,
         '',
         ...wrap(`The rows' ids and old values are kept in ${kept}, so the rollback puts them back exactly. Safe on a live database: only the conflicting rows are updated, in one short transaction; a row the app changed meanwhile keeps the app's value.`),
+        '',
+        ...triggersOffWhy,
       ],
-      directives: [noSnapshot],
+      directives: [noSnapshot, triggersOff],
       body: [
         `CREATE SCHEMA IF NOT EXISTS ${keepSchema}`,
         `CREATE TABLE ${kept} AS\nSELECT ${[...ids, ...cols.filter((c) => !ids.includes(c))].map((c) => `t.${q(c)}`).join(', ')}\n  FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}`,
@@ -378,8 +387,8 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
       verifies: [{ name: `no ${t.name}.${cols.join(', ')} points into another tenant`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't', reads)}`) }],
     },
     {
-      about: [`Puts back the references the unit detached, from ${kept}, then drops that table.`],
-      directives: [noSnapshot],
+      about: [`Puts back the references the unit detached, from ${kept}, then drops that table (the app's triggers do not fire).`],
+      directives: [noSnapshot, triggersOff],
       body: [
         `UPDATE ${table} AS t\n   SET ${cols.map((c) => `${q(c)} = k.${q(c)}`).join(', ')}\n  FROM ${kept} AS k\n WHERE ${match}${cols.map((c) => `\n   AND t.${q(c)} IS NULL`).join('')}`,
         `DROP TABLE ${kept}`,
@@ -399,7 +408,7 @@ function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'confl
       about: [
         `Deletes from ${t.name} the ${description} (${what}: delete).`,
         '',
-        ...wrap(`Every deleted row is kept whole in ${kept}, so the rollback inserts them back exactly. Safe on a live database: one short transaction over those rows only. Rows of other tables that reference them follow their foreign keys' ON DELETE (CASCADE deletes them without a copy): look before applying.`),
+        ...wrap(`Every deleted row is kept whole in ${kept}, so the rollback inserts them back exactly. Safe on a live database: one short transaction over those rows only. Rows of other tables that reference them follow their foreign keys' ON DELETE (CASCADE deletes them without a copy): look before applying. The app's triggers fire for these deletes (and for the rollback's inserts): foreign key actions are triggers too, and keeping them from firing would leave references to deleted rows.`),
       ],
       directives: [noSnapshot],
       body: [
@@ -450,17 +459,19 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
         '',
         ...wrap(`Safe on a live database: ${t.batchKey ? `keyset batches over ${t.batchKey}, each its own short transaction, resumable after a kill` : `one statement (${t.name} has no primary key to batch on)`}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Every parent it reads (${m.parentsRead(t).map(bare).join(', ')}) was filled by an earlier unit.`),
         ...(keep ? ['', ...wrap(`unresolved: keep. Rows no path leads to an owner keep a NULL ${t.keyColumn}, and the column stays nullable; \`tenancy check\` accepts them.`)] : []),
+        '',
+        ...triggersOffWhy,
       ],
-      directives: [noSnapshot, ...batch],
+      directives: [noSnapshot, triggersOff, ...batch],
       body: [body],
       verifies: [{ name: `every ${bare(t.name)} row has its parent's ${t.keyColumn}`, sql: verify }],
     },
     {
       about: [
-        `Clears ${t.name}.${t.keyColumn}${t.batchKey ? ' in batches' : ''} (the trigger still fills it for new rows until its own rollback).`,
+        `Clears ${t.name}.${t.keyColumn}${t.batchKey ? ' in batches' : ''} (the trigger still fills it for new rows until its own rollback; the app's triggers do not fire).`,
         ...(t.batchKey ? ['', ...clearInBatchesWhy] : []),
       ],
-      directives: t.batchKey ? ['transaction off', noSnapshot] : [noSnapshot],
+      directives: t.batchKey ? ['transaction off', noSnapshot, triggersOff] : [noSnapshot, triggersOff],
       body: [t.batchKey ? clearInBatches(table, t.batchKey, t.keyColumn) : `UPDATE ${table} AS t\n   SET ${key} = NULL\n WHERE t.${key} IS NOT NULL`],
     },
   ];
