@@ -128,4 +128,19 @@ describe('scaffold order', () => {
     expect(isTenantifyError(error) && error.exitCode).toBe(2);
     expect(isTenantifyError(error) && error.details).toEqual(['public.a reads public.b', 'public.b reads public.a']);
   });
+
+  it('every header states the longest wait the app can see: 500 ms per try behind a brief lock, retried 10 times', () => {
+    const { catalog, analysis } = attachments();
+    const units = scaffoldPlan(analysis, catalog, { composite: true, rls: true });
+    for (const u of units) {
+      for (const text of [u.sql, u.rollback]) {
+        const header = text.slice(0, text.indexOf('\n\n', text.indexOf('-- tenantify:')));
+        expect(header, u.name).toMatch(/-- Longest wait the app can see: /);
+        if (/-- tenantify:lock-timeout/.test(header)) {
+          expect(header, u.name).toContain('-- tenantify:lock-timeout 500ms\n-- tenantify:retries 10');
+          expect(header.replace(/\n-- /g, ' '), u.name).toMatch(/Longest wait the app can see: (500 ms per try|none)/);
+        }
+      }
+    }
+  });
 });

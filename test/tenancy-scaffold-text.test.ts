@@ -117,7 +117,7 @@ describe('scaffoldPlan', () => {
       expect(u.sql.startsWith('-- '), u.name).toBe(true);
       if (/CONCURRENTLY/.test(up.statements.map((s) => s.sql).join())) expect(up.options.transaction, u.name).toBe(false);
       if (/\bALTER TABLE\b/.test(up.statements.map((s) => s.sql).join()) && up.options.transaction) {
-        expect(up.options.lockTimeoutMs, u.name).toBe(2000);
+        expect(up.options.lockTimeoutMs, u.name).toBe(500);
         expect(up.options.retries, u.name).toBe(10);
       }
     }

@@ -37,7 +37,17 @@ export interface ScaffoldUnit {
 /** The schema that keeps what `detach` and `delete` change, so their rollback restores it. */
 export const keepSchema = 'tenantify_scaffold';
 
-const lockSafe = ['lock-timeout 2s', 'retries 10'];
+/**
+ * A brief lock is waited for at most this long, then the unit lets go and is retried after a
+ * growing pause (steps.ts: 250 ms doubling to 8 s): while it waits, the app's queries on the
+ * table queue behind it, so this is the longest wait the app can see from it.
+ */
+const lockTimeoutMs = 500;
+const lockRetries = 10;
+const lockSafe = [`lock-timeout ${lockTimeoutMs}ms`, `retries ${lockRetries}`];
+const briefLock = `waiting at most ${lockTimeoutMs} ms, then retried`;
+/** What a batch aims at (batched.ts's default target duration). */
+const batchTargetMs = 300;
 const noSnapshot = 'snapshot none';
 /** The upgrade's own writes change nothing but the key: the app's triggers do not fire for them (app-triggers.ts). */
 const triggersOff = 'triggers off';
@@ -49,7 +59,7 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   const m = new ScaffoldModel(analysis, catalog, options);
   const units: ScaffoldUnit[] = [];
   const add = (name: string, kind: ScaffoldUnit['kind'], step: number, up: UnitText, down: UnitText): void => {
-    units.push({ name, kind, step, summary: (up.about[0] ?? name).replace(/:$/, '.'), sql: renderUnit(up), rollback: renderUnit(down) });
+    units.push({ name, kind, step, summary: (up.about[0] ?? name).replace(/:$/, '.'), sql: renderUnit(withLongestWait(up)), rollback: renderUnit(withLongestWait(down)) });
   };
 
   const adding = m.keyed.filter((k) => k.addsKey);
@@ -127,6 +137,23 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
     first.sql = `${first.sql.trimEnd()}\n\n${failChecks.map((c) => `-- tenantify:precheck ${c.name}\n${c.sql.trimEnd()};`).join('\n\n')}\n`;
   }
   return units;
+}
+
+/**
+ * The header's last line: the longest the legacy app's queries can wait behind the unit. A
+ * brief lock is waited for at most the lock timeout (queries that arrive meanwhile queue
+ * behind it), then held for a catalog change only; a batch holds the rows it writes until it
+ * commits; a validation or a CONCURRENTLY build takes no lock that writes wait for.
+ */
+function withLongestWait(u: UnitText): UnitText {
+  const batched = u.directives.some((d) => d.startsWith('batch ')) || u.body.some((b) => b.includes('COMMIT;'));
+  const nonBlocking = u.body.every((b) => /\bVALIDATE CONSTRAINT\b|\bCONCURRENTLY\b|^CREATE (TABLE|SCHEMA)\b|^COMMENT ON\b/.test(b));
+  let wait: string;
+  if (batched) wait = `one batch: a write to a row of the batch in flight waits for its commit (batches aim at batch.targetDuration, ${batchTargetMs} ms unless configured)`;
+  else if (nonBlocking) wait = 'none (its lock lets the app read and write throughout)';
+  else if (u.directives.includes(lockSafe[0] as string)) wait = `${lockTimeoutMs} ms per try: queries on the table queue behind the unit while it waits for its lock (then it lets go, and is retried up to ${lockRetries} times after growing pauses); once granted, the lock lasts as long as the catalog change`;
+  else wait = 'the rows it changes, for its one short transaction';
+  return { ...u, about: [...u.about, '', ...wrap(`Longest wait the app can see: ${wait}.`)] };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -272,7 +299,7 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
       about: [
         `Adds ${t.name}.${t.keyColumn} (nullable, no default), its foreign key NOT VALID, and the trigger that fills it.`,
         '',
-        ...wrap(`Safe on a live database: a nullable column without a default is a catalog change (no rewrite), NOT VALID skips the scan, and the brief locks wait at most 2s (then the unit is retried) so the app's queries never queue behind them. ${why}`),
+        ...wrap(`Safe on a live database: a nullable column without a default is a catalog change (no rewrite), NOT VALID skips the scan, and the brief locks are waited for at most ${lockTimeoutMs} ms each (then the unit lets go and is retried). ${why}`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [
@@ -526,7 +553,7 @@ function notNullCheck(t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Adds CHECK (${t.keyColumn} IS NOT NULL) NOT VALID to ${t.name}: from now on every written row needs its key.`,
         '',
-        ...wrap('Safe on a live database: NOT VALID skips the scan of existing rows, so the brief lock (waiting at most 2s, then retried) is all it costs. The next unit validates it without blocking writes.'),
+        ...wrap(`Safe on a live database: NOT VALID skips the scan of existing rows, so the brief lock (${briefLock}) is all it costs. The next unit validates it without blocking writes.`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [`ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${q(t.keyColumn)} IS NOT NULL) NOT VALID`],
@@ -583,7 +610,7 @@ function setNotNull(t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Makes ${t.name}.${t.keyColumn} NOT NULL and drops the check that proved it.`,
         '',
-        ...wrap(`Safe on a live database: with the validated CHECK (${t.keyColumn} IS NOT NULL) in place, PostgreSQL (12+) sets NOT NULL without scanning the table, so the ACCESS EXCLUSIVE lock lasts an instant (waiting at most 2s, then retried).`),
+        ...wrap(`Safe on a live database: with the validated CHECK (${t.keyColumn} IS NOT NULL) in place, PostgreSQL (12+) sets NOT NULL without scanning the table, so the ACCESS EXCLUSIVE lock lasts an instant (${briefLock}).`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [`ALTER TABLE ${table} ALTER COLUMN ${key} SET NOT NULL`, `ALTER TABLE ${table} DROP CONSTRAINT ${q(n.check)}`],
@@ -651,7 +678,7 @@ function compositeUnique(t: KeyedTable, columns: string[]): [UnitText, UnitText]
       about: [
         `Adds UNIQUE (${[t.keyColumn, ...columns].join(', ')}) to ${t.name}, the target of foreign keys that include the key.`,
         '',
-        ...wrap('Safe on a live database: the unique index is built CONCURRENTLY (reads and writes go on; hence no transaction), then attached as a constraint, which only takes a brief lock (waiting at most 2s, then retried).'),
+        ...wrap(`Safe on a live database: the unique index is built CONCURRENTLY (reads and writes go on; hence no transaction), then attached as a constraint, which only takes a brief lock (${briefLock}).`),
       ],
       directives: ['transaction off', noSnapshot, ...lockSafe],
       body: [
@@ -675,7 +702,7 @@ function compositeForeignKeys(t: KeyedTable, edges: CompositeEdge[]): [UnitText,
       about: [
         `Adds foreign keys from ${t.name} that include ${t.keyColumn}, NOT VALID: the database itself refuses a reference into another tenant.`,
         '',
-        ...wrap('The legacy foreign keys stay (their ON DELETE actions are what the app relies on); the new ones add the tenant. Along the derivation they cascade ON UPDATE, so a re-parented row carries its children\'s key with it; a consistency edge refuses instead. Safe on a live database: NOT VALID skips the scan, the brief lock waits at most 2s (then retried); the next unit validates without blocking writes.'),
+        ...wrap(`The legacy foreign keys stay (their ON DELETE actions are what the app relies on); the new ones add the tenant. Along the derivation they cascade ON UPDATE, so a re-parented row carries its children's key with it; a consistency edge refuses instead. Safe on a live database: NOT VALID skips the scan, the brief lock is waited for at most ${lockTimeoutMs} ms (then retried); the next unit validates without blocking writes.`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: edges.map(
@@ -735,7 +762,7 @@ function rowLevelSecurity(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText]
       about: [
         `Row level security on ${t.name}: a session sees and writes only the rows of the tenant in ${m.analysis.setting}.`,
         '',
-        ...wrap(`Switch it on once the app sets ${m.analysis.setting} in every transaction (SET LOCAL, or set_config(..., true)): never set, or reset to '' when a SET LOCAL ended, it matches no row. FORCE applies it to the table's owner too; the role that runs migrations needs BYPASSRLS (or to be a superuser) to keep seeing every row. Safe on a live database: catalog changes under a brief lock (waiting at most 2s, then retried).`),
+        ...wrap(`Switch it on once the app sets ${m.analysis.setting} in every transaction (SET LOCAL, or set_config(..., true)): never set, or reset to '' when a SET LOCAL ended, it matches no row. FORCE applies it to the table's owner too; the role that runs migrations needs BYPASSRLS (or to be a superuser) to keep seeing every row. Safe on a live database: catalog changes under a brief lock (${briefLock}).`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [
