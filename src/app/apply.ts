@@ -20,6 +20,7 @@ import type { RevertReporter } from '../exec/revert.js';
 import { SnapshotTaker } from '../db/snapshot-take.js';
 import { snapshotDirectory } from '../db/snapshot.js';
 import { ensureLintAllows } from '../lint/gate.js';
+import { ensureTriggersStayOff, planTriggers, triggersOffScripts } from '../exec/app-triggers.js';
 
 export interface ApplyOptions {
   dir: string;
@@ -88,6 +89,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       const autoRollbackOn = Boolean(options.autoRollback) && !dryRun;
       if (autoRollbackOn) ensureAutoRollbackPossible(plan);
       await ensureLintAllows(project, plan.toRun.map((e) => e.unit), session, (text) => options.reporter.note(text));
+      await ensureTriggersStayOff(session, triggersOffScripts(plan.toRun.map((e) => e.unit), 'apply'), planTriggers(project.units));
       const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
         directory: snapshotDirectory(project.directory, project.config.snapshotDir),
         parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,

@@ -1,4 +1,5 @@
 /** rollback(): the programmatic API behind `tenantify rollback`. */
+import { ensureTriggersStayOff, planTriggers, triggersOffScripts } from '../exec/app-triggers.js';
 import { connect, type Session } from '../db/connection.js';
 import { Ledger, type LedgerUnit } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
@@ -61,6 +62,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       ensureRevertible(options.fromSnapshot ? { ...plan, toRevert: plan.toRevert.map((e) => (restorableSnapshot(e) ? { ...e, problem: undefined } : e)) } : plan);
       result.planned = plan.toRevert;
       if (plan.toRevert.length === 0) return result;
+      if (!options.fromSnapshot) await ensureTriggersStayOff(session, triggersOffScripts(plan.toRevert.map((e) => e.unit), 'rollback'), planTriggers(project.units));
       if (!(await options.confirm(plan.toRevert, session.description))) return { ...result, declined: true };
       result.runId = await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result.units);
       return result;

@@ -34,7 +34,7 @@ export const statementsRunner: Runner = {
       }
       return undefined;
     } finally {
-      if (timeouts) await client.query('RESET lock_timeout; RESET statement_timeout').catch(() => {});
+      if (timeouts) await client.query('RESET lock_timeout; RESET statement_timeout; RESET session_replication_role').catch(() => {});
     }
   },
 };

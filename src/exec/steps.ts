@@ -42,10 +42,14 @@ export async function inTransaction<T>(ctx: ExecContext, options: UnitOptions, f
   }
 }
 
-/** `SET [LOCAL] lock_timeout = ...; SET [LOCAL] statement_timeout = ...`, or '' when the unit sets none. */
+/**
+ * `SET [LOCAL] lock_timeout = ...; SET [LOCAL] statement_timeout = ...` (and, for a unit with
+ * `triggers off`, `session_replication_role = replica`), or '' when the unit sets none.
+ */
 export function timeoutSettings(options: UnitOptions, local: boolean): string {
   const set = local ? 'SET LOCAL' : 'SET';
   const parts: string[] = [];
+  if (options.triggersOff) parts.push(`${set} session_replication_role = replica`);
   if (options.lockTimeoutMs !== undefined) parts.push(`${set} lock_timeout = ${options.lockTimeoutMs}`);
   if (options.statementTimeoutMs !== undefined) parts.push(`${set} statement_timeout = ${options.statementTimeoutMs}`);
   return parts.join('; ');

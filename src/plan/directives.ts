@@ -139,6 +139,7 @@ const directiveSchemas = {
   'statement-timeout': durationSchema,
   retries: decimalInteger(0, 100),
   batch: batchSchema,
+  triggers: z.enum(['on', 'off'], { error: 'on or off' }),
   allow: parsedString((text): Omit<LintAllow, 'line'> | { problem: string } => {
     const match = /^([a-z][a-z0-9-]*)\s+(\S.*)$/.exec(text);
     return match ? { rule: match[1] as string, reason: match[2] as string } : { problem: 'a lint rule and why it is safe here: allow <rule> <why>' };
@@ -193,6 +194,7 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
       case 'statement-timeout': options.statementTimeoutMs = v as number; break;
       case 'retries': options.retries = v as number; break;
       case 'batch': options.batch = v as BatchDirective; break;
+      case 'triggers': if (v === 'off') options.triggersOff = true; break;
       case 'allow': (options.allow ??= []).push({ ...(v as Omit<LintAllow, 'line'>), line }); break;
     }
   }

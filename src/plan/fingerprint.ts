@@ -34,6 +34,8 @@ export function unitFingerprint(parts: FingerprintParts): string {
       statementTimeoutMs: options.statementTimeoutMs ?? null,
       retries: options.retries,
       batch: options.batch ?? null,
+      // Only when set: the fingerprints of units without it stay what the ledger recorded.
+      ...(options.triggersOff ? { triggers: 'off' } : {}),
     },
     statements: parts.statements.map((s) => s.fingerprint),
     checks: parts.checks.map((c) => [c.section, c.name, c.fingerprint]),

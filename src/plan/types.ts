@@ -25,6 +25,12 @@ export interface UnitOptions {
   statementTimeoutMs: number | undefined;
   retries: number;
   batch: BatchDirective | undefined;
+  /**
+   * `-- tenantify:triggers off`: the unit's sessions run with session_replication_role =
+   * replica, so the application's ordinary triggers (an updated_at stamp, an audit row) and
+   * foreign key checks do not fire for its writes; the app's own sessions still fire them.
+   */
+  triggersOff?: boolean;
   /** `-- tenantify:allow <rule> <why>`: lint findings of that rule in this file are accepted, for the reason given. */
   allow?: LintAllow[];
 }

@@ -32,7 +32,7 @@ export interface KeyedTable {
 export class ScaffoldModel {
   readonly tables = new Map<TableName, CatalogTable>();
   readonly analyses = new Map<TableName, TableAnalysis>();
-  readonly keyed: KeyedTable[] = [];
+  readonly keyed: KeyedTable[];
   readonly ownerPk: string;
   readonly keyType: string;
   /** The tenants table is created by the plan. */
@@ -75,6 +75,7 @@ export class ScaffoldModel {
 
     this.tenantsPk = this.createsTenants ? 'id' : analysis.ownerIsTenants ? this.ownerPk : (this.table(analysis.tenants).primaryKey?.[0] as string);
     this.tenantsTarget = `${quoteQualified(analysis.tenants)} (${quoteIdent(this.tenantsPk)})`;
+    const keyed: KeyedTable[] = [];
     for (const a of analysis.tables) {
       if (a.role !== 'owner' && a.role !== 'tenant') continue;
       const t = this.table(a.table);
@@ -82,7 +83,7 @@ export class ScaffoldModel {
       const keyColumn = isOwner && analysis.ownerIsTenants ? this.ownerPk : analysis.key;
       const addsKey = !t.columns.some((c) => c.name === keyColumn);
       const pk = t.primaryKey ?? [];
-      this.keyed.push({
+      keyed.push({
         name: a.table,
         analysis: a,
         catalog: t,
@@ -93,6 +94,16 @@ export class ScaffoldModel {
         isOwner,
       });
     }
+    const names = new Set(keyed.map((k) => k.name));
+    this.keyed = orderByParentsRead(keyed, (t) => this.parentsRead(t).filter((name) => names.has(name)));
+  }
+
+  /**
+   * The other tables a row of `t` reads its key from: the first hop of its derivation and
+   * of every fallback (the COALESCE of its trigger and its backfill).
+   */
+  parentsRead(t: KeyedTable): TableName[] {
+    return [...new Set(this.firstHops(t).map((h) => h.references))].filter((name) => name !== t.name);
   }
 
   table(name: TableName): CatalogTable {
@@ -120,6 +131,34 @@ export class ScaffoldModel {
     }
     return hops;
   }
+}
+
+/**
+ * The keyed tables in an order where every table comes after each parent it reads its key
+ * from, fallbacks included: a key trigger may only read key columns that exist when it is
+ * created, and a backfill runs once every parent it may read is filled. Ties keep the
+ * analysis' order (depth, then name). A cycle among them (A falls back to B, B to A) has
+ * no such order: a usage error naming the tables, before anything is written.
+ */
+export function orderByParentsRead(tables: KeyedTable[], parentsRead: (t: KeyedTable) => TableName[]): KeyedTable[] {
+  const ordered: KeyedTable[] = [];
+  const placed = new Set<TableName>();
+  const left = [...tables];
+  while (left.length > 0) {
+    const ready = left.findIndex((t) => parentsRead(t).every((p) => placed.has(p)));
+    if (ready < 0) {
+      const cycle = left.map((t) => `${t.name} reads ${parentsRead(t).filter((p) => !placed.has(p)).join(', ')}`);
+      throw new UsageError(`the tables ${left.map((t) => t.name).join(', ')} read their tenant key from each other (through their paths or fallbacks): no order fills every parent before its children`, {
+        code: 'derivation-cycle',
+        details: cycle,
+        hint: 'give one of these tables a "via" in tenancy.tables that does not pass through the others (its fallbacks then follow that path)',
+      });
+    }
+    const [t] = left.splice(ready, 1) as [KeyedTable];
+    ordered.push(t);
+    placed.add(t.name);
+  }
+  return ordered;
 }
 
 function columnType(table: CatalogTable, column: string): string {

@@ -15,7 +15,7 @@
  */
 import type { Catalog, ConsistencyEdge, Hop, TenancyAnalysis } from '../types.js';
 import { quoteLiteral } from '../sql-text.js';
-import { Aliases, conflictPredicate, joinOn, keyFromParents, rowIdList, unresolvedPredicate } from './expressions.js';
+import { Aliases, conflictPredicate, joinOn, keyFromParents, ownerOf, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
 import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { keptTableName } from './names.js';
@@ -38,15 +38,29 @@ export interface ScaffoldUnit {
 /** The schema that keeps what `detach` and `delete` change, so their rollback restores it. */
 export const keepSchema = 'tenantify_scaffold';
 
-const lockSafe = ['lock-timeout 2s', 'retries 10'];
+/**
+ * A brief lock is waited for at most this long, then the unit lets go and is retried after a
+ * growing pause (steps.ts: 250 ms doubling to 8 s): while it waits, the app's queries on the
+ * table queue behind it, so this is the longest wait the app can see from it.
+ */
+const lockTimeoutMs = 500;
+const lockRetries = 10;
+const lockSafe = [`lock-timeout ${lockTimeoutMs}ms`, `retries ${lockRetries}`];
+const briefLock = `waiting at most ${lockTimeoutMs} ms, then retried`;
+/** What a batch aims at (batched.ts's default target duration). */
+const batchTargetMs = 300;
 const noSnapshot = 'snapshot none';
-const sample = 20;
+/** The upgrade's own writes change nothing but the key: the app's triggers do not fire for them (app-triggers.ts). */
+const triggersOff = 'triggers off';
+const triggersOffWhy = wrap(
+  "The app's triggers (an updated_at stamp, an audit row) do not fire for these writes: the unit's sessions run with session_replication_role = replica (triggers off), so no legacy column changes; the app's own writes still fire them. apply refuses to start when the role may not set it.",
+);
 
 export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, options: ScaffoldOptions): ScaffoldUnit[] {
   const m = new ScaffoldModel(analysis, catalog, options);
   const units: ScaffoldUnit[] = [];
   const add = (name: string, kind: ScaffoldUnit['kind'], step: number, up: UnitText, down: UnitText): void => {
-    units.push({ name, kind, step, summary: (up.about[0] ?? name).replace(/:$/, '.'), sql: renderUnit(up), rollback: renderUnit(down) });
+    units.push({ name, kind, step, summary: (up.about[0] ?? name).replace(/:$/, '.'), sql: renderUnit(withLongestWait(up)), rollback: renderUnit(withLongestWait(down)) });
   };
 
   const adding = m.keyed.filter((k) => k.addsKey);
@@ -126,6 +140,23 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   return units;
 }
 
+/**
+ * The header's last line: the longest the legacy app's queries can wait behind the unit. A
+ * brief lock is waited for at most the lock timeout (queries that arrive meanwhile queue
+ * behind it), then held for a catalog change only; a batch holds the rows it writes until it
+ * commits; a validation or a CONCURRENTLY build takes no lock that writes wait for.
+ */
+function withLongestWait(u: UnitText): UnitText {
+  const batched = u.directives.some((d) => d.startsWith('batch ')) || u.body.some((b) => b.includes('COMMIT;'));
+  const nonBlocking = u.body.every((b) => /\bVALIDATE CONSTRAINT\b|\bCONCURRENTLY\b|^CREATE (TABLE|SCHEMA)\b|^COMMENT ON\b/.test(b));
+  let wait: string;
+  if (batched) wait = `one batch: a write to a row of the batch in flight waits for its commit (batches aim at batch.targetDuration, ${batchTargetMs} ms unless configured)`;
+  else if (nonBlocking) wait = 'none (its lock lets the app read and write throughout)';
+  else if (u.directives.includes(lockSafe[0] as string)) wait = `${lockTimeoutMs} ms per try: queries on the table queue behind the unit while it waits for its lock (then it lets go, and is retried up to ${lockRetries} times after growing pauses); once granted, the lock lasts as long as the catalog change`;
+  else wait = 'the rows it changes, for its one short transaction';
+  return { ...u, about: [...u.about, '', ...wrap(`Longest wait the app can see: ${wait}.`)] };
+}
+
 // ---------------------------------------------------------------------------------------
 // Step 1: the tenants table
 // ---------------------------------------------------------------------------------------
@@ -166,26 +197,28 @@ function fillTenants(m: ScaffoldModel, tenantsPk: string): [UnitText, UnitText] 
         `Fills ${a.tenants} from ${a.owner}, one tenant per row, and sets ${bare(a.owner)}.${a.key}.`,
         '',
         ...wrap(`Safe on a live database: keyset batches over ${bare(a.owner)}.${m.ownerPk}, each its own short transaction, so no row is locked for long. Resumable and exactly once: a batch only takes ${bare(a.owner)} rows without a key, and ON CONFLICT finds the tenant a row already has. Rows the app inserts meanwhile get their tenant from the trigger.`),
+        '',
+        ...triggersOffWhy,
       ],
-      directives: [noSnapshot, `batch ${qt(a.owner)} key=${pk} size=5000`],
+      directives: [noSnapshot, triggersOff, `batch ${qt(a.owner)} key=${pk} size=5000`],
       body: [
         `WITH tenant AS (\n  INSERT INTO ${qt(a.tenants)} (${legacy})\n  SELECT o.${pk} FROM ${qt(a.owner)} AS o\n   WHERE o.${pk} > $1 AND o.${pk} <= $2 AND o.${key} IS NULL\n   ORDER BY o.${pk}\n  ON CONFLICT (${legacy}) DO UPDATE SET ${legacy} = EXCLUDED.${legacy}\n  RETURNING ${q(tenantsPk)}, ${legacy}\n)\nUPDATE ${qt(a.owner)} AS o\n   SET ${key} = tenant.${q(tenantsPk)}\n  FROM tenant\n WHERE o.${pk} = tenant.${legacy}`,
       ],
       verifies: [
         {
           name: `every ${bare(a.owner)} row has its own tenant`,
-          sql: `SELECT o.${pk} FROM ${qt(a.owner)} AS o\n  LEFT JOIN ${qt(a.tenants)} AS t ON t.${q(tenantsPk)} = o.${key}\n WHERE t.${legacy} IS DISTINCT FROM o.${pk}\n LIMIT ${sample}`,
+          sql: `SELECT o.${pk} FROM ${qt(a.owner)} AS o\n  LEFT JOIN ${qt(a.tenants)} AS t ON t.${q(tenantsPk)} = o.${key}\n WHERE t.${legacy} IS DISTINCT FROM o.${pk}`,
         },
       ],
     },
     {
       about: [
-        `Clears ${bare(a.owner)}.${a.key} in batches. The tenants stay until the rollback of their table drops it;`,
+        `Clears ${bare(a.owner)}.${a.key} in batches (the app's triggers do not fire). The tenants stay until the rollback of their table drops it;`,
         `applied again, this unit finds them (ON CONFLICT) and gives each row the same tenant.`,
         '',
         ...clearInBatchesWhy,
       ],
-      directives: ['transaction off', noSnapshot],
+      directives: ['transaction off', noSnapshot, triggersOff],
       body: [clearInBatches(qt(a.owner), m.ownerPk, a.key)],
     },
   ];
@@ -267,7 +300,7 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
       about: [
         `Adds ${t.name}.${t.keyColumn} (nullable, no default), its foreign key NOT VALID, and the trigger that fills it.`,
         '',
-        ...wrap(`Safe on a live database: a nullable column without a default is a catalog change (no rewrite), NOT VALID skips the scan, and the brief locks wait at most 2s (then the unit is retried) so the app's queries never queue behind them. ${why}`),
+        ...wrap(`Safe on a live database: a nullable column without a default is a catalog change (no rewrite), NOT VALID skips the scan, and the brief locks are waited for at most ${lockTimeoutMs} ms each (then the unit lets go and is retried). ${why}`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [
@@ -343,14 +376,14 @@ function mayBeUnresolved(m: ScaffoldModel, t: KeyedTable): boolean {
 function unresolvedCheck(m: ScaffoldModel, t: KeyedTable): Section {
   return {
     name: `${t.name}: every row leads to a ${bare(m.analysis.owner)} row (unresolved: fail)`,
-    sql: `SELECT ${rowIdList(t, 't')}, count(*) OVER () AS unresolved_rows\n  FROM ${qt(t.name)} AS t\n WHERE ${unresolvedPredicate(m, t, 't')}\n LIMIT ${sample}`,
+    sql: `SELECT ${rowIdList(t, 't')}\n  FROM ${qt(t.name)} AS t\n WHERE ${unresolvedPredicate(m, t, 't')}`,
   };
 }
 
 function conflictCheck(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): Section {
   return {
     name: `${t.name}: ${edge.columns.join(', ')} stays in the row's tenant (conflicts: fail)`,
-    sql: `SELECT ${rowIdList(t, 't')}, ${edge.columns.map((c) => `t.${q(c)}`).join(', ')}, count(*) OVER () AS conflicting_rows\n  FROM ${qt(t.name)} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}\n LIMIT ${sample}`,
+    sql: `SELECT ${[...t.rowId, ...edge.columns.filter((c) => !t.rowId.includes(c))].map((c) => `t.${q(c)}`).join(', ')}\n  FROM ${qt(t.name)} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}`,
   };
 }
 
@@ -370,18 +403,20 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
         `Detaches ${t.name}.${cols.join(', ')} where it points into another tenant (conflicts: detach): the reference is set to NULL.`,
         '',
         ...wrap(`The rows' ids and old values are kept in ${kept}, so the rollback puts them back exactly. Safe on a live database: only the conflicting rows are updated, in one short transaction; a row the app changed meanwhile keeps the app's value.`),
+        '',
+        ...triggersOffWhy,
       ],
-      directives: [noSnapshot],
+      directives: [noSnapshot, triggersOff],
       body: [
         `CREATE SCHEMA IF NOT EXISTS ${keepSchema}`,
         `CREATE TABLE ${kept} AS\nSELECT ${[...ids, ...cols.filter((c) => !ids.includes(c))].map((c) => `t.${q(c)}`).join(', ')}\n  FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}`,
         `UPDATE ${table} AS t\n   SET ${cols.map((c) => `${q(c)} = NULL`).join(', ')}\n  FROM ${kept} AS k\n WHERE ${match}${cols.map((c) => `\n   AND t.${q(c)} IS NOT DISTINCT FROM k.${q(c)}`).join('')}`,
       ],
-      verifies: [{ name: `no ${t.name}.${cols.join(', ')} points into another tenant`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't', reads)}\n LIMIT ${sample}`) }],
+      verifies: [{ name: `no ${t.name}.${cols.join(', ')} points into another tenant`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't', reads)}`) }],
     },
     {
-      about: [`Puts back the references the unit detached, from ${kept}, then drops that table.`],
-      directives: [noSnapshot],
+      about: [`Puts back the references the unit detached, from ${kept}, then drops that table (the app's triggers do not fire).`],
+      directives: [noSnapshot, triggersOff],
       body: [
         `UPDATE ${table} AS t\n   SET ${cols.map((c) => `${q(c)} = k.${q(c)}`).join(', ')}\n  FROM ${kept} AS k\n WHERE ${match}${cols.map((c) => `\n   AND t.${q(c)} IS NULL`).join('')}`,
         `DROP TABLE ${kept}`,
@@ -401,7 +436,7 @@ function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'confl
       about: [
         `Deletes from ${t.name} the ${description} (${what}: delete).`,
         '',
-        ...wrap(`Every deleted row is kept whole in ${kept}, so the rollback inserts them back exactly. Safe on a live database: one short transaction over those rows only. Rows of other tables that reference them follow their foreign keys' ON DELETE (CASCADE deletes them without a copy): look before applying.`),
+        ...wrap(`Every deleted row is kept whole in ${kept}, so the rollback inserts them back exactly. Safe on a live database: one short transaction over those rows only. Rows of other tables that reference them follow their foreign keys' ON DELETE (CASCADE deletes them without a copy): look before applying. The app's triggers fire for these deletes (and for the rollback's inserts): foreign key actions are triggers too, and keeping them from firing would leave references to deleted rows.`),
       ],
       directives: [noSnapshot],
       body: [
@@ -409,7 +444,7 @@ function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'confl
         `CREATE TABLE ${kept} (LIKE ${table})`,
         `WITH gone AS (\n  DELETE FROM ${table} AS t\n   WHERE ${predicate}\n  RETURNING t.*\n)\nINSERT INTO ${kept} SELECT * FROM gone`,
       ],
-      verifies: [{ name: `no ${what} rows left in ${t.name}`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${predicateWith(reads)}\n LIMIT ${sample}`) }],
+      verifies: [{ name: `no ${what} rows left in ${t.name}`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${predicateWith(reads)}`) }],
     },
     {
       about: [`Inserts back the rows the unit deleted, from ${kept}, then drops that table.`],
@@ -435,36 +470,48 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
     ? `UPDATE ${table} AS t\n   SET ${key} = p.${parentCol}\n  FROM ${qt(single.references)} AS p\n WHERE ${range}${joinOn('t', single, 'p')}\n   AND t.${key} IS NULL\n   AND p.${parentCol} IS NOT NULL`
     : `UPDATE ${table} AS t\n   SET ${key} = ${keyFromParents(m, t, 't', '   ')}\n WHERE ${range}t.${key} IS NULL\n   AND ${keyFromParents(m, t, 't', '   ')} IS NOT NULL`;
   const keep = t.analysis.unresolvedPolicy === 'keep';
-  const pathText = t.analysis.via.map((h) => `${bare(h.table)}.${h.columns.join(',')}`).join(' → ');
+  const chain = (path: Hop[]): string => `${path.map((h) => `${bare(h.table)}.${h.columns.join(',')}`).join(' → ')} → ${bare(m.analysis.owner)}`;
+  const pathText = [t.analysis.via, ...t.analysis.fallbacks].filter((p) => p.length > 0).map(chain).join('; else ');
   // With --citus the join also matches the key, so that it stays on one shard once both tables are distributed;
   // along several parents, the subqueries read their tables through CTEs (Aliases).
   const reads = new Aliases(m.options.citus);
   const verify = single && m.options.citus
-    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL\n LIMIT ${sample}`
+    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL`
     : single
-    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n LIMIT ${sample}`
-    : reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n LIMIT ${sample}`);
+    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n    OR ${skipped(m, t, new Aliases())}`
+    : reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n    OR ${skipped(m, t, reads)}`);
   return [
     {
       about: [
-        `Backfills ${t.name}.${t.keyColumn} from its parent${hops.length > 1 ? 's (first that resolves)' : ''}: ${pathText} → ${bare(m.analysis.owner)}.`,
+        `Backfills ${t.name}.${t.keyColumn} from its parent${hops.length > 1 ? 's (first that resolves)' : ''}: ${pathText}.`,
         '',
-        ...wrap(`Safe on a live database: ${t.batchKey ? `keyset batches over ${t.batchKey}, each its own short transaction, resumable after a kill` : `one statement (${t.name} has no primary key to batch on)`}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Parents were filled first.`),
+        ...wrap(`Safe on a live database: ${t.batchKey ? `keyset batches over ${t.batchKey}, each its own short transaction, resumable after a kill` : `one statement (${t.name} has no primary key to batch on)`}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Every parent it reads (${m.parentsRead(t).map(bare).join(', ')}) was filled by an earlier unit.`),
         ...(keep ? ['', ...wrap(`unresolved: keep. Rows no path leads to an owner keep a NULL ${t.keyColumn}, and the column stays nullable; \`tenancy check\` accepts them.`)] : []),
+        '',
+        ...triggersOffWhy,
       ],
-      directives: [noSnapshot, ...batch],
+      directives: [noSnapshot, triggersOff, ...batch],
       body: [body],
       verifies: [{ name: `every ${bare(t.name)} row has its parent's ${t.keyColumn}`, sql: verify }],
     },
     {
       about: [
-        `Clears ${t.name}.${t.keyColumn}${t.batchKey ? ' in batches' : ''} (the trigger still fills it for new rows until its own rollback).`,
+        `Clears ${t.name}.${t.keyColumn}${t.batchKey ? ' in batches' : ''} (the trigger still fills it for new rows until its own rollback; the app's triggers do not fire).`,
         ...(t.batchKey ? ['', ...clearInBatchesWhy] : []),
       ],
-      directives: t.batchKey ? ['transaction off', noSnapshot] : [noSnapshot],
+      directives: t.batchKey ? ['transaction off', noSnapshot, triggersOff] : [noSnapshot, triggersOff],
       body: [t.batchKey ? clearInBatches(table, t.batchKey, t.keyColumn) : `UPDATE ${table} AS t\n   SET ${key} = NULL\n WHERE t.${key} IS NOT NULL`],
     },
   ];
+}
+
+/**
+ * Rows the backfill left without a key although a path leads them to an owner row: found
+ * along the paths to the owner itself, not through the parents' keys, so rows skipped
+ * because a parent was not filled yet fail the verify instead of matching its NULL.
+ */
+function skipped(m: ScaffoldModel, t: KeyedTable, names: Aliases): string {
+  return `(t.${q(t.keyColumn)} IS NULL AND ${ownerOf(m, t, 't', names)} IS NOT NULL)`;
 }
 
 const clearInBatchesWhy = wrap(
@@ -507,7 +554,7 @@ function notNullCheck(t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Adds CHECK (${t.keyColumn} IS NOT NULL) NOT VALID to ${t.name}: from now on every written row needs its key.`,
         '',
-        ...wrap('Safe on a live database: NOT VALID skips the scan of existing rows, so the brief lock (waiting at most 2s, then retried) is all it costs. The next unit validates it without blocking writes.'),
+        ...wrap(`Safe on a live database: NOT VALID skips the scan of existing rows, so the brief lock (${briefLock}) is all it costs. The next unit validates it without blocking writes.`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [`ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${q(t.keyColumn)} IS NOT NULL) NOT VALID`],
@@ -564,7 +611,7 @@ function setNotNull(t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Makes ${t.name}.${t.keyColumn} NOT NULL and drops the check that proved it.`,
         '',
-        ...wrap(`Safe on a live database: with the validated CHECK (${t.keyColumn} IS NOT NULL) in place, PostgreSQL (12+) sets NOT NULL without scanning the table, so the ACCESS EXCLUSIVE lock lasts an instant (waiting at most 2s, then retried).`),
+        ...wrap(`Safe on a live database: with the validated CHECK (${t.keyColumn} IS NOT NULL) in place, PostgreSQL (12+) sets NOT NULL without scanning the table, so the ACCESS EXCLUSIVE lock lasts an instant (${briefLock}).`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [`ALTER TABLE ${table} ALTER COLUMN ${key} SET NOT NULL`, `ALTER TABLE ${table} DROP CONSTRAINT ${q(n.check)}`],
@@ -632,7 +679,7 @@ function compositeUnique(t: KeyedTable, columns: string[]): [UnitText, UnitText]
       about: [
         `Adds UNIQUE (${[t.keyColumn, ...columns].join(', ')}) to ${t.name}, the target of foreign keys that include the key.`,
         '',
-        ...wrap('Safe on a live database: the unique index is built CONCURRENTLY (reads and writes go on; hence no transaction), then attached as a constraint, which only takes a brief lock (waiting at most 2s, then retried).'),
+        ...wrap(`Safe on a live database: the unique index is built CONCURRENTLY (reads and writes go on; hence no transaction), then attached as a constraint, which only takes a brief lock (${briefLock}).`),
       ],
       directives: ['transaction off', noSnapshot, ...lockSafe],
       body: [
@@ -656,7 +703,7 @@ function compositeForeignKeys(t: KeyedTable, edges: CompositeEdge[]): [UnitText,
       about: [
         `Adds foreign keys from ${t.name} that include ${t.keyColumn}, NOT VALID: the database itself refuses a reference into another tenant.`,
         '',
-        ...wrap('The legacy foreign keys stay (their ON DELETE actions are what the app relies on); the new ones add the tenant. Along the derivation they cascade ON UPDATE, so a re-parented row carries its children\'s key with it; a consistency edge refuses instead. Safe on a live database: NOT VALID skips the scan, the brief lock waits at most 2s (then retried); the next unit validates without blocking writes.'),
+        ...wrap(`The legacy foreign keys stay (their ON DELETE actions are what the app relies on); the new ones add the tenant. Along the derivation they cascade ON UPDATE, so a re-parented row carries its children's key with it; a consistency edge refuses instead. Safe on a live database: NOT VALID skips the scan, the brief lock is waited for at most ${lockTimeoutMs} ms (then retried); the next unit validates without blocking writes.`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: edges.map(
@@ -716,7 +763,7 @@ function rowLevelSecurity(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText]
       about: [
         `Row level security on ${t.name}: a session sees and writes only the rows of the tenant in ${m.analysis.setting}.`,
         '',
-        ...wrap(`Switch it on once the app sets ${m.analysis.setting} in every transaction (SET LOCAL, or set_config(..., true)): never set, or reset to '' when a SET LOCAL ended, it matches no row. FORCE applies it to the table's owner too; the role that runs migrations needs BYPASSRLS (or to be a superuser) to keep seeing every row. Safe on a live database: catalog changes under a brief lock (waiting at most 2s, then retried).`),
+        ...wrap(`Switch it on once the app sets ${m.analysis.setting} in every transaction (SET LOCAL, or set_config(..., true)): never set, or reset to '' when a SET LOCAL ended, it matches no row. FORCE applies it to the table's owner too; the role that runs migrations needs BYPASSRLS (or to be a superuser) to keep seeing every row. Safe on a live database: catalog changes under a brief lock (${briefLock}).`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [
