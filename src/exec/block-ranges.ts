@@ -5,9 +5,9 @@
  * first) and `$2` the batch's last block (inclusive), both as text; the body selects its rows
  * with a TID range (PostgreSQL 14+ scans only those blocks):
  *
- *     WHERE t.ctid > format('(%s,65535)', $1)::tid AND t.ctid <= format('(%s,65535)', $2)::tid
+ *     WHERE t.ctid >= format('(%s,0)', $1::bigint + 1)::tid AND t.ctid < format('(%s,0)', $2::bigint + 1)::tid
  *
- * (no row lives at an offset as high as 65535, so `(b,65535)` ends block b). Each batch commits
+ * (`(b,0)` sorts before every row of block b; a tid has no negative block, hence `+ 1`). Each batch commits
  * with the unit's cursor, a block number, in the ledger: a killed run resumes at the next block
  * range. An update moves a row to another block, so the body must leave alone the rows it has
  * done (`AND key IS NULL`): walked again, they change nothing, which keeps every row changed

@@ -279,6 +279,10 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       partitions: [{ table: row.partition, name: row.name }],
     } satisfies CatalogForeignKey);
   }
+  // A foreign key some partitions lack proves nothing of the rows of those: it counts as not validated.
+  for (const table of byOid.values()) {
+    for (const fk of table.foreignKeys) if (fk.partitions && fk.partitions.length < (table.partitions?.length ?? 0)) fk.validated = false;
+  }
   if (distributed) {
     for (const table of byOid.values()) table.distribution = null;
     for (const row of distributed.rows) {

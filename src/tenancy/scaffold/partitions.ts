@@ -106,7 +106,7 @@ export function partitionedValidate(m: ScaffoldModel, t: KeyedTable, check: stri
 export function batchRange(t: KeyedTable, table: string, size: number): { range: string; directive: string; how: string } {
   if (t.batchKey === physicalKey) {
     return {
-      range: `t.ctid > format('(%s,65535)', $1)::tid AND t.ctid <= format('(%s,65535)', $2)::tid\n   AND `,
+      range: `t.ctid >= format('(%s,0)', $1::bigint + 1)::tid AND t.ctid < format('(%s,0)', $2::bigint + 1)::tid\n   AND `,
       directive: `batch ${table} key=${physicalKey} size=${size}`,
       how: `${t.name} has no primary key nor unique NOT NULL column, so the batches walk physical ranges of its blocks (TID range scans), each its own short transaction, resumable after a kill`,
     };
@@ -129,7 +129,7 @@ export function clearInBlocks(table: string, column: string): string {
     'BEGIN',
     '  WHILE at_block < last_block LOOP',
     `    UPDATE ${table} SET ${c} = NULL`,
-    `     WHERE ctid > format('(%s,65535)', at_block)::tid AND ctid <= format('(%s,65535)', least(at_block + 64, last_block))::tid AND ${c} IS NOT NULL;`,
+    `     WHERE ctid >= format('(%s,0)', at_block + 1)::tid AND ctid < format('(%s,0)', least(at_block + 64, last_block) + 1)::tid AND ${c} IS NOT NULL;`,
     '    at_block := at_block + 64;',
     '    COMMIT;',
     '  END LOOP;',
