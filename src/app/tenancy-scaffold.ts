@@ -52,7 +52,7 @@ export interface TenancyScaffoldResult {
 
 export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<TenancyScaffoldResult> {
   const config = await loadConfig(options.dir);
-  const model: TenancyConfig = tenancyConfigFrom(config.tenancy, options.overrides);
+  const model: TenancyConfig = tenancyConfigFrom(config.tenancy, options.overrides, (note) => options.log?.(note));
   if (options.rls) model.rls = true;
   const last = await lastPrefix(options.dir);
 

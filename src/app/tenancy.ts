@@ -10,12 +10,12 @@ import { withSession } from '../db/connection.js';
 import { withFixtureDatabase } from '../db/fixture.js';
 import { PlanError, UsageError } from '../errors.js';
 import { configFileName, configSchema, loadConfig } from '../plan/config.js';
-import { countQueries, runCounts, withCounts } from '../tenancy/analyze-data.js';
+import { ambiguityQueries, countQueries, preferredCandidates, runAmbiguityCounts, runCounts, withCandidateConflicts, withCounts } from '../tenancy/analyze-data.js';
 import { readCatalog } from '../tenancy/catalog.js';
-import { analyzeTenancy } from '../tenancy/graph.js';
+import { analyzeTenancy, ownerHints } from '../tenancy/graph.js';
 import { ensureKeyTypes } from '../tenancy/key-type.js';
 import { tenancyConfigFrom } from '../tenancy/model.js';
-import type { Catalog, TenancyAnalysis, TenancyConfig } from '../tenancy/types.js';
+import type { Catalog, TenancyAnalysis, TenancyConfig, TenantTableConfig } from '../tenancy/types.js';
 import { writtenName } from '../tenancy/sql-text.js';
 
 export interface AnalyzeOptions {
@@ -57,14 +57,17 @@ const defaultStatementTimeoutMs = 10 * 60_000;
 export async function analyze(options: AnalyzeOptions): Promise<AnalyzeResult> {
   if (options.url && options.fixture) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both');
   const config = await loadConfig(options.dir);
-  const model = tenancyConfigFrom(config.tenancy, { owner: options.owner, tenants: options.tenants, key: options.key });
-  if (!options.fixture) return analyzeDatabase(options.url, model, config.ledgerSchema, config.statementTimeout, options);
+  const notes: string[] = [];
+  const model = tenancyConfigFrom(config.tenancy, { owner: options.owner, tenants: options.tenants, key: options.key }, (note) => notes.push(note));
+  const withNotes = (result: AnalyzeResult): AnalyzeResult =>
+    notes.length === 0 ? result : { ...result, analysis: { ...result.analysis, hints: [...notes.map((hint) => ({ table: result.analysis.owner, hint })), ...result.analysis.hints] } };
+  if (!options.fixture) return withNotes(await analyzeDatabase(options.url, model, config.ledgerSchema, config.statementTimeout, options));
 
   const fixture = options.fixture;
   const result = await withFixtureDatabase(fixture, { serverUrl: options.fixtureServerUrl, log: options.log, purpose: 'tenancy analyze' }, (url) =>
     analyzeDatabase(url, model, config.ledgerSchema, config.statementTimeout, options),
   );
-  return { ...result, database: `${fixture} (on a throwaway PostgreSQL)` };
+  return withNotes({ ...result, database: `${fixture} (on a throwaway PostgreSQL)` });
 }
 
 async function analyzeDatabase(url: string | undefined, model: TenancyConfig, ledgerSchema: string, statementTimeout: number | undefined, options: AnalyzeOptions): Promise<AnalyzeResult> {
@@ -80,6 +83,9 @@ async function analyzeDatabase(url: string | undefined, model: TenancyConfig, le
       const catalogMs = performance.now() - started;
       const wantData = options.data !== false;
       if (wantData) {
+        // Ties between paths are settled by the data first: the one with the fewest conflicting rows.
+        const ambiguity = await runAmbiguityCounts(client, ambiguityQueries(analysis, catalog));
+        if (ambiguity.size > 0) analysis = withCandidateConflicts(analyzeTenancy(catalog, model, { prefer: preferredCandidates(ambiguity) }), ambiguity);
         const snapshot = await exportSnapshot(client);
         const counts = await runCounts(url, countQueries(analysis, catalog), {
           connections: options.connections ?? 3,
@@ -88,6 +94,8 @@ async function analyzeDatabase(url: string | undefined, model: TenancyConfig, le
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         });
         analysis = withCounts(analysis, counts);
+        const known = new Set(analysis.hints.map((h) => h.hint));
+        analysis = { ...analysis, hints: [...ownerHints(analysis.owner, analysis.tables).filter((h) => !known.has(h.hint)), ...analysis.hints] };
       }
       await client.query('COMMIT');
       return {
@@ -128,14 +136,34 @@ async function exportSnapshot(client: { query: (sql: string) => Promise<{ rows: 
  */
 export function modelToWrite(model: TenancyConfig, analysis: TenancyAnalysis): TenancyConfig {
   const short = (name: string): string => writtenName(name);
+  const tables = { ...model.tables, ...dataChoices(model, analysis, short) };
   return {
     owner: short(analysis.owner),
     tenants: short(analysis.tenants),
     key: analysis.key,
     setting: analysis.setting,
     rls: analysis.rls,
-    ...(model.tables && Object.keys(model.tables).length > 0 ? { tables: model.tables } : {}),
+    ...(Object.keys(tables).length > 0 ? { tables } : {}),
   };
+}
+
+/**
+ * Ties the data settled against the column names' order, as `via`: scaffold reads no data,
+ * so the model says which path analyze chose and why it would not be found by name.
+ */
+function dataChoices(model: TenancyConfig, analysis: TenancyAnalysis, short: (name: string) => string): Record<string, TenantTableConfig> {
+  const choices: Record<string, TenantTableConfig> = {};
+  for (const t of analysis.tables) {
+    const chosen = t.ambiguous?.find((c) => c.chosen);
+    if (!t.ambiguous || !chosen || chosen.conflicts === undefined) continue;
+    const byName = [...t.ambiguous].sort((a, b) => (a.columns.join(',') < b.columns.join(',') ? -1 : a.columns.join(',') > b.columns.join(',') ? 1 : 0))[0];
+    if (byName === chosen) continue;
+    const name = short(t.table);
+    const existing = model.tables?.[name] ?? model.tables?.[t.table];
+    if (existing !== undefined) continue;
+    choices[name] = { via: [chosen.columns.join(',')] };
+  }
+  return choices;
 }
 
 /** Stores the model under `tenancy`, creating the file when absent and keeping every other key. */

@@ -15,6 +15,8 @@ export interface DatabaseState {
    * row, for tables of up to rowKeyLimit rows: what names the rows that differ.
    */
   rows: Map<string, { key: string; hashes: Map<string, string> }>;
+  /** "public.users" → each column → a fingerprint of its values (in primary key order, else sorted): what names the columns that differ. */
+  columns: Map<string, Map<string, string>>;
 }
 
 /** Tables larger than this are compared by count and checksum only (their rows would cost too much memory). */
@@ -76,6 +78,7 @@ export async function describeDatabase(client: pg.Client, excludeSchemas: string
   }
   const content = new Map<string, string>();
   const rows: DatabaseState['rows'] = new Map();
+  const columns: DatabaseState['columns'] = new Map();
   const tables = [...objects.entries()].filter(([key, def]) => key.startsWith('table ') && (def === 'table' || def === 'partitioned table'));
   for (const [key] of tables) {
     const name = key.slice('table '.length);
@@ -85,6 +88,7 @@ export async function describeDatabase(client: pg.Client, excludeSchemas: string
     const count = result.rows[0]?.n ?? 0;
     content.set(name, `${count}:${result.rows[0]?.md5 ?? ''}`);
     if (count <= rowKeyLimit) rows.set(name, await rowHashes(client, name));
+    if (count > 0) columns.set(name, await columnPrints(client, name));
   }
   for (const [key, def] of objects) {
     if (def === 'sequence') {
@@ -93,7 +97,44 @@ export async function describeDatabase(client: pg.Client, excludeSchemas: string
       content.set(name, `sequence at ${seq.rows[0]?.v ?? '?'}`);
     }
   }
-  return { objects, content, rows };
+  return { objects, content, rows, columns };
+}
+
+async function primaryKeyColumns(client: pg.Client, name: string): Promise<string[]> {
+  const pk = await client.query<{ attname: string }>(
+    `SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.n`,
+    [name],
+  );
+  return pk.rows.map((r) => r.attname);
+}
+
+const quoteName = (c: string): string => `"${c.replace(/"/g, '""')}"`;
+
+/** One fingerprint per column, in one scan: its values in primary key order (a table without one: each column's values sorted). */
+async function columnPrints(client: pg.Client, name: string): Promise<Map<string, string>> {
+  const { rows: attributes } = await client.query<{ attname: string }>(
+    'SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum',
+    [name],
+  );
+  const prints = new Map<string, string>();
+  if (attributes.length === 0) return prints;
+  const key = (await primaryKeyColumns(client, name)).map((c) => `r.${quoteName(c)}`);
+  const select = attributes.map((a, i) => {
+    const value = `r.${quoteName(a.attname)}::text`;
+    return `md5(string_agg(coalesce(${value}, E'\\\\N'), E'\\n' ORDER BY ${key.length > 0 ? key.join(', ') : value})) AS c${i}`;
+  });
+  const result = await client.query<Record<string, string | null>>(`SELECT ${select.join(', ')} FROM ${name} r`);
+  const row = result.rows[0] ?? {};
+  attributes.forEach((a, i) => prints.set(a.attname, row[`c${i}`] ?? ''));
+  return prints;
+}
+
+/** The columns whose values differ between two states of a table (columns of one state only are the schema's difference, not named here). */
+export function columnDifferences(before: Map<string, string> | undefined, after: Map<string, string> | undefined): string[] {
+  if (!before || !after) return [];
+  return [...before].filter(([column, print]) => after.has(column) && after.get(column) !== print).map(([column]) => column);
 }
 
 /** Each row by its primary key (else the whole row, hash empty): what changed, what is gone, what is new. */
@@ -128,7 +169,9 @@ export function differences(before: DatabaseState, after: DatabaseState): string
   for (const [table, print] of before.content) {
     const now = after.content.get(table);
     if (now !== undefined && now !== print) {
-      lines.push(print.startsWith('sequence') ? `${table}: ${print}, now ${now}` : `content of ${table} differs: ${describePrint(print)} before, ${describePrint(now)} after${rowDifferences(before.rows.get(table), after.rows.get(table))}`);
+      const columns = columnDifferences(before.columns?.get(table), after.columns?.get(table));
+      const named = columns.length > 0 ? `; columns that differ: ${columns.join(', ')}` : '';
+      lines.push(print.startsWith('sequence') ? `${table}: ${print}, now ${now}` : `content of ${table} differs: ${describePrint(print)} before, ${describePrint(now)} after${named}${rowDifferences(before.rows.get(table), after.rows.get(table))}`);
     }
   }
   return lines;

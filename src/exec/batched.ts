@@ -15,6 +15,7 @@ import type { BatchDirective, Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
 import { citusRowEstimate } from '../db/citus.js';
+import { BlockRanges, isPhysical, type Ranges } from './block-ranges.js';
 
 export const batchedRunner: Runner = {
   name: 'batched',
@@ -23,7 +24,7 @@ export const batchedRunner: Runner = {
     const { unit } = work;
     const batch = unit.options.batch as BatchDirective;
     const settings = ctx.batching ?? defaultBatchSettings;
-    const keys = new KeyRanges(ctx.session, unit, batch);
+    const keys = rangesOf(ctx.session, unit, batch);
     const resumed = work.resume.kind === 'cursor' ? resumeSegments(work.progress) : undefined;
     const segments = resumed ?? (await keys.segments(ctx.dryRun ? 1 : settings.parallel));
     const progress: UnitProgress = {
@@ -95,7 +96,7 @@ async function walkSegment(
   report: (rows: number) => void,
   stopped: () => boolean,
 ): Promise<void> {
-  const keys = new KeyRanges(ctx.session, unit, unit.options.batch as BatchDirective);
+  const keys = rangesOf(ctx.session, unit, unit.options.batch as BatchDirective);
   const pace = new Pace((unit.options.batch as BatchDirective).size, settings);
   for (;;) {
     ctx.interrupt.throwIfRequested();
@@ -192,8 +193,13 @@ async function runBatch(ctx: ExecContext, unit: Unit, from: string, to: string):
   return runStatement(ctx, unit, unit.statements[0] as Unit['statements'][number], [from, to]);
 }
 
+/** Keyset ranges of the batch key, or physical ranges of blocks for `key=ctid` (block-ranges.ts). */
+function rangesOf(session: Session, unit: Unit, batch: BatchDirective): Ranges {
+  return isPhysical(batch) ? new BlockRanges(session, unit, batch) : new KeyRanges(session, unit, batch);
+}
+
 /** Keyset ranges over the batch key, read as text so any orderable key type works. */
-class KeyRanges {
+class KeyRanges implements Ranges {
   constructor(
     private readonly session: Session,
     private readonly unit: Unit,

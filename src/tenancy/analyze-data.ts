@@ -167,6 +167,98 @@ function conflictSql(table: TableAnalysis, edge: ConsistencyEdge, context: Conte
   ].join('\n');
 }
 
+/**
+ * Tables whose path was a tie (paths as short, as many NOT NULL hops, starting with other
+ * foreign keys): one query per table counting, for each pair of candidates, the rows they
+ * send to different tenants. A candidate's conflicts are its pairs' sum: the rows that would
+ * conflict, along the others, if it were chosen.
+ */
+export interface AmbiguityQuery {
+  table: TableName;
+  /** The candidates' first-hop constraints, in the analysis' order. */
+  candidates: string[];
+  sql: string;
+}
+
+export function ambiguityQueries(analysis: TenancyAnalysis, catalog: Catalog): AmbiguityQuery[] {
+  const context = new Context(analysis, catalog);
+  const tables = new Map(catalog.tables.map((t) => [t.name, t]));
+  const queries: AmbiguityQuery[] = [];
+  for (const table of analysis.tables) {
+    const candidates = table.ambiguous ?? [];
+    if (table.role !== 'tenant' || candidates.length < 2) continue;
+    const joins: string[] = [];
+    const tenants = candidates.map((c, i) => {
+      const fk = tables.get(table.table)?.foreignKeys.find((f) => f.name === c.constraint);
+      const alias = `c${i}`;
+      joins.push(`LEFT JOIN ${quoteQualified(c.references)} ${alias} ON ${on(alias, fk?.referencedColumns ?? [], 't', c.columns)}`);
+      const parent = context.derive(c.references, alias, false);
+      joins.push(...parent.joins);
+      return tenantValue(parent.tenant);
+    });
+    const pairs: string[] = [];
+    for (let i = 0; i < tenants.length; i++) {
+      for (let j = i + 1; j < tenants.length; j++) {
+        pairs.push(`count(*) FILTER (WHERE ${tenants[i]} IS NOT NULL AND ${tenants[j]} IS NOT NULL AND ${tenants[i]} <> ${tenants[j]}) AS "d${i}_${j}"`);
+      }
+    }
+    queries.push({
+      table: table.table,
+      candidates: candidates.map((c) => c.constraint),
+      sql: [`SELECT ${pairs.join(',\n       ')}`, `  FROM ${quoteQualified(table.table)} t`, ...joins.map((j) => `  ${j}`)].join('\n'),
+    });
+  }
+  return queries;
+}
+
+/** From a query's pair counts, each candidate's conflicts (the sum of its pairs). */
+export function candidateConflicts(query: AmbiguityQuery, row: Record<string, string | number>): Map<string, number> {
+  const result = new Map<string, number>(query.candidates.map((c) => [c, 0]));
+  for (let i = 0; i < query.candidates.length; i++) {
+    for (let j = i + 1; j < query.candidates.length; j++) {
+      const n = Number(row[`d${i}_${j}`] ?? 0);
+      const a = query.candidates[i] as string;
+      const b = query.candidates[j] as string;
+      result.set(a, (result.get(a) ?? 0) + n);
+      result.set(b, (result.get(b) ?? 0) + n);
+    }
+  }
+  return result;
+}
+
+/** Per table, the candidate with the fewest conflicts (the first, in name order, among equals). */
+export function preferredCandidates(conflicts: Map<TableName, Map<string, number>>): Map<TableName, string> {
+  const prefer = new Map<TableName, string>();
+  for (const [table, counts] of conflicts) {
+    let best: [string, number] | undefined;
+    for (const entry of counts) if (!best || entry[1] < best[1]) best = entry;
+    if (best) prefer.set(table, best[0]);
+  }
+  return prefer;
+}
+
+/** The analysis with each ambiguous choice's conflict count. */
+export function withCandidateConflicts(analysis: TenancyAnalysis, conflicts: Map<TableName, Map<string, number>>): TenancyAnalysis {
+  return {
+    ...analysis,
+    tables: analysis.tables.map((t) => {
+      const counts = conflicts.get(t.table);
+      if (!t.ambiguous || !counts) return t;
+      return { ...t, ambiguous: t.ambiguous.map((c) => ({ ...c, conflicts: counts.get(c.constraint) ?? 0 })) };
+    }),
+  };
+}
+
+/** Runs the ambiguity queries, one after the other, on the given client (inside its read-only snapshot). */
+export async function runAmbiguityCounts(client: pg.ClientBase, queries: AmbiguityQuery[]): Promise<Map<TableName, Map<string, number>>> {
+  const result = new Map<TableName, Map<string, number>>();
+  for (const query of queries) {
+    const { rows } = await client.query<Record<string, string | number>>(query.sql);
+    result.set(query.table, candidateConflicts(query, rows[0] ?? {}));
+  }
+  return result;
+}
+
 export interface CountOptions {
   /** Connections run at once. */
   connections: number;

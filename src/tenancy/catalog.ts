@@ -4,8 +4,10 @@
  * reads in well under a second. Read-only; the caller owns the transaction.
  *
  * Partitions are left out: a partitioned table is one table, with its partitions' row
- * estimates summed. Foreign keys PostgreSQL clones onto partitions, or onto the referencing
- * table per partition of a partitioned referenced table, are left out too (conparentid).
+ * estimates summed and its direct partitions listed. Foreign keys PostgreSQL clones onto
+ * partitions, or onto the referencing table per partition of a partitioned referenced table,
+ * are left out too (conparentid); a foreign key declared on partitions themselves (a legacy
+ * schema's, often on some partitions only) is the parent's, with the partitions that hold it.
  */
 import type pg from 'pg';
 import { UsageError } from '../errors.js';
@@ -20,6 +22,7 @@ import type {
   CatalogKey,
   CatalogPolicy,
   CatalogTable,
+  CatalogView,
   PolicyCommand,
 } from './types.js';
 
@@ -105,6 +108,54 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       ORDER BY p.polrelid, p.polname`,
     [schemas],
   );
+  const partitions = await client.query<{ parent: number; schema: string; table: string }>(
+    `SELECT i.inhparent::int AS parent, n.nspname AS schema, c.relname AS table
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE i.inhparent IN (${tablesOf}) AND c.relispartition
+      ORDER BY i.inhparent, n.nspname, c.relname`,
+    [schemas],
+  );
+  // Foreign keys declared on a partition itself (not cloned from its parent): the parent's hops.
+  const partitionKeys = await client.query<{
+    parent: number;
+    partition: string;
+    name: string;
+    columns: string[];
+    ref_schema: string;
+    ref_table: string;
+    ref_columns: string[];
+    validated: boolean;
+    on_delete: string;
+    definition: string;
+  }>(
+    `SELECT i.inhparent::int AS parent, format('%s.%s', n.nspname, c.relname) AS partition, k.conname AS name,
+            array(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o) AS columns,
+            rn.nspname AS ref_schema, rc.relname AS ref_table,
+            array(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(n, o) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.o) AS ref_columns,
+            k.convalidated AS validated, k.confdeltype::text AS on_delete, pg_get_constraintdef(k.oid) AS definition
+       FROM pg_constraint k
+       JOIN pg_inherits i ON i.inhrelid = k.conrelid
+       JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+      WHERE i.inhparent IN (${tablesOf}) AND k.contype = 'f' AND k.conparentid = 0
+      ORDER BY i.inhparent, n.nspname, c.relname, k.conname`,
+    [schemas],
+  );
+  // Views and materialized views, with the relations their rule reads and whether their owner bypasses row level security.
+  const views = await client.query<{ schema: string; name: string; relkind: string; owner: string; bypass: boolean; invoker: string | null; reads: string[] }>(
+    `SELECT n.nspname AS schema, v.relname AS name, v.relkind::text AS relkind, pg_get_userbyid(v.relowner) AS owner,
+            (r.rolsuper OR r.rolbypassrls) AS bypass,
+            (SELECT split_part(o, '=', 2) FROM unnest(v.reloptions) o WHERE split_part(o, '=', 1) = 'security_invoker') AS invoker,
+            array(SELECT DISTINCT format('%s.%s', dn.nspname, dc.relname)
+                    FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+                    JOIN pg_class dc ON dc.oid = d.refobjid JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+                   WHERE w.ev_class = v.oid AND d.refobjid <> v.oid)::text[] AS reads
+       FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace JOIN pg_roles r ON r.oid = v.relowner
+      WHERE n.nspname = ANY($1) AND v.relkind IN ('v', 'm')
+      ORDER BY n.nspname, v.relname`,
+    [schemas],
+  );
+  const version = await client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
   const extensions = await client.query<{ name: string }>('SELECT extname AS name FROM pg_extension ORDER BY extname');
   // Citus's metadata, only where the extension is: pg_dist_partition does not exist elsewhere.
   const distributed = extensions.rows.some((r) => r.name === 'citus')
@@ -201,6 +252,38 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       constraint: row.constraint,
     } satisfies CatalogIndex);
   }
+  for (const row of partitions.rows) {
+    const table = byOid.get(row.parent);
+    if (table) (table.partitions ??= []).push({ name: `${row.schema}.${row.table}`, foreignKeys: [] });
+  }
+  for (const row of partitionKeys.rows) {
+    const table = byOid.get(row.parent);
+    if (!table) continue;
+    const references = `${row.ref_schema}.${row.ref_table}`;
+    table.partitions?.find((p) => p.name === row.partition)?.foreignKeys.push(row.name);
+    const same = table.foreignKeys.find((fk) => fk.partitions && fk.references === references && fk.columns.join() === row.columns.join() && fk.referencedColumns.join() === row.ref_columns.join());
+    if (same) {
+      same.partitions?.push({ table: row.partition, name: row.name });
+      same.validated &&= row.validated;
+      continue;
+    }
+    table.foreignKeys.push({
+      name: row.name,
+      table: table.name,
+      columns: row.columns,
+      references,
+      referencedColumns: row.ref_columns,
+      validated: row.validated,
+      notNull: row.columns.every((name) => table.columns.find((c) => c.name === name)?.notNull === true),
+      onDelete: onDeleteWords[row.on_delete] ?? row.on_delete,
+      definition: row.definition,
+      partitions: [{ table: row.partition, name: row.name }],
+    } satisfies CatalogForeignKey);
+  }
+  // A foreign key some partitions lack proves nothing of the rows of those: it counts as not validated.
+  for (const table of byOid.values()) {
+    for (const fk of table.foreignKeys) if (fk.partitions && fk.partitions.length < (table.partitions?.length ?? 0)) fk.validated = false;
+  }
   if (distributed) {
     for (const table of byOid.values()) table.distribution = null;
     for (const row of distributed.rows) {
@@ -223,6 +306,15 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     tables: [...byOid.values()].sort((a, b) => compareNames(a.name, b.name)),
     schemas,
     extensions: extensions.rows.map((r) => r.name),
+    views: views.rows.map((r) => ({
+      name: `${r.schema}.${r.name}`,
+      kind: r.relkind === 'm' ? 'materialized' : 'view',
+      owner: r.owner,
+      ownerBypassesRls: r.bypass,
+      securityInvoker: r.invoker === null ? null : ['on', 'true', '1', 'yes'].includes(r.invoker.toLowerCase()),
+      reads: r.reads.sort(compareNames),
+    }) satisfies CatalogView),
+    serverVersion: version.rows[0]?.v ?? 150000,
   };
 }
 

@@ -26,6 +26,7 @@ import type {
   TenancyAnalysis,
   TenancyConfig,
   TenantTableConfig,
+  ViewAnalysis,
 } from './types.js';
 
 /** Fallback paths kept per table (each a COALESCE branch in the SQL that follows it). */
@@ -35,7 +36,15 @@ const fallbackSlack = 3;
 /** Nodes visited per table while enumerating paths: a bound for dense graphs. */
 const searchBudget = 2_000;
 
-export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): TenancyAnalysis {
+export interface AnalyzeTenancyOptions {
+  /**
+   * Per table, the first hop's constraint to choose among paths as good as each other (what
+   * analyze counted to have the fewest conflicting rows); otherwise the column names decide.
+   */
+  prefer?: Map<TableName, string>;
+}
+
+export function analyzeTenancy(catalog: Catalog, config: TenancyConfig, options: AnalyzeTenancyOptions = {}): TenancyAnalysis {
   const tables = new Map(catalog.tables.map((t) => [t.name, t]));
   const resolve = nameResolver(catalog);
 
@@ -71,10 +80,10 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): Tenancy
   };
 
   const graph = buildGraph(catalog, owner, blocked);
-  const derivations = new Map<TableName, { via: Hop[]; fallbacks: Hop[][] }>();
+  const derivations = new Map<TableName, Derived>();
   for (const table of catalog.tables) {
     if (table.name === owner || blocked(table.name) || overrides.get(table.name)?.via) continue;
-    const derived = derive(graph, table.name);
+    const derived = derive(graph, table.name, options.prefer?.get(table.name));
     if (derived) derivations.set(table.name, derived);
   }
   applyViaOverrides(overrides, tables, owner, blocked, derivations);
@@ -113,6 +122,10 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): Tenancy
       referencedBy: [...(referencedBy.get(table.name) ?? [])].sort(compareNames),
       depth: role === 'owner' ? 0 : role === 'tenant' && derived ? derived.via.length : -1,
       estimatedRows: table.estimatedRows,
+      ...(table.partitions ? { partitions: table.partitions.map((p) => p.name) } : {}),
+      ...(role === 'tenant' && derived?.alternatives && derived.alternatives.length > 0
+        ? { ambiguous: [derived.via, ...derived.alternatives].map((path, i) => ({ columns: (path[0] as Hop).columns, references: (path[0] as Hop).references, constraint: (path[0] as Hop).constraint, chosen: i === 0 })) }
+        : {}),
     };
   });
 
@@ -128,7 +141,8 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig): Tenancy
     setting: config.setting ?? 'app.tenant_id',
     rls: config.rls ?? false,
     tables: analyses,
-    hints: hintsFor(catalog, analyses, roles, tenants),
+    hints: [...ownerHints(owner, analyses), ...hintsFor(catalog, analyses, roles, tenants)],
+    views: viewsOver(catalog, roles),
   };
 }
 
@@ -304,24 +318,52 @@ function pathsOfLength(graph: Graph, start: TableName, length: number, notNullOn
   return found;
 }
 
-function derive(graph: Graph, table: TableName): { via: Hop[]; fallbacks: Hop[][] } | undefined {
+interface Derived {
+  via: Hop[];
+  fallbacks: Hop[][];
+  /** Paths as good as `via` (as long, as many nullable hops) whose first hop is another foreign key. */
+  alternatives?: Hop[][];
+}
+
+function derive(graph: Graph, table: TableName, prefer: string | undefined): Derived | undefined {
   const shortest = graph.dist.get(table);
   if (shortest === undefined) return undefined;
   const budget = { left: searchBudget };
   const notNull = graph.distNotNull.get(table);
   if (notNull !== undefined) {
-    const [via] = pathsOfLength(graph, table, notNull, true, 1, budget);
-    if (via) return { via, fallbacks: [] };
+    const found = pathsOfLength(graph, table, notNull, true, maxFallbacks * 4, budget);
+    const [via, ...alternatives] = choose(found, () => true, prefer);
+    if (via) return { via, fallbacks: [], alternatives };
   }
   let via: Hop[] | undefined;
+  let alternatives: Hop[][] = [];
   let fallbacks: Hop[][] = [];
   for (let length = shortest; length <= shortest + fallbackSlack && fallbacks.length < maxFallbacks && budget.left > 0; length++) {
     // Of paths as short, those with fewer nullable hops resolve more rows: they go first.
     const found = pathsOfLength(graph, table, length, false, maxFallbacks * 4, budget).sort((a, b) => nullableHops(a) - nullableHops(b));
-    if (!via) via = found.shift();
+    if (!via && found.length > 0) {
+      const best = nullableHops(found[0] as Hop[]);
+      [via, ...alternatives] = choose(found, (path) => nullableHops(path) === best, prefer);
+      found.splice(0, found.length, ...found.filter((path) => path !== via));
+    }
     if (via) fallbacks = usefulFallbacks(via, [...fallbacks, ...found]);
   }
-  return via ? { via, fallbacks } : undefined;
+  return via ? { via, fallbacks, alternatives } : undefined;
+}
+
+/**
+ * The best paths (those `tied` admits, in tie-break order), one per first hop: the chosen
+ * one first (the preferred first hop when it is among them), then its alternatives.
+ */
+function choose(found: Hop[][], tied: (path: Hop[]) => boolean, prefer: string | undefined): Hop[][] {
+  const best: Hop[][] = [];
+  for (const path of found) {
+    if (!tied(path)) break;
+    if (!best.some((b) => b[0]?.constraint === path[0]?.constraint)) best.push(path);
+  }
+  const preferred = best.findIndex((path) => path[0]?.constraint === prefer);
+  if (preferred > 0) best.unshift(...best.splice(preferred, 1));
+  return best;
 }
 
 function nullableHops(path: Hop[]): number {
@@ -357,10 +399,10 @@ function applyViaOverrides(
   tables: Map<TableName, CatalogTable>,
   owner: TableName,
   blocked: (name: TableName) => boolean,
-  derivations: Map<TableName, { via: Hop[]; fallbacks: Hop[][] }>,
+  derivations: Map<TableName, Derived>,
 ): void {
   const resolving = new Set<TableName>();
-  const resolveVia = (name: TableName): { via: Hop[]; fallbacks: Hop[][] } | undefined => {
+  const resolveVia = (name: TableName): Derived | undefined => {
     const done = derivations.get(name);
     if (done) return done;
     const override = overrides.get(name);
@@ -457,13 +499,21 @@ function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableN
   const norm = (s: string): string => s.toLowerCase().replace(/_/g, '');
   for (const t of catalog.tables) push(byNorm, norm(t.table), t);
   const tables = new Map(catalog.tables.map((t) => [t.name, t]));
+  // PostgreSQL 18 is the first to add a foreign key NOT VALID to a partitioned table.
+  const notValidOnPartitioned = (catalog.serverVersion ?? 0) >= 180000;
   // Many tables share a column name (external_ref_id...): each guess is made once per schema.
   const guesses = new Map<string, TableName | null>();
   const hints: Hint[] = [];
   for (const analysis of analyses) {
     const table = tables.get(analysis.table) as CatalogTable;
     if (!table.primaryKey) {
-      hints.push({ table: table.name, hint: 'no primary key: rows cannot be batched or told apart; add one before the upgrade' });
+      const unique = uniqueNotNullColumn(table);
+      hints.push({
+        table: table.name,
+        hint: unique
+          ? `no primary key: rows are told apart and batched by the unique NOT NULL column ${unique}`
+          : 'no primary key: the backfill walks it by physical ranges (blocks), and rows are told apart by their whole content',
+      });
     }
     const referencing = new Set(table.foreignKeys.flatMap((fk) => fk.columns));
     for (const column of table.columns) {
@@ -472,14 +522,30 @@ function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableN
       const memoKey = `${table.schema}\0${base}`;
       let target = guesses.get(memoKey);
       if (target === undefined) guesses.set(memoKey, (target = guessTarget(base, undefined, table.schema, byNorm, norm) ?? null));
+      // A table's own primary key names the table itself: it is no reference.
+      const ownKey = table.primaryKey?.includes(column.name) === true && (table.primaryKey.length === 1 || target === table.name);
+      if (ownKey) continue;
       // A table is never its own guess.
       if (target === table.name) target = guessTarget(base, table.name, table.schema, byNorm, norm) ?? null;
+      // Text that can reference no table's key (URLs, external ids) is no reference either.
+      if (isText(column.type) && !(target && keyIsText(tables.get(target)))) continue;
+      const partitioned = table.kind === 'partitioned' && !notValidOnPartitioned;
       hints.push({
         table: table.name,
         column: column.name,
         hint: target
-          ? `looks like a reference to ${target} but has no foreign key: the graph cannot follow it (add the foreign key, NOT VALID first on a live database)`
+          ? `looks like a reference to ${target} but has no foreign key: the graph cannot follow it (${partitioned ? 'add the foreign key to each partition, NOT VALID then VALIDATE: this PostgreSQL refuses NOT VALID on a partitioned table' : 'add the foreign key, NOT VALID first on a live database'})`
           : 'looks like a reference but has no foreign key and no table is named like it (polymorphic?): the graph cannot follow it',
+      });
+    }
+    for (const fk of table.foreignKeys) {
+      if (!fk.partitions || !table.partitions) continue;
+      const without = table.partitions.filter((p) => !fk.partitions?.some((h) => h.table === p.name)).map((p) => p.name);
+      if (without.length === 0) continue;
+      hints.push({
+        table: table.name,
+        column: fk.columns.join(','),
+        hint: `the foreign key to ${fk.references} is declared on some partitions only: ${without.join(', ')} ${without.length === 1 ? 'has' : 'have'} none, so rows there may reference nothing (counted as unresolved)`,
       });
     }
     if (analysis.role === 'global' && table.name !== tenants) {
@@ -494,6 +560,78 @@ function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableN
     }
   }
   return hints;
+}
+
+/** The first column of a table with a unique, valid, non-partial index whose only column is NOT NULL: what batches a table without a primary key. */
+export function uniqueNotNullColumn(table: CatalogTable): string | undefined {
+  for (const index of table.indexes) {
+    const [column] = index.columns;
+    if (!index.unique || !index.valid || index.partial || index.columns.length !== 1 || !column) continue;
+    if (table.columns.find((c) => c.name === column)?.notNull) return column;
+  }
+  return undefined;
+}
+
+function isText(type: string): boolean {
+  return /^(text|character varying|varchar|character|char|citext|name)\b/.test(type);
+}
+
+function keyIsText(table: CatalogTable | undefined): boolean {
+  const pk = table?.primaryKey;
+  if (!table || !pk || pk.length !== 1) return false;
+  return isText(table.columns.find((c) => c.name === pk[0])?.type ?? '');
+}
+
+/**
+ * A weak owner: no table reaches it, or (analyze with data) most rows of the tables that
+ * reach it land in another tenant along some other foreign key. Either says the owner (or
+ * the model) is likely the wrong one.
+ */
+export function ownerHints(owner: TableName, analyses: TableAnalysis[]): Hint[] {
+  const tenants = analyses.filter((t) => t.role === 'tenant');
+  if (tenants.length === 0) {
+    return [{ table: owner, hint: 'weak owner: no table reaches it through foreign keys, so the upgrade would key the owner alone; is this the table whose rows are the tenants?' }];
+  }
+  const counted = tenants.filter((t) => t.consistency.some((e) => e.conflicts !== undefined));
+  const rows = counted.reduce((n, t) => n + t.estimatedRows, 0);
+  const conflicts = counted.reduce((n, t) => n + Math.max(0, ...t.consistency.map((e) => e.conflicts ?? 0)), 0);
+  if (rows > 0 && conflicts * 2 > rows) {
+    return [{ table: owner, hint: `weak owner: ${conflicts} of about ${rows} rows of the tenant tables with other foreign keys conflict (a reference lands in another tenant than the row): the data does not split by ${owner}` }];
+  }
+  return [];
+}
+
+/**
+ * Views and materialized views that read a tenant table or the owner, directly or through
+ * other views: what row level security must reach (a view runs as its owner unless it is
+ * security_invoker; a materialized view holds a copy every reader sees whole).
+ */
+function viewsOver(catalog: Catalog, roles: Map<TableName, TableRole>): ViewAnalysis[] {
+  const views = new Map((catalog.views ?? []).map((v) => [v.name, v]));
+  const memo = new Map<TableName, TableName[]>();
+  const reached = (name: TableName, seen: Set<TableName>): TableName[] => {
+    const done = memo.get(name);
+    if (done) return done;
+    const view = views.get(name);
+    if (!view || seen.has(name)) return [];
+    seen.add(name);
+    const found = new Set<TableName>();
+    for (const read of view.reads) {
+      const role = roles.get(read);
+      if (role === 'tenant' || role === 'owner') found.add(read);
+      for (const t of reached(read, seen)) found.add(t);
+    }
+    const list = [...found].sort(compareNames);
+    memo.set(name, list);
+    return list;
+  };
+  const result: ViewAnalysis[] = [];
+  for (const view of views.values()) {
+    const tenantTables = reached(view.name, new Set());
+    if (tenantTables.length === 0) continue;
+    result.push({ view: view.name, kind: view.kind, owner: view.owner, securityInvoker: view.securityInvoker, ownerBypassesRls: view.ownerBypassesRls, tenantTables });
+  }
+  return result.sort((a, b) => compareNames(a.view, b.view));
 }
 
 /** `user_id` → `user`, `createdByUserId` → `created_by_user`; undefined for a column that does not look like a reference. */

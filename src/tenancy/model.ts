@@ -34,19 +34,33 @@ export const tenancySchema = z.strictObject({
   ),
 });
 
+function withoutPublic(name: string): string {
+  return name.startsWith('public.') ? name.slice('public.'.length) : name;
+}
+
 export interface TenancyOverrides {
   owner?: string;
   tenants?: string;
   key?: string;
 }
 
-/** The model a tenancy command works with: the config's, with the command line's flags over it. */
-export function tenancyConfigFrom(fromFile: TenancyConfig | undefined, overrides: TenancyOverrides): TenancyConfig {
+/**
+ * The model a tenancy command works with: the config's, with the command line's flags over it.
+ * An `--owner` other than the config's is another model: the config's per-table settings were
+ * written for its owner, so they are left out, and `onNote` is told so.
+ */
+export function tenancyConfigFrom(fromFile: TenancyConfig | undefined, overrides: TenancyOverrides, onNote?: (note: string) => void): TenancyConfig {
   const owner = overrides.owner ?? fromFile?.owner;
   if (!owner) {
     throw new UsageError('no tenancy model: which table\'s rows become tenants?', { hint: 'pass --owner TABLE (e.g. --owner users), or keep the model under "tenancy" in tenantify.config.json (`tenancy analyze --write` puts it there)' });
   }
   const model: TenancyConfig = { ...fromFile, owner };
+  const configOwner = fromFile?.owner;
+  if (overrides.owner && configOwner && withoutPublic(overrides.owner) !== withoutPublic(configOwner) && fromFile.tables && Object.keys(fromFile.tables).length > 0) {
+    delete model.tables;
+    const n = Object.keys(fromFile.tables).length;
+    onNote?.(`--owner ${overrides.owner} is not the config's owner (${configOwner}): its ${n} table setting${n === 1 ? '' : 's'} (tenancy.tables) ${n === 1 ? 'was' : 'were'} written for that model and ${n === 1 ? 'is' : 'are'} left out`);
+  }
   if (overrides.tenants) model.tenants = overrides.tenants;
   if (overrides.key) model.key = overrides.key;
   return model;

@@ -42,6 +42,11 @@ export interface CatalogForeignKey {
   onDelete: string;
   /** pg_get_constraintdef(): `FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE` (what puts it back exactly). */
   definition?: string;
+  /**
+   * A partitioned table's foreign key declared on its partitions rather than on itself: the
+   * partitions that hold it, each with its constraint's name (`name` is the first one's).
+   */
+  partitions?: { table: TableName; name: string }[];
 }
 
 export interface CatalogKey {
@@ -92,8 +97,10 @@ export interface CatalogTable {
   name: TableName;
   schema: string;
   table: string;
-  /** A partitioned table is one table here; its partitions are not listed. */
+  /** A partitioned table is one table here: its partitions are not tables of the catalog. */
   kind: 'table' | 'partitioned';
+  /** A partitioned table's partitions (direct ones, by name), each with its own indexes' names. */
+  partitions?: CatalogPartition[];
   columns: CatalogColumn[];
   primaryKey: string[] | null;
   uniques: CatalogKey[];
@@ -113,6 +120,25 @@ export interface CatalogTable {
    * citus extension (absent otherwise); null for a table Citus does not know (a plain local table).
    */
   distribution?: CatalogDistribution | null;
+}
+
+export interface CatalogPartition {
+  name: TableName;
+  /** The partition's own foreign keys (declared on it, not cloned from the parent). */
+  foreignKeys: string[];
+}
+
+/** A view or materialized view (catalog.ts), with the tables it reads. */
+export interface CatalogView {
+  name: TableName;
+  kind: 'view' | 'materialized';
+  owner: string;
+  /** The owner is a superuser or has BYPASSRLS: row level security does not apply to it. */
+  ownerBypassesRls: boolean;
+  /** `security_invoker` as set on the view: true, false, or null when not set (PostgreSQL's default: off). */
+  securityInvoker: boolean | null;
+  /** Tables and views it reads directly (pg_depend through its rewrite rule). */
+  reads: TableName[];
 }
 
 /** A table's row of pg_dist_partition. */
@@ -135,6 +161,10 @@ export interface Catalog {
   schemas: string[];
   /** Installed extensions by name (`citus`, ...). */
   extensions: string[];
+  /** Views and materialized views of the schemas read (absent from hand-made catalogs). */
+  views?: CatalogView[];
+  /** server_version_num, e.g. 150004 (absent from hand-made catalogs: the oldest supported is assumed). */
+  serverVersion?: number;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -216,6 +246,22 @@ export interface TableAnalysis {
   estimatedRows: number;
   /** Exact count of rows no path resolves (analyze with data only). */
   unresolved?: number;
+  /** A partitioned table's partitions. */
+  partitions?: TableName[];
+  /**
+   * Tenant tables with paths as good as the chosen one (as short, as many NOT NULL hops) that
+   * start with another foreign key: each first hop, whether it was chosen, and (analyze with
+   * data) how many rows would conflict with the other candidates if it were chosen.
+   */
+  ambiguous?: AmbiguousChoice[];
+}
+
+export interface AmbiguousChoice {
+  columns: string[];
+  references: TableName;
+  constraint: string;
+  chosen: boolean;
+  conflicts?: number;
 }
 
 export interface Hint {
@@ -238,4 +284,17 @@ export interface TenancyAnalysis {
   /** Every table of the schemas read, parents before children (owner first, then tenant tables by depth, then global and ignored). */
   tables: TableAnalysis[];
   hints: Hint[];
+  /** Views and materialized views that read tenant tables (directly or through other views). */
+  views?: ViewAnalysis[];
+}
+
+export interface ViewAnalysis {
+  view: TableName;
+  kind: 'view' | 'materialized';
+  owner: string;
+  /** `security_invoker` as set on the view (true: runs as the reader, so the reader's row level security applies); null when never set (off). */
+  securityInvoker: boolean | null;
+  ownerBypassesRls: boolean;
+  /** The tenant tables (and the owner) it reads, through other views included. */
+  tenantTables: TableName[];
 }

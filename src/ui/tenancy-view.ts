@@ -36,14 +36,27 @@ export function analyzeJson(analysis: TenancyAnalysis) {
             ...(t.role === 'tenant' ? { fallbacks: t.fallbacks.map((path) => path.map(hopJson)) } : {}),
             unresolved: t.role === 'owner' ? 0 : (t.unresolved ?? null),
             consistency: t.consistency.map((e) => ({ columns: e.columns, references: e.references, conflicts: e.conflicts ?? null })),
+            ...(t.ambiguous ? { ambiguous: t.ambiguous.map((c) => ({ columns: c.columns, references: c.references, chosen: c.chosen, conflicts: c.conflicts ?? null })) } : {}),
+            ...(t.partitions ? { partitions: t.partitions } : {}),
           },
     ),
+    views: (analysis.views ?? []).map((v) => ({ view: v.view, kind: v.kind, owner: v.owner, securityInvoker: v.securityInvoker, ownerBypassesRls: v.ownerBypassesRls, tenantTables: v.tenantTables })),
     hints: analysis.hints.map((h) => ({ table: h.table, ...(h.column ? { column: h.column } : {}), hint: h.hint })),
   };
 }
 
 export function renderAnalyzeTable(out: Output, analysis: TenancyAnalysis, data: boolean): void {
   out.line(analyzeTableText(analysis, data, out.style));
+  const views = analysis.views ?? [];
+  if (views.length > 0) {
+    const short = shortNames(analysis);
+    out.line('');
+    out.line(out.style.bold('Views over tenant tables'));
+    for (const v of views) {
+      const runs = v.kind === 'materialized' ? 'a copy every reader sees whole (row level security does not apply)' : v.securityInvoker === true ? 'runs as the invoker' : `runs as its owner ${v.owner}${v.ownerBypassesRls ? ', who bypasses row level security' : ''}`;
+      out.line(`  ${short(v.view)}${v.kind === 'materialized' ? ' (materialized)' : ''}: reads ${v.tenantTables.map(short).join(', ')}; ${runs}`);
+    }
+  }
   if (analysis.hints.length > 0) {
     out.line('');
     out.line(out.style.bold('Hints'));
@@ -64,7 +77,9 @@ export function analyzeTableText(analysis: TenancyAnalysis, data: boolean, style
     chars: style ? {} : asciiChars,
   });
   for (const t of analysis.tables) {
-    const path = t.role === 'owner' ? dim('(owner)') : t.role === 'tenant' ? [pathText(t.via, short), ...t.fallbacks.map((f) => dim(`or ${pathText(f, short)}`))].join('\n') : '';
+    const ambiguous = t.ambiguous ? [dim(`ambiguous: ${t.ambiguous.map((c) => `${c.columns.join(',')}${c.conflicts === undefined ? '' : ` (${c.conflicts} conflicting)`}${c.chosen ? ' chosen' : ''}`).join(', ')}`)] : [];
+    const partitions = t.partitions && t.partitions.length > 0 ? [dim(`partitions: ${t.partitions.map(short).join(', ')}`)] : [];
+    const path = t.role === 'owner' ? dim('(owner)') : t.role === 'tenant' ? [pathText(t.via, short), ...t.fallbacks.map((f) => dim(`or ${pathText(f, short)}`)), ...ambiguous, ...partitions].join('\n') : partitions.join('\n');
     const count = (n: number | undefined): string => (!data ? dim('-') : n ? red(String(n)) : String(n ?? 0));
     const conflicts = t.consistency.map((e) => `${e.columns.join(',')} → ${short(e.references)}: ${count(e.conflicts)}${e.policy === 'fail' ? '' : dim(` (${e.policy})`)}`).join('\n');
     table.push([short(t.table), roleText(t), path, String(t.estimatedRows), t.role === 'tenant' ? count(t.unresolved) : '', conflicts]);

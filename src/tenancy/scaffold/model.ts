@@ -5,6 +5,7 @@
 import { UsageError } from '../../errors.js';
 import { quoteIdent, quoteQualified, splitTableName } from '../sql-text.js';
 import type { Catalog, CatalogTable, Hop, TableAnalysis, TableName, TenancyAnalysis } from '../types.js';
+import { uniqueNotNullColumn } from '../graph.js';
 
 export interface ScaffoldOptions {
   composite: boolean;
@@ -22,12 +23,20 @@ export interface KeyedTable {
   keyColumn: string;
   /** The plan adds the key column (false: it is there already, e.g. the owner's own id). */
   addsKey: boolean;
-  /** Single-column primary key used for keyset batches, or null (the backfill is one statement). */
-  batchKey: string | null;
+  /**
+   * What the backfill's batches walk: the first primary key column (keyset), else a unique
+   * NOT NULL column, else `ctid` (physical ranges of blocks, exec/block-ranges.ts).
+   */
+  batchKey: string;
+  /** A partitioned table's partitions (empty for an ordinary table): built and backfilled one by one. */
+  partitions: TableName[];
   /** Columns that identify a row in violation listings and kept copies. */
   rowId: string[];
   isOwner: boolean;
 }
+
+/** The batch key that walks a table by physical ranges of blocks (`batch <table> key=ctid`, exec/block-ranges.ts). */
+export const physicalKey = 'ctid';
 
 export class ScaffoldModel {
   readonly tables = new Map<TableName, CatalogTable>();
@@ -83,14 +92,16 @@ export class ScaffoldModel {
       const keyColumn = isOwner && analysis.ownerIsTenants ? this.ownerPk : analysis.key;
       const addsKey = !t.columns.some((c) => c.name === keyColumn);
       const pk = t.primaryKey ?? [];
+      const unique = uniqueNotNullColumn(t);
       keyed.push({
         name: a.table,
         analysis: a,
         catalog: t,
         keyColumn,
         addsKey,
-        batchKey: pk[0] ?? null,
-        rowId: pk.length > 0 ? pk : t.columns.map((c) => c.name),
+        batchKey: pk[0] ?? unique ?? physicalKey,
+        partitions: (t.partitions ?? []).map((p) => p.name),
+        rowId: pk.length > 0 ? pk : unique ? [unique] : t.columns.map((c) => c.name),
         isOwner,
       });
     }

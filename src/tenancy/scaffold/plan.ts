@@ -17,9 +17,11 @@ import type { Catalog, ConsistencyEdge, Hop, TenancyAnalysis } from '../types.js
 import { quoteLiteral } from '../sql-text.js';
 import { Aliases, conflictPredicate, joinOn, keyFromParents, ownerOf, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
-import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
+import { bare, pgName, physicalKey, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { keptTableName } from './names.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
+import { batchRange, clearInBlocks, keyForeignKeysNotValid, partitionedKeyIndex, partitionedKeyWhy, partitionedValidate } from './partitions.js';
+import { viewsInvoker } from './views.js';
 
 export type { ScaffoldOptions } from './model.js';
 
@@ -76,7 +78,7 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   }
   for (const t of m.keyed) {
     if (hasKeyIndex(t)) continue;
-    add(`${slug(t.name)}_${keySlug(t)}_index`, 'migration', 2, ...keyIndex(t));
+    add(`${slug(t.name)}_${keySlug(t)}_index`, 'migration', 2, ...(t.partitions.length > 0 ? partitionedKeyIndex(t, keyNames(t).index, lockSafe, noSnapshot) : keyIndex(t)));
   }
 
   // 3. Policies: conflicts first (they may change what derives), then deletes of unresolved rows, children first.
@@ -95,13 +97,18 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   }
 
   // 4. Backfills, parents first (the owner's came with the tenants table).
-  for (const t of adding) if (!t.isOwner) add(`backfill_${slug(t.name)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, t));
+  // A partitioned table is walked partition by partition, each a unit of its own.
+  for (const t of adding) {
+    if (t.isOwner) continue;
+    if (t.partitions.length === 0) add(`backfill_${slug(t.name)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, t));
+    for (const p of t.partitions) add(`backfill_${slug(p)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, { ...t, name: p, partitions: [] }));
+  }
 
   // 5. Foreign keys validated; NOT NULL without a long lock.
   for (const t of adding) {
     const keep = t.analysis.unresolvedPolicy === 'keep' && !t.isOwner;
     if (!keep) add(`${slug(t.name)}_${keySlug(t)}_check`, 'migration', 5, ...notNullCheck(t));
-    add(`${slug(t.name)}_${keySlug(t)}_validate`, 'migration', 5, ...validate(m, t, keep));
+    add(`${slug(t.name)}_${keySlug(t)}_validate`, 'migration', 5, ...(t.partitions.length > 0 ? partitionedValidate(m, t, keep ? undefined : keyNames(t).check, lockSafe, noSnapshot) : validate(m, t, keep)));
     if (!keep) add(`${slug(t.name)}_${keySlug(t)}_not_null`, 'migration', 5, ...setNotNull(t));
   }
 
@@ -119,8 +126,12 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
     }
   }
 
-  // 7. Row level security.
-  if (options.rls) for (const t of m.keyed) add(`${slug(t.name)}_row_level_security`, 'migration', 7, ...rowLevelSecurity(m, t));
+  // 7. Row level security, and the views over tenant tables made to run as their invoker.
+  if (options.rls) {
+    for (const t of m.keyed) add(`${slug(t.name)}_row_level_security`, 'migration', 7, ...rowLevelSecurity(m, t));
+    const views = viewsInvoker(m, lockSafe, noSnapshot);
+    if (views) add('views_security_invoker', 'migration', 7, ...views);
+  }
 
   // 8. Citus.
   if (options.citus) {
@@ -300,12 +311,12 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
       about: [
         `Adds ${t.name}.${t.keyColumn} (nullable, no default), its foreign key NOT VALID, and the trigger that fills it.`,
         '',
-        ...wrap(`Safe on a live database: a nullable column without a default is a catalog change (no rewrite), NOT VALID skips the scan, and the brief locks are waited for at most ${lockTimeoutMs} ms each (then the unit lets go and is retried). ${why}`),
+        ...wrap(`Safe on a live database: a nullable column without a default is a catalog change (no rewrite), NOT VALID skips the scan, and the brief locks are waited for at most ${lockTimeoutMs} ms each (then the unit lets go and is retried). ${why}${t.partitions.length > 0 ? ` ${partitionedKeyWhy(t)}` : ''}`),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [
         `ALTER TABLE ${table} ADD COLUMN ${key} ${m.keyType}`,
-        `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.fk)} FOREIGN KEY (${key}) REFERENCES ${m.tenantsTarget} NOT VALID`,
+        ...keyForeignKeysNotValid(m, t, n.fk),
         `CREATE FUNCTION ${fn}() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n${fnBody}\n  RETURN NEW;\nEND\n$$`,
         keyTrigger(m, t),
       ],
@@ -462,8 +473,8 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
   const key = q(t.keyColumn);
   const table = qt(t.name);
   const hops = m.firstHops(t);
-  const range = t.batchKey ? `t.${q(t.batchKey)} > $1 AND t.${q(t.batchKey)} <= $2\n   AND ` : '';
-  const batch = t.batchKey ? [`batch ${table} key=${q(t.batchKey)} size=5000`] : [];
+  const { range, directive, how } = batchRange(t, table, 5000);
+  const batch = [directive];
   const single = hops.length === 1 ? (hops[0] as Hop) : undefined;
   const parentCol = single ? q(m.keyColumnOf(single.references)) : '';
   const body = single
@@ -485,7 +496,7 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Backfills ${t.name}.${t.keyColumn} from its parent${hops.length > 1 ? 's (first that resolves)' : ''}: ${pathText}.`,
         '',
-        ...wrap(`Safe on a live database: ${t.batchKey ? `keyset batches over ${t.batchKey}, each its own short transaction, resumable after a kill` : `one statement (${t.name} has no primary key to batch on)`}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Every parent it reads (${m.parentsRead(t).map(bare).join(', ')}) was filled by an earlier unit.`),
+        ...wrap(`Safe on a live database: ${how}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Every parent it reads (${m.parentsRead(t).map(bare).join(', ')}) was filled by an earlier unit.`),
         ...(keep ? ['', ...wrap(`unresolved: keep. Rows no path leads to an owner keep a NULL ${t.keyColumn}, and the column stays nullable; \`tenancy check\` accepts them.`)] : []),
         '',
         ...triggersOffWhy,
@@ -496,11 +507,12 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
     },
     {
       about: [
-        `Clears ${t.name}.${t.keyColumn}${t.batchKey ? ' in batches' : ''} (the trigger still fills it for new rows until its own rollback; the app's triggers do not fire).`,
-        ...(t.batchKey ? ['', ...clearInBatchesWhy] : []),
+        `Clears ${t.name}.${t.keyColumn} in batches (the trigger still fills it for new rows until its own rollback; the app's triggers do not fire).`,
+        '',
+        ...clearInBatchesWhy,
       ],
-      directives: t.batchKey ? ['transaction off', noSnapshot, triggersOff] : [noSnapshot, triggersOff],
-      body: [t.batchKey ? clearInBatches(table, t.batchKey, t.keyColumn) : `UPDATE ${table} AS t\n   SET ${key} = NULL\n WHERE t.${key} IS NOT NULL`],
+      directives: ['transaction off', noSnapshot, triggersOff],
+      body: [t.batchKey === physicalKey ? clearInBlocks(table, t.keyColumn) : clearInBatches(table, t.batchKey, t.keyColumn)],
     },
   ];
 }
@@ -645,22 +657,31 @@ interface CompositeEdge {
   /** Derivation hops cascade the key down when a parent is re-parented; consistency edges refuse. */
   derivation: boolean;
   name: string;
+  /**
+   * Where the constraint goes: the table, or (PostgreSQL refuses a foreign key NOT VALID on a
+   * partitioned table) each partition that holds the legacy foreign key, under its own name.
+   */
+  places: { table: string; name: string }[];
 }
 
 function compositeEdges(m: ScaffoldModel): CompositeEdge[] {
   const edges: CompositeEdge[] = [];
   for (const t of m.keyed) {
-    const candidates: { columns: string[]; references: string; referencedColumns: string[]; derivation: boolean }[] = [
+    const candidates: { columns: string[]; references: string; referencedColumns: string[]; derivation: boolean; constraint: string }[] = [
       ...m.firstHops(t).map((h) => ({ ...h, derivation: true })),
       ...t.analysis.consistency.filter((e) => e.policy !== 'keep').map((e) => ({ ...e, derivation: false })),
     ];
     for (const c of candidates) {
       const to = m.keyed_(c.references);
-      if (!to) continue;
+      // A unique (key, id) on a partitioned table would have to include its partition key: no composite target.
+      if (!to || to.partitions.length > 0) continue;
       if (to.isOwner && m.analysis.ownerIsTenants) continue; // the key's own foreign key is this edge
       if (c.columns.includes(t.keyColumn) || c.referencedColumns.includes(to.keyColumn)) continue;
       if (edges.some((e) => e.from === t && e.columns.join() === c.columns.join())) continue;
-      edges.push({ from: t, to, columns: c.columns, referencedColumns: c.referencedColumns, derivation: c.derivation, name: pgName(bare(t.name), t.keyColumn, ...c.columns, 'fkey') });
+      const name = pgName(bare(t.name), t.keyColumn, ...c.columns, 'fkey');
+      const onPartitions = t.catalog.foreignKeys.find((fk) => fk.name === c.constraint)?.partitions?.map((p) => p.table) ?? t.partitions;
+      const places = t.partitions.length === 0 ? [{ table: t.name, name }] : onPartitions.map((p) => ({ table: p, name: pgName(bare(p), t.keyColumn, ...c.columns, 'fkey') }));
+      edges.push({ from: t, to, columns: c.columns, referencedColumns: c.referencedColumns, derivation: c.derivation, name, places });
     }
   }
   return edges;
@@ -697,7 +718,6 @@ function compositeUnique(t: KeyedTable, columns: string[]): [UnitText, UnitText]
 }
 
 function compositeForeignKeys(t: KeyedTable, edges: CompositeEdge[]): [UnitText, UnitText] {
-  const table = qt(t.name);
   return [
     {
       about: [
@@ -706,40 +726,40 @@ function compositeForeignKeys(t: KeyedTable, edges: CompositeEdge[]): [UnitText,
         ...wrap(`The legacy foreign keys stay (their ON DELETE actions are what the app relies on); the new ones add the tenant. Along the derivation they cascade ON UPDATE, so a re-parented row carries its children's key with it; a consistency edge refuses instead. Safe on a live database: NOT VALID skips the scan, the brief lock is waited for at most ${lockTimeoutMs} ms (then retried); the next unit validates without blocking writes.`),
       ],
       directives: [noSnapshot, ...lockSafe],
-      body: edges.map(
-        (e) =>
-          `ALTER TABLE ${table} ADD CONSTRAINT ${q(e.name)}\n  FOREIGN KEY (${[t.keyColumn, ...e.columns].map(q).join(', ')})\n  REFERENCES ${qt(e.to.name)} (${[e.to.keyColumn, ...e.referencedColumns].map(q).join(', ')})${e.derivation ? ' ON UPDATE CASCADE' : ''}\n  NOT VALID`,
-      ),
+      body: edges.flatMap((e) => e.places.map((p) => compositeForeignKey(t, e, p))),
     },
     {
       about: [`Drops the foreign keys of ${t.name} that include ${t.keyColumn}.`],
       directives: [noSnapshot, ...lockSafe],
-      body: edges.map((e) => `ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${q(e.name)}`),
+      body: edges.flatMap((e) => e.places.map((p) => `ALTER TABLE ${qt(p.table)} DROP CONSTRAINT IF EXISTS ${q(p.name)}`)),
     },
   ];
 }
 
+/** ALTER TABLE ... ADD CONSTRAINT of a foreign key that includes the key, NOT VALID, at one of its places. */
+function compositeForeignKey(t: KeyedTable, e: CompositeEdge, place: { table: string; name: string }): string {
+  return `ALTER TABLE ${qt(place.table)} ADD CONSTRAINT ${q(place.name)}\n  FOREIGN KEY (${[t.keyColumn, ...e.columns].map(q).join(', ')})\n  REFERENCES ${qt(e.to.name)} (${[e.to.keyColumn, ...e.referencedColumns].map(q).join(', ')})${e.derivation ? ' ON UPDATE CASCADE' : ''}\n  NOT VALID`;
+}
+
 function compositeValidate(t: KeyedTable, edges: CompositeEdge[]): [UnitText, UnitText] {
-  const table = qt(t.name);
+  const places = edges.flatMap((e) => e.places.map((p) => ({ edge: e, ...p })));
+  const tables = [...new Set(places.map((p) => p.table))];
   return [
     {
       about: [`Validates the foreign keys of ${t.name} that include ${t.keyColumn}.`, '', ...wrap('Safe on a live database: VALIDATE CONSTRAINT scans under SHARE UPDATE EXCLUSIVE, which lets the app read and write throughout.')],
       directives: [noSnapshot, ...lockSafe],
-      body: edges.map((e) => `ALTER TABLE ${table} VALIDATE CONSTRAINT ${q(e.name)}`),
+      body: places.map((p) => `ALTER TABLE ${qt(p.table)} VALIDATE CONSTRAINT ${q(p.name)}`),
       verifies: [
         {
           name: `${t.name}'s tenant foreign keys validated`,
-          sql: `SELECT conname FROM pg_constraint\n WHERE conrelid = ${quoteLiteral(table)}::regclass AND conname IN (${edges.map((e) => quoteLiteral(e.name)).join(', ')}) AND NOT convalidated`,
+          sql: `SELECT conname FROM pg_constraint\n WHERE conrelid IN (${tables.map((x) => `${quoteLiteral(qt(x))}::regclass`).join(', ')}) AND conname IN (${places.map((p) => quoteLiteral(p.name)).join(', ')}) AND NOT convalidated`,
         },
       ],
     },
     {
       about: [`Makes the foreign keys of ${t.name} that include ${t.keyColumn} NOT VALID again (dropped and added back NOT VALID, no scan).`],
       directives: [noSnapshot, ...lockSafe],
-      body: edges.flatMap((e) => [
-        `ALTER TABLE ${table} DROP CONSTRAINT ${q(e.name)}`,
-        `ALTER TABLE ${table} ADD CONSTRAINT ${q(e.name)}\n  FOREIGN KEY (${[t.keyColumn, ...e.columns].map(q).join(', ')})\n  REFERENCES ${qt(e.to.name)} (${[e.to.keyColumn, ...e.referencedColumns].map(q).join(', ')})${e.derivation ? ' ON UPDATE CASCADE' : ''}\n  NOT VALID`,
-      ]),
+      body: places.flatMap((p) => [`ALTER TABLE ${qt(p.table)} DROP CONSTRAINT ${q(p.name)}`, compositeForeignKey(t, p.edge, p)]),
     },
   ];
 }
