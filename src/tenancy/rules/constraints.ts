@@ -3,9 +3,11 @@
  * What a composite key covers is accepted: a single-column foreign key beside one that
  * pairs the key with the same columns (`scaffold --composite` keeps the legacy one), a
  * primary key that no foreign key references without the key, and the owner's uniques
- * (its rows are the tenants: a unique among them is a unique among tenants).
+ * when there is one owner row per tenant (the tenants table the plan made, with its unique
+ * `legacy_<owner>_id`, or a unique key alone on the owner): a unique among those rows is a
+ * unique among tenants.
  */
-import type { ScopedEdge, ScopedTable } from '../check-scope.js';
+import type { CheckScope, ScopedEdge, ScopedTable } from '../check-scope.js';
 import { always, keyed, type CatalogRule } from './types.js';
 
 export const uniqueWithoutTenantKey: CatalogRule = {
@@ -16,7 +18,7 @@ export const uniqueWithoutTenantKey: CatalogRule = {
   level: always('warning'),
   check: (scope) =>
     keyed(scope).flatMap((t) => {
-      if (t.role === 'owner') return [];
+      if (t.role === 'owner' && onePerTenant(scope, t)) return [];
       const constraints = [...(t.catalog.primaryKey ? [{ name: 'primary key', kind: 'primary' as const, columns: t.catalog.primaryKey }] : []), ...t.catalog.uniques.filter((u) => u.kind === 'unique')];
       // A primary key no foreign key references by itself: nothing reaches across tenants through it.
       const referencedAlone = (columns: string[]): boolean =>
@@ -47,4 +49,12 @@ export const foreignKeyWithoutTenantKey: CatalogRule = {
 /** A single-column foreign key beside one from (key, the same columns) to the same table, which pairs the key: the composite one holds every row to its tenant. */
 function coveredByComposite(table: ScopedTable, edge: ScopedEdge): boolean {
   return table.edges.some((e) => e.includesKey && e.references === edge.references && e.columns.filter((c) => c !== table.key).join(',') === edge.columns.join(','));
+}
+
+/** The owner has one row per tenant: the tenants table maps each to one (`legacy_<owner>_id`, unique), or the key alone is unique on the owner. */
+function onePerTenant(scope: CheckScope, owner: ScopedTable): boolean {
+  const unique = (table: ScopedTable['catalog'], column: string): boolean =>
+    table.uniques.some((u) => u.columns.length === 1 && u.columns[0] === column) || table.indexes.some((i) => i.unique && i.valid && !i.partial && i.columns.length === 1 && i.columns[0] === column);
+  const tenants = scope.tenants?.table;
+  return unique(owner.catalog, owner.key) || (tenants !== undefined && unique(tenants, `legacy_${owner.catalog.table}_id`));
 }
