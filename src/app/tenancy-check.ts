@@ -88,13 +88,16 @@ async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig,
     const probeSkipped =
       probeRules.length === 0 ? (options.as ? (analysis.rls ? 'no probe rule selected' : 'the model has no rls') : undefined) : !options.as ? 'no --as ROLE' : undefined;
     const ran = active.filter((r) => r.rule.kind !== 'probe' || !probeSkipped);
-    const findings = [...catalogFindings(scope, active), ...(await snapshot.run(dataQueries(scope, active)))];
-    if (options.as && !probeSkipped) {
-      const wanted = new Map(probeRules.map((r) => [r.rule.name, r.level]));
-      for (const f of await probeIsolation(options.url, scope, options.as, timeout, { largeTableRows, rules: [...wanted.keys()] })) {
-        const level = wanted.get(f.rule);
-        if (level) findings.push({ ...f, level });
-      }
+    const wanted = new Map(probeRules.map((r) => [r.rule.name, r.level]));
+    // The probe (its own session, round trips more than work) runs beside the data rules' scans.
+    const [data, probed] = await Promise.all([
+      snapshot.run(dataQueries(scope, active)),
+      options.as && !probeSkipped ? probeIsolation(options.url, scope, options.as, timeout, { largeTableRows, rules: [...wanted.keys()] }) : [],
+    ]);
+    const findings = [...catalogFindings(scope, active), ...data];
+    for (const f of probed) {
+      const level = wanted.get(f.rule);
+      if (level) findings.push({ ...f, level });
     }
     const sorted = sortFindings(findings);
     return {

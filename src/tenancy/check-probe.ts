@@ -59,7 +59,7 @@ export async function probeIsolation(url: string | undefined, scope: CheckScope,
       findings.push(...(await probeRelations(session, scope, relations, unset, role, statementTimeoutMs)));
     }
     if (wanted('probe-read-leak') || wanted('probe-write-leak')) {
-      for (const table of tables) findings.push(...(await probeTenant(session, scope, table, role, facts, statementTimeoutMs)));
+      for (const table of tables) findings.push(...(await probeTenant(session, scope, table, role, facts, statementTimeoutMs, wanted('probe-write-leak'))));
     }
     if (wanted('rls-policy-cost')) findings.push(...(await policyCost(session, scope, tables, role, options.largeTableRows, statementTimeoutMs)));
     return findings;
@@ -136,7 +136,7 @@ async function probeUnset(session: Session, scope: CheckScope, table: ScopedTabl
   return [{ rule: 'probe-read-leak', table: table.name, detail: `as ${role} with ${scope.analysis.setting} unset: ${seen.rows} row(s) visible${note}`, rows: seen.rows, sample: seen.sample }];
 }
 
-async function probeTenant(session: Session, scope: CheckScope, table: ScopedTable, role: string, facts: RoleFacts, timeout: number): Promise<ProbeFinding[]> {
+async function probeTenant(session: Session, scope: CheckScope, table: ScopedTable, role: string, facts: RoleFacts, timeout: number, writes = true): Promise<ProbeFinding[]> {
   const tenants = await pickTenants(session, scope, table);
   const setting = scope.analysis.setting;
   const key = `t.${quoteIdent(table.key)}`;
@@ -147,7 +147,7 @@ async function probeTenant(session: Session, scope: CheckScope, table: ScopedTab
       await session.client.query('SELECT set_config($1, $2, true)', [setting, a]);
       const other = await step(session, () => visible(session, table, `${key}::text IS DISTINCT FROM $1`, [a]));
       if (other?.rows) found.push({ rule: 'probe-read-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: ${other.rows} row(s) of other tenants visible`, rows: other.rows, sample: other.sample });
-      if (b !== null && !table.keyIsPrimaryKey) found.push(...(await probeWrites(session, table, role, setting, a, b)));
+      if (writes && b !== null && !table.keyIsPrimaryKey) found.push(...(await probeWrites(session, table, role, setting, a, b)));
     }
     await session.client.query('SELECT set_config($1, $2, true)', [setting, '']);
     const empty = await step(session, () => visible(session, table, '', []));
