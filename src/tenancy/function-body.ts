@@ -64,8 +64,8 @@ function plpgsqlReads(p: Parsers, definition: string): BodyReads {
       if (kind === 'PLpgSQL_stmt_open' && (inner as Node)['dynquery']) dynamic = true;
       if (kind === 'PLpgSQL_expr') {
         const { query, parseMode } = inner as { query: string; parseMode?: number };
-        // Mode 0 is a whole statement; the others are expressions (which may hold a sub-select).
-        const sql = parseMode === 0 || parseMode === undefined ? query : `SELECT ${query}`;
+        // Mode 0 is a whole statement; 3 to 5 an assignment (`n := <expression>`); the others an expression (which may hold a sub-select).
+        const sql = parseMode === 0 || parseMode === undefined ? query : `SELECT ${parseMode >= 3 && parseMode <= 5 ? assigned(query) : query}`;
         try {
           names.push(...relationsIn(p.parseSync(sql)));
         } catch {
@@ -78,6 +78,14 @@ function plpgsqlReads(p: Parsers, definition: string): BodyReads {
   };
   visit(tree);
   return { names, dynamic };
+}
+
+/** The expression of an assignment: what follows `:=` (or the first `=`). */
+function assigned(query: string): string {
+  const at = query.indexOf(':=');
+  if (at >= 0) return query.slice(at + 2);
+  const eq = query.indexOf('=');
+  return eq >= 0 ? query.slice(eq + 1) : query;
 }
 
 /** Every RangeVar of a parse tree but the names of its own CTEs. */
