@@ -58,12 +58,15 @@ describe('tenancy check in rehearse and verify', () => {
       ['load', true], ['apply', true], ['verify', true], ['tenancy check', true], ['rollback', true],
       ['compare with the source', true], ['apply again', true], ['verify again', true], ['tenancy check again', true],
     ]);
-    expect(doc.steps[3]?.details).toEqual(['6 of 8 rules passed on 2 tables']);
+    expect(doc.steps[3]?.details).toEqual(['10 of 11 rules passed on 2 tables']);
     expect(result.code).toBe(0);
     const xml = readFileSync(junit, 'utf8');
     const cases = [...xml.matchAll(/<testcase classname="rehearse\.tenancy_check" name="([^"]+)"/g)].map((m) => m[1]);
     expect(cases.sort()).toEqual(
-      ['tenant-key-missing', 'tenant-key-nullable', 'null-tenant', 'dangling-tenant', 'cross-tenant-reference', 'tenant-key-unindexed', 'unique-without-tenant-key', 'foreign-key-without-tenant-key'].sort(),
+      [
+        'tenant-key-missing', 'tenant-key-type-mismatch', 'tenant-key-nullable', 'null-tenant', 'dangling-tenant', 'foreign-key-missing', 'cross-tenant-reference',
+        'global-table-references-tenant', 'tenant-key-unindexed', 'unique-without-tenant-key', 'foreign-key-without-tenant-key',
+      ].sort(),
     );
     // Warnings do not fail a case.
     expect(xml).not.toContain('<failure');
@@ -93,7 +96,7 @@ describe('tenancy check in rehearse and verify', () => {
     expect(result.code).toBe(3);
     const doc = JSON.parse(result.stdout) as { checks: unknown[]; tenancy: { findings: { rule: string; table: string; rows: number | null }[]; checked: { tables: number; rules: number } } };
     expect(doc.checks).toEqual([]);
-    expect(doc.tenancy.checked).toEqual({ tables: 2, rules: 8 });
+    expect(doc.tenancy.checked).toEqual({ tables: 2, rules: 11 });
     expect(doc.tenancy.findings.filter((f) => f.rows !== null).map((f) => [f.rule, f.table, f.rows])).toEqual([['null-tenant', 'public.orders', 200]]);
     expect(result.stderr).toContain('NOT isolated: 2 errors');
     expect(await contentFingerprint(db.url)).toEqual(before);

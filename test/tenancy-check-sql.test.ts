@@ -88,9 +88,20 @@ describe('the data rules as SQL text', () => {
     );
   });
 
-  it('null-tenant skips tables whose model keeps unresolved rows', () => {
+  it('null-tenant, where the model keeps unresolved rows: only NULL keys on rows whose parent along a path of the model has a tenant', () => {
     const { scope, active } = check(catalog(), { ...model, tables: { tasks: { unresolved: 'keep' } } }, ['null-tenant']);
-    expect(dataQueries(scope, active).map((q) => q.table)).toEqual(['public.accounts', 'public.projects']);
+    const queries = dataQueries(scope, active);
+    expect(queries.map((q) => q.table)).toEqual(['public.accounts', 'public.projects', 'public.tasks']);
+    // The derivation's first hop: the row's assignee has a tenant.
+    expect(queries[2]?.sql.split('\n').slice(2, 6)).toEqual([
+      'SELECT t.id',
+      '  FROM public.tasks t',
+      ' WHERE t.organization_id IS NULL',
+      '   AND (EXISTS (SELECT 1 FROM public.accounts p WHERE p.id = t.assignee_id AND p.organization_id IS NOT NULL))',
+    ]);
+    // A composite first hop joins on its columns but the key (NULL on these rows).
+    const composite = check(catalog(), { ...model, tables: { tasks: { unresolved: 'keep', via: ['project_id'] } } }, ['null-tenant']);
+    expect(dataQueries(composite.scope, composite.active)[2]?.sql).toContain('EXISTS (SELECT 1 FROM public.projects p WHERE p.id = t.project_id AND p.organization_id IS NOT NULL)');
   });
 
   it('dangling-tenant: an anti-join on the tenants table primary key', () => {
@@ -174,7 +185,6 @@ describe('the catalog rules', () => {
     expect(findings(c).map((f) => f.split(':')[0])).toEqual([
       'error rls-disabled public.projects',
       'warning tenant-key-unindexed public.projects',
-      'warning unique-without-tenant-key public.projects',
       'warning foreign-key-without-tenant-key public.tasks',
       'warning foreign-key-without-tenant-key public.tasks',
     ]);

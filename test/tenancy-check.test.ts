@@ -137,15 +137,15 @@ describe('tenancy check', () => {
     const url = await planted();
     const before = await contentFingerprint(url);
     const { code, report, stderr } = await cli(url, '--as', role);
-    expect(stderr).toContain('Isolated: 16 of 16 rules passed on 4 tables');
+    expect(stderr).toContain('Isolated: 24 of 24 rules passed on 4 tables');
     expect(report.findings).toEqual([]);
-    expect(report.checked).toEqual({ tables: 4, rules: 16 });
+    expect(report.checked).toEqual({ tables: 4, rules: 24 });
     expect(code).toBe(0);
     expect(await contentFingerprint(url)).toEqual(before);
 
     const human = await runCli(['tenancy', 'check', '-d', url, '--dir', dir]);
     expect(human.code).toBe(0);
-    expect(human.stdout).toContain('Isolated: 14 of 14 rules passed on 4 tables');
+    expect(human.stdout).toContain('Isolated: 21 of 21 rules passed on 4 tables');
     expect(human.stdout).toContain('probe not run: no --as ROLE');
   });
 
@@ -153,7 +153,8 @@ describe('tenancy check', () => {
     const url = await planted(`ALTER TABLE tasks ADD FOREIGN KEY (project_id) REFERENCES projects (id);
                                ALTER TABLE tasks DROP COLUMN organization_id CASCADE;`);
     const { code, report } = await check(url);
-    expect(summary(report)).toEqual(['tenant-key-missing public.tasks']);
+    // The CASCADE took the composite foreign key of comments with it: no path reaches comments now, and it is still checked.
+    expect(summary(report)).toEqual(['tenant-key-missing public.tasks', 'foreign-key-missing public.comments']);
     expect(report.findings[0]?.detail).toBe('no column organization_id');
     expect(code).toBe(3);
   });
@@ -198,7 +199,7 @@ describe('tenancy check', () => {
     expect(human.code).toBe(3);
     expect(human.stdout).toContain('✖ error dangling-tenant: keys that name no row of the tenants table');
     expect(human.stdout).toMatch(/accounts\s+│ organization_id names no row of public\.organizations\s+│ 2\s+│ \{"id":4,"organization_id":99\}/);
-    expect(human.stdout.trim().split('\n').pop()).toBe('NOT isolated: 1 error; 13 of 14 rules passed on 4 tables (tenant-key-missing, tenant-key-nullable, null-tenant, cross-tenant-reference, tenant-key-unindexed, unique-without-tenant-key, foreign-key-without-tenant-key, rls-disabled, rls-not-forced, rls-no-policy, policy-ignores-tenant-key, policy-always-true, policy-missing-with-check); probe not run: no --as ROLE.');
+    expect(human.stdout.trim().split('\n').pop()).toBe('NOT isolated: 1 error; 20 of 21 rules passed on 4 tables (tenant-key-missing, tenant-key-type-mismatch, tenant-key-nullable, null-tenant, foreign-key-missing, cross-tenant-reference, global-table-references-tenant, tenant-key-unindexed, unique-without-tenant-key, foreign-key-without-tenant-key, rls-disabled, rls-not-forced, rls-no-policy, policy-ignores-tenant-key, policy-always-true, policy-missing-with-check, view-bypasses-rls, materialized-view-exposes-tenants, security-definer-reads-tenants, tenant-setting-default); probe not run: no --as ROLE.');
   });
 
   it('cross-tenant-reference: a plain (non-composite) foreign key into another tenant, named by its edge', async () => {
@@ -248,8 +249,11 @@ describe('tenancy check', () => {
     expect((await check(url, '--strict')).code).toBe(3);
   });
 
-  it('foreign-key-without-tenant-key: a reference that does not carry the key', async () => {
-    const url = await planted('ALTER TABLE comments ADD CONSTRAINT comments_task_plain FOREIGN KEY (task_id) REFERENCES tasks (id)');
+  it('foreign-key-without-tenant-key: a reference that does not carry the key; beside a composite one that does, it is covered', async () => {
+    const covered = await planted('ALTER TABLE comments ADD CONSTRAINT comments_task_plain FOREIGN KEY (task_id) REFERENCES tasks (id)');
+    expect((await check(covered, '--strict')).report.findings).toEqual([]);
+    const url = await planted(`ALTER TABLE comments DROP CONSTRAINT comments_organization_id_task_id_fkey;
+                               ALTER TABLE comments ADD CONSTRAINT comments_task_plain FOREIGN KEY (task_id) REFERENCES tasks (id)`);
     const { code, report } = await check(url);
     expect(summary(report)).toEqual(['foreign-key-without-tenant-key public.comments']);
     expect(report.findings[0]?.detail).toContain('comments.task_id → tasks (comments_task_plain)');

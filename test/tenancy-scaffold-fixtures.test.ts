@@ -1,7 +1,9 @@
 /**
  * The five seed fixtures: each scaffolded from its tenancy model (fixtures/<name>/scaffold.config.json)
  * into a plan directory of its own, then rehearsed: apply, verify, full rollback to exactly
- * the legacy schema and content, apply again, verify again.
+ * the legacy schema and content, apply again, verify again. The tenancy check after each
+ * apply passes every rule, warnings included (as `--strict` asks): a clean `--composite
+ * --rls` plan leaves no finding.
  */
 import { copyFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,5 +38,8 @@ describe.each(fixtures)('tenancy scaffold of %s', (name) => {
     // Rehearse's own steps, and (since it checks the tenancy model after each apply) tenancy check's.
     expect(doc.steps.map((s) => s.name)).toEqual(expect.arrayContaining(['load', 'apply', 'verify', 'rollback', 'compare with the source', 'apply again', 'verify again']));
     expect(result.code).toBe(0);
+    // Every rule passed, warnings included: what `tenancy check --strict` asks.
+    for (const step of doc.steps.filter((s) => s.name.startsWith('tenancy check'))) expect(step.details[0]).toMatch(/^(\d+) of \1 rules passed on \d+ tables$/);
+    expect(doc.steps.filter((s) => s.name.startsWith('tenancy check')).length).toBe(2);
   });
 });

@@ -7,11 +7,14 @@
 import { withFixtureDatabase } from '../db/fixture.js';
 import { loadConfig } from '../plan/config.js';
 import { readCatalog } from '../tenancy/catalog.js';
+import { readAccess } from '../tenancy/check-access.js';
 import { catalogFindings, dataQueries, fails, selectRules, sortFindings } from '../tenancy/check.js';
 import { openSnapshot } from '../tenancy/check-data.js';
 import { probeIsolation } from '../tenancy/check-probe.js';
 import { buildScope } from '../tenancy/check-scope.js';
+import { loadBodyParsers } from '../tenancy/function-body.js';
 import { analyzeTenancy } from '../tenancy/graph.js';
+import { keepSchema } from '../tenancy/scaffold/plan.js';
 import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
 import { loadExpressionParser } from '../tenancy/policy-expr.js';
 import type { Finding } from '../tenancy/rules/types.js';
@@ -57,29 +60,44 @@ export async function tenancyCheck(options: TenancyCheckOptions): Promise<Tenanc
   const config = await loadConfig(options.dir);
   const model = options.model ?? tenancyConfigFrom(config.tenancy, options);
   await loadExpressionParser();
-  if (options.fixture) return onFixture(options, model, config.ledgerSchema);
-  return checkDatabase(options, model, config.ledgerSchema);
+  const settings = { ledgerSchema: config.ledgerSchema, largeTableRows: config.lint.largeTableRows };
+  if (options.fixture) return onFixture(options, model, settings);
+  return checkDatabase(options, model, settings);
 }
 
-async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig, ledgerSchema: string): Promise<TenancyCheckResult> {
+/** What the check takes from the project's config besides the model. */
+interface CheckSettings {
+  ledgerSchema: string;
+  /** `lint.largeTableRows`: past it, a policy no index serves is a finding (rls-policy-cost). */
+  largeTableRows: number;
+}
+
+async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig, { ledgerSchema, largeTableRows }: CheckSettings): Promise<TenancyCheckResult> {
   const timeout = options.statementTimeoutMs ?? 10 * 60_000;
   const snapshot = await openSnapshot(options.url, { connections: options.connections ?? 3, statementTimeoutMs: timeout });
   try {
-    const catalog = await readCatalog(snapshot.leader.client, { ...(options.schemas?.length ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema] });
+    const catalog = await readCatalog(snapshot.leader.client, { ...(options.schemas?.length ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema, keepSchema] });
+    // keepSchema holds the scaffold's copies of detached and deleted rows (for its rollback), like the ledger: not the app's tables.
     const analysis = analyzeTenancy(catalog, model);
-    const scope = buildScope(catalog, analysis, options.tables);
+    const access = await readAccess(snapshot.leader.client, catalog.schemas, analysis.setting);
+    // The PL/pgSQL parser is a WebAssembly module of its own: loaded only when there is a body to read.
+    if (access.functions.some((f) => f.dependsOn.length === 0)) await loadBodyParsers();
+    const scope = buildScope(catalog, analysis, { only: options.tables, access, appRole: options.as });
     const active = selectRules(analysis, options.rules, catalog);
     const probeRules = active.filter((r) => r.rule.kind === 'probe');
     const probeSkipped =
       probeRules.length === 0 ? (options.as ? (analysis.rls ? 'no probe rule selected' : 'the model has no rls') : undefined) : !options.as ? 'no --as ROLE' : undefined;
     const ran = active.filter((r) => r.rule.kind !== 'probe' || !probeSkipped);
-    const findings = [...catalogFindings(scope, active), ...(await snapshot.run(dataQueries(scope, active)))];
-    if (options.as && !probeSkipped) {
-      const wanted = new Map(probeRules.map((r) => [r.rule.name, r.level]));
-      for (const f of await probeIsolation(options.url, scope, options.as, timeout)) {
-        const level = wanted.get(f.rule);
-        if (level) findings.push({ ...f, level });
-      }
+    const wanted = new Map(probeRules.map((r) => [r.rule.name, r.level]));
+    // The probe (its own session, round trips more than work) runs beside the data rules' scans.
+    const [data, probed] = await Promise.all([
+      snapshot.run(dataQueries(scope, active)),
+      options.as && !probeSkipped ? probeIsolation(options.url, scope, options.as, timeout, { largeTableRows, rules: [...wanted.keys()] }) : [],
+    ]);
+    const findings = [...catalogFindings(scope, active), ...data];
+    for (const f of probed) {
+      const level = wanted.get(f.rule);
+      if (level) findings.push({ ...f, level });
     }
     const sorted = sortFindings(findings);
     return {
@@ -99,8 +117,8 @@ async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig,
 }
 
 /** `--fixture FILE`: the file loaded into a new database of a throwaway PostgreSQL, checked, and the server gone. */
-function onFixture(options: TenancyCheckOptions, model: TenancyConfig, ledgerSchema: string): Promise<TenancyCheckResult> {
-  return withFixtureDatabase(options.fixture as string, { log: options.log, purpose: 'tenancy check' }, (url) => checkDatabase({ ...options, url }, model, ledgerSchema));
+function onFixture(options: TenancyCheckOptions, model: TenancyConfig, settings: CheckSettings): Promise<TenancyCheckResult> {
+  return withFixtureDatabase(options.fixture as string, { log: options.log, purpose: 'tenancy check' }, (url) => checkDatabase({ ...options, url }, model, settings));
 }
 
 /** One rule's outcome as a test case (rehearse's JUnit, verify --tenancy): failed when it has an error-level finding. */

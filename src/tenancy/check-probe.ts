@@ -9,16 +9,32 @@
  * - the setting empty (`''`, what a pooled connection holds after a reset): as unset.
  * Every step runs under a savepoint, so one refusal does not hide the next step.
  * Nothing is ever committed: the transaction ends in ROLLBACK whatever happens.
+ *
+ * Then every view and materialized view ROLE may read that reads a tenant table, read
+ * whole with the setting unset, empty, at tenant A and at tenant B: rows while unset, or
+ * the same rows at A as at B, are a leak (the view does not narrow with the setting).
+ * And the policies' cost (`rls-policy-cost`): EXPLAIN of a read as ROLE at tenant A with
+ * sequential scans disabled still scans a large table whole when no index serves the
+ * policy; a VOLATILE function in a policy runs once per row.
  */
 import { connect, type Session } from '../db/connection.js';
 import { UsageError } from '../errors.js';
+import { tenantReads } from './access.js';
 import type { CheckScope, ScopedTable } from './check-scope.js';
+import { shortName } from './check-scope.js';
 import { rowIdentity, sampleSize } from './rules/sample-sql.js';
 import type { RuleFinding } from './rules/types.js';
 import { quoteIdent, quoteLiteral, quoteQualified } from './sql-text.js';
 
 export interface ProbeFinding extends RuleFinding {
-  rule: 'probe-read-leak' | 'probe-write-leak';
+  rule: 'probe-read-leak' | 'probe-write-leak' | 'rls-policy-cost';
+}
+
+export interface ProbeOptions {
+  /** `lint.largeTableRows`: a table past it that the policy makes scan whole is a finding. */
+  largeTableRows: number;
+  /** The probe rules selected (default: all). */
+  rules?: string[];
 }
 
 interface RoleFacts {
@@ -26,16 +42,26 @@ interface RoleFacts {
   superuser: boolean;
 }
 
-export async function probeIsolation(url: string | undefined, scope: CheckScope, role: string, statementTimeoutMs: number): Promise<ProbeFinding[]> {
+export async function probeIsolation(url: string | undefined, scope: CheckScope, role: string, statementTimeoutMs: number, options: ProbeOptions = { largeTableRows: 100_000 }): Promise<ProbeFinding[]> {
   // A fresh session: the setting has never been set in it, so "unset" means unset
   // (once set_config() ran, even rolled back, current_setting(s, true) is '' and not NULL).
   const session = await connect(url, 'tenancy check probe');
+  const wanted = (rule: ProbeFinding['rule']): boolean => !options.rules || options.rules.includes(rule);
   try {
     const facts = await roleFacts(session, role);
     const findings: ProbeFinding[] = [];
     const tables = scope.tables.filter((t) => t.hasKey);
-    for (const table of tables) findings.push(...(await probeUnset(session, scope, table, role, facts, statementTimeoutMs)));
-    for (const table of tables) findings.push(...(await probeTenant(session, scope, table, role, facts, statementTimeoutMs)));
+    const relations = readableRelations(scope, role);
+    if (wanted('probe-read-leak')) {
+      for (const table of tables) findings.push(...(await probeUnset(session, scope, table, role, facts, statementTimeoutMs)));
+      const unset = new Map<string, Content | undefined>();
+      for (const name of relations) unset.set(name, await asRole(session, role, statementTimeoutMs, () => step(session, () => content(session, name))));
+      findings.push(...(await probeRelations(session, scope, relations, unset, role, statementTimeoutMs)));
+    }
+    if (wanted('probe-read-leak') || wanted('probe-write-leak')) {
+      for (const table of tables) findings.push(...(await probeTenant(session, scope, table, role, facts, statementTimeoutMs, wanted('probe-write-leak'))));
+    }
+    if (wanted('rls-policy-cost')) findings.push(...(await policyCost(session, scope, tables, role, options.largeTableRows, statementTimeoutMs)));
     return findings;
   } finally {
     await session.close();
@@ -110,7 +136,7 @@ async function probeUnset(session: Session, scope: CheckScope, table: ScopedTabl
   return [{ rule: 'probe-read-leak', table: table.name, detail: `as ${role} with ${scope.analysis.setting} unset: ${seen.rows} row(s) visible${note}`, rows: seen.rows, sample: seen.sample }];
 }
 
-async function probeTenant(session: Session, scope: CheckScope, table: ScopedTable, role: string, facts: RoleFacts, timeout: number): Promise<ProbeFinding[]> {
+async function probeTenant(session: Session, scope: CheckScope, table: ScopedTable, role: string, facts: RoleFacts, timeout: number, writes = true): Promise<ProbeFinding[]> {
   const tenants = await pickTenants(session, scope, table);
   const setting = scope.analysis.setting;
   const key = `t.${quoteIdent(table.key)}`;
@@ -121,7 +147,7 @@ async function probeTenant(session: Session, scope: CheckScope, table: ScopedTab
       await session.client.query('SELECT set_config($1, $2, true)', [setting, a]);
       const other = await step(session, () => visible(session, table, `${key}::text IS DISTINCT FROM $1`, [a]));
       if (other?.rows) found.push({ rule: 'probe-read-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: ${other.rows} row(s) of other tenants visible`, rows: other.rows, sample: other.sample });
-      if (b !== null && !table.keyIsPrimaryKey) found.push(...(await probeWrites(session, table, role, setting, a, b)));
+      if (writes && b !== null && !table.keyIsPrimaryKey) found.push(...(await probeWrites(session, table, role, setting, a, b)));
     }
     await session.client.query('SELECT set_config($1, $2, true)', [setting, '']);
     const empty = await step(session, () => visible(session, table, '', []));
@@ -221,4 +247,137 @@ async function insertableColumns(session: Session, table: ScopedTable): Promise<
     )
   ).rows;
   return rows.map((r) => r.name);
+}
+
+// ---------------------------------------------------------------------------------------
+// Views and materialized views
+// ---------------------------------------------------------------------------------------
+
+/** The views and materialized views ROLE may read that read a tenant table (through views over views). */
+function readableRelations(scope: CheckScope, role: string): string[] {
+  return scope.access.relations
+    .filter((r) => r.readers.includes(role))
+    .filter((r) => tenantReads(scope.access, r.name, role, (n) => scope.tenantTables.has(n)).length > 0)
+    .map((r) => r.name);
+}
+
+interface Content {
+  rows: number;
+  /** md5 of every row's text, in order: two readings with the same digest saw the same rows. */
+  digest: string | null;
+}
+
+async function content(session: Session, relation: string): Promise<Content> {
+  const row = (
+    await session.client.query<{ rows: string; digest: string | null }>(
+      `SELECT count(*) AS rows, md5(string_agg(v::text, E'\\n' ORDER BY v::text)) AS digest FROM ${quoteQualified(relation)} v`,
+    )
+  ).rows[0];
+  return { rows: Number(row?.rows ?? 0), digest: row?.digest ?? null };
+}
+
+/** Two tenants of the tenants table (read as the connecting user), or fewer when it has fewer. */
+async function twoTenants(session: Session, scope: CheckScope): Promise<string[]> {
+  const tenants = scope.tenants;
+  if (!tenants) return [];
+  const column = quoteIdent(tenants.column);
+  try {
+    return (await session.client.query<{ id: string }>(`SELECT ${column}::text AS id FROM ${quoteQualified(tenants.table.name)} ORDER BY ${column} LIMIT 2`)).rows.map((r) => r.id);
+  } catch {
+    return [];
+  }
+}
+
+async function probeRelations(session: Session, scope: CheckScope, relations: string[], unset: Map<string, Content | undefined>, role: string, timeout: number): Promise<ProbeFinding[]> {
+  const setting = scope.analysis.setting;
+  const [a, b] = await twoTenants(session, scope);
+  const found: ProbeFinding[] = [];
+  for (const name of relations) {
+    const read = (value: string) =>
+      asRole(session, role, timeout, async () => {
+        await session.client.query('SELECT set_config($1, $2, true)', [setting, value]);
+        return step(session, () => content(session, name));
+      });
+    const kind = scope.access.relations.find((r) => r.name === name)?.kind === 'matview' ? 'materialized view' : 'view';
+    const none = unset.get(name);
+    if (none?.rows) found.push({ rule: 'probe-read-leak', table: name, detail: `as ${role} with ${setting} unset: ${none.rows} row(s) of the ${kind} visible`, rows: none.rows, sample: [] });
+    const empty = await read('');
+    if (empty?.rows) found.push({ rule: 'probe-read-leak', table: name, detail: `as ${role} with ${setting} = '': ${empty.rows} row(s) of the ${kind} visible`, rows: empty.rows, sample: [] });
+    if (a === undefined || b === undefined) continue;
+    const [atA, atB] = [await read(a), await read(b)];
+    if (atA?.rows && atB?.rows && atA.digest === atB.digest) {
+      found.push({
+        rule: 'probe-read-leak',
+        table: name,
+        detail: `as ${role}, the ${kind} shows the same ${atA.rows} row(s) with ${setting} = ${a} and = ${b}: it does not narrow to the tenant while it reads ${tenantTablesOf(scope, name, role)}`,
+        rows: atA.rows,
+        sample: [],
+      });
+    }
+  }
+  return found;
+}
+
+function tenantTablesOf(scope: CheckScope, relation: string, role: string): string {
+  return [...new Set(tenantReads(scope.access, relation, role, (n) => scope.tenantTables.has(n)).map((r) => shortName(r.table)))].join(', ');
+}
+
+// ---------------------------------------------------------------------------------------
+// What the policies cost
+// ---------------------------------------------------------------------------------------
+
+interface PlanNode {
+  'Node Type'?: string;
+  'Relation Name'?: string;
+  Plans?: PlanNode[];
+}
+
+function seqScans(node: PlanNode | undefined): string[] {
+  if (!node) return [];
+  const own = node['Node Type'] === 'Seq Scan' && node['Relation Name'] ? [node['Relation Name']] : [];
+  return [...own, ...(node.Plans ?? []).flatMap(seqScans)];
+}
+
+async function policyCost(session: Session, scope: CheckScope, tables: ScopedTable[], role: string, largeTableRows: number, timeout: number): Promise<ProbeFinding[]> {
+  const found: ProbeFinding[] = [];
+  const setting = scope.analysis.setting;
+  // Functions a policy calls, from pg_depend (built-in functions are pinned and not recorded there).
+  const volatile = (
+    await session.client.query<{ schema: string; table: string; policy: string; fn: string }>(
+      `SELECT n.nspname AS schema, c.relname AS table, pol.polname AS policy, p.oid::regprocedure::text AS fn
+         FROM pg_policy pol
+         JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_depend d ON d.classid = 'pg_policy'::regclass AND d.objid = pol.oid AND d.refclassid = 'pg_proc'::regclass
+         JOIN pg_proc p ON p.oid = d.refobjid
+        WHERE p.provolatile = 'v'
+        ORDER BY 1, 2, 3, 4`,
+    )
+  ).rows;
+  for (const table of tables) {
+    for (const v of volatile.filter((r) => `${r.schema}.${r.table}` === table.name)) {
+      found.push({ rule: 'rls-policy-cost', table: table.name, detail: `policy ${v.policy} calls ${v.fn}, a VOLATILE function: evaluated for every row instead of once per query`, rows: null, sample: [] });
+    }
+    if (table.catalog.estimatedRows <= largeTableRows) continue;
+    const tenants = await pickTenants(session, scope, table);
+    if (!tenants) continue;
+    const scanned = await asRole(session, role, timeout, async () => {
+      await session.client.query('SELECT set_config($1, $2, true)', [setting, tenants.a]);
+      // Sequential scans disabled: a plan that still has one has no index to serve the policy.
+      await session.client.query('SET LOCAL enable_seqscan = off');
+      return step(session, async () => {
+        const plan = (await session.client.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(`EXPLAIN (FORMAT JSON) SELECT * FROM ${quoteQualified(table.name)} LIMIT 1`)).rows[0]?.['QUERY PLAN'][0]?.Plan;
+        return seqScans(plan);
+      });
+    });
+    if (scanned?.length) {
+      found.push({
+        rule: 'rls-policy-cost',
+        table: table.name,
+        detail: `as ${role} with ${setting} = ${tenants.a}, a read scans all ${table.catalog.estimatedRows} rows (more than lint.largeTableRows, ${largeTableRows}): no index serves the policy`,
+        rows: null,
+        sample: [],
+      });
+    }
+  }
+  return found;
 }

@@ -4,6 +4,7 @@
  * of the tenancy (self-references included). Pure: the rules read this and nothing else.
  */
 import { UsageError } from '../errors.js';
+import { noAccess, type Access } from './access.js';
 import type { Catalog, CatalogForeignKey, CatalogTable, TableAnalysis, TableName, TenancyAnalysis, UnresolvedPolicy } from './types.js';
 import { writtenName } from './sql-text.js';
 
@@ -36,6 +37,11 @@ export interface ScopedTable {
   hasKey: boolean;
   unresolved: UnresolvedPolicy;
   edges: ScopedEdge[];
+  /**
+   * A path of foreign keys reaches the owner. A table that carries the key column is a tenant
+   * table all the same (every rule applies to it), but nothing derives or checks its key.
+   */
+  reached: boolean;
 }
 
 export interface CheckScope {
@@ -45,9 +51,23 @@ export interface CheckScope {
   tables: ScopedTable[];
   /** The tenants table and the column its keys name (its primary key). */
   tenants: { table: CatalogTable; column: string } | null;
+  /** Every tenant table of the model and the owner, `--table` or not: what views and functions must not read past the policies. */
+  tenantTables: Set<TableName>;
+  /** Views, materialized views, SECURITY DEFINER functions, roles and the setting's defaults. */
+  access: Access;
+  /** `--as ROLE`: the application's role, when named. */
+  appRole?: string;
 }
 
-export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, only?: string[]): CheckScope {
+export interface ScopeOptions {
+  /** Only these tables (`--table`). */
+  only?: string[] | undefined;
+  access?: Access;
+  appRole?: string | undefined;
+}
+
+export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, options: ScopeOptions = {}): CheckScope {
+  const only = options.only;
   const byName = new Map(catalog.tables.map((t) => [t.name, t]));
   const tenantsTable = byName.get(analysis.tenants);
   const tenantsColumn = tenantsTable?.primaryKey?.length === 1 ? tenantsTable.primaryKey[0] : undefined;
@@ -60,7 +80,11 @@ export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, only?: s
   const keyOf = (t: TableAnalysis, table: CatalogTable): { key: string; primary: boolean } =>
     t.role === 'owner' && analysis.ownerIsTenants ? { key: tenantsColumn ?? table.primaryKey?.[0] ?? analysis.key, primary: true } : { key: analysis.key, primary: false };
 
-  const inScope = analysis.tables.filter((t) => t.role === 'owner' || t.role === 'tenant');
+  // A table no path reaches that carries the key column holds tenant rows all the same.
+  const carriesKey = (t: TableAnalysis): boolean =>
+    t.role === 'global' && t.table !== analysis.tenants && (byName.get(t.table)?.columns.some((c) => c.name === analysis.key) ?? false);
+  const unreached = new Set(analysis.tables.filter(carriesKey).map((t) => t.table));
+  const inScope = analysis.tables.filter((t) => t.role === 'owner' || t.role === 'tenant' || unreached.has(t.table));
   const keys = new Map<TableName, string>();
   for (const t of inScope) {
     const table = byName.get(t.table);
@@ -74,7 +98,7 @@ export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, only?: s
     const { key, primary } = keyOf(t, table);
     return {
       name: t.table,
-      role: t.role as 'owner' | 'tenant',
+      role: t.role === 'owner' ? 'owner' : 'tenant',
       catalog: table,
       analysis: t,
       key,
@@ -82,9 +106,18 @@ export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, only?: s
       hasKey: table.columns.some((c) => c.name === key),
       unresolved: t.unresolvedPolicy,
       edges: table.foreignKeys.filter((fk) => keys.has(fk.references)).map((fk) => edge(fk, key, keys.get(fk.references) as string)),
+      reached: !unreached.has(t.table),
     };
   });
-  return { analysis, catalog, tables, tenants: tenantsTable && tenantsColumn ? { table: tenantsTable, column: tenantsColumn } : null };
+  return {
+    analysis,
+    catalog,
+    tables,
+    tenants: tenantsTable && tenantsColumn ? { table: tenantsTable, column: tenantsColumn } : null,
+    tenantTables: new Set(keys.keys()),
+    access: options.access ?? noAccess,
+    ...(options.appRole ? { appRole: options.appRole } : {}),
+  };
 }
 
 function edge(fk: CatalogForeignKey, key: string, referencedKey: string): ScopedEdge {

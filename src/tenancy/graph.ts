@@ -86,7 +86,7 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig, options:
     const derived = derive(graph, table.name, options.prefer?.get(table.name));
     if (derived) derivations.set(table.name, derived);
   }
-  applyViaOverrides(overrides, tables, owner, blocked, derivations);
+  applyViaOverrides(overrides, tables, owner, blocked, derivations, key);
 
   const roles = new Map<TableName, TableRole>();
   for (const table of catalog.tables) {
@@ -400,6 +400,7 @@ function applyViaOverrides(
   owner: TableName,
   blocked: (name: TableName) => boolean,
   derivations: Map<TableName, Derived>,
+  key: string,
 ): void {
   const resolving = new Set<TableName>();
   const resolveVia = (name: TableName): Derived | undefined => {
@@ -411,7 +412,7 @@ function applyViaOverrides(
     const table = tables.get(name) as CatalogTable;
     const paths = override.via.map((column, i) => {
       const keyPath = `${override.path}.via[${i}]`;
-      const fk = findForeignKey(table, column);
+      const fk = findForeignKey(table, column, key);
       if (!fk) {
         const fks = table.foreignKeys.map((f) => f.columns.join(','));
         throw new UsageError(`${keyPath}: "${column}" is no foreign key of ${name}`, { hint: fks.length > 0 ? `its foreign keys: ${fks.join('; ')}` : `${name} has no foreign key` });
@@ -432,8 +433,17 @@ function applyViaOverrides(
   for (const name of overrides.keys()) resolveVia(name);
 }
 
-function findForeignKey(table: CatalogTable, column: string): CatalogForeignKey | undefined {
-  return table.foreignKeys.find((fk) => fk.columns.join(',') === column) ?? table.foreignKeys.find((fk) => fk.columns[0] === column);
+/**
+ * The foreign key `via` names: by its columns, its first column, or its columns without the
+ * key, as conflicts policies name an edge (edgeNames), so a model written before the upgrade
+ * still fits once `scaffold --citus` or `--composite` made the foreign keys `(key, column)`.
+ */
+function findForeignKey(table: CatalogTable, column: string, key: string): CatalogForeignKey | undefined {
+  return (
+    table.foreignKeys.find((fk) => fk.columns.join(',') === column) ??
+    table.foreignKeys.find((fk) => fk.columns[0] === column) ??
+    table.foreignKeys.find((fk) => edgeNames(fk.columns, key).includes(column))
+  );
 }
 
 // ---------------------------------------------------------------------------------------

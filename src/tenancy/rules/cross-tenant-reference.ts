@@ -1,7 +1,7 @@
 import type { ScopedEdge, ScopedTable } from '../check-scope.js';
 import { quoteIdent, quoteQualified } from '../sql-text.js';
 import { rowIdentity, violationQuery } from './sample-sql.js';
-import { always, keyed, type DataQuery, type DataRule } from './types.js';
+import { always, keyed, keyType, type DataQuery, type DataRule } from './types.js';
 
 /**
  * A row that references a row of another tenant, along any foreign key between tables of
@@ -19,7 +19,10 @@ export const crossTenantReference: DataRule = {
     const withKey = new Set(keyed(scope).map((t) => t.name));
     const referencedHasKey = (e: ScopedEdge): boolean =>
       withKey.has(e.references) || scope.catalog.tables.some((t) => t.name === e.references && t.columns.some((c) => c.name === e.referencedKey));
-    return keyed(scope).flatMap((t) => t.edges.filter((e) => !e.includesKey && referencedHasKey(e)).map((e) => crossTenantQuery(t, e)));
+    // Keys of two types do not compare (`bigint = text`): tenant-key-type-mismatch reports them.
+    const sameType = (t: ScopedTable, e: ScopedEdge): boolean =>
+      scope.catalog.tables.find((r) => r.name === e.references)?.columns.find((c) => c.name === e.referencedKey)?.type === keyType(t);
+    return keyed(scope).flatMap((t) => t.edges.filter((e) => !e.includesKey && referencedHasKey(e) && sameType(t, e)).map((e) => crossTenantQuery(t, e)));
   },
 };
 

@@ -1,6 +1,6 @@
 import { quoteIdent, quoteQualified } from '../sql-text.js';
 import { rowIdentity, violationQuery } from './sample-sql.js';
-import { always, withKeyColumn, type DataRule } from './types.js';
+import { always, comparable, type DataRule } from './types.js';
 
 /**
  * Keys that name no tenant: a foreign key left NOT VALID, or triggers disabled during a
@@ -16,7 +16,7 @@ export const danglingTenant: DataRule = {
   queries: (scope) => {
     const tenants = scope.tenants;
     if (!tenants) return [];
-    return withKeyColumn(scope).map((t) => {
+    return comparable(scope).map((t) => {
       const key = `t.${quoteIdent(t.key)}`;
       const from =
         `  FROM ${quoteQualified(t.name)} t\n` +

@@ -4,17 +4,36 @@
  * tenant's key.
  */
 import type { CheckScope } from '../check-scope.js';
-import { judgePolicy, type PolicyFaults } from '../policy-expr.js';
+import { judgeExpression, judgePolicy, type KeyComparison, type PolicyFaults } from '../policy-expr.js';
+import type { CatalogPolicy } from '../types.js';
 import { keyed, whenRls, type CatalogRule, type RuleFinding } from './types.js';
 
+/**
+ * Restrictive policies are judged with the permissive ones: PostgreSQL admits a row when
+ * some permissive policy does AND every restrictive one does. So a restrictive policy
+ * that holds the key to the setting, for the same command and every role the permissive
+ * one applies to, isolates what the permissive one lets through (a permissive `true`
+ * narrowed by a restrictive key policy is isolated).
+ */
+function narrows(restrictive: CatalogPolicy, permissive: CatalogPolicy, fault: keyof PolicyFaults, compare: KeyComparison): boolean {
+  if (restrictive.permissive) return false;
+  if (restrictive.command !== 'all' && restrictive.command !== permissive.command) return false;
+  if (!restrictive.roles.includes('public') && !permissive.roles.every((r) => restrictive.roles.includes(r))) return false;
+  const constrains = (text: string | null): boolean => text !== null && judgeExpression(text, compare).constrains;
+  if (fault !== 'writesThrough') return constrains(restrictive.using);
+  // New rows are held by WITH CHECK, or by USING when an ALL or UPDATE policy has none.
+  return restrictive.withCheck !== null ? constrains(restrictive.withCheck) : restrictive.command !== 'insert' && constrains(restrictive.using);
+}
+
 function policyFindings(scope: CheckScope, fault: keyof PolicyFaults): RuleFinding[] {
-  const compare = { setting: scope.analysis.setting };
-  return keyed(scope).flatMap((t) =>
-    t.catalog.policies.flatMap((p) => {
-      const reason = judgePolicy(p, { ...compare, key: t.key })[fault];
-      return reason ? [{ table: t.name, detail: `policy ${p.name} (${p.command.toUpperCase()}): ${reason}`, rows: null, sample: [] }] : [];
-    }),
-  );
+  return keyed(scope).flatMap((t) => {
+    const compare = { setting: scope.analysis.setting, key: t.key };
+    return t.catalog.policies.flatMap((p) => {
+      const reason = judgePolicy(p, compare)[fault];
+      if (!reason || t.catalog.policies.some((r) => narrows(r, p, fault, compare))) return [];
+      return [{ table: t.name, detail: `policy ${p.name} (${p.command.toUpperCase()}): ${reason}`, rows: null, sample: [] }];
+    });
+  });
 }
 
 export const policyIgnoresTenantKey: CatalogRule = {

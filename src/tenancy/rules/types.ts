@@ -81,3 +81,23 @@ export function keyed(scope: CheckScope): ScopedTable[] {
 export function withKeyColumn(scope: CheckScope): ScopedTable[] {
   return keyed(scope).filter((t) => !t.keyIsPrimaryKey);
 }
+
+/** The key column's type on a table (format_type()). */
+export function keyType(table: ScopedTable): string | undefined {
+  return table.catalog.columns.find((c) => c.name === table.key)?.type;
+}
+
+/** The type of the column the keys name: the tenants table's primary key. */
+export function tenantsKeyType(scope: CheckScope): string | undefined {
+  const tenants = scope.tenants;
+  return tenants?.table.columns.find((c) => c.name === tenants.column)?.type;
+}
+
+/**
+ * Tables whose key has the tenants table's type: the data rules compare keys with `=` and skip
+ * the others (`bigint = text` has no operator; tenant-key-type-mismatch reports them).
+ */
+export function comparable(scope: CheckScope): ScopedTable[] {
+  const type = tenantsKeyType(scope);
+  return withKeyColumn(scope).filter((t) => type === undefined || keyType(t) === type);
+}
