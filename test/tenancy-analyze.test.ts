@@ -266,7 +266,7 @@ describe('tenancy analyze on a legacy schema', () => {
       const result = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', dir, '--owner', 'accounts', '--json']);
       expect(result.code, result.stderr).toBe(0);
       const document = JSON.parse(result.stdout);
-      expect(Object.keys(document)).toEqual(['owner', 'tenants', 'key', 'tables', 'hints']);
+      expect(Object.keys(document)).toEqual(['owner', 'tenants', 'key', 'tables', 'views', 'hints']);
       expect(document).toMatchObject({ owner: 'public.accounts', tenants: 'public.organizations', key: 'organization_id' });
       const tasks = document.tables.find((t: { table: string }) => t.table === 'public.tasks');
       expect(Object.keys(tasks)).toEqual(['table', 'role', 'rows', 'via', 'unresolved', 'consistency']);
