@@ -42,7 +42,12 @@ export function partitionedKeyIndex(t: KeyedTable, index: string, lockSafe: stri
         '',
         ...wrap(`Safe on a live database: PostgreSQL cannot build an index CONCURRENTLY on a partitioned table, so the index is made on ${bare(t.name)} ONLY (empty, no scan), built CONCURRENTLY on each partition (reads and writes go on; hence no transaction) and attached, a catalog change under a brief lock. Once every partition's index is attached, the parent's is valid. Run again after a kill, each statement finds its work done.`),
       ],
-      directives: ['transaction off', noSnapshot, ...lockSafe],
+      directives: [
+        'transaction off',
+        noSnapshot,
+        ...lockSafe,
+        'allow require-concurrent-index-creation the index ON ONLY the parent is empty and builds nothing; each partition\'s is built CONCURRENTLY',
+      ],
       body: [
         `CREATE INDEX IF NOT EXISTS ${q(index)} ON ONLY ${qt(t.name)} (${q(t.keyColumn)})`,
         ...t.partitions.flatMap((p) => {
@@ -63,7 +68,7 @@ export function partitionedKeyIndex(t: KeyedTable, index: string, lockSafe: stri
         '',
         ...wrap('A partitioned index cannot be dropped CONCURRENTLY: the drop takes a brief ACCESS EXCLUSIVE lock on each partition (waiting at most the lock timeout, then retried); dropping an index scans nothing.'),
       ],
-      directives: [noSnapshot, ...lockSafe],
+      directives: [noSnapshot, ...lockSafe, 'allow require-concurrent-index-deletion PostgreSQL cannot drop a partitioned index CONCURRENTLY; the drop scans nothing and waits at most the lock timeout'],
       body: [`DROP INDEX IF EXISTS ${parent}`],
     },
   ];
