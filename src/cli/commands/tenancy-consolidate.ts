@@ -7,6 +7,7 @@ import { requireDatabase } from '../target.js';
 interface TenancyConsolidateCliOptions extends CommonOptions {
   fromSchemas?: string;
   fromDatabases?: string;
+  sourceSchema?: string;
   into?: string;
   exclude?: string[];
   reference?: string;
@@ -18,16 +19,17 @@ interface TenancyConsolidateCliOptions extends CommonOptions {
 
 export default async function tenancyConsolidateCommand(options: TenancyConsolidateCliOptions): Promise<number> {
   const out = createOutput(options);
-  if (options.fromDatabases) {
-    throw new UsageError('--from-databases is not built yet: consolidate reads schemas of the target database (--from-schemas)', { code: 'consolidate-from-databases-unsupported', hint: 'load each database into a schema of the target first (pg_dump -n public | sed ... | psql), then --from-schemas' });
+  if (Boolean(options.fromSchemas) === Boolean(options.fromDatabases)) {
+    throw new UsageError('which sources? pass --from-schemas PATTERN or --from-databases FILE (one of them)', { code: 'consolidate-no-sources', hint: "e.g. --from-schemas 'customer_%', or --from-databases sources.txt with `name postgres://user@host/db` per line" });
   }
-  if (!options.fromSchemas) throw new UsageError('which sources? pass --from-schemas PATTERN', { code: 'consolidate-no-sources', hint: "e.g. --from-schemas 'customer_%'" });
   const ids = options.ids ?? 'keep';
   if (ids !== 'keep' && ids !== 'remap') throw new UsageError(`--ids ${ids}: expected keep or remap`, { code: 'consolidate-ids-invalid' });
   const result = await tenancyConsolidate({
     dir: options.dir,
     url: requireDatabase(options),
     fromSchemas: options.fromSchemas,
+    fromDatabases: options.fromDatabases,
+    sourceSchema: options.sourceSchema,
     exclude: options.exclude,
     reference: options.reference,
     into: options.into,

@@ -28,6 +28,12 @@ export interface ConsolidateSource {
   tenantId: number;
   /** Per table: the upper bounds of its key ranges (ascending, as text), one statement each plus an open last one. */
   bounds: Record<string, string[]>;
+  /**
+   * A source database (`--from-databases`): `schema` is then its staging schema in the target,
+   * this the schema of the source database that holds its tables and the sources file's path
+   * relative to the unit's file.
+   */
+  database?: { schema: string; sourcesPath: string };
 }
 
 export interface ConsolidateOptions {
@@ -44,6 +50,8 @@ export interface ConsolidateOptions {
 export interface ConsolidateUnit {
   name: string;
   kind: 'migration' | 'backfill';
+  /** A source database's unit is TypeScript (it reaches another database); the others are SQL. */
+  format: 'sql' | 'ts';
   summary: string;
   sql: string;
   rollback: string;
@@ -193,7 +201,7 @@ function sharedTablesUnit(plans: TablePlan[], reference: SourceShape, sources: C
     ...(options.into !== 'public' ? [`DROP SCHEMA ${q(options.into)};`] : []),
     '',
   ];
-  return { name: 'consolidate_shared_tables', kind: 'migration', summary: `${plans.length} shared tables in ${options.into} and the tenants table ${options.tenants}`, sql: lines.join('\n'), rollback: rollback.join('\n') };
+  return { name: 'consolidate_shared_tables', kind: 'migration', format: 'sql', summary: `${plans.length} shared tables in ${options.into} and the tenants table ${options.tenants}`, sql: lines.join('\n'), rollback: rollback.join('\n') };
 }
 
 function createTable(p: TablePlan, plans: TablePlan[], options: ConsolidateOptions): string[] {
@@ -271,9 +279,61 @@ function columnType(p: TablePlan, column: string): string {
 // 2. one backfill per source
 // ---------------------------------------------------------------------------------------
 
+interface SourceSteps {
+  /** The body: each statement with the comment line before it (if any). */
+  body: { comment?: string; sql: string }[];
+  verifies: { name: string; sql: string }[];
+}
+
+function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions): SourceSteps {
+  const tenants = quoteQualified(`${options.into}.${options.tenants}`);
+  const k = source.tenantId;
+  const origin = source.database ? `database ${source.name}` : `schema ${source.schema}`;
+  const body: SourceSteps['body'] = [
+    { sql: `INSERT INTO ${tenants} (id, name, consolidated_from) VALUES (${k}, ${quoteLiteral(source.name)}, ${quoteLiteral(origin)})\n  ON CONFLICT (id) DO NOTHING;` },
+  ];
+  const each = (comment: string, statements: string[]) => statements.forEach((sql, i) => body.push(i === 0 ? { comment, sql } : { sql }));
+  for (const p of plans) {
+    const ranges = rangesOf(p, source);
+    const rows = `${ranges.length} range${ranges.length === 1 ? '' : 's'}`;
+    if (p.remapped) each(`${p.name}: new ids from ${sequenceName(p)}, kept in ${mapTable(p, options)} (${rows})`, ranges.map((r) => mapStatement(p, source, r, options)));
+    each(`${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`, ranges.map((r) => copyStatement(p, source, r, options)));
+    if (p.selfColumns.length > 0) each(`${p.name}: ${p.selfColumns.join(', ')}, now that every row of the table is there`, ranges.map((r) => selfStatement(p, source, r, options)));
+  }
+  if (options.ids === 'keep') {
+    const sequenced = plans.filter((p) => hasSequence(p));
+    each(
+      'The sequences past every id copied so far: a row the application inserts next does not collide.',
+      sequenced.map((p) => {
+        const seq = sequenceName(p);
+        return `SELECT setval('${seq.replace(/'/g, "''")}', greatest(max(${q(p.rangeColumn)}), (SELECT last_value FROM ${seq}))) FROM ${quoteQualified(p.target)};`;
+      }),
+    );
+  }
+  return { body, verifies: plans.map((p) => verifyTable(p, source, options)) };
+}
+
 function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions): ConsolidateUnit {
   const tenants = quoteQualified(`${options.into}.${options.tenants}`);
   const k = source.tenantId;
+  const steps = sourceSteps(plans, source, options);
+  const name = `consolidate_${source.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+  const rollback = [
+    `-- Removes tenant ${k} (${source.database ? `database ${source.name}` : `schema ${source.schema}`}) from the shared tables, children first: exactly the rows the copy added.`,
+    '-- tenantify:snapshot none',
+    '',
+    ...[...plans].reverse().map((p) => `DELETE FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k};`),
+    ...(options.ids === 'remap' ? plans.filter((p) => p.remapped).reverse().map((p) => `DELETE FROM ${mapTable(p, options)} WHERE ${q(options.key)} = ${k};`) : []),
+    `DELETE FROM ${tenants} WHERE id = ${k};`,
+    ...(source.database ? [`DROP SCHEMA IF EXISTS ${q(source.schema)} CASCADE;`] : []),
+    '',
+    `-- tenantify:verify no row of tenant ${k} is left`,
+    `SELECT ${plans.map((p) => `(SELECT count(*) FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k})`).join(' + ')} AS rows_left WHERE ${plans.map((p) => `EXISTS (SELECT FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k})`).join(' OR ')};`,
+    '',
+  ].join('\n');
+  const summary = `tenant ${k}: ${source.database ? `database ${source.name}` : source.schema}, ${plans.length} tables`;
+  if (source.database) return { name, kind: 'backfill', format: 'ts', summary, sql: typescriptUnit(plans, source, steps, options), rollback, source: source.name };
+
   const lines: string[] = [
     `-- Copies schema ${source.schema} into the shared tables as tenant ${k} (${options.tenants}.id = ${k}).`,
     '-- Safe on a live database: the source is only read; the shared tables get rows of a tenant no one',
@@ -284,48 +344,56 @@ function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: Cons
     '-- tenantify:transaction off',
     '-- tenantify:snapshot none',
     '',
-    `INSERT INTO ${tenants} (id, name, consolidated_from) VALUES (${k}, ${quoteLiteral(source.name)}, ${quoteLiteral(`schema ${source.schema}`)})`,
-    `  ON CONFLICT (id) DO NOTHING;`,
-    '',
   ];
-  for (const p of plans) {
-    const ranges = rangesOf(p, source);
-    const rows = `${ranges.length} range${ranges.length === 1 ? '' : 's'}`;
-    if (p.remapped) {
-      lines.push(`-- ${p.name}: new ids from ${sequenceName(p)}, kept in ${mapTable(p, options)} (${rows})`);
-      for (const range of ranges) lines.push(mapStatement(p, source, range, options), '');
-    }
-    lines.push(`-- ${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`);
-    for (const range of ranges) lines.push(copyStatement(p, source, range, options), '');
-    if (p.selfColumns.length > 0) {
-      lines.push(`-- ${p.name}: ${p.selfColumns.join(', ')}, now that every row of the table is there`);
-      for (const range of ranges) lines.push(selfStatement(p, source, range, options), '');
-    }
-  }
-  if (options.ids === 'keep') {
-    const sequenced = plans.filter((p) => hasSequence(p));
-    if (sequenced.length > 0) lines.push('-- The sequences past every id copied so far: a row the application inserts next does not collide.');
-    for (const p of sequenced) {
-      const seq = sequenceName(p);
-      lines.push(`SELECT setval('${seq.replace(/'/g, "''")}', greatest(max(${q(p.rangeColumn)}), (SELECT last_value FROM ${seq}))) FROM ${quoteQualified(p.target)};`);
-    }
-    lines.push('');
-  }
-  for (const p of plans) lines.push(verifyTable(p, source, options), '');
+  for (const step of steps.body) lines.push(...(step.comment ? [`-- ${step.comment}`] : []), step.sql, '');
+  for (const v of steps.verifies) lines.push(`-- tenantify:verify ${v.name}`, v.sql, '');
+  return { name, kind: 'backfill', format: 'sql', summary, sql: lines.join('\n'), rollback, source: source.name };
+}
 
-  const rollback = [
-    `-- Removes tenant ${k} (schema ${source.schema}) from the shared tables, children first: exactly the rows the copy added.`,
-    '-- tenantify:snapshot none',
+/**
+ * A source database's unit: TypeScript, because it reaches another database. It streams the
+ * source's tables into a staging schema of the target (stageSource: COPY at both ends, one
+ * snapshot), then runs the same statements a schema source runs, reading the staging schema.
+ */
+function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: SourceSteps, options: ConsolidateOptions): string {
+  const database = source.database as NonNullable<ConsolidateSource['database']>;
+  const literal = (text: string) => `\`${text.replace(/\\/g, '\\\\').replace(/`/g, '\\`').replace(/\$\{/g, '\\${')}\``;
+  const tables = plans.map((p) => ({
+    table: p.name,
+    columns: p.ref.catalog.columns.map((c) => ({ name: c.name, type: c.type })),
+    primaryKey: p.ref.catalog.primaryKey ?? [],
+  }));
+  const lines = [
+    `// Copies database ${source.name} into the shared tables as tenant ${source.tenantId} (${options.tenants}.id = ${source.tenantId}).`,
+    `// Its URL is read from ${database.sourcesPath} when the unit runs (never written here).`,
+    '// 1. stageSource streams its tables (schema ' + database.schema + ') into the staging schema ' + source.schema + ' of the target:',
+    '//    COPY at both ends, binary, in one snapshot of the source, memory bounded by back-pressure; all or nothing.',
+    '// 2. the statements below copy the staging schema into the shared tables, each committed on its own and',
+    '//    written so that running it again adds nothing: a killed run resumes and copies no row twice.',
+    '// The staging schema stays for the verifies (`tenantify verify`); the rollback drops it.',
+    "import { defineUnit, sql, stageSource } from 'tenantify';",
     '',
-    ...[...plans].reverse().map((p) => `DELETE FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k};`),
-    ...(options.ids === 'remap' ? plans.filter((p) => p.remapped).reverse().map((p) => `DELETE FROM ${mapTable(p, options)} WHERE ${q(options.key)} = ${k};`) : []),
-    `DELETE FROM ${tenants} WHERE id = ${k};`,
+    `const tables = ${JSON.stringify(tables, null, 2)};`,
     '',
-    `-- tenantify:verify no row of tenant ${k} is left`,
-    `SELECT ${plans.map((p) => `(SELECT count(*) FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k})`).join(' + ')} AS rows_left WHERE ${plans.map((p) => `EXISTS (SELECT FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k})`).join(' OR ')};`,
+    'const statements = [',
+    ...steps.body.flatMap((step) => [...(step.comment ? [`  // ${step.comment}`] : []), `  ${literal(step.sql)},`]),
+    '];',
+    '',
+    'export default defineUnit({',
+    '  transaction: false,',
+    "  snapshot: 'none',",
+    '  async up(db, ctx) {',
+    `    const staged = await stageSource(ctx, { sources: new URL(${JSON.stringify(database.sourcesPath)}, import.meta.url), source: ${JSON.stringify(source.name)}, schema: ${JSON.stringify(database.schema)}, stage: ${JSON.stringify(source.schema)}, tables });`,
+    '    if (staged.rows > 0) ctx.log(`staged ${staged.rows} rows, ${staged.bytes} bytes`);',
+    '    for (const statement of statements) await sql.raw(statement).execute(db);',
+    '  },',
+    '  verify: [',
+    ...steps.verifies.map((v) => `    { name: ${JSON.stringify(v.name)}, sql: ${literal(v.sql.replace(/;\s*$/, ""))} },`),
+    '  ],',
+    '});',
     '',
   ];
-  return { name: `consolidate_${source.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`, kind: 'backfill', summary: `tenant ${k}: ${source.schema}, ${plans.length} tables`, sql: lines.join('\n'), rollback: rollback.join('\n'), source: source.name };
+  return lines.join('\n');
 }
 
 function hasSequence(p: TablePlan): boolean {
@@ -407,7 +475,7 @@ function selfStatement(p: TablePlan, source: ConsolidateSource, range: string, o
 }
 
 /** Count and an order-independent hash (the sum of each row's md5, 64 bits of it) of the source's table and of the tenant's rows, ids mapped back. */
-function verifyTable(p: TablePlan, source: ConsolidateSource, options: ConsolidateOptions): string {
+function verifyTable(p: TablePlan, source: ConsolidateSource, options: ConsolidateOptions): { name: string; sql: string } {
   const columns = p.ref.catalog.columns.map((c) => c.name);
   const hash = (values: string[]) => `coalesce(sum(('x' || left(md5(ROW(${values.join(', ')})::text), 16))::bit(64)::bigint::numeric), 0)`;
   const back = (c: string): string => {
@@ -415,8 +483,8 @@ function verifyTable(p: TablePlan, source: ConsolidateSource, options: Consolida
     if (p.remappedRefs.has(c)) return `${q(`r_${c}`)}.old_id`;
     return `t.${q(c)}`;
   };
-  return [
-    `-- tenantify:verify ${source.schema}.${p.name} arrived whole: row count and content hash equal`,
+  const name = `${source.database ? source.name : source.schema}.${p.name} arrived whole: row count and content hash equal`;
+  const sql = [
     `WITH source AS (SELECT count(*) AS n, ${hash(columns.map((c) => `s.${q(c)}`))} AS hash FROM ${quoteQualified(`${source.schema}.${p.name}`)} s),`,
     `     target AS (SELECT count(*) AS n, ${hash(columns.map(back))} AS hash`,
     `                  FROM ${quoteQualified(p.target)} t`,
@@ -425,4 +493,5 @@ function verifyTable(p: TablePlan, source: ConsolidateSource, options: Consolida
     `SELECT ${quoteLiteral(p.name)} AS "table", source.n AS source_rows, target.n AS target_rows FROM source, target`,
     ` WHERE (source.n, source.hash) IS DISTINCT FROM (target.n, target.hash);`,
   ].join('\n');
+  return { name, sql };
 }
