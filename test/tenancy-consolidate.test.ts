@@ -5,9 +5,10 @@
  * public) and one drifted schema. Each source's rows and joins by natural values are
  * compared with the target's, under --ids keep and --ids remap.
  */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startCli } from './support/cli.js';
 import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query, until } from './support/db.js';
@@ -174,5 +175,47 @@ describe('tenancy consolidate', () => {
     const inserted = await query<{ id: number }>(db.url, "INSERT INTO public.tasks (organization_id, project_id, title) VALUES (1, (SELECT min(id) FROM public.projects WHERE organization_id = 1), 'neu') RETURNING id::int AS id");
     const [max] = await query<{ n: number }>(db.url, 'SELECT max(new_id)::int AS n FROM consolidated_ids.tasks');
     expect(inserted[0]?.id).toBeGreaterThan(max?.n ?? Infinity);
+  }, 300_000);
+
+  it('--from-databases: each customer database streamed with COPY and consolidated (--ids remap); no password in the plan or the output', async () => {
+    const target = dropLater(await freshDatabase('consolidate', template.name));
+    const picked = ['alpha', 'bravo', 'hotel'];
+    const lines: string[] = ['# one database per customer'];
+    for (const name of picked) {
+      // A customer's own database: its tables in schema app, the lookup tables in public.
+      const source = dropLater(await freshDatabase(`src_${name}`, template.name));
+      const others = customers.filter((c) => c !== `customer_${name}`).concat('customer_zeta');
+      await query(source.url, `${others.map((c) => `DROP SCHEMA ${c} CASCADE`).join('; ')}; ALTER SCHEMA customer_${name} RENAME TO app`);
+      const url = new URL(source.url);
+      url.password = 's3cret-pw';
+      lines.push(`${name} ${url.toString()}`);
+    }
+    const root = mkdtempSync(join(tmpdir(), 'consolidate-db-'));
+    writeFileSync(join(root, 'sources.txt'), `${lines.join('\n')}\n`);
+    const dir = join(root, 'plan');
+    // The TypeScript units import tenantify, as from a plan repository that has it installed.
+    mkdirSync(join(dir, 'node_modules'), { recursive: true });
+    symlinkSync(dirname(dirname(fileURLToPath(import.meta.url))), join(dir, 'node_modules', 'tenantify'));
+
+    const planned = await runCli(['tenancy', 'consolidate', '--from-databases', join(root, 'sources.txt'), '--source-schema', 'app', '--ids', 'remap', '-d', target.url, '--dir', dir, '--batch-size', '1000', '--json']);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(JSON.parse(planned.stdout).sources.map((s: { source: string }) => s.source)).toEqual(picked);
+    const files = ['migrations', 'backfills', 'rollbacks'].flatMap((sub) => readdirSync(join(dir, sub)).map((f) => readFileSync(join(dir, sub, f), 'utf8')));
+    expect(files.some((text) => text.includes('s3cret-pw'))).toBe(false);
+
+    const applied = await runCli(['apply', '-d', target.url, '--dir', dir]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(`${applied.stdout}${applied.stderr}`).not.toContain('s3cret-pw');
+    for (const [i, name] of picked.entries()) {
+      expect(await tenantContent(target.url, { tenant: i + 1 }), name).toEqual(await tenantContent(target.url, { schema: `customer_${name}` }));
+    }
+    const check = await runCli(['tenancy', 'check', '-d', target.url, '--dir', dir, '--strict', '--json']);
+    expect(check.code, check.stdout).toBe(0);
+
+    const bare = await runCli(['rollback', '-d', target.url, '--dir', dir, '--yes']);
+    expect(bare.code, bare.stderr).toBe(0);
+    const left = await query<{ tenant: number }>(target.url, 'SELECT DISTINCT organization_id::int AS tenant FROM public.tasks ORDER BY 1');
+    expect(left.map((r) => r.tenant)).toEqual([1, 2]);
+    expect(await query(target.url, "SELECT FROM pg_namespace WHERE nspname = 'consolidate_stage_hotel'")).toHaveLength(0);
   }, 300_000);
 });
