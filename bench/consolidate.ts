@@ -12,7 +12,7 @@
  *
  *   npx tsx bench/consolidate.ts [--scale N] [--db-scale N] [--rounds N]
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,8 +69,8 @@ try {
   await sql(db('fx'), 'DROP SCHEMA customer_zeta CASCADE');
   const [counted] = (await sql(db('fx'), "SELECT sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', table_schema, table_name), false, true, '')))[1]::text::bigint) AS n FROM information_schema.tables WHERE table_schema LIKE 'customer_%'")).rows as { n: string }[];
   const rows = Number(counted?.n ?? 0);
-  // The floor's target: the customer schemas' tables, empty.
-  const schemaOnly = execFileSync('pg_dump', ['--schema-only', '-n', 'customer_*', '-d', db('fx')], { maxBuffer: 1 << 28 }).toString().replace(/^\\(un)?restrict .*$/gm, '');
+  // The floor's target: the same database with the customer schemas' tables emptied.
+  const customerTables = (await sql(db('fx'), "SELECT string_agg(format('%I.%I', table_schema, table_name), ', ') AS t FROM information_schema.tables WHERE table_schema LIKE 'customer_%'")).rows[0] as { t: string };
 
   const times: Record<string, number[]> = { 'tenantify apply (--ids keep)': [], 'tenantify apply (--ids remap)': [], 'pg_dump --data-only | psql': [] };
   for (let round = 0; round < rounds; round++) {
@@ -83,8 +83,8 @@ try {
       await sql(db('postgres'), `DROP DATABASE ${name}`);
     }
     const floor = `b_${round}`;
-    await sql(db('postgres'), `CREATE DATABASE ${floor}`);
-    await sql(db(floor), schemaOnly);
+    await sql(db('postgres'), `CREATE DATABASE ${floor} TEMPLATE fx`);
+    await sql(db(floor), `TRUNCATE ${customerTables.t}`);
     times['pg_dump --data-only | psql']?.push(await run(`pg_dump --data-only -n 'customer_*' -d '${db('fx')}' | psql -q -v ON_ERROR_STOP=1 -d '${db(floor)}'`, [], process.env, true));
     await sql(db('postgres'), `DROP DATABASE ${floor}`);
   }
