@@ -8,6 +8,8 @@
 export { sql, type Kysely } from 'kysely';
 /** `export default defineUnit({ up })` and `defineBackfill({ batch })`: what a TypeScript unit's file exports. */
 export { defineUnit, defineBackfill, type UnitDefinition, type UnitContext, type KeyRange, type CheckDefinition } from './plan/define.js';
+/** What a `tenancy consolidate --from-databases` unit runs first: a source database's tables streamed (COPY) into a staging schema of the target. */
+export { stageSource, type StageSourceOptions, type StageTable } from './db/stage-source.js';
 
 /** Applies the plan's pending units to a database (`tenantify apply`): resumes where a run stopped, refuses drift. */
 export { apply, type ApplyOptions, type ApplyResult } from './app/apply.js';

@@ -106,7 +106,7 @@ export function buildProgram(): Command {
     .requiredOption('--reason <text>', 'why the file changed (kept in the ledger)')
     .action(action(() => import('./commands/repair.js')));
 
-  const tenancy = program.command('tenancy').description('the tenancy model: analyze | scaffold | check (see TENANCY.md)');
+  const tenancy = program.command('tenancy').description('the tenancy model: analyze | scaffold | check | consolidate (see TENANCY.md)');
   const modelOptions = (command: Command): Command =>
     withCommonOptions(command)
       .option('--owner <table>', "the legacy table whose rows become tenants (else the config's tenancy.owner)")
@@ -138,6 +138,20 @@ export function buildProgram(): Command {
     .option('--citus', 'then place the tenancy on Citus: primary keys (key, id), reference tables, tables distributed by the key (implies --composite)')
     .option('--fixture <file>', 'read the schema from this SQL file loaded into a throwaway PostgreSQL')
     .action(action(() => import('./commands/tenancy-scaffold.js')));
+
+  withCommonOptions(tenancy.command('consolidate'))
+    .description('bring one schema per customer into one shared, keyed schema: a plan, one unit per source')
+    .option('--from-schemas <pattern>', "the sources: schemas of the target database whose names match this LIKE pattern ('customer_%')")
+    .option('--from-databases <file>', 'the sources: one database per line, `name URL` (streamed with COPY into the target when applied)')
+    .option('--source-schema <schema>', 'with --from-databases: the schema of each source database that holds its tables (default public)')
+    .option('--into <schema>', 'the schema of the shared tables (default public)')
+    .option('--exclude <names...>', 'leave these sources out')
+    .option('--reference <name>', 'the source every other is compared with (default: the first by name)')
+    .option('--tenants <table>', 'the tenants table the plan creates (default organizations)')
+    .option('--key <column>', "the tenant key column (default: the tenants table's singular + _id)")
+    .addOption(new Option('--ids <mode>', 'keep: ids stay, keys become (key, id); remap: new ids, old ones kept in mapping tables').choices(['keep', 'remap']).default('keep'))
+    .option('--batch-size <rows>', 'rows per copy statement (default 10000)', positiveInt)
+    .action(action(() => import('./commands/tenancy-consolidate.js')));
 
   return program;
 }

@@ -117,5 +117,5 @@ async function cancelBackend(ctx: ExecContext): Promise<void> {
 
 /** What a TypeScript unit's functions get: its id, and a log that goes to the run's notes. */
 export function unitContext(ctx: ExecContext, unitId: string): UnitContext {
-  return { unitId, log: (message) => ctx.reporter.note(`${unitId}: ${message}`) };
+  return { unitId, log: (message) => ctx.reporter.note(`${unitId}: ${message}`), client: ctx.session.client };
 }

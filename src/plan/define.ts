@@ -10,10 +10,13 @@
  * range in its own transaction, and checks are SQL that must return no rows.
  */
 import type { Kysely } from 'kysely';
+import type pg from 'pg';
 
 export interface UnitContext {
   readonly unitId: string;
   log(message: string): void;
+  /** The session's own client (what `db` runs on), for what Kysely does not do: COPY streams. */
+  readonly client: pg.ClientBase;
 }
 
 export interface CheckDefinition {

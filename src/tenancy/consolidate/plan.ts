@@ -1,0 +1,497 @@
+/**
+ * `tenancy consolidate`'s pure core: the reference shape and the sources in, the plan's
+ * units as SQL text out.
+ *
+ *   1. one migration creates the tenants table, the shared tables (the key first in every
+ *      primary key, unique constraint, index and foreign key between them), and under
+ *      `--ids remap` the tables that map every source's old ids to the new ones;
+ *   2. one backfill per source: its tenant row, then its tables in foreign-key order, each
+ *      copied by the server (`INSERT ... SELECT`) in key ranges, one statement per range,
+ *      each committed and recorded in the ledger (`transaction off`), each written so that
+ *      running it again adds nothing (a killed run resumes and copies no row twice); verify
+ *      sections compare every table's row count and content hash with the source's; the
+ *      rollback deletes exactly that tenant's rows.
+ */
+import { UsageError } from '../../errors.js';
+import { quoteIdent as q, quoteLiteral, quoteQualified } from '../sql-text.js';
+import type { CatalogForeignKey } from '../types.js';
+import type { SourceShape, SourceTable } from './shape.js';
+import { withoutSchema } from './shape.js';
+
+export type IdsMode = 'keep' | 'remap';
+
+export interface ConsolidateSource {
+  /** The source's name: its schema. */
+  name: string;
+  schema: string;
+  /** Its row in the tenants table. */
+  tenantId: number;
+  /** Per table: the upper bounds of its key ranges (ascending, as text), one statement each plus an open last one. */
+  bounds: Record<string, string[]>;
+  /**
+   * A source database (`--from-databases`): `schema` is then its staging schema in the target,
+   * this the schema of the source database that holds its tables and the sources file's path
+   * relative to the unit's file.
+   */
+  database?: { schema: string; sourcesPath: string };
+}
+
+export interface ConsolidateOptions {
+  /** The schema of the shared tables. */
+  into: string;
+  /** The tenants table (bare name, in `into`). */
+  tenants: string;
+  key: string;
+  ids: IdsMode;
+  /** The schema of the id mapping tables (`--ids remap`). */
+  idsSchema: string;
+}
+
+export interface ConsolidateUnit {
+  name: string;
+  kind: 'migration' | 'backfill';
+  /** A source database's unit is TypeScript (it reaches another database); the others are SQL. */
+  format: 'sql' | 'ts';
+  summary: string;
+  sql: string;
+  rollback: string;
+  /** The source a backfill copies (none for the migration). */
+  source?: string;
+}
+
+/** What the plan knows of one reference table. */
+interface TablePlan {
+  ref: SourceTable;
+  name: string;
+  target: string;
+  /** Its primary key gets new ids (`--ids remap`): a single integer column with a sequence. */
+  remapped: boolean;
+  /** The foreign keys to itself: filled in a second pass, once every row of the table is there. */
+  selfColumns: string[];
+  /** Column → the table whose remapped id it holds. */
+  remappedRefs: Map<string, string>;
+  /** The first column of the primary key: the key ranges walk it. */
+  rangeColumn: string;
+  rangeNumeric: boolean;
+}
+
+export function consolidatePlan(reference: SourceShape, sources: ConsolidateSource[], options: ConsolidateOptions): ConsolidateUnit[] {
+  const tables = orderTables(reference);
+  const plans = planTables(tables, options);
+  return [sharedTablesUnit(plans, reference, sources, options), ...sources.map((s) => sourceUnit(plans, s, options))];
+}
+
+const integerTypes = new Set(['smallint', 'integer', 'bigint']);
+
+function planTables(tables: SourceTable[], options: ConsolidateOptions): TablePlan[] {
+  const names = new Set(tables.map((t) => t.catalog.name));
+  const remapped = new Set<string>();
+  for (const t of tables) {
+    const pk = t.catalog.primaryKey;
+    if (!pk || pk.length === 0) {
+      throw new UsageError(`${t.catalog.name} has no primary key: tenancy consolidate copies by key ranges and needs one`, { code: 'consolidate-no-primary-key', hint: `add a primary key to ${t.catalog.table} in every source, or --exclude the sources that lack it` });
+    }
+    const column = t.catalog.columns.find((c) => c.name === pk[0]);
+    if (options.ids === 'remap' && pk.length === 1 && column && integerTypes.has(column.type) && (column.identity || /^nextval\(/.test(t.defaults[column.name] ?? ''))) remapped.add(t.catalog.name);
+  }
+  return tables.map((t) => {
+    const pk = t.catalog.primaryKey as string[];
+    const inside = t.catalog.foreignKeys.filter((f) => names.has(f.references));
+    const selfColumns = inside.filter((f) => f.references === t.catalog.name).flatMap((f) => f.columns);
+    for (const column of selfColumns) {
+      if (t.catalog.columns.find((c) => c.name === column)?.notNull) {
+        throw new UsageError(`${t.catalog.name}.${column} references its own table and is NOT NULL: the rows cannot arrive before the rows they reference`, { code: 'consolidate-self-reference-not-null' });
+      }
+    }
+    const remappedRefs = new Map<string, string>();
+    for (const f of inside) {
+      if (!remapped.has(f.references)) continue;
+      if (f.columns.length !== 1) {
+        throw new UsageError(`${t.catalog.name}: the foreign key ${f.name} has several columns and one of them holds a remapped id`, { code: 'consolidate-remap-composite-reference', hint: 'use --ids keep for this shape' });
+      }
+      remappedRefs.set(f.columns[0] as string, f.references);
+    }
+    const rangeColumn = pk[0] as string;
+    const rangeType = t.catalog.columns.find((c) => c.name === rangeColumn)?.type ?? '';
+    return {
+      ref: t,
+      name: t.catalog.table,
+      target: `${options.into}.${t.catalog.table}`,
+      remapped: remapped.has(t.catalog.name),
+      selfColumns,
+      remappedRefs,
+      rangeColumn,
+      rangeNumeric: integerTypes.has(rangeType) || /^numeric/.test(rangeType),
+    };
+  });
+}
+
+/** The tables parents first (Kahn's order, ties by name); a cycle between tables cannot be copied table by table. */
+export function orderTables(reference: SourceShape): SourceTable[] {
+  const byName = new Map(reference.tables.map((t) => [t.catalog.name, t]));
+  const parents = new Map(reference.tables.map((t) => [t.catalog.name, new Set(t.catalog.foreignKeys.map((f) => f.references).filter((r) => r !== t.catalog.name && byName.has(r)))]));
+  const done: SourceTable[] = [];
+  const placed = new Set<string>();
+  while (placed.size < byName.size) {
+    const ready = [...parents].filter(([name, ps]) => !placed.has(name) && [...ps].every((p) => placed.has(p))).map(([name]) => name).sort();
+    if (ready.length === 0) {
+      const left = [...byName.keys()].filter((n) => !placed.has(n));
+      throw new UsageError(`the foreign keys of ${left.join(', ')} form a cycle: tenancy consolidate copies tables parents first`, { code: 'consolidate-foreign-key-cycle', hint: 'exclude one table of the cycle, or drop one of its foreign keys in every source first' });
+    }
+    for (const name of ready) {
+      placed.add(name);
+      done.push(byName.get(name) as SourceTable);
+    }
+  }
+  return done;
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. the shared tables
+// ---------------------------------------------------------------------------------------
+
+function sharedTablesUnit(plans: TablePlan[], reference: SourceShape, sources: ConsolidateSource[], options: ConsolidateOptions): ConsolidateUnit {
+  const tenants = quoteQualified(`${options.into}.${options.tenants}`);
+  const key = q(options.key);
+  const lines: string[] = [
+    `-- The shared tables of the consolidation: ${sources.length} source${sources.length === 1 ? '' : 's'} (${sources.map((s) => s.name).join(', ')}) of the shape of ${reference.schema}.`,
+    '-- Safe on a live database: every table here is new, so nothing the application uses is locked.',
+    `-- Every key starts with ${options.key}: ids of different sources may be equal (${options.ids === 'keep' ? '--ids keep: they are kept' : '--ids remap: they get new ones'}),`,
+    '-- and a foreign key between two shared tables includes the key, so no row can reference another tenant\'s.',
+    '-- tenantify:snapshot none',
+    '',
+  ];
+  if (options.into !== 'public') lines.push(`CREATE SCHEMA IF NOT EXISTS ${q(options.into)};`, '');
+  lines.push(
+    `-- One tenant per source; consolidated_from says which. The ids are the plan's (1..${sources.length}); the`,
+    `-- application's next tenant takes the one after.`,
+    `CREATE TABLE ${tenants} (`,
+    `  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,`,
+    `  name text NOT NULL,`,
+    `  consolidated_from text NOT NULL`,
+    `);`,
+    `SELECT setval(pg_get_serial_sequence(${quoteLiteral(quoteQualified(`${options.into}.${options.tenants}`))}, 'id'), ${Math.max(1, sources.length)});`,
+    '',
+  );
+  for (const p of plans) lines.push(...createTable(p, plans, options), '');
+  if (options.ids === 'remap') {
+    lines.push(`-- Old id → new id per tenant and table: the copies read them, the rollback and the verifies too, and the application may use them to redirect old links.`);
+    lines.push(`CREATE SCHEMA ${q(options.idsSchema)};`);
+    for (const p of plans.filter((x) => x.remapped)) {
+      const type = columnType(p, p.rangeColumn);
+      lines.push(
+        `CREATE TABLE ${mapTable(p, options)} (`,
+        `  ${key} bigint NOT NULL REFERENCES ${tenants} (id),`,
+        `  old_id ${type} NOT NULL,`,
+        `  new_id ${type} NOT NULL,`,
+        `  PRIMARY KEY (${key}, old_id),`,
+        `  UNIQUE (${key}, new_id)`,
+        `);`,
+      );
+    }
+    lines.push('');
+  }
+  const rollback = [
+    '-- Drops what the consolidation created, children first (the sources are untouched).',
+    '-- tenantify:snapshot none',
+    '',
+    ...(options.ids === 'remap' ? [`DROP SCHEMA ${q(options.idsSchema)} CASCADE;`] : []),
+    ...[...plans].reverse().map((p) => `DROP TABLE ${quoteQualified(p.target)};`),
+    `DROP TABLE ${tenants};`,
+    ...(options.into !== 'public' ? [`DROP SCHEMA ${q(options.into)};`] : []),
+    '',
+  ];
+  return { name: 'consolidate_shared_tables', kind: 'migration', format: 'sql', summary: `${plans.length} shared tables in ${options.into} and the tenants table ${options.tenants}`, sql: lines.join('\n'), rollback: rollback.join('\n') };
+}
+
+function createTable(p: TablePlan, plans: TablePlan[], options: ConsolidateOptions): string[] {
+  const t = p.ref.catalog;
+  const key = q(options.key);
+  const tenants = quoteQualified(`${options.into}.${options.tenants}`);
+  const body: string[] = [`  ${key} bigint NOT NULL REFERENCES ${tenants} (id)`];
+  for (const c of t.columns) {
+    let column = `  ${q(c.name)} ${c.type}`;
+    const def = p.ref.defaults[c.name];
+    const sequenced = c.identity !== undefined || /^nextval\(/.test(def ?? '');
+    if (sequenced && c.name === p.rangeColumn && (t.primaryKey?.length ?? 0) === 1) column += ` GENERATED BY DEFAULT AS IDENTITY (SEQUENCE NAME ${sequenceName(p)})`;
+    else if (def !== undefined && !sequenced) column += ` DEFAULT ${withoutSchema(def, t.schema)}`;
+    if (c.notNull) column += ' NOT NULL';
+    body.push(column);
+  }
+  for (const u of t.uniques) body.push(`  CONSTRAINT ${q(u.name)} ${u.kind === 'primary' ? 'PRIMARY KEY' : 'UNIQUE'} (${[options.key, ...u.columns].map(q).join(', ')})`);
+  for (const c of t.checks) body.push(`  CONSTRAINT ${q(c.name)} ${withoutSchema(c.definition, t.schema)}`);
+  for (const f of t.foreignKeys) body.push(`  CONSTRAINT ${q(f.name)} ${foreignKey(f, plans, options)}`);
+  const lines = [`CREATE TABLE ${quoteQualified(p.target)} (`, body.join(',\n'), ');'];
+  const indexes = t.indexes.filter((x) => !x.constraint && x.definition);
+  for (const i of indexes) lines.push(`${indexWithKey(i.definition as string, p, options)};`);
+  // A foreign key between shared tables gets an index: deleting a tenant's parent rows (its
+  // rollback) would otherwise scan the child table once per row.
+  const covered = [...t.uniques.map((u) => u.columns), ...indexes.filter((i) => /USING btree/.test(i.definition ?? '')).map((i) => i.columns)];
+  for (const f of t.foreignKeys.filter((x) => plans.some((o) => o.ref.catalog.name === x.references))) {
+    if (covered.some((columns) => f.columns.every((c, n) => columns[n] === c))) continue;
+    covered.push(f.columns);
+    const name = `${t.table}_${[options.key, ...f.columns].join('_')}_idx`;
+    lines.push(`CREATE INDEX ${q(truncateBytes(name, 63))} ON ${quoteQualified(p.target)} (${[options.key, ...f.columns].map(q).join(', ')});`);
+  }
+  return lines;
+}
+
+/** A foreign key to another shared table includes the key; one to a table outside the sources (shared lookup data) stays as it was. */
+function foreignKey(f: CatalogForeignKey, plans: TablePlan[], options: ConsolidateOptions): string {
+  const parent = plans.find((p) => p.ref.catalog.name === f.references);
+  const onDelete = f.onDelete === 'no action' ? '' : f.onDelete === 'set null' || f.onDelete === 'set default' ? ` ON DELETE ${f.onDelete.toUpperCase()} (${f.columns.map(q).join(', ')})` : ` ON DELETE ${f.onDelete.toUpperCase()}`;
+  if (!parent) return `FOREIGN KEY (${f.columns.map(q).join(', ')}) REFERENCES ${quoteQualified(f.references)} (${f.referencedColumns.map(q).join(', ')})${onDelete}`;
+  return `FOREIGN KEY (${[options.key, ...f.columns].map(q).join(', ')}) REFERENCES ${quoteQualified(parent.target)} (${[options.key, ...f.referencedColumns].map(q).join(', ')})${onDelete}`;
+}
+
+/** `CREATE INDEX i ON s.t USING btree (a)` → `CREATE INDEX i ON into.t USING btree (key, a)`; other methods keep their columns. */
+function indexWithKey(definition: string, p: TablePlan, options: ConsolidateOptions): string {
+  const match = /^(CREATE (?:UNIQUE )?INDEX \S+ ON )(?:ONLY )?\S+ USING (\w+) \(/.exec(definition);
+  if (!match) return definition;
+  const rest = definition.slice(match[0].length);
+  const columns = match[2] === 'btree' ? `${q(options.key)}, ` : '';
+  return `${match[1]}${quoteQualified(p.target)} USING ${match[2]} (${columns}${withoutSchema(rest, p.ref.catalog.schema)}`;
+}
+
+/** A name cut to PostgreSQL's 63 bytes, never inside a character. */
+function truncateBytes(name: string, bytes: number): string {
+  let out = '';
+  for (const ch of name) {
+    if (Buffer.byteLength(out + ch) > bytes) break;
+    out += ch;
+  }
+  return out;
+}
+
+function sequenceName(p: TablePlan): string {
+  return quoteQualified(`${p.target.slice(0, p.target.indexOf('.'))}.${`${p.name}_${p.rangeColumn}_seq`.slice(0, 63)}`);
+}
+
+function mapTable(p: TablePlan, options: ConsolidateOptions): string {
+  return quoteQualified(`${options.idsSchema}.${p.name}`);
+}
+
+function columnType(p: TablePlan, column: string): string {
+  return p.ref.catalog.columns.find((c) => c.name === column)?.type ?? 'bigint';
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. one backfill per source
+// ---------------------------------------------------------------------------------------
+
+interface SourceSteps {
+  /** The body: each statement with the comment line before it (if any). */
+  body: { comment?: string; sql: string }[];
+  verifies: { name: string; sql: string }[];
+}
+
+function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions): SourceSteps {
+  const tenants = quoteQualified(`${options.into}.${options.tenants}`);
+  const k = source.tenantId;
+  const origin = source.database ? `database ${source.name}` : `schema ${source.schema}`;
+  const body: SourceSteps['body'] = [
+    { sql: `INSERT INTO ${tenants} (id, name, consolidated_from) VALUES (${k}, ${quoteLiteral(source.name)}, ${quoteLiteral(origin)})\n  ON CONFLICT (id) DO NOTHING;` },
+  ];
+  const each = (comment: string, statements: string[]) => statements.forEach((sql, i) => body.push(i === 0 ? { comment, sql } : { sql }));
+  for (const p of plans) {
+    const ranges = rangesOf(p, source);
+    const rows = `${ranges.length} range${ranges.length === 1 ? '' : 's'}`;
+    if (p.remapped) each(`${p.name}: new ids from ${sequenceName(p)}, kept in ${mapTable(p, options)} (${rows})`, ranges.map((r) => mapStatement(p, source, r, options)));
+    each(`${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`, ranges.map((r) => copyStatement(p, source, r, options)));
+    if (p.selfColumns.length > 0) each(`${p.name}: ${p.selfColumns.join(', ')}, now that every row of the table is there`, ranges.map((r) => selfStatement(p, source, r, options)));
+  }
+  if (options.ids === 'keep') {
+    const sequenced = plans.filter((p) => hasSequence(p));
+    each(
+      'The sequences past every id copied so far: a row the application inserts next does not collide.',
+      sequenced.map((p) => {
+        const seq = sequenceName(p);
+        return `SELECT setval('${seq.replace(/'/g, "''")}', greatest(max(${q(p.rangeColumn)}), (SELECT last_value FROM ${seq}))) FROM ${quoteQualified(p.target)};`;
+      }),
+    );
+  }
+  return { body, verifies: plans.map((p) => verifyTable(p, source, options)) };
+}
+
+function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions): ConsolidateUnit {
+  const tenants = quoteQualified(`${options.into}.${options.tenants}`);
+  const k = source.tenantId;
+  const steps = sourceSteps(plans, source, options);
+  const name = `consolidate_${source.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+  const rollback = [
+    `-- Removes tenant ${k} (${source.database ? `database ${source.name}` : `schema ${source.schema}`}) from the shared tables, children first: exactly the rows the copy added.`,
+    '-- tenantify:snapshot none',
+    '',
+    ...[...plans].reverse().map((p) => `DELETE FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k};`),
+    ...(options.ids === 'remap' ? plans.filter((p) => p.remapped).reverse().map((p) => `DELETE FROM ${mapTable(p, options)} WHERE ${q(options.key)} = ${k};`) : []),
+    `DELETE FROM ${tenants} WHERE id = ${k};`,
+    ...(source.database ? [`DROP SCHEMA IF EXISTS ${q(source.schema)} CASCADE;`] : []),
+    '',
+    `-- tenantify:verify no row of tenant ${k} is left`,
+    `SELECT ${plans.map((p) => `(SELECT count(*) FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k})`).join(' + ')} AS rows_left WHERE ${plans.map((p) => `EXISTS (SELECT FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k})`).join(' OR ')};`,
+    '',
+  ].join('\n');
+  const summary = `tenant ${k}: ${source.database ? `database ${source.name}` : source.schema}, ${plans.length} tables`;
+  if (source.database) return { name, kind: 'backfill', format: 'ts', summary, sql: typescriptUnit(plans, source, steps, options), rollback, source: source.name };
+
+  const lines: string[] = [
+    `-- Copies schema ${source.schema} into the shared tables as tenant ${k} (${options.tenants}.id = ${k}).`,
+    '-- Safe on a live database: the source is only read; the shared tables get rows of a tenant no one',
+    '-- reads yet. Each statement copies one key range and commits on its own, recorded in the ledger; each',
+    '-- is written so that running it again adds nothing, so a killed run resumes and copies no row twice.',
+    '-- Tables run parents first; a reference to a row of the same table is set in a second pass, once every',
+    '-- row of that table is there.',
+    '-- tenantify:transaction off',
+    '-- tenantify:snapshot none',
+    '',
+  ];
+  for (const step of steps.body) lines.push(...(step.comment ? [`-- ${step.comment}`] : []), step.sql, '');
+  for (const v of steps.verifies) lines.push(`-- tenantify:verify ${v.name}`, v.sql, '');
+  return { name, kind: 'backfill', format: 'sql', summary, sql: lines.join('\n'), rollback, source: source.name };
+}
+
+/**
+ * A source database's unit: TypeScript, because it reaches another database. It streams the
+ * source's tables into a staging schema of the target (stageSource: COPY at both ends, one
+ * snapshot), then runs the same statements a schema source runs, reading the staging schema.
+ */
+function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: SourceSteps, options: ConsolidateOptions): string {
+  const database = source.database as NonNullable<ConsolidateSource['database']>;
+  const literal = (text: string) => `\`${text.replace(/\\/g, '\\\\').replace(/`/g, '\\`').replace(/\$\{/g, '\\${')}\``;
+  const tables = plans.map((p) => ({
+    table: p.name,
+    columns: p.ref.catalog.columns.map((c) => ({ name: c.name, type: c.type })),
+    primaryKey: p.ref.catalog.primaryKey ?? [],
+  }));
+  const lines = [
+    `// Copies database ${source.name} into the shared tables as tenant ${source.tenantId} (${options.tenants}.id = ${source.tenantId}).`,
+    `// Its URL is read from ${database.sourcesPath} when the unit runs (never written here).`,
+    '// 1. stageSource streams its tables (schema ' + database.schema + ') into the staging schema ' + source.schema + ' of the target:',
+    '//    COPY at both ends, binary, in one snapshot of the source, memory bounded by back-pressure; all or nothing.',
+    '// 2. the statements below copy the staging schema into the shared tables, each committed on its own and',
+    '//    written so that running it again adds nothing: a killed run resumes and copies no row twice.',
+    '// The staging schema stays for the verifies (`tenantify verify`); the rollback drops it.',
+    "import { defineUnit, sql, stageSource } from 'tenantify';",
+    '',
+    `const tables = ${JSON.stringify(tables, null, 2)};`,
+    '',
+    'const statements = [',
+    ...steps.body.flatMap((step) => [...(step.comment ? [`  // ${step.comment}`] : []), `  ${literal(step.sql)},`]),
+    '];',
+    '',
+    'export default defineUnit({',
+    '  transaction: false,',
+    "  snapshot: 'none',",
+    '  async up(db, ctx) {',
+    `    const staged = await stageSource(ctx, { sources: new URL(${JSON.stringify(database.sourcesPath)}, import.meta.url), source: ${JSON.stringify(source.name)}, schema: ${JSON.stringify(database.schema)}, stage: ${JSON.stringify(source.schema)}, tables });`,
+    '    if (staged.rows > 0) ctx.log(`staged ${staged.rows} rows, ${staged.bytes} bytes`);',
+    '    for (const statement of statements) await sql.raw(statement).execute(db);',
+    '  },',
+    '  verify: [',
+    ...steps.verifies.map((v) => `    { name: ${JSON.stringify(v.name)}, sql: ${literal(v.sql.replace(/;\s*$/, ""))} },`),
+    '  ],',
+    '});',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function hasSequence(p: TablePlan): boolean {
+  const column = p.ref.catalog.columns.find((c) => c.name === p.rangeColumn);
+  return (p.ref.catalog.primaryKey?.length ?? 0) === 1 && column !== undefined && (column.identity !== undefined || /^nextval\(/.test(p.ref.defaults[column.name] ?? ''));
+}
+
+/** The WHERE conditions of a table's key ranges: `<= b1`, `> b1 AND <= b2`, ..., `> bn`. */
+function rangesOf(p: TablePlan, source: ConsolidateSource): string[] {
+  const bounds = source.bounds[p.name] ?? [];
+  const column = `s.${q(p.rangeColumn)}`;
+  const literal = (value: string) => (p.rangeNumeric ? value : quoteLiteral(value));
+  if (bounds.length === 0) return ['true'];
+  const ranges = [`${column} <= ${literal(bounds[0] as string)}`];
+  for (let i = 1; i < bounds.length; i++) ranges.push(`${column} > ${literal(bounds[i - 1] as string)} AND ${column} <= ${literal(bounds[i] as string)}`);
+  ranges.push(`${column} > ${literal(bounds[bounds.length - 1] as string)}`);
+  return ranges;
+}
+
+function mapStatement(p: TablePlan, source: ConsolidateSource, range: string, options: ConsolidateOptions): string {
+  const id = q(p.rangeColumn);
+  return [
+    `INSERT INTO ${mapTable(p, options)} (${q(options.key)}, old_id, new_id)`,
+    `SELECT ${source.tenantId}, s.${id}, nextval('${sequenceName(p).replace(/'/g, "''")}') FROM ${quoteQualified(`${source.schema}.${p.name}`)} s`,
+    `${range === 'true' ? '' : ` WHERE ${range}`} ORDER BY s.${id}`,
+    `ON CONFLICT DO NOTHING;`,
+  ].join('\n');
+}
+
+/** Joins of the map tables a copy reads: `m` for the table's own ids, `r_<column>` for each remapped reference. */
+function mapJoins(p: TablePlan, source: ConsolidateSource, options: ConsolidateOptions, direction: 'old' | 'new', alias: string, columns: string[]): string[] {
+  const k = source.tenantId;
+  const key = q(options.key);
+  const from = direction === 'old' ? 'old_id' : 'new_id';
+  const joins: string[] = [];
+  if (p.remapped) joins.push(`  JOIN ${mapTable(p, options)} m ON m.${key} = ${k} AND m.${from} = ${alias}.${q(p.rangeColumn)}`);
+  for (const [column, table] of p.remappedRefs) {
+    if (!columns.includes(column)) continue;
+    const parent = table.slice(table.indexOf('.') + 1);
+    joins.push(`  LEFT JOIN ${quoteQualified(`${options.idsSchema}.${parent}`)} ${q(`r_${column}`)} ON ${q(`r_${column}`)}.${key} = ${k} AND ${q(`r_${column}`)}.${from} = ${alias}.${q(column)}`);
+  }
+  return joins;
+}
+
+/** What the target gets for a source column: its new id under remap, else the value itself. */
+function copiedValue(p: TablePlan, column: string): string {
+  if (p.remapped && column === p.rangeColumn) return 'm.new_id';
+  if (p.remappedRefs.has(column)) return `${q(`r_${column}`)}.new_id`;
+  return `s.${q(column)}`;
+}
+
+function copyStatement(p: TablePlan, source: ConsolidateSource, range: string, options: ConsolidateOptions): string {
+  const columns = p.ref.catalog.columns.map((c) => c.name);
+  const values = columns.map((c) => (p.selfColumns.includes(c) ? 'NULL' : copiedValue(p, c)));
+  const conflict = [options.key, ...(p.ref.catalog.primaryKey as string[])].map(q).join(', ');
+  return [
+    `INSERT INTO ${quoteQualified(p.target)} (${[options.key, ...columns].map(q).join(', ')})`,
+    `SELECT ${source.tenantId}, ${values.join(', ')}`,
+    `  FROM ${quoteQualified(`${source.schema}.${p.name}`)} s`,
+    ...mapJoins(p, source, options, 'old', 's', columns.filter((c) => !p.selfColumns.includes(c))),
+    ...(range === 'true' ? [] : [` WHERE ${range}`]),
+    `ON CONFLICT (${conflict}) DO NOTHING;`,
+  ].join('\n');
+}
+
+function selfStatement(p: TablePlan, source: ConsolidateSource, range: string, options: ConsolidateOptions): string {
+  const key = q(options.key);
+  const pk = p.ref.catalog.primaryKey as string[];
+  const sets = p.selfColumns.map((c) => `${q(c)} = ${copiedValue(p, c)}`);
+  const matches = pk.map((c) => `t.${q(c)} = ${copiedValue(p, c)}`);
+  const changed = p.selfColumns.map((c) => `t.${q(c)} IS DISTINCT FROM ${copiedValue(p, c)}`).join(' OR ');
+  return [
+    `UPDATE ${quoteQualified(p.target)} t SET ${sets.join(', ')}`,
+    `  FROM ${quoteQualified(`${source.schema}.${p.name}`)} s`,
+    ...mapJoins(p, source, options, 'old', 's', p.selfColumns),
+    ` WHERE t.${key} = ${source.tenantId} AND ${matches.join(' AND ')}${range === 'true' ? '' : ` AND ${range}`}`,
+    `   AND (${changed});`,
+  ].join('\n');
+}
+
+/** Count and an order-independent hash (the sum of each row's md5, 64 bits of it) of the source's table and of the tenant's rows, ids mapped back. */
+function verifyTable(p: TablePlan, source: ConsolidateSource, options: ConsolidateOptions): { name: string; sql: string } {
+  const columns = p.ref.catalog.columns.map((c) => c.name);
+  const hash = (values: string[]) => `coalesce(sum(('x' || left(md5(ROW(${values.join(', ')})::text), 16))::bit(64)::bigint::numeric), 0)`;
+  const back = (c: string): string => {
+    if (p.remapped && c === p.rangeColumn) return 'm.old_id';
+    if (p.remappedRefs.has(c)) return `${q(`r_${c}`)}.old_id`;
+    return `t.${q(c)}`;
+  };
+  const name = `${source.database ? source.name : source.schema}.${p.name} arrived whole: row count and content hash equal`;
+  const sql = [
+    `WITH source AS (SELECT count(*) AS n, ${hash(columns.map((c) => `s.${q(c)}`))} AS hash FROM ${quoteQualified(`${source.schema}.${p.name}`)} s),`,
+    `     target AS (SELECT count(*) AS n, ${hash(columns.map(back))} AS hash`,
+    `                  FROM ${quoteQualified(p.target)} t`,
+    ...mapJoins(p, source, options, 'new', 't', columns).map((j) => `              ${j}`),
+    `                 WHERE t.${q(options.key)} = ${source.tenantId})`,
+    `SELECT ${quoteLiteral(p.name)} AS "table", source.n AS source_rows, target.n AS target_rows FROM source, target`,
+    ` WHERE (source.n, source.hash) IS DISTINCT FROM (target.n, target.hash);`,
+  ].join('\n');
+  return { name, sql };
+}

@@ -1,0 +1,160 @@
+/** tenancy consolidate's pure core, without a database: the preflight's shape comparison, the table order, the plan's SQL text. */
+import { describe, expect, it } from 'vitest';
+import { TenantifyError } from '../src/errors.js';
+import { consolidatePlan, orderTables, type ConsolidateOptions, type ConsolidateSource } from '../src/tenancy/consolidate/plan.js';
+import { compareShapes, withoutSchema, type SourceShape, type SourceTable } from '../src/tenancy/consolidate/shape.js';
+import type { CatalogTable } from '../src/tenancy/types.js';
+
+interface Spec {
+  columns: [string, string, boolean?][];
+  pk: string[];
+  fks?: { name: string; columns: string[]; references: string; referencedColumns: string[]; onDelete?: string }[];
+  indexes?: string[];
+  serial?: string;
+}
+
+function table(schema: string, name: string, spec: Spec): SourceTable {
+  const catalog: CatalogTable = {
+    name: `${schema}.${name}`,
+    schema,
+    table: name,
+    kind: 'table',
+    columns: spec.columns.map(([column, type, nullable]) => ({ name: column, type, notNull: !nullable, hasDefault: column === spec.serial })),
+    primaryKey: spec.pk,
+    uniques: [{ name: `${name}_pkey`, kind: 'primary', columns: spec.pk, definition: `PRIMARY KEY (${spec.pk.join(', ')})` }],
+    foreignKeys: (spec.fks ?? []).map((f) => ({
+      ...f,
+      table: `${schema}.${name}`,
+      validated: true,
+      notNull: false,
+      onDelete: f.onDelete ?? 'no action',
+      definition: `FOREIGN KEY (${f.columns.join(', ')}) REFERENCES ${f.references}(${f.referencedColumns.join(', ')})`,
+    })),
+    indexes: (spec.indexes ?? []).map((columns, i) => ({ name: `${name}_${i}_idx`, columns: [columns], unique: false, valid: true, partial: false, constraint: false, definition: `CREATE INDEX ${name}_${i}_idx ON ${schema}.${name} USING btree (${columns})` })),
+    checks: [],
+    rls: { enabled: false, forced: false },
+    policies: [],
+    estimatedRows: 0,
+    owner: 'app',
+  };
+  return { catalog, defaults: spec.serial ? { [spec.serial]: `nextval('${schema}.${name}_${spec.serial}_seq'::regclass)` } : {} };
+}
+
+function shape(schema: string, change: (tables: Record<string, Spec>) => void = () => {}): SourceShape {
+  const specs: Record<string, Spec> = {
+    users: { columns: [['id', 'integer'], ['email', 'text'], ['manager_id', 'integer', true]], pk: ['id'], serial: 'id', fks: [{ name: 'users_manager_id_fkey', columns: ['manager_id'], references: `${schema}.users`, referencedColumns: ['id'], onDelete: 'set null' }] },
+    tags: { columns: [['slug', 'text'], ['label', 'text']], pk: ['slug'] },
+    notes: {
+      columns: [['id', 'bigint'], ['user_id', 'integer'], ['tag', 'text', true], ['country', 'text', true]],
+      pk: ['id'],
+      serial: 'id',
+      indexes: ['user_id'],
+      fks: [
+        { name: 'notes_user_id_fkey', columns: ['user_id'], references: `${schema}.users`, referencedColumns: ['id'] },
+        { name: 'notes_tag_fkey', columns: ['tag'], references: `${schema}.tags`, referencedColumns: ['slug'] },
+        { name: 'notes_country_fkey', columns: ['country'], references: 'public.countries', referencedColumns: ['code'] },
+      ],
+    },
+  };
+  change(specs);
+  return { source: schema, schema, tables: Object.entries(specs).map(([name, spec]) => table(schema, name, spec)) };
+}
+
+const options: ConsolidateOptions = { into: 'public', tenants: 'organizations', key: 'organization_id', ids: 'keep', idsSchema: 'consolidated_ids' };
+
+describe('the preflight', () => {
+  it('finds nothing between sources of one shape: their own schema names are left out of definitions', () => {
+    expect(compareShapes(shape('customer_a'), [shape('customer_a'), shape('customer_b')])).toEqual([]);
+  });
+
+  it('names the source, the table and each difference: extra column, another type, a missing index, a missing table', () => {
+    const drifted = shape('customer_z', (t) => {
+      (t['notes'] as Spec).columns.push(['priority', 'integer']);
+      (t['users'] as Spec).columns[1] = ['email', 'character varying(80)'];
+      (t['notes'] as Spec).indexes = [];
+      delete t['tags'];
+      (t['notes'] as Spec).fks = (t['notes'] as Spec).fks?.filter((f) => f.name !== 'notes_tag_fkey');
+    });
+    const drifts = compareShapes(shape('customer_a'), [shape('customer_a'), drifted]);
+    expect(drifts.map((d) => `${d.source}.${d.table} ${d.kind}`).sort()).toEqual([
+      'customer_z.notes extra-column',
+      'customer_z.notes missing-constraint',
+      'customer_z.notes missing-index',
+      'customer_z.tags missing-table',
+      'customer_z.users column-type',
+    ]);
+    expect(drifts.find((d) => d.kind === 'extra-column')?.detail).toBe('extra column priority (integer)');
+  });
+
+  it('takes a schema out of qualified names, quoted or not, and leaves names that merely end like it', () => {
+    expect(withoutSchema('REFERENCES customer_a.users(id)', 'customer_a')).toBe('REFERENCES users(id)');
+    expect(withoutSchema('REFERENCES "Kunde A".users(id)', 'Kunde A')).toBe('REFERENCES users(id)');
+    expect(withoutSchema('REFERENCES old_customer_a.users(id)', 'customer_a')).toBe('REFERENCES old_customer_a.users(id)');
+  });
+});
+
+describe('the plan', () => {
+  const sources: ConsolidateSource[] = [
+    { name: 'customer_a', schema: 'customer_a', tenantId: 1, bounds: { notes: ['100', '200'] } },
+    { name: 'customer_b', schema: 'customer_b', tenantId: 2, bounds: {} },
+  ];
+
+  it('orders tables parents first, and refuses a cycle', () => {
+    expect(orderTables(shape('s')).map((t) => t.catalog.table)).toEqual(['tags', 'users', 'notes']);
+    const cyclic = shape('s', (t) => (t['users'] as Spec).fks?.push({ name: 'users_note_fkey', columns: ['email'], references: 's.notes', referencedColumns: ['id'] }));
+    expect(() => orderTables(cyclic)).toThrow(expect.objectContaining({ code: 'consolidate-foreign-key-cycle', exitCode: 2 }));
+  });
+
+  it('--ids keep: the key first in keys and foreign keys between shared tables, lookups as they were, one unit per source', () => {
+    const units = consolidatePlan(shape('customer_a'), sources, options);
+    expect(units.map((u) => [u.kind, u.name])).toEqual([
+      ['migration', 'consolidate_shared_tables'],
+      ['backfill', 'consolidate_customer_a'],
+      ['backfill', 'consolidate_customer_b'],
+    ]);
+    const ddl = units[0]?.sql ?? '';
+    expect(ddl).toContain('CONSTRAINT notes_pkey PRIMARY KEY (organization_id, id)');
+    expect(ddl).toContain('FOREIGN KEY (organization_id, user_id) REFERENCES public.users (organization_id, id)');
+    expect(ddl).toContain('FOREIGN KEY (organization_id, manager_id) REFERENCES public.users (organization_id, id) ON DELETE SET NULL (manager_id)');
+    expect(ddl).toContain('FOREIGN KEY (country) REFERENCES public.countries (code)');
+    expect(ddl).toContain('CREATE INDEX notes_0_idx ON public.notes USING btree (organization_id, user_id)');
+    // Every foreign key between shared tables is indexed (the rollback deletes parents).
+    expect(ddl).toContain('CREATE INDEX users_organization_id_manager_id_idx ON public.users (organization_id, manager_id)');
+    const copy = units[1]?.sql ?? '';
+    expect(copy).toMatch(/^-- tenantify:transaction off$/m);
+    expect(copy).toContain(' WHERE s.id <= 100\n');
+    expect(copy).toContain(' WHERE s.id > 100 AND s.id <= 200\n');
+    expect(copy).toContain(' WHERE s.id > 200\n');
+    expect(copy).toContain('ON CONFLICT (organization_id, id) DO NOTHING');
+    // The self-reference comes in a second pass.
+    expect(copy).toContain('UPDATE public.users t SET manager_id = s.manager_id');
+    expect(copy).toMatch(/SELECT setval\('public\.notes_id_seq'/);
+    expect(units[1]?.rollback).toContain('DELETE FROM public.notes WHERE organization_id = 1;\nDELETE FROM public.users WHERE organization_id = 1;\nDELETE FROM public.tags WHERE organization_id = 1;');
+  });
+
+  it('--ids remap: mapping tables for serial keys, references rewritten through them, natural keys kept', () => {
+    const units = consolidatePlan(shape('customer_a'), sources, { ...options, ids: 'remap' });
+    const ddl = units[0]?.sql ?? '';
+    expect(ddl).toContain('CREATE TABLE consolidated_ids.users (');
+    expect(ddl).toContain('CREATE TABLE consolidated_ids.notes (');
+    expect(ddl).not.toContain('consolidated_ids.tags');
+    const copy = units[2]?.sql ?? '';
+    expect(copy).toContain("SELECT 2, s.id, nextval('public.users_id_seq') FROM customer_b.users s");
+    expect(copy).toContain('SELECT 2, m.new_id, r_user_id.new_id, s.tag, s.country');
+    expect(copy).toContain('UPDATE public.users t SET manager_id = r_manager_id.new_id');
+    expect(copy).not.toContain('setval');
+    expect(units[2]?.rollback).toContain('DELETE FROM consolidated_ids.users WHERE organization_id = 2;');
+  });
+
+  it('refuses a table without a primary key', () => {
+    const noKey = shape('s', (t) => ((t['tags'] as Spec).pk = []));
+    let error: unknown;
+    try {
+      consolidatePlan(noKey, sources, options);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TenantifyError);
+    expect((error as TenantifyError).code).toBe('consolidate-no-primary-key');
+  });
+});

@@ -1,0 +1,217 @@
+/**
+ * tenancy consolidate end to end on fixtures/schema-per-customer: eight customer schemas of
+ * one shape (2 to 2,500 users, 10 to 12,500 tasks; overlapping ids, a self-reference, a
+ * composite primary key, a natural text key, multi-byte text, shared lookup tables in
+ * public) and one drifted schema. Each source's rows and joins by natural values are
+ * compared with the target's, under --ids keep and --ids remap.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, startCli } from './support/cli.js';
+import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query, until } from './support/db.js';
+import { schemaDump } from './support/dump.js';
+
+const fixture = new URL('../fixtures/schema-per-customer/legacy.sql', import.meta.url).pathname;
+const customers = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel'].map((c) => `customer_${c}`);
+const tables = ['tags', 'users', 'projects', 'project_tags', 'tasks'];
+
+let template: { name: string; drop: () => Promise<void> };
+beforeAll(async () => {
+  template = await fixtureTemplate(fixture, 'consolidate');
+});
+afterAll(async () => {
+  await template?.drop();
+});
+
+function planDir(): string {
+  return join(mkdtempSync(join(tmpdir(), 'consolidate-')), 'plan');
+}
+
+async function consolidate(url: string, dir: string, ...extra: string[]) {
+  return runCli(['tenancy', 'consolidate', '--from-schemas', 'customer_%', '--exclude', 'customer_zeta', '-d', url, '--dir', dir, '--batch-size', '1000', '--json', ...extra]);
+}
+
+/** Per tenant: every table's row count, and every task joined to its project, owner, assignee, the assignee's manager and the project's tags, by natural values. */
+async function tenantContent(url: string, from: { schema: string } | { tenant: number }): Promise<Record<string, string | number>> {
+  const inSource = 'schema' in from;
+  const t = (name: string) => (inSource ? `${from.schema}.${name}` : `public.${name}`);
+  const same = (a: string, b: string) => (inSource ? 'true' : `${a}.organization_id = ${b}.organization_id`);
+  const where = (alias: string) => (inSource ? 'true' : `${alias}.organization_id = ${(from as { tenant: number }).tenant}`);
+  const counts = tables.map((table) => `(SELECT count(*)::int FROM ${t(table)} x WHERE ${where('x')}) AS ${table}`).join(', ');
+  // One connection: the counts and the joins in one query.
+  const [row] = await query<Record<string, string | number>>(
+    url,
+    `SELECT ${counts}, (SELECT md5(string_agg(x, E'\\n' ORDER BY x)) AS md5 FROM (
+       SELECT concat_ws('|', tk.title, tk.done, p.title, o.email, o.name, o.country_code, a.email, m.email,
+                        (SELECT string_agg(pt.tag_slug || '=' || tg.label, ',' ORDER BY pt.tag_slug)
+                           FROM ${t('project_tags')} pt JOIN ${t('tags')} tg ON tg.slug = pt.tag_slug AND ${same('tg', 'pt')}
+                          WHERE pt.project_id = p.id AND ${same('pt', 'p')})) AS x
+         FROM ${t('tasks')} tk
+         JOIN ${t('projects')} p ON p.id = tk.project_id AND ${same('p', 'tk')}
+         JOIN ${t('users')} o ON o.id = p.owner_id AND ${same('o', 'p')}
+         LEFT JOIN ${t('users')} a ON a.id = tk.assignee_id AND ${same('a', 'tk')}
+         LEFT JOIN ${t('users')} m ON m.id = a.manager_id AND ${same('m', 'a')}
+        WHERE ${where('tk')}) q) AS joins`,
+  );
+  return row ?? {};
+}
+
+async function expectEveryCustomerCopied(url: string, except: string[] = []): Promise<void> {
+  for (const [i, schema] of customers.entries()) {
+    if (except.includes(schema)) continue;
+    expect(await tenantContent(url, { tenant: i + 1 }), schema).toEqual(await tenantContent(url, { schema }));
+  }
+}
+
+describe('tenancy consolidate', () => {
+  const dropLater = dropAfterAll();
+
+  it('preflight: a drifted schema is named with its differences, exit 2, and nothing is written', async () => {
+    const db = dropLater(await freshDatabase('consolidate', template.name));
+    const dir = planDir();
+    const before = schemaDump(db.url);
+    const result = await runCli(['tenancy', 'consolidate', '--from-schemas', 'customer_%', '-d', db.url, '--dir', dir, '--json']);
+    expect(result.code).toBe(2);
+    const error = JSON.parse(result.stdout).error;
+    expect(error.code).toBe('consolidate-drift');
+    expect(error.exitCode).toBe(2);
+    expect(error.details).toEqual(
+      expect.arrayContaining([
+        'customer_zeta.tasks: extra column priority (integer)',
+        'customer_zeta.users: column name is character varying(80), the reference\'s is text',
+        expect.stringMatching(/^customer_zeta\.tasks: missing index tasks_project_id_idx/),
+      ]),
+    );
+    expect(error.details.every((d: string) => d.startsWith('customer_zeta.'))).toBe(true);
+    expect(existsSync(dir)).toBe(false);
+    // Read only: no ledger, no table, nothing (the content is only read).
+    expect(schemaDump(db.url)).toBe(before);
+  });
+
+  it('--ids keep: every customer arrives whole, check is clean, new rows do not collide, rollback removes the newest tenant, rollback --all the rest', async () => {
+    const db = dropLater(await freshDatabase('consolidate', template.name));
+    const dir = planDir();
+    const before = { schema: schemaDump(db.url), content: await contentFingerprint(db.url) };
+    const planned = await consolidate(db.url, dir);
+    expect(planned.code, planned.stderr).toBe(0);
+    const document = JSON.parse(planned.stdout);
+    expect(document.sources.map((s: { source: string }) => s.source)).toEqual(customers);
+    // A plan is only written: the database is as it was.
+    expect(schemaDump(db.url)).toBe(before.schema);
+
+    const applied = await runCli(['apply', '-d', db.url, '--dir', dir]);
+    expect(applied.code, applied.stderr).toBe(0);
+    await expectEveryCustomerCopied(db.url);
+    // Ids are kept: customer_golf's task 17 is tenant 7's task 17.
+    const [golf] = await query<{ same: boolean }>(db.url, 'SELECT (SELECT title FROM customer_golf.tasks WHERE id = 17) = (SELECT title FROM public.tasks WHERE organization_id = 7 AND id = 17) AS same');
+    expect(golf?.same).toBe(true);
+    // Shared lookup tables stay shared, and the consolidated rows reference them.
+    const [fk] = await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'public.users'::regclass AND confrelid = 'public.countries'::regclass");
+    expect(fk?.n).toBe(1);
+
+    const check = await runCli(['tenancy', 'check', '-d', db.url, '--dir', dir, '--strict', '--json']);
+    expect(check.code, check.stdout).toBe(0);
+    expect(JSON.parse(check.stdout).findings).toEqual([]);
+
+    // The application's next rows take ids past every source's.
+    const inserted = await query<{ id: number }>(db.url, "INSERT INTO public.users (organization_id, email, name) VALUES (3, 'new@customer_charlie.example', 'Neu') RETURNING id");
+    expect(inserted[0]?.id).toBeGreaterThan(2_500);
+    await query(db.url, "DELETE FROM public.users WHERE email = 'new@customer_charlie.example'");
+
+    const verify = await runCli(['verify', '-d', db.url, '--dir', dir]);
+    expect(verify.code, verify.stderr).toBe(0);
+
+    const bare = await runCli(['rollback', '-d', db.url, '--dir', dir, '--yes']);
+    expect(bare.code, bare.stderr).toBe(0);
+    for (const table of tables) {
+      const rows = await query<{ tenant: number }>(db.url, `SELECT DISTINCT organization_id::int AS tenant FROM public.${table} ORDER BY 1`);
+      expect(rows.map((r) => r.tenant), table).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    }
+    await expectEveryCustomerCopied(db.url, ['customer_hotel']);
+    expect((await query(db.url, 'SELECT id FROM public.organizations WHERE id = 8')).length).toBe(0);
+
+    const all = await runCli(['rollback', '--all', '-d', db.url, '--dir', dir, '--yes']);
+    expect(all.code, all.stderr).toBe(0);
+    expect(schemaDump(db.url)).toBe(before.schema);
+    expect(await contentFingerprint(db.url)).toEqual(before.content);
+  }, 300_000);
+
+  it('--ids remap: new ids through kept mapping tables; kill -9 mid-apply, apply again: every customer exact', async () => {
+    const db = dropLater(await freshDatabase('consolidate', template.name));
+    const dir = planDir();
+    const planned = await consolidate(db.url, dir, '--ids', 'remap');
+    expect(planned.code, planned.stderr).toBe(0);
+    const hotel = JSON.parse(planned.stdout).sources.find((s: { source: string }) => s.source === 'customer_hotel').unit as string;
+    expect(readFileSync(join(dir, 'backfills', `${hotel}.sql`), 'utf8')).toContain('consolidated_ids.tasks');
+
+    // Killed once the last (largest) customer has copied some of its statements.
+    const run = startCli(['apply', '-d', db.url, '--dir', dir]);
+    await until(db.url, `SELECT count(*)::int AS n FROM tenantify.units WHERE id = '${hotel}' AND jsonb_array_length(coalesce(progress->'statements', '[]')) >= 6`);
+    run.child.kill('SIGKILL');
+    await run.done;
+    const [partial] = await query<{ n: number }>(db.url, 'SELECT count(*)::int AS n FROM public.tasks WHERE organization_id = 8');
+    expect(partial?.n).toBeLessThan(12_500);
+
+    const resumed = await runCli(['apply', '-d', db.url, '--dir', dir]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    await expectEveryCustomerCopied(db.url);
+    // Every old id maps to exactly one new id, and the new ids are unique across tenants.
+    const [ids] = await query<{ mapped: number; distinct_new: number; tasks: number }>(
+      db.url,
+      'SELECT (SELECT count(*)::int FROM consolidated_ids.tasks) AS mapped, (SELECT count(DISTINCT new_id)::int FROM consolidated_ids.tasks) AS distinct_new, (SELECT count(*)::int FROM public.tasks) AS tasks',
+    );
+    expect(ids?.mapped).toBe(ids?.tasks);
+    expect(ids?.distinct_new).toBe(ids?.tasks);
+
+    const check = await runCli(['tenancy', 'check', '-d', db.url, '--dir', dir, '--strict', '--json']);
+    expect(check.code, check.stdout).toBe(0);
+    const inserted = await query<{ id: number }>(db.url, "INSERT INTO public.tasks (organization_id, project_id, title) VALUES (1, (SELECT min(id) FROM public.projects WHERE organization_id = 1), 'neu') RETURNING id::int AS id");
+    const [max] = await query<{ n: number }>(db.url, 'SELECT max(new_id)::int AS n FROM consolidated_ids.tasks');
+    expect(inserted[0]?.id).toBeGreaterThan(max?.n ?? Infinity);
+  }, 300_000);
+
+  it('--from-databases: each customer database streamed with COPY and consolidated (--ids remap); no password in the plan or the output', async () => {
+    const target = dropLater(await freshDatabase('consolidate', template.name));
+    const picked = ['alpha', 'bravo', 'hotel'];
+    const lines: string[] = ['# one database per customer'];
+    for (const name of picked) {
+      // A customer's own database: its tables in schema app, the lookup tables in public.
+      const source = dropLater(await freshDatabase(`src_${name}`, template.name));
+      const others = customers.filter((c) => c !== `customer_${name}`).concat('customer_zeta');
+      await query(source.url, `${others.map((c) => `DROP SCHEMA ${c} CASCADE`).join('; ')}; ALTER SCHEMA customer_${name} RENAME TO app`);
+      const url = new URL(source.url);
+      url.password = 's3cret-pw';
+      lines.push(`${name} ${url.toString()}`);
+    }
+    const root = mkdtempSync(join(tmpdir(), 'consolidate-db-'));
+    writeFileSync(join(root, 'sources.txt'), `${lines.join('\n')}\n`);
+    const dir = join(root, 'plan');
+    // The TypeScript units import tenantify, as from a plan repository that has it installed.
+    mkdirSync(join(dir, 'node_modules'), { recursive: true });
+    symlinkSync(dirname(dirname(fileURLToPath(import.meta.url))), join(dir, 'node_modules', 'tenantify'));
+
+    const planned = await runCli(['tenancy', 'consolidate', '--from-databases', join(root, 'sources.txt'), '--source-schema', 'app', '--ids', 'remap', '-d', target.url, '--dir', dir, '--batch-size', '1000', '--json']);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(JSON.parse(planned.stdout).sources.map((s: { source: string }) => s.source)).toEqual(picked);
+    const files = ['migrations', 'backfills', 'rollbacks'].flatMap((sub) => readdirSync(join(dir, sub)).map((f) => readFileSync(join(dir, sub, f), 'utf8')));
+    expect(files.some((text) => text.includes('s3cret-pw'))).toBe(false);
+
+    const applied = await runCli(['apply', '-d', target.url, '--dir', dir]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(`${applied.stdout}${applied.stderr}`).not.toContain('s3cret-pw');
+    for (const [i, name] of picked.entries()) {
+      expect(await tenantContent(target.url, { tenant: i + 1 }), name).toEqual(await tenantContent(target.url, { schema: `customer_${name}` }));
+    }
+    const check = await runCli(['tenancy', 'check', '-d', target.url, '--dir', dir, '--strict', '--json']);
+    expect(check.code, check.stdout).toBe(0);
+
+    const bare = await runCli(['rollback', '-d', target.url, '--dir', dir, '--yes']);
+    expect(bare.code, bare.stderr).toBe(0);
+    const left = await query<{ tenant: number }>(target.url, 'SELECT DISTINCT organization_id::int AS tenant FROM public.tasks ORDER BY 1');
+    expect(left.map((r) => r.tenant)).toEqual([1, 2]);
+    expect(await query(target.url, "SELECT FROM pg_namespace WHERE nspname = 'consolidate_stage_hotel'")).toHaveLength(0);
+  }, 300_000);
+});
