@@ -17,6 +17,7 @@ import type { Catalog, ConsistencyEdge, Hop, TenancyAnalysis } from '../types.js
 import { quoteLiteral } from '../sql-text.js';
 import { Aliases, conflictPredicate, joinOn, keyFromParents, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
+import { conflictQuery, parentsKeyVerify, unresolvedQuery } from './set-based.js';
 import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
 
@@ -342,14 +343,14 @@ function mayBeUnresolved(m: ScaffoldModel, t: KeyedTable): boolean {
 function unresolvedCheck(m: ScaffoldModel, t: KeyedTable): Section {
   return {
     name: `${t.name}: every row leads to a ${bare(m.analysis.owner)} row (unresolved: fail)`,
-    sql: `SELECT ${rowIdList(t, 't')}, count(*) OVER () AS unresolved_rows\n  FROM ${qt(t.name)} AS t\n WHERE ${unresolvedPredicate(m, t, 't')}\n LIMIT ${sample}`,
+    sql: unresolvedQuery(m, t, sample),
   };
 }
 
 function conflictCheck(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): Section {
   return {
     name: `${t.name}: ${edge.columns.join(', ')} stays in the row's tenant (conflicts: fail)`,
-    sql: `SELECT ${rowIdList(t, 't')}, ${edge.columns.map((c) => `t.${q(c)}`).join(', ')}, count(*) OVER () AS conflicting_rows\n  FROM ${qt(t.name)} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}\n LIMIT ${sample}`,
+    sql: conflictQuery(m, t, edge, sample),
   };
 }
 
@@ -442,7 +443,9 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
     ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL\n LIMIT ${sample}`
     : single
     ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n LIMIT ${sample}`
-    : reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n LIMIT ${sample}`);
+    : m.options.citus
+    ? reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n LIMIT ${sample}`)
+    : parentsKeyVerify(m, t, sample);
   return [
     {
       about: [
