@@ -201,6 +201,9 @@ class KeyRanges {
     private readonly batch: BatchDirective,
   ) {}
 
+  /** The key's type, once start() has read it. */
+  private keyType: string | undefined;
+
   private get table() {
     return sql.raw(this.batch.table);
   }
@@ -215,6 +218,7 @@ class KeyRanges {
        WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(this.session.db);
     const keyType = type.rows[0]?.type;
     if (!keyType) throw new Error(`${this.unit.file}: the batch key ${this.batch.key} is not a column of ${this.batch.table}`);
+    this.keyType = keyType;
     // ORDER BY ... LIMIT 1 rather than min(): it uses the index, and works for types without min() (uuid).
     const result = await sql<{ min: string | null; below: string | null; ok: boolean | null }>`
       SELECT first::text AS min, below, (below IS NULL OR below::${sql.raw(keyType)} < first) AS ok
@@ -238,17 +242,34 @@ class KeyRanges {
     return result.rows[0]?.upper ?? undefined;
   }
 
-  /** `count` segments of about equal rows, the last one open-ended; none for an empty table. */
+  /** `count` segments (of equal key widths for an integer key, else of about equal rows), the last one open-ended; none for an empty table. */
   async segments(count: number): Promise<Segment[]> {
     const start = await this.start();
     if (start === undefined) return [];
     if (count <= 1) return [{ from: start, to: null, cursor: start }];
+    const bounds = /^(smallint|integer|bigint)$/.test(this.keyType ?? '') ? await this.evenBounds(start, count) : await this.percentileBounds(count);
+    const edges = [start, ...new Set(bounds)];
+    return edges.map((from, i) => ({ from, to: edges[i + 1] ?? null, cursor: from }));
+  }
+
+  /**
+   * An integer key's range cut in `count` equal widths: two index lookups, where percentiles
+   * read and sort every key (on Citus, every key pulled to the coordinator).
+   */
+  private async evenBounds(start: string, count: number): Promise<string[]> {
+    const result = await sql<{ last: string | null }>`SELECT ${this.key}::text AS last FROM ${this.table} ORDER BY ${this.key} DESC LIMIT 1`.execute(this.session.db);
+    const last = result.rows[0]?.last;
+    if (last === null || last === undefined) return [];
+    const [from, to] = [BigInt(start), BigInt(last)];
+    return Array.from({ length: count - 1 }, (_, i) => (from + ((to - from) * BigInt(i + 1)) / BigInt(count)).toString()).filter((b) => BigInt(b) > from && BigInt(b) < to);
+  }
+
+  /** Bounds of `count` segments of about equal rows, for keys without arithmetic (text, uuid, date/time). */
+  private async percentileBounds(count: number): Promise<string[]> {
     const fractions = Array.from({ length: count - 1 }, (_, i) => (i + 1) / count);
     const result = await sql<{ bounds: string[] | null }>`
       SELECT (percentile_disc(${fractions}::float8[]) WITHIN GROUP (ORDER BY ${this.key}))::text[] AS bounds FROM ${this.table}`.execute(this.session.db);
-    const bounds = [...new Set(result.rows[0]?.bounds ?? [])];
-    const edges = [start, ...bounds];
-    return edges.map((from, i) => ({ from, to: edges[i + 1] ?? null, cursor: from }));
+    return result.rows[0]?.bounds ?? [];
   }
 
   /** The planner's estimate when over a million rows (a Citus table's from its shards), else an exact count. */
