@@ -8,6 +8,7 @@ import { throttleSettings } from '../src/app/apply.js';
 import { parseDirectives } from '../src/plan/directives.js';
 import { configSchema } from '../src/plan/config.js';
 import { PlanError } from '../src/errors.js';
+import { formatProgress } from '../src/ui/reporter.js';
 
 const limits: Limits = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, throttle: defaultThrottle, idleProbeMs: 1 };
 const calm: AppCost = { probeMs: 1, lockWaiters: 0, replicationLagMs: 0 };
@@ -94,5 +95,14 @@ describe('throttle settings', () => {
         expect((error as PlanError).code).toBe('plan-invalid');
       }
     }
+  });
+});
+
+describe('the progress line', () => {
+  it('says why the backfill is throttled while it is, and nothing of it once it is not', () => {
+    const reason = decide(start, { durationMs: 300, cost: { ...calm, lockWaiters: 1 } }, limits).reason;
+    const line = formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000, throttled: reason });
+    expect(line).toMatch(/; throttled: 1 session\(s\) wait on a lock: batch size down to 2500, pausing 600 ms$/);
+    expect(formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000 })).not.toContain('throttled');
   });
 });
