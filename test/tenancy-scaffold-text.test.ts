@@ -152,11 +152,34 @@ describe('scaffoldPlan', () => {
     ]);
     // The row and the reference, each column once; the runner counts every row found.
     expect(up.prechecks[1]?.sql).toContain('SELECT t.id, t.assignee_id\n');
-    // The conflict is found along the paths, before any key exists.
-    expect(up.prechecks[1]?.sql).toContain('JOIN public.accounts');
+    // The conflict is found along the paths, before any key exists, set-based (joins, no
+    // lookup per row); the accounts table itself is not read: projects.account_id and
+    // users.account_id have validated foreign keys, so their values are the owners.
+    expect(up.prechecks[1]?.sql).toContain('LEFT JOIN public.projects AS p1 ON p1.id = t.project_id');
+    expect(up.prechecks[1]?.sql).toContain('JOIN public.users AS r2 ON r2.id = t.assignee_id');
+    expect(up.prechecks[1]?.sql).toContain('WHERE p1.account_id <> r2.account_id');
+    expect(up.prechecks.map((p) => p.sql).join('\n')).not.toContain('(SELECT');
     expect(units.every((u, i) => i === 0 || parse(u).up.prechecks.length === 0)).toBe(true);
     // users and projects reach the owner through NOT NULL validated keys: nothing to check.
     expect(up.prechecks.some((p) => p.name.includes('public.users'))).toBe(false);
+  });
+
+  it('an unresolved precheck is a NULL test where a validated foreign key leads to the owner, else an anti-join', () => {
+    const { catalog, analysis } = world();
+    const logs = analysis.tables.find((t) => t.table === 'public.audit_logs') as TableAnalysis;
+    // audit_logs → users → accounts: users.account_id's key is validated, so reaching users is enough.
+    const logsCheck = (c: Catalog) => parse(scaffoldPlan(analysis, c, { composite: false, rls: false })[0] as ScaffoldUnit).up.prechecks.find((p) => p.name.startsWith('public.audit_logs'))?.sql;
+    const validated = logsCheck(catalog);
+    expect(validated).toContain('LEFT JOIN public.users AS p1 ON p1.id = t.user_id');
+    expect(validated).toContain('WHERE p1.account_id IS NULL');
+    expect(validated).not.toContain('public.accounts');
+    // The same key NOT VALID: rows may point at accounts that are gone, so the owner is joined.
+    const users = catalog.tables.find((t) => t.name === 'public.users') as CatalogTable;
+    const notValid: Catalog = { ...catalog, tables: catalog.tables.map((t) => (t === users ? { ...users, foreignKeys: users.foreignKeys.map((fk) => ({ ...fk, validated: false })) } : t)) };
+    const joined = logsCheck(notValid);
+    expect(joined).toContain('LEFT JOIN public.users AS p1 ON p1.id = t.user_id\n  LEFT JOIN public.accounts AS p2 ON p2.id = p1.account_id');
+    expect(joined).toContain('WHERE p2.id IS NULL');
+    expect(logs.via.map((h) => h.table)).toEqual(['public.audit_logs', 'public.users']);
   });
 
   it('detach and delete are units of their own that keep what they change; keep leaves the column nullable', () => {

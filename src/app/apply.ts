@@ -11,6 +11,8 @@ import type { ExecContext, Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
 import { endRunNow } from './end-run.js';
 import { defaultBatchSettings } from '../exec/batched.js';
+import { defaultThrottle, type ThrottleSettings } from '../exec/throttle.js';
+import type { Config } from '../plan/config.js';
 import { connectionLost, isConnectionLost } from '../exec/failure-report.js';
 import { planRun, type Plan } from '../plan/planner.js';
 import { loadProjectWhile, type Project } from './project.js';
@@ -114,6 +116,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
         pauseMs: batch.pause ?? defaultBatchSettings.pauseMs,
         maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
         parallel: options.parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
+        throttle: throttleSettings(batch.throttle),
       };
       const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching, traceLocks: options.traceLocks ?? dryRun };
       try {
@@ -193,5 +196,16 @@ function revertNotes(reporter: Reporter): RevertReporter {
     revertDone: (unit, o) => reporter.note(`${unit.id}: rolled back in ${o.durationMs} ms`),
     revertFailed: (unit, message) => reporter.note(`${unit.id}: rollback failed: ${message.split('\n')[0]}`),
     note: (text) => reporter.note(text),
+  };
+}
+
+/** The plan's `batch.throttle` over the throttle's defaults. */
+export function throttleSettings(configured: Config['batch']['throttle']): ThrottleSettings {
+  if (configured === 'off') return { ...defaultThrottle, enabled: false };
+  return {
+    enabled: true,
+    probeLimitMs: configured?.probeLatency ?? defaultThrottle.probeLimitMs,
+    duty: configured?.duty ?? defaultThrottle.duty,
+    maxPauseMs: configured?.maxPause ?? defaultThrottle.maxPauseMs,
   };
 }

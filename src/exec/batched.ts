@@ -16,6 +16,7 @@ import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
 import { citusRowEstimate } from '../db/citus.js';
 import { BlockRanges, isPhysical, type Ranges } from './block-ranges.js';
+import { decide, defaultThrottle, idleProbeMs, measureAppCost, nextSize, type Decision, type Pacing } from './throttle.js';
 
 export const batchedRunner: Runner = {
   name: 'batched',
@@ -64,8 +65,10 @@ async function runSegments(ctx: ExecContext, unit: Unit, segments: Segment[], pr
   const ratesStarted = performance.now();
   let rowsThisRun = 0;
   let failure: unknown;
-  const report = (rows: number): void => {
+  const report = (rows: number, throttled: string | undefined): void => {
     rowsThisRun += rows;
+    if (throttled) progress.throttled = throttled;
+    else delete progress.throttled;
     progress.rowsDone = (progress.rowsDone ?? 0) + rows;
     progress.batches = (progress.batches ?? 0) + 1;
     progress.rowsPerSecond = Math.round(rowsThisRun / Math.max(0.001, (performance.now() - ratesStarted) / 1000));
@@ -93,11 +96,13 @@ async function walkSegment(
   segment: Segment,
   index: number,
   settings: BatchSettings,
-  report: (rows: number) => void,
+  report: (rows: number, throttled: string | undefined) => void,
   stopped: () => boolean,
 ): Promise<void> {
   const keys = rangesOf(ctx.session, unit, unit.options.batch as BatchDirective);
-  const pace = new Pace((unit.options.batch as BatchDirective).size, settings);
+  const pace = new Pace((unit.options.batch as BatchDirective).size, unitSettings(settings, unit));
+  if (!ctx.dryRun) await pace.start(ctx.session);
+  let throttled: string | undefined;
   for (;;) {
     ctx.interrupt.throwIfRequested();
     if (stopped()) return;
@@ -113,8 +118,12 @@ async function walkSegment(
       }),
     );
     segment.cursor = upper;
-    report(rows);
-    await pace.after(performance.now() - batchStarted, await serverPressure(ctx), (text) => ctx.reporter.note(`${unit.id}: ${text}`));
+    const decision = await pace.next(performance.now() - batchStarted, ctx.session);
+    // The progress line carries the reason while it lasts; a note marks when throttling starts and ends.
+    if ((decision.reason === undefined) !== (throttled === undefined)) ctx.reporter.note(`${unit.id}: ${decision.reason ? `throttled: ${decision.reason}` : 'no longer throttled'}`);
+    throttled = decision.reason;
+    report(rows, throttled);
+    if (decision.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, decision.pauseMs));
   }
 }
 
@@ -127,58 +136,51 @@ export function defaultParallel(cores = availableParallelism()): number {
   return Math.min(4, Math.max(2, cores));
 }
 
-export const defaultBatchSettings: BatchSettings = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, parallel: defaultParallel() };
+export const defaultBatchSettings: BatchSettings = {
+  targetMs: 300,
+  pauseMs: 0,
+  maxReplicationLagMs: 10_000,
+  parallel: defaultParallel(),
+  throttle: defaultThrottle,
+};
 
-interface Pressure {
-  lockWaiters: number;
-  replicationLagMs: number;
-}
-
-/** Sessions of this database waiting on a lock, and the worst replica lag: signs to slow down. */
-async function serverPressure(ctx: ExecContext): Promise<Pressure> {
-  const result = await ctx.session.client.query<{ waiters: number; lag: number | null }>(
-    `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid())::int AS waiters,
-            (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag`,
-  );
-  const row = result.rows[0];
-  return { lockWaiters: row?.waiters ?? 0, replicationLagMs: row?.lag ?? 0 };
-}
-
-/** Adapts the batch size toward the target duration, and pauses when the server is under pressure. */
+/** Batch sizes and pauses for one worker: the throttle's decisions (throttle.ts), one batch after another. */
 export class Pace {
-  size: number;
+  private pacing: Pacing;
+  private idleProbe: number | undefined;
 
   constructor(
     initial: number,
     private readonly settings: BatchSettings,
   ) {
-    this.size = initial;
+    this.pacing = { size: initial, backoffMs: 0 };
   }
 
-  async after(durationMs: number, pressure: Pressure, note: (text: string) => void): Promise<void> {
-    this.size = nextSize(this.size, durationMs, this.settings.targetMs);
-    let pause = this.settings.pauseMs;
-    if (pressure.lockWaiters > 0) {
-      this.size = Math.max(minBatch, Math.floor(this.size / 2));
-      pause = Math.max(pause, Math.min(2000, durationMs * 2));
-      note(`${pressure.lockWaiters} session(s) wait on a lock: batch size down to ${this.size}, pausing ${Math.round(pause)} ms`);
-    }
-    if (pressure.replicationLagMs > this.settings.maxReplicationLagMs) {
-      pause = Math.max(pause, Math.min(10_000, pressure.replicationLagMs / 2));
-      note(`a replica lags ${Math.round(pressure.replicationLagMs)} ms: pausing ${Math.round(pause)} ms`);
-    }
-    if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+  get size(): number {
+    return this.pacing.size;
+  }
+
+  /** The probe's idle latency, before the first batch (the throttle's reference). */
+  async start(session: Session): Promise<void> {
+    if (this.settings.throttle.enabled) this.idleProbe = await idleProbeMs(session);
+  }
+
+  /** After a batch: measures what the application paid; the throttle's decision (throttle.ts) for the next one. */
+  async next(durationMs: number, session: Session): Promise<Decision> {
+    const cost = await measureAppCost(session);
+    const { targetMs, pauseMs, maxReplicationLagMs, throttle } = this.settings;
+    const decision = decide(this.pacing, { durationMs, cost }, { targetMs, pauseMs, maxReplicationLagMs, throttle, idleProbeMs: this.idleProbe ?? 0 });
+    this.pacing = decision;
+    return decision;
   }
 }
 
-const minBatch = 10;
-const maxBatch = 1_000_000;
+export { nextSize };
 
-/** The next batch size: toward the target duration, at most doubling or halving at a time. */
-export function nextSize(size: number, durationMs: number, targetMs: number): number {
-  const ratio = targetMs / Math.max(durationMs, 1);
-  const next = Math.round(size * Math.min(2, Math.max(0.5, ratio)));
-  return Math.min(maxBatch, Math.max(minBatch, next));
+/** The run's batch settings, with the unit's `throttle` directive over the throttle's. */
+function unitSettings(settings: BatchSettings, unit: Unit): BatchSettings {
+  const own = unit.options.throttle;
+  return own ? { ...settings, throttle: { ...settings.throttle, ...own } } : settings;
 }
 
 async function runBatch(ctx: ExecContext, unit: Unit, from: string, to: string): Promise<number> {
@@ -206,6 +208,9 @@ class KeyRanges implements Ranges {
     private readonly batch: BatchDirective,
   ) {}
 
+  /** The key's type, once start() has read it. */
+  private keyType: string | undefined;
+
   private get table() {
     return sql.raw(this.batch.table);
   }
@@ -220,6 +225,7 @@ class KeyRanges implements Ranges {
        WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(this.session.db);
     const keyType = type.rows[0]?.type;
     if (!keyType) throw new Error(`${this.unit.file}: the batch key ${this.batch.key} is not a column of ${this.batch.table}`);
+    this.keyType = keyType;
     // ORDER BY ... LIMIT 1 rather than min(): it uses the index, and works for types without min() (uuid).
     const result = await sql<{ min: string | null; below: string | null; ok: boolean | null }>`
       SELECT first::text AS min, below, (below IS NULL OR below::${sql.raw(keyType)} < first) AS ok
@@ -243,17 +249,34 @@ class KeyRanges implements Ranges {
     return result.rows[0]?.upper ?? undefined;
   }
 
-  /** `count` segments of about equal rows, the last one open-ended; none for an empty table. */
+  /** `count` segments (of equal key widths for an integer key, else of about equal rows), the last one open-ended; none for an empty table. */
   async segments(count: number): Promise<Segment[]> {
     const start = await this.start();
     if (start === undefined) return [];
     if (count <= 1) return [{ from: start, to: null, cursor: start }];
+    const bounds = /^(smallint|integer|bigint)$/.test(this.keyType ?? '') ? await this.evenBounds(start, count) : await this.percentileBounds(count);
+    const edges = [start, ...new Set(bounds)];
+    return edges.map((from, i) => ({ from, to: edges[i + 1] ?? null, cursor: from }));
+  }
+
+  /**
+   * An integer key's range cut in `count` equal widths: two index lookups, where percentiles
+   * read and sort every key (on Citus, every key pulled to the coordinator).
+   */
+  private async evenBounds(start: string, count: number): Promise<string[]> {
+    const result = await sql<{ last: string | null }>`SELECT ${this.key}::text AS last FROM ${this.table} ORDER BY ${this.key} DESC LIMIT 1`.execute(this.session.db);
+    const last = result.rows[0]?.last;
+    if (last === null || last === undefined) return [];
+    const [from, to] = [BigInt(start), BigInt(last)];
+    return Array.from({ length: count - 1 }, (_, i) => (from + ((to - from) * BigInt(i + 1)) / BigInt(count)).toString()).filter((b) => BigInt(b) > from && BigInt(b) < to);
+  }
+
+  /** Bounds of `count` segments of about equal rows, for keys without arithmetic (text, uuid, date/time). */
+  private async percentileBounds(count: number): Promise<string[]> {
     const fractions = Array.from({ length: count - 1 }, (_, i) => (i + 1) / count);
     const result = await sql<{ bounds: string[] | null }>`
       SELECT (percentile_disc(${fractions}::float8[]) WITHIN GROUP (ORDER BY ${this.key}))::text[] AS bounds FROM ${this.table}`.execute(this.session.db);
-    const bounds = [...new Set(result.rows[0]?.bounds ?? [])];
-    const edges = [start, ...bounds];
-    return edges.map((from, i) => ({ from, to: edges[i + 1] ?? null, cursor: from }));
+    return result.rows[0]?.bounds ?? [];
   }
 
   /** The planner's estimate when over a million rows (a Citus table's from its shards), else an exact count. */

@@ -7,6 +7,7 @@ import type { TenantifyError } from '../errors.js';
 import type { CheckResult } from './failure.js';
 import type { Interrupt } from './interrupt.js';
 import type { SnapshotTaker } from '../db/snapshot-take.js';
+import type { ThrottleSettings } from '../plan/types.js';
 
 export interface Reporter {
   unitStarted(entry: PlanEntry): void;
@@ -25,6 +26,8 @@ export interface BatchSettings {
   maxReplicationLagMs: number;
   /** Workers over disjoint key ranges, each on its own connection. */
   parallel: number;
+  /** Slows batches down while the application pays for them (throttle.ts). */
+  throttle: ThrottleSettings;
 }
 
 export interface ExecContext {

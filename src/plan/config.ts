@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as z from 'zod/mini';
 import { PlanError } from '../errors.js';
 import { tenancySchema } from '../tenancy/model.js';
-import { durationSchema, lockTimeoutSchema, maxBatchSize, pauseSchema } from './directives.js';
+import { durationSchema, dutySchema, lockTimeoutSchema, maxBatchSize, pauseSchema } from './directives.js';
 
 /**
  * The ledger's own schema: PostgreSQL keeps the first 63 bytes of a name (two longer names
@@ -45,6 +45,19 @@ export const configSchema = z.strictObject({
       pause: z.optional(pauseSchema),
       maxReplicationLag: z.optional(pauseSchema),
       parallel: z.optional(whole(1, 64)),
+      /** How batched backfills yield to the application (src/exec/throttle.ts): off, or its settings. */
+      throttle: z.optional(
+        z.union([
+          z.literal('off'),
+          z.strictObject({
+            /** The probe query's latency limit; default 4x its idle latency, at least 5 ms. */
+            probeLatency: z.optional(pauseSchema),
+            /** The share of wall time spent in batches (0.5: a pause as long as each batch). */
+            duty: z.optional(dutySchema),
+            maxPause: z.optional(pauseSchema),
+          }),
+        ]),
+      ),
     }),
     {},
   ),

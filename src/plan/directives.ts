@@ -5,7 +5,7 @@
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 import { PlanError } from '../errors.js';
-import type { BatchDirective, LintAllow, SnapshotScope, UnitOptions } from './types.js';
+import type { BatchDirective, LintAllow, SnapshotScope, ThrottleSettings, UnitOptions } from './types.js';
 
 export const directivePrefix = /^--\s*tenantify:([A-Za-z-]*)\s*(.*?)\s*$/;
 export const sectionNames = ['precheck', 'verify'] as const;
@@ -132,6 +132,36 @@ const batchSchema = parsedString((text): BatchDirective | { problem: string } =>
   return { table, key, size };
 });
 
+/** The share of wall time a backfill spends in batches: a decimal above 0 and at most 1. */
+export const dutySchema = z.number().check(z.positive('above 0'), z.maximum(1, 'at most 1 (1: no pause)'));
+
+/** `throttle off`, `throttle on`, or any of `probe=<duration> duty=<fraction> max-pause=<duration>`. */
+const throttleSchema = parsedString((text): Partial<ThrottleSettings> | { problem: string } => {
+  if (text === 'off') return { enabled: false };
+  if (text === 'on') return { enabled: true };
+  const usage = 'off, on, or any of probe=<duration> duty=<fraction from 0 to 1> max-pause=<duration>';
+  const out: Partial<ThrottleSettings> = { enabled: true };
+  const seen = new Set<string>();
+  for (const part of text.split(/\s+/)) {
+    const [k, v] = part.split('=', 2);
+    if (!k || v === undefined || seen.has(k)) return { problem: `${usage}, not "${part}"` };
+    seen.add(k);
+    if (k === 'duty') {
+      const duty = /^\d+(?:\.\d+)?$/.test(v) ? dutySchema.safeParse(Number(v)) : undefined;
+      if (!duty?.success) return { problem: `duty is a decimal above 0 and at most 1, not "${v}"` };
+      out.duty = duty.data;
+    } else if (k === 'probe' || k === 'max-pause') {
+      const ms = pauseSchema.safeParse(v);
+      if (!ms.success) return { problem: `${k} is ${ms.error.issues[0]?.message ?? 'a duration'}, not "${v}"` };
+      if (k === 'probe') out.probeLimitMs = ms.data;
+      else out.maxPauseMs = ms.data;
+    } else {
+      return { problem: `${usage}, not "${part}"` };
+    }
+  }
+  return out;
+});
+
 const directiveSchemas = {
   transaction: z.enum(['on', 'off'], { error: 'on or off' }),
   snapshot: snapshotSchema,
@@ -140,6 +170,7 @@ const directiveSchemas = {
   retries: decimalInteger(0, 100),
   batch: batchSchema,
   triggers: z.enum(['on', 'off'], { error: 'on or off' }),
+  throttle: throttleSchema,
   allow: parsedString((text): Omit<LintAllow, 'line'> | { problem: string } => {
     const match = /^([a-z][a-z0-9-]*)\s+(\S.*)$/.exec(text);
     return match ? { rule: match[1] as string, reason: match[2] as string } : { problem: 'a lint rule and why it is safe here: allow <rule> <why>' };
@@ -195,6 +226,7 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
       case 'retries': options.retries = v as number; break;
       case 'batch': options.batch = v as BatchDirective; break;
       case 'triggers': if (v === 'off') options.triggersOff = true; break;
+      case 'throttle': options.throttle = v as Partial<ThrottleSettings>; break;
       case 'allow': (options.allow ??= []).push({ ...(v as Omit<LintAllow, 'line'>), line }); break;
     }
   }

@@ -16,6 +16,8 @@ export interface UnitProgress {
   rowsTotal?: number;
   batches?: number;
   rowsPerSecond?: number;
+  /** Batched units, while the throttle slows them down: why (shown on the progress line, not kept). */
+  throttled?: string;
   /** A rollback that runs outside a transaction: hashes of its statements done, in order. */
   revertStatements?: string[];
 }

@@ -18,6 +18,21 @@ export interface BatchDirective {
   size: number;
 }
 
+/**
+ * How a batched backfill yields to the application (src/exec/throttle.ts): the plan's
+ * `batch.throttle`, and a unit's `-- tenantify:throttle` over it.
+ */
+export interface ThrottleSettings {
+  /** Off: batches follow their target duration only (and still back off on lock waits and replica lag). */
+  enabled: boolean;
+  /** The probe query's latency limit in ms; undefined: 4x its idle latency, at least 5 ms. */
+  probeLimitMs: number | undefined;
+  /** The share of wall time a worker spends in batches, above 0 and at most 1 (1: no pause). */
+  duty: number;
+  /** The longest pause the throttle puts between two batches. */
+  maxPauseMs: number;
+}
+
 export interface UnitOptions {
   transaction: boolean;
   snapshot: SnapshotScope;
@@ -31,6 +46,8 @@ export interface UnitOptions {
    * foreign key checks do not fire for its writes; the app's own sessions still fire them.
    */
   triggersOff?: boolean;
+  /** `-- tenantify:throttle ...`: the unit's own throttle settings, over the plan's (batched units). */
+  throttle?: Partial<ThrottleSettings>;
   /** `-- tenantify:allow <rule> <why>`: lint findings of that rule in this file are accepted, for the reason given. */
   allow?: LintAllow[];
 }

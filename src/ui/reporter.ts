@@ -61,7 +61,8 @@ export function formatProgress(progress: UnitProgress): string {
   const rate = progress.rowsPerSecond ? `, ${progress.rowsPerSecond.toLocaleString('en-US')} rows/s` : '';
   const eta = progress.rowsPerSecond && estimated && total > done ? `, ETA ~${Math.ceil((total - done) / progress.rowsPerSecond)}s` : '';
   const of = estimated ? ` of ~${total.toLocaleString('en-US')}` : '';
-  return `${done.toLocaleString('en-US')}${of} rows${estimated ? ' (estimated total)' : ''}${pct}${rate}${eta}`;
+  const throttled = progress.throttled ? `; throttled: ${progress.throttled}` : '';
+  return `${done.toLocaleString('en-US')}${of} rows${estimated ? ' (estimated total)' : ''}${pct}${rate}${eta}${throttled}`;
 }
 
 /** For --json runs: progress lines go to stderr, nothing else. */

@@ -17,6 +17,7 @@ import type { Catalog, ConsistencyEdge, Hop, TenancyAnalysis } from '../types.js
 import { quoteLiteral } from '../sql-text.js';
 import { Aliases, conflictPredicate, joinOn, keyFromParents, ownerOf, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
+import { conflictQuery, parentsKeyVerify, unresolvedQuery } from './set-based.js';
 import { bare, pgName, physicalKey, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { keptTableName } from './names.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
@@ -387,14 +388,14 @@ function mayBeUnresolved(m: ScaffoldModel, t: KeyedTable): boolean {
 function unresolvedCheck(m: ScaffoldModel, t: KeyedTable): Section {
   return {
     name: `${t.name}: every row leads to a ${bare(m.analysis.owner)} row (unresolved: fail)`,
-    sql: `SELECT ${rowIdList(t, 't')}\n  FROM ${qt(t.name)} AS t\n WHERE ${unresolvedPredicate(m, t, 't')}`,
+    sql: unresolvedQuery(m, t),
   };
 }
 
 function conflictCheck(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): Section {
   return {
     name: `${t.name}: ${edge.columns.join(', ')} stays in the row's tenant (conflicts: fail)`,
-    sql: `SELECT ${[...t.rowId, ...edge.columns.filter((c) => !t.rowId.includes(c))].map((c) => `t.${q(c)}`).join(', ')}\n  FROM ${qt(t.name)} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}`,
+    sql: conflictQuery(m, t, edge),
   };
 }
 
@@ -490,7 +491,9 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
     ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL`
     : single
     ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n    OR ${skipped(m, t, new Aliases())}`
-    : reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n    OR ${skipped(m, t, reads)}`);
+    : m.options.citus
+    ? reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n    OR ${skipped(m, t, reads)}`)
+    : parentsKeyVerify(m, t, skipped(m, t, new Aliases()));
   return [
     {
       about: [

@@ -1,0 +1,151 @@
+/**
+ * The adaptive throttle of batched backfills: after each batch, what the application pays
+ * for it is measured, and the next batch is made smaller, or put off, to keep that cost
+ * within a target. Lock waits are not the only cost: on a small server a backfill competes
+ * with the application for CPU and I/O, and its queries get slower long before anyone
+ * waits on a lock.
+ *
+ * Measured after each batch (`measureAppCost`, one query on the worker's connection):
+ * - the latency of that query itself: a tiny catalog read, the probe. Its idle latency is
+ *   taken before the first batch; when it climbs past its limit (default: 4x the idle
+ *   latency, at least 5 ms), the server is busy and the application's queries wait too;
+ * - sessions of the database waiting on a lock (any lock wait caused by a batch is a stall
+ *   in the application);
+ * - the worst replica's replay lag, where there is a replica.
+ *
+ * `decide` turns these into the next batch's size and the pause before it: a pure
+ * function, tested without a database (GitLab's batched migrations tune the batch size to a
+ * time-efficiency band; gh-ost throttles on lag and load). Besides, a backfill keeps to a
+ * duty cycle: it spends at most `duty` of the wall time in batches (0.5: a pause as long as
+ * each batch), so that even on an idle-looking server it leaves room for the application.
+ */
+import type { Session } from '../db/connection.js';
+import type { ThrottleSettings } from '../plan/types.js';
+
+export type { ThrottleSettings };
+
+export const defaultThrottle: ThrottleSettings = { enabled: true, probeLimitMs: undefined, duty: 0.5, maxPauseMs: 5000 };
+
+/** The probe's limit when none is set: its idle latency times this, and at least probeFloorMs. */
+export const probeFactor = 4;
+export const probeFloorMs = 5;
+
+/** What the application pays, measured after a batch. */
+export interface AppCost {
+  /** The probe query's latency, ms. */
+  probeMs: number;
+  /** Other sessions of the database waiting on a lock. */
+  lockWaiters: number;
+  /** The worst replica's replay lag, ms (0 without replicas). */
+  replicationLagMs: number;
+}
+
+/** What a batch came to, and what the application paid meanwhile. */
+export interface BatchOutcome {
+  /** The batch's duration, ms. */
+  durationMs: number;
+  cost: AppCost;
+}
+
+export interface Pacing {
+  /** Rows in the next batch. */
+  size: number;
+  /** The pause the throttle added last (it decays while the application is served). */
+  backoffMs: number;
+}
+
+export interface Decision extends Pacing {
+  /** Wait this long before the next batch. */
+  pauseMs: number;
+  /** Why the backfill slows down, for the progress line; undefined when it does not. */
+  reason: string | undefined;
+}
+
+/** The limits `decide` works within: the unit's target duration and fixed pause, the replica lag allowed. */
+export interface Limits {
+  targetMs: number;
+  pauseMs: number;
+  maxReplicationLagMs: number;
+  throttle: ThrottleSettings;
+  /** The probe's latency before the first batch (ms). */
+  idleProbeMs: number;
+}
+
+export const minBatch = 10;
+export const maxBatch = 1_000_000;
+
+/** The next batch size: toward the target duration, at most doubling or halving at a time. */
+export function nextSize(size: number, durationMs: number, targetMs: number): number {
+  const ratio = targetMs / Math.max(durationMs, 1);
+  const next = Math.round(size * Math.min(2, Math.max(0.5, ratio)));
+  return Math.min(maxBatch, Math.max(minBatch, next));
+}
+
+/** The probe's latency limit: the configured one, else a multiple of its idle latency. */
+export function probeLimit(limits: Pick<Limits, 'throttle' | 'idleProbeMs'>): number {
+  return limits.throttle.probeLimitMs ?? Math.max(probeFloorMs, limits.idleProbeMs * probeFactor);
+}
+
+/**
+ * The next batch's size and the pause before it, from the batch that just ran and what the
+ * application paid meanwhile. Every signal over its limit halves the size and grows the
+ * backoff (doubling, from the batch's own duration, up to maxPauseMs); while none is, the
+ * backoff halves each batch. The duty cycle's pause and the configured pause come on top.
+ */
+export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): Decision {
+  let size = nextSize(previous.size, batch.durationMs, limits.targetMs);
+  const reasons: string[] = [];
+  const { cost } = batch;
+  if (cost.lockWaiters > 0) reasons.push(`${cost.lockWaiters} session(s) wait on a lock`);
+  if (limits.throttle.enabled) {
+    const limit = probeLimit(limits);
+    if (cost.probeMs > limit) reasons.push(`the probe query took ${round(cost.probeMs)} ms (limit ${round(limit)} ms)`);
+  }
+  const lagging = cost.replicationLagMs > limits.maxReplicationLagMs;
+  if (lagging) reasons.push(`a replica lags ${Math.round(cost.replicationLagMs)} ms (limit ${limits.maxReplicationLagMs} ms)`);
+  let backoffMs: number;
+  if (reasons.length > 0) {
+    size = Math.max(minBatch, Math.floor(Math.min(size, previous.size) / 2));
+    backoffMs = Math.min(limits.throttle.maxPauseMs, Math.max(previous.backoffMs * 2, batch.durationMs * 2, 50));
+    if (lagging) backoffMs = Math.max(backoffMs, Math.min(10_000, cost.replicationLagMs / 2));
+  } else {
+    backoffMs = previous.backoffMs < 20 ? 0 : previous.backoffMs / 2;
+  }
+  const duty = limits.throttle.enabled ? dutyPause(batch.durationMs, limits.throttle.duty) : 0;
+  const pauseMs = Math.round(Math.max(limits.pauseMs, duty, backoffMs));
+  const reason = reasons.length > 0 ? `${reasons.join('; ')}: batch size down to ${size}, pausing ${pauseMs} ms` : undefined;
+  return { size, backoffMs, pauseMs, reason };
+}
+
+/** The pause after a batch of `durationMs` that keeps batches to `duty` of the wall time. */
+export function dutyPause(durationMs: number, duty: number): number {
+  if (duty >= 1) return 0;
+  return (durationMs * (1 - duty)) / duty;
+}
+
+function round(ms: number): string {
+  return ms < 10 ? ms.toFixed(1) : String(Math.round(ms));
+}
+
+/**
+ * The probe: sessions of this database waiting on a lock and the worst replica's lag, in
+ * one tiny catalog query whose own latency tells how busy the server is.
+ */
+export async function measureAppCost(session: Session): Promise<AppCost> {
+  const started = performance.now();
+  const result = await session.client.query<{ waiters: number; lag: number | null }>(
+    `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid())::int AS waiters,
+            (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag`,
+  );
+  const probeMs = performance.now() - started;
+  const row = result.rows[0];
+  return { probeMs, lockWaiters: row?.waiters ?? 0, replicationLagMs: row?.lag ?? 0 };
+}
+
+/** The probe's idle latency: the median of a few probes before the first batch. */
+export async function idleProbeMs(session: Session, samples = 5): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) times.push((await measureAppCost(session)).probeMs);
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)] ?? 0;
+}

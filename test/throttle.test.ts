@@ -1,0 +1,108 @@
+/**
+ * The batched backfill's throttle: decisions from measured inputs (no database, no clock),
+ * and how the plan and a unit configure it.
+ */
+import { describe, expect, it } from 'vitest';
+import { decide, defaultThrottle, dutyPause, probeLimit, type AppCost, type Limits, type Pacing } from '../src/exec/throttle.js';
+import { throttleSettings } from '../src/app/apply.js';
+import { parseDirectives } from '../src/plan/directives.js';
+import { configSchema } from '../src/plan/config.js';
+import { PlanError } from '../src/errors.js';
+import { formatProgress } from '../src/ui/reporter.js';
+
+const limits: Limits = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, throttle: defaultThrottle, idleProbeMs: 1 };
+const calm: AppCost = { probeMs: 1, lockWaiters: 0, replicationLagMs: 0 };
+const start: Pacing = { size: 5000, backoffMs: 0 };
+
+describe('decide', () => {
+  it('with the application served, sizes toward the target and pauses for the duty cycle only', () => {
+    const d = decide(start, { durationMs: 150, cost: calm }, limits);
+    expect(d.size).toBe(10_000);
+    expect(d.pauseMs).toBe(150); // duty 0.5: as long as the batch
+    expect(d.reason).toBeUndefined();
+  });
+
+  it('a slow probe halves the batch and pauses, saying why; the backoff grows while it stays slow, then decays', () => {
+    const busy = { durationMs: 300, cost: { ...calm, probeMs: 40 } };
+    const first = decide(start, busy, limits);
+    expect(first.size).toBe(2500);
+    expect(first.pauseMs).toBe(600);
+    expect(first.reason).toMatch(/probe query took 40 ms \(limit 5\.0 ms\).*batch size down to 2500, pausing 600 ms/);
+    const second = decide(first, busy, limits);
+    expect(second.size).toBe(1250);
+    expect(second.pauseMs).toBe(1200);
+    const capped = decide({ size: 100, backoffMs: 4000 }, busy, limits);
+    expect(capped.pauseMs).toBe(defaultThrottle.maxPauseMs);
+    const after = decide(second, { durationMs: 100, cost: calm }, limits);
+    expect(after.reason).toBeUndefined();
+    expect(after.backoffMs).toBe(600);
+    expect(after.pauseMs).toBe(600);
+    expect(after.size).toBe(2500); // back toward the target: at most doubling
+  });
+
+  it('the probe limit is 4x the idle latency, at least 5 ms, unless configured', () => {
+    expect(probeLimit({ throttle: defaultThrottle, idleProbeMs: 0.3 })).toBe(5);
+    expect(probeLimit({ throttle: defaultThrottle, idleProbeMs: 3 })).toBe(12);
+    expect(probeLimit({ throttle: { ...defaultThrottle, probeLimitMs: 50 }, idleProbeMs: 30 })).toBe(50);
+    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 11 } }, { ...limits, idleProbeMs: 3 }).reason).toBeUndefined();
+    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 13 } }, { ...limits, idleProbeMs: 3 }).reason).toMatch(/probe/);
+  });
+
+  it('lock waiters and replica lag slow it down even with the throttle off; a slow probe does not then', () => {
+    const off = { ...limits, throttle: { ...defaultThrottle, enabled: false } };
+    const locked = decide(start, { durationMs: 300, cost: { ...calm, lockWaiters: 2 } }, off);
+    expect(locked.reason).toMatch(/^2 session\(s\) wait on a lock/);
+    expect(locked.size).toBe(2500);
+    const lagging = decide(start, { durationMs: 300, cost: { ...calm, replicationLagMs: 30_000 } }, off);
+    expect(lagging.reason).toMatch(/a replica lags 30000 ms/);
+    expect(lagging.pauseMs).toBe(10_000);
+    const slowProbe = decide(start, { durationMs: 300, cost: { ...calm, probeMs: 500 } }, off);
+    expect(slowProbe.reason).toBeUndefined();
+    expect(slowProbe.pauseMs).toBe(0); // no duty cycle either
+  });
+
+  it('the configured pause is a floor, and duty 1 means no pause of its own', () => {
+    expect(decide(start, { durationMs: 100, cost: calm }, { ...limits, pauseMs: 250 }).pauseMs).toBe(250);
+    expect(dutyPause(100, 1)).toBe(0);
+    expect(dutyPause(100, 0.25)).toBe(300);
+  });
+});
+
+describe('throttle settings', () => {
+  it('batch.throttle in the config: off, or its settings over the defaults', () => {
+    expect(throttleSettings(undefined)).toEqual(defaultThrottle);
+    expect(throttleSettings('off').enabled).toBe(false);
+    const parsed = configSchema.parse({ batch: { throttle: { probeLatency: '20ms', duty: 0.25, maxPause: '2s' } } });
+    expect(throttleSettings(parsed.batch.throttle)).toEqual({ enabled: true, probeLimitMs: 20, duty: 0.25, maxPauseMs: 2000 });
+    expect(configSchema.safeParse({ batch: { throttle: { duty: 0 } } }).success).toBe(false);
+    expect(configSchema.safeParse({ batch: { throttle: { duty: 1.5 } } }).success).toBe(false);
+    expect(configSchema.safeParse({ batch: { throttle: { speed: 1 } } }).success).toBe(false);
+  });
+
+  it('a unit\'s throttle directive: off, or any of probe, duty, max-pause; a bad one is a plan error naming the line', () => {
+    const parse = (value: string) => parseDirectives('backfills/0002_fill.sql', [{ name: 'throttle', value, line: 3 }], { lockTimeoutMs: undefined, statementTimeoutMs: undefined, retries: 0 }).throttle;
+    expect(parse('off')).toEqual({ enabled: false });
+    expect(parse('probe=20ms duty=0.3')).toEqual({ enabled: true, probeLimitMs: 20, duty: 0.3 });
+    expect(parse('max-pause=10s')).toEqual({ enabled: true, maxPauseMs: 10_000 });
+    for (const bad of ['duty=0', 'duty=2', 'probe=fast', 'speed=1', 'duty=0.5 duty=0.4']) {
+      try {
+        parse(bad);
+        expect.unreachable(`throttle ${bad} was accepted`);
+      } catch (error) {
+        expect(error).toBeInstanceOf(PlanError);
+        expect((error as PlanError).exitCode).toBe(2);
+        expect((error as PlanError).line).toBe(3);
+        expect((error as PlanError).code).toBe('plan-invalid');
+      }
+    }
+  });
+});
+
+describe('the progress line', () => {
+  it('says why the backfill is throttled while it is, and nothing of it once it is not', () => {
+    const reason = decide(start, { durationMs: 300, cost: { ...calm, lockWaiters: 1 } }, limits).reason;
+    const line = formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000, throttled: reason });
+    expect(line).toMatch(/; throttled: 1 session\(s\) wait on a lock: batch size down to 2500, pausing 600 ms$/);
+    expect(formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000 })).not.toContain('throttled');
+  });
+});
