@@ -28,6 +28,8 @@ export interface RollbackOptions {
   fromSnapshot?: boolean;
   /** Install SIGINT/SIGTERM handlers for the run (the CLI does). */
   handleSignals?: boolean;
+  /** Stops the run at the next safe point once aborted (a fleet's SIGINT; see Interrupt.follow). */
+  stop?: AbortSignal | undefined;
 }
 
 export interface RollbackResult {
@@ -47,6 +49,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
   const interrupt = new Interrupt((text) => options.reporter.note(text));
   const result: RollbackResult = { runId: undefined, database: session.description, planned: [], units: [], declined: false };
   if (options.handleSignals) interrupt.install();
+  interrupt.follow(options.stop);
   try {
     return await withAdvisoryLock(session, ledger, async () => {
       // No ledger: nothing was ever applied here, and a rollback must not create one.

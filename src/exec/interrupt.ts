@@ -17,13 +17,33 @@ export class Interrupt {
           this.log(`${signal} again: leaving now; the server rolls back the open transaction`);
           process.exit(130);
         }
-        this.requested = signal;
-        this.log(`${signal}: stopping at the next safe point (the current transaction is finished or rolled back)...`);
-        void this.cancel?.().catch(() => {});
+        this.request(signal);
       };
       this.handlers.set(signal, handler);
       process.on(signal, handler);
     }
+  }
+
+  /**
+   * Stops the run at the next safe point, as a first signal does. `cancel` (a signal's way)
+   * also cancels the statement in flight, so its transaction rolls back; without it the
+   * statement and its transaction end as they would (a fleet stopping on another target's error).
+   */
+  request(reason: string, cancel = true): void {
+    if (this.requested) return;
+    this.requested = reason;
+    this.log(`${reason}: stopping at the next safe point (the current transaction is finished or rolled back)...`);
+    if (cancel) void this.cancel?.().catch(() => {});
+  }
+
+  /** Requests a stop when `signal` aborts: its reason is the reason, and SIGINT or SIGTERM also cancels. */
+  follow(signal: AbortSignal | undefined): void {
+    const stop = (): void => {
+      const reason = String(signal?.reason ?? 'stop');
+      this.request(reason, reason === 'SIGINT' || reason === 'SIGTERM');
+    };
+    if (signal?.aborted) stop();
+    else signal?.addEventListener('abort', stop, { once: true });
   }
 
   uninstall(): void {
