@@ -167,6 +167,15 @@ describe('apply --targets', () => {
         // Not even a ledger was made there.
         expect(await ledgerRows(fleet.urls[name] as string), name).toEqual([]);
       }
+      // Without a canary, --on-error stop (the default) starts no target after the first failure.
+      const stopped = await runCli(['apply', '--targets', fleet.file, '--dir', writePlan(plan), '--no-snapshot', '--json']);
+      expect(stopped.code, stopped.stderr).toBe(1);
+      const stoppedRows = rowsOf(stopped);
+      expect(stoppedRows[canary]).toMatchObject({ status: 'failed', error: { code: 'unit-failed' } });
+      for (const name of fleet.names.slice(1)) {
+        expect(stoppedRows[name], name).toMatchObject({ status: 'skipped', held: 'stopped-on-error' });
+        expect(schemaDump(fleet.urls[name] as string), name).toBe(before[name]);
+      }
     } finally {
       await fleet.drop();
     }

@@ -101,11 +101,12 @@ export function fleetProgress(out: Output, total: number, options: { live?: bool
     clear();
     const width = Math.max(40, (stream.columns ?? 100) - 1);
     const failed = ended.filter((t) => t.error).length;
+    // Plain lines cut to the terminal's width: a wrapped line would throw off the next redraw.
     const lines = [
-      out.style.bold(`fleet: ${ended.length} of ${total} done${failed ? `, ${failed} failed` : ''}, ${running.size} running, ${total - ended.length - running.size} waiting`),
-      ...[...running].map(([name, b]) => `  ${name}  ${b.unit || 'connecting'}${b.progress ? `  ${b.progress}` : ''}  ${out.style.dim(`${((performance.now() - b.started) / 1000).toFixed(0)}s`)}`),
-    ].map((line) => redact(line).slice(0, width + 20));
-    stream.write(`${lines.join('\n')}\n`);
+      `fleet: ${ended.length} of ${total} done${failed ? `, ${failed} failed` : ''}, ${running.size} running, ${total - ended.length - running.size} waiting`,
+      ...[...running].map(([name, b]) => `  ${name}  ${b.unit || 'connecting'}${b.progress ? `  ${b.progress}` : ''}  ${((performance.now() - b.started) / 1000).toFixed(0)}s`),
+    ].map((line) => redact(line).slice(0, width));
+    stream.write(`${[out.style.bold(lines[0] ?? ''), ...lines.slice(1)].join('\n')}\n`);
     drawn = lines.length;
   };
   /** A line above the board. */
