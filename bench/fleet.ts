@@ -11,7 +11,7 @@
  * is a connection budget (4 targets at once, 1 connection each; or 1 target with 1).
  * Rounds alternate which contender goes first; medians.
  *
- *   npx tsx bench/fleet.ts [--targets 8] [--rows 100000] [--rounds 3] [--parallel 4] [--snapshots] [--no-build]
+ *   npx tsx bench/fleet.ts [--targets 8] [--rows 20000] [--rounds 3] [--parallel 4] [--snapshots] [--no-build]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { targets: 8, rows: 100_000, rounds: 3, parallel: 4, snapshots: false, build: true };
+  const args: Args = { targets: 8, rows: 20_000, rounds: 3, parallel: 4, snapshots: false, build: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): number => Number(argv[++i]);
@@ -83,6 +83,8 @@ async function main(): Promise<void> {
       { label: '--parallel 1', parallel: 1 },
     ];
     const times = new Map<string, number[]>(contenders.map((c) => [c.label, []]));
+    /** The CLI process's own CPU (user + system): what one node process spends for the whole fleet. */
+    const cpu = new Map<string, number[]>(contenders.map((c) => [c.label, []]));
     for (let round = 0; round < args.rounds; round++) {
       const order = round % 2 === 0 ? contenders : [...contenders].reverse();
       for (const contender of order) {
@@ -94,20 +96,22 @@ async function main(): Promise<void> {
         const run = await timed(process.execPath, [join(repoRoot, 'bin/tenantify'), 'apply', '--targets', file, '--dir', dir, '--parallel', String(contender.parallel), ...(args.snapshots ? [] : ['--no-snapshot']), '--json']);
         expectSuccess(contender.label, run);
         times.get(contender.label)?.push(run.ms);
-        process.stderr.write(`round ${round + 1}: ${contender.label} ${fmt(run.ms)} ms\n`);
+        if (run.cpuMs !== undefined) cpu.get(contender.label)?.push(run.cpuMs);
+        process.stderr.write(`round ${round + 1}: ${contender.label} ${fmt(run.ms)} ms (client CPU ${run.cpuMs === undefined ? '?' : fmt(run.cpuMs)} ms)\n`);
         await query(server.url, names.map((n) => `DROP DATABASE ${n}`));
       }
     }
     const serial = median(times.get('--parallel 1') ?? []);
     const rows = contenders.map((c) => {
       const ms = median(times.get(c.label) ?? []);
-      return [c.label, fmt(ms), (times.get(c.label) ?? []).map((t) => fmt(t, 0)).join(' '), (ms / serial).toFixed(2)];
+      const clientCpu = cpu.get(c.label) ?? [];
+      return [c.label, fmt(ms), (times.get(c.label) ?? []).map((t) => fmt(t, 0)).join(' '), (ms / serial).toFixed(2), clientCpu.length > 0 ? fmt(median(clientCpu)) : '?'];
     });
     console.log(`apply --targets: ${args.targets} targets of ${args.rows.toLocaleString('en-US')} projects each, ${args.rounds} rounds${args.snapshots ? ', with snapshots' : ', --no-snapshot'}`);
-    console.log(table(['contender', 'median ms', 'rounds ms', 'x serial'], rows));
+    console.log(table(['contender', 'median ms', 'rounds ms', 'x serial', 'client CPU ms'], rows));
     const ratio = median(times.get(`--parallel ${args.parallel}`) ?? []) / serial;
     console.log(`--parallel ${args.parallel} takes ${ratio.toFixed(2)}x the serial time (goal: at most 0.6x)`);
-    console.log(`results: ${writeResult('fleet', { args, machine: machine(), times: Object.fromEntries(times), ratio })}`);
+    console.log(`results: ${writeResult('fleet', { args, machine: machine(), times: Object.fromEntries(times), clientCpu: Object.fromEntries(cpu), ratio })}`);
   } finally {
     await server.close();
     rmSync(dir, { recursive: true, force: true });

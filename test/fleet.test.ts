@@ -5,13 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentFingerprint, freshDatabase, holdGate, query, serverUrl, until } from './support/db.js';
 import { runCli, startCli, type CliResult } from './support/cli.js';
 import { schemaDump } from './support/dump.js';
 import { writePlan } from './support/plan-dir.js';
-import { verify } from '../src/app/verify.js';
+import { applyFleet, parseTargets, statusFleet, verify } from '../src/index.js';
 
 const password = `pw-${randomBytes(6).toString('hex')}`;
 const role = `fleet_${randomBytes(4).toString('hex')}`;
@@ -409,6 +410,31 @@ describe('targets files and options', () => {
       expect(Object.values(rowsOf(result)).map((r) => [r.name, r.status, r.pending])).toEqual(fleet.names.map((n) => [n, 'pending', 4]).sort());
     } finally {
       await registry.drop();
+      await fleet.drop();
+    }
+  });
+});
+
+describe('the programmatic API', () => {
+  it('applyFleet and statusFleet return a row per target, and one target failing is its row, not a throw', async () => {
+    const fleet = await fleetOf(2);
+    try {
+      const dir = writePlan(plan);
+      const targets = [...parseTargets(await readFile(fleet.file, 'utf8'), fleet.file), { name: 'lost', url: `postgres://${role}:${password}@127.0.0.1:1/lost`, source: 'test' }];
+      const ended: string[] = [];
+      const applied = await applyFleet({ dir, targets, parallel: 2, onError: 'continue', noSnapshot: true, observer: { ended: (r) => ended.push(r.name) } });
+      expect(applied.exitCode).toBe(2);
+      expect(applied.targets.map((t) => [t.name, t.status, t.applied, t.pending, t.error?.code ?? null])).toEqual([
+        [fleet.names[0], 'up-to-date', 4, 0, null],
+        [fleet.names[1], 'up-to-date', 4, 0, null],
+        ['lost', 'unreachable', null, null, 'connection-failed'],
+      ]);
+      expect(ended.sort()).toEqual([...fleet.names, 'lost'].sort());
+      expect(JSON.stringify(applied)).not.toContain(password);
+      const status = await statusFleet({ dir, targets: targets.slice(0, 2) });
+      expect(status).toMatchObject({ exitCode: 0, held: undefined });
+      expect(status.targets.map((t) => t.unit)).toEqual(['0004_projects_organization_fk', '0004_projects_organization_fk']);
+    } finally {
       await fleet.drop();
     }
   });

@@ -10,7 +10,7 @@ import type { Target } from '../fleet/targets.js';
 import type { Reporter } from '../exec/context.js';
 import { redact } from '../db/redact.js';
 import type { Output } from './output.js';
-import { formatProgress } from './reporter.js';
+import type { UnitProgress } from '../db/ledger.js';
 
 /** The contract's `{"targets": [{"name", "status", "applied", "pending", "unit", "error"}]}`, and what the command ran. */
 export function fleetJson(result: FleetResult) {
@@ -36,7 +36,7 @@ export function renderFleetTable(out: Output, result: FleetResult, ranLabel: str
   const table = new Table({
     head: ['target', 'status', 'applied', 'pending', 'unit', ranLabel, 'error'].map((h) => style.bold(h)),
     style: { head: [], border: [] },
-    ...out.tableLayout([20, 12, 9, 9, 28, 10, 60]),
+    ...out.tableLayout([20, 14, 9, 9, 28, 10, 60]),
   });
   for (const t of result.targets) {
     table.push([t.name, statusCell(out, t), count(t.applied), count(t.pending), t.unit ?? '', String(t.ran.length), errorCell(t)]);
@@ -128,7 +128,7 @@ export function fleetProgress(out: Output, total: number, options: { live?: bool
       const board = (): Board | undefined => running.get(target.name);
       return {
         unitStarted: (entry) => Object.assign(board() ?? {}, { unit: entry.unit.id, progress: '' }),
-        unitProgress: (_unit, progress) => Object.assign(board() ?? {}, { progress: formatProgress(progress) }),
+        unitProgress: (_unit, progress) => Object.assign(board() ?? {}, { progress: compactProgress(progress) }),
         unitDone: () => {},
         unitFailed: () => {},
         note: (text) => {
@@ -151,4 +151,15 @@ export function fleetProgress(out: Output, total: number, options: { live?: bool
       if (live) clear();
     },
   };
+}
+
+/** A backfill's progress in a board line's room: `1,024/~3,000 rows 34%, 800 rows/s, ETA ~3s` (the total is the planner's estimate). */
+export function compactProgress(progress: UnitProgress): string {
+  const done = progress.rowsDone ?? 0;
+  const total = progress.rowsTotal ?? 0;
+  const estimated = total > 0 && done <= total;
+  const n = (x: number): string => x.toLocaleString('en-US');
+  const rate = progress.rowsPerSecond ? `, ${n(progress.rowsPerSecond)} rows/s` : '';
+  const eta = progress.rowsPerSecond && estimated && total > done ? `, ETA ~${Math.ceil((total - done) / progress.rowsPerSecond)}s` : '';
+  return `${n(done)}${estimated ? `/~${n(total)} rows ${Math.min(100, Math.round((done / total) * 100))}%` : ' rows'}${rate}${eta}`;
 }
