@@ -12,7 +12,9 @@ import { contentFingerprint, freshDatabase, holdGate, query, serverUrl, until } 
 import { runCli, startCli, type CliResult } from './support/cli.js';
 import { schemaDump } from './support/dump.js';
 import { writePlan } from './support/plan-dir.js';
+import pg from 'pg';
 import { applyFleet, parseTargets, statusFleet, verify } from '../src/index.js';
+import { lockKey } from '../src/db/lock.js';
 
 const password = `pw-${randomBytes(6).toString('hex')}`;
 const role = `fleet_${randomBytes(4).toString('hex')}`;
@@ -175,7 +177,7 @@ describe('apply --targets', () => {
       expect(stoppedRows[canary]).toMatchObject({ status: 'failed', error: { code: 'unit-failed' } });
       for (const name of fleet.names.slice(1)) {
         expect(stoppedRows[name], name).toMatchObject({ status: 'skipped', held: 'stopped-on-error' });
-        expect(schemaDump(fleet.urls[name] as string), name).toBe(before[name]);
+        expect(await ledgerRows(fleet.urls[name] as string), name).toEqual([]);
       }
     } finally {
       await fleet.drop();
@@ -431,6 +433,17 @@ describe('the programmatic API', () => {
       ]);
       expect(ended.sort()).toEqual([...fleet.names, 'lost'].sort());
       expect(JSON.stringify(applied)).not.toContain(password);
+      // Another run holds one target's lock: that target is `locked` (exit 4), the other goes on.
+      const holder = new pg.Client({ connectionString: fleet.urls[fleet.names[0] as string] });
+      await holder.connect();
+      try {
+        await holder.query('SELECT pg_advisory_lock($1, $2)', [0x7e4a, lockKey('tenantify')]);
+        const locked = await applyFleet({ dir, targets: targets.slice(0, 2), parallel: 2, onError: 'continue', noSnapshot: true });
+        expect(locked.exitCode).toBe(4);
+        expect(locked.targets.map((t) => [t.status, t.error?.code ?? null])).toEqual([['locked', 'lock-held'], ['up-to-date', null]]);
+      } finally {
+        await holder.end();
+      }
       const status = await statusFleet({ dir, targets: targets.slice(0, 2) });
       expect(status).toMatchObject({ exitCode: 0, held: undefined });
       expect(status.targets.map((t) => t.unit)).toEqual(['0004_projects_organization_fk', '0004_projects_organization_fk']);
