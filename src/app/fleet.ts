@@ -5,6 +5,7 @@
  * unreachable, locked, a unit fails on its data) is reported by its name and harms no other.
  * Which target starts when is the pure scheduler's call (fleet/schedule.ts).
  */
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withSession } from '../db/connection.js';
@@ -217,6 +218,8 @@ async function runFleet(options: FleetOptions, operate: (run: Running) => Promis
   const results: (FleetTargetResult | undefined)[] = targets.map(() => undefined);
   const stopping = new AbortController();
   const stop = options.stop ? AbortSignal.any([options.stop, stopping.signal]) : stopping.signal;
+  // Every running target listens to it: as many listeners as targets at once, no leak.
+  setMaxListeners(budget.atOnce + 10, stop);
 
   const runOne = async (index: number): Promise<void> => {
     const target = targets[index] as Target;

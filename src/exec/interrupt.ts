@@ -7,6 +7,7 @@ export class Interrupt {
   requested: string | undefined;
   private cancel: (() => Promise<void>) | undefined;
   private readonly handlers = new Map<NodeJS.Signals, () => void>();
+  private unfollow: (() => void) | undefined;
 
   constructor(private readonly log: (text: string) => void) {}
 
@@ -36,17 +37,22 @@ export class Interrupt {
     if (cancel) void this.cancel?.().catch(() => {});
   }
 
-  /** Requests a stop when `signal` aborts: its reason is the reason, and SIGINT or SIGTERM also cancels. */
+  /** Requests a stop when `signal` aborts (until uninstall): its reason is the reason, and SIGINT or SIGTERM also cancels. */
   follow(signal: AbortSignal | undefined): void {
+    if (!signal) return;
     const stop = (): void => {
-      const reason = String(signal?.reason ?? 'stop');
+      const reason = String(signal.reason ?? 'stop');
       this.request(reason, reason === 'SIGINT' || reason === 'SIGTERM');
     };
-    if (signal?.aborted) stop();
-    else signal?.addEventListener('abort', stop, { once: true });
+    if (signal.aborted) return stop();
+    signal.addEventListener('abort', stop, { once: true });
+    // A fleet's signal outlives each target's run: the run stops listening when it ends.
+    this.unfollow = () => signal.removeEventListener('abort', stop);
   }
 
   uninstall(): void {
+    this.unfollow?.();
+    this.unfollow = undefined;
     for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
     this.handlers.clear();
   }
