@@ -350,6 +350,35 @@ describe('stopping a fleet', () => {
     }
   });
 
+  it('--on-error stop lets a running target end its unit, then stops it; no other starts', async () => {
+    const fleet = await fleetOf(8);
+    const [broken, running] = [fleet.names[0] as string, fleet.names[2] as string];
+    // t3 waits at a gate inside unit 0002 while t1 (no gate held there) fails at 0004.
+    const gate = await holdGate(fleet.urls[running] as string);
+    try {
+      await query(fleet.urls[broken] as string, breakData);
+      const dir = writePlan(gatePlan(gate.sql));
+      // Two targets at once; the second line (a bare URL) is left out so that t1 and t3 run together.
+      writeFileSync(fleet.file, fleet.names.filter((_, i) => i !== 1).map((n) => `${n} ${fleet.urls[n]}`).join('\n'));
+      const run = startCli(['apply', '--targets', fleet.file, '--dir', dir, '--no-snapshot', '--parallel', '2', '--json']);
+      await gate.reached(run.done);
+      // The fleet says t1 failed (and has asked t3 to stop) before the gate opens.
+      await new Promise<void>((resolve) => run.child.stderr?.on('data', (d: Buffer) => d.toString().includes(`${broken}: failed`) && resolve()));
+      await gate.open();
+      const result = await run.done;
+      noPassword(result);
+      expect(result.code, result.stderr).toBe(1);
+      const rows = rowsOf(result);
+      expect(rows[broken]).toMatchObject({ status: 'failed', error: { code: 'unit-failed' } });
+      // Its unit 0002 committed, and nothing after it ran.
+      expect(rows[running]).toMatchObject({ status: 'stopped', applied: 2, pending: 2, unit: '0003_projects_organization', error: null });
+      for (const name of fleet.names.slice(3)) expect(rows[name], name).toMatchObject({ status: 'skipped', held: 'stopped-on-error' });
+    } finally {
+      await gate.open().catch(() => {});
+      await fleet.drop();
+    }
+  });
+
   it('kill -9 of the fleet mid-run, then a re-run, leaves every target exact', async () => {
     const fleet = await fleetOf(8);
     try {
