@@ -21,6 +21,16 @@ export { rollback, type RollbackOptions, type RollbackResult } from './app/rollb
 export { rehearse, type RehearseOptions, type RehearseResult, type RehearseStep } from './app/rehearse.js';
 /** What the ledger and the plan say of a database, without changing it (`tenantify status`). */
 export { inspect, type Inspection } from './app/inspect.js';
+/**
+ * Fleets: one plan across many databases (`--targets`), each target with its own ledger and
+ * lock; results per target (`{ name, status, applied, pending, unit, error }`), never a throw
+ * for one target's failure. `targetsFromFile`/`parseTargets` read a targets file.
+ */
+export {
+  applyFleet, verifyFleet, statusFleet, rollbackFleet, targetsFromFile, targetsFromQuery,
+  type FleetOptions, type ApplyFleetOptions, type VerifyFleetOptions, type RollbackFleetOptions, type FleetResult, type FleetTargetResult, type FleetObserver, type TargetStatus,
+} from './app/fleet.js';
+export { parseTargets, targetsFromRows, type Target } from './fleet/targets.js';
 /** Reads a plan directory (its config and units), refusing a bad one with every error at once. */
 export { loadProject } from './app/project.js';
 /** The pure planner: from the units and the ledger's rows, what runs and where it resumes. */

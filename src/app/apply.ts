@@ -33,9 +33,13 @@ export interface ApplyOptions {
   parallel?: number | undefined;
   /** Take no pg_dump snapshots (recorded in the ledger). */
   noSnapshot?: boolean;
+  /** Where the snapshots go instead of the config's snapshotDir (a fleet gives each target its own: run numbers repeat across databases). */
+  snapshotDir?: string | undefined;
   reporter: Reporter;
   /** Install SIGINT/SIGTERM handlers for the run (the CLI does). */
   handleSignals?: boolean;
+  /** Stops the run at the next safe point once aborted (a fleet's SIGINT, or its stop on another target's error; see Interrupt.follow). */
+  stop?: AbortSignal | undefined;
   /** When a unit, precheck or verify fails, revert what this run applied. */
   autoRollback?: boolean;
   /** How reverts are shown (--auto-rollback); by default as notes of `reporter`. */
@@ -81,6 +85,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
   let recordedRun: number | undefined;
   interrupt.onForce((signal) => endRunNow(options.url, ledger.schema, recordedRun, signal, (text) => options.reporter.note(text)));
   if (options.handleSignals) interrupt.install();
+  interrupt.follow(options.stop);
   try {
     // A dry run writes nothing that outlives it: even the ledger is created inside its transaction.
     if (dryRun) await session.client.query('BEGIN');
@@ -92,14 +97,15 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       if (autoRollbackOn) ensureAutoRollbackPossible(plan);
       await ensureLintAllows(project, plan.toRun.map((e) => e.unit), session, (text) => options.reporter.note(text));
       await ensureTriggersStayOff(session, triggersOffScripts(plan.toRun.map((e) => e.unit), 'apply'), planTriggers(project.units));
+      const snapshotDir = options.snapshotDir ?? snapshotDirectory(project.directory, project.config.snapshotDir);
       const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
-        directory: snapshotDirectory(project.directory, project.config.snapshotDir),
+        directory: snapshotDir,
         parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
         ledgerSchema: project.config.ledgerSchema,
       });
       await snapshots?.preflight(plan.toRun.map((e) => e.unit));
       if (snapshots && plan.toRun.length > 0) {
-        const exposed = snapshotsNotIgnored(snapshotDirectory(project.directory, project.config.snapshotDir));
+        const exposed = snapshotsNotIgnored(snapshotDir);
         if (exposed) (options.warn ?? options.reporter.note)(exposed);
       }
       await ledger.ensure(state);

@@ -30,6 +30,8 @@ export interface RollbackOptions {
   fromSnapshot?: boolean;
   /** Install SIGINT/SIGTERM handlers for the run (the CLI does). */
   handleSignals?: boolean;
+  /** Stops the run at the next safe point once aborted (a fleet's SIGINT; see Interrupt.follow). */
+  stop?: AbortSignal | undefined;
 }
 
 export interface RollbackResult {
@@ -51,6 +53,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
   // A second signal ends the run's sessions; the next run records this one as died (a revert leaves no unit `running`).
   interrupt.onForce((signal) => endRunNow(options.url, ledger.schema, undefined, signal, (text) => options.reporter.note(text)));
   if (options.handleSignals) interrupt.install();
+  interrupt.follow(options.stop);
   try {
     return await withAdvisoryLock(session, ledger, async () => {
       // No ledger: nothing was ever applied here, and a rollback must not create one.

@@ -16,6 +16,17 @@ function withCommonOptions(command: Command): Command {
     .option('--no-color', 'no colours (also NO_COLOR, or when stdout is not a terminal)');
 }
 
+/** `--targets FILE` or `--targets-query SQL`: the command runs across a fleet of databases (see Fleets in the README). */
+function withFleetOptions(command: Command, extra: { parallel: boolean; canary: boolean; onError: boolean }): Command {
+  command
+    .option('--targets <file>', 'run across a fleet: one target a line, `name URL` or a bare URL; # comments')
+    .option('--targets-query <sql>', 'run across a fleet: the `name, url` rows this query returns on -d');
+  if (extra.parallel) command.addOption(new Option('--parallel <n>', 'with --targets: connections the fleet opens at most (targets at once; backfill workers count)').argParser(positiveInt));
+  if (extra.canary) command.addOption(new Option('--canary <n>', 'with --targets: the first N targets are applied and verified before any other starts').argParser(positiveInt));
+  if (extra.onError) command.addOption(new Option('--on-error <mode>', 'with --targets: after a failed target, stop (running targets end their unit) or continue').choices(['stop', 'continue']));
+  return command;
+}
+
 function action(load: Loader) {
   return async (...received: unknown[]): Promise<void> => {
     const command = received[received.length - 1] as Command;
@@ -51,22 +62,22 @@ export function buildProgram(): Command {
     .description('every unit in order: kind, status, transaction mode, snapshot scope, warnings')
     .action(action(() => import('./commands/plan.js')));
 
-  withCommonOptions(program.command('apply'))
+  withFleetOptions(withCommonOptions(program.command('apply')), { parallel: false, canary: true, onError: true })
     .description('run pending units: precheck, snapshot, body, verify, ledger, commit')
     .option('--to <id>', 'stop after this unit')
     .option('--dry-run', 'run transactional units in one transaction that is rolled back; report what would happen')
     .option('--auto-rollback', 'when a unit, precheck or verify fails, revert the units this run applied')
     .option('--no-snapshot', 'take no pg_dump snapshots (recorded in the ledger)')
-    .addOption(new Option('--parallel <n>', 'workers for batched backfills').argParser(positiveInt))
+    .addOption(new Option('--parallel <n>', 'workers for batched backfills; with --targets, the connections the fleet opens at most').argParser(positiveInt))
     .action(action(() => import('./commands/apply.js')));
 
-  withCommonOptions(program.command('verify'))
+  withFleetOptions(withCommonOptions(program.command('verify')), { parallel: true, canary: false, onError: false })
     .description('re-run the verify queries of applied units; a table of pass/fail')
     .option('--unit <id>', 'only this unit')
     .option('--tenancy', "also prove tenant isolation (`tenancy check`, from the config's tenancy model)")
     .action(action(() => import('./commands/verify.js')));
 
-  withCommonOptions(program.command('rollback'))
+  withFleetOptions(withCommonOptions(program.command('rollback')), { parallel: true, canary: false, onError: true })
     .description('revert applied units, newest first; bare: the newest one')
     .option('--to <id>', 'revert down to this unit (it stays applied)')
     .addOption(new Option('--steps <n>', 'revert this many units').argParser(positiveInt))
@@ -75,7 +86,7 @@ export function buildProgram(): Command {
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
     .action(action(() => import('./commands/rollback.js')));
 
-  withCommonOptions(program.command('status'))
+  withFleetOptions(withCommonOptions(program.command('status')), { parallel: true, canary: false, onError: false })
     .description('the ledger: where the plan stands, the last run, a running backfill\'s progress')
     .action(action(() => import('./commands/status.js')));
 

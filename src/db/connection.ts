@@ -119,5 +119,5 @@ function connectionError(error: unknown, description: string): UsageError {
     '28000': 'the server refused this user: check pg_hba.conf and the user name',
     '3D000': 'the database does not exist: check its name',
   };
-  return new UsageError(`cannot connect to ${description}: ${message}`, { hint: hints[e.code ?? ''] ?? 'check -d/--database-url, DATABASE_URL or the PG* variables' });
+  return new UsageError(`cannot connect to ${description}: ${message}`, { code: 'connection-failed', hint: hints[e.code ?? ''] ?? 'check -d/--database-url, DATABASE_URL or the PG* variables' });
 }

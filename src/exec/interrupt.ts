@@ -15,6 +15,7 @@ export class Interrupt {
   /** Set at the second signal: settles never (the process leaves); the run's own flow waits on it rather than report the sessions it lost. */
   leaving: Promise<never> | undefined;
   private readonly handlers = new Map<NodeJS.Signals, () => void>();
+  private unfollow: (() => void) | undefined;
 
   constructor(private readonly log: (text: string) => void) {}
 
@@ -30,17 +31,46 @@ export class Interrupt {
           this.leaving ??= this.leave(signal);
           return;
         }
-        this.requested = signal;
-        this.log(`${signal}: cancelling what runs now; the current unit is rolled back and the run stops (again to stop faster)...`);
-        this.controller.abort();
-        for (const { cancel } of this.cancels.values()) void cancel().catch(() => {});
+        this.request(signal);
       };
       this.handlers.set(signal, handler);
       process.on(signal, handler);
     }
   }
 
+  /**
+   * Stops the run at the next safe point, as a first signal does. `cancel` (a signal's way)
+   * also cancels the statement in flight, so its transaction rolls back; without it the
+   * statement and its transaction end as they would (a fleet stopping on another target's error).
+   */
+  request(reason: string, cancelNow = true): void {
+    if (this.requested) return;
+    this.requested = reason;
+    if (!cancelNow) {
+      this.log(`${reason}: stopping at the next safe point (the current unit or batch finishes)...`);
+      return;
+    }
+    this.log(`${reason}: cancelling what runs now; the current unit is rolled back and the run stops (again to stop faster)...`);
+    this.controller.abort();
+    for (const { cancel } of this.cancels.values()) void cancel().catch(() => {});
+  }
+
+  /** Requests a stop when `signal` aborts (until uninstall): its reason is the reason, and SIGINT or SIGTERM also cancels. */
+  follow(signal: AbortSignal | undefined): void {
+    if (!signal) return;
+    const stop = (): void => {
+      const reason = String(signal.reason ?? 'stop');
+      this.request(reason, reason === 'SIGINT' || reason === 'SIGTERM');
+    };
+    if (signal.aborted) return stop();
+    signal.addEventListener('abort', stop, { once: true });
+    // A fleet's signal outlives each target's run: the run stops listening when it ends.
+    this.unfollow = () => signal.removeEventListener('abort', stop);
+  }
+
   uninstall(): void {
+    this.unfollow?.();
+    this.unfollow = undefined;
     for (const [signal, handler] of this.handlers) process.removeListener(signal, handler);
     this.handlers.clear();
   }

@@ -3,10 +3,10 @@ import { lockSummary } from '../../exec/lock-trace.js';
 import { createOutput } from '../../ui/output.js';
 import { quietReporter, terminalReporter } from '../../ui/reporter.js';
 import { quietRevertReporter, terminalRevertReporter } from '../../ui/rollback-view.js';
-import type { CommonOptions } from '../common.js';
 import { requireDatabase } from '../target.js';
+import { fleetCommand, isFleet, refuseFleetOptionsAlone, type FleetCliOptions } from './fleet.js';
 
-interface ApplyCliOptions extends CommonOptions {
+interface ApplyCliOptions extends FleetCliOptions {
   to?: string;
   dryRun?: boolean;
   snapshot?: boolean;
@@ -15,6 +15,8 @@ interface ApplyCliOptions extends CommonOptions {
 }
 
 export default async function applyCommand(options: ApplyCliOptions): Promise<number> {
+  refuseFleetOptionsAlone(options);
+  if (isFleet(options)) return fleetCommand('apply', options);
   const out = createOutput(options);
   const url = requireDatabase(options);
   const reporter = out.json ? quietReporter(out) : terminalReporter(out, { dryRun: Boolean(options.dryRun) });

@@ -2,10 +2,10 @@ import { checkRollbackOptions, rollback } from '../../app/rollback.js';
 import { confirmDestructive, hasTerminal } from '../../ui/confirm.js';
 import { createOutput } from '../../ui/output.js';
 import { describeReverts, quietRevertReporter, rollbackJson, terminalRevertReporter } from '../../ui/rollback-view.js';
-import type { CommonOptions } from '../common.js';
 import { requireDatabase } from '../target.js';
+import { fleetCommand, isFleet, refuseFleetOptionsAlone, type FleetCliOptions } from './fleet.js';
 
-interface RollbackCliOptions extends CommonOptions {
+interface RollbackCliOptions extends FleetCliOptions {
   to?: string;
   steps?: number;
   all?: boolean;
@@ -15,6 +15,8 @@ interface RollbackCliOptions extends CommonOptions {
 
 export default async function rollbackCommand(options: RollbackCliOptions): Promise<number> {
   checkRollbackOptions(options);
+  refuseFleetOptionsAlone(options);
+  if (isFleet(options)) return fleetCommand('rollback', options);
   const out = createOutput(options);
   const url = requireDatabase(options);
   const result = await rollback({

@@ -2,10 +2,12 @@ import { inspect } from '../../app/inspect.js';
 import { createOutput } from '../../ui/output.js';
 import { describeRun, renderUnitsTable } from '../../ui/plan-view.js';
 import { describeDiedRun, statusJson } from '../../ui/status-view.js';
-import type { CommonOptions } from '../common.js';
 import { requireDatabase } from '../target.js';
+import { fleetCommand, isFleet, refuseFleetOptionsAlone, type FleetCliOptions } from './fleet.js';
 
-export default async function status(options: CommonOptions): Promise<number> {
+export default async function status(options: FleetCliOptions): Promise<number> {
+  refuseFleetOptionsAlone(options);
+  if (isFleet(options)) return fleetCommand('status', options);
   const out = createOutput(options);
   const inspection = await inspect({ dir: options.dir, url: requireDatabase(options) });
   if (out.json) {

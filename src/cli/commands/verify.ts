@@ -4,15 +4,17 @@ import { ExitCode } from '../../errors.js';
 import { createOutput } from '../../ui/output.js';
 import { renderTenancyCheck, tenancyCheckJson, tenancyCheckSummary } from '../../ui/tenancy-check-view.js';
 import { renderVerifyTable, verifyJson, verifySummary } from '../../ui/verify-view.js';
-import type { CommonOptions } from '../common.js';
 import { requireDatabase } from '../target.js';
+import { fleetCommand, isFleet, refuseFleetOptionsAlone, type FleetCliOptions } from './fleet.js';
 
-interface VerifyCliOptions extends CommonOptions {
+interface VerifyCliOptions extends FleetCliOptions {
   unit?: string;
   tenancy?: boolean;
 }
 
 export default async function verifyCommand(options: VerifyCliOptions): Promise<number> {
+  refuseFleetOptionsAlone(options);
+  if (isFleet(options)) return fleetCommand('verify', options);
   const out = createOutput(options);
   const url = requireDatabase(options);
   const result = await verify({ dir: options.dir, url, unit: options.unit });
