@@ -4,7 +4,7 @@
  * back exactly (schema and content of every schema); the canary table is never touched.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -110,5 +110,26 @@ describe('legacy names, end to end', () => {
     }
     expect(readdirSync(dir)).toEqual(['tenantify.config.json']);
     expect(dump(url)).toBe(before);
+  });
+
+  it('a transaction-off unit whose index name was taken fails its verify, and runs again once the name is fixed', async () => {
+    const { url } = dropped(await freshDatabase('names'));
+    await query(url, 'CREATE TABLE "Order" (id int PRIMARY KEY, k int)');
+    const unit = (name: string) =>
+      `-- tenantify:transaction off\nCREATE INDEX CONCURRENTLY IF NOT EXISTS ${name} ON "Order" (k);\n\n-- tenantify:verify the index on k exists\nSELECT 'missing' AS problem WHERE NOT EXISTS (SELECT FROM pg_index WHERE indrelid = '"Order"'::regclass AND indkey[0] = 2);\n`;
+    // IF NOT EXISTS finds the table of that name and skips the build.
+    const dir = mkdtempSync(join(tmpdir(), 'legacy-names-'));
+    const file = join(dir, 'migrations', '0001_order_k_idx.sql');
+    mkdirSync(join(dir, 'migrations'));
+    writeFileSync(file, unit('"Order"'));
+    const failed = await runCli(['apply', '-d', url, '--dir', dir, '--json']);
+    expect(failed.code).toBe(3);
+    const error = (JSON.parse(failed.stdout) as { error: { code: string; hint: string } }).error;
+    expect(error.code).toBe('violations');
+    expect(error.hint).toContain('edit migrations/0001_order_k_idx.sql');
+    writeFileSync(file, unit('"Order_k_idx"'));
+    const again = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await query(url, "SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = '\"Order\"'::regclass AND NOT indisprimary")).toEqual([{ name: '"Order_k_idx"' }]);
   });
 });

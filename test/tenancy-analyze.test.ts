@@ -269,7 +269,7 @@ describe('tenancy analyze on a legacy schema', () => {
       expect(Object.keys(document)).toEqual(['owner', 'tenants', 'key', 'tables', 'views', 'hints']);
       expect(document).toMatchObject({ owner: 'public.accounts', tenants: 'public.organizations', key: 'organization_id' });
       const tasks = document.tables.find((t: { table: string }) => t.table === 'public.tasks');
-      expect(Object.keys(tasks)).toEqual(['table', 'role', 'rows', 'via', 'unresolved', 'consistency']);
+      expect(Object.keys(tasks)).toEqual(['table', 'role', 'rows', 'via', 'fallbacks', 'unresolved', 'consistency']);
       expect(tasks.via[0]).toEqual({ table: 'public.tasks', columns: ['project_id'], references: 'public.projects', nullable: false });
       expect(tasks.consistency).toContainEqual({ columns: ['assignee_id'], references: 'public.users', conflicts: bad.assignee });
       expect(document.tables.find((t: { table: string }) => t.table === 'public.countries')).toEqual({ table: 'public.countries', role: 'global', referencedBy: ['public.addresses'] });

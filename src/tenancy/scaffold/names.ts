@@ -28,9 +28,8 @@ export function pgName(...parts: string[]): string {
 export function keptTableName(table: TableName, ...what: string[]): string {
   const { schema, table: bare } = splitTableName(table);
   if (schema === undefined || schema === 'public') return pgName(bare, ...what);
-  const name = [schema, bare, ...what].join('_');
   const suffix = [hash(table), ...what].join('_');
-  return `${cutToBytes(name.slice(0, name.length - what.join('_').length - 1), maxNameBytes - Buffer.byteLength(suffix) - 1)}_${suffix}`;
+  return `${cutToBytes(`${schema}_${bare}`, maxNameBytes - Buffer.byteLength(suffix) - 1)}_${suffix}`;
 }
 
 /** The longest start of `text` that fits in `bytes` bytes of UTF-8, never half a character. */
