@@ -19,6 +19,8 @@ export interface Session {
   readonly description: string;
   /** The URL it was opened with, for further connections. Never print it: use description. */
   readonly url: string | undefined;
+  /** Why the connection went away (the socket's error, or its end), once it has; undefined while it is there. */
+  readonly lost: Error | undefined;
   close(): Promise<void>;
 }
 
@@ -59,8 +61,12 @@ export async function connect(url: string | undefined, purpose: string, signal?:
       }),
   );
   const description = url ? describeUrl(url) : describeEnvironment();
-  // A server that goes away mid-run must not crash the process with an unhandled 'error'.
-  client.on('error', () => {});
+  // A server that goes away mid-run must not crash the process with an unhandled 'error'; it
+  // is remembered, so a failure is classified by the connection's state, not by its wording.
+  let lost: Error | undefined;
+  let closing = false;
+  client.on('error', (error: Error) => void (lost ??= error));
+  client.on('end', () => void (closing ? undefined : (lost ??= new Error('the connection ended'))));
   // pg's end() waits for a connection being opened to open; destroying its socket does not.
   const abandon = (): void => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
   signal?.addEventListener('abort', abandon, { once: true });
@@ -90,7 +96,11 @@ export async function connect(url: string | undefined, purpose: string, signal?:
     serverVersion: Number(row.version),
     description,
     url,
+    get lost() {
+      return lost;
+    },
     close: async () => {
+      closing = true;
       openBackends.delete(row.pid);
       await client.end().catch(() => {});
     },
