@@ -108,7 +108,7 @@ export class PlanErrors extends TenantifyError {
       exitCode: ExitCode.usage,
       hint: alone?.hint ?? 'fix the files named above; nothing was run and the database was not touched',
       // Each error keeps its own hint, under it.
-      details: alone ? [] : errors.flatMap((e) => (e.hint ? [e.message, `  hint: ${e.hint}`] : [e.message])),
+      details: alone ? alone.details : errors.flatMap((e) => (e.hint ? [e.message, `  hint: ${e.hint}`] : [e.message])),
     });
     this.errors = errors;
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isConnectionLost } from '../src/exec/failure-report.js';
 import { runCli, startCli } from './support/cli.js';
 import { contentFingerprint, dropAfterAll, freshDatabase, holdGate, query } from './support/db.js';
 import { writePlan } from './support/plan-dir.js';
@@ -9,6 +10,17 @@ async function terminateRun(url: string): Promise<void> {
   expect(row?.pid).toBeGreaterThan(0);
   await query(url, 'SELECT pg_terminate_backend($1)', [row?.pid]);
 }
+
+describe('a lost connection is told by its class, not its wording', () => {
+  it('the session gone, whatever the message; SQLSTATE class 08 and 57P01..03; a socket errno; never a cancel or a unit error', () => {
+    const gone = { lost: new Error('read ECONNRESET') };
+    const there = { lost: undefined };
+    expect(isConnectionLost(new Error('an error worded like nothing seen before'), gone)).toBe(true);
+    expect(isConnectionLost(new Error('an error worded like nothing seen before'), there)).toBe(false);
+    for (const code of ['08006', '08003', '57P01', '57P02', '57P03', 'ECONNRESET', 'EPIPE']) expect(isConnectionLost(Object.assign(new Error('x'), { code }), there), code).toBe(true);
+    for (const code of ['57014', '23505', '42P01', '55P03']) expect(isConnectionLost(Object.assign(new Error('x'), { code }), there), code).toBe(false);
+  });
+});
 
 describe('the connection lost mid-unit', () => {
   const dropLater = dropAfterAll();
@@ -30,7 +42,7 @@ describe('the connection lost mid-unit', () => {
         'migrations/0003_c.sql': 'CREATE TABLE c AS SELECT id * 10 AS id FROM a;\n',
       };
       const dir = writePlan(files);
-      const run = startCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot']);
+      const run = startCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot', '--json']);
       let result;
       try {
         await gate.reached(run.done);
@@ -41,7 +53,10 @@ describe('the connection lost mid-unit', () => {
         await gate.open();
       }
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/lost the connection to PostgreSQL while applying 0002_wait: terminating connection due to administrator command/);
+      // The classification, not the wording: the server's ("terminating connection due to
+      // administrator command") or the driver's ("Client has encountered a connection error"), as it comes.
+      expect(JSON.parse(result.stdout).error).toMatchObject({ code: 'connection-lost', exitCode: 1 });
+      expect(result.stderr).toMatch(/lost the connection to PostgreSQL while applying 0002_wait: /);
       expect(result.stderr).toMatch(/0002_wait stays `running` there\. Once the server is back, `tenantify apply` records this run as died and resumes 0002_wait/);
       expect(result.stderr).not.toMatch(/this is a bug|\n\s+at /);
       const [row] = await query<{ status: string }>(db.url, "SELECT status FROM tenantify.units WHERE id = '0002_wait'");

@@ -141,7 +141,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
   } catch (error) {
     if (interrupt.leaving) await interrupt.leaving;
     // Lost before or between units (the ledger's creation, a snapshot, a guard): no unit to name.
-    throw !isTenantifyError(error) && isConnectionLost(error) ? connectionLost(error, undefined) : error;
+    throw !isTenantifyError(error) && isConnectionLost(error, session) ? connectionLost(error, undefined) : error;
   } finally {
     interrupt.uninstall();
     await unlock();

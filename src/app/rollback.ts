@@ -72,7 +72,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
     });
   } catch (error) {
     if (interrupt.leaving) await interrupt.leaving;
-    throw !isTenantifyError(error) && isConnectionLost(error) ? connectionLost(error, undefined) : error;
+    throw !isTenantifyError(error) && isConnectionLost(error, session) ? connectionLost(error, undefined) : error;
   } finally {
     interrupt.uninstall();
     await session.close();

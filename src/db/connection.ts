@@ -51,14 +51,21 @@ export function kyselyOn(client: pg.Client): Kysely<any> {
 export async function connect(url: string | undefined, purpose: string, signal?: AbortSignal): Promise<Session> {
   // node-pg's own parser would throw a TypeError naming nothing.
   if (url) parseDatabaseUrl(url);
-  const client = new pg.Client({
-    ...(url ? { connectionString: url } : {}),
-    types: clientTypes,
-    application_name: `tenantify ${purpose} (${hostname()} pid ${process.pid})`.slice(0, 63),
-  });
+  const client = withoutSslModeWarning(
+    () =>
+      new pg.Client({
+        ...(url ? { connectionString: url } : {}),
+        types: clientTypes,
+        application_name: `tenantify ${purpose} (${hostname()} pid ${process.pid})`.slice(0, 63),
+      }),
+  );
   const description = url ? describeUrl(url) : describeEnvironment();
-  // A server that goes away mid-run must not crash the process with an unhandled 'error'.
-  client.on('error', () => {});
+  // A server that goes away mid-run must not crash the process with an unhandled 'error'; it
+  // is remembered, so a failure is classified by the connection's state, not by its wording.
+  let lost: Error | undefined;
+  let closing = false;
+  client.on('error', (error: Error) => void (lost ??= error));
+  client.on('end', () => void (closing ? undefined : (lost ??= new Error('the connection ended'))));
   // pg's end() waits for a connection being opened to open; destroying its socket does not.
   const abandon = (): void => (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
   signal?.addEventListener('abort', abandon, { once: true });
@@ -88,7 +95,11 @@ export async function connect(url: string | undefined, purpose: string, signal?:
     serverVersion: Number(row.version),
     description,
     url,
+    get lost() {
+      return lost;
+    },
     close: async () => {
+      closing = true;
       openBackends.delete(row.pid);
       await client.end().catch(() => {});
     },
@@ -101,6 +112,32 @@ export async function withSession<T>(url: string | undefined, purpose: string, f
     return await fn(session);
   } finally {
     await session.close();
+  }
+}
+
+let sslModeNoted = false;
+
+/**
+ * node-pg reads sslmode=prefer, require and verify-ca as verify-full and says so in a
+ * ten-line warning at every process start. tenantify keeps node-pg's stricter reading (its
+ * own connection checks the certificate and host name) and says so once, in one line.
+ */
+function withoutSslModeWarning<T>(make: () => T): T {
+  const original = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === 'string' ? warning : warning.message;
+    if (!text.startsWith("SECURITY WARNING: The SSL modes 'prefer', 'require', and 'verify-ca'")) {
+      (original as (...args: unknown[]) => void).call(process, warning, ...rest);
+      return;
+    }
+    if (sslModeNoted) return;
+    sslModeNoted = true;
+    process.stderr.write("note: with sslmode prefer, require or verify-ca, tenantify's own connection still verifies the server's certificate and host name (as verify-full); pg_dump follows libpq's meaning\n");
+  }) as typeof process.emitWarning;
+  try {
+    return make();
+  } finally {
+    process.emitWarning = original;
   }
 }
 
@@ -119,5 +156,6 @@ function connectionError(error: unknown, description: string): UsageError {
     '28000': 'the server refused this user: check pg_hba.conf and the user name',
     '3D000': 'the database does not exist: check its name',
   };
-  return new UsageError(`cannot connect to ${description}: ${message}`, { code: 'connection-failed', hint: hints[e.code ?? ''] ?? 'check -d/--database-url, DATABASE_URL or the PG* variables' });
+  const noSsl = /does not support SSL/i.test(message) ? 'the server offers no SSL: drop sslmode=require from the URL (or enable ssl on the server)' : undefined;
+  return new UsageError(`cannot connect to ${description}: ${message}`, { code: 'connection-failed', hint: hints[e.code ?? ''] ?? noSsl ?? 'check -d/--database-url, DATABASE_URL or the PG* variables' });
 }

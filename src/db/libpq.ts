@@ -27,6 +27,9 @@ const queryVariables: Record<string, string> = {
   application_name: 'PGAPPNAME',
 };
 
+/** libpq's SSL modes (and node-pg's no-verify). */
+const sslModes = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
+
 /** The parts of a database URL a tool needs, decoded. Undefined: the URL does not say. */
 export interface UrlParts {
   host?: string;
@@ -96,6 +99,10 @@ export function parseDatabaseUrl(url: string): UrlParts {
     // Others (node-pg's own ssl=true...) mean nothing to libpq's tools.
     const variable = queryVariables[key];
     if (variable) variables[variable] = value;
+  }
+  const sslmode = variables['PGSSLMODE'];
+  if (sslmode !== undefined && !sslModes.includes(sslmode)) {
+    throw wrong(`sslmode "${sslmode}" is not one of ${sslModes.join(', ')}`, 'see https://www.postgresql.org/docs/current/libpq-ssl.html for what each mode checks');
   }
   const database = decode(parsed.pathname.replace(/^\//, ''), 'database name');
   return {

@@ -15,5 +15,7 @@ export interface Session {
   readonly description: string;
   /** The URL it was opened with, for further connections. Never print it: use description. */
   readonly url: string | undefined;
+  /** Why the connection went away (the socket's error, or its end), once it has; undefined while it is there. */
+  readonly lost: Error | undefined;
   close(): Promise<void>;
 }

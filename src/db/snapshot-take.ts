@@ -1,5 +1,5 @@
 /** Taking a unit's snapshot with pg_dump before it runs, and the preflight that can refuse a run first (see snapshot.ts). */
-import { chmod, mkdir, open, readdir, rm, statfs } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createdRelations } from '../plan/created.js';
@@ -92,6 +92,7 @@ export class SnapshotTaker {
   async preflight(units: Unit[]): Promise<void> {
     // A plan of units that write no existing table (new tables only) never calls pg_dump.
     if (!units.some(mayNeedSnapshot)) return;
+    await ensureWritable(this.settings.directory);
     await ensureCitusCanSnapshot(this.session, units);
     this.pgDump = findPgTool('pg_dump');
     const serverMajor = Math.floor(this.session.serverVersion / 10000);
@@ -170,6 +171,22 @@ export class SnapshotTaker {
   private async databaseSize(): Promise<number> {
     const result = await this.session.client.query<{ bytes: number }>('SELECT pg_database_size(current_database()) AS bytes');
     return Number(result.rows[0]?.bytes ?? 0);
+  }
+}
+
+/** The snapshot directory can be made and written to, or a usage error says so before anything runs. */
+async function ensureWritable(directory: string): Promise<void> {
+  const probe = join(directory, `.tenantify-write-test-${process.pid}`);
+  try {
+    await mkdir(directory, { recursive: true, mode: 0o700 });
+    await writeFile(probe, '');
+    await rm(probe, { force: true });
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new UsageError(`the snapshot directory ${directory} cannot be written (${why})`, {
+      code: 'snapshot-dir-unwritable',
+      hint: 'point snapshotDir in tenantify.config.json at a directory this user can write, or pass --no-snapshot to run without snapshots',
+    });
   }
 }
 

@@ -22,7 +22,7 @@ export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitRep
   try {
     await executeEntries(ctx, plan.toRun, reports, hooks);
   } catch (error) {
-    if (!isConnectionLost(error)) throw error;
+    if (!isConnectionLost(error, ctx.session)) throw error;
     // A message of several units lost its connection: the unit in flight is the first not reported done.
     const entry = plan.toRun[reports.length - before];
     throw connectionLost(error, entry && { unitId: entry.unit.id, direction: 'apply', partial: !runnerFor(entry.unit).inTransaction });

@@ -48,10 +48,15 @@ export function isCancel(error: unknown): boolean {
 /**
  * The connection went away (the server restarted or stopped, or the backend was
  * terminated): the server rolled back the open transaction, and nothing could be written
- * to the ledger after it. Not a cancel of ours: our own cancel gives 57014.
+ * to the ledger after it. Not a cancel of ours: our own cancel gives 57014. Classified by
+ * what is known for sure, not by wording: the session's connection is gone (`session.lost`,
+ * whatever the driver or the server said), or the error's class (SQLSTATE class 08,
+ * 57P01..57P03, a socket's errno). The driver's own messages are the last resort of a caller
+ * with no session at hand.
  */
-export function isConnectionLost(error: unknown): boolean {
+export function isConnectionLost(error: unknown, session?: { lost: Error | undefined }): boolean {
   if (error instanceof ConnectionLostError) return true;
+  if (session?.lost !== undefined) return true;
   const e = (error instanceof StatementFailure ? error.pgError : error) as { code?: unknown; message?: unknown } | undefined;
   const code = typeof e?.code === 'string' ? e.code : '';
   // Class 08: connection exception; 57P01..57P03: admin or crash shutdown, cannot connect now.

@@ -51,9 +51,9 @@ export async function runUnit(ctx: ExecContext, work: Work): Promise<UnitOutcome
 async function failed(ctx: ExecContext, work: Work, error: unknown): Promise<unknown> {
   const lost = (e: unknown): ConnectionLostError =>
     connectionLost(e, { unitId: work.unit.id, direction: work.direction.name, partial: !runnerFor(work.script).inTransaction });
-  if (isConnectionLost(error) && !stoppedBy(ctx, error)) return lost(error);
+  if (isConnectionLost(error, ctx.session) && !stoppedBy(ctx, error)) return lost(error);
   return work.direction.fail(ctx, work, error).catch((e: unknown) => {
-    throw isConnectionLost(e) ? lost(e) : e;
+    throw isConnectionLost(e, ctx.session) ? lost(e) : e;
   });
 }
 

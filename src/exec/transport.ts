@@ -62,9 +62,16 @@ export function unitStatements(script: Script, start: string[], record: ((checks
 export function messageText(ids: string[], units: UnitStatements[], dryRun: boolean): string {
   const { begin, commit } = transactionBounds(dryRun);
   const parts: string[] = [];
+  // Pushed one by one: a unit may hold 150,000 statements, more than a call's arguments can (no spread).
+  const add = (statements: string[]): void => {
+    for (const statement of statements) parts.push(statement);
+  };
   units.forEach((u, k) => {
-    if (k === 0 && u.start.length > 0) parts.push(begin, ...u.start, commit);
-    parts.push(begin, ...u.body, ...(units[k + 1]?.start ?? []), commit);
+    if (k === 0 && u.start.length > 0) add([begin, ...u.start, commit]);
+    add([begin]);
+    add(u.body);
+    add(units[k + 1]?.start ?? []);
+    add([commit]);
   });
   const first = ids[0] ?? '';
   const label = ids.length === 1 ? first : `${first} to ${ids[ids.length - 1]}, ${ids.length} units`;

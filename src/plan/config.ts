@@ -89,6 +89,8 @@ export async function loadConfig(directory: string): Promise<Config> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return configSchema.parse({});
     throw new PlanError(`cannot be read: ${(error as Error).message}`, { file: configFileName });
   }
+  // A BOM (editors on Windows write one) is not JSON: dropped, as in units.
+  text = text.replace(/^\uFEFF/, '');
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -104,8 +106,24 @@ export async function loadConfig(directory: string): Promise<Config> {
   const key = issue?.code === 'unrecognized_keys' ? (issue.keys[0] ?? '') : (path[path.length - 1] ?? '');
   const line = key ? lineOfKey(text, key) : undefined;
   const where = path.length > 0 ? ` at ${path.join('.')}` : '';
-  const message = issue?.code === 'unrecognized_keys' ? `unknown key "${key}"${where}` : `${issue?.message ?? 'invalid'}${where}`;
-  throw new PlanError(message, { file: configFileName, line, hint: `allowed keys: ${Object.keys(configSchema.shape).join(', ')}` });
+  if (issue?.code === 'unrecognized_keys') {
+    const allowed = keysAt(path);
+    throw new PlanError(`unknown key "${key}"${where}`, { file: configFileName, line, code: 'config-unknown-key', hint: allowed ? `allowed keys${where}: ${allowed.join(', ')}` : undefined });
+  }
+  throw new PlanError(`${issue?.message ?? 'invalid'}${where}`, { file: configFileName, line, code: 'config-invalid', hint: `fix the value of ${path.join('.') || 'the file'} (README: "tenantify.config.json" says what each key takes)` });
+}
+
+/** The keys the object at `path` of the configuration takes, when the schema there is an object. */
+function keysAt(path: string[]): string[] | undefined {
+  type Node = { shape?: Record<string, Node>; _zod?: { def?: { innerType?: Node } } };
+  const unwrap = (node: Node | undefined): Node | undefined => {
+    let current = node;
+    while (current?._zod?.def?.innerType) current = current._zod.def.innerType;
+    return current;
+  };
+  let node = unwrap(configSchema as unknown as Node);
+  for (const key of path) node = unwrap(node?.shape?.[key]);
+  return node?.shape ? Object.keys(node.shape) : undefined;
 }
 
 function lineOfKey(text: string, key: string): number | undefined {

@@ -149,6 +149,15 @@ async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | unde
   if (f.format === 'sql') {
     // A BOM is not SQL: dropped, whatever the file starts with.
     const text = bytes.toString('utf8').replace(/^\uFEFF/, '').replace(/\r\n/g, '\n');
+    const nul = text.indexOf('\0');
+    if (nul !== -1) {
+      throw new PlanError('holds a NUL byte, which SQL text cannot hold', {
+        file: f.file,
+        line: text.slice(0, nul).split('\n').length,
+        code: 'nul-byte',
+        hint: 'remove it; a file full of them is binary or saved as UTF-16: save it as UTF-8',
+      });
+    }
     const parsed = parseSqlUnit(f.file, text, defaults, splits);
     if (parsed.options.batch && f.kind === 'migration') {
       throw new PlanError('a batched unit moves data: it belongs in backfills/', { file: f.file });
@@ -165,6 +174,12 @@ async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
     const { tsImport } = await runtimeImport('tsx/esm/api', () => import('tsx/esm/api'));
     mod = (await tsImport(f.absolutePath, import.meta.url)) as { default?: unknown };
   } catch (error) {
+    const compile = compileError(error, f.absolutePath);
+    if (compile) {
+      const { text, location } = compile;
+      const excerpt = location?.lineText === undefined ? [] : [`${location.line} | ${location.lineText}`, `${' '.repeat(String(location.line).length)} | ${' '.repeat(location.column ?? 0)}^`];
+      throw new PlanError(`does not compile: ${text}`, { file: f.file, line: location?.line, code: 'ts-compile-error', details: excerpt, hint: 'fix the TypeScript at that line; nothing was run' });
+    }
     const stack = String((error as Error).stack ?? '');
     const where = new RegExp(`${escapeRegExp(f.absolutePath)}:(\\d+)`).exec(stack)?.[1];
     throw new PlanError(`cannot be loaded: ${(error as Error).message.split('\n')[0]}`, { file: f.file, line: where ? Number(where) : undefined });
@@ -174,6 +189,25 @@ async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
     throw new PlanError('must default-export defineUnit({...}) or defineBackfill({...}) from tenantify', { file: f.file });
   }
   return definition;
+}
+
+/**
+ * esbuild's first error when a TypeScript unit does not compile. tsx hands esbuild's
+ * TransformError on, across its loader thread: only its message survives, "Transform failed
+ * with 1 error:" then `file:line:column: ERROR: text` per error.
+ */
+function compileError(error: unknown, path: string): { text: string; location: { line: number; column?: number; lineText?: string } | undefined } | undefined {
+  if ((error as Error).name !== 'TransformError') return undefined;
+  const found = /^(.*):(\d+):(\d+): ERROR: (.*)$/m.exec((error as Error).message);
+  if (!found) return { text: (error as Error).message.split('\n').slice(1).join(' ').trim() || 'esbuild could not transform it', location: undefined };
+  const line = Number(found[2]);
+  let lineText: string | undefined;
+  try {
+    lineText = readFileSync(path, 'utf8').split('\n')[line - 1];
+  } catch {
+    // the excerpt is a help, not a need
+  }
+  return { text: found[4] ?? '', location: { line, column: Number(found[3]), ...(lineText === undefined ? {} : { lineText }) } };
 }
 
 function fromDefinition(

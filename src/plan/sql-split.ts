@@ -58,33 +58,99 @@ export function openSplits(): Splits {
   return SplitCache.open<SplitStatement[]>([import.meta.url, analysisCode]);
 }
 
+/** Texts up to this size (a few thousand statements) keep their split in the cache. */
+const largestCachedText = 1024 * 1024;
+
 /** Splits text that starts at `firstLine` of the file into statements, with their lines: from `splits` when it holds the text. */
 export function splitStatements(file: string, text: string, firstLine: number, splits: Splits | undefined): SplitStatement[] {
   const key = SplitCache.key(text);
   let split = splits?.get(key);
   if (split === undefined) {
     split = parseStatements(file, text, firstLine);
-    splits?.set(key, split);
+    // A large text's split would cost every later command more to read back than it saves.
+    if (text.length <= largestCachedText) splits?.set(key, split);
   }
   return firstLine === 1 ? split : split.map((s) => ({ ...s, line: s.line + firstLine - 1 }));
 }
 
+/**
+ * Text is parsed a piece at a time, each piece cut after a `;` that ends a line: the parser's
+ * tree of a whole file of generated INSERTs (20 MB) would take gigabytes, a piece's a few
+ * megabytes. A cut that falls inside a statement (a `;` in a string, a dollar-quoted body, a
+ * BEGIN ATOMIC body) leaves a piece that fails in its last statement: the piece is cut again
+ * before the error, until it holds whole statements. An error with no earlier cut is the
+ * text's own, found by parsing the rest of the text (the parser stops at the first error).
+ */
+const pieceChars = 256 * 1024;
+
+/** A `;` that ends a line: where a piece may be cut. */
+const cut = /;[ \t]*\r?\n/g;
+
 /** The statements of `text`, their lines counted from its first line (a parse error's from `firstLine` of the file). */
 function parseStatements(file: string, text: string, firstLine: number): SplitStatement[] {
   if (!parser) throw new SqlParserNeeded();
-  let tree: { stmts?: RawStmt[] };
+  const result: SplitStatement[] = [];
+  let start = 0;
+  // The piece's first line in the text (statements' lines are the text's; an error's, the file's).
+  let line = 1;
+  while (start < text.length) {
+    let end = cutAfter(text, start + pieceChars);
+    let parsed = parseText(text.slice(start, end));
+    while ('error' in parsed && end < text.length) {
+      const earlier = cutBefore(text, start, Math.min(start + parsed.error.offset, end - 1));
+      end = earlier ?? text.length;
+      parsed = parseText(text.slice(start, end));
+    }
+    const piece = text.slice(start, end);
+    if ('error' in parsed) {
+      const at = lineAndColumn(piece, parsed.error.offset);
+      throw new PlanError(`does not parse: ${parsed.error.message}`, { file, line: firstLine + line - 1 + at.line - 1 });
+    }
+    for (const statement of statementsOf(piece, parsed.stmts, line)) result.push(statement);
+    line += newlines(piece);
+    start = end;
+  }
+  return result;
+}
+
+/** The end of the first cut at or after `from`, else the text's end. */
+function cutAfter(text: string, from: number): number {
+  if (from >= text.length) return text.length;
+  cut.lastIndex = from;
+  const found = cut.exec(text);
+  return found ? found.index + found[0].length : text.length;
+}
+
+/** The end of the last cut after `start` that ends at or before `before`; undefined when there is none. */
+function cutBefore(text: string, start: number, before: number): number | undefined {
+  let last: number | undefined;
+  cut.lastIndex = start;
+  for (let found = cut.exec(text); found && found.index + found[0].length <= before; found = cut.exec(text)) last = found.index + found[0].length;
+  return last;
+}
+
+function newlines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/** The parser's tree of `text`, or its error with the character offset it points at. */
+function parseText(text: string): { stmts: RawStmt[] } | { error: { offset: number; message: string } } {
   try {
-    tree = parser(text);
+    return { stmts: (parser as ParseSync)(text).stmts ?? [] };
   } catch (error) {
     const details = (error as { sqlDetails?: { cursorPosition?: number; message?: string } }).sqlDetails;
-    const position = details?.cursorPosition ?? 0;
-    const at = lineAndColumn(text, codePointToCharOffset(text, position));
-    throw new PlanError(`does not parse: ${details?.message ?? (error as Error).message}`, { file, line: firstLine + at.line - 1 });
+    return { error: { offset: codePointToCharOffset(text, details?.cursorPosition ?? 0), message: details?.message ?? (error as Error).message } };
   }
+}
+
+/** The statements of one piece of text that starts at `firstLine` of the text, from its tree. */
+function statementsOf(text: string, stmts: RawStmt[], firstLine: number): SplitStatement[] {
   // libpg-query gives byte offsets; one cursor walks the text once, in step with them.
   const cursor = new TextCursor(text);
   const result: SplitStatement[] = [];
-  for (const raw of tree.stmts ?? []) {
+  for (const raw of stmts) {
     const startByte = raw.stmt_location ?? 0;
     const startChar = cursor.charAt(startByte);
     const endChar = raw.stmt_len ? cursor.peekCharAt(startByte + raw.stmt_len) : text.length;
@@ -95,7 +161,7 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
     const analysis = analyse(raw.stmt);
     result.push({
       sql,
-      line: at.line,
+      line: firstLine + at.line - 1,
       column: at.column,
       hash: createHash('sha256').update(sql).digest('hex'),
       fingerprint: statementFingerprint(raw.stmt),

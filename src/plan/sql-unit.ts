@@ -61,7 +61,7 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
   }
 
   const all = splitStatements(file, lines.slice(bodyStart).join('\n'), bodyStart + 1, splits);
-  if (all.length === 0) throw new PlanError('the unit has no statement', { file });
+  if (all.length === 0) throw new PlanError('the unit has no statement', { file, code: 'unit-empty', hint: 'write the unit\'s SQL in it, or delete the file' });
   const inSection = new Set<SplitStatement>();
   const checks: { section: string; name: string; fingerprint: string }[] = [];
   const prechecks: Check[] = [];
