@@ -59,7 +59,6 @@ export interface TenancyCheckResult {
 export async function tenancyCheck(options: TenancyCheckOptions): Promise<TenancyCheckResult> {
   const config = await loadConfig(options.dir);
   const model = options.model ?? tenancyConfigFrom(config.tenancy, options);
-  await loadExpressionParser();
   const settings = { ledgerSchema: config.ledgerSchema, largeTableRows: config.lint.largeTableRows };
   if (options.fixture) return onFixture(options, model, settings);
   return checkDatabase(options, model, settings);
@@ -80,8 +79,6 @@ async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig,
     // keepSchema holds the scaffold's copies of detached and deleted rows (for its rollback), like the ledger: not the app's tables.
     const analysis = analyzeTenancy(catalog, model);
     const access = await readAccess(snapshot.leader.client, catalog.schemas, analysis.setting);
-    // The PL/pgSQL parser is a WebAssembly module of its own: loaded only when there is a body to read.
-    if (access.functions.some((f) => f.dependsOn.length === 0)) await loadBodyParsers();
     const scope = buildScope(catalog, analysis, { only: options.tables, access, appRole: options.as });
     const active = selectRules(analysis, options.rules, catalog);
     const probeRules = active.filter((r) => r.rule.kind === 'probe');
@@ -89,10 +86,14 @@ async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig,
       probeRules.length === 0 ? (options.as ? (analysis.rls ? 'no probe rule selected' : 'the model has no rls') : undefined) : !options.as ? 'no --as ROLE' : undefined;
     const ran = active.filter((r) => r.rule.kind !== 'probe' || !probeSkipped);
     const wanted = new Map(probeRules.map((r) => [r.rule.name, r.level]));
+    // The parsers (WebAssembly modules, the PL/pgSQL one only when there is a body to read)
+    // load while the data rules and the probe run: only the catalog rules need them.
+    const parsers = Promise.all([loadExpressionParser(), access.functions.some((f) => f.dependsOn.length === 0) ? loadBodyParsers() : undefined]);
     // The probe (its own session, round trips more than work) runs beside the data rules' scans.
     const [data, probed] = await Promise.all([
       snapshot.run(dataQueries(scope, active)),
       options.as && !probeSkipped ? probeIsolation(options.url, scope, options.as, timeout, { largeTableRows, rules: [...wanted.keys()] }) : [],
+      parsers,
     ]);
     const findings = [...catalogFindings(scope, active), ...data];
     for (const f of probed) {
