@@ -622,10 +622,15 @@ function setNotNull(t: KeyedTable): [UnitText, UnitText] {
       ],
     },
     {
-      about: [`Makes ${t.name}.${t.keyColumn} nullable again, with its validated check back, as before the unit.`],
-      directives: [noSnapshot, ...lockSafe],
+      about: [
+        `Makes ${t.name}.${t.keyColumn} nullable again, with its validated check back, as before the unit.`,
+        '',
+        ...wrap(`As in the units: the check is added NOT VALID (a brief lock, ${briefLock}), then validated under SHARE UPDATE EXCLUSIVE (the app reads and writes throughout), each statement committed on its own (hence no transaction), so no scan runs under a lock that blocks the app. Run again after a kill, it resumes after the statements done.`),
+      ],
+      directives: ['transaction off', noSnapshot, ...lockSafe, 'allow ban-drop-not-null the rollback gives the column back as it was before the unit: nullable, the validated check in place'],
       body: [
-        `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${key} IS NOT NULL)`,
+        `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${key} IS NOT NULL) NOT VALID`,
+        `ALTER TABLE ${table} VALIDATE CONSTRAINT ${q(n.check)}`,
         `ALTER TABLE ${table} ALTER COLUMN ${key} DROP NOT NULL`,
       ],
     },
@@ -688,9 +693,13 @@ function compositeUnique(t: KeyedTable, columns: string[]): [UnitText, UnitText]
       verifies: [{ name: `${name} is a constraint`, sql: `SELECT ${quoteLiteral(name)} AS missing\n WHERE NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${quoteLiteral(table)}::regclass AND conname = ${quoteLiteral(name)})` }],
     },
     {
-      about: [`Drops the constraint ${name} (and its index).`],
-      directives: [noSnapshot, ...lockSafe],
-      body: [`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${q(name)}`, `DROP INDEX IF EXISTS ${qualifiedIn(t.name, name)}`],
+      about: [
+        `Drops the constraint ${name} (and its index), then, CONCURRENTLY, the index if it was built but never attached (a unit killed in between).`,
+        '',
+        ...wrap(`Each statement commits on its own (hence no transaction): the constraint's drop takes a brief lock (${briefLock}); the index alone is dropped without blocking the app.`),
+      ],
+      directives: ['transaction off', noSnapshot, ...lockSafe],
+      body: [`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${q(name)}`, `DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIn(t.name, name)}`],
     },
   ];
 }
