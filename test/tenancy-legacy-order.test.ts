@@ -123,5 +123,27 @@ describe('scaffolded plans on legacy schemas', () => {
       const attachments = doc.checks.find((c) => c.unit.endsWith('_backfill_attachments_organization_id'));
       expect(attachments).toMatchObject({ ok: false, violations: 20 });
     });
+
+    it("the key trigger: a re-parented row follows its parent; a key the app sets stands only if it is the parent's, else the write is refused", async () => {
+      const { url } = await upgraded();
+      const tenantOf = async (sql: string): Promise<unknown> => (await query<{ k: unknown }>(url, sql))[0]?.k;
+      // Attachment 1 is on task 2; task 3 is in another tenant.
+      const [mine, theirs] = [await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 2'), await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 3')];
+      expect(mine).not.toBe(theirs);
+      await query(url, 'UPDATE attachments SET task_id = 3 WHERE id = 1');
+      expect(await tenantOf('SELECT organization_id AS k FROM attachments WHERE id = 1')).toBe(theirs);
+      await query(url, `UPDATE attachments SET task_id = 2, organization_id = ${String(mine)} WHERE id = 1`);
+      expect(await tenantOf('SELECT organization_id AS k FROM attachments WHERE id = 1')).toBe(mine);
+      // Re-parented with a key (changed by the app) that is not the new parent's: refused, the row as it was.
+      const third = await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 1');
+      expect(new Set([mine, theirs, third]).size).toBe(3);
+      const refused = await query(url, `UPDATE attachments SET task_id = 3, organization_id = ${String(third)} WHERE id = 1`).catch((e: { code?: string }) => e);
+      expect((refused as { code?: string }).code).toBe('23514');
+      expect(await query(url, 'SELECT task_id, organization_id FROM attachments WHERE id = 1')).toEqual([{ task_id: 2, organization_id: mine }]);
+      const inserted = await query(url, `INSERT INTO attachments (task_id, organization_id, name) VALUES (3, ${String(mine)}, 'x')`).catch((e: { code?: string }) => e);
+      expect((inserted as { code?: string }).code).toBe('23514');
+      await query(url, `INSERT INTO attachments (task_id, organization_id, name) VALUES (3, ${String(theirs)}, 'y')`);
+      expect(await tenantOf("SELECT organization_id AS k FROM attachments WHERE name = 'y'")).toBe(theirs);
+    });
   });
 });

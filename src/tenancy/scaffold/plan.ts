@@ -272,6 +272,7 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
   const hops = m.firstHops(t);
   const fn = qualifiedIn(t.name, n.fn);
   let fnBody: string;
+  let declare = '';
   let why: string;
   if (t.isOwner) {
     const legacy = q(m.legacyColumn);
@@ -287,12 +288,19 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
   } else {
     const columns = [...new Set(hops.flatMap((h) => h.columns))];
     fnBody = [
-      '  -- A row the app gives a key keeps it; an inserted or re-parented row takes its parent\'s.',
-      `  IF TG_OP = 'UPDATE' OR NEW.${key} IS NULL THEN`,
-      `    NEW.${key} := ${keyFromParents(m, t, 'NEW', '    ')};`,
+      `  parent_key := ${keyFromParents(m, t, 'NEW', '    ')};`,
+      '  -- An inserted row without a key, or a re-parented row whose key the app left as it was,',
+      "  -- takes its parent's. A key the app gives itself stands only if it is the parent's: a",
+      '  -- row in another tenant than its parent is refused, not silently moved.',
+      `  IF NEW.${key} IS NULL OR (TG_OP = 'UPDATE' AND NEW.${key} IS NOT DISTINCT FROM OLD.${key}) THEN`,
+      `    NEW.${key} := parent_key;`,
+      `  ELSIF parent_key IS NOT NULL AND NEW.${key} <> parent_key THEN`,
+      `    RAISE EXCEPTION '%: % = % is not the tenant of the row''s parent (%)', TG_TABLE_NAME, ${quoteLiteral(t.keyColumn)}, NEW.${key}, parent_key`,
+      `      USING ERRCODE = 'check_violation', HINT = ${quoteLiteral(`leave ${t.keyColumn} out (the trigger sets it), or give the parent's`)};`,
       '  END IF;',
     ].join('\n');
-    why = `Rows the legacy app inserts or re-parents (${columns.join(', ')}) take their parent's key from the trigger, during the upgrade and after it, so the app keeps working unchanged and NOT NULL holds.`;
+    declare = `DECLARE\n  parent_key ${m.keyType};\n`;
+    why = `Rows the legacy app inserts or re-parents (${columns.join(', ')}) take their parent's key from the trigger, during the upgrade and after it, so the app keeps working unchanged and NOT NULL holds; a key the app sets itself must be the parent's, or the write is refused.`;
   }
   return [
     {
@@ -305,7 +313,7 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
       body: [
         `ALTER TABLE ${table} ADD COLUMN ${key} ${m.keyType}`,
         `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.fk)} FOREIGN KEY (${key}) REFERENCES ${m.tenantsTarget} NOT VALID`,
-        `CREATE FUNCTION ${fn}() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n${fnBody}\n  RETURN NEW;\nEND\n$$`,
+        `CREATE FUNCTION ${fn}() RETURNS trigger\nLANGUAGE plpgsql AS $$\n${declare}BEGIN\n${fnBody}\n  RETURN NEW;\nEND\n$$`,
         keyTrigger(m, t),
       ],
       verifies: [
