@@ -4,7 +4,7 @@
  * table that reaches its tenant through two nullable parents, one of them filled later.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -104,6 +104,31 @@ describe('scaffolded plans on legacy schemas', () => {
       expect(applied.code, applied.stderr).toBe(0);
       return { url: db.url, dir };
     }
+
+    it('scaffolding again into the same plan writes only what is missing, and says so (exit 0)', async () => {
+      const db = dropped(await freshDatabase('att'));
+      await query(db.url, legacy);
+      const dir = plan({ tenancy: { owner: 'accounts', tables: { attachments: { unresolved: 'keep' } } } });
+      const first = await scaffold(db.url, dir);
+      const listing = () => ['migrations', 'backfills', 'rollbacks'].flatMap((d) => readdirSync(join(dir, d)).map((f) => `${d}/${f}`)).sort();
+      const before = listing();
+      const again = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', dir, '--json']);
+      expect(again.code, again.stderr).toBe(0);
+      const doc = JSON.parse(again.stdout) as { files: unknown[]; present: { unit: string }[] };
+      expect(doc.files).toEqual([]);
+      expect(doc.present.map((p) => p.unit)).toEqual(first.files.map((f) => f.unit));
+      expect(listing()).toEqual(before);
+      const human = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', dir]);
+      expect(human.code).toBe(0);
+      expect(human.stdout).toMatch(new RegExp(`nothing to write: ${first.files.length} units of the scaffold already in the plan`));
+
+      // One unit removed (with its rollback): only it is written again, numbered after the plan's last.
+      const gone = first.files.find((f) => f.unit.endsWith('_backfill_comments_organization_id'))?.unit as string;
+      rmSync(join(dir, 'backfills', `${gone}.sql`));
+      rmSync(join(dir, 'rollbacks', `${gone}.sql`));
+      const third = await scaffold(db.url, dir);
+      expect(third.files.map((f) => f.unit)).toEqual([`${String(first.files.length + 1).padStart(4, '0')}_backfill_comments_organization_id`]);
+    });
 
     it('is backfilled after both: the 20 attachments that have only a comment get its tenant', async () => {
       const { url } = await upgraded();
