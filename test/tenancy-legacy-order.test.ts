@@ -4,7 +4,7 @@
  * table that reaches its tenant through two nullable parents, one of them filled later.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -105,6 +105,31 @@ describe('scaffolded plans on legacy schemas', () => {
       return { url: db.url, dir };
     }
 
+    it('scaffolding again into the same plan writes only what is missing, and says so (exit 0)', async () => {
+      const db = dropped(await freshDatabase('att'));
+      await query(db.url, legacy);
+      const dir = plan({ tenancy: { owner: 'accounts', tables: { attachments: { unresolved: 'keep' } } } });
+      const first = await scaffold(db.url, dir);
+      const listing = () => ['migrations', 'backfills', 'rollbacks'].flatMap((d) => readdirSync(join(dir, d)).map((f) => `${d}/${f}`)).sort();
+      const before = listing();
+      const again = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', dir, '--json']);
+      expect(again.code, again.stderr).toBe(0);
+      const doc = JSON.parse(again.stdout) as { files: unknown[]; present: { unit: string }[] };
+      expect(doc.files).toEqual([]);
+      expect(doc.present.map((p) => p.unit)).toEqual(first.files.map((f) => f.unit));
+      expect(listing()).toEqual(before);
+      const human = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', dir]);
+      expect(human.code).toBe(0);
+      expect(human.stdout).toMatch(new RegExp(`nothing to write: ${first.files.length} units of the scaffold already in the plan`));
+
+      // One unit removed (with its rollback): only it is written again, numbered after the plan's last.
+      const gone = first.files.find((f) => f.unit.endsWith('_backfill_comments_organization_id'))?.unit as string;
+      rmSync(join(dir, 'backfills', `${gone}.sql`));
+      rmSync(join(dir, 'rollbacks', `${gone}.sql`));
+      const third = await scaffold(db.url, dir);
+      expect(third.files.map((f) => f.unit)).toEqual([`${String(first.files.length + 1).padStart(4, '0')}_backfill_comments_organization_id`]);
+    });
+
     it('is backfilled after both: the 20 attachments that have only a comment get its tenant', async () => {
       const { url } = await upgraded();
       expect((await query<{ n: number }>(url, keyOfPath))[0]?.n).toBe(50);
@@ -122,6 +147,28 @@ describe('scaffolded plans on legacy schemas', () => {
       const doc = JSON.parse(result.stdout) as { checks: { unit: string; ok: boolean; violations: number }[] };
       const attachments = doc.checks.find((c) => c.unit.endsWith('_backfill_attachments_organization_id'));
       expect(attachments).toMatchObject({ ok: false, violations: 20 });
+    });
+
+    it("the key trigger: a re-parented row follows its parent; a key the app sets stands only if it is the parent's, else the write is refused", async () => {
+      const { url } = await upgraded();
+      const tenantOf = async (sql: string): Promise<unknown> => (await query<{ k: unknown }>(url, sql))[0]?.k;
+      // Attachment 1 is on task 2; task 3 is in another tenant.
+      const [mine, theirs] = [await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 2'), await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 3')];
+      expect(mine).not.toBe(theirs);
+      await query(url, 'UPDATE attachments SET task_id = 3 WHERE id = 1');
+      expect(await tenantOf('SELECT organization_id AS k FROM attachments WHERE id = 1')).toBe(theirs);
+      await query(url, `UPDATE attachments SET task_id = 2, organization_id = ${String(mine)} WHERE id = 1`);
+      expect(await tenantOf('SELECT organization_id AS k FROM attachments WHERE id = 1')).toBe(mine);
+      // Re-parented with a key (changed by the app) that is not the new parent's: refused, the row as it was.
+      const third = await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 1');
+      expect(new Set([mine, theirs, third]).size).toBe(3);
+      const refused = await query(url, `UPDATE attachments SET task_id = 3, organization_id = ${String(third)} WHERE id = 1`).catch((e: { code?: string }) => e);
+      expect((refused as { code?: string }).code).toBe('23514');
+      expect(await query(url, 'SELECT task_id, organization_id FROM attachments WHERE id = 1')).toEqual([{ task_id: 2, organization_id: mine }]);
+      const inserted = await query(url, `INSERT INTO attachments (task_id, organization_id, name) VALUES (3, ${String(mine)}, 'x')`).catch((e: { code?: string }) => e);
+      expect((inserted as { code?: string }).code).toBe('23514');
+      await query(url, `INSERT INTO attachments (task_id, organization_id, name) VALUES (3, ${String(theirs)}, 'y')`);
+      expect(await tenantOf("SELECT organization_id AS k FROM attachments WHERE name = 'y'")).toBe(theirs);
     });
   });
 });

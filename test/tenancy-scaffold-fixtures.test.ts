@@ -31,6 +31,10 @@ describe.each(fixtures)('tenancy scaffold of %s', (name) => {
     expect(written.files.length).toBeGreaterThan(3);
     const files = ['migrations', 'backfills'].flatMap((d) => readdirSync(join(dir, d)).map((f) => `${d}/${f}`));
     expect(files.sort()).toEqual(written.files.map((f) => f.file).sort());
+    // The plan passes its own lint, rollbacks included: no finding but allowed ones.
+    const lint = await runCli(['lint', '--dir', dir, '--json']);
+    expect((JSON.parse(lint.stdout) as { findings: { allowed: boolean }[] }).findings.filter((f) => !f.allowed), lint.stderr).toEqual([]);
+    expect(lint.code).toBe(0);
 
     const result = await runCli(['rehearse', '--fixture', fixture, '--dir', dir, '--json'], { env: { TENANTIFY_REHEARSE_SERVER_URL: serverUrl() } });
     const doc = JSON.parse(result.stdout || '{}') as { ok: boolean; steps: { name: string; ok: boolean; details: string[] }[] };

@@ -45,7 +45,10 @@ export interface ScaffoldedFile {
 }
 
 export interface TenancyScaffoldResult {
+  /** The units written now. */
   files: ScaffoldedFile[];
+  /** Units of the scaffold the plan holds already (same name), left as they are: a second run writes only what is missing. */
+  present: { unit: string; file: string }[];
   config: string;
   model: TenancyConfig;
 }
@@ -63,8 +66,12 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   const units = scaffoldPlan(analysis, catalog, { composite: options.composite || Boolean(options.citus), rls: model.rls ?? false, citus: Boolean(options.citus) });
   if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', { hint: 'run `tenantify tenancy check` to see what is left' });
 
-  const width = Math.max(4, String(last.value + BigInt(units.length)).length, last.width);
-  const files: ScaffoldedFile[] = units.map((u, i) => {
+  // Idempotent: a unit whose name the plan holds already (an earlier scaffold) is not written again.
+  const existing = await unitsByName(options.dir);
+  const present = units.flatMap((u) => existing.get(u.name) ?? []);
+  const missing = units.filter((u) => !existing.has(u.name));
+  const width = Math.max(4, String(last.value + BigInt(missing.length)).length, last.width);
+  const files: ScaffoldedFile[] = missing.map((u, i) => {
     const id = `${String(last.value + BigInt(i + 1)).padStart(width, '0')}_${u.name}`;
     return { unit: id, kind: u.kind, step: u.step, file: `${u.kind === 'migration' ? 'migrations' : 'backfills'}/${id}.sql`, rollback: `rollbacks/${id}.sql`, summary: u.summary };
   });
@@ -74,7 +81,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   }
 
   for (const sub of ['migrations', 'backfills', 'rollbacks']) await mkdir(join(options.dir, sub), { recursive: true });
-  for (const [i, u] of units.entries()) {
+  for (const [i, u] of missing.entries()) {
     const f = files[i] as ScaffoldedFile;
     await writeFile(join(options.dir, f.file), u.sql, { flag: 'wx' });
     await writeFile(join(options.dir, f.rollback), u.rollback, { flag: 'wx' });
@@ -87,7 +94,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
     rls: model.rls ?? false,
   };
   const configPath = await writeModel(options.dir, written);
-  return { files, config: configPath, model: written };
+  return { files, present, config: configPath, model: written };
 }
 
 function bareName(name: string): string {
@@ -116,6 +123,24 @@ async function lastPrefix(dir: string): Promise<{ value: bigint; width: number }
     }
   }
   return { value, width };
+}
+
+/** The plan's units by name (the part after the number): e.g. `backfill_tasks_organization_id` → its id and file. */
+async function unitsByName(dir: string): Promise<Map<string, { unit: string; file: string }>> {
+  const found = new Map<string, { unit: string; file: string }>();
+  for (const sub of ['migrations', 'backfills']) {
+    let names: string[];
+    try {
+      names = await readdir(join(dir, sub));
+    } catch {
+      continue;
+    }
+    for (const name of names.sort()) {
+      const match = unitFilePattern.exec(name);
+      if (match) found.set(match[3] as string, { unit: name.replace(/\.(sql|ts)$/, ''), file: `${sub}/${name}` });
+    }
+  }
+  return found;
 }
 
 /** The model under `tenancy` in tenantify.config.json; every other key kept as it was. */

@@ -5,7 +5,7 @@
  */
 import type { Config } from '../plan/config.js';
 import type { Script, Unit } from '../plan/types.js';
-import { ownRules, ruleSetting, rulesMootInRollbacks, squawkRules, type RuleContext } from './rules.js';
+import { ownRules, ruleSetting, rulesMootInRollbacks, squawkRules, type ParsedStatement, type RuleContext } from './rules.js';
 import { runSquawk, type SquawkRun } from './squawk.js';
 import { parsedStatements } from './trees.js';
 import type { Finding, LintLevel, LintReport } from './types.js';
@@ -58,7 +58,13 @@ export async function lintPlan(options: LintOptions): Promise<LintReport> {
     }
   }
   const squawk = await squawking;
-  raw.push(...squawkFindings(squawk, files));
+  const proven = notNullProven(parsed);
+  const validatedAlone = validatesCommittedAlone(parsed);
+  raw.push(
+    ...squawkFindings(squawk, files).filter(
+      (f) => !(f.rule === 'adding-not-nullable-field' && proven.has(`${f.file}:${f.line}`)) && !(f.rule === 'constraint-missing-not-valid' && validatedAlone.has(`${f.file}:${f.line}`)),
+    ),
+  );
   raw.push(...unusedAllows(raw, files, { squawk: squawk.available, tableSizes: tableRows !== undefined }));
   const findings = settle(raw, files, options.config.lint.rules);
   return {
@@ -66,6 +72,49 @@ export async function lintPlan(options: LintOptions): Promise<LintReport> {
     squawk: squawk.available ? { available: true, version: squawk.version } : { available: false, reason: squawk.reason },
     tableSizes: tableRows ? 'catalog' : 'skipped',
   };
+}
+
+/**
+ * The `SET NOT NULL` statements (as `file:line`) that PostgreSQL proves from a validated
+ * `CHECK (column IS NOT NULL)` without scanning the table: the check added valid, or added
+ * NOT VALID and validated, by an earlier statement of the plan's units (in plan order,
+ * rollbacks aside) and not dropped since. squawk flags every SET NOT NULL; these are the
+ * safe pattern it recommends, so its finding is left out.
+ */
+export function notNullProven(files: (LintedFile & { statements: ParsedStatement[] })[]): Set<string> {
+  const bare = (table: string): string => table.replace(/^public\./, '');
+  const checks = new Map<string, { column: string; valid: boolean }>();
+  const proven = new Set<string>();
+  for (const f of files) {
+    if (f.rollback) continue;
+    for (const s of f.statements) {
+      for (const step of s.facts.notNull ?? []) {
+        const table = bare(step.table);
+        if (step.op === 'add-check') checks.set(`${table}\0${step.name}`, { column: step.column, valid: step.valid });
+        else if (step.op === 'drop-constraint') checks.delete(`${table}\0${step.name}`);
+        else if (step.op === 'validate') {
+          const check = checks.get(`${table}\0${step.name}`);
+          if (check) check.valid = true;
+        } else if ([...checks].some(([key, c]) => key.startsWith(`${table}\0`) && c.column === step.column && c.valid)) proven.add(`${f.script.file}:${s.line}`);
+      }
+    }
+  }
+  return proven;
+}
+
+/**
+ * `VALIDATE CONSTRAINT` statements (as `file:line`) of `transaction off` files: each statement
+ * commits on its own, so the validation runs under SHARE UPDATE EXCLUSIVE alone, not inside
+ * the transaction that added the constraint NOT VALID (squawk, told to assume a transaction,
+ * flags it as if it were).
+ */
+function validatesCommittedAlone(files: (LintedFile & { statements: ParsedStatement[] })[]): Set<string> {
+  const alone = new Set<string>();
+  for (const f of files) {
+    if (f.script.options.transaction) continue;
+    for (const s of f.statements) if ((s.facts.notNull ?? []).some((step) => step.op === 'validate')) alone.add(`${f.script.file}:${s.line}`);
+  }
+  return alone;
 }
 
 function squawkFindings(squawk: SquawkRun, files: LintedFile[]): Omit<Finding, 'level' | 'allowed' | 'reason'>[] {

@@ -126,12 +126,48 @@ export function rowWriteOf(stmt: Node): { verb: 'UPDATE' | 'DELETE'; table: stri
   return undefined;
 }
 
+/**
+ * What an ALTER TABLE does to a column's NOT NULL and the checks that prove it, in order:
+ * SET NOT NULL is safe (no scan, PostgreSQL 12+) once a validated `CHECK (column IS NOT
+ * NULL)` is on the table.
+ */
+export type NotNullStep =
+  | { op: 'add-check'; table: string; name: string; column: string; valid: boolean }
+  | { op: 'validate'; table: string; name: string }
+  | { op: 'drop-constraint'; table: string; name: string }
+  | { op: 'set-not-null'; table: string; column: string };
+
+export function notNullSteps(stmt: Node): NotNullStep[] {
+  const alter = stmt['AlterTableStmt'] as Node | undefined;
+  if (!alter) return [];
+  const table = qualifiedName(alter['relation'] as RangeVar);
+  const steps: NotNullStep[] = [];
+  for (const { AlterTableCmd: cmd } of (alter['cmds'] as { AlterTableCmd?: Node }[] | undefined) ?? []) {
+    const name = String(cmd?.['name'] ?? '');
+    switch (cmd?.['subtype']) {
+      case 'AT_AddConstraint': {
+        const c = (cmd['def'] as { Constraint?: { contype?: string; conname?: string; skip_validation?: boolean; raw_expr?: Node } } | undefined)?.Constraint;
+        const test = c?.raw_expr?.['NullTest'] as { arg?: { ColumnRef?: { fields?: { String?: { sval?: string } }[] } }; nulltesttype?: string } | undefined;
+        const fields = test?.arg?.ColumnRef?.fields ?? [];
+        const column = fields.length === 1 ? fields[0]?.String?.sval : undefined;
+        if (c?.contype === 'CONSTR_CHECK' && c.conname && test?.nulltesttype === 'IS_NOT_NULL' && column) steps.push({ op: 'add-check', table, name: c.conname, column, valid: !c.skip_validation });
+        break;
+      }
+      case 'AT_ValidateConstraint': steps.push({ op: 'validate', table, name }); break;
+      case 'AT_DropConstraint': steps.push({ op: 'drop-constraint', table, name }); break;
+      case 'AT_SetNotNull': steps.push({ op: 'set-not-null', table, column: name }); break;
+    }
+  }
+  return steps;
+}
+
 /** What the rules need to know of a statement: small, so it is kept in the split cache. */
 export interface StatementFacts {
   lock?: StrongLock;
   created?: string;
   lockTimeoutMs?: number;
   rowWrite?: { verb: 'UPDATE' | 'DELETE'; table: string };
+  notNull?: NotNullStep[];
 }
 
 export function statementFacts(stmt: Node): StatementFacts {
@@ -139,5 +175,15 @@ export function statementFacts(stmt: Node): StatementFacts {
   const created = createdTable(stmt);
   const lockTimeoutMs = lockTimeoutSet(stmt);
   const rowWrite = rowWriteOf(stmt);
-  return { ...(lock ? { lock } : {}), ...(created ? { created } : {}), ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}), ...(rowWrite ? { rowWrite } : {}) };
+  const notNull = notNullSteps(stmt);
+  return {
+    ...(lock ? { lock } : {}),
+    ...(created ? { created } : {}),
+    ...(lockTimeoutMs !== undefined ? { lockTimeoutMs } : {}),
+    ...(rowWrite ? { rowWrite } : {}),
+    ...(notNull.length > 0 ? { notNull } : {}),
+  };
 }
+
+/** This module's URL: the facts cached by lint change with it. */
+export const factsCode = import.meta.url;

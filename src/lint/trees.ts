@@ -7,12 +7,12 @@
 import { sqlParser, type ParseSync } from '../plan/sql-split.js';
 import { SplitCache } from '../plan/split-cache.js';
 import type { Script } from '../plan/types.js';
-import { statementFacts, type StatementFacts } from './locks.js';
+import { factsCode, statementFacts, type StatementFacts } from './locks.js';
 import type { ParsedStatement } from './rules.js';
 
 /** The statements of each script with their facts, in the scripts' order. */
 export async function parsedStatements(scripts: Pick<Script, 'statements'>[]): Promise<ParsedStatement[][]> {
-  const cache = SplitCache.open<StatementFacts>([import.meta.url]);
+  const cache = SplitCache.open<StatementFacts>([import.meta.url, factsCode]);
   const key = (sql: string): string => `lint:${SplitCache.key(sql)}`;
   const missing = scripts.some((s) => s.statements.some((st) => cache.get(key(st.sql)) === undefined));
   const parser = missing ? await sqlParser() : undefined;

@@ -29,12 +29,17 @@ export default async function tenancyScaffoldCommand(options: TenancyScaffoldCli
     log: (line) => out.log(line),
   });
   if (out.json) {
-    out.result({ files: result.files, config: result.config, tenancy: result.model });
+    out.result({ files: result.files, present: result.present, config: result.config, tenancy: result.model });
     return ExitCode.ok;
   }
   const width = Math.max(...result.files.map((f) => f.file.length));
   for (const f of result.files) out.line(`${out.style.green('+')} ${f.file.padEnd(width)}  ${out.style.dim(f.summary)}`);
-  out.line(`${out.style.green('✔')} ${result.files.length} units, each with its rollback in rollbacks/; the model is in ${result.config} under "tenancy".`);
+  const already = result.present.length > 0 ? `${result.present.length} unit${result.present.length === 1 ? '' : 's'} of the scaffold already in the plan, left as ${result.present.length === 1 ? 'it is' : 'they are'}` : '';
+  if (result.files.length === 0) {
+    out.line(`${out.style.green('✔')} nothing to write: ${already}; the model is in ${result.config} under "tenancy".`);
+    return ExitCode.ok;
+  }
+  out.line(`${out.style.green('✔')} ${result.files.length} units, each with its rollback in rollbacks/${already ? ` (${already})` : ''}; the model is in ${result.config} under "tenancy".`);
   out.line(out.style.dim('Read them, then: tenantify rehearse --fixture <legacy.sql>, or tenantify apply.'));
   return ExitCode.ok;
 }

@@ -285,6 +285,7 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
   const hops = m.firstHops(t);
   const fn = qualifiedIn(t.name, n.fn);
   let fnBody: string;
+  let declare = '';
   let why: string;
   if (t.isOwner) {
     const legacy = q(m.legacyColumn);
@@ -300,12 +301,19 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
   } else {
     const columns = [...new Set(hops.flatMap((h) => h.columns))];
     fnBody = [
-      '  -- A row the app gives a key keeps it; an inserted or re-parented row takes its parent\'s.',
-      `  IF TG_OP = 'UPDATE' OR NEW.${key} IS NULL THEN`,
-      `    NEW.${key} := ${keyFromParents(m, t, 'NEW', '    ')};`,
+      `  parent_key := ${keyFromParents(m, t, 'NEW', '    ')};`,
+      '  -- An inserted row without a key, or a re-parented row whose key the app left as it was,',
+      "  -- takes its parent's. A key the app gives itself stands only if it is the parent's: a",
+      '  -- row in another tenant than its parent is refused, not silently moved.',
+      `  IF NEW.${key} IS NULL OR (TG_OP = 'UPDATE' AND NEW.${key} IS NOT DISTINCT FROM OLD.${key}) THEN`,
+      `    NEW.${key} := parent_key;`,
+      `  ELSIF parent_key IS NOT NULL AND NEW.${key} <> parent_key THEN`,
+      `    RAISE EXCEPTION '%: % = % is not the tenant of the row''s parent (%)', TG_TABLE_NAME, ${quoteLiteral(t.keyColumn)}, NEW.${key}, parent_key`,
+      `      USING ERRCODE = 'check_violation', HINT = ${quoteLiteral(`leave ${t.keyColumn} out (the trigger sets it), or give the parent's`)};`,
       '  END IF;',
     ].join('\n');
-    why = `Rows the legacy app inserts or re-parents (${columns.join(', ')}) take their parent's key from the trigger, during the upgrade and after it, so the app keeps working unchanged and NOT NULL holds.`;
+    declare = `DECLARE\n  parent_key ${m.keyType};\n`;
+    why = `Rows the legacy app inserts or re-parents (${columns.join(', ')}) take their parent's key from the trigger, during the upgrade and after it, so the app keeps working unchanged and NOT NULL holds; a key the app sets itself must be the parent's, or the write is refused.`;
   }
   return [
     {
@@ -318,7 +326,7 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
       body: [
         `ALTER TABLE ${table} ADD COLUMN ${key} ${m.keyType}`,
         ...keyForeignKeysNotValid(m, t, n.fk),
-        `CREATE FUNCTION ${fn}() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n${fnBody}\n  RETURN NEW;\nEND\n$$`,
+        `CREATE FUNCTION ${fn}() RETURNS trigger\nLANGUAGE plpgsql AS $$\n${declare}BEGIN\n${fnBody}\n  RETURN NEW;\nEND\n$$`,
         keyTrigger(m, t),
       ],
       verifies: [
@@ -638,10 +646,15 @@ function setNotNull(t: KeyedTable): [UnitText, UnitText] {
       ],
     },
     {
-      about: [`Makes ${t.name}.${t.keyColumn} nullable again, with its validated check back, as before the unit.`],
-      directives: [noSnapshot, ...lockSafe],
+      about: [
+        `Makes ${t.name}.${t.keyColumn} nullable again, with its validated check back, as before the unit.`,
+        '',
+        ...wrap(`As in the units: the check is added NOT VALID (a brief lock, ${briefLock}), then validated under SHARE UPDATE EXCLUSIVE (the app reads and writes throughout), each statement committed on its own (hence no transaction), so no scan runs under a lock that blocks the app. Run again after a kill, it resumes after the statements done.`),
+      ],
+      directives: ['transaction off', noSnapshot, ...lockSafe, 'allow ban-drop-not-null the rollback gives the column back as it was before the unit: nullable, the validated check in place'],
       body: [
-        `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${key} IS NOT NULL)`,
+        `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${key} IS NOT NULL) NOT VALID`,
+        `ALTER TABLE ${table} VALIDATE CONSTRAINT ${q(n.check)}`,
         `ALTER TABLE ${table} ALTER COLUMN ${key} DROP NOT NULL`,
       ],
     },
@@ -713,9 +726,13 @@ function compositeUnique(t: KeyedTable, columns: string[]): [UnitText, UnitText]
       verifies: [{ name: `${name} is a constraint`, sql: `SELECT ${quoteLiteral(name)} AS missing\n WHERE NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${quoteLiteral(table)}::regclass AND conname = ${quoteLiteral(name)})` }],
     },
     {
-      about: [`Drops the constraint ${name} (and its index).`],
-      directives: [noSnapshot, ...lockSafe],
-      body: [`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${q(name)}`, `DROP INDEX IF EXISTS ${qualifiedIn(t.name, name)}`],
+      about: [
+        `Drops the constraint ${name} (and its index), then, CONCURRENTLY, the index if it was built but never attached (a unit killed in between).`,
+        '',
+        ...wrap(`Each statement commits on its own (hence no transaction): the constraint's drop takes a brief lock (${briefLock}); the index alone is dropped without blocking the app.`),
+      ],
+      directives: ['transaction off', noSnapshot, ...lockSafe],
+      body: [`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${q(name)}`, `DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIn(t.name, name)}`],
     },
   ];
 }
