@@ -288,7 +288,7 @@ describe('verify, status and rollback --targets', () => {
       // Without a terminal a fleet rollback needs --yes, and touches nothing without it.
       const refused = await runCli(['rollback', '--targets', fleet.file, '--dir', dir, '--all', '--json']);
       expect(refused.code).toBe(2);
-      expect(JSON.parse(refused.stdout).error.code).toBe('usage');
+      expect(JSON.parse(refused.stdout).error.code).toBe('confirmation-required');
       expect(statusRows[fleet.names[0] as string]).toMatchObject({ applied: 4 });
       expect((await ledgerRows(fleet.urls[fleet.names[0] as string] as string)).length).toBe(4);
 

@@ -130,7 +130,7 @@ describe('directives take quoted identifiers like SQL', () => {
     } catch (e) {
       error = e;
     }
-    expect((error as TenantifyError).code).toBe('plan-invalid');
+    expect((error as TenantifyError).code).toBe('directive-invalid');
     expect((error as TenantifyError).exitCode).toBe(2);
     expect((error as Error).message).not.toMatch(/expected unexpected/);
   });

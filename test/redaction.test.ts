@@ -121,7 +121,7 @@ describe('a password in a database URL', () => {
     for (const json of [false, true]) {
       const result = await runCli(['plan', '--dir', dir, '-d', serverUrl(), ...(json ? ['--json'] : [])], { env: { PGPASSWORD: 'Hunter2-"sec\\ret' } });
       expect(result.code).toBe(2);
-      if (json) expect(JSON.parse(result.stdout).error.code).toBe('plan-invalid');
+      if (json) expect(JSON.parse(result.stdout).error.code).toBe('ts-unit-invalid');
       expect(result.stdout + result.stderr).toContain('cannot log in with *** as ***');
       expect(result.stdout + result.stderr).not.toMatch(/Hunter2/);
     }

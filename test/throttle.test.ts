@@ -92,7 +92,7 @@ describe('throttle settings', () => {
         expect(error).toBeInstanceOf(PlanError);
         expect((error as PlanError).exitCode).toBe(2);
         expect((error as PlanError).line).toBe(3);
-        expect((error as PlanError).code).toBe('plan-invalid');
+        expect((error as PlanError).code).toBe('directive-invalid');
       }
     }
   });

@@ -158,7 +158,7 @@ export function ensureNoDrift(plan: Plan): void {
   const names = [...plan.drifted.map((e) => e.unit.id), ...plan.missing.map((row) => row.id)];
   throw new DriftError(
     `drift: ${names.length === 1 ? `applied unit ${names[0]} has` : `applied units ${names.join(', ')} have`} changed since ${names.length === 1 ? 'it was' : 'they were'} applied`,
-    { details, hint: 'restore the applied file as it was (git shows it), and put the change in a new unit; nothing was run' },
+    { code: 'drift', details, hint: 'restore the applied file as it was (git shows it), and put the change in a new unit; nothing was run' },
   );
 }
 

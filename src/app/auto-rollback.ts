@@ -15,7 +15,7 @@ export function ensureAutoRollbackPossible(plan: Plan): void {
   if (lacking.length === 0) return;
   throw new UsageError(
     `--auto-rollback needs a rollback file for every unit it may revert; ${lacking.map((e) => e.unit.id).join(', ')} ${lacking.length === 1 ? 'has' : 'have'} none it can run`,
-    { hint: 'write rollbacks/<unit>.sql for each (not batched), or apply without --auto-rollback; nothing was touched' },
+    { code: 'rollback-file-missing', hint: 'write rollbacks/<unit>.sql for each (not batched), or apply without --auto-rollback; nothing was touched' },
   );
 }
 

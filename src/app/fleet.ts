@@ -174,7 +174,7 @@ export async function verifyFleet(options: VerifyFleetOptions): Promise<FleetRes
     const result = await verify({ dir: options.dir, url: target.url, unit: options.unit });
     const failed = result.checks.filter((c) => !c.ok);
     if (failed.length > 0) {
-      throw Object.assign(new ViolationsError(`${failed.length} of ${result.checks.length} verify checks failed: ${failed.map((c) => `${c.unit}: ${c.name}`).join('; ')}`, {
+      throw Object.assign(new ViolationsError(`${failed.length} of ${result.checks.length} verify checks failed: ${failed.map((c) => `${c.unit}: ${c.name}`).join('; ')}`, { code: 'violations',
         hint: `run \`tenantify verify -d <${target.name}>\` to see the rows`,
       }), { checks: { failed: failed.length, total: result.checks.length } });
     }

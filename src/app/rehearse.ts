@@ -74,18 +74,18 @@ export interface RehearseResult {
 export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
   const live = Boolean(options.sourceUrl) || Boolean(options.sourceFromEnvironment);
   if (live === Boolean(options.fixture)) {
-    throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', { hint: 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql' });
+    throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', { code: 'source-missing', hint: 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql' });
   }
   const { config } = await loadProject(options.dir); // a plan error stops here, before any server starts
   if (options.citus && options.targetServerUrl) {
-    throw new UsageError('--citus starts a throwaway Citus cluster of its own: it cannot rehearse on the server TENANTIFY_REHEARSE_SERVER_URL names', { hint: 'unset TENANTIFY_REHEARSE_SERVER_URL for a Citus rehearsal, or leave --citus out' });
+    throw new UsageError('--citus starts a throwaway Citus cluster of its own: it cannot rehearse on the server TENANTIFY_REHEARSE_SERVER_URL names', { code: 'citus-server-conflict', hint: 'unset TENANTIFY_REHEARSE_SERVER_URL for a Citus rehearsal, or leave --citus out' });
   }
   const source = live
     ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => ({ major: Math.floor(s.serverVersion / 10000), placements: await citusPlacements(s.client) }))
     : undefined;
   const major = source?.major;
   if (source && source.placements.length > 0 && !options.citus) {
-    throw new UsageError(`the source is a Citus coordinator (${source.placements.length} Citus tables): a single throwaway PostgreSQL cannot hold it`, { hint: 'rehearse it with --citus' });
+    throw new UsageError(`the source is a Citus coordinator (${source.placements.length} Citus tables): a single throwaway PostgreSQL cannot hold it`, { code: 'citus-source-needs-citus', hint: 'rehearse it with --citus' });
   }
   const server = options.citus ? await citusServer(options.citus.workers, options.log) : await plainServer(options.targetServerUrl, major, options.log);
   const steps: RehearseStep[] = [];
@@ -180,7 +180,7 @@ async function snapshotState(url: string): Promise<DatabaseState> {
 
 async function load(options: RehearseOptions, target: string): Promise<void> {
   const psql = findPgTool('psql');
-  if (!psql) throw new UsageError('psql was not found', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+  if (!psql) throw new UsageError('psql was not found', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
   const psqlArgs = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'];
   try {
     if (options.fixture) {
@@ -188,7 +188,7 @@ async function load(options: RehearseOptions, target: string): Promise<void> {
       return;
     }
     const pgDump = findPgTool('pg_dump');
-    if (!pgDump) throw new UsageError('pg_dump was not found', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+    if (!pgDump) throw new UsageError('pg_dump was not found', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
     const dumpArgs = ['--no-owner', '--no-privileges', '--no-password', ...(options.schemaOnly ? ['--schema-only'] : [])];
     // pg_dump | psql, bytes streamed: a pg_dump that fails kills psql before its input ends, so nothing half-loaded is committed.
     await streamThrough({ path: pgDump.path, args: dumpArgs, env: libpqEnvironment(options.sourceUrl) }, { path: psql.path, args: [...psqlArgs, '-f', '-'], env: libpqEnvironment(target) });

@@ -111,7 +111,7 @@ export function rollbackPlan(units: Unit[], rows: LedgerUnit[], options: Pick<Ro
 /** How many of --steps, --to and --all were given; more than one is a usage error. */
 export function checkRollbackOptions(options: Pick<RollbackOptions, 'steps' | 'to' | 'all'>): number {
   const chosen = [options.steps !== undefined, options.to !== undefined, Boolean(options.all)].filter(Boolean).length;
-  if (chosen > 1) throw new UsageError('pass one of --steps, --to and --all', { hint: 'bare `tenantify rollback` reverts the newest applied unit; --steps N that many; --to ID down to that unit; --all every one' });
+  if (chosen > 1) throw new UsageError('pass one of --steps, --to and --all', { code: 'rollback-target-conflict', hint: 'bare `tenantify rollback` reverts the newest applied unit; --steps N that many; --to ID down to that unit; --all every one' });
   return chosen;
 }
 
@@ -135,7 +135,7 @@ export function ensureRevertible(plan: RollbackPlan): void {
     const names = problems.map((e) => e.unit.id);
     throw new UsageError(
       `cannot roll back: ${names.length === 1 ? `unit ${names[0]} has` : `units ${names.join(', ')} have`} no usable rollback file`,
-      {
+      { code: 'rollback-file-missing',
         hint: 'write the missing rollbacks (a rollback carries the file name of the unit it reverts), or roll back fewer units with --steps or --to; nothing was touched',
         details: problems.map((e) => `${e.unit.id}: ${e.problem}`),
       },
@@ -145,7 +145,7 @@ export function ensureRevertible(plan: RollbackPlan): void {
   if (drifted.length > 0) {
     throw new DriftError(
       `drift: the rollback of ${drifted.map((e) => e.unit.id).join(', ')} changed after it was partly run`,
-      {
+      { code: 'rollback-drift',
         details: drifted.map((e) => `${e.unit.rollback?.file}: ${e.driftReason}`),
         hint: 'restore the rollback file as it was when it ran (git shows it) so the run can resume after the statements already done; nothing was run',
       },

@@ -39,7 +39,7 @@ export async function restoreUnitSnapshot(options: { dir: string; url: string | 
     return await withAdvisoryLock(session, ledger, async () => {
       const all = (await ledger.exists()) === undefined ? [] : await manifests(session, config.ledgerSchema);
       const manifest = all.filter((m) => m.unit === options.unit).pop();
-      if (!manifest) throw new UsageError(`no snapshot of ${options.unit} in the ledger`, { hint: '`tenantify snapshots list` shows the snapshots there are' });
+      if (!manifest) throw new UsageError(`no snapshot of ${options.unit} in the ledger`, { code: 'snapshot-not-found', hint: '`tenantify snapshots list` shows the snapshots there are' });
       if (!(await options.confirm(manifest))) return undefined;
       const runId = await ledger.startRun('snapshots restore', { unit: options.unit, file: manifest.file });
       try {

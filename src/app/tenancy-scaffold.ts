@@ -64,7 +64,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   const analysis = analyzeTenancy(catalog, model);
   ensureKeyTypes(analysis, catalog);
   const units = scaffoldPlan(analysis, catalog, { composite: options.composite || Boolean(options.citus), rls: model.rls ?? false, citus: Boolean(options.citus) });
-  if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', { hint: 'run `tenantify tenancy check` to see what is left' });
+  if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', { code: 'nothing-to-scaffold', hint: 'run `tenantify tenancy check` to see what is left' });
 
   // Idempotent: a unit whose name the plan holds already (an earlier scaffold) is not written again.
   const existing = await unitsByName(options.dir);
@@ -77,7 +77,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   });
   const taken = files.flatMap((f) => [f.file, f.rollback]).filter((path) => existsSync(join(options.dir, path)));
   if (taken.length > 0) {
-    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy scaffold never overwrites a file`, { hint: 'move or remove it (or scaffold into another --dir); nothing was written', details: taken.slice(1) });
+    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy scaffold never overwrites a file`, { code: 'file-exists', hint: 'move or remove it (or scaffold into another --dir); nothing was written', details: taken.slice(1) });
   }
 
   for (const sub of ['migrations', 'backfills', 'rollbacks']) await mkdir(join(options.dir, sub), { recursive: true });

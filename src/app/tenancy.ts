@@ -55,7 +55,7 @@ export interface AnalyzeResult {
 const defaultStatementTimeoutMs = 10 * 60_000;
 
 export async function analyze(options: AnalyzeOptions): Promise<AnalyzeResult> {
-  if (options.url && options.fixture) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both');
+  if (options.url && options.fixture) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both', { code: 'source-conflict' });
   const config = await loadConfig(options.dir);
   const notes: string[] = [];
   const model = tenancyConfigFrom(config.tenancy, { owner: options.owner, tenants: options.tenants, key: options.key }, (note) => notes.push(note));
@@ -176,7 +176,7 @@ export async function writeTenancyModel(dir: string, model: TenancyConfig): Prom
     document = JSON.parse(text) as Record<string, unknown>;
     indent = /^\{\s*\n(\s+)"/.exec(text)?.[1]?.length ?? 2;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new PlanError(`cannot be updated: ${(error as Error).message}`, { file: configFileName });
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new PlanError(`cannot be updated: ${(error as Error).message}`, { code: 'config-unwritable', file: configFileName });
   }
   document['tenancy'] = model;
   // What is written must load back: checked before the file is touched.

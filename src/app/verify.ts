@@ -66,7 +66,7 @@ function selectUnits(rows: LedgerUnit[], only: string | undefined): LedgerUnit[]
     const row = rows.find((r) => r.id === only);
     throw new UsageError(
       `--unit ${only}: ${row ? `the unit is ${row.status}, not applied` : 'the ledger has no such unit'}`,
-      { hint: applied.length > 0 ? `applied units: ${applied.map((r) => r.id).join(', ')}` : 'nothing is applied yet: run `tenantify apply` first' },
+      { code: 'unit-not-applied', hint: applied.length > 0 ? `applied units: ${applied.map((r) => r.id).join(', ')}` : 'nothing is applied yet: run `tenantify apply` first' },
     );
   }
   return found;

@@ -96,7 +96,7 @@ export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): P
   const unit = full[0] as Unit;
   throw new PlanError(
     '`-- tenantify:snapshot full` cannot work on a Citus coordinator: pg_restore --clean of the whole database would drop the Citus extension\'s objects and cannot put the shards back on the workers',
-    { file: unit.file, line: unit.options.snapshot.line, hint: `name the tables instead (\`-- tenantify:snapshot accounts,users\`: a Citus table is restored in place, its distribution kept), or none${full.length > 1 ? ` (also in ${full.slice(1).map((u) => u.file).join(', ')})` : ''}; nothing was run` },
+    { code: 'citus-snapshot-full', file: unit.file, line: unit.options.snapshot.line, hint: `name the tables instead (\`-- tenantify:snapshot accounts,users\`: a Citus table is restored in place, its distribution kept), or none${full.length > 1 ? ` (also in ${full.slice(1).map((u) => u.file).join(', ')})` : ''}; nothing was run` },
   );
 }
 
@@ -108,7 +108,7 @@ export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): P
  */
 export async function restoresInPlace(session: Session, manifest: SnapshotManifest): Promise<boolean> {
   if (manifest.scope === 'full' && (await hasCitus(session.client))) {
-    throw new UsageError(`the snapshot of ${manifest.unit} is of the whole database, which cannot be restored on a Citus coordinator`, { hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot)' });
+    throw new UsageError(`the snapshot of ${manifest.unit} is of the whole database, which cannot be restored on a Citus coordinator`, { code: 'citus-restore-refused', hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot)' });
   }
   if (manifest.scope !== 'tables') return false;
   const taken = manifest.citus ?? {};
@@ -124,7 +124,7 @@ export async function restoresInPlace(session: Session, manifest: SnapshotManife
   if (changed.length > 0) {
     throw new UsageError(
       `the snapshot of ${manifest.unit} cannot be restored on this Citus coordinator: it puts rows back into tables as they are, and ${changed.join('; ')}`,
-      { hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the rows by hand from the snapshot file (`pg_restore --data-only`)' },
+      { code: 'citus-restore-refused', hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the rows by hand from the snapshot file (`pg_restore --data-only`)' },
     );
   }
   return true;

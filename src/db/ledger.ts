@@ -155,7 +155,7 @@ export class Ledger {
     if (version !== undefined && version > ledgerVersion) {
       throw new UsageError(
         `the ledger in schema "${this.schema}" has version ${version}, newer than this tenantify understands (${ledgerVersion})`,
-        { hint: 'upgrade tenantify; an older release must not write a newer ledger' },
+        { code: 'ledger-too-new', hint: 'upgrade tenantify; an older release must not write a newer ledger' },
       );
     }
     if (version === ledgerVersion) return;

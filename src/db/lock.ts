@@ -71,7 +71,7 @@ export async function takeRunLock(session: Session, ledger: Ledger): Promise<() 
 async function lockHeldError(session: Session, ledger: Ledger, key: number): Promise<LockHeldError> {
   const holder = await findHolder(session, key);
   if (!holder) {
-    return new LockHeldError('another run held the lock a moment ago', { hint: 'try again; if it keeps happening, look at pg_locks for advisory locks' });
+    return new LockHeldError('another run held the lock a moment ago', { code: 'lock-held', hint: 'try again; if it keeps happening, look at pg_locks for advisory locks' });
   }
   const run = (await ledger.exists()) === undefined ? undefined : await ledger.runOfBackend(holder.pid).catch(() => undefined);
   const who = run
@@ -79,7 +79,7 @@ async function lockHeldError(session: Session, ledger: Ledger, key: number): Pro
     : describeSession(holder);
   return new LockHeldError(
     `another run holds the lock: ${who} (server pid ${holder.pid})`,
-    { hint: `wait for it to finish (tenantify status shows where it is), or end it with SELECT pg_terminate_backend(${holder.pid}); its current unit rolls back and \`tenantify apply\` resumes` },
+    { code: 'lock-held', hint: `wait for it to finish (tenantify status shows where it is), or end it with SELECT pg_terminate_backend(${holder.pid}); its current unit rolls back and \`tenantify apply\` resumes` },
   );
 }
 

@@ -25,12 +25,12 @@ import { withTransaction } from './transaction.js';
  */
 export async function restoreSnapshot(session: Session, manifest: SnapshotManifest): Promise<void> {
   if (manifest.scope === 'schema') {
-    throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, { hint: 'revert the unit with its rollback file instead' });
+    throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, { code: 'snapshot-schema-only', hint: 'revert the unit with its rollback file instead' });
   }
   const inPlace = await ensureRestorable(session, manifest);
   const pgRestore = findPgTool('pg_restore');
   const psql = findPgTool('psql');
-  if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+  if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
   const env = libpqEnvironment(session.url);
   try {
     const plan = manifest.scope !== 'tables' ? aroundDatabase : inPlace ? await rowsInPlace(session, manifest.tables) : await aroundTables(session, manifest.tables, env);
@@ -42,7 +42,7 @@ export async function restoreSnapshot(session: Session, manifest: SnapshotManife
   } catch (error) {
     if (!(error instanceof ToolError)) throw error;
     const what = manifest.scope === 'tables' ? manifest.tables.join(', ') : 'the whole database';
-    throw new UnitFailedError(`restoring the snapshot of ${manifest.unit} (${what}) failed: ${error.summary}; it ran in one transaction, so nothing changed`, {
+    throw new UnitFailedError(`restoring the snapshot of ${manifest.unit} (${what}) failed: ${error.summary}; it ran in one transaction, so nothing changed`, { code: 'restore-failed',
       details: error.message.split('\n'),
       hint: `nothing was restored: fix what the error names, then restore again. The snapshot file is ${manifest.file} (\`pg_restore -l\` lists what it holds)`,
     });
@@ -158,7 +158,7 @@ async function ensureNothingLost(session: Session, manifest: SnapshotManifest): 
   if (lost.length > 0) {
     throw new UsageError(
       `restoring the snapshot of ${manifest.unit} would drop what depends on its tables and is not restored with them: ${lost.join('; ')}`,
-      { hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the snapshot by hand with pg_restore' },
+      { code: 'restore-would-drop', hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the snapshot by hand with pg_restore' },
     );
   }
 }
@@ -199,7 +199,7 @@ async function objectsLostByDrop(session: Session, tables: string[]): Promise<st
 /** The views' definitions, comments, grants and owners as pg_dump writes them (materialized views with their REFRESH), as bytes. */
 async function dumpViews(views: string[], env: NodeJS.ProcessEnv): Promise<Buffer> {
   const pgDump = findPgTool('pg_dump');
-  if (!pgDump) throw new UsageError(`pg_dump is needed to keep the views built on the restored tables (${views.join(', ')})`, { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+  if (!pgDump) throw new UsageError(`pg_dump is needed to keep the views built on the restored tables (${views.join(', ')})`, { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
   return (await runTool({ path: pgDump.path, args: ['--no-password', ...views.flatMap((v) => ['-t', v])], env })).stdout;
 }
 

@@ -56,7 +56,7 @@ export async function resolveScope(session: Session, unit: Unit, beforeBody = fa
   );
   const missing = found.rows.filter((r) => r.name === null).map((r) => r.wanted);
   if (scope.kind === 'tables' && missing.length > 0) {
-    throw new PlanError(`the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`, { file: unit.file, line: scope.line, hint: 'fix the `-- tenantify:snapshot` line (or use none); nothing was run' });
+    throw new PlanError(`the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`, { code: 'snapshot-table-missing', file: unit.file, line: scope.line, hint: 'fix the `-- tenantify:snapshot` line (or use none); nothing was run' });
   }
   if (beforeBody && scope.kind === 'default') {
     const created = (await createdRelations(unit)).map((r) => r.name);
@@ -97,10 +97,10 @@ export class SnapshotTaker {
     this.pgDump = findPgTool('pg_dump');
     const serverMajor = Math.floor(this.session.serverVersion / 10000);
     if (!this.pgDump) {
-      throw new UsageError('pg_dump was not found: tenantify takes a snapshot before each unit', { hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`), put pg_dump on PATH, or pass --no-snapshot to run without snapshots' });
+      throw new UsageError('pg_dump was not found: tenantify takes a snapshot before each unit', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`), put pg_dump on PATH, or pass --no-snapshot to run without snapshots' });
     }
     if (this.pgDump.major < serverMajor) {
-      throw new UsageError(`pg_dump ${this.pgDump.version} cannot dump this PostgreSQL ${serverMajor} server`, { hint: `install pg_dump ${serverMajor} or newer and put it first on PATH, or pass --no-snapshot` });
+      throw new UsageError(`pg_dump ${this.pgDump.version} cannot dump this PostgreSQL ${serverMajor} server`, { code: 'tool-too-old', hint: `install pg_dump ${serverMajor} or newer and put it first on PATH, or pass --no-snapshot` });
     }
     let needed = 0;
     for (const unit of units) {
@@ -112,7 +112,7 @@ export class SnapshotTaker {
     if (free !== undefined && needed > free) {
       throw new UsageError(
         `not enough free disk for the snapshots: about ${mb(needed)} needed under ${this.settings.directory}, ${mb(free)} free`,
-        { hint: 'free some space, point snapshotDir in tenantify.config.json elsewhere, prune old ones (`tenantify snapshots prune --keep N`), or pass --no-snapshot' },
+        { code: 'disk-full', hint: 'free some space, point snapshotDir in tenantify.config.json elsewhere, prune old ones (`tenantify snapshots prune --keep N`), or pass --no-snapshot' },
       );
     }
   }
@@ -122,7 +122,7 @@ export class SnapshotTaker {
     const resolved = await resolveScope(this.session, unit, true);
     if (!resolved) return undefined;
     const pgDump = this.pgDump ?? findPgTool('pg_dump');
-    if (!pgDump) throw new UsageError('pg_dump was not found', { hint: 'install the PostgreSQL client or pass --no-snapshot' });
+    if (!pgDump) throw new UsageError('pg_dump was not found', { code: 'tool-missing', hint: 'install the PostgreSQL client or pass --no-snapshot' });
     const started = performance.now();
     const runDir = resolve(this.settings.directory, String(runId));
     await makePrivateDirectory(runDir);

@@ -58,12 +58,12 @@ export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
   try {
     actual = await fingerprint(manifest.file);
   } catch {
-    throw new UsageError(`the snapshot of ${manifest.unit} is missing: ${manifest.file}`, { hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' });
+    throw new UsageError(`the snapshot of ${manifest.unit} is missing: ${manifest.file}`, { code: 'snapshot-missing', hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' });
   }
   if (actual.sha256 !== manifest.sha256) {
     throw new UsageError(
       `the snapshot of ${manifest.unit} is corrupt: ${manifest.file} has sha256 ${actual.sha256.slice(0, 16)}..., the ledger recorded ${manifest.sha256.slice(0, 16)}...`,
-      { hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' },
+      { code: 'snapshot-corrupt', hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' },
     );
   }
 }

@@ -76,8 +76,8 @@ export async function chooseCitusPath(probe: CitusPathProbe): Promise<{ kind: Th
   if ('library' in local) {
     return { kind: 'local', reason: probe.prefer === 'local' ? 'local binaries were asked for' : 'no Docker engine answers; Citus is installed locally' };
   }
-  if (probe.prefer === 'local') throw new UsageError(local.missing, { hint: installCitusHint });
-  throw new UsageError(`no way to start a throwaway Citus cluster: no Docker engine answers, and ${local.missing}`, {
+  if (probe.prefer === 'local') throw new UsageError(local.missing, { code: 'citus-missing', hint: installCitusHint });
+  throw new UsageError(`no way to start a throwaway Citus cluster: no Docker engine answers, and ${local.missing}`, { code: 'citus-missing',
     hint: `start Docker (the cluster then runs from the ${CITUS_IMAGE} image), or ${installCitusHint}`,
   });
 }

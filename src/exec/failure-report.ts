@@ -74,7 +74,7 @@ export function connectionLost(error: unknown, at: { unitId: string; direction: 
   if (error instanceof ConnectionLostError) return error;
   const why = firstLine(messageOf(error));
   if (!at) {
-    return new ConnectionLostError(`lost the connection to PostgreSQL: ${why}`, {
+    return new ConnectionLostError(`lost the connection to PostgreSQL: ${why}`, { code: 'connection-lost',
       hint: 'the server rolled back what was open; once it is back, run the same command again: the ledger says what is done, and the next run records this one as died',
     });
   }
@@ -82,11 +82,11 @@ export function connectionLost(error: unknown, at: { unitId: string; direction: 
     ? 'the server rolled back the work in flight; what committed before it (statements or batches) stays done and its progress is recorded'
     : "the server rolled back the unit's transaction";
   if (at.direction === 'revert') {
-    return new ConnectionLostError(`lost the connection to PostgreSQL while reverting ${at.unitId}: ${why}`, {
+    return new ConnectionLostError(`lost the connection to PostgreSQL while reverting ${at.unitId}: ${why}`, { code: 'connection-lost',
       hint: `${rolledBack}; the ledger could not be written after it: ${at.unitId} keeps its state there. Once the server is back, \`tenantify rollback\` goes on`,
     });
   }
-  return new ConnectionLostError(`lost the connection to PostgreSQL while applying ${at.unitId}: ${why}`, {
+  return new ConnectionLostError(`lost the connection to PostgreSQL while applying ${at.unitId}: ${why}`, { code: 'connection-lost',
     hint: `${rolledBack}; the ledger could not be written after it: ${at.unitId} stays \`running\` there. Once the server is back, \`tenantify apply\` records this run as died and resumes ${at.unitId}`,
   });
 }
@@ -147,7 +147,7 @@ function dryRunFailure(unit: Unit, error: unknown): TenantifyError {
 export function interruptedAt(signal: string, unitId: string, partial = false): InterruptedError {
   return new InterruptedError(
     `interrupted by ${signal} at ${unitId}: ${partial ? 'the work in flight was finished or rolled back and its progress recorded' : 'its transaction was rolled back'}`,
-    { hint: 'run `tenantify apply` again to resume where it stopped' },
+    { code: 'interrupted', hint: 'run `tenantify apply` again to resume where it stopped' },
   );
 }
 
@@ -157,7 +157,7 @@ export function revertFailure(entry: RollbackEntry, script: Script, error: unkno
   const stays = `${unit.id} stays ${entry.ledger.status}`;
   if (signal !== undefined) {
     const what = script.options.transaction ? 'its rollback was rolled back' : 'the statement in flight was cancelled; the ones before it stay done';
-    return new InterruptedError(`interrupted by ${signal} while reverting ${unit.id}: ${what}`, { hint: `${stays}; run \`tenantify rollback\` again to go on` });
+    return new InterruptedError(`interrupted by ${signal} while reverting ${unit.id}: ${what}`, { code: 'interrupted', hint: `${stays}; run \`tenantify rollback\` again to go on` });
   }
   const whatStays =
     error instanceof ChecksFailed && error.section === 'precheck'
@@ -173,7 +173,7 @@ export function revertFailure(entry: RollbackEntry, script: Script, error: unkno
 
 /** The run stopped between two reverts. */
 export function interruptedBeforeRevert(signal: string, unitId: string, command: string): InterruptedError {
-  return new InterruptedError(`interrupted by ${signal} before reverting ${unitId}: the units before it were reverted`, { hint: `run \`${command}\` again to go on` });
+  return new InterruptedError(`interrupted by ${signal} before reverting ${unitId}: the units before it were reverted`, { code: 'interrupted', hint: `run \`${command}\` again to go on` });
 }
 
 function messageOf(error: unknown): string {

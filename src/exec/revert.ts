@@ -93,7 +93,7 @@ export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertRepo
       const message = (error as Error).message;
       await ctx.ledger.event(ctx.runId, entry.unit.id, 'rollback_failed', { snapshot: manifest.file, restored: true, message });
       reporter.revertFailed(entry.unit, message);
-      throw new UnitFailedError(`rollback of ${entry.unit.id}: its tables were restored from the snapshot, but what it created could not be dropped: ${message}`, {
+      throw new UnitFailedError(`rollback of ${entry.unit.id}: its tables were restored from the snapshot, but what it created could not be dropped: ${message}`, { code: 'snapshot-revert-drop-failed',
         details: drops,
         hint: `${entry.unit.id} stays ${entry.ledger.status} in the ledger; drop what depends on these (or them) by hand, then run \`tenantify rollback --from-snapshot\` again`,
       });
@@ -112,7 +112,7 @@ async function createdDropped(ctx: ExecContext, drops: string[]): Promise<void> 
       for (const drop of drops) await ctx.session.client.query(drop);
     });
   } catch (error) {
-    throw new UnitFailedError(`the views the unit created could not be dropped before its snapshot is restored: ${(error as Error).message}`, {
+    throw new UnitFailedError(`the views the unit created could not be dropped before its snapshot is restored: ${(error as Error).message}`, { code: 'snapshot-revert-drop-failed',
       details: drops,
       hint: 'nothing was restored or dropped: drop what depends on them by hand, then run `tenantify rollback --from-snapshot` again',
     });

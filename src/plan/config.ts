@@ -87,7 +87,7 @@ export async function loadConfig(directory: string): Promise<Config> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return configSchema.parse({});
-    throw new PlanError(`cannot be read: ${(error as Error).message}`, { file: configFileName });
+    throw new PlanError(`cannot be read: ${(error as Error).message}`, { code: 'config-unreadable', file: configFileName });
   }
   // A BOM (editors on Windows write one) is not JSON: dropped, as in units.
   text = text.replace(/^\uFEFF/, '');
@@ -97,7 +97,7 @@ export async function loadConfig(directory: string): Promise<Config> {
   } catch (error) {
     const position = /position (\d+)/.exec((error as Error).message)?.[1];
     const line = position === undefined ? undefined : text.slice(0, Number(position)).split('\n').length;
-    throw new PlanError(`is not valid JSON: ${(error as Error).message}`, { file: configFileName, line });
+    throw new PlanError(`is not valid JSON: ${(error as Error).message}`, { code: 'config-invalid-json', file: configFileName, line });
   }
   const parsed = configSchema.safeParse(raw);
   if (parsed.success) return parsed.data;

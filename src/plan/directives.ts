@@ -206,16 +206,16 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
   for (const { name, value, line } of lines) {
     if (!(name in directiveSchemas)) {
       const known = [...directiveNames, ...sectionNames].join(', ');
-      throw new PlanError(`unknown directive "tenantify:${name}"`, { file, line, hint: `known directives: ${known}` });
+      throw new PlanError(`unknown directive "tenantify:${name}"`, { code: 'directive-unknown', file, line, hint: `known directives: ${known}` });
     }
     const previous = seen.get(name);
     // allow may be given once per rule.
-    if (previous !== undefined && name !== 'allow') throw new PlanError(`directive "tenantify:${name}" is given twice (first on line ${previous})`, { file, line });
+    if (previous !== undefined && name !== 'allow') throw new PlanError(`directive "tenantify:${name}" is given twice (first on line ${previous})`, { code: 'directive-repeated', file, line });
     seen.set(name, line);
     const parsed = directiveSchemas[name as DirectiveName].safeParse(value);
     if (!parsed.success) {
       const reason = parsed.error.issues[0]?.message ?? 'invalid value';
-      throw new PlanError(`bad value "${value}" for tenantify:${name}: expected ${reason}`, { file, line });
+      throw new PlanError(`bad value "${value}" for tenantify:${name}: expected ${reason}`, { code: 'directive-invalid', file, line });
     }
     const v = parsed.data;
     switch (name as DirectiveName) {

@@ -42,7 +42,7 @@ export interface PlanOptions {
 export function planRun(units: Unit[], ledgerRows: LedgerRow[], options: PlanOptions = {}): Plan {
   const byId = new Map(ledgerRows.map((row) => [row.id, row]));
   if (options.to !== undefined && !units.some((u) => u.id === options.to)) {
-    throw new UsageError(`--to ${options.to}: no such unit in the plan`, { hint: `units are named by file name without extension, e.g. ${units[0]?.id ?? '0001_create_organizations'}` });
+    throw new UsageError(`--to ${options.to}: no such unit in the plan`, { code: 'unit-not-found', hint: `units are named by file name without extension, e.g. ${units[0]?.id ?? '0001_create_organizations'}` });
   }
   const highestApplied = units.reduce<Unit | undefined>((max, u) => {
     const row = byId.get(u.id);
@@ -191,7 +191,7 @@ export interface RollbackOptions {
  * they were applied, so out-of-order applies are undone in exactly the reverse order.
  */
 export function planRollback(units: Unit[], ledgerRows: LedgerUnit[], options: RollbackOptions = {}): RollbackPlan {
-  if (options.steps !== undefined && options.to !== undefined) throw new UsageError('pass --steps or --to, not both');
+  if (options.steps !== undefined && options.to !== undefined) throw new UsageError('pass --steps or --to, not both', { code: 'option-conflict' });
   const byId = new Map(ledgerRows.map((row) => [row.id, row]));
   const done = units
     .map((unit) => ({ unit, row: byId.get(unit.id) }))
@@ -205,7 +205,7 @@ export function planRollback(units: Unit[], ledgerRows: LedgerUnit[], options: R
 function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOptions): number {
   if (options.steps !== undefined) {
     if (options.steps > done.length) {
-      throw new UsageError(`--steps ${options.steps}: only ${done.length} unit${done.length === 1 ? ' is' : 's are'} applied`, { hint: `pass --steps ${done.length}, or leave --steps out to revert them all` });
+      throw new UsageError(`--steps ${options.steps}: only ${done.length} unit${done.length === 1 ? ' is' : 's are'} applied`, { code: 'steps-too-many', hint: `pass --steps ${done.length}, or leave --steps out to revert them all` });
     }
     return options.steps;
   }
@@ -215,7 +215,7 @@ function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOpti
     const known = units.some((u) => u.id === options.to);
     throw new UsageError(
       `--to ${options.to}: ${known ? 'that unit is not applied' : 'no such unit in the plan'}`,
-      { hint: `--to names the unit that stays applied: one of ${done.map((e) => e.unit.id).join(', ') || '(none: nothing is applied)'}` },
+      { code: known ? 'unit-not-applied' : 'unit-not-found', hint: `--to names the unit that stays applied: one of ${done.map((e) => e.unit.id).join(', ') || '(none: nothing is applied)'}` },
     );
   }
   return index;

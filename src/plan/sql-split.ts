@@ -104,7 +104,7 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
     const piece = text.slice(start, end);
     if ('error' in parsed) {
       const at = lineAndColumn(piece, parsed.error.offset);
-      throw new PlanError(`does not parse: ${parsed.error.message}`, { file, line: firstLine + line - 1 + at.line - 1 });
+      throw new PlanError(`does not parse: ${parsed.error.message}`, { code: 'sql-syntax', file, line: firstLine + line - 1 + at.line - 1 });
     }
     for (const statement of statementsOf(piece, parsed.stmts, line)) result.push(statement);
     line += newlines(piece);

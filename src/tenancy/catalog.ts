@@ -325,7 +325,7 @@ async function chooseSchemas(client: pg.ClientBase, options: ReadCatalogOptions)
     const present = new Set(existing);
     const unknown = options.schemas.filter((s) => !present.has(s));
     if (unknown.length > 0) {
-      throw new UsageError(`no schema named ${unknown.join(', ')} in this database`, { hint: `schemas here: ${existing.filter((s) => !systemSchema.test(s)).join(', ')}` });
+      throw new UsageError(`no schema named ${unknown.join(', ')} in this database`, { code: 'schema-not-found', hint: `schemas here: ${existing.filter((s) => !systemSchema.test(s)).join(', ')}` });
     }
     return [...new Set(options.schemas)];
   }

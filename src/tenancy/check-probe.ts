@@ -71,7 +71,7 @@ export async function probeIsolation(url: string | undefined, scope: CheckScope,
 async function roleFacts(session: Session, role: string): Promise<RoleFacts> {
   const rows = (await session.client.query<{ bypass: boolean; superuser: boolean }>('SELECT rolbypassrls AS bypass, rolsuper AS superuser FROM pg_roles WHERE rolname = $1', [role])).rows;
   const row = rows[0];
-  if (!row) throw new UsageError(`--as ${role}: no such role`, { hint: 'name the role the application connects as' });
+  if (!row) throw new UsageError(`--as ${role}: no such role`, { code: 'role-not-found', hint: 'name the role the application connects as' });
   return { bypassRls: row.bypass, superuser: row.superuser };
 }
 
@@ -95,7 +95,7 @@ async function asRole<T>(session: Session, role: string, statementTimeoutMs: num
     try {
       await c.query(`SET LOCAL ROLE ${quoteIdent(role)}`);
     } catch (error) {
-      throw new UsageError(`--as ${role}: cannot switch to that role: ${(error as Error).message}`, { hint: 'connect as a member of that role (or a superuser) to probe as it' });
+      throw new UsageError(`--as ${role}: cannot switch to that role: ${(error as Error).message}`, { code: 'role-not-usable', hint: 'connect as a member of that role (or a superuser) to probe as it' });
     }
     return await fn();
   } finally {

@@ -21,7 +21,7 @@ export interface ActiveRule {
 export function selectRules(analysis: TenancyAnalysis, only?: string[], catalog?: Catalog): ActiveRule[] {
   const unknown = (only ?? []).filter((name) => !rules.some((r) => r.name === name));
   if (unknown.length > 0) {
-    throw new UsageError(`--rule ${unknown.join(', ')}: no such rule`, { hint: `rules: ${rules.map((r) => r.name).join(', ')}` });
+    throw new UsageError(`--rule ${unknown.join(', ')}: no such rule`, { code: 'rule-unknown', hint: `rules: ${rules.map((r) => r.name).join(', ')}` });
   }
   const active: ActiveRule[] = [];
   for (const rule of rules) {

@@ -62,11 +62,11 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig, options:
   const overrides = resolveOverrides(config.tables ?? {}, resolve, catalog);
   const ownerOverride = overrides.get(owner);
   if (typeof ownerOverride?.config === 'string') {
-    throw new UsageError(`${ownerOverride.path}: the owner cannot be "${ownerOverride.config}"`, { hint: 'the owner is the table whose rows become tenants; remove this entry or choose another owner' });
+    throw new UsageError(`${ownerOverride.path}: the owner cannot be "${ownerOverride.config}"`, { code: 'model-invalid', hint: 'the owner is the table whose rows become tenants; remove this entry or choose another owner' });
   }
   if (typeof ownerOverride?.config === 'object' && (ownerOverride.config.via || ownerOverride.config.unresolved)) {
     const setting = ownerOverride.config.via ? 'via' : 'unresolved';
-    throw new UsageError(`${ownerOverride.path}.${setting}: the owner takes no path (its rows are the tenants)`, { hint: `remove "${setting}" from this entry` });
+    throw new UsageError(`${ownerOverride.path}.${setting}: the owner takes no path (its rows are the tenants)`, { code: 'model-invalid', hint: `remove "${setting}" from this entry` });
   }
 
   // The existing tenants table, when it is not the owner, is where the key points: it is
@@ -174,7 +174,7 @@ function nameResolver(catalog: Catalog): Resolver {
     if (found.length <= 1) return found[0];
     const inPublic = found.find((n) => splitTableName(n).schema === 'public');
     if (inPublic) return inPublic;
-    throw new UsageError(`${keyPath}: "${name}" is ambiguous: ${found.join(', ')}`, { hint: `write it with its schema, e.g. "${writtenName(found[0] as string, false)}"` });
+    throw new UsageError(`${keyPath}: "${name}" is ambiguous: ${found.join(', ')}`, { code: 'name-ambiguous', hint: `write it with its schema, e.g. "${writtenName(found[0] as string, false)}"` });
   };
 }
 
@@ -191,7 +191,7 @@ function unknownTable(name: string, keyPath: string, catalog: Catalog): UsageErr
   const near = catalog.tables.filter((t) => t.table.toLowerCase() === bare.toLowerCase() || t.table.toLowerCase().startsWith(bare.toLowerCase().slice(0, 4)));
   return new UsageError(
     `${keyPath}: no table named "${name}" in the schemas read (${catalog.schemas.join(', ') || 'none'})`,
-    { hint: near.length > 0 ? `did you mean ${near.slice(0, 5).map((t) => writtenName(t.name, false)).join(', ')}?` : 'check the name, or read its schema with --schema' },
+    { code: 'table-not-found', hint: near.length > 0 ? `did you mean ${near.slice(0, 5).map((t) => writtenName(t.name, false)).join(', ')}?` : 'check the name, or read its schema with --schema' },
   );
 }
 
@@ -208,7 +208,7 @@ function resolveOverrides(entries: Record<string, TableConfig>, resolve: Resolve
     const table = resolve(name, path);
     if (!table) throw unknownTable(name, path, catalog);
     const earlier = overrides.get(table);
-    if (earlier) throw new UsageError(`${path}: ${table} is already configured at ${earlier.path}`, { hint: 'keep one entry per table' });
+    if (earlier) throw new UsageError(`${path}: ${table} is already configured at ${earlier.path}`, { code: 'model-invalid', hint: 'keep one entry per table' });
     overrides.set(table, { config, path, ...(typeof config === 'object' && config.via ? { via: config.via } : {}) });
   }
   return overrides;
@@ -415,13 +415,13 @@ function applyViaOverrides(
       const fk = findForeignKey(table, column, key);
       if (!fk) {
         const fks = table.foreignKeys.map((f) => f.columns.join(','));
-        throw new UsageError(`${keyPath}: "${column}" is no foreign key of ${name}`, { hint: fks.length > 0 ? `its foreign keys: ${fks.join('; ')}` : `${name} has no foreign key` });
+        throw new UsageError(`${keyPath}: "${column}" is no foreign key of ${name}`, { code: 'via-invalid', hint: fks.length > 0 ? `its foreign keys: ${fks.join('; ')}` : `${name} has no foreign key` });
       }
-      if (fk.references === name) throw new UsageError(`${keyPath}: "${column}" references ${name} itself`, { hint: 'a self-reference never derives the key: name a foreign key to a parent table' });
+      if (fk.references === name) throw new UsageError(`${keyPath}: "${column}" references ${name} itself`, { code: 'via-invalid', hint: 'a self-reference never derives the key: name a foreign key to a parent table' });
       const hop = hopOf(fk);
       if (fk.references === owner) return [hop];
       const parent = blocked(fk.references) ? undefined : resolveVia(fk.references);
-      if (!parent) throw new UsageError(`${keyPath}: "${column}" references ${fk.references}, which reaches no owner`, { hint: `${fk.references} is no tenant table: name a foreign key that leads to the owner` });
+      if (!parent) throw new UsageError(`${keyPath}: "${column}" references ${fk.references}, which reaches no owner`, { code: 'via-invalid', hint: `${fk.references} is no tenant table: name a foreign key that leads to the owner` });
       return [hop, ...parent.via];
     });
     resolving.delete(name);
@@ -483,7 +483,7 @@ function consistencyEdges(table: CatalogTable, firstHop: string | undefined, rol
 
 function validateTableConfig(table: CatalogTable, role: TableRole, config: TenantTableConfig, edges: ConsistencyEdge[], path: string, key: string): void {
   if (config.unresolved && role !== 'tenant') {
-    throw new UsageError(`${path}.unresolved: ${table.name} is no tenant table (its role is ${role})`, { hint: 'only tenant tables have rows to resolve: remove the setting' });
+    throw new UsageError(`${path}.unresolved: ${table.name} is no tenant table (its role is ${role})`, { code: 'model-invalid', hint: 'only tenant tables have rows to resolve: remove the setting' });
   }
   for (const [column, policy] of Object.entries(config.conflicts ?? {})) {
     const edge = edges.find((e) => e.columns.join(',') === column) ?? edges.find((e) => edgeNames(e.columns, key).includes(column));
@@ -491,11 +491,11 @@ function validateTableConfig(table: CatalogTable, role: TableRole, config: Tenan
       const names = edges.map((e) => e.columns.join(','));
       throw new UsageError(
         `${path}.conflicts.${column}: "${column}" is no consistency edge of ${table.name}`,
-        { hint: names.length > 0 ? `its consistency edges: ${names.join(', ')}` : `${table.name} has no consistency edge (no other foreign key to a tenant table or the owner)` },
+        { code: 'model-invalid', hint: names.length > 0 ? `its consistency edges: ${names.join(', ')}` : `${table.name} has no consistency edge (no other foreign key to a tenant table or the owner)` },
       );
     }
     if (policy === 'detach' && !edge.nullable) {
-      throw new UsageError(`${path}.conflicts.${column}: "detach" sets ${column} to NULL, but ${table.name}.${column} is NOT NULL`, { hint: 'choose delete, keep or fail for this column' });
+      throw new UsageError(`${path}.conflicts.${column}: "detach" sets ${column} to NULL, but ${table.name}.${column} is NOT NULL`, { code: 'model-invalid', hint: 'choose delete, keep or fail for this column' });
     }
   }
 }

@@ -52,7 +52,7 @@ export interface TenancyOverrides {
 export function tenancyConfigFrom(fromFile: TenancyConfig | undefined, overrides: TenancyOverrides, onNote?: (note: string) => void): TenancyConfig {
   const owner = overrides.owner ?? fromFile?.owner;
   if (!owner) {
-    throw new UsageError('no tenancy model: which table\'s rows become tenants?', { hint: 'pass --owner TABLE (e.g. --owner users), or keep the model under "tenancy" in tenantify.config.json (`tenancy analyze --write` puts it there)' });
+    throw new UsageError('no tenancy model: which table\'s rows become tenants?', { code: 'model-missing', hint: 'pass --owner TABLE (e.g. --owner users), or keep the model under "tenancy" in tenantify.config.json (`tenancy analyze --write` puts it there)' });
   }
   const model: TenancyConfig = { ...fromFile, owner };
   const configOwner = fromFile?.owner;

@@ -17,7 +17,7 @@ interface RehearseCliOptions extends CommonOptions {
 
 export default async function rehearseCommand(options: RehearseCliOptions): Promise<number> {
   const out = createOutput(options);
-  if (options.workers !== undefined && !options.citus) throw new UsageError('--workers is for a Citus rehearsal', { hint: 'add --citus, or leave --workers out' });
+  if (options.workers !== undefined && !options.citus) throw new UsageError('--workers is for a Citus rehearsal', { code: 'option-conflict', hint: 'add --citus, or leave --workers out' });
   // Without --fixture, the source is found as every other command finds its database.
   const sourceUrl = options.fixture ? undefined : resolveDatabaseUrl(options);
   const result = await rehearse({

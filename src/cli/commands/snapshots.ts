@@ -33,7 +33,7 @@ export default async function snapshots(options: SnapshotsOptions, args: string[
     return 0;
   }
   if (action === 'restore') {
-    if (!unit) throw new UsageError('snapshots restore needs the unit whose snapshot to restore', { hint: 'tenantify snapshots restore <unit id> (see `tenantify snapshots list`)' });
+    if (!unit) throw new UsageError('snapshots restore needs the unit whose snapshot to restore', { code: 'argument-missing', hint: 'tenantify snapshots restore <unit id> (see `tenantify snapshots list`)' });
     const restored = await restoreUnitSnapshot({
       dir: options.dir,
       url: requireDatabase(options),
@@ -54,11 +54,11 @@ export default async function snapshots(options: SnapshotsOptions, args: string[
     return 0;
   }
   if (action === 'prune') {
-    if (!options.keep) throw new UsageError('snapshots prune needs --keep N', { hint: 'tenantify snapshots prune --keep 3 keeps the snapshots of the newest 3 runs' });
+    if (!options.keep) throw new UsageError('snapshots prune needs --keep N', { code: 'argument-missing', hint: 'tenantify snapshots prune --keep 3 keeps the snapshots of the newest 3 runs' });
     const result = await pruneSnapshots({ dir: options.dir, keep: options.keep });
     if (out.json) out.result(result);
     else out.line(`Removed ${result.removed.length} run folder${result.removed.length === 1 ? '' : 's'} of snapshots; kept ${result.kept.length}.`);
     return 0;
   }
-  throw new UsageError(`unknown snapshots action "${action}"`, { hint: 'use list, restore <unit> or prune --keep N' });
+  throw new UsageError(`unknown snapshots action "${action}"`, { code: 'unknown-action', hint: 'use list, restore <unit> or prune --keep N' });
 }

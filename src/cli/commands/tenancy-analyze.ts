@@ -18,7 +18,7 @@ interface AnalyzeCliOptions extends CommonOptions {
 
 export default async function tenancyAnalyzeCommand(options: AnalyzeCliOptions): Promise<number> {
   const out = createOutput(options);
-  if (options.fixture && options.databaseUrl) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both');
+  if (options.fixture && options.databaseUrl) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both', { code: 'source-conflict' });
   const url = options.fixture ? undefined : requireDatabase(options);
   const data = options.data !== false;
   const spinner = data && !options.json ? await out.spinner('reading the catalog') : undefined;

@@ -117,7 +117,7 @@ function refuseWhatCitusCannotHold(m: ScaffoldModel): void {
   if (problems.length > 0) {
     throw new UsageError(
       `--citus cannot place this tenancy: ${problems[0]}`,
-      { hint: 'choose another policy in the model (tenantify.config.json: unresolved delete; conflicts detach or delete), or give the key one type; nothing was written', details: problems.slice(1) },
+      { code: 'citus-refused', hint: 'choose another policy in the model (tenantify.config.json: unresolved delete; conflicts detach or delete), or give the key one type; nothing was written', details: problems.slice(1) },
     );
   }
 }
@@ -153,7 +153,7 @@ function referenceTables(m: ScaffoldModel, placed: Placed[]): TableName[] {
     if (role !== 'global') {
       throw new UsageError(
         `--citus: ${fk.table} references ${fk.references} (${fk.name}), which the model ${role === 'ignore' ? 'ignores' : 'does not read'}: Citus needs it distributed with the tenancy or a reference table`,
-        { hint: `mark ${bare(fk.references)} "global" in the model (tenantify.config.json) to make it a reference table, or drop that foreign key first; nothing was written` },
+        { code: 'citus-refused', hint: `mark ${bare(fk.references)} "global" in the model (tenantify.config.json) to make it a reference table, or drop that foreign key first; nothing was written` },
       );
     }
     found.push(fk.references);
@@ -171,7 +171,7 @@ function refuseOutsideReferences(m: ScaffoldModel, placed: Placed[], references:
     if (fk) {
       throw new UsageError(
         `--citus: ${table.name} references ${fk.references} (${fk.name}) and stays a plain table: Citus distributes no table a plain table references`,
-        { hint: `give ${bare(table.name)} a role in the model (tenant or global), or drop that foreign key first; nothing was written` },
+        { code: 'citus-refused', hint: `give ${bare(table.name)} a role in the model (tenant or global), or drop that foreign key first; nothing was written` },
       );
     }
   }

@@ -61,7 +61,7 @@ export class ScaffoldModel {
     for (const t of analysis.tables) this.analyses.set(t.table, t);
     const owner = this.table(analysis.owner);
     if (!owner.primaryKey || owner.primaryKey.length !== 1) {
-      throw new UsageError(`the owner ${analysis.owner} needs a single-column primary key: one tenant per row is found through it`, { hint: 'add a primary key to the owner table first, or choose another --owner' });
+      throw new UsageError(`the owner ${analysis.owner} needs a single-column primary key: one tenant per row is found through it`, { code: 'owner-key-invalid', hint: 'add a primary key to the owner table first, or choose another --owner' });
     }
     this.ownerPk = owner.primaryKey[0] as string;
     const ownerTable = bare(analysis.owner);
@@ -74,7 +74,7 @@ export class ScaffoldModel {
       if (!tenants.columns.some((c) => c.name === this.legacyColumn) || tenants.primaryKey?.length !== 1) {
         throw new UsageError(
           `${analysis.tenants} exists but has no ${this.legacyColumn} column: the plan cannot tell which tenant each ${analysis.owner} row belongs to`,
-          { hint: `add ${this.legacyColumn} (unique, the ${analysis.owner} id of each tenant) to ${analysis.tenants}, or pass --tenants with a new table's name and let the plan create it` },
+          { code: 'tenants-legacy-column-missing', hint: `add ${this.legacyColumn} (unique, the ${analysis.owner} id of each tenant) to ${analysis.tenants}, or pass --tenants with a new table's name and let the plan create it` },
         );
       }
       this.keyType = columnType(tenants, tenants.primaryKey[0] as string);
@@ -119,7 +119,7 @@ export class ScaffoldModel {
 
   table(name: TableName): CatalogTable {
     const t = this.tables.get(name);
-    if (!t) throw new UsageError(`the tenancy model names ${name}, which the catalog does not have`, { hint: 'check the table names in the model, or the schemas read (--schema)' });
+    if (!t) throw new UsageError(`the tenancy model names ${name}, which the catalog does not have`, { code: 'model-table-missing', hint: 'check the table names in the model, or the schemas read (--schema)' });
     return t;
   }
 
@@ -174,7 +174,7 @@ export function orderByParentsRead(tables: KeyedTable[], parentsRead: (t: KeyedT
 
 function columnType(table: CatalogTable, column: string): string {
   const type = table.columns.find((c) => c.name === column)?.type;
-  if (!type) throw new UsageError(`${table.name} has no column ${column}`);
+  if (!type) throw new UsageError(`${table.name} has no column ${column}`, { code: 'column-not-found' });
   // serial columns read as integer/bigint already; a key takes the plain type.
   return type;
 }
