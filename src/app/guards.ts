@@ -6,7 +6,7 @@
 import { UnitFailedError, UsageError } from '../errors.js';
 import type { ExecContext } from '../exec/context.js';
 import { describeRegression, guardRegressions, timeGuards, type Guard, type GuardRegression, type GuardTiming } from '../exec/guards.js';
-import { revertUnit, type RevertReporter } from '../exec/revert.js';
+import { revertReported, type RevertReporter } from '../exec/revert.js';
 import { planRollback, type PlanEntry } from '../plan/planner.js';
 import type { Unit } from '../plan/types.js';
 
@@ -55,7 +55,7 @@ async function revertTripped(ctx: ExecContext, unit: Unit, units: Unit[], report
     });
   }
   reporter.note(`${message}: ${problems.join('; ')}; reverting it`);
-  await revertUnit(ctx, reporter, entry);
+  await revertReported(ctx, reporter, entry);
   return new UnitFailedError(message, { code: 'guard-failed',
     details: [...problems, `${unit.id} was reverted with ${entry.unit.rollback?.file}`],
     hint: 'the ledger records the timings and the revert; change the unit so it keeps the guarded query fast (or raise the guard\'s threshold), then run `tenantify apply` again',

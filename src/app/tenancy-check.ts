@@ -1,5 +1,5 @@
 /**
- * tenancyCheck(): proves isolation on an upgraded database from the model (TENANCY.md).
+ * tenancyCheck(): proves isolation on an upgraded database from the model (docs/tenancy.md).
  * Read-only: the catalog and every data rule are read in one read-only REPEATABLE READ
  * snapshot (shared by a few connections) under a statement timeout; the probe (`--as`)
  * writes only inside transactions that are always rolled back.

@@ -117,7 +117,7 @@ export function buildProgram(): Command {
     .requiredOption('--reason <text>', 'why the file changed (kept in the ledger)')
     .action(action(() => import('./commands/repair.js')));
 
-  const tenancy = program.command('tenancy').description('the tenancy model: analyze | scaffold | check | consolidate (see TENANCY.md)');
+  const tenancy = program.command('tenancy').description('the tenancy model: analyze | scaffold | check | consolidate (see docs/tenancy.md)');
   const modelOptions = (command: Command): Command =>
     withCommonOptions(command)
       .option('--owner <table>', "the legacy table whose rows become tenants (else the config's tenancy.owner)")

@@ -34,12 +34,12 @@ export function notesOnly(reporter: Pick<RevertReporter, 'note'>): Reporter {
 export async function revertUnits(ctx: ExecContext, reporter: RevertReporter, entries: RollbackEntry[], reports: RevertReport[]): Promise<void> {
   for (const entry of entries) {
     if (ctx.interrupt.requested) throw interruptedBeforeRevert(ctx.interrupt.requested, entry.unit.id, 'tenantify rollback');
-    reports.push(await revertUnit(ctx, reporter, entry));
+    reports.push(await revertReported(ctx, reporter, entry));
   }
 }
 
 /** Reverts one unit with its rollback file; on failure the unit keeps its state and the ledger says why. */
-export async function revertUnit(ctx: ExecContext, reporter: RevertReporter, entry: RollbackEntry): Promise<RevertReport> {
+export async function revertReported(ctx: ExecContext, reporter: RevertReporter, entry: RollbackEntry): Promise<RevertReport> {
   const { durationMs, checks } = await runRevert(ctx, reporter, entry);
   return { id: entry.unit.id, outcome: 'rolled_back', durationMs, checks };
 }
@@ -65,7 +65,7 @@ export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertRepo
     if (ctx.interrupt.requested) throw interruptedBeforeRevert(ctx.interrupt.requested, entry.unit.id, 'tenantify rollback --from-snapshot');
     const manifest = restorableSnapshot(entry);
     if (!manifest) {
-      reports.push(await revertUnit(ctx, reporter, entry));
+      reports.push(await revertReported(ctx, reporter, entry));
       continue;
     }
     const startedAt = performance.now();

@@ -73,7 +73,7 @@ export const configSchema = z.strictObject({
     }),
     { level: 'warning', rules: {}, largeTableRows: 100_000 },
   ),
-  /** The tenancy model (TENANCY.md): read by `tenancy analyze`, `scaffold` and `check`. */
+  /** The tenancy model (docs/tenancy.md): read by `tenancy analyze`, `scaffold` and `check`. */
   tenancy: z.optional(tenancySchema),
 });
 

@@ -1,6 +1,6 @@
 /**
  * The foreign-key graph: from the catalog and the model to every table's role, its
- * derivation path to the owner, its fallbacks and its consistency edges (TENANCY.md).
+ * derivation path to the owner, its fallbacks and its consistency edges (docs/tenancy.md).
  * Pure: no I/O, so every rule here is tested with small hand-made catalogs.
  *
  * A hop follows one foreign key from a table to the table it references. Paths never pass

@@ -1,6 +1,6 @@
 /**
  * The tenancy model's shapes, shared by `tenancy analyze`, `check` and `scaffold`
- * (the contract is TENANCY.md). Plain data: the catalog as read from PostgreSQL, the
+ * (the contract is docs/tenancy.md). Plain data: the catalog as read from PostgreSQL, the
  * model as written in tenantify.config.json, and the analysis the foreign-key graph
  * yields. Nothing here does I/O.
  *

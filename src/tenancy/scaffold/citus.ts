@@ -129,7 +129,7 @@ function refuseWhatCitusCannotHold(m: ScaffoldModel): void {
 /** The tenants table first, then the owner and every tenant table, parents first (the analysis's order). */
 function placedTables(m: ScaffoldModel): Placed[] {
   const tenants = m.analysis.tenants;
-  const tenantsKeyed = m.keyed_(tenants);
+  const tenantsKeyed = m.keyedTable(tenants);
   const placed: Placed[] = [{ name: tenants, column: m.tenantsPk, catalog: m.createsTenants ? undefined : m.table(tenants), keyed: tenantsKeyed }];
   for (const t of m.keyed) if (t.name !== tenants) placed.push({ name: t.name, column: t.keyColumn, catalog: t.catalog, keyed: t });
   return placed;

@@ -89,7 +89,7 @@ export function unresolvedPredicate(m: ScaffoldModel, table: KeyedTable, alias: 
 /** Rows of `table` (alias) whose edge lands in another owner than their derivation. */
 export function conflictPredicate(m: ScaffoldModel, table: KeyedTable, edge: ConsistencyEdge, alias: string, names = new Aliases()): string {
   const mine = ownerOf(m, table, alias, names);
-  const referenced = m.keyed_(edge.references);
+  const referenced = m.keyedTable(edge.references);
   if (!referenced) return 'false';
   const r = names.next('r');
   const matches = (ref: string): string => edge.columns.map((c, i) => `${ref}.${q(edge.referencedColumns[i] as string)} = ${alias}.${q(c)}`).join(' AND ');

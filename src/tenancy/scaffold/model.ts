@@ -123,7 +123,8 @@ export class ScaffoldModel {
     return t;
   }
 
-  keyed_(name: TableName): KeyedTable | undefined {
+  /** The keyed table of that name, when the plan keys it. */
+  keyedTable(name: TableName): KeyedTable | undefined {
     return this.keyed.find((k) => k.name === name);
   }
 

@@ -1,6 +1,6 @@
 /**
  * The tenant upgrade plan as units, from the analysis and the catalog: pure text
- * generation, in the contract's order (TENANCY.md, `tenancy scaffold`):
+ * generation, in the contract's order (docs/tenancy.md, `tenancy scaffold`):
  *
  *   1. the tenants table (when new), filled from the owner in batches
  *   2. per tenant table, parents first: key column + foreign key NOT VALID + trigger;
@@ -30,7 +30,7 @@ export interface ScaffoldUnit {
   /** The file name's part after the number, e.g. `hosts_organization_id`. */
   name: string;
   kind: 'migration' | 'backfill';
-  /** The contract's step (1..7). */
+  /** The contract's step: 1..7, and 8 for the Citus placement (docs/tenancy.md, `tenancy scaffold`). */
   step: number;
   /** One line for the terminal. */
   summary: string;
@@ -688,7 +688,7 @@ function compositeEdges(m: ScaffoldModel): CompositeEdge[] {
       ...t.analysis.consistency.filter((e) => e.policy !== 'keep').map((e) => ({ ...e, derivation: false })),
     ];
     for (const c of candidates) {
-      const to = m.keyed_(c.references);
+      const to = m.keyedTable(c.references);
       // A unique (key, id) on a partitioned table would have to include its partition key: no composite target.
       if (!to || to.partitions.length > 0) continue;
       if (to.isOwner && m.analysis.ownerIsTenants) continue; // the key's own foreign key is this edge

@@ -69,7 +69,7 @@ export function unresolvedQuery(m: ScaffoldModel, t: KeyedTable): string {
 
 /** Rows of `t` whose reference `columns` lands in another owner than their own, each column once. */
 export function conflictQuery(m: ScaffoldModel, t: KeyedTable, edge: { columns: string[]; references: string; referencedColumns: string[] }): string {
-  const referenced = m.keyed_(edge.references);
+  const referenced = m.keyedTable(edge.references);
   const names = new JoinAliases();
   const mine = ownerJoined(m, t, 't', names);
   const r = names.next('r');
