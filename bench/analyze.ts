@@ -24,7 +24,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { analyze } from '../src/app/tenancy.js';
+import { analyze } from '../src/app/tenancy-analyze.js';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
 import { build, contenderEnv, expectSuccess, fmt, loadScaledFixture, machine, median, nodeEnvNote, repoRoot, table, timed, writeResult } from './lib.js';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { analyze } from '../src/app/tenancy.js';
+import { analyze } from '../src/app/tenancy-analyze.js';
 import { loadConfig } from '../src/plan/config.js';
 import { readCatalog } from '../src/tenancy/catalog.js';
 import { analyzeTableText, pathText } from '../src/ui/tenancy-view.js';

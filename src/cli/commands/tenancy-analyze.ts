@@ -1,4 +1,4 @@
-import { analyze, modelToWrite, writeTenancyModel } from '../../app/tenancy.js';
+import { analyze, modelToWrite, writeTenancyModel } from '../../app/tenancy-analyze.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { createOutput } from '../../ui/output.js';
 import { analyzeJson, dotGraph, analyzeSummary, mermaidGraph, renderAnalyzeTable } from '../../ui/tenancy-view.js';
