@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { countQueries } from '../src/tenancy/analyze-data.js';
-import { analyzeTenancy, singular } from '../src/tenancy/graph.js';
-import type { Catalog, CatalogTable, TableAnalysis, TenancyAnalysis, TenancyConfig } from '../src/tenancy/types.js';
+import { countQueries } from '../../src/tenancy/analyze-data.js';
+import { analyzeTenancy, singular } from '../../src/tenancy/graph.js';
+import type { Catalog, CatalogTable, TableAnalysis, TenancyAnalysis, TenancyConfig } from '../../src/tenancy/types.js';
 
 /**
  * A table from short column specs: `project_id! > projects` is a NOT NULL column with a

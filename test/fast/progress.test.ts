@@ -1,6 +1,6 @@
 /** A backfill's progress line: the total is the planner's estimate, and says so. */
 import { describe, expect, it } from 'vitest';
-import { formatProgress } from '../src/ui/reporter.js';
+import { formatProgress } from '../../src/ui/reporter.js';
 
 describe('formatProgress', () => {
   it('marks the estimated total as an estimate', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { planRollback } from '../src/plan/planner.js';
-import type { Script } from '../src/plan/types.js';
-import { row, statement, unit } from './support/builders.js';
+import { planRollback } from '../../src/plan/planner.js';
+import type { Script } from '../../src/plan/types.js';
+import { row, statement, unit } from '../support/builders.js';
 
 const ids = (entries: { unit: { id: string } }[]) => entries.map((e) => e.unit.id);
 

@@ -4,9 +4,9 @@
  * a 150,000-statement unit (peak RSS of plan and apply) come from bench/large-unit.ts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PlanError } from '../src/errors.js';
-import { messageText } from '../src/exec/transport.js';
-import { loadSqlParser, splitStatements } from '../src/plan/sql-split.js';
+import { PlanError } from '../../src/errors.js';
+import { messageText } from '../../src/exec/transport.js';
+import { loadSqlParser, splitStatements } from '../../src/plan/sql-split.js';
 
 describe('a unit of many statements', () => {
   beforeAll(() => loadSqlParser());

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createdBy, dropStatements } from '../src/plan/created.js';
-import { connectionLost, isConnectionLost } from '../src/exec/failure-report.js';
+import { createdBy, dropStatements } from '../../src/plan/created.js';
+import { connectionLost, isConnectionLost } from '../../src/exec/failure-report.js';
 
 const parse = async (sql: string): Promise<Record<string, unknown>> => {
   const mod = await import('libpg-query');

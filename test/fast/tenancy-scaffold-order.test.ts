@@ -4,9 +4,9 @@
  * hand-made catalogs and analyses, no database.
  */
 import { describe, expect, it } from 'vitest';
-import { isTenantifyError } from '../src/errors.js';
-import { scaffoldPlan } from '../src/tenancy/scaffold/index.js';
-import type { Catalog, CatalogTable, Hop, TableAnalysis, TenancyAnalysis } from '../src/tenancy/types.js';
+import { isTenantifyError } from '../../src/errors.js';
+import { scaffoldPlan } from '../../src/tenancy/scaffold/index.js';
+import type { Catalog, CatalogTable, Hop, TableAnalysis, TenancyAnalysis } from '../../src/tenancy/types.js';
 
 function table(name: string, fks: [string, string][]): CatalogTable {
   const [schema, bare] = name.split('.') as [string, string];

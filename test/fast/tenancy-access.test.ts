@@ -1,7 +1,7 @@
 /** The pure parts of the ways into tenant rows: views over views walked to their tables (as whom), and what a function body reads. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { appReaders, bypassReason, tenantReads, type Access, type AccessRelation } from '../src/tenancy/access.js';
-import { bodyReads, loadBodyParsers, resolveName } from '../src/tenancy/function-body.js';
+import { appReaders, bypassReason, tenantReads, type Access, type AccessRelation } from '../../src/tenancy/access.js';
+import { bodyReads, loadBodyParsers, resolveName } from '../../src/tenancy/function-body.js';
 
 const view = (name: string, reads: string[], extra: Partial<AccessRelation> = {}): AccessRelation => ({
   name: `public.${name}`,

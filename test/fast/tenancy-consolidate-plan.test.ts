@@ -1,9 +1,9 @@
 /** tenancy consolidate's pure core, without a database: the preflight's shape comparison, the table order, the plan's SQL text. */
 import { describe, expect, it } from 'vitest';
-import { TenantifyError } from '../src/errors.js';
-import { consolidatePlan, orderTables, type ConsolidateOptions, type ConsolidateSource } from '../src/tenancy/consolidate/plan.js';
-import { compareShapes, withoutSchema, type SourceShape, type SourceTable } from '../src/tenancy/consolidate/shape.js';
-import type { CatalogTable } from '../src/tenancy/types.js';
+import { TenantifyError } from '../../src/errors.js';
+import { consolidatePlan, orderTables, type ConsolidateOptions, type ConsolidateSource } from '../../src/tenancy/consolidate/plan.js';
+import { compareShapes, withoutSchema, type SourceShape, type SourceTable } from '../../src/tenancy/consolidate/shape.js';
+import type { CatalogTable } from '../../src/tenancy/types.js';
 
 interface Spec {
   columns: [string, string, boolean?][];

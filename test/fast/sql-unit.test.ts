@@ -1,7 +1,7 @@
 /** The SQL unit parser without a database: statements with their lines, directives, sections, and errors that name the file and line. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PlanError } from '../src/errors.js';
-import { loadSqlParser, parseSqlUnit } from '../src/plan/sql-unit.js';
+import { PlanError } from '../../src/errors.js';
+import { loadSqlParser, parseSqlUnit } from '../../src/plan/sql-unit.js';
 
 const defaults = { lockTimeoutMs: undefined, statementTimeoutMs: undefined, retries: 0 };
 

@@ -1,10 +1,10 @@
 /** The statements fingerprint, and drift decided by it: pure, no database. */
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/plan/config.js';
-import { loadPlan } from '../src/plan/load.js';
-import { planRun } from '../src/plan/planner.js';
-import { row } from './support/builders.js';
-import { writePlan } from './support/plan-dir.js';
+import { loadConfig } from '../../src/plan/config.js';
+import { loadPlan } from '../../src/plan/load.js';
+import { planRun } from '../../src/plan/planner.js';
+import { row } from '../support/builders.js';
+import { writePlan } from '../support/plan-dir.js';
 
 process.env['TENANTIFY_CACHE_DIR'] = 'none';
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { isNotNullCheck, judgeExpression, judgePolicy, loadExpressionParser } from '../src/tenancy/policy-expr.js';
+import { isNotNullCheck, judgeExpression, judgePolicy, loadExpressionParser } from '../../src/tenancy/policy-expr.js';
 
 const compare = { key: 'organization_id', setting: 'app.tenant_id' };
 

@@ -1,10 +1,10 @@
 /** The data rules' SQL text and the catalog rules, from hand-made catalogs: no database. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { catalogFindings, dataQueries, fails, selectRules, sortFindings } from '../src/tenancy/check.js';
-import { buildScope } from '../src/tenancy/check-scope.js';
-import { analyzeTenancy } from '../src/tenancy/graph.js';
-import { loadExpressionParser } from '../src/tenancy/policy-expr.js';
-import type { Catalog, CatalogForeignKey, CatalogTable, TenancyConfig } from '../src/tenancy/types.js';
+import { catalogFindings, dataQueries, fails, selectRules, sortFindings } from '../../src/tenancy/check.js';
+import { buildScope } from '../../src/tenancy/check-scope.js';
+import { analyzeTenancy } from '../../src/tenancy/graph.js';
+import { loadExpressionParser } from '../../src/tenancy/policy-expr.js';
+import type { Catalog, CatalogForeignKey, CatalogTable, TenancyConfig } from '../../src/tenancy/types.js';
 
 beforeAll(async () => {
   await loadExpressionParser();

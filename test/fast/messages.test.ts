@@ -3,15 +3,15 @@
  * the literals the ledger's records carry, and how failures read for apply and rollback.
  */
 import { describe, expect, it } from 'vitest';
-import { literal } from '../src/db/ledger.js';
-import { ChecksFailed, StatementFailure } from '../src/exec/failure.js';
-import { applyFailure, interruptedAt, revertFailure } from '../src/exec/failure-report.js';
-import { Interruption } from '../src/exec/interrupt.js';
-import { isCancel } from '../src/exec/failure-report.js';
-import { messageText, raiseOnRows, unitStatements } from '../src/exec/transport.js';
-import { ExitCode } from '../src/errors.js';
-import type { RollbackEntry } from '../src/plan/planner.js';
-import { row, statement, unit } from './support/builders.js';
+import { literal } from '../../src/db/ledger.js';
+import { ChecksFailed, StatementFailure } from '../../src/exec/failure.js';
+import { applyFailure, interruptedAt, revertFailure } from '../../src/exec/failure-report.js';
+import { Interruption } from '../../src/exec/interrupt.js';
+import { isCancel } from '../../src/exec/failure-report.js';
+import { messageText, raiseOnRows, unitStatements } from '../../src/exec/transport.js';
+import { ExitCode } from '../../src/errors.js';
+import type { RollbackEntry } from '../../src/plan/planner.js';
+import { row, statement, unit } from '../support/builders.js';
 
 describe('the message of a unit', () => {
   const one = unit('0001_a', {

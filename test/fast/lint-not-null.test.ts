@@ -4,9 +4,9 @@
  * is left out there, and only there; a VALIDATE in a `transaction off` file commits alone.
  */
 import { describe, expect, it } from 'vitest';
-import { loadProject } from '../src/app/project.js';
-import { lintPlan } from '../src/lint/lint.js';
-import { writePlan } from './support/plan-dir.js';
+import { loadProject } from '../../src/app/project.js';
+import { lintPlan } from '../../src/lint/lint.js';
+import { writePlan } from '../support/plan-dir.js';
 
 const timeout = '-- tenantify:lock-timeout 500ms\n';
 

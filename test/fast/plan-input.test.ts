@@ -4,12 +4,12 @@
  */
 import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
-import { isTenantifyError, PlanErrors } from '../src/errors.js';
-import { loadConfig } from '../src/plan/config.js';
-import { loadPlan } from '../src/plan/load.js';
-import { formatError } from '../src/ui/format-error.js';
-import type { Unit } from '../src/plan/types.js';
-import { writePlan } from './support/plan-dir.js';
+import { isTenantifyError, PlanErrors } from '../../src/errors.js';
+import { loadConfig } from '../../src/plan/config.js';
+import { loadPlan } from '../../src/plan/load.js';
+import { formatError } from '../../src/ui/format-error.js';
+import type { Unit } from '../../src/plan/types.js';
+import { writePlan } from '../support/plan-dir.js';
 
 process.env['TENANTIFY_CACHE_DIR'] = 'none';
 

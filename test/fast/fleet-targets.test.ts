@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseTargets, targetsFromRows } from '../src/fleet/targets.js';
-import { isTenantifyError } from '../src/errors.js';
+import { parseTargets, targetsFromRows } from '../../src/fleet/targets.js';
+import { isTenantifyError } from '../../src/errors.js';
 
 /** The error a parse throws: its code, exit code and message (which must name file:line). */
 function refusal(text: string): { code: string; exitCode: number; message: string } {

@@ -3,12 +3,12 @@
  * and how the plan and a unit configure it.
  */
 import { describe, expect, it } from 'vitest';
-import { decide, defaultThrottle, dutyPause, probeLimit, type AppCost, type Limits, type Pacing } from '../src/exec/throttle.js';
-import { throttleSettings } from '../src/app/apply.js';
-import { parseDirectives } from '../src/plan/directives.js';
-import { configSchema } from '../src/plan/config.js';
-import { PlanError } from '../src/errors.js';
-import { formatProgress } from '../src/ui/reporter.js';
+import { decide, defaultThrottle, dutyPause, probeLimit, type AppCost, type Limits, type Pacing } from '../../src/exec/throttle.js';
+import { throttleSettings } from '../../src/app/apply.js';
+import { parseDirectives } from '../../src/plan/directives.js';
+import { configSchema } from '../../src/plan/config.js';
+import { PlanError } from '../../src/errors.js';
+import { formatProgress } from '../../src/ui/reporter.js';
 
 const limits: Limits = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, throttle: defaultThrottle, idleProbeMs: 1 };
 const calm: AppCost = { probeMs: 1, lockWaiters: 0, replicationLagMs: 0 };

@@ -3,9 +3,9 @@
  * Every unit and rollback goes through the plan's own parser.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadSqlParser, parseSqlUnit } from '../src/plan/sql-unit.js';
-import { scaffoldPlan, type ScaffoldUnit } from '../src/tenancy/scaffold/index.js';
-import type { Catalog, CatalogForeignKey, CatalogTable, Hop, TableAnalysis, TenancyAnalysis } from '../src/tenancy/types.js';
+import { loadSqlParser, parseSqlUnit } from '../../src/plan/sql-unit.js';
+import { scaffoldPlan, type ScaffoldUnit } from '../../src/tenancy/scaffold/index.js';
+import type { Catalog, CatalogForeignKey, CatalogTable, Hop, TableAnalysis, TenancyAnalysis } from '../../src/tenancy/types.js';
 
 beforeAll(async () => {
   await loadSqlParser();

@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { TenantifyError } from '../src/errors.js';
-import { parseDirectives } from '../src/plan/directives.js';
-import { analyzeTenancy } from '../src/tenancy/graph.js';
-import { cutToBytes, keptTableName, pgName } from '../src/tenancy/scaffold/names.js';
-import { parseQualifiedName, quoteQualified, splitTableName, tableName, writtenName } from '../src/tenancy/sql-text.js';
-import { ensureKeyTypes, keyTypeMismatches } from '../src/tenancy/key-type.js';
-import type { Catalog, CatalogTable, TenancyAnalysis } from '../src/tenancy/types.js';
-import { analyzeJson, mermaidGraph } from '../src/ui/tenancy-view.js';
-import { planRun } from '../src/plan/planner.js';
-import type { Statement } from '../src/plan/types.js';
-import { row, statement, unit } from './support/builders.js';
+import { TenantifyError } from '../../src/errors.js';
+import { parseDirectives } from '../../src/plan/directives.js';
+import { analyzeTenancy } from '../../src/tenancy/graph.js';
+import { cutToBytes, keptTableName, pgName } from '../../src/tenancy/scaffold/names.js';
+import { parseQualifiedName, quoteQualified, splitTableName, tableName, writtenName } from '../../src/tenancy/sql-text.js';
+import { ensureKeyTypes, keyTypeMismatches } from '../../src/tenancy/key-type.js';
+import type { Catalog, CatalogTable, TenancyAnalysis } from '../../src/tenancy/types.js';
+import { analyzeJson, mermaidGraph } from '../../src/ui/tenancy-view.js';
+import { planRun } from '../../src/plan/planner.js';
+import type { Statement } from '../../src/plan/types.js';
+import { row, statement, unit } from '../support/builders.js';
 
 function codeOf(run: () => unknown): string | undefined {
   try {

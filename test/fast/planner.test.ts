@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planRun } from '../src/plan/planner.js';
-import { row, statement, unit } from './support/builders.js';
+import { planRun } from '../../src/plan/planner.js';
+import { row, statement, unit } from '../support/builders.js';
 
 const ids = (entries: { unit: { id: string } }[]) => entries.map((e) => e.unit.id);
 

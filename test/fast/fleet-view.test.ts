@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compactProgress, fleetJson } from '../src/ui/fleet-view.js';
+import { compactProgress, fleetJson } from '../../src/ui/fleet-view.js';
 
 describe('the fleet view', () => {
   it("shows a backfill's progress, rate and ETA in a board line's room", () => {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runTool, streamThrough, ToolError, type ToolCommand } from '../src/db/pg-tools.js';
+import { runTool, streamThrough, ToolError, type ToolCommand } from '../../src/db/pg-tools.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pg-tools-'));
 /** 3 MB of random bytes: many pipe reads, every byte value, no valid UTF-8 to lean on. */

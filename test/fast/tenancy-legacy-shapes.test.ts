@@ -5,12 +5,12 @@
  * the graph and the scaffold; every unit and rollback goes through the plan's own parser.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadSqlParser, parseSqlUnit } from '../src/plan/sql-unit.js';
-import { analyzeTenancy, ownerHints } from '../src/tenancy/graph.js';
-import { tenancyConfigFrom } from '../src/tenancy/model.js';
-import { scaffoldPlan, type ScaffoldUnit } from '../src/tenancy/scaffold/index.js';
-import { candidateConflicts, preferredCandidates } from '../src/tenancy/analyze-data.js';
-import type { Catalog, CatalogTable, CatalogView, TableAnalysis, TenancyAnalysis } from '../src/tenancy/types.js';
+import { loadSqlParser, parseSqlUnit } from '../../src/plan/sql-unit.js';
+import { analyzeTenancy, ownerHints } from '../../src/tenancy/graph.js';
+import { tenancyConfigFrom } from '../../src/tenancy/model.js';
+import { scaffoldPlan, type ScaffoldUnit } from '../../src/tenancy/scaffold/index.js';
+import { candidateConflicts, preferredCandidates } from '../../src/tenancy/analyze-data.js';
+import type { Catalog, CatalogTable, CatalogView, TableAnalysis, TenancyAnalysis } from '../../src/tenancy/types.js';
 
 beforeAll(async () => {
   await loadSqlParser();
