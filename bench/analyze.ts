@@ -27,7 +27,20 @@ import pg from 'pg';
 import { analyze } from '../src/app/tenancy-analyze.js';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, contenderEnv, expectSuccess, fmt, loadScaledFixture, machine, median, nodeEnvNote, repoRoot, table, timed, writeResult } from './lib.js';
+import {
+  build,
+  contenderEnv,
+  expectSuccess,
+  fmt,
+  loadScaledFixture,
+  machine,
+  median,
+  nodeEnvNote,
+  repoRoot,
+  table,
+  timed,
+  writeResult,
+} from './lib.js';
 
 interface Args {
   scale: number;
@@ -87,7 +100,6 @@ function wideSchema(tables: number): string {
   return lines.join('\n');
 }
 
-
 /** 1. Data: the fixture grown, then the two contenders alternated. */
 async function dataPart(args: Args, serverUrl: string, dir: string, psqlPath: string, env: NodeJS.ProcessEnv) {
   const dbUrl = (name: string): string => {
@@ -103,7 +115,12 @@ async function dataPart(args: Args, serverUrl: string, dir: string, psqlPath: st
   writeFileSync(handFile, handWritten);
 
   const contenders = {
-    tenantify: () => timed(process.execPath, [join(repoRoot, 'bin/tenantify'), 'tenancy', 'analyze', '-d', url, '--dir', dir, '--owner', 'restaurants', '--json'], { env }),
+    tenantify: () =>
+      timed(
+        process.execPath,
+        [join(repoRoot, 'bin/tenantify'), 'tenancy', 'analyze', '-d', url, '--dir', dir, '--owner', 'restaurants', '--json'],
+        { env },
+      ),
     psql: () => timed(psqlPath, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-f', handFile], { env: libpqEnvironment(url) }),
   };
   const times: Record<keyof typeof contenders, number[]> = { tenantify: [], psql: [] };
@@ -124,7 +141,8 @@ async function dataPart(args: Args, serverUrl: string, dir: string, psqlPath: st
     }
   }
   const sum = (xs: number[] = []): number => xs.reduce((a, b) => a + b, 0);
-  if (sum(answers.tenantify) !== sum(answers.psql)) throw new Error(`the contenders disagree: tenantify ${answers.tenantify}, psql ${answers.psql}`);
+  if (sum(answers.tenantify) !== sum(answers.psql))
+    throw new Error(`the contenders disagree: tenantify ${answers.tenantify}, psql ${answers.psql}`);
   const tenantifyMs = median(times.tenantify);
   const psqlMs = median(times.psql);
 
@@ -158,7 +176,11 @@ async function main(): Promise<void> {
     const inProcess: number[] = [];
     const inProcessCpu: number[] = [];
     for (let round = 0; round < args.rounds; round++) {
-      const run = await timed(process.execPath, [join(repoRoot, 'bin/tenantify'), 'tenancy', 'analyze', '-d', wideUrl, '--dir', dir, '--owner', 't0', '--no-data', '--json'], { env });
+      const run = await timed(
+        process.execPath,
+        [join(repoRoot, 'bin/tenantify'), 'tenancy', 'analyze', '-d', wideUrl, '--dir', dir, '--owner', 't0', '--no-data', '--json'],
+        { env },
+      );
       expectSuccess('tenantify --no-data', run);
       const doc = JSON.parse(run.stdout) as { tables: unknown[] };
       if (doc.tables.length !== args.tables) throw new Error(`expected ${args.tables} tables, got ${doc.tables.length}`);
@@ -173,7 +195,9 @@ async function main(): Promise<void> {
     }
 
     if (data) {
-      console.log(`\ntenancy analyze, restaurant-platform at scale ${args.scale} (${data.rows.toLocaleString('en')} rows), ${args.rounds} alternated rounds, medians:`);
+      console.log(
+        `\ntenancy analyze, restaurant-platform at scale ${args.scale} (${data.rows.toLocaleString('en')} rows), ${args.rounds} alternated rounds, medians:`,
+      );
       console.log(
         table(
           ['contender', 'median ms', 'runs ms'],
@@ -183,7 +207,9 @@ async function main(): Promise<void> {
           ],
         ),
       );
-      console.log(`ratio tenantify / psql: ${(data.tenantifyMs / data.psqlMs).toFixed(2)}x (goal ≤ 1.5x); both count ${data.conflicts} conflicts`);
+      console.log(
+        `ratio tenantify / psql: ${(data.tenantifyMs / data.psqlMs).toFixed(2)}x (goal ≤ 1.5x); both count ${data.conflicts} conflicts`,
+      );
     }
     console.log(`\ncatalog only (--no-data), ${args.tables} tables, goal < 2000 ms:`);
     console.log(
@@ -197,7 +223,11 @@ async function main(): Promise<void> {
         ],
       ),
     );
-    console.log(`load average while measuring: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`);
+    console.log(
+      `load average while measuring: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} on ${cpus().length} cores`,
+    );
     const note = nodeEnvNote(args.keepNodeEnv);
     if (note) console.log(note);
     const file = writeResult('analyze.json', {
@@ -205,7 +235,9 @@ async function main(): Promise<void> {
       loadavg: loadavg(),
       scale: args.scale,
       rounds: args.rounds,
-      ...(data ? { data: { rows: data.rows, tenantifyMs: data.times.tenantify, psqlMs: data.times.psql, ratio: data.tenantifyMs / data.psqlMs } } : {}),
+      ...(data
+        ? { data: { rows: data.rows, tenantifyMs: data.times.tenantify, psqlMs: data.times.psql, ratio: data.tenantifyMs / data.psqlMs } }
+        : {}),
       catalog: { tables: args.tables, processMs: wideRuns, processCpuMs: wideCpu, inProcessMs: inProcess, inProcessCpuMs: inProcessCpu },
     });
     console.log(`figures: ${file}`);

@@ -34,7 +34,21 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { findPgTool } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, expectSuccess, fmt, machine, median, repoRoot, table, timed, writeResult, type Timed, sleep, withDatabase, runStatements as query } from './lib.js';
+import {
+  build,
+  expectSuccess,
+  fmt,
+  machine,
+  median,
+  repoRoot,
+  table,
+  timed,
+  writeResult,
+  type Timed,
+  sleep,
+  withDatabase,
+  runStatements as query,
+} from './lib.js';
 
 interface Args {
   rows: number;
@@ -53,8 +67,18 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = {
-    rows: 2_000_000, users: 200_000, rounds: 3, variantRounds: 1, targets: ['100ms', '1s'], parallel: 1, subquery: false,
-    only: undefined, snapshotRun: true, warmup: false, build: true, rate: 20,
+    rows: 2_000_000,
+    users: 200_000,
+    rounds: 3,
+    variantRounds: 1,
+    targets: ['100ms', '1s'],
+    parallel: 1,
+    subquery: false,
+    only: undefined,
+    snapshotRun: true,
+    warmup: false,
+    build: true,
+    rate: 20,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -280,7 +304,10 @@ function serverTime(log: string, bodyPattern: RegExp): ServerTime {
     seen.ms += ms;
     other.set(key, seen);
   }
-  time.topOther = [...other.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 6).map(([statement, v]) => ({ statement, count: v.count, ms: Math.round(v.ms) }));
+  time.topOther = [...other.entries()]
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .slice(0, 6)
+    .map(([statement, v]) => ({ statement, count: v.count, ms: Math.round(v.ms) }));
   return time;
 }
 
@@ -303,12 +330,16 @@ async function main(): Promise<void> {
     { name: 'tenantify (defaults)', kind: 'tenantify', main: true },
     ...args.targets.map((t) => ({ name: `tenantify target=${t}`, kind: 'tenantify' as const, main: false, targetDuration: t })),
   ];
-  if (args.parallel && parallelFlag) contenders.push({ name: `tenantify --parallel ${args.parallel}`, kind: 'tenantify', main: false, parallel: args.parallel });
+  if (args.parallel && parallelFlag)
+    contenders.push({ name: `tenantify --parallel ${args.parallel}`, kind: 'tenantify', main: false, parallel: args.parallel });
   else if (args.parallel) process.stderr.write(`apply --parallel is not in this build: skipped\n`);
   if (args.subquery) contenders.push({ name: 'tenantify subquery unit', kind: 'tenantify', main: false, unit: subqueryUnit });
   if (args.only) contenders = contenders.filter((c) => args.only?.some((o) => c.name.includes(o)));
 
-  const server = await startThrowawayPostgres({ prefer: (process.env['TENANTIFY_THROWAWAY'] as 'docker' | 'local' | undefined) ?? 'local', log: (l) => process.stderr.write(`${l}\n`) });
+  const server = await startThrowawayPostgres({
+    prefer: (process.env['TENANTIFY_THROWAWAY'] as 'docker' | 'local' | undefined) ?? 'local',
+    log: (l) => process.stderr.write(`${l}\n`),
+  });
   const serverLog = server.directory ? join(server.directory, 'server.log') : undefined;
   const work = mkdtempSync(join(tmpdir(), 'tenantify-bench-backfill-'));
   const results: RunResult[] = [];
@@ -322,10 +353,22 @@ async function main(): Promise<void> {
     const loadStarted = performance.now();
     await query(admin, ['CREATE DATABASE bf_template']);
     await loadTemplate(withDatabase(admin, 'bf_template'), args);
-    const [size] = await query(withDatabase(admin, 'bf_template'), ["SELECT pg_size_pretty(pg_total_relation_size('hosts')) AS hosts, pg_size_pretty(pg_database_size(current_database())) AS db"]);
-    const [settings] = await query(admin, ["SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) AS s FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'max_wal_size', 'checkpoint_timeout', 'synchronous_commit', 'fsync')"]);
-    setup = { serverVersion: version?.rows[0]?.server_version, hostsSize: size?.rows[0]?.hosts, databaseSize: size?.rows[0]?.db, settings: settings?.rows[0]?.s, loadSeconds: (performance.now() - loadStarted) / 1000 };
-    process.stderr.write(`loaded in ${fmt((performance.now() - loadStarted) / 1000)} s: hosts ${size?.rows[0]?.hosts}, database ${size?.rows[0]?.db}; ${settings?.rows[0]?.s}\n`);
+    const [size] = await query(withDatabase(admin, 'bf_template'), [
+      "SELECT pg_size_pretty(pg_total_relation_size('hosts')) AS hosts, pg_size_pretty(pg_database_size(current_database())) AS db",
+    ]);
+    const [settings] = await query(admin, [
+      "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) AS s FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'max_wal_size', 'checkpoint_timeout', 'synchronous_commit', 'fsync')",
+    ]);
+    setup = {
+      serverVersion: version?.rows[0]?.server_version,
+      hostsSize: size?.rows[0]?.hosts,
+      databaseSize: size?.rows[0]?.db,
+      settings: settings?.rows[0]?.s,
+      loadSeconds: (performance.now() - loadStarted) / 1000,
+    };
+    process.stderr.write(
+      `loaded in ${fmt((performance.now() - loadStarted) / 1000)} s: hosts ${size?.rows[0]?.hosts}, database ${size?.rows[0]?.db}; ${settings?.rows[0]?.s}\n`,
+    );
 
     const plans = new Map(contenders.map((c) => [c.name, writePlan(work, c)]));
     const runOne = async (contender: Contender, round: number): Promise<RunResult> => {
@@ -338,7 +381,7 @@ async function main(): Promise<void> {
       const url = withDatabase(admin, 'bf_run');
       const client = new pg.Client({ connectionString: url });
       await client.connect();
-      await client.query("SET log_min_duration_statement = -1; SELECT 1 FROM hosts WHERE id = 1 /* bench: warm */");
+      await client.query('SET log_min_duration_statement = -1; SELECT 1 FROM hosts WHERE id = 1 /* bench: warm */');
       const logOffset = serverLog ? statSync(serverLog).size : 0;
       const probe = new Probe(client, args.rows, args.rate);
       let run: Timed;
@@ -357,19 +400,29 @@ async function main(): Promise<void> {
         probeStats = await probe.stop();
       }
       expectSuccess(contender.name, run);
-      const result: RunResult = { contender: contender.name, round, wallMs: run.ms, rowsPerSecond: args.rows / (run.ms / 1000), probe: probeStats };
+      const result: RunResult = {
+        contender: contender.name,
+        round,
+        wallMs: run.ms,
+        rowsPerSecond: args.rows / (run.ms / 1000),
+        probe: probeStats,
+      };
       if (serverLog) result.server = serverTime(readLogFrom(serverLog, logOffset), /^UPDATE hosts h SET organization_id/);
       const check = await client.query<{ missing: string; wrong: string }>(
         `SELECT (SELECT count(*) FROM hosts WHERE organization_id IS NULL) AS missing,
                 (SELECT count(*) FROM hosts h JOIN users u ON u.id = h.user_id WHERE h.id % 97 = 0 AND h.organization_id <> u.organization_id) AS wrong`,
       );
       if (Number(check.rows[0]?.missing) !== 0 || Number(check.rows[0]?.wrong) !== 0) {
-        throw new Error(`${contender.name}: ${check.rows[0]?.missing} hosts left without organization, ${check.rows[0]?.wrong} wrong (of a sample)`);
+        throw new Error(
+          `${contender.name}: ${check.rows[0]?.missing} hosts left without organization, ${check.rows[0]?.wrong} wrong (of a sample)`,
+        );
       }
       if (contender.kind === 'tenantify') {
-        const unit = await client.query<{ duration_ms: number; progress: { batches?: number }; snapshot: { durationMs?: number; bytes?: number } | null }>(
-          `SELECT duration_ms, progress, snapshot FROM tenantify.units WHERE id = '0001_hosts_org'`,
-        );
+        const unit = await client.query<{
+          duration_ms: number;
+          progress: { batches?: number };
+          snapshot: { durationMs?: number; bytes?: number } | null;
+        }>(`SELECT duration_ms, progress, snapshot FROM tenantify.units WHERE id = '0001_hosts_org'`);
         const row = unit.rows[0];
         if (row) {
           result.unitMs = row.duration_ms;
@@ -456,15 +509,41 @@ async function main(): Promise<void> {
   const baseline = summary.find((s) => s.contender === 'one-shot UPDATE');
   const secs = (ms: number | undefined): string => (ms === undefined ? '-' : fmt(ms / 1000, 2));
   const ratio = (ms: number | undefined): string => (ms === undefined || !baseline ? '-' : `${fmt(baseline.wallMs / ms, 2)}x`);
-  console.log(`\nbackfill of ${args.rows} hosts through a join (users ${args.users}); medians; main pair ${args.rounds} rounds, variants ${Math.min(args.variantRounds, args.rounds)}; probe ${args.rate}/s`);
+  console.log(
+    `\nbackfill of ${args.rows} hosts through a join (users ${args.users}); medians; main pair ${args.rounds} rounds, variants ${Math.min(args.variantRounds, args.rounds)}; probe ${args.rate}/s`,
+  );
   console.log(String(setup['settings'] ?? ''));
   console.log(
     table(
-      ['contender', 'runs', 'wall s', 'rows/s', 'vs one-shot', 'unit s', 'unit vs one-shot', 'batches', 'probe max ms (median)', 'probe max ms (worst)', 'probe p99 ms', 'probes >1s', 'lock-wait notes'],
+      [
+        'contender',
+        'runs',
+        'wall s',
+        'rows/s',
+        'vs one-shot',
+        'unit s',
+        'unit vs one-shot',
+        'batches',
+        'probe max ms (median)',
+        'probe max ms (worst)',
+        'probe p99 ms',
+        'probes >1s',
+        'lock-wait notes',
+      ],
       summary.map((s) => [
-        s.contender, String(s.runs), secs(s.wallMs), String(Math.round(s.rowsPerSecond)), ratio(s.wallMs), secs(s.unitMs), ratio(s.unitMs),
-        s.batches === undefined ? '-' : String(s.batches), String(Math.round(s.probeMaxMedianMs)), String(Math.round(s.probeMaxWorstMs)),
-        String(Math.round(s.probeP99Ms)), `${s.probeOver1s}/${s.probes}`, s.lockWaitNotes === undefined ? '-' : String(s.lockWaitNotes),
+        s.contender,
+        String(s.runs),
+        secs(s.wallMs),
+        String(Math.round(s.rowsPerSecond)),
+        ratio(s.wallMs),
+        secs(s.unitMs),
+        ratio(s.unitMs),
+        s.batches === undefined ? '-' : String(s.batches),
+        String(Math.round(s.probeMaxMedianMs)),
+        String(Math.round(s.probeMaxWorstMs)),
+        String(Math.round(s.probeP99Ms)),
+        `${s.probeOver1s}/${s.probes}`,
+        s.lockWaitNotes === undefined ? '-' : String(s.lockWaitNotes),
       ]),
     ),
   );
@@ -475,20 +554,37 @@ async function main(): Promise<void> {
     console.log('\nwhere the time goes (server statement log, medians):');
     console.log(
       table(
-        ['contender', 'wall s', 'body statements s', 'longest body ms', 'other statements s', 'rest of wall s', 'body vs one-shot body', 'checkpoints'],
+        [
+          'contender',
+          'wall s',
+          'body statements s',
+          'longest body ms',
+          'other statements s',
+          'rest of wall s',
+          'body vs one-shot body',
+          'checkpoints',
+        ],
         summary.map((s) => {
           const base = baseline?.serverBodyMs;
           return [
-            s.contender, secs(s.wallMs), secs(s.serverBodyMs), s.serverBodyMaxMs === undefined ? '-' : String(Math.round(s.serverBodyMaxMs)), secs(s.serverOtherMs),
+            s.contender,
+            secs(s.wallMs),
+            secs(s.serverBodyMs),
+            s.serverBodyMaxMs === undefined ? '-' : String(Math.round(s.serverBodyMaxMs)),
+            secs(s.serverOtherMs),
             s.serverBodyMs === undefined ? '-' : secs(s.wallMs - s.serverBodyMs - (s.serverOtherMs ?? 0)),
-            s.serverBodyMs === undefined || base === undefined ? '-' : `${fmt(s.serverBodyMs / base, 2)}x`, s.checkpoints === undefined ? '-' : String(s.checkpoints),
+            s.serverBodyMs === undefined || base === undefined ? '-' : `${fmt(s.serverBodyMs / base, 2)}x`,
+            s.checkpoints === undefined ? '-' : String(s.checkpoints),
           ];
         }),
       ),
     );
     const tenantifyRuns = results.filter((r) => r.contender === 'tenantify (defaults)' && r.server);
     const top = tenantifyRuns[0]?.server?.topOther ?? [];
-    if (top.length) console.log(`tenantify's other statements (one run): ${top.map((t) => `${t.statement.replace(/\s+/g, ' ')} x${t.count} ${t.ms} ms`).join('; ')}`);
+    if (top.length)
+      console.log(
+        `tenantify's other statements (one run): ${top.map((t) => `${t.statement.replace(/\s+/g, ' ')} x${t.count} ${t.ms} ms`).join('; ')}`,
+      );
   }
   if (snapshotResult) {
     console.log(
@@ -501,7 +597,9 @@ async function main(): Promise<void> {
   if (baseline && main300) {
     const r = baseline.wallMs / main300.wallMs;
     console.log(`\ngoal throughput >= 0.9x one-shot: ${fmt(r, 2)}x -> ${r >= 0.9 ? 'MET' : 'NOT MET'}`);
-    console.log(`goal worst probe <= 1 s: ${Math.round(main300.probeMaxWorstMs)} ms -> ${main300.probeMaxWorstMs <= 1000 ? 'MET' : 'NOT MET'}`);
+    console.log(
+      `goal worst probe <= 1 s: ${Math.round(main300.probeMaxWorstMs)} ms -> ${main300.probeMaxWorstMs <= 1000 ? 'MET' : 'NOT MET'}`,
+    );
   }
   if (failures.length) console.log(`\nfailed contenders: ${failures.map((f) => f.contender).join(', ')}`);
   const file = writeResult('backfill.json', {

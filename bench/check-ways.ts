@@ -66,8 +66,12 @@ const schema = `
   CREATE INDEX accounts_organization ON accounts (organization_id);
   CREATE INDEX projects_organization ON projects (organization_id);
   CREATE INDEX tasks_organization ON tasks (organization_id);
-  ${tables.map((t) => `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY; ALTER TABLE ${t} FORCE ROW LEVEL SECURITY;
-  CREATE POLICY isolation ON ${t} USING (${policy}) WITH CHECK (${policy});`).join('\n  ')}
+  ${tables
+    .map(
+      (t) => `ALTER TABLE ${t} ENABLE ROW LEVEL SECURITY; ALTER TABLE ${t} FORCE ROW LEVEL SECURITY;
+  CREATE POLICY isolation ON ${t} USING (${policy}) WITH CHECK (${policy});`,
+    )
+    .join('\n  ')}
   CREATE VIEW open_tasks WITH (security_invoker = true) AS SELECT id, organization_id, title FROM tasks WHERE parent_id IS NULL;
   CREATE VIEW open_task_titles WITH (security_invoker = true) AS SELECT id, title FROM open_tasks;
   CREATE FUNCTION organization_name(org int) RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER AS $$
@@ -129,7 +133,10 @@ async function main(): Promise<void> {
     process.stderr.write(`loaded in ${fmt(load.ms / 1000)} s\n`);
 
     const dir = mkdtempSync(join(tmpdir(), 'check-ways-bench-'));
-    writeFileSync(join(dir, 'tenantify.config.json'), JSON.stringify({ tenancy: { owner: 'accounts', tenants: 'organizations', key: 'organization_id', rls: true } }));
+    writeFileSync(
+      join(dir, 'tenantify.config.json'),
+      JSON.stringify({ tenancy: { owner: 'accounts', tenants: 'organizations', key: 'organization_id', rls: true } }),
+    );
     const cli = join(repoRoot, 'bin', 'tenantify');
     const script = join(dir, 'by-hand.sql');
     // Tenants A and B as the probe picks them for tasks: the first and the last key.
@@ -142,7 +149,11 @@ async function main(): Promise<void> {
         return run.ms;
       },
       tenantify: async () => {
-        const run = await timed(process.execPath, [cli, 'tenancy', 'check', '-d', target, '--dir', dir, '--as', role, '--json', '--rule', ...rules], { env: contenderEnv(false) });
+        const run = await timed(
+          process.execPath,
+          [cli, 'tenancy', 'check', '-d', target, '--dir', dir, '--as', role, '--json', '--rule', ...rules],
+          { env: contenderEnv(false) },
+        );
         if (run.code !== 3) expectSuccess('tenantify', run); // 3: the planted violations, as expected
         const doc = JSON.parse(run.stdout) as { findings: { rule: string; rows: number | null }[] };
         found = doc.findings.map((f) => `${f.rule} ${f.rows ?? ''}`.trim()).join(', ');
@@ -169,7 +180,9 @@ async function main(): Promise<void> {
       const m = median(times.get(n) ?? []);
       return [n, fmt(m), (m / psqlMs).toFixed(2)];
     });
-    console.log(`\ntenancy check, ${rules.length} rules (all but probe-write-leak), on ${rows.toLocaleString()} tasks under forced row level security, median of ${rounds} rounds, wall ms`);
+    console.log(
+      `\ntenancy check, ${rules.length} rules (all but probe-write-leak), on ${rows.toLocaleString()} tasks under forced row level security, median of ${rounds} rounds, wall ms`,
+    );
     console.log(table(['contender', 'ms', 'x psql'], rowsOut));
     console.log(`tenantify found: ${found}`);
     const ratio = median(times.get('tenantify') ?? []) / psqlMs;

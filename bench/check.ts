@@ -100,7 +100,10 @@ async function main(): Promise<void> {
     process.stderr.write(`loaded in ${fmt(load.ms / 1000)} s\n`);
 
     const dir = mkdtempSync(join(tmpdir(), 'check-bench-'));
-    writeFileSync(join(dir, 'tenantify.config.json'), JSON.stringify({ tenancy: { owner: 'accounts', tenants: 'organizations', key: 'organization_id' } }));
+    writeFileSync(
+      join(dir, 'tenantify.config.json'),
+      JSON.stringify({ tenancy: { owner: 'accounts', tenants: 'organizations', key: 'organization_id' } }),
+    );
     const cli = join(repoRoot, 'bin', 'tenantify');
     const script = join(dir, 'anti-joins.sql');
     writeFileSync(script, handWritten);
@@ -111,11 +114,17 @@ async function main(): Promise<void> {
       psql: async () => {
         const run = await timed(psql.path, ['-X', '-q', '-t', '-A', '-v', 'ON_ERROR_STOP=1', '-d', target, '-f', script]);
         expectSuccess('psql', run);
-        psqlCounts = run.stdout.split('\n').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
+        psqlCounts = run.stdout
+          .split('\n')
+          .map(Number)
+          .filter((n) => n > 0)
+          .sort((a, b) => a - b);
         return run.ms;
       },
       tenantify: async () => {
-        const run = await timed(process.execPath, [cli, 'tenancy', 'check', '-d', target, '--dir', dir, '--json', '--rule', ...rules], { env: contenderEnv(false) });
+        const run = await timed(process.execPath, [cli, 'tenancy', 'check', '-d', target, '--dir', dir, '--json', '--rule', ...rules], {
+          env: contenderEnv(false),
+        });
         if (run.code !== 3) expectSuccess('tenantify', run); // 3: the planted violations, as expected
         tenantifyCounts = (JSON.parse(run.stdout) as { findings: { rows: number }[] }).findings.map((f) => f.rows).sort((a, b) => a - b);
         return run.ms;
@@ -144,7 +153,9 @@ async function main(): Promise<void> {
       const m = median(times.get(n) ?? []);
       return [n, fmt(m), (m / psqlMs).toFixed(2)];
     });
-    console.log(`\ntenancy check data rules on ${rows.toLocaleString()} tasks (+ 200,000 projects, 50,000 accounts), median of ${rounds} rounds, wall ms`);
+    console.log(
+      `\ntenancy check data rules on ${rows.toLocaleString()} tasks (+ 200,000 projects, 50,000 accounts), median of ${rounds} rounds, wall ms`,
+    );
     console.log(table(['contender', 'ms', 'x psql'], rowsOut));
     const ratio = median(times.get('tenantify') ?? []) / psqlMs;
     console.log(`both found the same violations: ${psqlCounts.join(', ')} rows`);

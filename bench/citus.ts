@@ -37,7 +37,20 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { findCitus, startThrowawayCitus, startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, contenderEnv, expectSuccess, fmt, loadScaledFixture, machine, median, repoRoot, runStatements, table, timed, writeResult } from './lib.js';
+import {
+  build,
+  contenderEnv,
+  expectSuccess,
+  fmt,
+  loadScaledFixture,
+  machine,
+  median,
+  repoRoot,
+  runStatements,
+  table,
+  timed,
+  writeResult,
+} from './lib.js';
 
 interface Args {
   scale: number;
@@ -78,7 +91,16 @@ async function writePlans(args: Args, env: NodeJS.ProcessEnv): Promise<{ cluster
     cpSync(join(repoRoot, 'fixtures', fixture, 'scaffold.config.json'), join(dir, 'tenantify.config.json'));
     const scaffold = await timed(
       process.execPath,
-      [join(repoRoot, 'bin/tenantify'), 'tenancy', 'scaffold', flag, '--fixture', join(repoRoot, 'fixtures', fixture, 'legacy.sql'), '--dir', dir],
+      [
+        join(repoRoot, 'bin/tenantify'),
+        'tenancy',
+        'scaffold',
+        flag,
+        '--fixture',
+        join(repoRoot, 'fixtures', fixture, 'legacy.sql'),
+        '--dir',
+        dir,
+      ],
       { env },
     );
     expectSuccess(`tenancy scaffold ${flag}`, scaffold);
@@ -86,7 +108,10 @@ async function writePlans(args: Args, env: NodeJS.ProcessEnv): Promise<{ cluster
     const last = Math.max(...readdirSync(join(dir, 'rollbacks')).map((f) => Number(f.slice(0, 4))));
     const column = `${String(last + 1).padStart(4, '0')}_reservations_total_cents`;
     const backfill = `${String(last + 2).padStart(4, '0')}_backfill_reservations_total_cents`;
-    writeFileSync(join(dir, 'migrations', `${column}.sql`), `-- Adds reservations.total_cents, which the next unit fills.\nALTER TABLE public.reservations ADD COLUMN total_cents bigint;\n`);
+    writeFileSync(
+      join(dir, 'migrations', `${column}.sql`),
+      `-- Adds reservations.total_cents, which the next unit fills.\nALTER TABLE public.reservations ADD COLUMN total_cents bigint;\n`,
+    );
     writeFileSync(join(dir, 'rollbacks', `${column}.sql`), 'ALTER TABLE public.reservations DROP COLUMN total_cents;\n');
     writeFileSync(
       join(dir, 'backfills', `${backfill}.sql`),
@@ -137,10 +162,14 @@ async function measure(name: string, url: string, dir: string, args: Args, env: 
   const log = (text: string): void => void process.stderr.write(`${name}: ${text}\n`);
   const loaded = await loadScaledFixture(url, fixture, args.scale);
   log(`${fixture} at scale ${args.scale}: ${loaded.rows.toLocaleString('en')} rows in ${fmt(loaded.ms / 1000)} s`);
-  const stem = (sub: string, suffix: string): string => (readdirSync(join(dir, sub)).find((f) => f.endsWith(suffix)) ?? suffix).replace(/\.sql$/, '');
+  const stem = (sub: string, suffix: string): string =>
+    (readdirSync(join(dir, sub)).find((f) => f.endsWith(suffix)) ?? suffix).replace(/\.sql$/, '');
   const columnUnit = stem('migrations', '_reservations_total_cents.sql');
   const backfillUnit = stem('backfills', '_backfill_reservations_total_cents.sql');
-  const apply = (extra: string[]) => timed(process.execPath, [join(repoRoot, 'bin/tenantify'), 'apply', '-d', url, '--dir', dir, '--no-snapshot', '--json', ...extra], { env });
+  const apply = (extra: string[]) =>
+    timed(process.execPath, [join(repoRoot, 'bin/tenantify'), 'apply', '-d', url, '--dir', dir, '--no-snapshot', '--json', ...extra], {
+      env,
+    });
   const upgrade = await apply(['--to', columnUnit]);
   expectSuccess(`${name}: apply --to ${columnUnit}`, upgrade);
   log(`upgrade plan applied in ${fmt(upgrade.ms / 1000)} s`);
@@ -224,16 +253,30 @@ async function main(): Promise<void> {
           ['tenant read p95 ms', fmt(one.readP95Ms, 2), fmt(many.readP95Ms, 2), ratio(many.readP95Ms, one.readP95Ms)],
           ['tasks per tenant read', one.tasks, many.tasks, ''],
           ['backfill total ms (ledger)', fmt(one.backfillMs, 0), fmt(many.backfillMs, 0), ratio(many.backfillMs, one.backfillMs)],
-          ['batches (rows per batch)', `${one.batches} (${Math.round(one.rows / one.batches)})`, `${many.batches} (${Math.round(many.rows / many.batches)})`, ''],
+          [
+            'batches (rows per batch)',
+            `${one.batches} (${Math.round(one.rows / one.batches)})`,
+            `${many.batches} (${Math.round(many.rows / many.batches)})`,
+            '',
+          ],
           ['median batch ms', fmt(one.batchMedianMs, 1), fmt(many.batchMedianMs, 1), ratio(many.batchMedianMs, one.batchMedianMs)],
           ['worst batch ms', fmt(one.batchWorstMs, 1), fmt(many.batchWorstMs, 1), ratio(many.batchWorstMs, one.batchWorstMs)],
           ['sum of batch transactions ms', fmt(sum(one.batchMs), 0), fmt(sum(many.batchMs), 0), ratio(sum(many.batchMs), sum(one.batchMs))],
-          ['rest of the unit ms (key ranges, commits...)', fmt(one.backfillMs - sum(one.batchMs), 0), fmt(many.backfillMs - sum(many.batchMs), 0), ratio(many.backfillMs - sum(many.batchMs), one.backfillMs - sum(one.batchMs))],
+          [
+            'rest of the unit ms (key ranges, commits...)',
+            fmt(one.backfillMs - sum(one.batchMs), 0),
+            fmt(many.backfillMs - sum(many.batchMs), 0),
+            ratio(many.backfillMs - sum(many.batchMs), one.backfillMs - sum(one.batchMs)),
+          ],
           ['upgrade plan apply s', fmt(one.upgradeMs / 1000, 1), fmt(many.upgradeMs / 1000, 1), ratio(many.upgradeMs, one.upgradeMs)],
         ],
       ),
     );
-    console.log(`load average: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(
+      `load average: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     const file = writeResult('citus.json', { machine: machine(), loadavg: loadavg(), args, single: one, cluster: many });
     console.log(`written to ${file}`);
   } finally {

@@ -45,12 +45,19 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.e
     const child = spawn(command, args, { env, shell, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`))));
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(performance.now() - started)
+        : reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`)),
+    );
   });
 }
 
 function fixtureAt(multiplier: number): string {
-  return readFileSync(join(repoRoot, 'fixtures/schema-per-customer/legacy.sql'), 'utf8').replace(/SELECT pg_temp\.customer\('(\w+)', (\d+)(, true)?\);/g, (_m, name: string, n: string, drifted?: string) => `SELECT pg_temp.customer('${name}', ${Number(n) * multiplier}${drifted ?? ''});`);
+  return readFileSync(join(repoRoot, 'fixtures/schema-per-customer/legacy.sql'), 'utf8').replace(
+    /SELECT pg_temp\.customer\('(\w+)', (\d+)(, true)?\);/g,
+    (_m, name: string, n: string, drifted?: string) => `SELECT pg_temp.customer('${name}', ${Number(n) * multiplier}${drifted ?? ''});`,
+  );
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -67,12 +74,26 @@ try {
   await sql(db('postgres'), 'CREATE DATABASE fx');
   await sql(db('fx'), fixtureAt(scale));
   await sql(db('fx'), 'DROP SCHEMA customer_zeta CASCADE');
-  const [counted] = (await sql(db('fx'), "SELECT sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', table_schema, table_name), false, true, '')))[1]::text::bigint) AS n FROM information_schema.tables WHERE table_schema LIKE 'customer_%'")).rows as { n: string }[];
+  const [counted] = (
+    await sql(
+      db('fx'),
+      "SELECT sum((xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', table_schema, table_name), false, true, '')))[1]::text::bigint) AS n FROM information_schema.tables WHERE table_schema LIKE 'customer_%'",
+    )
+  ).rows as { n: string }[];
   const rows = Number(counted?.n ?? 0);
   // The floor's target: the same database with the customer schemas' tables emptied.
-  const customerTables = (await sql(db('fx'), "SELECT string_agg(format('%I.%I', table_schema, table_name), ', ') AS t FROM information_schema.tables WHERE table_schema LIKE 'customer_%'")).rows[0] as { t: string };
+  const customerTables = (
+    await sql(
+      db('fx'),
+      "SELECT string_agg(format('%I.%I', table_schema, table_name), ', ') AS t FROM information_schema.tables WHERE table_schema LIKE 'customer_%'",
+    )
+  ).rows[0] as { t: string };
 
-  const times: Record<string, number[]> = { 'tenantify apply (--ids keep)': [], 'tenantify apply (--ids remap)': [], 'pg_dump --data-only | psql': [] };
+  const times: Record<string, number[]> = {
+    'tenantify apply (--ids keep)': [],
+    'tenantify apply (--ids remap)': [],
+    'pg_dump --data-only | psql': [],
+  };
   for (let round = 0; round < rounds; round++) {
     for (const ids of ['keep', 'remap']) {
       const name = `a_${ids}_${round}`;
@@ -85,30 +106,69 @@ try {
     const floor = `b_${round}`;
     await sql(db('postgres'), `CREATE DATABASE ${floor} TEMPLATE fx`);
     await sql(db(floor), `TRUNCATE ${customerTables.t}`);
-    times['pg_dump --data-only | psql']?.push(await run(`pg_dump --data-only -n 'customer_*' -d '${db('fx')}' | psql -q -v ON_ERROR_STOP=1 -d '${db(floor)}'`, [], process.env, true));
+    times['pg_dump --data-only | psql']?.push(
+      await run(
+        `pg_dump --data-only -n 'customer_*' -d '${db('fx')}' | psql -q -v ON_ERROR_STOP=1 -d '${db(floor)}'`,
+        [],
+        process.env,
+        true,
+      ),
+    );
     await sql(db('postgres'), `DROP DATABASE ${floor}`);
   }
   const floorMs = median(times['pg_dump --data-only | psql'] as number[]);
   console.log(`\n1. eight customer schemas, ${rows} rows (scale ${scale}), ${rounds} round(s), median wall time:`);
-  for (const [name, xs] of Object.entries(times)) console.log(`   ${name.padEnd(32)} ${(median(xs) / 1000).toFixed(2)} s   ${(median(xs) / floorMs).toFixed(2)}x the floor`);
+  for (const [name, xs] of Object.entries(times))
+    console.log(`   ${name.padEnd(32)} ${(median(xs) / 1000).toFixed(2)} s   ${(median(xs) / floorMs).toFixed(2)}x the floor`);
 
   console.error(`\nloading one customer at scale ${dbScale} into a database of its own...`);
   await sql(db('postgres'), 'CREATE DATABASE big_fx');
-  await sql(db('big_fx'), fixtureAt(1).replace(/SELECT pg_temp\.customer\('(\w+)', (\d+)(, true)?\);\n/g, '') + `SELECT pg_temp.customer('app', ${2500 * dbScale});`);
+  await sql(
+    db('big_fx'),
+    fixtureAt(1).replace(/SELECT pg_temp\.customer\('(\w+)', (\d+)(, true)?\);\n/g, '') +
+      `SELECT pg_temp.customer('app', ${2500 * dbScale});`,
+  );
   await sql(db('postgres'), 'CREATE DATABASE big_target TEMPLATE big_fx');
   await sql(db('big_target'), 'DROP SCHEMA app CASCADE');
-  const [size] = (await sql(db('big_fx'), "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) AS size, (SELECT count(*) FROM app.tasks) + (SELECT count(*) FROM app.users) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND c.relkind = 'r'")).rows as { size: string; n: string }[];
+  const [size] = (
+    await sql(
+      db('big_fx'),
+      "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) AS size, (SELECT count(*) FROM app.tasks) + (SELECT count(*) FROM app.users) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND c.relkind = 'r'",
+    )
+  ).rows as { size: string; n: string }[];
   writeFileSync(join(work, 'sources.txt'), `big ${db('big_fx')}\n`);
   const dir = join(work, 'big');
   mkdirSync(join(dir, 'node_modules'), { recursive: true });
   symlinkSync(repoRoot, join(dir, 'node_modules', 'tenantify'));
-  await run(bin, ['tenancy', 'consolidate', '--from-databases', join(work, 'sources.txt'), '--source-schema', 'app', '-d', db('big_target'), '--dir', dir]);
+  await run(bin, [
+    'tenancy',
+    'consolidate',
+    '--from-databases',
+    join(work, 'sources.txt'),
+    '--source-schema',
+    'app',
+    '-d',
+    db('big_target'),
+    '--dir',
+    dir,
+  ]);
   const peakFile = join(work, 'peak');
-  writeFileSync(join(work, 'peak.cjs'), `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(peakFile)}, String(process.resourceUsage().maxRSS)));\n`);
-  const ms = await run(bin, ['apply', '-d', db('big_target'), '--dir', dir], { ...process.env, NODE_OPTIONS: `--require ${join(work, 'peak.cjs')}` });
-  const [staged] = (await sql(db('big_target'), 'SELECT rows, bytes FROM consolidate_stage_big.tenantify_staged')).rows as { rows: string; bytes: string }[];
+  writeFileSync(
+    join(work, 'peak.cjs'),
+    `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(peakFile)}, String(process.resourceUsage().maxRSS)));\n`,
+  );
+  const ms = await run(bin, ['apply', '-d', db('big_target'), '--dir', dir], {
+    ...process.env,
+    NODE_OPTIONS: `--require ${join(work, 'peak.cjs')}`,
+  });
+  const [staged] = (await sql(db('big_target'), 'SELECT rows, bytes FROM consolidate_stage_big.tenantify_staged')).rows as {
+    rows: string;
+    bytes: string;
+  }[];
   console.log(`\n2. --from-databases: one customer database, ${size?.n} users and tasks (${size?.size} on disk):`);
-  console.log(`   apply ${(ms / 1000).toFixed(2)} s; COPY carried ${staged?.rows} rows, ${(Number(staged?.bytes) / 1024 / 1024).toFixed(1)} MB (binary); peak memory of tenantify ${(Number(readFileSync(peakFile, 'utf8')) / 1024).toFixed(0)} MB`);
+  console.log(
+    `   apply ${(ms / 1000).toFixed(2)} s; COPY carried ${staged?.rows} rows, ${(Number(staged?.bytes) / 1024 / 1024).toFixed(1)} MB (binary); peak memory of tenantify ${(Number(readFileSync(peakFile, 'utf8')) / 1024).toFixed(0)} MB`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
   await server.close();

@@ -17,7 +17,19 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, expectSuccess, fmt, machine, median, repoRoot, runStatements as query, table, timed, withDatabase, writeResult } from './lib.js';
+import {
+  build,
+  expectSuccess,
+  fmt,
+  machine,
+  median,
+  repoRoot,
+  runStatements as query,
+  table,
+  timed,
+  withDatabase,
+  writeResult,
+} from './lib.js';
 
 interface Args {
   targets: number;
@@ -89,29 +101,58 @@ async function main(): Promise<void> {
       const order = round % 2 === 0 ? contenders : [...contenders].reverse();
       for (const contender of order) {
         const names = Array.from({ length: args.targets }, (_, i) => `fleet_r${round}_p${contender.parallel}_${i + 1}`);
-        await query(server.url, names.map((n) => `CREATE DATABASE ${n} TEMPLATE fleet_template`));
+        await query(
+          server.url,
+          names.map((n) => `CREATE DATABASE ${n} TEMPLATE fleet_template`),
+        );
         await query(server.url, ['CHECKPOINT']);
         const file = join(dir, 'targets.txt');
         writeFileSync(file, names.map((n) => `${n} ${withDatabase(server.url, n)}`).join('\n'));
-        const run = await timed(process.execPath, [join(repoRoot, 'bin/tenantify'), 'apply', '--targets', file, '--dir', dir, '--parallel', String(contender.parallel), ...(args.snapshots ? [] : ['--no-snapshot']), '--json']);
+        const run = await timed(process.execPath, [
+          join(repoRoot, 'bin/tenantify'),
+          'apply',
+          '--targets',
+          file,
+          '--dir',
+          dir,
+          '--parallel',
+          String(contender.parallel),
+          ...(args.snapshots ? [] : ['--no-snapshot']),
+          '--json',
+        ]);
         expectSuccess(contender.label, run);
         times.get(contender.label)?.push(run.ms);
         if (run.cpuMs !== undefined) cpu.get(contender.label)?.push(run.cpuMs);
-        process.stderr.write(`round ${round + 1}: ${contender.label} ${fmt(run.ms)} ms (client CPU ${run.cpuMs === undefined ? '?' : fmt(run.cpuMs)} ms)\n`);
-        await query(server.url, names.map((n) => `DROP DATABASE ${n}`));
+        process.stderr.write(
+          `round ${round + 1}: ${contender.label} ${fmt(run.ms)} ms (client CPU ${run.cpuMs === undefined ? '?' : fmt(run.cpuMs)} ms)\n`,
+        );
+        await query(
+          server.url,
+          names.map((n) => `DROP DATABASE ${n}`),
+        );
       }
     }
     const serial = median(times.get('--parallel 1') ?? []);
     const rows = contenders.map((c) => {
       const ms = median(times.get(c.label) ?? []);
       const clientCpu = cpu.get(c.label) ?? [];
-      return [c.label, fmt(ms), (times.get(c.label) ?? []).map((t) => fmt(t, 0)).join(' '), (ms / serial).toFixed(2), clientCpu.length > 0 ? fmt(median(clientCpu)) : '?'];
+      return [
+        c.label,
+        fmt(ms),
+        (times.get(c.label) ?? []).map((t) => fmt(t, 0)).join(' '),
+        (ms / serial).toFixed(2),
+        clientCpu.length > 0 ? fmt(median(clientCpu)) : '?',
+      ];
     });
-    console.log(`apply --targets: ${args.targets} targets of ${args.rows.toLocaleString('en-US')} projects each, ${args.rounds} rounds${args.snapshots ? ', with snapshots' : ', --no-snapshot'}`);
+    console.log(
+      `apply --targets: ${args.targets} targets of ${args.rows.toLocaleString('en-US')} projects each, ${args.rounds} rounds${args.snapshots ? ', with snapshots' : ', --no-snapshot'}`,
+    );
     console.log(table(['contender', 'median ms', 'rounds ms', 'x serial', 'client CPU ms'], rows));
     const ratio = median(times.get(`--parallel ${args.parallel}`) ?? []) / serial;
     console.log(`--parallel ${args.parallel} takes ${ratio.toFixed(2)}x the serial time (goal: at most 0.6x)`);
-    console.log(`results: ${writeResult('fleet', { args, machine: machine(), times: Object.fromEntries(times), clientCpu: Object.fromEntries(cpu), ratio })}`);
+    console.log(
+      `results: ${writeResult('fleet', { args, machine: machine(), times: Object.fromEntries(times), clientCpu: Object.fromEntries(cpu), ratio })}`,
+    );
   } finally {
     await server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -33,11 +33,15 @@ try {
   const url = new URL(server.url);
   url.pathname = '/large_unit';
   const measure = (command: string): { command: string; exit: number | null; seconds: number; peakMb: number } => {
-    const run = spawnSync('/usr/bin/time', ['-v', process.execPath, join(repoRoot, 'bin/tenantify'), command, '--dir', dir, '-d', url.toString()], {
-      env: { ...process.env, TENANTIFY_CACHE_DIR: 'none' },
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    const run = spawnSync(
+      '/usr/bin/time',
+      ['-v', process.execPath, join(repoRoot, 'bin/tenantify'), command, '--dir', dir, '-d', url.toString()],
+      {
+        env: { ...process.env, TENANTIFY_CACHE_DIR: 'none' },
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
     const peakKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(run.stderr)?.[1] ?? 0);
     const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(run.stderr);
     const seconds = wall ? Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]) : NaN;

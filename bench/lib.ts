@@ -55,7 +55,11 @@ export function timed(command: string, args: string[], options: { env?: NodeJS.P
   return new Promise((resolve, reject) => {
     const [program, argv] = timeBinary ? [timeBinary, ['-f', `${timeMarker} %U %S`, command, ...args]] : [command, args];
     const started = performance.now();
-    const child = spawn(program, argv, { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(program, argv, {
+      cwd: options.cwd ?? repoRoot,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -91,7 +95,8 @@ export function fmt(ms: number, digits = 1): string {
 /** A plain text table, right-aligned numbers. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -109,7 +114,11 @@ export function build(): void {
 }
 
 export function machine(): Record<string, unknown> {
-  return { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency };
+  return {
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency,
+  };
 }
 
 /**
@@ -173,7 +182,11 @@ export async function loadScaledFixture(url: string, fixture: string, scale: num
   if (!psql) throw new Error('psql not found');
   const started = performance.now();
   for (const file of ['legacy.sql', 'scale.sql']) {
-    const load = await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `scale=${scale}`, '-f', join(repoRoot, 'fixtures', fixture, file)], { env: libpqEnvironment(url) });
+    const load = await timed(
+      psql.path,
+      ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `scale=${scale}`, '-f', join(repoRoot, 'fixtures', fixture, file)],
+      { env: libpqEnvironment(url) },
+    );
     expectSuccess(`loading ${fixture}/${file}`, load);
   }
   const [, counted] = await runStatements(url, [

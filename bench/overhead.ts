@@ -21,7 +21,20 @@ import pg from 'pg';
 import { ensurePeers } from './peers.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
 import { generatePlans, type Plans } from './plans.js';
-import { build, contenderEnv, expectSuccess, fmt, machine, median, nodeEnvNote, serverChildCpuMs, table, timed, writeResult, type Timed } from './lib.js';
+import {
+  build,
+  contenderEnv,
+  expectSuccess,
+  fmt,
+  machine,
+  median,
+  nodeEnvNote,
+  serverChildCpuMs,
+  table,
+  timed,
+  writeResult,
+  type Timed,
+} from './lib.js';
 
 interface Args {
   units: number;
@@ -35,7 +48,16 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { units: 200, rounds: 5, build: true, tools: undefined, keep: false, variants: [], tenantifyArgs: [], keepNodeEnv: false };
+  const args: Args = {
+    units: 200,
+    rounds: 5,
+    build: true,
+    tools: undefined,
+    keep: false,
+    variants: [],
+    tenantifyArgs: [],
+    keepNodeEnv: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--units') args.units = Number(argv[++i]);
@@ -70,14 +92,18 @@ const childEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
   return { ...env, ...extra };
 };
 
-const count = async (client: pg.Client, query: string): Promise<number> => Number((await client.query<{ n: string }>(query)).rows[0]?.n ?? -1);
+const count = async (client: pg.Client, query: string): Promise<number> =>
+  Number((await client.query<{ n: string }>(query)).rows[0]?.n ?? -1);
 
 function tenantifyTool(name: string, bin: string, extra: string[], env: Record<string, string> = {}): Tool {
-  const settings = Object.entries(env).map(([k, v]) => `${k}=${v} `).join('');
+  const settings = Object.entries(env)
+    .map(([k, v]) => `${k}=${v} `)
+    .join('');
   return {
     name,
     what: `${settings}node ${bin} apply -d URL --dir DIR${extra.length ? ` ${extra.join(' ')}` : ''}`,
-    run: (url, plans) => timed(process.execPath, [bin, 'apply', '-d', url, '--dir', plans.tenantify, '--no-color', ...extra], { env: childEnv(env) }),
+    run: (url, plans) =>
+      timed(process.execPath, [bin, 'apply', '-d', url, '--dir', plans.tenantify, '--no-color', ...extra], { env: childEnv(env) }),
     ledgerCount: (c) => count(c, "SELECT count(*) AS n FROM tenantify.units WHERE status = 'applied' AND verify_results IS NOT NULL"),
   };
 }
@@ -87,7 +113,11 @@ const peers: Tool[] = [
     name: 'dbmate',
     what: 'dbmate --url URL?sslmode=disable --migrations-dir DIR --no-dump-schema migrate (Go binary)',
     run: (url, plans) =>
-      timed(ensurePeers().dbmateBinary, ['--url', `${url}?sslmode=disable`, '--migrations-dir', plans.dbmate, '--no-dump-schema', 'migrate'], { env: childEnv() }),
+      timed(
+        ensurePeers().dbmateBinary,
+        ['--url', `${url}?sslmode=disable`, '--migrations-dir', plans.dbmate, '--no-dump-schema', 'migrate'],
+        { env: childEnv() },
+      ),
     ledgerCount: (c) => count(c, 'SELECT count(*) AS n FROM schema_migrations'),
   },
   {
@@ -175,17 +205,25 @@ async function main(): Promise<void> {
         await check.connect();
         try {
           const tablesMade = await count(check, "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' AND relname LIKE 'bench_t%'");
-          const commented = await count(check, "SELECT count(*) AS n FROM pg_class c JOIN pg_description d ON d.objoid = c.oid AND d.objsubid = 0 WHERE c.relname LIKE 'bench_t%' AND c.relkind = 'r'");
+          const commented = await count(
+            check,
+            "SELECT count(*) AS n FROM pg_class c JOIN pg_description d ON d.objoid = c.oid AND d.objsubid = 0 WHERE c.relname LIKE 'bench_t%' AND c.relkind = 'r'",
+          );
           const ledger = await tool.ledgerCount(check);
           if (tablesMade !== args.units || commented !== args.units || (ledger !== undefined && ledger !== args.units)) {
-            throw new Error(`${tool.name} round ${round}: ${tablesMade} tables, ${commented} comments, ledger ${ledger}; expected ${args.units}`);
+            throw new Error(
+              `${tool.name} round ${round}: ${tablesMade} tables, ${commented} comments, ledger ${ledger}; expected ${args.units}`,
+            );
           }
         } finally {
           await check.end();
         }
         if (!args.keep) await admin.query(`DROP DATABASE ${db}`);
         samples.get(tool.name)?.push(result.ms);
-        const cpu = result.cpuMs === undefined ? '' : `  (client CPU ${fmt(result.cpuMs, 0)} ms, server CPU ${fmt((cpuAfter ?? 0) - (cpuBefore ?? 0), 0)} ms)`;
+        const cpu =
+          result.cpuMs === undefined
+            ? ''
+            : `  (client CPU ${fmt(result.cpuMs, 0)} ms, server CPU ${fmt((cpuAfter ?? 0) - (cpuBefore ?? 0), 0)} ms)`;
         process.stderr.write(`round ${round} ${tool.name.padEnd(18)} ${fmt(result.ms, 0).padStart(7)} ms${cpu}\n`);
       }
     }
@@ -222,10 +260,14 @@ async function main(): Promise<void> {
       roundsSlowerThanTenantify: s.filter((v, round) => v > (referenceSamples[round] as number)).length,
     };
   });
-  console.log(`\nbench/overhead: ${args.units} units x ${args.rounds} rounds, PostgreSQL ${serverVersion} (local, fsync=off), ${process.version}`);
+  console.log(
+    `\nbench/overhead: ${args.units} units x ${args.rounds} rounds, PostgreSQL ${serverVersion} (local, fsync=off), ${process.version}`,
+  );
   const envNote = nodeEnvNote(args.keepNodeEnv);
   if (envNote) console.log(`environment: ${envNote}`);
-  console.log(`ratio = tool median / ${reference} median; paired = median over the rounds of the tool's time / ${reference}'s in the same round;`);
+  console.log(
+    `ratio = tool median / ${reference} median; paired = median over the rounds of the tool's time / ${reference}'s in the same round;`,
+  );
   console.log(`slower = rounds in which the tool took longer than ${reference} (above 1 and many: slower than ${reference})\n`);
   console.log(
     table(

@@ -18,7 +18,9 @@ export function ensurePeers(): { dbmateBinary: string; nodePgMigrateBin: string 
   if (!existsSync(pgmBin) || !existsSync(dbmatePackage)) {
     process.stderr.write(`installing the peer tools into ${toolsDir} ...\n`);
     const specs = Object.entries(peerVersions).map(([name, version]) => `${name}@${version}`);
-    execFileSync('npm', ['install', '--prefix', toolsDir, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', ...specs], { stdio: 'inherit' });
+    execFileSync('npm', ['install', '--prefix', toolsDir, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', ...specs], {
+      stdio: 'inherit',
+    });
   }
   const require = createRequire(join(toolsDir, 'noop.js'));
   const { resolveBinary } = require('dbmate') as { resolveBinary: () => string };

@@ -46,7 +46,19 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { scale: 10, baseline: 60, chunk: 15, clients: 4, threads: 2, rate: 200, rollback: true, keepPlan: false, fallbacks: false, build: true, maxSeconds: 900 };
+  const args: Args = {
+    scale: 10,
+    baseline: 60,
+    chunk: 15,
+    clients: 4,
+    threads: 2,
+    rate: 200,
+    rollback: true,
+    keepPlan: false,
+    fallbacks: false,
+    build: true,
+    maxSeconds: 900,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--scale') args.scale = Number(argv[++i]);
@@ -91,12 +103,35 @@ async function workload(url: string, args: Args, logDir: string, done: () => boo
   const chunks: Chunk[] = [];
   while (!done()) {
     const prefix = join(logDir, `chunk${chunks.length}`);
-    const run = await timed(pgbench, ['-n', '-c', String(args.clients), '-j', String(args.threads), '-R', String(args.rate), '-T', String(args.chunk), '-l', `--log-prefix=${prefix}`], {
-      env: libpqEnvironment(url),
-      cwd: logDir,
-    });
+    const run = await timed(
+      pgbench,
+      [
+        '-n',
+        '-c',
+        String(args.clients),
+        '-j',
+        String(args.threads),
+        '-R',
+        String(args.rate),
+        '-T',
+        String(args.chunk),
+        '-l',
+        `--log-prefix=${prefix}`,
+      ],
+      {
+        env: libpqEnvironment(url),
+        cwd: logDir,
+      },
+    );
     const aborted = [...run.stderr.matchAll(/client (\d+) (?:script \d+ )?aborted/g)].map((m) => Number(m[1]));
-    chunks.push({ exitCode: run.code, abortedClients: [...new Set(aborted)], failures: run.stderr.split('\n').filter((l) => /aborted|ERROR/.test(l)).slice(0, 5) });
+    chunks.push({
+      exitCode: run.code,
+      abortedClients: [...new Set(aborted)],
+      failures: run.stderr
+        .split('\n')
+        .filter((l) => /aborted|ERROR/.test(l))
+        .slice(0, 5),
+    });
   }
   return chunks;
 }
@@ -136,7 +171,12 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** Runs `during` (or waits `seconds`) beside the workload; the figures of the transactions that ended meanwhile. */
-async function phase(name: string, url: string, args: Args, during: { seconds: number } | { run: () => Promise<Timed> }): Promise<{ figures: PhaseFigures; run?: Timed }> {
+async function phase(
+  name: string,
+  url: string,
+  args: Args,
+  during: { seconds: number } | { run: () => Promise<Timed> },
+): Promise<{ figures: PhaseFigures; run?: Timed }> {
   const logDir = mkdtempSync(join(tmpdir(), `bench-pgbench-${name}-`));
   let finished = false;
   const started = Date.now();
@@ -155,7 +195,9 @@ async function phase(name: string, url: string, args: Args, during: { seconds: n
   const sorted = inPhase.map((t) => t.latencyMs).sort((a, b) => a - b);
   const worst = inPhase.reduce<Transaction | undefined>((w, t) => (!w || t.latencyMs > w.latencyMs ? t : w), undefined);
   const aborted = chunks.reduce((n, c) => n + c.abortedClients.length, 0);
-  process.stderr.write(`${name}: ${inPhase.length} transactions in ${fmt((to - from) / 1000)} s (${chunks.length} chunk(s) since ${fmt((from - started) / 1000)} s), ${aborted} aborted client(s)\n`);
+  process.stderr.write(
+    `${name}: ${inPhase.length} transactions in ${fmt((to - from) / 1000)} s (${chunks.length} chunk(s) since ${fmt((from - started) / 1000)} s), ${aborted} aborted client(s)\n`,
+  );
   const figures: PhaseFigures = {
     name,
     seconds: (to - from) / 1000,
@@ -206,7 +248,11 @@ async function main(): Promise<void> {
   const env = contenderEnv(false);
   // An apply that does not end is a figure too: interrupted (SIGINT, as a DBA would) after --max-seconds.
   const tenantify = (command: string[]): Promise<Timed> =>
-    timed('timeout', ['--signal=INT', '--kill-after=60', String(args.maxSeconds), process.execPath, join(repoRoot, 'bin/tenantify'), ...command], { env });
+    timed(
+      'timeout',
+      ['--signal=INT', '--kill-after=60', String(args.maxSeconds), process.execPath, join(repoRoot, 'bin/tenantify'), ...command],
+      { env },
+    );
   const server = await startThrowawayPostgres({ prefer: 'local' });
   const dir = mkdtempSync(join(tmpdir(), 'bench-pgbench-plan-'));
   try {
@@ -227,14 +273,18 @@ async function main(): Promise<void> {
     const baseline = await phase('baseline', url, args, { seconds: args.baseline });
     const apply = await phase('apply', url, args, { run: () => tenantify(['apply', '-d', url, '--dir', dir, '--json']) });
     const applied = apply.run as Timed;
-    if (applied.code !== 0) process.stderr.write(`apply exited ${applied.code}:\n${applied.stdout.slice(-2000)}\n${applied.stderr.slice(-2000)}\n`);
+    if (applied.code !== 0)
+      process.stderr.write(`apply exited ${applied.code}:\n${applied.stdout.slice(-2000)}\n${applied.stderr.slice(-2000)}\n`);
     const check = await tenantify(['tenancy', 'check', '-d', url, '--dir', dir, '--json']);
     const phases = [baseline.figures, apply.figures];
     let rolledBack: Timed | undefined;
     if (args.rollback && applied.code === 0) {
-      const rollback = await phase('rollback', url, args, { run: () => tenantify(['rollback', '-d', url, '--dir', dir, '--all', '--yes', '--json']) });
+      const rollback = await phase('rollback', url, args, {
+        run: () => tenantify(['rollback', '-d', url, '--dir', dir, '--all', '--yes', '--json']),
+      });
       rolledBack = rollback.run;
-      if (rolledBack && rolledBack.code !== 0) process.stderr.write(`rollback exited ${rolledBack.code}:\n${rolledBack.stderr.slice(-2000)}\n`);
+      if (rolledBack && rolledBack.code !== 0)
+        process.stderr.write(`rollback exited ${rolledBack.code}:\n${rolledBack.stderr.slice(-2000)}\n`);
       phases.push(rollback.figures);
     }
 
@@ -260,10 +310,14 @@ async function main(): Promise<void> {
       ),
     );
     const during = apply.figures;
-    const slowest = unitTimes(applied.stdout).sort((a, b) => b.durationMs - a.durationMs).slice(0, 5);
+    const slowest = unitTimes(applied.stdout)
+      .sort((a, b) => b.durationMs - a.durationMs)
+      .slice(0, 5);
     if (slowest.length) console.log(`slowest units: ${slowest.map((u) => `${u.id} ${fmt(u.durationMs / 1000, 1)} s`).join(', ')}`);
     const throttled = applied.stderr.split('\n').filter((l) => l.includes('throttled:'));
-    console.log(`the throttle slowed the backfills down ${throttled.length} time(s)${throttled[0] ? `, first: ${throttled[0].trim()}` : ''}`);
+    console.log(
+      `the throttle slowed the backfills down ${throttled.length} time(s)${throttled[0] ? `, first: ${throttled[0].trim()}` : ''}`,
+    );
     console.log(`apply exit ${applied.code}; tenancy check exit ${check.code}${rolledBack ? `; rollback exit ${rolledBack.code}` : ''}`);
     const goals = [
       ['no client aborts', phases.every((p) => p.abortedClients === 0)],
@@ -273,7 +327,11 @@ async function main(): Promise<void> {
     ] as const;
     for (const [goal, met] of goals) console.log(`goal ${goal}: ${met ? 'MET' : 'NOT MET'}`);
     for (const p of phases) if (p.failures.length) console.log(`${p.name}: ${p.failures.join('\n  ')}`);
-    console.log(`load average: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(
+      `load average: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     const file = writeResult('pgbench-live.json', {
       bench: 'pgbench-live',
       at: new Date().toISOString(),

@@ -48,11 +48,16 @@ export function generatePlans(units: number): Plans {
     const body = unitBody(i);
     const name = `bench_t${pad(i)}`;
     writeFileSync(join(plans.tenantify, 'migrations', `${pad(i)}_${name}.sql`), `${body}\n\n${unitVerify(i)}\n`);
-    writeFileSync(join(plans.dbmate, `${20240101000000 + i}_${name}.sql`), `-- migrate:up\n${body}\n\n-- migrate:down\nDROP TABLE ${tableName(i)};\n`);
-    writeFileSync(join(plans.pgm, `${1700000000000 + i}_${name}.sql`), `-- Up Migration\n${body}\n\n-- Down Migration\nDROP TABLE ${tableName(i)};\n`);
+    writeFileSync(
+      join(plans.dbmate, `${20240101000000 + i}_${name}.sql`),
+      `-- migrate:up\n${body}\n\n-- migrate:down\nDROP TABLE ${tableName(i)};\n`,
+    );
+    writeFileSync(
+      join(plans.pgm, `${1700000000000 + i}_${name}.sql`),
+      `-- Up Migration\n${body}\n\n-- Down Migration\nDROP TABLE ${tableName(i)};\n`,
+    );
     all.push(`-- unit ${i}\n${body}\n`);
   }
   writeFileSync(plans.psqlFile, all.join('\n'));
   return plans;
 }
-

@@ -93,9 +93,13 @@ async function main(): Promise<void> {
       const traceFile = join(profDir, `trace-${run}.json`);
       const nodeArgs = ['--import', join(repoRoot, 'bench', 'instrument.mjs')];
       if (args.cpuProf && run === args.runs) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '200');
-      const result = await timed(process.execPath, [...nodeArgs, args.bin, 'apply', '-d', url.toString(), '--dir', plans.tenantify, '--no-color', ...args.extra], {
-        env: { ...process.env, BENCH_TRACE: traceFile, NO_COLOR: '1' },
-      });
+      const result = await timed(
+        process.execPath,
+        [...nodeArgs, args.bin, 'apply', '-d', url.toString(), '--dir', plans.tenantify, '--no-color', ...args.extra],
+        {
+          env: { ...process.env, BENCH_TRACE: traceFile, NO_COLOR: '1' },
+        },
+      );
       expectSuccess(`tenantify run ${run}`, result);
       await admin.query(`DROP DATABASE ${db}`);
       wall.push(result.ms);
@@ -118,8 +122,15 @@ async function main(): Promise<void> {
     ['after the last query until exit', m((t) => t.exitAt - (t.lastQueryEnd ?? t.exitAt))],
   ];
   const exitMedian = m((t) => t.exitAt);
-  console.log(`\n${args.bin} apply ${args.extra.join(' ')}, ${args.units} units, ${args.runs} runs (medians); wall ${fmt(median(wall), 0)} ms, in-process until exit ${fmt(exitMedian, 0)} ms, client CPU ${fmt(median(cpu), 0)} ms\n`);
-  console.log(table(['phase', 'ms', 'ms/unit'], phases.map(([p, ms]) => [p, fmt(ms), fmt(ms / args.units, 3)])));
+  console.log(
+    `\n${args.bin} apply ${args.extra.join(' ')}, ${args.units} units, ${args.runs} runs (medians); wall ${fmt(median(wall), 0)} ms, in-process until exit ${fmt(exitMedian, 0)} ms, client CPU ${fmt(median(cpu), 0)} ms\n`,
+  );
+  console.log(
+    table(
+      ['phase', 'ms', 'ms/unit'],
+      phases.map(([p, ms]) => [p, fmt(ms), fmt(ms / args.units, 3)]),
+    ),
+  );
   const kinds = Object.keys(traces[0]?.queries ?? {});
   const kindRows = kinds.map((k) => {
     const countK = traces[0]?.queries[k]?.count ?? 0;
@@ -140,7 +151,12 @@ async function main(): Promise<void> {
       const total = [...buckets.values()].reduce((a, b) => a + b, 0);
       const rows = [...buckets].sort((a, b) => b[1] - a[1]).slice(0, 25);
       console.log(`\ncpu profile of the last run: self time by bucket (total ${fmt(total, 0)} ms)\n`);
-      console.log(table(['bucket', 'ms', '%'], rows.map(([b, ms]) => [b, fmt(ms), fmt((ms / total) * 100)])));
+      console.log(
+        table(
+          ['bucket', 'ms', '%'],
+          rows.map(([b, ms]) => [b, fmt(ms), fmt((ms / total) * 100)]),
+        ),
+      );
       report['cpuProfile'] = Object.fromEntries(rows.map(([b, ms]) => [b, Math.round(ms * 10) / 10]));
     }
   }
@@ -166,7 +182,12 @@ async function main(): Promise<void> {
     [`loadPlan of ${args.units} units (again)`, t5 - t4],
   ] as [string, number][];
   console.log('\nplan loading, in this process (tsx)\n');
-  console.log(table(['step', 'ms'], load.map(([s, ms]) => [s, fmt(ms)])));
+  console.log(
+    table(
+      ['step', 'ms'],
+      load.map(([s, ms]) => [s, fmt(ms)]),
+    ),
+  );
   report['planLoad'] = Object.fromEntries(load);
   rmSync(plans.root, { recursive: true, force: true });
   if (!args.cpuProf) rmSync(profDir, { recursive: true, force: true });

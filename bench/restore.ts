@@ -38,8 +38,7 @@ function parseArgs(argv: string[]): Args {
       const [label, bin] = (argv[++i] ?? '').split('=');
       if (!label || !bin) throw new Error('--compare LABEL=/path/to/bin/tenantify');
       args.compare.push({ label, bin });
-    }
-    else throw new Error(`unknown argument ${a}`);
+    } else throw new Error(`unknown argument ${a}`);
   }
   return args;
 }
@@ -64,7 +63,11 @@ async function fingerprint(url: string): Promise<string> {
 }
 
 /** Runs a command, timing it; with `peakFile`, node's preload writes the process's maxRSS (KB) there at exit. */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; code: number | null; stdout: string; stderr: string }> {
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ ms: number; code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(command, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -73,7 +76,9 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ ms: performance.now() - started, code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.on('close', (code) =>
+      resolve({ ms: performance.now() - started, code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+    );
   });
 }
 
@@ -86,7 +91,10 @@ async function main(): Promise<void> {
   const pgRestore = findPgTool('pg_restore');
   const psql = findPgTool('psql');
   if (!pgRestore || !psql) throw new Error('pg_restore and psql are needed');
-  const server = await startThrowawayPostgres({ prefer: (process.env['TENANTIFY_THROWAWAY'] as 'docker' | 'local' | undefined) ?? 'local', log: (l) => process.stderr.write(`${l}\n`) });
+  const server = await startThrowawayPostgres({
+    prefer: (process.env['TENANTIFY_THROWAWAY'] as 'docker' | 'local' | undefined) ?? 'local',
+    log: (l) => process.stderr.write(`${l}\n`),
+  });
   const work = mkdtempSync(join(tmpdir(), 'tenantify-bench-restore-'));
   try {
     const admin = server.url;
@@ -95,8 +103,11 @@ async function main(): Promise<void> {
     await query(admin, 'CREATE DATABASE restore_raw');
     const loadStarted = performance.now();
     // ~520 bytes of 2-, 3- and 4-byte characters a row: the COPY text is mostly multi-byte.
-    await query(url, `CREATE TABLE big (id bigint PRIMARY KEY, s text NOT NULL);
-      INSERT INTO big SELECT g, repeat('é✓漢🙂', 43) || g FROM generate_series(1, ${args.rows}) g`);
+    await query(
+      url,
+      `CREATE TABLE big (id bigint PRIMARY KEY, s text NOT NULL);
+      INSERT INTO big SELECT g, repeat('é✓漢🙂', 43) || g FROM generate_series(1, ${args.rows}) g`,
+    );
     await query(url, 'VACUUM (FREEZE, ANALYZE) big');
     const [size] = await query<{ size: string }>(url, "SELECT pg_size_pretty(pg_total_relation_size('big')) AS size");
     const before = await fingerprint(url);
@@ -110,7 +121,10 @@ async function main(): Promise<void> {
     const env = contenderEnv(args.keepNodeEnv, { NO_COLOR: '1' });
     const apply = await timed(process.execPath, [cli, 'apply', '--dir', plan, '-d', url], { env });
     expectSuccess('tenantify apply', apply);
-    const [manifest] = await query<{ detail: { file: string; bytes: number; format: string } }>(url, "SELECT detail FROM tenantify.events WHERE event = 'snapshot_taken'");
+    const [manifest] = await query<{ detail: { file: string; bytes: number; format: string } }>(
+      url,
+      "SELECT detail FROM tenantify.events WHERE event = 'snapshot_taken'",
+    );
     const dump = manifest?.detail;
     if (!dump) throw new Error('no snapshot was taken');
     const sqlBytes = Number((await timed('sh', ['-c', `'${pgRestore.path}' -f - '${dump.file}' | wc -c`])).stdout.trim());
@@ -118,18 +132,35 @@ async function main(): Promise<void> {
 
     // The floor: the same dump through a shell pipe into an empty database.
     const rawEnv = { ...libpqEnvironment(withDatabase(admin, 'restore_raw')) };
-    const raw = await timed('sh', ['-c', `'${pgRestore.path}' -f - '${dump.file}' | '${psql.path}' -X -q -v ON_ERROR_STOP=1 -1 -f - > /dev/null`], { env: rawEnv });
+    const raw = await timed(
+      'sh',
+      ['-c', `'${pgRestore.path}' -f - '${dump.file}' | '${psql.path}' -X -q -v ON_ERROR_STOP=1 -1 -f - > /dev/null`],
+      { env: rawEnv },
+    );
     expectSuccess('pg_restore | psql', raw);
 
     const peakFile = join(work, 'peak');
     const preload = join(work, 'peak.cjs');
-    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(peakFile)}, String(process.resourceUsage().maxRSS)));\n`);
+    writeFileSync(
+      preload,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(peakFile)}, String(process.resourceUsage().maxRSS)));\n`,
+    );
     const restoreWith = async (bin: string): Promise<{ ms: number; peakMb: number; code: number | null; error: string; after: string }> => {
       rmSync(peakFile, { force: true });
-      const r = await run(process.execPath, ['--require', preload, bin, 'snapshots', 'restore', '0001_touch', '--dir', plan, '-d', url, '--yes'], env);
+      const r = await run(
+        process.execPath,
+        ['--require', preload, bin, 'snapshots', 'restore', '0001_touch', '--dir', plan, '-d', url, '--yes'],
+        env,
+      );
       const peakMb = Number(readFileSync(peakFile, 'utf8')) / 1024;
       const after = await fingerprint(url);
-      return { ms: r.ms, peakMb, code: r.code, error: r.code === 0 ? '' : r.stderr.trim().split('\n').slice(-3).join(' / ').slice(0, 300), after };
+      return {
+        ms: r.ms,
+        peakMb,
+        code: r.code,
+        error: r.code === 0 ? '' : r.stderr.trim().split('\n').slice(-3).join(' / ').slice(0, 300),
+        after,
+      };
     };
     const mine = await restoreWith(cli);
     if (mine.code !== 0) throw new Error(`tenantify snapshots restore exited ${mine.code}: ${mine.error}`);
@@ -144,20 +175,40 @@ async function main(): Promise<void> {
       others.push({ label: other.label, ...r, exact: r.after === before });
     }
 
-    console.log(`\nrestore of a ${args.rows}-row table (${size?.size}; ${fmt(sqlBytes / 1024 / 1024)} MB of SQL, a ${dump.format} dump of ${fmt(dump.bytes / 1024 / 1024)} MB)`);
+    console.log(
+      `\nrestore of a ${args.rows}-row table (${size?.size}; ${fmt(sqlBytes / 1024 / 1024)} MB of SQL, a ${dump.format} dump of ${fmt(dump.bytes / 1024 / 1024)} MB)`,
+    );
     console.log(
       table(
         ['contender', 'wall s', 'peak RSS MB', 'vs floor', 'content'],
         [
-          ['tenantify snapshots restore', fmt(restore.ms / 1000), fmt(peakMb), `${fmt(restore.ms / raw.ms, 2)}x`, exact ? 'exact' : 'DIFFERS'],
-          ...others.map((o) => [o.label, fmt(o.ms / 1000), fmt(o.peakMb), `${fmt(o.ms / raw.ms, 2)}x`, o.code === 0 ? (o.exact ? 'exact' : `DIFFERS: ${o.after}`) : `exit ${o.code}: ${o.error}`]),
+          [
+            'tenantify snapshots restore',
+            fmt(restore.ms / 1000),
+            fmt(peakMb),
+            `${fmt(restore.ms / raw.ms, 2)}x`,
+            exact ? 'exact' : 'DIFFERS',
+          ],
+          ...others.map((o) => [
+            o.label,
+            fmt(o.ms / 1000),
+            fmt(o.peakMb),
+            `${fmt(o.ms / raw.ms, 2)}x`,
+            o.code === 0 ? (o.exact ? 'exact' : `DIFFERS: ${o.after}`) : `exit ${o.code}: ${o.error}`,
+          ]),
           ['pg_restore -f - | psql -1 (floor)', fmt(raw.ms / 1000), '-', '1.00x', ''],
         ],
       ),
     );
-    console.log('peak RSS: process.resourceUsage().maxRSS of the tenantify process at its exit (node alone; pg_restore and psql are separate processes).');
-    console.log(`content after the restore ${exact ? 'equals' : 'DIFFERS FROM'} the table before the unit: ${after}${exact ? '' : ` (before: ${before})`}`);
-    console.log(`goal peak under 250 MB: ${fmt(peakMb)} MB -> ${peakMb < 250 && sqlBytes > 600 * 1024 * 1024 ? 'MET' : 'NOT MET'}${sqlBytes > 600 * 1024 * 1024 ? '' : ' (the SQL is under 600 MB: raise --rows)'}`);
+    console.log(
+      'peak RSS: process.resourceUsage().maxRSS of the tenantify process at its exit (node alone; pg_restore and psql are separate processes).',
+    );
+    console.log(
+      `content after the restore ${exact ? 'equals' : 'DIFFERS FROM'} the table before the unit: ${after}${exact ? '' : ` (before: ${before})`}`,
+    );
+    console.log(
+      `goal peak under 250 MB: ${fmt(peakMb)} MB -> ${peakMb < 250 && sqlBytes > 600 * 1024 * 1024 ? 'MET' : 'NOT MET'}${sqlBytes > 600 * 1024 * 1024 ? '' : ' (the SQL is under 600 MB: raise --rows)'}`,
+    );
     const note = nodeEnvNote(args.keepNodeEnv);
     if (note) console.log(note);
     const file = writeResult('restore.json', {

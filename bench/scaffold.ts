@@ -23,7 +23,20 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, contenderEnv, expectSuccess, fmt, machine, repoRoot, table, timed, writeResult, sleep, withDatabase, runStatements as run } from './lib.js';
+import {
+  build,
+  contenderEnv,
+  expectSuccess,
+  fmt,
+  machine,
+  repoRoot,
+  table,
+  timed,
+  writeResult,
+  sleep,
+  withDatabase,
+  runStatements as run,
+} from './lib.js';
 
 interface Args {
   scale: number;
@@ -83,9 +96,17 @@ class Writes {
       next += period;
       try {
         if (i % 2 === 0) {
-          await this.client.query({ name: 'ins', text: "INSERT INTO hosts (user_id, hostname) VALUES ($1, 'bench-' || $2 || '-' || clock_timestamp())", values: [this.users[(i * 7919) % this.users.length], i] });
+          await this.client.query({
+            name: 'ins',
+            text: "INSERT INTO hosts (user_id, hostname) VALUES ($1, 'bench-' || $2 || '-' || clock_timestamp())",
+            values: [this.users[(i * 7919) % this.users.length], i],
+          });
         } else {
-          await this.client.query({ name: 'upd', text: 'UPDATE hosts SET last_seen_at = now() WHERE id = $1', values: [1 + Math.floor(Math.random() * this.hosts)] });
+          await this.client.query({
+            name: 'upd',
+            text: 'UPDATE hosts SET last_seen_at = now() WHERE id = $1',
+            values: [1 + Math.floor(Math.random() * this.hosts)],
+          });
         }
         this.latencies.push(performance.now() - due);
       } catch (error) {
@@ -109,7 +130,14 @@ function bodyOf(text: string): string[] {
   const body = text.split(/^-- tenantify:(?:verify|precheck) .*$/m)[0] ?? '';
   return body
     .split(/;\n\n/)
-    .map((s) => s.split('\n').filter((l) => !l.startsWith('--')).join('\n').trim().replace(/;$/, ''))
+    .map((s) =>
+      s
+        .split('\n')
+        .filter((l) => !l.startsWith('--'))
+        .join('\n')
+        .trim()
+        .replace(/;$/, ''),
+    )
     .filter(Boolean);
 }
 
@@ -169,10 +197,25 @@ async function main(): Promise<void> {
     await run(server.url, ['CREATE DATABASE scaffold_tpl']);
     const tpl = withDatabase(server.url, 'scaffold_tpl');
     process.stderr.write(`loading legacy.sql and scale.sql (scale ${args.scale})...\n`);
-    expectSuccess('legacy.sql', await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', join(fixture, 'legacy.sql')], { env: { ...process.env, ...libpqEnvironment(tpl) } }));
-    expectSuccess('scale.sql', await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `scale=${args.scale}`, '-f', join(fixture, 'scale.sql')], { env: { ...process.env, ...libpqEnvironment(tpl) } }));
+    expectSuccess(
+      'legacy.sql',
+      await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', join(fixture, 'legacy.sql')], {
+        env: { ...process.env, ...libpqEnvironment(tpl) },
+      }),
+    );
+    expectSuccess(
+      'scale.sql',
+      await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', `scale=${args.scale}`, '-f', join(fixture, 'scale.sql')], {
+        env: { ...process.env, ...libpqEnvironment(tpl) },
+      }),
+    );
     await run(tpl, ['VACUUM (FREEZE, ANALYZE)']);
-    const [sizes] = (await run(tpl, ['SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM hosts)::int AS hosts, (SELECT max(id) FROM hosts)::int AS max_host, (SELECT max(id) FROM users)::int AS max_user, (SELECT count(*) FROM audit_logs)::int AS audit']))[0]?.rows ?? [];
+    const [sizes] =
+      (
+        await run(tpl, [
+          'SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM hosts)::int AS hosts, (SELECT max(id) FROM hosts)::int AS max_host, (SELECT max(id) FROM users)::int AS max_user, (SELECT count(*) FROM audit_logs)::int AS audit',
+        ])
+      )[0]?.rows ?? [];
     process.stderr.write(`template: ${JSON.stringify(sizes)}\n`);
     const users = ((await run(tpl, ['SELECT id FROM users TABLESAMPLE SYSTEM (5) LIMIT 2000']))[0]?.rows ?? []).map((r) => Number(r['id']));
 
@@ -180,7 +223,10 @@ async function main(): Promise<void> {
     mkdirSync(dir);
     copyFileSync(join(fixture, 'scaffold.config.json'), join(dir, 'tenantify.config.json'));
     const cli = join(repoRoot, 'bin', 'tenantify');
-    expectSuccess('scaffold', await timed(process.execPath, [cli, 'tenancy', 'scaffold', '-d', tpl, '--dir', dir], { env: contenderEnv(false) }));
+    expectSuccess(
+      'scaffold',
+      await timed(process.execPath, [cli, 'tenancy', 'scaffold', '-d', tpl, '--dir', dir], { env: contenderEnv(false) }),
+    );
     writeFileSync(join(root, 'one-shot.sql'), oneShot(dir));
     writeFileSync(join(root, 'naive.sql'), naive(dir));
 
@@ -195,27 +241,49 @@ async function main(): Promise<void> {
       writes.start();
       await sleep(1000);
       let result;
-      if (name === 'scaffolded') result = await timed(process.execPath, [cli, 'apply', '-d', url, '--dir', dir, '--no-snapshot'], { env: contenderEnv(false) });
-      else result = await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', ...(name === 'one-shot' ? ['-1'] : []), '-f', join(root, `${name}.sql`)], { env: { ...process.env, ...libpqEnvironment(url) } });
+      if (name === 'scaffolded')
+        result = await timed(process.execPath, [cli, 'apply', '-d', url, '--dir', dir, '--no-snapshot'], { env: contenderEnv(false) });
+      else
+        result = await timed(
+          psql.path,
+          ['-X', '-q', '-v', 'ON_ERROR_STOP=1', ...(name === 'one-shot' ? ['-1'] : []), '-f', join(root, `${name}.sql`)],
+          { env: { ...process.env, ...libpqEnvironment(url) } },
+        );
       await sleep(1000);
       const stats = await writes.stop();
       await client.end();
       expectSuccess(name, result);
       outcomes.push({ name, ms: result.ms, writes: stats });
-      process.stderr.write(`${name}: ${fmt(result.ms / 1000)} s, writes worst ${fmt(stats.maxMs, 0)} ms p99 ${fmt(stats.p99Ms, 0)} ms (${stats.count} writes, ${stats.failed} failed${writes.errors.size > 0 ? `: ${[...writes.errors].join('; ')}` : ''})\n`);
+      process.stderr.write(
+        `${name}: ${fmt(result.ms / 1000)} s, writes worst ${fmt(stats.maxMs, 0)} ms p99 ${fmt(stats.p99Ms, 0)} ms (${stats.count} writes, ${stats.failed} failed${writes.errors.size > 0 ? `: ${[...writes.errors].join('; ')}` : ''})\n`,
+      );
       await run(server.url, [`DROP DATABASE ${db}`]);
     }
 
     const base = outcomes.find((o) => o.name === 'one-shot');
-    console.log(`hosts-to-organizations scaffolded plan on ${sizes?.['hosts']} hosts, ${sizes?.['users']} users, ${sizes?.['audit']} audit entries; writes at ${args.rate}/s beside it`);
+    console.log(
+      `hosts-to-organizations scaffolded plan on ${sizes?.['hosts']} hosts, ${sizes?.['users']} users, ${sizes?.['audit']} audit entries; writes at ${args.rate}/s beside it`,
+    );
     console.log(
       table(
         ['contender', 'apply s', 'vs one-shot', 'writes', 'failed', 'worst ms', 'p99 ms', 'p50 ms'],
-        outcomes.map((o) => [o.name, fmt(o.ms / 1000), base ? `${fmt(o.ms / base.ms, 2)}x` : '', String(o.writes.count), String(o.writes.failed), fmt(o.writes.maxMs, 0), fmt(o.writes.p99Ms, 0), fmt(o.writes.p50Ms, 0)]),
+        outcomes.map((o) => [
+          o.name,
+          fmt(o.ms / 1000),
+          base ? `${fmt(o.ms / base.ms, 2)}x` : '',
+          String(o.writes.count),
+          String(o.writes.failed),
+          fmt(o.writes.maxMs, 0),
+          fmt(o.writes.p99Ms, 0),
+          fmt(o.writes.p50Ms, 0),
+        ]),
       ),
     );
     const scaffolded = outcomes.find((o) => o.name === 'scaffolded');
-    if (scaffolded) console.log(`goal: worst write under 500 ms for the scaffolded plan: ${scaffolded.writes.maxMs < 500 ? 'met' : 'NOT met'} (${fmt(scaffolded.writes.maxMs, 0)} ms)`);
+    if (scaffolded)
+      console.log(
+        `goal: worst write under 500 ms for the scaffolded plan: ${scaffolded.writes.maxMs < 500 ? 'met' : 'NOT met'} (${fmt(scaffolded.writes.maxMs, 0)} ms)`,
+      );
     console.log(`results: ${writeResult('scaffold', { args, sizes, outcomes, machine: machine() })}`);
   } finally {
     await server.close();

@@ -17,7 +17,19 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, contenderEnv, expectSuccess, fmt, machine, repoRoot, runStatements, table, timed, withDatabase, writeResult } from './lib.js';
+import {
+  build,
+  contenderEnv,
+  expectSuccess,
+  fmt,
+  machine,
+  repoRoot,
+  runStatements,
+  table,
+  timed,
+  withDatabase,
+  writeResult,
+} from './lib.js';
 
 interface Args {
   rows: number[];
@@ -84,7 +96,10 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-scaling-'));
   mkdirSync(join(dir, 'backfills'));
   writeFileSync(join(dir, 'backfills', '0001_hosts_organization_id.sql'), unit);
-  writeFileSync(join(dir, 'tenantify.config.json'), `${JSON.stringify(args.throttle === 'off' ? { batch: { throttle: 'off' } } : {}, null, 2)}\n`);
+  writeFileSync(
+    join(dir, 'tenantify.config.json'),
+    `${JSON.stringify(args.throttle === 'off' ? { batch: { throttle: 'off' } } : {}, null, 2)}\n`,
+  );
   const points: Point[] = [];
   try {
     for (const rows of args.rows) {
@@ -94,14 +109,28 @@ async function main(): Promise<void> {
       const started = performance.now();
       await runStatements(url, load(rows, args.users));
       const loadS = (performance.now() - started) / 1000;
-      const apply = await timed(process.execPath, [join(repoRoot, 'bin/tenantify'), 'apply', '-d', url, '--dir', dir, '--no-snapshot', '--json'], { env });
+      const apply = await timed(
+        process.execPath,
+        [join(repoRoot, 'bin/tenantify'), 'apply', '-d', url, '--dir', dir, '--no-snapshot', '--json'],
+        { env },
+      );
       expectSuccess(`apply at ${rows} rows`, apply);
-      const [ledger] = await runStatements(url, ["SELECT duration_ms, progress FROM tenantify.units WHERE id = '0001_hosts_organization_id'"]);
+      const [ledger] = await runStatements(url, [
+        "SELECT duration_ms, progress FROM tenantify.units WHERE id = '0001_hosts_organization_id'",
+      ]);
       const row = ledger?.rows[0] as { duration_ms: number; progress: { rowsDone?: number; batches?: number } };
       const done = Number(row.progress.rowsDone ?? 0);
       if (done !== rows) throw new Error(`${rows} rows: the backfill changed ${done}`);
-      const point = { rows, loadS, unitMs: row.duration_ms, batches: Number(row.progress.batches ?? 0), rowsPerSecond: rows / (row.duration_ms / 1000) };
-      process.stderr.write(`${rows.toLocaleString('en')} rows: loaded in ${fmt(loadS)} s, backfilled in ${fmt(point.unitMs / 1000, 1)} s, ${Math.round(point.rowsPerSecond).toLocaleString('en')} rows/s\n`);
+      const point = {
+        rows,
+        loadS,
+        unitMs: row.duration_ms,
+        batches: Number(row.progress.batches ?? 0),
+        rowsPerSecond: rows / (row.duration_ms / 1000),
+      };
+      process.stderr.write(
+        `${rows.toLocaleString('en')} rows: loaded in ${fmt(loadS)} s, backfilled in ${fmt(point.unitMs / 1000, 1)} s, ${Math.round(point.rowsPerSecond).toLocaleString('en')} rows/s\n`,
+      );
       points.push(point);
       await runStatements(server.url, [`DROP DATABASE ${database}`]);
     }
@@ -110,17 +139,40 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const first = points[0] as Point;
-  console.log(`batched backfill (UPDATE ... FROM users, batch key=id size=5000 adaptive, default workers, throttle ${args.throttle}), one table growing`);
+  console.log(
+    `batched backfill (UPDATE ... FROM users, batch key=id size=5000 adaptive, default workers, throttle ${args.throttle}), one table growing`,
+  );
   console.log(
     table(
       ['rows', 'backfill s', 'batches', 'rows/s', `vs ${first.rows.toLocaleString('en')}`],
-      points.map((p) => [p.rows.toLocaleString('en'), fmt(p.unitMs / 1000, 1), String(p.batches), Math.round(p.rowsPerSecond).toLocaleString('en'), `${fmt(p.rowsPerSecond / first.rowsPerSecond, 2)}x`]),
+      points.map((p) => [
+        p.rows.toLocaleString('en'),
+        fmt(p.unitMs / 1000, 1),
+        String(p.batches),
+        Math.round(p.rowsPerSecond).toLocaleString('en'),
+        `${fmt(p.rowsPerSecond / first.rowsPerSecond, 2)}x`,
+      ]),
     ),
   );
   const last = points[points.length - 1] as Point;
-  console.log(`goal rows/s at ${last.rows.toLocaleString('en')} within 0.7x of ${first.rows.toLocaleString('en')}: ${fmt(last.rowsPerSecond / first.rowsPerSecond, 2)}x -> ${last.rowsPerSecond >= 0.7 * first.rowsPerSecond ? 'MET' : 'NOT MET'}`);
-  console.log(`load average: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(writeResult(`scaling-throttle-${args.throttle}.json`, { bench: 'scaling', at: new Date().toISOString(), machine: machine(), loadavg: loadavg(), args, points }));
+  console.log(
+    `goal rows/s at ${last.rows.toLocaleString('en')} within 0.7x of ${first.rows.toLocaleString('en')}: ${fmt(last.rowsPerSecond / first.rowsPerSecond, 2)}x -> ${last.rowsPerSecond >= 0.7 * first.rowsPerSecond ? 'MET' : 'NOT MET'}`,
+  );
+  console.log(
+    `load average: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  console.log(
+    writeResult(`scaling-throttle-${args.throttle}.json`, {
+      bench: 'scaling',
+      at: new Date().toISOString(),
+      machine: machine(),
+      loadavg: loadavg(),
+      args,
+      points,
+    }),
+  );
 }
 
 main().catch((error: unknown) => {

@@ -18,7 +18,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, expectSuccess, fmt, machine, median, repoRoot, table, timed, writeResult, withDatabase, runStatements as query } from './lib.js';
+import {
+  build,
+  expectSuccess,
+  fmt,
+  machine,
+  median,
+  repoRoot,
+  table,
+  timed,
+  writeResult,
+  withDatabase,
+  runStatements as query,
+} from './lib.js';
 
 interface Args {
   rounds: number;
@@ -94,7 +106,10 @@ async function main(): Promise<void> {
   if (!pgDump) throw new Error('pg_dump not found');
   const node = process.execPath;
   const cli = join(repoRoot, 'bin', 'tenantify');
-  const server = await startThrowawayPostgres({ prefer: (process.env['TENANTIFY_THROWAWAY'] as 'docker' | 'local' | undefined) ?? 'local', log: (l) => process.stderr.write(`${l}\n`) });
+  const server = await startThrowawayPostgres({
+    prefer: (process.env['TENANTIFY_THROWAWAY'] as 'docker' | 'local' | undefined) ?? 'local',
+    log: (l) => process.stderr.write(`${l}\n`),
+  });
   const work = mkdtempSync(join(tmpdir(), 'tenantify-bench-snapshot-'));
   const samples: Sample[] = [];
   const sizes: Record<string, unknown> = {};
@@ -108,7 +123,11 @@ async function main(): Promise<void> {
     await query(admin, ['CREATE DATABASE snap_small', 'CREATE DATABASE snap_big', 'CREATE DATABASE snap_many']);
     await query(withDatabase(admin, 'snap_small'), [...tableSql('accounts', args.rows), 'VACUUM (FREEZE, ANALYZE)']);
     const others = Array.from({ length: args.others }, (_, i) => `other_${i + 1}`);
-    await query(withDatabase(admin, 'snap_big'), [...tableSql('accounts', args.rows), ...others.flatMap((t) => tableSql(t, args.otherRows)), 'VACUUM (FREEZE, ANALYZE)']);
+    await query(withDatabase(admin, 'snap_big'), [
+      ...tableSql('accounts', args.rows),
+      ...others.flatMap((t) => tableSql(t, args.otherRows)),
+      'VACUUM (FREEZE, ANALYZE)',
+    ]);
     await query(withDatabase(admin, 'snap_many'), [
       ...tableSql('accounts', args.rows),
       `DO $$ BEGIN FOR i IN 1..${args.many} LOOP
@@ -129,16 +148,36 @@ async function main(): Promise<void> {
     const makePlan = (name: string, tables: string[]): string => {
       const dir = join(work, 'plans', name);
       mkdirSync(join(dir, 'migrations'), { recursive: true });
-      writeFileSync(join(dir, 'migrations', '0001_touch.sql'), tables.map((t) => `UPDATE ${t} SET flag = NOT flag WHERE id = 1;\n`).join(''));
+      writeFileSync(
+        join(dir, 'migrations', '0001_touch.sql'),
+        tables.map((t) => `UPDATE ${t} SET flag = NOT flag WHERE id = 1;\n`).join(''),
+      );
       writeFileSync(join(dir, 'tenantify.config.json'), `${JSON.stringify({ snapshotDir: join(work, 'snapshots') }, null, 2)}\n`);
       return dir;
     };
     const scenarios: Scenario[] = [
       { name: 'accounts alone in its database', database: 'snap_small', tables: ['accounts'], plan: makePlan('one', ['accounts']) },
-      { name: `accounts + ${args.others} x ${args.otherRows} untouched rows`, database: 'snap_big', tables: ['accounts'], plan: makePlan('one', ['accounts']) },
-      { name: `accounts + ${args.many} small untouched tables`, database: 'snap_many', tables: ['accounts'], plan: makePlan('one', ['accounts']) },
+      {
+        name: `accounts + ${args.others} x ${args.otherRows} untouched rows`,
+        database: 'snap_big',
+        tables: ['accounts'],
+        plan: makePlan('one', ['accounts']),
+      },
+      {
+        name: `accounts + ${args.many} small untouched tables`,
+        database: 'snap_many',
+        tables: ['accounts'],
+        plan: makePlan('one', ['accounts']),
+      },
       ...(args.others > 0
-        ? [{ name: `accounts and other_1 (both touched), big db`, database: 'snap_big', tables: ['accounts', 'other_1'], plan: makePlan('two', ['accounts', 'other_1']) }]
+        ? [
+            {
+              name: `accounts and other_1 (both touched), big db`,
+              database: 'snap_big',
+              tables: ['accounts', 'other_1'],
+              plan: makePlan('two', ['accounts', 'other_1']),
+            },
+          ]
         : []),
     ];
 
@@ -148,10 +187,15 @@ async function main(): Promise<void> {
       const run = await timed(node, [cli, 'apply', '--dir', s.plan, '-d', url, '--no-color'], { env: { ...process.env, NO_COLOR: '1' } });
       expectSuccess(`tenantify apply (${s.name})`, run);
       const [events] = await query(url, ["SELECT detail FROM tenantify.events WHERE event = 'snapshot_taken' ORDER BY id DESC LIMIT 1"]);
-      const detail = events?.rows[0]?.detail as { durationMs: number; bytes: number; format: string; tables: string[]; file: string } | undefined;
+      const detail = events?.rows[0]?.detail as
+        { durationMs: number; bytes: number; format: string; tables: string[]; file: string } | undefined;
       if (!detail) throw new Error(`no snapshot_taken event (${s.name}): ${run.stderr.slice(-1000)}`);
-      const expected = s.tables.map((t) => `public.${t}`).sort().join(',');
-      if ([...detail.tables].sort().join(',') !== expected) throw new Error(`the snapshot holds ${detail.tables.join(', ')}, expected ${expected}`);
+      const expected = s.tables
+        .map((t) => `public.${t}`)
+        .sort()
+        .join(',');
+      if ([...detail.tables].sort().join(',') !== expected)
+        throw new Error(`the snapshot holds ${detail.tables.join(', ')}, expected ${expected}`);
       rmSync(join(work, 'snapshots'), { recursive: true, force: true });
       return { snapshotMs: detail.durationMs, applyMs: run.ms, bytes: detail.bytes, format: detail.format };
     };
@@ -185,10 +229,19 @@ async function main(): Promise<void> {
           t = await runTenantify(s);
         }
         samples.push({
-          scenario: s.name, round, tenantifySnapshotMs: t.snapshotMs, tenantifyApplyMs: t.applyMs, tenantifyBytes: t.bytes, tenantifyFormat: t.format,
-          rawMs: r.ms, rawBytes: r.bytes, rawSha256Ms: r.sha256Ms,
+          scenario: s.name,
+          round,
+          tenantifySnapshotMs: t.snapshotMs,
+          tenantifyApplyMs: t.applyMs,
+          tenantifyBytes: t.bytes,
+          tenantifyFormat: t.format,
+          rawMs: r.ms,
+          rawBytes: r.bytes,
+          rawSha256Ms: r.sha256Ms,
         });
-        process.stderr.write(`  round ${round} ${s.name.padEnd(46)} snapshot ${t.snapshotMs} ms (apply ${Math.round(t.applyMs)} ms)  raw pg_dump ${Math.round(r.ms)} ms  sha256 ${Math.round(r.sha256Ms)} ms\n`);
+        process.stderr.write(
+          `  round ${round} ${s.name.padEnd(46)} snapshot ${t.snapshotMs} ms (apply ${Math.round(t.applyMs)} ms)  raw pg_dump ${Math.round(r.ms)} ms  sha256 ${Math.round(r.sha256Ms)} ms\n`,
+        );
       }
     }
     const summary = scenarios.map((s) => {
@@ -210,10 +263,25 @@ async function main(): Promise<void> {
       };
     });
     const base = summary[0];
-    console.log(`\nsnapshot of a unit vs raw pg_dump -Fc -t (same binary ${pgDump.path} ${pgDump.version}, same env); medians of ${args.rounds} alternated rounds`);
+    console.log(
+      `\nsnapshot of a unit vs raw pg_dump -Fc -t (same binary ${pgDump.path} ${pgDump.version}, same env); medians of ${args.rounds} alternated rounds`,
+    );
     console.log(
       table(
-        ['scenario', 'db size', 'snapshot ms', 'raw pg_dump ms', 'ratio', 'paired ratio', 'raw+sha256 ms', 'sha256 ms', 'dump bytes', 'vs alone: snapshot', 'vs alone: raw', 'apply wall ms'],
+        [
+          'scenario',
+          'db size',
+          'snapshot ms',
+          'raw pg_dump ms',
+          'ratio',
+          'paired ratio',
+          'raw+sha256 ms',
+          'sha256 ms',
+          'dump bytes',
+          'vs alone: snapshot',
+          'vs alone: raw',
+          'apply wall ms',
+        ],
         summary.map((s) => [
           s.scenario,
           String((sizes[s.database] as { db?: string } | undefined)?.db ?? ''),
@@ -230,13 +298,18 @@ async function main(): Promise<void> {
         ]),
       ),
     );
-    console.log('snapshot ms: the ledger\'s snapshot_taken durationMs (tenantify\'s own timing: directory, pg_dump, sha256 of the file).');
+    console.log("snapshot ms: the ledger's snapshot_taken durationMs (tenantify's own timing: directory, pg_dump, sha256 of the file).");
     console.log('raw pg_dump ms: spawn to exit of pg_dump --no-password -Fc -t public.<table> -f <file>, measured here.');
     if (base) {
       const worst = Math.max(...summary.map((s) => s.snapshotMs / s.rawMs));
       const big = summary[1];
-      console.log(`\ngoal snapshot within 1.1x of raw pg_dump: ${fmt(base.snapshotMs / base.rawMs, 2)}x alone, worst scenario ${fmt(worst, 2)}x -> ${worst <= 1.1 ? 'MET' : 'NOT MET'}`);
-      if (big) console.log(`goal flat with database size: ${fmt(big.snapshotMs / base.snapshotMs, 2)}x with ${args.others} x ${args.otherRows} untouched rows (raw pg_dump ${fmt(big.rawMs / base.rawMs, 2)}x)`);
+      console.log(
+        `\ngoal snapshot within 1.1x of raw pg_dump: ${fmt(base.snapshotMs / base.rawMs, 2)}x alone, worst scenario ${fmt(worst, 2)}x -> ${worst <= 1.1 ? 'MET' : 'NOT MET'}`,
+      );
+      if (big)
+        console.log(
+          `goal flat with database size: ${fmt(big.snapshotMs / base.snapshotMs, 2)}x with ${args.others} x ${args.otherRows} untouched rows (raw pg_dump ${fmt(big.rawMs / base.rawMs, 2)}x)`,
+        );
     }
     const file = writeResult('snapshot.json', {
       bench: 'snapshot',

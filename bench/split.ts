@@ -30,7 +30,11 @@ const rounds = Number(option('rounds') ?? 3);
 const baselineRev = option('baseline');
 const baselineMax = Number(option('baseline-max') ?? Infinity);
 
-type ParseSqlUnit = (file: string, text: string, defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number }) => { statements: unknown[] };
+type ParseSqlUnit = (
+  file: string,
+  text: string,
+  defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number },
+) => { statements: unknown[] };
 interface Contender {
   name: string;
   parse: ParseSqlUnit;
@@ -38,7 +42,10 @@ interface Contender {
 }
 
 async function contender(name: string, srcDir: string, max: number): Promise<Contender> {
-  const mod = (await import(pathToFileURL(join(srcDir, 'plan', 'sql-unit.ts')).href)) as { loadSqlParser(): Promise<void>; parseSqlUnit: ParseSqlUnit };
+  const mod = (await import(pathToFileURL(join(srcDir, 'plan', 'sql-unit.ts')).href)) as {
+    loadSqlParser(): Promise<void>;
+    parseSqlUnit: ParseSqlUnit;
+  };
   await mod.loadSqlParser();
   return { name, parse: mod.parseSqlUnit, max };
 }
@@ -87,4 +94,7 @@ for (const n of sizes) {
 }
 
 mkdirSync(resultsDir, { recursive: true });
-writeFileSync(join(resultsDir, 'split.json'), `${JSON.stringify({ when: new Date().toISOString(), rounds, baseline: baselineRev ?? null, rows }, null, 2)}\n`);
+writeFileSync(
+  join(resultsDir, 'split.json'),
+  `${JSON.stringify({ when: new Date().toISOString(), rounds, baseline: baselineRev ?? null, rows }, null, 2)}\n`,
+);

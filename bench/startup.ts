@@ -17,7 +17,20 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build, contenderEnv, expectSuccess, fmt, machine, median, nodeEnvNote, repoRoot, table, timed, writeResult, type Timed } from './lib.js';
+import {
+  build,
+  contenderEnv,
+  expectSuccess,
+  fmt,
+  machine,
+  median,
+  nodeEnvNote,
+  repoRoot,
+  table,
+  timed,
+  writeResult,
+  type Timed,
+} from './lib.js';
 
 interface Case {
   name: string;
@@ -63,7 +76,13 @@ function timedFine(command: string, args: string[], env: NodeJS.ProcessEnv): Pro
     child.on('close', (code) => {
       const match = new RegExp(`${marker} ([\\d.]+) ([\\d.]+) ([\\d.]+)\\s*$`).exec(stderr);
       if (!match) return resolve({ ms: Number.NaN, code: code === 0 ? 1 : code, stdout, stderr });
-      resolve({ ms: Number(match[1]) * 1000, code, stdout, stderr: stderr.slice(0, match.index), cpuMs: (Number(match[2]) + Number(match[3])) * 1000 });
+      resolve({
+        ms: Number(match[1]) * 1000,
+        code,
+        stdout,
+        stderr: stderr.slice(0, match.index),
+        cpuMs: (Number(match[2]) + Number(match[3])) * 1000,
+      });
     });
   });
 }
@@ -87,18 +106,31 @@ async function main(): Promise<void> {
   const launchers = [{ label: 'tenantify', bin: 'bin/tenantify' }, ...args.variants];
   const cases: Case[] = [
     { name: 'node -e 0', command: [node, '-e', '0'] },
-    { name: "node -e \"import('commander')\"", command: [node, '--input-type=module', '-e', "await import('commander')"] },
+    { name: 'node -e "import(\'commander\')"', command: [node, '--input-type=module', '-e', "await import('commander')"] },
     { name: 'tenantify --version', command: [node, 'bin/tenantify', '--version'] },
     ...launchers.flatMap((l) =>
-      commands.map((c) => ({ name: `${l.label} ${c.name}`, command: [node, l.bin, ...c.args], pairedWith: l.bin === 'bin/tenantify' ? undefined : `tenantify ${c.name}` })),
+      commands.map((c) => ({
+        name: `${l.label} ${c.name}`,
+        command: [node, l.bin, ...c.args],
+        pairedWith: l.bin === 'bin/tenantify' ? undefined : `tenantify ${c.name}`,
+      })),
     ),
     // Compiled from source, every file parsed: a plan's first run.
-    { name: 'tenantify apply --help (caches off)', command: [node, 'bin/tenantify', 'apply', '--help'], env: { TENANTIFY_CACHE_DIR: 'none' } },
-    { name: 'tenantify plan (reference plan, caches off)', command: [node, 'bin/tenantify', 'plan', '--dir', repoRoot], env: { TENANTIFY_CACHE_DIR: 'none' } },
+    {
+      name: 'tenantify apply --help (caches off)',
+      command: [node, 'bin/tenantify', 'apply', '--help'],
+      env: { TENANTIFY_CACHE_DIR: 'none' },
+    },
+    {
+      name: 'tenantify plan (reference plan, caches off)',
+      command: [node, 'bin/tenantify', 'plan', '--dir', repoRoot],
+      env: { TENANTIFY_CACHE_DIR: 'none' },
+    },
   ];
   const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   const cpu = new Map<string, number[]>(cases.map((c) => [c.name, []]));
-  const runCase = (c: Case) => timedFine(c.command[0] as string, c.command.slice(1), contenderEnv(args.keepNodeEnv, { TENANTIFY_CACHE_DIR: cacheDir, ...c.env }));
+  const runCase = (c: Case) =>
+    timedFine(c.command[0] as string, c.command.slice(1), contenderEnv(args.keepNodeEnv, { TENANTIFY_CACHE_DIR: cacheDir, ...c.env }));
   // Two warm-ups of each (file cache, then the caches a first run writes), not counted.
   for (let i = 0; i < 2; i++) for (const c of cases) expectSuccess(c.name, await runCase(c));
   for (let run = 0; run < args.runs; run++) {
@@ -118,7 +150,9 @@ async function main(): Promise<void> {
   for (const c of cases.filter((x) => x.name.endsWith(' --help') && x.command.length === 3)) {
     const file = join(traceDir, 'modules.json');
     const bin = c.command[1] as string;
-    const result = await timed(node, ['--import', join(repoRoot, 'bench', 'module-trace.mjs'), bin, '--help'], { env: { ...process.env, BENCH_MODULES: file } });
+    const result = await timed(node, ['--import', join(repoRoot, 'bench', 'module-trace.mjs'), bin, '--help'], {
+      env: { ...process.env, BENCH_MODULES: file },
+    });
     expectSuccess(`${c.name} (module trace)`, result);
     const trace = JSON.parse(readFileSync(file, 'utf8')) as { total: number; byPackage: Record<string, number> };
     modules[c.name] = { total: trace.total, byPackage: trace.byPackage };
@@ -144,7 +178,12 @@ async function main(): Promise<void> {
       cpuMs: round(median(cpuOf(c.name)), 0),
       cpuRatioToNode: round(median(ratios(cpuOf(c.name), cpuOf('node -e 0'))), 2),
       ...(paired && pairedCpu && c.pairedWith
-        ? { pairedWith: c.pairedWith, pairedRatio: round(median(paired), 3), fasterRounds: paired.filter((r) => r < 1).length, pairedCpuRatio: round(median(pairedCpu), 3) }
+        ? {
+            pairedWith: c.pairedWith,
+            pairedRatio: round(median(paired), 3),
+            fasterRounds: paired.filter((r) => r < 1).length,
+            pairedCpuRatio: round(median(pairedCpu), 3),
+          }
         : {}),
       samplesMs: s.map((v) => round(v, 1)),
       cpuSamplesMs: cpuOf(c.name),
@@ -164,7 +203,9 @@ async function main(): Promise<void> {
         `${r.ratioToNode.toFixed(2)}x`,
         Number.isNaN(r.cpuMs) ? '-' : fmt(r.cpuMs, 0),
         Number.isNaN(r.cpuRatioToNode) ? '-' : `${r.cpuRatioToNode.toFixed(2)}x`,
-        r.pairedRatio === undefined ? '' : `${r.pairedRatio.toFixed(3)}x (faster in ${r.fasterRounds}/${args.runs}), ${r.pairedCpuRatio?.toFixed(3)}x`,
+        r.pairedRatio === undefined
+          ? ''
+          : `${r.pairedRatio.toFixed(3)}x (faster in ${r.fasterRounds}/${args.runs}), ${r.pairedCpuRatio?.toFixed(3)}x`,
       ]),
     ),
   );
@@ -172,8 +213,13 @@ async function main(): Promise<void> {
   console.log('\nmodules loaded by --help (files, by package):');
   for (const [name, m] of Object.entries(modules)) console.log(`  ${name}: ${JSON.stringify(m)}`);
   const help = rows.find((r) => r.case === 'tenantify --help');
-  if (help) console.log(`\ngoal ${help.ratioToNode <= 1.5 ? 'met' : 'NOT met'}: tenantify --help is ${help.ratioToNode.toFixed(2)}x node -e 0 (median of paired ratios)`);
-  console.log(`\nresults: ${writeResult('startup.json', { bench: 'startup', at: new Date().toISOString(), runs: args.runs, machine: machine(), environment: envNote ?? 'no node start settings set', results: rows, modules })}`);
+  if (help)
+    console.log(
+      `\ngoal ${help.ratioToNode <= 1.5 ? 'met' : 'NOT met'}: tenantify --help is ${help.ratioToNode.toFixed(2)}x node -e 0 (median of paired ratios)`,
+    );
+  console.log(
+    `\nresults: ${writeResult('startup.json', { bench: 'startup', at: new Date().toISOString(), runs: args.runs, machine: machine(), environment: envNote ?? 'no node start settings set', results: rows, modules })}`,
+  );
 }
 
 await main();

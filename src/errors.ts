@@ -86,7 +86,11 @@ export class PlanError extends TenantifyError {
 
   constructor(message: string, options: PlanErrorOptions) {
     const { file, line, ...rest } = options;
-    super(`${line === undefined ? file : `${file}:${line}`}: ${message}`, { ...rest, defaultCode: 'plan-invalid', exitCode: ExitCode.usage });
+    super(`${line === undefined ? file : `${file}:${line}`}: ${message}`, {
+      ...rest,
+      defaultCode: 'plan-invalid',
+      exitCode: ExitCode.usage,
+    });
     this.file = file;
     this.line = line;
   }

@@ -27,8 +27,20 @@ export { inspect, type Inspection } from './app/inspect.js';
  * for one target's failure. `targetsFromFile`/`parseTargets` read a targets file.
  */
 export {
-  applyFleet, verifyFleet, statusFleet, rollbackFleet, targetsFromFile, targetsFromQuery,
-  type FleetOptions, type ApplyFleetOptions, type VerifyFleetOptions, type RollbackFleetOptions, type FleetResult, type FleetTargetResult, type FleetObserver, type TargetStatus,
+  applyFleet,
+  verifyFleet,
+  statusFleet,
+  rollbackFleet,
+  targetsFromFile,
+  targetsFromQuery,
+  type FleetOptions,
+  type ApplyFleetOptions,
+  type VerifyFleetOptions,
+  type RollbackFleetOptions,
+  type FleetResult,
+  type FleetTargetResult,
+  type FleetObserver,
+  type TargetStatus,
 } from './app/fleet.js';
 export { parseTargets, targetsFromRows, type Target } from './fleet/targets.js';
 /** Reads a plan directory (its config and units), refusing a bad one with every error at once. */

@@ -12,7 +12,8 @@ import { ledgerStatuses } from './support/ledger.js';
 import { writePlan } from './support/plan-dir.js';
 
 const plan = {
-  'migrations/0001_create_teams.sql': 'CREATE TABLE teams (id int PRIMARY KEY, name text NOT NULL);\n-- tenantify:verify no team without a name\nSELECT id FROM teams WHERE name IS NULL;\n',
+  'migrations/0001_create_teams.sql':
+    'CREATE TABLE teams (id int PRIMARY KEY, name text NOT NULL);\n-- tenantify:verify no team without a name\nSELECT id FROM teams WHERE name IS NULL;\n',
   'migrations/0002_seed_teams.sql': "INSERT INTO teams VALUES (1, 'ops');\n",
   'rollbacks/0001_create_teams.sql': 'DROP TABLE teams;\n',
   'rollbacks/0002_seed_teams.sql': 'DELETE FROM teams WHERE id = 1;\n',
@@ -60,13 +61,18 @@ describe('the API from the package', () => {
 
     const rolledBack = await tenantify.rollback({ dir, url, all: true, reporter: r.revertReporter, confirm: async () => true });
     expect(rolledBack.units.map((u) => u.id)).toEqual(['0002_seed_teams', '0001_create_teams']);
-    expect(r.events.slice(-4)).toEqual(['reverting 0002_seed_teams', 'reverted 0002_seed_teams', 'reverting 0001_create_teams', 'reverted 0001_create_teams']);
+    expect(r.events.slice(-4)).toEqual([
+      'reverting 0002_seed_teams',
+      'reverted 0002_seed_teams',
+      'reverting 0001_create_teams',
+      'reverted 0001_create_teams',
+    ]);
     expect(await query(url, "SELECT to_regclass('teams') IS NULL AS gone")).toEqual([{ gone: true }]);
     expect(await ledgerStatuses(url)).toEqual({ '0001_create_teams': 'rolled_back', '0002_seed_teams': 'rolled_back' });
   });
 
   it('a failing unit rejects with a UnitFailedError (exit code 1, a hint) and leaves the database as it was', async () => {
-    const dir = writePlan({ ...plan, 'migrations/0002_seed_teams.sql': "INSERT INTO teams VALUES (1, NULL);\n" });
+    const dir = writePlan({ ...plan, 'migrations/0002_seed_teams.sql': 'INSERT INTO teams VALUES (1, NULL);\n' });
     const { url } = dropped(await freshDatabase('api'));
     const r = recorder();
     const error = await tenantify.apply({ dir, url, reporter: r.reporter, noSnapshot: true }).catch((e: unknown) => e);
@@ -74,7 +80,9 @@ describe('the API from the package', () => {
     expect(error).toBeInstanceOf(tenantify.TenantifyError);
     const failure = error as InstanceType<typeof tenantify.UnitFailedError>;
     expect(failure.exitCode).toBe(tenantify.ExitCode.unitFailed);
-    expect(failure.message).toBe('unit 0002_seed_teams failed: null value in column "name" of relation "teams" violates not-null constraint');
+    expect(failure.message).toBe(
+      'unit 0002_seed_teams failed: null value in column "name" of relation "teams" violates not-null constraint',
+    );
     expect(failure.hint).toMatch(/rolled back whole/);
     expect(tenantify.isTenantifyError(error)).toBe(true);
     expect(await query(url, 'SELECT count(*)::int AS n FROM teams')).toEqual([{ n: 0 }]);

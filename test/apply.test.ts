@@ -83,15 +83,25 @@ describe('apply', () => {
   });
 
   it('records each unit once: one started and one applied event, its duration and its verify results', async () => {
-    const dir = writePlan({ 'migrations/0001_create_organizations.sql': plan['migrations/0001_create_organizations.sql'], 'backfills/0002_default_organizations.sql': plan['backfills/0002_default_organizations.sql'] });
+    const dir = writePlan({
+      'migrations/0001_create_organizations.sql': plan['migrations/0001_create_organizations.sql'],
+      'backfills/0002_default_organizations.sql': plan['backfills/0002_default_organizations.sql'],
+    });
     const url = await db();
     expect((await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot'])).code).toBe(0);
-    const events = await query<{ unit_id: string; events: string[] }>(url, 'SELECT unit_id, array_agg(event ORDER BY id) AS events FROM tenantify.events WHERE unit_id IS NOT NULL GROUP BY 1 ORDER BY 1');
+    const events = await query<{ unit_id: string; events: string[] }>(
+      url,
+      'SELECT unit_id, array_agg(event ORDER BY id) AS events FROM tenantify.events WHERE unit_id IS NOT NULL GROUP BY 1 ORDER BY 1',
+    );
     expect(events).toEqual([
       { unit_id: '0001_create_organizations', events: ['started', 'snapshot_skipped', 'applied'] },
       { unit_id: '0002_default_organizations', events: ['started', 'snapshot_skipped', 'applied'] },
     ]);
-    const units = await query<{ id: string; duration_ms: number | null; verify_results: { name: string; ok: boolean; violations: number }[] }>(url, 'SELECT id, duration_ms, verify_results FROM tenantify.units ORDER BY id');
+    const units = await query<{
+      id: string;
+      duration_ms: number | null;
+      verify_results: { name: string; ok: boolean; violations: number }[];
+    }>(url, 'SELECT id, duration_ms, verify_results FROM tenantify.units ORDER BY id');
     expect(units.map((u) => u.verify_results.map(({ name, ok, violations }) => ({ name, ok, violations })))).toEqual([
       [{ name: 'the table starts empty', ok: true, violations: 0 }],
       [{ name: 'every user has an organization', ok: true, violations: 0 }],
@@ -101,7 +111,10 @@ describe('apply', () => {
 
   it('retries a lock timeout with backoff, and applies once the lock is free', async () => {
     const url = await db();
-    const dir = writePlan({ 'migrations/0001_add_column.sql': '-- tenantify:lock-timeout 100ms\n-- tenantify:retries 8\nALTER TABLE users ADD COLUMN plan text;\n' });
+    const dir = writePlan({
+      'migrations/0001_add_column.sql':
+        '-- tenantify:lock-timeout 100ms\n-- tenantify:retries 8\nALTER TABLE users ADD COLUMN plan text;\n',
+    });
     const holder = await lockUsers(url);
     const run = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     await until(url, "SELECT count(*)::int AS n FROM tenantify.events WHERE event = 'retry'");
@@ -109,7 +122,10 @@ describe('apply', () => {
     const result = await run.done;
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/0001_add_column: canceling statement due to lock timeout; retry 1 of 8 in \d+ ms/);
-    const [column] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'plan'");
+    const [column] = await query<{ n: number }>(
+      url,
+      "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'plan'",
+    );
     expect(column?.n).toBe(1);
     // The start travelled with the first attempt, committed on its own: recorded once, before the retries.
     const events = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = '0001_add_column' ORDER BY id");
@@ -128,7 +144,10 @@ describe('apply', () => {
     const status = await runCli(['status', '-d', url, '--dir', dir, '--json']);
     const units = (JSON.parse(status.stdout) as { units: { id: string; status: string }[] }).units;
     expect(units.map((u) => [u.id, u.status])).toEqual([['0001_gated', 'running']]);
-    const activity = await query<{ query: string }>(url, "SELECT query FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database() AND state = 'active'");
+    const activity = await query<{ query: string }>(
+      url,
+      "SELECT query FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database() AND state = 'active'",
+    );
     expect(activity.map((a) => a.query.slice(0, 28))).toEqual(['/* tenantify: 0001_gated */ ']);
     await gate.open();
     expect((await run.done).code).toBe(0);
@@ -138,7 +157,9 @@ describe('apply', () => {
 
   it('gives up on a lock held past its retries: exit 1, the lock timeout named, nothing changed', async () => {
     const url = await db();
-    const dir = writePlan({ 'migrations/0001_add_column.sql': '-- tenantify:lock-timeout 50ms\n-- tenantify:retries 1\nALTER TABLE users ADD COLUMN plan text;\n' });
+    const dir = writePlan({
+      'migrations/0001_add_column.sql': '-- tenantify:lock-timeout 50ms\n-- tenantify:retries 1\nALTER TABLE users ADD COLUMN plan text;\n',
+    });
     const before = await contentFingerprint(url);
     const holder = await lockUsers(url);
     const result = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
@@ -172,18 +193,23 @@ INSERT INTO organizations (id, name)
       { id: '0001_create_organizations', status: 'applied' },
       { id: '0002_default_organizations', status: 'failed' },
     ]);
-    const [{ error } = { error: {} }] = await query<{ error: { sqlstate: string; line: number } }>(url, "SELECT error FROM tenantify.units WHERE id = '0002_default_organizations'");
+    const [{ error } = { error: {} }] = await query<{ error: { sqlstate: string; line: number } }>(
+      url,
+      "SELECT error FROM tenantify.units WHERE id = '0002_default_organizations'",
+    );
     expect(error).toMatchObject({ sqlstate: '23505', line: 3, file: 'backfills/0002_default_organizations.sql' });
     const after = await contentFingerprint(url);
     // Unit 1 added the table and column; unit 2 left nothing: no organization, no lower-cased email.
     expect(after['public.organizations']).toBe('0:');
-    const [{ n } = { n: -1 }] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM users WHERE email <> lower(email)");
+    const [{ n } = { n: -1 }] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM users WHERE email <> lower(email)');
     expect(n).toBe(0);
     expect(Object.keys(after)).toEqual(Object.keys(before).concat('public.organizations').sort());
   });
 
   it('shows the file, line and a caret under a syntax error that only the server finds', async () => {
-    const dir = writePlan({ 'migrations/0001_bad.sql': 'CREATE TABLE t (id int);\n\nINSERT INTO t (id)\n  SELECT id FROM users WHERE missing_column > 0;\n' });
+    const dir = writePlan({
+      'migrations/0001_bad.sql': 'CREATE TABLE t (id int);\n\nINSERT INTO t (id)\n  SELECT id FROM users WHERE missing_column > 0;\n',
+    });
     const url = await db();
     const result = await runCli(['apply', '-d', url, '--dir', dir]);
     expect(result.code).toBe(1);
@@ -222,7 +248,10 @@ SELECT id FROM users WHERE plan IS NULL;
     const result = await runCli(['apply', '-d', url, '--dir', dir]);
     expect(result.code).toBe(3);
     expect(result.stderr).toContain('verify "every user has a plan": 3002 rows');
-    const [c] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'plan'");
+    const [c] = await query<{ n: number }>(
+      url,
+      "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'plan'",
+    );
     expect(c?.n).toBe(0);
   });
 
@@ -257,7 +286,9 @@ SELECT id FROM users WHERE plan IS NULL;
     const took = performance.now() - started;
     await gate.open();
     expect(second.code).toBe(4);
-    expect(second.stderr).toMatch(/another run holds the lock: `tenantify apply` (\(run \d+\) )?by postgres on \S+, client pid \d+, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(server pid \d+\)/);
+    expect(second.stderr).toMatch(
+      /another run holds the lock: `tenantify apply` (\(run \d+\) )?by postgres on \S+, client pid \d+, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(server pid \d+\)/,
+    );
     expect(took).toBeLessThan(1500);
     expect((await first.done).code).toBe(0);
     expect(await ledgerUnits(url)).toEqual([{ id: '0001_gated', status: 'applied' }]);
@@ -268,13 +299,21 @@ SELECT id FROM users WHERE plan IS NULL;
     const url = await db();
     expect((await runCli(['apply', '-d', url, '--dir', dir, '--to', '0002_default_organizations'])).code).toBe(0);
     // A statement changed (a comment alone is a cosmetic edit, not drift).
-    const changed = writePlan({ ...plan, 'migrations/0001_create_organizations.sql': plan['migrations/0001_create_organizations.sql'].replace('name text NOT NULL', 'name text NOT NULL, slug text') });
+    const changed = writePlan({
+      ...plan,
+      'migrations/0001_create_organizations.sql': plan['migrations/0001_create_organizations.sql'].replace(
+        'name text NOT NULL',
+        'name text NOT NULL, slug text',
+      ),
+    });
     const before = await contentFingerprint(url);
     const result = await runCli(['apply', '-d', url, '--dir', changed]);
     expect(result.code).toBe(5);
     expect(result.stderr).toContain('drift: applied unit 0001_create_organizations has changed');
     expect(await contentFingerprint(url)).toEqual(before);
-    const planned = JSON.parse((await runCli(['plan', '-d', url, '--dir', changed, '--json'])).stdout) as { units: { id: string; drift: boolean; status: string }[] };
+    const planned = JSON.parse((await runCli(['plan', '-d', url, '--dir', changed, '--json'])).stdout) as {
+      units: { id: string; drift: boolean; status: string }[];
+    };
     expect(planned.units.map((u) => [u.id, u.status, u.drift])).toEqual([
       ['0001_create_organizations', 'applied', true],
       ['0002_default_organizations', 'applied', false],
@@ -290,7 +329,10 @@ SELECT id FROM users WHERE plan IS NULL;
     });
     const url = await db();
     const run = startCli(['apply', '-d', url, '--dir', dir]);
-    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database() AND pid <> pg_backend_pid()");
+    await until(
+      url,
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database() AND pid <> pg_backend_pid()",
+    );
     const sent = performance.now();
     run.child.kill('SIGINT');
     const result = await run.done;

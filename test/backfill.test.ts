@@ -27,7 +27,9 @@ describe('batched backfills', () => {
 
   it('on an empty table: nothing to do, applied', async () => {
     const url = await db('CREATE TABLE hosts (id bigint PRIMARY KEY, org int);');
-    const dir = writePlan({ 'backfills/0001_fill.sql': '-- tenantify:batch hosts key=id size=100\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2;\n' });
+    const dir = writePlan({
+      'backfills/0001_fill.sql': '-- tenantify:batch hosts key=id size=100\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2;\n',
+    });
     const result = await runCli(['apply', '-d', url, '--dir', dir, '--json']);
     expect(result.code).toBe(0);
     const [unit] = await query<{ status: string; progress: Record<string, unknown> }>(url, 'SELECT status, progress FROM tenantify.units');
@@ -37,7 +39,7 @@ describe('batched backfills', () => {
 
   it.each([
     ['text', "'k' || lpad(g::text, 6, '0')"],
-    ['uuid', "md5(g::text)::uuid"],
+    ['uuid', 'md5(g::text)::uuid'],
     ['timestamptz', "timestamptz '2020-01-01' + g * interval '1 minute'"],
   ])('walks a %s key in batches, every row once', async (type, expression) => {
     const url = await db(`CREATE TABLE items (k ${type} PRIMARY KEY, done int NOT NULL DEFAULT 0);
@@ -58,7 +60,9 @@ SELECT k FROM items WHERE done <> 1;
   });
 
   it('covers rows inserted during the backfill beyond the starting maximum', async () => {
-    const url = await db('CREATE TABLE hosts (id bigint PRIMARY KEY, org int); INSERT INTO hosts (id) SELECT g FROM generate_series(1, 1000) g;');
+    const url = await db(
+      'CREATE TABLE hosts (id bigint PRIMARY KEY, org int); INSERT INTO hosts (id) SELECT g FROM generate_series(1, 1000) g;',
+    );
     const dir = writePlan({
       'backfills/0001_fill.ts': `
 import { defineBackfill, sql } from ${JSON.stringify(api)};
@@ -104,7 +108,10 @@ SELECT id FROM hosts WHERE n <> 1;
     const stopped = await run.done;
     expect(stopped.code).toBe(130);
     expect(performance.now() - sent).toBeLessThan(3000);
-    const [mid] = await query<{ done: number; status: string; updated: number }>(url, "SELECT (progress->>'rowsDone')::int AS done, status, (SELECT count(*)::int FROM hosts WHERE n = 1) AS updated FROM tenantify.units");
+    const [mid] = await query<{ done: number; status: string; updated: number }>(
+      url,
+      "SELECT (progress->>'rowsDone')::int AS done, status, (SELECT count(*)::int FROM hosts WHERE n = 1) AS updated FROM tenantify.units",
+    );
     expect(mid?.status).toBe('failed');
     expect(mid?.done).toBe(mid?.updated);
     expect(mid?.done).toBeLessThan(400);
@@ -116,17 +123,21 @@ SELECT id FROM hosts WHERE n <> 1;
   });
 
   it('status from another terminal shows the progress of a running backfill', async () => {
-    const url = await db('CREATE TABLE hosts (id bigint PRIMARY KEY, org int); INSERT INTO hosts (id) SELECT g FROM generate_series(1, 300) g;');
+    const url = await db(
+      'CREATE TABLE hosts (id bigint PRIMARY KEY, org int); INSERT INTO hosts (id) SELECT g FROM generate_series(1, 300) g;',
+    );
     const dir = writePlan({
       'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s' } }),
-      'backfills/0001_fill.sql': '-- tenantify:batch hosts key=id size=10\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.02) IS NOT NULL;\n',
+      'backfills/0001_fill.sql':
+        '-- tenantify:batch hosts key=id size=10\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.02) IS NOT NULL;\n',
     });
     const run = startCli(['apply', '-d', url, '--dir', dir]);
     let seen: { status: string; progress: { rowsDone: number; rowsTotal: number } | null } | undefined;
     for (let i = 0; i < 100 && !seen; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const status = await runCli(['status', '-d', url, '--dir', dir, '--json']);
-      const unit = (JSON.parse(status.stdout) as { units: { status: string; progress: { rowsDone: number; rowsTotal: number } | null }[] }).units[0];
+      const unit = (JSON.parse(status.stdout) as { units: { status: string; progress: { rowsDone: number; rowsTotal: number } | null }[] })
+        .units[0];
       if (unit?.status === 'running' && (unit.progress?.rowsDone ?? 0) > 0) seen = unit;
     }
     expect(seen?.progress?.rowsTotal).toBe(300);
@@ -140,8 +151,11 @@ describe('parallel workers', () => {
 
   it('walk disjoint key ranges on their own connections, every row once, and resume after a kill', async () => {
     const d = dropped(await freshDatabase('par'));
-    await query(d.url, `CREATE TABLE hosts (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
-      INSERT INTO hosts (id) SELECT g * 7 FROM generate_series(1, 6000) g;`);
+    await query(
+      d.url,
+      `CREATE TABLE hosts (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
+      INSERT INTO hosts (id) SELECT g * 7 FROM generate_series(1, 6000) g;`,
+    );
     const dir = writePlan({
       'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '200ms' } }),
       'backfills/0001_fill.sql': `-- tenantify:batch hosts key=id size=100
@@ -153,7 +167,10 @@ SELECT id FROM hosts WHERE n <> 1;
     const run = startCli(['apply', '-d', d.url, '--dir', dir, '--parallel', '3', '--no-snapshot']);
     let workers = 0;
     for (let i = 0; i < 200 && workers < 3; i++) {
-      const [w] = await query<{ n: number }>(d.url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database()");
+      const [w] = await query<{ n: number }>(
+        d.url,
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database()",
+      );
       workers = Math.max(workers, w?.n ?? 0);
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -161,7 +178,10 @@ SELECT id FROM hosts WHERE n <> 1;
     await new Promise((r) => setTimeout(r, 300));
     run.child.kill('SIGKILL');
     await run.done;
-    const [mid] = await query<{ segments: { cursor: string }[]; done: number }>(d.url, "SELECT progress->'segments' AS segments, (progress->>'rowsDone')::int AS done FROM tenantify.units");
+    const [mid] = await query<{ segments: { cursor: string }[]; done: number }>(
+      d.url,
+      "SELECT progress->'segments' AS segments, (progress->>'rowsDone')::int AS done FROM tenantify.units",
+    );
     expect(mid?.segments).toHaveLength(3);
     const [updated] = await query<{ n: number }>(d.url, 'SELECT count(*)::int AS n FROM hosts WHERE n = 1');
     expect(mid?.done).toBe(updated?.n);
@@ -173,7 +193,10 @@ SELECT id FROM hosts WHERE n <> 1;
     }
     expect(resumed.stderr).not.toMatch(/^error/m);
     expect(resumed.code).toBe(0);
-    const [all] = await query<{ once: number; other: number }>(d.url, 'SELECT count(*) FILTER (WHERE n = 1)::int AS once, count(*) FILTER (WHERE n <> 1)::int AS other FROM hosts');
+    const [all] = await query<{ once: number; other: number }>(
+      d.url,
+      'SELECT count(*) FILTER (WHERE n = 1)::int AS once, count(*) FILTER (WHERE n <> 1)::int AS other FROM hosts',
+    );
     expect(all).toEqual({ once: 6000, other: 0 });
   });
 });

@@ -13,7 +13,10 @@ import { writePlan } from './support/plan-dir.js';
 
 const saved = { dir: process.env['TENANTIFY_CACHE_DIR'], xdg: process.env['XDG_CACHE_HOME'] };
 afterEach(() => {
-  for (const [key, value] of [['TENANTIFY_CACHE_DIR', saved.dir], ['XDG_CACHE_HOME', saved.xdg]] as const) {
+  for (const [key, value] of [
+    ['TENANTIFY_CACHE_DIR', saved.dir],
+    ['XDG_CACHE_HOME', saved.xdg],
+  ] as const) {
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;
   }
@@ -60,7 +63,8 @@ describe('the cache directory', () => {
     const old = new Date(Date.now() - 2 * day);
     const names = ['splits-aaaa.json', 'splits-bbbb.json', 'splits-cccc.json', 'splits-dddd.json.123.tmp', 'code-eeee.bin', 'notes.txt'];
     for (const name of names) writeFileSync(join(dir, name), '');
-    for (const name of ['splits-aaaa.json', 'splits-bbbb.json', 'splits-dddd.json.123.tmp', 'code-eeee.bin', 'notes.txt']) utimesSync(join(dir, name), old, old);
+    for (const name of ['splits-aaaa.json', 'splits-bbbb.json', 'splits-dddd.json.123.tmp', 'code-eeee.bin', 'notes.txt'])
+      utimesSync(join(dir, name), old, old);
     removeStale(dir, join(dir, 'splits-aaaa.json'), /^splits-[0-9a-f]+\.json(\.\d+\.tmp)?$/, day);
     // aaaa is the current build's; cccc is recent; code-, notes.txt do not match.
     expect(readdirSync(dir).sort()).toEqual(['code-eeee.bin', 'notes.txt', 'splits-aaaa.json', 'splits-cccc.json']);

@@ -15,7 +15,6 @@ import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { writePlan } from './support/plan-dir.js';
 import { describeWithCitus } from './support/citus.js';
 
-
 /**
  * Composite keys with the key first everywhere, a self-reference, a lookup table. The
  * foreign keys come apart: Citus distributes no table that a plain table references, nor one
@@ -52,7 +51,8 @@ const distributed = `
 const model = { tenancy: { owner: 'accounts', tenants: 'organizations', key: 'organization_id' } };
 const citusRules = ['distribution-key-mismatch', 'reference-table-missing'];
 
-const summary = (findings: { rule: string; table: string; detail: string }[]): string[] => findings.map((f) => `${f.rule} ${f.table}: ${f.detail}`).sort();
+const summary = (findings: { rule: string; table: string; detail: string }[]): string[] =>
+  findings.map((f) => `${f.rule} ${f.table}: ${f.detail}`).sort();
 
 describeWithCitus('tenancy check on a Citus cluster', () => {
   let cluster: ThrowawayCitus;
@@ -95,7 +95,7 @@ describeWithCitus('tenancy check on a Citus cluster', () => {
       foreignKeys,
       'ALTER TABLE events ADD FOREIGN KEY (account_id) REFERENCES accounts (id)',
     );
-    const before = await query(url, "SELECT logicalrelid::text AS t, partmethod::text AS m FROM pg_dist_partition ORDER BY 1");
+    const before = await query(url, 'SELECT logicalrelid::text AS t, partmethod::text AS m FROM pg_dist_partition ORDER BY 1');
     const result = await tenancyCheck({ dir, url, rules: citusRules });
     expect(summary(result.findings)).toEqual([
       "distribution-key-mismatch public.accounts: a reference table (copied to every node), not by organization_id: a tenant's rows are not kept on one node",
@@ -105,7 +105,7 @@ describeWithCitus('tenancy check on a Citus cluster', () => {
     expect(result.findings.every((f) => f.level === 'error')).toBe(true);
     expect(result.ok).toBe(false);
     // The check reads only.
-    expect(await query(url, "SELECT logicalrelid::text AS t, partmethod::text AS m FROM pg_dist_partition ORDER BY 1")).toEqual(before);
+    expect(await query(url, 'SELECT logicalrelid::text AS t, partmethod::text AS m FROM pg_dist_partition ORDER BY 1')).toEqual(before);
   });
 
   it('distribution-key-mismatch: distributed by the key in another colocation group', async () => {

@@ -13,7 +13,6 @@ import { writePlan } from './support/plan-dir.js';
 import { startThrowawayCitus, type ThrowawayCitus } from '../src/db/throwaway.js';
 import { describeWithCitus } from './support/citus.js';
 
-
 // A reference table, a table distributed by org_id that references it, and a colocated one that references that (a foreign key into the restored table).
 const legacy = `
   CREATE TABLE plans (code text PRIMARY KEY, name text NOT NULL);
@@ -68,10 +67,17 @@ describeWithCitus('the executor on a Citus coordinator', () => {
 
   const one = async <T extends Record<string, unknown>>(url: string, sql: string): Promise<T> => (await query<T>(url, sql))[0] as T;
   const layout = (url: string) =>
-    query<{ name: string; method: string; shards: number }>(url, `SELECT logicalrelid::text AS name, partmethod::text AS method, (SELECT count(*)::int FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) AS shards
-      FROM pg_dist_partition p ORDER BY 1`);
+    query<{ name: string; method: string; shards: number }>(
+      url,
+      `SELECT logicalrelid::text AS name, partmethod::text AS method, (SELECT count(*)::int FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) AS shards
+      FROM pg_dist_partition p ORDER BY 1`,
+    );
   // The legacy columns of every account, in one checksum.
-  const accountRows = (url: string) => one<{ rows: string; n: number }>(url, "SELECT md5(string_agg(format('%s|%s|%s|%s', org_id, id, name, plan), ',' ORDER BY org_id, id)) AS rows, count(*)::int AS n FROM accounts");
+  const accountRows = (url: string) =>
+    one<{ rows: string; n: number }>(
+      url,
+      "SELECT md5(string_agg(format('%s|%s|%s|%s', org_id, id, name, plan), ',' ORDER BY org_id, id)) AS rows, count(*)::int AS n FROM accounts",
+    );
   const statuses = (url: string) => query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
   const distributed = [
     { name: 'accounts', method: 'h', shards: 6 },
@@ -90,19 +96,34 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     const applied = await runCli(['apply', '-d', url, '--dir', dir, '--json']);
     expect(applied.stderr).not.toMatch(/error/i);
     expect(applied.code).toBe(0);
-    expect(await statuses(url)).toEqual(['0001_status', '0002_cleanup', '0003_status', '0004_status_index'].map((id) => ({ id, status: 'applied' })));
-    expect(await one(url, "SELECT count(*)::int AS n, count(*) FILTER (WHERE status = 'paying')::int AS paying, count(*) FILTER (WHERE status IS NULL)::int AS missing FROM accounts"))
-      .toEqual({ n: 429, paying: 215, missing: 0 });
+    expect(await statuses(url)).toEqual(
+      ['0001_status', '0002_cleanup', '0003_status', '0004_status_index'].map((id) => ({ id, status: 'applied' })),
+    );
+    expect(
+      await one(
+        url,
+        "SELECT count(*)::int AS n, count(*) FILTER (WHERE status = 'paying')::int AS paying, count(*) FILTER (WHERE status IS NULL)::int AS missing FROM accounts",
+      ),
+    ).toEqual({ n: 429, paying: 215, missing: 0 });
     // The batches' cursor and rows are in the ledger, each committed with its batch.
-    const progress = await one<{ rows: number; batches: number }>(url, "SELECT (progress->>'rowsDone')::int AS rows, (progress->>'batches')::int AS batches FROM tenantify.units WHERE id = '0003_status'");
+    const progress = await one<{ rows: number; batches: number }>(
+      url,
+      "SELECT (progress->>'rowsDone')::int AS rows, (progress->>'batches')::int AS batches FROM tenantify.units WHERE id = '0003_status'",
+    );
     expect(progress.rows).toBe(429);
     expect(progress.batches).toBeGreaterThanOrEqual(4);
     // The index exists on every shard, valid.
-    const indexes = await one<{ n: number }>(url, `SELECT sum(result::int)::int AS n FROM run_command_on_shards('accounts',
-      $$SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = '%s'::regclass AND c.relname LIKE 'accounts_status_idx%%' AND i.indisvalid$$)`);
+    const indexes = await one<{ n: number }>(
+      url,
+      `SELECT sum(result::int)::int AS n FROM run_command_on_shards('accounts',
+      $$SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = '%s'::regclass AND c.relname LIKE 'accounts_status_idx%%' AND i.indisvalid$$)`,
+    );
     expect(indexes.n).toBe(6);
     // The snapshots hold every shard's rows, not the coordinator's empty shell.
-    const snapshots = await query<{ id: string; tables: string[]; kind: string }>(url, "SELECT id, snapshot->'tables' AS tables, snapshot->'citus'->'public.accounts'->>'kind' AS kind FROM tenantify.units WHERE snapshot ? 'file' ORDER BY id");
+    const snapshots = await query<{ id: string; tables: string[]; kind: string }>(
+      url,
+      "SELECT id, snapshot->'tables' AS tables, snapshot->'citus'->'public.accounts'->>'kind' AS kind FROM tenantify.units WHERE snapshot ? 'file' ORDER BY id",
+    );
     expect(snapshots).toEqual([
       { id: '0002_cleanup', tables: ['public.accounts'], kind: 'distributed' },
       { id: '0003_status', tables: ['public.accounts'], kind: 'distributed' },
@@ -111,14 +132,21 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     const verified = await runCli(['verify', '-d', url, '--dir', dir, '--json']);
     expect(verified.code).toBe(0);
     expect((JSON.parse(verified.stdout) as { checks: { unit: string; ok: boolean }[] }).checks.map((c) => [c.unit, c.ok])).toEqual([
-      ['0001_status', true], ['0002_cleanup', true], ['0003_status', true],
+      ['0001_status', true],
+      ['0002_cleanup', true],
+      ['0003_status', true],
     ]);
 
     // `snapshots restore`: the rows before the batched backfill, in place.
     const restored = await runCli(['snapshots', 'restore', '0003_status', '-d', url, '--dir', dir, '--yes']);
     expect(restored.stderr).toBe('');
     expect(restored.code).toBe(0);
-    expect(await one(url, 'SELECT count(*)::int AS n, count(status)::int AS with_status, count(*) FILTER (WHERE org_id = 5)::int AS org5 FROM accounts')).toEqual({ n: 429, with_status: 0, org5: 0 });
+    expect(
+      await one(
+        url,
+        'SELECT count(*)::int AS n, count(status)::int AS with_status, count(*) FILTER (WHERE org_id = 5)::int AS org5 FROM accounts',
+      ),
+    ).toEqual({ n: 429, with_status: 0, org5: 0 });
     expect(await layout(url)).toEqual(distributed);
 
     const rolledBack = await runCli(['rollback', '-d', url, '--dir', dir, '--steps', '3', '--from-snapshot', '--yes']);
@@ -137,8 +165,13 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     expect(await one(url, 'SELECT count(status)::int AS n FROM accounts')).toEqual({ n: 0 });
     expect(await layout(url)).toEqual(distributed);
     // The foreign key into accounts was dropped for the restore and made again: it still holds.
-    expect(await one(url, "SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'notes'::regclass AND contype = 'f'")).toEqual({ n: 1 });
-    const events = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id IN ('0002_cleanup', '0003_status') AND event LIKE 'snapshot%' ORDER BY id");
+    expect(await one(url, "SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'notes'::regclass AND contype = 'f'")).toEqual({
+      n: 1,
+    });
+    const events = await query<{ event: string }>(
+      url,
+      "SELECT event FROM tenantify.events WHERE unit_id IN ('0002_cleanup', '0003_status') AND event LIKE 'snapshot%' ORDER BY id",
+    );
     expect(events.map((e) => e.event)).toEqual(['snapshot_taken', 'snapshot_taken', 'snapshot_restored']);
   });
 
@@ -155,7 +188,12 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     expect(result.stderr).toMatch(/cannot put the shards back/);
     expect(result.stderr).toMatch(/hint: name the tables instead/);
     expect(await contentFingerprint(url)).toEqual(before);
-    expect(await one(url, "SELECT to_regnamespace('tenantify') IS NULL AS none, (SELECT count(*)::int FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'status') AS status")).toEqual({ none: true, status: 0 });
+    expect(
+      await one(
+        url,
+        "SELECT to_regnamespace('tenantify') IS NULL AS none, (SELECT count(*)::int FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'status') AS status",
+      ),
+    ).toEqual({ none: true, status: 0 });
     expect(await layout(url)).toEqual(distributed);
     // Without snapshots, the directive does not matter.
     expect((await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot'])).code).toBe(0);
@@ -169,7 +207,9 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--from-snapshot', '--yes']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('the snapshot of 0001_drop_plan cannot be restored on this Citus coordinator');
-    expect(result.stderr).toContain('public.accounts had columns (org_id integer, id bigint, name text, plan text), now (org_id integer, id bigint, name text)');
+    expect(result.stderr).toContain(
+      'public.accounts had columns (org_id integer, id bigint, name text, plan text), now (org_id integer, id bigint, name text)',
+    );
     expect(await contentFingerprint(url)).toEqual(applied);
     expect(await statuses(url)).toEqual([{ id: '0001_drop_plan', status: 'applied' }]);
     expect(await layout(url)).toEqual(distributed);
@@ -193,7 +233,10 @@ describeWithCitus('the executor on a Citus coordinator', () => {
 
   it("holds a unit's lock timeout on the workers too: a DDL behind a shard's lock fails with exit 1 instead of waiting", async () => {
     const url = await database();
-    const [shard] = await query<{ name: string; port: number }>(url, "SELECT shard_name AS name, nodeport AS port FROM citus_shards WHERE table_name = 'accounts'::regclass ORDER BY shardid LIMIT 1");
+    const [shard] = await query<{ name: string; port: number }>(
+      url,
+      "SELECT shard_name AS name, nodeport AS port FROM citus_shards WHERE table_name = 'accounts'::regclass ORDER BY shardid LIMIT 1",
+    );
     const worker = new URL(url);
     worker.port = String(shard?.port);
     // An application transaction on a worker, reading one shard, that does not end while the unit runs
@@ -202,7 +245,10 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     await holder.connect();
     await holder.query(`BEGIN; SET LOCAL citus.enable_manual_changes_to_shards = on; LOCK ${shard?.name} IN ACCESS SHARE MODE`);
     try {
-      const dir = writePlan({ 'migrations/0001_column.sql': '-- tenantify:lock-timeout 1s\n-- tenantify:retries 0\n-- tenantify:statement-timeout 20s\nALTER TABLE accounts ADD COLUMN status text;\n' });
+      const dir = writePlan({
+        'migrations/0001_column.sql':
+          '-- tenantify:lock-timeout 1s\n-- tenantify:retries 0\n-- tenantify:statement-timeout 20s\nALTER TABLE accounts ADD COLUMN status text;\n',
+      });
       const result = await runCli(['apply', '-d', url, '--dir', dir]);
       expect(result.code).toBe(1);
       expect(result.stderr).toContain('canceling statement due to lock timeout (SQLSTATE 55P03)');
@@ -211,7 +257,9 @@ describeWithCitus('the executor on a Citus coordinator', () => {
       await holder.end();
     }
     expect(await statuses(url)).toEqual([{ id: '0001_column', status: 'failed' }]);
-    expect(await one(url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'status'")).toEqual({ n: 0 });
+    expect(
+      await one(url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'status'"),
+    ).toEqual({ n: 0 });
   });
 
   it("sizes a batched backfill of a distributed table from its shards' statistics, not by counting every shard's rows", async () => {
@@ -223,12 +271,18 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     expect(await one(url, "SELECT greatest(reltuples, 0)::int AS n FROM pg_class WHERE oid = 'accounts'::regclass")).toEqual({ n: 0 });
     const dir = writePlan({
       'migrations/0001_touched.sql': 'ALTER TABLE accounts ADD COLUMN touched int;\n',
-      'backfills/0002_touch.sql': '-- tenantify:batch accounts key=id size=100\nUPDATE accounts SET touched = 1 WHERE id > $1 AND id <= $2;\n',
+      'backfills/0002_touch.sql':
+        '-- tenantify:batch accounts key=id size=100\nUPDATE accounts SET touched = 1 WHERE id > $1 AND id <= $2;\n',
     });
     const applied = await runCli(['apply', '-d', url, '--dir', dir]);
     expect(applied.stderr).not.toMatch(/error/i);
     expect(applied.code).toBe(0);
-    expect(await one(url, "SELECT (progress->>'rowsTotal')::int AS total, (progress->>'rowsDone')::int AS done FROM tenantify.units WHERE id = '0002_touch'")).toEqual({
+    expect(
+      await one(
+        url,
+        "SELECT (progress->>'rowsTotal')::int AS total, (progress->>'rowsDone')::int AS done FROM tenantify.units WHERE id = '0002_touch'",
+      ),
+    ).toEqual({
       total: 2_400_000,
       done: 500,
     });
@@ -241,7 +295,8 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     const dir = writePlan({
       // Batches of 10 rows (the smallest), 50 ms apart: the kill lands half-way.
       'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '1ms', pause: '50ms', parallel: 1 } }),
-      'backfills/0001_touch.sql': '-- tenantify:batch accounts key=id size=10\nUPDATE accounts SET touched = touched + 1 WHERE id > $1 AND id <= $2;\n',
+      'backfills/0001_touch.sql':
+        '-- tenantify:batch accounts key=id size=10\nUPDATE accounts SET touched = touched + 1 WHERE id > $1 AND id <= $2;\n',
     });
     const first = startCli(['apply', '-d', url, '--dir', dir]);
     await until(url, "SELECT count(*)::int AS n FROM tenantify.units WHERE id = '0001_touch' AND (progress->>'batches')::int >= 3");
@@ -254,13 +309,20 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     const resumed = await runCli(['apply', '-d', url, '--dir', dir]);
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toMatch(/0001_touch: resuming after key \d+ \(\d+ rows done\)/);
-    expect(await one(url, 'SELECT min(touched)::int AS min, max(touched)::int AS max, count(*)::int AS n FROM accounts')).toEqual({ min: 1, max: 1, n: 500 });
+    expect(await one(url, 'SELECT min(touched)::int AS min, max(touched)::int AS max, count(*)::int AS n FROM accounts')).toEqual({
+      min: 1,
+      max: 1,
+      n: 500,
+    });
     expect(await statuses(url)).toEqual([{ id: '0001_touch', status: 'applied' }]);
   });
 
   it('rehearse --citus copies this coordinator with its layout and rehearses a plan that distributes a table; without --citus, exit 2', async () => {
     const url = await database();
-    await query(url, "CREATE TABLE events (org_id int NOT NULL, id bigint NOT NULL, what text, PRIMARY KEY (org_id, id)); INSERT INTO events SELECT g % 7, g, 'event' FROM generate_series(1, 300) g");
+    await query(
+      url,
+      "CREATE TABLE events (org_id int NOT NULL, id bigint NOT NULL, what text, PRIMARY KEY (org_id, id)); INSERT INTO events SELECT g % 7, g, 'event' FROM generate_series(1, 300) g",
+    );
     const dir = writePlan({
       'migrations/0001_distribute_events.sql': `SELECT create_distributed_table('events', 'org_id', colocate_with => 'accounts');
 -- tenantify:verify events, accounts and notes are colocated in 6 shards, and plans is a reference table, as in the source
@@ -283,7 +345,13 @@ SELECT 1 WHERE (SELECT count(DISTINCT colocationid) FROM pg_dist_partition WHERE
     const doc = JSON.parse(result.stdout) as { server: string; steps: { name: string; ok: boolean; details: string[] }[] };
     expect(doc.server).toBe('citus');
     expect(doc.steps.map((s) => [s.name, s.ok])).toEqual([
-      ['load', true], ['apply', true], ['verify', true], ['rollback', true], ['compare with the source', true], ['apply again', true], ['verify again', true],
+      ['load', true],
+      ['apply', true],
+      ['verify', true],
+      ['rollback', true],
+      ['compare with the source', true],
+      ['apply again', true],
+      ['verify again', true],
     ]);
     expect(doc.steps[0]?.details).toEqual(['4 tables and sequences; 3 Citus tables placed as in the source']);
     // The source was only read.

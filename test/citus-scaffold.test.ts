@@ -17,7 +17,6 @@ import { dropAfterAll, freshDatabase, query } from './support/db.js';
 import { schemaDump } from './support/dump.js';
 import { describeWithCitus } from './support/citus.js';
 
-
 /**
  * accounts (owner) ← users, projects (parent_id: a self-reference) ← memberships (primary key
  * (project_id, user_id)) ← tasks (a foreign key on both columns; reviewer_id → users, ON DELETE
@@ -133,7 +132,10 @@ describeWithCitus('tenancy scaffold --citus on a Citus cluster', () => {
 
     const check = await runCli(['tenancy', 'check', '-d', url, '--dir', dir, '--json']);
     const findings = (JSON.parse(check.stdout || '{}') as { findings?: { rule: string; table: string; detail: string }[] }).findings;
-    expect(findings?.map((f) => `${f.rule} ${f.table}: ${f.detail}`), check.stderr).toEqual([]);
+    expect(
+      findings?.map((f) => `${f.rule} ${f.table}: ${f.detail}`),
+      check.stderr,
+    ).toEqual([]);
     expect(check.code).toBe(0);
     // The verify queries of every unit, read again on the placed tenancy.
     const verify = (await cli('verify', '-d', url, '--dir', dir)) as { checks: { unit: string; name: string; ok: boolean }[] };
@@ -168,16 +170,24 @@ describeWithCitus('tenancy scaffold --citus on a Citus cluster', () => {
       distributed: { organizations: 'id', customers: 'organization_id', usage_events: 'organization_id' },
       references: [],
       // A tenant's usage joined to its customer.
-      query: (org: string) => `SELECT * FROM usage_events e JOIN customers c ON c.organization_id = e.organization_id AND c.id = e.customer_id WHERE e.organization_id = ${org}`,
+      query: (org: string) =>
+        `SELECT * FROM usage_events e JOIN customers c ON c.organization_id = e.organization_id AND c.id = e.customer_id WHERE e.organization_id = ${org}`,
       busiest: 'SELECT organization_id::text AS id, count(*)::int AS n FROM usage_events GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1',
       count: (org: string) => `SELECT count(*)::int AS n FROM usage_events WHERE organization_id = ${org}`,
     },
     {
       // The owner is the tenants table; user, account and session are global tables, made reference tables.
       name: 'organization-modules',
-      distributed: { organization: 'id', invitation: 'organizationId', member: 'organizationId', team: 'organizationId', '"teamMember"': 'organizationId' },
+      distributed: {
+        organization: 'id',
+        invitation: 'organizationId',
+        member: 'organizationId',
+        team: 'organizationId',
+        '"teamMember"': 'organizationId',
+      },
       references: ['"user"', 'account', 'session'],
-      query: (org: string) => `SELECT * FROM "teamMember" tm JOIN team t ON t."organizationId" = tm."organizationId" AND t.id = tm."teamId" JOIN "user" u ON u.id = tm."userId" WHERE tm."organizationId" = ${org}`,
+      query: (org: string) =>
+        `SELECT * FROM "teamMember" tm JOIN team t ON t."organizationId" = tm."organizationId" AND t.id = tm."teamId" JOIN "user" u ON u.id = tm."userId" WHERE tm."organizationId" = ${org}`,
       busiest: `SELECT quote_literal("organizationId") AS id, count(*)::int AS n FROM "teamMember" GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1`,
       count: (org: string) => `SELECT count(*)::int AS n FROM "teamMember" WHERE "organizationId" = ${org}`,
     },
@@ -200,65 +210,98 @@ describeWithCitus('tenancy scaffold --citus on a Citus cluster', () => {
   });
 
   // Policies that delete and detach rows, whose verifies tenantify verify reads again once the tables are distributed.
-  const policies = { comments: { unresolved: 'delete', conflicts: { user_id: 'detach' } }, tasks: { conflicts: { reviewer_id: 'delete' } } };
+  const policies = {
+    comments: { unresolved: 'delete', conflicts: { user_id: 'detach' } },
+    tasks: { conflicts: { reviewer_id: 'delete' } },
+  };
 
-  it.concurrent('composite keys, a self-reference, identity columns, lookup tables and policies: placed, isolated by the database, rolled back exactly', async () => {
-    await roundTrip(legacy, { tenancy: { owner: 'accounts', tables: policies } }, async (url, dir) => {
-      expectPlaced(
-        await placements(url),
-        {
-          organizations: 'id', accounts: 'organization_id', users: 'organization_id', projects: 'organization_id', memberships: 'organization_id', tasks: 'organization_id',
-          comments: 'organization_id',
-        },
-        ['countries', 'plans'],
-      );
-      const keys = await query<{ table: string; key: string }>(
-        url,
-        `SELECT conrelid::regclass::text AS "table", pg_get_constraintdef(oid) AS key FROM pg_constraint
+  it.concurrent(
+    'composite keys, a self-reference, identity columns, lookup tables and policies: placed, isolated by the database, rolled back exactly',
+    async () => {
+      await roundTrip(legacy, { tenancy: { owner: 'accounts', tables: policies } }, async (url, dir) => {
+        expectPlaced(
+          await placements(url),
+          {
+            organizations: 'id',
+            accounts: 'organization_id',
+            users: 'organization_id',
+            projects: 'organization_id',
+            memberships: 'organization_id',
+            tasks: 'organization_id',
+            comments: 'organization_id',
+          },
+          ['countries', 'plans'],
+        );
+        const keys = await query<{ table: string; key: string }>(
+          url,
+          `SELECT conrelid::regclass::text AS "table", pg_get_constraintdef(oid) AS key FROM pg_constraint
           WHERE contype = 'p' AND conrelid::regclass::text IN ('memberships', 'tasks', 'plans') ORDER BY 1`,
-      );
-      expect(keys).toEqual([
-        { table: 'memberships', key: 'PRIMARY KEY (organization_id, project_id, user_id)' },
-        { table: 'plans', key: 'PRIMARY KEY (id)' },
-        { table: 'tasks', key: 'PRIMARY KEY (organization_id, id)' },
-      ]);
-      const [{ org, project } = { org: '', project: 0 }] = await query<{ org: string; project: number }>(url, 'SELECT organization_id::text AS org, id AS project FROM projects WHERE id = 14');
-      const plan = await explain(
-        url,
-        `SELECT t.title, p.code, u.email FROM tasks t JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id
+        );
+        expect(keys).toEqual([
+          { table: 'memberships', key: 'PRIMARY KEY (organization_id, project_id, user_id)' },
+          { table: 'plans', key: 'PRIMARY KEY (id)' },
+          { table: 'tasks', key: 'PRIMARY KEY (organization_id, id)' },
+        ]);
+        const [{ org, project } = { org: '', project: 0 }] = await query<{ org: string; project: number }>(
+          url,
+          'SELECT organization_id::text AS org, id AS project FROM projects WHERE id = 14',
+        );
+        const plan = await explain(
+          url,
+          `SELECT t.title, p.code, u.email FROM tasks t JOIN projects p ON p.organization_id = t.organization_id AND p.id = t.project_id
            JOIN users u ON u.organization_id = t.organization_id AND u.id = t.user_id JOIN countries c ON true
           WHERE t.organization_id = ${org} AND p.parent_id = 2`,
-      );
-      expect(plan).toMatch(/Task Count: 1\b/);
-      // The self-reference keeps its ON DELETE CASCADE, now within the tenant's shard.
-      expect(await query(url, `SELECT count(*)::int AS n FROM projects WHERE organization_id = ${org} AND parent_id = ${project - 12}`)).toEqual([{ n: 1 }]);
-      // A reviewer of another tenant: the foreign key with the key refuses it on the shard.
-      const [other] = await query<{ id: string }>(url, `SELECT id::text FROM users WHERE organization_id <> ${org} LIMIT 1`);
-      await expect(query(url, `UPDATE tasks SET reviewer_id = ${other?.id} WHERE organization_id = ${org} AND project_id = ${project}`)).rejects.toThrow(/tasks_reviewer_id_fkey/);
-      // The app writes the key now (no trigger fills it), and the identity columns' sequences go on.
-      const [account] = await query<{ id: number }>(url, `SELECT id FROM accounts WHERE organization_id = ${org}`);
-      const [user] = await query<{ id: string }>(url, `INSERT INTO users (organization_id, account_id, email) VALUES (${org}, ${account?.id}, 'new@example.com') RETURNING id::text`);
-      expect(Number(user?.id)).toBe(101);
-      await query(url, `DELETE FROM users WHERE organization_id = ${org} AND id = 101`);
-      await query(url, `SELECT setval(pg_get_serial_sequence('users', 'id'), 100)`);
-      // The unique index on lower(email) is unique per tenant now, as its unit says.
-      const unit = readdirSync(join(dir, 'migrations')).find((f) => f.endsWith('_citus_users_keys.sql')) as string;
-      expect(readFileSync(join(dir, 'migrations', unit), 'utf8')).toContain('unique index users_email_lower (expression) → with organization_id first');
-      // The policies ran: the comments no path leads to an account are gone, the two across accounts detached
-      // from their user (and keep their project's key); their verifies passed again above, on the distributed tables.
-      const units = readdirSync(join(dir, 'backfills'));
-      for (const suffix of ['_comments_delete_unresolved.sql', '_comments_user_id_detach.sql', '_tasks_reviewer_id_delete_conflicts.sql', '_backfill_comments_organization_id.sql']) {
-        expect(units.filter((f) => f.endsWith(suffix))).toHaveLength(1);
-      }
-      const backfill = units.find((f) => f.endsWith('_backfill_comments_organization_id.sql')) as string;
-      expect(readFileSync(join(dir, 'backfills', backfill), 'utf8')).toMatch(/-- tenantify:verify [^\n]*\nWITH [\s\S]*COALESCE\(/);
-      expect(await query(url, 'SELECT count(*)::int AS n FROM comments')).toEqual([{ n: 57 }]);
-      expect(await query(url, `SELECT c.user_id, a.id AS account FROM comments c JOIN accounts a ON a.organization_id = c.organization_id WHERE c.body LIKE 'across%' ORDER BY c.id`)).toEqual([
-        { user_id: null, account: 1 },
-        { user_id: null, account: 5 },
-      ]);
-    });
-  });
+        );
+        expect(plan).toMatch(/Task Count: 1\b/);
+        // The self-reference keeps its ON DELETE CASCADE, now within the tenant's shard.
+        expect(
+          await query(url, `SELECT count(*)::int AS n FROM projects WHERE organization_id = ${org} AND parent_id = ${project - 12}`),
+        ).toEqual([{ n: 1 }]);
+        // A reviewer of another tenant: the foreign key with the key refuses it on the shard.
+        const [other] = await query<{ id: string }>(url, `SELECT id::text FROM users WHERE organization_id <> ${org} LIMIT 1`);
+        await expect(
+          query(url, `UPDATE tasks SET reviewer_id = ${other?.id} WHERE organization_id = ${org} AND project_id = ${project}`),
+        ).rejects.toThrow(/tasks_reviewer_id_fkey/);
+        // The app writes the key now (no trigger fills it), and the identity columns' sequences go on.
+        const [account] = await query<{ id: number }>(url, `SELECT id FROM accounts WHERE organization_id = ${org}`);
+        const [user] = await query<{ id: string }>(
+          url,
+          `INSERT INTO users (organization_id, account_id, email) VALUES (${org}, ${account?.id}, 'new@example.com') RETURNING id::text`,
+        );
+        expect(Number(user?.id)).toBe(101);
+        await query(url, `DELETE FROM users WHERE organization_id = ${org} AND id = 101`);
+        await query(url, `SELECT setval(pg_get_serial_sequence('users', 'id'), 100)`);
+        // The unique index on lower(email) is unique per tenant now, as its unit says.
+        const unit = readdirSync(join(dir, 'migrations')).find((f) => f.endsWith('_citus_users_keys.sql')) as string;
+        expect(readFileSync(join(dir, 'migrations', unit), 'utf8')).toContain(
+          'unique index users_email_lower (expression) → with organization_id first',
+        );
+        // The policies ran: the comments no path leads to an account are gone, the two across accounts detached
+        // from their user (and keep their project's key); their verifies passed again above, on the distributed tables.
+        const units = readdirSync(join(dir, 'backfills'));
+        for (const suffix of [
+          '_comments_delete_unresolved.sql',
+          '_comments_user_id_detach.sql',
+          '_tasks_reviewer_id_delete_conflicts.sql',
+          '_backfill_comments_organization_id.sql',
+        ]) {
+          expect(units.filter((f) => f.endsWith(suffix))).toHaveLength(1);
+        }
+        const backfill = units.find((f) => f.endsWith('_backfill_comments_organization_id.sql')) as string;
+        expect(readFileSync(join(dir, 'backfills', backfill), 'utf8')).toMatch(/-- tenantify:verify [^\n]*\nWITH [\s\S]*COALESCE\(/);
+        expect(await query(url, 'SELECT count(*)::int AS n FROM comments')).toEqual([{ n: 57 }]);
+        expect(
+          await query(
+            url,
+            `SELECT c.user_id, a.id AS account FROM comments c JOIN accounts a ON a.organization_id = c.organization_id WHERE c.body LIKE 'across%' ORDER BY c.id`,
+          ),
+        ).toEqual([
+          { user_id: null, account: 1 },
+          { user_id: null, account: 5 },
+        ]);
+      });
+    },
+  );
 });
 
 describe('tenancy scaffold --citus refuses what Citus cannot hold', () => {
@@ -269,10 +312,15 @@ describe('tenancy scaffold --citus refuses what Citus cannot hold', () => {
     await query(db.url, legacy);
     const before = await state(db.url);
     const dir = mkdtempSync(join(tmpdir(), 'citus-scaffold-refused-'));
-    writeFileSync(join(dir, 'tenantify.config.json'), `${JSON.stringify({ tenancy: { owner: 'accounts', tables: { tasks: { unresolved: 'keep' } } } })}\n`);
+    writeFileSync(
+      join(dir, 'tenantify.config.json'),
+      `${JSON.stringify({ tenancy: { owner: 'accounts', tables: { tasks: { unresolved: 'keep' } } } })}\n`,
+    );
     const result = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', dir, '--citus']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('--citus cannot place this tenancy: public.tasks: unresolved: keep leaves rows without a key, and Citus places no row whose distribution column is NULL');
+    expect(result.stderr).toContain(
+      '--citus cannot place this tenancy: public.tasks: unresolved: keep leaves rows without a key, and Citus places no row whose distribution column is NULL',
+    );
     expect(readdirSync(dir)).toEqual(['tenantify.config.json']);
     expect(differences(before, await state(db.url))).toEqual([]);
   });

@@ -25,7 +25,10 @@ describe('the code cache', () => {
       'migrations/0002_ts.ts': `import { defineUnit, sql } from ${JSON.stringify(api)};\nexport default defineUnit({ async up(db) { await sql\`CREATE TABLE b (id int)\`.execute(db); } });\n`,
     });
     const cacheDir = mkdtempSync(join(tmpdir(), 'tenantify-cache-'));
-    const files = (prefix: string): string[] => readdirSync(cacheDir).filter((name) => name.startsWith(prefix)).map((name) => join(cacheDir, name));
+    const files = (prefix: string): string[] =>
+      readdirSync(cacheDir)
+        .filter((name) => name.startsWith(prefix))
+        .map((name) => join(cacheDir, name));
     const plan = async (env: Record<string, string> = { TENANTIFY_CACHE_DIR: cacheDir }): Promise<string> => {
       const result = await runCli(['plan', '-d', db.url, '--dir', dir], { env });
       expect(result.stderr).toBe('');

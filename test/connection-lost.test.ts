@@ -6,7 +6,10 @@ import { writePlan } from './support/plan-dir.js';
 
 /** The run's backend, terminated from another connection as `pg_ctl restart -m fast` would. */
 async function terminateRun(url: string): Promise<void> {
-  const [row] = await query<{ pid: number }>(url, 'SELECT backend_pid AS pid FROM tenantify.runs WHERE finished_at IS NULL ORDER BY id DESC LIMIT 1');
+  const [row] = await query<{ pid: number }>(
+    url,
+    'SELECT backend_pid AS pid FROM tenantify.runs WHERE finished_at IS NULL ORDER BY id DESC LIMIT 1',
+  );
   expect(row?.pid).toBeGreaterThan(0);
   await query(url, 'SELECT pg_terminate_backend($1)', [row?.pid]);
 }
@@ -17,8 +20,10 @@ describe('a lost connection is told by its class, not its wording', () => {
     const there = { lost: undefined };
     expect(isConnectionLost(new Error('an error worded like nothing seen before'), gone)).toBe(true);
     expect(isConnectionLost(new Error('an error worded like nothing seen before'), there)).toBe(false);
-    for (const code of ['08006', '08003', '57P01', '57P02', '57P03', 'ECONNRESET', 'EPIPE']) expect(isConnectionLost(Object.assign(new Error('x'), { code }), there), code).toBe(true);
-    for (const code of ['57014', '23505', '42P01', '55P03']) expect(isConnectionLost(Object.assign(new Error('x'), { code }), there), code).toBe(false);
+    for (const code of ['08006', '08003', '57P01', '57P02', '57P03', 'ECONNRESET', 'EPIPE'])
+      expect(isConnectionLost(Object.assign(new Error('x'), { code }), there), code).toBe(true);
+    for (const code of ['57014', '23505', '42P01', '55P03'])
+      expect(isConnectionLost(Object.assign(new Error('x'), { code }), there), code).toBe(false);
   });
 });
 
@@ -57,7 +62,9 @@ describe('the connection lost mid-unit', () => {
       // administrator command") or the driver's ("Client has encountered a connection error"), as it comes.
       expect(JSON.parse(result.stdout).error).toMatchObject({ code: 'connection-lost', exitCode: 1 });
       expect(result.stderr).toMatch(/lost the connection to PostgreSQL while applying 0002_wait: /);
-      expect(result.stderr).toMatch(/0002_wait stays `running` there\. Once the server is back, `tenantify apply` records this run as died and resumes 0002_wait/);
+      expect(result.stderr).toMatch(
+        /0002_wait stays `running` there\. Once the server is back, `tenantify apply` records this run as died and resumes 0002_wait/,
+      );
       expect(result.stderr).not.toMatch(/this is a bug|\n\s+at /);
       const [row] = await query<{ status: string }>(db.url, "SELECT status FROM tenantify.units WHERE id = '0002_wait'");
       expect(row?.status).toBe('running');

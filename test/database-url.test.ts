@@ -14,7 +14,10 @@ describe('a database URL', () => {
       database: 'legacy db',
       variables: { PGSSLMODE: 'require' },
     });
-    expect(parseDatabaseUrl('postgres:///legacy?host=/var/run/postgresql')).toEqual({ database: 'legacy', variables: { PGHOST: '/var/run/postgresql' } });
+    expect(parseDatabaseUrl('postgres:///legacy?host=/var/run/postgresql')).toEqual({
+      database: 'legacy',
+      variables: { PGHOST: '/var/run/postgresql' },
+    });
     expect(parseDatabaseUrl('postgres://u@[::1]/db').host).toBe('::1');
   });
 
@@ -49,10 +52,14 @@ describe('a database URL', () => {
     for (const command of ['status', 'plan', 'apply']) {
       const result = await runCli([command, '--dir', dir, '-d', 'postgres://u:secret@127.0.0.1:notaport/db']);
       expect(result.code, command).toBe(2);
-      expect(result.stderr, command).toContain('the database URL postgres://u:***@127.0.0.1:notaport/db is not valid: the port "notaport" is not a number from 1 to 65535');
+      expect(result.stderr, command).toContain(
+        'the database URL postgres://u:***@127.0.0.1:notaport/db is not valid: the port "notaport" is not a number from 1 to 65535',
+      );
       expect(result.stderr, command).not.toMatch(/secret|bug|TypeError|\n\s+at /);
     }
-    const fromEnv = await runCli(['status', '--dir', dir, '--json'], { env: { DATABASE_URL: 'postgres://u:secret@127.0.0.1:notaport/db' } });
+    const fromEnv = await runCli(['status', '--dir', dir, '--json'], {
+      env: { DATABASE_URL: 'postgres://u:secret@127.0.0.1:notaport/db' },
+    });
     expect(fromEnv.code).toBe(2);
     expect(JSON.parse(fromEnv.stdout).error.message).toMatch(/the port "notaport"/);
     expect(fromEnv.stdout + fromEnv.stderr).not.toContain('secret');

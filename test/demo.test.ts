@@ -25,7 +25,15 @@ describe('npm run demo', () => {
     const { code, stdout, stderr } = await runDemo([]);
     expect(stderr).not.toMatch(/demo failed/);
     expect(code).toBe(0);
-    const steps = ['$ tenantify tenancy analyze', '$ tenantify tenancy scaffold --composite --rls', '$ tenantify apply', '$ tenantify tenancy check --as', '$ tenantify verify', '$ tenantify rollback --yes', '$ tenantify status'];
+    const steps = [
+      '$ tenantify tenancy analyze',
+      '$ tenantify tenancy scaffold --composite --rls',
+      '$ tenantify apply',
+      '$ tenantify tenancy check --as',
+      '$ tenantify verify',
+      '$ tenantify rollback --yes',
+      '$ tenantify status',
+    ];
     let at = 0;
     for (const step of steps) {
       const found = stdout.indexOf(step, at);

@@ -101,7 +101,17 @@ function noPassword(...results: CliResult[]): void {
   }
 }
 
-interface Row { name: string; status: string; applied: number | null; pending: number | null; unit: string | null; error: { code: string; exitCode: number } | null; ran: string[]; held?: string; checks?: { failed: number; total: number } }
+interface Row {
+  name: string;
+  status: string;
+  applied: number | null;
+  pending: number | null;
+  unit: string | null;
+  error: { code: string; exitCode: number } | null;
+  ran: string[];
+  held?: string;
+  checks?: { failed: number; total: number };
+}
 
 function rowsOf(result: CliResult): Record<string, Row> {
   const doc = JSON.parse(result.stdout) as { targets: Row[] };
@@ -110,14 +120,17 @@ function rowsOf(result: CliResult): Record<string, Row> {
 
 /** The schema's shape, read from the catalog (faster than pg_dump where many databases are compared): columns, constraints, indexes, triggers. */
 async function catalogFingerprint(url: string): Promise<string> {
-  const [row] = await query<{ shape: string }>(url, `
+  const [row] = await query<{ shape: string }>(
+    url,
+    `
     SELECT concat_ws(E'\n',
       (SELECT string_agg(format('%s.%s %s %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull), E'\n' ORDER BY c.relname, a.attnum)
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped),
       (SELECT string_agg(format('%s %s', conname, pg_get_constraintdef(oid)), E'\n' ORDER BY conname) FROM pg_constraint WHERE connamespace = 'public'::regnamespace),
       (SELECT string_agg(indexdef, E'\n' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'),
-      (SELECT string_agg(tgname, E'\n' ORDER BY tgname) FROM pg_trigger JOIN pg_class c ON c.oid = tgrelid WHERE NOT tgisinternal AND c.relnamespace = 'public'::regnamespace)) AS shape`);
+      (SELECT string_agg(tgname, E'\n' ORDER BY tgname) FROM pg_trigger JOIN pg_class c ON c.oid = tgrelid WHERE NOT tgisinternal AND c.relnamespace = 'public'::regnamespace)) AS shape`,
+  );
   return row?.shape ?? '';
 }
 
@@ -159,11 +172,29 @@ describe('apply --targets', () => {
       const canary = fleet.names[0] as string;
       await query(fleet.urls[canary] as string, breakData);
       const before = Object.fromEntries(fleet.names.slice(1).map((n) => [n, schemaDump(fleet.urls[n] as string)]));
-      const result = await runCli(['apply', '--targets', fleet.file, '--dir', writePlan(plan), '--no-snapshot', '--canary', '1', '--parallel', '4', '--json']);
+      const result = await runCli([
+        'apply',
+        '--targets',
+        fleet.file,
+        '--dir',
+        writePlan(plan),
+        '--no-snapshot',
+        '--canary',
+        '1',
+        '--parallel',
+        '4',
+        '--json',
+      ]);
       noPassword(result);
       expect(result.code, result.stderr).toBe(1);
       const rows = rowsOf(result);
-      expect(rows[canary]).toMatchObject({ status: 'failed', applied: 3, pending: 1, unit: '0004_projects_organization_fk', error: { code: 'unit-failed', exitCode: 1 } });
+      expect(rows[canary]).toMatchObject({
+        status: 'failed',
+        applied: 3,
+        pending: 1,
+        unit: '0004_projects_organization_fk',
+        error: { code: 'unit-failed', exitCode: 1 },
+      });
       for (const name of fleet.names.slice(1)) {
         expect(rows[name], name).toMatchObject({ status: 'skipped', held: 'canary-failed', error: null, ran: [] });
         expect(schemaDump(fleet.urls[name] as string), name).toBe(before[name]);
@@ -195,7 +226,11 @@ describe('apply --targets', () => {
       const sampling = { on: true, max: 0 };
       const sampler = (async () => {
         while (sampling.on) {
-          const [row] = await query<{ n: number }>(serverUrl(), "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = ANY($1)", [fleet.databases]);
+          const [row] = await query<{ n: number }>(
+            serverUrl(),
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = ANY($1)",
+            [fleet.databases],
+          );
           sampling.max = Math.max(sampling.max, row?.n ?? 0);
           await new Promise((r) => setTimeout(r, 10));
         }
@@ -207,8 +242,18 @@ describe('apply --targets', () => {
       expect(sampling.max).toBeGreaterThan(0);
       expect(sampling.max).toBeLessThanOrEqual(3);
       const rows = rowsOf(first);
-      expect(rows[broken]).toMatchObject({ status: 'failed', pending: 1, unit: '0004_projects_organization_fk', error: { code: 'unit-failed', exitCode: 1 } });
-      expect(rows['lost']).toMatchObject({ status: 'unreachable', applied: null, pending: null, error: { code: 'connection-failed', exitCode: 2 } });
+      expect(rows[broken]).toMatchObject({
+        status: 'failed',
+        pending: 1,
+        unit: '0004_projects_organization_fk',
+        error: { code: 'unit-failed', exitCode: 1 },
+      });
+      expect(rows['lost']).toMatchObject({
+        status: 'unreachable',
+        applied: null,
+        pending: null,
+        error: { code: 'connection-failed', exitCode: 2 },
+      });
       // The worst target's exit code: the unreachable one's 2 (nothing touched there) over the failed unit's 1.
       expect(first.code).toBe(2);
       const others = fleet.names.filter((n) => n !== broken);
@@ -221,15 +266,33 @@ describe('apply --targets', () => {
       expect(existsSync(join(dir, '.tenantify/snapshots', others[0] as string, '1'))).toBe(true);
 
       // The DBA fixes the broken target's data and runs the same command again.
-      const othersBefore = await Promise.all(others.map(async (n) => [await catalogFingerprint(fleet.urls[n] as string), await contentFingerprint(fleet.urls[n] as string), await ledgerRows(fleet.urls[n] as string)]));
+      const othersBefore = await Promise.all(
+        others.map(async (n) => [
+          await catalogFingerprint(fleet.urls[n] as string),
+          await contentFingerprint(fleet.urls[n] as string),
+          await ledgerRows(fleet.urls[n] as string),
+        ]),
+      );
       await query(fleet.urls[broken] as string, fixData);
       const second = await runCli(['apply', '--targets', fleet.file, '--dir', dir, '--parallel', '3', '--on-error', 'continue', '--json']);
       noPassword(second);
       const again = rowsOf(second);
-      expect(again[broken]).toMatchObject({ status: 'up-to-date', applied: 4, pending: 0, ran: ['0004_projects_organization_fk'], error: null });
+      expect(again[broken]).toMatchObject({
+        status: 'up-to-date',
+        applied: 4,
+        pending: 0,
+        ran: ['0004_projects_organization_fk'],
+        error: null,
+      });
       expect(await contentFingerprint(fleet.urls[broken] as string)).toEqual(upgraded);
       for (const name of others) expect(again[name], name).toMatchObject({ status: 'up-to-date', ran: [] });
-      const othersAfter = await Promise.all(others.map(async (n) => [await catalogFingerprint(fleet.urls[n] as string), await contentFingerprint(fleet.urls[n] as string), await ledgerRows(fleet.urls[n] as string)]));
+      const othersAfter = await Promise.all(
+        others.map(async (n) => [
+          await catalogFingerprint(fleet.urls[n] as string),
+          await contentFingerprint(fleet.urls[n] as string),
+          await ledgerRows(fleet.urls[n] as string),
+        ]),
+      );
       expect(othersAfter).toEqual(othersBefore);
       expect(second.code).toBe(2);
     } finally {
@@ -242,11 +305,30 @@ describe('apply --targets', () => {
     try {
       const before = await Promise.all(fleet.names.map((n) => catalogFingerprint(fleet.urls[n] as string)));
       // Transactional units only: a dry run cannot hold a batched backfill in one transaction.
-      const dry = await runCli(['apply', '--targets', fleet.file, '--dir', writePlan(plan), '--dry-run', '--to', '0002_projects_organization', '--parallel', '4', '--json']);
+      const dry = await runCli([
+        'apply',
+        '--targets',
+        fleet.file,
+        '--dir',
+        writePlan(plan),
+        '--dry-run',
+        '--to',
+        '0002_projects_organization',
+        '--parallel',
+        '4',
+        '--json',
+      ]);
       noPassword(dry);
       expect(dry.code, dry.stderr).toBe(0);
       const rows = rowsOf(dry);
-      for (const name of fleet.names) expect(rows[name], name).toMatchObject({ status: 'pending', applied: 0, pending: 4, ran: ['0001_organizations', '0002_projects_organization'], error: null });
+      for (const name of fleet.names)
+        expect(rows[name], name).toMatchObject({
+          status: 'pending',
+          applied: 0,
+          pending: 4,
+          ran: ['0001_organizations', '0002_projects_organization'],
+          error: null,
+        });
       expect(await Promise.all(fleet.names.map((n) => catalogFingerprint(fleet.urls[n] as string)))).toEqual(before);
       for (const name of fleet.names) expect(await ledgerRows(fleet.urls[name] as string)).toEqual([]);
     } finally {
@@ -265,7 +347,10 @@ describe('verify, status and rollback --targets', () => {
       // Two targets stand elsewhere: one rolled back a unit by itself, one had its data changed under a verify query.
       const [rolled, violated] = [fleet.names[2] as string, fleet.names[5] as string];
       expect((await runCli(['rollback', '-d', fleet.urls[rolled] as string, '--dir', dir, '--yes'])).code).toBe(0);
-      await query(fleet.urls[violated] as string, 'ALTER TABLE projects DROP CONSTRAINT projects_organization_fk; UPDATE projects SET organization_id = NULL WHERE id = 7');
+      await query(
+        fleet.urls[violated] as string,
+        'ALTER TABLE projects DROP CONSTRAINT projects_organization_fk; UPDATE projects SET organization_id = NULL WHERE id = 7',
+      );
 
       const status = await runCli(['status', '--targets', fleet.file, '--dir', dir, '--parallel', '4', '--json']);
       const verified = await runCli(['verify', '--targets', fleet.file, '--dir', dir, '--parallel', '4', '--json']);
@@ -276,10 +361,16 @@ describe('verify, status and rollback --targets', () => {
       for (const name of fleet.names) {
         const url = fleet.urls[name] as string;
         // The target's own ledger, and its own verify (the API `tenantify verify -d` runs).
-        const [own] = await query<{ applied: number }>(url, "SELECT count(*) FILTER (WHERE status = 'applied')::int AS applied FROM tenantify.units");
+        const [own] = await query<{ applied: number }>(
+          url,
+          "SELECT count(*) FILTER (WHERE status = 'applied')::int AS applied FROM tenantify.units",
+        );
         expect(statusRows[name], name).toMatchObject({ applied: own?.applied, pending: 4 - (own?.applied ?? 0), error: null });
         const ownVerify = await verify({ dir, url });
-        expect(verifyRows[name]?.checks, name).toEqual({ failed: ownVerify.checks.filter((c) => !c.ok).length, total: ownVerify.checks.length });
+        expect(verifyRows[name]?.checks, name).toEqual({
+          failed: ownVerify.checks.filter((c) => !c.ok).length,
+          total: ownVerify.checks.length,
+        });
         expect(verifyRows[name]?.status === 'violations', name).toBe(!ownVerify.ok);
       }
       expect(statusRows[rolled]).toMatchObject({ status: 'pending', applied: 3, pending: 1, unit: '0004_projects_organization_fk' });
@@ -292,7 +383,10 @@ describe('verify, status and rollback --targets', () => {
       expect(statusRows[fleet.names[0] as string]).toMatchObject({ applied: 4 });
       expect((await ledgerRows(fleet.urls[fleet.names[0] as string] as string)).length).toBe(4);
 
-      await query(fleet.urls[violated] as string, 'UPDATE projects SET organization_id = account_id WHERE id = 7; ALTER TABLE projects ADD CONSTRAINT projects_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id)');
+      await query(
+        fleet.urls[violated] as string,
+        'UPDATE projects SET organization_id = account_id WHERE id = 7; ALTER TABLE projects ADD CONSTRAINT projects_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id)',
+      );
       const back = await runCli(['rollback', '--targets', fleet.file, '--dir', dir, '--all', '--yes', '--parallel', '4', '--json']);
       noPassword(back);
       expect(back.code, back.stderr).toBe(0);
@@ -331,10 +425,22 @@ describe('stopping a fleet', () => {
       for (const name of fleet.names.slice(0, 4)) {
         // 0001 may have travelled with 0002 in one message to the server: then both were rolled back.
         const row = rows[name] as Row;
-        expect(row, name).toMatchObject({ status: 'interrupted', pending: 4 - (row.applied ?? -1), error: { code: 'interrupted', exitCode: 130 } });
+        expect(row, name).toMatchObject({
+          status: 'interrupted',
+          pending: 4 - (row.applied ?? -1),
+          error: { code: 'interrupted', exitCode: 130 },
+        });
         expect(row.unit).toBe(row.applied === 1 ? '0002_projects_organization' : '0001_organizations');
         // 0002's transaction was rolled back: no column.
-        expect((await query(fleet.urls[name] as string, "SELECT 1 FROM information_schema.columns WHERE table_name = 'projects' AND column_name = 'organization_id'")).length, name).toBe(0);
+        expect(
+          (
+            await query(
+              fleet.urls[name] as string,
+              "SELECT 1 FROM information_schema.columns WHERE table_name = 'projects' AND column_name = 'organization_id'",
+            )
+          ).length,
+          name,
+        ).toBe(0);
       }
       for (const name of fleet.names.slice(4)) {
         expect(rows[name], name).toMatchObject({ status: 'skipped', held: 'interrupted' });
@@ -359,11 +465,19 @@ describe('stopping a fleet', () => {
       await query(fleet.urls[broken] as string, breakData);
       const dir = writePlan(gatePlan(gate.sql));
       // Two targets at once; the second line (a bare URL) is left out so that t1 and t3 run together.
-      writeFileSync(fleet.file, fleet.names.filter((_, i) => i !== 1).map((n) => `${n} ${fleet.urls[n]}`).join('\n'));
+      writeFileSync(
+        fleet.file,
+        fleet.names
+          .filter((_, i) => i !== 1)
+          .map((n) => `${n} ${fleet.urls[n]}`)
+          .join('\n'),
+      );
       const run = startCli(['apply', '--targets', fleet.file, '--dir', dir, '--no-snapshot', '--parallel', '2', '--json']);
       await gate.reached(run.done);
       // The fleet says t1 failed (and has asked t3 to stop) before the gate opens.
-      await new Promise<void>((resolve) => run.child.stderr?.on('data', (d: Buffer) => d.toString().includes(`${broken}: failed`) && resolve()));
+      await new Promise<void>((resolve) =>
+        run.child.stderr?.on('data', (d: Buffer) => d.toString().includes(`${broken}: failed`) && resolve()),
+      );
       await gate.open();
       const result = await run.done;
       noPassword(result);
@@ -383,7 +497,13 @@ describe('stopping a fleet', () => {
     const fleet = await fleetOf(8);
     try {
       // A slower backfill (20 ms a batch), so that the kill lands inside one.
-      const dir = writePlan({ ...plan, 'backfills/0003_projects_organization.sql': plan['backfills/0003_projects_organization.sql'].replace('id <= $2;', 'id <= $2 AND (SELECT pg_sleep(0.02)) IS NOT NULL;') });
+      const dir = writePlan({
+        ...plan,
+        'backfills/0003_projects_organization.sql': plan['backfills/0003_projects_organization.sql'].replace(
+          'id <= $2;',
+          'id <= $2 AND (SELECT pg_sleep(0.02)) IS NOT NULL;',
+        ),
+      });
       const args = ['apply', '--targets', fleet.file, '--dir', dir, '--no-snapshot', '--parallel', '4'];
       const run = startCli(args);
       const ours = "application_name LIKE 'tenantify apply%' AND datname = ANY('{" + fleet.databases.join(',') + "}')";
@@ -435,10 +555,21 @@ describe('targets files and options', () => {
     try {
       await query(registry.url, 'CREATE TABLE fleet (name text, url text)');
       for (const name of fleet.names) await query(registry.url, 'INSERT INTO fleet VALUES ($1, $2)', [name, fleet.urls[name]]);
-      const result = await runCli(['status', '-d', withPassword(registry.url), '--targets-query', 'SELECT name, url FROM fleet ORDER BY name', '--dir', writePlan(plan), '--json']);
+      const result = await runCli([
+        'status',
+        '-d',
+        withPassword(registry.url),
+        '--targets-query',
+        'SELECT name, url FROM fleet ORDER BY name',
+        '--dir',
+        writePlan(plan),
+        '--json',
+      ]);
       noPassword(result);
       expect(result.code, result.stderr).toBe(0);
-      expect(Object.values(rowsOf(result)).map((r) => [r.name, r.status, r.pending])).toEqual(fleet.names.map((n) => [n, 'pending', 4]).sort());
+      expect(Object.values(rowsOf(result)).map((r) => [r.name, r.status, r.pending])).toEqual(
+        fleet.names.map((n) => [n, 'pending', 4]).sort(),
+      );
     } finally {
       await registry.drop();
       await fleet.drop();
@@ -451,9 +582,19 @@ describe('the programmatic API', () => {
     const fleet = await fleetOf(2);
     try {
       const dir = writePlan(plan);
-      const targets = [...parseTargets(await readFile(fleet.file, 'utf8'), fleet.file), { name: 'lost', url: `postgres://${role}:${password}@127.0.0.1:1/lost`, source: 'test' }];
+      const targets = [
+        ...parseTargets(await readFile(fleet.file, 'utf8'), fleet.file),
+        { name: 'lost', url: `postgres://${role}:${password}@127.0.0.1:1/lost`, source: 'test' },
+      ];
       const ended: string[] = [];
-      const applied = await applyFleet({ dir, targets, parallel: 2, onError: 'continue', noSnapshot: true, observer: { ended: (r) => ended.push(r.name) } });
+      const applied = await applyFleet({
+        dir,
+        targets,
+        parallel: 2,
+        onError: 'continue',
+        noSnapshot: true,
+        observer: { ended: (r) => ended.push(r.name) },
+      });
       expect(applied.exitCode).toBe(2);
       expect(applied.targets.map((t) => [t.name, t.status, t.applied, t.pending, t.error?.code ?? null])).toEqual([
         [fleet.names[0], 'up-to-date', 4, 0, null],
@@ -469,7 +610,10 @@ describe('the programmatic API', () => {
         await holder.query('SELECT pg_advisory_lock($1, $2)', [0x7e4a, lockKey('tenantify')]);
         const locked = await applyFleet({ dir, targets: targets.slice(0, 2), parallel: 2, onError: 'continue', noSnapshot: true });
         expect(locked.exitCode).toBe(4);
-        expect(locked.targets.map((t) => [t.status, t.error?.code ?? null])).toEqual([['locked', 'lock-held'], ['up-to-date', null]]);
+        expect(locked.targets.map((t) => [t.status, t.error?.code ?? null])).toEqual([
+          ['locked', 'lock-held'],
+          ['up-to-date', null],
+        ]);
       } finally {
         await holder.end();
       }

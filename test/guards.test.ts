@@ -30,7 +30,9 @@ describe('guardRegressions', () => {
 describe('apply with guards', () => {
   const dropped = dropAfterAll();
 
-  const config = { guards: [{ name: 'account lookup by email', sql: "SELECT id FROM accounts WHERE email = 'user123456@example.com'", repetitions: 5 }] };
+  const config = {
+    guards: [{ name: 'account lookup by email', sql: "SELECT id FROM accounts WHERE email = 'user123456@example.com'", repetitions: 5 }],
+  };
   const plan = {
     'migrations/0001_add_plan.sql': "ALTER TABLE accounts ADD COLUMN plan text NOT NULL DEFAULT 'free';\n",
     'rollbacks/0001_add_plan.sql': 'ALTER TABLE accounts DROP COLUMN plan;\n',
@@ -43,10 +45,13 @@ describe('apply with guards', () => {
   async function accounts(): Promise<string> {
     const d = dropped(await freshDatabase('guards'));
     // 200k rows: a point lookup by index takes well under a millisecond, a sequential scan many.
-    await query(d.url, `CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);
+    await query(
+      d.url,
+      `CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);
       INSERT INTO accounts SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 200000) g;
       CREATE INDEX accounts_email_idx ON accounts (email);
-      ANALYZE accounts;`);
+      ANALYZE accounts;`,
+    );
     return d.url;
   }
 
@@ -63,12 +68,17 @@ describe('apply with guards', () => {
     expect(result.stderr).toContain('unit 0002_drop_email_index tripped a guard');
     expect(result.stderr).toMatch(/guard "account lookup by email": [\d.]+ ms before the run, [\d.]+ ms now \(\+\d+%, threshold 20%\)/);
     expect(result.stderr).toContain('0002_drop_email_index was reverted with rollbacks/0002_drop_email_index.sql');
-    expect(await query(url, "SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indexrelid = 'accounts_email_idx'::regclass")).toEqual([{ name: 'accounts_email_idx' }]);
+    expect(
+      await query(url, "SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indexrelid = 'accounts_email_idx'::regclass"),
+    ).toEqual([{ name: 'accounts_email_idx' }]);
     expect(await query(url, 'SELECT id, status FROM tenantify.units ORDER BY id')).toEqual([
       { id: '0001_add_plan', status: 'applied' },
       { id: '0002_drop_email_index', status: 'rolled_back' },
     ]);
-    const events = await query<{ unit_id: string | null; event: string }>(url, "SELECT unit_id, event FROM tenantify.events WHERE event LIKE 'guard%' OR event LIKE 'roll%' ORDER BY id");
+    const events = await query<{ unit_id: string | null; event: string }>(
+      url,
+      "SELECT unit_id, event FROM tenantify.events WHERE event LIKE 'guard%' OR event LIKE 'roll%' ORDER BY id",
+    );
     expect(events).toEqual([
       { unit_id: null, event: 'guards_baseline' },
       { unit_id: '0001_add_plan', event: 'guards_checked' },
@@ -97,7 +107,10 @@ describe('apply with guards', () => {
     const result = await runCli(['apply', '-d', url, '--dir', planDir(harmless), '--no-snapshot']);
     expect(result.stderr).toContain('guards: account lookup by email');
     expect(result.code).toBe(0);
-    const checked = await query<{ unit_id: string }>(url, "SELECT unit_id FROM tenantify.events WHERE event = 'guards_checked' ORDER BY id");
+    const checked = await query<{ unit_id: string }>(
+      url,
+      "SELECT unit_id FROM tenantify.events WHERE event = 'guards_checked' ORDER BY id",
+    );
     expect(checked.map((e) => e.unit_id)).toEqual(['0001_add_plan', '0003_later']);
   });
 });

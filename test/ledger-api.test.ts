@@ -27,17 +27,39 @@ describe("the ledger's reads and writes", () => {
 
       const state = await ledger.read();
       expect(state.units).toEqual([
-        expect.objectContaining({ ...unit, status: 'running', runId, appliedAt: null, durationMs: null, progress: {}, verifyChecks: [], verifyResults: null, snapshot: null, error: null }),
+        expect.objectContaining({
+          ...unit,
+          status: 'running',
+          runId,
+          appliedAt: null,
+          durationMs: null,
+          progress: {},
+          verifyChecks: [],
+          verifyResults: null,
+          snapshot: null,
+          error: null,
+        }),
       ]);
       expect(state.units[0]?.startedAt).toBeInstanceOf(Date);
       expect(state.units[0]?.updatedAt).toBeInstanceOf(Date);
       const [options] = await query<{ options: unknown }>(db.url, `SELECT options FROM ${table}.runs WHERE id = $1`, [runId]);
       expect(options?.options).toEqual({ to: '0001_a' });
-      expect(state.lastRun).toMatchObject({ id: runId, command: 'apply', clientPid: process.pid, backendPid: session.backendPid, finishedAt: null, outcome: null, exitCode: null });
+      expect(state.lastRun).toMatchObject({
+        id: runId,
+        command: 'apply',
+        clientPid: process.pid,
+        backendPid: session.backendPid,
+        finishedAt: null,
+        outcome: null,
+        exitCode: null,
+      });
       expect(await ledger.runOfBackend(session.backendPid)).toEqual(state.lastRun);
 
       const events = await ledger.events(unit.id);
-      expect(events.map((e) => [e.runId, e.unitId, e.event])).toEqual([[runId, unit.id, 'retry'], [runId, unit.id, 'started']]);
+      expect(events.map((e) => [e.runId, e.unitId, e.event])).toEqual([
+        [runId, unit.id, 'retry'],
+        [runId, unit.id, 'started'],
+      ]);
       expect(events[0]?.detail).toEqual({ attempt: 2 });
       expect(events[0]?.at).toBeInstanceOf(Date);
       expect(await ledger.events('9999_none')).toEqual([]);
@@ -46,7 +68,10 @@ describe("the ledger's reads and writes", () => {
       expect(await ledger.unitsOfRun(runId, [])).toEqual(new Map());
 
       // A run whose backend is gone died; the run of this live session did not.
-      const [dead] = await query<{ id: number }>(db.url, `INSERT INTO ${table}.runs (command, client_host, client_pid, backend_pid, tool_version) VALUES ('apply', 'h', 1, 0, 'v') RETURNING id::int`);
+      const [dead] = await query<{ id: number }>(
+        db.url,
+        `INSERT INTO ${table}.runs (command, client_host, client_pid, backend_pid, tool_version) VALUES ('apply', 'h', 1, 0, 'v') RETURNING id::int`,
+      );
       const current = await ledger.startRun('apply', {});
       const died = await ledger.closeDeadRuns(current);
       expect(died).toEqual([expect.objectContaining({ id: dead?.id, outcome: 'died', backendPid: 0, clientHost: 'h' })]);
@@ -71,14 +96,23 @@ describe("the ledger's reads and writes", () => {
       await ledger.ensure();
       const runId = await ledger.startRun('apply', {});
       await ledger.transition({ runId, unit, status: 'running', event: 'started', fresh: true, firstRecord: true });
-      await query(db.url, `ALTER TABLE ${table}.units DROP COLUMN fingerprint; UPDATE ${table}.meta SET value = '1' WHERE key = 'ledger_version'`);
+      await query(
+        db.url,
+        `ALTER TABLE ${table}.units DROP COLUMN fingerprint; UPDATE ${table}.meta SET value = '1' WHERE key = 'ledger_version'`,
+      );
 
       const state = await ledger.read();
       expect(state.version).toBe(1);
-      expect(state.units).toEqual([expect.objectContaining({ id: unit.id, checksum: unit.checksum, fingerprint: null, status: 'running' })]);
+      expect(state.units).toEqual([
+        expect.objectContaining({ id: unit.id, checksum: unit.checksum, fingerprint: null, status: 'running' }),
+      ]);
       const [meta] = await query<{ value: string }>(db.url, `SELECT value FROM ${table}.meta WHERE key = 'ledger_version'`);
       expect(meta?.value).toBe('1');
-      const columns = await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'fingerprint'", [`${table}.units`]);
+      const columns = await query<{ n: number }>(
+        db.url,
+        "SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'fingerprint'",
+        [`${table}.units`],
+      );
       expect(columns[0]?.n).toBe(0);
     } finally {
       await session.close();

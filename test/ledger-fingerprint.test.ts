@@ -7,7 +7,8 @@ import { writePlan } from './support/plan-dir.js';
 
 const unitA = '-- the table a\nCREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n';
 // The same statements: another comment, a BOM, CRLF line endings, other spacing.
-const cosmetic = '\uFEFF-- the table a, with its first row (reworded)\r\nCREATE   TABLE a (id int);\r\n\r\nINSERT INTO a\r\n   VALUES (1);   -- one row\r\n';
+const cosmetic =
+  '\uFEFF-- the table a, with its first row (reworded)\r\nCREATE   TABLE a (id int);\r\n\r\nINSERT INTO a\r\n   VALUES (1);   -- one row\r\n';
 const changed = '-- the table a\nCREATE TABLE a (id int);\nINSERT INTO a VALUES (2);\n';
 
 describe("the ledger's statements fingerprint", () => {
@@ -18,7 +19,10 @@ describe("the ledger's statements fingerprint", () => {
     const dir = writePlan({ 'migrations/0001_a.sql': unitA });
     const first = await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot']);
     expect(first.code, first.stderr).toBe(0);
-    const [row] = await query<{ fingerprint: string | null; checksum: string }>(db.url, "SELECT fingerprint, checksum FROM tenantify.units WHERE id = '0001_a'");
+    const [row] = await query<{ fingerprint: string | null; checksum: string }>(
+      db.url,
+      "SELECT fingerprint, checksum FROM tenantify.units WHERE id = '0001_a'",
+    );
     expect(row?.fingerprint).toMatch(/^[0-9a-f]{16,}$/);
 
     writeFileSync(join(dir, 'migrations/0001_a.sql'), cosmetic);
@@ -29,7 +33,10 @@ describe("the ledger's statements fingerprint", () => {
     const cosmeticApply = await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot']);
     expect(cosmeticApply.code, cosmeticApply.stderr).toBe(0);
     const units = await query<{ id: string; status: string }>(db.url, 'SELECT id, status FROM tenantify.units ORDER BY id');
-    expect(units).toEqual([{ id: '0001_a', status: 'applied' }, { id: '0002_b', status: 'applied' }]);
+    expect(units).toEqual([
+      { id: '0001_a', status: 'applied' },
+      { id: '0002_b', status: 'applied' },
+    ]);
 
     writeFileSync(join(dir, 'migrations/0001_a.sql'), changed);
     writeFileSync(join(dir, 'migrations/0003_c.sql'), 'CREATE TABLE c (id int);\n');
@@ -45,15 +52,24 @@ describe("the ledger's statements fingerprint", () => {
     const dir = writePlan({ 'migrations/0001_a.sql': unitA });
     expect((await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot'])).code).toBe(0);
     // The ledger as version 1 wrote it.
-    await query(db.url, "ALTER TABLE tenantify.units DROP COLUMN fingerprint; UPDATE tenantify.meta SET value = '1' WHERE key = 'ledger_version'");
+    await query(
+      db.url,
+      "ALTER TABLE tenantify.units DROP COLUMN fingerprint; UPDATE tenantify.meta SET value = '1' WHERE key = 'ledger_version'",
+    );
 
     writeFileSync(join(dir, 'migrations/0002_b.sql'), 'CREATE TABLE b (id int);\n');
     const upgraded = await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot']);
     expect(upgraded.code, upgraded.stderr).toBe(0);
     const [meta] = await query<{ value: string }>(db.url, "SELECT value FROM tenantify.meta WHERE key = 'ledger_version'");
     expect(meta?.value).toBe('2');
-    const rows = await query<{ id: string; has: boolean }>(db.url, 'SELECT id, fingerprint IS NOT NULL AS has FROM tenantify.units ORDER BY id');
-    expect(rows).toEqual([{ id: '0001_a', has: false }, { id: '0002_b', has: true }]);
+    const rows = await query<{ id: string; has: boolean }>(
+      db.url,
+      'SELECT id, fingerprint IS NOT NULL AS has FROM tenantify.units ORDER BY id',
+    );
+    expect(rows).toEqual([
+      { id: '0001_a', has: false },
+      { id: '0002_b', has: true },
+    ]);
     // Without a recorded fingerprint, the edited file is drift as before.
     writeFileSync(join(dir, 'migrations/0001_a.sql'), cosmetic);
     expect((await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot'])).code).toBe(5);
@@ -63,7 +79,10 @@ describe("the ledger's statements fingerprint", () => {
     const db = dropLater(await freshDatabase('fprep'));
     const dir = writePlan({ 'migrations/0001_a.sql': unitA });
     expect((await runCli(['apply', '--dir', dir, '-d', db.url, '--no-snapshot'])).code).toBe(0);
-    await query(db.url, "ALTER TABLE tenantify.units DROP COLUMN fingerprint; UPDATE tenantify.meta SET value = '1' WHERE key = 'ledger_version'");
+    await query(
+      db.url,
+      "ALTER TABLE tenantify.units DROP COLUMN fingerprint; UPDATE tenantify.meta SET value = '1' WHERE key = 'ledger_version'",
+    );
     writeFileSync(join(dir, 'migrations/0001_a.sql'), cosmetic);
     const repaired = await runCli(['repair', '0001_a', '--reason', 'reworded the comment', '--dir', dir, '-d', db.url]);
     expect(repaired.code, repaired.stderr).toBe(0);

@@ -48,7 +48,10 @@ describe('legacy names, end to end', () => {
     await query(url, fixture);
     const before = dump(url);
     const canary = await query(url, 'SELECT * FROM canary ORDER BY id');
-    const model = { owner: 'accounts', tables: { '"Order"': { unresolved: 'delete' }, '"order"': { unresolved: 'delete' }, '"my.schema".t': { via: ['account_id'] } } };
+    const model = {
+      owner: 'accounts',
+      tables: { '"Order"': { unresolved: 'delete' }, '"order"': { unresolved: 'delete' }, '"my.schema".t': { via: ['account_id'] } },
+    };
     const dir = planDir(model);
 
     // analyze: the dotted schema's table is a tenant table, its decoy global; --json has every path.
@@ -59,7 +62,17 @@ describe('legacy names, end to end', () => {
     expect(role('"my.schema".t')).toBe('tenant');
     expect(role('my.schema.t')).toBe('global');
     expect(role('public.canary')).toBe('global');
-    for (const name of ['public.Order', 'public.order', 'public.Customer Accounts', 'public.select', 'public.semi;colon "quoted"', `public.${ascii63}`, `public.${multiByte63}`, 'sales.invoices']) expect(role(name), name).toBe('tenant');
+    for (const name of [
+      'public.Order',
+      'public.order',
+      'public.Customer Accounts',
+      'public.select',
+      'public.semi;colon "quoted"',
+      `public.${ascii63}`,
+      `public.${multiByte63}`,
+      'sales.invoices',
+    ])
+      expect(role(name), name).toBe('tenant');
     expect(doc.tables.find((t) => t.table === 'public.Order')?.unresolved).toBe(1);
     expect(doc.tables.find((t) => t.table === 'public.order')?.unresolved).toBe(1);
 
@@ -67,7 +80,9 @@ describe('legacy names, end to end', () => {
     expect(scaffolded.code, scaffolded.stderr).toBe(0);
     const files = readdirSync(join(dir, 'backfills'));
     expect(files.filter((f) => /delete_unresolved/.test(f))).toHaveLength(2);
-    expect(readFileSync(join(dir, 'backfills', files.find((f) => /customer_accounts/.test(f) && /backfill/.test(f)) as string), 'utf8')).toContain('-- tenantify:batch public."Customer Accounts" key="Customer ID" size=5000');
+    expect(
+      readFileSync(join(dir, 'backfills', files.find((f) => /customer_accounts/.test(f) && /backfill/.test(f)) as string), 'utf8'),
+    ).toContain('-- tenantify:batch public."Customer Accounts" key="Customer ID" size=5000');
 
     const planned = await runCli(['plan', '-d', url, '--dir', dir]);
     expect(planned.code, planned.stderr).toBe(0);
@@ -77,14 +92,20 @@ describe('legacy names, end to end', () => {
     expect(await query(url, 'SELECT id FROM tenantify_scaffold."Order_unresolved"')).toEqual([{ id: 5 }]);
     expect(await query(url, 'SELECT id FROM tenantify_scaffold.order_unresolved')).toEqual([{ id: 2 }]);
     // Every generated name fits 63 bytes and none is the table's own.
-    const names = await query<{ name: string }>(url, `SELECT relname::text AS name FROM pg_class WHERE relkind = 'i' AND relname::text LIKE 'ää%'`);
+    const names = await query<{ name: string }>(
+      url,
+      `SELECT relname::text AS name FROM pg_class WHERE relkind = 'i' AND relname::text LIKE 'ää%'`,
+    );
     expect(names.length).toBeGreaterThan(0);
     for (const { name } of names) expect(name).not.toBe(multiByte63);
     expect(await query(url, 'SELECT id, organization_id FROM my."schema.t"').catch((e: Error) => e.message)).toMatch(/organization_id/);
 
     const checked = await runCli(['tenancy', 'check', '-d', url, '--dir', dir, '--json']);
     const findings = (JSON.parse(checked.stdout) as { findings: { rule: string; level: string; table: string }[] }).findings;
-    expect(findings.filter((f) => f.level === 'error'), checked.stderr).toEqual([]);
+    expect(
+      findings.filter((f) => f.level === 'error'),
+      checked.stderr,
+    ).toEqual([]);
     expect(checked.code).toBe(0);
     // Piped, the human form never cuts a long name (its warnings name every table).
     const piped = await runCli(['tenancy', 'check', '-d', url, '--dir', dir]);
@@ -100,7 +121,10 @@ describe('legacy names, end to end', () => {
 
   it('a key column that exists with another type: analyze and scaffold exit 2 with its code, nothing written', async () => {
     const { url } = dropped(await freshDatabase('names'));
-    await query(url, 'CREATE TABLE accounts (id bigint PRIMARY KEY); CREATE TABLE "Task Items" (id int PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts, organization_id text);');
+    await query(
+      url,
+      'CREATE TABLE accounts (id bigint PRIMARY KEY); CREATE TABLE "Task Items" (id int PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts, organization_id text);',
+    );
     const before = dump(url);
     const dir = planDir({ owner: 'accounts' });
     for (const command of ['analyze', 'scaffold']) {
@@ -130,6 +154,11 @@ describe('legacy names, end to end', () => {
     writeFileSync(file, unit('"Order_k_idx"'));
     const again = await runCli(['apply', '-d', url, '--dir', dir]);
     expect(again.code, again.stderr).toBe(0);
-    expect(await query(url, "SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = '\"Order\"'::regclass AND NOT indisprimary")).toEqual([{ name: '"Order_k_idx"' }]);
+    expect(
+      await query(
+        url,
+        'SELECT indexrelid::regclass::text AS name FROM pg_index WHERE indrelid = \'"Order"\'::regclass AND NOT indisprimary',
+      ),
+    ).toEqual([{ name: '"Order_k_idx"' }]);
   });
 });

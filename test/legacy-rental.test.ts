@@ -69,7 +69,10 @@ async function applyWhileAppWrites(url: string, dir: string): Promise<{ writes: 
           [store, store, store],
         );
         const rental = rows[0]?.id;
-        await app.query(`INSERT INTO payment (customer_id, staff_id, rental_id, amount, payment_date) VALUES ($1, $1, $2, 1.99, timestamptz '2022-02-15 12:00+00')`, [store, rental]);
+        await app.query(
+          `INSERT INTO payment (customer_id, staff_id, rental_id, amount, payment_date) VALUES ($1, $1, $2, 1.99, timestamptz '2022-02-15 12:00+00')`,
+          [store, rental],
+        );
         await app.query(`INSERT INTO rental_log (rental_id, event, at) VALUES ($1, 'rented', now())`, [rental]);
         writes++;
       } catch (error) {
@@ -141,7 +144,10 @@ describe('legacy-rental', () => {
     }
 
     const role = `rent_app_${process.pid}_${Date.now()}`;
-    await query(db.url, `CREATE ROLE ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+    await query(
+      db.url,
+      `CREATE ROLE ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`,
+    );
     try {
       const [org] = await query<{ id: string }>(db.url, 'SELECT id::text FROM organizations WHERE legacy_stores_id = 1');
       const store1 = async (sql: string): Promise<number[]> => (await query<{ n: number }>(db.url, sql)).map((r) => Number(r.n));
@@ -159,12 +165,22 @@ describe('legacy-rental', () => {
           await client.end();
         }
       };
-      expect(await seen('customer_list', 'id')).toEqual(await store1('SELECT customer_id AS n FROM customer WHERE store_id = 1 ORDER BY 1'));
+      expect(await seen('customer_list', 'id')).toEqual(
+        await store1('SELECT customer_id AS n FROM customer WHERE store_id = 1 ORDER BY 1'),
+      );
       expect(await seen('staff_list', 'id')).toEqual(await store1('SELECT staff_id AS n FROM staff WHERE store_id = 1 ORDER BY 1'));
-      expect(await seen('customer_rentals', 'customer_id')).toEqual(await store1('SELECT customer_id AS n FROM customer WHERE store_id = 1 ORDER BY 1'));
-      expect(await seen('sales_by_staff', 'staff_id')).toEqual(await store1('SELECT staff_id AS n FROM staff WHERE store_id = 1 ORDER BY 1'));
+      expect(await seen('customer_rentals', 'customer_id')).toEqual(
+        await store1('SELECT customer_id AS n FROM customer WHERE store_id = 1 ORDER BY 1'),
+      );
+      expect(await seen('sales_by_staff', 'staff_id')).toEqual(
+        await store1('SELECT staff_id AS n FROM staff WHERE store_id = 1 ORDER BY 1'),
+      );
       // Every view is security_invoker now; before the plan it ran as the superuser and showed both stores.
-      const invoker = await query<{ relname: string }>(db.url, `SELECT relname FROM pg_class WHERE relname = ANY($1) AND 'security_invoker=on' = ANY (reloptions) ORDER BY 1`, [views]);
+      const invoker = await query<{ relname: string }>(
+        db.url,
+        `SELECT relname FROM pg_class WHERE relname = ANY($1) AND 'security_invoker=on' = ANY (reloptions) ORDER BY 1`,
+        [views],
+      );
       expect(invoker.map((r) => r.relname)).toEqual([...views].sort());
       // The control: run as its owner again, the view shows the other store's customers too.
       await query(db.url, 'ALTER VIEW customer_list RESET (security_invoker)');
@@ -180,9 +196,17 @@ describe('legacy-rental', () => {
     const rollback = await runCli(['rollback', '-d', db.url, '--dir', dir, '--all', '--yes', '--json']);
     expect(rollback.code, rollback.stderr).toBe(0);
     // The rows the app wrote during the apply are the app's: gone, the legacy rows are compared.
-    await query(db.url, 'DELETE FROM rental_log WHERE rental_id > 600; DELETE FROM payment WHERE payment_id > 600; DELETE FROM rental WHERE rental_id > 600');
+    await query(
+      db.url,
+      'DELETE FROM rental_log WHERE rental_id > 600; DELETE FROM payment WHERE payment_id > 600; DELETE FROM rental WHERE rental_id > 600',
+    );
     const after = await state(db.url);
-    expect(differences({ ...before, content: new Map(), rows: new Map(), columns: new Map() }, { ...after, content: new Map(), rows: new Map(), columns: new Map() })).toEqual([]);
+    expect(
+      differences(
+        { ...before, content: new Map(), rows: new Map(), columns: new Map() },
+        { ...after, content: new Map(), rows: new Map(), columns: new Map() },
+      ),
+    ).toEqual([]);
     // Every legacy row is back (timestamps aside: the app's last_update trigger, and the audit rows it writes, are legacy-order's).
     const rowsAfter = await contentFingerprint(db.url);
     delete rowsBefore['public.audit_log'];
@@ -200,7 +224,10 @@ describe('legacy-rental', () => {
     await apply(db.url, dir);
     const [afterApply] = await query<{ n: number }>(db.url, 'SELECT count(*)::int AS n FROM audit_log');
     expect(afterApply?.n).toBe(audit?.n);
-    const [stamped] = await query<{ n: number }>(db.url, `SELECT count(*)::int AS n FROM rental WHERE last_update <> timestamptz '2022-01-01 00:00:00+00'`);
+    const [stamped] = await query<{ n: number }>(
+      db.url,
+      `SELECT count(*)::int AS n FROM rental WHERE last_update <> timestamptz '2022-01-01 00:00:00+00'`,
+    );
     expect(stamped?.n).toBe(0);
     const rollback = await runCli(['rollback', '-d', db.url, '--dir', dir, '--all', '--yes', '--json']);
     expect(rollback.code, rollback.stderr).toBe(0);

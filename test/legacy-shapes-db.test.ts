@@ -75,7 +75,7 @@ describe('batch key=ctid: physical ranges of a table without a primary key', () 
 describe('analyze: ties between paths', () => {
   const keep = dropAfterAll();
 
-  it('chooses the path with the fewest conflicting rows, shows each candidate\'s count (text and --json), and --write keeps the choice', async () => {
+  it("chooses the path with the fewest conflicting rows, shows each candidate's count (text and --json), and --write keeps the choice", async () => {
     const db = keep(await freshDatabase('ambig'));
     // Rentals reach a store through their customer, their inventory or their staff. Customers rent at
     // the other store now and then: by name, customer_id would be chosen; by the data, inventory_id.
@@ -97,7 +97,9 @@ describe('analyze: ties between paths', () => {
     writeFileSync(join(dir, 'tenantify.config.json'), JSON.stringify({ tenancy: { owner: 'stores' } }));
     const json = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', dir, '--json']);
     expect(json.code, json.stderr).toBe(0);
-    const doc = JSON.parse(json.stdout) as { tables: { table: string; via?: { columns: string[] }[]; ambiguous?: { columns: string[]; chosen: boolean; conflicts: number }[] }[] };
+    const doc = JSON.parse(json.stdout) as {
+      tables: { table: string; via?: { columns: string[] }[]; ambiguous?: { columns: string[]; chosen: boolean; conflicts: number }[] }[];
+    };
     const rental = doc.tables.find((t) => t.table === 'public.rental');
     expect(rental?.via?.[0]?.columns).toEqual(['inventory_id']);
     expect(rental?.ambiguous).toEqual([
@@ -106,11 +108,15 @@ describe('analyze: ties between paths', () => {
       { columns: ['staff_id'], references: 'public.staff', chosen: false, conflicts: 20 },
     ]);
     const text = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', dir, '--no-color']);
-    expect(text.stdout).toContain('ambiguous: inventory_id (20 conflicting) chosen, customer_id (40 conflicting), staff_id (20 conflicting)');
+    expect(text.stdout).toContain(
+      'ambiguous: inventory_id (20 conflicting) chosen, customer_id (40 conflicting), staff_id (20 conflicting)',
+    );
 
     const written = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', dir, '--write', '--json']);
     expect(written.code, written.stderr).toBe(0);
-    const config = JSON.parse(readFileSync(join(dir, 'tenantify.config.json'), 'utf8')) as { tenancy: { tables?: Record<string, unknown> } };
+    const config = JSON.parse(readFileSync(join(dir, 'tenantify.config.json'), 'utf8')) as {
+      tenancy: { tables?: Record<string, unknown> };
+    };
     expect(config.tenancy.tables).toEqual({ rental: { via: ['inventory_id'] } });
   });
 });

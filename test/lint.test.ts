@@ -23,13 +23,62 @@ const risky = {
 };
 
 const expected: Pick<Finding, 'unit' | 'file' | 'line' | 'rule' | 'level' | 'source'>[] = [
-  { unit: '0001_set_not_null', file: 'migrations/0001_set_not_null.sql', line: 2, rule: 'adding-not-nullable-field', level: 'error', source: 'squawk' },
-  { unit: '0002_plain_index', file: 'migrations/0002_plain_index.sql', line: 3, rule: 'require-concurrent-index-creation', level: 'error', source: 'squawk' },
-  { unit: '0003_check', file: 'migrations/0003_check.sql', line: 2, rule: 'constraint-missing-not-valid', level: 'error', source: 'squawk' },
-  { unit: '0004_column_type', file: 'migrations/0004_column_type.sql', line: 2, rule: 'changing-column-type', level: 'error', source: 'squawk' },
-  { unit: '0005_volatile_default', file: 'migrations/0005_volatile_default.sql', line: 2, rule: 'adding-field-with-default', level: 'error', source: 'squawk' },
-  { unit: '0006_drop_column', file: 'migrations/0006_drop_column.sql', line: 2, rule: 'ban-drop-column', level: 'warning', source: 'squawk' },
-  { unit: '0007_no_timeout', file: 'migrations/0007_no_timeout.sql', line: 3, rule: 'strong-lock-without-lock-timeout', level: 'error', source: 'tenantify' },
+  {
+    unit: '0001_set_not_null',
+    file: 'migrations/0001_set_not_null.sql',
+    line: 2,
+    rule: 'adding-not-nullable-field',
+    level: 'error',
+    source: 'squawk',
+  },
+  {
+    unit: '0002_plain_index',
+    file: 'migrations/0002_plain_index.sql',
+    line: 3,
+    rule: 'require-concurrent-index-creation',
+    level: 'error',
+    source: 'squawk',
+  },
+  {
+    unit: '0003_check',
+    file: 'migrations/0003_check.sql',
+    line: 2,
+    rule: 'constraint-missing-not-valid',
+    level: 'error',
+    source: 'squawk',
+  },
+  {
+    unit: '0004_column_type',
+    file: 'migrations/0004_column_type.sql',
+    line: 2,
+    rule: 'changing-column-type',
+    level: 'error',
+    source: 'squawk',
+  },
+  {
+    unit: '0005_volatile_default',
+    file: 'migrations/0005_volatile_default.sql',
+    line: 2,
+    rule: 'adding-field-with-default',
+    level: 'error',
+    source: 'squawk',
+  },
+  {
+    unit: '0006_drop_column',
+    file: 'migrations/0006_drop_column.sql',
+    line: 2,
+    rule: 'ban-drop-column',
+    level: 'warning',
+    source: 'squawk',
+  },
+  {
+    unit: '0007_no_timeout',
+    file: 'migrations/0007_no_timeout.sql',
+    line: 3,
+    rule: 'strong-lock-without-lock-timeout',
+    level: 'error',
+    source: 'tenantify',
+  },
 ];
 
 async function lintDir(dir: string, env: NodeJS.ProcessEnv = process.env) {
@@ -40,14 +89,16 @@ async function lintDir(dir: string, env: NodeJS.ProcessEnv = process.env) {
 const brief = (f: Finding) => ({ unit: f.unit, file: f.file, line: f.line, rule: f.rule, level: f.level, source: f.source });
 
 describe('lint rules (no database)', () => {
-  it('finds each risky statement on its unit, file and line, with squawk\'s rule names and a safe rewrite', async () => {
+  it("finds each risky statement on its unit, file and line, with squawk's rule names and a safe rewrite", async () => {
     const report = await lintDir(writePlan(risky));
     expect(report.squawk.available).toBe(true);
     expect(report.findings.map(brief)).toEqual(expected);
     for (const f of report.findings) expect(f.allowed).toBe(false);
     const message = (rule: string) => report.findings.find((f) => f.rule === rule)?.message ?? '';
     expect(message('require-concurrent-index-creation')).toContain('CREATE INDEX CONCURRENTLY');
-    expect(message('strong-lock-without-lock-timeout')).toMatch(/ALTER TABLE takes ACCESS EXCLUSIVE on users with no lock timeout.*tenantify:lock-timeout/);
+    expect(message('strong-lock-without-lock-timeout')).toMatch(
+      /ALTER TABLE takes ACCESS EXCLUSIVE on users with no lock timeout.*tenantify:lock-timeout/,
+    );
   });
 
   it('keeps an allowed finding in the list with its reason, and only unallowed errors block', async () => {
@@ -63,7 +114,11 @@ describe('lint rules (no database)', () => {
 
   it('reports an allow that covers nothing, at its line', async () => {
     const dir = writePlan({
-      'migrations/0001_index.sql': `-- tenantify:lock-timeout 5s\n-- tenantify:allow changing-column-type the column type change was moved to 0002\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n`.replace('5s\n', '5s\n-- tenantify:transaction off\n'),
+      'migrations/0001_index.sql':
+        `-- tenantify:lock-timeout 5s\n-- tenantify:allow changing-column-type the column type change was moved to 0002\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n`.replace(
+          '5s\n',
+          '5s\n-- tenantify:transaction off\n',
+        ),
     });
     const report = await lintDir(dir);
     expect(report.findings.map((f) => [f.rule, f.line, f.level, f.source])).toEqual([['unused-allow', 3, 'warning', 'tenantify']]);
@@ -87,7 +142,9 @@ describe('lint rules (no database)', () => {
 
   it('reads the lock timeout a unit sets in its body, and lets lint.rules change a level or turn a rule off', async () => {
     const files = {
-      'tenantify.config.json': JSON.stringify({ lint: { rules: { 'ban-drop-column': 'error', 'require-concurrent-index-creation': 'off' } } }),
+      'tenantify.config.json': JSON.stringify({
+        lint: { rules: { 'ban-drop-column': 'error', 'require-concurrent-index-creation': 'off' } },
+      }),
       'migrations/0001_set.sql': `SET LOCAL lock_timeout = '3s';\nALTER TABLE users DROP COLUMN legacy_flag;\nCREATE INDEX users_email_idx ON users (email);\n`,
     };
     const report = await lintDir(writePlan(files));
@@ -96,7 +153,8 @@ describe('lint rules (no database)', () => {
 
   it('knows which statements take a strong lock', async () => {
     const { parsedStatements } = await import('../src/lint/trees.js');
-    const lockOf = async (sql: string) => (await parsedStatements([{ statements: [{ sql, line: 1, column: 1, hash: '' }] }]))[0]?.[0]?.facts.lock?.mode;
+    const lockOf = async (sql: string) =>
+      (await parsedStatements([{ statements: [{ sql, line: 1, column: 1, hash: '' }] }]))[0]?.[0]?.facts.lock?.mode;
     expect(await lockOf('CREATE INDEX i ON t (a)')).toBe('SHARE');
     expect(await lockOf('CREATE INDEX CONCURRENTLY i ON t (a)')).toBeUndefined();
     expect(await lockOf('ALTER TABLE t VALIDATE CONSTRAINT c')).toBeUndefined();
@@ -116,7 +174,12 @@ describe('lint rules (no database)', () => {
 
 describe('tenantify lint (the built CLI)', () => {
   const dropped = dropAfterAll();
-  const plans = ['.', ...readdirSync(`${repo}fixtures`).filter((d) => readdirSync(`${repo}fixtures/${d}`).includes('migrations')).map((d) => `fixtures/${d}`)];
+  const plans = [
+    '.',
+    ...readdirSync(`${repo}fixtures`)
+      .filter((d) => readdirSync(`${repo}fixtures/${d}`).includes('migrations'))
+      .map((d) => `fixtures/${d}`),
+  ];
 
   it('lints the top-level plan and the seed plans clean: every finding carries a reason', async () => {
     expect(plans.length).toBe(5);
@@ -125,7 +188,10 @@ describe('tenantify lint (the built CLI)', () => {
       expect(result.code, `${dir}: ${result.stderr}`).toBe(0);
       const doc = JSON.parse(result.stdout) as { findings: Finding[]; squawk: { available: boolean } };
       expect(doc.squawk.available).toBe(true);
-      expect(doc.findings.filter((f) => !f.allowed), dir).toEqual([]);
+      expect(
+        doc.findings.filter((f) => !f.allowed),
+        dir,
+      ).toEqual([]);
       for (const f of doc.findings) expect(f.reason?.length ?? 0, `${dir} ${f.file}:${f.line}`).toBeGreaterThan(30);
     }
   });
@@ -143,7 +209,7 @@ describe('tenantify lint (the built CLI)', () => {
     expect(text.stdout).toMatch(/6 errors, 1 warning in 7 units/);
   });
 
-  it('without squawk, says so once and runs tenantify\'s own rules', async () => {
+  it("without squawk, says so once and runs tenantify's own rules", async () => {
     const dir = writePlan(risky);
     const result = await runCli(['lint', '--json', '--dir', dir], { env: { TENANTIFY_SQUAWK: '/nonexistent/squawk' } });
     expect(result.code).toBe(3);
@@ -155,7 +221,10 @@ describe('tenantify lint (the built CLI)', () => {
   });
 
   it('refuses an allow without a reason, naming the file and line', async () => {
-    const dir = writePlan({ 'migrations/0001_x.sql': '-- tenantify:lock-timeout 5s\n-- tenantify:allow require-concurrent-index-creation\nCREATE INDEX i ON users (email);\n' });
+    const dir = writePlan({
+      'migrations/0001_x.sql':
+        '-- tenantify:lock-timeout 5s\n-- tenantify:allow require-concurrent-index-creation\nCREATE INDEX i ON users (email);\n',
+    });
     const result = await runCli(['lint', '--dir', dir]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/migrations\/0001_x\.sql:2: bad value "require-concurrent-index-creation" for tenantify:allow/);
@@ -174,11 +243,14 @@ describe('tenantify lint (the built CLI)', () => {
 
   it('unbatched-update-large-table: from the catalog with -d, skipped without', async () => {
     const db = dropped(await freshDatabase('lint'));
-    await query(db.url, `CREATE TABLE accounts (id bigint PRIMARY KEY, plan text);
+    await query(
+      db.url,
+      `CREATE TABLE accounts (id bigint PRIMARY KEY, plan text);
       INSERT INTO accounts SELECT g, 'free' FROM generate_series(1, 3000) g;
       CREATE TABLE tiny (id bigint PRIMARY KEY, plan text);
       INSERT INTO tiny SELECT g, 'free' FROM generate_series(1, 10) g;
-      ANALYZE accounts; ANALYZE tiny;`);
+      ANALYZE accounts; ANALYZE tiny;`,
+    );
     const dir = writePlan({
       'tenantify.config.json': JSON.stringify({ lint: { largeTableRows: 1000 } }),
       'backfills/0001_all_at_once.sql': `UPDATE accounts SET plan = 'pro';\nDELETE FROM tiny WHERE id > 5;\n`,
@@ -189,7 +261,14 @@ describe('tenantify lint (the built CLI)', () => {
     const doc = JSON.parse(withDb.stdout) as { findings: Finding[]; tableSizes: string };
     expect(doc.tableSizes).toBe('catalog');
     expect(doc.findings.map(brief)).toEqual([
-      { unit: '0001_all_at_once', file: 'backfills/0001_all_at_once.sql', line: 1, rule: 'unbatched-update-large-table', level: 'error', source: 'tenantify' },
+      {
+        unit: '0001_all_at_once',
+        file: 'backfills/0001_all_at_once.sql',
+        line: 1,
+        rule: 'unbatched-update-large-table',
+        level: 'error',
+        source: 'tenantify',
+      },
     ]);
     expect(doc.findings[0]?.message).toMatch(/about 3,000 rows.*tenantify:batch accounts key=id/);
     const offline = await runCli(['lint', '--json', '--dir', dir]);
@@ -203,8 +282,12 @@ describe('apply and lint.level', () => {
   const legacy = `CREATE TABLE users (id bigint PRIMARY KEY, email text);
     INSERT INTO users SELECT g, 'u' || g || '@example.com' FROM generate_series(1, 200) g;`;
   const index = `-- tenantify:lock-timeout 5s\nCREATE INDEX users_email_idx ON users (email);\n`;
-  const indexes = async (url: string) => (await query<{ indexname: string }>(url, "SELECT indexname FROM pg_indexes WHERE tablename = 'users' ORDER BY 1")).map((r) => r.indexname);
-  const ledger = async (url: string) => (await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'tenantify'"))[0]?.n;
+  const indexes = async (url: string) =>
+    (await query<{ indexname: string }>(url, "SELECT indexname FROM pg_indexes WHERE tablename = 'users' ORDER BY 1")).map(
+      (r) => r.indexname,
+    );
+  const ledger = async (url: string) =>
+    (await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'tenantify'"))[0]?.n;
 
   it('with lint.level error, refuses a unit with an error-level finding before anything runs (exit 2)', async () => {
     const db = dropped(await freshDatabase('lintapply'));
@@ -227,7 +310,10 @@ describe('apply and lint.level', () => {
     const allowed = `-- tenantify:allow require-concurrent-index-creation users is small and the index builds in milliseconds\n${index}`;
     const cases: { files: Record<string, string>; env?: Record<string, string> }[] = [
       { files: { 'tenantify.config.json': JSON.stringify({ lint: { level: 'error' } }), 'migrations/0001_index.sql': allowed } },
-      { files: { 'tenantify.config.json': JSON.stringify({ lint: { level: 'error' } }), 'migrations/0001_index.sql': index }, env: { TENANTIFY_SQUAWK: '/nonexistent/squawk' } },
+      {
+        files: { 'tenantify.config.json': JSON.stringify({ lint: { level: 'error' } }), 'migrations/0001_index.sql': index },
+        env: { TENANTIFY_SQUAWK: '/nonexistent/squawk' },
+      },
       { files: { 'migrations/0001_index.sql': index } },
     ];
     for (const c of cases) {

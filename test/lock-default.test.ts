@@ -23,7 +23,10 @@ describe('the default lock timeout', () => {
 
   it('with no directive, application writes do not queue behind a unit waiting on a long transaction', async () => {
     const { url } = dropped(await freshDatabase('lockdef'));
-    await query(url, 'CREATE TABLE accounts (id int PRIMARY KEY, n int NOT NULL DEFAULT 0); INSERT INTO accounts (id) SELECT generate_series(1, 10)');
+    await query(
+      url,
+      'CREATE TABLE accounts (id int PRIMARY KEY, n int NOT NULL DEFAULT 0); INSERT INTO accounts (id) SELECT generate_series(1, 10)',
+    );
     const dir = writePlan({ 'migrations/0001_add_plan.sql': 'ALTER TABLE accounts ADD COLUMN plan text;\n' });
 
     // A report query's transaction holds ACCESS SHARE on the table.
@@ -46,8 +49,10 @@ describe('the default lock timeout', () => {
     const apply = startCli(['apply', '-d', url, '--dir', dir]);
     // Once the unit waits for its lock, the report goes on for 2 s more.
     const watcher = await client(url);
-    for (let seen = false; !seen; ) {
-      const rows = await watcher.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ALTER TABLE accounts%'");
+    for (let seen = false; !seen;) {
+      const rows = await watcher.query(
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ALTER TABLE accounts%'",
+      );
       seen = rows.rowCount !== null && rows.rowCount > 0;
       if (!seen) await sleep(10);
     }
@@ -64,10 +69,12 @@ describe('the default lock timeout', () => {
     expect(result.code, result.stderr).toBe(0);
     const retries = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM tenantify.events WHERE event = 'retry'");
     expect(retries[0]?.n).toBeGreaterThan(0);
-    expect(await query(url, "SELECT 1 FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'plan'")).toHaveLength(1);
+    expect(
+      await query(url, "SELECT 1 FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'plan'"),
+    ).toHaveLength(1);
   }, 30_000);
 
-  it('plan shows the effective lock timeout: the default, the config\'s, a directive\'s, or none', async () => {
+  it("plan shows the effective lock timeout: the default, the config's, a directive's, or none", async () => {
     const dir = writePlan({
       'tenantify.config.json': '{ "retries": 2 }\n',
       'migrations/0001_a.sql': 'CREATE TABLE a (id int);\n',

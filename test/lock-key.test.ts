@@ -16,7 +16,11 @@ describe("the run lock's key", () => {
 
   it('comes from the schema name as PostgreSQL stores it', async () => {
     const db = dropLater(await freshDatabase('lockkey'));
-    const [row] = await query<{ a: string; b: string; c: string }>(db.url, 'SELECT $1::name::text AS a, $2::name::text AS b, $3::name::text AS c', [first, second, accented]);
+    const [row] = await query<{ a: string; b: string; c: string }>(
+      db.url,
+      'SELECT $1::name::text AS a, $2::name::text AS b, $3::name::text AS c',
+      [first, second, accented],
+    );
     expect(storedIdentifier(first)).toBe(row?.a);
     expect(storedIdentifier(second)).toBe(row?.b);
     expect(storedIdentifier(accented)).toBe(row?.c);
@@ -31,7 +35,10 @@ describe("the run lock's key", () => {
     const b = await connect(db.url, 'test b');
     try {
       const release = await takeRunLock(a, new Ledger(a.db, first));
-      await expect(takeRunLock(b, new Ledger(b.db, second))).rejects.toMatchObject({ exitCode: 4, message: expect.stringMatching(/another run holds the lock/) });
+      await expect(takeRunLock(b, new Ledger(b.db, second))).rejects.toMatchObject({
+        exitCode: 4,
+        message: expect.stringMatching(/another run holds the lock/),
+      });
       await release();
       const again = await takeRunLock(b, new Ledger(b.db, second));
       await again();
@@ -45,14 +52,19 @@ describe("the run lock's key", () => {
     const db = dropLater(await freshDatabase('lockdb'));
     const gate = await holdGate(db.url, 7171);
     const plan = (schema: string): string =>
-      writePlan({ 'tenantify.config.json': JSON.stringify({ ledgerSchema: schema }), 'migrations/0001_wait.sql': `CREATE TABLE ${schema}_t (id int);\n${gate.sql}\n` });
+      writePlan({
+        'tenantify.config.json': JSON.stringify({ ledgerSchema: schema }),
+        'migrations/0001_wait.sql': `CREATE TABLE ${schema}_t (id int);\n${gate.sql}\n`,
+      });
     const first = startCli(['apply', '--dir', plan('ledger_a'), '-d', db.url, '--no-snapshot']);
     try {
       await gate.reached(first.done);
       const second = await runCli(['apply', '--dir', plan('ledger_b'), '-d', db.url, '--no-snapshot', '--json']);
       expect(second.code, second.stderr).toBe(4);
       expect(JSON.parse(second.stdout).error.code).toBe('lock-held');
-      expect(await query(db.url, "SELECT to_regnamespace('ledger_b') AS ledger, to_regclass('ledger_b_t') AS t")).toEqual([{ ledger: null, t: null }]);
+      expect(await query(db.url, "SELECT to_regnamespace('ledger_b') AS ledger, to_regclass('ledger_b_t') AS t")).toEqual([
+        { ledger: null, t: null },
+      ]);
     } finally {
       await gate.open();
     }

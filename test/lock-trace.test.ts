@@ -66,7 +66,11 @@ describe('lock trace, pure', () => {
       { relation: 'public.users', kind: 'table', mode: 'AccessShareLock', heldMs: 700 },
       { relation: 'public.users', kind: 'table', mode: 'AccessExclusiveLock', heldMs: 640, rewroteRows: 1200 },
     ];
-    expect(describeLocks(locks)).toEqual(['ACCESS EXCLUSIVE on public.users for 640 ms (rewrote 1,200 rows)', 'SHARE on public.orders for 800 ms', 'SHARE on public.orders_pkey for 900 ms']);
+    expect(describeLocks(locks)).toEqual([
+      'ACCESS EXCLUSIVE on public.users for 640 ms (rewrote 1,200 rows)',
+      'SHARE on public.orders for 800 ms',
+      'SHARE on public.orders_pkey for 900 ms',
+    ]);
     expect(lockSummary(locks, 1)).toBe('ACCESS EXCLUSIVE on public.users for 640 ms (rewrote 1,200 rows) and 2 more');
     expect(lockSummary([])).toBe('no lock on an existing table or index');
     expect(lockSummary(undefined)).toMatch(/^not traced/);
@@ -76,7 +80,7 @@ describe('lock trace, pure', () => {
 describe('lock trace', () => {
   const dropped = dropAfterAll();
 
-  it('rehearse shows each unit\'s locks in its report, its JSON and its JUnit', async () => {
+  it("rehearse shows each unit's locks in its report, its JSON and its JUnit", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lock-trace-'));
     const fixtureFile = join(dir, 'legacy.sql');
     writeFileSync(fixtureFile, fixture);
@@ -89,7 +93,9 @@ describe('lock trace', () => {
     expect(doc.locks.map((t) => t.unit)).toEqual(['0001_tenant_column', '0002_email_index', '0003_bigint_ids']);
     expectPlanTrace(doc.locks);
     const xml = readFileSync(junit, 'utf8');
-    expect(xml).toMatch(/name="0001_tenant_column"[^>]*>\s*<properties>\s*<property name="lock" value="ACCESS EXCLUSIVE on public\.users for \d+ ms"\/>/);
+    expect(xml).toMatch(
+      /name="0001_tenant_column"[^>]*>\s*<properties>\s*<property name="lock" value="ACCESS EXCLUSIVE on public\.users for \d+ ms"\/>/,
+    );
     expect(xml).toMatch(/<system-out>lock: SHARE on public\.users for \d+ ms<\/system-out>/);
 
     const text = await runCli(['rehearse', '--fixture', fixtureFile, '--dir', planDir]);
@@ -107,7 +113,10 @@ describe('lock trace', () => {
     expect(dry.code).toBe(0);
     const units = (JSON.parse(dry.stdout) as { units: { id: string; locks?: LockHeld[] }[] }).units;
     expectPlanTrace(units.map((u) => ({ unit: u.id, ...(u.locks ? { locks: u.locks } : {}) })));
-    const [columns] = await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'tenant_id'");
+    const [columns] = await query<{ n: number }>(
+      db.url,
+      "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'tenant_id'",
+    );
     expect(columns?.n).toBe(0);
 
     const dryText = await runCli(['apply', '--dry-run', '-d', db.url, '--dir', planDir]);

@@ -23,15 +23,25 @@ describe('snapshots of quoted names', () => {
     await query(url, twins);
     const dir = writePlan({ 'backfills/0001_double.sql': 'UPDATE "Order" SET total = total * 2;\n' });
     expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
-    const [manifest] = await query<{ detail: { tables: string[] } }>(url, "SELECT detail FROM tenantify.events WHERE event = 'snapshot_taken'");
+    const [manifest] = await query<{ detail: { tables: string[] } }>(
+      url,
+      "SELECT detail FROM tenantify.events WHERE event = 'snapshot_taken'",
+    );
     expect(manifest?.detail.tables).toEqual(['public."Order"']);
 
     // Written after the unit: the restore of "Order" must leave it.
     await query(url, 'INSERT INTO "order" VALUES (3, 300)');
     const restored = await runCli(['snapshots', 'restore', '0001_double', '-d', url, '--dir', dir, '--yes']);
     expect(restored.code).toBe(0);
-    expect(await rows(url, '"Order"')).toEqual([{ id: 1, total: 10 }, { id: 2, total: 20 }]);
-    expect(await rows(url, '"order"')).toEqual([{ id: 1, total: 100 }, { id: 2, total: 200 }, { id: 3, total: 300 }]);
+    expect(await rows(url, '"Order"')).toEqual([
+      { id: 1, total: 10 },
+      { id: 2, total: 20 },
+    ]);
+    expect(await rows(url, '"order"')).toEqual([
+      { id: 1, total: 100 },
+      { id: 2, total: 200 },
+      { id: 3, total: 300 },
+    ]);
   });
 
   it('DELETE FROM "Xb" without a lower-case twin is snapshotted, and rollback --from-snapshot gives the rows back', async () => {
@@ -47,14 +57,19 @@ describe('snapshots of quoted names', () => {
     const { url } = dropped(await freshDatabase('names'));
     await query(url, 'CREATE TABLE xb (id int PRIMARY KEY)');
     // Outside a transaction, the first statement would stay done if the body ran.
-    const dir = writePlan({ 'backfills/0001_purge.sql': '-- tenantify:transaction off\nCREATE TABLE side_effect (id int);\nDELETE FROM "XB";\n' });
+    const dir = writePlan({
+      'backfills/0001_purge.sql': '-- tenantify:transaction off\nCREATE TABLE side_effect (id int);\nDELETE FROM "XB";\n',
+    });
     const planned = await runCli(['plan', '-d', url, '--dir', dir]);
     expect(planned.stdout).toContain('rows or columns changed: "XB"');
     const result = await runCli(['apply', '-d', url, '--dir', dir, '--json']);
     expect(result.code).toBe(1);
     const doc = JSON.parse(result.stdout) as { error: { code: string; exitCode: number } };
     expect(doc.error).toMatchObject({ code: 'snapshot-table-missing', exitCode: 1 });
-    const [unit] = await query<{ status: string; error: { code: string } }>(url, "SELECT status, error FROM tenantify.units WHERE id = '0001_purge'");
+    const [unit] = await query<{ status: string; error: { code: string } }>(
+      url,
+      "SELECT status, error FROM tenantify.units WHERE id = '0001_purge'",
+    );
     expect(unit).toMatchObject({ status: 'failed', error: { code: 'snapshot-table-missing' } });
     expect(await query(url, "SELECT 1 FROM pg_class WHERE relname = 'side_effect'")).toEqual([]);
   });

@@ -40,7 +40,9 @@ describe('an operator error', () => {
   });
 
   it("a TypeScript unit that does not compile: esbuild's message, with the file, the line and a caret", async () => {
-    const dir = writePlan({ 'migrations/0001_bad.ts': "import { defineUnit } from 'tenantify';\nexport default defineUnit({ up(: ) {} });\n" });
+    const dir = writePlan({
+      'migrations/0001_bad.ts': "import { defineUnit } from 'tenantify';\nexport default defineUnit({ up(: ) {} });\n",
+    });
     const result = await runCli(['plan', '--dir', dir, '--json']);
     expect(result.code).toBe(2);
     const error = errorOf(result);
@@ -54,7 +56,10 @@ describe('an operator error', () => {
     await query(db.url, 'CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1)');
     const file = join(scratch, 'a-file');
     writeFileSync(file, '');
-    const dir = writePlan({ 'tenantify.config.json': JSON.stringify({ snapshotDir: join(file, 'snapshots') }), 'migrations/0001_touch.sql': 'UPDATE t SET v = 2;\n' });
+    const dir = writePlan({
+      'tenantify.config.json': JSON.stringify({ snapshotDir: join(file, 'snapshots') }),
+      'migrations/0001_touch.sql': 'UPDATE t SET v = 2;\n',
+    });
     const result = await runCli(['apply', '--dir', dir, '-d', db.url, '--json']);
     expect(result.code).toBe(2);
     expect(errorOf(result).code).toBe('snapshot-dir-unwritable');
@@ -68,7 +73,10 @@ describe('an operator error', () => {
   });
 
   it('a config value of the wrong type: config-invalid at its line, with no unrelated list of keys', async () => {
-    const dir = writePlan({ 'tenantify.config.json': '{\n  "retries": "three"\n}\n', 'migrations/0001_a.sql': 'CREATE TABLE a (id int);\n' });
+    const dir = writePlan({
+      'tenantify.config.json': '{\n  "retries": "three"\n}\n',
+      'migrations/0001_a.sql': 'CREATE TABLE a (id int);\n',
+    });
     const result = await runCli(['plan', '--dir', dir, '--json']);
     expect(result.code).toBe(2);
     const error = errorOf(result);
@@ -76,8 +84,16 @@ describe('an operator error', () => {
     expect(error.message).toMatch(/^tenantify\.config\.json:2: .* at retries$/);
     expect(error.hint).not.toMatch(/allowed keys/);
     // An unknown key nested in an object lists that object's keys, not the top level's.
-    const nested = await runCli(['plan', '--dir', writePlan({ 'tenantify.config.json': '{ "batch": { "sizee": 1 } }', 'migrations/0001_a.sql': 'SELECT 1;\n' }), '--json']);
-    expect(errorOf(nested)).toMatchObject({ code: 'config-unknown-key', hint: 'allowed keys at batch: size, targetDuration, pause, maxReplicationLag, parallel' });
+    const nested = await runCli([
+      'plan',
+      '--dir',
+      writePlan({ 'tenantify.config.json': '{ "batch": { "sizee": 1 } }', 'migrations/0001_a.sql': 'SELECT 1;\n' }),
+      '--json',
+    ]);
+    expect(errorOf(nested)).toMatchObject({
+      code: 'config-unknown-key',
+      hint: 'allowed keys at batch: size, targetDuration, pause, maxReplicationLag, parallel',
+    });
   });
 
   it('sslmode=bogus: url-invalid, before connecting', async () => {
@@ -86,7 +102,9 @@ describe('an operator error', () => {
     const result = await runCli(['apply', '--dir', dir, '-d', `${db.url}?sslmode=bogus`, '--json']);
     expect(result.code).toBe(2);
     expect(errorOf(result).code).toBe('url-invalid');
-    expect(await query(db.url, "SELECT to_regclass('a') AS a, to_regnamespace('tenantify') AS ledger")).toEqual([{ a: null, ledger: null }]);
+    expect(await query(db.url, "SELECT to_regclass('a') AS a, to_regnamespace('tenantify') AS ledger")).toEqual([
+      { a: null, ledger: null },
+    ]);
   });
 
   it("sslmode=require: node-pg's ten-line security warning is one line of tenantify's", async () => {
@@ -107,12 +125,18 @@ describe('an operator error', () => {
     it('leaves no 0-byte .dump behind, and the unit is not applied', async () => {
       const real = findPgTool('pg_dump');
       if (!real) throw new Error('pg_dump is needed for this test');
-      writeFileSync(join(bindir, 'pg_dump'), `#!/bin/sh\n[ "$1" = --version ] && exec ${real.path} --version\necho "pg_dump: error: connection to server failed" >&2\nexit 1\n`);
+      writeFileSync(
+        join(bindir, 'pg_dump'),
+        `#!/bin/sh\n[ "$1" = --version ] && exec ${real.path} --version\necho "pg_dump: error: connection to server failed" >&2\nexit 1\n`,
+      );
       chmodSync(join(bindir, 'pg_dump'), 0o755);
       const db = dropLater(await freshDatabase('opdump'));
       await query(db.url, 'CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1)');
       const snapshots = join(scratch, 'snapshots');
-      const dir = writePlan({ 'tenantify.config.json': JSON.stringify({ snapshotDir: snapshots }), 'migrations/0001_touch.sql': 'UPDATE t SET v = 2;\n' });
+      const dir = writePlan({
+        'tenantify.config.json': JSON.stringify({ snapshotDir: snapshots }),
+        'migrations/0001_touch.sql': 'UPDATE t SET v = 2;\n',
+      });
       const result = await runCli(['apply', '--dir', dir, '-d', db.url, '--json'], { env: { TENANTIFY_PG_BINDIR: bindir } });
       expect(result.code, result.stderr).toBe(1);
       expect(errorOf(result).code).toBe('unit-failed');

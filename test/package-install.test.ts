@@ -26,10 +26,19 @@ describe('the packed package', () => {
     const project = join(work, 'plans');
     execFileSync('mkdir', ['-p', project]);
     writeFileSync(join(project, 'package.json'), `${JSON.stringify({ name: 'our-plans', version: '1.0.0', private: true })}\n`);
-    const install = spawnSync('npm', ['install', '--save-dev', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball as string)], { cwd: project, encoding: 'utf8' });
+    const install = spawnSync(
+      'npm',
+      ['install', '--save-dev', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball as string)],
+      { cwd: project, encoding: 'utf8' },
+    );
     expect(install.status, install.stderr).toBe(0);
 
-    const npx = (...args: string[]) => spawnSync('npx', ['--no-install', 'tenantify', ...args], { cwd: project, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', PGHOST: '', PGDATABASE: '', PGUSER: '', PGSERVICE: '' } });
+    const npx = (...args: string[]) =>
+      spawnSync('npx', ['--no-install', 'tenantify', ...args], {
+        cwd: project,
+        encoding: 'utf8',
+        env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', PGHOST: '', PGDATABASE: '', PGUSER: '', PGSERVICE: '' },
+      });
     const help = npx('--help');
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/^Usage: tenantify/);
@@ -39,7 +48,11 @@ describe('the packed package', () => {
     expect(plan.stdout).toContain('0001_create_organizations');
     expect(plan.stdout).toContain('1 units; 1 to run');
     // The programmatic API too, for TypeScript units' defineUnit.
-    const api = spawnSync(process.execPath, ['--input-type=module', '-e', "const m = await import('tenantify'); console.log(typeof m.defineUnit)"], { cwd: project, encoding: 'utf8' });
+    const api = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', "const m = await import('tenantify'); console.log(typeof m.defineUnit)"],
+      { cwd: project, encoding: 'utf8' },
+    );
     expect(api.stdout.trim(), api.stderr).toBe('function');
   });
 });

@@ -36,7 +36,8 @@ const cases: Case[] = [
   {
     name: 'two units with one prefix',
     files: { 'migrations/0002_x.sql': 'CREATE TABLE x (id int);\n', 'backfills/0002_y.sql': 'SELECT 1;\n' },
-    message: /migrations\/0002_x\.sql: has the same prefix 2 as backfills\/0002_y\.sql|backfills\/0002_y\.sql: has the same prefix 2 as migrations\/0002_x\.sql/,
+    message:
+      /migrations\/0002_x\.sql: has the same prefix 2 as backfills\/0002_y\.sql|backfills\/0002_y\.sql: has the same prefix 2 as migrations\/0002_x\.sql/,
   },
   {
     name: 'a rollback with no unit',
@@ -95,9 +96,12 @@ describe('plan errors: exit 2, the file and line, nothing touched', () => {
   let url = '';
   let drop = async () => {};
   const ledgerState = async () =>
-    query(url, `SELECT (SELECT count(*) FROM tenantify.runs)::int AS runs, (SELECT count(*) FROM tenantify.events)::int AS events,
+    query(
+      url,
+      `SELECT (SELECT count(*) FROM tenantify.runs)::int AS runs, (SELECT count(*) FROM tenantify.events)::int AS events,
                        (SELECT string_agg(id || ':' || status, ',' ORDER BY id) FROM tenantify.units) AS units,
-                       (SELECT count(*) FROM pg_tables WHERE schemaname = 'public')::int AS tables`);
+                       (SELECT count(*) FROM pg_tables WHERE schemaname = 'public')::int AS tables`,
+    );
 
   beforeAll(async () => {
     const db = await freshDatabase('planerr');

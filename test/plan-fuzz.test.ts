@@ -60,26 +60,118 @@ CREATE INDEX CONCURRENTLY fz_accounts_plan ON fz_accounts (plan);
   'rollbacks/0004_fz_index.sql': '-- tenantify:transaction off\nDROP INDEX CONCURRENTLY fz_accounts_plan;\n',
 };
 
-const directiveNames = ['transaction', 'snapshot', 'lock-timeout', 'statement-timeout', 'retries', 'batch', 'precheck', 'verify', 'transacton', 'Retries', 'lock_timeout', '', 'x'.repeat(300)];
+const directiveNames = [
+  'transaction',
+  'snapshot',
+  'lock-timeout',
+  'statement-timeout',
+  'retries',
+  'batch',
+  'precheck',
+  'verify',
+  'transacton',
+  'Retries',
+  'lock_timeout',
+  '',
+  'x'.repeat(300),
+];
 const hostileValues = [
-  '', 'none', 'off', 'on', 'full', 'schema,full', 'a,,b', '"quoted ""table"""', '99999999999999999999', '2147483648', '2147483647', '-1', '0', '0x10', '1e2',
-  '1.5', 'NaN', 'Infinity', '500ms', '99999999999999h', '1000h', '3 min', 'ms', 'fz_accounts key=id size=0', 'fz_accounts key=id size=99999999999999999999',
-  'fz_accounts key=id key=id', 'fz_accounts', '\u0000', '🐘', 'é'.repeat(100), "'; DROP TABLE fz_accounts; --",
+  '',
+  'none',
+  'off',
+  'on',
+  'full',
+  'schema,full',
+  'a,,b',
+  '"quoted ""table"""',
+  '99999999999999999999',
+  '2147483648',
+  '2147483647',
+  '-1',
+  '0',
+  '0x10',
+  '1e2',
+  '1.5',
+  'NaN',
+  'Infinity',
+  '500ms',
+  '99999999999999h',
+  '1000h',
+  '3 min',
+  'ms',
+  'fz_accounts key=id size=0',
+  'fz_accounts key=id size=99999999999999999999',
+  'fz_accounts key=id key=id',
+  'fz_accounts',
+  '\u0000',
+  '🐘',
+  'é'.repeat(100),
+  "'; DROP TABLE fz_accounts; --",
 ];
 const hostileConfigs = [
-  '', '{', 'null', '[]', '"text"', '42', '{}', '{"retries": 1e400}', '{"retries": -1}', '{"retries": 3.5}', '{"retries": "3"}',
-  '{"lockTimeout": "99999999999999999999h"}', '{"lockTimeout": 5}', '{"lockTimeout": "none"}', '{"statementTimeout": "2147483648"}',
-  '{"batch": {"pause": "1000h"}}', '{"batch": {"size": 99999999999999999999}}', '{"batch": []}', '{"batch": {"parallel": 0}}',
-  '{"ledgerSchema": "pg_catalog"}', '{"ledgerSchema": "public"}', '{"ledgerSchema": "information_schema"}', `{"ledgerSchema": "${'l'.repeat(70)}"}`,
-  '{"ledgerSchema": "Tenantify"}', '{"ledgerSchema": "a\\u0000b"}', '{"__proto__": {"retries": 99}}', '{"constructor": {"prototype": {}}}',
-  '{"guards": [{"name": "", "sql": ""}]}', '{"guards": {"name": "x"}}', '{"snapshotDir": ""}', '{"snapshotParallelAboveMb": -5}',
-  '{"tenancy": 1}', `{"tenancy": ${'['.repeat(3000)}${']'.repeat(3000)}}`, `${'['.repeat(20000)}${']'.repeat(20000)}`,
-  `{"unknown": true, ${'"k": 1, '.repeat(500)}"retries": 2}`, '\uFEFF{"retries": 2}', '{"retries": 2}\r\n', '{"retries": 2} trailing',
+  '',
+  '{',
+  'null',
+  '[]',
+  '"text"',
+  '42',
+  '{}',
+  '{"retries": 1e400}',
+  '{"retries": -1}',
+  '{"retries": 3.5}',
+  '{"retries": "3"}',
+  '{"lockTimeout": "99999999999999999999h"}',
+  '{"lockTimeout": 5}',
+  '{"lockTimeout": "none"}',
+  '{"statementTimeout": "2147483648"}',
+  '{"batch": {"pause": "1000h"}}',
+  '{"batch": {"size": 99999999999999999999}}',
+  '{"batch": []}',
+  '{"batch": {"parallel": 0}}',
+  '{"ledgerSchema": "pg_catalog"}',
+  '{"ledgerSchema": "public"}',
+  '{"ledgerSchema": "information_schema"}',
+  `{"ledgerSchema": "${'l'.repeat(70)}"}`,
+  '{"ledgerSchema": "Tenantify"}',
+  '{"ledgerSchema": "a\\u0000b"}',
+  '{"__proto__": {"retries": 99}}',
+  '{"constructor": {"prototype": {}}}',
+  '{"guards": [{"name": "", "sql": ""}]}',
+  '{"guards": {"name": "x"}}',
+  '{"snapshotDir": ""}',
+  '{"snapshotParallelAboveMb": -5}',
+  '{"tenancy": 1}',
+  `{"tenancy": ${'['.repeat(3000)}${']'.repeat(3000)}}`,
+  `${'['.repeat(20000)}${']'.repeat(20000)}`,
+  `{"unknown": true, ${'"k": 1, '.repeat(500)}"retries": 2}`,
+  '\uFEFF{"retries": 2}',
+  '{"retries": 2}\r\n',
+  '{"retries": 2} trailing',
 ];
 const oddNames = [
-  '0005_x.Sql', '0005_x.SQL', '0005_x.sql ', ' 0005_x.sql', '0005_x.sql.bak', '0005 x.sql', '0005_.sql', '0005_é.sql', '0005_x y.sql', 'x_0005.sql', '0005.sql',
-  '0005a_x.sql', '0005A_x.sql', '0005ab_x.sql', '00000000000000000000000000005_x.sql', '0005_x.ts.sql', '0005_x..sql', '0005_-x.sql', '.0005_x.sql',
-  `0005_${'n'.repeat(200)}.sql`, '0005_x.TS', '0001_fz_accounts.sql', '0002_again.sql',
+  '0005_x.Sql',
+  '0005_x.SQL',
+  '0005_x.sql ',
+  ' 0005_x.sql',
+  '0005_x.sql.bak',
+  '0005 x.sql',
+  '0005_.sql',
+  '0005_é.sql',
+  '0005_x y.sql',
+  'x_0005.sql',
+  '0005.sql',
+  '0005a_x.sql',
+  '0005A_x.sql',
+  '0005ab_x.sql',
+  '00000000000000000000000000005_x.sql',
+  '0005_x.ts.sql',
+  '0005_x..sql',
+  '0005_-x.sql',
+  '.0005_x.sql',
+  `0005_${'n'.repeat(200)}.sql`,
+  '0005_x.TS',
+  '0001_fz_accounts.sql',
+  '0002_again.sql',
 ];
 const folders = ['migrations', 'backfills', 'rollbacks'];
 
@@ -102,7 +194,8 @@ const mutations: Record<string, (files: Files, rand: () => number) => void> = {
   byteFlip(files, rand) {
     const name = pick(rand, [...files.keys()]);
     const bytes = Buffer.from(files.get(name) as Buffer);
-    for (let n = 1 + Math.floor(rand() * 5); n > 0 && bytes.length > 0; n--) bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+    for (let n = 1 + Math.floor(rand() * 5); n > 0 && bytes.length > 0; n--)
+      bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
     files.set(name, bytes);
   },
   truncate(files, rand) {
@@ -130,19 +223,27 @@ const mutations: Record<string, (files: Files, rand: () => number) => void> = {
   },
   unknownDirective(files, rand) {
     const name = sqlFile(files, rand);
-    if (name) files.set(name, insertLine(files.get(name) as Buffer, rand, `-- tenantify:${pick(rand, directiveNames)} ${pick(rand, hostileValues)}`));
+    if (name)
+      files.set(
+        name,
+        insertLine(files.get(name) as Buffer, rand, `-- tenantify:${pick(rand, directiveNames)} ${pick(rand, hostileValues)}`),
+      );
   },
   outOfRange(files, rand) {
     const name = sqlFile(files, rand);
     const directive = pick(rand, ['lock-timeout', 'statement-timeout', 'retries', 'batch', 'snapshot']);
-    if (name) files.set(name, Buffer.concat([Buffer.from(`-- tenantify:${directive} ${pick(rand, hostileValues)}\n`), files.get(name) as Buffer]));
+    if (name)
+      files.set(name, Buffer.concat([Buffer.from(`-- tenantify:${directive} ${pick(rand, hostileValues)}\n`), files.get(name) as Buffer]));
   },
   duplicatePrefix(files, rand) {
     const prefix = pick(rand, ['0001', '0002', '0003', '1', '00002', '0002a']);
     files.set(`${pick(rand, ['migrations', 'backfills'])}/${prefix}_dup${Math.floor(rand() * 100)}.sql`, Buffer.from('SELECT 1;\n'));
   },
   orphanRollback(files, rand) {
-    files.set(`rollbacks/${pick(rand, ['0099_nothing', '0003_fz_fill_typo', '0002_fz_plan.sql', '0005a_x'])}.sql`, Buffer.from('SELECT 1;\n'));
+    files.set(
+      `rollbacks/${pick(rand, ['0099_nothing', '0003_fz_fill_typo', '0002_fz_plan.sql', '0005a_x'])}.sql`,
+      Buffer.from('SELECT 1;\n'),
+    );
   },
   oddName(files, rand) {
     const name = sqlFile(files, rand);
@@ -155,11 +256,26 @@ const mutations: Record<string, (files: Files, rand: () => number) => void> = {
   },
   sections(files, rand) {
     const name = sqlFile(files, rand);
-    if (name) files.set(name, insertLine(files.get(name) as Buffer, rand, `-- tenantify:${pick(rand, ['verify', 'precheck'])}${rand() < 0.8 ? ' a check' : ''}`));
+    if (name)
+      files.set(
+        name,
+        insertLine(files.get(name) as Buffer, rand, `-- tenantify:${pick(rand, ['verify', 'precheck'])}${rand() < 0.8 ? ' a check' : ''}`),
+      );
   },
   statements(files, rand) {
     const name = sqlFile(files, rand);
-    const statement = pick(rand, ['BEGIN;', 'COMMIT;', 'DISCARD ALL;', 'SELECT pg_advisory_unlock_all();', 'VACUUM fz_accounts;', 'SELECT $1;', ';;;', 'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1', '/* unterminated', "SELECT 'unterminated"]);
+    const statement = pick(rand, [
+      'BEGIN;',
+      'COMMIT;',
+      'DISCARD ALL;',
+      'SELECT pg_advisory_unlock_all();',
+      'VACUUM fz_accounts;',
+      'SELECT $1;',
+      ';;;',
+      'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1',
+      '/* unterminated',
+      "SELECT 'unterminated",
+    ]);
     if (name) files.set(name, insertLine(files.get(name) as Buffer, rand, statement));
   },
 };
@@ -167,9 +283,17 @@ const classes = Object.keys(mutations);
 
 /** Big files: a few, a few megabytes at most, kept for the in-process run. */
 function bigFile(kind: number): Buffer {
-  if (kind === 0) return Buffer.from(`CREATE TABLE fz_big (id int);\n${'-- padding, a comment line of no consequence to anyone at all\n'.repeat(70_000)}`);
-  if (kind === 1) return Buffer.from(`INSERT INTO fz_accounts (id, name) VALUES\n${Array.from({ length: 60_000 }, (_, i) => `(${1000 + i}, 'n${i}')`).join(',\n')};\n`);
-  return Buffer.from(Array.from({ length: 6000 }, (_, i) => `INSERT INTO fz_accounts (id, name) VALUES (${1000 + i}, 'é${i}');`).join('\n'));
+  if (kind === 0)
+    return Buffer.from(
+      `CREATE TABLE fz_big (id int);\n${'-- padding, a comment line of no consequence to anyone at all\n'.repeat(70_000)}`,
+    );
+  if (kind === 1)
+    return Buffer.from(
+      `INSERT INTO fz_accounts (id, name) VALUES\n${Array.from({ length: 60_000 }, (_, i) => `(${1000 + i}, 'n${i}')`).join(',\n')};\n`,
+    );
+  return Buffer.from(
+    Array.from({ length: 6000 }, (_, i) => `INSERT INTO fz_accounts (id, name) VALUES (${1000 + i}, 'é${i}');`).join('\n'),
+  );
 }
 
 interface Case {
@@ -241,27 +365,42 @@ describe(`plan input fuzz (seed ${seed}, ${caseCount} cases)`, () => {
   describe('through the built CLI', () => {
     const dropped = dropAfterAll();
     const state = async (url: string) => {
-      const [shape] = await query(url, `SELECT (SELECT md5(coalesce(string_agg(c.relname || ':' || c.relkind::text, ',' ORDER BY c.relname), '')) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')) AS relations,
+      const [shape] = await query(
+        url,
+        `SELECT (SELECT md5(coalesce(string_agg(c.relname || ':' || c.relkind::text, ',' ORDER BY c.relname), '')) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')) AS relations,
                                            (SELECT md5(coalesce(string_agg(d::text, ',' ORDER BY id), '')) FROM fz_data d) AS data,
-                                           to_regclass('tenantify.events') IS NOT NULL AS ledger`);
-      const ledger = shape?.['ledger'] ? await query(url, 'SELECT (SELECT count(*) FROM tenantify.runs)::int AS runs, (SELECT count(*) FROM tenantify.events)::int AS events') : [];
+                                           to_regclass('tenantify.events') IS NOT NULL AS ledger`,
+      );
+      const ledger = shape?.['ledger']
+        ? await query(
+            url,
+            'SELECT (SELECT count(*) FROM tenantify.runs)::int AS runs, (SELECT count(*) FROM tenantify.events)::int AS events',
+          )
+        : [];
       return { ...shape, ledger };
     };
-    const sample = cases.filter((c) => !c.applied.some((a) => a.startsWith('big'))).filter((_, i) => i % Math.floor(caseCount / cliSample) === 0).slice(0, cliSample);
+    const sample = cases
+      .filter((c) => !c.applied.some((a) => a.startsWith('big')))
+      .filter((_, i) => i % Math.floor(caseCount / cliSample) === 0)
+      .slice(0, cliSample);
 
-    it.each(sample.map((c) => [c.index, c.applied.join(', '), c] as const))('case %i (%s): a contract exit code, no stack, nothing touched on exit 2', async (_, __, c) => {
-      const { url } = dropped(await freshDatabase('fuzz'));
-      await query(url, "CREATE TABLE fz_data (id int PRIMARY KEY, note text); INSERT INTO fz_data VALUES (1, 'the application''s data')");
-      const dir = writeCase(c);
-      for (const command of ['plan', 'apply']) {
-        const before = await state(url);
-        const result = await runCli([command, '-d', url, '--dir', dir]);
-        const where = `${command}: ${result.stderr}`;
-        expect([0, 1, 2, 3, 5], where).toContain(result.code);
-        expect(result.stderr, where).not.toMatch(stackLine);
-        expect(result.stderr, where).not.toMatch(/this is a bug/);
-        if (result.code === 2 || command === 'plan') expect(await state(url), where).toEqual(before);
-      }
-    }, 30_000);
+    it.each(sample.map((c) => [c.index, c.applied.join(', '), c] as const))(
+      'case %i (%s): a contract exit code, no stack, nothing touched on exit 2',
+      async (_, __, c) => {
+        const { url } = dropped(await freshDatabase('fuzz'));
+        await query(url, "CREATE TABLE fz_data (id int PRIMARY KEY, note text); INSERT INTO fz_data VALUES (1, 'the application''s data')");
+        const dir = writeCase(c);
+        for (const command of ['plan', 'apply']) {
+          const before = await state(url);
+          const result = await runCli([command, '-d', url, '--dir', dir]);
+          const where = `${command}: ${result.stderr}`;
+          expect([0, 1, 2, 3, 5], where).toContain(result.code);
+          expect(result.stderr, where).not.toMatch(stackLine);
+          expect(result.stderr, where).not.toMatch(/this is a bug/);
+          if (result.code === 2 || command === 'plan') expect(await state(url), where).toEqual(before);
+        }
+      },
+      30_000,
+    );
   });
 });

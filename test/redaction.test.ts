@@ -70,7 +70,13 @@ describe('a password in a database URL', () => {
           message = (error as Error).message;
           expect((error as { code?: string }).code, url).toBe('url-invalid');
         }
-        const shown = [message, describeUrl(url), redact(url), redact(`could not connect with ${url} today`), redact(JSON.stringify({ url }))].join('\n');
+        const shown = [
+          message,
+          describeUrl(url),
+          redact(url),
+          redact(`could not connect with ${url} today`),
+          redact(JSON.stringify({ url })),
+        ].join('\n');
         for (const form of forms(pw)) expect(shown, `password ${JSON.stringify(pw)} in ${JSON.stringify(shown)}`).not.toContain(form);
       }
     }
@@ -105,7 +111,8 @@ describe('a password in a database URL', () => {
         run.then((result) => {
           expect(result.stderr, url).not.toMatch(/this is a bug/);
           if (json) expect(() => JSON.parse(result.stdout), result.stdout).not.toThrow();
-          for (const form of forms(pw)) expect(result.stdout + result.stderr, `password ${JSON.stringify(pw)} of ${url}`).not.toContain(form);
+          for (const form of forms(pw))
+            expect(result.stdout + result.stderr, `password ${JSON.stringify(pw)} of ${url}`).not.toContain(form);
         }),
       );
       // Two at a time: this machine is shared.
@@ -117,9 +124,14 @@ describe('a password in a database URL', () => {
   it('thrown by a TypeScript unit while it loads (the value of PGPASSWORD) is masked in text and --json', async () => {
     const dir = writePlan({});
     mkdirSync(join(dir, 'migrations'), { recursive: true });
-    writeFileSync(join(dir, 'migrations/0001_leak.ts'), "throw new Error(`cannot log in with ${process.env['PGPASSWORD']} as ${process.env['PGPASSWORD']}`);\n");
+    writeFileSync(
+      join(dir, 'migrations/0001_leak.ts'),
+      "throw new Error(`cannot log in with ${process.env['PGPASSWORD']} as ${process.env['PGPASSWORD']}`);\n",
+    );
     for (const json of [false, true]) {
-      const result = await runCli(['plan', '--dir', dir, '-d', serverUrl(), ...(json ? ['--json'] : [])], { env: { PGPASSWORD: 'Hunter2-"sec\\ret' } });
+      const result = await runCli(['plan', '--dir', dir, '-d', serverUrl(), ...(json ? ['--json'] : [])], {
+        env: { PGPASSWORD: 'Hunter2-"sec\\ret' },
+      });
       expect(result.code).toBe(2);
       if (json) expect(JSON.parse(result.stdout).error.code).toBe('ts-unit-invalid');
       expect(result.stdout + result.stderr).toContain('cannot log in with *** as ***');

@@ -6,7 +6,6 @@ import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 import { describeWithCitus } from './support/citus.js';
 
-
 // A source as a Citus database has it: a reference table, a distributed one, and a plain table the plan distributes.
 const fixture = `
   CREATE TABLE plans (code text PRIMARY KEY, name text NOT NULL);
@@ -36,7 +35,8 @@ SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 
   'rollbacks/0004_distribute_events.sql': undistribute,
 });
 
-const rehearse = (args: string[], env: Record<string, string> = {}) => runCli(['rehearse', '--json', ...args], { env: { TENANTIFY_REHEARSE_SERVER_URL: '', ...env } });
+const rehearse = (args: string[], env: Record<string, string> = {}) =>
+  runCli(['rehearse', '--json', ...args], { env: { TENANTIFY_REHEARSE_SERVER_URL: '', ...env } });
 
 interface Result {
   ok: boolean;
@@ -59,7 +59,9 @@ describe('rehearse --citus, refused', () => {
 
   it('with a server to rehearse on: exit 2 before any cluster starts', async () => {
     const { dir, fixture } = withFixture(plan("SELECT undistribute_table('events');\n"));
-    const result = await rehearse(['--citus', '--fixture', fixture, '--dir', dir], { TENANTIFY_REHEARSE_SERVER_URL: 'postgresql://postgres@127.0.0.1:1/postgres' });
+    const result = await rehearse(['--citus', '--fixture', fixture, '--dir', dir], {
+      TENANTIFY_REHEARSE_SERVER_URL: 'postgresql://postgres@127.0.0.1:1/postgres',
+    });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--citus starts a throwaway Citus cluster of its own');
   });
@@ -73,9 +75,17 @@ describeWithCitus('rehearse --citus', () => {
     expect(result.stderr).toContain('throwaway Citus cluster: a coordinator and 1 worker(s)');
     const doc = JSON.parse(result.stdout) as Result;
     expect(doc.server).toBe('citus');
-    expect(doc.steps.map((s) => [s.name, s.ok])).toEqual([['load', true], ['apply', true], ['verify', true], ['rollback', true], ['compare with the source', false]]);
+    expect(doc.steps.map((s) => [s.name, s.ok])).toEqual([
+      ['load', true],
+      ['apply', true],
+      ['verify', true],
+      ['rollback', true],
+      ['compare with the source', false],
+    ]);
     const compare = doc.steps.find((s) => s.name === 'compare with the source');
     expect(compare?.ok).toBe(false);
-    expect(compare?.details).toEqual(['citus public.events is left over (distributed by org_id, 4 shards, colocated with public.accounts)']);
+    expect(compare?.details).toEqual([
+      'citus public.events is left over (distributed by org_id, 4 shards, colocated with public.accounts)',
+    ]);
   });
 });

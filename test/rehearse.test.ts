@@ -12,7 +12,8 @@ const legacy = `
   INSERT INTO customers (email, company) SELECT 'c' || g || '@example.com', CASE WHEN g % 3 = 0 THEN NULL ELSE 'co' || (g % 40) END FROM generate_series(1, 2000) g;`;
 
 const good = {
-  'migrations/0001_organizations.sql': 'CREATE TABLE organizations (id serial PRIMARY KEY, name text NOT NULL UNIQUE);\nALTER TABLE customers ADD COLUMN organization_id int REFERENCES organizations (id);\n',
+  'migrations/0001_organizations.sql':
+    'CREATE TABLE organizations (id serial PRIMARY KEY, name text NOT NULL UNIQUE);\nALTER TABLE customers ADD COLUMN organization_id int REFERENCES organizations (id);\n',
   'rollbacks/0001_organizations.sql': 'ALTER TABLE customers DROP COLUMN organization_id;\nDROP TABLE organizations;\n',
   'backfills/0002_fill.sql': `INSERT INTO organizations (name) SELECT DISTINCT coalesce(company, email) FROM customers ON CONFLICT DO NOTHING;
 UPDATE customers c SET organization_id = o.id FROM organizations o WHERE o.name = coalesce(c.company, c.email);
@@ -20,14 +21,18 @@ UPDATE customers c SET organization_id = o.id FROM organizations o WHERE o.name 
 SELECT id FROM customers WHERE organization_id IS NULL;
 `,
   'rollbacks/0002_fill.sql': 'UPDATE customers SET organization_id = NULL;\nDELETE FROM organizations;\n',
-  'migrations/0003_index.sql': '-- tenantify:transaction off\nCREATE INDEX CONCURRENTLY customers_org_idx ON customers (organization_id);\n',
+  'migrations/0003_index.sql':
+    '-- tenantify:transaction off\nCREATE INDEX CONCURRENTLY customers_org_idx ON customers (organization_id);\n',
   'rollbacks/0003_index.sql': '-- tenantify:transaction off\nDROP INDEX CONCURRENTLY customers_org_idx;\n',
 };
 
 function fullDump(url: string): string {
   const out = spawnSync('pg_dump', ['-d', url], { encoding: 'utf8' });
   if (out.status !== 0) throw new Error(out.stderr);
-  return out.stdout.split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
+  return out.stdout
+    .split('\n')
+    .filter((l) => !/^\\(un)?restrict /.test(l))
+    .join('\n');
 }
 
 describe('rehearse', () => {
@@ -46,7 +51,13 @@ describe('rehearse', () => {
     expect(result.code).toBe(0);
     const doc = JSON.parse(result.stdout) as { ok: boolean; steps: { name: string; ok: boolean }[] };
     expect(doc.steps.map((s) => [s.name, s.ok])).toEqual([
-      ['load', true], ['apply', true], ['verify', true], ['rollback', true], ['compare with the source', true], ['apply again', true], ['verify again', true],
+      ['load', true],
+      ['apply', true],
+      ['verify', true],
+      ['rollback', true],
+      ['compare with the source', true],
+      ['apply again', true],
+      ['verify again', true],
     ]);
     expect(fullDump(url)).toBe(before);
     const [ledger] = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'tenantify'");
@@ -59,7 +70,12 @@ describe('rehearse', () => {
     ].join('\n');
     const parsed = spawnSync('python3', ['-c', script, junit], { encoding: 'utf8' });
     expect(parsed.stderr).toBe('');
-    const report = JSON.parse(parsed.stdout) as { tests: number; failures: number; time: number; suites: { name: string; tests: number; failures: number; time: number; cases: number; caseTime: number }[] };
+    const report = JSON.parse(parsed.stdout) as {
+      tests: number;
+      failures: number;
+      time: number;
+      suites: { name: string; tests: number; failures: number; time: number; cases: number; caseTime: number }[];
+    };
     expect(report.failures).toBe(0);
     // A suite of the 7 steps, then one per step that ran units: 3 applied twice, 3 reverted, checks of 3 units verified twice.
     expect(report.suites.map((s) => [s.name, s.tests, s.cases])).toEqual([
@@ -79,13 +95,19 @@ describe('rehearse', () => {
 
   it('fails a plan whose rollback forgets a column, and names it', async () => {
     const url = await source();
-    const forgetful = { ...good, 'rollbacks/0001_organizations.sql': 'ALTER TABLE customers DROP CONSTRAINT customers_organization_id_fkey;\nDROP TABLE organizations;\n' };
+    const forgetful = {
+      ...good,
+      'rollbacks/0001_organizations.sql':
+        'ALTER TABLE customers DROP CONSTRAINT customers_organization_id_fkey;\nDROP TABLE organizations;\n',
+    };
     const junit = join(mkdtempSync(join(tmpdir(), 'junit-')), 'rehearse.xml');
     const result = await runCli(['rehearse', '-d', url, '--dir', writePlan(forgetful), '--junit', junit]);
     expect(result.code).toBe(3);
     expect(result.stdout).toContain('✖ compare with the source');
     expect(result.stdout).toContain('column public.customers.organization_id is left over (integer #4)');
-    expect(readFileSync(junit, 'utf8')).toMatch(/<testcase classname="rehearse" name="compare with the source" time="[\d.]+">\s*<failure message="column public.customers.organization_id is left over/);
+    expect(readFileSync(junit, 'utf8')).toMatch(
+      /<testcase classname="rehearse" name="compare with the source" time="[\d.]+">\s*<failure message="column public.customers.organization_id is left over/,
+    );
   });
 
   it('needs exactly one source', async () => {

@@ -56,13 +56,24 @@ describe('repair', () => {
     expect(blankReason.code).toBe(2);
     expect(await ledgerState(db.url)).toEqual(before);
 
-    const [{ checksum: oldChecksum } = { checksum: '' }] = await query<{ checksum: string }>(db.url, "SELECT checksum FROM tenantify.units WHERE id = '0001_accounts'");
+    const [{ checksum: oldChecksum } = { checksum: '' }] = await query<{ checksum: string }>(
+      db.url,
+      "SELECT checksum FROM tenantify.units WHERE id = '0001_accounts'",
+    );
     const repaired = await cli('repair', '0001_accounts', '--reason', 'the count held only at creation', '--json');
     expect(repaired.code, repaired.stderr).toBe(0);
     const doc = JSON.parse(repaired.stdout);
-    expect(doc).toMatchObject({ unit: '0001_accounts', repaired: true, previousChecksum: oldChecksum, verifyChecks: [{ name: 'every account has an email' }] });
+    expect(doc).toMatchObject({
+      unit: '0001_accounts',
+      repaired: true,
+      previousChecksum: oldChecksum,
+      verifyChecks: [{ name: 'every account has an email' }],
+    });
 
-    const [unit] = await query<{ checksum: string; verify_checks: { name: string }[]; status: string }>(db.url, "SELECT checksum, verify_checks, status FROM tenantify.units WHERE id = '0001_accounts'");
+    const [unit] = await query<{ checksum: string; verify_checks: { name: string }[]; status: string }>(
+      db.url,
+      "SELECT checksum, verify_checks, status FROM tenantify.units WHERE id = '0001_accounts'",
+    );
     expect(unit?.status).toBe('applied');
     expect(unit?.checksum).toBe(doc.checksum);
     expect(unit?.checksum).not.toBe(oldChecksum);
@@ -73,7 +84,13 @@ describe('repair', () => {
     );
     const [{ user } = { user: '' }] = await query<{ user: string }>(db.url, 'SELECT current_user AS user');
     expect(event).toMatchObject({ event: 'repaired', command: 'repair', db_user: user });
-    expect(event?.detail).toMatchObject({ reason: 'the count held only at creation', user, host: hostname(), previous: { checksum: oldChecksum, verifyChecks: [{ name: 'there is exactly one account' }] }, checksum: doc.checksum });
+    expect(event?.detail).toMatchObject({
+      reason: 'the count held only at creation',
+      user,
+      host: hostname(),
+      previous: { checksum: oldChecksum, verifyChecks: [{ name: 'there is exactly one account' }] },
+      checksum: doc.checksum,
+    });
     expect(event?.at).toBeInstanceOf(Date);
 
     // No drift any more: apply runs the next unit; verify runs the new query.
@@ -81,7 +98,9 @@ describe('repair', () => {
     expect(apply.code, apply.stderr).toBe(0);
     const verify = await cli('verify', '--json');
     expect(verify.code).toBe(0);
-    expect(JSON.parse(verify.stdout).checks).toEqual([expect.objectContaining({ unit: '0001_accounts', name: 'every account has an email', ok: true })]);
+    expect(JSON.parse(verify.stdout).checks).toEqual([
+      expect.objectContaining({ unit: '0001_accounts', name: 'every account has an email', ok: true }),
+    ]);
 
     // Once more: nothing to repair, nothing written.
     const events = await query(db.url, 'SELECT count(*)::int AS n FROM tenantify.events');

@@ -41,7 +41,8 @@ const legacy = `
 
 /** The unit overwrites every column of every row, and adds one row. */
 const plan = {
-  'backfills/0001_overwrite.sql': "UPDATE mb SET s = 'x', b = '\\x00', j = '{}', a = '{}';\nINSERT INTO mb (id, s) VALUES (100001, 'new');\n",
+  'backfills/0001_overwrite.sql':
+    "UPDATE mb SET s = 'x', b = '\\x00', j = '{}', a = '{}';\nINSERT INTO mb (id, s) VALUES (100001, 'new');\n",
 };
 
 /** Rows of mb that differ from expected.mb in any byte (text compared as its UTF-8 bytes, jsonb as its text). */
@@ -57,7 +58,10 @@ async function differingRows(url: string): Promise<number> {
 }
 
 async function tableMd5(url: string, table: string): Promise<string> {
-  const [row] = await query<{ md5: string }>(url, `SELECT md5(string_agg(convert_to(t::text, 'UTF8'), '\\x0a'::bytea ORDER BY id)) AS md5 FROM ${table} t`);
+  const [row] = await query<{ md5: string }>(
+    url,
+    `SELECT md5(string_agg(convert_to(t::text, 'UTF8'), '\\x0a'::bytea ORDER BY id)) AS md5 FROM ${table} t`,
+  );
   return row?.md5 ?? '';
 }
 
@@ -106,7 +110,10 @@ describe('restore, byte for byte', () => {
     expect(await replacementCharacters(url)).toBe(0);
     expect(await differingRows(url)).toBe(0);
     expect(await tableMd5(url, 'mb')).toBe(await tableMd5(url, 'expected.mb'));
-    const [fk] = await query<{ def: string }>(url, "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'notes_mb_fk'");
+    const [fk] = await query<{ def: string }>(
+      url,
+      "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'notes_mb_fk'",
+    );
     expect(fk?.def).toBe('FOREIGN KEY (mb_id) REFERENCES mb(id)');
   });
 
@@ -127,7 +134,9 @@ describe('restore, byte for byte', () => {
     const content = await contentFingerprint(url);
     // 2 MB in: the table was dropped and created again, and its COPY is well under way.
     const bindir = toolsWithDyingPgRestore(2_000_000);
-    const result = await runCli(['snapshots', 'restore', '0001_overwrite', '-d', url, '--dir', dir, '--yes'], { env: { TENANTIFY_PG_BINDIR: bindir } });
+    const result = await runCli(['snapshots', 'restore', '0001_overwrite', '-d', url, '--dir', dir, '--yes'], {
+      env: { TENANTIFY_PG_BINDIR: bindir },
+    });
     expect(result.code, result.stderr).toBe(1);
     expect(result.stderr).toContain('restoring the snapshot of 0001_overwrite (public.mb) failed');
     expect(result.stderr).toContain('pg_restore: error: could not read from input file');
@@ -136,17 +145,28 @@ describe('restore, byte for byte', () => {
     expect(schemaDump(url)).toBe(schema);
     expect(await contentFingerprint(url)).toEqual(content);
     expect(await differingRows(url)).toBe(8001);
-    const [event] = await query<{ message: string }>(url, "SELECT detail->>'message' AS message FROM tenantify.events WHERE event = 'snapshot_restore_failed' AND unit_id = '0001_overwrite'");
+    const [event] = await query<{ message: string }>(
+      url,
+      "SELECT detail->>'message' AS message FROM tenantify.events WHERE event = 'snapshot_restore_failed' AND unit_id = '0001_overwrite'",
+    );
     expect(event?.message).toContain('restoring the snapshot of 0001_overwrite (public.mb) failed');
-    const [run] = await query<{ outcome: string; exit_code: number }>(url, "SELECT outcome, exit_code FROM tenantify.runs WHERE command = 'snapshots restore'");
+    const [run] = await query<{ outcome: string; exit_code: number }>(
+      url,
+      "SELECT outcome, exit_code FROM tenantify.runs WHERE command = 'snapshots restore'",
+    );
     expect(run).toEqual({ outcome: 'failed', exit_code: 1 });
 
-    const rollback = await runCli(['rollback', '--from-snapshot', '-d', url, '--dir', dir, '--yes'], { env: { TENANTIFY_PG_BINDIR: bindir } });
+    const rollback = await runCli(['rollback', '--from-snapshot', '-d', url, '--dir', dir, '--yes'], {
+      env: { TENANTIFY_PG_BINDIR: bindir },
+    });
     expect(rollback.code).toBe(1);
     expect(rollback.stderr).toContain('restoring the snapshot of 0001_overwrite (public.mb) failed');
     expect(schemaDump(url)).toBe(schema);
     expect(await contentFingerprint(url)).toEqual(content);
-    const [failed] = await query<{ message: string }>(url, "SELECT detail->>'message' AS message FROM tenantify.events WHERE event = 'rollback_failed' AND unit_id = '0001_overwrite'");
+    const [failed] = await query<{ message: string }>(
+      url,
+      "SELECT detail->>'message' AS message FROM tenantify.events WHERE event = 'rollback_failed' AND unit_id = '0001_overwrite'",
+    );
     expect(failed?.message).toContain('pg_restore');
     const units = await query<{ status: string }>(url, "SELECT status FROM tenantify.units WHERE id = '0001_overwrite'");
     expect(units).toEqual([{ status: 'applied' }]);
@@ -165,7 +185,10 @@ describe('restore, byte for byte', () => {
     expect(result.stderr).toContain('nothing changed');
     expect(schemaDump(url)).toBe(schema);
     expect(await contentFingerprint(url)).toEqual(content);
-    const [event] = await query<{ message: string }>(url, "SELECT detail->>'message' AS message FROM tenantify.events WHERE event = 'snapshot_restore_failed'");
+    const [event] = await query<{ message: string }>(
+      url,
+      "SELECT detail->>'message' AS message FROM tenantify.events WHERE event = 'snapshot_restore_failed'",
+    );
     expect(event?.message).toContain('0001_overwrite (public.mb)');
   });
 });

@@ -9,7 +9,10 @@ describe('rollback --from-snapshot of a unit that created objects', () => {
 
   it('drops what the unit created: the schema is the one before it, and apply runs it again', async () => {
     const db = dropLater(await freshDatabase('snapcreated'));
-    await query(db.url, "CREATE TABLE hosts (id int PRIMARY KEY, name text); INSERT INTO hosts SELECT g, 'h' || g FROM generate_series(1, 20) g;");
+    await query(
+      db.url,
+      "CREATE TABLE hosts (id int PRIMARY KEY, name text); INSERT INTO hosts SELECT g, 'h' || g FROM generate_series(1, 20) g;",
+    );
     // No rollback file: the snapshot (of hosts, which it writes) is the way back.
     const dir = writePlan({
       'migrations/0001_base.sql': 'CREATE TABLE base (id int);\n',
@@ -35,8 +38,16 @@ describe('rollback --from-snapshot of a unit that created objects', () => {
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(schemaDump(db.url)).toBe(schema);
     expect(await contentFingerprint(db.url)).toEqual(content);
-    const [event] = await query<{ dropped: string[] }>(db.url, "SELECT detail->'dropped' AS dropped FROM tenantify.events WHERE event = 'rolled_back' AND unit_id = '0002_orgs'");
-    expect(event?.dropped).toEqual(['DROP VIEW IF EXISTS host_orgs', 'DROP INDEX IF EXISTS hosts_org_idx', 'DROP SEQUENCE IF EXISTS org_numbers', 'DROP TABLE IF EXISTS orgs']);
+    const [event] = await query<{ dropped: string[] }>(
+      db.url,
+      "SELECT detail->'dropped' AS dropped FROM tenantify.events WHERE event = 'rolled_back' AND unit_id = '0002_orgs'",
+    );
+    expect(event?.dropped).toEqual([
+      'DROP VIEW IF EXISTS host_orgs',
+      'DROP INDEX IF EXISTS hosts_org_idx',
+      'DROP SEQUENCE IF EXISTS org_numbers',
+      'DROP TABLE IF EXISTS orgs',
+    ]);
 
     const again = await runCli(['apply', '--dir', dir, '-d', db.url]);
     expect(again.code, again.stderr).toBe(0);

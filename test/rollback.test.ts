@@ -64,7 +64,11 @@ const ids = ['0001_create_organizations', '0002_default_organizations', '0003_as
 
 /** A unit's rollback events (the apply's own events are apply's tests' business). */
 async function rollbackEvents(url: string, unitId: string): Promise<string[]> {
-  return (await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = $1 AND event LIKE 'roll%' ORDER BY id", [unitId])).map((r) => r.event);
+  return (
+    await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = $1 AND event LIKE 'roll%' ORDER BY id", [
+      unitId,
+    ])
+  ).map((r) => r.event);
 }
 
 /** Everything a failed or refused rollback must leave as it was: schema, content, and the ledger. */
@@ -107,8 +111,17 @@ describe('rollback', () => {
     expect(schemaDump(url)).toEqual(legacySchema);
     expect(await contentFingerprint(url)).toEqual(legacyContent);
     expect(Object.values(await ledgerStatuses(url))).toEqual(['rolled_back', 'rolled_back', 'rolled_back', 'rolled_back']);
-    expect(await rollbackEvents(url, '0004_index_organizations')).toEqual(['rollback_started', 'rollback_statement_done', 'rollback_statement_done', 'rolled_back']);
-    const [run] = await query<{ command: string; outcome: string; exit_code: number }>(url, 'SELECT command, outcome, exit_code FROM tenantify.runs WHERE id = $1', [doc.runId]);
+    expect(await rollbackEvents(url, '0004_index_organizations')).toEqual([
+      'rollback_started',
+      'rollback_statement_done',
+      'rollback_statement_done',
+      'rolled_back',
+    ]);
+    const [run] = await query<{ command: string; outcome: string; exit_code: number }>(
+      url,
+      'SELECT command, outcome, exit_code FROM tenantify.runs WHERE id = $1',
+      [doc.runId],
+    );
     expect(run).toEqual({ command: 'rollback', outcome: 'done', exit_code: 0 });
 
     expect((await apply(url, dir)).code).toBe(0);
@@ -117,7 +130,13 @@ describe('rollback', () => {
   });
 
   it('also reverts a batched backfill that failed part-way, and a later apply starts it afresh', async () => {
-    const failing = { ...plan, 'backfills/0003_assign_hosts.sql': plan['backfills/0003_assign_hosts.sql'].replace('SET organization_id = u.organization_id', 'SET organization_id = u.organization_id + 0 * (1 / (h.id - 2100))') };
+    const failing = {
+      ...plan,
+      'backfills/0003_assign_hosts.sql': plan['backfills/0003_assign_hosts.sql'].replace(
+        'SET organization_id = u.organization_id',
+        'SET organization_id = u.organization_id + 0 * (1 / (h.id - 2100))',
+      ),
+    };
     const url = await db();
     const legacySchema = schemaDump(url);
     const legacyContent = await contentFingerprint(url);
@@ -132,7 +151,11 @@ describe('rollback', () => {
 
     const result = await runCli(['rollback', '-d', url, '--dir', writePlan(failing), '--all', '--yes', '--json']);
     expect(result.code).toBe(0);
-    expect((JSON.parse(result.stdout) as { units: { id: string }[] }).units.map((u) => u.id)).toEqual(['0003_assign_hosts', '0002_default_organizations', '0001_create_organizations']);
+    expect((JSON.parse(result.stdout) as { units: { id: string }[] }).units.map((u) => u.id)).toEqual([
+      '0003_assign_hosts',
+      '0002_default_organizations',
+      '0001_create_organizations',
+    ]);
     expect(schemaDump(url)).toEqual(legacySchema);
     expect(await contentFingerprint(url)).toEqual(legacyContent);
 
@@ -170,7 +193,10 @@ describe('rollback', () => {
     expect(again.code).toBe(0);
     expect((JSON.parse(again.stdout) as { units: { id: string }[] }).units.map((u) => u.id)).toEqual(ids.slice(1));
     // The organizations sequence moved on since the first apply; the rest is the same content.
-    const [users] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM users u JOIN organizations o ON o.id = u.organization_id AND o.owner_id = u.id');
+    const [users] = await query<{ n: number }>(
+      url,
+      'SELECT count(*)::int AS n FROM users u JOIN organizations o ON o.id = u.organization_id AND o.owner_id = u.id',
+    );
     expect(users?.n).toBe(2001);
     expect((await contentFingerprint(url))['public.hosts']?.split(':')[0]).toBe(applied['public.hosts']?.split(':')[0]);
   });
@@ -215,7 +241,9 @@ DELETE FROM organizations
     expect((await apply(url, dir)).code).toBe(0);
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--all', '--yes']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('rollback of 0003_assign_hosts failed: update or delete on table "organizations" violates foreign key constraint');
+    expect(result.stderr).toContain(
+      'rollback of 0003_assign_hosts failed: update or delete on table "organizations" violates foreign key constraint',
+    );
     expect(result.stderr).toContain('at rollbacks/0003_assign_hosts.sql:2:1');
     expect(result.stderr).toContain('  2 | DELETE FROM organizations\n    | ^');
     expect(result.stderr).toContain('SQLSTATE 23503');
@@ -229,14 +257,24 @@ DELETE FROM organizations
     // The UPDATE before the failing statement was rolled back with it.
     const [hosts] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM hosts WHERE organization_id IS NULL');
     expect(hosts?.n).toBe(0);
-    const [failed] = await query<{ detail: { error: { sqlstate: string; file: string; line: number } } }>(url, "SELECT detail FROM tenantify.events WHERE unit_id = '0003_assign_hosts' AND event = 'rollback_failed'");
+    const [failed] = await query<{ detail: { error: { sqlstate: string; file: string; line: number } } }>(
+      url,
+      "SELECT detail FROM tenantify.events WHERE unit_id = '0003_assign_hosts' AND event = 'rollback_failed'",
+    );
     expect(failed?.detail.error).toMatchObject({ sqlstate: '23503', file: 'rollbacks/0003_assign_hosts.sql', line: 2 });
-    const [run] = await query<{ outcome: string; exit_code: number }>(url, "SELECT outcome, exit_code FROM tenantify.runs WHERE command = 'rollback'");
+    const [run] = await query<{ outcome: string; exit_code: number }>(
+      url,
+      "SELECT outcome, exit_code FROM tenantify.runs WHERE command = 'rollback'",
+    );
     expect(run).toEqual({ outcome: 'failed', exit_code: 1 });
   });
 
   it('a statement-by-statement rollback that fails resumes after the statements it did', async () => {
-    const broken = { ...plan, 'rollbacks/0004_index_organizations.sql': '-- tenantify:transaction off\nDROP INDEX CONCURRENTLY hosts_organization_idx;\nDROP INDEX CONCURRENTLY users_organisation_idx;\n' };
+    const broken = {
+      ...plan,
+      'rollbacks/0004_index_organizations.sql':
+        '-- tenantify:transaction off\nDROP INDEX CONCURRENTLY hosts_organization_idx;\nDROP INDEX CONCURRENTLY users_organisation_idx;\n',
+    };
     const url = await db();
     expect((await apply(url, writePlan(broken))).code).toBe(0);
     const first = await runCli(['rollback', '-d', url, '--dir', writePlan(broken), '--yes']);
@@ -245,7 +283,9 @@ DELETE FROM organizations
     expect(first.stderr).toContain('the statements before the failing one stay done');
     expect((await ledgerStatuses(url))['0004_index_organizations']).toBe('applied');
     const status = await runCli(['status', '-d', url, '--dir', writePlan(broken), '--no-color']);
-    expect(status.stdout.replace(/[│\s]+/g, ' ')).toContain('rollback stopped part-way: 1 of 2 rollback statements done; `tenantify rollback` resumes it');
+    expect(status.stdout.replace(/[│\s]+/g, ' ')).toContain(
+      'rollback stopped part-way: 1 of 2 rollback statements done; `tenantify rollback` resumes it',
+    );
 
     // The first statement (no IF EXISTS) must not run again once the typo is fixed.
     const fixed = writePlan(plan);
@@ -253,16 +293,23 @@ DELETE FROM organizations
     expect(second.stderr).toContain('1 of 2 rollback statements were done; resuming at statement 2');
     expect(second.code).toBe(0);
     expect(await rollbackEvents(url, '0004_index_organizations')).toEqual([
-      'rollback_started', 'rollback_statement_done', 'rollback_failed',
-      'rollback_started', 'rollback_statement_done', 'rolled_back',
+      'rollback_started',
+      'rollback_statement_done',
+      'rollback_failed',
+      'rollback_started',
+      'rollback_statement_done',
+      'rolled_back',
     ]);
   });
 
   it('rolls back a rollback whose verify fails (exit 3)', async () => {
-    const dir = writePlan({ ...plan, 'rollbacks/0003_assign_hosts.sql': `UPDATE hosts SET organization_id = NULL WHERE id > 10;
+    const dir = writePlan({
+      ...plan,
+      'rollbacks/0003_assign_hosts.sql': `UPDATE hosts SET organization_id = NULL WHERE id > 10;
 -- tenantify:verify no host is assigned
 SELECT id FROM hosts WHERE organization_id IS NOT NULL;
-` });
+`,
+    });
     const url = await db();
     expect((await apply(url, dir)).code).toBe(0);
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--steps', '2', '--yes']);
@@ -279,7 +326,13 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     expect((await apply(url, writePlan(plan))).code).toBe(0);
     const before = await snapshotOf(url);
     // A statement changed (a comment alone is a cosmetic edit, not drift).
-    const changed = writePlan({ ...plan, 'backfills/0003_assign_hosts.sql': plan['backfills/0003_assign_hosts.sql'].replace('organization_id IS NULL', 'organization_id IS NULL OR user_id IS NULL') });
+    const changed = writePlan({
+      ...plan,
+      'backfills/0003_assign_hosts.sql': plan['backfills/0003_assign_hosts.sql'].replace(
+        'organization_id IS NULL',
+        'organization_id IS NULL OR user_id IS NULL',
+      ),
+    });
     const result = await runCli(['rollback', '-d', url, '--dir', changed, '--all', '--yes']);
     expect(result.code).toBe(5);
     expect(result.stderr).toContain('drift: applied unit 0003_assign_hosts has changed');
@@ -325,15 +378,23 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
 
   it('stops on SIGINT with exit 130: the revert in flight rolled back and recorded, the unit still applied', async () => {
     const url = await db();
-    const dir = writePlan({ ...plan, 'rollbacks/0004_index_organizations.sql': 'DROP INDEX users_organization_idx;\nSELECT pg_sleep(30);\n' });
+    const dir = writePlan({
+      ...plan,
+      'rollbacks/0004_index_organizations.sql': 'DROP INDEX users_organization_idx;\nSELECT pg_sleep(30);\n',
+    });
     expect((await apply(url, dir)).code).toBe(0);
     const run = startCli(['rollback', '-d', url, '--dir', dir, '--yes']);
-    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()");
+    await until(
+      url,
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%SELECT pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()",
+    );
     run.child.kill('SIGINT');
     const result = await run.done;
     expect(result.code).toBe(130);
     expect(result.stderr).toContain('interrupted by SIGINT while reverting 0004_index_organizations: its rollback was rolled back');
-    expect(await query(url, "SELECT relname FROM pg_class WHERE relname = 'users_organization_idx'")).toEqual([{ relname: 'users_organization_idx' }]);
+    expect(await query(url, "SELECT relname FROM pg_class WHERE relname = 'users_organization_idx'")).toEqual([
+      { relname: 'users_organization_idx' },
+    ]);
     expect((await ledgerStatuses(url))['0004_index_organizations']).toBe('applied');
     expect(await rollbackEvents(url, '0004_index_organizations')).toEqual(['rollback_started', 'rollback_interrupted']);
   });
@@ -346,7 +407,10 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
     const ask = async (answer: string) => {
       // `script` gives the CLI a pseudo-terminal; the answer is typed once the question shows.
       const command = [process.execPath, bin, 'rollback', '-d', url, '--dir', dir, '--steps', '1'].map((a) => `'${a}'`).join(' ');
-      const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('script', ['-qec', command, '/dev/null'], {
+        env: { ...process.env, NO_COLOR: '1' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       let output = '';
       let answered = false;
       // `script` may close its input before a late write lands: that is no failure of the CLI.
@@ -399,7 +463,9 @@ SELECT id, name FROM hosts WHERE name = 'host 7';
     expect(result.code).toBe(3);
     expect(result.stderr).toContain('unit 0005_hosts_not_null: verify failed');
     expect(result.stderr).toContain('verify "no host named host 7": 1 row');
-    expect(result.stderr).toContain('--auto-rollback reverted 0004_index_organizations, 0003_assign_hosts, 0002_default_organizations: the database is as this run found it');
+    expect(result.stderr).toContain(
+      '--auto-rollback reverted 0004_index_organizations, 0003_assign_hosts, 0002_default_organizations: the database is as this run found it',
+    );
     expect(schemaDump(url)).toEqual(before.schema);
     expect(await contentFingerprint(url)).toEqual(before.content);
     expect(await ledgerStatuses(url)).toEqual({
@@ -409,16 +475,28 @@ SELECT id, name FROM hosts WHERE name = 'host 7';
       '0004_index_organizations': 'rolled_back',
       '0005_hosts_not_null': 'failed',
     });
-    const runEvents = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id IS NULL AND event LIKE 'auto_rollback%' ORDER BY id");
+    const runEvents = await query<{ event: string }>(
+      url,
+      "SELECT event FROM tenantify.events WHERE unit_id IS NULL AND event LIKE 'auto_rollback%' ORDER BY id",
+    );
     expect(runEvents.map((e) => e.event)).toEqual(['auto_rollback_started', 'auto_rollback_done']);
-    const [run] = await query<{ outcome: string; exit_code: number; options: { autoRollback: boolean } }>(url, "SELECT outcome, exit_code, options FROM tenantify.runs ORDER BY id DESC LIMIT 1");
+    const [run] = await query<{ outcome: string; exit_code: number; options: { autoRollback: boolean } }>(
+      url,
+      'SELECT outcome, exit_code, options FROM tenantify.runs ORDER BY id DESC LIMIT 1',
+    );
     expect(run).toMatchObject({ outcome: 'violations', exit_code: 3, options: { autoRollback: true } });
   });
 
   it('also reverts the committed batches of a backfill that failed part-way (exit 1)', async () => {
     const url = await db();
     const before = { schema: schemaDump(url), content: await contentFingerprint(url) };
-    const failing = { ...plan, 'backfills/0003_assign_hosts.sql': plan['backfills/0003_assign_hosts.sql'].replace('SET organization_id = u.organization_id', 'SET organization_id = u.organization_id + 0 * (1 / (h.id - 2100))') };
+    const failing = {
+      ...plan,
+      'backfills/0003_assign_hosts.sql': plan['backfills/0003_assign_hosts.sql'].replace(
+        'SET organization_id = u.organization_id',
+        'SET organization_id = u.organization_id + 0 * (1 / (h.id - 2100))',
+      ),
+    };
     const result = await runCli(['apply', '-d', url, '--dir', writePlan(failing), '--no-snapshot', '--auto-rollback']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('unit 0003_assign_hosts failed: division by zero');
@@ -432,21 +510,34 @@ SELECT id, name FROM hosts WHERE name = 'host 7';
     const { ['rollbacks/0002_default_organizations.sql']: _gone, ...lacking } = plan;
     const result = await runCli(['apply', '-d', url, '--dir', writePlan(lacking), '--no-snapshot', '--auto-rollback']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('--auto-rollback needs a rollback file for every unit it may revert; 0002_default_organizations has none');
-    expect(await query(url, "SELECT 1 FROM pg_namespace WHERE nspname IN ('tenantify') OR to_regclass('public.organizations') IS NOT NULL")).toEqual([]);
+    expect(result.stderr).toContain(
+      '--auto-rollback needs a rollback file for every unit it may revert; 0002_default_organizations has none',
+    );
+    expect(
+      await query(url, "SELECT 1 FROM pg_namespace WHERE nspname IN ('tenantify') OR to_regclass('public.organizations') IS NOT NULL"),
+    ).toEqual([]);
   });
 
   it('when a revert fails too, says both, what still stands, and the snapshot to restore from', async () => {
     const url = await db();
-    const dir = writePlan({ ...failingVerify, 'rollbacks/0003_assign_hosts.sql': 'UPDATE hosts SET organization_id = NULL;\nDELETE FROM organizations WHERE id = 1;\n' });
+    const dir = writePlan({
+      ...failingVerify,
+      'rollbacks/0003_assign_hosts.sql': 'UPDATE hosts SET organization_id = NULL;\nDELETE FROM organizations WHERE id = 1;\n',
+    });
     const result = await runCli(['apply', '-d', url, '--dir', dir, '--auto-rollback']);
     expect(result.code).toBe(3);
-    expect(result.stderr).toContain('unit 0005_hosts_not_null: verify failed; --auto-rollback failed too: rollback of 0003_assign_hosts failed: update or delete on table "organizations" violates foreign key constraint');
+    expect(result.stderr).toContain(
+      'unit 0005_hosts_not_null: verify failed; --auto-rollback failed too: rollback of 0003_assign_hosts failed: update or delete on table "organizations" violates foreign key constraint',
+    );
     expect(result.stderr).toContain('at rollbacks/0003_assign_hosts.sql:2:1');
     expect(result.stderr).toContain('reverted: 0004_index_organizations');
     expect(result.stderr).toContain('still applied by this run: 0003_assign_hosts, 0002_default_organizations, 0001_create_organizations');
     expect(result.stderr).toMatch(/snapshot taken before 0003_assign_hosts: \S+ \(tenantify snapshots restore 0003_assign_hosts\)/);
     expect(result.stderr).toContain('the database needs a hand');
-    expect(await ledgerStatuses(url)).toMatchObject({ '0003_assign_hosts': 'applied', '0004_index_organizations': 'rolled_back', '0005_hosts_not_null': 'failed' });
+    expect(await ledgerStatuses(url)).toMatchObject({
+      '0003_assign_hosts': 'applied',
+      '0004_index_organizations': 'rolled_back',
+      '0005_hosts_not_null': 'failed',
+    });
   });
 });

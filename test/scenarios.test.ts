@@ -26,11 +26,21 @@ describe.each(scenarios)('scenario $name', ({ name, dir }) => {
   const dropped = dropAfterAll();
 
   it('rehearses: apply, verify, roll back to exactly the legacy state, apply again, verify', async () => {
-    const result = await runCli(['rehearse', '--fixture', fixture, '--dir', dir, '--json'], { env: { TENANTIFY_REHEARSE_SERVER_URL: serverUrl() } });
+    const result = await runCli(['rehearse', '--fixture', fixture, '--dir', dir, '--json'], {
+      env: { TENANTIFY_REHEARSE_SERVER_URL: serverUrl() },
+    });
     const doc = JSON.parse(result.stdout) as { ok: boolean; steps: { name: string; ok: boolean; details: string[] }[] };
     const failed = doc.steps.find((s) => !s.ok);
     expect(failed?.details ?? [], `step ${failed?.name}`).toEqual([]);
-    expect(doc.steps.map((s) => s.name)).toEqual(['load', 'apply', 'verify', 'rollback', 'compare with the source', 'apply again', 'verify again']);
+    expect(doc.steps.map((s) => s.name)).toEqual([
+      'load',
+      'apply',
+      'verify',
+      'rollback',
+      'compare with the source',
+      'apply again',
+      'verify again',
+    ]);
     expect(result.code).toBe(0);
   });
 
@@ -44,7 +54,9 @@ describe.each(scenarios)('scenario $name', ({ name, dir }) => {
     holder.on('error', () => {});
     await holder.connect();
     try {
-      const tables = await holder.query<{ name: string }>("SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')");
+      const tables = await holder.query<{ name: string }>(
+        "SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+      );
       await holder.query(`BEGIN; LOCK TABLE ${tables.rows.map((t) => t.name).join(', ')} IN EXCLUSIVE MODE`);
       const run = startCli(['apply', '-d', db.url, '--dir', dir, '--no-snapshot']);
       const ended = run.done.then((r) => {
@@ -52,7 +64,8 @@ describe.each(scenarios)('scenario $name', ({ name, dir }) => {
       });
       const stop = new AbortController();
       ended.catch(() => stop.abort());
-      const waiting = "SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND pid = (SELECT backend_pid FROM tenantify.runs WHERE to_regclass('tenantify.runs') IS NOT NULL ORDER BY id DESC LIMIT 1)";
+      const waiting =
+        "SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted AND pid = (SELECT backend_pid FROM tenantify.runs WHERE to_regclass('tenantify.runs') IS NOT NULL ORDER BY id DESC LIMIT 1)";
       await Promise.race([until(db.url, waiting, stop.signal), ended]);
       run.child.kill('SIGKILL');
       const killed = await run.done;
@@ -91,7 +104,10 @@ describe('restaurant-platform diners backfill', () => {
       const { lo, hi } = range!;
       // Small batches, the newest first: what parallel workers may do to a guest whose records span batches.
       for (let upper = hi; upper > lo; upper -= 100) await query(db.url, unit!.statements[0]!.sql, [Math.max(lo, upper - 100), upper]);
-      const spanning = await query(db.url, 'SELECT email FROM customers WHERE email IS NOT NULL GROUP BY email HAVING max(id) - min(id) >= 100');
+      const spanning = await query(
+        db.url,
+        'SELECT email FROM customers WHERE email IS NOT NULL GROUP BY email HAVING max(id) - min(id) >= 100',
+      );
       expect(spanning.length).toBeGreaterThan(0);
       for (const check of unit!.verifies) expect(await query(db.url, check.sql), check.name).toEqual([]);
     } finally {

@@ -24,14 +24,19 @@ const legacy = `
 
 const plan = {
   // The UPDATE (of no row here) is what makes this unit's snapshot: adding a column or an index alone takes none.
-  'migrations/0001_tier.sql': "ALTER TABLE accounts ADD COLUMN tier text;\nCREATE INDEX accounts_tier_idx ON accounts (tier);\nUPDATE accounts SET tier = NULL WHERE tier IS NOT NULL;\n",
-  'backfills/0002_fill.sql': "UPDATE accounts SET tier = 'gold', email = upper(email) WHERE id % 3 = 0;\nINSERT INTO accounts (email, tier) SELECT 'new' || g, 'new' FROM generate_series(1, 50) g;\n",
+  'migrations/0001_tier.sql':
+    'ALTER TABLE accounts ADD COLUMN tier text;\nCREATE INDEX accounts_tier_idx ON accounts (tier);\nUPDATE accounts SET tier = NULL WHERE tier IS NOT NULL;\n',
+  'backfills/0002_fill.sql':
+    "UPDATE accounts SET tier = 'gold', email = upper(email) WHERE id % 3 = 0;\nINSERT INTO accounts (email, tier) SELECT 'new' || g, 'new' FROM generate_series(1, 50) g;\n",
 };
 
 function schemaDump(url: string): string {
   const out = spawnSync('pg_dump', ['--schema-only', '--exclude-schema=tenantify', '-d', url], { encoding: 'utf8' });
   if (out.status !== 0) throw new Error(out.stderr);
-  return out.stdout.split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
+  return out.stdout
+    .split('\n')
+    .filter((l) => !/^\\(un)?restrict /.test(l))
+    .join('\n');
 }
 
 async function sequenceValue(url: string): Promise<string> {
@@ -52,16 +57,18 @@ describe('snapshots', () => {
     const dir = writePlan(plan);
     const result = await runCli(['apply', '-d', url, '--dir', dir]);
     expect(result.code).toBe(0);
-    const manifests = await query<{ unit_id: string; detail: { file: string; tables: string[]; bytes: number; sha256: string; pgDumpVersion: string; serverVersion: string } }>(
-      url,
-      "SELECT unit_id, detail FROM tenantify.events WHERE event = 'snapshot_taken' ORDER BY id",
-    );
+    const manifests = await query<{
+      unit_id: string;
+      detail: { file: string; tables: string[]; bytes: number; sha256: string; pgDumpVersion: string; serverVersion: string };
+    }>(url, "SELECT unit_id, detail FROM tenantify.events WHERE event = 'snapshot_taken' ORDER BY id");
     expect(manifests.map((m) => [m.unit_id, m.detail.tables])).toEqual([
       ['0001_tier', ['public.accounts']],
       ['0002_fill', ['public.accounts']],
     ]);
     for (const { detail } of manifests) {
-      expect(detail.file).toBe(join(dir, '.tenantify', 'snapshots', detail.file.split('/').slice(-2, -1)[0] as string, `${detail.file.split('/').pop()}`));
+      expect(detail.file).toBe(
+        join(dir, '.tenantify', 'snapshots', detail.file.split('/').slice(-2, -1)[0] as string, `${detail.file.split('/').pop()}`),
+      );
       expect(statSync(detail.file).mode & 0o777).toBe(0o600);
       expect(statSync(join(detail.file, '..')).mode & 0o777).toBe(0o700);
       expect(statSync(join(detail.file, '..', '..')).mode & 0o777).toBe(0o700);
@@ -69,8 +76,13 @@ describe('snapshots', () => {
       expect(detail.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(detail.pgDumpVersion).toMatch(/^\d+\.\d+/);
     }
-    const listed = JSON.parse((await runCli(['snapshots', 'list', '-d', url, '--dir', dir, '--json'])).stdout) as { snapshots: { unit: string; present: boolean }[] };
-    expect(listed.snapshots.map((s) => [s.unit, s.present])).toEqual([['0001_tier', true], ['0002_fill', true]]);
+    const listed = JSON.parse((await runCli(['snapshots', 'list', '-d', url, '--dir', dir, '--json'])).stdout) as {
+      snapshots: { unit: string; present: boolean }[];
+    };
+    expect(listed.snapshots.map((s) => [s.unit, s.present])).toEqual([
+      ['0001_tier', true],
+      ['0002_fill', true],
+    ]);
   });
 
   it('restore gives back the exact table: content, indexes, trigger, policy, sequence, incoming foreign keys, and the views built on it', async () => {
@@ -93,7 +105,10 @@ describe('snapshots', () => {
     expect(schemaDump(url)).toBe(schemaBefore);
     expect(await contentFingerprint(url)).toEqual(contentBefore);
     expect(await sequenceValue(url)).toBe(sequenceBefore);
-    const [fk] = await query<{ def: string }>(url, "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'orders_account_fk'");
+    const [fk] = await query<{ def: string }>(
+      url,
+      "SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'orders_account_fk'",
+    );
     expect(fk?.def).toBe('FOREIGN KEY (account_id) REFERENCES accounts(id) ON DELETE CASCADE');
     // The views are in the schema dump compared above; the materialized view holds the restored data again.
     expect(schemaBefore).toContain('CREATE VIEW public.paying_domains');
@@ -106,32 +121,45 @@ describe('snapshots', () => {
     const url = await legacyDb();
     const dir = writePlan(plan);
     expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
-    await query(url, `
+    await query(
+      url,
+      `
       CREATE FUNCTION account_label(a accounts) RETURNS text LANGUAGE sql AS 'SELECT a.email';
-      CREATE POLICY orders_of_paying ON orders USING (account_id IN (SELECT id FROM accounts WHERE plan <> 'free'));`);
+      CREATE POLICY orders_of_paying ON orders USING (account_id IN (SELECT id FROM accounts WHERE plan <> 'free'));`,
+    );
     const schema = schemaDump(url);
     const content = await contentFingerprint(url);
     const result = await runCli(['snapshots', 'restore', '0001_tier', '-d', url, '--dir', dir, '--yes']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('restoring the snapshot of 0001_tier would drop what depends on its tables and is not restored with them: function account_label(accounts); policy orders_of_paying on table orders');
+    expect(result.stderr).toContain(
+      'restoring the snapshot of 0001_tier would drop what depends on its tables and is not restored with them: function account_label(accounts); policy orders_of_paying on table orders',
+    );
     expect(result.stderr).toContain('revert the unit with its rollback file');
     expect(schemaDump(url)).toBe(schema);
     expect(await contentFingerprint(url)).toEqual(content);
     // rollback --from-snapshot checks every unit's snapshot this way before restoring any.
     const rollback = await runCli(['rollback', '--from-snapshot', '--all', '-d', url, '--dir', dir, '--yes']);
     expect(rollback.code).toBe(2);
-    expect(rollback.stderr).toContain('would drop what depends on its tables and is not restored with them: function account_label(accounts)');
+    expect(rollback.stderr).toContain(
+      'would drop what depends on its tables and is not restored with them: function account_label(accounts)',
+    );
     expect(schemaDump(url)).toBe(schema);
     expect(await contentFingerprint(url)).toEqual(content);
     const units = await query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
-    expect(units).toEqual([{ id: '0001_tier', status: 'applied' }, { id: '0002_fill', status: 'applied' }]);
+    expect(units).toEqual([
+      { id: '0001_tier', status: 'applied' },
+      { id: '0002_fill', status: 'applied' },
+    ]);
   });
 
   it('refuses a corrupt snapshot, naming the file, and touches nothing', async () => {
     const url = await legacyDb();
     const dir = writePlan(plan);
     expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
-    const [m] = await query<{ file: string }>(url, "SELECT detail->>'file' AS file FROM tenantify.events WHERE event = 'snapshot_taken' AND unit_id = '0001_tier'");
+    const [m] = await query<{ file: string }>(
+      url,
+      "SELECT detail->>'file' AS file FROM tenantify.events WHERE event = 'snapshot_taken' AND unit_id = '0001_tier'",
+    );
     const file = m?.file as string;
     const bytes = readFileSync(file);
     bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
@@ -158,7 +186,10 @@ describe('snapshots', () => {
 
     const skipped = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot'], { env: { TENANTIFY_PG_BINDIR: empty } });
     expect(skipped.code).toBe(0);
-    const events = await query<{ event: string; reason: string }>(url, "SELECT event, detail->>'reason' AS reason FROM tenantify.events WHERE event LIKE 'snapshot%' ORDER BY id");
+    const events = await query<{ event: string; reason: string }>(
+      url,
+      "SELECT event, detail->>'reason' AS reason FROM tenantify.events WHERE event LIKE 'snapshot%' ORDER BY id",
+    );
     expect(events).toEqual([
       { event: 'snapshot_skipped', reason: '--no-snapshot' },
       { event: 'snapshot_skipped', reason: '--no-snapshot' },
@@ -179,7 +210,10 @@ describe('snapshots', () => {
     expect(await contentFingerprint(url)).toEqual(contentBefore);
     expect(await sequenceValue(url)).toBe(sequenceBefore);
     const units = await query<{ id: string; status: string }>(url, 'SELECT id, status FROM tenantify.units ORDER BY id');
-    expect(units).toEqual([{ id: '0001_tier', status: 'rolled_back' }, { id: '0002_fill', status: 'rolled_back' }]);
+    expect(units).toEqual([
+      { id: '0001_tier', status: 'rolled_back' },
+      { id: '0002_fill', status: 'rolled_back' },
+    ]);
     // And the plan applies again.
     expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
   });
@@ -188,7 +222,10 @@ describe('snapshots', () => {
     const url = await legacyDb();
     const dir = writePlan(plan);
     expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
-    const [m] = await query<{ file: string }>(url, "SELECT detail->>'file' AS file FROM tenantify.events WHERE event = 'snapshot_taken' AND unit_id = '0001_tier'");
+    const [m] = await query<{ file: string }>(
+      url,
+      "SELECT detail->>'file' AS file FROM tenantify.events WHERE event = 'snapshot_taken' AND unit_id = '0001_tier'",
+    );
     const { rmSync } = await import('node:fs');
     rmSync(m?.file as string);
     const before = await contentFingerprint(url);
@@ -218,9 +255,11 @@ describe('snapshots', () => {
   it('are taken only of what a rollback file cannot give back: changed or lost rows and columns, not catalog-only changes', async () => {
     const url = await legacyDb();
     const dir = writePlan({
-      'migrations/0001_catalog_only.sql': "ALTER TABLE accounts ADD COLUMN nickname text;\nCREATE INDEX accounts_nickname_idx ON accounts (nickname);\nALTER TABLE orders ENABLE ROW LEVEL SECURITY;\nCREATE POLICY orders_all ON orders USING (true);\nINSERT INTO accounts (email) VALUES ('added@example.com');\n",
+      'migrations/0001_catalog_only.sql':
+        "ALTER TABLE accounts ADD COLUMN nickname text;\nCREATE INDEX accounts_nickname_idx ON accounts (nickname);\nALTER TABLE orders ENABLE ROW LEVEL SECURITY;\nCREATE POLICY orders_all ON orders USING (true);\nINSERT INTO accounts (email) VALUES ('added@example.com');\n",
       'migrations/0002_retype.sql': 'ALTER TABLE orders ALTER COLUMN id TYPE bigint;\n',
-      'migrations/0003_drop.sql': 'DROP VIEW paying_domains;\nDROP VIEW paying_accounts;\nDROP MATERIALIZED VIEW orders_per_plan;\nDROP TABLE orders;\n',
+      'migrations/0003_drop.sql':
+        'DROP VIEW paying_domains;\nDROP VIEW paying_accounts;\nDROP MATERIALIZED VIEW orders_per_plan;\nDROP TABLE orders;\n',
     });
     const planned = JSON.parse((await runCli(['plan', '--dir', dir, '--json'])).stdout) as { units: { id: string; snapshot: string }[] };
     expect(planned.units.map((u) => [u.id, u.snapshot])).toEqual([
@@ -229,7 +268,10 @@ describe('snapshots', () => {
       ['0003_drop', 'rows or columns changed: orders'],
     ]);
     expect((await runCli(['apply', '-d', url, '--dir', dir])).code).toBe(0);
-    const taken = await query<{ unit_id: string; tables: string[] }>(url, "SELECT unit_id, detail->'tables' AS tables FROM tenantify.events WHERE event = 'snapshot_taken' ORDER BY id");
+    const taken = await query<{ unit_id: string; tables: string[] }>(
+      url,
+      "SELECT unit_id, detail->'tables' AS tables FROM tenantify.events WHERE event = 'snapshot_taken' ORDER BY id",
+    );
     expect(taken.map((e) => [e.unit_id, e.tables])).toEqual([
       ['0002_retype', ['public.orders']],
       ['0003_drop', ['public.orders']],

@@ -13,7 +13,12 @@ import { runCli } from './support/cli.js';
 import { writePlan } from './support/plan-dir.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const plans = [repo, ...['restaurant-platform', 'ai-saas-subscriptions', 'customers-to-organizations', 'organization-modules'].map((name) => join(repo, 'fixtures', name))];
+const plans = [
+  repo,
+  ...['restaurant-platform', 'ai-saas-subscriptions', 'customers-to-organizations', 'organization-modules'].map((name) =>
+    join(repo, 'fixtures', name),
+  ),
+];
 
 /** The loaded plan as JSON, from a fresh process of the built package (dist/). */
 const script = `
@@ -25,14 +30,19 @@ const script = `
 `;
 
 function loaded(dir: string, cacheDir: string): string {
-  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, PLAN_DIR: dir, TENANTIFY_CACHE_DIR: cacheDir }, encoding: 'utf8' });
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, PLAN_DIR: dir, TENANTIFY_CACHE_DIR: cacheDir },
+    encoding: 'utf8',
+  });
   expect(run.stderr).toBe('');
   expect(run.status).toBe(0);
   return run.stdout;
 }
 
 function cacheFiles(cacheDir: string): string[] {
-  return readdirSync(cacheDir).filter((name) => /^splits-[0-9a-f]+\.json$/.test(name)).map((name) => join(cacheDir, name));
+  return readdirSync(cacheDir)
+    .filter((name) => /^splits-[0-9a-f]+\.json$/.test(name))
+    .map((name) => join(cacheDir, name));
 }
 
 describe('the split cache', () => {
@@ -48,13 +58,15 @@ describe('the split cache', () => {
     expect(statSync(file!).mode & 0o777).toBe(0o600);
     expect(statSync(cacheDir).mode & 0o777).toBe(0o700);
     // An entry per SQL file: a file is split in one parse.
-    const sqlFiles = plans.flatMap((dir) => ['migrations', 'backfills', 'rollbacks'].flatMap((folder) => {
-      try {
-        return readdirSync(join(dir, folder)).filter((name) => name.endsWith('.sql'));
-      } catch {
-        return [];
-      }
-    }));
+    const sqlFiles = plans.flatMap((dir) =>
+      ['migrations', 'backfills', 'rollbacks'].flatMap((folder) => {
+        try {
+          return readdirSync(join(dir, folder)).filter((name) => name.endsWith('.sql'));
+        } catch {
+          return [];
+        }
+      }),
+    );
     expect(sqlFiles.length).toBeGreaterThan(50);
     // (files with the same text share an entry)
     expect(Object.keys(JSON.parse(readFileSync(file!, 'utf8')) as object).length).toBeGreaterThan(sqlFiles.length / 2);
@@ -74,7 +86,8 @@ describe('the split cache', () => {
   it('gives a plan error the same file and line from a cached split', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'tenantify-cache-'));
     const dir = writePlan({
-      'backfills/0001_two.sql': '-- tenantify:batch users key=id\n\nUPDATE users SET name = name WHERE id > $1 AND id <= $2;\n\nUPDATE users SET name = name;\n\n-- tenantify:verify nothing\nSELECT 1 WHERE false;\n',
+      'backfills/0001_two.sql':
+        '-- tenantify:batch users key=id\n\nUPDATE users SET name = name WHERE id > $1 AND id <= $2;\n\nUPDATE users SET name = name;\n\n-- tenantify:verify nothing\nSELECT 1 WHERE false;\n',
     });
     const cold = await runCli(['plan', '--dir', dir], { env: { TENANTIFY_CACHE_DIR: cacheDir } });
     const warm = await runCli(['plan', '--dir', dir], { env: { TENANTIFY_CACHE_DIR: cacheDir } });

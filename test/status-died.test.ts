@@ -22,7 +22,10 @@ describe('status of a run that died', () => {
       expect(live.activeRun).toMatchObject({ command: 'apply', finishedAt: null });
       expect(live.diedRun).toBeNull();
 
-      const [{ pid } = { pid: 0 }] = await query<{ pid: number }>(db.url, 'SELECT backend_pid AS pid FROM tenantify.runs ORDER BY id DESC LIMIT 1');
+      const [{ pid } = { pid: 0 }] = await query<{ pid: number }>(
+        db.url,
+        'SELECT backend_pid AS pid FROM tenantify.runs ORDER BY id DESC LIMIT 1',
+      );
       run.child.kill('SIGKILL');
       await run.done;
       // Its server session notices within a second (client_connection_check_interval).
@@ -37,7 +40,10 @@ describe('status of a run that died', () => {
       const text = await runCli(['status', '--dir', dir, '-d', db.url]);
       expect(text.stdout).toMatch(/died without finishing \(its session is gone\): `tenantify apply` records it and resumes/);
       // status reads only: the ledger still has the run unfinished, for apply to record.
-      const [row] = await query<{ finished: boolean }>(db.url, 'SELECT finished_at IS NOT NULL AS finished FROM tenantify.runs ORDER BY id DESC LIMIT 1');
+      const [row] = await query<{ finished: boolean }>(
+        db.url,
+        'SELECT finished_at IS NOT NULL AS finished FROM tenantify.runs ORDER BY id DESC LIMIT 1',
+      );
       expect(row?.finished).toBe(false);
     } finally {
       run.child.kill('SIGKILL');

@@ -71,29 +71,87 @@ describe('readCatalog', () => {
     expect(t('public.accounts').uniques.map((u) => u.definition)).toEqual(['PRIMARY KEY (id)', 'UNIQUE (name)']);
     expect(t('public.accounts').uniques.map((u) => `${u.kind}:${u.columns.join(',')}`)).toEqual(['primary:id', 'unique:name']);
     expect(t('public.projects').foreignKeys).toEqual([
-      { name: 'projects_account_id_fkey', table: 'public.projects', columns: ['account_id'], references: 'public.accounts', referencedColumns: ['id'], validated: true, notNull: true, onDelete: 'cascade',
-        definition: 'FOREIGN KEY (account_id) REFERENCES accounts(id) ON DELETE CASCADE' },
+      {
+        name: 'projects_account_id_fkey',
+        table: 'public.projects',
+        columns: ['account_id'],
+        references: 'public.accounts',
+        referencedColumns: ['id'],
+        validated: true,
+        notNull: true,
+        onDelete: 'cascade',
+        definition: 'FOREIGN KEY (account_id) REFERENCES accounts(id) ON DELETE CASCADE',
+      },
     ]);
-    expect(t('public.tasks').foreignKeys.map((f) => ({ name: f.name, columns: f.columns, referencedColumns: f.referencedColumns, validated: f.validated, notNull: f.notNull, onDelete: f.onDelete }))).toEqual([
-      { name: 'tasks_account', columns: ['account_id'], referencedColumns: ['id'], validated: false, notNull: false, onDelete: 'no action' },
-      { name: 'tasks_project', columns: ['project_id', 'account_id'], referencedColumns: ['id', 'account_id'], validated: true, notNull: false, onDelete: 'set null' },
+    expect(
+      t('public.tasks').foreignKeys.map((f) => ({
+        name: f.name,
+        columns: f.columns,
+        referencedColumns: f.referencedColumns,
+        validated: f.validated,
+        notNull: f.notNull,
+        onDelete: f.onDelete,
+      })),
+    ).toEqual([
+      {
+        name: 'tasks_account',
+        columns: ['account_id'],
+        referencedColumns: ['id'],
+        validated: false,
+        notNull: false,
+        onDelete: 'no action',
+      },
+      {
+        name: 'tasks_project',
+        columns: ['project_id', 'account_id'],
+        referencedColumns: ['id', 'account_id'],
+        validated: true,
+        notNull: false,
+        onDelete: 'set null',
+      },
     ]);
-    expect(t('public.tasks').checks).toEqual([{ name: 'tasks_account_set', definition: 'CHECK ((account_id IS NOT NULL)) NOT VALID', validated: false }]);
+    expect(t('public.tasks').checks).toEqual([
+      { name: 'tasks_account_set', definition: 'CHECK ((account_id IS NOT NULL)) NOT VALID', validated: false },
+    ]);
     expect(t('public.tasks').indexes).toEqual([
-      { name: 'tasks_lower', columns: ['project_id', null], unique: false, valid: true, partial: true, constraint: false,
-        definition: 'CREATE INDEX tasks_lower ON public.tasks USING btree (project_id, lower((account_id)::text)) WHERE (id > 0)' },
-      { name: 'tasks_pkey', columns: ['id'], unique: true, valid: true, partial: false, constraint: true, definition: 'CREATE UNIQUE INDEX tasks_pkey ON public.tasks USING btree (id)' },
+      {
+        name: 'tasks_lower',
+        columns: ['project_id', null],
+        unique: false,
+        valid: true,
+        partial: true,
+        constraint: false,
+        definition: 'CREATE INDEX tasks_lower ON public.tasks USING btree (project_id, lower((account_id)::text)) WHERE (id > 0)',
+      },
+      {
+        name: 'tasks_pkey',
+        columns: ['id'],
+        unique: true,
+        valid: true,
+        partial: false,
+        constraint: true,
+        definition: 'CREATE UNIQUE INDEX tasks_pkey ON public.tasks USING btree (id)',
+      },
     ]);
     expect(t('public.tasks').rls).toEqual({ enabled: true, forced: true });
     expect(t('public.tasks').policies).toEqual([
-      { name: 'tasks_tenant', command: 'select', permissive: true, roles: ['public'], using: "(account_id = (current_setting('app.tenant_id'::text))::bigint)", withCheck: null },
+      {
+        name: 'tasks_tenant',
+        command: 'select',
+        permissive: true,
+        roles: ['public'],
+        using: "(account_id = (current_setting('app.tenant_id'::text))::bigint)",
+        withCheck: null,
+      },
     ]);
     // A partitioned table is one table: its rows are its partitions', its keys its own.
     expect(t('public.events').estimatedRows).toBe(1000);
     expect(t('public.events').primaryKey).toEqual(['id', 'at']);
     expect(t('public.events').foreignKeys.map((f) => f.references)).toEqual(['public.accounts']);
     // A foreign key to a partitioned table is one foreign key (not one per partition).
-    expect(t('public.event_notes').foreignKeys.map((f) => `${f.columns.join(',')}>${f.references}`)).toEqual(['event_id,event_at>public.events']);
+    expect(t('public.event_notes').foreignKeys.map((f) => `${f.columns.join(',')}>${f.references}`)).toEqual([
+      'event_id,event_at>public.events',
+    ]);
     expect(t('billing.invoices').foreignKeys[0]?.references).toBe('public.accounts');
     expect(t('public.accounts').owner).toBe((await query<{ u: string }>(db.url, 'SELECT current_user AS u'))[0]?.u);
     expect(catalog.extensions).toContain('plpgsql');
@@ -101,7 +159,9 @@ describe('readCatalog', () => {
     const only = await withClient(db.url, (c) => readCatalog(c, { schemas: ['billing'] }));
     expect(only.tables.map((x) => x.name)).toEqual(['billing.invoices']);
     // A reference out of the schemas read still names its columns.
-    expect(only.tables[0]?.foreignKeys.map((f) => `${f.columns.join(',')}>${f.references}(${f.referencedColumns.join(',')})`)).toEqual(['account_id>public.accounts(id)']);
+    expect(only.tables[0]?.foreignKeys.map((f) => `${f.columns.join(',')}>${f.references}(${f.referencedColumns.join(',')})`)).toEqual([
+      'account_id>public.accounts(id)',
+    ]);
     await expect(withClient(db.url, (c) => readCatalog(c, { schemas: ['nope'] }))).rejects.toThrow(/no schema named nope/);
   });
 });
@@ -225,7 +285,9 @@ describe('tenancy analyze on a legacy schema', () => {
     expect(edge(byName(analysis, 'billing.invoice_lines'), 'project_id')?.conflicts).toBe(bad.invoiceLines);
     expect(byName(analysis, 'countries').referencedBy).toEqual(['public.addresses']);
     // Hints: no primary key, a reference without a foreign key.
-    expect(analysis.hints).toContainEqual(expect.objectContaining({ table: 'public.activity_log', hint: expect.stringContaining('no primary key') }));
+    expect(analysis.hints).toContainEqual(
+      expect.objectContaining({ table: 'public.activity_log', hint: expect.stringContaining('no primary key') }),
+    );
     expect(analysis.hints).toContainEqual(expect.objectContaining({ table: 'public.activity_log', column: 'actor_id' }));
   });
 
@@ -245,7 +307,14 @@ describe('tenancy analyze on a legacy schema', () => {
     });
     const { analysis } = await analyze({ url: db.url, dir, data: false });
     const policies = analysis.tables.flatMap((t) => t.consistency.map((e) => `${t.table}.${e.columns[0]}:${e.policy}`));
-    expect(policies).toEqual(expect.arrayContaining(['public.tasks.assignee_id:detach', 'public.tasks.parent_id:keep', 'public.comments.task_id:delete', 'billing.invoice_lines.project_id:fail']));
+    expect(policies).toEqual(
+      expect.arrayContaining([
+        'public.tasks.assignee_id:detach',
+        'public.tasks.parent_id:keep',
+        'public.comments.task_id:delete',
+        'billing.invoice_lines.project_id:fail',
+      ]),
+    );
     expect(byName(analysis, 'tasks').unresolvedPolicy).toBe('delete');
     expect(byName(analysis, 'comments').unresolved).toBeUndefined();
     expect(edge(byName(analysis, 'tasks'), 'assignee_id')?.conflicts).toBeUndefined();
@@ -253,13 +322,20 @@ describe('tenancy analyze on a legacy schema', () => {
 
   it('reads only the schemas asked for', async () => {
     const db = await copy();
-    const { analysis } = await analyze({ url: db.url, dir: writePlan({}), owner: 'invoices', tenants: 'invoices', schemas: ['billing'], data: true });
+    const { analysis } = await analyze({
+      url: db.url,
+      dir: writePlan({}),
+      owner: 'invoices',
+      tenants: 'invoices',
+      schemas: ['billing'],
+      data: true,
+    });
     expect(analysis.tables.map((t) => `${t.table}:${t.role}`)).toEqual(['billing.invoices:owner', 'billing.invoice_lines:tenant']);
     expect(analysis.key).toBe('invoice_id');
   });
 
   describe('the command', () => {
-    it('--json prints the contract\'s document, reads only, and writes nothing', async () => {
+    it("--json prints the contract's document, reads only, and writes nothing", async () => {
       const db = await copy();
       const before = await contentFingerprint(db.url);
       const dir = writePlan({});
@@ -272,7 +348,11 @@ describe('tenancy analyze on a legacy schema', () => {
       expect(Object.keys(tasks)).toEqual(['table', 'role', 'rows', 'via', 'fallbacks', 'unresolved', 'consistency']);
       expect(tasks.via[0]).toEqual({ table: 'public.tasks', columns: ['project_id'], references: 'public.projects', nullable: false });
       expect(tasks.consistency).toContainEqual({ columns: ['assignee_id'], references: 'public.users', conflicts: bad.assignee });
-      expect(document.tables.find((t: { table: string }) => t.table === 'public.countries')).toEqual({ table: 'public.countries', role: 'global', referencedBy: ['public.addresses'] });
+      expect(document.tables.find((t: { table: string }) => t.table === 'public.countries')).toEqual({
+        table: 'public.countries',
+        role: 'global',
+        referencedBy: ['public.addresses'],
+      });
       // Read-only: no ledger, no config written, the data as it was.
       expect(await query(db.url, "SELECT 1 FROM pg_namespace WHERE nspname = 'tenantify'")).toEqual([]);
       expect(existsSync(join(dir, 'tenantify.config.json'))).toBe(false);
@@ -284,10 +364,24 @@ describe('tenancy analyze on a legacy schema', () => {
       const dir = writePlan({});
       const table = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', dir, '--owner', 'accounts']);
       expect(table.code, table.stderr).toBe(0);
-      expect(table.stdout).toMatch(/public\.task_tags\s*│ tenant \(3\)\s*│ public\.task_tags → public\.tasks → public\.projects → public\.accounts/);
+      expect(table.stdout).toMatch(
+        /public\.task_tags\s*│ tenant \(3\)\s*│ public\.task_tags → public\.tasks → public\.projects → public\.accounts/,
+      );
       expect(table.stdout).toContain(`assignee_id → public.users: ${bad.assignee}`);
       expect(table.stdout).toContain('Hints');
-      const mermaid = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', dir, '--owner', 'accounts', '--format', 'mermaid', '--no-data']);
+      const mermaid = await runCli([
+        'tenancy',
+        'analyze',
+        '-d',
+        db.url,
+        '--dir',
+        dir,
+        '--owner',
+        'accounts',
+        '--format',
+        'mermaid',
+        '--no-data',
+      ]);
       expect(mermaid.stdout).toMatch(/^flowchart BT/);
       expect(mermaid.stdout).toContain('public_tasks -->|project_id| public_projects');
       expect(mermaid.stdout).toContain('public_tasks -.->|assignee_id| public_users');
@@ -309,7 +403,9 @@ describe('tenancy analyze on a legacy schema', () => {
       expect((await loadConfig(dir)).tenancy?.owner).toBe('accounts');
       // Absent: created. Then the model comes from the file without flags.
       const fresh = writePlan({});
-      expect((await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', fresh, '--owner', 'accounts', '--write', '--no-data'])).code).toBe(0);
+      expect((await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', fresh, '--owner', 'accounts', '--write', '--no-data'])).code).toBe(
+        0,
+      );
       const again = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', fresh, '--json', '--no-data']);
       expect(JSON.parse(again.stdout).owner).toBe('public.accounts');
     });
@@ -317,7 +413,11 @@ describe('tenancy analyze on a legacy schema', () => {
     it('exits 2 on a model that does not fit, naming the key, and changes nothing', async () => {
       const db = await copy();
       const before = await contentFingerprint(db.url);
-      const config = JSON.stringify({ tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { project_id: 'detach' } } } } }, null, 2);
+      const config = JSON.stringify(
+        { tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { project_id: 'detach' } } } } },
+        null,
+        2,
+      );
       const dir = writePlan({ 'tenantify.config.json': config });
       const result = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', dir, '--write']);
       expect(result.code).toBe(2);
@@ -325,7 +425,10 @@ describe('tenancy analyze on a legacy schema', () => {
       expect(readFileSync(join(dir, 'tenantify.config.json'), 'utf8')).toBe(config);
       expect(await contentFingerprint(db.url)).toEqual(before);
 
-      writeFileSync(join(dir, 'tenantify.config.json'), JSON.stringify({ tenancy: { owner: 'accounts', tables: { tasks: { unresolved: 'drop' } } } }));
+      writeFileSync(
+        join(dir, 'tenantify.config.json'),
+        JSON.stringify({ tenancy: { owner: 'accounts', tables: { tasks: { unresolved: 'drop' } } } }),
+      );
       const invalid = await runCli(['tenancy', 'analyze', '-d', db.url, '--dir', dir]);
       expect(invalid.code).toBe(2);
       expect(invalid.stderr).toContain('unresolved: fail|delete|keep');
@@ -348,21 +451,48 @@ describe('tenancy analyze on a legacy schema', () => {
  */
 describe('tenancy analyze on the seed fixtures', () => {
   const keep = dropAfterAll();
-  const fixtures: { name: string; owner: string; tenants?: string; tenantTables: string[]; paths: Record<string, string>; unresolvedSql?: Record<string, string> }[] = [
+  const fixtures: {
+    name: string;
+    owner: string;
+    tenants?: string;
+    tenantTables: string[];
+    paths: Record<string, string>;
+    unresolvedSql?: Record<string, string>;
+  }[] = [
     {
       name: 'hosts-to-organizations',
       owner: 'users',
       tenantTables: ['audit_logs', 'hosts'],
       paths: { hosts: 'hosts → users', audit_logs: 'audit_logs → users' },
-      unresolvedSql: { audit_logs: 'SELECT count(*)::int AS n FROM audit_logs a WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.user_id)' },
+      unresolvedSql: {
+        audit_logs: 'SELECT count(*)::int AS n FROM audit_logs a WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.user_id)',
+      },
     },
     {
       name: 'restaurant-platform',
       owner: 'restaurants',
-      tenantTables: ['customers', 'ingredients', 'menu_items', 'menus', 'recipe_ingredients', 'recipes', 'reservations', 'restaurant_staff'],
-      paths: { menu_items: 'menu_items → menus → restaurants', recipe_ingredients: 'recipe_ingredients → ingredients → restaurants', reservations: 'reservations → restaurants' },
+      tenantTables: [
+        'customers',
+        'ingredients',
+        'menu_items',
+        'menus',
+        'recipe_ingredients',
+        'recipes',
+        'reservations',
+        'restaurant_staff',
+      ],
+      paths: {
+        menu_items: 'menu_items → menus → restaurants',
+        recipe_ingredients: 'recipe_ingredients → ingredients → restaurants',
+        reservations: 'reservations → restaurants',
+      },
     },
-    { name: 'customers-to-organizations', owner: 'customers', tenantTables: ['usage_events'], paths: { usage_events: 'usage_events → customers' } },
+    {
+      name: 'customers-to-organizations',
+      owner: 'customers',
+      tenantTables: ['usage_events'],
+      paths: { usage_events: 'usage_events → customers' },
+    },
     {
       name: 'ai-saas-subscriptions',
       owner: 'users',
@@ -387,7 +517,12 @@ describe('tenancy analyze on the seed fixtures', () => {
       const short = (name: string) => name.replace(/^public\./, '');
       expect(short(analysis.owner)).toBe(fixture.owner);
       expect(analysis.ownerIsTenants).toBe(fixture.tenants === fixture.owner);
-      expect(analysis.tables.filter((t) => t.role === 'tenant').map((t) => short(t.table)).sort()).toEqual([...fixture.tenantTables].sort());
+      expect(
+        analysis.tables
+          .filter((t) => t.role === 'tenant')
+          .map((t) => short(t.table))
+          .sort(),
+      ).toEqual([...fixture.tenantTables].sort());
       for (const [table, path] of Object.entries(fixture.paths)) expect(pathText(byName(analysis, table).via, short)).toBe(path);
       // Every hop is a foreign key of the catalog, every path ends at the owner, and every
       // table left global has no foreign key into a tenant table.
@@ -396,10 +531,13 @@ describe('tenancy analyze on the seed fixtures', () => {
         if (t.role === 'tenant') {
           expect(t.via.at(-1)?.references).toBe(analysis.owner);
           expect(t.depth).toBe(t.via.length);
-          for (const hop of t.via) expect(tables.get(hop.table)?.foreignKeys.find((fk) => fk.name === hop.constraint)?.columns).toEqual(hop.columns);
+          for (const hop of t.via)
+            expect(tables.get(hop.table)?.foreignKeys.find((fk) => fk.name === hop.constraint)?.columns).toEqual(hop.columns);
         }
         if (t.role === 'global' && t.table !== analysis.tenants) {
-          expect(tables.get(t.table)?.foreignKeys.filter((fk) => ['tenant', 'owner'].includes(byName(analysis, fk.references).role))).toEqual([]);
+          expect(
+            tables.get(t.table)?.foreignKeys.filter((fk) => ['tenant', 'owner'].includes(byName(analysis, fk.references).role)),
+          ).toEqual([]);
         }
       }
       for (const [table, sql] of Object.entries(fixture.unresolvedSql ?? {})) {

@@ -22,8 +22,12 @@ const legacy = `
   CREATE TABLE audit (id bigserial PRIMARY KEY, table_name text NOT NULL, op text NOT NULL, at timestamptz NOT NULL DEFAULT now());
   CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
   CREATE FUNCTION audited() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit (table_name, op) VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL; END $$;
-  ${legacyTables.map((t) => `CREATE TRIGGER ${t}_touch BEFORE UPDATE ON ${t} FOR EACH ROW EXECUTE FUNCTION touch();
-  CREATE TRIGGER ${t}_audit AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION audited();`).join('\n')}
+  ${legacyTables
+    .map(
+      (t) => `CREATE TRIGGER ${t}_touch BEFORE UPDATE ON ${t} FOR EACH ROW EXECUTE FUNCTION touch();
+  CREATE TRIGGER ${t}_audit AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW EXECUTE FUNCTION audited();`,
+    )
+    .join('\n')}
   ALTER TABLE accounts DISABLE TRIGGER USER; ALTER TABLE projects DISABLE TRIGGER USER; ALTER TABLE tasks DISABLE TRIGGER USER;
   INSERT INTO accounts (name) SELECT 'a' || g FROM generate_series(1, 3) g;
   INSERT INTO projects (account_id, title) SELECT 1 + g % 3, 'p' || g FROM generate_series(1, 6) g;
@@ -49,16 +53,20 @@ async function legacyContent(url: string): Promise<Record<string, string[]>> {
 
 /** The whole content: every user table (the ledger aside), every column. */
 async function wholeContent(url: string): Promise<Record<string, string[]>> {
-  const tables = await query<{ name: string }>(url, "SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'tenantify') ORDER BY 1");
+  const tables = await query<{ name: string }>(
+    url,
+    "SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'tenantify') ORDER BY 1",
+  );
   const content: Record<string, string[]> = {};
-  for (const { name } of tables) content[name] = (await query<{ row: string }>(url, `SELECT to_jsonb(t)::text AS row FROM ${name} AS t ORDER BY 1`)).map((r) => r.row);
+  for (const { name } of tables)
+    content[name] = (await query<{ row: string }>(url, `SELECT to_jsonb(t)::text AS row FROM ${name} AS t ORDER BY 1`)).map((r) => r.row);
   return content;
 }
 
 describe('application triggers during the upgrade', () => {
   const dropped = dropAfterAll();
 
-  it('do not fire for backfills and their rollbacks; the app\'s own writes still fire them', async () => {
+  it("do not fire for backfills and their rollbacks; the app's own writes still fire them", async () => {
     const db = dropped(await freshDatabase('trg'));
     await query(db.url, legacy);
     const before = await legacyContent(db.url);
@@ -74,8 +82,13 @@ describe('application triggers during the upgrade', () => {
     // The app's writes still fire them.
     await query(db.url, "UPDATE tasks SET title = 'renamed' WHERE id = 1");
     expect(await query(db.url, "SELECT op FROM audit WHERE table_name = 'tasks'")).toEqual([{ op: 'UPDATE' }]);
-    expect((await query<{ stamped: boolean }>(db.url, "SELECT updated_at > '2020-01-01' AS stamped FROM tasks WHERE id = 1"))[0]?.stamped).toBe(true);
-    await query(db.url, "SET session_replication_role = replica; DELETE FROM audit; UPDATE tasks SET title = 't1', updated_at = '2020-01-01' WHERE id = 1");
+    expect(
+      (await query<{ stamped: boolean }>(db.url, "SELECT updated_at > '2020-01-01' AS stamped FROM tasks WHERE id = 1"))[0]?.stamped,
+    ).toBe(true);
+    await query(
+      db.url,
+      "SET session_replication_role = replica; DELETE FROM audit; UPDATE tasks SET title = 't1', updated_at = '2020-01-01' WHERE id = 1",
+    );
 
     const rolledBack = await runCli(['rollback', '-d', db.url, '--dir', dir, '--all', '--yes', '--json']);
     expect(rolledBack.code, rolledBack.stderr).toBe(0);
@@ -87,7 +100,10 @@ describe('application triggers during the upgrade', () => {
     const role = `upgrader_${randomBytes(4).toString('hex')}`;
     await query(serverUrl(), `CREATE ROLE ${role} LOGIN`);
     try {
-      await query(db.url, `GRANT CREATE ON DATABASE ${db.name} TO ${role}; GRANT CREATE ON SCHEMA public TO ${role}; SET ROLE ${role}; ${legacy}`);
+      await query(
+        db.url,
+        `GRANT CREATE ON DATABASE ${db.name} TO ${role}; GRANT CREATE ON SCHEMA public TO ${role}; SET ROLE ${role}; ${legacy}`,
+      );
       const dir = plan();
       const scaffolded = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', dir, '--json']);
       expect(scaffolded.code, scaffolded.stderr).toBe(0);
@@ -100,7 +116,9 @@ describe('application triggers during the upgrade', () => {
       expect(error.code).toBe('app-triggers-would-fire');
       // Each table's triggers, named; the plan's own key triggers are not among them.
       expect(error.details.map((d) => d.split(',')[0])).toEqual(
-        ['accounts_audit', 'accounts_touch', 'projects_audit', 'projects_touch', 'tasks_audit', 'tasks_touch'].map((t) => `public.${t.replace(/_(audit|touch)$/, '')}: trigger ${t}`),
+        ['accounts_audit', 'accounts_touch', 'projects_audit', 'projects_touch', 'tasks_audit', 'tasks_touch'].map(
+          (t) => `public.${t.replace(/_(audit|touch)$/, '')}: trigger ${t}`,
+        ),
       );
       expect(await wholeContent(db.url)).toEqual(before);
       expect(await query(db.url, "SELECT 1 FROM pg_namespace WHERE nspname = 'tenantify'")).toEqual([]);

@@ -22,12 +22,14 @@ function plan(backfillOrders: boolean): Record<string, string> {
 ALTER TABLE customers ADD COLUMN organization_id int REFERENCES organizations (id);
 ALTER TABLE orders ADD COLUMN organization_id int REFERENCES organizations (id);
 `,
-    'rollbacks/0001_organizations.sql': 'ALTER TABLE orders DROP COLUMN organization_id;\nALTER TABLE customers DROP COLUMN organization_id;\nDROP TABLE organizations;\n',
+    'rollbacks/0001_organizations.sql':
+      'ALTER TABLE orders DROP COLUMN organization_id;\nALTER TABLE customers DROP COLUMN organization_id;\nDROP TABLE organizations;\n',
     'backfills/0002_fill.sql': `INSERT INTO organizations (legacy_customers_id) SELECT id FROM customers ORDER BY id;
 UPDATE customers c SET organization_id = o.id FROM organizations o WHERE o.legacy_customers_id = c.id;
 ${backfillOrders ? 'UPDATE orders r SET organization_id = c.organization_id FROM customers c WHERE c.id = r.customer_id;' : ''}
 `,
-    'rollbacks/0002_fill.sql': 'UPDATE orders SET organization_id = NULL;\nUPDATE customers SET organization_id = NULL;\nDELETE FROM organizations;\n',
+    'rollbacks/0002_fill.sql':
+      'UPDATE orders SET organization_id = NULL;\nUPDATE customers SET organization_id = NULL;\nDELETE FROM organizations;\n',
     'migrations/0003_not_null.sql': `ALTER TABLE customers ALTER organization_id SET NOT NULL;
 ${backfillOrders ? 'ALTER TABLE orders ALTER organization_id SET NOT NULL;' : ''}
 CREATE INDEX customers_organization ON customers (organization_id);
@@ -55,8 +57,15 @@ describe('tenancy check in rehearse and verify', () => {
     const result = await runCli(['rehearse', '-d', url, '--dir', writePlan(plan(true)), '--json', '--junit', junit]);
     const doc = JSON.parse(result.stdout) as { ok: boolean; steps: { name: string; ok: boolean; details: string[] }[] };
     expect(doc.steps.map((s) => [s.name, s.ok])).toEqual([
-      ['load', true], ['apply', true], ['verify', true], ['tenancy check', true], ['rollback', true],
-      ['compare with the source', true], ['apply again', true], ['verify again', true], ['tenancy check again', true],
+      ['load', true],
+      ['apply', true],
+      ['verify', true],
+      ['tenancy check', true],
+      ['rollback', true],
+      ['compare with the source', true],
+      ['apply again', true],
+      ['verify again', true],
+      ['tenancy check again', true],
     ]);
     expect(doc.steps[3]?.details).toEqual(['10 of 11 rules passed on 2 tables']);
     expect(result.code).toBe(0);
@@ -64,8 +73,17 @@ describe('tenancy check in rehearse and verify', () => {
     const cases = [...xml.matchAll(/<testcase classname="rehearse\.tenancy_check" name="([^"]+)"/g)].map((m) => m[1]);
     expect(cases.sort()).toEqual(
       [
-        'tenant-key-missing', 'tenant-key-type-mismatch', 'tenant-key-nullable', 'null-tenant', 'dangling-tenant', 'foreign-key-missing', 'cross-tenant-reference',
-        'global-table-references-tenant', 'tenant-key-unindexed', 'unique-without-tenant-key', 'foreign-key-without-tenant-key',
+        'tenant-key-missing',
+        'tenant-key-type-mismatch',
+        'tenant-key-nullable',
+        'null-tenant',
+        'dangling-tenant',
+        'foreign-key-missing',
+        'cross-tenant-reference',
+        'global-table-references-tenant',
+        'tenant-key-unindexed',
+        'unique-without-tenant-key',
+        'foreign-key-without-tenant-key',
       ].sort(),
     );
     // Warnings do not fail a case.
@@ -79,7 +97,9 @@ describe('tenancy check in rehearse and verify', () => {
     expect(result.code).toBe(3);
     expect(result.stdout).toContain('null-tenant public.orders: organization_id is NULL');
     const xml = readFileSync(junit, 'utf8');
-    expect(xml).toMatch(/<testcase classname="rehearse\.tenancy_check" name="null-tenant" time="[\d.]+">\s*<failure message="error public\.orders: organization_id is NULL \(200 rows\)">/);
+    expect(xml).toMatch(
+      /<testcase classname="rehearse\.tenancy_check" name="null-tenant" time="[\d.]+">\s*<failure message="error public\.orders: organization_id is NULL \(200 rows\)">/,
+    );
     expect(xml).toMatch(/<testcase classname="rehearse\.tenancy_check" name="dangling-tenant" time="[\d.]+"\/>/);
   });
 
@@ -94,10 +114,15 @@ describe('tenancy check in rehearse and verify', () => {
     expect(plain.code).toBe(0);
     const result = await runCli(['verify', '-d', db.url, '--dir', dir, '--tenancy', '--json']);
     expect(result.code).toBe(3);
-    const doc = JSON.parse(result.stdout) as { checks: unknown[]; tenancy: { findings: { rule: string; table: string; rows: number | null }[]; checked: { tables: number; rules: number } } };
+    const doc = JSON.parse(result.stdout) as {
+      checks: unknown[];
+      tenancy: { findings: { rule: string; table: string; rows: number | null }[]; checked: { tables: number; rules: number } };
+    };
     expect(doc.checks).toEqual([]);
     expect(doc.tenancy.checked).toEqual({ tables: 2, rules: 11 });
-    expect(doc.tenancy.findings.filter((f) => f.rows !== null).map((f) => [f.rule, f.table, f.rows])).toEqual([['null-tenant', 'public.orders', 200]]);
+    expect(doc.tenancy.findings.filter((f) => f.rows !== null).map((f) => [f.rule, f.table, f.rows])).toEqual([
+      ['null-tenant', 'public.orders', 200],
+    ]);
     expect(result.stderr).toContain('NOT isolated: 2 errors');
     expect(await contentFingerprint(db.url)).toEqual(before);
   });

@@ -68,7 +68,8 @@ const isolated = `
 
 const model = { owner: 'accounts', tenants: 'organizations', key: 'organization_id', setting: 'app.tenant_id', rls: true };
 /** lint.largeTableRows is 2 here, so every tenant table counts as large for rls-policy-cost. */
-const config = (tables?: Record<string, unknown>) => JSON.stringify({ lint: { largeTableRows: 2 }, tenancy: { ...model, ...(tables ? { tables } : {}) } });
+const config = (tables?: Record<string, unknown>) =>
+  JSON.stringify({ lint: { largeTableRows: 2 }, tenancy: { ...model, ...(tables ? { tables } : {}) } });
 
 interface Finding {
   rule: string;
@@ -102,7 +103,10 @@ describe('tenancy check: every way in', () => {
     return db;
   }
 
-  async function check(url: string, options: { as?: string; rules?: string[]; strict?: boolean; plan?: string } = {}): Promise<{ code: number; report: Report }> {
+  async function check(
+    url: string,
+    options: { as?: string; rules?: string[]; strict?: boolean; plan?: string } = {},
+  ): Promise<{ code: number; report: Report }> {
     const result = await tenancyCheck({ dir: options.plan ?? dir, url, as: options.as, rules: options.rules, strict: options.strict });
     return { code: tenancyCheckExitCode(result), report: tenancyCheckJson(result) as Report };
   }
@@ -138,10 +142,15 @@ describe('tenancy check: every way in', () => {
   });
 
   it('a table that carries the key with its foreign keys dropped is still a tenant table: dangling-tenant, and the missing foreign keys', async () => {
-    const { url } = await planted(`ALTER TABLE attachments DROP CONSTRAINT attachments_task_fkey, DROP CONSTRAINT attachments_organization_id_fkey;
+    const { url } =
+      await planted(`ALTER TABLE attachments DROP CONSTRAINT attachments_task_fkey, DROP CONSTRAINT attachments_organization_id_fkey;
       INSERT INTO attachments (organization_id, task_id, name) VALUES (99, 1, 'ghost'), (98, 2, 'phantom')`);
     const { code, report } = await check(url);
-    expect(summary(report)).toEqual(['dangling-tenant public.attachments 2', 'foreign-key-missing public.attachments', 'foreign-key-missing public.attachments']);
+    expect(summary(report)).toEqual([
+      'dangling-tenant public.attachments 2',
+      'foreign-key-missing public.attachments',
+      'foreign-key-missing public.attachments',
+    ]);
     expect(report.findings[2]?.detail).toContain('task_id looks like a reference to tasks');
     expect(report.checked.tables).toBe(3);
     expect(code).toBe(3);
@@ -161,7 +170,11 @@ describe('tenancy check: every way in', () => {
     const { url } = await planted(`CREATE VIEW task_titles AS SELECT id, title FROM tasks; GRANT SELECT ON task_titles TO ${role}`);
     const before = await contentFingerprint(url);
     const { code, report } = await check(url, { as: role, rules: ['probe-read-leak'] });
-    expect(summary(report)).toEqual(['probe-read-leak public.task_titles 4', 'probe-read-leak public.task_titles 4', 'probe-read-leak public.task_titles 4']);
+    expect(summary(report)).toEqual([
+      'probe-read-leak public.task_titles 4',
+      'probe-read-leak public.task_titles 4',
+      'probe-read-leak public.task_titles 4',
+    ]);
     expect(report.findings.map((f) => f.detail)).toEqual([
       `as ${role} with app.tenant_id unset: 4 row(s) of the view visible`,
       `as ${role} with app.tenant_id = '': 4 row(s) of the view visible`,
@@ -175,7 +188,12 @@ describe('tenancy check: every way in', () => {
     const { url } = await planted(`CREATE MATERIALIZED VIEW task_counts AS SELECT organization_id, count(*) AS tasks FROM tasks GROUP BY 1;
       GRANT SELECT ON task_counts TO ${role}`);
     const { code, report } = await check(url, { as: role });
-    expect(summary(report)).toEqual(['materialized-view-exposes-tenants public.task_counts', 'probe-read-leak public.task_counts 2', 'probe-read-leak public.task_counts 2', 'probe-read-leak public.task_counts 2']);
+    expect(summary(report)).toEqual([
+      'materialized-view-exposes-tenants public.task_counts',
+      'probe-read-leak public.task_counts 2',
+      'probe-read-leak public.task_counts 2',
+      'probe-read-leak public.task_counts 2',
+    ]);
     expect(code).toBe(3);
   });
 
@@ -210,7 +228,10 @@ describe('tenancy check: every way in', () => {
       INSERT INTO task_labels VALUES (4, 'urgent'); INSERT INTO task_links (task_id, url) VALUES (4, 'https://example.com')`);
     const plan = writePlan({ 'tenantify.config.json': config({ task_links: 'global' }) });
     const { code, report } = await check(url, { plan });
-    expect(summary(report)).toEqual(['global-table-references-tenant public.task_labels', 'global-table-references-tenant public.task_links']);
+    expect(summary(report)).toEqual([
+      'global-table-references-tenant public.task_labels',
+      'global-table-references-tenant public.task_links',
+    ]);
     expect(report.findings.map((f) => f.detail)).toEqual([
       'no organization_id, yet its rows reference tenant rows: task_id names tasks (no foreign key)',
       'no organization_id, yet its rows reference tenant rows: task_id → tasks (task_links_task_id_fkey)',
@@ -219,13 +240,18 @@ describe('tenancy check: every way in', () => {
   });
 
   it('tenant-key-type-mismatch: a text key beside integer tenants is a finding, and the check does not die on `integer = text`', async () => {
-    const { url } = await planted(`CREATE TABLE notes (id serial PRIMARY KEY, organization_id text NOT NULL, task_id int NOT NULL REFERENCES tasks (id), body text NOT NULL);
+    const { url } =
+      await planted(`CREATE TABLE notes (id serial PRIMARY KEY, organization_id text NOT NULL, task_id int NOT NULL REFERENCES tasks (id), body text NOT NULL);
       CREATE INDEX notes_organization ON notes (organization_id);
       INSERT INTO notes (organization_id, task_id, body) VALUES ('1', 1, 'hi'), ('x', 4, 'ho');
       ALTER TABLE notes ENABLE ROW LEVEL SECURITY; ALTER TABLE notes FORCE ROW LEVEL SECURITY;
       CREATE POLICY isolation ON notes USING (organization_id = current_setting('app.tenant_id')) WITH CHECK (organization_id = current_setting('app.tenant_id'))`);
     const { code, report } = await check(url);
-    expect(summary(report)).toEqual(['tenant-key-type-mismatch public.notes', 'foreign-key-missing public.notes', 'foreign-key-without-tenant-key public.notes']);
+    expect(summary(report)).toEqual([
+      'tenant-key-type-mismatch public.notes',
+      'foreign-key-missing public.notes',
+      'foreign-key-without-tenant-key public.notes',
+    ]);
     expect(report.findings[0]?.detail).toContain('organization_id is text, organizations.id is integer');
     expect(code).toBe(3);
   });
@@ -238,7 +264,12 @@ describe('tenancy check: every way in', () => {
     expect(code).toBe(3);
     // The probe's fresh session is the connecting user's: the database's default is its "unset".
     const probed = await check(url, { as: role, rules: ['probe-read-leak'] });
-    expect(summary(probed.report)).toEqual(['probe-read-leak public.accounts 2', 'probe-read-leak public.attachments 2', 'probe-read-leak public.open_tasks 3', 'probe-read-leak public.tasks 3']);
+    expect(summary(probed.report)).toEqual([
+      'probe-read-leak public.accounts 2',
+      'probe-read-leak public.attachments 2',
+      'probe-read-leak public.open_tasks 3',
+      'probe-read-leak public.tasks 3',
+    ]);
     expect(probed.code).toBe(3);
   });
 

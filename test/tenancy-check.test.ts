@@ -116,7 +116,14 @@ describe('tenancy check', () => {
       for (let i = at + 1; i < args.length && !(args[i] as string).startsWith('--'); i++) values.push(args[i] as string);
       return values;
     };
-    const result = await tenancyCheck({ dir, url, as: flag('--as')?.[0], strict: args.includes('--strict'), rules: flag('--rule'), tables: flag('--table') });
+    const result = await tenancyCheck({
+      dir,
+      url,
+      as: flag('--as')?.[0],
+      strict: args.includes('--strict'),
+      rules: flag('--rule'),
+      tables: flag('--table'),
+    });
     return { code: tenancyCheckExitCode(result), report: tenancyCheckJson(result) as Report };
   }
 
@@ -193,13 +200,20 @@ describe('tenancy check', () => {
                                ALTER TABLE accounts ADD CONSTRAINT accounts_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES organizations NOT VALID`);
     const { code, report } = await cli(url);
     expect(summary(report)).toEqual(['dangling-tenant public.accounts 2']);
-    expect(report.findings[0]?.sample).toEqual([{ id: 4, organization_id: 99 }, { id: 5, organization_id: 98 }]);
+    expect(report.findings[0]?.sample).toEqual([
+      { id: 4, organization_id: 99 },
+      { id: 5, organization_id: 98 },
+    ]);
     expect(code).toBe(3);
     const human = await runCli(['tenancy', 'check', '-d', url, '--dir', dir]);
     expect(human.code).toBe(3);
     expect(human.stdout).toContain('✖ error dangling-tenant: keys that name no row of the tenants table');
-    expect(human.stdout).toMatch(/accounts\s+│ organization_id names no row of public\.organizations\s+│ 2\s+│ \{"id":4,"organization_id":99\}/);
-    expect(human.stdout.trim().split('\n').pop()).toBe('NOT isolated: 1 error; 20 of 21 rules passed on 4 tables (tenant-key-missing, tenant-key-type-mismatch, tenant-key-nullable, null-tenant, foreign-key-missing, cross-tenant-reference, global-table-references-tenant, tenant-key-unindexed, unique-without-tenant-key, foreign-key-without-tenant-key, rls-disabled, rls-not-forced, rls-no-policy, policy-ignores-tenant-key, policy-always-true, policy-missing-with-check, view-bypasses-rls, materialized-view-exposes-tenants, security-definer-reads-tenants, tenant-setting-default); probe not run: no --as ROLE.');
+    expect(human.stdout).toMatch(
+      /accounts\s+│ organization_id names no row of public\.organizations\s+│ 2\s+│ \{"id":4,"organization_id":99\}/,
+    );
+    expect(human.stdout.trim().split('\n').pop()).toBe(
+      'NOT isolated: 1 error; 20 of 21 rules passed on 4 tables (tenant-key-missing, tenant-key-type-mismatch, tenant-key-nullable, null-tenant, foreign-key-missing, cross-tenant-reference, global-table-references-tenant, tenant-key-unindexed, unique-without-tenant-key, foreign-key-without-tenant-key, rls-disabled, rls-not-forced, rls-no-policy, policy-ignores-tenant-key, policy-always-true, policy-missing-with-check, view-bypasses-rls, materialized-view-exposes-tenants, security-definer-reads-tenants, tenant-setting-default); probe not run: no --as ROLE.',
+    );
   });
 
   it('cross-tenant-reference: a plain (non-composite) foreign key into another tenant, named by its edge', async () => {
@@ -208,7 +222,12 @@ describe('tenancy check', () => {
                                UPDATE tasks SET reviewer_id = 1 WHERE id = 3`);
     const { code, report } = await check(url);
     const found = report.findings.find((f) => f.rule === 'cross-tenant-reference');
-    expect(found).toMatchObject({ level: 'error', table: 'public.tasks', rows: 2, detail: 'tasks.reviewer_id → accounts: the referenced row is of another tenant' });
+    expect(found).toMatchObject({
+      level: 'error',
+      table: 'public.tasks',
+      rows: 2,
+      detail: 'tasks.reviewer_id → accounts: the referenced row is of another tenant',
+    });
     expect(found?.sample).toEqual([
       { id: 1, reviewer_id: 3, organization_id: 1, 'referenced organization_id': 2 },
       { id: 2, reviewer_id: 3, organization_id: 1, 'referenced organization_id': 2 },
@@ -224,7 +243,12 @@ describe('tenancy check', () => {
                                UPDATE tasks SET parent_id = 1 WHERE id = 4`);
     const { code, report } = await check(url);
     const found = report.findings.find((f) => f.rule === 'cross-tenant-reference');
-    expect(found).toMatchObject({ table: 'public.tasks', rows: 1, detail: 'tasks.parent_id → tasks: the referenced row is of another tenant', sample: [{ id: 4, parent_id: 1 }] });
+    expect(found).toMatchObject({
+      table: 'public.tasks',
+      rows: 1,
+      detail: 'tasks.parent_id → tasks: the referenced row is of another tenant',
+      sample: [{ id: 4, parent_id: 1 }],
+    });
     expect(code).toBe(3);
   });
 
@@ -315,7 +339,11 @@ describe('tenancy check', () => {
   it('probe-read-leak: a role with BYPASSRLS sees every tenant, and the finding says why', async () => {
     const url = await planted();
     const { code, report } = await check(url, '--as', admin, '--table', 'projects');
-    expect(summary(report)).toEqual(['probe-read-leak public.projects 2', 'probe-read-leak public.projects 1', "probe-read-leak public.projects 2"]);
+    expect(summary(report)).toEqual([
+      'probe-read-leak public.projects 2',
+      'probe-read-leak public.projects 1',
+      'probe-read-leak public.projects 2',
+    ]);
     expect(report.findings.map((f) => f.detail)).toEqual([
       `as ${admin} with app.tenant_id unset: 2 row(s) visible (${admin} has BYPASSRLS)`,
       `as ${admin} with app.tenant_id = 1: 1 row(s) of other tenants visible (${admin} has BYPASSRLS)`,
@@ -328,8 +356,14 @@ describe('tenancy check', () => {
   it('probe-read-leak: a role that owns a table whose row level security is not forced bypasses it, and the finding says so', async () => {
     const url = await planted(`ALTER TABLE comments OWNER TO ${role}; ALTER TABLE comments NO FORCE ROW LEVEL SECURITY`);
     const { code, report } = await check(url, '--as', role, '--rule', 'probe-read-leak');
-    expect(report.findings.map((f) => [f.table, f.rows])).toEqual([['public.comments', 2], ['public.comments', 1], ['public.comments', 2]]);
-    expect(report.findings[1]?.detail).toBe(`as ${role} with app.tenant_id = 1: 1 row(s) of other tenants visible (${role} owns the table and row level security is not forced)`);
+    expect(report.findings.map((f) => [f.table, f.rows])).toEqual([
+      ['public.comments', 2],
+      ['public.comments', 1],
+      ['public.comments', 2],
+    ]);
+    expect(report.findings[1]?.detail).toBe(
+      `as ${role} with app.tenant_id = 1: 1 row(s) of other tenants visible (${role} owns the table and row level security is not forced)`,
+    );
     expect(code).toBe(3);
   });
 

@@ -31,7 +31,22 @@ function planDir(): string {
 }
 
 async function consolidate(url: string, dir: string, ...extra: string[]) {
-  return runCli(['tenancy', 'consolidate', '--from-schemas', 'customer_%', '--exclude', 'customer_zeta', '-d', url, '--dir', dir, '--batch-size', '1000', '--json', ...extra]);
+  return runCli([
+    'tenancy',
+    'consolidate',
+    '--from-schemas',
+    'customer_%',
+    '--exclude',
+    'customer_zeta',
+    '-d',
+    url,
+    '--dir',
+    dir,
+    '--batch-size',
+    '1000',
+    '--json',
+    ...extra,
+  ]);
 }
 
 /** Per tenant: every table's row count, and every task joined to its project, owner, assignee, the assignee's manager and the project's tags, by natural values. */
@@ -81,7 +96,7 @@ describe('tenancy consolidate', () => {
     expect(error.details).toEqual(
       expect.arrayContaining([
         'customer_zeta.tasks: extra column priority (integer)',
-        'customer_zeta.users: column name is character varying(80), the reference\'s is text',
+        "customer_zeta.users: column name is character varying(80), the reference's is text",
         expect.stringMatching(/^customer_zeta\.tasks: missing index tasks_project_id_idx/),
       ]),
     );
@@ -106,10 +121,16 @@ describe('tenancy consolidate', () => {
     expect(applied.code, applied.stderr).toBe(0);
     await expectEveryCustomerCopied(db.url);
     // Ids are kept: customer_golf's task 17 is tenant 7's task 17.
-    const [golf] = await query<{ same: boolean }>(db.url, 'SELECT (SELECT title FROM customer_golf.tasks WHERE id = 17) = (SELECT title FROM public.tasks WHERE organization_id = 7 AND id = 17) AS same');
+    const [golf] = await query<{ same: boolean }>(
+      db.url,
+      'SELECT (SELECT title FROM customer_golf.tasks WHERE id = 17) = (SELECT title FROM public.tasks WHERE organization_id = 7 AND id = 17) AS same',
+    );
     expect(golf?.same).toBe(true);
     // Shared lookup tables stay shared, and the consolidated rows reference them.
-    const [fk] = await query<{ n: number }>(db.url, "SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'public.users'::regclass AND confrelid = 'public.countries'::regclass");
+    const [fk] = await query<{ n: number }>(
+      db.url,
+      "SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'public.users'::regclass AND confrelid = 'public.countries'::regclass",
+    );
     expect(fk?.n).toBe(1);
 
     const check = await runCli(['tenancy', 'check', '-d', db.url, '--dir', dir, '--strict', '--json']);
@@ -117,7 +138,10 @@ describe('tenancy consolidate', () => {
     expect(JSON.parse(check.stdout).findings).toEqual([]);
 
     // The application's next rows take ids past every source's.
-    const inserted = await query<{ id: number }>(db.url, "INSERT INTO public.users (organization_id, email, name) VALUES (3, 'new@customer_charlie.example', 'Neu') RETURNING id");
+    const inserted = await query<{ id: number }>(
+      db.url,
+      "INSERT INTO public.users (organization_id, email, name) VALUES (3, 'new@customer_charlie.example', 'Neu') RETURNING id",
+    );
     expect(inserted[0]?.id).toBeGreaterThan(2_500);
     await query(db.url, "DELETE FROM public.users WHERE email = 'new@customer_charlie.example'");
 
@@ -127,8 +151,14 @@ describe('tenancy consolidate', () => {
     const bare = await runCli(['rollback', '-d', db.url, '--dir', dir, '--yes']);
     expect(bare.code, bare.stderr).toBe(0);
     for (const table of tables) {
-      const rows = await query<{ tenant: number }>(db.url, `SELECT DISTINCT organization_id::int AS tenant FROM public.${table} ORDER BY 1`);
-      expect(rows.map((r) => r.tenant), table).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      const rows = await query<{ tenant: number }>(
+        db.url,
+        `SELECT DISTINCT organization_id::int AS tenant FROM public.${table} ORDER BY 1`,
+      );
+      expect(
+        rows.map((r) => r.tenant),
+        table,
+      ).toEqual([1, 2, 3, 4, 5, 6, 7]);
     }
     await expectEveryCustomerCopied(db.url, ['customer_hotel']);
     expect((await query(db.url, 'SELECT id FROM public.organizations WHERE id = 8')).length).toBe(0);
@@ -149,7 +179,10 @@ describe('tenancy consolidate', () => {
 
     // Killed once the last (largest) customer has copied some of its statements.
     const run = startCli(['apply', '-d', db.url, '--dir', dir]);
-    await until(db.url, `SELECT count(*)::int AS n FROM tenantify.units WHERE id = '${hotel}' AND jsonb_array_length(coalesce(progress->'statements', '[]')) >= 6`);
+    await until(
+      db.url,
+      `SELECT count(*)::int AS n FROM tenantify.units WHERE id = '${hotel}' AND jsonb_array_length(coalesce(progress->'statements', '[]')) >= 6`,
+    );
     run.child.kill('SIGKILL');
     await run.done;
     const [partial] = await query<{ n: number }>(db.url, 'SELECT count(*)::int AS n FROM public.tasks WHERE organization_id = 8');
@@ -168,7 +201,10 @@ describe('tenancy consolidate', () => {
 
     const check = await runCli(['tenancy', 'check', '-d', db.url, '--dir', dir, '--strict', '--json']);
     expect(check.code, check.stdout).toBe(0);
-    const inserted = await query<{ id: number }>(db.url, "INSERT INTO public.tasks (organization_id, project_id, title) VALUES (1, (SELECT min(id) FROM public.projects WHERE organization_id = 1), 'neu') RETURNING id::int AS id");
+    const inserted = await query<{ id: number }>(
+      db.url,
+      "INSERT INTO public.tasks (organization_id, project_id, title) VALUES (1, (SELECT min(id) FROM public.projects WHERE organization_id = 1), 'neu') RETURNING id::int AS id",
+    );
     const [max] = await query<{ n: number }>(db.url, 'SELECT max(new_id)::int AS n FROM consolidated_ids.tasks');
     expect(inserted[0]?.id).toBeGreaterThan(max?.n ?? Infinity);
   }, 300_000);
@@ -193,17 +229,37 @@ describe('tenancy consolidate', () => {
     mkdirSync(join(dir, 'node_modules'), { recursive: true });
     symlinkSync(dirname(dirname(fileURLToPath(import.meta.url))), join(dir, 'node_modules', 'tenantify'));
 
-    const planned = await runCli(['tenancy', 'consolidate', '--from-databases', join(root, 'sources.txt'), '--source-schema', 'app', '--ids', 'remap', '-d', target.url, '--dir', dir, '--batch-size', '1000', '--json']);
+    const planned = await runCli([
+      'tenancy',
+      'consolidate',
+      '--from-databases',
+      join(root, 'sources.txt'),
+      '--source-schema',
+      'app',
+      '--ids',
+      'remap',
+      '-d',
+      target.url,
+      '--dir',
+      dir,
+      '--batch-size',
+      '1000',
+      '--json',
+    ]);
     expect(planned.code, planned.stderr).toBe(0);
     expect(JSON.parse(planned.stdout).sources.map((s: { source: string }) => s.source)).toEqual(picked);
-    const files = ['migrations', 'backfills', 'rollbacks'].flatMap((sub) => readdirSync(join(dir, sub)).map((f) => readFileSync(join(dir, sub, f), 'utf8')));
+    const files = ['migrations', 'backfills', 'rollbacks'].flatMap((sub) =>
+      readdirSync(join(dir, sub)).map((f) => readFileSync(join(dir, sub, f), 'utf8')),
+    );
     expect(files.some((text) => text.includes('s3cret-pw'))).toBe(false);
 
     const applied = await runCli(['apply', '-d', target.url, '--dir', dir]);
     expect(applied.code, applied.stderr).toBe(0);
     expect(`${applied.stdout}${applied.stderr}`).not.toContain('s3cret-pw');
     for (const [i, name] of picked.entries()) {
-      expect(await tenantContent(target.url, { tenant: i + 1 }), name).toEqual(await tenantContent(target.url, { schema: `customer_${name}` }));
+      expect(await tenantContent(target.url, { tenant: i + 1 }), name).toEqual(
+        await tenantContent(target.url, { schema: `customer_${name}` }),
+      );
     }
     const check = await runCli(['tenancy', 'check', '-d', target.url, '--dir', dir, '--strict', '--json']);
     expect(check.code, check.stdout).toBe(0);

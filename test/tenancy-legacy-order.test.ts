@@ -110,7 +110,8 @@ describe('scaffolded plans on legacy schemas', () => {
       await query(db.url, legacy);
       const dir = plan({ tenancy: { owner: 'accounts', tables: { attachments: { unresolved: 'keep' } } } });
       const first = await scaffold(db.url, dir);
-      const listing = () => ['migrations', 'backfills', 'rollbacks'].flatMap((d) => readdirSync(join(dir, d)).map((f) => `${d}/${f}`)).sort();
+      const listing = () =>
+        ['migrations', 'backfills', 'rollbacks'].flatMap((d) => readdirSync(join(dir, d)).map((f) => `${d}/${f}`)).sort();
       const before = listing();
       const again = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', dir, '--json']);
       expect(again.code, again.stderr).toBe(0);
@@ -127,7 +128,9 @@ describe('scaffolded plans on legacy schemas', () => {
       rmSync(join(dir, 'backfills', `${gone}.sql`));
       rmSync(join(dir, 'rollbacks', `${gone}.sql`));
       const third = await scaffold(db.url, dir);
-      expect(third.files.map((f) => f.unit)).toEqual([`${String(first.files.length + 1).padStart(4, '0')}_backfill_comments_organization_id`]);
+      expect(third.files.map((f) => f.unit)).toEqual([
+        `${String(first.files.length + 1).padStart(4, '0')}_backfill_comments_organization_id`,
+      ]);
     });
 
     it('is backfilled after both: the 20 attachments that have only a comment get its tenant', async () => {
@@ -139,9 +142,12 @@ describe('scaffolded plans on legacy schemas', () => {
     it('its verify counts rows left without a key that lead to an owner, even when their parent has no key either', async () => {
       const { url, dir } = await upgraded();
       // What a backfill run before the comments' left behind: the comment and its attachments without a key.
-      await query(url, `ALTER TABLE comments ALTER COLUMN organization_id DROP NOT NULL;
+      await query(
+        url,
+        `ALTER TABLE comments ALTER COLUMN organization_id DROP NOT NULL;
                         UPDATE comments SET organization_id = NULL;
-                        UPDATE attachments SET organization_id = NULL WHERE comment_id IS NOT NULL`);
+                        UPDATE attachments SET organization_id = NULL WHERE comment_id IS NOT NULL`,
+      );
       const result = await runCli(['verify', '-d', url, '--dir', dir, '--json']);
       expect(result.code).toBe(3);
       const doc = JSON.parse(result.stdout) as { checks: { unit: string; ok: boolean; violations: number }[] };
@@ -153,7 +159,10 @@ describe('scaffolded plans on legacy schemas', () => {
       const { url } = await upgraded();
       const tenantOf = async (sql: string): Promise<unknown> => (await query<{ k: unknown }>(url, sql))[0]?.k;
       // Attachment 1 is on task 2; task 3 is in another tenant.
-      const [mine, theirs] = [await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 2'), await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 3')];
+      const [mine, theirs] = [
+        await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 2'),
+        await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 3'),
+      ];
       expect(mine).not.toBe(theirs);
       await query(url, 'UPDATE attachments SET task_id = 3 WHERE id = 1');
       expect(await tenantOf('SELECT organization_id AS k FROM attachments WHERE id = 1')).toBe(theirs);
@@ -162,10 +171,16 @@ describe('scaffolded plans on legacy schemas', () => {
       // Re-parented with a key (changed by the app) that is not the new parent's: refused, the row as it was.
       const third = await tenantOf('SELECT organization_id AS k FROM tasks WHERE id = 1');
       expect(new Set([mine, theirs, third]).size).toBe(3);
-      const refused = await query(url, `UPDATE attachments SET task_id = 3, organization_id = ${String(third)} WHERE id = 1`).catch((e: { code?: string }) => e);
+      const refused = await query(url, `UPDATE attachments SET task_id = 3, organization_id = ${String(third)} WHERE id = 1`).catch(
+        (e: { code?: string }) => e,
+      );
       expect((refused as { code?: string }).code).toBe('23514');
-      expect(await query(url, 'SELECT task_id, organization_id FROM attachments WHERE id = 1')).toEqual([{ task_id: 2, organization_id: mine }]);
-      const inserted = await query(url, `INSERT INTO attachments (task_id, organization_id, name) VALUES (3, ${String(mine)}, 'x')`).catch((e: { code?: string }) => e);
+      expect(await query(url, 'SELECT task_id, organization_id FROM attachments WHERE id = 1')).toEqual([
+        { task_id: 2, organization_id: mine },
+      ]);
+      const inserted = await query(url, `INSERT INTO attachments (task_id, organization_id, name) VALUES (3, ${String(mine)}, 'x')`).catch(
+        (e: { code?: string }) => e,
+      );
       expect((inserted as { code?: string }).code).toBe('23514');
       await query(url, `INSERT INTO attachments (task_id, organization_id, name) VALUES (3, ${String(theirs)}, 'y')`);
       expect(await tenantOf("SELECT organization_id AS k FROM attachments WHERE name = 'y'")).toBe(theirs);

@@ -12,7 +12,13 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.js';
 import { dropAfterAll, fixtureTemplate, freshDatabase, serverUrl } from './support/db.js';
 
-const fixtures = ['hosts-to-organizations', 'restaurant-platform', 'customers-to-organizations', 'ai-saas-subscriptions', 'organization-modules'];
+const fixtures = [
+  'hosts-to-organizations',
+  'restaurant-platform',
+  'customers-to-organizations',
+  'ai-saas-subscriptions',
+  'organization-modules',
+];
 
 describe.each(fixtures)('tenancy scaffold of %s', (name) => {
   const dropped = dropAfterAll();
@@ -33,17 +39,28 @@ describe.each(fixtures)('tenancy scaffold of %s', (name) => {
     expect(files.sort()).toEqual(written.files.map((f) => f.file).sort());
     // The plan passes its own lint, rollbacks included: no finding but allowed ones.
     const lint = await runCli(['lint', '--dir', dir, '--json']);
-    expect((JSON.parse(lint.stdout) as { findings: { allowed: boolean }[] }).findings.filter((f) => !f.allowed), lint.stderr).toEqual([]);
+    expect(
+      (JSON.parse(lint.stdout) as { findings: { allowed: boolean }[] }).findings.filter((f) => !f.allowed),
+      lint.stderr,
+    ).toEqual([]);
     expect(lint.code).toBe(0);
 
-    const result = await runCli(['rehearse', '--fixture', fixture, '--dir', dir, '--json'], { env: { TENANTIFY_REHEARSE_SERVER_URL: serverUrl() } });
+    const result = await runCli(['rehearse', '--fixture', fixture, '--dir', dir, '--json'], {
+      env: { TENANTIFY_REHEARSE_SERVER_URL: serverUrl() },
+    });
     const doc = JSON.parse(result.stdout || '{}') as { ok: boolean; steps: { name: string; ok: boolean; details: string[] }[] };
-    expect(doc.steps?.filter((s) => !s.ok), result.stderr).toEqual([]);
+    expect(
+      doc.steps?.filter((s) => !s.ok),
+      result.stderr,
+    ).toEqual([]);
     // Rehearse's own steps, and (since it checks the tenancy model after each apply) tenancy check's.
-    expect(doc.steps.map((s) => s.name)).toEqual(expect.arrayContaining(['load', 'apply', 'verify', 'rollback', 'compare with the source', 'apply again', 'verify again']));
+    expect(doc.steps.map((s) => s.name)).toEqual(
+      expect.arrayContaining(['load', 'apply', 'verify', 'rollback', 'compare with the source', 'apply again', 'verify again']),
+    );
     expect(result.code).toBe(0);
     // Every rule passed, warnings included: what `tenancy check --strict` asks.
-    for (const step of doc.steps.filter((s) => s.name.startsWith('tenancy check'))) expect(step.details[0]).toMatch(/^(\d+) of \1 rules passed on \d+ tables$/);
+    for (const step of doc.steps.filter((s) => s.name.startsWith('tenancy check')))
+      expect(step.details[0]).toMatch(/^(\d+) of \1 rules passed on \d+ tables$/);
     expect(doc.steps.filter((s) => s.name.startsWith('tenancy check')).length).toBe(2);
   });
 });

@@ -82,8 +82,16 @@ async function checkedClean(url: string, dir: string, allowed: string[] = [], fl
   const result = await runCli(['tenancy', 'check', '-d', url, '--dir', dir, '--json', ...flags]);
   const doc = JSON.parse(result.stdout || '{}') as { findings: { rule: string; level: string; table: string }[] };
   const found = doc.findings.map((f) => `${f.rule} ${f.table}`);
-  expect(doc.findings.filter((f) => f.level === 'error' && !allowed.includes(`${f.rule} ${f.table}`)), result.stderr).toEqual([]);
-  expect(doc.findings.filter((f) => f.level === 'warning' && !/^(unique|foreign-key)-without-tenant-key$/.test(f.rule) && !allowed.includes(`${f.rule} ${f.table}`))).toEqual([]);
+  expect(
+    doc.findings.filter((f) => f.level === 'error' && !allowed.includes(`${f.rule} ${f.table}`)),
+    result.stderr,
+  ).toEqual([]);
+  expect(
+    doc.findings.filter(
+      (f) =>
+        f.level === 'warning' && !/^(unique|foreign-key)-without-tenant-key$/.test(f.rule) && !allowed.includes(`${f.rule} ${f.table}`),
+    ),
+  ).toEqual([]);
   expect(result.code).toBe(doc.findings.some((f) => f.level === 'error') ? 3 : 0);
   return found;
 }
@@ -109,7 +117,7 @@ describe('tenancy scaffold', () => {
     return db.url;
   }
 
-  it('fail (the default): the first unit\'s precheck lists the unresolved and conflicting rows, exit 3, nothing changed', async () => {
+  it("fail (the default): the first unit's precheck lists the unresolved and conflicting rows, exit 3, nothing changed", async () => {
     const url = await database();
     const before = dump(url);
     const dir = plan({ tenancy: { owner: 'accounts' } });
@@ -129,16 +137,28 @@ describe('tenancy scaffold', () => {
   it('detach and delete keep what they change, and the rollback restores it exactly', async () => {
     const url = await database();
     const before = dump(url);
-    const dir = plan({ tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach' } }, audit_logs: { unresolved: 'delete' } } } });
+    const dir = plan({
+      tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach' } }, audit_logs: { unresolved: 'delete' } } },
+    });
     const written = await scaffold(url, dir);
-    expect(written.files.map((f) => f.unit)).toEqual(expect.arrayContaining([expect.stringMatching(/^\d{4}_tasks_assignee_id_detach$/), expect.stringMatching(/^\d{4}_audit_logs_delete_unresolved$/)]));
+    expect(written.files.map((f) => f.unit)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^\d{4}_tasks_assignee_id_detach$/),
+        expect.stringMatching(/^\d{4}_audit_logs_delete_unresolved$/),
+      ]),
+    );
     await applied(url, dir);
     expect(await query(url, 'SELECT assignee_id FROM tasks WHERE id = 3')).toEqual([{ assignee_id: null }]);
-    expect(await query(url, 'SELECT id, assignee_id FROM tenantify_scaffold.tasks_assignee_id_detached')).toEqual([{ id: 3, assignee_id: 2 }]);
+    expect(await query(url, 'SELECT id, assignee_id FROM tenantify_scaffold.tasks_assignee_id_detached')).toEqual([
+      { id: 3, assignee_id: 2 },
+    ]);
     expect(await query(url, 'SELECT id FROM audit_logs WHERE user_id IS NULL')).toEqual([]);
     expect(await query(url, 'SELECT id, action FROM tenantify_scaffold.audit_logs_unresolved')).toEqual([{ id: 3, action: 'system' }]);
     expect(await query(url, wrongKeys)).toEqual([]);
-    const notNull = await query<{ table: string }>(url, `SELECT attrelid::regclass::text AS table FROM pg_attribute WHERE attname = 'organization_id' AND attnum > 0 AND NOT attnotnull AND attrelid::regclass::text IN (${tables})`);
+    const notNull = await query<{ table: string }>(
+      url,
+      `SELECT attrelid::regclass::text AS table FROM pg_attribute WHERE attname = 'organization_id' AND attnum > 0 AND NOT attnotnull AND attrelid::regclass::text IN (${tables})`,
+    );
     expect(notNull).toEqual([]);
     await checkedClean(url, dir);
     await rolledBackExactly(url, dir, before);
@@ -147,13 +167,25 @@ describe('tenancy scaffold', () => {
   it('keep leaves the rows as they are: the key stays NULL and the column nullable where rows do not resolve', async () => {
     const url = await database();
     const before = dump(url);
-    const dir = plan({ tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'keep' } }, audit_logs: { unresolved: 'keep' } } } });
+    const dir = plan({
+      tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'keep' } }, audit_logs: { unresolved: 'keep' } } },
+    });
     await scaffold(url, dir);
-    expect(readFileSync(join(dir, 'backfills', readdirSync(join(dir, 'backfills')).find((f) => f.includes('backfill_audit_logs')) as string), 'utf8')).toContain('unresolved: keep');
+    expect(
+      readFileSync(
+        join(dir, 'backfills', readdirSync(join(dir, 'backfills')).find((f) => f.includes('backfill_audit_logs')) as string),
+        'utf8',
+      ),
+    ).toContain('unresolved: keep');
     await applied(url, dir);
-    expect(await query(url, 'SELECT id, organization_id FROM audit_logs WHERE user_id IS NULL')).toEqual([{ id: 3, organization_id: null }]);
+    expect(await query(url, 'SELECT id, organization_id FROM audit_logs WHERE user_id IS NULL')).toEqual([
+      { id: 3, organization_id: null },
+    ]);
     expect(await query(url, 'SELECT assignee_id FROM tasks WHERE id = 3')).toEqual([{ assignee_id: 2 }]);
-    const nullable = await query<{ table: string }>(url, `SELECT attrelid::regclass::text AS table FROM pg_attribute WHERE attname = 'organization_id' AND attnum > 0 AND NOT attnotnull AND attrelid::regclass::text IN (${tables}) ORDER BY 1`);
+    const nullable = await query<{ table: string }>(
+      url,
+      `SELECT attrelid::regclass::text AS table FROM pg_attribute WHERE attname = 'organization_id' AND attnum > 0 AND NOT attnotnull AND attrelid::regclass::text IN (${tables}) ORDER BY 1`,
+    );
     expect(nullable).toEqual([{ table: 'audit_logs' }]);
     expect(await query(url, wrongKeys)).toEqual([]);
     // The kept conflict is the one finding (TENANCY.md says a warning); nothing else.
@@ -164,11 +196,20 @@ describe('tenancy scaffold', () => {
   it('--composite: the database itself refuses a reference into another tenant', async () => {
     const url = await database();
     const before = dump(url);
-    const dir = plan({ tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach' } }, audit_logs: { unresolved: 'keep' } } } });
+    const dir = plan({
+      tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach' } }, audit_logs: { unresolved: 'keep' } } },
+    });
     await scaffold(url, dir, '--composite');
     await applied(url, dir);
     // The legacy foreign keys are kept beside the composite ones, which cover them: no finding, --strict passes.
-    const legacy = Number((await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text IN (${tables}) AND NOT conname LIKE '%organization_id%'`))[0]?.n);
+    const legacy = Number(
+      (
+        await query<{ n: number }>(
+          url,
+          `SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text IN (${tables}) AND NOT conname LIKE '%organization_id%'`,
+        )
+      )[0]?.n,
+    );
     expect(legacy).toBeGreaterThan(0);
     const found = await checkedClean(url, dir, [], ['--strict']);
     expect(found.filter((f) => f.startsWith('foreign-key-without-tenant-key'))).toEqual([]);
@@ -183,18 +224,24 @@ describe('tenancy scaffold', () => {
 
   it('--rls: a role without BYPASSRLS sees and writes only the tenant in app.tenant_id', async () => {
     const url = await database();
-    const dir = plan({ tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach' } }, audit_logs: { unresolved: 'delete' } } } });
+    const dir = plan({
+      tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach' } }, audit_logs: { unresolved: 'delete' } } },
+    });
     await scaffold(url, dir, '--rls');
     expect(JSON.parse(readFileSync(join(dir, 'tenantify.config.json'), 'utf8')).tenancy.rls).toBe(true);
     await applied(url, dir);
     const role = `scaffold_app_${Date.now().toString(36)}`;
-    await query(url, `CREATE ROLE ${role} NOLOGIN; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+    await query(
+      url,
+      `CREATE ROLE ${role} NOLOGIN; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
+    );
     try {
       const client = new pg.Client({ connectionString: url });
       await client.connect();
       try {
         const [org] = (await client.query<{ id: string }>('SELECT organization_id::text AS id FROM accounts WHERE id = 2')).rows;
-        const expected = (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE organization_id = $1', [org?.id])).rows[0]?.n;
+        const expected = (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE organization_id = $1', [org?.id]))
+          .rows[0]?.n;
         expect(expected).toBeGreaterThan(0);
         await client.query(`SET ROLE ${role}`);
         expect((await client.query('SELECT count(*)::int AS n FROM tasks')).rows).toEqual([{ n: 0 }]); // setting unset: nothing
@@ -218,9 +265,12 @@ describe('tenancy scaffold', () => {
     }
   });
 
-  it('numbers after the plan\'s last unit, never overwrites a file (exit 2, naming it), keeps the config\'s other keys', async () => {
+  it("numbers after the plan's last unit, never overwrites a file (exit 2, naming it), keeps the config's other keys", async () => {
     const url = await database();
-    const dir = plan({ ledgerSchema: 'tenantify', tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'keep' } }, audit_logs: { unresolved: 'keep' } } } });
+    const dir = plan({
+      ledgerSchema: 'tenantify',
+      tenancy: { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'keep' } }, audit_logs: { unresolved: 'keep' } } },
+    });
     mkdirSync(join(dir, 'migrations'));
     mkdirSync(join(dir, 'rollbacks'));
     writeFileSync(join(dir, 'migrations', '0007_existing.sql'), 'SELECT 1;\n');
@@ -228,15 +278,27 @@ describe('tenancy scaffold', () => {
     writeFileSync(join(dir, 'rollbacks', '0008_create_organizations.sql'), 'SELECT 1;\n');
     const refused = await runCli(['tenancy', 'scaffold', '-d', url, '--dir', dir]);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain(`${join(dir, 'rollbacks', '0008_create_organizations.sql')} exists: tenancy scaffold never overwrites a file`);
+    expect(refused.stderr).toContain(
+      `${join(dir, 'rollbacks', '0008_create_organizations.sql')} exists: tenancy scaffold never overwrites a file`,
+    );
     expect(readdirSync(join(dir, 'migrations'))).toEqual(['0007_existing.sql']);
 
     rmSync(join(dir, 'rollbacks', '0008_create_organizations.sql'));
     const written = await scaffold(url, dir);
-    expect(written.files[0]).toMatchObject({ unit: '0008_create_organizations', file: 'migrations/0008_create_organizations.sql', rollback: 'rollbacks/0008_create_organizations.sql' });
+    expect(written.files[0]).toMatchObject({
+      unit: '0008_create_organizations',
+      file: 'migrations/0008_create_organizations.sql',
+      rollback: 'rollbacks/0008_create_organizations.sql',
+    });
     const config = JSON.parse(readFileSync(join(dir, 'tenantify.config.json'), 'utf8'));
     expect(config.ledgerSchema).toBe('tenantify');
-    expect(config.tenancy).toMatchObject({ owner: 'accounts', tenants: 'organizations', key: 'organization_id', setting: 'app.tenant_id', rls: false });
+    expect(config.tenancy).toMatchObject({
+      owner: 'accounts',
+      tenants: 'organizations',
+      key: 'organization_id',
+      setting: 'app.tenant_id',
+      rls: false,
+    });
     expect(config.tenancy.tables.audit_logs).toEqual({ unresolved: 'keep' });
   });
 
@@ -280,7 +342,8 @@ describe('tenancy scaffold on a live database', () => {
         if (stop) after++;
         try {
           const a = (await writer.query<{ id: number }>("INSERT INTO accounts (name) VALUES ('live') RETURNING id")).rows[0]?.id;
-          const p = (await writer.query<{ id: number }>("INSERT INTO projects (account_id, title) VALUES ($1, 'live') RETURNING id", [a])).rows[0]?.id;
+          const p = (await writer.query<{ id: number }>("INSERT INTO projects (account_id, title) VALUES ($1, 'live') RETURNING id", [a]))
+            .rows[0]?.id;
           await writer.query("INSERT INTO tasks (project_id, title) VALUES ($1, 'live')", [p]);
           await writer.query('UPDATE tasks SET project_id = $1 WHERE id = $2', [1 + ((i * 7) % 1500), 1 + ((i * 13) % 12000)]);
           await writer.query("INSERT INTO tasks (project_id, title) VALUES ($1, 'old project')", [1 + ((i * 11) % 1500)]);
@@ -301,17 +364,26 @@ describe('tenancy scaffold on a live database', () => {
     expect(writes).toBeGreaterThan(150);
     expect(after).toBeGreaterThanOrEqual(30);
 
-    const wrong = await query(db.url, `
+    const wrong = await query(
+      db.url,
+      `
       SELECT 'projects' AS t, p.id FROM projects p JOIN accounts a ON a.id = p.account_id WHERE p.organization_id IS DISTINCT FROM a.organization_id
       UNION ALL SELECT 'tasks', t.id FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.organization_id IS DISTINCT FROM p.organization_id
-      UNION ALL SELECT 'accounts', a.id FROM accounts a LEFT JOIN organizations o ON o.id = a.organization_id WHERE o.legacy_accounts_id IS DISTINCT FROM a.id`);
+      UNION ALL SELECT 'accounts', a.id FROM accounts a LEFT JOIN organizations o ON o.id = a.organization_id WHERE o.legacy_accounts_id IS DISTINCT FROM a.id`,
+    );
     expect(wrong).toEqual([]);
-    const [counts] = await query<{ accounts: number; tenants: number; live: number }>(db.url, `
+    const [counts] = await query<{ accounts: number; tenants: number; live: number }>(
+      db.url,
+      `
       SELECT (SELECT count(*)::int FROM accounts) AS accounts, (SELECT count(*)::int FROM organizations) AS tenants,
-             (SELECT count(*)::int FROM accounts WHERE name = 'live') AS live`);
+             (SELECT count(*)::int FROM accounts WHERE name = 'live') AS live`,
+    );
     expect(counts?.tenants).toBe(counts?.accounts);
     expect(counts?.live).toBeGreaterThan(30);
-    const nullable = await query(db.url, `SELECT attrelid::regclass::text AS t FROM pg_attribute WHERE attname = 'organization_id' AND attnum > 0 AND NOT attnotnull AND attrelid::regclass::text IN ('accounts', 'projects', 'tasks')`);
+    const nullable = await query(
+      db.url,
+      `SELECT attrelid::regclass::text AS t FROM pg_attribute WHERE attname = 'organization_id' AND attnum > 0 AND NOT attnotnull AND attrelid::regclass::text IN ('accounts', 'projects', 'tasks')`,
+    );
     expect(nullable).toEqual([]);
     await checkedClean(db.url, dir);
   });

@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { postmasterRunning } from './support/db.js';
-import { choosePath, dockerEngineAnswers, findPostgresBinaries, startThrowawayPostgres, withThrowawayPostgres } from '../src/db/throwaway.js';
+import {
+  choosePath,
+  dockerEngineAnswers,
+  findPostgresBinaries,
+  startThrowawayPostgres,
+  withThrowawayPostgres,
+} from '../src/db/throwaway.js';
 
 const binaries = findPostgresBinaries();
 const dockerAnswers = await dockerEngineAnswers();
@@ -54,7 +60,9 @@ describe.skipIf(!binaries)('throwaway PostgreSQL from the local binaries', () =>
       console.log(s.directory);
       setInterval(() => {}, 1000);`;
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const directory = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
     expect(existsSync(directory)).toBe(true);
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
@@ -80,7 +88,9 @@ describe('removal on a signal', () => {
       console.log('ready');
       setInterval(() => {}, 1000);`;
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
     child.kill('SIGINT');
@@ -93,16 +103,25 @@ describe('removal on a signal', () => {
 describe('choosing the path', () => {
   const local = () => ({ bin: '/usr/lib/postgresql/15/bin', majorVersion: 15 });
   it('takes an explicit URL first', async () => {
-    expect((await choosePath({ explicitUrl: 'postgres://x@h/db', prefer: undefined, dockerAnswers: async () => true, localBinaries: local })).kind).toBe('explicit');
+    expect(
+      (await choosePath({ explicitUrl: 'postgres://x@h/db', prefer: undefined, dockerAnswers: async () => true, localBinaries: local }))
+        .kind,
+    ).toBe('explicit');
   });
   it('takes Testcontainers when a Docker engine answers', async () => {
-    expect((await choosePath({ explicitUrl: undefined, prefer: undefined, dockerAnswers: async () => true, localBinaries: local })).kind).toBe('testcontainers');
+    expect(
+      (await choosePath({ explicitUrl: undefined, prefer: undefined, dockerAnswers: async () => true, localBinaries: local })).kind,
+    ).toBe('testcontainers');
   });
   it('falls back to the local binaries when no engine answers', async () => {
-    expect((await choosePath({ explicitUrl: undefined, prefer: undefined, dockerAnswers: async () => false, localBinaries: local })).kind).toBe('local');
+    expect(
+      (await choosePath({ explicitUrl: undefined, prefer: undefined, dockerAnswers: async () => false, localBinaries: local })).kind,
+    ).toBe('local');
   });
   it('says what to install when there is neither', async () => {
-    await expect(choosePath({ explicitUrl: undefined, prefer: undefined, dockerAnswers: async () => false, localBinaries: () => undefined })).rejects.toThrow(/apt-get install -y postgresql/);
+    await expect(
+      choosePath({ explicitUrl: undefined, prefer: undefined, dockerAnswers: async () => false, localBinaries: () => undefined }),
+    ).rejects.toThrow(/apt-get install -y postgresql/);
   });
 });
 

@@ -18,7 +18,10 @@ const id = (i: number): string => `${String(i).padStart(4, '0')}_t${i}`;
 function quickPlan(replace?: string): string {
   const files: Record<string, string> = {};
   for (let i = 1; i <= units; i++) {
-    files[`migrations/${id(i)}.sql`] = i === special && replace !== undefined ? replace : `CREATE TABLE t${i} (id int);\n-- tenantify:verify the table starts empty\nSELECT id FROM t${i};\n`;
+    files[`migrations/${id(i)}.sql`] =
+      i === special && replace !== undefined
+        ? replace
+        : `CREATE TABLE t${i} (id int);\n-- tenantify:verify the table starts empty\nSELECT id FROM t${i};\n`;
   }
   return writePlan(files);
 }
@@ -30,7 +33,10 @@ async function ledger(url: string): Promise<string[]> {
 const appliedUpTo = (last: number): string[] => Array.from({ length: last }, (_, k) => `${id(k + 1)}:applied`);
 
 async function tablesAfter(url: string, from: number): Promise<number> {
-  const [row] = await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename ~ '^t[0-9]+$' AND substr(tablename, 2)::int >= ${from}`);
+  const [row] = await query<{ n: number }>(
+    url,
+    `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tablename ~ '^t[0-9]+$' AND substr(tablename, 2)::int >= ${from}`,
+  );
   return row?.n ?? -1;
 }
 
@@ -52,7 +58,10 @@ describe('quick units, several to a message', () => {
     const dir = quickPlan(`CREATE TABLE t${special} (id int);\n${gate.sql}\n`);
     const run = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     await gate.reached(run.done);
-    const [activity] = await query<{ query: string }>(url, "SELECT query FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database() AND state = 'active'");
+    const [activity] = await query<{ query: string }>(
+      url,
+      "SELECT query FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database() AND state = 'active'",
+    );
     const label = /^\/\* tenantify: (\S+) to (\S+), (\d+) units \*\//.exec(activity?.query ?? '');
     expect(label, activity?.query.slice(0, 80)).not.toBeNull();
     const [, first = '', last = '', count = ''] = label ?? [];
@@ -72,13 +81,16 @@ describe('quick units, several to a message', () => {
     for (const row of perUnit) {
       expect(row.events, row.unit_id).toBe('started,snapshot_skipped,applied');
       expect(row.duration_ms, row.unit_id).not.toBeNull();
-      if (row.unit_id !== id(special)) expect(row.verify_results, row.unit_id).toEqual([{ name: 'the table starts empty', ok: true, violations: 0 }]);
+      if (row.unit_id !== id(special))
+        expect(row.verify_results, row.unit_id).toEqual([{ name: 'the table starts empty', ok: true, violations: 0 }]);
     }
   });
 
   it('stops at a unit that fails inside the message: those before stay applied, it is rolled back with its line, none after runs', async () => {
     const url = await db();
-    const dir = quickPlan(`CREATE TABLE t${special} (id int);\nINSERT INTO t${special} VALUES (1);\nINSERT INTO t${special}\n  VALUES ('one');\n`);
+    const dir = quickPlan(
+      `CREATE TABLE t${special} (id int);\nINSERT INTO t${special} VALUES (1);\nINSERT INTO t${special}\n  VALUES ('one');\n`,
+    );
     const result = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`unit ${id(special)} failed: invalid input syntax for type integer`);
@@ -108,7 +120,9 @@ describe('quick units, several to a message', () => {
 
   it('rolls back a unit whose verify fails inside the message (exit 3), and runs none after it', async () => {
     const url = await db();
-    const dir = quickPlan(`CREATE TABLE t${special} (id int);\nINSERT INTO t${special} VALUES (5);\n-- tenantify:verify the table starts empty\nSELECT id FROM t${special};\n`);
+    const dir = quickPlan(
+      `CREATE TABLE t${special} (id int);\nINSERT INTO t${special} VALUES (5);\n-- tenantify:verify the table starts empty\nSELECT id FROM t${special};\n`,
+    );
     const result = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     expect(result.code).toBe(3);
     expect(result.stderr).toContain(`unit ${id(special)}: verify failed`);
@@ -176,14 +190,20 @@ describe('quick units, several to a message', () => {
     await run.done;
     await gate.open();
     // The killed run's server process goes on until it finds the client gone: up to the end of the message.
-    await until(url, "SELECT (count(*) = 0)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database()");
+    await until(
+      url,
+      "SELECT (count(*) = 0)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'tenantify apply%' AND datname = current_database()",
+    );
     const atKill = await ledger(url);
     expect(atKill.slice(0, special - 1)).toEqual(appliedUpTo(special - 1));
     expect(atKill.join(' '), 'applied units in order, then at most one running').toMatch(/^(\S+:applied ?)+(\S+:running)?$/);
     const resumed = await runCli(['apply', '-d', url, '--dir', dir]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(await contentFingerprint(url)).toEqual(await contentFingerprint(baselineUrl));
-    const applied = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM tenantify.events WHERE event = 'applied' GROUP BY unit_id");
+    const applied = await query<{ n: number }>(
+      url,
+      "SELECT count(*)::int AS n FROM tenantify.events WHERE event = 'applied' GROUP BY unit_id",
+    );
     expect(applied.map((r) => r.n)).toEqual(Array.from({ length: units }, () => 1));
   });
 });

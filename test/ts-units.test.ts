@@ -11,7 +11,10 @@ describe('TypeScript units', () => {
 
   it('defineUnit and defineBackfill run with Kysely, in transactions, with verify checks', async () => {
     const db = dropped(await freshDatabase('ts'));
-    await query(db.url, "CREATE TABLE hosts (id int PRIMARY KEY, name text); INSERT INTO hosts SELECT g, 'h' || g FROM generate_series(1, 2500) g;");
+    await query(
+      db.url,
+      "CREATE TABLE hosts (id int PRIMARY KEY, name text); INSERT INTO hosts SELECT g, 'h' || g FROM generate_series(1, 2500) g;",
+    );
     const dir = writePlan({
       'migrations/0001_organizations.ts': `
 import { defineUnit, sql } from ${JSON.stringify(api)};
@@ -42,8 +45,14 @@ export default defineBackfill({
     expect(result.code).toBe(0);
     const [hosts] = await query<{ n: number }>(db.url, 'SELECT count(*)::int AS n FROM hosts WHERE organization_id = 1');
     expect(hosts?.n).toBe(2500);
-    const units = await query<{ id: string; status: string; progress: { rowsDone: number; batches: number } }>(db.url, 'SELECT id, status, progress FROM tenantify.units ORDER BY id');
-    expect(units.map((u) => [u.id, u.status])).toEqual([['0001_organizations', 'applied'], ['0002_hosts', 'applied']]);
+    const units = await query<{ id: string; status: string; progress: { rowsDone: number; batches: number } }>(
+      db.url,
+      'SELECT id, status, progress FROM tenantify.units ORDER BY id',
+    );
+    expect(units.map((u) => [u.id, u.status])).toEqual([
+      ['0001_organizations', 'applied'],
+      ['0002_hosts', 'applied'],
+    ]);
     expect(units[1]?.progress.rowsDone).toBe(2500);
     expect(units[1]?.progress.batches).toBeGreaterThanOrEqual(2);
   });

@@ -75,7 +75,12 @@ describe('verify', () => {
     const json = await verify(url, dir, '--json');
     expect(json.code).toBe(3);
     const failed = (JSON.parse(json.stdout) as { checks: Check[] }).checks.find((c) => !c.ok);
-    expect(failed).toMatchObject({ unit: '0002_default_organizations', name: 'every user belongs to an organization', ok: false, violations: 7 });
+    expect(failed).toMatchObject({
+      unit: '0002_default_organizations',
+      name: 'every user belongs to an organization',
+      ok: false,
+      violations: 7,
+    });
     expect(failed?.sample).toHaveLength(5);
     expect(failed?.sample[0]).toEqual({ id: 1, email: 'user1@example.com' });
   });
@@ -95,7 +100,9 @@ describe('verify', () => {
     const { url, dir } = await applied(plan, '--to', '0002_default_organizations');
     const one = await verify(url, dir, '--unit', '0002_default_organizations', '--json');
     expect(one.code).toBe(0);
-    expect(new Set((JSON.parse(one.stdout) as { checks: Check[] }).checks.map((c) => c.unit))).toEqual(new Set(['0002_default_organizations']));
+    expect(new Set((JSON.parse(one.stdout) as { checks: Check[] }).checks.map((c) => c.unit))).toEqual(
+      new Set(['0002_default_organizations']),
+    );
     const pending = await verify(url, dir, '--unit', '0003_not_null');
     expect(pending.code).toBe(2);
     expect(pending.stderr).toContain('--unit 0003_not_null: the ledger has no such unit');
@@ -116,24 +123,40 @@ describe('verify', () => {
     const result = await verify(url, dir, '--json');
     expect(result.code).toBe(3);
     const checks = (JSON.parse(result.stdout) as { checks: Check[] }).checks;
-    expect(checks.find((c) => c.name === 'sneaky write')).toMatchObject({ ok: false, error: expect.stringContaining('read-only transaction') });
-    expect(checks.find((c) => c.name === 'gone column')).toMatchObject({ ok: false, error: expect.stringContaining('column "missing" does not exist (SQLSTATE 42703)') });
+    expect(checks.find((c) => c.name === 'sneaky write')).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('read-only transaction'),
+    });
+    expect(checks.find((c) => c.name === 'gone column')).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('column "missing" does not exist (SQLSTATE 42703)'),
+    });
     expect(checks.filter((c) => c.ok)).toHaveLength(3);
     expect(await query(url, 'SELECT last_value FROM users_id_seq')).toEqual([sequence]);
     const table = await verify(url, dir);
     expect(table.stdout).toContain('the query failed: column "missing" does not exist');
   });
 
-  it("takes no run lock and blocks no writer: it runs beside an apply, and writes go on while it runs", async () => {
+  it('takes no run lock and blocks no writer: it runs beside an apply, and writes go on while it runs', async () => {
     const gateSql = 'SELECT pg_advisory_xact_lock(4242);';
     // The gated unit waits on the gate as long as the test holds it: no lock timeout (the default 500 ms and its retries end sooner under load).
-    const { url, dir } = await applied({ ...plan, 'migrations/0004_gated.sql': `-- tenantify:lock-timeout none\n${gateSql}\nCREATE TABLE gated (id int);\n` }, '--to', '0003_not_null');
+    const { url, dir } = await applied(
+      { ...plan, 'migrations/0004_gated.sql': `-- tenantify:lock-timeout none\n${gateSql}\nCREATE TABLE gated (id int);\n` },
+      '--to',
+      '0003_not_null',
+    );
     const gate = await holdGate(url);
     const gatedApply = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     await gate.reached(gatedApply.done);
-    await query(url, `UPDATE tenantify.units SET verify_checks = verify_checks || '[{"name": "slow", "sql": "SELECT 1 WHERE pg_sleep(2) IS NULL"}]'::jsonb WHERE id = '0003_not_null'`);
+    await query(
+      url,
+      `UPDATE tenantify.units SET verify_checks = verify_checks || '[{"name": "slow", "sql": "SELECT 1 WHERE pg_sleep(2) IS NULL"}]'::jsonb WHERE id = '0003_not_null'`,
+    );
     const verifying = startCli(['verify', '-d', url, '--dir', dir]);
-    await until(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND state = 'active' AND pid <> pg_backend_pid()");
+    await until(
+      url,
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND state = 'active' AND pid <> pg_backend_pid()",
+    );
     const verifyLocks = await query<{ n: number }>(
       url,
       "SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND a.query LIKE '%pg_sleep(2)%' AND a.pid <> pg_backend_pid()",

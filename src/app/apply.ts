@@ -95,25 +95,47 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
       ensureNoDrift(plan);
       const autoRollbackOn = Boolean(options.autoRollback) && !dryRun;
       if (autoRollbackOn) ensureAutoRollbackPossible(plan);
-      await ensureLintAllows(project, plan.toRun.map((e) => e.unit), session, (text) => options.reporter.note(text));
-      await ensureTriggersStayOff(session, triggersOffScripts(plan.toRun.map((e) => e.unit), 'apply'), planTriggers(project.units));
+      await ensureLintAllows(
+        project,
+        plan.toRun.map((e) => e.unit),
+        session,
+        (text) => options.reporter.note(text),
+      );
+      await ensureTriggersStayOff(
+        session,
+        triggersOffScripts(
+          plan.toRun.map((e) => e.unit),
+          'apply',
+        ),
+        planTriggers(project.units),
+      );
       const snapshotDir = options.snapshotDir ?? snapshotDirectory(project.directory, project.config.snapshotDir);
-      const snapshots = dryRun || options.noSnapshot ? undefined : new SnapshotTaker(session, {
-        directory: snapshotDir,
-        parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
-        ledgerSchema: project.config.ledgerSchema,
-      });
+      const snapshots =
+        dryRun || options.noSnapshot
+          ? undefined
+          : new SnapshotTaker(session, {
+              directory: snapshotDir,
+              parallelAbove: project.config.snapshotParallelAboveMb * 1024 * 1024,
+              ledgerSchema: project.config.ledgerSchema,
+            });
       await snapshots?.preflight(plan.toRun.map((e) => e.unit));
       if (snapshots && plan.toRun.length > 0) {
         const exposed = snapshotsNotIgnored(snapshotDir);
         if (exposed) (options.warn ?? options.reporter.note)(exposed);
       }
       await ledger.ensure(state);
-      const runId = await ledger.startRun(purpose, { to: options.to ?? null, dryRun, snapshots: !options.noSnapshot, autoRollback: autoRollbackOn });
+      const runId = await ledger.startRun(purpose, {
+        to: options.to ?? null,
+        dryRun,
+        snapshots: !options.noSnapshot,
+        autoRollback: autoRollbackOn,
+      });
       if (!dryRun) recordedRun = runId;
       // A ledger created just now has no runs to have died.
       for (const run of state.exists ? await ledger.closeDeadRuns(runId) : []) {
-        options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`);
+        options.reporter.note(
+          `run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; resuming its work`,
+        );
         await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
       }
       const { batch } = project.config;
@@ -124,7 +146,17 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
         parallel: options.parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
         throttle: throttleSettings(batch.throttle),
       };
-      const ctx = { session, ledger, runId, dryRun, interrupt, reporter: options.reporter, snapshots, batching, traceLocks: options.traceLocks ?? dryRun };
+      const ctx = {
+        session,
+        ledger,
+        runId,
+        dryRun,
+        interrupt,
+        reporter: options.reporter,
+        snapshots,
+        batching,
+        traceLocks: options.traceLocks ?? dryRun,
+      };
       try {
         await executeWithSafeguards(ctx, project, plan, reports, options, autoRollbackOn);
       } catch (error) {
@@ -158,7 +190,11 @@ export function ensureNoDrift(plan: Plan): void {
   const names = [...plan.drifted.map((e) => e.unit.id), ...plan.missing.map((row) => row.id)];
   throw new DriftError(
     `drift: ${names.length === 1 ? `applied unit ${names[0]} has` : `applied units ${names.join(', ')} have`} changed since ${names.length === 1 ? 'it was' : 'they were'} applied`,
-    { code: 'drift', details, hint: 'restore the applied file as it was (git shows it), and put the change in a new unit; nothing was run' },
+    {
+      code: 'drift',
+      details,
+      hint: 'restore the applied file as it was (git shows it), and put the change in a new unit; nothing was run',
+    },
   );
 }
 
@@ -173,7 +209,8 @@ export function snapshotsNotIgnored(directory: string): string | undefined {
   const check = spawnSync('git', ['-C', existing, 'check-ignore', '-q', directory], { stdio: 'ignore', timeout: 5000 });
   // 0: ignored; 1: inside a work tree and not ignored; 128 or no git at all: nothing to say.
   if (check.status !== 1) return undefined;
-  const top = spawnSync('git', ['-C', existing, 'rev-parse', '--show-toplevel'], { encoding: 'utf8', timeout: 5000 }).stdout?.trim() || existing;
+  const top =
+    spawnSync('git', ['-C', existing, 'rev-parse', '--show-toplevel'], { encoding: 'utf8', timeout: 5000 }).stdout?.trim() || existing;
   const shown = relative(top, directory) || '.';
   return `warning: snapshots hold the tables' data and go to ${directory}, inside the git work tree ${top} and not ignored by git: add \`${shown}/\` to its .gitignore (tenantify init writes one), or set snapshotDir outside it`;
 }
@@ -185,12 +222,24 @@ export function outcomeOf(error: unknown): string {
 }
 
 /** The plan's units, watched by the configured guards, and undone by --auto-rollback when one fails. */
-async function executeWithSafeguards(ctx: ExecContext, project: Project, plan: Plan, reports: UnitReport[], options: ApplyOptions, autoRollbackOn: boolean): Promise<void> {
+async function executeWithSafeguards(
+  ctx: ExecContext,
+  project: Project,
+  plan: Plan,
+  reports: UnitReport[],
+  options: ApplyOptions,
+  autoRollbackOn: boolean,
+): Promise<void> {
   const revertReporter = options.revertReporter ?? revertNotes(options.reporter);
   try {
     const { guards } = project.config;
     const baseline = guards.length > 0 && !ctx.dryRun ? await guardBaseline(ctx, guards) : undefined;
-    await executePlan(ctx, plan, reports, baseline ? { afterUnit: checkGuardsAfter(ctx, guards, baseline, project.units, revertReporter) } : {});
+    await executePlan(
+      ctx,
+      plan,
+      reports,
+      baseline ? { afterUnit: checkGuardsAfter(ctx, guards, baseline, project.units, revertReporter) } : {},
+    );
   } catch (error) {
     throw autoRollbackOn && warrantsAutoRollback(error) ? await autoRollback(ctx, project.units, revertReporter, error) : error;
   }

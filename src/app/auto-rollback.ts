@@ -15,7 +15,10 @@ export function ensureAutoRollbackPossible(plan: Plan): void {
   if (lacking.length === 0) return;
   throw new UsageError(
     `--auto-rollback needs a rollback file for every unit it may revert; ${lacking.map((e) => e.unit.id).join(', ')} ${lacking.length === 1 ? 'has' : 'have'} none it can run`,
-    { code: 'rollback-file-missing', hint: 'write rollbacks/<unit>.sql for each (not batched), or apply without --auto-rollback; nothing was touched' },
+    {
+      code: 'rollback-file-missing',
+      hint: 'write rollbacks/<unit>.sql for each (not batched), or apply without --auto-rollback; nothing was touched',
+    },
   );
 }
 
@@ -28,7 +31,12 @@ export function warrantsAutoRollback(error: unknown): error is TenantifyError {
  * Reverts the run's units after `cause`; returns the error the run ends with: the cause,
  * saying what was reverted, or both failures when a rollback fails too.
  */
-export async function autoRollback(ctx: ExecContext, units: Unit[], reporter: RevertReporter, cause: TenantifyError): Promise<TenantifyError> {
+export async function autoRollback(
+  ctx: ExecContext,
+  units: Unit[],
+  reporter: RevertReporter,
+  cause: TenantifyError,
+): Promise<TenantifyError> {
   const state = await ctx.ledger.read();
   const entries = planRollback(units, state.units).toRevert.filter((e) => e.ledger.runId === ctx.runId);
   if (entries.length === 0) return cause;
@@ -39,7 +47,10 @@ export async function autoRollback(ctx: ExecContext, units: Unit[], reporter: Re
   try {
     await revertUnits(ctx, reporter, entries, reports);
   } catch (error) {
-    await ctx.ledger.event(ctx.runId, null, 'auto_rollback_failed', { reverted: reports.map((r) => r.id), error: (error as Error).message });
+    await ctx.ledger.event(ctx.runId, null, 'auto_rollback_failed', {
+      reverted: reports.map((r) => r.id),
+      error: (error as Error).message,
+    });
     return bothFailed(cause, error, entries, reports);
   }
   await ctx.ledger.event(ctx.runId, null, 'auto_rollback_done', { units: ids });

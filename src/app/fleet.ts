@@ -33,9 +33,19 @@ export type { Target } from '../fleet/targets.js';
  *   point because another target failed (`--on-error stop`); `skipped`: not started (see `held`).
  */
 export type TargetStatus =
-  | 'up-to-date' | 'pending' | 'running' | 'died'
-  | 'failed' | 'violations' | 'locked' | 'drift' | 'refused' | 'unreachable'
-  | 'interrupted' | 'stopped' | 'skipped';
+  | 'up-to-date'
+  | 'pending'
+  | 'running'
+  | 'died'
+  | 'failed'
+  | 'violations'
+  | 'locked'
+  | 'drift'
+  | 'refused'
+  | 'unreachable'
+  | 'interrupted'
+  | 'stopped'
+  | 'skipped';
 
 export interface FleetTargetResult {
   name: string;
@@ -158,10 +168,13 @@ export async function applyFleet(options: ApplyFleetOptions): Promise<FleetResul
       const checked = await verify({ dir: options.dir, url: target.url });
       const failed = checked.checks.filter((c) => !c.ok);
       if (failed.length > 0) {
-        throw new ViolationsError(`canary ${target.name}: ${failed.length} verify check${failed.length === 1 ? '' : 's'} failed after its apply (${failed.map((c) => `${c.unit}: ${c.name}`).join('; ')})`, {
-          code: 'canary-verify-failed',
-          hint: `run \`tenantify verify -d <${target.name}>\` to see the rows; no other target was started`,
-        });
+        throw new ViolationsError(
+          `canary ${target.name}: ${failed.length} verify check${failed.length === 1 ? '' : 's'} failed after its apply (${failed.map((c) => `${c.unit}: ${c.name}`).join('; ')})`,
+          {
+            code: 'canary-verify-failed',
+            hint: `run \`tenantify verify -d <${target.name}>\` to see the rows; no other target was started`,
+          },
+        );
       }
     }
     return { ran };
@@ -170,21 +183,31 @@ export async function applyFleet(options: ApplyFleetOptions): Promise<FleetResul
 
 /** `verify --targets`: each target's stored verify queries; a target with a failed check is `violations`. */
 export async function verifyFleet(options: VerifyFleetOptions): Promise<FleetResult> {
-  return runFleet(options, async ({ target }) => {
-    const result = await verify({ dir: options.dir, url: target.url, unit: options.unit });
-    const failed = result.checks.filter((c) => !c.ok);
-    if (failed.length > 0) {
-      throw Object.assign(new ViolationsError(`${failed.length} of ${result.checks.length} verify checks failed: ${failed.map((c) => `${c.unit}: ${c.name}`).join('; ')}`, { code: 'violations',
-        hint: `run \`tenantify verify -d <${target.name}>\` to see the rows`,
-      }), { checks: { failed: failed.length, total: result.checks.length } });
-    }
-    return { checks: { failed: 0, total: result.checks.length } };
-  }, { onError: 'continue' });
+  return runFleet(
+    options,
+    async ({ target }) => {
+      const result = await verify({ dir: options.dir, url: target.url, unit: options.unit });
+      const failed = result.checks.filter((c) => !c.ok);
+      if (failed.length > 0) {
+        throw Object.assign(
+          new ViolationsError(
+            `${failed.length} of ${result.checks.length} verify checks failed: ${failed.map((c) => `${c.unit}: ${c.name}`).join('; ')}`,
+            { code: 'violations', hint: `run \`tenantify verify -d <${target.name}>\` to see the rows` },
+          ),
+          { checks: { failed: failed.length, total: result.checks.length } },
+        );
+      }
+      return { checks: { failed: 0, total: result.checks.length } };
+    },
+    { onError: 'continue' },
+  );
 }
 
 /** `status --targets`: where each target stands, per its own ledger; read-only. */
 export async function statusFleet(options: FleetOptions): Promise<FleetResult> {
-  return runFleet(options, async ({ target }) => ({ inspection: await inspect({ dir: options.dir, url: target.url }) }), { onError: 'continue' });
+  return runFleet(options, async ({ target }) => ({ inspection: await inspect({ dir: options.dir, url: target.url }) }), {
+    onError: 'continue',
+  });
 }
 
 /** `rollback --targets`: the same rollback (bare, --steps, --to, --all) on every target. */
@@ -209,11 +232,20 @@ export async function rollbackFleet(options: RollbackFleetOptions): Promise<Flee
  * The runner: starts what the scheduler says, as slots free; each target's outcome becomes
  * its row; a target never throws out of here (a bug on one is reported as its error).
  */
-async function runFleet(options: FleetOptions, operate: (run: Running) => Promise<Done>, overrides: Partial<ScheduleOptions> = {}): Promise<FleetResult> {
+async function runFleet(
+  options: FleetOptions,
+  operate: (run: Running) => Promise<Done>,
+  overrides: Partial<ScheduleOptions> = {},
+): Promise<FleetResult> {
   const { targets } = options;
   if (targets.length === 0) throw new UsageError('the fleet has no targets', { code: 'targets-empty' });
   const budget = connectionBudget(options.parallel ?? 1, targets.length);
-  const schedule: ScheduleOptions = { canary: options.canary ?? 0, atOnce: budget.atOnce, onError: options.onError ?? 'stop', ...overrides };
+  const schedule: ScheduleOptions = {
+    canary: options.canary ?? 0,
+    atOnce: budget.atOnce,
+    onError: options.onError ?? 'stop',
+    ...overrides,
+  };
   const phases: TargetPhase[] = targets.map(() => 'waiting');
   const results: (FleetTargetResult | undefined)[] = targets.map(() => undefined);
   const stopping = new AbortController();
@@ -255,11 +287,21 @@ async function runFleet(options: FleetOptions, operate: (run: Running) => Promis
   const held = heldBack(phases, schedule, Boolean(options.stop?.aborted));
   const rows = targets.map((target, i) => results[i] ?? skipped(target, held ?? 'interrupted'));
   const worst = Math.max(0, ...rows.map((r) => r.exitCode));
-  return { targets: rows, exitCode: options.stop?.aborted ? ExitCode.interrupted : worst, held: rows.some((r) => r.status === 'skipped') ? held : undefined };
+  return {
+    targets: rows,
+    exitCode: options.stop?.aborted ? ExitCode.interrupted : worst,
+    held: rows.some((r) => r.status === 'skipped') ? held : undefined,
+  };
 }
 
 /** One target's row: where its ledger says it stands, and the command's error if it failed. */
-export function targetResult(target: Target, done: Done | undefined, failure: unknown, inspection: Inspection | undefined, stoppedByFleet = false): FleetTargetResult {
+export function targetResult(
+  target: Target,
+  done: Done | undefined,
+  failure: unknown,
+  inspection: Inspection | undefined,
+  stoppedByFleet = false,
+): FleetTargetResult {
   const entries = inspection?.plan.entries ?? [];
   const applied = entries.filter((e) => e.status === 'applied');
   const next = inspection?.plan.toRun[0];
@@ -289,13 +331,29 @@ function statusOf(error: { code: string; exitCode: number }): TargetStatus {
 
 /** The error of a target's row; a bug on one target is that target's error (code `bug`, exit 1), not the end of the fleet. */
 function failureOf(error: unknown): NonNullable<FleetTargetResult['error']> {
-  if (isTenantifyError(error)) return { code: error.code, message: redact(error.message), exitCode: error.exitCode, hint: error.hint ?? null };
+  if (isTenantifyError(error))
+    return { code: error.code, message: redact(error.message), exitCode: error.exitCode, hint: error.hint ?? null };
   const message = error instanceof Error ? error.message : String(error);
-  return { code: 'bug', message: redact(message), exitCode: ExitCode.unitFailed, hint: 'an unexpected error: this is a bug in tenantify, please report it' };
+  return {
+    code: 'bug',
+    message: redact(message),
+    exitCode: ExitCode.unitFailed,
+    hint: 'an unexpected error: this is a bug in tenantify, please report it',
+  };
 }
 
 function skipped(target: Target, held: Held): FleetTargetResult {
-  return { name: target.name, status: 'skipped', applied: null, pending: null, unit: null, error: null, exitCode: ExitCode.ok, ran: [], held };
+  return {
+    name: target.name,
+    status: 'skipped',
+    applied: null,
+    pending: null,
+    unit: null,
+    error: null,
+    exitCode: ExitCode.ok,
+    ran: [],
+    held,
+  };
 }
 
 /** `--targets FILE`: the targets file, read and parsed (a bad line: exit 2 naming the file and line). */
@@ -304,7 +362,10 @@ export async function targetsFromFile(file: string): Promise<Target[]> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read the targets file ${file}: ${(error as Error).message}`, { code: 'targets-not-found', hint: 'pass --targets with a file of `name postgres://...` lines' });
+    throw new UsageError(`cannot read the targets file ${file}: ${(error as Error).message}`, {
+      code: 'targets-not-found',
+      hint: 'pass --targets with a file of `name postgres://...` lines',
+    });
   }
   return parseTargets(text, file);
 }
@@ -318,12 +379,21 @@ export async function targetsFromQuery(url: string | undefined, query: string): 
       return targetsFromRows(rows);
     } catch (error) {
       if (isTenantifyError(error)) throw error;
-      throw new UsageError(`--targets-query failed: ${(error as Error).message}`, { code: 'targets-query-failed', hint: 'the query runs read-only on -d and returns `name, url` rows' });
+      throw new UsageError(`--targets-query failed: ${(error as Error).message}`, {
+        code: 'targets-query-failed',
+        hint: 'the query runs read-only on -d and returns `name, url` rows',
+      });
     } finally {
       await session.client.query('ROLLBACK').catch(() => {});
     }
   });
 }
 
-const silentReporter: Reporter = { unitStarted: () => {}, unitProgress: () => {}, unitDone: () => {}, unitFailed: () => {}, note: () => {} };
+const silentReporter: Reporter = {
+  unitStarted: () => {},
+  unitProgress: () => {},
+  unitDone: () => {},
+  unitFailed: () => {},
+  note: () => {},
+};
 const silentRevertReporter: RevertReporter = { revertStarted: () => {}, revertDone: () => {}, revertFailed: () => {}, note: () => {} };

@@ -16,7 +16,10 @@ export async function guardBaseline(ctx: ExecContext, guards: Guard[]): Promise<
   try {
     baseline = await timeGuards(ctx.session.client, guards);
   } catch (error) {
-    throw new UsageError(`a guard in tenantify.config.json does not run: ${(error as Error).message}`, { code: 'guard-invalid', hint: 'fix its sql (a read-only query); nothing was applied' });
+    throw new UsageError(`a guard in tenantify.config.json does not run: ${(error as Error).message}`, {
+      code: 'guard-invalid',
+      hint: 'fix its sql (a read-only query); nothing was applied',
+    });
   }
   await ctx.ledger.event(ctx.runId, null, 'guards_baseline', { guards: baseline });
   ctx.reporter.note(`guards: ${baseline.map((t) => `${t.name} ${t.medianMs.toFixed(2)} ms`).join(', ')} (median, before the run)`);
@@ -45,19 +48,27 @@ export function checkGuardsAfter(ctx: ExecContext, guards: Guard[], baseline: Gu
   };
 }
 
-async function revertTripped(ctx: ExecContext, unit: Unit, units: Unit[], reporter: RevertReporter, problems: string[]): Promise<UnitFailedError> {
+async function revertTripped(
+  ctx: ExecContext,
+  unit: Unit,
+  units: Unit[],
+  reporter: RevertReporter,
+  problems: string[],
+): Promise<UnitFailedError> {
   const message = `unit ${unit.id} tripped ${problems.length === 1 ? 'a guard' : `${problems.length} guards`}`;
   const entry = planRollback(units, (await ctx.ledger.read()).units).toRevert.find((e) => e.unit.id === unit.id);
   if (!entry || entry.problem) {
-    return new UnitFailedError(message, { code: 'guard-failed',
+    return new UnitFailedError(message, {
+      code: 'guard-failed',
       details: problems,
       hint: `it stays applied: ${entry?.problem ?? 'it cannot be reverted'}. Revert it by hand or write its rollback and run \`tenantify rollback --steps 1\``,
     });
   }
   reporter.note(`${message}: ${problems.join('; ')}; reverting it`);
   await revertReported(ctx, reporter, entry);
-  return new UnitFailedError(message, { code: 'guard-failed',
+  return new UnitFailedError(message, {
+    code: 'guard-failed',
     details: [...problems, `${unit.id} was reverted with ${entry.unit.rollback?.file}`],
-    hint: 'the ledger records the timings and the revert; change the unit so it keeps the guarded query fast (or raise the guard\'s threshold), then run `tenantify apply` again',
+    hint: "the ledger records the timings and the revert; change the unit so it keeps the guarded query fast (or raise the guard's threshold), then run `tenantify apply` again",
   });
 }

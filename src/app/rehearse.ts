@@ -74,20 +74,34 @@ export interface RehearseResult {
 export async function rehearse(options: RehearseOptions): Promise<RehearseResult> {
   const live = Boolean(options.sourceUrl) || Boolean(options.sourceFromEnvironment);
   if (live === Boolean(options.fixture)) {
-    throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', { code: 'source-missing', hint: 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql' });
+    throw new UsageError('rehearse needs one source: -d <live database> or --fixture <file.sql>', {
+      code: 'source-missing',
+      hint: 'e.g. tenantify rehearse --fixture fixtures/hosts-to-organizations/legacy.sql',
+    });
   }
   const { config } = await loadProject(options.dir); // a plan error stops here, before any server starts
   if (options.citus && options.targetServerUrl) {
-    throw new UsageError('--citus starts a throwaway Citus cluster of its own: it cannot rehearse on the server TENANTIFY_REHEARSE_SERVER_URL names', { code: 'citus-server-conflict', hint: 'unset TENANTIFY_REHEARSE_SERVER_URL for a Citus rehearsal, or leave --citus out' });
+    throw new UsageError(
+      '--citus starts a throwaway Citus cluster of its own: it cannot rehearse on the server TENANTIFY_REHEARSE_SERVER_URL names',
+      { code: 'citus-server-conflict', hint: 'unset TENANTIFY_REHEARSE_SERVER_URL for a Citus rehearsal, or leave --citus out' },
+    );
   }
   const source = live
-    ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => ({ major: Math.floor(s.serverVersion / 10000), placements: await citusPlacements(s.client) }))
+    ? await withSession(options.sourceUrl, 'rehearse (read only)', async (s) => ({
+        major: Math.floor(s.serverVersion / 10000),
+        placements: await citusPlacements(s.client),
+      }))
     : undefined;
   const major = source?.major;
   if (source && source.placements.length > 0 && !options.citus) {
-    throw new UsageError(`the source is a Citus coordinator (${source.placements.length} Citus tables): a single throwaway PostgreSQL cannot hold it`, { code: 'citus-source-needs-citus', hint: 'rehearse it with --citus' });
+    throw new UsageError(
+      `the source is a Citus coordinator (${source.placements.length} Citus tables): a single throwaway PostgreSQL cannot hold it`,
+      { code: 'citus-source-needs-citus', hint: 'rehearse it with --citus' },
+    );
   }
-  const server = options.citus ? await citusServer(options.citus.workers, options.log) : await plainServer(options.targetServerUrl, major, options.log);
+  const server = options.citus
+    ? await citusServer(options.citus.workers, options.log)
+    : await plainServer(options.targetServerUrl, major, options.log);
   const steps: RehearseStep[] = [];
   try {
     const target = await server.createTarget(`rehearsal_${Date.now().toString(36)}`);
@@ -116,7 +130,12 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseResult
         const placed = source?.placements ?? [];
         if (placed.length > 0) await withSession(target, 'rehearse', (s) => placeLike(s.client, placed));
         loaded = await snapshotState(target);
-        return { ok: true, details: [`${loaded.content.size} tables and sequences${placed.length > 0 ? `; ${placed.length} Citus tables placed as in the source` : ''}`] };
+        return {
+          ok: true,
+          details: [
+            `${loaded.content.size} tables and sequences${placed.length > 0 ? `; ${placed.length} Citus tables placed as in the source` : ''}`,
+          ],
+        };
       })) &&
       (await run('apply', async () => {
         const step = await applyStep(options, target);
@@ -180,7 +199,11 @@ async function snapshotState(url: string): Promise<DatabaseState> {
 
 async function load(options: RehearseOptions, target: string): Promise<void> {
   const psql = findPgTool('psql');
-  if (!psql) throw new UsageError('psql was not found', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+  if (!psql)
+    throw new UsageError('psql was not found', {
+      code: 'tool-missing',
+      hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)',
+    });
   const psqlArgs = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction'];
   try {
     if (options.fixture) {
@@ -188,10 +211,17 @@ async function load(options: RehearseOptions, target: string): Promise<void> {
       return;
     }
     const pgDump = findPgTool('pg_dump');
-    if (!pgDump) throw new UsageError('pg_dump was not found', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+    if (!pgDump)
+      throw new UsageError('pg_dump was not found', {
+        code: 'tool-missing',
+        hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)',
+      });
     const dumpArgs = ['--no-owner', '--no-privileges', '--no-password', ...(options.schemaOnly ? ['--schema-only'] : [])];
     // pg_dump | psql, bytes streamed: a pg_dump that fails kills psql before its input ends, so nothing half-loaded is committed.
-    await streamThrough({ path: pgDump.path, args: dumpArgs, env: libpqEnvironment(options.sourceUrl) }, { path: psql.path, args: [...psqlArgs, '-f', '-'], env: libpqEnvironment(target) });
+    await streamThrough(
+      { path: pgDump.path, args: dumpArgs, env: libpqEnvironment(options.sourceUrl) },
+      { path: psql.path, args: [...psqlArgs, '-f', '-'], env: libpqEnvironment(target) },
+    );
   } catch (error) {
     if (error instanceof ToolError) throw new Error(`loading the source failed: ${error.message}`);
     throw error;
@@ -201,12 +231,27 @@ async function load(options: RehearseOptions, target: string): Promise<void> {
 async function applyStep(options: RehearseOptions, target: string): Promise<Omit<RehearseStep, 'name' | 'durationMs'>> {
   try {
     const result = await apply({ dir: options.dir, url: target, reporter: options.reporter, noSnapshot: true, traceLocks: true });
-    const units = result.units.map((u) => ({ id: u.id, ok: u.outcome === 'applied', durationMs: u.durationMs, ...(u.locks ? { locks: u.locks } : {}) }));
+    const units = result.units.map((u) => ({
+      id: u.id,
+      ok: u.outcome === 'applied',
+      durationMs: u.durationMs,
+      ...(u.locks ? { locks: u.locks } : {}),
+    }));
     const already = result.plan.entries.filter((e) => e.status === 'applied').length;
     if (units.length === 0 && already > 0 && already === result.plan.entries.length) {
-      return { ok: true, details: [`every unit (${already}) is already applied in the source: its ledger came with the copy, so there is nothing new to rehearse (rehearse a database from before the plan, or --fixture)`], units };
+      return {
+        ok: true,
+        details: [
+          `every unit (${already}) is already applied in the source: its ledger came with the copy, so there is nothing new to rehearse (rehearse a database from before the plan, or --fixture)`,
+        ],
+        units,
+      };
     }
-    return { ok: true, details: [`${units.length} units applied${already > 0 ? ` (${already} already applied in the source, by its ledger)` : ''}`], units };
+    return {
+      ok: true,
+      details: [`${units.length} units applied${already > 0 ? ` (${already} already applied in the source, by its ledger)` : ''}`],
+      units,
+    };
   } catch (error) {
     return failed(error);
   }
@@ -218,8 +263,14 @@ async function verifyStep(options: RehearseOptions, target: string): Promise<Omi
   return {
     ok: result.ok,
     exitCode: 3,
-    details: result.ok ? [`${result.checks.length} checks passed`] : failedChecks.map((c) => `${c.unit}: "${c.name}" returned ${c.violations} rows${c.error ? ` (${c.error})` : ''}`),
-    units: result.units.map((u) => ({ id: u.id, ok: u.checks.every((c) => c.ok), durationMs: u.checks.reduce((t, c) => t + c.durationMs, 0) })),
+    details: result.ok
+      ? [`${result.checks.length} checks passed`]
+      : failedChecks.map((c) => `${c.unit}: "${c.name}" returned ${c.violations} rows${c.error ? ` (${c.error})` : ''}`),
+    units: result.units.map((u) => ({
+      id: u.id,
+      ok: u.checks.every((c) => c.ok),
+      durationMs: u.checks.reduce((t, c) => t + c.durationMs, 0),
+    })),
   };
 }
 
@@ -232,7 +283,9 @@ async function tenancyStep(options: RehearseOptions, target: string): Promise<Om
   return {
     ok: result.ok,
     exitCode: 3,
-    details: result.ok ? [`${result.passed.length} of ${result.checked.rules} rules passed on ${result.checked.tables} tables`] : errors.map((f) => `${f.rule} ${f.table}: ${f.detail}`),
+    details: result.ok
+      ? [`${result.passed.length} of ${result.checked.rules} rules passed on ${result.checked.tables} tables`]
+      : errors.map((f) => `${f.rule} ${f.table}: ${f.detail}`),
     rules,
   };
 }
@@ -260,7 +313,11 @@ async function rollbackStep(options: RehearseOptions, target: string, count: num
 }
 
 function failed(error: unknown): Omit<RehearseStep, 'name' | 'durationMs'> {
-  if (isTenantifyError(error)) return { ok: false, exitCode: error.exitCode, details: [error.message, ...error.details, ...(error.hint ? [`hint: ${error.hint}`] : [])] };
+  if (isTenantifyError(error))
+    return {
+      ok: false,
+      exitCode: error.exitCode,
+      details: [error.message, ...error.details, ...(error.hint ? [`hint: ${error.hint}`] : [])],
+    };
   throw error;
 }
-

@@ -33,11 +33,18 @@ export interface RepairResult {
 
 export async function repair(options: RepairOptions): Promise<RepairResult> {
   const reason = options.reason.trim();
-  if (!reason) throw new UsageError('repair needs a reason', { code: 'reason-missing', hint: 'say why the file changed: tenantify repair <unit> --reason "the verify was true only at creation"; it is kept in the ledger' });
+  if (!reason)
+    throw new UsageError('repair needs a reason', {
+      code: 'reason-missing',
+      hint: 'say why the file changed: tenantify repair <unit> --reason "the verify was true only at creation"; it is kept in the ledger',
+    });
   const project = await loadProject(options.dir);
   const unit = project.units.find((u) => u.id === options.unit);
   if (!unit) {
-    throw new UsageError(`repair ${options.unit}: no such unit in the plan`, { code: 'unit-not-found', hint: `name a unit by its file name without extension, one of: ${project.units.map((u) => u.id).join(', ') || '(the plan has none)'}` });
+    throw new UsageError(`repair ${options.unit}: no such unit in the plan`, {
+      code: 'unit-not-found',
+      hint: `name a unit by its file name without extension, one of: ${project.units.map((u) => u.id).join(', ') || '(the plan has none)'}`,
+    });
   }
   const verifyChecks = unit.verifies.map(({ name, sql }) => ({ name, sql }));
   const session = await connect(options.url, 'repair');
@@ -49,15 +56,32 @@ export async function repair(options: RepairOptions): Promise<RepairResult> {
       if (!row || row.status !== 'applied') {
         throw new UsageError(
           `repair ${unit.id}: the unit is ${row ? row.status.replace('_', ' ') : 'not applied'}; repair accepts the edited file of an applied unit`,
-          { code: 'unit-not-applied', hint: 'a unit that is not applied runs as its file says: edit it and `tenantify apply`; nothing was changed' },
+          {
+            code: 'unit-not-applied',
+            hint: 'a unit that is not applied runs as its file says: edit it and `tenantify apply`; nothing was changed',
+          },
         );
       }
-      const result: RepairResult = { database: session.description, unit: unit.id, repaired: false, runId: undefined, previousChecksum: row.checksum, checksum: unit.checksum, verifyChecks, user: undefined, at: undefined };
+      const result: RepairResult = {
+        database: session.description,
+        unit: unit.id,
+        repaired: false,
+        runId: undefined,
+        previousChecksum: row.checksum,
+        checksum: unit.checksum,
+        verifyChecks,
+        user: undefined,
+        at: undefined,
+      };
       if (row.checksum === unit.checksum) return result;
       const runId = await ledger.startRun('repair', { unit: unit.id, reason });
       try {
         const done = await ledger.repairUnit(runId, unit, verifyChecks, reason);
-        if (!done) throw new UsageError(`repair ${unit.id}: the unit is no longer applied`, { code: 'unit-not-applied', hint: 'nothing was changed' });
+        if (!done)
+          throw new UsageError(`repair ${unit.id}: the unit is no longer applied`, {
+            code: 'unit-not-applied',
+            hint: 'nothing was changed',
+          });
         await ledger.finishRun(runId, 'done', 0);
         return { ...result, repaired: true, runId, user: done.user, at: done.at };
       } catch (error) {

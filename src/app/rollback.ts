@@ -62,10 +62,22 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       const state = await ledger.read();
       const plan = rollbackPlan(project.units, state.units, options);
       ensureNoDriftIn(planRun(project.units, state.units), plan.toRevert);
-      ensureRevertible(options.fromSnapshot ? { ...plan, toRevert: plan.toRevert.map((e) => (restorableSnapshot(e) ? { ...e, problem: undefined } : e)) } : plan);
+      ensureRevertible(
+        options.fromSnapshot
+          ? { ...plan, toRevert: plan.toRevert.map((e) => (restorableSnapshot(e) ? { ...e, problem: undefined } : e)) }
+          : plan,
+      );
       result.planned = plan.toRevert;
       if (plan.toRevert.length === 0) return result;
-      if (!options.fromSnapshot) await ensureTriggersStayOff(session, triggersOffScripts(plan.toRevert.map((e) => e.unit), 'rollback'), planTriggers(project.units));
+      if (!options.fromSnapshot)
+        await ensureTriggersStayOff(
+          session,
+          triggersOffScripts(
+            plan.toRevert.map((e) => e.unit),
+            'rollback',
+          ),
+          planTriggers(project.units),
+        );
       if (!(await options.confirm(plan.toRevert, session.description))) return { ...result, declined: true };
       result.runId = await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result.units);
       return result;
@@ -80,10 +92,24 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
 }
 
 /** The run in the ledger around the reverts: started, dead runs closed, finished with its outcome. */
-async function revertRecorded(session: Session, ledger: Ledger, interrupt: Interrupt, options: RollbackOptions, entries: RollbackEntry[], reports: RevertReport[]): Promise<number> {
-  const runId = await ledger.startRun(options.fromSnapshot ? 'rollback --from-snapshot' : 'rollback', { steps: options.steps ?? null, to: options.to ?? null, all: Boolean(options.all), fromSnapshot: Boolean(options.fromSnapshot) });
+async function revertRecorded(
+  session: Session,
+  ledger: Ledger,
+  interrupt: Interrupt,
+  options: RollbackOptions,
+  entries: RollbackEntry[],
+  reports: RevertReport[],
+): Promise<number> {
+  const runId = await ledger.startRun(options.fromSnapshot ? 'rollback --from-snapshot' : 'rollback', {
+    steps: options.steps ?? null,
+    to: options.to ?? null,
+    all: Boolean(options.all),
+    fromSnapshot: Boolean(options.fromSnapshot),
+  });
   for (const run of await ledger.closeDeadRuns(runId)) {
-    options.reporter.note(`run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; recorded as died`);
+    options.reporter.note(
+      `run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; recorded as died`,
+    );
     await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
   }
   const ctx = { session, ledger, runId, dryRun: false, interrupt, reporter: notesOnly(options.reporter), snapshots: undefined };
@@ -111,7 +137,11 @@ export function rollbackPlan(units: Unit[], rows: LedgerUnit[], options: Pick<Ro
 /** How many of --steps, --to and --all were given; more than one is a usage error. */
 export function checkRollbackOptions(options: Pick<RollbackOptions, 'steps' | 'to' | 'all'>): number {
   const chosen = [options.steps !== undefined, options.to !== undefined, Boolean(options.all)].filter(Boolean).length;
-  if (chosen > 1) throw new UsageError('pass one of --steps, --to and --all', { code: 'rollback-target-conflict', hint: 'bare `tenantify rollback` reverts the newest applied unit; --steps N that many; --to ID down to that unit; --all every one' });
+  if (chosen > 1)
+    throw new UsageError('pass one of --steps, --to and --all', {
+      code: 'rollback-target-conflict',
+      hint: 'bare `tenantify rollback` reverts the newest applied unit; --steps N that many; --to ID down to that unit; --all every one',
+    });
   return chosen;
 }
 
@@ -125,7 +155,11 @@ function ensureNoDriftIn(plan: Plan, toRevert: RollbackEntry[]): void {
   const ids = new Set(toRevert.map((e) => e.unit.id));
   const at = (row: LedgerUnit): number => (row.appliedAt ?? row.updatedAt).getTime();
   const oldest = Math.min(...toRevert.map((e) => at(e.ledger)));
-  ensureNoDrift({ ...plan, drifted: plan.drifted.filter((e) => ids.has(e.unit.id)), missing: plan.missing.filter((row) => at(row) >= oldest) });
+  ensureNoDrift({
+    ...plan,
+    drifted: plan.drifted.filter((e) => ids.has(e.unit.id)),
+    missing: plan.missing.filter((row) => at(row) >= oldest),
+  });
 }
 
 /** Every unit to revert needs a usable rollback file, and one interrupted attempt must still match its file: checked before anything runs. */
@@ -135,7 +169,8 @@ export function ensureRevertible(plan: RollbackPlan): void {
     const names = problems.map((e) => e.unit.id);
     throw new UsageError(
       `cannot roll back: ${names.length === 1 ? `unit ${names[0]} has` : `units ${names.join(', ')} have`} no usable rollback file`,
-      { code: 'rollback-file-missing',
+      {
+        code: 'rollback-file-missing',
         hint: 'write the missing rollbacks (a rollback carries the file name of the unit it reverts), or roll back fewer units with --steps or --to; nothing was touched',
         details: problems.map((e) => `${e.unit.id}: ${e.problem}`),
       },
@@ -143,12 +178,10 @@ export function ensureRevertible(plan: RollbackPlan): void {
   }
   const drifted = plan.toRevert.filter((e) => e.driftReason);
   if (drifted.length > 0) {
-    throw new DriftError(
-      `drift: the rollback of ${drifted.map((e) => e.unit.id).join(', ')} changed after it was partly run`,
-      { code: 'rollback-drift',
-        details: drifted.map((e) => `${e.unit.rollback?.file}: ${e.driftReason}`),
-        hint: 'restore the rollback file as it was when it ran (git shows it) so the run can resume after the statements already done; nothing was run',
-      },
-    );
+    throw new DriftError(`drift: the rollback of ${drifted.map((e) => e.unit.id).join(', ')} changed after it was partly run`, {
+      code: 'rollback-drift',
+      details: drifted.map((e) => `${e.unit.rollback?.file}: ${e.driftReason}`),
+      hint: 'restore the rollback file as it was when it ran (git shows it) so the run can resume after the statements already done; nothing was run',
+    });
   }
 }

@@ -31,7 +31,12 @@ async function manifests(session: Session, schema: string): Promise<SnapshotMani
 }
 
 /** The latest snapshot of a unit, restored in one transaction, under the run lock. */
-export async function restoreUnitSnapshot(options: { dir: string; url: string | undefined; unit: string; confirm: (manifest: SnapshotManifest) => Promise<boolean> }): Promise<SnapshotManifest | undefined> {
+export async function restoreUnitSnapshot(options: {
+  dir: string;
+  url: string | undefined;
+  unit: string;
+  confirm: (manifest: SnapshotManifest) => Promise<boolean>;
+}): Promise<SnapshotManifest | undefined> {
   const config = await loadConfig(options.dir);
   const session = await connect(options.url, 'snapshots restore');
   try {
@@ -39,14 +44,23 @@ export async function restoreUnitSnapshot(options: { dir: string; url: string | 
     return await withAdvisoryLock(session, ledger, async () => {
       const all = (await ledger.exists()) === undefined ? [] : await manifests(session, config.ledgerSchema);
       const manifest = all.filter((m) => m.unit === options.unit).pop();
-      if (!manifest) throw new UsageError(`no snapshot of ${options.unit} in the ledger`, { code: 'snapshot-not-found', hint: '`tenantify snapshots list` shows the snapshots there are' });
+      if (!manifest)
+        throw new UsageError(`no snapshot of ${options.unit} in the ledger`, {
+          code: 'snapshot-not-found',
+          hint: '`tenantify snapshots list` shows the snapshots there are',
+        });
       if (!(await options.confirm(manifest))) return undefined;
       const runId = await ledger.startRun('snapshots restore', { unit: options.unit, file: manifest.file });
       try {
         await restoreSnapshot(session, manifest);
       } catch (error) {
         const details = isTenantifyError(error) ? error.details : [];
-        await ledger.event(runId, options.unit, 'snapshot_restore_failed', { file: manifest.file, tables: manifest.tables, message: (error as Error).message, details });
+        await ledger.event(runId, options.unit, 'snapshot_restore_failed', {
+          file: manifest.file,
+          tables: manifest.tables,
+          message: (error as Error).message,
+          details,
+        });
         await ledger.finishRun(runId, 'failed', (error as { exitCode?: number }).exitCode ?? 1);
         throw error;
       }

@@ -10,7 +10,15 @@ import { withSession } from '../db/connection.js';
 import { withFixtureDatabase } from '../db/fixture.js';
 import { PlanError, UsageError } from '../errors.js';
 import { configFileName, configSchema, loadConfig } from '../plan/config.js';
-import { ambiguityQueries, countQueries, preferredCandidates, runAmbiguityCounts, runCounts, withCandidateConflicts, withCounts } from '../tenancy/analyze-data.js';
+import {
+  ambiguityQueries,
+  countQueries,
+  preferredCandidates,
+  runAmbiguityCounts,
+  runCounts,
+  withCandidateConflicts,
+  withCounts,
+} from '../tenancy/analyze-data.js';
 import { readCatalog } from '../tenancy/catalog.js';
 import { analyzeTenancy, ownerHints } from '../tenancy/graph.js';
 import { ensureKeyTypes } from '../tenancy/key-type.js';
@@ -55,29 +63,51 @@ export interface AnalyzeResult {
 const defaultStatementTimeoutMs = 10 * 60_000;
 
 export async function analyze(options: AnalyzeOptions): Promise<AnalyzeResult> {
-  if (options.url && options.fixture) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both', { code: 'source-conflict' });
+  if (options.url && options.fixture)
+    throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both', { code: 'source-conflict' });
   const config = await loadConfig(options.dir);
   const notes: string[] = [];
-  const model = tenancyConfigFrom(config.tenancy, { owner: options.owner, tenants: options.tenants, key: options.key }, (note) => notes.push(note));
+  const model = tenancyConfigFrom(config.tenancy, { owner: options.owner, tenants: options.tenants, key: options.key }, (note) =>
+    notes.push(note),
+  );
   const withNotes = (result: AnalyzeResult): AnalyzeResult =>
-    notes.length === 0 ? result : { ...result, analysis: { ...result.analysis, hints: [...notes.map((hint) => ({ table: result.analysis.owner, hint })), ...result.analysis.hints] } };
+    notes.length === 0
+      ? result
+      : {
+          ...result,
+          analysis: {
+            ...result.analysis,
+            hints: [...notes.map((hint) => ({ table: result.analysis.owner, hint })), ...result.analysis.hints],
+          },
+        };
   if (!options.fixture) return withNotes(await analyzeDatabase(options.url, model, config.ledgerSchema, config.statementTimeout, options));
 
   const fixture = options.fixture;
-  const result = await withFixtureDatabase(fixture, { serverUrl: options.fixtureServerUrl, log: options.log, purpose: 'tenancy analyze' }, (url) =>
-    analyzeDatabase(url, model, config.ledgerSchema, config.statementTimeout, options),
+  const result = await withFixtureDatabase(
+    fixture,
+    { serverUrl: options.fixtureServerUrl, log: options.log, purpose: 'tenancy analyze' },
+    (url) => analyzeDatabase(url, model, config.ledgerSchema, config.statementTimeout, options),
   );
   return withNotes({ ...result, database: `${fixture} (on a throwaway PostgreSQL)` });
 }
 
-async function analyzeDatabase(url: string | undefined, model: TenancyConfig, ledgerSchema: string, statementTimeout: number | undefined, options: AnalyzeOptions): Promise<AnalyzeResult> {
+async function analyzeDatabase(
+  url: string | undefined,
+  model: TenancyConfig,
+  ledgerSchema: string,
+  statementTimeout: number | undefined,
+  options: AnalyzeOptions,
+): Promise<AnalyzeResult> {
   return withSession(url, 'tenancy analyze (read only)', async (session) => {
     const { client } = session;
     const started = performance.now();
     // REPEATABLE READ so the counts, on other connections, read this very snapshot.
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     try {
-      const catalog = await readCatalog(client, { ...(options.schemas ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema] });
+      const catalog = await readCatalog(client, {
+        ...(options.schemas ? { schemas: options.schemas } : {}),
+        excludeSchemas: [ledgerSchema],
+      });
       let analysis = analyzeTenancy(catalog, model);
       ensureKeyTypes(analysis, catalog);
       const catalogMs = performance.now() - started;
@@ -85,7 +115,8 @@ async function analyzeDatabase(url: string | undefined, model: TenancyConfig, le
       if (wantData) {
         // Ties between paths are settled by the data first: the one with the fewest conflicting rows.
         const ambiguity = await runAmbiguityCounts(client, ambiguityQueries(analysis, catalog));
-        if (ambiguity.size > 0) analysis = withCandidateConflicts(analyzeTenancy(catalog, model, { prefer: preferredCandidates(ambiguity) }), ambiguity);
+        if (ambiguity.size > 0)
+          analysis = withCandidateConflicts(analyzeTenancy(catalog, model, { prefer: preferredCandidates(ambiguity) }), ambiguity);
         const snapshot = await exportSnapshot(client);
         const counts = await runCounts(url, countQueries(analysis, catalog), {
           connections: options.connections ?? 3,
@@ -95,7 +126,10 @@ async function analyzeDatabase(url: string | undefined, model: TenancyConfig, le
         });
         analysis = withCounts(analysis, counts);
         const known = new Set(analysis.hints.map((h) => h.hint));
-        analysis = { ...analysis, hints: [...ownerHints(analysis.owner, analysis.tables).filter((h) => !known.has(h.hint)), ...analysis.hints] };
+        analysis = {
+          ...analysis,
+          hints: [...ownerHints(analysis.owner, analysis.tables).filter((h) => !known.has(h.hint)), ...analysis.hints],
+        };
       }
       await client.query('COMMIT');
       return {
@@ -156,7 +190,9 @@ function dataChoices(model: TenancyConfig, analysis: TenancyAnalysis, short: (na
   for (const t of analysis.tables) {
     const chosen = t.ambiguous?.find((c) => c.chosen);
     if (!t.ambiguous || !chosen || chosen.conflicts === undefined) continue;
-    const byName = [...t.ambiguous].sort((a, b) => (a.columns.join(',') < b.columns.join(',') ? -1 : a.columns.join(',') > b.columns.join(',') ? 1 : 0))[0];
+    const byName = [...t.ambiguous].sort((a, b) =>
+      a.columns.join(',') < b.columns.join(',') ? -1 : a.columns.join(',') > b.columns.join(',') ? 1 : 0,
+    )[0];
     if (byName === chosen) continue;
     const name = short(t.table);
     const existing = model.tables?.[name] ?? model.tables?.[t.table];
@@ -176,7 +212,8 @@ export async function writeTenancyModel(dir: string, model: TenancyConfig): Prom
     document = JSON.parse(text) as Record<string, unknown>;
     indent = /^\{\s*\n(\s+)"/.exec(text)?.[1]?.length ?? 2;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new PlanError(`cannot be updated: ${(error as Error).message}`, { code: 'config-unwritable', file: configFileName });
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new PlanError(`cannot be updated: ${(error as Error).message}`, { code: 'config-unwritable', file: configFileName });
   }
   document['tenancy'] = model;
   // What is written must load back: checked before the file is touched.

@@ -71,11 +71,18 @@ interface CheckSettings {
   largeTableRows: number;
 }
 
-async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig, { ledgerSchema, largeTableRows }: CheckSettings): Promise<TenancyCheckResult> {
+async function checkDatabase(
+  options: TenancyCheckOptions,
+  model: TenancyConfig,
+  { ledgerSchema, largeTableRows }: CheckSettings,
+): Promise<TenancyCheckResult> {
   const timeout = options.statementTimeoutMs ?? 10 * 60_000;
   const snapshot = await openSnapshot(options.url, { connections: options.connections ?? 3, statementTimeoutMs: timeout });
   try {
-    const catalog = await readCatalog(snapshot.leader.client, { ...(options.schemas?.length ? { schemas: options.schemas } : {}), excludeSchemas: [ledgerSchema, keepSchema] });
+    const catalog = await readCatalog(snapshot.leader.client, {
+      ...(options.schemas?.length ? { schemas: options.schemas } : {}),
+      excludeSchemas: [ledgerSchema, keepSchema],
+    });
     // keepSchema holds the scaffold's copies of detached and deleted rows (for its rollback), like the ledger: not the app's tables.
     const analysis = analyzeTenancy(catalog, model);
     const access = await readAccess(snapshot.leader.client, catalog.schemas, analysis.setting);
@@ -83,16 +90,29 @@ async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig,
     const active = selectRules(analysis, options.rules, catalog);
     const probeRules = active.filter((r) => r.rule.kind === 'probe');
     const probeSkipped =
-      probeRules.length === 0 ? (options.as ? (analysis.rls ? 'no probe rule selected' : 'the model has no rls') : undefined) : !options.as ? 'no --as ROLE' : undefined;
+      probeRules.length === 0
+        ? options.as
+          ? analysis.rls
+            ? 'no probe rule selected'
+            : 'the model has no rls'
+          : undefined
+        : !options.as
+          ? 'no --as ROLE'
+          : undefined;
     const ran = active.filter((r) => r.rule.kind !== 'probe' || !probeSkipped);
     const wanted = new Map(probeRules.map((r) => [r.rule.name, r.level]));
     // The parsers (WebAssembly modules, the PL/pgSQL one only when there is a body to read)
     // load while the data rules and the probe run: only the catalog rules need them.
-    const parsers = Promise.all([loadExpressionParser(), access.functions.some((f) => f.dependsOn.length === 0) ? loadBodyParsers() : undefined]);
+    const parsers = Promise.all([
+      loadExpressionParser(),
+      access.functions.some((f) => f.dependsOn.length === 0) ? loadBodyParsers() : undefined,
+    ]);
     // The probe (its own session, round trips more than work) runs beside the data rules' scans.
     const [data, probed] = await Promise.all([
       snapshot.run(dataQueries(scope, active)),
-      options.as && !probeSkipped ? probeIsolation(options.url, scope, options.as, timeout, { largeTableRows, rules: [...wanted.keys()] }) : [],
+      options.as && !probeSkipped
+        ? probeIsolation(options.url, scope, options.as, timeout, { largeTableRows, rules: [...wanted.keys()] })
+        : [],
       parsers,
     ]);
     const findings = [...catalogFindings(scope, active), ...data];
@@ -119,7 +139,9 @@ async function checkDatabase(options: TenancyCheckOptions, model: TenancyConfig,
 
 /** `--fixture FILE`: the file loaded into a new database of a throwaway PostgreSQL, checked, and the server gone. */
 function onFixture(options: TenancyCheckOptions, model: TenancyConfig, settings: CheckSettings): Promise<TenancyCheckResult> {
-  return withFixtureDatabase(options.fixture as string, { log: options.log, purpose: 'tenancy check' }, (url) => checkDatabase({ ...options, url }, model, settings));
+  return withFixtureDatabase(options.fixture as string, { log: options.log, purpose: 'tenancy check' }, (url) =>
+    checkDatabase({ ...options, url }, model, settings),
+  );
 }
 
 /** One rule's outcome as a test case (rehearse's JUnit, verify --tenancy): failed when it has an error-level finding. */

@@ -78,11 +78,21 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
   const width = Math.max(4, String(last.value + BigInt(units.length)).length, last.width);
   const files = units.map((u, i) => {
     const id = `${String(last.value + BigInt(i + 1)).padStart(width, '0')}_${u.name}`;
-    return { unit: id, kind: u.kind, file: `${u.kind === 'migration' ? 'migrations' : 'backfills'}/${id}.${u.format}`, rollback: `rollbacks/${id}.sql`, summary: u.summary };
+    return {
+      unit: id,
+      kind: u.kind,
+      file: `${u.kind === 'migration' ? 'migrations' : 'backfills'}/${id}.${u.format}`,
+      rollback: `rollbacks/${id}.sql`,
+      summary: u.summary,
+    };
   });
   const taken = files.flatMap((f) => [f.file, f.rollback]).filter((path) => existsSync(join(options.dir, path)));
   if (taken.length > 0) {
-    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy consolidate never overwrites a file`, { code: 'file-exists', hint: 'move or remove it (or write into another --dir); nothing was written', details: taken.slice(1) });
+    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy consolidate never overwrites a file`, {
+      code: 'file-exists',
+      hint: 'move or remove it (or write into another --dir); nothing was written',
+      details: taken.slice(1),
+    });
   }
   for (const sub of ['migrations', 'backfills', 'rollbacks']) await mkdir(join(options.dir, sub), { recursive: true });
   for (const [i, u] of units.entries()) {
@@ -91,7 +101,14 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
     await writeFile(join(options.dir, f.rollback), u.rollback, { flag: 'wx' });
   }
   const qualified = into === 'public' ? tenants : `${into}.${tenants}`;
-  const model: TenancyConfig = { ...(config.tenancy ?? {}), owner: qualified, tenants: qualified, key, setting: config.tenancy?.setting ?? 'app.tenant_id', rls: config.tenancy?.rls ?? false };
+  const model: TenancyConfig = {
+    ...(config.tenancy ?? {}),
+    owner: qualified,
+    tenants: qualified,
+    key,
+    setting: config.tenancy?.setting ?? 'app.tenant_id',
+    rls: config.tenancy?.rls ?? false,
+  };
   const configPath = await writeModel(options.dir, model);
   const sources = read.sources.map((s, i): ConsolidatedSource => ({
     source: s.name,
@@ -113,18 +130,36 @@ interface ReadOptions extends TenancyConsolidateOptions {
 
 async function readSources(client: pg.ClientBase, options: ReadOptions): Promise<Read> {
   const pattern = options.fromSchemas as string;
-  const { rows: found } = await client.query<{ name: string }>('SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE $1 ORDER BY nspname COLLATE "C"', [pattern]);
+  const { rows: found } = await client.query<{ name: string }>(
+    'SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE $1 ORDER BY nspname COLLATE "C"',
+    [pattern],
+  );
   const excluded = new Set(options.exclude ?? []);
   const unknown = [...excluded].filter((e) => !found.some((f) => f.name === e));
-  if (unknown.length > 0) throw new UsageError(`--exclude ${unknown.join(', ')}: no such source matches ${pattern}`, { code: 'consolidate-unknown-source', hint: `sources matching it: ${found.map((f) => f.name).join(', ') || 'none'}` });
-  const names = found.map((f) => f.name).filter((n) => !excluded.has(n) && n !== options.into && n !== options.ledgerSchema && n !== idsSchema);
-  if (names.length === 0) throw new UsageError(`no schema matches ${pattern}${excluded.size > 0 ? ' (after --exclude)' : ''}`, { code: 'consolidate-no-sources', hint: "--from-schemas takes a LIKE pattern, e.g. 'customer_%'" });
+  if (unknown.length > 0)
+    throw new UsageError(`--exclude ${unknown.join(', ')}: no such source matches ${pattern}`, {
+      code: 'consolidate-unknown-source',
+      hint: `sources matching it: ${found.map((f) => f.name).join(', ') || 'none'}`,
+    });
+  const names = found
+    .map((f) => f.name)
+    .filter((n) => !excluded.has(n) && n !== options.into && n !== options.ledgerSchema && n !== idsSchema);
+  if (names.length === 0)
+    throw new UsageError(`no schema matches ${pattern}${excluded.size > 0 ? ' (after --exclude)' : ''}`, {
+      code: 'consolidate-no-sources',
+      hint: "--from-schemas takes a LIKE pattern, e.g. 'customer_%'",
+    });
   const referenceName = options.reference ?? (names[0] as string);
-  if (!names.includes(referenceName)) throw new UsageError(`--reference ${referenceName} is not one of the sources`, { code: 'consolidate-unknown-source', hint: `sources: ${names.join(', ')}` });
+  if (!names.includes(referenceName))
+    throw new UsageError(`--reference ${referenceName} is not one of the sources`, {
+      code: 'consolidate-unknown-source',
+      hint: `sources: ${names.join(', ')}`,
+    });
 
   const shapes = await readShapes(client, names, (schema) => schema);
   const reference = shapes.find((s) => s.source === referenceName) as SourceShape;
-  if (reference.tables.length === 0) throw new UsageError(`the reference ${referenceName} has no tables`, { code: 'consolidate-no-tables' });
+  if (reference.tables.length === 0)
+    throw new UsageError(`the reference ${referenceName} has no tables`, { code: 'consolidate-no-tables' });
   const drifts = compareShapes(reference, shapes);
   if (drifts.length > 0) throw driftError(drifts, referenceName);
   await ensureTargetFree(client, options, reference);
@@ -167,12 +202,19 @@ async function readShapes(client: pg.ClientBase, schemas: string[], sourceOf: (s
     schema,
     tables: catalog.tables
       .filter((t) => t.schema === schema)
-      .map((t): SourceTable => ({ catalog: t, defaults: Object.fromEntries(defaults.filter((d) => d.schema === schema && d.table === t.table).map((d) => [d.column, d.expr])) })),
+      .map((t): SourceTable => ({
+        catalog: t,
+        defaults: Object.fromEntries(defaults.filter((d) => d.schema === schema && d.table === t.table).map((d) => [d.column, d.expr])),
+      })),
   }));
 }
 
 /** Per table the upper bounds of its key ranges (every batchSize-th key of its primary key's first column), and the source's rows. */
-async function keyRanges(client: pg.ClientBase, shape: SourceShape, batchSize: number): Promise<{ bounds: Record<string, string[]>; total: number }> {
+async function keyRanges(
+  client: pg.ClientBase,
+  shape: SourceShape,
+  batchSize: number,
+): Promise<{ bounds: Record<string, string[]>; total: number }> {
   const bounds: Record<string, string[]> = {};
   let total = 0;
   for (const t of shape.tables) {
@@ -202,16 +244,27 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`the sources file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { code: 'consolidate-sources-unreadable' });
+    throw new UsageError(`the sources file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      code: 'consolidate-sources-unreadable',
+    });
   }
   const excluded = new Set(options.exclude ?? []);
   const lines = parseSources(text).filter((l) => !excluded.has(l.name));
-  if (lines.length === 0) throw new UsageError(`${file} names no source${excluded.size > 0 ? ' (after --exclude)' : ''}`, { code: 'consolidate-no-sources', hint: 'one source a line: `name postgres://user@host/db` (or a bare URL), # comments' });
+  if (lines.length === 0)
+    throw new UsageError(`${file} names no source${excluded.size > 0 ? ' (after --exclude)' : ''}`, {
+      code: 'consolidate-no-sources',
+      hint: 'one source a line: `name postgres://user@host/db` (or a bare URL), # comments',
+    });
   const bad = lines.find((l) => !/^[A-Za-z0-9_]+$/.test(l.name));
-  if (bad) throw new UsageError(`${file}:${bad.line}: a source's name is letters, digits and _ (it names its tenant, unit and staging schema): ${bad.name}`, { code: 'consolidate-source-name' });
+  if (bad)
+    throw new UsageError(
+      `${file}:${bad.line}: a source's name is letters, digits and _ (it names its tenant, unit and staging schema): ${bad.name}`,
+      { code: 'consolidate-source-name' },
+    );
   const seen = new Set<string>();
   for (const l of lines) {
-    if (seen.has(l.name)) throw new UsageError(`${file}:${l.line}: the source ${l.name} is named twice`, { code: 'consolidate-source-name' });
+    if (seen.has(l.name))
+      throw new UsageError(`${file}:${l.line}: the source ${l.name} is named twice`, { code: 'consolidate-source-name' });
     seen.add(l.name);
   }
   const schema = options.sourceSchema ?? 'public';
@@ -224,13 +277,23 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
       bounds.set(line.name, await keyRanges(client, shape as SourceShape, options.batchSize));
     }).catch((error: unknown) => {
       if (error instanceof UsageError) throw error;
-      throw new UsageError(`${file}:${line.line}: the source ${line.name} cannot be read: ${redact((error as Error).message)}`, { code: 'consolidate-source-unreachable' });
+      throw new UsageError(`${file}:${line.line}: the source ${line.name} cannot be read: ${redact((error as Error).message)}`, {
+        code: 'consolidate-source-unreachable',
+      });
     });
   }
   const referenceName = options.reference ?? (lines[0] as SourceLine).name;
   const reference = shapes.find((s) => s.source === referenceName);
-  if (!reference) throw new UsageError(`--reference ${referenceName} is not one of the sources`, { code: 'consolidate-unknown-source', hint: `sources: ${lines.map((l) => l.name).join(', ')}` });
-  if (reference.tables.length === 0) throw new UsageError(`the reference ${referenceName} has no tables in schema ${schema}`, { code: 'consolidate-no-tables', hint: 'pass --source-schema for the schema that holds them' });
+  if (!reference)
+    throw new UsageError(`--reference ${referenceName} is not one of the sources`, {
+      code: 'consolidate-unknown-source',
+      hint: `sources: ${lines.map((l) => l.name).join(', ')}`,
+    });
+  if (reference.tables.length === 0)
+    throw new UsageError(`the reference ${referenceName} has no tables in schema ${schema}`, {
+      code: 'consolidate-no-tables',
+      hint: 'pass --source-schema for the schema that holds them',
+    });
   const drifts = compareShapes(reference, shapes);
   if (drifts.length > 0) throw driftError(drifts, referenceName);
   await withReadOnly(options.url, (client) => ensureTargetFree(client, options, reference));
@@ -246,14 +309,16 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
   return { reference, sources, rows };
 }
 
-
 function driftError(drifts: Drift[], reference: string): UsageError {
   const sources = [...new Set(drifts.map((d) => d.source))];
-  return new UsageError(`${sources.length} source${sources.length === 1 ? '' : 's'} drifted from the reference ${reference}: ${sources.join(', ')}`, {
-    code: 'consolidate-drift',
-    hint: `bring ${sources.length === 1 ? 'it' : 'them'} to the reference's shape, or leave ${sources.length === 1 ? 'it' : 'them'} out with --exclude ${sources.join(' ')}; nothing was written`,
-    details: describeDrifts(drifts),
-  });
+  return new UsageError(
+    `${sources.length} source${sources.length === 1 ? '' : 's'} drifted from the reference ${reference}: ${sources.join(', ')}`,
+    {
+      code: 'consolidate-drift',
+      hint: `bring ${sources.length === 1 ? 'it' : 'them'} to the reference's shape, or leave ${sources.length === 1 ? 'it' : 'them'} out with --exclude ${sources.join(' ')}; nothing was written`,
+      details: describeDrifts(drifts),
+    },
+  );
 }
 
 /** The tenants table and the shared tables must not exist yet: the plan creates them. */
@@ -267,10 +332,13 @@ async function ensureTargetFree(client: pg.ClientBase, options: ReadOptions, ref
   const taken = rows.map((r) => `${options.into}.${r.name}`);
   if ((ids[0]?.n ?? 0) > 0) taken.push(`schema ${idsSchema}`);
   if (taken.length > 0) {
-    throw new UsageError(`${taken.join(', ')} exist${taken.length === 1 ? 's' : ''} already in the target: tenancy consolidate creates the shared tables itself`, {
-      code: 'consolidate-target-exists',
-      hint: 'pass --into SCHEMA for a schema of their own (or --tenants NAME), or drop them; nothing was written',
-    });
+    throw new UsageError(
+      `${taken.join(', ')} exist${taken.length === 1 ? 's' : ''} already in the target: tenancy consolidate creates the shared tables itself`,
+      {
+        code: 'consolidate-target-exists',
+        hint: 'pass --into SCHEMA for a schema of their own (or --tenants NAME), or drop them; nothing was written',
+      },
+    );
   }
 }
 

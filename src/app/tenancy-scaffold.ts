@@ -60,11 +60,21 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   const last = await lastPrefix(options.dir);
 
   const readOptions = { ...(options.schemas ? { schemas: options.schemas } : {}), excludeSchemas: [config.ledgerSchema, keepSchema] };
-  const catalog = options.fixture ? await catalogOfFixture(options.fixture, readOptions, options.log) : await withSession(options.url, 'tenancy scaffold (read only)', (s) => readCatalog(s.client, readOptions));
+  const catalog = options.fixture
+    ? await catalogOfFixture(options.fixture, readOptions, options.log)
+    : await withSession(options.url, 'tenancy scaffold (read only)', (s) => readCatalog(s.client, readOptions));
   const analysis = analyzeTenancy(catalog, model);
   ensureKeyTypes(analysis, catalog);
-  const units = scaffoldPlan(analysis, catalog, { composite: options.composite || Boolean(options.citus), rls: model.rls ?? false, citus: Boolean(options.citus) });
-  if (units.length === 0) throw new UsageError('nothing to scaffold: every tenant table has its key already', { code: 'nothing-to-scaffold', hint: 'run `tenantify tenancy check` to see what is left' });
+  const units = scaffoldPlan(analysis, catalog, {
+    composite: options.composite || Boolean(options.citus),
+    rls: model.rls ?? false,
+    citus: Boolean(options.citus),
+  });
+  if (units.length === 0)
+    throw new UsageError('nothing to scaffold: every tenant table has its key already', {
+      code: 'nothing-to-scaffold',
+      hint: 'run `tenantify tenancy check` to see what is left',
+    });
 
   // Idempotent: a unit whose name the plan holds already (an earlier scaffold) is not written again.
   const existing = await unitsByName(options.dir);
@@ -73,11 +83,22 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   const width = Math.max(4, String(last.value + BigInt(missing.length)).length, last.width);
   const files: ScaffoldedFile[] = missing.map((u, i) => {
     const id = `${String(last.value + BigInt(i + 1)).padStart(width, '0')}_${u.name}`;
-    return { unit: id, kind: u.kind, step: u.step, file: `${u.kind === 'migration' ? 'migrations' : 'backfills'}/${id}.sql`, rollback: `rollbacks/${id}.sql`, summary: u.summary };
+    return {
+      unit: id,
+      kind: u.kind,
+      step: u.step,
+      file: `${u.kind === 'migration' ? 'migrations' : 'backfills'}/${id}.sql`,
+      rollback: `rollbacks/${id}.sql`,
+      summary: u.summary,
+    };
   });
   const taken = files.flatMap((f) => [f.file, f.rollback]).filter((path) => existsSync(join(options.dir, path)));
   if (taken.length > 0) {
-    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy scaffold never overwrites a file`, { code: 'file-exists', hint: 'move or remove it (or scaffold into another --dir); nothing was written', details: taken.slice(1) });
+    throw new UsageError(`${join(options.dir, taken[0] as string)} exists: tenancy scaffold never overwrites a file`, {
+      code: 'file-exists',
+      hint: 'move or remove it (or scaffold into another --dir); nothing was written',
+      details: taken.slice(1),
+    });
   }
 
   for (const sub of ['migrations', 'backfills', 'rollbacks']) await mkdir(join(options.dir, sub), { recursive: true });
@@ -157,6 +178,12 @@ async function writeModel(dir: string, model: TenancyConfig): Promise<string> {
   return path;
 }
 
-function catalogOfFixture(fixture: string, readOptions: { schemas?: string[]; excludeSchemas: string[] }, log?: (line: string) => void): Promise<Catalog> {
-  return withFixtureDatabase(fixture, { log, purpose: 'tenancy scaffold (fixture)' }, (url) => withSession(url, 'tenancy scaffold (fixture)', (s) => readCatalog(s.client, readOptions)));
+function catalogOfFixture(
+  fixture: string,
+  readOptions: { schemas?: string[]; excludeSchemas: string[] },
+  log?: (line: string) => void,
+): Promise<Catalog> {
+  return withFixtureDatabase(fixture, { log, purpose: 'tenancy scaffold (fixture)' }, (url) =>
+    withSession(url, 'tenancy scaffold (fixture)', (s) => readCatalog(s.client, readOptions)),
+  );
 }

@@ -64,10 +64,13 @@ function selectUnits(rows: LedgerUnit[], only: string | undefined): LedgerUnit[]
   const found = applied.filter((r) => r.id === only);
   if (found.length === 0) {
     const row = rows.find((r) => r.id === only);
-    throw new UsageError(
-      `--unit ${only}: ${row ? `the unit is ${row.status}, not applied` : 'the ledger has no such unit'}`,
-      { code: 'unit-not-applied', hint: applied.length > 0 ? `applied units: ${applied.map((r) => r.id).join(', ')}` : 'nothing is applied yet: run `tenantify apply` first' },
-    );
+    throw new UsageError(`--unit ${only}: ${row ? `the unit is ${row.status}, not applied` : 'the ledger has no such unit'}`, {
+      code: 'unit-not-applied',
+      hint:
+        applied.length > 0
+          ? `applied units: ${applied.map((r) => r.id).join(', ')}`
+          : 'nothing is applied yet: run `tenantify apply` first',
+    });
   }
   return found;
 }
@@ -90,7 +93,15 @@ async function checksOf(client: pg.Client, row: LedgerUnit): Promise<VerifiedChe
     } catch (error) {
       await client.query('ROLLBACK TO SAVEPOINT tenantify_verify');
       const e = error as { message?: string; code?: string };
-      results.push({ unit: row.id, name: check.name, ok: false, violations: 0, sample: [], durationMs: 0, error: `${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ''}` });
+      results.push({
+        unit: row.id,
+        name: check.name,
+        ok: false,
+        violations: 0,
+        sample: [],
+        durationMs: 0,
+        error: `${e.message ?? String(error)}${e.code ? ` (SQLSTATE ${e.code})` : ''}`,
+      });
     }
   }
   return results;

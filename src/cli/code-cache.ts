@@ -60,7 +60,10 @@ function codeCacheFile(file: string, text: string): string | undefined {
   const directory = cacheDirectory();
   if (!directory) return undefined;
   const { mtimeMs } = statSync(file);
-  const build = createHash('sha256').update(`${file}\n${text.length}\n${mtimeMs}\n${process.version}\n${process.arch}`).digest('hex').slice(0, 16);
+  const build = createHash('sha256')
+    .update(`${file}\n${text.length}\n${mtimeMs}\n${process.version}\n${process.arch}`)
+    .digest('hex')
+    .slice(0, 16);
   return join(directory, `code-${build}.bin`);
 }
 

@@ -25,9 +25,14 @@ export function startLegacyApp(url: string, pauseMs = 20): { stop(): Promise<Leg
     const started = performance.now();
     try {
       if (i % 3 === 2) {
-        await client.query('UPDATE reservations SET party_size = party_size % 12 + 1, updated_at = now() WHERE id = $1', [1 + ((i * 104729) % 12000)]);
+        await client.query('UPDATE reservations SET party_size = party_size % 12 + 1, updated_at = now() WHERE id = $1', [
+          1 + ((i * 104729) % 12000),
+        ]);
       } else {
-        await client.query("INSERT INTO reservations (restaurant_id, date, party_size, updated_at) VALUES ($1, now() + interval '1 day', 2, now())", [restaurant]);
+        await client.query(
+          "INSERT INTO reservations (restaurant_id, date, party_size, updated_at) VALUES ($1, now() + interval '1 day', 2, now())",
+          [restaurant],
+        );
       }
       writes.count += 1;
     } catch (error) {

@@ -86,19 +86,29 @@ async function tenantUpgrade(serverUrl: string, run: Omit<Run, 'url'>): Promise<
   say('Loading the legacy app: a restaurant back office with no notion of tenants.');
   const url = await legacyDatabase(serverUrl, 'restaurant-platform/legacy.sql');
   const r: Run = { ...run, url };
-  const counts = await withClient(url, async (c) => (await c.query<{ restaurants: number; reservations: number; customers: number }>(
-    'SELECT (SELECT count(*) FROM restaurants)::int AS restaurants, (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM reservations)::int AS reservations',
-  )).rows[0]);
-  indent(`${counts?.restaurants} restaurants, ${counts?.customers} customers, ${counts?.reservations} reservations; every restaurant is to become a tenant`);
+  const counts = await withClient(
+    url,
+    async (c) =>
+      (
+        await c.query<{ restaurants: number; reservations: number; customers: number }>(
+          'SELECT (SELECT count(*) FROM restaurants)::int AS restaurants, (SELECT count(*) FROM customers)::int AS customers, (SELECT count(*) FROM reservations)::int AS reservations',
+        )
+      ).rows[0],
+  );
+  indent(
+    `${counts?.restaurants} restaurants, ${counts?.customers} customers, ${counts?.reservations} reservations; every restaurant is to become a tenant`,
+  );
   await copyFile(join(fixtures, 'restaurant-platform/scaffold.config.json'), join(r.dir, 'tenantify.config.json'));
 
   say('`tenancy analyze` reads the catalog and the data: how does every row find its restaurant?');
   await expectExit(r, ['tenancy', 'analyze']);
-  indent([
-    'The DBA decides from this table: each restaurant becomes an organization; the tables reach it',
-    'through their foreign keys; `users` stays global (staff work for several restaurants);',
-    'no row is unresolved and no reference crosses tenants, so nothing needs a policy.',
-  ].join('\n'));
+  indent(
+    [
+      'The DBA decides from this table: each restaurant becomes an organization; the tables reach it',
+      'through their foreign keys; `users` stays global (staff work for several restaurants);',
+      'no row is unresolved and no reference crosses tenants, so nothing needs a policy.',
+    ].join('\n'),
+  );
 
   say('`tenancy scaffold --composite --rls` writes the whole plan: units a DBA reviews, each safe on a live database.');
   await expectExit(r, ['tenancy', 'scaffold', '--composite', '--rls']);
@@ -120,13 +130,17 @@ async function tenantUpgrade(serverUrl: string, run: Omit<Run, 'url'>): Promise<
 
   say('`tenancy check --as demo_app` proves isolation: keys, foreign keys, policies, and a live probe as the app role.');
   const role = `demo_app_${randomBytes(3).toString('hex')}`;
-  await withClient(url, (c) => c.query(`CREATE ROLE ${role} NOLOGIN; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`));
+  await withClient(url, (c) =>
+    c.query(
+      `CREATE ROLE ${role} NOLOGIN; GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO ${role}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
+    ),
+  );
   await expectExit(r, ['tenancy', 'check', '--as', role]);
 
   say('A planted cross-tenant write: the app role, working for one restaurant, books a table at another.');
   indent(await plantedWrite(url, role));
 
-  say('`verify` runs every applied unit\'s verify queries again, read-only.');
+  say("`verify` runs every applied unit's verify queries again, read-only.");
   await expectExit(r, ['verify']);
 
   say('`rollback` reverts the newest unit exactly, with its rollback file; `status` says where the plan stands.');
@@ -145,7 +159,7 @@ async function plantedWrite(url: string, role: string): Promise<string> {
     await c.query(`SET ROLE ${role}`);
     await c.query("SELECT set_config('app.tenant_id', $1, false)", [pair.mine]);
     try {
-      await c.query("INSERT INTO reservations (restaurant_id, date, party_size, updated_at) VALUES ($1, now(), 2, now())", [pair.theirs]);
+      await c.query('INSERT INTO reservations (restaurant_id, date, party_size, updated_at) VALUES ($1, now(), 2, now())', [pair.theirs]);
     } catch (error) {
       return `refused by PostgreSQL: ${(error as Error).message}`;
     }
@@ -165,14 +179,22 @@ async function unitFiles(dir: string): Promise<string[]> {
 async function executorStory(serverUrl: string, run: Omit<Run, 'url'>): Promise<void> {
   say('Loading the legacy single-tenant app: users own hosts directly, no organizations.');
   const r: Run = { ...run, dir: root, url: await legacyDatabase(serverUrl, 'hosts-to-organizations/legacy.sql') };
-  const counts = await withClient(r.url, async (c) => (await c.query<{ users: number; hosts: number }>('SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM hosts)::int AS hosts')).rows[0]);
+  const counts = await withClient(
+    r.url,
+    async (c) =>
+      (
+        await c.query<{ users: number; hosts: number }>(
+          'SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM hosts)::int AS hosts',
+        )
+      ).rows[0],
+  );
   indent(`${counts?.users} users, ${counts?.hosts} hosts`);
 
   say('`plan` reads migrations/, backfills/ and rollbacks/ and shows every unit in order, before anything runs.');
   await expectExit(r, ['plan']);
   say('`apply` runs each unit in its own transaction: a pg_dump snapshot first, then the body, the verify queries, and the ledger.');
   await expectExit(r, ['apply']);
-  say('`verify` runs every applied unit\'s verify queries again, read-only, as the ledger stored them.');
+  say("`verify` runs every applied unit's verify queries again, read-only, as the ledger stored them.");
   await expectExit(r, ['verify']);
   say('`rollback --steps 3` reverts the three newest units with their rollback files, newest first.');
   await expectExit(r, ['rollback', '--steps', '3', '--yes']);
@@ -191,15 +213,18 @@ async function main(): Promise<void> {
   try {
     say('Starting a throwaway PostgreSQL (Docker if an engine answers, else the local binaries)...');
     // TENANTIFY_DEMO_SERVER_URL: a server to use as is (the demo's own test passes the suite's).
-    await withThrowawayPostgres({ url: process.env['TENANTIFY_DEMO_SERVER_URL'], log: (line) => process.stdout.write(style.dim(`  ${line}\n`)) }, async (server) => {
-      await (executor ? executorStory : tenantUpgrade)(server.url, { dir, snapshots });
-    });
+    await withThrowawayPostgres(
+      { url: process.env['TENANTIFY_DEMO_SERVER_URL'], log: (line) => process.stdout.write(style.dim(`  ${line}\n`)) },
+      async (server) => {
+        await (executor ? executorStory : tenantUpgrade)(server.url, { dir, snapshots });
+      },
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
     await rm(snapshots, { recursive: true, force: true });
   }
   say(`Done in ${((performance.now() - started) / 1000).toFixed(1)}s; the throwaway server and its files are gone.`);
-  if (!executor) indent('The executor\'s own story (snapshots, rollback, resume): npm run demo -- --executor');
+  if (!executor) indent("The executor's own story (snapshots, rollback, resume): npm run demo -- --executor");
 }
 
 main().catch((error: unknown) => {

@@ -21,9 +21,26 @@ function withFleetOptions(command: Command, extra: { parallel: boolean; canary: 
   command
     .option('--targets <file>', 'run across a fleet: one target a line, `name URL` or a bare URL; # comments')
     .option('--targets-query <sql>', 'run across a fleet: the `name, url` rows this query returns on -d');
-  if (extra.parallel) command.addOption(new Option('--parallel <n>', 'with --targets: connections the fleet opens at most (targets at once; backfill workers count)').argParser(positiveInt));
-  if (extra.canary) command.addOption(new Option('--canary <n>', 'with --targets: the first N targets are applied and verified before any other starts').argParser(positiveInt));
-  if (extra.onError) command.addOption(new Option('--on-error <mode>', 'with --targets: after a failed target, stop (running targets end their unit) or continue').choices(['stop', 'continue']));
+  if (extra.parallel)
+    command.addOption(
+      new Option(
+        '--parallel <n>',
+        'with --targets: connections the fleet opens at most (targets at once; backfill workers count)',
+      ).argParser(positiveInt),
+    );
+  if (extra.canary)
+    command.addOption(
+      new Option('--canary <n>', 'with --targets: the first N targets are applied and verified before any other starts').argParser(
+        positiveInt,
+      ),
+    );
+  if (extra.onError)
+    command.addOption(
+      new Option('--on-error <mode>', 'with --targets: after a failed target, stop (running targets end their unit) or continue').choices([
+        'stop',
+        'continue',
+      ]),
+    );
   return command;
 }
 
@@ -68,7 +85,11 @@ export function buildProgram(): Command {
     .option('--dry-run', 'run transactional units in one transaction that is rolled back; report what would happen')
     .option('--auto-rollback', 'when a unit, precheck or verify fails, revert the units this run applied')
     .option('--no-snapshot', 'take no pg_dump snapshots (recorded in the ledger)')
-    .addOption(new Option('--parallel <n>', 'workers for batched backfills; with --targets, the connections the fleet opens at most').argParser(positiveInt))
+    .addOption(
+      new Option('--parallel <n>', 'workers for batched backfills; with --targets, the connections the fleet opens at most').argParser(
+        positiveInt,
+      ),
+    )
     .action(action(() => import('./commands/apply.js')));
 
   withFleetOptions(withCommonOptions(program.command('verify')), { parallel: true, canary: false, onError: false })
@@ -87,7 +108,7 @@ export function buildProgram(): Command {
     .action(action(() => import('./commands/rollback.js')));
 
   withFleetOptions(withCommonOptions(program.command('status')), { parallel: true, canary: false, onError: false })
-    .description('the ledger: where the plan stands, the last run, a running backfill\'s progress')
+    .description("the ledger: where the plan stands, the last run, a running backfill's progress")
     .action(action(() => import('./commands/status.js')));
 
   withCommonOptions(program.command('snapshots'))
@@ -117,7 +138,9 @@ export function buildProgram(): Command {
     .requiredOption('--reason <text>', 'why the file changed (kept in the ledger)')
     .action(action(() => import('./commands/repair.js')));
 
-  const tenancy = program.command('tenancy').description('the tenancy model: analyze | scaffold | check | consolidate (see docs/tenancy.md)');
+  const tenancy = program
+    .command('tenancy')
+    .description('the tenancy model: analyze | scaffold | check | consolidate (see docs/tenancy.md)');
   const modelOptions = (command: Command): Command =>
     withCommonOptions(command)
       .option('--owner <table>', "the legacy table whose rows become tenants (else the config's tenancy.owner)")
@@ -146,7 +169,10 @@ export function buildProgram(): Command {
     .description('write the whole tenant upgrade plan as units, safe on a live database')
     .option('--composite', 'unique (key, id) on referenced tenant tables and foreign keys that include the key')
     .option('--rls', 'enable and force row level security with a policy on the key')
-    .option('--citus', 'then place the tenancy on Citus: primary keys (key, id), reference tables, tables distributed by the key (implies --composite)')
+    .option(
+      '--citus',
+      'then place the tenancy on Citus: primary keys (key, id), reference tables, tables distributed by the key (implies --composite)',
+    )
     .option('--fixture <file>', 'read the schema from this SQL file loaded into a throwaway PostgreSQL')
     .action(action(() => import('./commands/tenancy-scaffold.js')));
 
@@ -160,7 +186,11 @@ export function buildProgram(): Command {
     .option('--reference <name>', 'the source every other is compared with (default: the first by name)')
     .option('--tenants <table>', 'the tenants table the plan creates (default organizations)')
     .option('--key <column>', "the tenant key column (default: the tenants table's singular + _id)")
-    .addOption(new Option('--ids <mode>', 'keep: ids stay, keys become (key, id); remap: new ids, old ones kept in mapping tables').choices(['keep', 'remap']).default('keep'))
+    .addOption(
+      new Option('--ids <mode>', 'keep: ids stay, keys become (key, id); remap: new ids, old ones kept in mapping tables')
+        .choices(['keep', 'remap'])
+        .default('keep'),
+    )
     .option('--batch-size <rows>', 'rows per copy statement (default 10000)', positiveInt)
     .action(action(() => import('./commands/tenancy-consolidate.js')));
 

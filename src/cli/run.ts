@@ -14,12 +14,29 @@ export async function runCommand(options: CommonOptions, body: () => Promise<num
     const out = createOutput(options);
     if (isTenantifyError(error)) {
       out.error(formatError(error, out.style));
-      if (out.json) out.result({ error: { code: error.code, message: redact(error.message), exitCode: error.exitCode, hint: error.hint ?? null, details: error.details.map(redact) } });
+      if (out.json)
+        out.result({
+          error: {
+            code: error.code,
+            message: redact(error.message),
+            exitCode: error.exitCode,
+            hint: error.hint ?? null,
+            details: error.details.map(redact),
+          },
+        });
       return error.exitCode;
     }
     const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
     out.error(redact(`tenantify hit an unexpected error; this is a bug, please report it with the lines below.\n${text}`));
-    if (out.json) out.result({ error: { code: 'bug', message: redact(error instanceof Error ? error.message : String(error)), exitCode: ExitCode.unitFailed, bug: true } });
+    if (out.json)
+      out.result({
+        error: {
+          code: 'bug',
+          message: redact(error instanceof Error ? error.message : String(error)),
+          exitCode: ExitCode.unitFailed,
+          bug: true,
+        },
+      });
     return ExitCode.unitFailed;
   }
 }

@@ -5,5 +5,8 @@ import { hasLibpqEnvironment, resolveDatabaseUrl, type CommonOptions } from './c
 export function requireDatabase(options: CommonOptions): string | undefined {
   const url = resolveDatabaseUrl(options);
   if (url || hasLibpqEnvironment()) return url;
-  throw new UsageError('no database given', { code: 'database-missing', hint: 'pass -d/--database-url postgres://user@host/db, or set DATABASE_URL, or the PG* variables (PGHOST, PGDATABASE...)' });
+  throw new UsageError('no database given', {
+    code: 'database-missing',
+    hint: 'pass -d/--database-url postgres://user@host/db, or set DATABASE_URL, or the PG* variables (PGHOST, PGDATABASE...)',
+  });
 }

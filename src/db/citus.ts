@@ -95,8 +95,20 @@ export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): P
   if (full.length === 0 || !(await hasCitus(session.client))) return;
   const unit = full[0] as Unit;
   throw new PlanError(
-    '`-- tenantify:snapshot full` cannot work on a Citus coordinator: pg_restore --clean of the whole database would drop the Citus extension\'s objects and cannot put the shards back on the workers',
-    { code: 'citus-snapshot-full', file: unit.file, line: unit.options.snapshot.line, hint: `name the tables instead (\`-- tenantify:snapshot accounts,users\`: a Citus table is restored in place, its distribution kept), or none${full.length > 1 ? ` (also in ${full.slice(1).map((u) => u.file).join(', ')})` : ''}; nothing was run` },
+    "`-- tenantify:snapshot full` cannot work on a Citus coordinator: pg_restore --clean of the whole database would drop the Citus extension's objects and cannot put the shards back on the workers",
+    {
+      code: 'citus-snapshot-full',
+      file: unit.file,
+      line: unit.options.snapshot.line,
+      hint: `name the tables instead (\`-- tenantify:snapshot accounts,users\`: a Citus table is restored in place, its distribution kept), or none${
+        full.length > 1
+          ? ` (also in ${full
+              .slice(1)
+              .map((u) => u.file)
+              .join(', ')})`
+          : ''
+      }; nothing was run`,
+    },
   );
 }
 
@@ -108,7 +120,10 @@ export async function ensureCitusCanSnapshot(session: Session, units: Unit[]): P
  */
 export async function restoresInPlace(session: Session, manifest: SnapshotManifest): Promise<boolean> {
   if (manifest.scope === 'full' && (await hasCitus(session.client))) {
-    throw new UsageError(`the snapshot of ${manifest.unit} is of the whole database, which cannot be restored on a Citus coordinator`, { code: 'citus-restore-refused', hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot)' });
+    throw new UsageError(`the snapshot of ${manifest.unit} is of the whole database, which cannot be restored on a Citus coordinator`, {
+      code: 'citus-restore-refused',
+      hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot)',
+    });
   }
   if (manifest.scope !== 'tables') return false;
   const taken = manifest.citus ?? {};
@@ -119,12 +134,16 @@ export async function restoresInPlace(session: Session, manifest: SnapshotManife
   for (const [table, before] of Object.entries(taken)) {
     const after = now[table];
     if (!after) changed.push(`${table} is no longer a Citus table (or is gone)`);
-    else if (before.columns.join(', ') !== after.columns.join(', ')) changed.push(`${table} had columns (${before.columns.join(', ')}), now (${after.columns.join(', ')})`);
+    else if (before.columns.join(', ') !== after.columns.join(', '))
+      changed.push(`${table} had columns (${before.columns.join(', ')}), now (${after.columns.join(', ')})`);
   }
   if (changed.length > 0) {
     throw new UsageError(
       `the snapshot of ${manifest.unit} cannot be restored on this Citus coordinator: it puts rows back into tables as they are, and ${changed.join('; ')}`,
-      { code: 'citus-restore-refused', hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the rows by hand from the snapshot file (`pg_restore --data-only`)' },
+      {
+        code: 'citus-restore-refused',
+        hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the rows by hand from the snapshot file (`pg_restore --data-only`)',
+      },
     );
   }
   return true;
@@ -201,8 +220,14 @@ export async function placeLike(client: pg.Client, placements: CitusPlacement[])
       else if (placement.kind === 'local') await client.query('SELECT citus_add_local_table_to_metadata($1)', [placement.table]);
       else {
         const first = firstOfGroup.get(placement.group);
-        if (first) await client.query('SELECT create_distributed_table($1, $2, colocate_with => $3)', [placement.table, placement.column, first]);
-        else await client.query("SELECT create_distributed_table($1, $2, colocate_with => 'none', shard_count => $3::int)", [placement.table, placement.column, placement.shards]);
+        if (first)
+          await client.query('SELECT create_distributed_table($1, $2, colocate_with => $3)', [placement.table, placement.column, first]);
+        else
+          await client.query("SELECT create_distributed_table($1, $2, colocate_with => 'none', shard_count => $3::int)", [
+            placement.table,
+            placement.column,
+            placement.shards,
+          ]);
         firstOfGroup.set(placement.group, first ?? placement.table);
       }
     } catch (error) {

@@ -79,7 +79,9 @@ export async function describeDatabase(client: pg.Client, excludeSchemas: string
   const content = new Map<string, string>();
   const rows: DatabaseState['rows'] = new Map();
   const columns: DatabaseState['columns'] = new Map();
-  const tables = [...objects.entries()].filter(([key, def]) => key.startsWith('table ') && (def === 'table' || def === 'partitioned table'));
+  const tables = [...objects.entries()].filter(
+    ([key, def]) => key.startsWith('table ') && (def === 'table' || def === 'partitioned table'),
+  );
   for (const [key] of tables) {
     const name = key.slice('table '.length);
     const result = await client.query<{ n: number; md5: string | null }>(
@@ -93,7 +95,9 @@ export async function describeDatabase(client: pg.Client, excludeSchemas: string
   for (const [key, def] of objects) {
     if (def === 'sequence') {
       const name = key.slice('table '.length);
-      const seq = await client.query<{ v: string }>(`SELECT last_value::text || CASE WHEN is_called THEN '' ELSE ' (not called)' END AS v FROM ${name}`);
+      const seq = await client.query<{ v: string }>(
+        `SELECT last_value::text || CASE WHEN is_called THEN '' ELSE ' (not called)' END AS v FROM ${name}`,
+      );
       content.set(name, `sequence at ${seq.rows[0]?.v ?? '?'}`);
     }
   }
@@ -147,7 +151,12 @@ async function rowHashes(client: pg.Client, name: string): Promise<{ key: string
   );
   const columns = pk.rows.map((r) => r.attname);
   const quoted = columns.map((c) => `"${c.replace(/"/g, '""')}"`);
-  const keyExpression = columns.length === 0 ? 'r::text' : columns.length === 1 ? `r.${quoted[0]}::text` : `row(${quoted.map((c) => `r.${c}`).join(', ')})::text`;
+  const keyExpression =
+    columns.length === 0
+      ? 'r::text'
+      : columns.length === 1
+        ? `r.${quoted[0]}::text`
+        : `row(${quoted.map((c) => `r.${c}`).join(', ')})::text`;
   const hashExpression = columns.length === 0 ? "''" : 'left(md5(r::text), 16)';
   const result = await client.query<{ k: string; h: string }>(`SELECT ${keyExpression} AS k, ${hashExpression} AS h FROM ${name} r`);
   const hashes = new Map<string, string>();
@@ -171,7 +180,11 @@ export function differences(before: DatabaseState, after: DatabaseState): string
     if (now !== undefined && now !== print) {
       const columns = columnDifferences(before.columns?.get(table), after.columns?.get(table));
       const named = columns.length > 0 ? `; columns that differ: ${columns.join(', ')}` : '';
-      lines.push(print.startsWith('sequence') ? `${table}: ${print}, now ${now}` : `content of ${table} differs: ${describePrint(print)} before, ${describePrint(now)} after${named}${rowDifferences(before.rows.get(table), after.rows.get(table))}`);
+      lines.push(
+        print.startsWith('sequence')
+          ? `${table}: ${print}, now ${now}`
+          : `content of ${table} differs: ${describePrint(print)} before, ${describePrint(now)} after${named}${rowDifferences(before.rows.get(table), after.rows.get(table))}`,
+      );
     }
   }
   return lines;
@@ -181,7 +194,10 @@ export function differences(before: DatabaseState, after: DatabaseState): string
 const namedRows = 3;
 
 /** "; changed: id 5, id 17 (and 3 more); gone: ...; new: ..." naming a few rows by key, when both states have them. */
-export function rowDifferences(before: { key: string; hashes: Map<string, string> } | undefined, after: { key: string; hashes: Map<string, string> } | undefined): string {
+export function rowDifferences(
+  before: { key: string; hashes: Map<string, string> } | undefined,
+  after: { key: string; hashes: Map<string, string> } | undefined,
+): string {
   if (!before || !after) return '';
   const changed: string[] = [];
   const gone: string[] = [];
@@ -193,7 +209,10 @@ export function rowDifferences(before: { key: string; hashes: Map<string, string
   }
   for (const key of after.hashes.keys()) if (!before.hashes.has(key)) added.push(key);
   const name = (keys: string[]): string => {
-    const shown = keys.sort(naturalOrder).slice(0, namedRows).map((k) => (before.key === 'row' ? k : `${before.key} ${k}`));
+    const shown = keys
+      .sort(naturalOrder)
+      .slice(0, namedRows)
+      .map((k) => (before.key === 'row' ? k : `${before.key} ${k}`));
     return `${shown.join(', ')}${keys.length > namedRows ? ` (and ${keys.length - namedRows} more)` : ''}`;
   };
   const parts = [

@@ -20,7 +20,9 @@ export type { Session } from './session.js';
  */
 export const clientTypes = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === pg.types.builtins.INT8 && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    oid === pg.types.builtins.INT8 && format !== 'binary'
+      ? parseInt8
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
 function parseInt8(value: string): number | string {
@@ -77,7 +79,9 @@ export async function connect(url: string | undefined, purpose: string, signal?:
   } finally {
     signal?.removeEventListener('abort', abandon);
   }
-  const info = await client.query<{ pid: number; version: string; citus: boolean }>(`SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version, ${citusLoaded} AS citus`);
+  const info = await client.query<{ pid: number; version: string; citus: boolean }>(
+    `SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version, ${citusLoaded} AS citus`,
+  );
   const row = info.rows[0] as { pid: number; version: string; citus: boolean };
   const settings = [
     // When tenantify is killed, its statement in flight is cancelled within a second (PostgreSQL 14+),
@@ -132,7 +136,9 @@ function withoutSslModeWarning<T>(make: () => T): T {
     }
     if (sslModeNoted) return;
     sslModeNoted = true;
-    process.stderr.write("note: with sslmode prefer, require or verify-ca, tenantify's own connection still verifies the server's certificate and host name (as verify-full); pg_dump follows libpq's meaning\n");
+    process.stderr.write(
+      "note: with sslmode prefer, require or verify-ca, tenantify's own connection still verifies the server's certificate and host name (as verify-full); pg_dump follows libpq's meaning\n",
+    );
   }) as typeof process.emitWarning;
   try {
     return make();
@@ -156,6 +162,11 @@ function connectionError(error: unknown, description: string): UsageError {
     '28000': 'the server refused this user: check pg_hba.conf and the user name',
     '3D000': 'the database does not exist: check its name',
   };
-  const noSsl = /does not support SSL/i.test(message) ? 'the server offers no SSL: drop sslmode=require from the URL (or enable ssl on the server)' : undefined;
-  return new UsageError(`cannot connect to ${description}: ${message}`, { code: 'connection-failed', hint: hints[e.code ?? ''] ?? noSsl ?? 'check -d/--database-url, DATABASE_URL or the PG* variables' });
+  const noSsl = /does not support SSL/i.test(message)
+    ? 'the server offers no SSL: drop sslmode=require from the URL (or enable ssl on the server)'
+    : undefined;
+  return new UsageError(`cannot connect to ${description}: ${message}`, {
+    code: 'connection-failed',
+    hint: hints[e.code ?? ''] ?? noSsl ?? 'check -d/--database-url, DATABASE_URL or the PG* variables',
+  });
 }

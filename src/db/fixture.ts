@@ -22,7 +22,9 @@ export interface FixtureOptions {
 
 export async function withFixtureDatabase<T>(fixture: string, options: FixtureOptions, fn: (url: string) => Promise<T>): Promise<T> {
   await access(fixture).catch((error: NodeJS.ErrnoException) => {
-    throw new UsageError(`--fixture ${fixture}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`, { code: 'fixture-not-found' });
+    throw new UsageError(`--fixture ${fixture}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`, {
+      code: 'fixture-not-found',
+    });
   });
   const server = await startThrowawayPostgres({ url: options.serverUrl, log: options.log ?? (() => {}) });
   const name = `fixture_${randomBytes(5).toString('hex')}`;
@@ -45,10 +47,22 @@ export async function withFixtureDatabase<T>(fixture: string, options: FixtureOp
 /** A SQL file run by psql in one transaction, stopping at the first error (exit 2 naming the file). */
 export async function loadSqlFile(url: string, file: string): Promise<void> {
   const psql = findPgTool('psql');
-  if (!psql) throw new UsageError('psql was not found', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+  if (!psql)
+    throw new UsageError('psql was not found', {
+      code: 'tool-missing',
+      hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)',
+    });
   try {
-    await runTool({ path: psql.path, args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', file], env: libpqEnvironment(url) });
+    await runTool({
+      path: psql.path,
+      args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', file],
+      env: libpqEnvironment(url),
+    });
   } catch (error) {
-    throw new UsageError(`${file} does not load`, { code: 'fixture-invalid', hint: 'fix the SQL file; nothing else was touched', details: [redact((error as Error).message)] });
+    throw new UsageError(`${file} does not load`, {
+      code: 'fixture-invalid',
+      hint: 'fix the SQL file; nothing else was touched',
+      details: [redact((error as Error).message)],
+    });
   }
 }

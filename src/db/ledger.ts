@@ -140,7 +140,9 @@ export class Ledger {
   }
 
   async exists(): Promise<number | undefined> {
-    const found = await sql<{ present: boolean }>`SELECT to_regclass(${`${quoteIdent(this.schema)}.meta`}) IS NOT NULL AS present`.execute(this.db);
+    const found = await sql<{ present: boolean }>`SELECT to_regclass(${`${quoteIdent(this.schema)}.meta`}) IS NOT NULL AS present`.execute(
+      this.db,
+    );
     if (!found.rows[0]?.present) return undefined;
     const version = await this.tables.selectFrom('meta').select('value').where('key', '=', 'ledger_version').executeTakeFirst();
     return Number(version?.value ?? 0);
@@ -171,8 +173,26 @@ export class Ledger {
     const fingerprint = version >= 2 ? sql.ref<string | null>('fingerprint') : sql<null>`NULL`;
     const units = await this.tables
       .selectFrom('units')
-      .select(['id', 'kind', 'file', 'status', 'checksum', fingerprint.as('fingerprint'), 'run_id as runId', 'started_at as startedAt', 'applied_at as appliedAt', 'duration_ms as durationMs'])
-      .select(['progress', 'verify_checks as verifyChecks', 'verify_results as verifyResults', 'snapshot', 'error', 'updated_at as updatedAt'])
+      .select([
+        'id',
+        'kind',
+        'file',
+        'status',
+        'checksum',
+        fingerprint.as('fingerprint'),
+        'run_id as runId',
+        'started_at as startedAt',
+        'applied_at as appliedAt',
+        'duration_ms as durationMs',
+      ])
+      .select([
+        'progress',
+        'verify_checks as verifyChecks',
+        'verify_results as verifyResults',
+        'snapshot',
+        'error',
+        'updated_at as updatedAt',
+      ])
       .orderBy('id')
       .execute();
     const lastRun = await this.tables.selectFrom('runs').select(runColumns).orderBy('id', 'desc').limit(1).executeTakeFirst();
@@ -245,7 +265,10 @@ export class Ledger {
   }
 
   async event(runId: number | null, unitId: string | null, event: string, detail: Record<string, unknown> = {}): Promise<void> {
-    await this.tables.insertInto('events').values({ run_id: runId, unit_id: unitId, event, detail: JSON.stringify(detail) }).execute();
+    await this.tables
+      .insertInto('events')
+      .values({ run_id: runId, unit_id: unitId, event, detail: JSON.stringify(detail) })
+      .execute();
   }
 
   /**
@@ -298,7 +321,9 @@ export class Ledger {
    */
   async recheckPrepared(): Promise<void> {
     if (this.prepared.size === 0) return;
-    const { rows } = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements WHERE left(name, ${preparedPrefix.length}) = ${preparedPrefix}`.execute(this.db);
+    const { rows } = await sql<{
+      name: string;
+    }>`SELECT name FROM pg_prepared_statements WHERE left(name, ${preparedPrefix.length}) = ${preparedPrefix}`.execute(this.db);
     const present = new Set(rows.map((r) => r.name));
     for (const statement of this.prepared.values()) statement.ready = present.has(statement.name);
   }
@@ -386,27 +411,54 @@ export class Ledger {
   }
 
   /** A batch's or statement's progress; called inside the batch's transaction, or right after a statement. */
-  async saveProgress(runId: number, unitId: string, progress: UnitProgress, event?: { name: string; detail: Record<string, unknown> }): Promise<void> {
+  async saveProgress(
+    runId: number,
+    unitId: string,
+    progress: UnitProgress,
+    event?: { name: string; detail: Record<string, unknown> },
+  ): Promise<void> {
     if (event) {
       await sql`
         WITH state AS (UPDATE ${this.t('units')} SET progress = ${JSON.stringify(progress)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId} RETURNING id)
-        INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event.name}, ${JSON.stringify(event.detail)}::jsonb FROM state`.execute(this.db);
+        INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event.name}, ${JSON.stringify(event.detail)}::jsonb FROM state`.execute(
+        this.db,
+      );
     } else {
-      await sql`UPDATE ${this.t('units')} SET progress = ${JSON.stringify(progress)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId}`.execute(this.db);
+      await sql`UPDATE ${this.t('units')} SET progress = ${JSON.stringify(progress)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId}`.execute(
+        this.db,
+      );
     }
   }
 
   /** A snapshot was taken before the unit: the manifest goes with the unit and into the history. */
-  async saveSnapshot(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown> = {}): Promise<void> {
+  async saveSnapshot(
+    runId: number,
+    unitId: string,
+    manifest: Record<string, unknown> | null,
+    event: string,
+    detail: Record<string, unknown> = {},
+  ): Promise<void> {
     await this.snapshotQuery(runId, unitId, manifest, event, detail).execute(this.db);
   }
 
   /** The same as SQL text, to travel inside a multi-statement message. */
-  saveSnapshotText(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown> = {}): string {
+  saveSnapshotText(
+    runId: number,
+    unitId: string,
+    manifest: Record<string, unknown> | null,
+    event: string,
+    detail: Record<string, unknown> = {},
+  ): string {
     return this.asText(this.snapshotQuery(runId, unitId, manifest, event, detail));
   }
 
-  private snapshotQuery(runId: number, unitId: string, manifest: Record<string, unknown> | null, event: string, detail: Record<string, unknown>): RawBuilder<unknown> {
+  private snapshotQuery(
+    runId: number,
+    unitId: string,
+    manifest: Record<string, unknown> | null,
+    event: string,
+    detail: Record<string, unknown>,
+  ): RawBuilder<unknown> {
     return sql`
       WITH state AS (UPDATE ${this.t('units')} SET snapshot = ${manifest === null ? null : JSON.stringify(manifest)}::jsonb, updated_at = clock_timestamp() WHERE id = ${unitId} RETURNING id)
       INSERT INTO ${this.t('events')} (run_id, unit_id, event, detail) SELECT ${runId}, id, ${event}, ${JSON.stringify({ ...detail, ...(manifest ?? {}) })}::jsonb FROM state`;
@@ -438,7 +490,12 @@ export class Ledger {
    * checksum and verify queries), in one statement with the `repaired` event that keeps what
    * was there before, who, from where and why. Undefined when the unit is not applied.
    */
-  async repairUnit(runId: number, unit: { id: string; file: string; checksum: string; fingerprint?: string | undefined }, verifyChecks: { name: string; sql: string }[], reason: string): Promise<{ previousChecksum: string; at: Date; user: string } | undefined> {
+  async repairUnit(
+    runId: number,
+    unit: { id: string; file: string; checksum: string; fingerprint?: string | undefined },
+    verifyChecks: { name: string; sql: string }[],
+    reason: string,
+  ): Promise<{ previousChecksum: string; at: Date; user: string } | undefined> {
     // A ledger of an older version gets the fingerprint column first (the caller holds the run lock).
     await this.ensure();
     const result = await sql<{ previousChecksum: string; at: Date; user: string }>`
@@ -462,7 +519,11 @@ export class Ledger {
   }
 
   async events(unitId?: string, limit = 50): Promise<LedgerEvent[]> {
-    let query = this.tables.selectFrom('events').select(['id', 'run_id as runId', 'unit_id as unitId', 'at', 'event', 'detail']).orderBy('id', 'desc').limit(limit);
+    let query = this.tables
+      .selectFrom('events')
+      .select(['id', 'run_id as runId', 'unit_id as unitId', 'at', 'event', 'detail'])
+      .orderBy('id', 'desc')
+      .limit(limit);
     if (unitId !== undefined) query = query.where('unit_id', '=', unitId);
     return query.execute();
   }
@@ -488,7 +549,19 @@ export interface UnitTransition {
 }
 
 /** A LedgerRun's columns of `runs`. */
-const runColumns = ['id', 'command', 'db_user as dbUser', 'client_host as clientHost', 'client_pid as clientPid', 'backend_pid as backendPid', 'tool_version as toolVersion', 'started_at as startedAt', 'finished_at as finishedAt', 'outcome', 'exit_code as exitCode'] as const;
+const runColumns = [
+  'id',
+  'command',
+  'db_user as dbUser',
+  'client_host as clientHost',
+  'client_pid as clientPid',
+  'backend_pid as backendPid',
+  'tool_version as toolVersion',
+  'started_at as startedAt',
+  'finished_at as finishedAt',
+  'outcome',
+  'exit_code as exitCode',
+] as const;
 
 /** The server's clock as a column's value, as the ledger's DDL defaults take it. */
 const now = sql<Date>`clock_timestamp()`;

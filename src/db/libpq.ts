@@ -78,7 +78,10 @@ export function parseDatabaseUrl(url: string): UrlParts {
     try {
       return decodeURIComponent(text);
     } catch {
-      throw wrong(`the ${part} is not valid percent-encoding`, 'write a character that is special in URLs (@ : / ? # %) as %XX, for example @ as %40');
+      throw wrong(
+        `the ${part} is not valid percent-encoding`,
+        'write a character that is special in URLs (@ : / ? # %) as %XX, for example @ as %40',
+      );
     }
   };
   let user: string | undefined;
@@ -102,7 +105,10 @@ export function parseDatabaseUrl(url: string): UrlParts {
   }
   const sslmode = variables['PGSSLMODE'];
   if (sslmode !== undefined && !sslModes.includes(sslmode)) {
-    throw wrong(`sslmode "${sslmode}" is not one of ${sslModes.join(', ')}`, 'see https://www.postgresql.org/docs/current/libpq-ssl.html for what each mode checks');
+    throw wrong(
+      `sslmode "${sslmode}" is not one of ${sslModes.join(', ')}`,
+      'see https://www.postgresql.org/docs/current/libpq-ssl.html for what each mode checks',
+    );
   }
   const database = decode(parsed.pathname.replace(/^\//, ''), 'database name');
   return {

@@ -16,9 +16,13 @@ const lockNamespace = 0x7e4a;
  * to one schema give one key).
  */
 export function lockKey(schema: string): number {
-  return createHash('sha256').update(`tenantify:${storedIdentifier(schema)}`).digest().readUInt32BE(0) & 0x7fffffff;
+  return (
+    createHash('sha256')
+      .update(`tenantify:${storedIdentifier(schema)}`)
+      .digest()
+      .readUInt32BE(0) & 0x7fffffff
+  );
 }
-
 
 /** PostgreSQL's identifier limit: NAMEDATALEN - 1 bytes. */
 const identifierBytes = 63;
@@ -71,20 +75,29 @@ export async function takeRunLock(session: Session, ledger: Ledger): Promise<() 
 async function lockHeldError(session: Session, ledger: Ledger, key: number): Promise<LockHeldError> {
   const holder = await findHolder(session, key);
   if (!holder) {
-    return new LockHeldError('another run held the lock a moment ago', { code: 'lock-held', hint: 'try again; if it keeps happening, look at pg_locks for advisory locks' });
+    return new LockHeldError('another run held the lock a moment ago', {
+      code: 'lock-held',
+      hint: 'try again; if it keeps happening, look at pg_locks for advisory locks',
+    });
   }
   const run = (await ledger.exists()) === undefined ? undefined : await ledger.runOfBackend(holder.pid).catch(() => undefined);
   const who = run
     ? `\`tenantify ${run.command}\` (run ${run.id}) by ${run.dbUser} on ${run.clientHost}, client pid ${run.clientPid}, since ${clock(run.startedAt)}`
     : describeSession(holder);
-  return new LockHeldError(
-    `another run holds the lock: ${who} (server pid ${holder.pid})`,
-    { code: 'lock-held', hint: `wait for it to finish (tenantify status shows where it is), or end it with SELECT pg_terminate_backend(${holder.pid}); its current unit rolls back and \`tenantify apply\` resumes` },
-  );
+  return new LockHeldError(`another run holds the lock: ${who} (server pid ${holder.pid})`, {
+    code: 'lock-held',
+    hint: `wait for it to finish (tenantify status shows where it is), or end it with SELECT pg_terminate_backend(${holder.pid}); its current unit rolls back and \`tenantify apply\` resumes`,
+  });
 }
 
 async function findHolder(session: Session, key: number): Promise<LockHolder | undefined> {
-  const result = await session.client.query<{ pid: number; usename: string | null; client_addr: string | null; application_name: string | null; backend_start: Date | null }>(
+  const result = await session.client.query<{
+    pid: number;
+    usename: string | null;
+    client_addr: string | null;
+    application_name: string | null;
+    backend_start: Date | null;
+  }>(
     `SELECT a.pid, a.usename, host(a.client_addr) AS client_addr, a.application_name, a.backend_start
        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid AND l.objid = $2::bigint::oid AND l.objsubid = 2
@@ -94,7 +107,13 @@ async function findHolder(session: Session, key: number): Promise<LockHolder | u
   );
   const row = result.rows[0];
   if (!row) return undefined;
-  return { pid: row.pid, user: row.usename, clientAddress: row.client_addr, applicationName: row.application_name, since: row.backend_start };
+  return {
+    pid: row.pid,
+    user: row.usename,
+    clientAddress: row.client_addr,
+    applicationName: row.application_name,
+    since: row.backend_start,
+  };
 }
 
 function clock(date: Date): string {

@@ -26,12 +26,23 @@ export function libpqEnvironment(url: string | undefined): NodeJS.ProcessEnv {
  * TENANTIFY_PG_BINDIR when set (only there), else the tool on PATH, else under
  * /usr/lib/postgresql/N/bin (newest first); with its major version.
  */
-export function findPgTool(tool: PgTool, env: NodeJS.ProcessEnv = process.env): { path: string; major: number; version: string } | undefined {
+export function findPgTool(
+  tool: PgTool,
+  env: NodeJS.ProcessEnv = process.env,
+): { path: string; major: number; version: string } | undefined {
   const bindir = env['TENANTIFY_PG_BINDIR'];
-  const candidates = bindir ? [join(bindir, tool)] : (env['PATH'] ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, tool));
+  const candidates = bindir
+    ? [join(bindir, tool)]
+    : (env['PATH'] ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((dir) => join(dir, tool));
   const root = '/usr/lib/postgresql';
   if (!bindir && existsSync(root)) {
-    for (const v of readdirSync(root).filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a))) candidates.push(join(root, v, 'bin', tool));
+    for (const v of readdirSync(root)
+      .filter((d) => /^\d+$/.test(d))
+      .sort((a, b) => Number(b) - Number(a)))
+      candidates.push(join(root, v, 'bin', tool));
   }
   const key = `${tool}\0${bindir ?? ''}\0${env['PATH'] ?? ''}`;
   if (found.has(key)) return found.get(key);
@@ -39,7 +50,12 @@ export function findPgTool(tool: PgTool, env: NodeJS.ProcessEnv = process.env): 
   for (const path of candidates) {
     if (!existsSync(path)) continue;
     // Debian's pg_wrapper (a Perl script) costs ~100 ms a call; the versioned binaries below are the real thing.
-    if (!bindir && realpathSync(path).endsWith('pg_wrapper') && candidates.some((c) => c.startsWith('/usr/lib/postgresql/') && existsSync(c))) continue;
+    if (
+      !bindir &&
+      realpathSync(path).endsWith('pg_wrapper') &&
+      candidates.some((c) => c.startsWith('/usr/lib/postgresql/') && existsSync(c))
+    )
+      continue;
     const out = spawnSync(path, ['--version'], { encoding: 'utf8' });
     const match = /(\d+)(?:\.(\d+))?/.exec(out.stdout ?? '');
     if (out.status === 0 && match) {
@@ -85,7 +101,10 @@ export class ToolError extends Error {
   get summary(): string {
     const first = this.failures[0];
     if (!first) return 'failed';
-    const lines = first.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+    const lines = first.stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     const line = lines.find((l) => /\b(ERROR|FATAL|error):/.test(l)) ?? lines[lines.length - 1];
     return redact(line ? line.slice(0, 500) : `${first.program} failed (${first.outcome})`);
   }
@@ -193,7 +212,11 @@ export async function runTool(command: ToolCommand, input?: Buffer | string): Pr
  * stops at an error), the source is killed. Throws ToolError naming the program that failed
  * first; one killed here because of the other is not named.
  */
-export async function streamThrough(source: ToolCommand, sink: ToolCommand, around: { before?: Buffer | string; after?: Buffer | string } = {}): Promise<void> {
+export async function streamThrough(
+  source: ToolCommand,
+  sink: ToolCommand,
+  around: { before?: Buffer | string; after?: Buffer | string } = {},
+): Promise<void> {
   const to = start(sink, 'pipe', 'ignore');
   const from = start(source, 'ignore', 'pipe');
   const sourceOutput = from.child.stdout;
@@ -221,12 +244,13 @@ export async function streamThrough(source: ToolCommand, sink: ToolCommand, arou
   }
   const [sinkFailure, sourceEnd] = await Promise.all([to.done, from.done]);
   sourceFailure ??= sourceEnd;
-  const failures = [
-    ...(sourceFailure && !from.killed ? [sourceFailure] : []),
-    ...(sinkFailure && !to.killed ? [sinkFailure] : []),
-  ].sort((a, b) => a.at - b.at);
+  const failures = [...(sourceFailure && !from.killed ? [sourceFailure] : []), ...(sinkFailure && !to.killed ? [sinkFailure] : [])].sort(
+    (a, b) => a.at - b.at,
+  );
   if (failures.length > 0) throw new ToolError(failures);
   if (streamed !== undefined) {
-    throw new ToolError([{ program: to.program, outcome: `its input broke: ${(streamed as Error).message}`, stderr: to.stderr.text(), at: performance.now() }]);
+    throw new ToolError([
+      { program: to.program, outcome: `its input broke: ${(streamed as Error).message}`, stderr: to.stderr.text(), at: performance.now() },
+    ]);
   }
 }

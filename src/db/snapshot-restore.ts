@@ -25,15 +25,27 @@ import { withTransaction } from './transaction.js';
  */
 export async function restoreSnapshot(session: Session, manifest: SnapshotManifest): Promise<void> {
   if (manifest.scope === 'schema') {
-    throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, { code: 'snapshot-schema-only', hint: 'revert the unit with its rollback file instead' });
+    throw new UsageError(`the snapshot of ${manifest.unit} holds only the schema, not the data`, {
+      code: 'snapshot-schema-only',
+      hint: 'revert the unit with its rollback file instead',
+    });
   }
   const inPlace = await ensureRestorable(session, manifest);
   const pgRestore = findPgTool('pg_restore');
   const psql = findPgTool('psql');
-  if (!pgRestore || !psql) throw new UsageError('pg_restore and psql are needed to restore a snapshot', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+  if (!pgRestore || !psql)
+    throw new UsageError('pg_restore and psql are needed to restore a snapshot', {
+      code: 'tool-missing',
+      hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)',
+    });
   const env = libpqEnvironment(session.url);
   try {
-    const plan = manifest.scope !== 'tables' ? aroundDatabase : inPlace ? await rowsInPlace(session, manifest.tables) : await aroundTables(session, manifest.tables, env);
+    const plan =
+      manifest.scope !== 'tables'
+        ? aroundDatabase
+        : inPlace
+          ? await rowsInPlace(session, manifest.tables)
+          : await aroundTables(session, manifest.tables, env);
     await streamThrough(
       { path: pgRestore.path, args: [...plan.restoreArgs, '-f', '-', manifest.file], env },
       { path: psql.path, args: ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env },
@@ -42,10 +54,14 @@ export async function restoreSnapshot(session: Session, manifest: SnapshotManife
   } catch (error) {
     if (!(error instanceof ToolError)) throw error;
     const what = manifest.scope === 'tables' ? manifest.tables.join(', ') : 'the whole database';
-    throw new UnitFailedError(`restoring the snapshot of ${manifest.unit} (${what}) failed: ${error.summary}; it ran in one transaction, so nothing changed`, { code: 'restore-failed',
-      details: error.message.split('\n'),
-      hint: `nothing was restored: fix what the error names, then restore again. The snapshot file is ${manifest.file} (\`pg_restore -l\` lists what it holds)`,
-    });
+    throw new UnitFailedError(
+      `restoring the snapshot of ${manifest.unit} (${what}) failed: ${error.summary}; it ran in one transaction, so nothing changed`,
+      {
+        code: 'restore-failed',
+        details: error.message.split('\n'),
+        hint: `nothing was restored: fix what the error names, then restore again. The snapshot file is ${manifest.file} (\`pg_restore -l\` lists what it holds)`,
+      },
+    );
   }
 }
 
@@ -97,7 +113,9 @@ async function rowsInPlace(session: Session, tables: string[]): Promise<RestoreP
   const addForeignKeys = incoming.map((fk) => `ALTER TABLE ${fk.table} ADD CONSTRAINT ${quote(fk.name)} ${fk.definition};\n`).join('');
   return {
     restoreArgs: ['--data-only'],
-    before: Buffer.from(`SET client_min_messages = warning;\nBEGIN;\nSET LOCAL citus.multi_shard_modify_mode TO 'sequential';\n${dropForeignKeys}TRUNCATE ${tables.join(', ')};\n`),
+    before: Buffer.from(
+      `SET client_min_messages = warning;\nBEGIN;\nSET LOCAL citus.multi_shard_modify_mode TO 'sequential';\n${dropForeignKeys}TRUNCATE ${tables.join(', ')};\n`,
+    ),
     after: Buffer.from(`\n${addForeignKeys}COMMIT;\n`),
   };
 }
@@ -107,7 +125,7 @@ async function incomingForeignKeys(session: Session, tables: string[]): Promise<
   const result = await withTransaction(session.client, { readOnly: true }, async () => {
     await session.client.query("SET LOCAL search_path TO ''");
     return session.client.query<{ table: string; name: string; definition: string }>(
-    `SELECT format('%I.%I', n.nspname, c.relname) AS table, k.conname AS name, pg_get_constraintdef(k.oid) AS definition
+      `SELECT format('%I.%I', n.nspname, c.relname) AS table, k.conname AS name, pg_get_constraintdef(k.oid) AS definition
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE k.contype = 'f' AND k.confrelid = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t)
         AND NOT (k.conrelid = ANY (SELECT to_regclass(t) FROM unnest($1::text[]) t))
@@ -158,7 +176,10 @@ async function ensureNothingLost(session: Session, manifest: SnapshotManifest): 
   if (lost.length > 0) {
     throw new UsageError(
       `restoring the snapshot of ${manifest.unit} would drop what depends on its tables and is not restored with them: ${lost.join('; ')}`,
-      { code: 'restore-would-drop', hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the snapshot by hand with pg_restore' },
+      {
+        code: 'restore-would-drop',
+        hint: 'nothing was restored; revert the unit with its rollback file (without --from-snapshot), or restore the snapshot by hand with pg_restore',
+      },
     );
   }
 }
@@ -199,7 +220,11 @@ async function objectsLostByDrop(session: Session, tables: string[]): Promise<st
 /** The views' definitions, comments, grants and owners as pg_dump writes them (materialized views with their REFRESH), as bytes. */
 async function dumpViews(views: string[], env: NodeJS.ProcessEnv): Promise<Buffer> {
   const pgDump = findPgTool('pg_dump');
-  if (!pgDump) throw new UsageError(`pg_dump is needed to keep the views built on the restored tables (${views.join(', ')})`, { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)' });
+  if (!pgDump)
+    throw new UsageError(`pg_dump is needed to keep the views built on the restored tables (${views.join(', ')})`, {
+      code: 'tool-missing',
+      hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`)',
+    });
   return (await runTool({ path: pgDump.path, args: ['--no-password', ...views.flatMap((v) => ['-t', v])], env })).stdout;
 }
 

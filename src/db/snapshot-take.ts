@@ -40,7 +40,11 @@ export function mayNeedSnapshot(unit: Unit): boolean {
  * one that is not would leave the unit without the snapshot `plan` promised (the preflight,
  * before earlier units have run, does not ask).
  */
-export async function resolveScope(session: Session, unit: Unit, beforeBody = false): Promise<{ scope: SnapshotManifest['scope']; tables: ResolvedTable[] } | undefined> {
+export async function resolveScope(
+  session: Session,
+  unit: Unit,
+  beforeBody = false,
+): Promise<{ scope: SnapshotManifest['scope']; tables: ResolvedTable[] } | undefined> {
   const scope: SnapshotScope = unit.options.snapshot;
   if (scope.kind === 'none') return undefined;
   if (scope.kind === 'schema' || scope.kind === 'full') return { scope: scope.kind, tables: [] };
@@ -56,20 +60,40 @@ export async function resolveScope(session: Session, unit: Unit, beforeBody = fa
   );
   const missing = found.rows.filter((r) => r.name === null).map((r) => r.wanted);
   if (scope.kind === 'tables' && missing.length > 0) {
-    throw new PlanError(`the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`, { code: 'snapshot-table-missing', file: unit.file, line: scope.line, hint: 'fix the `-- tenantify:snapshot` line (or use none); nothing was run' });
+    throw new PlanError(
+      `the snapshot directive names ${missing.length === 1 ? 'a table that does' : 'tables that do'} not exist: ${missing.join(', ')}`,
+      {
+        code: 'snapshot-table-missing',
+        file: unit.file,
+        line: scope.line,
+        hint: 'fix the `-- tenantify:snapshot` line (or use none); nothing was run',
+      },
+    );
   }
   if (beforeBody && scope.kind === 'default') {
     const created = (await createdRelations(unit)).map((r) => r.name);
-    const absent = found.rows.filter((r) => !r.exists && !created.some((c) => c === r.wanted || c.endsWith(`.${r.wanted}`) || r.wanted.endsWith(`.${c}`))).map((r) => r.wanted);
+    const absent = found.rows
+      .filter((r) => !r.exists && !created.some((c) => c === r.wanted || c.endsWith(`.${r.wanted}`) || r.wanted.endsWith(`.${c}`)))
+      .map((r) => r.wanted);
     if (absent.length > 0) {
-      throw new UnitFailedError(`no snapshot can be taken of ${absent.join(', ')}, which ${absent.length === 1 ? 'it writes and does' : 'it writes and do'} not exist`, {
-        code: 'snapshot-table-missing',
-        hint: 'the unit was not run: check the table names it writes (as PostgreSQL stores them, quoted), name its tables with `-- tenantify:snapshot tables ...`, or use `-- tenantify:snapshot none`',
-      });
+      throw new UnitFailedError(
+        `no snapshot can be taken of ${absent.join(', ')}, which ${absent.length === 1 ? 'it writes and does' : 'it writes and do'} not exist`,
+        {
+          code: 'snapshot-table-missing',
+          hint: 'the unit was not run: check the table names it writes (as PostgreSQL stores them, quoted), name its tables with `-- tenantify:snapshot tables ...`, or use `-- tenantify:snapshot none`',
+        },
+      );
     }
   }
-  const tables: ResolvedTable[] = [...new Map(found.rows.filter((r) => r.name !== null).map((r) => [r.name as string, { name: r.name as string, bytes: Number(r.bytes ?? 0) }])).values()];
-  const citus = await citusTables(session, tables.map((t) => t.name));
+  const tables: ResolvedTable[] = [
+    ...new Map(
+      found.rows.filter((r) => r.name !== null).map((r) => [r.name as string, { name: r.name as string, bytes: Number(r.bytes ?? 0) }]),
+    ).values(),
+  ];
+  const citus = await citusTables(
+    session,
+    tables.map((t) => t.name),
+  );
   for (const table of tables) {
     const managed = citus[table.name];
     if (managed) Object.assign(table, { citus: managed, bytes: managed.bytes });
@@ -97,10 +121,16 @@ export class SnapshotTaker {
     this.pgDump = findPgTool('pg_dump');
     const serverMajor = Math.floor(this.session.serverVersion / 10000);
     if (!this.pgDump) {
-      throw new UsageError('pg_dump was not found: tenantify takes a snapshot before each unit', { code: 'tool-missing', hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`), put pg_dump on PATH, or pass --no-snapshot to run without snapshots' });
+      throw new UsageError('pg_dump was not found: tenantify takes a snapshot before each unit', {
+        code: 'tool-missing',
+        hint: 'install the PostgreSQL client (e.g. `apt-get install -y postgresql-client`), put pg_dump on PATH, or pass --no-snapshot to run without snapshots',
+      });
     }
     if (this.pgDump.major < serverMajor) {
-      throw new UsageError(`pg_dump ${this.pgDump.version} cannot dump this PostgreSQL ${serverMajor} server`, { code: 'tool-too-old', hint: `install pg_dump ${serverMajor} or newer and put it first on PATH, or pass --no-snapshot` });
+      throw new UsageError(`pg_dump ${this.pgDump.version} cannot dump this PostgreSQL ${serverMajor} server`, {
+        code: 'tool-too-old',
+        hint: `install pg_dump ${serverMajor} or newer and put it first on PATH, or pass --no-snapshot`,
+      });
     }
     let needed = 0;
     for (const unit of units) {
@@ -112,7 +142,10 @@ export class SnapshotTaker {
     if (free !== undefined && needed > free) {
       throw new UsageError(
         `not enough free disk for the snapshots: about ${mb(needed)} needed under ${this.settings.directory}, ${mb(free)} free`,
-        { code: 'disk-full', hint: 'free some space, point snapshotDir in tenantify.config.json elsewhere, prune old ones (`tenantify snapshots prune --keep N`), or pass --no-snapshot' },
+        {
+          code: 'disk-full',
+          hint: 'free some space, point snapshotDir in tenantify.config.json elsewhere, prune old ones (`tenantify snapshots prune --keep N`), or pass --no-snapshot',
+        },
       );
     }
   }
@@ -122,12 +155,14 @@ export class SnapshotTaker {
     const resolved = await resolveScope(this.session, unit, true);
     if (!resolved) return undefined;
     const pgDump = this.pgDump ?? findPgTool('pg_dump');
-    if (!pgDump) throw new UsageError('pg_dump was not found', { code: 'tool-missing', hint: 'install the PostgreSQL client or pass --no-snapshot' });
+    if (!pgDump)
+      throw new UsageError('pg_dump was not found', { code: 'tool-missing', hint: 'install the PostgreSQL client or pass --no-snapshot' });
     const started = performance.now();
     const runDir = resolve(this.settings.directory, String(runId));
     await makePrivateDirectory(runDir);
     const bytesInAll = resolved.tables.reduce((sum, t) => sum + t.bytes, 0);
-    const format: SnapshotManifest['format'] = resolved.scope === 'tables' && bytesInAll > this.settings.parallelAbove ? 'directory' : 'custom';
+    const format: SnapshotManifest['format'] =
+      resolved.scope === 'tables' && bytesInAll > this.settings.parallelAbove ? 'directory' : 'custom';
     const file = join(runDir, `${unit.id}.dump`);
     const args = ['--no-password', '-f', file];
     if (format === 'directory') {
@@ -164,7 +199,9 @@ export class SnapshotTaker {
       serverVersion: String(this.session.serverVersion),
       durationMs: Math.round(performance.now() - started),
       takenAt: new Date().toISOString(),
-      ...(resolved.tables.some((t) => t.citus) ? { citus: Object.fromEntries(resolved.tables.flatMap((t) => (t.citus ? [[t.name, t.citus]] : []))) } : {}),
+      ...(resolved.tables.some((t) => t.citus)
+        ? { citus: Object.fromEntries(resolved.tables.flatMap((t) => (t.citus ? [[t.name, t.citus]] : []))) }
+        : {}),
     };
   }
 

@@ -36,7 +36,6 @@ export function snapshotDirectory(planDirectory: string, configured: string): st
   return resolve(planDirectory, process.env['TENANTIFY_SNAPSHOT_DIR'] || configured);
 }
 
-
 /** sha256 and size of a dump file, or of a directory-format dump's files in name order. */
 export async function fingerprint(path: string): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256');
@@ -58,12 +57,18 @@ export async function ensureIntact(manifest: SnapshotManifest): Promise<void> {
   try {
     actual = await fingerprint(manifest.file);
   } catch {
-    throw new UsageError(`the snapshot of ${manifest.unit} is missing: ${manifest.file}`, { code: 'snapshot-missing', hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' });
+    throw new UsageError(`the snapshot of ${manifest.unit} is missing: ${manifest.file}`, {
+      code: 'snapshot-missing',
+      hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)',
+    });
   }
   if (actual.sha256 !== manifest.sha256) {
     throw new UsageError(
       `the snapshot of ${manifest.unit} is corrupt: ${manifest.file} has sha256 ${actual.sha256.slice(0, 16)}..., the ledger recorded ${manifest.sha256.slice(0, 16)}...`,
-      { code: 'snapshot-corrupt', hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)' },
+      {
+        code: 'snapshot-corrupt',
+        hint: 'nothing was restored; restore from another backup, or revert with the rollback file (without --from-snapshot)',
+      },
     );
   }
 }

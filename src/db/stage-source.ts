@@ -71,7 +71,9 @@ function databaseOf(url: string): string {
 export async function stageSource(ctx: UnitContext, options: StageSourceOptions): Promise<{ rows: number; bytes: number }> {
   const target = ctx.client;
   const stage = ident(options.stage);
-  const staged = await target.query<{ done: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS done`, [`${ident(options.stage)}.tenantify_staged`]);
+  const staged = await target.query<{ done: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS done`, [
+    `${ident(options.stage)}.tenantify_staged`,
+  ]);
   if (staged.rows[0]?.done) {
     ctx.log(`${options.source}: staged already (${options.stage})`);
     return { rows: 0, bytes: 0 };
@@ -97,7 +99,9 @@ export async function stageSource(ctx: UnitContext, options: StageSourceOptions)
     for (const t of options.tables) {
       const started = performance.now();
       const columns = t.columns.map((c) => ident(c.name)).join(', ');
-      const reader = source.query(copyTo(`COPY (SELECT ${columns} FROM ${ident(options.schema)}.${ident(t.table)}) TO STDOUT (FORMAT binary)`));
+      const reader = source.query(
+        copyTo(`COPY (SELECT ${columns} FROM ${ident(options.schema)}.${ident(t.table)}) TO STDOUT (FORMAT binary)`),
+      );
       const writer = target.query(copyFrom(`COPY ${stage}.${ident(t.table)} (${columns}) FROM STDIN (FORMAT binary)`));
       let tableBytes = 0;
       const counter = new Transform({
@@ -120,15 +124,21 @@ export async function stageSource(ctx: UnitContext, options: StageSourceOptions)
   }
   // The copy statements read the staging tables by key ranges: each gets its primary key, then statistics.
   for (const t of options.tables) {
-    if (t.primaryKey.length > 0) await target.query(`ALTER TABLE ${stage}.${ident(t.table)} ADD PRIMARY KEY (${t.primaryKey.map(ident).join(', ')})`);
+    if (t.primaryKey.length > 0)
+      await target.query(`ALTER TABLE ${stage}.${ident(t.table)} ADD PRIMARY KEY (${t.primaryKey.map(ident).join(', ')})`);
     await target.query(`ANALYZE ${stage}.${ident(t.table)}`);
   }
-  await target.query(`CREATE TABLE ${stage}.tenantify_staged AS SELECT clock_timestamp() AS staged_at, ${rows}::bigint AS rows, ${bytes}::bigint AS bytes`);
+  await target.query(
+    `CREATE TABLE ${stage}.tenantify_staged AS SELECT clock_timestamp() AS staged_at, ${rows}::bigint AS rows, ${bytes}::bigint AS bytes`,
+  );
   return { rows, bytes };
 }
 
 function sourceUrl(options: StageSourceOptions): string {
-  const path = options.sources instanceof URL || String(options.sources).startsWith('file:') ? fileURLToPath(options.sources) : String(options.sources);
+  const path =
+    options.sources instanceof URL || String(options.sources).startsWith('file:')
+      ? fileURLToPath(options.sources)
+      : String(options.sources);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

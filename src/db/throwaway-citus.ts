@@ -17,7 +17,12 @@ import type { StartedNetwork, StartedTestContainer } from 'testcontainers';
 import { UsageError } from '../errors.js';
 import { runtimeImport } from '../runtime-import.js';
 import {
-  dockerEngineAnswers, findPostgresBinaries, parsePrefer, removeOnSignal, startLocalNode, stopLocal,
+  dockerEngineAnswers,
+  findPostgresBinaries,
+  parsePrefer,
+  removeOnSignal,
+  startLocalNode,
+  stopLocal,
   type PostgresBinaries,
 } from './throwaway-nodes.js';
 
@@ -66,7 +71,8 @@ export interface CitusPathProbe {
   localCitus: () => { library: string } | { missing: string };
 }
 
-const installCitusHint = 'install Citus into this PostgreSQL (as root: `bash shared/citus/install.sh`, or the citusdata packages), then try again';
+const installCitusHint =
+  'install Citus into this PostgreSQL (as root: `bash shared/citus/install.sh`, or the citusdata packages), then try again';
 
 /** The choice of path, separate from starting anything so it can be tested on its own. */
 export async function chooseCitusPath(probe: CitusPathProbe): Promise<{ kind: ThrowawayCitusKind; reason: string }> {
@@ -74,10 +80,14 @@ export async function chooseCitusPath(probe: CitusPathProbe): Promise<{ kind: Th
   if (probe.prefer !== 'local' && (await probe.dockerAnswers())) return { kind: 'testcontainers', reason: 'a Docker engine answers' };
   const local = probe.localCitus();
   if ('library' in local) {
-    return { kind: 'local', reason: probe.prefer === 'local' ? 'local binaries were asked for' : 'no Docker engine answers; Citus is installed locally' };
+    return {
+      kind: 'local',
+      reason: probe.prefer === 'local' ? 'local binaries were asked for' : 'no Docker engine answers; Citus is installed locally',
+    };
   }
   if (probe.prefer === 'local') throw new UsageError(local.missing, { code: 'citus-missing', hint: installCitusHint });
-  throw new UsageError(`no way to start a throwaway Citus cluster: no Docker engine answers, and ${local.missing}`, { code: 'citus-missing',
+  throw new UsageError(`no way to start a throwaway Citus cluster: no Docker engine answers, and ${local.missing}`, {
+    code: 'citus-missing',
     hint: `start Docker (the cluster then runs from the ${CITUS_IMAGE} image), or ${installCitusHint}`,
   });
 }
@@ -131,8 +141,10 @@ export function findCitus(binaries: PostgresBinaries | undefined = findPostgresB
   };
   const library = join(pgConfig('--pkglibdir', join(bin, '..', 'lib')), 'citus.so');
   const control = join(pgConfig('--sharedir', `/usr/share/postgresql/${binaries.majorVersion}`), 'extension', 'citus.control');
-  if (!existsSync(library)) return { missing: `the Citus extension is not installed for PostgreSQL ${binaries.majorVersion}: no ${library}` };
-  if (!existsSync(control)) return { missing: `the Citus extension is not installed for PostgreSQL ${binaries.majorVersion}: no ${control}` };
+  if (!existsSync(library))
+    return { missing: `the Citus extension is not installed for PostgreSQL ${binaries.majorVersion}: no ${library}` };
+  if (!existsSync(control))
+    return { missing: `the Citus extension is not installed for PostgreSQL ${binaries.majorVersion}: no ${control}` };
   return { library };
 }
 
@@ -185,7 +197,15 @@ async function runSql(url: string, statements: string[]): Promise<void> {
 
 async function startLocalCluster(binaries: PostgresBinaries, workers: number, settings: string[]): Promise<ThrowawayCitus> {
   const prefixes = Array.from({ length: workers + 1 }, (_, i) => (i === 0 ? 'tenantify-citus-c-' : `tenantify-citus-w${i}-`));
-  const started = await Promise.allSettled(prefixes.map((prefix) => startLocalNode(binaries, prefix, settings.map((s) => `-c ${s}`))));
+  const started = await Promise.allSettled(
+    prefixes.map((prefix) =>
+      startLocalNode(
+        binaries,
+        prefix,
+        settings.map((s) => `-c ${s}`),
+      ),
+    ),
+  );
   const servers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const stopAll = (): void => {
     for (const { server } of servers) stopLocal(server);
@@ -195,7 +215,11 @@ async function startLocalCluster(binaries: PostgresBinaries, workers: number, se
     stopAll();
     throw failed.reason;
   }
-  const nodes: ClusterNode[] = servers.map(({ port }) => ({ url: (database) => `postgresql://postgres@127.0.0.1:${port}/${database}`, host: '127.0.0.1', port }));
+  const nodes: ClusterNode[] = servers.map(({ port }) => ({
+    url: (database) => `postgresql://postgres@127.0.0.1:${port}/${database}`,
+    host: '127.0.0.1',
+    port,
+  }));
   try {
     await register(nodes, 'postgres');
   } catch (error) {
@@ -280,7 +304,13 @@ async function startContainers(image: string, workers: number, settings: string[
 }
 
 /** What the local path's servers are started with too (throwaway-nodes.ts), for the same speed and room. */
-const containerSettings = ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off', 'max_connections=200', 'max_locks_per_transaction=256'];
+const containerSettings = [
+  'fsync=off',
+  'synchronous_commit=off',
+  'full_page_writes=off',
+  'max_connections=200',
+  'max_locks_per_transaction=256',
+];
 
 async function serverMajor(url: string): Promise<number> {
   const client = new pg.Client({ connectionString: url });

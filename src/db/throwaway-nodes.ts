@@ -107,7 +107,11 @@ export function removeOnSignal(cleanup: () => Promise<void>): () => void {
 }
 
 /** One server from the local binaries in its own temporary directory, on a free port; removed on failure. */
-export async function startLocalNode(binaries: PostgresBinaries, prefix: string, extraSettings: string[]): Promise<{ server: LocalServer; port: number }> {
+export async function startLocalNode(
+  binaries: PostgresBinaries,
+  prefix: string,
+  extraSettings: string[],
+): Promise<{ server: LocalServer; port: number }> {
   installExitHooks();
   const directory = mkdtempSync(join(tmpdir(), prefix));
   const owner = process.getuid?.() === 0 ? unprivilegedOwner() : undefined;
@@ -116,7 +120,17 @@ export async function startLocalNode(binaries: PostgresBinaries, prefix: string,
   try {
     if (owner) chownSync(directory, owner.uid, owner.gid);
     await run(server, 'initdb', [
-      '-D', server.dataDirectory, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions',
+      '-D',
+      server.dataDirectory,
+      '-U',
+      'postgres',
+      '-A',
+      'trust',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-sync',
+      '--no-instructions',
     ]);
     const port = await startOnFreePort(server, extraSettings);
     return { server, port };
@@ -131,11 +145,29 @@ async function startOnFreePort(server: LocalServer, extraSettings: string[] = []
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     const settings = [
-      `-p ${port}`, `-k ${server.directory}`, '-c listen_addresses=127.0.0.1', '-c fsync=off', '-c synchronous_commit=off',
-      '-c full_page_writes=off', '-c max_connections=200', '-c max_locks_per_transaction=256', ...extraSettings,
+      `-p ${port}`,
+      `-k ${server.directory}`,
+      '-c listen_addresses=127.0.0.1',
+      '-c fsync=off',
+      '-c synchronous_commit=off',
+      '-c full_page_writes=off',
+      '-c max_connections=200',
+      '-c max_locks_per_transaction=256',
+      ...extraSettings,
     ].join(' ');
     try {
-      await run(server, 'pg_ctl', ['start', '-w', '-t', '60', '-D', server.dataDirectory, '-l', join(server.directory, 'server.log'), '-o', settings]);
+      await run(server, 'pg_ctl', [
+        'start',
+        '-w',
+        '-t',
+        '60',
+        '-D',
+        server.dataDirectory,
+        '-l',
+        join(server.directory, 'server.log'),
+        '-o',
+        settings,
+      ]);
       return port;
     } catch (error) {
       lastError = error;

@@ -8,12 +8,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import { runtimeImport } from '../runtime-import.js';
-import { dockerEngineAnswers, findPostgresBinaries, parsePrefer, startLocalNode, stopLocal, type PostgresBinaries } from './throwaway-nodes.js';
+import {
+  dockerEngineAnswers,
+  findPostgresBinaries,
+  parsePrefer,
+  startLocalNode,
+  stopLocal,
+  type PostgresBinaries,
+} from './throwaway-nodes.js';
 
 export { dockerEngineAnswers, findPostgresBinaries, type PostgresBinaries } from './throwaway-nodes.js';
 export {
-  CITUS_IMAGE, chooseCitusPath, findCitus, startThrowawayCitus, withThrowawayCitus,
-  type CitusPathProbe, type ThrowawayCitus, type ThrowawayCitusOptions,
+  CITUS_IMAGE,
+  chooseCitusPath,
+  findCitus,
+  startThrowawayCitus,
+  withThrowawayCitus,
+  type CitusPathProbe,
+  type ThrowawayCitus,
+  type ThrowawayCitusOptions,
 } from './throwaway-citus.js';
 
 export type ThrowawayKind = 'explicit' | 'testcontainers' | 'local';
@@ -77,10 +90,7 @@ export async function startThrowawayPostgres(options: ThrowawayOptions = {}): Pr
 }
 
 /** Owns a throwaway server for the callback's life, and removes it whatever happens. */
-export async function withThrowawayPostgres<T>(
-  options: ThrowawayOptions,
-  fn: (pg: ThrowawayPostgres) => Promise<T>,
-): Promise<T> {
+export async function withThrowawayPostgres<T>(options: ThrowawayOptions, fn: (pg: ThrowawayPostgres) => Promise<T>): Promise<T> {
   const pg = await startThrowawayPostgres(options);
   try {
     return await fn(pg);

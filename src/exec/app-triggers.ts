@@ -25,7 +25,11 @@ export function triggersOffScripts(units: Unit[], direction: 'apply' | 'rollback
   for (const unit of units) {
     const script = direction === 'apply' ? unit : unit.rollback;
     if (!script?.options.triggersOff) continue;
-    const tables = [...script.writes, ...(direction === 'rollback' ? unit.writes : []), ...[script.options.batch?.table, unit.options.batch?.table].filter((t): t is string => t !== undefined)];
+    const tables = [
+      ...script.writes,
+      ...(direction === 'rollback' ? unit.writes : []),
+      ...[script.options.batch?.table, unit.options.batch?.table].filter((t): t is string => t !== undefined),
+    ];
     found.push({ id: unit.id, script, tables: [...new Set(tables)] });
   }
   return found;
@@ -55,10 +59,15 @@ interface FiringTrigger {
 export async function ensureTriggersStayOff(session: Session, scripts: TriggersOffScript[], own: Set<string>): Promise<void> {
   if (scripts.length === 0) return;
   const { client } = session;
-  const [role] = (await client.query<{ name: string; super: boolean }>('SELECT current_user AS name, rolsuper AS super FROM pg_roles WHERE rolname = current_user')).rows;
+  const [role] = (
+    await client.query<{ name: string; super: boolean }>(
+      'SELECT current_user AS name, rolsuper AS super FROM pg_roles WHERE rolname = current_user',
+    )
+  ).rows;
   let maySet = role?.super ?? false;
   if (!maySet && session.serverVersion >= 150000) {
-    maySet = (await client.query<{ ok: boolean }>("SELECT has_parameter_privilege('session_replication_role', 'SET') AS ok")).rows[0]?.ok ?? false;
+    maySet =
+      (await client.query<{ ok: boolean }>("SELECT has_parameter_privilege('session_replication_role', 'SET') AS ok")).rows[0]?.ok ?? false;
   }
   const firing = new Map<string, { trigger: FiringTrigger; units: string[] }>();
   for (const { id, tables } of scripts) {
@@ -88,10 +97,19 @@ export async function ensureTriggersStayOff(session: Session, scripts: TriggersO
     `${entries.length} application trigger${entries.length === 1 ? '' : 's'} would fire for the upgrade's own writes (units with \`-- tenantify:triggers off\`)${maySet ? '' : `: ${role?.name ?? 'this role'} may not set session_replication_role, which keeps them from firing`}; nothing was run`,
     {
       code: 'app-triggers-would-fire',
-      details: entries.map((e) => `${e.trigger.table}: trigger ${e.trigger.trigger}${e.trigger.always ? ' (ENABLE ALWAYS: fires in replica mode too)' : ''}, for ${e.units.join(', ')}`),
+      details: entries.map(
+        (e) =>
+          `${e.trigger.table}: trigger ${e.trigger.trigger}${e.trigger.always ? ' (ENABLE ALWAYS: fires in replica mode too)' : ''}, for ${e.units.join(', ')}`,
+      ),
       hint: [
-        ...(maySet ? [] : [`let the role keep them from firing: as a superuser, GRANT SET ON PARAMETER session_replication_role TO ${role?.name ?? '<role>'} (PostgreSQL 15+), or run the upgrade as a superuser`]),
-        ...(always.length > 0 ? ['make an ENABLE ALWAYS trigger an ordinary one (ALTER TABLE ... ENABLE TRIGGER ...) for the upgrade'] : []),
+        ...(maySet
+          ? []
+          : [
+              `let the role keep them from firing: as a superuser, GRANT SET ON PARAMETER session_replication_role TO ${role?.name ?? '<role>'} (PostgreSQL 15+), or run the upgrade as a superuser`,
+            ]),
+        ...(always.length > 0
+          ? ['make an ENABLE ALWAYS trigger an ordinary one (ALTER TABLE ... ENABLE TRIGGER ...) for the upgrade']
+          : []),
         'or accept that they fire: remove `-- tenantify:triggers off` from these units',
       ].join('; '),
     },

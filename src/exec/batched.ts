@@ -34,7 +34,8 @@ export const batchedRunner: Runner = {
       rowsTotal: await keys.estimateTotal(),
       batches: resumed ? (work.progress?.batches ?? 0) : 0,
     };
-    if (resumed) ctx.reporter.note(`${unit.id}: resuming after key ${segments.map((g) => g.cursor).join(', ')} (${progress.rowsDone} rows done)`);
+    if (resumed)
+      ctx.reporter.note(`${unit.id}: resuming after key ${segments.map((g) => g.cursor).join(', ')} (${progress.rowsDone} rows done)`);
     if (!ctx.dryRun) await ctx.ledger.saveProgress(ctx.runId, unit.id, progress);
     await runSegments(ctx, unit, segments, progress, settings);
     return `${progress.rowsDone} rows in ${progress.batches} batches`;
@@ -59,7 +60,13 @@ function resumeSegments(progress: UnitProgress | undefined): Segment[] | undefin
  * Workers take segments from a queue, each on its own connection, batch after batch. One
  * worker's failure stops the others after their batch in flight; the first error is thrown.
  */
-async function runSegments(ctx: ExecContext, unit: Unit, segments: Segment[], progress: UnitProgress, settings: BatchSettings): Promise<void> {
+async function runSegments(
+  ctx: ExecContext,
+  unit: Unit,
+  segments: Segment[],
+  progress: UnitProgress,
+  settings: BatchSettings,
+): Promise<void> {
   const queue = segments.map((segment, index) => ({ segment, index }));
   const workers = Math.max(1, Math.min(ctx.dryRun ? 1 : settings.parallel, queue.length));
   const ratesStarted = performance.now();
@@ -83,7 +90,9 @@ async function runSegments(ctx: ExecContext, unit: Unit, segments: Segment[], pr
   try {
     const contexts = [ctx, ...extra.map((session) => ({ ...ctx, session, ledger: new Ledger(session.db, ctx.ledger.schema) }))];
     // A signal cancels every worker's batch in flight, not only the first session's.
-    await Promise.all(contexts.map((worker) => cancellable(worker, () => work(worker)).catch((error: unknown) => void (failure ??= error))));
+    await Promise.all(
+      contexts.map((worker) => cancellable(worker, () => work(worker)).catch((error: unknown) => void (failure ??= error))),
+    );
   } finally {
     await Promise.all(extra.map((session) => session.close()));
   }
@@ -120,7 +129,8 @@ async function walkSegment(
     segment.cursor = upper;
     const decision = await pace.next(performance.now() - batchStarted, ctx.session);
     // The progress line carries the reason while it lasts; a note marks when throttling starts and ends.
-    if ((decision.reason === undefined) !== (throttled === undefined)) ctx.reporter.note(`${unit.id}: ${decision.reason ? `throttled: ${decision.reason}` : 'no longer throttled'}`);
+    if ((decision.reason === undefined) !== (throttled === undefined))
+      ctx.reporter.note(`${unit.id}: ${decision.reason ? `throttled: ${decision.reason}` : 'no longer throttled'}`);
     throttled = decision.reason;
     report(rows, throttled);
     if (decision.pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, decision.pauseMs));
@@ -169,7 +179,11 @@ export class Pace {
   async next(durationMs: number, session: Session): Promise<Decision> {
     const cost = await measureAppCost(session);
     const { targetMs, pauseMs, maxReplicationLagMs, throttle } = this.settings;
-    const decision = decide(this.pacing, { durationMs, cost }, { targetMs, pauseMs, maxReplicationLagMs, throttle, idleProbeMs: this.idleProbe ?? 0 });
+    const decision = decide(
+      this.pacing,
+      { durationMs, cost },
+      { targetMs, pauseMs, maxReplicationLagMs, throttle, idleProbeMs: this.idleProbe ?? 0 },
+    );
     this.pacing = decision;
     return decision;
   }
@@ -222,7 +236,9 @@ class KeyRanges implements Ranges {
   /** The exclusive lower bound of the first batch: a value below the smallest key. */
   async start(): Promise<string | undefined> {
     const type = await sql<{ type: string }>`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute
-       WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(this.session.db);
+       WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(
+      this.session.db,
+    );
     const keyType = type.rows[0]?.type;
     if (!keyType) throw new Error(`${this.unit.file}: the batch key ${this.batch.key} is not a column of ${this.batch.table}`);
     this.keyType = keyType;
@@ -234,7 +250,9 @@ class KeyRanges implements Ranges {
     const row = result.rows[0];
     if (!row || row.min === null) return undefined;
     if (row.below === null || !row.ok) {
-      throw new Error(`${this.unit.file}: cannot start a keyset over ${this.batch.key} (${keyType}): no value sorts below its smallest key ${row.min}; use an integer, numeric, date/time, text or uuid key`);
+      throw new Error(
+        `${this.unit.file}: cannot start a keyset over ${this.batch.key} (${keyType}): no value sorts below its smallest key ${row.min}; use an integer, numeric, date/time, text or uuid key`,
+      );
     }
     return row.below;
   }
@@ -245,7 +263,9 @@ class KeyRanges implements Ranges {
     const result = await sql<{ upper: string | null }>`
       SELECT coalesce(
         (SELECT ${this.key}::text AS upper_key FROM ${this.table} WHERE ${this.key} > ${cursor} AND ${within} ORDER BY ${this.key} OFFSET ${size - 1} LIMIT 1),
-        (SELECT ${this.key}::text AS last_key FROM ${this.table} WHERE ${this.key} > ${cursor} AND ${within} ORDER BY ${this.key} DESC LIMIT 1)) AS upper`.execute(this.session.db);
+        (SELECT ${this.key}::text AS last_key FROM ${this.table} WHERE ${this.key} > ${cursor} AND ${within} ORDER BY ${this.key} DESC LIMIT 1)) AS upper`.execute(
+      this.session.db,
+    );
     return result.rows[0]?.upper ?? undefined;
   }
 
@@ -254,7 +274,9 @@ class KeyRanges implements Ranges {
     const start = await this.start();
     if (start === undefined) return [];
     if (count <= 1) return [{ from: start, to: null, cursor: start }];
-    const bounds = /^(smallint|integer|bigint)$/.test(this.keyType ?? '') ? await this.evenBounds(start, count) : await this.percentileBounds(count);
+    const bounds = /^(smallint|integer|bigint)$/.test(this.keyType ?? '')
+      ? await this.evenBounds(start, count)
+      : await this.percentileBounds(count);
     const edges = [start, ...new Set(bounds)];
     return edges.map((from, i) => ({ from, to: edges[i + 1] ?? null, cursor: from }));
   }
@@ -264,24 +286,32 @@ class KeyRanges implements Ranges {
    * read and sort every key (on Citus, every key pulled to the coordinator).
    */
   private async evenBounds(start: string, count: number): Promise<string[]> {
-    const result = await sql<{ last: string | null }>`SELECT ${this.key}::text AS last FROM ${this.table} ORDER BY ${this.key} DESC LIMIT 1`.execute(this.session.db);
+    const result = await sql<{
+      last: string | null;
+    }>`SELECT ${this.key}::text AS last FROM ${this.table} ORDER BY ${this.key} DESC LIMIT 1`.execute(this.session.db);
     const last = result.rows[0]?.last;
     if (last === null || last === undefined) return [];
     const [from, to] = [BigInt(start), BigInt(last)];
-    return Array.from({ length: count - 1 }, (_, i) => (from + ((to - from) * BigInt(i + 1)) / BigInt(count)).toString()).filter((b) => BigInt(b) > from && BigInt(b) < to);
+    return Array.from({ length: count - 1 }, (_, i) => (from + ((to - from) * BigInt(i + 1)) / BigInt(count)).toString()).filter(
+      (b) => BigInt(b) > from && BigInt(b) < to,
+    );
   }
 
   /** Bounds of `count` segments of about equal rows, for keys without arithmetic (text, uuid, date/time). */
   private async percentileBounds(count: number): Promise<string[]> {
     const fractions = Array.from({ length: count - 1 }, (_, i) => (i + 1) / count);
     const result = await sql<{ bounds: string[] | null }>`
-      SELECT (percentile_disc(${fractions}::float8[]) WITHIN GROUP (ORDER BY ${this.key}))::text[] AS bounds FROM ${this.table}`.execute(this.session.db);
+      SELECT (percentile_disc(${fractions}::float8[]) WITHIN GROUP (ORDER BY ${this.key}))::text[] AS bounds FROM ${this.table}`.execute(
+      this.session.db,
+    );
     return result.rows[0]?.bounds ?? [];
   }
 
   /** The planner's estimate when over a million rows (a Citus table's from its shards), else an exact count. */
   async estimateTotal(): Promise<number> {
-    const estimate = await sql<{ n: number }>`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(this.session.db);
+    const estimate = await sql<{
+      n: number;
+    }>`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(this.session.db);
     let n = Number(estimate.rows[0]?.n ?? 0);
     if (n === 0) n = (await citusRowEstimate(this.session, this.batch.table)) ?? 0;
     if (n > 1_000_000) return n;

@@ -46,7 +46,9 @@ export class BlockRanges implements Ranges {
   /** The table's last block now (-1 when it has none). */
   private async lastBlock(): Promise<number> {
     const result = await sql<{ last: string }>`
-      SELECT (pg_relation_size(${this.batch.table}::regclass) / current_setting('block_size')::bigint - 1)::text AS last`.execute(this.session.db);
+      SELECT (pg_relation_size(${this.batch.table}::regclass) / current_setting('block_size')::bigint - 1)::text AS last`.execute(
+      this.session.db,
+    );
     return Number(result.rows[0]?.last ?? -1);
   }
 
@@ -54,7 +56,9 @@ export class BlockRanges implements Ranges {
   private async density(): Promise<number> {
     if (this.rowsPerBlock !== undefined) return this.rowsPerBlock;
     const result = await sql<{ tuples: number; pages: number }>`
-      SELECT greatest(reltuples, 0)::float8 AS tuples, relpages::int AS pages FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(this.session.db);
+      SELECT greatest(reltuples, 0)::float8 AS tuples, relpages::int AS pages FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(
+      this.session.db,
+    );
     const row = result.rows[0];
     this.rowsPerBlock = row && row.pages > 0 && row.tuples > 0 ? Math.max(1, row.tuples / row.pages) : 1;
     return this.rowsPerBlock;
@@ -78,7 +82,9 @@ export class BlockRanges implements Ranges {
 
   /** The planner's estimate when over a million rows, else an exact count. */
   async estimateTotal(): Promise<number> {
-    const estimate = await sql<{ n: number }>`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(this.session.db);
+    const estimate = await sql<{
+      n: number;
+    }>`SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = ${this.batch.table}::regclass`.execute(this.session.db);
     const n = Number(estimate.rows[0]?.n ?? 0);
     if (n > 1_000_000) return n;
     const exact = await sql<{ n: number }>`SELECT count(*) AS n FROM ${sql.raw(this.batch.table)}`.execute(this.session.db);

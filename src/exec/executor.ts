@@ -31,7 +31,7 @@ export async function executePlan(ctx: ExecContext, plan: Plan, reports: UnitRep
 
 async function executeEntries(ctx: ExecContext, entries: PlanEntry[], reports: UnitReport[], hooks: ExecHooks): Promise<void> {
   const trains = new Trains(ctx, entries, (entry, options) => applyUnit(ctx, entry, options), hooks.afterUnit);
-  for (let i = 0; i < entries.length; ) {
+  for (let i = 0; i < entries.length;) {
     const entry = entries[i] as PlanEntry;
     if (ctx.interrupt.requested) throw interruptedAt(ctx.interrupt.requested, entry.unit.id);
     if (ctx.dryRun && !entry.unit.options.transaction) {

@@ -70,11 +70,15 @@ export function isConnectionLost(error: unknown, session?: { lost: Error | undef
  * units). The ledger cannot be written on a dead connection, so it says what it said
  * before: the unit `running` (apply) or its state before the revert.
  */
-export function connectionLost(error: unknown, at: { unitId: string; direction: 'apply' | 'revert'; partial: boolean } | undefined): ConnectionLostError {
+export function connectionLost(
+  error: unknown,
+  at: { unitId: string; direction: 'apply' | 'revert'; partial: boolean } | undefined,
+): ConnectionLostError {
   if (error instanceof ConnectionLostError) return error;
   const why = firstLine(messageOf(error));
   if (!at) {
-    return new ConnectionLostError(`lost the connection to PostgreSQL: ${why}`, { code: 'connection-lost',
+    return new ConnectionLostError(`lost the connection to PostgreSQL: ${why}`, {
+      code: 'connection-lost',
       hint: 'the server rolled back what was open; once it is back, run the same command again: the ledger says what is done, and the next run records this one as died',
     });
   }
@@ -82,11 +86,13 @@ export function connectionLost(error: unknown, at: { unitId: string; direction: 
     ? 'the server rolled back the work in flight; what committed before it (statements or batches) stays done and its progress is recorded'
     : "the server rolled back the unit's transaction";
   if (at.direction === 'revert') {
-    return new ConnectionLostError(`lost the connection to PostgreSQL while reverting ${at.unitId}: ${why}`, { code: 'connection-lost',
+    return new ConnectionLostError(`lost the connection to PostgreSQL while reverting ${at.unitId}: ${why}`, {
+      code: 'connection-lost',
       hint: `${rolledBack}; the ledger could not be written after it: ${at.unitId} keeps its state there. Once the server is back, \`tenantify rollback\` goes on`,
     });
   }
-  return new ConnectionLostError(`lost the connection to PostgreSQL while applying ${at.unitId}: ${why}`, { code: 'connection-lost',
+  return new ConnectionLostError(`lost the connection to PostgreSQL while applying ${at.unitId}: ${why}`, {
+    code: 'connection-lost',
     hint: `${rolledBack}; the ledger could not be written after it: ${at.unitId} stays \`running\` there. Once the server is back, \`tenantify apply\` records this run as died and resumes ${at.unitId}`,
   });
 }
@@ -137,9 +143,12 @@ export function applyFailure(unit: Unit, error: unknown, signal: string | undefi
 
 /** A dry run's unit failed: its work went with the dry run's transaction, batches included, and the ledger was not written. */
 function dryRunFailure(unit: Unit, error: unknown): TenantifyError {
-  const hint = 'a dry run: nothing stays (its work, batches included, was rolled back with the dry run) and the ledger records nothing. Fix the data or the unit, then run `tenantify apply --dry-run` again';
-  if (error instanceof ChecksFailed) return new ViolationsError(`unit ${unit.id}: ${error.section} failed`, { details: violationDetails(error), hint });
-  if (error instanceof StatementFailure) return new UnitFailedError(`unit ${unit.id} failed: ${error.pgError.message}`, { details: statementDetails(error), hint });
+  const hint =
+    'a dry run: nothing stays (its work, batches included, was rolled back with the dry run) and the ledger records nothing. Fix the data or the unit, then run `tenantify apply --dry-run` again';
+  if (error instanceof ChecksFailed)
+    return new ViolationsError(`unit ${unit.id}: ${error.section} failed`, { details: violationDetails(error), hint });
+  if (error instanceof StatementFailure)
+    return new UnitFailedError(`unit ${unit.id} failed: ${error.pgError.message}`, { details: statementDetails(error), hint });
   return new UnitFailedError(`unit ${unit.id} failed: ${messageOf(error)}`, { hint, cause: error });
 }
 
@@ -156,8 +165,13 @@ export function revertFailure(entry: RollbackEntry, script: Script, error: unkno
   const { unit } = entry;
   const stays = `${unit.id} stays ${entry.ledger.status}`;
   if (signal !== undefined) {
-    const what = script.options.transaction ? 'its rollback was rolled back' : 'the statement in flight was cancelled; the ones before it stay done';
-    return new InterruptedError(`interrupted by ${signal} while reverting ${unit.id}: ${what}`, { code: 'interrupted', hint: `${stays}; run \`tenantify rollback\` again to go on` });
+    const what = script.options.transaction
+      ? 'its rollback was rolled back'
+      : 'the statement in flight was cancelled; the ones before it stay done';
+    return new InterruptedError(`interrupted by ${signal} while reverting ${unit.id}: ${what}`, {
+      code: 'interrupted',
+      hint: `${stays}; run \`tenantify rollback\` again to go on`,
+    });
   }
   const whatStays =
     error instanceof ChecksFailed && error.section === 'precheck'
@@ -166,14 +180,19 @@ export function revertFailure(entry: RollbackEntry, script: Script, error: unkno
         ? "the rollback's transaction was rolled back whole"
         : 'the rollback runs outside a transaction: the statements before the failing one stay done, and `tenantify rollback` resumes at it';
   const hint = `${whatStays}; ${stays} and the ledger records the error (event rollback_failed); older units were not reverted. Fix ${script.file} or the data, then run \`tenantify rollback\` again`;
-  if (error instanceof ChecksFailed) return new ViolationsError(`rollback of ${unit.id}: ${error.section} failed`, { details: violationDetails(error), hint });
-  if (error instanceof StatementFailure) return new UnitFailedError(`rollback of ${unit.id} failed: ${error.pgError.message}`, { details: statementDetails(error), hint });
+  if (error instanceof ChecksFailed)
+    return new ViolationsError(`rollback of ${unit.id}: ${error.section} failed`, { details: violationDetails(error), hint });
+  if (error instanceof StatementFailure)
+    return new UnitFailedError(`rollback of ${unit.id} failed: ${error.pgError.message}`, { details: statementDetails(error), hint });
   return new UnitFailedError(`rollback of ${unit.id} failed: ${messageOf(error)}`, { hint, cause: error });
 }
 
 /** The run stopped between two reverts. */
 export function interruptedBeforeRevert(signal: string, unitId: string, command: string): InterruptedError {
-  return new InterruptedError(`interrupted by ${signal} before reverting ${unitId}: the units before it were reverted`, { code: 'interrupted', hint: `run \`${command}\` again to go on` });
+  return new InterruptedError(`interrupted by ${signal} before reverting ${unitId}: the units before it were reverted`, {
+    code: 'interrupted',
+    hint: `run \`${command}\` again to go on`,
+  });
 }
 
 function messageOf(error: unknown): string {

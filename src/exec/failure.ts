@@ -31,7 +31,12 @@ export class ChecksFailed extends Error {
     readonly section: 'precheck' | 'verify',
     readonly results: CheckResult[],
   ) {
-    super(`${section} failed: ${results.filter((r) => !r.ok).map((r) => `"${r.name}"`).join(', ')}`);
+    super(
+      `${section} failed: ${results
+        .filter((r) => !r.ok)
+        .map((r) => `"${r.name}"`)
+        .join(', ')}`,
+    );
   }
 }
 
@@ -95,7 +100,9 @@ export function toLedgerError(error: unknown): LedgerError {
     return {
       message: error.message,
       code: `${error.section}_failed`,
-      violations: error.results.filter((r) => !r.ok).map(({ name, violations, sample, error: e }) => omitUndefined({ name, violations, sample, error: e })),
+      violations: error.results
+        .filter((r) => !r.ok)
+        .map(({ name, violations, sample, error: e }) => omitUndefined({ name, violations, sample, error: e })),
     };
   }
   if (error instanceof TenantifyError) return { message: error.message, code: error.code };

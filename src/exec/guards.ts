@@ -43,7 +43,9 @@ export async function timeGuards(client: pg.Client, guards: Guard[]): Promise<Gu
 }
 
 async function executionMs(client: pg.Client, query: string): Promise<number> {
-  const result = await client.query<{ 'QUERY PLAN': [{ 'Execution Time': number }] }>(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${query}`);
+  const result = await client.query<{ 'QUERY PLAN': [{ 'Execution Time': number }] }>(
+    `EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${query}`,
+  );
   return result.rows[0]?.['QUERY PLAN'][0]['Execution Time'] ?? 0;
 }
 
@@ -61,7 +63,8 @@ export function guardRegressions(guards: Guard[], baseline: GuardTiming[], now: 
     const after = now.find((t) => t.name === guard.name)?.medianMs;
     if (before === undefined || after === undefined) continue;
     const threshold = guard.threshold ?? defaultThreshold;
-    if (after > before * (1 + threshold) && after - before > noiseFloorMs) regressions.push({ name: guard.name, beforeMs: before, afterMs: after, threshold });
+    if (after > before * (1 + threshold) && after - before > noiseFloorMs)
+      regressions.push({ name: guard.name, beforeMs: before, afterMs: after, threshold });
   }
   return regressions;
 }

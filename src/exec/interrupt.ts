@@ -106,7 +106,10 @@ export class Interrupt {
     this.log(`${signal} again: ending the run's sessions now (the server rolls back the open transaction)...`);
     // A server that does not answer must not keep the operator waiting.
     const bounded = new Promise<void>((resolve) => setTimeout(resolve, 10_000).unref());
-    await Promise.race([this.force?.(signal).catch((error: unknown) => this.log(`could not tell the ledger: ${(error as Error).message}`)), bounded]);
+    await Promise.race([
+      this.force?.(signal).catch((error: unknown) => this.log(`could not tell the ledger: ${(error as Error).message}`)),
+      bounded,
+    ]);
     process.exit(130);
   }
 }

@@ -39,7 +39,12 @@ export async function runUnit(ctx: ExecContext, work: Work): Promise<UnitOutcome
       ctx.interrupt.throwIfRequested();
       return { prechecks, ...(await runBody(ctx, work, startedAt)) };
     });
-    const outcome = { durationMs: Math.round(performance.now() - startedAt), checks: [...prechecks, ...checks], ...(note ? { note } : {}), ...(locks ? { locks } : {}) };
+    const outcome = {
+      durationMs: Math.round(performance.now() - startedAt),
+      checks: [...prechecks, ...checks],
+      ...(note ? { note } : {}),
+      ...(locks ? { locks } : {}),
+    };
     direction.done(ctx, work, outcome);
     return outcome;
   } catch (error) {
@@ -57,7 +62,11 @@ async function failed(ctx: ExecContext, work: Work, error: unknown): Promise<unk
   });
 }
 
-async function runBody(ctx: ExecContext, work: Work, startedAt: number): Promise<{ checks: CheckResult[]; note?: string | undefined; locks?: LockHeld[] }> {
+async function runBody(
+  ctx: ExecContext,
+  work: Work,
+  startedAt: number,
+): Promise<{ checks: CheckResult[]; note?: string | undefined; locks?: LockHeld[] }> {
   const { script, direction } = work;
   const runner = runnerFor(script);
   if (!runner.inTransaction) {
@@ -72,10 +81,12 @@ async function runBody(ctx: ExecContext, work: Work, startedAt: number): Promise
   // Retried whole after a lock timeout; a first SIGINT cancels the statement in flight.
   return retrying(ctx, script, () =>
     cancellable(ctx, () =>
-      ctx.traceLocks ? tracedTransaction(ctx, work, runner, () => verifyAndRecord(ctx, work, startedAt)) : inTransaction(ctx, script.options, async () => {
-        const note = await runner.body(ctx, work);
-        return { note, checks: await verifyAndRecord(ctx, work, startedAt) };
-      }),
+      ctx.traceLocks
+        ? tracedTransaction(ctx, work, runner, () => verifyAndRecord(ctx, work, startedAt))
+        : inTransaction(ctx, script.options, async () => {
+            const note = await runner.body(ctx, work);
+            return { note, checks: await verifyAndRecord(ctx, work, startedAt) };
+          }),
     ),
   );
 }
@@ -96,9 +107,21 @@ function stoppedBy(ctx: ExecContext, error: unknown): string | undefined {
  * Applies one unit. `startRecorded`, `messageFailed`: a message that carried the unit
  * recorded its start (not again) and failed (the unit runs step by step).
  */
-export async function applyUnit(ctx: ExecContext, entry: PlanEntry, { startRecorded = false, messageFailed = false } = {}): Promise<UnitReport> {
+export async function applyUnit(
+  ctx: ExecContext,
+  entry: PlanEntry,
+  { startRecorded = false, messageFailed = false } = {},
+): Promise<UnitReport> {
   const { unit } = entry;
-  const work: Work = { unit, script: unit, resume: entry.resume, progress: entry.ledger?.progress, startRecorded, messageFailed, direction: applying(entry) };
+  const work: Work = {
+    unit,
+    script: unit,
+    resume: entry.resume,
+    progress: entry.ledger?.progress,
+    startRecorded,
+    messageFailed,
+    direction: applying(entry),
+  };
   return { id: unit.id, outcome: 'applied', ...(await runUnit(ctx, work)) };
 }
 
@@ -106,7 +129,15 @@ export async function applyUnit(ctx: ExecContext, entry: PlanEntry, { startRecor
 export async function revertUnit(ctx: ExecContext, reporter: RevertReporter, entry: RollbackEntry): Promise<UnitOutcome> {
   const { unit } = entry;
   if (!unit.rollback) throw new Error(`${unit.id} has no rollback file; the caller should have refused it`);
-  const work: Work = { unit, script: unit.rollback, resume: entry.resume, progress: entry.ledger.progress, startRecorded: false, messageFailed: false, direction: reverting(entry, reporter) };
+  const work: Work = {
+    unit,
+    script: unit.rollback,
+    resume: entry.resume,
+    progress: entry.ledger.progress,
+    startRecorded: false,
+    messageFailed: false,
+    direction: reverting(entry, reporter),
+  };
   return runUnit(ctx, work);
 }
 
@@ -122,7 +153,12 @@ function applying(entry: PlanEntry): Direction {
       if (!work.startRecorded) await snapshotBefore(ctx, entry);
     },
     async statementDone(ctx, work, done, statement) {
-      await ctx.ledger.saveProgress(ctx.runId, work.unit.id, { statements: done }, { name: 'statement_done', detail: { statement: done.length, line: statement.line } });
+      await ctx.ledger.saveProgress(
+        ctx.runId,
+        work.unit.id,
+        { statements: done },
+        { name: 'statement_done', detail: { statement: done.length, line: statement.line } },
+      );
     },
     async record(ctx, work, checks, startedAt) {
       if (!ctx.dryRun) await ctx.ledger.transition(appliedTransition(ctx, work.unit, checks, Math.round(performance.now() - startedAt)));
@@ -135,7 +171,13 @@ function applying(entry: PlanEntry): Direction {
       const signal = stoppedBy(ctx, error);
       if (!ctx.dryRun) {
         const ledgerError = signal ? { message: `interrupted by ${signal}`, code: 'interrupted' } : toLedgerError(error);
-        await ctx.ledger.transition({ runId: ctx.runId, unit: work.unit, status: 'failed', event: signal ? 'interrupted' : 'failed', error: ledgerError });
+        await ctx.ledger.transition({
+          runId: ctx.runId,
+          unit: work.unit,
+          status: 'failed',
+          event: signal ? 'interrupted' : 'failed',
+          error: ledgerError,
+        });
       }
       const failure = applyFailure(work.unit, error, signal, ctx.dryRun);
       ctx.reporter.unitFailed(work.unit, failure.message);
@@ -159,7 +201,9 @@ async function snapshotBefore(ctx: ExecContext, entry: PlanEntry): Promise<void>
   });
   if (manifest) {
     await ctx.ledger.saveSnapshot(ctx.runId, unit.id, { ...manifest }, 'snapshot_taken');
-    ctx.reporter.note(`${unit.id}: snapshot of ${manifest.scope === 'tables' ? manifest.tables.join(', ') : `the ${manifest.scope} database`} (${manifest.bytes} bytes, ${manifest.durationMs} ms)`);
+    ctx.reporter.note(
+      `${unit.id}: snapshot of ${manifest.scope === 'tables' ? manifest.tables.join(', ') : `the ${manifest.scope} database`} (${manifest.bytes} bytes, ${manifest.durationMs} ms)`,
+    );
   }
 }
 
@@ -178,10 +222,15 @@ function reverting(entry: RollbackEntry, reporter: RevertReporter): Direction {
     },
     async beforeBody() {},
     async statementDone(ctx, work, done, statement) {
-      await ctx.ledger.saveProgress(ctx.runId, work.unit.id, { ...entry.ledger.progress, revertStatements: done }, {
-        name: 'rollback_statement_done',
-        detail: { file, statement: done.length, line: statement.line },
-      });
+      await ctx.ledger.saveProgress(
+        ctx.runId,
+        work.unit.id,
+        { ...entry.ledger.progress, revertStatements: done },
+        {
+          name: 'rollback_statement_done',
+          detail: { file, statement: done.length, line: statement.line },
+        },
+      );
     },
     async record(ctx, _work, checks, startedAt) {
       await ctx.ledger.transition(rolledBackTransition(ctx, entry, checks, Math.round(performance.now() - startedAt)));
@@ -192,7 +241,11 @@ function reverting(entry: RollbackEntry, reporter: RevertReporter): Direction {
     async fail(ctx, work, error) {
       const signal = stoppedBy(ctx, error);
       const ledgerError = signal ? { message: `interrupted by ${signal}`, code: 'interrupted' } : toLedgerError(error);
-      await ctx.ledger.event(ctx.runId, work.unit.id, signal ? 'rollback_interrupted' : 'rollback_failed', { file, status: entry.ledger.status, error: ledgerError });
+      await ctx.ledger.event(ctx.runId, work.unit.id, signal ? 'rollback_interrupted' : 'rollback_failed', {
+        file,
+        status: entry.ledger.status,
+        error: ledgerError,
+      });
       const failure = revertFailure(entry, work.script, error, signal);
       reporter.revertFailed(work.unit, failure.message);
       return failure;

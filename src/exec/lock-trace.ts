@@ -54,8 +54,17 @@ export function describeLocks(locks: LockHeld[]): string[] {
     if (!known || lockStrength(lock.mode) > lockStrength(known.mode)) strongest.set(lock.relation, lock);
   }
   return [...strongest.values()]
-    .sort((a, b) => lockStrength(b.mode) - lockStrength(a.mode) || b.kind.localeCompare(a.kind) || b.heldMs - a.heldMs || a.relation.localeCompare(b.relation))
-    .map((l) => `${lockModeName(l.mode)} on ${l.relation} for ${l.heldMs} ms${l.rewroteRows !== undefined ? ` (rewrote ${l.rewroteRows.toLocaleString('en-US')} rows)` : ''}`);
+    .sort(
+      (a, b) =>
+        lockStrength(b.mode) - lockStrength(a.mode) ||
+        b.kind.localeCompare(a.kind) ||
+        b.heldMs - a.heldMs ||
+        a.relation.localeCompare(b.relation),
+    )
+    .map(
+      (l) =>
+        `${lockModeName(l.mode)} on ${l.relation} for ${l.heldMs} ms${l.rewroteRows !== undefined ? ` (rewrote ${l.rewroteRows.toLocaleString('en-US')} rows)` : ''}`,
+    );
 }
 
 /** One line for a unit: its strongest locks, or why there are none. */
@@ -130,7 +139,13 @@ export class LockTrace {
         counted.set(row.relation, Number(count.rows[0]?.n ?? 0));
       }
       const rows = counted.get(row.relation);
-      locks.push({ relation: row.relation, kind: row.relkind === 'i' || row.relkind === 'I' ? 'index' : 'table', mode: row.mode, heldMs: Math.max(0, Math.round(committedAt - since)), ...(rewritten && rows !== undefined ? { rewroteRows: rows } : {}) });
+      locks.push({
+        relation: row.relation,
+        kind: row.relkind === 'i' || row.relkind === 'I' ? 'index' : 'table',
+        mode: row.mode,
+        heldMs: Math.max(0, Math.round(committedAt - since)),
+        ...(rewritten && rows !== undefined ? { rewroteRows: rows } : {}),
+      });
     }
     return locks.sort((a, b) => lockStrength(b.mode) - lockStrength(a.mode) || a.relation.localeCompare(b.relation));
   }

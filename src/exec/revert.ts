@@ -31,7 +31,12 @@ export function notesOnly(reporter: Pick<RevertReporter, 'note'>): Reporter {
 }
 
 /** Reverts `entries` in the order given (newest first). Throws the first failure; older units are then left alone. */
-export async function revertUnits(ctx: ExecContext, reporter: RevertReporter, entries: RollbackEntry[], reports: RevertReport[]): Promise<void> {
+export async function revertUnits(
+  ctx: ExecContext,
+  reporter: RevertReporter,
+  entries: RollbackEntry[],
+  reports: RevertReport[],
+): Promise<void> {
   for (const entry of entries) {
     if (ctx.interrupt.requested) throw interruptedBeforeRevert(ctx.interrupt.requested, entry.unit.id, 'tenantify rollback');
     reports.push(await revertReported(ctx, reporter, entry));
@@ -56,13 +61,19 @@ export function restorableSnapshot(entry: RollbackEntry): SnapshotManifest | und
  * is checked (file present, sha256, nothing depending on its tables that a restore would
  * lose) before anything is restored.
  */
-export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertReporter, entries: RollbackEntry[], reports: RevertReport[]): Promise<void> {
+export async function revertFromSnapshots(
+  ctx: ExecContext,
+  reporter: RevertReporter,
+  entries: RollbackEntry[],
+  reports: RevertReport[],
+): Promise<void> {
   for (const entry of entries) {
     const manifest = restorableSnapshot(entry);
     if (manifest) await ensureRestorable(ctx.session, manifest);
   }
   for (const entry of entries) {
-    if (ctx.interrupt.requested) throw interruptedBeforeRevert(ctx.interrupt.requested, entry.unit.id, 'tenantify rollback --from-snapshot');
+    if (ctx.interrupt.requested)
+      throw interruptedBeforeRevert(ctx.interrupt.requested, entry.unit.id, 'tenantify rollback --from-snapshot');
     const manifest = restorableSnapshot(entry);
     if (!manifest) {
       reports.push(await revertReported(ctx, reporter, entry));
@@ -87,16 +98,27 @@ export async function revertFromSnapshots(ctx: ExecContext, reporter: RevertRepo
       await withTransaction(ctx.session.client, {}, async () => {
         for (const drop of rest) await ctx.session.client.query(drop);
         const durationMs = Math.round(performance.now() - startedAt);
-        await ctx.ledger.transition({ runId: ctx.runId, unit: entry.unit, status: 'rolled_back', event: 'rolled_back', durationMs, detail: { fromSnapshot: manifest.file, tables: manifest.tables, dropped: drops } });
+        await ctx.ledger.transition({
+          runId: ctx.runId,
+          unit: entry.unit,
+          status: 'rolled_back',
+          event: 'rolled_back',
+          durationMs,
+          detail: { fromSnapshot: manifest.file, tables: manifest.tables, dropped: drops },
+        });
       });
     } catch (error) {
       const message = (error as Error).message;
       await ctx.ledger.event(ctx.runId, entry.unit.id, 'rollback_failed', { snapshot: manifest.file, restored: true, message });
       reporter.revertFailed(entry.unit, message);
-      throw new UnitFailedError(`rollback of ${entry.unit.id}: its tables were restored from the snapshot, but what it created could not be dropped: ${message}`, { code: 'snapshot-revert-drop-failed',
-        details: drops,
-        hint: `${entry.unit.id} stays ${entry.ledger.status} in the ledger; drop what depends on these (or them) by hand, then run \`tenantify rollback --from-snapshot\` again`,
-      });
+      throw new UnitFailedError(
+        `rollback of ${entry.unit.id}: its tables were restored from the snapshot, but what it created could not be dropped: ${message}`,
+        {
+          code: 'snapshot-revert-drop-failed',
+          details: drops,
+          hint: `${entry.unit.id} stays ${entry.ledger.status} in the ledger; drop what depends on these (or them) by hand, then run \`tenantify rollback --from-snapshot\` again`,
+        },
+      );
     }
     const durationMs = Math.round(performance.now() - startedAt);
     reporter.revertDone(entry.unit, { durationMs, checks: [] });
@@ -112,9 +134,13 @@ async function createdDropped(ctx: ExecContext, drops: string[]): Promise<void> 
       for (const drop of drops) await ctx.session.client.query(drop);
     });
   } catch (error) {
-    throw new UnitFailedError(`the views the unit created could not be dropped before its snapshot is restored: ${(error as Error).message}`, { code: 'snapshot-revert-drop-failed',
-      details: drops,
-      hint: 'nothing was restored or dropped: drop what depends on them by hand, then run `tenantify rollback --from-snapshot` again',
-    });
+    throw new UnitFailedError(
+      `the views the unit created could not be dropped before its snapshot is restored: ${(error as Error).message}`,
+      {
+        code: 'snapshot-revert-drop-failed',
+        details: drops,
+        hint: 'nothing was restored or dropped: drop what depends on them by hand, then run `tenantify rollback --from-snapshot` again',
+      },
+    );
   }
 }

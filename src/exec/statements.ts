@@ -23,7 +23,9 @@ export const statementsRunner: Runner = {
         ctx.reporter.note(`${unit.id}: its ${first} statements were done; running its verify again`);
       } else if (first > 0) {
         const what = script === unit ? 'statements' : 'rollback statements';
-        ctx.reporter.note(`${unit.id}: ${first} of ${script.statements.length} ${what} were done; resuming at statement ${first + 1} (${script.file}:${script.statements[first]?.line})`);
+        ctx.reporter.note(
+          `${unit.id}: ${first} of ${script.statements.length} ${what} were done; resuming at statement ${first + 1} (${script.file}:${script.statements[first]?.line})`,
+        );
       }
       for (const statement of script.statements.slice(first)) {
         ctx.interrupt.throwIfRequested();

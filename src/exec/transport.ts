@@ -45,7 +45,12 @@ export function travelsAsMessage(ctx: ExecContext, script: Script): boolean {
  */
 export function unitStatements(script: Script, start: string[], record: ((checks: CheckResult[]) => string) | undefined): UnitStatements {
   const checks: CheckResult[] = script.verifies.map(({ name }) => ({ name, section: 'verify', ok: true, violations: 0, sample: [] }));
-  const body = [timeoutSettings(script.options, true), ...script.statements.map((s) => s.sql), ...script.verifies.map(raiseOnRows), record?.(checks) ?? ''].filter(Boolean);
+  const body = [
+    timeoutSettings(script.options, true),
+    ...script.statements.map((s) => s.sql),
+    ...script.verifies.map(raiseOnRows),
+    record?.(checks) ?? '',
+  ].filter(Boolean);
   return { start, body, checks };
 }
 
@@ -121,7 +126,12 @@ async function afterFailedMessage(ctx: ExecContext, error: unknown): Promise<voi
  * results, or undefined when the message failed and was rolled back: the caller runs the
  * unit step by step.
  */
-export async function inOneMessage(ctx: ExecContext, id: string, script: Script, record: ((checks: CheckResult[]) => string) | undefined): Promise<CheckResult[] | undefined> {
+export async function inOneMessage(
+  ctx: ExecContext,
+  id: string,
+  script: Script,
+  record: ((checks: CheckResult[]) => string) | undefined,
+): Promise<CheckResult[] | undefined> {
   const unit = unitStatements(script, [], ctx.dryRun ? undefined : record);
   try {
     await cancellable(ctx, () => sendMessage(ctx, messageText([id], [unit], ctx.dryRun)));
@@ -200,9 +210,15 @@ export class Trains {
       next += train.entries.length;
       const sendNext = (): Train | undefined => (!ctx.interrupt.requested && this.canLeaveAt(next) ? this.send(next) : undefined);
       let following = this.afterUnit ? undefined : sendNext();
-      const applied = outcome.results.filter((r) => r.fields?.[0]?.name === appliedResultName).map((r) => r.rows[0]?.[appliedResultName] as number | null);
+      const applied = outcome.results
+        .filter((r) => r.fields?.[0]?.name === appliedResultName)
+        .map((r) => r.rows[0]?.[appliedResultName] as number | null);
       // Every unit of the message is applied; their durations, unless a body's own results look like the ledger's.
-      this.report(train, train.entries.map((_, k) => (applied.length === train.entries.length ? applied[k] : undefined)), reports);
+      this.report(
+        train,
+        train.entries.map((_, k) => (applied.length === train.entries.length ? applied[k] : undefined)),
+        reports,
+      );
       if (this.afterUnit) {
         await this.afterUnit(train.entries[0] as PlanEntry);
         following = sendNext();
@@ -226,7 +242,11 @@ export class Trains {
     this.prepare(from, entries.length);
     const units = entries.map((entry) => this.texts.get(entry) as UnitStatements);
     for (const entry of entries) this.texts.delete(entry);
-    const text = messageText(entries.map((e) => e.unit.id), units, this.ctx.dryRun);
+    const text = messageText(
+      entries.map((e) => e.unit.id),
+      units,
+      this.ctx.dryRun,
+    );
     const settled = sendMessage(this.ctx, text).then(
       (results) => ({ results }),
       (error: unknown) => ({ error }),
@@ -240,7 +260,9 @@ export class Trains {
     for (let i = from; i < from + count && this.canLeaveAt(i); i++) {
       const entry = this.entries[i] as PlanEntry;
       if (this.texts.has(entry)) continue;
-      const record = ctx.dryRun ? undefined : (checks: CheckResult[]) => ctx.ledger.transitionText(appliedTransition(ctx, entry.unit, checks, 'since-start'));
+      const record = ctx.dryRun
+        ? undefined
+        : (checks: CheckResult[]) => ctx.ledger.transitionText(appliedTransition(ctx, entry.unit, checks, 'since-start'));
       this.texts.set(entry, unitStatements(entry.unit, startStatements(ctx, entry), record));
     }
   }
@@ -269,7 +291,12 @@ export class Trains {
     await rollBackMessage(ctx);
     await afterFailedMessage(ctx, error);
     // A dry run's train is one unit, and records nothing.
-    const recorded = ctx.dryRun ? new Map() : await ctx.ledger.unitsOfRun(ctx.runId, train.entries.map((e) => e.unit.id));
+    const recorded = ctx.dryRun
+      ? new Map()
+      : await ctx.ledger.unitsOfRun(
+          ctx.runId,
+          train.entries.map((e) => e.unit.id),
+        );
     const durations: (number | null)[] = [];
     for (const entry of train.entries) {
       const row = recorded.get(entry.unit.id);

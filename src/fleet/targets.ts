@@ -18,7 +18,8 @@ export interface Target {
 /** A name: letters, digits and `_ . -`, not a URL (the one place a typo would print a password). */
 const namePattern = /^[\p{L}\p{N}_.-]+$/u;
 
-const fileHint = 'one target a line: `name postgres://user@host/db`, or a bare `postgres://user@host/db` (the database names it); `#` starts a comment';
+const fileHint =
+  'one target a line: `name postgres://user@host/db`, or a bare `postgres://user@host/db` (the database names it); `#` starts a comment';
 
 /** The targets of a targets file's text; a bad line is a usage error naming the file and line. */
 export function parseTargets(text: string, file: string): Target[] {
@@ -58,7 +59,8 @@ function target(name: string | undefined, url: string, source: string): Target {
   try {
     const parts = parseDatabaseUrl(url);
     const named = name ?? parts.database;
-    if (named === undefined) throw invalid(source, 'the URL names no database, so nothing names the target', 'name it: `name postgres://user@host/db`');
+    if (named === undefined)
+      throw invalid(source, 'the URL names no database, so nothing names the target', 'name it: `name postgres://user@host/db`');
     if (!namePattern.test(named)) throw invalid(source, `the name "${named}" is not letters, digits, _ . or -`);
     return { name: named, url, source };
   } catch (error) {
@@ -73,7 +75,12 @@ function checkTargets(targets: Target[], where: string): Target[] {
   const seen = new Map<string, Target>();
   for (const t of targets) {
     const before = seen.get(t.name);
-    if (before) throw invalid(t.source, `the name "${t.name}" is taken by ${before.source}`, 'each target needs its own name: put one before the URL');
+    if (before)
+      throw invalid(
+        t.source,
+        `the name "${t.name}" is taken by ${before.source}`,
+        'each target needs its own name: put one before the URL',
+      );
     seen.set(t.name, t);
   }
   return targets;

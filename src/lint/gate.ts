@@ -12,7 +12,12 @@ export interface LintedProject {
   config: Config;
 }
 
-export async function ensureLintAllows(project: LintedProject, units: Unit[], session: Session, note: (text: string) => void): Promise<void> {
+export async function ensureLintAllows(
+  project: LintedProject,
+  units: Unit[],
+  session: Session,
+  note: (text: string) => void,
+): Promise<void> {
   if (project.config.lint.level !== 'error' || units.length === 0) return;
   const report = await lintPlan({
     directory: project.directory,
@@ -28,7 +33,8 @@ export async function ensureLintAllows(project: LintedProject, units: Unit[], se
   if (!first) return;
   throw new UsageError(
     `lint: ${first.unit} (${first.file}:${first.line}) breaks ${first.rule}${blocking.length > 1 ? `, and ${blocking.length - 1} more finding${blocking.length === 2 ? '' : 's'} below` : ''}; lint.level is error, so nothing was run`,
-    { code: 'lint-refused',
+    {
+      code: 'lint-refused',
       hint: 'apply the safe rewrite, or accept the risk in the unit with `-- tenantify:allow <rule> <why>` (or lower the rule in lint.rules of tenantify.config.json)',
       details: blocking.map((f) => `${f.file}:${f.line}: ${f.rule} (${f.source}): ${f.message}`),
     },

@@ -36,12 +36,19 @@ export function lintedFiles(units: Unit[], rollbacks = true): LintedFile[] {
 
 export async function lintPlan(options: LintOptions): Promise<LintReport> {
   const files = lintedFiles(options.units, options.rollbacks ?? true);
-  const squawking = runSquawk(options.directory, files.map((f) => f.script.file), options.env);
+  const squawking = runSquawk(
+    options.directory,
+    files.map((f) => f.script.file),
+    options.env,
+  );
   const statements = await parsedStatements(files.map((f) => f.script));
   const parsed = files.map((f, i) => ({ ...f, statements: statements[i] ?? [] }));
   let tableRows: Map<string, number> | undefined;
   if (options.tableRows) {
-    const written = parsed.filter((f) => !f.script.options.batch).flatMap((f) => f.statements.map((s) => s.facts.rowWrite?.table ?? '')).filter(Boolean);
+    const written = parsed
+      .filter((f) => !f.script.options.batch)
+      .flatMap((f) => f.statements.map((s) => s.facts.rowWrite?.table ?? ''))
+      .filter(Boolean);
     tableRows = await options.tableRows([...new Set(written)]);
   }
   const context: RuleContext = {
@@ -62,7 +69,9 @@ export async function lintPlan(options: LintOptions): Promise<LintReport> {
   const validatedAlone = validatesCommittedAlone(parsed);
   raw.push(
     ...squawkFindings(squawk, files).filter(
-      (f) => !(f.rule === 'adding-not-nullable-field' && proven.has(`${f.file}:${f.line}`)) && !(f.rule === 'constraint-missing-not-valid' && validatedAlone.has(`${f.file}:${f.line}`)),
+      (f) =>
+        !(f.rule === 'adding-not-nullable-field' && proven.has(`${f.file}:${f.line}`)) &&
+        !(f.rule === 'constraint-missing-not-valid' && validatedAlone.has(`${f.file}:${f.line}`)),
     ),
   );
   raw.push(...unusedAllows(raw, files, { squawk: squawk.available, tableSizes: tableRows !== undefined }));
@@ -95,7 +104,8 @@ export function notNullProven(files: (LintedFile & { statements: ParsedStatement
         else if (step.op === 'validate') {
           const check = checks.get(`${table}\0${step.name}`);
           if (check) check.valid = true;
-        } else if ([...checks].some(([key, c]) => key.startsWith(`${table}\0`) && c.column === step.column && c.valid)) proven.add(`${f.script.file}:${s.line}`);
+        } else if ([...checks].some(([key, c]) => key.startsWith(`${table}\0`) && c.column === step.column && c.valid))
+          proven.add(`${f.script.file}:${s.line}`);
       }
     }
   }
@@ -112,7 +122,8 @@ function validatesCommittedAlone(files: (LintedFile & { statements: ParsedStatem
   const alone = new Set<string>();
   for (const f of files) {
     if (f.script.options.transaction) continue;
-    for (const s of f.statements) if ((s.facts.notNull ?? []).some((step) => step.op === 'validate')) alone.add(`${f.script.file}:${s.line}`);
+    for (const s of f.statements)
+      if ((s.facts.notNull ?? []).some((step) => step.op === 'validate')) alone.add(`${f.script.file}:${s.line}`);
   }
   return alone;
 }
@@ -126,8 +137,15 @@ function squawkFindings(squawk: SquawkRun, files: LintedFile[]): Omit<Finding, '
     if (!f) continue;
     if (f.rollback && rulesMootInRollbacks.has(s.rule)) continue;
     const rewrite = squawkRules[s.rule]?.rewrite;
-    const help = rewrite ? `Instead: ${rewrite}.` : s.help ?? '';
-    result.push({ unit: f.unit.id, file: f.script.file, line: s.line, rule: s.rule, message: `${s.message}${help ? ` ${help}` : ''}`, source: 'squawk' });
+    const help = rewrite ? `Instead: ${rewrite}.` : (s.help ?? '');
+    result.push({
+      unit: f.unit.id,
+      file: f.script.file,
+      line: s.line,
+      rule: s.rule,
+      message: `${s.message}${help ? ` ${help}` : ''}`,
+      source: 'squawk',
+    });
   }
   return result;
 }
@@ -137,7 +155,11 @@ function squawkFindings(squawk: SquawkRun, files: LintedFile[]): Omit<Finding, '
  * rule is misspelt): said once, so it does not silently cover the next risky statement.
  * Not judged when the rule could not run (squawk missing, table sizes not read).
  */
-function unusedAllows(raw: Omit<Finding, 'level' | 'allowed' | 'reason'>[], files: LintedFile[], ran: { squawk: boolean; tableSizes: boolean }): Omit<Finding, 'level' | 'allowed' | 'reason'>[] {
+function unusedAllows(
+  raw: Omit<Finding, 'level' | 'allowed' | 'reason'>[],
+  files: LintedFile[],
+  ran: { squawk: boolean; tableSizes: boolean },
+): Omit<Finding, 'level' | 'allowed' | 'reason'>[] {
   const own = new Set(ownRules.map((r) => r.name));
   const result: Omit<Finding, 'level' | 'allowed' | 'reason'>[] = [];
   for (const f of files) {
@@ -145,7 +167,14 @@ function unusedAllows(raw: Omit<Finding, 'level' | 'allowed' | 'reason'>[], file
       if (raw.some((r) => r.file === f.script.file && r.rule === allow.rule)) continue;
       if (!own.has(allow.rule) && !ran.squawk) continue;
       if (allow.rule === 'unbatched-update-large-table' && !ran.tableSizes) continue;
-      result.push({ unit: f.unit.id, file: f.script.file, line: allow.line, rule: 'unused-allow', message: `\`-- tenantify:allow ${allow.rule}\` covers no finding in this file: remove it (or check the rule's name).`, source: 'tenantify' });
+      result.push({
+        unit: f.unit.id,
+        file: f.script.file,
+        line: allow.line,
+        rule: 'unused-allow',
+        message: `\`-- tenantify:allow ${allow.rule}\` covers no finding in this file: remove it (or check the rule's name).`,
+        source: 'tenantify',
+      });
     }
   }
   return result;

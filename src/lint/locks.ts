@@ -21,12 +21,31 @@ interface RangeVar {
 }
 type Node = Record<string, unknown>;
 
-export const qualifiedName = (r: RangeVar | undefined): string => (r?.schemaname ? `${r.schemaname}.${r.relname ?? ''}` : (r?.relname ?? ''));
+export const qualifiedName = (r: RangeVar | undefined): string =>
+  r?.schemaname ? `${r.schemaname}.${r.relname ?? ''}` : (r?.relname ?? '');
 
 const lockModes: Record<number, StrongLockMode> = { 5: 'SHARE', 6: 'SHARE ROW EXCLUSIVE', 7: 'EXCLUSIVE', 8: 'ACCESS EXCLUSIVE' };
-const droppedRelations = new Set(['OBJECT_TABLE', 'OBJECT_INDEX', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY']);
+const droppedRelations = new Set([
+  'OBJECT_TABLE',
+  'OBJECT_INDEX',
+  'OBJECT_VIEW',
+  'OBJECT_MATVIEW',
+  'OBJECT_FOREIGN_TABLE',
+  'OBJECT_TRIGGER',
+  'OBJECT_RULE',
+  'OBJECT_POLICY',
+]);
 /** ALTER TABLE subcommands that take SHARE UPDATE EXCLUSIVE only (reads and writes go on). */
-const mildAlterations = new Set(['AT_ValidateConstraint', 'AT_SetStatistics', 'AT_SetOptions', 'AT_ResetOptions', 'AT_SetRelOptions', 'AT_ResetRelOptions', 'AT_ClusterOn', 'AT_DropCluster']);
+const mildAlterations = new Set([
+  'AT_ValidateConstraint',
+  'AT_SetStatistics',
+  'AT_SetOptions',
+  'AT_ResetOptions',
+  'AT_SetRelOptions',
+  'AT_ResetRelOptions',
+  'AT_ClusterOn',
+  'AT_DropCluster',
+]);
 
 function hasOption(list: unknown, name: string): boolean {
   return Array.isArray(list) && list.some((o) => (o as { DefElem?: { defname?: string } }).DefElem?.defname === name);
@@ -49,48 +68,78 @@ export function strongLockOf(stmt: Node): StrongLock | undefined {
       const cmds = ((node['cmds'] as { AlterTableCmd?: Node }[] | undefined) ?? []).map((c) => c.AlterTableCmd ?? {});
       const table = qualifiedName(node['relation'] as RangeVar);
       if (cmds.length > 0 && cmds.every((c) => mildAlterations.has(String(c['subtype'])))) return undefined;
-      const onlyForeignKeys = cmds.length > 0 && cmds.every((c) => c['subtype'] === 'AT_AddConstraint' && foreignKeyTargets([c['def']]).length > 0);
+      const onlyForeignKeys =
+        cmds.length > 0 && cmds.every((c) => c['subtype'] === 'AT_AddConstraint' && foreignKeyTargets([c['def']]).length > 0);
       const referenced = cmds.flatMap((c) => foreignKeyTargets([c['def']]));
       const kind = node['objtype'] === 'OBJECT_INDEX' ? 'ALTER INDEX' : node['objtype'] === 'OBJECT_TABLE' ? 'ALTER TABLE' : 'ALTER';
       return { mode: onlyForeignKeys ? 'SHARE ROW EXCLUSIVE' : 'ACCESS EXCLUSIVE', tables: [table, ...referenced], what: kind };
     }
     case 'IndexStmt':
-      return node['concurrent'] ? undefined : { mode: 'SHARE', tables: [qualifiedName(node['relation'] as RangeVar)], what: 'CREATE INDEX' };
+      return node['concurrent']
+        ? undefined
+        : { mode: 'SHARE', tables: [qualifiedName(node['relation'] as RangeVar)], what: 'CREATE INDEX' };
     case 'DropStmt': {
       const removeType = String(node['removeType']);
       if (node['concurrent'] || !droppedRelations.has(removeType)) return undefined;
-      const names = ((node['objects'] as { List?: { items?: { String?: { sval?: string } }[] } }[] | undefined) ?? [])
-        .map((o) => (o.List?.items ?? []).map((i) => i.String?.sval ?? '').join('.'));
+      const names = ((node['objects'] as { List?: { items?: { String?: { sval?: string } }[] } }[] | undefined) ?? []).map((o) =>
+        (o.List?.items ?? []).map((i) => i.String?.sval ?? '').join('.'),
+      );
       return { mode: 'ACCESS EXCLUSIVE', tables: names, what: `DROP ${removeType.replace('OBJECT_', '').replace('_', ' ')}` };
     }
     case 'TruncateStmt':
-      return { mode: 'ACCESS EXCLUSIVE', tables: ((node['relations'] as { RangeVar: RangeVar }[] | undefined) ?? []).map((r) => qualifiedName(r.RangeVar)), what: 'TRUNCATE' };
+      return {
+        mode: 'ACCESS EXCLUSIVE',
+        tables: ((node['relations'] as { RangeVar: RangeVar }[] | undefined) ?? []).map((r) => qualifiedName(r.RangeVar)),
+        what: 'TRUNCATE',
+      };
     case 'VacuumStmt':
       if (!hasOption(node['options'], 'full')) return undefined;
-      return { mode: 'ACCESS EXCLUSIVE', tables: ((node['rels'] as { VacuumRelation?: { relation?: RangeVar } }[] | undefined) ?? []).map((r) => qualifiedName(r.VacuumRelation?.relation)), what: 'VACUUM FULL' };
+      return {
+        mode: 'ACCESS EXCLUSIVE',
+        tables: ((node['rels'] as { VacuumRelation?: { relation?: RangeVar } }[] | undefined) ?? []).map((r) =>
+          qualifiedName(r.VacuumRelation?.relation),
+        ),
+        what: 'VACUUM FULL',
+      };
     case 'ReindexStmt':
-      return hasOption(node['params'], 'concurrently') ? undefined : { mode: 'SHARE', tables: [qualifiedName(node['relation'] as RangeVar) || String(node['name'] ?? '')], what: 'REINDEX' };
+      return hasOption(node['params'], 'concurrently')
+        ? undefined
+        : { mode: 'SHARE', tables: [qualifiedName(node['relation'] as RangeVar) || String(node['name'] ?? '')], what: 'REINDEX' };
     case 'ClusterStmt':
       return { mode: 'ACCESS EXCLUSIVE', tables: [qualifiedName(node['relation'] as RangeVar)], what: 'CLUSTER' };
     case 'RefreshMatViewStmt':
-      return node['concurrent'] ? undefined : { mode: 'ACCESS EXCLUSIVE', tables: [qualifiedName(node['relation'] as RangeVar)], what: 'REFRESH MATERIALIZED VIEW' };
+      return node['concurrent']
+        ? undefined
+        : { mode: 'ACCESS EXCLUSIVE', tables: [qualifiedName(node['relation'] as RangeVar)], what: 'REFRESH MATERIALIZED VIEW' };
     case 'LockStmt': {
       const mode = lockModes[Number(node['mode'])];
-      return mode ? { mode, tables: ((node['relations'] as { RangeVar: RangeVar }[] | undefined) ?? []).map((r) => qualifiedName(r.RangeVar)), what: 'LOCK TABLE' } : undefined;
+      return mode
+        ? {
+            mode,
+            tables: ((node['relations'] as { RangeVar: RangeVar }[] | undefined) ?? []).map((r) => qualifiedName(r.RangeVar)),
+            what: 'LOCK TABLE',
+          }
+        : undefined;
     }
     case 'CreateTrigStmt':
       return { mode: 'SHARE ROW EXCLUSIVE', tables: [qualifiedName(node['relation'] as RangeVar)], what: 'CREATE TRIGGER' };
     case 'RenameStmt':
-      return node['relation'] ? { mode: 'ACCESS EXCLUSIVE', tables: [qualifiedName(node['relation'] as RangeVar)], what: 'RENAME' } : undefined;
+      return node['relation']
+        ? { mode: 'ACCESS EXCLUSIVE', tables: [qualifiedName(node['relation'] as RangeVar)], what: 'RENAME' }
+        : undefined;
     case 'CreateStmt': {
       // A new table referencing an existing one locks the referenced table (SHARE ROW EXCLUSIVE).
       const own = qualifiedName(node['relation'] as RangeVar);
       const elements = (node['tableElts'] as Node[] | undefined) ?? [];
-      const referenced = elements.flatMap((e) => [
-        ...foreignKeyTargets((e['ColumnDef'] as { constraints?: unknown } | undefined)?.constraints),
-        ...foreignKeyTargets(e['Constraint'] ? [e] : []),
-      ]).filter((t) => t !== own);
-      return referenced.length > 0 ? { mode: 'SHARE ROW EXCLUSIVE', tables: [...new Set(referenced)], what: 'CREATE TABLE ... REFERENCES' } : undefined;
+      const referenced = elements
+        .flatMap((e) => [
+          ...foreignKeyTargets((e['ColumnDef'] as { constraints?: unknown } | undefined)?.constraints),
+          ...foreignKeyTargets(e['Constraint'] ? [e] : []),
+        ])
+        .filter((t) => t !== own);
+      return referenced.length > 0
+        ? { mode: 'SHARE ROW EXCLUSIVE', tables: [...new Set(referenced)], what: 'CREATE TABLE ... REFERENCES' }
+        : undefined;
     }
     default:
       return undefined;
@@ -105,7 +154,8 @@ export function createdTable(stmt: Node): string | undefined {
 
 /** `SET [LOCAL] lock_timeout = ...` in the unit: the value in milliseconds (0 = none), else undefined. */
 export function lockTimeoutSet(stmt: Node): number | undefined {
-  const set = stmt['VariableSetStmt'] as { name?: string; kind?: string; args?: { A_Const?: { sval?: { sval?: string }; ival?: { ival?: number } } }[] } | undefined;
+  const set = stmt['VariableSetStmt'] as
+    { name?: string; kind?: string; args?: { A_Const?: { sval?: { sval?: string }; ival?: { ival?: number } } }[] } | undefined;
   if (!set || set.name !== 'lock_timeout') return undefined;
   if (set.kind !== 'VAR_SET_VALUE') return 0;
   const value = set.args?.[0]?.A_Const;
@@ -146,16 +196,26 @@ export function notNullSteps(stmt: Node): NotNullStep[] {
     const name = String(cmd?.['name'] ?? '');
     switch (cmd?.['subtype']) {
       case 'AT_AddConstraint': {
-        const c = (cmd['def'] as { Constraint?: { contype?: string; conname?: string; skip_validation?: boolean; raw_expr?: Node } } | undefined)?.Constraint;
-        const test = c?.raw_expr?.['NullTest'] as { arg?: { ColumnRef?: { fields?: { String?: { sval?: string } }[] } }; nulltesttype?: string } | undefined;
+        const c = (
+          cmd['def'] as { Constraint?: { contype?: string; conname?: string; skip_validation?: boolean; raw_expr?: Node } } | undefined
+        )?.Constraint;
+        const test = c?.raw_expr?.['NullTest'] as
+          { arg?: { ColumnRef?: { fields?: { String?: { sval?: string } }[] } }; nulltesttype?: string } | undefined;
         const fields = test?.arg?.ColumnRef?.fields ?? [];
         const column = fields.length === 1 ? fields[0]?.String?.sval : undefined;
-        if (c?.contype === 'CONSTR_CHECK' && c.conname && test?.nulltesttype === 'IS_NOT_NULL' && column) steps.push({ op: 'add-check', table, name: c.conname, column, valid: !c.skip_validation });
+        if (c?.contype === 'CONSTR_CHECK' && c.conname && test?.nulltesttype === 'IS_NOT_NULL' && column)
+          steps.push({ op: 'add-check', table, name: c.conname, column, valid: !c.skip_validation });
         break;
       }
-      case 'AT_ValidateConstraint': steps.push({ op: 'validate', table, name }); break;
-      case 'AT_DropConstraint': steps.push({ op: 'drop-constraint', table, name }); break;
-      case 'AT_SetNotNull': steps.push({ op: 'set-not-null', table, column: name }); break;
+      case 'AT_ValidateConstraint':
+        steps.push({ op: 'validate', table, name });
+        break;
+      case 'AT_DropConstraint':
+        steps.push({ op: 'drop-constraint', table, name });
+        break;
+      case 'AT_SetNotNull':
+        steps.push({ op: 'set-not-null', table, column: name });
+        break;
     }
   }
   return steps;

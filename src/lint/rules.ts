@@ -40,8 +40,10 @@ export const ownRules: OwnRule[] = [
   {
     name: 'strong-lock-without-lock-timeout',
     level: 'error',
-    catches: 'a statement that takes a SHARE or stronger lock on an existing table (ALTER TABLE, CREATE INDEX without CONCURRENTLY, DROP, TRUNCATE, VACUUM FULL, REINDEX, CLUSTER, CREATE TRIGGER, a foreign key to an existing table...) in a unit with no lock timeout',
-    rewrite: '`-- tenantify:lock-timeout 5s` (with `retries`), or `lockTimeout` in tenantify.config.json: the statement gives up and is retried instead of queueing every query on the table behind it',
+    catches:
+      'a statement that takes a SHARE or stronger lock on an existing table (ALTER TABLE, CREATE INDEX without CONCURRENTLY, DROP, TRUNCATE, VACUUM FULL, REINDEX, CLUSTER, CREATE TRIGGER, a foreign key to an existing table...) in a unit with no lock timeout',
+    rewrite:
+      '`-- tenantify:lock-timeout 5s` (with `retries`), or `lockTimeout` in tenantify.config.json: the statement gives up and is retried instead of queueing every query on the table behind it',
     check(script, statements, context) {
       const effective = script.options.lockTimeoutMs ?? context.configLockTimeoutMs;
       if (effective !== undefined && effective > 0) return [];
@@ -60,17 +62,21 @@ export const ownRules: OwnRule[] = [
       const [first] = risky;
       if (!first) return [];
       const more = risky.length > 1 ? ` (and ${plural(risky.length - 1, 'more statement')} in this file)` : '';
-      return [{
-        line: first.line,
-        message: `${first.text} with no lock timeout${more}: while it waits behind a long transaction, every query on the table queues behind it. Add \`-- tenantify:lock-timeout 5s\` with \`-- tenantify:retries 3\` (or lockTimeout in tenantify.config.json).`,
-      }];
+      return [
+        {
+          line: first.line,
+          message: `${first.text} with no lock timeout${more}: while it waits behind a long transaction, every query on the table queues behind it. Add \`-- tenantify:lock-timeout 5s\` with \`-- tenantify:retries 3\` (or lockTimeout in tenantify.config.json).`,
+        },
+      ];
     },
   },
   {
     name: 'unbatched-update-large-table',
     level: 'error',
-    catches: 'an UPDATE or DELETE in a unit without a `batch` directive, on a table with more rows than `lint.largeTableRows` (pg_class.reltuples; only with -d)',
-    rewrite: 'a backfill with `-- tenantify:batch <table> key=id size=10000` and the statement bounded by `$1 < id AND id <= $2`: each batch commits on its own, no row stays locked for long',
+    catches:
+      'an UPDATE or DELETE in a unit without a `batch` directive, on a table with more rows than `lint.largeTableRows` (pg_class.reltuples; only with -d)',
+    rewrite:
+      'a backfill with `-- tenantify:batch <table> key=id size=10000` and the statement bounded by `$1 < id AND id <= $2`: each batch commits on its own, no row stays locked for long',
     check(script, statements, context) {
       if (script.options.batch || !context.tableRows) return [];
       const created = new Set<string>();
@@ -99,16 +105,47 @@ export const ownRules: OwnRule[] = [
  * that is schema taste rather than lock safety; `lint.rules` turns any of them back on.
  */
 export const squawkRules: Record<string, { level: RuleSetting; rewrite?: string }> = {
-  'adding-not-nullable-field': { level: 'error', rewrite: 'add `CHECK (col IS NOT NULL) NOT VALID`, `VALIDATE CONSTRAINT` in a later unit, then SET NOT NULL (PostgreSQL 12+ uses the constraint and skips the scan)' },
-  'require-concurrent-index-creation': { level: 'error', rewrite: '`CREATE INDEX CONCURRENTLY` in a unit with `-- tenantify:transaction off`' },
-  'require-concurrent-index-deletion': { level: 'error', rewrite: '`DROP INDEX CONCURRENTLY` in a unit with `-- tenantify:transaction off`' },
-  'constraint-missing-not-valid': { level: 'error', rewrite: 'add the constraint `NOT VALID`, then `VALIDATE CONSTRAINT` in a later unit (it takes SHARE UPDATE EXCLUSIVE only)' },
-  'adding-foreign-key-constraint': { level: 'error', rewrite: 'add the foreign key `NOT VALID`, then `VALIDATE CONSTRAINT` in a later unit' },
-  'changing-column-type': { level: 'error', rewrite: 'add a new column, fill it with a batched backfill, then switch readers and drop the old one' },
-  'adding-field-with-default': { level: 'error', rewrite: 'add the column without the volatile default, fill it with a batched backfill, then SET DEFAULT' },
-  'disallowed-unique-constraint': { level: 'error', rewrite: '`CREATE UNIQUE INDEX CONCURRENTLY` (transaction off), then `ADD CONSTRAINT ... UNIQUE USING INDEX`' },
-  'adding-serial-primary-key-field': { level: 'error', rewrite: 'build the unique index CONCURRENTLY, then `ADD CONSTRAINT ... PRIMARY KEY USING INDEX`' },
-  'adding-primary-key-constraint': { level: 'error', rewrite: 'build the unique index CONCURRENTLY, then `ADD CONSTRAINT ... PRIMARY KEY USING INDEX`' },
+  'adding-not-nullable-field': {
+    level: 'error',
+    rewrite:
+      'add `CHECK (col IS NOT NULL) NOT VALID`, `VALIDATE CONSTRAINT` in a later unit, then SET NOT NULL (PostgreSQL 12+ uses the constraint and skips the scan)',
+  },
+  'require-concurrent-index-creation': {
+    level: 'error',
+    rewrite: '`CREATE INDEX CONCURRENTLY` in a unit with `-- tenantify:transaction off`',
+  },
+  'require-concurrent-index-deletion': {
+    level: 'error',
+    rewrite: '`DROP INDEX CONCURRENTLY` in a unit with `-- tenantify:transaction off`',
+  },
+  'constraint-missing-not-valid': {
+    level: 'error',
+    rewrite: 'add the constraint `NOT VALID`, then `VALIDATE CONSTRAINT` in a later unit (it takes SHARE UPDATE EXCLUSIVE only)',
+  },
+  'adding-foreign-key-constraint': {
+    level: 'error',
+    rewrite: 'add the foreign key `NOT VALID`, then `VALIDATE CONSTRAINT` in a later unit',
+  },
+  'changing-column-type': {
+    level: 'error',
+    rewrite: 'add a new column, fill it with a batched backfill, then switch readers and drop the old one',
+  },
+  'adding-field-with-default': {
+    level: 'error',
+    rewrite: 'add the column without the volatile default, fill it with a batched backfill, then SET DEFAULT',
+  },
+  'disallowed-unique-constraint': {
+    level: 'error',
+    rewrite: '`CREATE UNIQUE INDEX CONCURRENTLY` (transaction off), then `ADD CONSTRAINT ... UNIQUE USING INDEX`',
+  },
+  'adding-serial-primary-key-field': {
+    level: 'error',
+    rewrite: 'build the unique index CONCURRENTLY, then `ADD CONSTRAINT ... PRIMARY KEY USING INDEX`',
+  },
+  'adding-primary-key-constraint': {
+    level: 'error',
+    rewrite: 'build the unique index CONCURRENTLY, then `ADD CONSTRAINT ... PRIMARY KEY USING INDEX`',
+  },
   'ban-drop-database': { level: 'error' },
   'require-lock-timeout': { level: 'off' },
   'require-statement-timeout': { level: 'off' },

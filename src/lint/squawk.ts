@@ -17,9 +17,7 @@ export interface SquawkFinding {
   help: string | undefined;
 }
 
-export type SquawkRun =
-  | { available: true; version: string; findings: SquawkFinding[] }
-  | { available: false; reason: string };
+export type SquawkRun = { available: true; version: string; findings: SquawkFinding[] } | { available: false; reason: string };
 
 /** `TENANTIFY_SQUAWK` names the binary to use (a path that does not exist: run without squawk). */
 export function locateSquawk(env: NodeJS.ProcessEnv = process.env): { path: string } | { reason: string } {
@@ -33,14 +31,16 @@ export function locateSquawk(env: NodeJS.ProcessEnv = process.env): { path: stri
     return { path: resolver.getBinaryPath() };
   } catch (error) {
     const message = (error as Error).message.split('\n')[0] ?? String(error);
-    return { reason: /Cannot find module 'squawk-cli/.test(message) ? 'the squawk-cli package is not installed' : message.replace(/^squawk: /, '') };
+    return {
+      reason: /Cannot find module 'squawk-cli/.test(message) ? 'the squawk-cli package is not installed' : message.replace(/^squawk: /, ''),
+    };
   }
 }
 
 function run(path: string, args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(path, args, { cwd, maxBuffer: 256 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : -1) : 0;
+      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) || (code === -1 ? (error as Error).message : '') });
     });
   });
@@ -66,9 +66,12 @@ export async function runSquawk(cwd: string, files: string[], env: NodeJS.Proces
   // Both at once: the version is for the report, the run is the work.
   const [version, result] = await Promise.all([
     run(located.path, ['--version'], cwd),
-    files.length === 0 ? Promise.resolve({ code: 0, stdout: '[]', stderr: '' }) : run(located.path, ['--reporter', 'json', '--assume-in-transaction', ...files], cwd),
+    files.length === 0
+      ? Promise.resolve({ code: 0, stdout: '[]', stderr: '' })
+      : run(located.path, ['--reporter', 'json', '--assume-in-transaction', ...files], cwd),
   ]);
-  if (version.code !== 0) return { available: false, reason: `${located.path} does not run: ${version.stderr.trim().split('\n')[0] ?? `exit ${version.code}`}` };
+  if (version.code !== 0)
+    return { available: false, reason: `${located.path} does not run: ${version.stderr.trim().split('\n')[0] ?? `exit ${version.code}`}` };
   // 0: nothing found; 1: findings. Anything else is squawk failing.
   let raw: RawFinding[];
   try {

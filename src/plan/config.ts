@@ -15,7 +15,7 @@ const ledgerSchemaName = z.string().check(
   z.regex(/^[a-z_][a-z0-9_]*$/, 'a lower-case SQL identifier'),
   z.maxLength(63, 'at most 63 characters (PostgreSQL cuts longer names)'),
   z.refine((name) => !/^pg_/.test(name) && name !== 'information_schema', 'not a system schema (pg_*, information_schema)'),
-  z.refine((name) => name !== 'public', 'a schema of its own, not public (where the application\'s tables live)'),
+  z.refine((name) => name !== 'public', "a schema of its own, not public (where the application's tables live)"),
 );
 const text = z.string().check(z.minLength(1));
 const positive = z.number().check(z.positive());
@@ -108,9 +108,19 @@ export async function loadConfig(directory: string): Promise<Config> {
   const where = path.length > 0 ? ` at ${path.join('.')}` : '';
   if (issue?.code === 'unrecognized_keys') {
     const allowed = keysAt(path);
-    throw new PlanError(`unknown key "${key}"${where}`, { file: configFileName, line, code: 'config-unknown-key', hint: allowed ? `allowed keys${where}: ${allowed.join(', ')}` : undefined });
+    throw new PlanError(`unknown key "${key}"${where}`, {
+      file: configFileName,
+      line,
+      code: 'config-unknown-key',
+      hint: allowed ? `allowed keys${where}: ${allowed.join(', ')}` : undefined,
+    });
   }
-  throw new PlanError(`${issue?.message ?? 'invalid'}${where}`, { file: configFileName, line, code: 'config-invalid', hint: `fix the value of ${path.join('.') || 'the file'} (README: "tenantify.config.json" says what each key takes)` });
+  throw new PlanError(`${issue?.message ?? 'invalid'}${where}`, {
+    file: configFileName,
+    line,
+    code: 'config-invalid',
+    hint: `fix the value of ${path.join('.') || 'the file'} (README: "tenantify.config.json" says what each key takes)`,
+  });
 }
 
 /** The keys the object at `path` of the configuration takes, when the schema there is an object. */

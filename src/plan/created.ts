@@ -59,7 +59,9 @@ export function createdBy(stmt: Record<string, unknown>): CreatedRelation | unde
     case 'IndexStmt': {
       const idxname = node['idxname'] as string | undefined;
       const relation = node['relation'] as RangeVar | undefined;
-      return idxname ? named('INDEX', { relname: idxname, ...(relation?.schemaname ? { schemaname: relation.schemaname } : {}) }) : undefined;
+      return idxname
+        ? named('INDEX', { relname: idxname, ...(relation?.schemaname ? { schemaname: relation.schemaname } : {}) })
+        : undefined;
     }
     default:
       return undefined;

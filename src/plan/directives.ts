@@ -108,8 +108,10 @@ const snapshotSchema = parsedString((text): SnapshotScope | { problem: string } 
   if (text === 'none' || text === 'schema' || text === 'full') return { kind: text };
   const tables = splitOutsideQuotes(text, /,/).map((t) => t.trim());
   const keyword = tables.find((t) => t === 'none' || t === 'schema' || t === 'full');
-  if (keyword && tables.length > 1) return { problem: `none, schema or full alone, or a comma-separated list of tables ("${keyword}" is not a table here)` };
-  if (tables.length === 0 || tables.some((t) => !identifier.test(t))) return { problem: 'none, schema, full, or a comma-separated list of tables' };
+  if (keyword && tables.length > 1)
+    return { problem: `none, schema or full alone, or a comma-separated list of tables ("${keyword}" is not a table here)` };
+  if (tables.length === 0 || tables.some((t) => !identifier.test(t)))
+    return { problem: 'none, schema, full, or a comma-separated list of tables' };
   return { kind: 'tables', tables };
 });
 
@@ -120,7 +122,9 @@ const batchSchema = parsedString((text): BatchDirective | { problem: string } =>
     const eq = part.indexOf('=');
     const [k, v] = eq === -1 ? [part, undefined] : [part.slice(0, eq), part.slice(eq + 1)];
     if (!k || v === undefined || !['key', 'size'].includes(k) || fields.has(k)) {
-      return { problem: `<table> key=<column> [size=N], with double quotes around a name that holds a space (the part ${part} is not key= or size=)` };
+      return {
+        problem: `<table> key=<column> [size=N], with double quotes around a name that holds a space (the part ${part} is not key= or size=)`,
+      };
     }
     fields.set(k, v);
   }
@@ -128,7 +132,8 @@ const batchSchema = parsedString((text): BatchDirective | { problem: string } =>
   const sizeText = fields.get('size') ?? '10000';
   const size = Number(sizeText);
   if (!table || !identifier.test(table) || !key || !identifier.test(key)) return { problem: 'write <table> key=<column> [size=N]' };
-  if (!/^\d+$/.test(sizeText) || size < 1 || size > maxBatchSize) return { problem: `size must be a whole number from 1 to ${maxBatchSize}, not "${sizeText}"` };
+  if (!/^\d+$/.test(sizeText) || size < 1 || size > maxBatchSize)
+    return { problem: `size must be a whole number from 1 to ${maxBatchSize}, not "${sizeText}"` };
   return { table, key, size };
 });
 
@@ -173,7 +178,9 @@ const directiveSchemas = {
   throttle: throttleSchema,
   allow: parsedString((text): Omit<LintAllow, 'line'> | { problem: string } => {
     const match = /^([a-z][a-z0-9-]*)\s+(\S.*)$/.exec(text);
-    return match ? { rule: match[1] as string, reason: match[2] as string } : { problem: 'a lint rule and why it is safe here: allow <rule> <why>' };
+    return match
+      ? { rule: match[1] as string, reason: match[2] as string }
+      : { problem: 'a lint rule and why it is safe here: allow <rule> <why>' };
   }),
 } as const;
 
@@ -206,11 +213,21 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
   for (const { name, value, line } of lines) {
     if (!(name in directiveSchemas)) {
       const known = [...directiveNames, ...sectionNames].join(', ');
-      throw new PlanError(`unknown directive "tenantify:${name}"`, { code: 'directive-unknown', file, line, hint: `known directives: ${known}` });
+      throw new PlanError(`unknown directive "tenantify:${name}"`, {
+        code: 'directive-unknown',
+        file,
+        line,
+        hint: `known directives: ${known}`,
+      });
     }
     const previous = seen.get(name);
     // allow may be given once per rule.
-    if (previous !== undefined && name !== 'allow') throw new PlanError(`directive "tenantify:${name}" is given twice (first on line ${previous})`, { code: 'directive-repeated', file, line });
+    if (previous !== undefined && name !== 'allow')
+      throw new PlanError(`directive "tenantify:${name}" is given twice (first on line ${previous})`, {
+        code: 'directive-repeated',
+        file,
+        line,
+      });
     seen.set(name, line);
     const parsed = directiveSchemas[name as DirectiveName].safeParse(value);
     if (!parsed.success) {
@@ -219,15 +236,33 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
     }
     const v = parsed.data;
     switch (name as DirectiveName) {
-      case 'transaction': options.transaction = v === 'on'; break;
-      case 'snapshot': options.snapshot = { ...(v as SnapshotScope), line }; break;
-      case 'lock-timeout': options.lockTimeoutMs = (v as number | null) ?? undefined; break;
-      case 'statement-timeout': options.statementTimeoutMs = v as number; break;
-      case 'retries': options.retries = v as number; break;
-      case 'batch': options.batch = v as BatchDirective; break;
-      case 'triggers': if (v === 'off') options.triggersOff = true; break;
-      case 'throttle': options.throttle = v as Partial<ThrottleSettings>; break;
-      case 'allow': (options.allow ??= []).push({ ...(v as Omit<LintAllow, 'line'>), line }); break;
+      case 'transaction':
+        options.transaction = v === 'on';
+        break;
+      case 'snapshot':
+        options.snapshot = { ...(v as SnapshotScope), line };
+        break;
+      case 'lock-timeout':
+        options.lockTimeoutMs = (v as number | null) ?? undefined;
+        break;
+      case 'statement-timeout':
+        options.statementTimeoutMs = v as number;
+        break;
+      case 'retries':
+        options.retries = v as number;
+        break;
+      case 'batch':
+        options.batch = v as BatchDirective;
+        break;
+      case 'triggers':
+        if (v === 'off') options.triggersOff = true;
+        break;
+      case 'throttle':
+        options.throttle = v as Partial<ThrottleSettings>;
+        break;
+      case 'allow':
+        (options.allow ??= []).push({ ...(v as Omit<LintAllow, 'line'>), line });
+        break;
     }
   }
   return options;

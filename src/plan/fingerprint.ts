@@ -25,7 +25,8 @@ export interface FingerprintParts {
 /** sha256 of the unit's options (directives) and its statements' fingerprints, in order. */
 export function unitFingerprint(parts: FingerprintParts): string {
   const { options } = parts;
-  const snapshot = options.snapshot.kind === 'tables' ? { kind: 'tables', tables: options.snapshot.tables } : { kind: options.snapshot.kind };
+  const snapshot =
+    options.snapshot.kind === 'tables' ? { kind: 'tables', tables: options.snapshot.tables } : { kind: options.snapshot.kind };
   const normalized = {
     options: {
       transaction: options.transaction,

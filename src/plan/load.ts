@@ -47,7 +47,10 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
   for (const { folder, kind } of folders) {
     let entries: string[];
     try {
-      entries = (await readdir(join(root, folder), { withFileTypes: true })).filter((e) => e.isFile() || e.isSymbolicLink()).map((e) => e.name).sort();
+      entries = (await readdir(join(root, folder), { withFileTypes: true }))
+        .filter((e) => e.isFile() || e.isSymbolicLink())
+        .map((e) => e.name)
+        .sort();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
       errors.push(new PlanError(`cannot be read: ${(error as Error).message}`, { code: 'plan-dir-unreadable', file: `${folder}/` }));
@@ -58,15 +61,36 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
       if (!/\.(sql|ts)\s*$/i.test(entry)) continue;
       // A unit file that a case-sensitive filesystem or a stray space would make invisible is refused, not skipped.
       if (!/\.(sql|ts)$/.test(entry)) {
-        errors.push(new PlanError(`is not read as a unit: its name must end in .sql or .ts exactly (lower case, nothing after)`, { code: 'unit-name-invalid', file, hint: `rename it to ${entry.trimEnd().replace(/\.(sql|ts)$/i, (ext) => ext.toLowerCase())}` }));
+        errors.push(
+          new PlanError(`is not read as a unit: its name must end in .sql or .ts exactly (lower case, nothing after)`, {
+            code: 'unit-name-invalid',
+            file,
+            hint: `rename it to ${entry.trimEnd().replace(/\.(sql|ts)$/i, (ext) => ext.toLowerCase())}`,
+          }),
+        );
         continue;
       }
       const match = unitFilePattern.exec(entry);
       if (!match) {
-        errors.push(new PlanError('is not named NNNN_name.sql or NNNN_name.ts', { code: 'unit-name-invalid', file, hint: 'unit files start with a numeric prefix that orders them, e.g. 0004_customers_organization.sql; a lower-case letter after the number places a unit between two others (0004a_...)' }));
+        errors.push(
+          new PlanError('is not named NNNN_name.sql or NNNN_name.ts', {
+            code: 'unit-name-invalid',
+            file,
+            hint: 'unit files start with a numeric prefix that orders them, e.g. 0004_customers_organization.sql; a lower-case letter after the number places a unit between two others (0004a_...)',
+          }),
+        );
         continue;
       }
-      found.push({ file, absolutePath: join(root, file), id: entry.replace(/\.(sql|ts)$/, ''), prefix: BigInt(match[1] as string), letter: match[2] as string, name: match[3] as string, format: match[4] as 'sql' | 'ts', kind });
+      found.push({
+        file,
+        absolutePath: join(root, file),
+        id: entry.replace(/\.(sql|ts)$/, ''),
+        prefix: BigInt(match[1] as string),
+        letter: match[2] as string,
+        name: match[3] as string,
+        format: match[4] as 'sql' | 'ts',
+        kind,
+      });
     }
   }
 
@@ -75,14 +99,29 @@ export async function loadPlan(directory: string, config: Config): Promise<Unit[
   for (const f of forward) {
     const prefix = `${f.prefix}${f.letter}`;
     const other = byPrefix.get(prefix);
-    if (other) errors.push(new PlanError(`has the same prefix ${prefix} as ${other.file}`, { code: 'unit-prefix-repeated', file: f.file, hint: 'every unit needs its own prefix: renumber one of them, or put a lower-case letter after the number to place one between two others (0007a_, 0007b_ run after 0007_ and before 0008_)' }));
+    if (other)
+      errors.push(
+        new PlanError(`has the same prefix ${prefix} as ${other.file}`, {
+          code: 'unit-prefix-repeated',
+          file: f.file,
+          hint: 'every unit needs its own prefix: renumber one of them, or put a lower-case letter after the number to place one between two others (0007a_, 0007b_ run after 0007_ and before 0008_)',
+        }),
+      );
     else byPrefix.set(prefix, f);
   }
   const forwardIds = new Set(forward.map((f) => f.id));
   const rollbackById = new Map<string, FoundFile>();
   for (const r of found.filter((f) => f.kind === 'rollback')) {
-    if (!forwardIds.has(r.id)) errors.push(new PlanError(`reverts no unit: there is no migrations/${r.id}.* or backfills/${r.id}.*`, { code: 'rollback-orphan', file: r.file, hint: 'a rollback carries the file name of the unit it reverts' }));
-    else if (rollbackById.has(r.id)) errors.push(new PlanError(`is a second rollback for ${r.id}`, { code: 'rollback-repeated', file: r.file }));
+    if (!forwardIds.has(r.id))
+      errors.push(
+        new PlanError(`reverts no unit: there is no migrations/${r.id}.* or backfills/${r.id}.*`, {
+          code: 'rollback-orphan',
+          file: r.file,
+          hint: 'a rollback carries the file name of the unit it reverts',
+        }),
+      );
+    else if (rollbackById.has(r.id))
+      errors.push(new PlanError(`is a second rollback for ${r.id}`, { code: 'rollback-repeated', file: r.file }));
     else rollbackById.set(r.id, r);
   }
 
@@ -134,21 +173,35 @@ async function ensureDirectory(root: string): Promise<void> {
   } catch {
     // reported below
   }
-  throw new UsageError(`plan directory not found: ${root}`, { code: 'plan-dir-not-found', hint: 'pass --dir <plan directory>, or run `tenantify init` to scaffold one' });
+  throw new UsageError(`plan directory not found: ${root}`, {
+    code: 'plan-dir-not-found',
+    hint: 'pass --dir <plan directory>, or run `tenantify init` to scaffold one',
+  });
 }
 
-async function loadScript(f: FoundFile, defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number }, splits: Splits): Promise<Script> {
+async function loadScript(
+  f: FoundFile,
+  defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number },
+  splits: Splits,
+): Promise<Script> {
   let bytes: Buffer;
   try {
     // Read synchronously: a plan is hundreds of small files, and a promise per file costs more than the read.
     bytes = readFileSync(f.absolutePath);
   } catch (error) {
-    throw new PlanError(`cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { code: 'unit-unreadable', file: f.file, hint: 'check the file permissions' });
+    throw new PlanError(`cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      code: 'unit-unreadable',
+      file: f.file,
+      hint: 'check the file permissions',
+    });
   }
   const base = { id: f.id, file: f.file, absolutePath: f.absolutePath, format: f.format, checksum: checksum(bytes) };
   if (f.format === 'sql') {
     // A BOM is not SQL: dropped, whatever the file starts with.
-    const text = bytes.toString('utf8').replace(/^\uFEFF/, '').replace(/\r\n/g, '\n');
+    const text = bytes
+      .toString('utf8')
+      .replace(/^\uFEFF/, '')
+      .replace(/\r\n/g, '\n');
     const nul = text.indexOf('\0');
     if (nul !== -1) {
       throw new PlanError('holds a NUL byte, which SQL text cannot hold', {
@@ -177,16 +230,35 @@ async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
     const compile = compileError(error, f.absolutePath);
     if (compile) {
       const { text, location } = compile;
-      const excerpt = location?.lineText === undefined ? [] : [`${location.line} | ${location.lineText}`, `${' '.repeat(String(location.line).length)} | ${' '.repeat(location.column ?? 0)}^`];
-      throw new PlanError(`does not compile: ${text}`, { file: f.file, line: location?.line, code: 'ts-compile-error', details: excerpt, hint: 'fix the TypeScript at that line; nothing was run' });
+      const excerpt =
+        location?.lineText === undefined
+          ? []
+          : [
+              `${location.line} | ${location.lineText}`,
+              `${' '.repeat(String(location.line).length)} | ${' '.repeat(location.column ?? 0)}^`,
+            ];
+      throw new PlanError(`does not compile: ${text}`, {
+        file: f.file,
+        line: location?.line,
+        code: 'ts-compile-error',
+        details: excerpt,
+        hint: 'fix the TypeScript at that line; nothing was run',
+      });
     }
     const stack = String((error as Error).stack ?? '');
     const where = new RegExp(`${escapeRegExp(f.absolutePath)}:(\\d+)`).exec(stack)?.[1];
-    throw new PlanError(`cannot be loaded: ${(error as Error).message.split('\n')[0]}`, { code: 'ts-unit-invalid', file: f.file, line: where ? Number(where) : undefined });
+    throw new PlanError(`cannot be loaded: ${(error as Error).message.split('\n')[0]}`, {
+      code: 'ts-unit-invalid',
+      file: f.file,
+      line: where ? Number(where) : undefined,
+    });
   }
   const definition = (mod.default as { default?: unknown } | undefined)?.default ?? mod.default;
   if (!isUnitDefinition(definition)) {
-    throw new PlanError('must default-export defineUnit({...}) or defineBackfill({...}) from tenantify', { code: 'ts-unit-invalid', file: f.file });
+    throw new PlanError('must default-export defineUnit({...}) or defineBackfill({...}) from tenantify', {
+      code: 'ts-unit-invalid',
+      file: f.file,
+    });
   }
   return definition;
 }
@@ -196,10 +268,17 @@ async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
  * TransformError on, across its loader thread: only its message survives, "Transform failed
  * with 1 error:" then `file:line:column: ERROR: text` per error.
  */
-function compileError(error: unknown, path: string): { text: string; location: { line: number; column?: number; lineText?: string } | undefined } | undefined {
+function compileError(
+  error: unknown,
+  path: string,
+): { text: string; location: { line: number; column?: number; lineText?: string } | undefined } | undefined {
   if ((error as Error).name !== 'TransformError') return undefined;
   const found = /^(.*):(\d+):(\d+): ERROR: (.*)$/m.exec((error as Error).message);
-  if (!found) return { text: (error as Error).message.split('\n').slice(1).join(' ').trim() || 'esbuild could not transform it', location: undefined };
+  if (!found)
+    return {
+      text: (error as Error).message.split('\n').slice(1).join(' ').trim() || 'esbuild could not transform it',
+      location: undefined,
+    };
   const line = Number(found[2]);
   let lineText: string | undefined;
   try {
@@ -218,20 +297,30 @@ function fromDefinition(
   const duration = (value: string | undefined, name: string): number | undefined => {
     if (value === undefined) return undefined;
     const parsed = durationSchema.safeParse(value);
-    if (!parsed.success) throw new PlanError(`bad ${name} "${value}": expected a duration like 500ms, 5s or 2min`, { code: 'config-invalid', file });
+    if (!parsed.success)
+      throw new PlanError(`bad ${name} "${value}": expected a duration like 500ms, 5s or 2min`, { code: 'config-invalid', file });
     return parsed.data;
   };
   const lockTimeout = (value: string): number | undefined => {
     const parsed = lockTimeoutSchema.safeParse(value);
-    if (!parsed.success) throw new PlanError(`bad lockTimeout "${value}": expected ${parsed.error.issues[0]?.message ?? 'a duration'}`, { code: 'config-invalid', file });
+    if (!parsed.success)
+      throw new PlanError(`bad lockTimeout "${value}": expected ${parsed.error.issues[0]?.message ?? 'a duration'}`, {
+        code: 'config-invalid',
+        file,
+      });
     return parsed.data ?? undefined;
   };
   const whole = (value: number | undefined, name: string, min: number, max: number): number | undefined => {
-    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) throw new PlanError(`bad ${name} ${value}: expected a whole number from ${min} to ${max}`, { code: 'config-invalid', file });
+    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max))
+      throw new PlanError(`bad ${name} ${value}: expected a whole number from ${min} to ${max}`, { code: 'config-invalid', file });
     return value;
   };
   const snapshot: UnitOptions['snapshot'] =
-    d.snapshot === undefined ? { kind: 'default' } : Array.isArray(d.snapshot) ? { kind: 'tables', tables: d.snapshot } : { kind: d.snapshot };
+    d.snapshot === undefined
+      ? { kind: 'default' }
+      : Array.isArray(d.snapshot)
+        ? { kind: 'tables', tables: d.snapshot }
+        : { kind: d.snapshot };
   const options: UnitOptions = {
     transaction: d.type === 'unit' ? d.transaction !== false : true,
     snapshot,

@@ -42,7 +42,10 @@ export interface PlanOptions {
 export function planRun(units: Unit[], ledgerRows: LedgerRow[], options: PlanOptions = {}): Plan {
   const byId = new Map(ledgerRows.map((row) => [row.id, row]));
   if (options.to !== undefined && !units.some((u) => u.id === options.to)) {
-    throw new UsageError(`--to ${options.to}: no such unit in the plan`, { code: 'unit-not-found', hint: `units are named by file name without extension, e.g. ${units[0]?.id ?? '0001_create_organizations'}` });
+    throw new UsageError(`--to ${options.to}: no such unit in the plan`, {
+      code: 'unit-not-found',
+      hint: `units are named by file name without extension, e.g. ${units[0]?.id ?? '0001_create_organizations'}`,
+    });
   }
   const highestApplied = units.reduce<Unit | undefined>((max, u) => {
     const row = byId.get(u.id);
@@ -78,7 +81,12 @@ export type LedgerRow = LedgerUnit & { fingerprint?: string | null | undefined }
 
 /** The file changed, but not what it runs: comments, whitespace, line endings or a BOM. */
 export function isCosmeticChange(unit: Unit, row: LedgerRow): boolean {
-  return row.checksum !== unit.checksum && typeof row.fingerprint === 'string' && unit.fingerprint !== undefined && row.fingerprint === unit.fingerprint;
+  return (
+    row.checksum !== unit.checksum &&
+    typeof row.fingerprint === 'string' &&
+    unit.fingerprint !== undefined &&
+    row.fingerprint === unit.fingerprint
+  );
 }
 
 function driftOf(unit: Unit, row: LedgerRow | undefined): { drift: boolean; reason: string | undefined } {
@@ -93,7 +101,10 @@ function driftOf(unit: Unit, row: LedgerRow | undefined): { drift: boolean; reas
   if (!unit.options.transaction && done.length > 0 && !verifyFailedAfterStatements(unit, row)) {
     const now = unit.statements.slice(0, done.length).map((s) => s.hash);
     if (now.length !== done.length || now.some((hash, i) => hash !== done[i])) {
-      return { drift: true, reason: `${done.length} of its statements ran before the file changed; the changed file no longer starts with them` };
+      return {
+        drift: true,
+        reason: `${done.length} of its statements ran before the file changed; the changed file no longer starts with them`,
+      };
     }
   }
   return { drift: false, reason: undefined };
@@ -135,9 +146,11 @@ function warningsFor(unit: Unit, row: LedgerRow | undefined, highestApplied: Uni
   if (row?.status !== 'applied' && highestApplied !== undefined && compareOrder(unit, highestApplied) < 0) {
     warnings.push('out of order: a later unit is already applied; this one runs after it');
   }
-  if (!unit.options.transaction) warnings.push('runs outside a transaction: statement by statement, each recorded, resumed at the first not done');
+  if (!unit.options.transaction)
+    warnings.push('runs outside a transaction: statement by statement, each recorded, resumed at the first not done');
   if (!unit.rollback) warnings.push('no rollback file');
-  if (row?.status === 'applied' && isCosmeticChange(unit, row)) warnings.push('edited since applied, statements unchanged (comments, whitespace or line endings): not drift');
+  if (row?.status === 'applied' && isCosmeticChange(unit, row))
+    warnings.push('edited since applied, statements unchanged (comments, whitespace or line endings): not drift');
   if (row?.status === 'running') warnings.push('left running by a run that died: it runs again from its last recorded point');
   if (row?.status === 'failed' && row.error) warnings.push(`failed last time: ${row.error.message.split('\n')[0]}`);
   return warnings;
@@ -191,7 +204,8 @@ export interface RollbackOptions {
  * they were applied, so out-of-order applies are undone in exactly the reverse order.
  */
 export function planRollback(units: Unit[], ledgerRows: LedgerUnit[], options: RollbackOptions = {}): RollbackPlan {
-  if (options.steps !== undefined && options.to !== undefined) throw new UsageError('pass --steps or --to, not both', { code: 'option-conflict' });
+  if (options.steps !== undefined && options.to !== undefined)
+    throw new UsageError('pass --steps or --to, not both', { code: 'option-conflict' });
   const byId = new Map(ledgerRows.map((row) => [row.id, row]));
   const done = units
     .map((unit) => ({ unit, row: byId.get(unit.id) }))
@@ -205,7 +219,10 @@ export function planRollback(units: Unit[], ledgerRows: LedgerUnit[], options: R
 function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOptions): number {
   if (options.steps !== undefined) {
     if (options.steps > done.length) {
-      throw new UsageError(`--steps ${options.steps}: only ${done.length} unit${done.length === 1 ? ' is' : 's are'} applied`, { code: 'steps-too-many', hint: `pass --steps ${done.length}, or leave --steps out to revert them all` });
+      throw new UsageError(`--steps ${options.steps}: only ${done.length} unit${done.length === 1 ? ' is' : 's are'} applied`, {
+        code: 'steps-too-many',
+        hint: `pass --steps ${done.length}, or leave --steps out to revert them all`,
+      });
     }
     return options.steps;
   }
@@ -213,10 +230,10 @@ function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOpti
   const index = done.findIndex((e) => e.unit.id === options.to);
   if (index === -1) {
     const known = units.some((u) => u.id === options.to);
-    throw new UsageError(
-      `--to ${options.to}: ${known ? 'that unit is not applied' : 'no such unit in the plan'}`,
-      { code: known ? 'unit-not-applied' : 'unit-not-found', hint: `--to names the unit that stays applied: one of ${done.map((e) => e.unit.id).join(', ') || '(none: nothing is applied)'}` },
-    );
+    throw new UsageError(`--to ${options.to}: ${known ? 'that unit is not applied' : 'no such unit in the plan'}`, {
+      code: known ? 'unit-not-applied' : 'unit-not-found',
+      hint: `--to names the unit that stays applied: one of ${done.map((e) => e.unit.id).join(', ') || '(none: nothing is applied)'}`,
+    });
   }
   return index;
 }
@@ -235,17 +252,31 @@ function newestFirst(a: { unit: Unit; row: LedgerUnit }, b: { unit: Unit; row: L
 }
 
 function rollbackEntry(unit: Unit, row: LedgerUnit): RollbackEntry {
-  const entry: RollbackEntry = { unit, ledger: row, partial: row.status !== 'applied', resume: { kind: 'start' }, problem: undefined, driftReason: undefined };
+  const entry: RollbackEntry = {
+    unit,
+    ledger: row,
+    partial: row.status !== 'applied',
+    resume: { kind: 'start' },
+    problem: undefined,
+    driftReason: undefined,
+  };
   const script = unit.rollback;
   if (!script) return { ...entry, problem: `no rollback file: write rollbacks/${unit.id}.sql` };
   // Batches commit one by one and their cursor lives with the forward unit: a batched revert
   // has nowhere to resume from yet, so it is refused rather than run half-safely.
-  if (script.options.batch) return { ...entry, problem: `${script.file} is batched; a rollback runs as one transaction or statement by statement (drop the batch directive)` };
+  if (script.options.batch)
+    return {
+      ...entry,
+      problem: `${script.file} is batched; a rollback runs as one transaction or statement by statement (drop the batch directive)`,
+    };
   const done = script.options.transaction ? [] : (row.progress.revertStatements ?? []);
   if (done.length === 0) return entry;
   const now = script.statements.slice(0, done.length).map((s) => s.hash);
   if (now.length !== done.length || now.some((hash, i) => hash !== done[i])) {
-    return { ...entry, driftReason: `${done.length} of its statements ran before ${script.file} changed; the changed file no longer starts with them` };
+    return {
+      ...entry,
+      driftReason: `${done.length} of its statements ran before ${script.file} changed; the changed file no longer starts with them`,
+    };
   }
   return { ...entry, resume: { kind: 'statement', statement: done.length } };
 }

@@ -104,7 +104,11 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
     const piece = text.slice(start, end);
     if ('error' in parsed) {
       const at = lineAndColumn(piece, parsed.error.offset);
-      throw new PlanError(`does not parse: ${parsed.error.message}`, { code: 'sql-syntax', file, line: firstLine + line - 1 + at.line - 1 });
+      throw new PlanError(`does not parse: ${parsed.error.message}`, {
+        code: 'sql-syntax',
+        file,
+        line: firstLine + line - 1 + at.line - 1,
+      });
     }
     for (const statement of statementsOf(piece, parsed.stmts, line)) result.push(statement);
     line += newlines(piece);
@@ -125,7 +129,8 @@ function cutAfter(text: string, from: number): number {
 function cutBefore(text: string, start: number, before: number): number | undefined {
   let last: number | undefined;
   cut.lastIndex = start;
-  for (let found = cut.exec(text); found && found.index + found[0].length <= before; found = cut.exec(text)) last = found.index + found[0].length;
+  for (let found = cut.exec(text); found && found.index + found[0].length <= before; found = cut.exec(text))
+    last = found.index + found[0].length;
   return last;
 }
 
@@ -141,7 +146,9 @@ function parseText(text: string): { stmts: RawStmt[] } | { error: { offset: numb
     return { stmts: (parser as ParseSync)(text).stmts ?? [] };
   } catch (error) {
     const details = (error as { sqlDetails?: { cursorPosition?: number; message?: string } }).sqlDetails;
-    return { error: { offset: codePointToCharOffset(text, details?.cursorPosition ?? 0), message: details?.message ?? (error as Error).message } };
+    return {
+      error: { offset: codePointToCharOffset(text, details?.cursorPosition ?? 0), message: details?.message ?? (error as Error).message },
+    };
   }
 }
 
@@ -238,9 +245,13 @@ function leadingTrivia(chunk: string): number {
     } else if (chunk.startsWith('/*', i)) {
       let depth = 0;
       do {
-        if (chunk.startsWith('/*', i)) { depth++; i += 2; }
-        else if (chunk.startsWith('*/', i)) { depth--; i += 2; }
-        else i++;
+        if (chunk.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (chunk.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
       } while (depth > 0 && i < chunk.length);
     } else {
       return i;

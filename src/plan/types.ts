@@ -117,7 +117,10 @@ export interface PlanSource {
 }
 
 /** A unit's place in the plan: its number, then its letter (none first). */
-export function compareOrder(a: { prefix: bigint; letter?: string | undefined }, b: { prefix: bigint; letter?: string | undefined }): number {
+export function compareOrder(
+  a: { prefix: bigint; letter?: string | undefined },
+  b: { prefix: bigint; letter?: string | undefined },
+): number {
   if (a.prefix !== b.prefix) return a.prefix < b.prefix ? -1 : 1;
   const [la, lb] = [a.letter ?? '', b.letter ?? ''];
   return la < lb ? -1 : la > lb ? 1 : 0;

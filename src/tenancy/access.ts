@@ -92,7 +92,12 @@ export interface TenantRead {
  * each with the role it is read as. `reader` reads the relation itself (null: unknown, the
  * app role); a view that is not `security_invoker` reads what is under it as its owner.
  */
-export function tenantReads(access: Access, start: TableName, reader: string | null, isTenantTable: (name: TableName) => boolean): TenantRead[] {
+export function tenantReads(
+  access: Access,
+  start: TableName,
+  reader: string | null,
+  isTenantTable: (name: TableName) => boolean,
+): TenantRead[] {
   const byName = new Map(access.relations.map((r) => [r.name, r]));
   const found: TenantRead[] = [];
   const walk = (name: TableName, as: string | null, through: TableName[], materialized: TableName | undefined): void => {

@@ -112,7 +112,13 @@ export function countQueries(analysis: TenancyAnalysis, catalog: Catalog): Count
   const queries: CountQuery[] = [];
   for (const table of analysis.tables) {
     if (table.role === 'tenant' && !provablyResolved(table, context)) {
-      queries.push({ kind: 'unresolved', table: table.table, label: `unresolved rows of ${table.table}`, sql: unresolvedSql(table, context), weight: table.estimatedRows });
+      queries.push({
+        kind: 'unresolved',
+        table: table.table,
+        label: `unresolved rows of ${table.table}`,
+        sql: unresolvedSql(table, context),
+        weight: table.estimatedRows,
+      });
     }
     if (table.role === 'tenant' || table.role === 'owner') {
       for (const edge of table.consistency) {
@@ -136,7 +142,11 @@ function provablyResolved(table: TableAnalysis, context: Context): boolean {
 
 function unresolvedSql(table: TableAnalysis, context: Context): string {
   const { joins, tenant } = context.derive(table.table, 't', false);
-  return [`SELECT count(*) AS n FROM ${quoteQualified(table.table)} t`, ...joins.map((j) => `  ${j}`), ` WHERE ${tenantValue(tenant)} IS NULL`].join('\n');
+  return [
+    `SELECT count(*) AS n FROM ${quoteQualified(table.table)} t`,
+    ...joins.map((j) => `  ${j}`),
+    ` WHERE ${tenantValue(tenant)} IS NULL`,
+  ].join('\n');
 }
 
 /**
@@ -146,7 +156,10 @@ function unresolvedSql(table: TableAnalysis, context: Context): string {
 function conflictSql(table: TableAnalysis, edge: ConsistencyEdge, context: Context): string {
   const own = context.derive(table.table, 't', true);
   const ownerKey = context.ownerKey;
-  const toOwnerByKey = edge.references === context.analysis.owner && sameColumns(edge.referencedColumns, ownerKey) && context.validated({ table: table.table, constraint: edge.constraint } as Hop);
+  const toOwnerByKey =
+    edge.references === context.analysis.owner &&
+    sameColumns(edge.referencedColumns, ownerKey) &&
+    context.validated({ table: table.table, constraint: edge.constraint } as Hop);
   let joins: string[];
   let theirs: string[];
   if (toOwnerByKey) {
@@ -199,7 +212,9 @@ export function ambiguityQueries(analysis: TenancyAnalysis, catalog: Catalog): A
     const pairs: string[] = [];
     for (let i = 0; i < tenants.length; i++) {
       for (let j = i + 1; j < tenants.length; j++) {
-        pairs.push(`count(*) FILTER (WHERE ${tenants[i]} IS NOT NULL AND ${tenants[j]} IS NOT NULL AND ${tenants[i]} <> ${tenants[j]}) AS "d${i}_${j}"`);
+        pairs.push(
+          `count(*) FILTER (WHERE ${tenants[i]} IS NOT NULL AND ${tenants[j]} IS NOT NULL AND ${tenants[i]} <> ${tenants[j]}) AS "d${i}_${j}"`,
+        );
       }
     }
     queries.push({
@@ -281,7 +296,12 @@ export const conflictKey = (table: TableName, constraint: string): string => `${
 export async function runCounts(url: string | undefined, queries: CountQuery[], options: CountOptions): Promise<CountResult> {
   const result: CountResult = { unresolved: new Map(), conflicts: new Map() };
   if (queries.length === 0) return result;
-  const pool = new pg.Pool({ ...(url ? { connectionString: url } : {}), max: options.connections, types: clientTypes, application_name: 'tenantify tenancy analyze (read only)' });
+  const pool = new pg.Pool({
+    ...(url ? { connectionString: url } : {}),
+    max: options.connections,
+    types: clientTypes,
+    application_name: 'tenantify tenancy analyze (read only)',
+  });
   pool.on('error', () => {});
   const queue = [...queries];
   let done = 0;

@@ -45,7 +45,17 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
                      WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND NOT c.relispartition`;
 
   // One after the other: a pg client runs one query at a time anyway.
-  const tables = await client.query<{ oid: number; schema: string; table: string; relkind: string; rls: boolean; forced: boolean; rows: number; owner: string; comment: string | null }>(
+  const tables = await client.query<{
+    oid: number;
+    schema: string;
+    table: string;
+    relkind: string;
+    rls: boolean;
+    forced: boolean;
+    rows: number;
+    owner: string;
+    comment: string | null;
+  }>(
     `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS table, c.relkind::text AS relkind, obj_description(c.oid, 'pg_class') AS comment,
             c.relrowsecurity AS rls, c.relforcerowsecurity AS forced, pg_get_userbyid(c.relowner) AS owner,
             CASE WHEN c.relkind = 'p'
@@ -55,7 +65,16 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       WHERE c.oid IN (${tablesOf})`,
     [schemas],
   );
-  const columns = await client.query<{ oid: number; name: string; type: string; not_null: boolean; has_default: boolean; attnum: number; comment: string | null; identity: string }>(
+  const columns = await client.query<{
+    oid: number;
+    name: string;
+    type: string;
+    not_null: boolean;
+    has_default: boolean;
+    attnum: number;
+    comment: string | null;
+    identity: string;
+  }>(
     `SELECT a.attrelid::int AS oid, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, col_description(a.attrelid, a.attnum) AS comment,
             a.attidentity::text AS identity,
             a.attnotnull AS not_null, a.atthasdef AS has_default, a.attnum::int AS attnum
@@ -89,7 +108,16 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       ORDER BY k.conrelid, k.conname`,
     [schemas],
   );
-  const indexes = await client.query<{ oid: number; name: string; keys: number[]; unique: boolean; valid: boolean; partial: boolean; definition: string; constraint: boolean }>(
+  const indexes = await client.query<{
+    oid: number;
+    name: string;
+    keys: number[];
+    unique: boolean;
+    valid: boolean;
+    partial: boolean;
+    definition: string;
+    constraint: boolean;
+  }>(
     `SELECT i.indrelid::int AS oid, c.relname AS name, (i.indkey::int2[])[0:i.indnkeyatts - 1]::int[] AS keys,
             i.indisunique AS unique, i.indisvalid AS valid, i.indpred IS NOT NULL AS partial,
             pg_get_indexdef(i.indexrelid) AS definition,
@@ -99,7 +127,15 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       ORDER BY i.indrelid, c.relname`,
     [schemas],
   );
-  const policies = await client.query<{ oid: number; name: string; cmd: string; permissive: boolean; roles: string[]; using: string | null; with_check: string | null }>(
+  const policies = await client.query<{
+    oid: number;
+    name: string;
+    cmd: string;
+    permissive: boolean;
+    roles: string[];
+    using: string | null;
+    with_check: string | null;
+  }>(
     `SELECT p.polrelid::int AS oid, p.polname AS name, p.polcmd::text AS cmd, p.polpermissive AS permissive,
             array(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) r)::text[] AS roles,
             pg_get_expr(p.polqual, p.polrelid) AS using, pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
@@ -142,7 +178,15 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     [schemas],
   );
   // Views and materialized views, with the relations their rule reads and whether their owner bypasses row level security.
-  const views = await client.query<{ schema: string; name: string; relkind: string; owner: string; bypass: boolean; invoker: string | null; reads: string[] }>(
+  const views = await client.query<{
+    schema: string;
+    name: string;
+    relkind: string;
+    owner: string;
+    bypass: boolean;
+    invoker: string | null;
+    reads: string[];
+  }>(
     `SELECT n.nspname AS schema, v.relname AS name, v.relkind::text AS relkind, pg_get_userbyid(v.relowner) AS owner,
             (r.rolsuper OR r.rolbypassrls) AS bypass,
             (SELECT split_part(o, '=', 2) FROM unnest(v.reloptions) o WHERE split_part(o, '=', 1) = 'security_invoker') AS invoker,
@@ -192,7 +236,11 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     attnames.set(row.oid, new Map());
   }
   for (const row of columns.rows) {
-    const column: CatalogColumn = { name: row.name, type: row.type, notNull: row.not_null, hasDefault: row.has_default,
+    const column: CatalogColumn = {
+      name: row.name,
+      type: row.type,
+      notNull: row.not_null,
+      hasDefault: row.has_default,
       ...(row.comment === null ? {} : { comment: row.comment }),
       ...(row.identity === 'a' ? { identity: 'always' as const } : row.identity === 'd' ? { identity: 'by default' as const } : {}),
     };
@@ -239,7 +287,8 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     }
   }
   // The primary key first among the keys, then the unique constraints by name.
-  for (const table of byOid.values()) table.uniques.sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === 'primary' ? -1 : 1));
+  for (const table of byOid.values())
+    table.uniques.sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === 'primary' ? -1 : 1));
   for (const row of indexes.rows) {
     const names = attnames.get(row.oid);
     byOid.get(row.oid)?.indexes.push({
@@ -261,7 +310,13 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     if (!table) continue;
     const references = `${row.ref_schema}.${row.ref_table}`;
     table.partitions?.find((p) => p.name === row.partition)?.foreignKeys.push(row.name);
-    const same = table.foreignKeys.find((fk) => fk.partitions && fk.references === references && fk.columns.join() === row.columns.join() && fk.referencedColumns.join() === row.ref_columns.join());
+    const same = table.foreignKeys.find(
+      (fk) =>
+        fk.partitions &&
+        fk.references === references &&
+        fk.columns.join() === row.columns.join() &&
+        fk.referencedColumns.join() === row.ref_columns.join(),
+    );
     if (same) {
       same.partitions?.push({ table: row.partition, name: row.name });
       same.validated &&= row.validated;
@@ -288,7 +343,12 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     for (const table of byOid.values()) table.distribution = null;
     for (const row of distributed.rows) {
       const table = byOid.get(row.oid);
-      if (table) table.distribution = { method: distributionMethod(row.method, row.repmodel), column: row.column, colocationId: row.colocation } satisfies CatalogDistribution;
+      if (table)
+        table.distribution = {
+          method: distributionMethod(row.method, row.repmodel),
+          column: row.column,
+          colocationId: row.colocation,
+        } satisfies CatalogDistribution;
     }
   }
   for (const row of policies.rows) {
@@ -306,14 +366,17 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
     tables: [...byOid.values()].sort((a, b) => compareNames(a.name, b.name)),
     schemas,
     extensions: extensions.rows.map((r) => r.name),
-    views: views.rows.map((r) => ({
-      name: `${r.schema}.${r.name}`,
-      kind: r.relkind === 'm' ? 'materialized' : 'view',
-      owner: r.owner,
-      ownerBypassesRls: r.bypass,
-      securityInvoker: r.invoker === null ? null : ['on', 'true', '1', 'yes'].includes(r.invoker.toLowerCase()),
-      reads: r.reads.sort(compareNames),
-    }) satisfies CatalogView),
+    views: views.rows.map(
+      (r) =>
+        ({
+          name: `${r.schema}.${r.name}`,
+          kind: r.relkind === 'm' ? 'materialized' : 'view',
+          owner: r.owner,
+          ownerBypassesRls: r.bypass,
+          securityInvoker: r.invoker === null ? null : ['on', 'true', '1', 'yes'].includes(r.invoker.toLowerCase()),
+          reads: r.reads.sort(compareNames),
+        }) satisfies CatalogView,
+    ),
     serverVersion: version.rows[0]?.v ?? 150000,
   };
 }
@@ -325,7 +388,10 @@ async function chooseSchemas(client: pg.ClientBase, options: ReadCatalogOptions)
     const present = new Set(existing);
     const unknown = options.schemas.filter((s) => !present.has(s));
     if (unknown.length > 0) {
-      throw new UsageError(`no schema named ${unknown.join(', ')} in this database`, { code: 'schema-not-found', hint: `schemas here: ${existing.filter((s) => !systemSchema.test(s)).join(', ')}` });
+      throw new UsageError(`no schema named ${unknown.join(', ')} in this database`, {
+        code: 'schema-not-found',
+        hint: `schemas here: ${existing.filter((s) => !systemSchema.test(s)).join(', ')}`,
+      });
     }
     return [...new Set(options.schemas)];
   }

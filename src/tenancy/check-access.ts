@@ -25,7 +25,16 @@ export async function readAccess(client: pg.ClientBase, schemas: string[], setti
       ORDER BY 1`,
     [schemas],
   );
-  const functions = await client.query<{ name: string; owner: string; language: string; source: string; definition: string; depends: string[]; config: string[] | null; executors: string[] }>(
+  const functions = await client.query<{
+    name: string;
+    owner: string;
+    language: string;
+    source: string;
+    definition: string;
+    depends: string[];
+    config: string[] | null;
+    executors: string[];
+  }>(
     `SELECT format('%s.%s(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) AS name, pg_get_userbyid(p.proowner) AS owner,
             l.lanname AS language, p.prosrc AS source, pg_get_functiondef(p.oid) AS definition, p.proconfig AS config,
             array(SELECT DISTINCT format('%s.%s', rn.nspname, rc.relname)
@@ -50,12 +59,20 @@ export async function readAccess(client: pg.ClientBase, schemas: string[], setti
   for (const row of defaults.rows) {
     for (const entry of row.config ?? []) {
       const at = entry.indexOf('=');
-      if (at > 0 && entry.slice(0, at).toLowerCase() === setting.toLowerCase()) settingDefaults.push({ role: row.role, database: row.database, value: entry.slice(at + 1) });
+      if (at > 0 && entry.slice(0, at).toLowerCase() === setting.toLowerCase())
+        settingDefaults.push({ role: row.role, database: row.database, value: entry.slice(at + 1) });
     }
   }
   return {
     roles: roles.rows.map((r) => ({ name: r.name, superuser: r.superuser, bypassRls: r.bypass })),
-    relations: relations.rows.map((r): AccessRelation => ({ name: r.name, kind: r.kind === 'm' ? 'matview' : 'view', owner: r.owner, securityInvoker: r.invoker, reads: r.reads, readers: r.readers })),
+    relations: relations.rows.map((r): AccessRelation => ({
+      name: r.name,
+      kind: r.kind === 'm' ? 'matview' : 'view',
+      owner: r.owner,
+      securityInvoker: r.invoker,
+      reads: r.reads,
+      readers: r.readers,
+    })),
     functions: functions.rows.map((f): AccessFunction => ({
       name: f.name,
       owner: f.owner,

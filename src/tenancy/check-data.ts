@@ -83,7 +83,8 @@ async function runQuery(session: Session, query: PlannedQuery): Promise<Finding 
   } catch (error) {
     const e = error as { code?: string; message?: string };
     const timedOut = e.code === '57014';
-    throw new ViolationsError(`${query.rule} on ${query.table} could not be checked: ${e.message ?? String(error)}`, { code: 'check-incomplete',
+    throw new ViolationsError(`${query.rule} on ${query.table} could not be checked: ${e.message ?? String(error)}`, {
+      code: 'check-incomplete',
       hint: timedOut
         ? 'isolation is not proven: the query ran out of time; run the check when the database is quieter, or with a longer statement timeout'
         : 'isolation is not proven for this table: the query is shown below',

@@ -42,7 +42,13 @@ interface RoleFacts {
   superuser: boolean;
 }
 
-export async function probeIsolation(url: string | undefined, scope: CheckScope, role: string, statementTimeoutMs: number, options: ProbeOptions = { largeTableRows: 100_000 }): Promise<ProbeFinding[]> {
+export async function probeIsolation(
+  url: string | undefined,
+  scope: CheckScope,
+  role: string,
+  statementTimeoutMs: number,
+  options: ProbeOptions = { largeTableRows: 100_000 },
+): Promise<ProbeFinding[]> {
   // A fresh session: the setting has never been set in it, so "unset" means unset
   // (once set_config() ran, even rolled back, current_setting(s, true) is '' and not NULL).
   const session = await connect(url, 'tenancy check probe');
@@ -55,13 +61,16 @@ export async function probeIsolation(url: string | undefined, scope: CheckScope,
     if (wanted('probe-read-leak')) {
       for (const table of tables) findings.push(...(await probeUnset(session, scope, table, role, facts, statementTimeoutMs)));
       const unset = new Map<string, Content | undefined>();
-      for (const name of relations) unset.set(name, await asRole(session, role, statementTimeoutMs, () => step(session, () => content(session, name))));
+      for (const name of relations)
+        unset.set(name, await asRole(session, role, statementTimeoutMs, () => step(session, () => content(session, name))));
       findings.push(...(await probeRelations(session, scope, relations, unset, role, statementTimeoutMs)));
     }
     if (wanted('probe-read-leak') || wanted('probe-write-leak')) {
-      for (const table of tables) findings.push(...(await probeTenant(session, scope, table, role, facts, statementTimeoutMs, wanted('probe-write-leak'))));
+      for (const table of tables)
+        findings.push(...(await probeTenant(session, scope, table, role, facts, statementTimeoutMs, wanted('probe-write-leak'))));
     }
-    if (wanted('rls-policy-cost')) findings.push(...(await policyCost(session, scope, tables, role, options.largeTableRows, statementTimeoutMs)));
+    if (wanted('rls-policy-cost'))
+      findings.push(...(await policyCost(session, scope, tables, role, options.largeTableRows, statementTimeoutMs)));
     return findings;
   } finally {
     await session.close();
@@ -69,9 +78,15 @@ export async function probeIsolation(url: string | undefined, scope: CheckScope,
 }
 
 async function roleFacts(session: Session, role: string): Promise<RoleFacts> {
-  const rows = (await session.client.query<{ bypass: boolean; superuser: boolean }>('SELECT rolbypassrls AS bypass, rolsuper AS superuser FROM pg_roles WHERE rolname = $1', [role])).rows;
+  const rows = (
+    await session.client.query<{ bypass: boolean; superuser: boolean }>(
+      'SELECT rolbypassrls AS bypass, rolsuper AS superuser FROM pg_roles WHERE rolname = $1',
+      [role],
+    )
+  ).rows;
   const row = rows[0];
-  if (!row) throw new UsageError(`--as ${role}: no such role`, { code: 'role-not-found', hint: 'name the role the application connects as' });
+  if (!row)
+    throw new UsageError(`--as ${role}: no such role`, { code: 'role-not-found', hint: 'name the role the application connects as' });
   return { bypassRls: row.bypass, superuser: row.superuser };
 }
 
@@ -80,7 +95,12 @@ async function bypassNote(session: Session, table: ScopedTable, role: string, fa
   const notes: string[] = [];
   if (facts.superuser) notes.push(`${role} is a superuser`);
   else if (facts.bypassRls) notes.push(`${role} has BYPASSRLS`);
-  const owns = (await session.client.query<{ owns: boolean }>("SELECT pg_has_role($1, c.relowner, 'USAGE') AS owns FROM pg_class c WHERE c.oid = $2::regclass", [role, quoteQualified(table.name)])).rows[0]?.owns;
+  const owns = (
+    await session.client.query<{ owns: boolean }>(
+      "SELECT pg_has_role($1, c.relowner, 'USAGE') AS owns FROM pg_class c WHERE c.oid = $2::regclass",
+      [role, quoteQualified(table.name)],
+    )
+  ).rows[0]?.owns;
   if (owns) notes.push(`${role} owns the table${table.catalog.rls.forced ? '' : ' and row level security is not forced'}`);
   if (!table.catalog.rls.enabled) notes.push('row level security is disabled');
   return notes.length ? ` (${notes.join('; ')})` : '';
@@ -95,7 +115,10 @@ async function asRole<T>(session: Session, role: string, statementTimeoutMs: num
     try {
       await c.query(`SET LOCAL ROLE ${quoteIdent(role)}`);
     } catch (error) {
-      throw new UsageError(`--as ${role}: cannot switch to that role: ${(error as Error).message}`, { code: 'role-not-usable', hint: 'connect as a member of that role (or a superuser) to probe as it' });
+      throw new UsageError(`--as ${role}: cannot switch to that role: ${(error as Error).message}`, {
+        code: 'role-not-usable',
+        hint: 'connect as a member of that role (or a superuser) to probe as it',
+      });
     }
     return await fn();
   } finally {
@@ -104,7 +127,11 @@ async function asRole<T>(session: Session, role: string, statementTimeoutMs: num
 }
 
 /** Runs one step under a savepoint: its result, or undefined when the database refused it (`refused` gets the error). */
-async function step<T>(session: Session, fn: () => Promise<T>, refused?: (error: { code?: string; message?: string }) => void): Promise<T | undefined> {
+async function step<T>(
+  session: Session,
+  fn: () => Promise<T>,
+  refused?: (error: { code?: string; message?: string }) => void,
+): Promise<T | undefined> {
   const c = session.client;
   await c.query('SAVEPOINT tenantify_probe');
   try {
@@ -118,7 +145,12 @@ async function step<T>(session: Session, fn: () => Promise<T>, refused?: (error:
   }
 }
 
-async function visible(session: Session, table: ScopedTable, where: string, params: unknown[]): Promise<{ rows: number; sample: Record<string, unknown>[] }> {
+async function visible(
+  session: Session,
+  table: ScopedTable,
+  where: string,
+  params: unknown[],
+): Promise<{ rows: number; sample: Record<string, unknown>[] }> {
   const id = rowIdentity(table, 't');
   const from = `FROM ${quoteQualified(table.name)} t${where ? ` WHERE ${where}` : ''}`;
   const count = Number((await session.client.query<{ rows: number }>(`SELECT count(*) AS rows ${from}`, params)).rows[0]?.rows ?? 0);
@@ -129,14 +161,37 @@ async function visible(session: Session, table: ScopedTable, where: string, para
   return { rows: count, sample };
 }
 
-async function probeUnset(session: Session, scope: CheckScope, table: ScopedTable, role: string, facts: RoleFacts, timeout: number): Promise<ProbeFinding[]> {
+async function probeUnset(
+  session: Session,
+  scope: CheckScope,
+  table: ScopedTable,
+  role: string,
+  facts: RoleFacts,
+  timeout: number,
+): Promise<ProbeFinding[]> {
   const seen = await asRole(session, role, timeout, () => step(session, () => visible(session, table, '', [])));
   if (!seen?.rows) return [];
   const note = await bypassNote(session, table, role, facts);
-  return [{ rule: 'probe-read-leak', table: table.name, detail: `as ${role} with ${scope.analysis.setting} unset: ${seen.rows} row(s) visible${note}`, rows: seen.rows, sample: seen.sample }];
+  return [
+    {
+      rule: 'probe-read-leak',
+      table: table.name,
+      detail: `as ${role} with ${scope.analysis.setting} unset: ${seen.rows} row(s) visible${note}`,
+      rows: seen.rows,
+      sample: seen.sample,
+    },
+  ];
 }
 
-async function probeTenant(session: Session, scope: CheckScope, table: ScopedTable, role: string, facts: RoleFacts, timeout: number, writes = true): Promise<ProbeFinding[]> {
+async function probeTenant(
+  session: Session,
+  scope: CheckScope,
+  table: ScopedTable,
+  role: string,
+  facts: RoleFacts,
+  timeout: number,
+  writes = true,
+): Promise<ProbeFinding[]> {
   const tenants = await pickTenants(session, scope, table);
   const setting = scope.analysis.setting;
   const key = `t.${quoteIdent(table.key)}`;
@@ -146,12 +201,26 @@ async function probeTenant(session: Session, scope: CheckScope, table: ScopedTab
       const { a, b } = tenants;
       await session.client.query('SELECT set_config($1, $2, true)', [setting, a]);
       const other = await step(session, () => visible(session, table, `${key}::text IS DISTINCT FROM $1`, [a]));
-      if (other?.rows) found.push({ rule: 'probe-read-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: ${other.rows} row(s) of other tenants visible`, rows: other.rows, sample: other.sample });
+      if (other?.rows)
+        found.push({
+          rule: 'probe-read-leak',
+          table: table.name,
+          detail: `as ${role} with ${setting} = ${a}: ${other.rows} row(s) of other tenants visible`,
+          rows: other.rows,
+          sample: other.sample,
+        });
       if (writes && b !== null && !table.keyIsPrimaryKey) found.push(...(await probeWrites(session, table, role, setting, a, b)));
     }
     await session.client.query('SELECT set_config($1, $2, true)', [setting, '']);
     const empty = await step(session, () => visible(session, table, '', []));
-    if (empty?.rows) found.push({ rule: 'probe-read-leak', table: table.name, detail: `as ${role} with ${setting} = '': ${empty.rows} row(s) visible`, rows: empty.rows, sample: empty.sample });
+    if (empty?.rows)
+      found.push({
+        rule: 'probe-read-leak',
+        table: table.name,
+        detail: `as ${role} with ${setting} = '': ${empty.rows} row(s) visible`,
+        rows: empty.rows,
+        sample: empty.sample,
+      });
     return found;
   });
   if (findings.length === 0) return [];
@@ -168,7 +237,11 @@ async function probeTenant(session: Session, scope: CheckScope, table: ScopedTab
 async function pickTenants(session: Session, scope: CheckScope, table: ScopedTable): Promise<{ a: string; b: string | null } | null> {
   const key = quoteIdent(table.key);
   const end = async (order: 'ASC' | 'DESC'): Promise<string | undefined> =>
-    (await session.client.query<{ k: string }>(`SELECT ${key}::text AS k FROM ${quoteQualified(table.name)} WHERE ${key} IS NOT NULL ORDER BY ${key} ${order} LIMIT 1`)).rows[0]?.k;
+    (
+      await session.client.query<{ k: string }>(
+        `SELECT ${key}::text AS k FROM ${quoteQualified(table.name)} WHERE ${key} IS NOT NULL ORDER BY ${key} ${order} LIMIT 1`,
+      )
+    ).rows[0]?.k;
   try {
     const a = await end('ASC');
     if (a === undefined) return null;
@@ -177,14 +250,26 @@ async function pickTenants(session: Session, scope: CheckScope, table: ScopedTab
     const tenants = scope.tenants;
     if (!tenants) return { a, b: null };
     const column = quoteIdent(tenants.column);
-    const other = (await session.client.query<{ b: string }>(`SELECT ${column}::text AS b FROM ${quoteQualified(tenants.table.name)} WHERE ${column}::text <> $1 LIMIT 1`, [a])).rows[0];
+    const other = (
+      await session.client.query<{ b: string }>(
+        `SELECT ${column}::text AS b FROM ${quoteQualified(tenants.table.name)} WHERE ${column}::text <> $1 LIMIT 1`,
+        [a],
+      )
+    ).rows[0];
     return { a, b: other?.b ?? null };
   } catch {
     return null;
   }
 }
 
-async function probeWrites(session: Session, table: ScopedTable, role: string, setting: string, a: string, b: string): Promise<ProbeFinding[]> {
+async function probeWrites(
+  session: Session,
+  table: ScopedTable,
+  role: string,
+  setting: string,
+  a: string,
+  b: string,
+): Promise<ProbeFinding[]> {
   const c = session.client;
   const found: ProbeFinding[] = [];
   const name = quoteQualified(table.name);
@@ -194,7 +279,10 @@ async function probeWrites(session: Session, table: ScopedTable, role: string, s
   // holds is not visible to A's SELECT policies, and a trigger may put the key back).
   const rowsOfB = async (where = '', params: unknown[] = []): Promise<number> => {
     await as(b);
-    const n = Number((await c.query<{ n: number }>(`SELECT count(*) AS n FROM ${name} t WHERE t.${key}::text = $1${where}`, [b, ...params])).rows[0]?.n ?? 0);
+    const n = Number(
+      (await c.query<{ n: number }>(`SELECT count(*) AS n FROM ${name} t WHERE t.${key}::text = $1${where}`, [b, ...params])).rows[0]?.n ??
+        0,
+    );
     await as(a);
     return n;
   };
@@ -202,17 +290,31 @@ async function probeWrites(session: Session, table: ScopedTable, role: string, s
 
   // UPDATE one of A's rows (found by its primary key) to B's key.
   if (pk.length > 0) {
-    const target = (await step(session, () => c.query<Record<string, unknown>>(`SELECT ${pk.map((k) => `t.${quoteIdent(k)}`).join(', ')} FROM ${name} t WHERE t.${key}::text = $1 LIMIT 1`, [a])))?.rows[0];
+    const target = (
+      await step(session, () =>
+        c.query<Record<string, unknown>>(
+          `SELECT ${pk.map((k) => `t.${quoteIdent(k)}`).join(', ')} FROM ${name} t WHERE t.${key}::text = $1 LIMIT 1`,
+          [a],
+        ),
+      )
+    )?.rows[0];
     if (target) {
       const values = pk.map((k) => target[k]);
       const match = pk.map((k, i) => `t.${quoteIdent(k)} = $${i + 2}`).join(' AND ');
       const updated = await step(session, async () => {
         const r = await c.query(`UPDATE ${name} t SET ${key} = $1 WHERE ${match}`, [b, ...values]);
-        const moved = r.rowCount === 1 ? await rowsOfB(` AND ${pk.map((k, i) => `t.${quoteIdent(k)} = $${i + 2}`).join(' AND ')}`, values) : 0;
+        const moved =
+          r.rowCount === 1 ? await rowsOfB(` AND ${pk.map((k, i) => `t.${quoteIdent(k)} = $${i + 2}`).join(' AND ')}`, values) : 0;
         return moved;
       });
       if (updated) {
-        found.push({ rule: 'probe-write-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: an UPDATE gave a row of tenant ${a} the key ${b}`, rows: updated, sample: [target] });
+        found.push({
+          rule: 'probe-write-leak',
+          table: table.name,
+          detail: `as ${role} with ${setting} = ${a}: an UPDATE gave a row of tenant ${a} the key ${b}`,
+          rows: updated,
+          sample: [target],
+        });
       }
     }
   }
@@ -229,7 +331,13 @@ async function probeWrites(session: Session, table: ScopedTable, role: string, s
     return r.rowCount === 1 ? (await rowsOfB()) - before : 0;
   });
   if (inserted) {
-    found.push({ rule: 'probe-write-leak', table: table.name, detail: `as ${role} with ${setting} = ${a}: an INSERT with the key ${b} went through`, rows: inserted, sample: [] });
+    found.push({
+      rule: 'probe-write-leak',
+      table: table.name,
+      detail: `as ${role} with ${setting} = ${a}: an INSERT with the key ${b} went through`,
+      rows: inserted,
+      sample: [],
+    });
   }
   return found;
 }
@@ -282,13 +390,24 @@ async function twoTenants(session: Session, scope: CheckScope): Promise<string[]
   if (!tenants) return [];
   const column = quoteIdent(tenants.column);
   try {
-    return (await session.client.query<{ id: string }>(`SELECT ${column}::text AS id FROM ${quoteQualified(tenants.table.name)} ORDER BY ${column} LIMIT 2`)).rows.map((r) => r.id);
+    return (
+      await session.client.query<{ id: string }>(
+        `SELECT ${column}::text AS id FROM ${quoteQualified(tenants.table.name)} ORDER BY ${column} LIMIT 2`,
+      )
+    ).rows.map((r) => r.id);
   } catch {
     return [];
   }
 }
 
-async function probeRelations(session: Session, scope: CheckScope, relations: string[], unset: Map<string, Content | undefined>, role: string, timeout: number): Promise<ProbeFinding[]> {
+async function probeRelations(
+  session: Session,
+  scope: CheckScope,
+  relations: string[],
+  unset: Map<string, Content | undefined>,
+  role: string,
+  timeout: number,
+): Promise<ProbeFinding[]> {
   const setting = scope.analysis.setting;
   const [a, b] = await twoTenants(session, scope);
   const found: ProbeFinding[] = [];
@@ -300,9 +419,23 @@ async function probeRelations(session: Session, scope: CheckScope, relations: st
       });
     const kind = scope.access.relations.find((r) => r.name === name)?.kind === 'matview' ? 'materialized view' : 'view';
     const none = unset.get(name);
-    if (none?.rows) found.push({ rule: 'probe-read-leak', table: name, detail: `as ${role} with ${setting} unset: ${none.rows} row(s) of the ${kind} visible`, rows: none.rows, sample: [] });
+    if (none?.rows)
+      found.push({
+        rule: 'probe-read-leak',
+        table: name,
+        detail: `as ${role} with ${setting} unset: ${none.rows} row(s) of the ${kind} visible`,
+        rows: none.rows,
+        sample: [],
+      });
     const empty = await read('');
-    if (empty?.rows) found.push({ rule: 'probe-read-leak', table: name, detail: `as ${role} with ${setting} = '': ${empty.rows} row(s) of the ${kind} visible`, rows: empty.rows, sample: [] });
+    if (empty?.rows)
+      found.push({
+        rule: 'probe-read-leak',
+        table: name,
+        detail: `as ${role} with ${setting} = '': ${empty.rows} row(s) of the ${kind} visible`,
+        rows: empty.rows,
+        sample: [],
+      });
     if (a === undefined || b === undefined) continue;
     const [atA, atB] = [await read(a), await read(b)];
     if (atA?.rows && atB?.rows && atA.digest === atB.digest) {
@@ -319,7 +452,9 @@ async function probeRelations(session: Session, scope: CheckScope, relations: st
 }
 
 function tenantTablesOf(scope: CheckScope, relation: string, role: string): string {
-  return [...new Set(tenantReads(scope.access, relation, role, (n) => scope.tenantTables.has(n)).map((r) => shortName(r.table)))].join(', ');
+  return [...new Set(tenantReads(scope.access, relation, role, (n) => scope.tenantTables.has(n)).map((r) => shortName(r.table)))].join(
+    ', ',
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -338,7 +473,14 @@ function seqScans(node: PlanNode | undefined): string[] {
   return [...own, ...(node.Plans ?? []).flatMap(seqScans)];
 }
 
-async function policyCost(session: Session, scope: CheckScope, tables: ScopedTable[], role: string, largeTableRows: number, timeout: number): Promise<ProbeFinding[]> {
+async function policyCost(
+  session: Session,
+  scope: CheckScope,
+  tables: ScopedTable[],
+  role: string,
+  largeTableRows: number,
+  timeout: number,
+): Promise<ProbeFinding[]> {
   const found: ProbeFinding[] = [];
   const setting = scope.analysis.setting;
   // Functions a policy calls, from pg_depend (built-in functions are pinned and not recorded there).
@@ -355,7 +497,13 @@ async function policyCost(session: Session, scope: CheckScope, tables: ScopedTab
   ).rows;
   for (const table of tables) {
     for (const v of volatile.filter((r) => `${r.schema}.${r.table}` === table.name)) {
-      found.push({ rule: 'rls-policy-cost', table: table.name, detail: `policy ${v.policy} calls ${v.fn}, a VOLATILE function: evaluated for every row instead of once per query`, rows: null, sample: [] });
+      found.push({
+        rule: 'rls-policy-cost',
+        table: table.name,
+        detail: `policy ${v.policy} calls ${v.fn}, a VOLATILE function: evaluated for every row instead of once per query`,
+        rows: null,
+        sample: [],
+      });
     }
     if (table.catalog.estimatedRows <= largeTableRows) continue;
     const tenants = await pickTenants(session, scope, table);
@@ -365,7 +513,11 @@ async function policyCost(session: Session, scope: CheckScope, tables: ScopedTab
       // Sequential scans disabled: a plan that still has one has no index to serve the policy.
       await session.client.query('SET LOCAL enable_seqscan = off');
       return step(session, async () => {
-        const plan = (await session.client.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(`EXPLAIN (FORMAT JSON) SELECT * FROM ${quoteQualified(table.name)} LIMIT 1`)).rows[0]?.['QUERY PLAN'][0]?.Plan;
+        const plan = (
+          await session.client.query<{ 'QUERY PLAN': { Plan: PlanNode }[] }>(
+            `EXPLAIN (FORMAT JSON) SELECT * FROM ${quoteQualified(table.name)} LIMIT 1`,
+          )
+        ).rows[0]?.['QUERY PLAN'][0]?.Plan;
         return seqScans(plan);
       });
     });

@@ -72,13 +72,21 @@ export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, options:
   const tenantsTable = byName.get(analysis.tenants);
   const tenantsColumn = tenantsTable?.primaryKey?.length === 1 ? tenantsTable.primaryKey[0] : undefined;
   if (tenantsTable && !tenantsColumn) {
-    throw new UsageError(`the tenants table ${analysis.tenants} has ${tenantsTable.primaryKey ? 'a composite' : 'no'} primary key: a tenant key cannot name its rows`, { code: 'tenants-key-invalid', hint: 'give the tenants table a one-column primary key, or name another with --tenants' });
+    throw new UsageError(
+      `the tenants table ${analysis.tenants} has ${tenantsTable.primaryKey ? 'a composite' : 'no'} primary key: a tenant key cannot name its rows`,
+      { code: 'tenants-key-invalid', hint: 'give the tenants table a one-column primary key, or name another with --tenants' },
+    );
   }
   if (!tenantsTable && !analysis.ownerIsTenants) {
-    throw new UsageError(`the tenants table ${analysis.tenants} does not exist: the database has not been upgraded to this model`, { code: 'not-upgraded', hint: 'apply the plan `tenancy scaffold` wrote first, or name the tenants table with --tenants' });
+    throw new UsageError(`the tenants table ${analysis.tenants} does not exist: the database has not been upgraded to this model`, {
+      code: 'not-upgraded',
+      hint: 'apply the plan `tenancy scaffold` wrote first, or name the tenants table with --tenants',
+    });
   }
   const keyOf = (t: TableAnalysis, table: CatalogTable): { key: string; primary: boolean } =>
-    t.role === 'owner' && analysis.ownerIsTenants ? { key: tenantsColumn ?? table.primaryKey?.[0] ?? analysis.key, primary: true } : { key: analysis.key, primary: false };
+    t.role === 'owner' && analysis.ownerIsTenants
+      ? { key: tenantsColumn ?? table.primaryKey?.[0] ?? analysis.key, primary: true }
+      : { key: analysis.key, primary: false };
 
   // A table no path reaches that carries the key column holds tenant rows all the same.
   const carriesKey = (t: TableAnalysis): boolean =>
@@ -88,7 +96,11 @@ export function buildScope(catalog: Catalog, analysis: TenancyAnalysis, options:
   const keys = new Map<TableName, string>();
   for (const t of inScope) {
     const table = byName.get(t.table);
-    if (!table) throw new UsageError(`the model names ${t.table}, which the database does not have`, { code: 'model-table-missing', hint: 'check the model in tenantify.config.json against the database (`tenancy analyze`)' });
+    if (!table)
+      throw new UsageError(`the model names ${t.table}, which the database does not have`, {
+        code: 'model-table-missing',
+        hint: 'check the model in tenantify.config.json against the database (`tenancy analyze`)',
+      });
     keys.set(t.table, keyOf(t, table).key);
   }
 
@@ -142,10 +154,14 @@ export function shortName(name: TableName): string {
 }
 
 function select(tables: TableAnalysis[], only: string[]): TableAnalysis[] {
-  const named = (t: TableAnalysis, name: string): boolean => t.table === name || shortName(t.table) === name || writtenName(t.table, false) === name;
+  const named = (t: TableAnalysis, name: string): boolean =>
+    t.table === name || shortName(t.table) === name || writtenName(t.table, false) === name;
   const unknown = only.filter((name) => !tables.some((t) => named(t, name)));
   if (unknown.length > 0) {
-    throw new UsageError(`--table ${unknown.join(', ')}: not a tenant table of the model`, { code: 'table-not-tenant', hint: `tenant tables: ${tables.map((t) => shortName(t.table)).join(', ')}` });
+    throw new UsageError(`--table ${unknown.join(', ')}: not a tenant table of the model`, {
+      code: 'table-not-tenant',
+      hint: `tenant tables: ${tables.map((t) => shortName(t.table)).join(', ')}`,
+    });
   }
   return tables.filter((t) => only.some((name) => named(t, name)));
 }

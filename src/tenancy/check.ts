@@ -21,7 +21,10 @@ export interface ActiveRule {
 export function selectRules(analysis: TenancyAnalysis, only?: string[], catalog?: Catalog): ActiveRule[] {
   const unknown = (only ?? []).filter((name) => !rules.some((r) => r.name === name));
   if (unknown.length > 0) {
-    throw new UsageError(`--rule ${unknown.join(', ')}: no such rule`, { code: 'rule-unknown', hint: `rules: ${rules.map((r) => r.name).join(', ')}` });
+    throw new UsageError(`--rule ${unknown.join(', ')}: no such rule`, {
+      code: 'rule-unknown',
+      hint: `rules: ${rules.map((r) => r.name).join(', ')}`,
+    });
   }
   const active: ActiveRule[] = [];
   for (const rule of rules) {
@@ -33,7 +36,9 @@ export function selectRules(analysis: TenancyAnalysis, only?: string[], catalog?
 }
 
 export function catalogFindings(scope: CheckScope, active: ActiveRule[]): Finding[] {
-  return active.flatMap(({ rule, level }) => (rule.kind === 'catalog' ? rule.check(scope).map((f) => ({ rule: rule.name, level, ...f })) : []));
+  return active.flatMap(({ rule, level }) =>
+    rule.kind === 'catalog' ? rule.check(scope).map((f) => ({ rule: rule.name, level, ...f })) : [],
+  );
 }
 
 export interface PlannedQuery extends DataQuery {
@@ -42,7 +47,9 @@ export interface PlannedQuery extends DataQuery {
 }
 
 export function dataQueries(scope: CheckScope, active: ActiveRule[]): PlannedQuery[] {
-  return active.flatMap(({ rule, level }) => (rule.kind === 'data' ? rule.queries(scope).map((q) => ({ ...q, rule: rule.name, level: q.level ?? level })) : []));
+  return active.flatMap(({ rule, level }) =>
+    rule.kind === 'data' ? rule.queries(scope).map((q) => ({ ...q, rule: rule.name, level: q.level ?? level })) : [],
+  );
 }
 
 /** Errors before warnings; within a level, in the order of the rules' list, then by table. */

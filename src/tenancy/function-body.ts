@@ -65,7 +65,8 @@ function plpgsqlReads(p: Parsers, definition: string): BodyReads {
       if (kind === 'PLpgSQL_expr') {
         const { query, parseMode } = inner as { query: string; parseMode?: number };
         // Mode 0 is a whole statement; 3 to 5 an assignment (`n := <expression>`); the others an expression (which may hold a sub-select).
-        const sql = parseMode === 0 || parseMode === undefined ? query : `SELECT ${parseMode >= 3 && parseMode <= 5 ? assigned(query) : query}`;
+        const sql =
+          parseMode === 0 || parseMode === undefined ? query : `SELECT ${parseMode >= 3 && parseMode <= 5 ? assigned(query) : query}`;
         try {
           names.push(...relationsIn(p.parseSync(sql)));
         } catch {
@@ -107,7 +108,11 @@ function relationsIn(tree: unknown): BodyReads['names'] {
 }
 
 /** A name as written, resolved along the search path against the relations that exist (the first schema that has it). */
-export function resolveName(name: { schema: string | null; name: string }, searchPath: string[], exists: (name: TableName) => boolean): TableName {
+export function resolveName(
+  name: { schema: string | null; name: string },
+  searchPath: string[],
+  exists: (name: TableName) => boolean,
+): TableName {
   if (name.schema) return `${name.schema}.${name.name}`;
   for (const schema of searchPath) {
     if (exists(`${schema}.${name.name}`)) return `${schema}.${name.name}`;

@@ -62,11 +62,17 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig, options:
   const overrides = resolveOverrides(config.tables ?? {}, resolve, catalog);
   const ownerOverride = overrides.get(owner);
   if (typeof ownerOverride?.config === 'string') {
-    throw new UsageError(`${ownerOverride.path}: the owner cannot be "${ownerOverride.config}"`, { code: 'model-invalid', hint: 'the owner is the table whose rows become tenants; remove this entry or choose another owner' });
+    throw new UsageError(`${ownerOverride.path}: the owner cannot be "${ownerOverride.config}"`, {
+      code: 'model-invalid',
+      hint: 'the owner is the table whose rows become tenants; remove this entry or choose another owner',
+    });
   }
   if (typeof ownerOverride?.config === 'object' && (ownerOverride.config.via || ownerOverride.config.unresolved)) {
     const setting = ownerOverride.config.via ? 'via' : 'unresolved';
-    throw new UsageError(`${ownerOverride.path}.${setting}: the owner takes no path (its rows are the tenants)`, { code: 'model-invalid', hint: `remove "${setting}" from this entry` });
+    throw new UsageError(`${ownerOverride.path}.${setting}: the owner takes no path (its rows are the tenants)`, {
+      code: 'model-invalid',
+      hint: `remove "${setting}" from this entry`,
+    });
   }
 
   // The existing tenants table, when it is not the owner, is where the key points: it is
@@ -91,7 +97,10 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig, options:
   const roles = new Map<TableName, TableRole>();
   for (const table of catalog.tables) {
     const o = overrides.get(table.name)?.config;
-    roles.set(table.name, table.name === owner ? 'owner' : o === 'global' || o === 'ignore' ? o : derivations.has(table.name) ? 'tenant' : 'global');
+    roles.set(
+      table.name,
+      table.name === owner ? 'owner' : o === 'global' || o === 'ignore' ? o : derivations.has(table.name) ? 'tenant' : 'global',
+    );
   }
 
   const referencedBy = new Map<TableName, Set<TableName>>();
@@ -110,7 +119,9 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig, options:
     const override = overrides.get(table.name);
     const tableConfig = typeof override?.config === 'object' ? override.config : undefined;
     const consistency =
-      role === 'tenant' || role === 'owner' ? consistencyEdges(table, derived?.via[0]?.constraint, roles, tableConfig?.conflicts ?? {}, key) : [];
+      role === 'tenant' || role === 'owner'
+        ? consistencyEdges(table, derived?.via[0]?.constraint, roles, tableConfig?.conflicts ?? {}, key)
+        : [];
     if (tableConfig) validateTableConfig(table, role, tableConfig, consistency, override?.path as string, key);
     return {
       table: table.name,
@@ -124,7 +135,14 @@ export function analyzeTenancy(catalog: Catalog, config: TenancyConfig, options:
       estimatedRows: table.estimatedRows,
       ...(table.partitions ? { partitions: table.partitions.map((p) => p.name) } : {}),
       ...(role === 'tenant' && derived?.alternatives && derived.alternatives.length > 0
-        ? { ambiguous: [derived.via, ...derived.alternatives].map((path, i) => ({ columns: (path[0] as Hop).columns, references: (path[0] as Hop).references, constraint: (path[0] as Hop).constraint, chosen: i === 0 })) }
+        ? {
+            ambiguous: [derived.via, ...derived.alternatives].map((path, i) => ({
+              columns: (path[0] as Hop).columns,
+              references: (path[0] as Hop).references,
+              constraint: (path[0] as Hop).constraint,
+              chosen: i === 0,
+            })),
+          }
         : {}),
     };
   });
@@ -162,10 +180,15 @@ type Resolver = (name: string, keyPath: string) => TableName | undefined;
 function nameResolver(catalog: Catalog): Resolver {
   return (name, keyPath) => {
     const parts = parseQualifiedName(name, keyPath);
-    if (parts.length > 2) throw new UsageError(`${keyPath}: "${name}" has ${parts.length} dotted parts; a table is schema.table`, { code: 'name-invalid', hint: 'quote a part that holds a dot: "my.schema".orders' });
+    if (parts.length > 2)
+      throw new UsageError(`${keyPath}: "${name}" has ${parts.length} dotted parts; a table is schema.table`, {
+        code: 'name-invalid',
+        hint: 'quote a part that holds a dot: "my.schema".orders',
+      });
     const [schemaPart, tablePart] = parts.length === 2 ? parts : [undefined, parts[0] as NamePart];
     // 0: as written, 1: folded to lower case; a table's rank is its worse part's.
-    const rank = (part: NamePart, stored: string): number => (part.text === stored ? 0 : !part.quoted && part.text.toLowerCase() === stored ? 1 : 2);
+    const rank = (part: NamePart, stored: string): number =>
+      part.text === stored ? 0 : !part.quoted && part.text.toLowerCase() === stored ? 1 : 2;
     const ranked = catalog.tables
       .map((t) => ({ name: t.name, rank: Math.max(rank(tablePart, t.table), schemaPart ? rank(schemaPart, t.schema) : 0) }))
       .filter((t) => t.rank < 2);
@@ -174,25 +197,40 @@ function nameResolver(catalog: Catalog): Resolver {
     if (found.length <= 1) return found[0];
     const inPublic = found.find((n) => splitTableName(n).schema === 'public');
     if (inPublic) return inPublic;
-    throw new UsageError(`${keyPath}: "${name}" is ambiguous: ${found.join(', ')}`, { code: 'name-ambiguous', hint: `write it with its schema, e.g. "${writtenName(found[0] as string, false)}"` });
+    throw new UsageError(`${keyPath}: "${name}" is ambiguous: ${found.join(', ')}`, {
+      code: 'name-ambiguous',
+      hint: `write it with its schema, e.g. "${writtenName(found[0] as string, false)}"`,
+    });
   };
 }
 
 /** A table the plan will create (the tenants table), from its name as written: in the owner's schema unless it names one. */
 function newTableName(name: string, keyPath: string, ownerSchema: string): TableName {
   const parts = parseQualifiedName(name, keyPath);
-  if (parts.length > 2) throw new UsageError(`${keyPath}: "${name}" has ${parts.length} dotted parts; a table is schema.table`, { code: 'name-invalid', hint: 'quote a part that holds a dot: "my.schema".organizations' });
+  if (parts.length > 2)
+    throw new UsageError(`${keyPath}: "${name}" has ${parts.length} dotted parts; a table is schema.table`, {
+      code: 'name-invalid',
+      hint: 'quote a part that holds a dot: "my.schema".organizations',
+    });
   const [schema, table] = parts.length === 2 ? (parts as [NamePart, NamePart]) : [{ text: ownerSchema }, parts[0] as NamePart];
   return tableName(schema.text, table.text);
 }
 
 function unknownTable(name: string, keyPath: string, catalog: Catalog): UsageError {
   const bare = parseQualifiedName(name, keyPath).at(-1)?.text ?? name;
-  const near = catalog.tables.filter((t) => t.table.toLowerCase() === bare.toLowerCase() || t.table.toLowerCase().startsWith(bare.toLowerCase().slice(0, 4)));
-  return new UsageError(
-    `${keyPath}: no table named "${name}" in the schemas read (${catalog.schemas.join(', ') || 'none'})`,
-    { code: 'table-not-found', hint: near.length > 0 ? `did you mean ${near.slice(0, 5).map((t) => writtenName(t.name, false)).join(', ')}?` : 'check the name, or read its schema with --schema' },
+  const near = catalog.tables.filter(
+    (t) => t.table.toLowerCase() === bare.toLowerCase() || t.table.toLowerCase().startsWith(bare.toLowerCase().slice(0, 4)),
   );
+  return new UsageError(`${keyPath}: no table named "${name}" in the schemas read (${catalog.schemas.join(', ') || 'none'})`, {
+    code: 'table-not-found',
+    hint:
+      near.length > 0
+        ? `did you mean ${near
+            .slice(0, 5)
+            .map((t) => writtenName(t.name, false))
+            .join(', ')}?`
+        : 'check the name, or read its schema with --schema',
+  });
 }
 
 interface Override {
@@ -208,7 +246,11 @@ function resolveOverrides(entries: Record<string, TableConfig>, resolve: Resolve
     const table = resolve(name, path);
     if (!table) throw unknownTable(name, path, catalog);
     const earlier = overrides.get(table);
-    if (earlier) throw new UsageError(`${path}: ${table} is already configured at ${earlier.path}`, { code: 'model-invalid', hint: 'keep one entry per table' });
+    if (earlier)
+      throw new UsageError(`${path}: ${table} is already configured at ${earlier.path}`, {
+        code: 'model-invalid',
+        hint: 'keep one entry per table',
+      });
     overrides.set(table, { config, path, ...(typeof config === 'object' && config.via ? { via: config.via } : {}) });
   }
   return overrides;
@@ -247,11 +289,22 @@ interface Graph {
 }
 
 function hopOf(fk: CatalogForeignKey): Hop {
-  return { table: fk.table, columns: fk.columns, references: fk.references, referencedColumns: fk.referencedColumns, nullable: !fk.notNull, constraint: fk.name };
+  return {
+    table: fk.table,
+    columns: fk.columns,
+    references: fk.references,
+    referencedColumns: fk.referencedColumns,
+    nullable: !fk.notNull,
+    constraint: fk.name,
+  };
 }
 
 function compareHops(a: Hop, b: Hop): number {
-  return compareNames(a.columns.join(','), b.columns.join(',')) || compareNames(a.references, b.references) || compareNames(a.constraint, b.constraint);
+  return (
+    compareNames(a.columns.join(','), b.columns.join(',')) ||
+    compareNames(a.references, b.references) ||
+    compareNames(a.constraint, b.constraint)
+  );
 }
 
 function buildGraph(catalog: Catalog, owner: TableName, blocked: (name: TableName) => boolean): Graph {
@@ -290,7 +343,14 @@ function buildGraph(catalog: Catalog, owner: TableName, blocked: (name: TableNam
  * Simple paths of exactly `length` hops from `start` to the owner, in tie-break order
  * (hop by hop, by column names), until `want` are found or the budget runs out.
  */
-function pathsOfLength(graph: Graph, start: TableName, length: number, notNullOnly: boolean, want: number, budget: { left: number }): Hop[][] {
+function pathsOfLength(
+  graph: Graph,
+  start: TableName,
+  length: number,
+  notNullOnly: boolean,
+  want: number,
+  budget: { left: number },
+): Hop[][] {
   const found: Hop[][] = [];
   const dist = notNullOnly ? graph.distNotNull : graph.dist;
   const path: Hop[] = [];
@@ -415,13 +475,24 @@ function applyViaOverrides(
       const fk = findForeignKey(table, column, key);
       if (!fk) {
         const fks = table.foreignKeys.map((f) => f.columns.join(','));
-        throw new UsageError(`${keyPath}: "${column}" is no foreign key of ${name}`, { code: 'via-invalid', hint: fks.length > 0 ? `its foreign keys: ${fks.join('; ')}` : `${name} has no foreign key` });
+        throw new UsageError(`${keyPath}: "${column}" is no foreign key of ${name}`, {
+          code: 'via-invalid',
+          hint: fks.length > 0 ? `its foreign keys: ${fks.join('; ')}` : `${name} has no foreign key`,
+        });
       }
-      if (fk.references === name) throw new UsageError(`${keyPath}: "${column}" references ${name} itself`, { code: 'via-invalid', hint: 'a self-reference never derives the key: name a foreign key to a parent table' });
+      if (fk.references === name)
+        throw new UsageError(`${keyPath}: "${column}" references ${name} itself`, {
+          code: 'via-invalid',
+          hint: 'a self-reference never derives the key: name a foreign key to a parent table',
+        });
       const hop = hopOf(fk);
       if (fk.references === owner) return [hop];
       const parent = blocked(fk.references) ? undefined : resolveVia(fk.references);
-      if (!parent) throw new UsageError(`${keyPath}: "${column}" references ${fk.references}, which reaches no owner`, { code: 'via-invalid', hint: `${fk.references} is no tenant table: name a foreign key that leads to the owner` });
+      if (!parent)
+        throw new UsageError(`${keyPath}: "${column}" references ${fk.references}, which reaches no owner`, {
+          code: 'via-invalid',
+          hint: `${fk.references} is no tenant table: name a foreign key that leads to the owner`,
+        });
       return [hop, ...parent.via];
     });
     resolving.delete(name);
@@ -465,7 +536,13 @@ function edgeNames(columns: string[], key: string): string[] {
   return [columns.join(','), columns[0] as string, own.join(','), own[0] ?? ''];
 }
 
-function consistencyEdges(table: CatalogTable, firstHop: string | undefined, roles: Map<TableName, TableRole>, conflicts: Record<string, ConflictPolicy>, key: string): ConsistencyEdge[] {
+function consistencyEdges(
+  table: CatalogTable,
+  firstHop: string | undefined,
+  roles: Map<TableName, TableRole>,
+  conflicts: Record<string, ConflictPolicy>,
+  key: string,
+): ConsistencyEdge[] {
   return table.foreignKeys
     .filter((fk) => fk.name !== firstHop && (roles.get(fk.references) === 'tenant' || roles.get(fk.references) === 'owner'))
     .map(hopOf)
@@ -477,25 +554,44 @@ function consistencyEdges(table: CatalogTable, firstHop: string | undefined, rol
       constraint: hop.constraint,
       nullable: hop.nullable,
       selfReference: hop.references === table.name,
-      policy: edgeNames(hop.columns, key).map((name) => conflicts[name]).find((p) => p !== undefined) ?? 'fail',
+      policy:
+        edgeNames(hop.columns, key)
+          .map((name) => conflicts[name])
+          .find((p) => p !== undefined) ?? 'fail',
     }));
 }
 
-function validateTableConfig(table: CatalogTable, role: TableRole, config: TenantTableConfig, edges: ConsistencyEdge[], path: string, key: string): void {
+function validateTableConfig(
+  table: CatalogTable,
+  role: TableRole,
+  config: TenantTableConfig,
+  edges: ConsistencyEdge[],
+  path: string,
+  key: string,
+): void {
   if (config.unresolved && role !== 'tenant') {
-    throw new UsageError(`${path}.unresolved: ${table.name} is no tenant table (its role is ${role})`, { code: 'model-invalid', hint: 'only tenant tables have rows to resolve: remove the setting' });
+    throw new UsageError(`${path}.unresolved: ${table.name} is no tenant table (its role is ${role})`, {
+      code: 'model-invalid',
+      hint: 'only tenant tables have rows to resolve: remove the setting',
+    });
   }
   for (const [column, policy] of Object.entries(config.conflicts ?? {})) {
     const edge = edges.find((e) => e.columns.join(',') === column) ?? edges.find((e) => edgeNames(e.columns, key).includes(column));
     if (!edge) {
       const names = edges.map((e) => e.columns.join(','));
-      throw new UsageError(
-        `${path}.conflicts.${column}: "${column}" is no consistency edge of ${table.name}`,
-        { code: 'model-invalid', hint: names.length > 0 ? `its consistency edges: ${names.join(', ')}` : `${table.name} has no consistency edge (no other foreign key to a tenant table or the owner)` },
-      );
+      throw new UsageError(`${path}.conflicts.${column}: "${column}" is no consistency edge of ${table.name}`, {
+        code: 'model-invalid',
+        hint:
+          names.length > 0
+            ? `its consistency edges: ${names.join(', ')}`
+            : `${table.name} has no consistency edge (no other foreign key to a tenant table or the owner)`,
+      });
     }
     if (policy === 'detach' && !edge.nullable) {
-      throw new UsageError(`${path}.conflicts.${column}: "detach" sets ${column} to NULL, but ${table.name}.${column} is NOT NULL`, { code: 'model-invalid', hint: 'choose delete, keep or fail for this column' });
+      throw new UsageError(`${path}.conflicts.${column}: "detach" sets ${column} to NULL, but ${table.name}.${column} is NOT NULL`, {
+        code: 'model-invalid',
+        hint: 'choose delete, keep or fail for this column',
+      });
     }
   }
 }
@@ -559,7 +655,9 @@ function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableN
       });
     }
     if (analysis.role === 'global' && table.name !== tenants) {
-      const into = table.foreignKeys.filter((fk) => fk.references !== table.name && (roles.get(fk.references) === 'tenant' || roles.get(fk.references) === 'owner'));
+      const into = table.foreignKeys.filter(
+        (fk) => fk.references !== table.name && (roles.get(fk.references) === 'tenant' || roles.get(fk.references) === 'owner'),
+      );
       for (const fk of into) {
         hints.push({
           table: table.name,
@@ -600,13 +698,23 @@ function keyIsText(table: CatalogTable | undefined): boolean {
 export function ownerHints(owner: TableName, analyses: TableAnalysis[]): Hint[] {
   const tenants = analyses.filter((t) => t.role === 'tenant');
   if (tenants.length === 0) {
-    return [{ table: owner, hint: 'weak owner: no table reaches it through foreign keys, so the upgrade would key the owner alone; is this the table whose rows are the tenants?' }];
+    return [
+      {
+        table: owner,
+        hint: 'weak owner: no table reaches it through foreign keys, so the upgrade would key the owner alone; is this the table whose rows are the tenants?',
+      },
+    ];
   }
   const counted = tenants.filter((t) => t.consistency.some((e) => e.conflicts !== undefined));
   const rows = counted.reduce((n, t) => n + t.estimatedRows, 0);
   const conflicts = counted.reduce((n, t) => n + Math.max(0, ...t.consistency.map((e) => e.conflicts ?? 0)), 0);
   if (rows > 0 && conflicts * 2 > rows) {
-    return [{ table: owner, hint: `weak owner: ${conflicts} of about ${rows} rows of the tenant tables with other foreign keys conflict (a reference lands in another tenant than the row): the data does not split by ${owner}` }];
+    return [
+      {
+        table: owner,
+        hint: `weak owner: ${conflicts} of about ${rows} rows of the tenant tables with other foreign keys conflict (a reference lands in another tenant than the row): the data does not split by ${owner}`,
+      },
+    ];
   }
   return [];
 }
@@ -639,7 +747,14 @@ function viewsOver(catalog: Catalog, roles: Map<TableName, TableRole>): ViewAnal
   for (const view of views.values()) {
     const tenantTables = reached(view.name, new Set());
     if (tenantTables.length === 0) continue;
-    result.push({ view: view.name, kind: view.kind, owner: view.owner, securityInvoker: view.securityInvoker, ownerBypassesRls: view.ownerBypassesRls, tenantTables });
+    result.push({
+      view: view.name,
+      kind: view.kind,
+      owner: view.owner,
+      securityInvoker: view.securityInvoker,
+      ownerBypassesRls: view.ownerBypassesRls,
+      tenantTables,
+    });
   }
   return result.sort((a, b) => compareNames(a.view, b.view));
 }
@@ -654,7 +769,13 @@ function referenceBase(column: string): string | undefined {
 }
 
 /** The table a column probably references: the longest trailing words of its name that name a table, singular or plural. */
-function guessTarget(base: string, self: TableName | undefined, schema: string, byNorm: Map<string, CatalogTable[]>, norm: (s: string) => string): TableName | undefined {
+function guessTarget(
+  base: string,
+  self: TableName | undefined,
+  schema: string,
+  byNorm: Map<string, CatalogTable[]>,
+  norm: (s: string) => string,
+): TableName | undefined {
   const words = base.split('_').filter(Boolean);
   for (let i = 0; i < words.length; i++) {
     const w = words.slice(i).join('_');

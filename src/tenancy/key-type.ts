@@ -48,11 +48,16 @@ export function ensureKeyTypes(analysis: TenancyAnalysis, catalog: Catalog): voi
   const [first] = found;
   if (!first) return;
   const one = (m: KeyTypeMismatch): string => `${m.table}.${m.column} is ${m.type}, the tenants key (${analysis.tenants}) is ${m.expected}`;
-  throw new UsageError(found.length === 1 ? `the key column exists with another type: ${one(first)}` : `${found.length} key columns exist with another type: ${one(first)}`, {
-    code: 'tenant-key-type-mismatch',
-    hint: `change the column to ${first.expected} (or rename it and let the plan add ${first.column}), or choose another --key; nothing was written`,
-    details: found.slice(1).map(one),
-  });
+  throw new UsageError(
+    found.length === 1
+      ? `the key column exists with another type: ${one(first)}`
+      : `${found.length} key columns exist with another type: ${one(first)}`,
+    {
+      code: 'tenant-key-type-mismatch',
+      hint: `change the column to ${first.expected} (or rename it and let the plan add ${first.column}), or choose another --key; nothing was written`,
+      details: found.slice(1).map(one),
+    },
+  );
 }
 
 const integers = new Set(['smallint', 'integer', 'bigint']);

@@ -22,7 +22,9 @@ export const tenancySchema = z.strictObject({
   owner: name,
   tenants: z.optional(name),
   key: z.optional(name),
-  setting: z.optional(z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_.]*$/, 'a custom setting name with a dot, e.g. app.tenant_id'))),
+  setting: z.optional(
+    z.string().check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_.]*$/, 'a custom setting name with a dot, e.g. app.tenant_id')),
+  ),
   rls: z.optional(z.boolean()),
   tables: z.optional(
     z.record(
@@ -49,17 +51,32 @@ export interface TenancyOverrides {
  * An `--owner` other than the config's is another model: the config's per-table settings were
  * written for its owner, so they are left out, and `onNote` is told so.
  */
-export function tenancyConfigFrom(fromFile: TenancyConfig | undefined, overrides: TenancyOverrides, onNote?: (note: string) => void): TenancyConfig {
+export function tenancyConfigFrom(
+  fromFile: TenancyConfig | undefined,
+  overrides: TenancyOverrides,
+  onNote?: (note: string) => void,
+): TenancyConfig {
   const owner = overrides.owner ?? fromFile?.owner;
   if (!owner) {
-    throw new UsageError('no tenancy model: which table\'s rows become tenants?', { code: 'model-missing', hint: 'pass --owner TABLE (e.g. --owner users), or keep the model under "tenancy" in tenantify.config.json (`tenancy analyze --write` puts it there)' });
+    throw new UsageError("no tenancy model: which table's rows become tenants?", {
+      code: 'model-missing',
+      hint: 'pass --owner TABLE (e.g. --owner users), or keep the model under "tenancy" in tenantify.config.json (`tenancy analyze --write` puts it there)',
+    });
   }
   const model: TenancyConfig = { ...fromFile, owner };
   const configOwner = fromFile?.owner;
-  if (overrides.owner && configOwner && withoutPublic(overrides.owner) !== withoutPublic(configOwner) && fromFile.tables && Object.keys(fromFile.tables).length > 0) {
+  if (
+    overrides.owner &&
+    configOwner &&
+    withoutPublic(overrides.owner) !== withoutPublic(configOwner) &&
+    fromFile.tables &&
+    Object.keys(fromFile.tables).length > 0
+  ) {
     delete model.tables;
     const n = Object.keys(fromFile.tables).length;
-    onNote?.(`--owner ${overrides.owner} is not the config's owner (${configOwner}): its ${n} table setting${n === 1 ? '' : 's'} (tenancy.tables) ${n === 1 ? 'was' : 'were'} written for that model and ${n === 1 ? 'is' : 'are'} left out`);
+    onNote?.(
+      `--owner ${overrides.owner} is not the config's owner (${configOwner}): its ${n} table setting${n === 1 ? '' : 's'} (tenancy.tables) ${n === 1 ? 'was' : 'were'} written for that model and ${n === 1 ? 'is' : 'are'} left out`,
+    );
   }
   if (overrides.tenants) model.tenants = overrides.tenants;
   if (overrides.key) model.key = overrides.key;

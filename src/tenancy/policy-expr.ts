@@ -62,7 +62,14 @@ export function judgeExpression(text: string, compare: KeyComparison): Expressio
   const alwaysTrue = evaluate(node) === true;
   const fault = unconstrainedPart(node, compare);
   if (fault === null) return { constrains: true, alwaysTrue };
-  return { constrains: false, alwaysTrue, reason: fault === node ? `${render(node)} does not compare ${compare.key} with current_setting('${compare.setting}')` : `${render(fault)} admits rows without comparing ${compare.key} with current_setting('${compare.setting}')` };
+  return {
+    constrains: false,
+    alwaysTrue,
+    reason:
+      fault === node
+        ? `${render(node)} does not compare ${compare.key} with current_setting('${compare.setting}')`
+        : `${render(fault)} admits rows without comparing ${compare.key} with current_setting('${compare.setting}')`,
+  };
 }
 
 /** A check constraint's definition (`CHECK ((organization_id IS NOT NULL))`, perhaps ` NOT VALID`) that makes `column` NOT NULL. */
@@ -101,7 +108,10 @@ function comparesKeyWithSetting(node: Node, compare: KeyComparison): boolean {
   const expr = node['A_Expr'] as { kind: string; name: Node[]; lexpr: Node; rexpr: Node } | undefined;
   if (!expr || expr.kind !== 'AEXPR_OP' || operator(expr) !== '=') return false;
   const [l, r] = [expr.lexpr, expr.rexpr];
-  return (columnName(l) === compare.key && readsSetting(r, compare.setting)) || (columnName(r) === compare.key && readsSetting(l, compare.setting));
+  return (
+    (columnName(l) === compare.key && readsSetting(r, compare.setting)) ||
+    (columnName(r) === compare.key && readsSetting(l, compare.setting))
+  );
 }
 
 function operator(expr: { name: Node[] }): string | undefined {
@@ -127,8 +137,10 @@ function readsSetting(node: Node, setting: string): boolean {
   const n = uncast(node);
   const sub = n['SubLink'] as { subLinkType: string; subselect: Node } | undefined;
   if (sub?.subLinkType === 'EXPR_SUBLINK') {
-    const select = sub.subselect['SelectStmt'] as { targetList?: { ResTarget: { val: Node } }[]; fromClause?: unknown[]; whereClause?: unknown } | undefined;
-    const only = select?.targetList?.length === 1 && !select.fromClause && !select.whereClause ? select.targetList[0]?.ResTarget.val : undefined;
+    const select = sub.subselect['SelectStmt'] as
+      { targetList?: { ResTarget: { val: Node } }[]; fromClause?: unknown[]; whereClause?: unknown } | undefined;
+    const only =
+      select?.targetList?.length === 1 && !select.fromClause && !select.whereClause ? select.targetList[0]?.ResTarget.val : undefined;
     return only ? readsSetting(only, setting) : false;
   }
   // NULLIF(current_setting(s, true), '') and COALESCE(current_setting(s, true), '<constant>'):
@@ -136,7 +148,12 @@ function readsSetting(node: Node, setting: string): boolean {
   const nullif = n['A_Expr'] as { kind: string; lexpr: Node; rexpr: Node } | undefined;
   if (nullif?.kind === 'AEXPR_NULLIF') return readsSetting(nullif.lexpr, setting) && evaluate(nullif.rexpr) !== undefined;
   const coalesce = n['CoalesceExpr'] as { args: Node[] } | undefined;
-  if (coalesce) return coalesce.args.length > 0 && readsSetting(coalesce.args[0] as Node, setting) && coalesce.args.slice(1).every((a) => evaluate(a) !== undefined);
+  if (coalesce)
+    return (
+      coalesce.args.length > 0 &&
+      readsSetting(coalesce.args[0] as Node, setting) &&
+      coalesce.args.slice(1).every((a) => evaluate(a) !== undefined)
+    );
   const call = n['FuncCall'] as { funcname: Node[]; args?: Node[] } | undefined;
   if (!call) return false;
   const names = call.funcname.map((f) => (f as { String?: { sval: string } }).String?.sval);
@@ -177,7 +194,8 @@ function evaluate(node: Node): Value {
     const value = evaluate(cast.arg);
     const type = (cast.typeName.names[cast.typeName.names.length - 1] as { String?: { sval: string } }).String?.sval;
     if (type === 'bool' || type === 'boolean') {
-      if (typeof value === 'string') return truthy.has(value.trim().toLowerCase()) ? true : falsy.has(value.trim().toLowerCase()) ? false : undefined;
+      if (typeof value === 'string')
+        return truthy.has(value.trim().toLowerCase()) ? true : falsy.has(value.trim().toLowerCase()) ? false : undefined;
       if (typeof value === 'number') return value !== 0;
     }
     return value;
@@ -207,13 +225,21 @@ function evaluate(node: Node): Value {
     const a = typeof l === 'boolean' ? Number(l) : l;
     const b = typeof r === 'boolean' ? Number(r) : r;
     switch (op) {
-      case '=': return a === b;
-      case '<>': case '!=': return a !== b;
-      case '<': return a < b;
-      case '<=': return a <= b;
-      case '>': return a > b;
-      case '>=': return a >= b;
-      default: return undefined;
+      case '=':
+        return a === b;
+      case '<>':
+      case '!=':
+        return a !== b;
+      case '<':
+        return a < b;
+      case '<=':
+        return a <= b;
+      case '>':
+        return a > b;
+      case '>=':
+        return a >= b;
+      default:
+        return undefined;
     }
   }
   return undefined;
@@ -232,13 +258,15 @@ export function render(node: Node): string {
     return `${render(cast.arg)}::${names.join('.')}`;
   }
   const call = node['FuncCall'] as { funcname: Node[]; args?: Node[] } | undefined;
-  if (call) return `${call.funcname.map((f) => (f as { String?: { sval: string } }).String?.sval).join('.')}(${(call.args ?? []).map(render).join(', ')})`;
+  if (call)
+    return `${call.funcname.map((f) => (f as { String?: { sval: string } }).String?.sval).join('.')}(${(call.args ?? []).map(render).join(', ')})`;
   const test = node['NullTest'] as { arg: Node; nulltesttype: string } | undefined;
   if (test) return `${render(test.arg)} ${test.nulltesttype === 'IS_NULL' ? 'IS NULL' : 'IS NOT NULL'}`;
   const expr = node['A_Expr'] as { kind: string; name: Node[]; lexpr?: Node; rexpr?: Node } | undefined;
   if (expr?.kind === 'AEXPR_NULLIF') return `NULLIF(${render(expr.lexpr ?? {})}, ${render(expr.rexpr ?? {})})`;
   if (node['CoalesceExpr']) return `COALESCE(${(node['CoalesceExpr'] as { args: Node[] }).args.map(render).join(', ')})`;
-  if (expr?.kind === 'AEXPR_OP') return `${expr.lexpr ? `${render(expr.lexpr)} ` : ''}${operator(expr) ?? '?'} ${expr.rexpr ? render(expr.rexpr) : ''}`;
+  if (expr?.kind === 'AEXPR_OP')
+    return `${expr.lexpr ? `${render(expr.lexpr)} ` : ''}${operator(expr) ?? '?'} ${expr.rexpr ? render(expr.rexpr) : ''}`;
   const bool = node['BoolExpr'] as { boolop: string; args: Node[] } | undefined;
   if (bool) {
     if (bool.boolop === 'NOT_EXPR') return `NOT ${paren(bool.args[0] ?? {})}`;

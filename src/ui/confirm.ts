@@ -17,7 +17,12 @@ export function hasTerminal(): boolean {
 
 export async function confirmDestructive(request: ConfirmRequest): Promise<boolean> {
   if (request.yes) return true;
-  if (!hasTerminal()) throw new UsageError(request.refusal, { code: 'confirmation-required', hint: 'there is no terminal to ask on: pass --yes to confirm; nothing was touched', details: request.details ?? [] });
+  if (!hasTerminal())
+    throw new UsageError(request.refusal, {
+      code: 'confirmation-required',
+      hint: 'there is no terminal to ask on: pass --yes to confirm; nothing was touched',
+      details: request.details ?? [],
+    });
   // The prompt goes to stderr so that stdout stays one JSON document under --json.
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   const abort = new AbortController();

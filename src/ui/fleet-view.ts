@@ -49,7 +49,11 @@ export function fleetSummary(out: Output, result: FleetResult): string {
   const by = new Map<string, number>();
   for (const t of result.targets) by.set(t.status, (by.get(t.status) ?? 0) + 1);
   const counts = [...by].map(([status, n]) => `${n} ${status}`).join(', ');
-  const why = { 'canary-failed': 'a canary failed, so no other target was started', 'stopped-on-error': 'a target failed, so no more were started (--on-error stop)', interrupted: 'interrupted: no more targets were started' };
+  const why = {
+    'canary-failed': 'a canary failed, so no other target was started',
+    'stopped-on-error': 'a target failed, so no more were started (--on-error stop)',
+    interrupted: 'interrupted: no more targets were started',
+  };
   const held = result.held ? `; ${why[result.held]}` : '';
   const text = `${result.targets.length} target${result.targets.length === 1 ? '' : 's'}: ${counts}${held}.`;
   return result.exitCode === 0 ? style.green(text) : style.red(text);
@@ -104,7 +108,10 @@ export function fleetProgress(out: Output, total: number, options: { live?: bool
     // Plain lines cut to the terminal's width: a wrapped line would throw off the next redraw.
     const lines = [
       `fleet: ${ended.length} of ${total} done${failed ? `, ${failed} failed` : ''}, ${running.size} running, ${total - ended.length - running.size} waiting`,
-      ...[...running].map(([name, b]) => `  ${name}  ${b.unit || 'connecting'}${b.progress ? `  ${b.progress}` : ''}  ${((performance.now() - b.started) / 1000).toFixed(0)}s`),
+      ...[...running].map(
+        ([name, b]) =>
+          `  ${name}  ${b.unit || 'connecting'}${b.progress ? `  ${b.progress}` : ''}  ${((performance.now() - b.started) / 1000).toFixed(0)}s`,
+      ),
     ].map((line) => redact(line).slice(0, width));
     stream.write(`${[out.style.bold(lines[0] ?? ''), ...lines.slice(1)].join('\n')}\n`);
     drawn = lines.length;

@@ -3,7 +3,14 @@ import type { RehearseResult } from '../app/rehearse.js';
 import { describeLocks } from '../exec/lock-trace.js';
 
 function escape(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').split('').filter((ch) => ch >= ' ' || ch === '\n' || ch === '\t' || ch === '\r').join('');
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .split('')
+    .filter((ch) => ch >= ' ' || ch === '\n' || ch === '\t' || ch === '\r')
+    .join('');
 }
 
 interface Case {
@@ -21,7 +28,12 @@ interface Case {
  * counted twice by a dashboard that adds suites or cases up within a suite.
  */
 export function junitReport(result: RehearseResult, suiteName = 'tenantify rehearse'): string {
-  const steps: Case[] = result.steps.map((step) => ({ classname: 'rehearse', name: step.name, seconds: step.durationMs / 1000, ...(step.ok ? {} : { failure: step.details.join('\n') }) }));
+  const steps: Case[] = result.steps.map((step) => ({
+    classname: 'rehearse',
+    name: step.name,
+    seconds: step.durationMs / 1000,
+    ...(step.ok ? {} : { failure: step.details.join('\n') }),
+  }));
   const suites = [{ name: suiteName, cases: steps }];
   for (const step of result.steps) {
     // Units of the apply and rollback steps; rules of a tenancy check step.
@@ -48,8 +60,12 @@ export function junitReport(result: RehearseResult, suiteName = 'tenantify rehea
       const cases = suite.cases.map((c) => {
         const head = `    <testcase classname="${escape(c.classname)}" name="${escape(c.name)}" time="${c.seconds.toFixed(3)}"`;
         const inside = [
-          ...(c.locks?.length ? ['      <properties>', ...c.locks.map((l) => `        <property name="lock" value="${escape(l)}"/>`), '      </properties>'] : []),
-          ...(c.failure !== undefined ? [`      <failure message="${escape(c.failure.split('\n')[0] ?? '')}">${escape(c.failure)}</failure>`] : []),
+          ...(c.locks?.length
+            ? ['      <properties>', ...c.locks.map((l) => `        <property name="lock" value="${escape(l)}"/>`), '      </properties>']
+            : []),
+          ...(c.failure !== undefined
+            ? [`      <failure message="${escape(c.failure.split('\n')[0] ?? '')}">${escape(c.failure)}</failure>`]
+            : []),
           ...(c.locks?.length ? [`      <system-out>${escape(c.locks.map((l) => `lock: ${l}`).join('\n'))}</system-out>`] : []),
         ];
         return inside.length === 0 ? `${head}/>` : [`${head}>`, ...inside, '    </testcase>'].join('\n');

@@ -20,7 +20,9 @@ export function findingJson(f: Finding) {
 export function lintJson(report: LintReport) {
   return {
     findings: report.findings.map(findingJson),
-    squawk: report.squawk.available ? { available: true, version: report.squawk.version } : { available: false, reason: report.squawk.reason },
+    squawk: report.squawk.available
+      ? { available: true, version: report.squawk.version }
+      : { available: false, reason: report.squawk.reason },
     tableSizes: report.tableSizes,
   };
 }
@@ -49,7 +51,10 @@ export function renderFindings(out: Output, report: LintReport): void {
 
 /** Paths and rule names have no spaces to wrap at: cut them at the column's width. */
 function hardWrap(text: string, width: number): string {
-  return text.split('\n').flatMap((line) => line.match(new RegExp(`.{1,${width}}`, 'g')) ?? ['']).join('\n');
+  return text
+    .split('\n')
+    .flatMap((line) => line.match(new RegExp(`.{1,${width}}`, 'g')) ?? [''])
+    .join('\n');
 }
 
 /** "2 errors, 1 warning, 3 allowed" */

@@ -81,7 +81,9 @@ export function createOutput(options: OutputOptions): Output {
     result: (document) => {
       if (stdoutClosed) return;
       // Each string redacted on its own: masking the text as a whole could cut through its quoting.
-      process.stdout.write(`${JSON.stringify(document, (_key, value: unknown) => (typeof value === 'string' ? redact(value) : value), 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify(document, (_key, value: unknown) => (typeof value === 'string' ? redact(value) : value), 2)}\n`,
+      );
     },
     tableLayout: (widths) => (human.isTTY ? { wordWrap: true, colWidths: widths } : {}),
     spinner: async (text) => {

@@ -81,30 +81,52 @@ export function inspectionJson(inspection: Inspection, findings?: Finding[]) {
 
 export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'plan' | 'status', findings?: Finding[]): void {
   const { style } = out;
-  const head = mode === 'plan' ? ['#', 'unit', 'kind', 'status', 'tx', 'lock wait', 'snapshot', 'notes'] : ['#', 'unit', 'kind', 'status', 'applied at', 'took', 'progress / error'];
+  const head =
+    mode === 'plan'
+      ? ['#', 'unit', 'kind', 'status', 'tx', 'lock wait', 'snapshot', 'notes']
+      : ['#', 'unit', 'kind', 'status', 'applied at', 'took', 'progress / error'];
   const lint = findings ? lintCells(out, findings) : undefined;
   const widths = [...(mode === 'plan' ? [6, 36, 11, 13, 7, 18, 28, 40] : [6, 40, 11, 13, 21, 9, 44]), ...(lint ? [40] : [])];
-  const table = new Table({ head: [...head, ...(lint ? ['lint'] : [])].map((h) => style.bold(h)), style: { head: [], border: [] }, ...out.tableLayout(widths) });
+  const table = new Table({
+    head: [...head, ...(lint ? ['lint'] : [])].map((h) => style.bold(h)),
+    style: { head: [], border: [] },
+    ...out.tableLayout(widths),
+  });
   for (const entry of inspection.plan.entries) {
     const { unit, ledger } = entry;
     const status = statusText(out, entry);
     if (mode === 'plan') {
       const notes = [...(entry.drift ? [style.red(`DRIFT: ${entry.driftReason}`)] : []), ...entry.warnings.map((w) => style.yellow(w))];
       const tx = unit.options.batch ? 'batch' : unit.options.transaction ? 'yes' : style.yellow('off');
-      table.push([orderLabel(unit), unit.id, unit.kind, status, tx, describeLockWait(unit.options), describeSnapshot(unit), notes.join('\n'), ...(lint ? [lint.get(unit.id) ?? ''] : [])]);
+      table.push([
+        orderLabel(unit),
+        unit.id,
+        unit.kind,
+        status,
+        tx,
+        describeLockWait(unit.options),
+        describeSnapshot(unit),
+        notes.join('\n'),
+        ...(lint ? [lint.get(unit.id) ?? ''] : []),
+      ]);
     } else {
       const appliedAt = ledger?.appliedAt ? ledger.appliedAt.toISOString().replace('T', ' ').slice(0, 19) : '';
       const took = ledger?.durationMs != null ? `${(ledger.durationMs / 1000).toFixed(2)}s` : '';
       const reverted = entry.status === 'applied' ? (ledger?.progress.revertStatements?.length ?? 0) : 0;
-      const info = reverted > 0
-        ? style.yellow(`rollback stopped part-way: ${reverted} of ${unit.rollback?.statements.length ?? '?'} rollback statements done; \`tenantify rollback\` resumes it`)
-        : ledger?.error
-        ? style.red(ledger.error.message.split('\n')[0] ?? '')
-        : ledger?.progress.rowsDone !== undefined && entry.status !== 'applied'
-          ? formatProgress(ledger.progress)
-          : ledger?.progress.statements && entry.status !== 'applied'
-            ? `${ledger.progress.statements.length} of ${unit.statements.length} statements done`
-            : entry.drift ? style.red('DRIFT') : '';
+      const info =
+        reverted > 0
+          ? style.yellow(
+              `rollback stopped part-way: ${reverted} of ${unit.rollback?.statements.length ?? '?'} rollback statements done; \`tenantify rollback\` resumes it`,
+            )
+          : ledger?.error
+            ? style.red(ledger.error.message.split('\n')[0] ?? '')
+            : ledger?.progress.rowsDone !== undefined && entry.status !== 'applied'
+              ? formatProgress(ledger.progress)
+              : ledger?.progress.statements && entry.status !== 'applied'
+                ? `${ledger.progress.statements.length} of ${unit.statements.length} statements done`
+                : entry.drift
+                  ? style.red('DRIFT')
+                  : '';
       table.push([orderLabel(unit), unit.id, unit.kind, status, appliedAt, took, info]);
     }
   }
@@ -124,7 +146,9 @@ function lintCells(out: Output, findings: Finding[]): Map<string, string> {
   const cells = new Map<string, string[]>();
   for (const { unit, finding: f, lines } of groups.values()) {
     const where = `${f.file.startsWith('rollbacks/') ? 'rollback ' : ''}line${lines.length > 1 ? 's' : ''} ${lines.join(', ')}`;
-    const text = f.allowed ? style.dim(`${f.rule} (${where}): allowed`) : (f.level === 'error' ? style.red : style.yellow)(`${f.rule} (${where})`);
+    const text = f.allowed
+      ? style.dim(`${f.rule} (${where}): allowed`)
+      : (f.level === 'error' ? style.red : style.yellow)(`${f.rule} (${where})`);
     cells.set(unit, [...(cells.get(unit) ?? []), text]);
   }
   return new Map([...cells].map(([unit, lines]) => [unit, lines.join('\n')]));
@@ -134,17 +158,24 @@ function statusText(out: Output, entry: PlanEntry): string {
   const { style } = out;
   const label = entry.status === 'failed' && entry.ledger?.error?.code === 'interrupted' ? 'interrupted' : entry.status;
   switch (entry.status) {
-    case 'applied': return style.green(label);
-    case 'failed': return style.red(label);
-    case 'running': return style.yellow(label);
-    case 'rolled_back': return style.magenta(label);
-    default: return style.dim(label);
+    case 'applied':
+      return style.green(label);
+    case 'failed':
+      return style.red(label);
+    case 'running':
+      return style.yellow(label);
+    case 'rolled_back':
+      return style.magenta(label);
+    default:
+      return style.dim(label);
   }
 }
 
 export function describeRun(run: LedgerRun): string {
   const when = run.startedAt.toISOString().replace('T', ' ').slice(0, 19);
-  const end = run.finishedAt ? `${run.outcome ?? 'finished'} (exit ${run.exitCode ?? '?'})` : 'not finished: running now, or it died (the next apply closes it and resumes)';
+  const end = run.finishedAt
+    ? `${run.outcome ?? 'finished'} (exit ${run.exitCode ?? '?'})`
+    : 'not finished: running now, or it died (the next apply closes it and resumes)';
   return `run ${run.id}: \`tenantify ${run.command}\` by ${run.dbUser} on ${run.clientHost} (pid ${run.clientPid}), started ${when} UTC, ${end}`;
 }
 
@@ -152,6 +183,13 @@ export function describeRun(run: LedgerRun): string {
 export function describeLockWait(options: UnitOptions): string {
   if (options.lockTimeoutMs === undefined) return 'no limit';
   const ms = options.lockTimeoutMs;
-  const text = ms % 3_600_000 === 0 && ms > 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 && ms > 0 ? `${ms / 60_000}min` : ms % 1000 === 0 && ms > 0 ? `${ms / 1000}s` : `${ms}ms`;
+  const text =
+    ms % 3_600_000 === 0 && ms > 0
+      ? `${ms / 3_600_000}h`
+      : ms % 60_000 === 0 && ms > 0
+        ? `${ms / 60_000}min`
+        : ms % 1000 === 0 && ms > 0
+          ? `${ms / 1000}s`
+          : `${ms}ms`;
   return options.retries > 0 ? `${text}, ${options.retries} retr${options.retries === 1 ? 'y' : 'ies'}` : text;
 }

@@ -33,7 +33,8 @@ export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}
       }
     },
     unitDone(unit, outcome) {
-      const checks = outcome.checks.length > 0 ? style.dim(` ${outcome.checks.length} check${outcome.checks.length === 1 ? '' : 's'} passed`) : '';
+      const checks =
+        outcome.checks.length > 0 ? style.dim(` ${outcome.checks.length} check${outcome.checks.length === 1 ? '' : 's'} passed`) : '';
       const note = outcome.note ? style.dim(` ${outcome.note}`) : '';
       const text = `${unit.id} ${seconds(outcome.durationMs)}${note}${checks}${options.dryRun ? style.yellow(' (dry run)') : ''}`;
       turning = false;

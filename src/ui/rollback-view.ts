@@ -8,7 +8,11 @@ import type { Output, Spinner } from './output.js';
 export function describeReverts(entries: RollbackEntry[]): string[] {
   return entries.map((e) => {
     const script = e.unit.rollback;
-    const how = !script ? 'no rollback file' : script.options.transaction ? 'in one transaction' : 'statement by statement (outside a transaction)';
+    const how = !script
+      ? 'no rollback file'
+      : script.options.transaction
+        ? 'in one transaction'
+        : 'statement by statement (outside a transaction)';
     const state = e.partial ? `, ${e.ledger.status} part-way` : '';
     const resume = e.resume.kind === 'statement' ? `, resuming at statement ${e.resume.statement + 1}` : '';
     return `${e.unit.id} (${e.unit.kind}${state}): ${script?.file ?? '-'}, ${how}${resume}`;
@@ -20,7 +24,12 @@ export function rollbackJson(result: RollbackResult) {
     runId: result.runId ?? null,
     database: result.database,
     declined: result.declined,
-    units: result.units.map((u) => ({ id: u.id, outcome: u.outcome, durationMs: u.durationMs, checks: u.checks.map(({ name, section, ok, violations }) => ({ name, section, ok, violations })) })),
+    units: result.units.map((u) => ({
+      id: u.id,
+      outcome: u.outcome,
+      durationMs: u.durationMs,
+      checks: u.checks.map(({ name, section, ok, violations }) => ({ name, section, ok, violations })),
+    })),
   };
 }
 
@@ -35,7 +44,8 @@ export function terminalRevertReporter(out: Output): RevertReporter {
       pending = out.spinner(`reverting ${entry.unit.id}`);
     },
     revertDone(unit, outcome) {
-      const checks = outcome.checks.length > 0 ? style.dim(` ${outcome.checks.length} check${outcome.checks.length === 1 ? '' : 's'} passed`) : '';
+      const checks =
+        outcome.checks.length > 0 ? style.dim(` ${outcome.checks.length} check${outcome.checks.length === 1 ? '' : 's'} passed`) : '';
       const text = `${unit.id} rolled back ${elapsed()}${checks}`;
       void pending?.then((s) => s.succeed(text));
     },

@@ -7,7 +7,11 @@ import { inspectionJson } from './plan-view.js';
 /** The contract's JSON of `plan` and `status`, a dead run said to be dead. */
 export function statusJson(inspection: Inspection, findings?: Finding[]) {
   const json = inspectionJson(inspection, findings);
-  return { ...json, lastRun: json.lastRun && inspection.died ? { ...json.lastRun, outcome: 'died' } : json.lastRun, ...diedRunJson(inspection) };
+  return {
+    ...json,
+    lastRun: json.lastRun && inspection.died ? { ...json.lastRun, outcome: 'died' } : json.lastRun,
+    ...diedRunJson(inspection),
+  };
 }
 
 /**

@@ -36,11 +36,27 @@ export function analyzeJson(analysis: TenancyAnalysis) {
             ...(t.role === 'tenant' ? { fallbacks: t.fallbacks.map((path) => path.map(hopJson)) } : {}),
             unresolved: t.role === 'owner' ? 0 : (t.unresolved ?? null),
             consistency: t.consistency.map((e) => ({ columns: e.columns, references: e.references, conflicts: e.conflicts ?? null })),
-            ...(t.ambiguous ? { ambiguous: t.ambiguous.map((c) => ({ columns: c.columns, references: c.references, chosen: c.chosen, conflicts: c.conflicts ?? null })) } : {}),
+            ...(t.ambiguous
+              ? {
+                  ambiguous: t.ambiguous.map((c) => ({
+                    columns: c.columns,
+                    references: c.references,
+                    chosen: c.chosen,
+                    conflicts: c.conflicts ?? null,
+                  })),
+                }
+              : {}),
             ...(t.partitions ? { partitions: t.partitions } : {}),
           },
     ),
-    views: (analysis.views ?? []).map((v) => ({ view: v.view, kind: v.kind, owner: v.owner, securityInvoker: v.securityInvoker, ownerBypassesRls: v.ownerBypassesRls, tenantTables: v.tenantTables })),
+    views: (analysis.views ?? []).map((v) => ({
+      view: v.view,
+      kind: v.kind,
+      owner: v.owner,
+      securityInvoker: v.securityInvoker,
+      ownerBypassesRls: v.ownerBypassesRls,
+      tenantTables: v.tenantTables,
+    })),
     hints: analysis.hints.map((h) => ({ table: h.table, ...(h.column ? { column: h.column } : {}), hint: h.hint })),
   };
 }
@@ -53,8 +69,15 @@ export function renderAnalyzeTable(out: Output, analysis: TenancyAnalysis, data:
     out.line('');
     out.line(out.style.bold('Views over tenant tables'));
     for (const v of views) {
-      const runs = v.kind === 'materialized' ? 'a copy every reader sees whole (row level security does not apply)' : v.securityInvoker === true ? 'runs as the invoker' : `runs as its owner ${v.owner}${v.ownerBypassesRls ? ', who bypasses row level security' : ''}`;
-      out.line(`  ${short(v.view)}${v.kind === 'materialized' ? ' (materialized)' : ''}: reads ${v.tenantTables.map(short).join(', ')}; ${runs}`);
+      const runs =
+        v.kind === 'materialized'
+          ? 'a copy every reader sees whole (row level security does not apply)'
+          : v.securityInvoker === true
+            ? 'runs as the invoker'
+            : `runs as its owner ${v.owner}${v.ownerBypassesRls ? ', who bypasses row level security' : ''}`;
+      out.line(
+        `  ${short(v.view)}${v.kind === 'materialized' ? ' (materialized)' : ''}: reads ${v.tenantTables.map(short).join(', ')}; ${runs}`,
+      );
     }
   }
   if (analysis.hints.length > 0) {
@@ -77,11 +100,26 @@ export function analyzeTableText(analysis: TenancyAnalysis, data: boolean, style
     chars: style ? {} : asciiChars,
   });
   for (const t of analysis.tables) {
-    const ambiguous = t.ambiguous ? [dim(`ambiguous: ${t.ambiguous.map((c) => `${c.columns.join(',')}${c.conflicts === undefined ? '' : ` (${c.conflicts} conflicting)`}${c.chosen ? ' chosen' : ''}`).join(', ')}`)] : [];
+    const ambiguous = t.ambiguous
+      ? [
+          dim(
+            `ambiguous: ${t.ambiguous.map((c) => `${c.columns.join(',')}${c.conflicts === undefined ? '' : ` (${c.conflicts} conflicting)`}${c.chosen ? ' chosen' : ''}`).join(', ')}`,
+          ),
+        ]
+      : [];
     const partitions = t.partitions && t.partitions.length > 0 ? [dim(`partitions: ${t.partitions.map(short).join(', ')}`)] : [];
-    const path = t.role === 'owner' ? dim('(owner)') : t.role === 'tenant' ? [pathText(t.via, short), ...t.fallbacks.map((f) => dim(`or ${pathText(f, short)}`)), ...ambiguous, ...partitions].join('\n') : partitions.join('\n');
+    const path =
+      t.role === 'owner'
+        ? dim('(owner)')
+        : t.role === 'tenant'
+          ? [pathText(t.via, short), ...t.fallbacks.map((f) => dim(`or ${pathText(f, short)}`)), ...ambiguous, ...partitions].join('\n')
+          : partitions.join('\n');
     const count = (n: number | undefined): string => (!data ? dim('-') : n ? red(String(n)) : String(n ?? 0));
-    const conflicts = t.consistency.map((e) => `${e.columns.join(',')} → ${short(e.references)}: ${count(e.conflicts)}${e.policy === 'fail' ? '' : dim(` (${e.policy})`)}`).join('\n');
+    const conflicts = t.consistency
+      .map(
+        (e) => `${e.columns.join(',')} → ${short(e.references)}: ${count(e.conflicts)}${e.policy === 'fail' ? '' : dim(` (${e.policy})`)}`,
+      )
+      .join('\n');
     table.push([short(t.table), roleText(t), path, String(t.estimatedRows), t.role === 'tenant' ? count(t.unresolved) : '', conflicts]);
   }
   return table.toString();
@@ -94,9 +132,21 @@ function roleText(t: TableAnalysis): string {
 
 /** Plain characters for text kept in files (READMEs), so they read the same everywhere. */
 const asciiChars = {
-  top: '-', 'top-mid': '+', 'top-left': '+', 'top-right': '+',
-  bottom: '-', 'bottom-mid': '+', 'bottom-left': '+', 'bottom-right': '+',
-  left: '|', 'left-mid': '+', mid: '-', 'mid-mid': '+', right: '|', 'right-mid': '+', middle: '|',
+  top: '-',
+  'top-mid': '+',
+  'top-left': '+',
+  'top-right': '+',
+  bottom: '-',
+  'bottom-mid': '+',
+  'bottom-left': '+',
+  'bottom-right': '+',
+  left: '|',
+  'left-mid': '+',
+  mid: '-',
+  'mid-mid': '+',
+  right: '|',
+  'right-mid': '+',
+  middle: '|',
 };
 
 export function analyzeSummary(analysis: TenancyAnalysis, data: boolean): string {
@@ -133,7 +183,9 @@ export function mermaidGraph(analysis: TenancyAnalysis): string {
   const plain = (name: TableName): string => name.replace(/[^A-Za-z0-9_]/g, '_');
   const seen = new Map<string, number>();
   for (const t of analysis.tables) seen.set(plain(t.table), (seen.get(plain(t.table)) ?? 0) + 1);
-  const ids = new Map(analysis.tables.map((t, i) => [t.table, (seen.get(plain(t.table)) ?? 0) > 1 ? `${plain(t.table)}_${i}` : plain(t.table)]));
+  const ids = new Map(
+    analysis.tables.map((t, i) => [t.table, (seen.get(plain(t.table)) ?? 0) > 1 ? `${plain(t.table)}_${i}` : plain(t.table)]),
+  );
   const id = (name: TableName): string => ids.get(name) ?? plain(name);
   // Mermaid's entity codes: a quote would end the label.
   const escaped = (s: string): string => s.replace(/#/g, '#35;').replace(/"/g, '#quot;');
@@ -162,7 +214,8 @@ export function dotGraph(analysis: TenancyAnalysis): string {
   for (const t of analysis.tables) {
     const first = t.via[0];
     if (first) lines.push(`  ${q(short(t.table))} -> ${q(short(first.references))} [label=${q(first.columns.join(', '))}];`);
-    for (const e of t.consistency) lines.push(`  ${q(short(t.table))} -> ${q(short(e.references))} [label=${q(e.columns.join(', '))}, style=dashed, constraint=false];`);
+    for (const e of t.consistency)
+      lines.push(`  ${q(short(t.table))} -> ${q(short(e.references))} [label=${q(e.columns.join(', '))}, style=dashed, constraint=false];`);
   }
   lines.push('}');
   return lines.join('\n');

@@ -21,10 +21,15 @@ export function verifyJson(result: VerifyResult) {
 
 export function renderVerifyTable(out: Output, result: VerifyResult): void {
   const { style } = out;
-  const table = new Table({ head: ['unit', 'check', 'result', 'rows returned'].map((h) => style.bold(h)), style: { head: [], border: [] }, ...out.tableLayout([36, 40, 8, 56]) });
+  const table = new Table({
+    head: ['unit', 'check', 'result', 'rows returned'].map((h) => style.bold(h)),
+    style: { head: [], border: [] },
+    ...out.tableLayout([36, 40, 8, 56]),
+  });
   for (const unit of result.units) {
     if (unit.checks.length === 0) table.push([unit.id, style.dim('(no verify queries stored)'), '', '']);
-    for (const check of unit.checks) table.push([unit.id, check.name, check.ok ? style.green('pass') : style.red('FAIL'), failureCell(out, check)]);
+    for (const check of unit.checks)
+      table.push([unit.id, check.name, check.ok ? style.green('pass') : style.red('FAIL'), failureCell(out, check)]);
   }
   out.line(table.toString());
 }
@@ -41,6 +46,9 @@ export function verifySummary(out: Output, result: VerifyResult): string {
   const failed = result.checks.filter((c) => !c.ok).length;
   const total = result.checks.length;
   if (result.units.length === 0) return 'Nothing is applied: there is no verify query to run.';
-  if (failed === 0) return out.style.green(`All ${total} verify check${total === 1 ? '' : 's'} of ${result.units.length} applied unit${result.units.length === 1 ? '' : 's'} pass.`);
+  if (failed === 0)
+    return out.style.green(
+      `All ${total} verify check${total === 1 ? '' : 's'} of ${result.units.length} applied unit${result.units.length === 1 ? '' : 's'} pass.`,
+    );
   return out.style.red(`${failed} of ${total} verify check${total === 1 ? '' : 's'} failed.`);
 }

@@ -21,12 +21,15 @@ describe('what a unit created (rollback --from-snapshot drops it)', () => {
     expect(createdBy(await parse(sql))).toEqual(expected);
   });
 
-  it.each(['CREATE TABLE IF NOT EXISTS orgs (id int)', 'CREATE OR REPLACE VIEW v AS SELECT 1', 'CREATE INDEX ON hosts (org_id)', 'ALTER TABLE hosts ADD COLUMN x int', 'UPDATE hosts SET x = 1'])(
-    'leaves alone what may have been there, or is not a new relation: %s',
-    async (sql) => {
-      expect(createdBy(await parse(sql))).toBeUndefined();
-    },
-  );
+  it.each([
+    'CREATE TABLE IF NOT EXISTS orgs (id int)',
+    'CREATE OR REPLACE VIEW v AS SELECT 1',
+    'CREATE INDEX ON hosts (org_id)',
+    'ALTER TABLE hosts ADD COLUMN x int',
+    'UPDATE hosts SET x = 1',
+  ])('leaves alone what may have been there, or is not a new relation: %s', async (sql) => {
+    expect(createdBy(await parse(sql))).toBeUndefined();
+  });
 
   it('drops newest first, the views apart', () => {
     const drops = dropStatements([
@@ -34,7 +37,10 @@ describe('what a unit created (rollback --from-snapshot drops it)', () => {
       { kind: 'INDEX', name: 'hosts_org_idx' },
       { kind: 'VIEW', name: 'host_orgs' },
     ]);
-    expect(drops).toEqual({ views: ['DROP VIEW IF EXISTS host_orgs'], rest: ['DROP INDEX IF EXISTS hosts_org_idx', 'DROP TABLE IF EXISTS orgs'] });
+    expect(drops).toEqual({
+      views: ['DROP VIEW IF EXISTS host_orgs'],
+      rest: ['DROP INDEX IF EXISTS hosts_org_idx', 'DROP TABLE IF EXISTS orgs'],
+    });
   });
 });
 
@@ -49,11 +55,21 @@ describe('a lost connection', () => {
   });
 
   it('says which unit, what the ledger says and how to go on', () => {
-    const error = connectionLost(new Error('Connection terminated unexpectedly'), { unitId: '0003_fill', direction: 'apply', partial: true });
+    const error = connectionLost(new Error('Connection terminated unexpectedly'), {
+      unitId: '0003_fill',
+      direction: 'apply',
+      partial: true,
+    });
     expect(error.exitCode).toBe(1);
     expect(error.message).toBe('lost the connection to PostgreSQL while applying 0003_fill: Connection terminated unexpectedly');
-    expect(error.hint).toMatch(/what committed before it \(statements or batches\) stays done.*0003_fill stays `running` there\. Once the server is back, `tenantify apply` records this run as died and resumes 0003_fill/);
-    const revert = connectionLost(new Error('Connection terminated unexpectedly'), { unitId: '0003_fill', direction: 'revert', partial: false });
+    expect(error.hint).toMatch(
+      /what committed before it \(statements or batches\) stays done.*0003_fill stays `running` there\. Once the server is back, `tenantify apply` records this run as died and resumes 0003_fill/,
+    );
+    const revert = connectionLost(new Error('Connection terminated unexpectedly'), {
+      unitId: '0003_fill',
+      direction: 'revert',
+      partial: false,
+    });
     expect(revert.hint).toMatch(/0003_fill keeps its state there\. Once the server is back, `tenantify rollback` goes on/);
   });
 });

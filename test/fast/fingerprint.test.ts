@@ -28,7 +28,10 @@ SELECT id FROM accounts WHERE id <> 1;
 describe('the statements fingerprint', () => {
   it.each([
     ['comments added', original.replace('CREATE TABLE', '-- the accounts\n/* really */ CREATE TABLE').replace("'a');", "'a'); -- seed")],
-    ['whitespace and layout', original.replace('(id int PRIMARY KEY, name text)', '(\n    id   int PRIMARY KEY,\n\tname text\n)').replace(/\n/g, '\n\n')],
+    [
+      'whitespace and layout',
+      original.replace('(id int PRIMARY KEY, name text)', '(\n    id   int PRIMARY KEY,\n\tname text\n)').replace(/\n/g, '\n\n'),
+    ],
     ['CRLF line endings', original.replace(/\n/g, '\r\n')],
     ['a UTF-8 BOM', `\uFEFF${original}`],
     ['keywords in lower case', original.replace('CREATE TABLE', 'create table').replace('PRIMARY KEY', 'primary key')],
@@ -43,11 +46,17 @@ describe('the statements fingerprint', () => {
   it.each([
     ['a literal', original.replace("(1, 'a')", "(1, 'b')")],
     ['a column type', original.replace('name text', 'name varchar')],
-    ['the order of statements', original.replace("CREATE TABLE accounts (id int PRIMARY KEY, name text);\nINSERT INTO accounts VALUES (1, 'a');", "INSERT INTO accounts VALUES (1, 'a');\nCREATE TABLE accounts (id int PRIMARY KEY, name text);")],
+    [
+      'the order of statements',
+      original.replace(
+        "CREATE TABLE accounts (id int PRIMARY KEY, name text);\nINSERT INTO accounts VALUES (1, 'a');",
+        "INSERT INTO accounts VALUES (1, 'a');\nCREATE TABLE accounts (id int PRIMARY KEY, name text);",
+      ),
+    ],
     ['a directive', original.replace('retries 2', 'retries 3')],
-    ['a verify\'s name', original.replace('one account', 'a single account')],
+    ["a verify's name", original.replace('one account', 'a single account')],
     ['a statement moved out of its section', original.replace('-- tenantify:verify one account\n', '')],
-    ['a quoted identifier\'s case', original.replace('CREATE TABLE accounts', 'CREATE TABLE "Accounts"')],
+    ["a quoted identifier's case", original.replace('CREATE TABLE accounts', 'CREATE TABLE "Accounts"')],
   ])('changes with %s', async (_, edited) => {
     expect((await unitOf(edited)).fingerprint).not.toBe((await unitOf(original)).fingerprint);
   });

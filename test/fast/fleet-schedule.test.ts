@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { connectionBudget, heldBack, targetsToStart, type ScheduleOptions, type TargetPhase } from '../../src/fleet/schedule.js';
 
-const phases = (text: string): TargetPhase[] => [...text].map((c) => ({ w: 'waiting', r: 'running', s: 'succeeded', f: 'failed' })[c] as TargetPhase);
+const phases = (text: string): TargetPhase[] =>
+  [...text].map((c) => ({ w: 'waiting', r: 'running', s: 'succeeded', f: 'failed' })[c] as TargetPhase);
 const options = (o: Partial<ScheduleOptions> = {}): ScheduleOptions => ({ canary: 0, atOnce: 2, onError: 'stop', ...o });
 
 describe('targetsToStart', () => {

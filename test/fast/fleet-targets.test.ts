@@ -60,7 +60,12 @@ describe('parseTargets', () => {
 
 describe('targetsFromRows', () => {
   it('takes name and url columns; a null name is the database name', () => {
-    expect(targetsFromRows([{ name: 'a', url: 'postgres://h/x' }, { name: null, url: 'postgres://h/b' }])).toEqual([
+    expect(
+      targetsFromRows([
+        { name: 'a', url: 'postgres://h/x' },
+        { name: null, url: 'postgres://h/b' },
+      ]),
+    ).toEqual([
       { name: 'a', url: 'postgres://h/x', source: '--targets-query row 1' },
       { name: 'b', url: 'postgres://h/b', source: '--targets-query row 2' },
     ]);
@@ -68,6 +73,11 @@ describe('targetsFromRows', () => {
 
   it('refuses rows without a url column, and names the bad row', () => {
     expect(() => targetsFromRows([{ name: 'a', dsn: 'postgres://h/a' }])).toThrow(expect.objectContaining({ code: 'targets-invalid' }));
-    expect(() => targetsFromRows([{ name: 'a', url: 'postgres://h/a' }, { name: 'b', url: 'nope' }])).toThrow(/--targets-query row 2: /);
+    expect(() =>
+      targetsFromRows([
+        { name: 'a', url: 'postgres://h/a' },
+        { name: 'b', url: 'nope' },
+      ]),
+    ).toThrow(/--targets-query row 2: /);
   });
 });

@@ -14,7 +14,9 @@ describe('a unit of many statements', () => {
   it('travels as one message of 200,000 statements (no spread into a call)', () => {
     const body = Array.from({ length: 200_000 }, (_, i) => `INSERT INTO t VALUES (${i})`);
     const text = messageText(['0002_rows'], [{ start: ['SELECT 1'], body, checks: [] }], false);
-    expect(text.startsWith('/* tenantify: 0002_rows */ BEGIN\n;\nSELECT 1\n;\nCOMMIT\n;\nBEGIN\n;\nINSERT INTO t VALUES (0)\n;\n')).toBe(true);
+    expect(text.startsWith('/* tenantify: 0002_rows */ BEGIN\n;\nSELECT 1\n;\nCOMMIT\n;\nBEGIN\n;\nINSERT INTO t VALUES (0)\n;\n')).toBe(
+      true,
+    );
     expect(text.endsWith('INSERT INTO t VALUES (199999)\n;\nCOMMIT')).toBe(true);
   });
 
@@ -25,7 +27,7 @@ describe('a unit of many statements', () => {
       "INSERT INTO t (note) VALUES ('one;\ntwo');",
       'DO $body$ BEGIN PERFORM 1;\nPERFORM 2;\nEND $body$;',
       'SELECT /* a comment;\nover lines */ 1;',
-      "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1;\nSELECT 2;\nEND;",
+      'CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1;\nSELECT 2;\nEND;',
     ];
     const lines: string[] = [];
     const expected: { line: number; start: string }[] = [];

@@ -41,17 +41,40 @@ describe('the message of a unit', () => {
 
   it("several units: each next unit's start commits with the unit before it", () => {
     const two = unit('0002_b');
-    const text = messageText(['0001_a', '0002_b'], [unitStatements(unit('0001_a'), ['START 1'], () => 'RECORD 1'), unitStatements(two, ['START 2'], () => 'RECORD 2')], false);
-    expect(text.split('\n;\n')).toEqual(['/* tenantify: 0001_a to 0002_b, 2 units */ BEGIN', 'START 1', 'COMMIT', 'BEGIN', 'CREATE TABLE t1 ()', 'RECORD 1', 'START 2', 'COMMIT', 'BEGIN', 'CREATE TABLE t2 ()', 'RECORD 2', 'COMMIT']);
+    const text = messageText(
+      ['0001_a', '0002_b'],
+      [unitStatements(unit('0001_a'), ['START 1'], () => 'RECORD 1'), unitStatements(two, ['START 2'], () => 'RECORD 2')],
+      false,
+    );
+    expect(text.split('\n;\n')).toEqual([
+      '/* tenantify: 0001_a to 0002_b, 2 units */ BEGIN',
+      'START 1',
+      'COMMIT',
+      'BEGIN',
+      'CREATE TABLE t1 ()',
+      'RECORD 1',
+      'START 2',
+      'COMMIT',
+      'BEGIN',
+      'CREATE TABLE t2 ()',
+      'RECORD 2',
+      'COMMIT',
+    ]);
   });
 
   it('a dry run: savepoints, and nothing recorded', () => {
     const text = messageText(['0001_a'], [unitStatements(unit('0001_a'), [], undefined)], true);
-    expect(text.split('\n;\n')).toEqual(['/* tenantify: 0001_a */ SAVEPOINT tenantify_unit', 'CREATE TABLE t1 ()', 'RELEASE SAVEPOINT tenantify_unit']);
+    expect(text.split('\n;\n')).toEqual([
+      '/* tenantify: 0001_a */ SAVEPOINT tenantify_unit',
+      'CREATE TABLE t1 ()',
+      'RELEASE SAVEPOINT tenantify_unit',
+    ]);
   });
 
   it("a verify query that holds the block's dollar quote gets another one", () => {
-    expect(raiseOnRows({ sql: "SELECT '$tenantify$'" })).toBe("DO $tenantify0$ BEGIN IF EXISTS (\nSELECT '$tenantify$'\n) THEN RAISE EXCEPTION 'verify failed'; END IF; END $tenantify0$");
+    expect(raiseOnRows({ sql: "SELECT '$tenantify$'" })).toBe(
+      "DO $tenantify0$ BEGIN IF EXISTS (\nSELECT '$tenantify$'\n) THEN RAISE EXCEPTION 'verify failed'; END IF; END $tenantify0$",
+    );
   });
 });
 
@@ -71,20 +94,33 @@ describe("the ledger's literals", () => {
 });
 
 describe('how a failure reads', () => {
-  const sqlUnit = unit('0003_c', { statements: [statement('CREATE TABLE c (id int)', 3), statement('ALTER TABLE c ADD COLUMN x nope', 4)] });
-  const failure = new StatementFailure(sqlUnit, sqlUnit.statements[1], { message: 'type "nope" does not exist', code: '42704', position: '29' });
+  const sqlUnit = unit('0003_c', {
+    statements: [statement('CREATE TABLE c (id int)', 3), statement('ALTER TABLE c ADD COLUMN x nope', 4)],
+  });
+  const failure = new StatementFailure(sqlUnit, sqlUnit.statements[1], {
+    message: 'type "nope" does not exist',
+    code: '42704',
+    position: '29',
+  });
 
   it('a statement of a unit in one transaction: where, with a caret, and what PostgreSQL said', () => {
     const error = applyFailure(sqlUnit, failure, undefined);
     expect(error.exitCode).toBe(ExitCode.unitFailed);
     expect(error.message).toBe('unit 0003_c failed: type "nope" does not exist');
-    expect(error.details).toEqual(['at migrations/0003_c.sql:4:29', '4 | ALTER TABLE c ADD COLUMN x nope', '  |                             ^', 'type "nope" does not exist (SQLSTATE 42704)']);
+    expect(error.details).toEqual([
+      'at migrations/0003_c.sql:4:29',
+      '4 | ALTER TABLE c ADD COLUMN x nope',
+      '  |                             ^',
+      'type "nope" does not exist (SQLSTATE 42704)',
+    ]);
     expect(error.hint).toBe('it was rolled back whole; the ledger records the error. Fix the unit and run `tenantify apply` again');
   });
 
   it('outside a transaction, the statements before stay done and apply resumes', () => {
     const off = { ...sqlUnit, options: { ...sqlUnit.options, transaction: false } };
-    expect(applyFailure(off, failure, undefined).hint).toMatch(/^it runs outside a transaction: the statements before this one stay done, and `tenantify apply` resumes at this one;/);
+    expect(applyFailure(off, failure, undefined).hint).toMatch(
+      /^it runs outside a transaction: the statements before this one stay done, and `tenantify apply` resumes at this one;/,
+    );
   });
 
   it('a verify that returned rows: exit 3, with the rows', () => {
@@ -100,7 +136,9 @@ describe('how a failure reads', () => {
     const error = applyFailure(sqlUnit, new Interruption('SIGINT'), 'SIGINT');
     expect(error.exitCode).toBe(ExitCode.interrupted);
     expect(error.message).toBe('interrupted by SIGINT at 0003_c: its transaction was rolled back');
-    expect(interruptedAt('SIGTERM', '0004_d', true).message).toBe('interrupted by SIGTERM at 0004_d: the work in flight was finished or rolled back and its progress recorded');
+    expect(interruptedAt('SIGTERM', '0004_d', true).message).toBe(
+      'interrupted by SIGTERM at 0004_d: the work in flight was finished or rolled back and its progress recorded',
+    );
     expect(isCancel(new Interruption('SIGINT'))).toBe(true);
     expect(isCancel({ code: '57014' })).toBe(true);
     expect(isCancel(failure)).toBe(false);
@@ -108,12 +146,26 @@ describe('how a failure reads', () => {
 
   it('a rollback: the unit keeps its state', () => {
     const script = { ...sqlUnit, id: '0003_c', file: 'rollbacks/0003_c.sql' };
-    const entry = { unit: { ...sqlUnit, rollback: script }, ledger: row('0003_c'), partial: false, resume: { kind: 'start' }, problem: undefined, driftReason: undefined } as RollbackEntry;
-    const error = revertFailure(entry, script, new StatementFailure(script, script.statements[0], { message: 'boom', code: 'XX000' }), undefined);
+    const entry = {
+      unit: { ...sqlUnit, rollback: script },
+      ledger: row('0003_c'),
+      partial: false,
+      resume: { kind: 'start' },
+      problem: undefined,
+      driftReason: undefined,
+    } as RollbackEntry;
+    const error = revertFailure(
+      entry,
+      script,
+      new StatementFailure(script, script.statements[0], { message: 'boom', code: 'XX000' }),
+      undefined,
+    );
     expect(error.message).toBe('rollback of 0003_c failed: boom');
     expect(error.hint).toBe(
       "the rollback's transaction was rolled back whole; 0003_c stays applied and the ledger records the error (event rollback_failed); older units were not reverted. Fix rollbacks/0003_c.sql or the data, then run `tenantify rollback` again",
     );
-    expect(revertFailure(entry, script, new Interruption('SIGINT'), 'SIGINT').message).toBe('interrupted by SIGINT while reverting 0003_c: its rollback was rolled back');
+    expect(revertFailure(entry, script, new Interruption('SIGINT'), 'SIGINT').message).toBe(
+      'interrupted by SIGINT while reverting 0003_c: its rollback was rolled back',
+    );
   });
 });

@@ -22,18 +22,34 @@ function codeOf(run: () => unknown): string | undefined {
 
 describe('parseQualifiedName: names read like SQL identifiers', () => {
   it('never splits on a dot inside quotes', () => {
-    expect(parseQualifiedName('"my.schema".t')).toEqual([{ text: 'my.schema', quoted: true }, { text: 't', quoted: false }]);
-    expect(parseQualifiedName('my."schema.t"')).toEqual([{ text: 'my', quoted: false }, { text: 'schema.t', quoted: true }]);
+    expect(parseQualifiedName('"my.schema".t')).toEqual([
+      { text: 'my.schema', quoted: true },
+      { text: 't', quoted: false },
+    ]);
+    expect(parseQualifiedName('my."schema.t"')).toEqual([
+      { text: 'my', quoted: false },
+      { text: 'schema.t', quoted: true },
+    ]);
   });
 
   it('takes doubled quotes, spaces, semicolons and any script', () => {
-    expect(parseQualifiedName('public."Customer Accounts"')).toEqual([{ text: 'public', quoted: false }, { text: 'Customer Accounts', quoted: true }]);
+    expect(parseQualifiedName('public."Customer Accounts"')).toEqual([
+      { text: 'public', quoted: false },
+      { text: 'Customer Accounts', quoted: true },
+    ]);
     expect(parseQualifiedName('"a""b;c"')).toEqual([{ text: 'a"b;c', quoted: true }]);
-    expect(parseQualifiedName(' "🍕pizza🍕" . Заказы ')).toEqual([{ text: '🍕pizza🍕', quoted: true }, { text: 'Заказы', quoted: false }]);
+    expect(parseQualifiedName(' "🍕pizza🍕" . Заказы ')).toEqual([
+      { text: '🍕pizza🍕', quoted: true },
+      { text: 'Заказы', quoted: false },
+    ]);
   });
 
   it('refuses what does not parse, with a code', () => {
-    for (const bad of ['', '"open', 'a..b', 'a.', '"x"y', 'a"b', '""']) expect(codeOf(() => parseQualifiedName(bad)), bad).toBe('name-invalid');
+    for (const bad of ['', '"open', 'a..b', 'a.', '"x"y', 'a"b', '""'])
+      expect(
+        codeOf(() => parseQualifiedName(bad)),
+        bad,
+      ).toBe('name-invalid');
   });
 });
 
@@ -50,9 +66,18 @@ describe('TableName: schema.table, unambiguous when the schema holds a dot', () 
   });
 
   it('is written back in a form that parses to the same parts', () => {
-    for (const [schema, table] of [['public', 'Customer Accounts'], ['my.schema', 't'], ['my', 'schema.t'], ['s', 'a"b'], ['public', 'order']] as const) {
+    for (const [schema, table] of [
+      ['public', 'Customer Accounts'],
+      ['my.schema', 't'],
+      ['my', 'schema.t'],
+      ['s', 'a"b'],
+      ['public', 'order'],
+    ] as const) {
       const written = writtenName(tableName(schema, table), false);
-      expect(parseQualifiedName(written).map((p) => p.text), written).toEqual([schema, table]);
+      expect(
+        parseQualifiedName(written).map((p) => p.text),
+        written,
+      ).toEqual([schema, table]);
     }
     expect(writtenName('public.tasks')).toBe('tasks');
   });
@@ -65,10 +90,22 @@ function table(schema: string, name: string, refs: [string, string][] = []): Cat
     schema,
     table: name,
     kind: 'table',
-    columns: [{ name: 'id', type: 'bigint', notNull: true, hasDefault: false }, ...refs.map(([c]) => ({ name: c, type: 'bigint', notNull: true, hasDefault: false }))],
+    columns: [
+      { name: 'id', type: 'bigint', notNull: true, hasDefault: false },
+      ...refs.map(([c]) => ({ name: c, type: 'bigint', notNull: true, hasDefault: false })),
+    ],
     primaryKey: ['id'],
     uniques: [],
-    foreignKeys: refs.map(([c, to]) => ({ name: `${c}_fkey`, table: full, columns: [c], references: to, referencedColumns: ['id'], validated: true, notNull: true, onDelete: 'no action' })),
+    foreignKeys: refs.map(([c, to]) => ({
+      name: `${c}_fkey`,
+      table: full,
+      columns: [c],
+      references: to,
+      referencedColumns: ['id'],
+      validated: true,
+      notNull: true,
+      onDelete: 'no action',
+    })),
     indexes: [],
     checks: [],
     rls: { enabled: false, forced: false },
@@ -101,7 +138,8 @@ describe('the model resolves names as identifiers', () => {
   });
 
   it('a quoted part matches exactly; an unquoted one as written first, then folded', () => {
-    const policyOf = (key: string, name: string) => analyzeTenancy(catalog, { owner: 'accounts', tables: { [key]: 'ignore' } }).tables.find((a) => a.table === name)?.role;
+    const policyOf = (key: string, name: string) =>
+      analyzeTenancy(catalog, { owner: 'accounts', tables: { [key]: 'ignore' } }).tables.find((a) => a.table === name)?.role;
     expect(policyOf('"Order"', 'public.Order')).toBe('ignore');
     expect(policyOf('Order', 'public.Order')).toBe('ignore');
     expect(policyOf('"order"', 'public.order')).toBe('ignore');
@@ -115,8 +153,16 @@ describe('directives take quoted identifiers like SQL', () => {
   const parse = (name: string, value: string) => parseDirectives('backfills/0001_x.sql', [{ name, value, line: 1 }], defaults);
 
   it('a batch over a table and a key with spaces and capitals', () => {
-    expect(parse('batch', 'public."Customer Accounts" key="CustomerID" size=5000').batch).toEqual({ table: 'public."Customer Accounts"', key: '"CustomerID"', size: 5000 });
-    expect(parse('batch', '"my.schema"."a ""b"""   key="the key"').batch).toEqual({ table: '"my.schema"."a ""b"""', key: '"the key"', size: 10000 });
+    expect(parse('batch', 'public."Customer Accounts" key="CustomerID" size=5000').batch).toEqual({
+      table: 'public."Customer Accounts"',
+      key: '"CustomerID"',
+      size: 5000,
+    });
+    expect(parse('batch', '"my.schema"."a ""b"""   key="the key"').batch).toEqual({
+      table: '"my.schema"."a ""b"""',
+      key: '"the key"',
+      size: 10000,
+    });
   });
 
   it('a snapshot of tables whose names hold commas and spaces', () => {
@@ -138,10 +184,19 @@ describe('directives take quoted identifiers like SQL', () => {
 
 describe('a transaction-off unit whose verify failed is retried after the fix', () => {
   const before = [statement('CREATE INDEX CONCURRENTLY IF NOT EXISTS t ON t (k)'), statement('ANALYZE t')];
-  const failed = row('0001_idx', { status: 'failed', checksum: 'old', progress: { statements: before.map((s) => s.hash) }, error: { message: 'verify failed', code: 'verify_failed' } });
+  const failed = row('0001_idx', {
+    status: 'failed',
+    checksum: 'old',
+    progress: { statements: before.map((s) => s.hash) },
+    error: { message: 'verify failed', code: 'verify_failed' },
+  });
 
   it('an edited unit runs again from the first statement that changed, and is not drift', () => {
-    const edited = unit('0001_idx', { checksum: 'new', options: { transaction: false }, statements: [statement('CREATE INDEX CONCURRENTLY IF NOT EXISTS t_k_idx ON t (k)'), before[1] as Statement] });
+    const edited = unit('0001_idx', {
+      checksum: 'new',
+      options: { transaction: false },
+      statements: [statement('CREATE INDEX CONCURRENTLY IF NOT EXISTS t_k_idx ON t (k)'), before[1] as Statement],
+    });
     const [entry] = planRun([edited], [failed]).entries;
     expect(entry).toMatchObject({ drift: false, action: 'run', resume: { kind: 'statement', statement: 0 } });
   });
@@ -153,7 +208,11 @@ describe('a transaction-off unit whose verify failed is retried after the fix', 
 
   it('a unit that failed on a statement still may not change under its done statements', () => {
     const midway = { ...failed, error: { message: 'boom', sqlstate: '42P01' } };
-    const edited = unit('0001_idx', { checksum: 'new', options: { transaction: false }, statements: [statement('SELECT 2'), before[1] as Statement] });
+    const edited = unit('0001_idx', {
+      checksum: 'new',
+      options: { transaction: false },
+      statements: [statement('SELECT 2'), before[1] as Statement],
+    });
     expect(planRun([edited], [midway]).entries[0]?.drift).toBe(true);
   });
 });
@@ -180,9 +239,17 @@ describe('generated names fit 63 bytes and never collide', () => {
   });
 
   it('tables that keep rows are named apart for "Order" and order, and for schemas that read alike', () => {
-    const names = [tableName('public', 'Order'), tableName('public', 'order'), tableName('a.b', 'c'), tableName('a', 'b.c'), tableName('a_b', 'c'), tableName('public', 'a_b_c')].map((t) => keptTableName(t, 'unresolved'));
+    const names = [
+      tableName('public', 'Order'),
+      tableName('public', 'order'),
+      tableName('a.b', 'c'),
+      tableName('a', 'b.c'),
+      tableName('a_b', 'c'),
+      tableName('public', 'a_b_c'),
+    ].map((t) => keptTableName(t, 'unresolved'));
     expect(new Set(names).size).toBe(names.length);
-    for (const name of [...names, keptTableName(tableName('sch', multiByte), 'detached')]) expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
+    for (const name of [...names, keptTableName(tableName('sch', multiByte), 'detached')])
+      expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
   });
 });
 
@@ -197,7 +264,9 @@ describe('a key column that exists with another type', () => {
 
   it('is refused with the table, both types and a code (exit 2)', () => {
     const { analysis, catalog } = world('text');
-    expect(keyTypeMismatches(analysis, catalog)).toEqual([{ table: 'public.Task Items', column: 'organization_id', type: 'text', expected: 'bigint' }]);
+    expect(keyTypeMismatches(analysis, catalog)).toEqual([
+      { table: 'public.Task Items', column: 'organization_id', type: 'text', expected: 'bigint' },
+    ]);
     let error: unknown;
     try {
       ensureKeyTypes(analysis, catalog);
@@ -219,14 +288,24 @@ describe('analyze output keeps names apart', () => {
   const underscores = table('public', '__pizza__', [['account_id', accounts]]);
   const quoted = table('public', 'say "cheese"', [['account_id', accounts]]);
   // Two nullable paths: the second is a fallback.
-  const notes = table('public', 'notes', [['pizza_id', pizza.name], ['account_id', accounts]]);
+  const notes = table('public', 'notes', [
+    ['pizza_id', pizza.name],
+    ['account_id', accounts],
+  ]);
   for (const fk of notes.foreignKeys) fk.notNull = false;
-  const catalog = { tables: [table('public', 'accounts'), pizza, underscores, quoted, notes], schemas: ['public'], extensions: [] } as unknown as Catalog;
+  const catalog = {
+    tables: [table('public', 'accounts'), pizza, underscores, quoted, notes],
+    schemas: ['public'],
+    extensions: [],
+  } as unknown as Catalog;
   const analysis = analyzeTenancy(catalog, { owner: 'accounts' });
 
   it('mermaid: one node per table, quotes escaped in labels', () => {
     const graph = mermaidGraph(analysis);
-    const nodes = graph.split('\n').filter((l) => /^\s{4}\S+\[/.test(l)).map((l) => l.trim().split('[')[0]);
+    const nodes = graph
+      .split('\n')
+      .filter((l) => /^\s{4}\S+\[/.test(l))
+      .map((l) => l.trim().split('[')[0]);
     expect(nodes).toHaveLength(5);
     expect(new Set(nodes).size).toBe(5);
     // Every label is one quoted string: its quotes are entity codes.
@@ -236,8 +315,16 @@ describe('analyze output keeps names apart', () => {
 
   it('--json gives the fallback paths the text table shows', () => {
     const json = analyzeJson(analysis);
-    const row = json.tables.find((t) => t.table === 'public.notes') as { via: unknown[]; fallbacks?: { table: string; references: string }[][] };
+    const row = json.tables.find((t) => t.table === 'public.notes') as {
+      via: unknown[];
+      fallbacks?: { table: string; references: string }[][];
+    };
     expect(row.via).toHaveLength(1);
-    expect(row.fallbacks).toEqual([[expect.objectContaining({ table: 'public.notes', references: 'public.🍕pizza🍕' }), expect.objectContaining({ table: 'public.🍕pizza🍕', references: 'public.accounts' })]]);
+    expect(row.fallbacks).toEqual([
+      [
+        expect.objectContaining({ table: 'public.notes', references: 'public.🍕pizza🍕' }),
+        expect.objectContaining({ table: 'public.🍕pizza🍕', references: 'public.accounts' }),
+      ],
+    ]);
   });
 });

@@ -25,7 +25,10 @@ function bash(script: string): ToolCommand {
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<ToolError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(ToolError);
   return error as ToolError;
 }
@@ -43,7 +46,11 @@ describe('streamThrough', () => {
     const out = join(dir, 'source-fails');
     const ended = join(dir, 'sink-saw-the-end');
     const failure = await failureOf(
-      streamThrough(sh(`cat '${dataFile}'; echo 'pg_restore: error: could not read from input file' >&2; exit 3`), bash(`cat > '${out}'; touch '${ended}'`), { after: 'COMMIT;\n' }),
+      streamThrough(
+        sh(`cat '${dataFile}'; echo 'pg_restore: error: could not read from input file' >&2; exit 3`),
+        bash(`cat > '${out}'; touch '${ended}'`),
+        { after: 'COMMIT;\n' },
+      ),
     );
     expect(failure.failures.map((f) => [f.program, f.outcome])).toEqual([['sh', 'exit 3']]);
     expect(failure.summary).toBe('pg_restore: error: could not read from input file');
@@ -52,7 +59,12 @@ describe('streamThrough', () => {
   });
 
   it('a sink that fails: the source is stopped, the sink is named with its error', async () => {
-    const failure = await failureOf(streamThrough(sh(`while :; do cat '${dataFile}'; done`), bash(`head -c 1000 > /dev/null; echo 'psql:<stdin>:3: ERROR:  boom' >&2; exit 3`)));
+    const failure = await failureOf(
+      streamThrough(
+        sh(`while :; do cat '${dataFile}'; done`),
+        bash(`head -c 1000 > /dev/null; echo 'psql:<stdin>:3: ERROR:  boom' >&2; exit 3`),
+      ),
+    );
     expect(failure.failures.map((f) => [f.program, f.outcome])).toEqual([['bash', 'exit 3']]);
     expect(failure.summary).toBe('psql:<stdin>:3: ERROR:  boom');
   });
@@ -67,7 +79,9 @@ describe('runTool', () => {
   it('feeds its input, and fails with the end of stderr, passwords redacted', async () => {
     const { stdout } = await runTool(sh('cat'), 'é✓🙂');
     expect(stdout.toString('utf8')).toBe('é✓🙂');
-    const failure = await failureOf(runTool(sh(`head -c 20000 /dev/zero | tr '\\0' x >&2; echo 'could not connect to postgresql://app:s3cret@db/x' >&2; exit 2`)));
+    const failure = await failureOf(
+      runTool(sh(`head -c 20000 /dev/zero | tr '\\0' x >&2; echo 'could not connect to postgresql://app:s3cret@db/x' >&2; exit 2`)),
+    );
     expect(failure.message).toContain('sh failed (exit 2): ...');
     expect(failure.message).toContain('postgresql://app:***@db/x');
     expect(failure.message).not.toContain('s3cret');

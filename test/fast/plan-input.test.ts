@@ -34,8 +34,14 @@ async function refusal(files: Record<string, string>): Promise<{ exitCode: numbe
 
 describe('out-of-range values are plan errors with the file and line', () => {
   it.each([
-    ['lock-timeout 99999999999999h', /migrations\/0002_x\.sql:2: bad value "99999999999999h" for tenantify:lock-timeout: expected a duration of at most 2147483647ms/],
-    ['statement-timeout 2147483648', /migrations\/0002_x\.sql:2: bad value "2147483648" for tenantify:statement-timeout: expected a duration of at most 2147483647ms/],
+    [
+      'lock-timeout 99999999999999h',
+      /migrations\/0002_x\.sql:2: bad value "99999999999999h" for tenantify:lock-timeout: expected a duration of at most 2147483647ms/,
+    ],
+    [
+      'statement-timeout 2147483648',
+      /migrations\/0002_x\.sql:2: bad value "2147483648" for tenantify:statement-timeout: expected a duration of at most 2147483647ms/,
+    ],
     ['lock-timeout 2147484s', /:2: bad value "2147484s" for tenantify:lock-timeout/],
   ])('directive %s', async (directive, message) => {
     const refused = await refusal({ ...good, 'migrations/0002_x.sql': `-- why\n-- tenantify:${directive}\nCREATE TABLE x (id int);\n` });
@@ -44,17 +50,23 @@ describe('out-of-range values are plan errors with the file and line', () => {
   });
 
   it('the largest timeout PostgreSQL takes is accepted', async () => {
-    const [, unit] = await load({ ...good, 'migrations/0002_x.sql': '-- tenantify:statement-timeout 2147483647\nCREATE TABLE x (id int);\n' });
+    const [, unit] = await load({
+      ...good,
+      'migrations/0002_x.sql': '-- tenantify:statement-timeout 2147483647\nCREATE TABLE x (id int);\n',
+    });
     expect(unit?.options.statementTimeoutMs).toBe(2_147_483_647);
   });
 
   it('a batch size past a million rows', async () => {
     const refused = await refusal({
       ...good,
-      'backfills/0002_x.sql': '\n-- tenantify:batch start key=id size=99999999999999999999\nUPDATE start SET id = id WHERE id > $1 AND id <= $2;\n',
+      'backfills/0002_x.sql':
+        '\n-- tenantify:batch start key=id size=99999999999999999999\nUPDATE start SET id = id WHERE id > $1 AND id <= $2;\n',
     });
     expect(refused.exitCode).toBe(2);
-    expect(refused.message).toMatch(/backfills\/0002_x\.sql:2: .*size must be a whole number from 1 to 1000000, not "99999999999999999999"/);
+    expect(refused.message).toMatch(
+      /backfills\/0002_x\.sql:2: .*size must be a whole number from 1 to 1000000, not "99999999999999999999"/,
+    );
   });
 
   it.each([
@@ -78,7 +90,7 @@ describe('ledgerSchema', () => {
     ['information_schema', /not a system schema/],
     ['public', /not public/],
     ['a'.repeat(64), /at most 63 characters/],
-  ])('%s is refused with the key\'s line', async (name, message) => {
+  ])("%s is refused with the key's line", async (name, message) => {
     const refused = await refusal({ ...good, 'tenantify.config.json': `{\n  "retries": 3,\n  "ledgerSchema": "${name}"\n}\n` });
     expect(refused.exitCode).toBe(2);
     expect(refused.message).toMatch(/^tenantify\.config\.json:3: /);
@@ -93,12 +105,17 @@ describe('ledgerSchema', () => {
 
 describe('directives', () => {
   it.each(['schema,full', 'users, none', 'full,users'])('snapshot %s is refused with its line', async (value) => {
-    const refused = await refusal({ ...good, 'migrations/0002_x.sql': `-- a comment\n-- tenantify:snapshot ${value}\nCREATE TABLE x (id int);\n` });
+    const refused = await refusal({
+      ...good,
+      'migrations/0002_x.sql': `-- a comment\n-- tenantify:snapshot ${value}\nCREATE TABLE x (id int);\n`,
+    });
     expect(refused.exitCode).toBe(2);
-    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:2: bad value ".*" for tenantify:snapshot: expected none, schema or full alone/);
+    expect(refused.message).toMatch(
+      /^migrations\/0002_x\.sql:2: bad value ".*" for tenantify:snapshot: expected none, schema or full alone/,
+    );
   });
 
-  it('a list of tables keeps the directive\'s line', async () => {
+  it("a list of tables keeps the directive's line", async () => {
     const [, unit] = await load({ ...good, 'migrations/0002_x.sql': '\n-- tenantify:snapshot start, other\nCREATE TABLE x (id int);\n' });
     expect(unit?.options.snapshot).toEqual({ kind: 'tables', tables: ['start', 'other'], line: 2 });
   });
@@ -195,14 +212,21 @@ describe('several plan errors', () => {
     expect(printed).toMatch(/^error: the plan has 3 errors/);
     const lines = printed.split('\n');
     const hintAfter = (pattern: RegExp): string | undefined => lines[lines.findIndex((l) => pattern.test(l)) + 1];
-    expect(hintAfter(/0002_x\.sql:2: this statement cannot run inside a transaction block/)).toMatch(/hint: add `-- tenantify:transaction off`/);
+    expect(hintAfter(/0002_x\.sql:2: this statement cannot run inside a transaction block/)).toMatch(
+      /hint: add `-- tenantify:transaction off`/,
+    );
     expect(hintAfter(/0003_y\.sql:1: BEGIN, COMMIT and ROLLBACK/)).toMatch(/hint: tenantify runs each unit in its own transaction/);
-    expect(hintAfter(/rollbacks\/0009_orphan\.sql: reverts no unit/)).toMatch(/hint: a rollback carries the file name of the unit it reverts/);
+    expect(hintAfter(/rollbacks\/0009_orphan\.sql: reverts no unit/)).toMatch(
+      /hint: a rollback carries the file name of the unit it reverts/,
+    );
     expect(lines.at(-1)).toMatch(/^hint: fix the files named above/);
   });
 
   it('one error alone is shown with its hint', async () => {
-    const refused = await refusal({ ...good, 'migrations/0002_x.sql': 'CREATE TABLE x (id int);\nCREATE INDEX CONCURRENTLY x_id ON x (id);\n' });
+    const refused = await refusal({
+      ...good,
+      'migrations/0002_x.sql': 'CREATE TABLE x (id int);\nCREATE INDEX CONCURRENTLY x_id ON x (id);\n',
+    });
     expect(refused.hints).toEqual([expect.stringMatching(/add `-- tenantify:transaction off`/)]);
   });
 });
@@ -211,28 +235,49 @@ describe('sections: a marker takes the one statement after it; the rest is the b
   it('a precheck may come before the body', async () => {
     const [, unit] = await load({
       ...good,
-      'migrations/0002_x.sql': '-- tenantify:retries 1\n\n-- tenantify:precheck start is empty\nSELECT id FROM start;\n\nCREATE TABLE x (id int);\nINSERT INTO x SELECT id FROM start;\n-- tenantify:verify x matches start\nSELECT id FROM start EXCEPT SELECT id FROM x;\n',
+      'migrations/0002_x.sql':
+        '-- tenantify:retries 1\n\n-- tenantify:precheck start is empty\nSELECT id FROM start;\n\nCREATE TABLE x (id int);\nINSERT INTO x SELECT id FROM start;\n-- tenantify:verify x matches start\nSELECT id FROM start EXCEPT SELECT id FROM x;\n',
     });
     expect(unit?.prechecks).toEqual([{ section: 'precheck', name: 'start is empty', sql: 'SELECT id FROM start', line: 4 }]);
-    expect(unit?.verifies).toEqual([{ section: 'verify', name: 'x matches start', sql: 'SELECT id FROM start EXCEPT SELECT id FROM x', line: 9 }]);
-    expect(unit?.statements.map((s) => [s.sql, s.line])).toEqual([['CREATE TABLE x (id int)', 6], ['INSERT INTO x SELECT id FROM start', 7]]);
+    expect(unit?.verifies).toEqual([
+      { section: 'verify', name: 'x matches start', sql: 'SELECT id FROM start EXCEPT SELECT id FROM x', line: 9 },
+    ]);
+    expect(unit?.statements.map((s) => [s.sql, s.line])).toEqual([
+      ['CREATE TABLE x (id int)', 6],
+      ['INSERT INTO x SELECT id FROM start', 7],
+    ]);
     expect(unit?.options.retries).toBe(1);
   });
 
-  it('a statement after a section\'s SELECT is the body again', async () => {
-    const [, unit] = await load({ ...good, 'migrations/0002_x.sql': '-- tenantify:verify one\nSELECT 1 WHERE false;\nSELECT 2;\n-- tenantify:verify two\nSELECT 3 WHERE false;\n' });
+  it("a statement after a section's SELECT is the body again", async () => {
+    const [, unit] = await load({
+      ...good,
+      'migrations/0002_x.sql':
+        '-- tenantify:verify one\nSELECT 1 WHERE false;\nSELECT 2;\n-- tenantify:verify two\nSELECT 3 WHERE false;\n',
+    });
     expect(unit?.statements.map((s) => [s.sql, s.line])).toEqual([['SELECT 2', 3]]);
-    expect(unit?.verifies.map((c) => [c.name, c.line])).toEqual([['one', 2], ['two', 5]]);
+    expect(unit?.verifies.map((c) => [c.name, c.line])).toEqual([
+      ['one', 2],
+      ['two', 5],
+    ]);
   });
 
   it('an empty body is its own plan error', async () => {
-    const refused = await refusal({ ...good, 'migrations/0002_x.sql': '-- tenantify:precheck a\nSELECT 1 WHERE false;\n-- tenantify:verify b\nSELECT 1 WHERE false;\n' });
+    const refused = await refusal({
+      ...good,
+      'migrations/0002_x.sql': '-- tenantify:precheck a\nSELECT 1 WHERE false;\n-- tenantify:verify b\nSELECT 1 WHERE false;\n',
+    });
     expect(refused.exitCode).toBe(2);
-    expect(refused.message).toMatch(/^migrations\/0002_x\.sql:1: the unit's body is empty: every statement is in a precheck or verify section/);
+    expect(refused.message).toMatch(
+      /^migrations\/0002_x\.sql:1: the unit's body is empty: every statement is in a precheck or verify section/,
+    );
   });
 
   it('two markers in a row: the first has no query', async () => {
-    const refused = await refusal({ ...good, 'migrations/0002_x.sql': 'CREATE TABLE x (id int);\n-- tenantify:verify a\n-- tenantify:verify b\nSELECT 1 WHERE false;\n' });
+    const refused = await refusal({
+      ...good,
+      'migrations/0002_x.sql': 'CREATE TABLE x (id int);\n-- tenantify:verify a\n-- tenantify:verify b\nSELECT 1 WHERE false;\n',
+    });
     expect(refused.message).toMatch(/^migrations\/0002_x\.sql:2: the verify section "a" has no query/);
   });
 
@@ -243,9 +288,10 @@ describe('sections: a marker takes the one statement after it; the rest is the b
 });
 
 describe('a long unit', () => {
-  const inserts = (n: number): string[] => Array.from({ length: n }, (_, i) => `INSERT INTO t (id, name) VALUES (${i}, 'é ${i} 🐘 ''x''');`);
+  const inserts = (n: number): string[] =>
+    Array.from({ length: n }, (_, i) => `INSERT INTO t (id, name) VALUES (${i}, 'é ${i} 🐘 ''x''');`);
 
-  it('keeps every statement\'s line and column, multi-byte text included', async () => {
+  it("keeps every statement's line and column, multi-byte text included", async () => {
     const lines = ['CREATE TABLE t (id int, name text);', ...inserts(3000).map((s, i) => (i % 3 === 0 ? `/* ✓ ${i} */  ${s}` : s))];
     const [, unit] = await load({ ...good, 'migrations/0002_x.sql': `-- seed\n${lines.join('\n')}\n` });
     expect(unit?.statements).toHaveLength(3001);
@@ -283,17 +329,19 @@ describe('the effective lock timeout', () => {
   it('is 500ms with 3 retries when nothing sets one', async () => {
     expect(await timeouts(undefined, undefined)).toEqual([500, 3]);
   });
-  it('is the config\'s, or none', async () => {
+  it("is the config's, or none", async () => {
     expect(await timeouts('{ "lockTimeout": "2s" }', undefined)).toEqual([2000, 3]);
     expect(await timeouts('{ "lockTimeout": "none" }', undefined)).toEqual([undefined, 3]);
   });
-  it('is the directive\'s over the config\'s, or none', async () => {
+  it("is the directive's over the config's, or none", async () => {
     expect(await timeouts('{ "lockTimeout": "2s" }', '-- tenantify:lock-timeout 100ms\n')).toEqual([100, 3]);
     expect(await timeouts('{ "lockTimeout": "2s" }', '-- tenantify:lock-timeout none\n')).toEqual([undefined, 3]);
     expect(await timeouts(undefined, '-- tenantify:lock-timeout none\n')).toEqual([undefined, 3]);
   });
   it('a bad value says none is allowed', async () => {
     const refused = await refusal({ 'migrations/0001_x.sql': '-- tenantify:lock-timeout never\nSELECT 1;\n' });
-    expect(refused.message).toMatch(/:1: bad value "never" for tenantify:lock-timeout: expected a duration like 500ms, 5s, 2min or 1h, or none/);
+    expect(refused.message).toMatch(
+      /:1: bad value "never" for tenantify:lock-timeout: expected a duration like 500ms, 5s, 2min or 1h, or none/,
+    );
   });
 });

@@ -8,7 +8,20 @@ const ids = (entries: { unit: { id: string } }[]) => entries.map((e) => e.unit.i
 function revertScript(id: string, overrides: Partial<Script> & { transaction?: boolean; batch?: boolean } = {}): Script {
   const { transaction = true, batch = false, ...rest } = overrides;
   const base = unit(id, { options: { transaction, batch: batch ? { table: 't', key: 'id', size: 10 } : undefined } });
-  return { id: base.id, file: `rollbacks/${id}.sql`, absolutePath: `/plan/rollbacks/${id}.sql`, format: 'sql', checksum: `rb:${id}`, options: base.options, statements: [statement(`DROP TABLE t${base.prefix}`)], prechecks: [], verifies: [], writes: [], definition: undefined, ...rest };
+  return {
+    id: base.id,
+    file: `rollbacks/${id}.sql`,
+    absolutePath: `/plan/rollbacks/${id}.sql`,
+    format: 'sql',
+    checksum: `rb:${id}`,
+    options: base.options,
+    statements: [statement(`DROP TABLE t${base.prefix}`)],
+    prechecks: [],
+    verifies: [],
+    writes: [],
+    definition: undefined,
+    ...rest,
+  };
 }
 
 const withRollback = (id: string, overrides: Parameters<typeof unit>[1] = {}) => unit(id, { rollback: revertScript(id), ...overrides });
@@ -54,7 +67,11 @@ describe('planRollback', () => {
   });
 
   it('undoes out-of-order applies in the reverse order they were applied', () => {
-    const plan = planRollback(units, [row('0001_a', { appliedAt: at(1) }), row('0003_c', { appliedAt: at(2) }), row('0002_b', { appliedAt: at(3) })]);
+    const plan = planRollback(units, [
+      row('0001_a', { appliedAt: at(1) }),
+      row('0003_c', { appliedAt: at(2) }),
+      row('0002_b', { appliedAt: at(3) }),
+    ]);
     expect(ids(plan.toRevert)).toEqual(['0002_b', '0003_c', '0001_a']);
   });
 
@@ -95,14 +112,19 @@ describe('planRollback', () => {
 
   it('resumes a non-transactional rollback at the first statement an earlier attempt did not finish', () => {
     const stmts = [statement('DROP INDEX CONCURRENTLY a'), statement('DROP INDEX CONCURRENTLY b')];
-    const u = unit('0004_idx', { options: { transaction: false }, rollback: revertScript('0004_idx', { transaction: false, statements: stmts }) });
+    const u = unit('0004_idx', {
+      options: { transaction: false },
+      rollback: revertScript('0004_idx', { transaction: false, statements: stmts }),
+    });
     const plan = planRollback([u], [row('0004_idx', { progress: { revertStatements: [stmts[0]!.hash] } })]);
     expect(plan.toRevert[0]?.resume).toEqual({ kind: 'statement', statement: 1 });
     expect(plan.toRevert[0]?.driftReason).toBeUndefined();
   });
 
   it('calls a rollback file that changed under its done statements drift', () => {
-    const u = unit('0004_idx', { rollback: revertScript('0004_idx', { transaction: false, statements: [statement('DROP INDEX CONCURRENTLY a2')] }) });
+    const u = unit('0004_idx', {
+      rollback: revertScript('0004_idx', { transaction: false, statements: [statement('DROP INDEX CONCURRENTLY a2')] }),
+    });
     const plan = planRollback([u], [row('0004_idx', { progress: { revertStatements: ['hash:DROP INDEX CONCURRENTLY a'] } })]);
     expect(plan.toRevert[0]?.driftReason).toMatch(/1 of its statements ran before rollbacks\/0004_idx.sql changed/);
   });

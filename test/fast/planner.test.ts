@@ -28,7 +28,11 @@ describe('planRun', () => {
   });
 
   it('runs failed, rolled back and abandoned units again', () => {
-    const plan = planRun(units, [row('0001_a', { status: 'failed' }), row('0002_b', { status: 'rolled_back' }), row('0003_c', { status: 'running' })]);
+    const plan = planRun(units, [
+      row('0001_a', { status: 'failed' }),
+      row('0002_b', { status: 'rolled_back' }),
+      row('0003_c', { status: 'running' }),
+    ]);
     expect(ids(plan.toRun)).toEqual(['0001_a', '0002_b', '0003_c']);
     expect(plan.entries.every((e) => e.resume.kind === 'start')).toBe(true);
     expect(plan.entries[2]?.warnings.join()).toMatch(/left running by a run that died/);
@@ -50,7 +54,11 @@ describe('planRun', () => {
   });
 
   it('resumes a non-transactional unit at the first statement not done', () => {
-    const stmts = [statement('CREATE INDEX CONCURRENTLY a ON t (a)'), statement('CREATE INDEX CONCURRENTLY b ON t (b)'), statement('CREATE INDEX CONCURRENTLY c ON t (c)')];
+    const stmts = [
+      statement('CREATE INDEX CONCURRENTLY a ON t (a)'),
+      statement('CREATE INDEX CONCURRENTLY b ON t (b)'),
+      statement('CREATE INDEX CONCURRENTLY c ON t (c)'),
+    ];
     const u = unit('0004_idx', { statements: stmts, options: { transaction: false } });
     const plan = planRun([u], [row('0004_idx', { status: 'failed', progress: { statements: [stmts[0]!.hash, stmts[1]!.hash] } })]);
     expect(plan.toRun[0]?.resume).toEqual({ kind: 'statement', statement: 2 });
@@ -58,7 +66,10 @@ describe('planRun', () => {
 
   it('calls a partly done non-transactional unit whose done statements changed drift', () => {
     const u = unit('0004_idx', { statements: [statement('CREATE INDEX CONCURRENTLY a2 ON t (a)')], options: { transaction: false } });
-    const plan = planRun([u], [row('0004_idx', { status: 'failed', checksum: 'sum:old', progress: { statements: ['hash:CREATE INDEX CONCURRENTLY a ON t (a)'] } })]);
+    const plan = planRun(
+      [u],
+      [row('0004_idx', { status: 'failed', checksum: 'sum:old', progress: { statements: ['hash:CREATE INDEX CONCURRENTLY a ON t (a)'] } })],
+    );
     expect(ids(plan.drifted)).toEqual(['0004_idx']);
   });
 

@@ -4,7 +4,9 @@ import { formatProgress } from '../../src/ui/reporter.js';
 
 describe('formatProgress', () => {
   it('marks the estimated total as an estimate', () => {
-    expect(formatProgress({ rowsDone: 4735, rowsTotal: 30000, rowsPerSecond: 1000 } as never)).toBe('4,735 of ~30,000 rows (estimated total), 16%, 1,000 rows/s, ETA ~26s');
+    expect(formatProgress({ rowsDone: 4735, rowsTotal: 30000, rowsPerSecond: 1000 } as never)).toBe(
+      '4,735 of ~30,000 rows (estimated total), 16%, 1,000 rows/s, ETA ~26s',
+    );
   });
 
   it('shows the rows done alone once they pass the estimate', () => {

@@ -19,7 +19,7 @@ describe('parseSqlUnit', () => {
   beforeAll(() => loadSqlParser());
 
   it('splits the body into statements with the line and column of their first token', () => {
-    const text = '-- a comment\nCREATE TABLE a (id int);\n\n  CREATE INDEX a_id ON a (id); COMMENT ON TABLE a IS \'x;y\';\n';
+    const text = "-- a comment\nCREATE TABLE a (id int);\n\n  CREATE INDEX a_id ON a (id); COMMENT ON TABLE a IS 'x;y';\n";
     const { statements, options } = parseSqlUnit('migrations/0001_x.sql', text, defaults);
     expect(statements.map(({ sql, line, column }) => ({ sql, line, column }))).toEqual([
       { sql: 'CREATE TABLE a (id int)', line: 2, column: 1 },
@@ -52,14 +52,22 @@ describe('parseSqlUnit', () => {
   it('a batched unit has one statement with $1 and $2', () => {
     const text = '-- tenantify:batch hosts key=id size=500\nUPDATE hosts SET n = 1 WHERE id > $1 AND id <= $2;\n';
     expect(parseSqlUnit('backfills/0003_h.sql', text, defaults).options.batch).toEqual({ table: 'hosts', key: 'id', size: 500 });
-    expect(parseError('-- tenantify:batch hosts key=id size=500\nUPDATE hosts SET n = 1 WHERE id > $1;\n').message).toMatch(/^migrations\/0001_x\.sql:2: a batched statement must use \$1/);
+    expect(parseError('-- tenantify:batch hosts key=id size=500\nUPDATE hosts SET n = 1 WHERE id > $1;\n').message).toMatch(
+      /^migrations\/0001_x\.sql:2: a batched statement must use \$1/,
+    );
   });
 
   it('refuses what does not belong in a unit, naming the file and line', () => {
-    expect(parseError('CREATE TABLE a (id int);\nCOMMIT;\n').message).toBe('migrations/0001_x.sql:2: BEGIN, COMMIT and ROLLBACK do not belong in a unit');
+    expect(parseError('CREATE TABLE a (id int);\nCOMMIT;\n').message).toBe(
+      'migrations/0001_x.sql:2: BEGIN, COMMIT and ROLLBACK do not belong in a unit',
+    );
     expect(parseError('CREATE TABLE a (id int);\nDISCARD ALL;\n').line).toBe(2);
-    expect(parseError('CREATE TABLE a (id int);\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n').message).toMatch(/^migrations\/0001_x\.sql:2: this statement cannot run inside a transaction block/);
+    expect(parseError('CREATE TABLE a (id int);\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n').message).toMatch(
+      /^migrations\/0001_x\.sql:2: this statement cannot run inside a transaction block/,
+    );
     expect(parseError('SELECT 1;\n-- tenantify:verify\nSELECT 1;\n').message).toMatch(/:2: a verify section needs a name/);
-    expect(parseError('CREATE TABLE a (id int);\n-- tenantify:verify two\nDELETE FROM a;\n').message).toMatch(/:3: the verify section "two" must be exactly one SELECT/);
+    expect(parseError('CREATE TABLE a (id int);\n-- tenantify:verify two\nDELETE FROM a;\n').message).toMatch(
+      /:3: the verify section "two" must be exactly one SELECT/,
+    );
   });
 });

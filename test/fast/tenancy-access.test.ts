@@ -36,16 +36,29 @@ const tenant = (name: string) => name === 'public.tasks';
 
 describe('tenantReads: views over views, to the tenant tables they read and as whom', () => {
   it('a view that is not security_invoker reads as its owner; one that is reads as its reader', () => {
-    expect(tenantReads(access, 'public.titles', 'app', tenant)).toEqual([{ table: 'public.tasks', as: 'postgres', through: ['public.titles', 'public.tasks'] }]);
-    expect(tenantReads(access, 'public.recent', 'app', tenant)).toEqual([{ table: 'public.tasks', as: 'postgres', through: ['public.recent', 'public.titles', 'public.tasks'] }]);
-    expect(tenantReads(access, 'public.mine', 'app', tenant)).toEqual([{ table: 'public.tasks', as: 'app', through: ['public.mine', 'public.tasks'] }]);
+    expect(tenantReads(access, 'public.titles', 'app', tenant)).toEqual([
+      { table: 'public.tasks', as: 'postgres', through: ['public.titles', 'public.tasks'] },
+    ]);
+    expect(tenantReads(access, 'public.recent', 'app', tenant)).toEqual([
+      { table: 'public.tasks', as: 'postgres', through: ['public.recent', 'public.titles', 'public.tasks'] },
+    ]);
+    expect(tenantReads(access, 'public.mine', 'app', tenant)).toEqual([
+      { table: 'public.tasks', as: 'app', through: ['public.mine', 'public.tasks'] },
+    ]);
   });
 
   it('a materialized view on the way is named; a cycle ends', () => {
     expect(tenantReads(access, 'public.over_counts', 'app', tenant)).toEqual([
-      { table: 'public.tasks', as: 'owner', through: ['public.over_counts', 'public.counts', 'public.tasks'], materialized: 'public.counts' },
+      {
+        table: 'public.tasks',
+        as: 'owner',
+        through: ['public.over_counts', 'public.counts', 'public.tasks'],
+        materialized: 'public.counts',
+      },
     ]);
-    expect(tenantReads(access, 'public.loop_a', 'app', tenant)).toEqual([{ table: 'public.tasks', as: 'owner', through: ['public.loop_a', 'public.loop_b', 'public.tasks'] }]);
+    expect(tenantReads(access, 'public.loop_a', 'app', tenant)).toEqual([
+      { table: 'public.tasks', as: 'owner', through: ['public.loop_a', 'public.loop_b', 'public.tasks'] },
+    ]);
   });
 
   it('who bypasses row level security on a table, and who counts as the app role', () => {
@@ -55,7 +68,9 @@ describe('tenantReads: views over views, to the tenant tables they read and as w
     expect(bypassReason(access, 'owner', table)).toBe('owner owns public.tasks and row level security is not forced');
     expect(bypassReason(access, 'owner', { ...table, rls: { enabled: true, forced: true } })).toBeNull();
     expect(bypassReason(access, 'app', table)).toBeNull();
-    expect(bypassReason(access, 'app', { ...table, rls: { enabled: false, forced: false } })).toBe('row level security is off on public.tasks');
+    expect(bypassReason(access, 'app', { ...table, rls: { enabled: false, forced: false } })).toBe(
+      'row level security is off on public.tasks',
+    );
     expect(appReaders(access, ['postgres', 'app', 'owner', 'reporting'], 'owner', undefined)).toEqual(['app']);
     expect(appReaders(access, ['postgres', 'app'], 'owner', 'app')).toEqual(['app']);
     expect(appReaders(access, ['postgres'], 'owner', 'app')).toEqual([]);
@@ -66,7 +81,11 @@ describe('bodyReads: what a function body reads, from its parse tree', () => {
   beforeAll(loadBodyParsers);
 
   it('SQL in a string: every relation but its own CTEs', () => {
-    const names = bodyReads('sql', 'WITH a AS (SELECT * FROM accounts) SELECT a.name FROM a JOIN s.tasks t ON t.account_id = a.id', '').names;
+    const names = bodyReads(
+      'sql',
+      'WITH a AS (SELECT * FROM accounts) SELECT a.name FROM a JOIN s.tasks t ON t.account_id = a.id',
+      '',
+    ).names;
     expect(names.map((n) => `${n.schema ?? ''}.${n.name}`).sort()).toEqual(['.accounts', 's.tasks']);
   });
 

@@ -11,7 +11,16 @@ beforeAll(async () => {
 });
 
 function fk(table: string, columns: string[], references: string, referencedColumns: string[]): CatalogForeignKey {
-  return { name: `${table}_${columns.join('_')}_fkey`, table: `public.${table}`, columns, references: `public.${references}`, referencedColumns, validated: true, notNull: true, onDelete: 'no action' };
+  return {
+    name: `${table}_${columns.join('_')}_fkey`,
+    table: `public.${table}`,
+    columns,
+    references: `public.${references}`,
+    referencedColumns,
+    validated: true,
+    notNull: true,
+    onDelete: 'no action',
+  };
 }
 
 function table(name: string, columns: string[], foreignKeys: CatalogForeignKey[], extra: Partial<CatalogTable> = {}): CatalogTable {
@@ -27,7 +36,16 @@ function table(name: string, columns: string[], foreignKeys: CatalogForeignKey[]
     indexes: [{ name: `${name}_org_id_key`, columns: ['organization_id', 'id'], unique: true, valid: true, partial: false }],
     checks: [],
     rls: { enabled: true, forced: true },
-    policies: [{ name: 'isolation', command: 'all', permissive: true, roles: ['public'], using: "(organization_id = (current_setting('app.tenant_id'::text))::integer)", withCheck: null }],
+    policies: [
+      {
+        name: 'isolation',
+        command: 'all',
+        permissive: true,
+        roles: ['public'],
+        using: "(organization_id = (current_setting('app.tenant_id'::text))::integer)",
+        withCheck: null,
+      },
+    ],
     estimatedRows: 100,
     owner: 'postgres',
     ...extra,
@@ -36,12 +54,26 @@ function table(name: string, columns: string[], foreignKeys: CatalogForeignKey[]
 
 /** accounts (the owner) ← projects ← tasks (assignee → accounts, parent → tasks), all keyed by organization_id. */
 function catalog(overrides: Record<string, Partial<CatalogTable>> = {}): Catalog {
-  const organizations = { ...table('organizations', ['id', 'name'], []), uniques: [], indexes: [], rls: { enabled: false, forced: false }, policies: [] };
+  const organizations = {
+    ...table('organizations', ['id', 'name'], []),
+    uniques: [],
+    indexes: [],
+    rls: { enabled: false, forced: false },
+    policies: [],
+  };
   return {
     tables: [
       table('accounts', ['id', 'organization_id'], [fk('accounts', ['organization_id'], 'organizations', ['id'])], overrides['accounts']),
       organizations,
-      table('projects', ['id', 'organization_id', 'account_id'], [fk('projects', ['organization_id'], 'organizations', ['id']), fk('projects', ['organization_id', 'account_id'], 'accounts', ['organization_id', 'id'])], overrides['projects']),
+      table(
+        'projects',
+        ['id', 'organization_id', 'account_id'],
+        [
+          fk('projects', ['organization_id'], 'organizations', ['id']),
+          fk('projects', ['organization_id', 'account_id'], 'accounts', ['organization_id', 'id']),
+        ],
+        overrides['projects'],
+      ),
       table(
         'tasks',
         ['id', 'organization_id', 'project_id', 'assignee_id', 'parent_id'],
@@ -101,7 +133,9 @@ describe('the data rules as SQL text', () => {
     ]);
     // A composite first hop joins on its columns but the key (NULL on these rows).
     const composite = check(catalog(), { ...model, tables: { tasks: { unresolved: 'keep', via: ['project_id'] } } }, ['null-tenant']);
-    expect(dataQueries(composite.scope, composite.active)[2]?.sql).toContain('EXISTS (SELECT 1 FROM public.projects p WHERE p.id = t.project_id AND p.organization_id IS NOT NULL)');
+    expect(dataQueries(composite.scope, composite.active)[2]?.sql).toContain(
+      'EXISTS (SELECT 1 FROM public.projects p WHERE p.id = t.project_id AND p.organization_id IS NOT NULL)',
+    );
   });
 
   it('dangling-tenant: an anti-join on the tenants table primary key', () => {
@@ -140,7 +174,9 @@ describe('the data rules as SQL text', () => {
   });
 
   it('cross-tenant-reference: an edge whose conflicts the model keeps is a warning', () => {
-    const { scope, active } = check(catalog(), { ...model, tables: { tasks: { conflicts: { parent_id: 'keep' } } } }, ['cross-tenant-reference']);
+    const { scope, active } = check(catalog(), { ...model, tables: { tasks: { conflicts: { parent_id: 'keep' } } } }, [
+      'cross-tenant-reference',
+    ]);
     expect(dataQueries(scope, active).map((q) => [q.level, q.detail])).toEqual([
       ['error', 'tasks.assignee_id → accounts: the referenced row is of another tenant'],
       ['warning', 'tasks.parent_id → tasks: the referenced row is of another tenant (kept by the model: conflicts keep)'],
@@ -163,7 +199,9 @@ describe('the data rules as SQL text', () => {
     for (const t of c.tables) t.foreignKeys = t.foreignKeys.filter((f) => f.references !== 'public.organizations');
     const { scope, active } = check(c, { owner: 'accounts', tenants: 'accounts', key: 'organization_id' }, ['cross-tenant-reference']);
     expect(scope.tables.find((t) => t.name === 'public.accounts')).toMatchObject({ key: 'id', keyIsPrimaryKey: true });
-    expect(dataQueries(scope, active).find((q) => q.detail.startsWith('tasks.assignee_id'))?.sql).toContain('WHERE p.id <> c.organization_id');
+    expect(dataQueries(scope, active).find((q) => q.detail.startsWith('tasks.assignee_id'))?.sql).toContain(
+      'WHERE p.id <> c.organization_id',
+    );
   });
 });
 
@@ -191,11 +229,19 @@ describe('the catalog rules', () => {
     expect(findings(c, { ...model, rls: false }).some((f) => f.includes('rls-'))).toBe(false);
   });
 
-  it('policies are judged per table with that table\'s key', () => {
+  it("policies are judged per table with that table's key", () => {
     const c = catalog({
       projects: {
         policies: [
-          { name: 'leaky', command: 'select', permissive: true, roles: ['public'], using: "(organization_id = (current_setting('app.tenant_id'::text))::integer) OR (current_setting('app.tenant_id'::text, true) IS NULL)", withCheck: null },
+          {
+            name: 'leaky',
+            command: 'select',
+            permissive: true,
+            roles: ['public'],
+            using:
+              "(organization_id = (current_setting('app.tenant_id'::text))::integer) OR (current_setting('app.tenant_id'::text, true) IS NULL)",
+            withCheck: null,
+          },
           { name: 'open', command: 'insert', permissive: true, roles: ['public'], using: null, withCheck: 'true' },
         ],
       },

@@ -19,7 +19,12 @@ function table(schema: string, name: string, spec: Spec): SourceTable {
     schema,
     table: name,
     kind: 'table',
-    columns: spec.columns.map(([column, type, nullable]) => ({ name: column, type, notNull: !nullable, hasDefault: column === spec.serial })),
+    columns: spec.columns.map(([column, type, nullable]) => ({
+      name: column,
+      type,
+      notNull: !nullable,
+      hasDefault: column === spec.serial,
+    })),
     primaryKey: spec.pk,
     uniques: [{ name: `${name}_pkey`, kind: 'primary', columns: spec.pk, definition: `PRIMARY KEY (${spec.pk.join(', ')})` }],
     foreignKeys: (spec.fks ?? []).map((f) => ({
@@ -30,7 +35,15 @@ function table(schema: string, name: string, spec: Spec): SourceTable {
       onDelete: f.onDelete ?? 'no action',
       definition: `FOREIGN KEY (${f.columns.join(', ')}) REFERENCES ${f.references}(${f.referencedColumns.join(', ')})`,
     })),
-    indexes: (spec.indexes ?? []).map((columns, i) => ({ name: `${name}_${i}_idx`, columns: [columns], unique: false, valid: true, partial: false, constraint: false, definition: `CREATE INDEX ${name}_${i}_idx ON ${schema}.${name} USING btree (${columns})` })),
+    indexes: (spec.indexes ?? []).map((columns, i) => ({
+      name: `${name}_${i}_idx`,
+      columns: [columns],
+      unique: false,
+      valid: true,
+      partial: false,
+      constraint: false,
+      definition: `CREATE INDEX ${name}_${i}_idx ON ${schema}.${name} USING btree (${columns})`,
+    })),
     checks: [],
     rls: { enabled: false, forced: false },
     policies: [],
@@ -42,10 +55,38 @@ function table(schema: string, name: string, spec: Spec): SourceTable {
 
 function shape(schema: string, change: (tables: Record<string, Spec>) => void = () => {}): SourceShape {
   const specs: Record<string, Spec> = {
-    users: { columns: [['id', 'integer'], ['email', 'text'], ['manager_id', 'integer', true]], pk: ['id'], serial: 'id', fks: [{ name: 'users_manager_id_fkey', columns: ['manager_id'], references: `${schema}.users`, referencedColumns: ['id'], onDelete: 'set null' }] },
-    tags: { columns: [['slug', 'text'], ['label', 'text']], pk: ['slug'] },
+    users: {
+      columns: [
+        ['id', 'integer'],
+        ['email', 'text'],
+        ['manager_id', 'integer', true],
+      ],
+      pk: ['id'],
+      serial: 'id',
+      fks: [
+        {
+          name: 'users_manager_id_fkey',
+          columns: ['manager_id'],
+          references: `${schema}.users`,
+          referencedColumns: ['id'],
+          onDelete: 'set null',
+        },
+      ],
+    },
+    tags: {
+      columns: [
+        ['slug', 'text'],
+        ['label', 'text'],
+      ],
+      pk: ['slug'],
+    },
     notes: {
-      columns: [['id', 'bigint'], ['user_id', 'integer'], ['tag', 'text', true], ['country', 'text', true]],
+      columns: [
+        ['id', 'bigint'],
+        ['user_id', 'integer'],
+        ['tag', 'text', true],
+        ['country', 'text', true],
+      ],
       pk: ['id'],
       serial: 'id',
       indexes: ['user_id'],
@@ -60,7 +101,13 @@ function shape(schema: string, change: (tables: Record<string, Spec>) => void = 
   return { source: schema, schema, tables: Object.entries(specs).map(([name, spec]) => table(schema, name, spec)) };
 }
 
-const options: ConsolidateOptions = { into: 'public', tenants: 'organizations', key: 'organization_id', ids: 'keep', idsSchema: 'consolidated_ids' };
+const options: ConsolidateOptions = {
+  into: 'public',
+  tenants: 'organizations',
+  key: 'organization_id',
+  ids: 'keep',
+  idsSchema: 'consolidated_ids',
+};
 
 describe('the preflight', () => {
   it('finds nothing between sources of one shape: their own schema names are left out of definitions', () => {
@@ -101,7 +148,9 @@ describe('the plan', () => {
 
   it('orders tables parents first, and refuses a cycle', () => {
     expect(orderTables(shape('s')).map((t) => t.catalog.table)).toEqual(['tags', 'users', 'notes']);
-    const cyclic = shape('s', (t) => (t['users'] as Spec).fks?.push({ name: 'users_note_fkey', columns: ['email'], references: 's.notes', referencedColumns: ['id'] }));
+    const cyclic = shape('s', (t) =>
+      (t['users'] as Spec).fks?.push({ name: 'users_note_fkey', columns: ['email'], references: 's.notes', referencedColumns: ['id'] }),
+    );
     expect(() => orderTables(cyclic)).toThrow(expect.objectContaining({ code: 'consolidate-foreign-key-cycle', exitCode: 2 }));
   });
 
@@ -115,7 +164,9 @@ describe('the plan', () => {
     const ddl = units[0]?.sql ?? '';
     expect(ddl).toContain('CONSTRAINT notes_pkey PRIMARY KEY (organization_id, id)');
     expect(ddl).toContain('FOREIGN KEY (organization_id, user_id) REFERENCES public.users (organization_id, id)');
-    expect(ddl).toContain('FOREIGN KEY (organization_id, manager_id) REFERENCES public.users (organization_id, id) ON DELETE SET NULL (manager_id)');
+    expect(ddl).toContain(
+      'FOREIGN KEY (organization_id, manager_id) REFERENCES public.users (organization_id, id) ON DELETE SET NULL (manager_id)',
+    );
     expect(ddl).toContain('FOREIGN KEY (country) REFERENCES public.countries (code)');
     expect(ddl).toContain('CREATE INDEX notes_0_idx ON public.notes USING btree (organization_id, user_id)');
     // Every foreign key between shared tables is indexed (the rollback deletes parents).
@@ -129,7 +180,9 @@ describe('the plan', () => {
     // The self-reference comes in a second pass.
     expect(copy).toContain('UPDATE public.users t SET manager_id = s.manager_id');
     expect(copy).toMatch(/SELECT setval\('public\.notes_id_seq'/);
-    expect(units[1]?.rollback).toContain('DELETE FROM public.notes WHERE organization_id = 1;\nDELETE FROM public.users WHERE organization_id = 1;\nDELETE FROM public.tags WHERE organization_id = 1;');
+    expect(units[1]?.rollback).toContain(
+      'DELETE FROM public.notes WHERE organization_id = 1;\nDELETE FROM public.users WHERE organization_id = 1;\nDELETE FROM public.tags WHERE organization_id = 1;',
+    );
   });
 
   it('--ids remap: mapping tables for serial keys, references rewritten through them, natural keys kept', () => {

@@ -35,13 +35,31 @@ function table(name: string, specs: string[], composite: [string[], string, stri
     if (column === 'id') t.primaryKey = ['id'];
     if (ref) {
       const references = ref.includes('.') ? ref : `public.${ref}`;
-      t.foreignKeys.push({ name: `${bare}_${column}_fkey`, table: t.name, columns: [column], references, referencedColumns: ['id'], validated: true, notNull, onDelete: 'no action' });
+      t.foreignKeys.push({
+        name: `${bare}_${column}_fkey`,
+        table: t.name,
+        columns: [column],
+        references,
+        referencedColumns: ['id'],
+        validated: true,
+        notNull,
+        onDelete: 'no action',
+      });
     }
   }
   for (const [columns, ref, referencedColumns] of composite) {
     const references = ref.includes('.') ? ref : `public.${ref}`;
     const notNull = columns.every((c) => t.columns.find((x) => x.name === c)?.notNull);
-    t.foreignKeys.push({ name: `${bare}_${columns.join('_')}_fkey`, table: t.name, columns, references, referencedColumns, validated: true, notNull, onDelete: 'no action' });
+    t.foreignKeys.push({
+      name: `${bare}_${columns.join('_')}_fkey`,
+      table: t.name,
+      columns,
+      references,
+      referencedColumns,
+      validated: true,
+      notNull,
+      onDelete: 'no action',
+    });
   }
   return t;
 }
@@ -57,9 +75,14 @@ const find = (a: TenancyAnalysis, name: string): TableAnalysis => {
 };
 /** A path as `tasks.project_id → projects.account_id → accounts`. */
 const path = (hops: { table: string; columns: string[]; references: string }[]): string =>
-  hops.length === 0 ? '' : [...hops.map((h) => `${h.table.replace('public.', '')}.${h.columns.join('+')}`), hops.at(-1)?.references.replace('public.', '')].join(' → ');
+  hops.length === 0
+    ? ''
+    : [...hops.map((h) => `${h.table.replace('public.', '')}.${h.columns.join('+')}`), hops.at(-1)?.references.replace('public.', '')].join(
+        ' → ',
+      );
 
-const roleOf = (a: TenancyAnalysis): Record<string, string> => Object.fromEntries(a.tables.map((t) => [t.table.replace('public.', ''), t.role]));
+const roleOf = (a: TenancyAnalysis): Record<string, string> =>
+  Object.fromEntries(a.tables.map((t) => [t.table.replace('public.', ''), t.role]));
 
 describe('analyzeTenancy: names and defaults', () => {
   const cat = catalogOf(table('users', ['id']), table('projects', ['id', 'user_id! > users']), table('billing.users', ['id']));
@@ -79,13 +102,9 @@ describe('analyzeTenancy: names and defaults', () => {
     expect(analyzeTenancy(cat, { owner: 'users', tenants: 'companies' }).key).toBe('company_id');
     expect(analyzeTenancy(cat, { owner: 'users', tenants: 'organization' }).key).toBe('organization_id');
     expect(analyzeTenancy(cat, { owner: 'users', key: 'tenant_id' }).key).toBe('tenant_id');
-    expect([singular('organizations'), singular('companies'), singular('addresses'), singular('status'), singular('organization')]).toEqual([
-      'organization',
-      'company',
-      'address',
-      'status',
-      'organization',
-    ]);
+    expect([singular('organizations'), singular('companies'), singular('addresses'), singular('status'), singular('organization')]).toEqual(
+      ['organization', 'company', 'address', 'status', 'organization'],
+    );
   });
 
   it('the owner as tenants: ownerIsTenants, and the owner takes no path', () => {
@@ -151,7 +170,10 @@ describe('analyzeTenancy: derivation paths', () => {
     );
     const tasks = find(a, 'tasks');
     expect(path(tasks.via)).toBe('tasks.owner_id → accounts');
-    expect(tasks.fallbacks.map(path)).toEqual(['tasks.project_id → projects.account_id → accounts', 'tasks.sprint_id → sprints.project_id → projects.account_id → accounts']);
+    expect(tasks.fallbacks.map(path)).toEqual([
+      'tasks.project_id → projects.account_id → accounts',
+      'tasks.sprint_id → sprints.project_id → projects.account_id → accounts',
+    ]);
     expect(tasks.consistency.map((e) => e.columns[0])).toEqual(['project_id', 'sprint_id']);
   });
 
@@ -197,13 +219,19 @@ describe('analyzeTenancy: derivation paths', () => {
 
   it('self-references never derive the key, and are consistency edges', () => {
     const a = analyzeTenancy(
-      catalogOf(table('accounts', ['id']), table('categories', ['id', 'parent_id > categories']), table('comments', ['id', 'parent_id! > comments', 'account_id! > accounts'])),
+      catalogOf(
+        table('accounts', ['id']),
+        table('categories', ['id', 'parent_id > categories']),
+        table('comments', ['id', 'parent_id! > comments', 'account_id! > accounts']),
+      ),
       { owner: 'accounts' },
     );
     expect(find(a, 'categories').role).toBe('global');
     const comments = find(a, 'comments');
     expect(path(comments.via)).toBe('comments.account_id → accounts');
-    expect(comments.consistency).toMatchObject([{ columns: ['parent_id'], references: 'public.comments', selfReference: true, nullable: false, policy: 'fail' }]);
+    expect(comments.consistency).toMatchObject([
+      { columns: ['parent_id'], references: 'public.comments', selfReference: true, nullable: false, policy: 'fail' },
+    ]);
   });
 
   it('walks cycles without looping', () => {
@@ -232,7 +260,10 @@ describe('analyzeTenancy: derivation paths', () => {
       { owner: 'accounts' },
     );
     const tasks = find(a, 'tasks');
-    expect(tasks.via).toMatchObject([{ columns: ['project_id', 'account_id'], references: 'public.projects', referencedColumns: ['id', 'account_id'], nullable: false }, { table: 'public.projects' }]);
+    expect(tasks.via).toMatchObject([
+      { columns: ['project_id', 'account_id'], references: 'public.projects', referencedColumns: ['id', 'account_id'], nullable: false },
+      { table: 'public.projects' },
+    ]);
     expect(tasks.consistency).toEqual([]);
     // Columns of a composite foreign key are references already: no hint.
     expect(a.hints.filter((h) => h.table === 'public.tasks')).toEqual([]);
@@ -252,12 +283,22 @@ describe('analyzeTenancy: derivation paths', () => {
     expect(roleOf(a)).toEqual({ accounts: 'owner', addresses: 'tenant', countries: 'global', plan_features: 'global', plans: 'global' });
     expect(find(a, 'countries').referencedBy).toEqual(['public.addresses']);
     // plans references the owner though forced global: a hint says so.
-    expect(a.hints).toContainEqual(expect.objectContaining({ table: 'public.plans', column: 'account_id', hint: expect.stringContaining('global, yet references owner table public.accounts') }));
+    expect(a.hints).toContainEqual(
+      expect.objectContaining({
+        table: 'public.plans',
+        column: 'account_id',
+        hint: expect.stringContaining('global, yet references owner table public.accounts'),
+      }),
+    );
   });
 
   it('does not pass through the existing tenants table, which takes the global role', () => {
     const a = analyzeTenancy(
-      catalogOf(table('users', ['id']), table('organizations', ['id', 'creator_id! > users']), table('memberships', ['id', 'organization_id! > organizations', 'user_id! > users'])),
+      catalogOf(
+        table('users', ['id']),
+        table('organizations', ['id', 'creator_id! > users']),
+        table('memberships', ['id', 'organization_id! > organizations', 'user_id! > users']),
+      ),
       { owner: 'users' },
     );
     expect(a.tenantsExists).toBe(true);
@@ -281,7 +322,10 @@ describe('analyzeTenancy: derivation paths', () => {
         table('hosts', ['id', 'account_id! > accounts']),
         table('audit_logs', ['id', 'user_id > accounts', 'host_id > hosts', 'account_id > accounts']),
       ),
-      { owner: 'accounts', tables: { audit_logs: { via: ['host_id', 'user_id'], unresolved: 'delete', conflicts: { account_id: 'detach' } } } },
+      {
+        owner: 'accounts',
+        tables: { audit_logs: { via: ['host_id', 'user_id'], unresolved: 'delete', conflicts: { account_id: 'detach' } } },
+      },
     );
     const logs = find(a, 'audit_logs');
     expect(path(logs.via)).toBe('audit_logs.host_id → hosts.account_id → accounts');
@@ -291,7 +335,10 @@ describe('analyzeTenancy: derivation paths', () => {
   });
 
   it('the owner keeps its references to tenant tables as consistency edges', () => {
-    const a = analyzeTenancy(catalogOf(table('accounts', ['id', 'main_project_id > projects']), table('projects', ['id', 'account_id! > accounts'])), { owner: 'accounts' });
+    const a = analyzeTenancy(
+      catalogOf(table('accounts', ['id', 'main_project_id > projects']), table('projects', ['id', 'account_id! > accounts'])),
+      { owner: 'accounts' },
+    );
     expect(find(a, 'accounts').consistency.map((e) => e.columns[0])).toEqual(['main_project_id']);
     expect(find(a, 'accounts').via).toEqual([]);
   });
@@ -313,7 +360,9 @@ describe('analyzeTenancy: hints', () => {
     expect(hints.created_by_user_id).toContain('public.users');
     expect(hints.actor_id).toContain('no table is named like it');
     expect(hints.entity_id).toContain('no table is named like it');
-    expect(a.hints).toContainEqual(expect.objectContaining({ table: 'public.activity_log', hint: expect.stringContaining('no primary key') }));
+    expect(a.hints).toContainEqual(
+      expect.objectContaining({ table: 'public.activity_log', hint: expect.stringContaining('no primary key') }),
+    );
   });
 });
 
@@ -327,7 +376,10 @@ describe('analyzeTenancy: the model checked against the catalog', () => {
   const run = (config: Partial<TenancyConfig>) => () => analyzeTenancy(cat, { owner: 'accounts', ...config });
 
   it('accepts a model that fits', () => {
-    const a = analyzeTenancy(cat, { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach', reviewer_id: 'delete' } }, countries: 'global' } });
+    const a = analyzeTenancy(cat, {
+      owner: 'accounts',
+      tables: { tasks: { conflicts: { assignee_id: 'detach', reviewer_id: 'delete' } }, countries: 'global' },
+    });
     expect(find(a, 'tasks').consistency.map((e) => e.policy)).toEqual(['detach', 'delete']);
   });
 
@@ -335,7 +387,11 @@ describe('analyzeTenancy: the model checked against the catalog', () => {
     const placed = catalogOf(
       table('accounts', ['id']),
       table('users', ['id', 'organization_id!', 'account_id! > accounts']),
-      table('tasks', ['id', 'organization_id!', 'account_id! > accounts', 'assignee_id'], [[['organization_id', 'assignee_id'], 'users', ['organization_id', 'id']]]),
+      table(
+        'tasks',
+        ['id', 'organization_id!', 'account_id! > accounts', 'assignee_id'],
+        [[['organization_id', 'assignee_id'], 'users', ['organization_id', 'id']]],
+      ),
     );
     const a = analyzeTenancy(placed, { owner: 'accounts', tables: { tasks: { conflicts: { assignee_id: 'detach' } } } });
     expect(find(a, 'tasks').consistency.map((e) => `${e.columns.join(',')}: ${e.policy}`)).toEqual(['organization_id,assignee_id: detach']);
@@ -346,26 +402,36 @@ describe('analyzeTenancy: the model checked against the catalog', () => {
   });
 
   it('refuses via naming a column that is no foreign key', () => {
-    expect(run({ tables: { tasks: { via: ['note_id'] } } })).toThrow(/tenancy\.tables\.tasks\.via\[0\]: "note_id" is no foreign key of public\.tasks/);
+    expect(run({ tables: { tasks: { via: ['note_id'] } } })).toThrow(
+      /tenancy\.tables\.tasks\.via\[0\]: "note_id" is no foreign key of public\.tasks/,
+    );
   });
 
   it('refuses via through a table that reaches no owner', () => {
-    expect(run({ tables: { users: 'global', tasks: { via: ['assignee_id'] } } })).toThrow(/tenancy\.tables\.tasks\.via\[0\]: "assignee_id" references public\.users, which reaches no owner/);
+    expect(run({ tables: { users: 'global', tasks: { via: ['assignee_id'] } } })).toThrow(
+      /tenancy\.tables\.tasks\.via\[0\]: "assignee_id" references public\.users, which reaches no owner/,
+    );
   });
 
   it('refuses detach on a NOT NULL column', () => {
-    expect(run({ tables: { tasks: { conflicts: { reviewer_id: 'detach' } } } })).toThrow(/tenancy\.tables\.tasks\.conflicts\.reviewer_id: "detach" sets reviewer_id to NULL, but public\.tasks\.reviewer_id is NOT NULL/);
+    expect(run({ tables: { tasks: { conflicts: { reviewer_id: 'detach' } } } })).toThrow(
+      /tenancy\.tables\.tasks\.conflicts\.reviewer_id: "detach" sets reviewer_id to NULL, but public\.tasks\.reviewer_id is NOT NULL/,
+    );
   });
 
   it('refuses a conflicts key that is no consistency edge', () => {
-    expect(run({ tables: { tasks: { conflicts: { account_id: 'keep' } } } })).toThrow(/tenancy\.tables\.tasks\.conflicts\.account_id: "account_id" is no consistency edge/);
+    expect(run({ tables: { tasks: { conflicts: { account_id: 'keep' } } } })).toThrow(
+      /tenancy\.tables\.tasks\.conflicts\.account_id: "account_id" is no consistency edge/,
+    );
     expect(run({ tables: { countries: { conflicts: { id: 'keep' } } } })).toThrow(/tenancy\.tables\.countries\.conflicts\.id/);
   });
 
   it('refuses the owner marked global, and one table configured twice', () => {
     expect(run({ tables: { accounts: 'global' } })).toThrow(/tenancy\.tables\.accounts: the owner cannot be "global"/);
     expect(run({ tables: { accounts: { via: ['id'] } } })).toThrow(/tenancy\.tables\.accounts\.via: the owner takes no path/);
-    expect(run({ tables: { tasks: {}, 'public.tasks': {} } })).toThrow(/tenancy\.tables\.public\.tasks: public\.tasks is already configured at tenancy\.tables\.tasks/);
+    expect(run({ tables: { tasks: {}, 'public.tasks': {} } })).toThrow(
+      /tenancy\.tables\.public\.tasks: public\.tasks is already configured at tenancy\.tables\.tasks/,
+    );
   });
 
   it('refuses unresolved on a table that is no tenant table', () => {
@@ -377,7 +443,11 @@ describe('analyzeTenancy: scale', () => {
   it('places 600 tables whose every path has a nullable hop (bounded path search)', () => {
     const tables = [table('accounts', ['id'])];
     for (let i = 0; i < 600; i++) {
-      const refs = [i > 0 ? `p_id > t${Math.floor(i / 2)}` : 'account_id! > accounts', i > 2 ? `q_id > t${i - 3}` : 'x_id', `account_id > accounts`];
+      const refs = [
+        i > 0 ? `p_id > t${Math.floor(i / 2)}` : 'account_id! > accounts',
+        i > 2 ? `q_id > t${i - 3}` : 'x_id',
+        `account_id > accounts`,
+      ];
       tables.push(table(`t${i}`, ['id', ...refs.filter((r, k) => k < 2 || i % 3 === 0)]));
     }
     const a = analyzeTenancy(catalogOf(...tables), { owner: 'accounts' });
@@ -428,6 +498,10 @@ describe('countQueries: the SQL of the counts', () => {
     const loose = catalogOf(table('accounts', ['id']), table('notes', ['id', 'account_id! > accounts']));
     (loose.tables[1] as CatalogTable).foreignKeys[0]!.validated = false;
     const [q] = countQueries(analyzeTenancy(loose, { owner: 'accounts' }), loose);
-    expect(q?.sql).toBe(['SELECT count(*) AS n FROM public.notes t', '  JOIN public.accounts t_1 ON t_1.id = t.account_id', ' WHERE t_1.id IS NULL'].join('\n').replace('  JOIN', '  LEFT JOIN'));
+    expect(q?.sql).toBe(
+      ['SELECT count(*) AS n FROM public.notes t', '  JOIN public.accounts t_1 ON t_1.id = t.account_id', ' WHERE t_1.id IS NULL']
+        .join('\n')
+        .replace('  JOIN', '  LEFT JOIN'),
+    );
   });
 });

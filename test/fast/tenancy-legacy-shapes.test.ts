@@ -40,7 +40,17 @@ function table(name: string, columns: string[], options: { pk?: string[] | null;
     const [, column, type, bang, ref] = m as unknown as [string, string, string | undefined, string, string | undefined];
     const notNull = bang === '!' || t.primaryKey?.includes(column) === true;
     t.columns.push({ name: column, type: type ?? 'integer', notNull, hasDefault: false });
-    if (ref) t.foreignKeys.push({ name: `${name}_${column}_fkey`, table: t.name, columns: [column], references: `public.${ref}`, referencedColumns: ['id'], validated: true, notNull, onDelete: 'no action' });
+    if (ref)
+      t.foreignKeys.push({
+        name: `${name}_${column}_fkey`,
+        table: t.name,
+        columns: [column],
+        references: `public.${ref}`,
+        referencedColumns: ['id'],
+        validated: true,
+        notNull,
+        onDelete: 'no action',
+      });
   }
   return t;
 }
@@ -59,7 +69,14 @@ function partitioned(t: CatalogTable, partitions: string[], on: Record<string, s
 }
 
 function view(name: string, reads: string[], kind: CatalogView['kind'] = 'view'): CatalogView {
-  return { name: `public.${name}`, kind, owner: 'postgres', ownerBypassesRls: true, securityInvoker: null, reads: reads.map((r) => `public.${r}`) };
+  return {
+    name: `public.${name}`,
+    kind,
+    owner: 'postgres',
+    ownerBypassesRls: true,
+    securityInvoker: null,
+    reads: reads.map((r) => `public.${r}`),
+  };
 }
 
 function catalogOf(tables: CatalogTable[], views: CatalogView[] = [], serverVersion = 150004): Catalog {
@@ -75,11 +92,15 @@ function shop(): CatalogTable[] {
     table('film', ['id', 'title:text!']),
     table('inventory', ['id', 'film_id!>film', 'store_id!>stores']),
     table('rental', ['id', 'inventory_id!>inventory', 'customer_id!>customer', 'staff_id!>staff']),
-    partitioned(table('payment', ['id', 'paid_at:date!', 'rental_id>rental', 'customer_id!>customer', 'staff_id!>staff'], { pk: ['id', 'paid_at'] }), ['payment_2022_01', 'payment_2022_02', 'payment_2022_03'], {
-      rental_id: ['payment_2022_01', 'payment_2022_02'],
-      customer_id: ['payment_2022_01', 'payment_2022_02'],
-      staff_id: ['payment_2022_01', 'payment_2022_02'],
-    }),
+    partitioned(
+      table('payment', ['id', 'paid_at:date!', 'rental_id>rental', 'customer_id!>customer', 'staff_id!>staff'], { pk: ['id', 'paid_at'] }),
+      ['payment_2022_01', 'payment_2022_02', 'payment_2022_03'],
+      {
+        rental_id: ['payment_2022_01', 'payment_2022_02'],
+        customer_id: ['payment_2022_01', 'payment_2022_02'],
+        staff_id: ['payment_2022_01', 'payment_2022_02'],
+      },
+    ),
     table('rental_log', ['rental_id!>rental', 'event:text!'], { pk: null }),
   ];
 }
@@ -110,7 +131,13 @@ describe('partitioned tables', () => {
     expect(payment.via.map((h) => `${h.table}.${h.columns.join()}`)).toEqual(['public.payment.customer_id', 'public.customer.store_id']);
     expect(payment.partitions).toEqual(['public.payment_2022_01', 'public.payment_2022_02', 'public.payment_2022_03']);
     // The partition without the foreign keys is named.
-    expect(a.hints).toContainEqual(expect.objectContaining({ table: 'public.payment', column: 'rental_id', hint: expect.stringContaining('public.payment_2022_03 has none') }));
+    expect(a.hints).toContainEqual(
+      expect.objectContaining({
+        table: 'public.payment',
+        column: 'rental_id',
+        hint: expect.stringContaining('public.payment_2022_03 has none'),
+      }),
+    );
   });
 
   it('accept a partition foreign key column in via', () => {
@@ -122,7 +149,12 @@ describe('partitioned tables', () => {
   it('hint a missing foreign key the way the server allows: per partition before PostgreSQL 18, NOT VALID on the parent from 18', () => {
     const withNote = (version: number) => {
       const tables = shop();
-      (tables.find((t) => t.table === 'payment') as CatalogTable).columns.push({ name: 'film_id', type: 'integer', notNull: false, hasDefault: false });
+      (tables.find((t) => t.table === 'payment') as CatalogTable).columns.push({
+        name: 'film_id',
+        type: 'integer',
+        notNull: false,
+        hasDefault: false,
+      });
       return analyzeTenancy(catalogOf(tables, [], version), { owner: 'stores' }).hints.find((h) => h.column === 'film_id')?.hint;
     };
     expect(withNote(150004)).toContain('add the foreign key to each partition');
@@ -137,12 +169,18 @@ describe('partitioned tables', () => {
     expect(key.sql).toContain('ALTER TABLE public.payment ADD COLUMN organization_id bigint;');
     expect(key.sql).not.toMatch(/ALTER TABLE public\.payment ADD CONSTRAINT \S+ FOREIGN KEY/);
     for (const p of ['payment_2022_01', 'payment_2022_02', 'payment_2022_03']) {
-      expect(key.sql).toContain(`ALTER TABLE public.${p} ADD CONSTRAINT ${p}_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations (id) NOT VALID;`);
+      expect(key.sql).toContain(
+        `ALTER TABLE public.${p} ADD CONSTRAINT ${p}_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations (id) NOT VALID;`,
+      );
     }
     const index = plan.find((u) => u.name === 'payment_organization_id_index') as ScaffoldUnit;
     expect(index.sql).toContain('CREATE INDEX IF NOT EXISTS payment_organization_id_idx ON ONLY public.payment (organization_id);');
-    expect(index.sql).toContain('CREATE INDEX CONCURRENTLY IF NOT EXISTS payment_2022_03_organization_id_idx ON public.payment_2022_03 (organization_id);');
-    expect(index.sql).toContain('ALTER INDEX public.payment_organization_id_idx ATTACH PARTITION public.payment_2022_03_organization_id_idx;');
+    expect(index.sql).toContain(
+      'CREATE INDEX CONCURRENTLY IF NOT EXISTS payment_2022_03_organization_id_idx ON public.payment_2022_03 (organization_id);',
+    );
+    expect(index.sql).toContain(
+      'ALTER INDEX public.payment_organization_id_idx ATTACH PARTITION public.payment_2022_03_organization_id_idx;',
+    );
     expect(index.sql).not.toMatch(/CONCURRENTLY[^;]* ON public\.payment \(/);
     expect(plan.filter((u) => u.name.startsWith('backfill_payment')).map((u) => u.name)).toEqual([
       'backfill_payment_2022_01_organization_id',
@@ -152,7 +190,9 @@ describe('partitioned tables', () => {
     const validate = plan.find((u) => u.name === 'payment_organization_id_validate') as ScaffoldUnit;
     expect(validate.sql).toContain('ALTER TABLE public.payment_2022_01 VALIDATE CONSTRAINT payment_organization_id_not_null;');
     expect(validate.sql).toContain('ALTER TABLE public.payment VALIDATE CONSTRAINT payment_organization_id_not_null;');
-    expect(validate.sql.indexOf('public.payment_2022_03 VALIDATE CONSTRAINT payment_organization_id_not_null')).toBeLessThan(validate.sql.indexOf('public.payment VALIDATE CONSTRAINT'));
+    expect(validate.sql.indexOf('public.payment_2022_03 VALIDATE CONSTRAINT payment_organization_id_not_null')).toBeLessThan(
+      validate.sql.indexOf('public.payment VALIDATE CONSTRAINT'),
+    );
     // Composite foreign keys go where the legacy ones are: the two partitions that have them.
     const composite = plan.find((u) => u.name === 'payment_tenant_foreign_keys') as ScaffoldUnit;
     expect(composite.sql).toContain('ALTER TABLE public.payment_2022_01 ADD CONSTRAINT payment_2022_01_organization_id_customer_id_fkey');
@@ -194,7 +234,12 @@ describe('tables without a primary key', () => {
 });
 
 describe('views over tenant tables', () => {
-  const views = [view('customer_list', ['customer']), view('customer_rentals', ['customer_list', 'rental']), view('film_list', ['film']), view('store_revenue', ['payment', 'staff'], 'materialized')];
+  const views = [
+    view('customer_list', ['customer']),
+    view('customer_rentals', ['customer_list', 'rental']),
+    view('film_list', ['film']),
+    view('store_revenue', ['payment', 'staff'], 'materialized'),
+  ];
 
   it('are listed by analyze, through other views too; views over global tables are not', () => {
     const a = analyzeTenancy(catalogOf(shop(), views), { owner: 'stores' });
@@ -234,7 +279,11 @@ describe('analyze hints', () => {
   });
 
   it('still hint an integer column named like a table, and a text one when the table it names has a text key', () => {
-    const tables = [table('stores', ['id']), table('notes', ['id', 'store_id', 'country_id:text']), table('countries', ['id:text'], { pk: ['id'] })];
+    const tables = [
+      table('stores', ['id']),
+      table('notes', ['id', 'store_id', 'country_id:text']),
+      table('countries', ['id:text'], { pk: ['id'] }),
+    ];
     const a = analyzeTenancy(catalogOf(tables), { owner: 'stores' });
     const columns = a.hints.filter((h) => h.column).map((h) => h.column);
     expect(columns).toContain('store_id');
@@ -249,9 +298,12 @@ describe('analyze hints', () => {
 
   it('warn about a weak owner: most rows of the tables with other foreign keys conflict', () => {
     const a = analyzeTenancy(catalogOf(shop()), { owner: 'stores' });
-    const counted = (n: number): TableAnalysis[] => a.tables.map((t) => ({ ...t, consistency: t.consistency.map((e) => ({ ...e, conflicts: t.table === 'public.rental' ? n : 0 })) }));
+    const counted = (n: number): TableAnalysis[] =>
+      a.tables.map((t) => ({ ...t, consistency: t.consistency.map((e) => ({ ...e, conflicts: t.table === 'public.rental' ? n : 0 })) }));
     // rental and payment have other foreign keys (100 rows each in this catalog): 120 of 200 conflict.
-    expect(ownerHints(a.owner, counted(120))).toEqual([expect.objectContaining({ hint: expect.stringContaining('weak owner: 120 of about 200 rows') })]);
+    expect(ownerHints(a.owner, counted(120))).toEqual([
+      expect.objectContaining({ hint: expect.stringContaining('weak owner: 120 of about 200 rows') }),
+    ]);
     expect(ownerHints(a.owner, counted(20))).toEqual([]);
   });
 });
@@ -278,13 +330,19 @@ describe('ties between paths', () => {
 });
 
 describe('--owner over a config written for another owner', () => {
-  it('leaves the config\'s table settings out and says so', () => {
+  it("leaves the config's table settings out and says so", () => {
     const notes: string[] = [];
-    const model = tenancyConfigFrom({ owner: 'accounts', tables: { tasks: { via: ['project_id'] }, countries: 'global' } }, { owner: 'stores' }, (n) => notes.push(n));
+    const model = tenancyConfigFrom(
+      { owner: 'accounts', tables: { tasks: { via: ['project_id'] }, countries: 'global' } },
+      { owner: 'stores' },
+      (n) => notes.push(n),
+    );
     expect(model.owner).toBe('stores');
     expect(model.tables).toBeUndefined();
     expect(notes).toEqual([expect.stringContaining('2 table settings')]);
-    const same = tenancyConfigFrom({ owner: 'accounts', tables: { countries: 'global' } }, { owner: 'public.accounts' }, (n) => notes.push(n));
+    const same = tenancyConfigFrom({ owner: 'accounts', tables: { countries: 'global' } }, { owner: 'public.accounts' }, (n) =>
+      notes.push(n),
+    );
     expect(same.tables).toEqual({ countries: 'global' });
     expect(notes).toHaveLength(1);
   });

@@ -32,33 +32,49 @@ describe('judgeExpression: does it hold every row to the tenant of the setting?'
     );
     expect(verdict.constrains).toBe(false);
     expect(verdict.alwaysTrue).toBe(false);
-    expect(verdict.reason).toBe("current_setting('app.tenant_id'::text, true) IS NULL admits rows without comparing organization_id with current_setting('app.tenant_id')");
+    expect(verdict.reason).toBe(
+      "current_setting('app.tenant_id'::text, true) IS NULL admits rows without comparing organization_id with current_setting('app.tenant_id')",
+    );
   });
 
   it.each([
     ["organization_id = current_setting('app.other_id')::int", 'another setting'],
     ["account_id = current_setting('app.tenant_id')::int", 'another column'],
     ["organization_id <> current_setting('app.tenant_id')::int", 'another operator'],
-    ["organization_id = 42", 'a constant'],
+    ['organization_id = 42', 'a constant'],
     ["NOT (organization_id <> current_setting('app.tenant_id')::int)", 'a negation (not recognised: said so)'],
     ["organization_id = current_setting('app.tenant_id')::int OR is_public", 'an OR with an unrelated column'],
-    ["owner_id = current_user::text", 'the current user'],
+    ['owner_id = current_user::text', 'the current user'],
     ["organization_id = COALESCE(current_setting('app.tenant_id', true)::int, organization_id)", 'a fallback to the row itself'],
     ["organization_id = NULLIF(current_setting('app.other', true), '')::int", 'NULLIF of another setting'],
   ])('does not constrain: %s (%s)', (text) => {
     expect(judgeExpression(text, compare).constrains).toBe(false);
   });
 
-  it.each(['true', '1 = 1', "'t'::boolean", 'NOT false', "organization_id = current_setting('app.tenant_id')::int OR true", '(1 = 1) AND (2 > 1)', 'organization_id = organization_id', 'NULL IS NULL'])('always true: %s', (text) => {
+  it.each([
+    'true',
+    '1 = 1',
+    "'t'::boolean",
+    'NOT false',
+    "organization_id = current_setting('app.tenant_id')::int OR true",
+    '(1 = 1) AND (2 > 1)',
+    'organization_id = organization_id',
+    'NULL IS NULL',
+  ])('always true: %s', (text) => {
     expect(judgeExpression(text, compare).alwaysTrue).toBe(true);
   });
 
-  it.each(['false', '1 = 2', "organization_id = current_setting('app.tenant_id')::int", 'a = b', 'NULL = NULL'])('not always true: %s', (text) => {
-    expect(judgeExpression(text, compare).alwaysTrue).toBe(false);
-  });
+  it.each(['false', '1 = 2', "organization_id = current_setting('app.tenant_id')::int", 'a = b', 'NULL = NULL'])(
+    'not always true: %s',
+    (text) => {
+      expect(judgeExpression(text, compare).alwaysTrue).toBe(false);
+    },
+  );
 
   it('the key of the owner table when it is the tenants table is its primary key', () => {
-    expect(judgeExpression("(id = (current_setting('app.tenant_id'::text))::integer)", { key: 'id', setting: 'app.tenant_id' }).constrains).toBe(true);
+    expect(
+      judgeExpression("(id = (current_setting('app.tenant_id'::text))::integer)", { key: 'id', setting: 'app.tenant_id' }).constrains,
+    ).toBe(true);
   });
 
   it('a text that does not parse is an error, not a verdict', () => {
@@ -78,11 +94,15 @@ describe('judgePolicy', () => {
   });
 
   it('an UPDATE policy whose WITH CHECK admits anything lets writes through, and only that', () => {
-    expect(judgePolicy({ command: 'update', permissive: true, using: isolated, withCheck: 'true' }, compare)).toEqual({ writesThrough: 'WITH CHECK (true) admits any row' });
+    expect(judgePolicy({ command: 'update', permissive: true, using: isolated, withCheck: 'true' }, compare)).toEqual({
+      writesThrough: 'WITH CHECK (true) admits any row',
+    });
   });
 
   it('an INSERT policy without WITH CHECK lets writes through', () => {
-    expect(judgePolicy({ command: 'insert', permissive: true, using: null, withCheck: null }, compare).writesThrough).toMatch(/without WITH CHECK/);
+    expect(judgePolicy({ command: 'insert', permissive: true, using: null, withCheck: null }, compare).writesThrough).toMatch(
+      /without WITH CHECK/,
+    );
   });
 
   it('USING (true): always true; as ALL without WITH CHECK, writes through too', () => {
@@ -93,7 +113,10 @@ describe('judgePolicy', () => {
   });
 
   it('a SELECT policy with an OR branch ignores the key; there is no write to judge', () => {
-    const faults = judgePolicy({ command: 'select', permissive: true, using: `${isolated} OR (current_setting('app.tenant_id', true) IS NULL)`, withCheck: null }, compare);
+    const faults = judgePolicy(
+      { command: 'select', permissive: true, using: `${isolated} OR (current_setting('app.tenant_id', true) IS NULL)`, withCheck: null },
+      compare,
+    );
     expect(Object.keys(faults)).toEqual(['ignoresKey']);
   });
 

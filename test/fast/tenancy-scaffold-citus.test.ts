@@ -32,9 +32,21 @@ function table(name: string, columns: [string, string][], fks: Fk[] = [], extra:
       validated: true,
       notNull: true,
       onDelete: onDelete ?? 'no action',
-      definition: definition ?? `FOREIGN KEY (${cols.join(', ')}) REFERENCES ${references.split('.')[1]}(id)${onDelete ? ` ON DELETE ${onDelete.toUpperCase()}` : ''}`,
+      definition:
+        definition ??
+        `FOREIGN KEY (${cols.join(', ')}) REFERENCES ${references.split('.')[1]}(id)${onDelete ? ` ON DELETE ${onDelete.toUpperCase()}` : ''}`,
     })),
-    indexes: [{ name: `${bare}_pkey`, columns: ['id'], unique: true, valid: true, partial: false, constraint: true, definition: `CREATE UNIQUE INDEX ${bare}_pkey ON ${name} USING btree (id)` }],
+    indexes: [
+      {
+        name: `${bare}_pkey`,
+        columns: ['id'],
+        unique: true,
+        valid: true,
+        partial: false,
+        constraint: true,
+        definition: `CREATE UNIQUE INDEX ${bare}_pkey ON ${name} USING btree (id)`,
+      },
+    ],
     checks: [],
     rls: { enabled: false, forced: false },
     policies: [],
@@ -45,11 +57,29 @@ function table(name: string, columns: [string, string][], fks: Fk[] = [], extra:
 }
 
 function hop(from: string, column: string, to: string): Hop {
-  return { table: from, columns: [column], references: to, referencedColumns: ['id'], nullable: false, constraint: `${from.split('.')[1]}_${column}_fkey` };
+  return {
+    table: from,
+    columns: [column],
+    references: to,
+    referencedColumns: ['id'],
+    nullable: false,
+    constraint: `${from.split('.')[1]}_${column}_fkey`,
+  };
 }
 
 function analysis(name: string, role: TableAnalysis['role'], via: Hop[] = [], extra: Partial<TableAnalysis> = {}): TableAnalysis {
-  return { table: name, role, via, fallbacks: [], consistency: [], unresolvedPolicy: 'fail', referencedBy: [], depth: role === 'global' ? -1 : via.length, estimatedRows: 0, ...extra };
+  return {
+    table: name,
+    role,
+    via,
+    fallbacks: [],
+    consistency: [],
+    unresolvedPolicy: 'fail',
+    referencedBy: [],
+    depth: role === 'global' ? -1 : via.length,
+    estimatedRows: 0,
+    ...extra,
+  };
 }
 
 /**
@@ -57,30 +87,95 @@ function analysis(name: string, role: TableAnalysis['role'], via: Hop[] = [], ex
  * tasks (reviewer_id → users, ON DELETE SET NULL); users.id an identity column with a unique
  * index on lower(email); countries a commented lookup table.
  */
-function world(options: { reviewer?: 'fail' | 'keep'; usersKeyType?: string; extraTables?: CatalogTable[]; extraAnalyses?: TableAnalysis[] } = {}) {
-  const users = table('public.users', [['id', 'bigint'], ['account_id', 'integer'], ['email', 'text']], [[['account_id'], 'public.accounts', 'users_account_id_fkey', 'cascade']]);
+function world(
+  options: { reviewer?: 'fail' | 'keep'; usersKeyType?: string; extraTables?: CatalogTable[]; extraAnalyses?: TableAnalysis[] } = {},
+) {
+  const users = table(
+    'public.users',
+    [
+      ['id', 'bigint'],
+      ['account_id', 'integer'],
+      ['email', 'text'],
+    ],
+    [[['account_id'], 'public.accounts', 'users_account_id_fkey', 'cascade']],
+  );
   users.columns[0] = { ...users.columns[0]!, identity: 'by default' };
-  users.indexes.push({ name: 'users_email_lower', columns: [null], unique: true, valid: true, partial: false, constraint: false, definition: 'CREATE UNIQUE INDEX users_email_lower ON public.users USING btree (lower(email))' });
+  users.indexes.push({
+    name: 'users_email_lower',
+    columns: [null],
+    unique: true,
+    valid: true,
+    partial: false,
+    constraint: false,
+    definition: 'CREATE UNIQUE INDEX users_email_lower ON public.users USING btree (lower(email))',
+  });
   if (options.usersKeyType) users.columns.push({ name: 'organization_id', type: options.usersKeyType, notNull: true, hasDefault: false });
   const catalog: Catalog = {
     schemas: ['public'],
     extensions: ['citus'],
     tables: [
-      table('public.countries', [['id', 'integer'], ['name', 'text']], [], { comment: "ISO's list" }),
-      table('public.accounts', [['id', 'integer'], ['country_id', 'integer']], [[['country_id'], 'public.countries', 'accounts_country_id_fkey', 'no action', 'FOREIGN KEY (country_id) REFERENCES countries(id) ON UPDATE CASCADE']]),
+      table(
+        'public.countries',
+        [
+          ['id', 'integer'],
+          ['name', 'text'],
+        ],
+        [],
+        { comment: "ISO's list" },
+      ),
+      table(
+        'public.accounts',
+        [
+          ['id', 'integer'],
+          ['country_id', 'integer'],
+        ],
+        [
+          [
+            ['country_id'],
+            'public.countries',
+            'accounts_country_id_fkey',
+            'no action',
+            'FOREIGN KEY (country_id) REFERENCES countries(id) ON UPDATE CASCADE',
+          ],
+        ],
+      ),
       users,
-      table('public.projects', [['id', 'integer'], ['account_id', 'integer'], ['parent_id', 'integer']], [
-        [['account_id'], 'public.accounts', 'projects_account_id_fkey', 'cascade'],
-        [['parent_id'], 'public.projects', 'projects_parent_id_fkey', 'cascade'],
-      ]),
-      table('public.tasks', [['id', 'integer'], ['project_id', 'integer'], ['reviewer_id', 'bigint']], [
-        [['project_id'], 'public.projects', 'tasks_project_id_fkey', 'cascade'],
-        [['reviewer_id'], 'public.users', 'tasks_reviewer_id_fkey', 'set null'],
-      ]),
+      table(
+        'public.projects',
+        [
+          ['id', 'integer'],
+          ['account_id', 'integer'],
+          ['parent_id', 'integer'],
+        ],
+        [
+          [['account_id'], 'public.accounts', 'projects_account_id_fkey', 'cascade'],
+          [['parent_id'], 'public.projects', 'projects_parent_id_fkey', 'cascade'],
+        ],
+      ),
+      table(
+        'public.tasks',
+        [
+          ['id', 'integer'],
+          ['project_id', 'integer'],
+          ['reviewer_id', 'bigint'],
+        ],
+        [
+          [['project_id'], 'public.projects', 'tasks_project_id_fkey', 'cascade'],
+          [['reviewer_id'], 'public.users', 'tasks_reviewer_id_fkey', 'set null'],
+        ],
+      ),
       ...(options.extraTables ?? []),
     ],
   };
-  const edge = (columns: string[], references: string, constraint: string, selfReference: boolean, policy: 'fail' | 'keep' = 'fail') => ({ columns, references, referencedColumns: ['id'], constraint, nullable: true, selfReference, policy });
+  const edge = (columns: string[], references: string, constraint: string, selfReference: boolean, policy: 'fail' | 'keep' = 'fail') => ({
+    columns,
+    references,
+    referencedColumns: ['id'],
+    constraint,
+    nullable: true,
+    selfReference,
+    policy,
+  });
   const tenancy: TenancyAnalysis = {
     owner: 'public.accounts',
     tenants: 'public.organizations',
@@ -93,10 +188,17 @@ function world(options: { reviewer?: 'fail' | 'keep'; usersKeyType?: string; ext
     tables: [
       analysis('public.accounts', 'owner'),
       analysis('public.users', 'tenant', [hop('public.users', 'account_id', 'public.accounts')]),
-      analysis('public.projects', 'tenant', [hop('public.projects', 'account_id', 'public.accounts')], { consistency: [edge(['parent_id'], 'public.projects', 'projects_parent_id_fkey', true)] }),
-      analysis('public.tasks', 'tenant', [hop('public.tasks', 'project_id', 'public.projects'), hop('public.projects', 'account_id', 'public.accounts')], {
-        consistency: [edge(['reviewer_id'], 'public.users', 'tasks_reviewer_id_fkey', false, options.reviewer)],
+      analysis('public.projects', 'tenant', [hop('public.projects', 'account_id', 'public.accounts')], {
+        consistency: [edge(['parent_id'], 'public.projects', 'projects_parent_id_fkey', true)],
       }),
+      analysis(
+        'public.tasks',
+        'tenant',
+        [hop('public.tasks', 'project_id', 'public.projects'), hop('public.projects', 'account_id', 'public.accounts')],
+        {
+          consistency: [edge(['reviewer_id'], 'public.users', 'tasks_reviewer_id_fkey', false, options.reviewer)],
+        },
+      ),
       analysis('public.countries', 'global', [], { referencedBy: ['public.accounts'] }),
       ...(options.extraAnalyses ?? []),
     ],
@@ -158,25 +260,42 @@ describe('scaffoldPlan with citus', () => {
     const organizations = parse(unit(units, 'citus_distribute_organizations'));
     expect(organizations.up.statements.map((s) => s.sql)).toEqual(["SELECT create_distributed_table('public.organizations', 'id')"]);
     const tasks = parse(unit(units, 'citus_distribute_tasks'));
-    expect(tasks.up.statements.map((s) => s.sql)).toEqual(["SELECT create_distributed_table('public.tasks', 'organization_id', colocate_with => 'public.organizations')"]);
+    expect(tasks.up.statements.map((s) => s.sql)).toEqual([
+      "SELECT create_distributed_table('public.tasks', 'organization_id', colocate_with => 'public.organizations')",
+    ]);
     expect(tasks.down.statements.map((s) => s.sql)).toEqual(["SELECT undistribute_table('public.tasks')"]);
     expect(tasks.up.prechecks.map((c) => c.name)).toEqual(['public.tasks has no trigger (Citus distributes no table with triggers)']);
     const verify = tasks.up.verifies[0]?.sql ?? '';
-    expect(verify).toContain("FROM citus_tables WHERE table_name = 'public.tasks'::regclass AND citus_table_type = 'distributed' AND distribution_column = 'organization_id'");
-    expect(verify).toMatch(/FROM pg_dist_partition p JOIN pg_dist_partition t ON t.logicalrelid = 'public.organizations'::regclass[\s\S]*p.colocationid = t.colocationid/);
+    expect(verify).toContain(
+      "FROM citus_tables WHERE table_name = 'public.tasks'::regclass AND citus_table_type = 'distributed' AND distribution_column = 'organization_id'",
+    );
+    expect(verify).toMatch(
+      /FROM pg_dist_partition p JOIN pg_dist_partition t ON t.logicalrelid = 'public.organizations'::regclass[\s\S]*p.colocationid = t.colocationid/,
+    );
     const countries = parse(unit(units, 'citus_reference_countries'));
     expect(countries.up.statements.map((s) => s.sql)).toEqual(["SELECT create_reference_table('public.countries')"]);
     expect(countries.up.verifies[0]?.sql).toMatch(/citus_table_type = 'reference'[\s\S]*partmethod = 'n'/);
     // undistribute_table makes the table anew without its comments: the rollback sets them again.
-    expect(countries.down.statements.map((s) => s.sql)).toEqual(["SELECT undistribute_table('public.countries')", "COMMENT ON TABLE public.countries IS 'ISO''s list'"]);
-    expect(unit(units, 'citus_distribute_organizations').rollback).toContain("COMMENT ON COLUMN public.organizations.legacy_accounts_id IS 'the public.accounts row this tenant was made from'");
+    expect(countries.down.statements.map((s) => s.sql)).toEqual([
+      "SELECT undistribute_table('public.countries')",
+      "COMMENT ON TABLE public.countries IS 'ISO''s list'",
+    ]);
+    expect(unit(units, 'citus_distribute_organizations').rollback).toContain(
+      "COMMENT ON COLUMN public.organizations.legacy_accounts_id IS 'the public.accounts row this tenant was made from'",
+    );
   });
 
   it('puts the key first in primary and unique keys, by their names, and gives the old ones back', () => {
     const units = plan();
     const tasks = parse(unit(units, 'citus_tasks_keys'));
-    expect(tasks.up.statements.map((s) => s.sql)).toEqual(['ALTER TABLE public.tasks DROP CONSTRAINT tasks_pkey', 'ALTER TABLE public.tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (organization_id, id)']);
-    expect(tasks.down.statements.map((s) => s.sql)).toEqual(['ALTER TABLE public.tasks DROP CONSTRAINT tasks_pkey', 'ALTER TABLE public.tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (id)']);
+    expect(tasks.up.statements.map((s) => s.sql)).toEqual([
+      'ALTER TABLE public.tasks DROP CONSTRAINT tasks_pkey',
+      'ALTER TABLE public.tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (organization_id, id)',
+    ]);
+    expect(tasks.down.statements.map((s) => s.sql)).toEqual([
+      'ALTER TABLE public.tasks DROP CONSTRAINT tasks_pkey',
+      'ALTER TABLE public.tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (id)',
+    ]);
     const users = parse(unit(units, 'citus_users_keys'));
     const up = users.up.statements.map((s) => s.sql);
     expect(up).toContain('CREATE UNIQUE INDEX users_email_lower ON public.users USING btree (organization_id, lower(email))');
@@ -188,8 +307,12 @@ describe('scaffoldPlan with citus', () => {
     // The rollback undoes the changes newest first: the identity back before the keys.
     expect(down.findIndex((s) => s.includes('IDENTITY'))).toBeLessThan(down.findIndex((s) => s.includes('PRIMARY KEY (id)')));
     // The tenants table the plan creates: its legacy column is unique with the key in front.
-    expect(unit(units, 'citus_organizations_keys').sql).toContain('ADD CONSTRAINT organizations_legacy_accounts_id_key UNIQUE (id, legacy_accounts_id)');
-    expect(unit(units, 'citus_organizations_keys').rollback).toContain('ADD CONSTRAINT organizations_legacy_accounts_id_key UNIQUE (legacy_accounts_id)');
+    expect(unit(units, 'citus_organizations_keys').sql).toContain(
+      'ADD CONSTRAINT organizations_legacy_accounts_id_key UNIQUE (id, legacy_accounts_id)',
+    );
+    expect(unit(units, 'citus_organizations_keys').rollback).toContain(
+      'ADD CONSTRAINT organizations_legacy_accounts_id_key UNIQUE (legacy_accounts_id)',
+    );
   });
 
   it('drops every foreign key and the key triggers first, and adds them back: between tenant tables with the key, the others as they were', () => {
@@ -201,29 +324,51 @@ describe('scaffoldPlan with citus', () => {
     expect(dropped).toContain('ALTER TABLE public.accounts DROP CONSTRAINT accounts_country_id_fkey');
     expect(dropped).toContain('ALTER TABLE public.users DROP CONSTRAINT users_organization_id_fkey');
     const restored = drop.down.statements.map((s) => s.sql);
-    expect(restored).toContain('ALTER TABLE public.tasks ADD CONSTRAINT tasks_reviewer_id_fkey FOREIGN KEY (reviewer_id) REFERENCES users(id) ON DELETE SET NULL');
-    expect(restored).toContain('ALTER TABLE public.users ADD CONSTRAINT users_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations (id)');
-    expect(restored.some((s) => s.startsWith('CREATE TRIGGER tasks_set_organization_id\n  BEFORE INSERT OR UPDATE OF project_id ON public.tasks'))).toBe(true);
+    expect(restored).toContain(
+      'ALTER TABLE public.tasks ADD CONSTRAINT tasks_reviewer_id_fkey FOREIGN KEY (reviewer_id) REFERENCES users(id) ON DELETE SET NULL',
+    );
+    expect(restored).toContain(
+      'ALTER TABLE public.users ADD CONSTRAINT users_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations (id)',
+    );
+    expect(
+      restored.some((s) =>
+        s.startsWith('CREATE TRIGGER tasks_set_organization_id\n  BEFORE INSERT OR UPDATE OF project_id ON public.tasks'),
+      ),
+    ).toBe(true);
 
     const back = unit(units, 'citus_foreign_keys');
     const added = parse(back).up.statements.map((s) => s.sql);
     // One transaction over one connection per node: a foreign key to a reference table after a parallel change.
     expect(added[0]).toBe("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'");
-    expect(added).toContain('ALTER TABLE public.tasks ADD CONSTRAINT tasks_project_id_fkey FOREIGN KEY (organization_id, project_id) REFERENCES public.projects (organization_id, id) ON DELETE CASCADE');
-    expect(added).toContain('ALTER TABLE public.projects ADD CONSTRAINT projects_parent_id_fkey FOREIGN KEY (organization_id, parent_id) REFERENCES public.projects (organization_id, id) ON DELETE CASCADE');
+    expect(added).toContain(
+      'ALTER TABLE public.tasks ADD CONSTRAINT tasks_project_id_fkey FOREIGN KEY (organization_id, project_id) REFERENCES public.projects (organization_id, id) ON DELETE CASCADE',
+    );
+    expect(added).toContain(
+      'ALTER TABLE public.projects ADD CONSTRAINT projects_parent_id_fkey FOREIGN KEY (organization_id, parent_id) REFERENCES public.projects (organization_id, id) ON DELETE CASCADE',
+    );
     // Citus refuses SET NULL and ON UPDATE CASCADE on a foreign key with the distribution column: the header says so.
-    expect(added).toContain('ALTER TABLE public.tasks ADD CONSTRAINT tasks_reviewer_id_fkey FOREIGN KEY (organization_id, reviewer_id) REFERENCES public.users (organization_id, id)');
+    expect(added).toContain(
+      'ALTER TABLE public.tasks ADD CONSTRAINT tasks_reviewer_id_fkey FOREIGN KEY (organization_id, reviewer_id) REFERENCES public.users (organization_id, id)',
+    );
     expect(back.sql).toContain('tasks.tasks_reviewer_id_fkey: with organization_id; ON DELETE SET NULL becomes NO ACTION');
     // To a reference table, and the key's own foreign key to the tenants table: as they were.
-    expect(added).toContain('ALTER TABLE public.accounts ADD CONSTRAINT accounts_country_id_fkey FOREIGN KEY (country_id) REFERENCES countries(id) ON UPDATE CASCADE');
-    expect(added).toContain('ALTER TABLE public.tasks ADD CONSTRAINT tasks_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations (id)');
+    expect(added).toContain(
+      'ALTER TABLE public.accounts ADD CONSTRAINT accounts_country_id_fkey FOREIGN KEY (country_id) REFERENCES countries(id) ON UPDATE CASCADE',
+    );
+    expect(added).toContain(
+      'ALTER TABLE public.tasks ADD CONSTRAINT tasks_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations (id)',
+    );
     expect(parse(back).down.statements.map((s) => s.sql)).toContain('ALTER TABLE public.tasks DROP CONSTRAINT tasks_reviewer_id_fkey');
   });
 
   it('lets the key triggers go: their verify reads a distributed table as done', () => {
     const units = plan();
-    expect(unit(units, 'tasks_organization_id').sql).toContain("AND NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'public.tasks'::regclass)");
-    expect(scaffoldPlan(world().analysis, world().catalog, { composite: true, rls: false }).find((u) => u.name === 'tasks_organization_id')?.sql).not.toContain('pg_dist_partition');
+    expect(unit(units, 'tasks_organization_id').sql).toContain(
+      "AND NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = 'public.tasks'::regclass)",
+    );
+    expect(
+      scaffoldPlan(world().analysis, world().catalog, { composite: true, rls: false }).find((u) => u.name === 'tasks_organization_id')?.sql,
+    ).not.toContain('pg_dist_partition');
   });
 
   it('refuses what Citus cannot hold, before writing anything (exit 2)', () => {
@@ -236,10 +381,21 @@ describe('scaffoldPlan with citus', () => {
       throw new Error('not refused');
     };
     const keep = refused(world({ reviewer: 'keep' }));
-    expect(keep.message).toBe('--citus cannot place this tenancy: public.tasks.reviewer_id: conflicts: keep allows a reference into another tenant, and a foreign key between distributed tables must include the key');
+    expect(keep.message).toBe(
+      '--citus cannot place this tenancy: public.tasks.reviewer_id: conflicts: keep allows a reference into another tenant, and a foreign key between distributed tables must include the key',
+    );
     expect((keep as Error & { exitCode: number }).exitCode).toBe(2);
-    expect(refused(world({ usersKeyType: 'integer' })).message).toContain('public.users.organization_id is integer, the tenants table\'s key bigint: colocated tables need one key type');
-    const ignored = table('public.legacy_exports', [['id', 'integer'], ['account_id', 'integer']], [[['account_id'], 'public.accounts', 'legacy_exports_account_id_fkey']]);
+    expect(refused(world({ usersKeyType: 'integer' })).message).toContain(
+      "public.users.organization_id is integer, the tenants table's key bigint: colocated tables need one key type",
+    );
+    const ignored = table(
+      'public.legacy_exports',
+      [
+        ['id', 'integer'],
+        ['account_id', 'integer'],
+      ],
+      [[['account_id'], 'public.accounts', 'legacy_exports_account_id_fkey']],
+    );
     expect(refused(world({ extraTables: [ignored], extraAnalyses: [analysis('public.legacy_exports', 'ignore')] })).message).toBe(
       '--citus: public.legacy_exports references public.accounts (legacy_exports_account_id_fkey) and stays a plain table: Citus distributes no table a plain table references',
     );

@@ -15,10 +15,24 @@ function table(name: string, fks: [string, string][]): CatalogTable {
     schema,
     table: bare,
     kind: 'table',
-    columns: [['id', true] as const, ...fks.map(([c]) => [c, false] as const)].map(([n, notNull]) => ({ name: n, type: 'integer', notNull, hasDefault: false })),
+    columns: [['id', true] as const, ...fks.map(([c]) => [c, false] as const)].map(([n, notNull]) => ({
+      name: n,
+      type: 'integer',
+      notNull,
+      hasDefault: false,
+    })),
     primaryKey: ['id'],
     uniques: [],
-    foreignKeys: fks.map(([column, references]) => ({ name: `${bare}_${column}_fkey`, table: name, columns: [column], references, referencedColumns: ['id'], validated: true, notNull: false, onDelete: 'cascade' })),
+    foreignKeys: fks.map(([column, references]) => ({
+      name: `${bare}_${column}_fkey`,
+      table: name,
+      columns: [column],
+      references,
+      referencedColumns: ['id'],
+      validated: true,
+      notNull: false,
+      onDelete: 'cascade',
+    })),
     indexes: [],
     checks: [],
     rls: { enabled: false, forced: false },
@@ -29,11 +43,28 @@ function table(name: string, fks: [string, string][]): CatalogTable {
 }
 
 function hop(from: string, column: string, to: string): Hop {
-  return { table: from, columns: [column], references: to, referencedColumns: ['id'], nullable: true, constraint: `${from.split('.')[1]}_${column}_fkey` };
+  return {
+    table: from,
+    columns: [column],
+    references: to,
+    referencedColumns: ['id'],
+    nullable: true,
+    constraint: `${from.split('.')[1]}_${column}_fkey`,
+  };
 }
 
 function tenant(name: string, via: Hop[], fallbacks: Hop[][] = []): TableAnalysis {
-  return { table: name, role: 'tenant', via, fallbacks, consistency: [], unresolvedPolicy: 'keep', referencedBy: [], depth: via.length, estimatedRows: 0 };
+  return {
+    table: name,
+    role: 'tenant',
+    via,
+    fallbacks,
+    consistency: [],
+    unresolvedPolicy: 'keep',
+    referencedBy: [],
+    depth: via.length,
+    estimatedRows: 0,
+  };
 }
 
 function analysisOf(tables: TableAnalysis[]): TenancyAnalysis {
@@ -46,7 +77,20 @@ function analysisOf(tables: TableAnalysis[]): TenancyAnalysis {
     setting: 'app.tenant_id',
     rls: false,
     hints: [],
-    tables: [{ table: 'public.accounts', role: 'owner', via: [], fallbacks: [], consistency: [], unresolvedPolicy: 'fail', referencedBy: [], depth: 0, estimatedRows: 0 }, ...tables],
+    tables: [
+      {
+        table: 'public.accounts',
+        role: 'owner',
+        via: [],
+        fallbacks: [],
+        consistency: [],
+        unresolvedPolicy: 'fail',
+        referencedBy: [],
+        depth: 0,
+        estimatedRows: 0,
+      },
+      ...tables,
+    ],
   };
 }
 
@@ -65,7 +109,10 @@ function attachments() {
       table('public.projects', [['account_id', 'public.accounts']]),
       table('public.tasks', [['project_id', 'public.projects']]),
       table('public.comments', [['task_id', 'public.tasks']]),
-      table('public.attachments', [['task_id', 'public.tasks'], ['comment_id', 'public.comments']]),
+      table('public.attachments', [
+        ['task_id', 'public.tasks'],
+        ['comment_id', 'public.comments'],
+      ]),
     ],
   };
   const toAccount = hop('public.projects', 'account_id', 'public.accounts');
@@ -73,7 +120,18 @@ function attachments() {
   const analysis = analysisOf([
     tenant('public.projects', [toAccount]),
     tenant('public.tasks', [toProject, toAccount]),
-    tenant('public.attachments', [hop('public.attachments', 'task_id', 'public.tasks'), toProject, toAccount], [[hop('public.attachments', 'comment_id', 'public.comments'), hop('public.comments', 'task_id', 'public.tasks'), toProject, toAccount]]),
+    tenant(
+      'public.attachments',
+      [hop('public.attachments', 'task_id', 'public.tasks'), toProject, toAccount],
+      [
+        [
+          hop('public.attachments', 'comment_id', 'public.comments'),
+          hop('public.comments', 'task_id', 'public.tasks'),
+          toProject,
+          toAccount,
+        ],
+      ],
+    ),
     tenant('public.comments', [hop('public.comments', 'task_id', 'public.tasks'), toProject, toAccount]),
   ]);
   return { catalog, analysis };
@@ -92,8 +150,12 @@ describe('scaffold order', () => {
 
   it('the backfill header names every chain; its verify finds rows left without a key along the paths to the owner', () => {
     const { catalog, analysis } = attachments();
-    const unit = scaffoldPlan(analysis, catalog, { composite: false, rls: false }).find((u) => u.name === 'backfill_attachments_organization_id');
-    expect(unit?.sql).toContain('attachments.task_id → tasks.project_id → projects.account_id → accounts; else attachments.comment_id → comments.task_id → tasks.project_id → projects.account_id → accounts');
+    const unit = scaffoldPlan(analysis, catalog, { composite: false, rls: false }).find(
+      (u) => u.name === 'backfill_attachments_organization_id',
+    );
+    expect(unit?.sql).toContain(
+      'attachments.task_id → tasks.project_id → projects.account_id → accounts; else attachments.comment_id → comments.task_id → tasks.project_id → projects.account_id → accounts',
+    );
     // The owner is reached by joins over the legacy columns (not through parents' keys, which may still be NULL).
     const verify = unit?.sql.slice(unit.sql.indexOf('-- tenantify:verify')) ?? '';
     expect(verify).toContain('t.organization_id IS NULL AND COALESCE(');
@@ -108,8 +170,14 @@ describe('scaffold order', () => {
       extensions: [],
       tables: [
         table('public.accounts', []),
-        table('public.a', [['account_id', 'public.accounts'], ['b_id', 'public.b']]),
-        table('public.b', [['account_id', 'public.accounts'], ['a_id', 'public.a']]),
+        table('public.a', [
+          ['account_id', 'public.accounts'],
+          ['b_id', 'public.b'],
+        ]),
+        table('public.b', [
+          ['account_id', 'public.accounts'],
+          ['a_id', 'public.a'],
+        ]),
       ],
     };
     const aToAccount = hop('public.a', 'account_id', 'public.accounts');

@@ -11,7 +11,12 @@ beforeAll(async () => {
   await loadSqlParser();
 });
 
-function table(name: string, columns: [string, string, boolean?][], fks: [string, string, string][] = [], pk: string[] | null = ['id']): CatalogTable {
+function table(
+  name: string,
+  columns: [string, string, boolean?][],
+  fks: [string, string, string][] = [],
+  pk: string[] | null = ['id'],
+): CatalogTable {
   const [schema, bare] = name.split('.') as [string, string];
   return {
     name,
@@ -41,15 +46,41 @@ function table(name: string, columns: [string, string, boolean?][], fks: [string
 }
 
 function hop(from: string, column: string, to: string, nullable = false): Hop {
-  return { table: from, columns: [column], references: to, referencedColumns: ['id'], nullable, constraint: `${from.split('.')[1]}_${column}_fkey` };
+  return {
+    table: from,
+    columns: [column],
+    references: to,
+    referencedColumns: ['id'],
+    nullable,
+    constraint: `${from.split('.')[1]}_${column}_fkey`,
+  };
 }
 
 function tenant(name: string, via: Hop[], extra: Partial<TableAnalysis> = {}): TableAnalysis {
-  return { table: name, role: 'tenant', via, fallbacks: [], consistency: [], unresolvedPolicy: 'fail', referencedBy: [], depth: via.length, estimatedRows: 0, ...extra };
+  return {
+    table: name,
+    role: 'tenant',
+    via,
+    fallbacks: [],
+    consistency: [],
+    unresolvedPolicy: 'fail',
+    referencedBy: [],
+    depth: via.length,
+    estimatedRows: 0,
+    ...extra,
+  };
 }
 
 function edge(column: string, references: string, policy: ConsistencyEdge['policy']): ConsistencyEdge {
-  return { columns: [column], references, referencedColumns: ['id'], constraint: `x_${column}_fkey`, nullable: true, selfReference: false, policy };
+  return {
+    columns: [column],
+    references,
+    referencedColumns: ['id'],
+    constraint: `x_${column}_fkey`,
+    nullable: true,
+    selfReference: false,
+    policy,
+  };
 }
 
 /** accounts (owner) ← projects ← tasks (assignee → users ← accounts); audit_logs.user_id nullable. */
@@ -58,14 +89,46 @@ function world(policies: { unresolved?: TableAnalysis['unresolvedPolicy']; assig
     schemas: ['public'],
     extensions: [],
     tables: [
-      table('public.accounts', [['id', 'integer', true], ['name', 'text']]),
-      table('public.users', [['id', 'integer', true], ['account_id', 'integer', true]], [['account_id', 'public.accounts', 'users_account_id_fkey']]),
-      table('public.projects', [['id', 'integer', true], ['account_id', 'integer', true]], [['account_id', 'public.accounts', 'projects_account_id_fkey']]),
-      table('public.tasks', [['id', 'bigint', true], ['project_id', 'integer', true], ['assignee_id', 'integer']], [
-        ['project_id', 'public.projects', 'tasks_project_id_fkey'],
-        ['assignee_id', 'public.users', 'tasks_assignee_id_fkey'],
+      table('public.accounts', [
+        ['id', 'integer', true],
+        ['name', 'text'],
       ]),
-      table('public.audit_logs', [['id', 'integer', true], ['user_id', 'integer']], [['user_id', 'public.users', 'audit_logs_user_id_fkey']]),
+      table(
+        'public.users',
+        [
+          ['id', 'integer', true],
+          ['account_id', 'integer', true],
+        ],
+        [['account_id', 'public.accounts', 'users_account_id_fkey']],
+      ),
+      table(
+        'public.projects',
+        [
+          ['id', 'integer', true],
+          ['account_id', 'integer', true],
+        ],
+        [['account_id', 'public.accounts', 'projects_account_id_fkey']],
+      ),
+      table(
+        'public.tasks',
+        [
+          ['id', 'bigint', true],
+          ['project_id', 'integer', true],
+          ['assignee_id', 'integer'],
+        ],
+        [
+          ['project_id', 'public.projects', 'tasks_project_id_fkey'],
+          ['assignee_id', 'public.users', 'tasks_assignee_id_fkey'],
+        ],
+      ),
+      table(
+        'public.audit_logs',
+        [
+          ['id', 'integer', true],
+          ['user_id', 'integer'],
+        ],
+        [['user_id', 'public.users', 'audit_logs_user_id_fkey']],
+      ),
       table('public.countries', [['id', 'integer', true]]),
     ],
   };
@@ -79,14 +142,42 @@ function world(policies: { unresolved?: TableAnalysis['unresolvedPolicy']; assig
     rls: false,
     hints: [],
     tables: [
-      { table: 'public.accounts', role: 'owner', via: [], fallbacks: [], consistency: [], unresolvedPolicy: 'fail', referencedBy: [], depth: 0, estimatedRows: 0 },
+      {
+        table: 'public.accounts',
+        role: 'owner',
+        via: [],
+        fallbacks: [],
+        consistency: [],
+        unresolvedPolicy: 'fail',
+        referencedBy: [],
+        depth: 0,
+        estimatedRows: 0,
+      },
       tenant('public.users', [hop('public.users', 'account_id', 'public.accounts')]),
       tenant('public.projects', [hop('public.projects', 'account_id', 'public.accounts')]),
-      tenant('public.audit_logs', [hop('public.audit_logs', 'user_id', 'public.users', true), hop('public.users', 'account_id', 'public.accounts')], { unresolvedPolicy: policies.unresolved ?? 'fail' }),
-      tenant('public.tasks', [hop('public.tasks', 'project_id', 'public.projects'), hop('public.projects', 'account_id', 'public.accounts')], {
-        consistency: [edge('assignee_id', 'public.users', policies.assignee ?? 'fail')],
-      }),
-      { table: 'public.countries', role: 'global', via: [], fallbacks: [], consistency: [], unresolvedPolicy: 'fail', referencedBy: [], depth: -1, estimatedRows: 0 },
+      tenant(
+        'public.audit_logs',
+        [hop('public.audit_logs', 'user_id', 'public.users', true), hop('public.users', 'account_id', 'public.accounts')],
+        { unresolvedPolicy: policies.unresolved ?? 'fail' },
+      ),
+      tenant(
+        'public.tasks',
+        [hop('public.tasks', 'project_id', 'public.projects'), hop('public.projects', 'account_id', 'public.accounts')],
+        {
+          consistency: [edge('assignee_id', 'public.users', policies.assignee ?? 'fail')],
+        },
+      ),
+      {
+        table: 'public.countries',
+        role: 'global',
+        via: [],
+        fallbacks: [],
+        consistency: [],
+        unresolvedPolicy: 'fail',
+        referencedBy: [],
+        depth: -1,
+        estimatedRows: 0,
+      },
     ],
   };
   return { catalog, analysis };
@@ -136,7 +227,7 @@ describe('scaffoldPlan', () => {
     expect(tasks.sql).toContain('SET organization_id = p.organization_id\n  FROM public.projects AS p');
     expect(tasks.sql).toContain('t.id > $1 AND t.id <= $2');
     expect(tasks.sql).toContain('AND t.organization_id IS NULL');
-    expect(up.verifies.map((v) => v.name)).toEqual(['every tasks row has its parent\'s organization_id']);
+    expect(up.verifies.map((v) => v.name)).toEqual(["every tasks row has its parent's organization_id"]);
     const fill = units.find((u) => u.name === 'fill_organizations') as ScaffoldUnit;
     expect(parse(fill).up.options.batch).toEqual({ table: 'public.accounts', key: 'id', size: 5000 });
     expect(fill.sql).toContain('ON CONFLICT (legacy_accounts_id)');
@@ -148,7 +239,7 @@ describe('scaffoldPlan', () => {
     const { up } = parse(units[0] as ScaffoldUnit);
     expect(up.prechecks.map((p) => p.name)).toEqual([
       'public.audit_logs: every row leads to a accounts row (unresolved: fail)',
-      'public.tasks: assignee_id stays in the row\'s tenant (conflicts: fail)',
+      "public.tasks: assignee_id stays in the row's tenant (conflicts: fail)",
     ]);
     // The row and the reference, each column once; the runner counts every row found.
     expect(up.prechecks[1]?.sql).toContain('SELECT t.id, t.assignee_id\n');
@@ -168,16 +259,26 @@ describe('scaffoldPlan', () => {
     const { catalog, analysis } = world();
     const logs = analysis.tables.find((t) => t.table === 'public.audit_logs') as TableAnalysis;
     // audit_logs → users → accounts: users.account_id's key is validated, so reaching users is enough.
-    const logsCheck = (c: Catalog) => parse(scaffoldPlan(analysis, c, { composite: false, rls: false })[0] as ScaffoldUnit).up.prechecks.find((p) => p.name.startsWith('public.audit_logs'))?.sql;
+    const logsCheck = (c: Catalog) =>
+      parse(scaffoldPlan(analysis, c, { composite: false, rls: false })[0] as ScaffoldUnit).up.prechecks.find((p) =>
+        p.name.startsWith('public.audit_logs'),
+      )?.sql;
     const validated = logsCheck(catalog);
     expect(validated).toContain('LEFT JOIN public.users AS p1 ON p1.id = t.user_id');
     expect(validated).toContain('WHERE p1.account_id IS NULL');
     expect(validated).not.toContain('public.accounts');
     // The same key NOT VALID: rows may point at accounts that are gone, so the owner is joined.
     const users = catalog.tables.find((t) => t.name === 'public.users') as CatalogTable;
-    const notValid: Catalog = { ...catalog, tables: catalog.tables.map((t) => (t === users ? { ...users, foreignKeys: users.foreignKeys.map((fk) => ({ ...fk, validated: false })) } : t)) };
+    const notValid: Catalog = {
+      ...catalog,
+      tables: catalog.tables.map((t) =>
+        t === users ? { ...users, foreignKeys: users.foreignKeys.map((fk) => ({ ...fk, validated: false })) } : t,
+      ),
+    };
     const joined = logsCheck(notValid);
-    expect(joined).toContain('LEFT JOIN public.users AS p1 ON p1.id = t.user_id\n  LEFT JOIN public.accounts AS p2 ON p2.id = p1.account_id');
+    expect(joined).toContain(
+      'LEFT JOIN public.users AS p1 ON p1.id = t.user_id\n  LEFT JOIN public.accounts AS p2 ON p2.id = p1.account_id',
+    );
     expect(joined).toContain('WHERE p2.id IS NULL');
     expect(logs.via.map((h) => h.table)).toEqual(['public.audit_logs', 'public.users']);
   });
@@ -216,10 +317,14 @@ describe('scaffoldPlan', () => {
     const { catalog, analysis } = world({ assignee: 'detach' });
     const units = scaffoldPlan(analysis, catalog, { composite: true, rls: true });
     const unique = units.find((u) => u.name === 'users_organization_id_id_unique') as ScaffoldUnit;
-    expect(unique.sql).toContain('CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_organization_id_id_key ON public.users (organization_id, id)');
+    expect(unique.sql).toContain(
+      'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_organization_id_id_key ON public.users (organization_id, id)',
+    );
     expect(unique.sql).toContain('UNIQUE USING INDEX users_organization_id_id_key');
     const fks = units.find((u) => u.name === 'tasks_tenant_foreign_keys') as ScaffoldUnit;
-    expect(fks.sql).toContain('FOREIGN KEY (organization_id, project_id)\n  REFERENCES public.projects (organization_id, id) ON UPDATE CASCADE\n  NOT VALID');
+    expect(fks.sql).toContain(
+      'FOREIGN KEY (organization_id, project_id)\n  REFERENCES public.projects (organization_id, id) ON UPDATE CASCADE\n  NOT VALID',
+    );
     expect(fks.sql).toContain('FOREIGN KEY (organization_id, assignee_id)\n  REFERENCES public.users (organization_id, id)\n  NOT VALID');
     const rls = units.find((u) => u.name === 'tasks_row_level_security') as ScaffoldUnit;
     expect(rls.sql).toContain("USING (organization_id = NULLIF(current_setting('app.tenant_id', true), '')::bigint)");
@@ -233,8 +338,22 @@ describe('scaffoldPlan', () => {
       extensions: [],
       tables: [
         table('public.organization', [['id', 'text', true]]),
-        table('public.team', [['id', 'text', true], ['organizationId', 'text', true]], [['organizationId', 'public.organization', 'team_organizationId_fkey']]),
-        table('public.teamMember', [['id', 'text', true], ['teamId', 'text', true]], [['teamId', 'public.team', 'teamMember_teamId_fkey']]),
+        table(
+          'public.team',
+          [
+            ['id', 'text', true],
+            ['organizationId', 'text', true],
+          ],
+          [['organizationId', 'public.organization', 'team_organizationId_fkey']],
+        ),
+        table(
+          'public.teamMember',
+          [
+            ['id', 'text', true],
+            ['teamId', 'text', true],
+          ],
+          [['teamId', 'public.team', 'teamMember_teamId_fkey']],
+        ),
       ],
     };
     const analysis: TenancyAnalysis = {
@@ -247,9 +366,22 @@ describe('scaffoldPlan', () => {
       rls: false,
       hints: [],
       tables: [
-        { table: 'public.organization', role: 'owner', via: [], fallbacks: [], consistency: [], unresolvedPolicy: 'fail', referencedBy: [], depth: 0, estimatedRows: 0 },
+        {
+          table: 'public.organization',
+          role: 'owner',
+          via: [],
+          fallbacks: [],
+          consistency: [],
+          unresolvedPolicy: 'fail',
+          referencedBy: [],
+          depth: 0,
+          estimatedRows: 0,
+        },
         tenant('public.team', [hop('public.team', 'organizationId', 'public.organization')]),
-        tenant('public.teamMember', [hop('public.teamMember', 'teamId', 'public.team'), hop('public.team', 'organizationId', 'public.organization')]),
+        tenant('public.teamMember', [
+          hop('public.teamMember', 'teamId', 'public.team'),
+          hop('public.team', 'organizationId', 'public.organization'),
+        ]),
       ],
     };
     const units = scaffoldPlan(analysis, catalog, { composite: false, rls: true });

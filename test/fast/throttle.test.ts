@@ -79,8 +79,13 @@ describe('throttle settings', () => {
     expect(configSchema.safeParse({ batch: { throttle: { speed: 1 } } }).success).toBe(false);
   });
 
-  it('a unit\'s throttle directive: off, or any of probe, duty, max-pause; a bad one is a plan error naming the line', () => {
-    const parse = (value: string) => parseDirectives('backfills/0002_fill.sql', [{ name: 'throttle', value, line: 3 }], { lockTimeoutMs: undefined, statementTimeoutMs: undefined, retries: 0 }).throttle;
+  it("a unit's throttle directive: off, or any of probe, duty, max-pause; a bad one is a plan error naming the line", () => {
+    const parse = (value: string) =>
+      parseDirectives('backfills/0002_fill.sql', [{ name: 'throttle', value, line: 3 }], {
+        lockTimeoutMs: undefined,
+        statementTimeoutMs: undefined,
+        retries: 0,
+      }).throttle;
     expect(parse('off')).toEqual({ enabled: false });
     expect(parse('probe=20ms duty=0.3')).toEqual({ enabled: true, probeLimitMs: 20, duty: 0.3 });
     expect(parse('max-pause=10s')).toEqual({ enabled: true, maxPauseMs: 10_000 });

@@ -15,7 +15,11 @@ export function databaseUrl(name: string): string {
   return url.toString();
 }
 
-export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(url: string, text: string, params?: unknown[]): Promise<T[]> {
+export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
+  url: string,
+  text: string,
+  params?: unknown[],
+): Promise<T[]> {
   const client = new pg.Client({ connectionString: url, types: clientTypes });
   await client.connect();
   try {
@@ -26,7 +30,10 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
 }
 
 /** A new empty database (or a copy of `template`), dropped by the returned cleanup. */
-export async function freshDatabase(prefix = 't', template = 'template0'): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+export async function freshDatabase(
+  prefix = 't',
+  template = 'template0',
+): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
   await query(serverUrl(), `CREATE DATABASE ${name} TEMPLATE ${template}`);
   return {
@@ -74,7 +81,10 @@ export async function contentFingerprint(url: string, ledgerSchema = 'tenantify'
   );
   const result: Record<string, string> = {};
   for (const { name, cols } of tables) {
-    const [row] = await query<{ n: number; md5: string | null }>(url, `SELECT count(*)::int AS n, md5(string_agg(r::text, E'\\n' ORDER BY r::text)) AS md5 FROM (SELECT ${cols ?? '1'} FROM ${name}) r`);
+    const [row] = await query<{ n: number; md5: string | null }>(
+      url,
+      `SELECT count(*)::int AS n, md5(string_agg(r::text, E'\\n' ORDER BY r::text)) AS md5 FROM (SELECT ${cols ?? '1'} FROM ${name}) r`,
+    );
     result[name] = `${row?.n ?? 0}:${row?.md5 ?? ''}`;
   }
   return result;
@@ -85,7 +95,10 @@ export async function contentFingerprint(url: string, ledgerSchema = 'tenantify'
  * `SELECT pg_advisory_xact_lock(key)`, and stays inside its run until `open()`. Tests that
  * need "a run in progress" use it instead of guessing how long a pg_sleep lasts.
  */
-export async function holdGate(url: string, key = 4242): Promise<{ sql: string; reached: (run: Promise<{ code: number | null; stderr: string }>) => Promise<void>; open: () => Promise<void> }> {
+export async function holdGate(
+  url: string,
+  key = 4242,
+): Promise<{ sql: string; reached: (run: Promise<{ code: number | null; stderr: string }>) => Promise<void>; open: () => Promise<void> }> {
   const holder = new pg.Client({ connectionString: url });
   holder.on('error', () => {}); // the database may be dropped under it when a test fails
   await holder.connect();

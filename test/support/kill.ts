@@ -31,8 +31,14 @@ export async function killThenResume(template: string, dir: string, delayMs: num
     const finishedBeforeKill = run.child.exitCode !== null;
     run.child.kill('SIGKILL');
     await run.done;
-    const statuses = await query<{ s: string | null }>(db.url, "SELECT CASE WHEN to_regclass('tenantify.units') IS NULL THEN 'no ledger' END AS s");
-    const statusesAtKill = statuses[0]?.s ?? (await query<{ s: string }>(db.url, "SELECT coalesce(string_agg(status, ',' ORDER BY id), '') AS s FROM tenantify.units"))[0]?.s ?? '';
+    const statuses = await query<{ s: string | null }>(
+      db.url,
+      "SELECT CASE WHEN to_regclass('tenantify.units') IS NULL THEN 'no ledger' END AS s",
+    );
+    const statusesAtKill =
+      statuses[0]?.s ??
+      (await query<{ s: string }>(db.url, "SELECT coalesce(string_agg(status, ',' ORDER BY id), '') AS s FROM tenantify.units"))[0]?.s ??
+      '';
     const resume = await runCli(['apply', '-d', db.url, '--dir', dir]);
     if (resume.code !== 0) throw new Error(`resume after a kill at ${delayMs} ms failed (${resume.code}): ${resume.stderr}`);
     return { delayMs, finishedBeforeKill, statusesAtKill, resumeCode: resume.code, fingerprint: await contentFingerprint(db.url) };

@@ -1,5 +1,14 @@
 /** `apply | verify | status | rollback --targets FILE` (or `--targets-query SQL` on -d): the fleet's form of each command. */
-import { applyFleet, rollbackFleet, statusFleet, targetsFromFile, targetsFromQuery, verifyFleet, type FleetResult, type Target } from '../../app/fleet.js';
+import {
+  applyFleet,
+  rollbackFleet,
+  statusFleet,
+  targetsFromFile,
+  targetsFromQuery,
+  verifyFleet,
+  type FleetResult,
+  type Target,
+} from '../../app/fleet.js';
 import { UsageError } from '../../errors.js';
 import { confirmDestructive, hasTerminal } from '../../ui/confirm.js';
 import { fleetJson, fleetProgress, fleetSummary, renderFleetTable } from '../../ui/fleet-view.js';
@@ -39,19 +48,35 @@ export function isFleet(options: FleetCliOptions): boolean {
 export function refuseFleetOptionsAlone(options: FleetCliOptions): void {
   const alone = [options.canary !== undefined && '--canary', options.onError !== undefined && '--on-error'].filter(Boolean);
   if (alone.length > 0 && !isFleet(options)) {
-    throw new UsageError(`${alone.join(' and ')} need${alone.length === 1 ? 's' : ''} --targets FILE or --targets-query SQL`, { code: 'fleet-option-alone', hint: 'they choose how a fleet runs: pass the targets' });
+    throw new UsageError(`${alone.join(' and ')} need${alone.length === 1 ? 's' : ''} --targets FILE or --targets-query SQL`, {
+      code: 'fleet-option-alone',
+      hint: 'they choose how a fleet runs: pass the targets',
+    });
   }
 }
 
 export async function fleetCommand(command: FleetCommand, options: FleetCliOptions): Promise<number> {
   if (options.targets !== undefined && options.targetsQuery !== undefined) {
-    throw new UsageError('pass one of --targets and --targets-query', { code: 'targets-twice', hint: '--targets reads a file of `name URL` lines; --targets-query reads `name, url` rows from -d' });
+    throw new UsageError('pass one of --targets and --targets-query', {
+      code: 'targets-twice',
+      hint: '--targets reads a file of `name URL` lines; --targets-query reads `name, url` rows from -d',
+    });
   }
-  if (command === 'verify' && options.tenancy) throw new UsageError('verify --tenancy does not take --targets yet', { code: 'fleet-tenancy', hint: 'run `tenantify verify --tenancy -d URL` per target' });
+  if (command === 'verify' && options.tenancy)
+    throw new UsageError('verify --tenancy does not take --targets yet', {
+      code: 'fleet-tenancy',
+      hint: 'run `tenantify verify --tenancy -d URL` per target',
+    });
   const out = createOutput(options);
-  const targets = options.targets !== undefined ? await targetsFromFile(options.targets) : await targetsFromQuery(requireDatabase(options), options.targetsQuery ?? '');
+  const targets =
+    options.targets !== undefined
+      ? await targetsFromFile(options.targets)
+      : await targetsFromQuery(requireDatabase(options), options.targetsQuery ?? '');
   if (options.canary !== undefined && options.canary >= targets.length) {
-    throw new UsageError(`--canary ${options.canary} leaves no other target of the ${targets.length}`, { code: 'canary-too-many', hint: `pass --canary below ${targets.length}` });
+    throw new UsageError(`--canary ${options.canary} leaves no other target of the ${targets.length}`, {
+      code: 'canary-too-many',
+      hint: `pass --canary below ${targets.length}`,
+    });
   }
   const yes = command === 'rollback' ? await confirmFleetRollback(out, options, targets) : true;
   if (!yes) {
@@ -60,29 +85,71 @@ export async function fleetCommand(command: FleetCommand, options: FleetCliOptio
   }
   const progress = fleetProgress(out, targets.length);
   const stop = stopOnSignals(out);
-  const base = { dir: options.dir, targets, parallel: options.parallel, canary: options.canary, onError: options.onError, stop: stop.signal, observer: progress };
+  const base = {
+    dir: options.dir,
+    targets,
+    parallel: options.parallel,
+    canary: options.canary,
+    onError: options.onError,
+    stop: stop.signal,
+    observer: progress,
+  };
   let result: FleetResult;
   try {
-    result = await (
-      command === 'apply' ? applyFleet({ ...base, to: options.to, dryRun: options.dryRun, noSnapshot: options.snapshot === false, autoRollback: options.autoRollback })
-        : command === 'verify' ? verifyFleet({ ...base, unit: options.unit })
-          : command === 'status' ? statusFleet(base)
-            : rollbackFleet({ ...base, steps: options.steps, to: options.to, all: options.all, fromSnapshot: options.fromSnapshot, confirm: async () => true })
-    );
+    result = await (command === 'apply'
+      ? applyFleet({
+          ...base,
+          to: options.to,
+          dryRun: options.dryRun,
+          noSnapshot: options.snapshot === false,
+          autoRollback: options.autoRollback,
+        })
+      : command === 'verify'
+        ? verifyFleet({ ...base, unit: options.unit })
+        : command === 'status'
+          ? statusFleet(base)
+          : rollbackFleet({
+              ...base,
+              steps: options.steps,
+              to: options.to,
+              all: options.all,
+              fromSnapshot: options.fromSnapshot,
+              confirm: async () => true,
+            }));
   } finally {
     progress.finish();
     stop.uninstall();
   }
   if (out.json) out.result(fleetJson(result));
-  else renderFleetTable(out, result, command === 'apply' ? (options.dryRun ? 'dry run' : 'applied now') : command === 'rollback' ? 'reverted' : command === 'verify' ? 'checks' : 'ran');
-  if (command === 'apply' && options.dryRun) out.line(out.style.yellow('Dry run: on each target the units ran in one transaction that was rolled back; nothing was changed.'));
+  else
+    renderFleetTable(
+      out,
+      result,
+      command === 'apply'
+        ? options.dryRun
+          ? 'dry run'
+          : 'applied now'
+        : command === 'rollback'
+          ? 'reverted'
+          : command === 'verify'
+            ? 'checks'
+            : 'ran',
+    );
+  if (command === 'apply' && options.dryRun)
+    out.line(out.style.yellow('Dry run: on each target the units ran in one transaction that was rolled back; nothing was changed.'));
   out.line(fleetSummary(out, result));
   return result.exitCode;
 }
 
 /** Asked once for the fleet (the same rollback on each target); --yes without a terminal. */
 async function confirmFleetRollback(out: Output, options: FleetCliOptions, targets: Target[]): Promise<boolean> {
-  const what = options.all ? 'every applied unit' : options.steps !== undefined ? `the newest ${options.steps} applied unit${options.steps === 1 ? '' : 's'}` : options.to !== undefined ? `the units applied after ${options.to}` : 'the newest applied unit';
+  const what = options.all
+    ? 'every applied unit'
+    : options.steps !== undefined
+      ? `the newest ${options.steps} applied unit${options.steps === 1 ? '' : 's'}`
+      : options.to !== undefined
+        ? `the units applied after ${options.to}`
+        : 'the newest applied unit';
   const text = `rollback reverts ${what} on each of ${targets.length} targets`;
   const details = targets.map((t) => t.name);
   if (!options.yes && hasTerminal()) out.line(`${text}: ${details.join(', ')}`);

@@ -26,13 +26,22 @@ export default async function init(options: CommonOptions): Promise<number> {
     await mkdir(join(root, folder), { recursive: true });
   }
   const files: [string, string][] = [
-    ['tenantify.config.json', `${JSON.stringify({ ledgerSchema: 'tenantify', snapshotDir: '.tenantify/snapshots', lockTimeout: '5s', retries: 3 }, null, 2)}\n`],
+    [
+      'tenantify.config.json',
+      `${JSON.stringify({ ledgerSchema: 'tenantify', snapshotDir: '.tenantify/snapshots', lockTimeout: '5s', retries: 3 }, null, 2)}\n`,
+    ],
     ['migrations/0001_create_organizations.sql', example],
     ['rollbacks/0001_create_organizations.sql', exampleRollback],
   ];
   for (const [name, text] of files) {
     const path = join(root, name);
-    if (await access(path).then(() => true, () => false)) continue;
+    if (
+      await access(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      continue;
     await writeFile(path, text);
     created.push(name);
   }

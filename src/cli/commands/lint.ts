@@ -14,9 +14,10 @@ export default async function lintCommand(options: CommonOptions): Promise<numbe
   const url = resolveDatabaseUrl(options);
   const lint = (sizes?: (tables: string[]) => Promise<Map<string, number>>) =>
     lintPlan({ directory: project.directory, config: project.config, units: project.units, tableRows: sizes });
-  const report = url || hasLibpqEnvironment()
-    ? await withSession(url, 'lint', (session) => lint((tables) => tableRows(session.client, tables)))
-    : await lint();
+  const report =
+    url || hasLibpqEnvironment()
+      ? await withSession(url, 'lint', (session) => lint((tables) => tableRows(session.client, tables)))
+      : await lint();
   const note = squawkMissingNote(report);
   if (note) out.log(out.style.yellow(note));
   const blocking = blockingFindings(report.findings);
@@ -28,6 +29,9 @@ export default async function lintCommand(options: CommonOptions): Promise<numbe
   const sizes = report.tableSizes === 'skipped' ? ' (table sizes not read: pass -d for unbatched-update-large-table)' : '';
   const files = project.units.length;
   if (report.findings.length === 0) out.line(out.style.green(`No findings in ${files} unit${files === 1 ? '' : 's'}${sizes}.`));
-  else out.line(`${countFindings(report.findings)} in ${files} unit${files === 1 ? '' : 's'}${sizes}.${blocking.length > 0 ? out.style.red(' Errors not allowed: fix them, or add `-- tenantify:allow <rule> <why>` to the unit.') : ''}`);
+  else
+    out.line(
+      `${countFindings(report.findings)} in ${files} unit${files === 1 ? '' : 's'}${sizes}.${blocking.length > 0 ? out.style.red(' Errors not allowed: fix them, or add `-- tenantify:allow <rule> <why>` to the unit.') : ''}`,
+    );
   return blocking.length > 0 ? ExitCode.violations : ExitCode.ok;
 }

@@ -18,7 +18,8 @@ export default async function plan(options: CommonOptions): Promise<number> {
   const { project } = inspection;
   let lint: LintReport | undefined;
   if (project.config.lint.level !== 'off') {
-    const run = (sizes?: (tables: string[]) => Promise<Map<string, number>>) => lintPlan({ directory: project.directory, config: project.config, units: project.units, tableRows: sizes });
+    const run = (sizes?: (tables: string[]) => Promise<Map<string, number>>) =>
+      lintPlan({ directory: project.directory, config: project.config, units: project.units, tableRows: sizes });
     lint = offline ? await run() : await withSession(url, 'plan', (session) => run((tables) => tableRows(session.client, tables)));
     const note = squawkMissingNote(lint);
     if (note) out.log(out.style.yellow(note));
@@ -31,7 +32,9 @@ export default async function plan(options: CommonOptions): Promise<number> {
   out.line(offline ? 'No database given: every unit is shown as pending (pass -d to read the ledger).' : `Plan for ${inspection.database}`);
   renderUnitsTable(out, inspection, 'plan', lint?.findings);
   const drift = p.drifted.length + p.missing.length;
-  out.line(`${p.entries.length} units; ${p.toRun.length} to run${lint ? lintSummary(lint, project.config.lint.level) : ''}${drift > 0 ? out.style.red(`; ${drift} drifted: apply will refuse`) : ''}.`);
+  out.line(
+    `${p.entries.length} units; ${p.toRun.length} to run${lint ? lintSummary(lint, project.config.lint.level) : ''}${drift > 0 ? out.style.red(`; ${drift} drifted: apply will refuse`) : ''}.`,
+  );
   return 0;
 }
 

@@ -17,7 +17,8 @@ interface RehearseCliOptions extends CommonOptions {
 
 export default async function rehearseCommand(options: RehearseCliOptions): Promise<number> {
   const out = createOutput(options);
-  if (options.workers !== undefined && !options.citus) throw new UsageError('--workers is for a Citus rehearsal', { code: 'option-conflict', hint: 'add --citus, or leave --workers out' });
+  if (options.workers !== undefined && !options.citus)
+    throw new UsageError('--workers is for a Citus rehearsal', { code: 'option-conflict', hint: 'add --citus, or leave --workers out' });
   // Without --fixture, the source is found as every other command finds its database.
   const sourceUrl = options.fixture ? undefined : resolveDatabaseUrl(options);
   const result = await rehearse({
@@ -36,16 +37,23 @@ export default async function rehearseCommand(options: RehearseCliOptions): Prom
   else {
     for (const step of result.steps) {
       const mark = step.ok ? out.style.green('✔') : out.style.red('✖');
-      out.line(`${mark} ${step.name.padEnd(24)} ${(step.durationMs / 1000).toFixed(1).padStart(6)}s  ${step.ok ? out.style.dim(step.details[0] ?? '') : ''}`);
+      out.line(
+        `${mark} ${step.name.padEnd(24)} ${(step.durationMs / 1000).toFixed(1).padStart(6)}s  ${step.ok ? out.style.dim(step.details[0] ?? '') : ''}`,
+      );
       if (!step.ok) for (const line of step.details) out.line(`    ${out.style.red(line)}`);
     }
     if (result.locks.length > 0) {
       // The strongest lock of each relation, held from the statement that took it to the unit's commit.
       out.line(out.style.bold('Locks taken (apply, held until each unit commits):'));
       const width = Math.max(...result.locks.map((u) => u.unit.length));
-      for (const { unit, locks } of result.locks) out.line(`  ${unit.padEnd(width)}  ${locks?.length ? lockSummary(locks) : out.style.dim(lockSummary(locks))}`);
+      for (const { unit, locks } of result.locks)
+        out.line(`  ${unit.padEnd(width)}  ${locks?.length ? lockSummary(locks) : out.style.dim(lockSummary(locks))}`);
     }
-    out.line(result.ok ? out.style.green('Rehearsal passed: the plan applies, verifies, rolls back to exactly the source, and applies again.') : out.style.red('Rehearsal failed.'));
+    out.line(
+      result.ok
+        ? out.style.green('Rehearsal passed: the plan applies, verifies, rolls back to exactly the source, and applies again.')
+        : out.style.red('Rehearsal failed.'),
+    );
   }
   if (!result.ok && !out.json) out.line('Fix what the failed step names, then rehearse again; the source database was not touched.');
   return result.exitCode;

@@ -36,12 +36,18 @@ export default async function rollbackCommand(options: RollbackCliOptions): Prom
         out.line(`${what}:`);
         for (const line of lines) out.line(`  ${line}`);
       }
-      return confirmDestructive({ yes: Boolean(options.yes), question: 'Revert them?', refusal: `${what}, and needs confirmation`, details: lines });
+      return confirmDestructive({
+        yes: Boolean(options.yes),
+        question: 'Revert them?',
+        refusal: `${what}, and needs confirmation`,
+        details: lines,
+      });
     },
   });
   if (out.json) out.result(rollbackJson(result));
   if (result.declined) out.line('Not confirmed: nothing was rolled back.');
   else if (result.planned.length === 0) out.line('Nothing to roll back: no unit is applied.');
-  else if (!out.json) out.line(out.style.green(`Rolled back ${result.units.length} unit${result.units.length === 1 ? '' : 's'} (run ${result.runId}).`));
+  else if (!out.json)
+    out.line(out.style.green(`Rolled back ${result.units.length} unit${result.units.length === 1 ? '' : 's'} (run ${result.runId}).`));
   return 0;
 }

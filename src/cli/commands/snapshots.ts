@@ -24,16 +24,31 @@ export default async function snapshots(options: SnapshotsOptions, args: string[
       out.line('No snapshots recorded in the ledger.');
       return 0;
     }
-    const table = new Table({ head: ['run', 'unit', 'scope', 'tables', 'size', 'taken at', 'file'].map((h) => out.style.bold(h)), style: { head: [], border: [] } });
+    const table = new Table({
+      head: ['run', 'unit', 'scope', 'tables', 'size', 'taken at', 'file'].map((h) => out.style.bold(h)),
+      style: { head: [], border: [] },
+    });
     for (const e of entries) {
       const file = e.present ? e.file : out.style.red(`${e.file} (missing)`);
-      table.push([String(e.run), e.unit, e.scope, e.tables.join(', '), `${(e.bytes / 1024).toFixed(1)} KiB`, e.takenAt.replace('T', ' ').slice(0, 19), file]);
+      table.push([
+        String(e.run),
+        e.unit,
+        e.scope,
+        e.tables.join(', '),
+        `${(e.bytes / 1024).toFixed(1)} KiB`,
+        e.takenAt.replace('T', ' ').slice(0, 19),
+        file,
+      ]);
     }
     out.line(table.toString());
     return 0;
   }
   if (action === 'restore') {
-    if (!unit) throw new UsageError('snapshots restore needs the unit whose snapshot to restore', { code: 'argument-missing', hint: 'tenantify snapshots restore <unit id> (see `tenantify snapshots list`)' });
+    if (!unit)
+      throw new UsageError('snapshots restore needs the unit whose snapshot to restore', {
+        code: 'argument-missing',
+        hint: 'tenantify snapshots restore <unit id> (see `tenantify snapshots list`)',
+      });
     const restored = await restoreUnitSnapshot({
       dir: options.dir,
       url: requireDatabase(options),
@@ -50,15 +65,30 @@ export default async function snapshots(options: SnapshotsOptions, args: string[
       return 0;
     }
     if (out.json) out.result({ restored: { unit: restored.unit, run: restored.run, tables: restored.tables, file: restored.file } });
-    else out.line(out.style.green(`Restored ${restored.tables.join(', ') || restored.scope} from ${restored.file}. The ledger still lists ${restored.unit} as applied: \`tenantify rollback --from-snapshot\` reverts units.`));
+    else
+      out.line(
+        out.style.green(
+          `Restored ${restored.tables.join(', ') || restored.scope} from ${restored.file}. The ledger still lists ${restored.unit} as applied: \`tenantify rollback --from-snapshot\` reverts units.`,
+        ),
+      );
     return 0;
   }
   if (action === 'prune') {
-    if (!options.keep) throw new UsageError('snapshots prune needs --keep N', { code: 'argument-missing', hint: 'tenantify snapshots prune --keep 3 keeps the snapshots of the newest 3 runs' });
+    if (!options.keep)
+      throw new UsageError('snapshots prune needs --keep N', {
+        code: 'argument-missing',
+        hint: 'tenantify snapshots prune --keep 3 keeps the snapshots of the newest 3 runs',
+      });
     const result = await pruneSnapshots({ dir: options.dir, keep: options.keep });
     if (out.json) out.result(result);
-    else out.line(`Removed ${result.removed.length} run folder${result.removed.length === 1 ? '' : 's'} of snapshots; kept ${result.kept.length}.`);
+    else
+      out.line(
+        `Removed ${result.removed.length} run folder${result.removed.length === 1 ? '' : 's'} of snapshots; kept ${result.kept.length}.`,
+      );
     return 0;
   }
-  throw new UsageError(`unknown snapshots action "${action}"`, { code: 'unknown-action', hint: 'use list, restore <unit> or prune --keep N' });
+  throw new UsageError(`unknown snapshots action "${action}"`, {
+    code: 'unknown-action',
+    hint: 'use list, restore <unit> or prune --keep N',
+  });
 }

@@ -14,7 +14,9 @@ export default async function status(options: FleetCliOptions): Promise<number> 
     out.result(statusJson(inspection));
     return 0;
   }
-  out.line(`Ledger of ${inspection.database} (schema ${inspection.ledger.schema}${inspection.ledger.exists ? '' : ': not created yet, nothing applied'})`);
+  out.line(
+    `Ledger of ${inspection.database} (schema ${inspection.ledger.schema}${inspection.ledger.exists ? '' : ': not created yet, nothing applied'})`,
+  );
   renderUnitsTable(out, inspection, 'status');
   const applied = inspection.plan.entries.filter((e) => e.status === 'applied').length;
   out.line(`${applied} of ${inspection.plan.entries.length} units applied; ${inspection.plan.toRun.length} to run.`);

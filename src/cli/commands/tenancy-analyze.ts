@@ -18,7 +18,8 @@ interface AnalyzeCliOptions extends CommonOptions {
 
 export default async function tenancyAnalyzeCommand(options: AnalyzeCliOptions): Promise<number> {
   const out = createOutput(options);
-  if (options.fixture && options.databaseUrl) throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both', { code: 'source-conflict' });
+  if (options.fixture && options.databaseUrl)
+    throw new UsageError('analyze reads one database: -d <url> or --fixture <file.sql>, not both', { code: 'source-conflict' });
   const url = options.fixture ? undefined : requireDatabase(options);
   const data = options.data !== false;
   const spinner = data && !options.json ? await out.spinner('reading the catalog') : undefined;
@@ -34,7 +35,8 @@ export default async function tenancyAnalyzeCommand(options: AnalyzeCliOptions):
       key: options.key,
       schemas: options.schema,
       data,
-      onProgress: (done, total, running) => spinner?.update(`counting unresolved rows and conflicts: ${done}/${total}${running ? ` (${running})` : ''}`),
+      onProgress: (done, total, running) =>
+        spinner?.update(`counting unresolved rows and conflicts: ${done}/${total}${running ? ` (${running})` : ''}`),
       log: (line) => out.log(line),
     });
   } finally {

@@ -20,7 +20,10 @@ interface TenancyConsolidateCliOptions extends CommonOptions {
 export default async function tenancyConsolidateCommand(options: TenancyConsolidateCliOptions): Promise<number> {
   const out = createOutput(options);
   if (Boolean(options.fromSchemas) === Boolean(options.fromDatabases)) {
-    throw new UsageError('which sources? pass --from-schemas PATTERN or --from-databases FILE (one of them)', { code: 'consolidate-no-sources', hint: "e.g. --from-schemas 'customer_%', or --from-databases sources.txt with `name postgres://user@host/db` per line" });
+    throw new UsageError('which sources? pass --from-schemas PATTERN or --from-databases FILE (one of them)', {
+      code: 'consolidate-no-sources',
+      hint: "e.g. --from-schemas 'customer_%', or --from-databases sources.txt with `name postgres://user@host/db` per line",
+    });
   }
   const ids = options.ids ?? 'keep';
   if (ids !== 'keep' && ids !== 'remap') throw new UsageError(`--ids ${ids}: expected keep or remap`, { code: 'consolidate-ids-invalid' });
@@ -45,7 +48,13 @@ export default async function tenancyConsolidateCommand(options: TenancyConsolid
   const width = Math.max(...result.files.map((f) => f.file.length));
   for (const f of result.files) out.line(`${out.style.green('+')} ${f.file.padEnd(width)}  ${out.style.dim(f.summary)}`);
   const rows = result.sources.reduce((n, s) => n + s.rows, 0);
-  out.line(`${out.style.green('✔')} ${result.sources.length} sources of the shape of ${result.reference} (${rows} rows), one unit each; the model is in ${result.config} under "tenancy".`);
-  out.line(out.style.dim('Read them, then: tenantify apply; tenantify rollback removes the newest tenant, rollback --all the whole consolidation.'));
+  out.line(
+    `${out.style.green('✔')} ${result.sources.length} sources of the shape of ${result.reference} (${rows} rows), one unit each; the model is in ${result.config} under "tenancy".`,
+  );
+  out.line(
+    out.style.dim(
+      'Read them, then: tenantify apply; tenantify rollback removes the newest tenant, rollback --all the whole consolidation.',
+    ),
+  );
   return ExitCode.ok;
 }

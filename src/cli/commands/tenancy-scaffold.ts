@@ -21,7 +21,11 @@ export default async function tenancyScaffoldCommand(options: TenancyScaffoldCli
     dir: options.dir,
     url: options.fixture ? undefined : requireDatabase(options),
     fixture: options.fixture,
-    overrides: { ...(options.owner ? { owner: options.owner } : {}), ...(options.tenants ? { tenants: options.tenants } : {}), ...(options.key ? { key: options.key } : {}) },
+    overrides: {
+      ...(options.owner ? { owner: options.owner } : {}),
+      ...(options.tenants ? { tenants: options.tenants } : {}),
+      ...(options.key ? { key: options.key } : {}),
+    },
     schemas: options.schema,
     composite: Boolean(options.composite),
     rls: Boolean(options.rls),
@@ -34,12 +38,17 @@ export default async function tenancyScaffoldCommand(options: TenancyScaffoldCli
   }
   const width = Math.max(...result.files.map((f) => f.file.length));
   for (const f of result.files) out.line(`${out.style.green('+')} ${f.file.padEnd(width)}  ${out.style.dim(f.summary)}`);
-  const already = result.present.length > 0 ? `${result.present.length} unit${result.present.length === 1 ? '' : 's'} of the scaffold already in the plan, left as ${result.present.length === 1 ? 'it is' : 'they are'}` : '';
+  const already =
+    result.present.length > 0
+      ? `${result.present.length} unit${result.present.length === 1 ? '' : 's'} of the scaffold already in the plan, left as ${result.present.length === 1 ? 'it is' : 'they are'}`
+      : '';
   if (result.files.length === 0) {
     out.line(`${out.style.green('✔')} nothing to write: ${already}; the model is in ${result.config} under "tenancy".`);
     return ExitCode.ok;
   }
-  out.line(`${out.style.green('✔')} ${result.files.length} units, each with its rollback in rollbacks/${already ? ` (${already})` : ''}; the model is in ${result.config} under "tenancy".`);
+  out.line(
+    `${out.style.green('✔')} ${result.files.length} units, each with its rollback in rollbacks/${already ? ` (${already})` : ''}; the model is in ${result.config} under "tenancy".`,
+  );
   out.line(out.style.dim('Read them, then: tenantify rehearse --fixture <legacy.sql>, or tenantify apply.'));
   return ExitCode.ok;
 }

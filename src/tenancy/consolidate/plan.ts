@@ -89,10 +89,20 @@ function planTables(tables: SourceTable[], options: ConsolidateOptions): TablePl
   for (const t of tables) {
     const pk = t.catalog.primaryKey;
     if (!pk || pk.length === 0) {
-      throw new UsageError(`${t.catalog.name} has no primary key: tenancy consolidate copies by key ranges and needs one`, { code: 'consolidate-no-primary-key', hint: `add a primary key to ${t.catalog.table} in every source, or --exclude the sources that lack it` });
+      throw new UsageError(`${t.catalog.name} has no primary key: tenancy consolidate copies by key ranges and needs one`, {
+        code: 'consolidate-no-primary-key',
+        hint: `add a primary key to ${t.catalog.table} in every source, or --exclude the sources that lack it`,
+      });
     }
     const column = t.catalog.columns.find((c) => c.name === pk[0]);
-    if (options.ids === 'remap' && pk.length === 1 && column && integerTypes.has(column.type) && (column.identity || /^nextval\(/.test(t.defaults[column.name] ?? ''))) remapped.add(t.catalog.name);
+    if (
+      options.ids === 'remap' &&
+      pk.length === 1 &&
+      column &&
+      integerTypes.has(column.type) &&
+      (column.identity || /^nextval\(/.test(t.defaults[column.name] ?? ''))
+    )
+      remapped.add(t.catalog.name);
   }
   return tables.map((t) => {
     const pk = t.catalog.primaryKey as string[];
@@ -100,14 +110,20 @@ function planTables(tables: SourceTable[], options: ConsolidateOptions): TablePl
     const selfColumns = inside.filter((f) => f.references === t.catalog.name).flatMap((f) => f.columns);
     for (const column of selfColumns) {
       if (t.catalog.columns.find((c) => c.name === column)?.notNull) {
-        throw new UsageError(`${t.catalog.name}.${column} references its own table and is NOT NULL: the rows cannot arrive before the rows they reference`, { code: 'consolidate-self-reference-not-null' });
+        throw new UsageError(
+          `${t.catalog.name}.${column} references its own table and is NOT NULL: the rows cannot arrive before the rows they reference`,
+          { code: 'consolidate-self-reference-not-null' },
+        );
       }
     }
     const remappedRefs = new Map<string, string>();
     for (const f of inside) {
       if (!remapped.has(f.references)) continue;
       if (f.columns.length !== 1) {
-        throw new UsageError(`${t.catalog.name}: the foreign key ${f.name} has several columns and one of them holds a remapped id`, { code: 'consolidate-remap-composite-reference', hint: 'use --ids keep for this shape' });
+        throw new UsageError(`${t.catalog.name}: the foreign key ${f.name} has several columns and one of them holds a remapped id`, {
+          code: 'consolidate-remap-composite-reference',
+          hint: 'use --ids keep for this shape',
+        });
       }
       remappedRefs.set(f.columns[0] as string, f.references);
     }
@@ -129,14 +145,25 @@ function planTables(tables: SourceTable[], options: ConsolidateOptions): TablePl
 /** The tables parents first (Kahn's order, ties by name); a cycle between tables cannot be copied table by table. */
 export function orderTables(reference: SourceShape): SourceTable[] {
   const byName = new Map(reference.tables.map((t) => [t.catalog.name, t]));
-  const parents = new Map(reference.tables.map((t) => [t.catalog.name, new Set(t.catalog.foreignKeys.map((f) => f.references).filter((r) => r !== t.catalog.name && byName.has(r)))]));
+  const parents = new Map(
+    reference.tables.map((t) => [
+      t.catalog.name,
+      new Set(t.catalog.foreignKeys.map((f) => f.references).filter((r) => r !== t.catalog.name && byName.has(r))),
+    ]),
+  );
   const done: SourceTable[] = [];
   const placed = new Set<string>();
   while (placed.size < byName.size) {
-    const ready = [...parents].filter(([name, ps]) => !placed.has(name) && [...ps].every((p) => placed.has(p))).map(([name]) => name).sort();
+    const ready = [...parents]
+      .filter(([name, ps]) => !placed.has(name) && [...ps].every((p) => placed.has(p)))
+      .map(([name]) => name)
+      .sort();
     if (ready.length === 0) {
       const left = [...byName.keys()].filter((n) => !placed.has(n));
-      throw new UsageError(`the foreign keys of ${left.join(', ')} form a cycle: tenancy consolidate copies tables parents first`, { code: 'consolidate-foreign-key-cycle', hint: 'exclude one table of the cycle, or drop one of its foreign keys in every source first' });
+      throw new UsageError(`the foreign keys of ${left.join(', ')} form a cycle: tenancy consolidate copies tables parents first`, {
+        code: 'consolidate-foreign-key-cycle',
+        hint: 'exclude one table of the cycle, or drop one of its foreign keys in every source first',
+      });
     }
     for (const name of ready) {
       placed.add(name);
@@ -150,14 +177,19 @@ export function orderTables(reference: SourceShape): SourceTable[] {
 // 1. the shared tables
 // ---------------------------------------------------------------------------------------
 
-function sharedTablesUnit(plans: TablePlan[], reference: SourceShape, sources: ConsolidateSource[], options: ConsolidateOptions): ConsolidateUnit {
+function sharedTablesUnit(
+  plans: TablePlan[],
+  reference: SourceShape,
+  sources: ConsolidateSource[],
+  options: ConsolidateOptions,
+): ConsolidateUnit {
   const tenants = quoteQualified(`${options.into}.${options.tenants}`);
   const key = q(options.key);
   const lines: string[] = [
     `-- The shared tables of the consolidation: ${sources.length} source${sources.length === 1 ? '' : 's'} (${sources.map((s) => s.name).join(', ')}) of the shape of ${reference.schema}.`,
     '-- Safe on a live database: every table here is new, so nothing the application uses is locked.',
     `-- Every key starts with ${options.key}: ids of different sources may be equal (${options.ids === 'keep' ? '--ids keep: they are kept' : '--ids remap: they get new ones'}),`,
-    '-- and a foreign key between two shared tables includes the key, so no row can reference another tenant\'s.',
+    "-- and a foreign key between two shared tables includes the key, so no row can reference another tenant's.",
     '-- tenantify:snapshot none',
     '',
   ];
@@ -175,7 +207,9 @@ function sharedTablesUnit(plans: TablePlan[], reference: SourceShape, sources: C
   );
   for (const p of plans) lines.push(...createTable(p, plans, options), '');
   if (options.ids === 'remap') {
-    lines.push(`-- Old id → new id per tenant and table: the copies read them, the rollback and the verifies too, and the application may use them to redirect old links.`);
+    lines.push(
+      `-- Old id → new id per tenant and table: the copies read them, the rollback and the verifies too, and the application may use them to redirect old links.`,
+    );
     lines.push(`CREATE SCHEMA ${q(options.idsSchema)};`);
     for (const p of plans.filter((x) => x.remapped)) {
       const type = columnType(p, p.rangeColumn);
@@ -201,7 +235,14 @@ function sharedTablesUnit(plans: TablePlan[], reference: SourceShape, sources: C
     ...(options.into !== 'public' ? [`DROP SCHEMA ${q(options.into)};`] : []),
     '',
   ];
-  return { name: 'consolidate_shared_tables', kind: 'migration', format: 'sql', summary: `${plans.length} shared tables in ${options.into} and the tenants table ${options.tenants}`, sql: lines.join('\n'), rollback: rollback.join('\n') };
+  return {
+    name: 'consolidate_shared_tables',
+    kind: 'migration',
+    format: 'sql',
+    summary: `${plans.length} shared tables in ${options.into} and the tenants table ${options.tenants}`,
+    sql: lines.join('\n'),
+    rollback: rollback.join('\n'),
+  };
 }
 
 function createTable(p: TablePlan, plans: TablePlan[], options: ConsolidateOptions): string[] {
@@ -213,12 +254,16 @@ function createTable(p: TablePlan, plans: TablePlan[], options: ConsolidateOptio
     let column = `  ${q(c.name)} ${c.type}`;
     const def = p.ref.defaults[c.name];
     const sequenced = c.identity !== undefined || /^nextval\(/.test(def ?? '');
-    if (sequenced && c.name === p.rangeColumn && (t.primaryKey?.length ?? 0) === 1) column += ` GENERATED BY DEFAULT AS IDENTITY (SEQUENCE NAME ${sequenceName(p)})`;
+    if (sequenced && c.name === p.rangeColumn && (t.primaryKey?.length ?? 0) === 1)
+      column += ` GENERATED BY DEFAULT AS IDENTITY (SEQUENCE NAME ${sequenceName(p)})`;
     else if (def !== undefined && !sequenced) column += ` DEFAULT ${withoutSchema(def, t.schema)}`;
     if (c.notNull) column += ' NOT NULL';
     body.push(column);
   }
-  for (const u of t.uniques) body.push(`  CONSTRAINT ${q(u.name)} ${u.kind === 'primary' ? 'PRIMARY KEY' : 'UNIQUE'} (${[options.key, ...u.columns].map(q).join(', ')})`);
+  for (const u of t.uniques)
+    body.push(
+      `  CONSTRAINT ${q(u.name)} ${u.kind === 'primary' ? 'PRIMARY KEY' : 'UNIQUE'} (${[options.key, ...u.columns].map(q).join(', ')})`,
+    );
   for (const c of t.checks) body.push(`  CONSTRAINT ${q(c.name)} ${withoutSchema(c.definition, t.schema)}`);
   for (const f of t.foreignKeys) body.push(`  CONSTRAINT ${q(f.name)} ${foreignKey(f, plans, options)}`);
   const lines = [`CREATE TABLE ${quoteQualified(p.target)} (`, body.join(',\n'), ');'];
@@ -226,12 +271,17 @@ function createTable(p: TablePlan, plans: TablePlan[], options: ConsolidateOptio
   for (const i of indexes) lines.push(`${indexWithKey(i.definition as string, p, options)};`);
   // A foreign key between shared tables gets an index: deleting a tenant's parent rows (its
   // rollback) would otherwise scan the child table once per row.
-  const covered = [...t.uniques.map((u) => u.columns), ...indexes.filter((i) => /USING btree/.test(i.definition ?? '')).map((i) => i.columns)];
+  const covered = [
+    ...t.uniques.map((u) => u.columns),
+    ...indexes.filter((i) => /USING btree/.test(i.definition ?? '')).map((i) => i.columns),
+  ];
   for (const f of t.foreignKeys.filter((x) => plans.some((o) => o.ref.catalog.name === x.references))) {
     if (covered.some((columns) => f.columns.every((c, n) => columns[n] === c))) continue;
     covered.push(f.columns);
     const name = `${t.table}_${[options.key, ...f.columns].join('_')}_idx`;
-    lines.push(`CREATE INDEX ${q(truncateBytes(name, 63))} ON ${quoteQualified(p.target)} (${[options.key, ...f.columns].map(q).join(', ')});`);
+    lines.push(
+      `CREATE INDEX ${q(truncateBytes(name, 63))} ON ${quoteQualified(p.target)} (${[options.key, ...f.columns].map(q).join(', ')});`,
+    );
   }
   return lines;
 }
@@ -239,8 +289,14 @@ function createTable(p: TablePlan, plans: TablePlan[], options: ConsolidateOptio
 /** A foreign key to another shared table includes the key; one to a table outside the sources (shared lookup data) stays as it was. */
 function foreignKey(f: CatalogForeignKey, plans: TablePlan[], options: ConsolidateOptions): string {
   const parent = plans.find((p) => p.ref.catalog.name === f.references);
-  const onDelete = f.onDelete === 'no action' ? '' : f.onDelete === 'set null' || f.onDelete === 'set default' ? ` ON DELETE ${f.onDelete.toUpperCase()} (${f.columns.map(q).join(', ')})` : ` ON DELETE ${f.onDelete.toUpperCase()}`;
-  if (!parent) return `FOREIGN KEY (${f.columns.map(q).join(', ')}) REFERENCES ${quoteQualified(f.references)} (${f.referencedColumns.map(q).join(', ')})${onDelete}`;
+  const onDelete =
+    f.onDelete === 'no action'
+      ? ''
+      : f.onDelete === 'set null' || f.onDelete === 'set default'
+        ? ` ON DELETE ${f.onDelete.toUpperCase()} (${f.columns.map(q).join(', ')})`
+        : ` ON DELETE ${f.onDelete.toUpperCase()}`;
+  if (!parent)
+    return `FOREIGN KEY (${f.columns.map(q).join(', ')}) REFERENCES ${quoteQualified(f.references)} (${f.referencedColumns.map(q).join(', ')})${onDelete}`;
   return `FOREIGN KEY (${[options.key, ...f.columns].map(q).join(', ')}) REFERENCES ${quoteQualified(parent.target)} (${[options.key, ...f.referencedColumns].map(q).join(', ')})${onDelete}`;
 }
 
@@ -290,15 +346,28 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
   const k = source.tenantId;
   const origin = source.database ? `database ${source.name}` : `schema ${source.schema}`;
   const body: SourceSteps['body'] = [
-    { sql: `INSERT INTO ${tenants} (id, name, consolidated_from) VALUES (${k}, ${quoteLiteral(source.name)}, ${quoteLiteral(origin)})\n  ON CONFLICT (id) DO NOTHING;` },
+    {
+      sql: `INSERT INTO ${tenants} (id, name, consolidated_from) VALUES (${k}, ${quoteLiteral(source.name)}, ${quoteLiteral(origin)})\n  ON CONFLICT (id) DO NOTHING;`,
+    },
   ];
   const each = (comment: string, statements: string[]) => statements.forEach((sql, i) => body.push(i === 0 ? { comment, sql } : { sql }));
   for (const p of plans) {
     const ranges = rangesOf(p, source);
     const rows = `${ranges.length} range${ranges.length === 1 ? '' : 's'}`;
-    if (p.remapped) each(`${p.name}: new ids from ${sequenceName(p)}, kept in ${mapTable(p, options)} (${rows})`, ranges.map((r) => mapStatement(p, source, r, options)));
-    each(`${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`, ranges.map((r) => copyStatement(p, source, r, options)));
-    if (p.selfColumns.length > 0) each(`${p.name}: ${p.selfColumns.join(', ')}, now that every row of the table is there`, ranges.map((r) => selfStatement(p, source, r, options)));
+    if (p.remapped)
+      each(
+        `${p.name}: new ids from ${sequenceName(p)}, kept in ${mapTable(p, options)} (${rows})`,
+        ranges.map((r) => mapStatement(p, source, r, options)),
+      );
+    each(
+      `${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`,
+      ranges.map((r) => copyStatement(p, source, r, options)),
+    );
+    if (p.selfColumns.length > 0)
+      each(
+        `${p.name}: ${p.selfColumns.join(', ')}, now that every row of the table is there`,
+        ranges.map((r) => selfStatement(p, source, r, options)),
+      );
   }
   if (options.ids === 'keep') {
     const sequenced = plans.filter((p) => hasSequence(p));
@@ -323,7 +392,12 @@ function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: Cons
     '-- tenantify:snapshot none',
     '',
     ...[...plans].reverse().map((p) => `DELETE FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k};`),
-    ...(options.ids === 'remap' ? plans.filter((p) => p.remapped).reverse().map((p) => `DELETE FROM ${mapTable(p, options)} WHERE ${q(options.key)} = ${k};`) : []),
+    ...(options.ids === 'remap'
+      ? plans
+          .filter((p) => p.remapped)
+          .reverse()
+          .map((p) => `DELETE FROM ${mapTable(p, options)} WHERE ${q(options.key)} = ${k};`)
+      : []),
     `DELETE FROM ${tenants} WHERE id = ${k};`,
     ...(source.database ? [`DROP SCHEMA IF EXISTS ${q(source.schema)} CASCADE;`] : []),
     '',
@@ -332,7 +406,16 @@ function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: Cons
     '',
   ].join('\n');
   const summary = `tenant ${k}: ${source.database ? `database ${source.name}` : source.schema}, ${plans.length} tables`;
-  if (source.database) return { name, kind: 'backfill', format: 'ts', summary, sql: typescriptUnit(plans, source, steps, options), rollback, source: source.name };
+  if (source.database)
+    return {
+      name,
+      kind: 'backfill',
+      format: 'ts',
+      summary,
+      sql: typescriptUnit(plans, source, steps, options),
+      rollback,
+      source: source.name,
+    };
 
   const lines: string[] = [
     `-- Copies schema ${source.schema} into the shared tables as tenant ${k} (${options.tenants}.id = ${k}).`,
@@ -388,7 +471,7 @@ function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: So
     '    for (const statement of statements) await sql.raw(statement).execute(db);',
     '  },',
     '  verify: [',
-    ...steps.verifies.map((v) => `    { name: ${JSON.stringify(v.name)}, sql: ${literal(v.sql.replace(/;\s*$/, ""))} },`),
+    ...steps.verifies.map((v) => `    { name: ${JSON.stringify(v.name)}, sql: ${literal(v.sql.replace(/;\s*$/, ''))} },`),
     '  ],',
     '});',
     '',
@@ -398,7 +481,11 @@ function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: So
 
 function hasSequence(p: TablePlan): boolean {
   const column = p.ref.catalog.columns.find((c) => c.name === p.rangeColumn);
-  return (p.ref.catalog.primaryKey?.length ?? 0) === 1 && column !== undefined && (column.identity !== undefined || /^nextval\(/.test(p.ref.defaults[column.name] ?? ''));
+  return (
+    (p.ref.catalog.primaryKey?.length ?? 0) === 1 &&
+    column !== undefined &&
+    (column.identity !== undefined || /^nextval\(/.test(p.ref.defaults[column.name] ?? ''))
+  );
 }
 
 /** The WHERE conditions of a table's key ranges: `<= b1`, `> b1 AND <= b2`, ..., `> bn`. */
@@ -408,7 +495,8 @@ function rangesOf(p: TablePlan, source: ConsolidateSource): string[] {
   const literal = (value: string) => (p.rangeNumeric ? value : quoteLiteral(value));
   if (bounds.length === 0) return ['true'];
   const ranges = [`${column} <= ${literal(bounds[0] as string)}`];
-  for (let i = 1; i < bounds.length; i++) ranges.push(`${column} > ${literal(bounds[i - 1] as string)} AND ${column} <= ${literal(bounds[i] as string)}`);
+  for (let i = 1; i < bounds.length; i++)
+    ranges.push(`${column} > ${literal(bounds[i - 1] as string)} AND ${column} <= ${literal(bounds[i] as string)}`);
   ranges.push(`${column} > ${literal(bounds[bounds.length - 1] as string)}`);
   return ranges;
 }
@@ -424,7 +512,14 @@ function mapStatement(p: TablePlan, source: ConsolidateSource, range: string, op
 }
 
 /** Joins of the map tables a copy reads: `m` for the table's own ids, `r_<column>` for each remapped reference. */
-function mapJoins(p: TablePlan, source: ConsolidateSource, options: ConsolidateOptions, direction: 'old' | 'new', alias: string, columns: string[]): string[] {
+function mapJoins(
+  p: TablePlan,
+  source: ConsolidateSource,
+  options: ConsolidateOptions,
+  direction: 'old' | 'new',
+  alias: string,
+  columns: string[],
+): string[] {
   const k = source.tenantId;
   const key = q(options.key);
   const from = direction === 'old' ? 'old_id' : 'new_id';
@@ -433,7 +528,9 @@ function mapJoins(p: TablePlan, source: ConsolidateSource, options: ConsolidateO
   for (const [column, table] of p.remappedRefs) {
     if (!columns.includes(column)) continue;
     const parent = table.slice(table.indexOf('.') + 1);
-    joins.push(`  LEFT JOIN ${quoteQualified(`${options.idsSchema}.${parent}`)} ${q(`r_${column}`)} ON ${q(`r_${column}`)}.${key} = ${k} AND ${q(`r_${column}`)}.${from} = ${alias}.${q(column)}`);
+    joins.push(
+      `  LEFT JOIN ${quoteQualified(`${options.idsSchema}.${parent}`)} ${q(`r_${column}`)} ON ${q(`r_${column}`)}.${key} = ${k} AND ${q(`r_${column}`)}.${from} = ${alias}.${q(column)}`,
+    );
   }
   return joins;
 }
@@ -453,7 +550,14 @@ function copyStatement(p: TablePlan, source: ConsolidateSource, range: string, o
     `INSERT INTO ${quoteQualified(p.target)} (${[options.key, ...columns].map(q).join(', ')})`,
     `SELECT ${source.tenantId}, ${values.join(', ')}`,
     `  FROM ${quoteQualified(`${source.schema}.${p.name}`)} s`,
-    ...mapJoins(p, source, options, 'old', 's', columns.filter((c) => !p.selfColumns.includes(c))),
+    ...mapJoins(
+      p,
+      source,
+      options,
+      'old',
+      's',
+      columns.filter((c) => !p.selfColumns.includes(c)),
+    ),
     ...(range === 'true' ? [] : [` WHERE ${range}`]),
     `ON CONFLICT (${conflict}) DO NOTHING;`,
   ].join('\n');

@@ -65,14 +65,22 @@ function compareShape(reference: SourceShape, source: SourceShape): Drift[] {
       continue;
     }
     compareColumns(ref, other, reference.schema, source.schema, (kind, detail) => add(name, kind, detail));
-    compareSet(constraintsOf(ref, reference.schema), constraintsOf(other, source.schema), 'constraint', (kind, detail) => add(name, kind, detail));
+    compareSet(constraintsOf(ref, reference.schema), constraintsOf(other, source.schema), 'constraint', (kind, detail) =>
+      add(name, kind, detail),
+    );
     compareSet(indexesOf(ref, reference.schema), indexesOf(other, source.schema), 'index', (kind, detail) => add(name, kind, detail));
   }
   for (const name of theirs.keys()) if (!ours.has(name)) add(name, 'extra-table', `extra table ${name}`);
   return drifts;
 }
 
-function compareColumns(ref: SourceTable, other: SourceTable, refSchema: string, otherSchema: string, add: (kind: DriftKind, detail: string) => void): void {
+function compareColumns(
+  ref: SourceTable,
+  other: SourceTable,
+  refSchema: string,
+  otherSchema: string,
+  add: (kind: DriftKind, detail: string) => void,
+): void {
   const theirs = new Map(other.catalog.columns.map((c) => [c.name, c]));
   const ours = new Set(ref.catalog.columns.map((c) => c.name));
   for (const column of ref.catalog.columns) {
@@ -82,18 +90,30 @@ function compareColumns(ref: SourceTable, other: SourceTable, refSchema: string,
       continue;
     }
     if (o.type !== column.type) add('column-type', `column ${column.name} is ${o.type}, the reference's is ${column.type}`);
-    if (o.notNull !== column.notNull) add('column-nullability', `column ${column.name} is ${o.notNull ? 'NOT NULL' : 'nullable'}, the reference's is ${column.notNull ? 'NOT NULL' : 'nullable'}`);
-    const [ours, others] = [withoutSchema(ref.defaults[column.name] ?? '', refSchema), withoutSchema(other.defaults[column.name] ?? '', otherSchema)];
-    if (ours !== others) add('column-default', `column ${column.name} defaults to ${others || 'nothing'}, the reference's to ${ours || 'nothing'}`);
+    if (o.notNull !== column.notNull)
+      add(
+        'column-nullability',
+        `column ${column.name} is ${o.notNull ? 'NOT NULL' : 'nullable'}, the reference's is ${column.notNull ? 'NOT NULL' : 'nullable'}`,
+      );
+    const [ours, others] = [
+      withoutSchema(ref.defaults[column.name] ?? '', refSchema),
+      withoutSchema(other.defaults[column.name] ?? '', otherSchema),
+    ];
+    if (ours !== others)
+      add('column-default', `column ${column.name} defaults to ${others || 'nothing'}, the reference's to ${ours || 'nothing'}`);
   }
-  for (const column of other.catalog.columns) if (!ours.has(column.name)) add('extra-column', `extra column ${column.name} (${column.type})`);
+  for (const column of other.catalog.columns)
+    if (!ours.has(column.name)) add('extra-column', `extra column ${column.name} (${column.type})`);
 }
 
 /** Name → definition without the schema; compared by definition, named in the report. */
 function constraintsOf(table: SourceTable, schema: string): Map<string, string> {
   const entries: [string, string][] = [
     ...table.catalog.uniques.map((u): [string, string] => [u.name, u.definition ?? `${u.kind} (${u.columns.join(', ')})`]),
-    ...table.catalog.foreignKeys.map((f): [string, string] => [f.name, f.definition ?? `FOREIGN KEY (${f.columns.join(', ')}) REFERENCES ${f.references}`]),
+    ...table.catalog.foreignKeys.map((f): [string, string] => [
+      f.name,
+      f.definition ?? `FOREIGN KEY (${f.columns.join(', ')}) REFERENCES ${f.references}`,
+    ]),
     ...table.catalog.checks.map((c): [string, string] => [c.name, c.definition]),
   ];
   return new Map(entries.map(([name, definition]) => [withoutSchema(definition, schema), name]));
@@ -107,9 +127,16 @@ function indexesOf(table: SourceTable, schema: string): Map<string, string> {
   );
 }
 
-function compareSet(ours: Map<string, string>, theirs: Map<string, string>, what: 'constraint' | 'index', add: (kind: DriftKind, detail: string) => void): void {
-  for (const [definition, name] of ours) if (!theirs.has(definition)) add(what === 'index' ? 'missing-index' : 'missing-constraint', `missing ${what} ${name}: ${definition}`);
-  for (const [definition, name] of theirs) if (!ours.has(definition)) add(what === 'index' ? 'extra-index' : 'extra-constraint', `extra ${what} ${name}: ${definition}`);
+function compareSet(
+  ours: Map<string, string>,
+  theirs: Map<string, string>,
+  what: 'constraint' | 'index',
+  add: (kind: DriftKind, detail: string) => void,
+): void {
+  for (const [definition, name] of ours)
+    if (!theirs.has(definition)) add(what === 'index' ? 'missing-index' : 'missing-constraint', `missing ${what} ${name}: ${definition}`);
+  for (const [definition, name] of theirs)
+    if (!ours.has(definition)) add(what === 'index' ? 'extra-index' : 'extra-constraint', `extra ${what} ${name}: ${definition}`);
 }
 
 /** A definition with `schema.` (quoted or not) taken out of qualified names. */

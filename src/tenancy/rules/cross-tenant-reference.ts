@@ -18,11 +18,14 @@ export const crossTenantReference: DataRule = {
   queries: (scope) => {
     const withKey = new Set(keyed(scope).map((t) => t.name));
     const referencedHasKey = (e: ScopedEdge): boolean =>
-      withKey.has(e.references) || scope.catalog.tables.some((t) => t.name === e.references && t.columns.some((c) => c.name === e.referencedKey));
+      withKey.has(e.references) ||
+      scope.catalog.tables.some((t) => t.name === e.references && t.columns.some((c) => c.name === e.referencedKey));
     // Keys of two types do not compare (`bigint = text`): tenant-key-type-mismatch reports them.
     const sameType = (t: ScopedTable, e: ScopedEdge): boolean =>
       scope.catalog.tables.find((r) => r.name === e.references)?.columns.find((c) => c.name === e.referencedKey)?.type === keyType(t);
-    return keyed(scope).flatMap((t) => t.edges.filter((e) => !e.includesKey && referencedHasKey(e) && sameType(t, e)).map((e) => crossTenantQuery(t, e)));
+    return keyed(scope).flatMap((t) =>
+      t.edges.filter((e) => !e.includesKey && referencedHasKey(e) && sameType(t, e)).map((e) => crossTenantQuery(t, e)),
+    );
   },
 };
 

@@ -39,13 +39,23 @@ export const distributionKeyMismatch: CatalogRule = {
     const tenants = scope.tenants;
     const anchor = tenants?.table.distribution;
     if (tenants && !hashedBy(anchor, tenants.column)) {
-      findings.push({ table: tenants.table.name, detail: `the tenants table is ${placement(anchor)}, not distributed by ${tenants.column}`, rows: null, sample: [] });
+      findings.push({
+        table: tenants.table.name,
+        detail: `the tenants table is ${placement(anchor)}, not distributed by ${tenants.column}`,
+        rows: null,
+        sample: [],
+      });
     }
     for (const t of scope.tables) {
       if (t.name === tenants?.table.name || !t.hasKey) continue;
       const d = t.catalog.distribution;
       if (!hashedBy(d, t.key)) {
-        findings.push({ table: t.name, detail: `${placement(d)}, not by ${t.key}: a tenant's rows are not kept on one node`, rows: null, sample: [] });
+        findings.push({
+          table: t.name,
+          detail: `${placement(d)}, not by ${t.key}: a tenant's rows are not kept on one node`,
+          rows: null,
+          sample: [],
+        });
       } else if (tenants && hashedBy(anchor, tenants.column) && d?.colocationId !== anchor?.colocationId) {
         findings.push({
           table: t.name,

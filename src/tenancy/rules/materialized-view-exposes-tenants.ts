@@ -15,8 +15,17 @@ export const materializedViewExposesTenants: CatalogRule = {
       .flatMap((m) => {
         const readers = appReaders(scope.access, m.readers, m.owner, scope.appRole);
         if (readers.length === 0) return [];
-        const tables = [...new Set(tenantReads(scope.access, m.name, null, (n) => scope.tenantTables.has(n)).map((r) => shortName(r.table)))];
+        const tables = [
+          ...new Set(tenantReads(scope.access, m.name, null, (n) => scope.tenantTables.has(n)).map((r) => shortName(r.table))),
+        ];
         if (tables.length === 0) return [];
-        return [{ table: m.name, detail: `readable by ${readers.join(', ')}: a copy of every tenant's rows of ${tables.join(', ')}`, rows: null, sample: [] }];
+        return [
+          {
+            table: m.name,
+            detail: `readable by ${readers.join(', ')}: a copy of every tenant's rows of ${tables.join(', ')}`,
+            rows: null,
+            sample: [],
+          },
+        ];
       }),
 };

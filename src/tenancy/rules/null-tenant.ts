@@ -22,9 +22,17 @@ export const nullTenant: DataRule = {
       const id = rowIdentity(t, 't');
       if (t.unresolved !== 'keep') {
         const from = `  FROM ${quoteQualified(t.name)} t\n WHERE ${key} IS NULL`;
-        return [{ table: t.name, detail: `${t.key} is NULL`, sql: violationQuery(`${t.name}: rows without a tenant`, id.columns, from, id.order) }];
+        return [
+          {
+            table: t.name,
+            detail: `${t.key} is NULL`,
+            sql: violationQuery(`${t.name}: rows without a tenant`, id.columns, from, id.order),
+          },
+        ];
       }
-      const hops = firstHops(t).filter((h) => scope.catalog.tables.some((p) => p.name === h.references && p.columns.some((c) => c.name === parentKey(scope, h))));
+      const hops = firstHops(t).filter((h) =>
+        scope.catalog.tables.some((p) => p.name === h.references && p.columns.some((c) => c.name === parentKey(scope, h))),
+      );
       if (hops.length === 0) return [];
       const resolves = hops.map((hop) => `EXISTS (${parentHasTenant(scope, t, hop)})`).join('\n    OR ');
       const from = `  FROM ${quoteQualified(t.name)} t\n WHERE ${key} IS NULL\n   AND (${resolves})`;

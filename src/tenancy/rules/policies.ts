@@ -22,7 +22,9 @@ function narrows(restrictive: CatalogPolicy, permissive: CatalogPolicy, fault: k
   const constrains = (text: string | null): boolean => text !== null && judgeExpression(text, compare).constrains;
   if (fault !== 'writesThrough') return constrains(restrictive.using);
   // New rows are held by WITH CHECK, or by USING when an ALL or UPDATE policy has none.
-  return restrictive.withCheck !== null ? constrains(restrictive.withCheck) : restrictive.command !== 'insert' && constrains(restrictive.using);
+  return restrictive.withCheck !== null
+    ? constrains(restrictive.withCheck)
+    : restrictive.command !== 'insert' && constrains(restrictive.using);
 }
 
 function policyFindings(scope: CheckScope, fault: keyof PolicyFaults): RuleFinding[] {

@@ -7,7 +7,10 @@ export const rlsDisabled: CatalogRule = {
   description: 'row level security is not enabled',
   fix: 'ALTER TABLE ... ENABLE ROW LEVEL SECURITY (with a policy on the key first)',
   level: whenRls,
-  check: (scope) => scope.tables.filter((t) => !t.catalog.rls.enabled).map((t) => ({ table: t.name, detail: 'row level security is disabled', rows: null, sample: [] })),
+  check: (scope) =>
+    scope.tables
+      .filter((t) => !t.catalog.rls.enabled)
+      .map((t) => ({ table: t.name, detail: 'row level security is disabled', rows: null, sample: [] })),
 };
 
 export const rlsNotForced: CatalogRule = {
@@ -31,5 +34,13 @@ export const rlsNoPolicy: CatalogRule = {
   check: (scope) =>
     keyed(scope)
       .filter((t) => t.catalog.rls.enabled && !t.catalog.policies.some((p) => p.permissive))
-      .map((t) => ({ table: t.name, detail: t.catalog.policies.length === 0 ? 'no policy: every row is hidden from every role but the bypassing ones' : 'only restrictive policies: nothing is admitted', rows: null, sample: [] })),
+      .map((t) => ({
+        table: t.name,
+        detail:
+          t.catalog.policies.length === 0
+            ? 'no policy: every row is hidden from every role but the bypassing ones'
+            : 'only restrictive policies: nothing is admitted',
+        rows: null,
+        sample: [],
+      })),
 };

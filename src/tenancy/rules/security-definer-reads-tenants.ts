@@ -14,14 +14,16 @@ import { whenRls, type CatalogRule, type RuleFinding } from './types.js';
 export const securityDefinerReadsTenants: CatalogRule = {
   kind: 'catalog',
   name: 'security-definer-reads-tenants',
-  description: 'a SECURITY DEFINER function the app role may execute, owned by a role that bypasses row level security, whose body reads a tenant table',
+  description:
+    'a SECURITY DEFINER function the app role may execute, owned by a role that bypasses row level security, whose body reads a tenant table',
   fix: 'make it SECURITY INVOKER, or filter by the key inside it and REVOKE EXECUTE ... FROM PUBLIC; or give it an owner without BYPASSRLS on tables whose row level security is forced',
   level: whenRls,
   check: (scope) =>
     scope.access.functions.flatMap((f): RuleFinding[] => {
       const executors = appReaders(scope.access, f.executors, f.owner, scope.appRole);
       if (executors.length === 0) return [];
-      const exists = (name: string): boolean => scope.catalog.tables.some((t) => t.name === name) || scope.access.relations.some((r) => r.name === name);
+      const exists = (name: string): boolean =>
+        scope.catalog.tables.some((t) => t.name === name) || scope.access.relations.some((r) => r.name === name);
       const body = f.dependsOn.length > 0 ? { names: [], dynamic: false } : bodyReads(f.language, f.source, f.definition);
       const path = f.searchPath ?? ['public'];
       const reads = [...new Set([...f.dependsOn, ...body.names.map((n) => resolveName(n, path, exists))])];
@@ -33,7 +35,10 @@ export const securityDefinerReadsTenants: CatalogRule = {
       });
       if (body.dynamic) {
         const owner = scope.access.roles.find((r) => r.name === f.owner);
-        if (owner?.superuser || owner?.bypassRls) leaks.push(`runs dynamic SQL (EXECUTE) as ${f.owner}, who ${owner.superuser ? 'is a superuser' : 'has BYPASSRLS'}: what it reads cannot be known`);
+        if (owner?.superuser || owner?.bypassRls)
+          leaks.push(
+            `runs dynamic SQL (EXECUTE) as ${f.owner}, who ${owner.superuser ? 'is a superuser' : 'has BYPASSRLS'}: what it reads cannot be known`,
+          );
       }
       if (leaks.length === 0) return [];
       return [{ table: f.name, detail: `executable by ${executors.join(', ')}; ${leaks.join('; ')}`, rows: null, sample: [] }];

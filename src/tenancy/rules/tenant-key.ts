@@ -9,9 +9,7 @@ export const tenantKeyMissing: CatalogRule = {
   fix: 'add the key column (the plan `tenancy scaffold` writes does it, with its backfill)',
   level: always('error'),
   check: (scope) =>
-    scope.tables
-      .filter((t) => !t.hasKey)
-      .map((t) => ({ table: t.name, detail: `no column ${t.key}`, rows: null, sample: [] })),
+    scope.tables.filter((t) => !t.hasKey).map((t) => ({ table: t.name, detail: `no column ${t.key}`, rows: null, sample: [] })),
 };
 
 export const tenantKeyNullable: CatalogRule = {

@@ -9,7 +9,8 @@ import { whenRls, type CatalogRule } from './types.js';
 export const tenantSettingDefault: CatalogRule = {
   kind: 'catalog',
   name: 'tenant-setting-default',
-  description: 'the setting has a default for a role or the database (`ALTER ROLE/DATABASE ... SET`): a connection that forgets to set the tenant silently acts as one',
+  description:
+    'the setting has a default for a role or the database (`ALTER ROLE/DATABASE ... SET`): a connection that forgets to set the tenant silently acts as one',
   fix: 'ALTER ROLE ... RESET <setting> / ALTER DATABASE ... RESET <setting>: unset, the policies admit no row',
   level: whenRls,
   check: (scope) => {
@@ -17,7 +18,12 @@ export const tenantSettingDefault: CatalogRule = {
     return scope.access.settingDefaults
       .filter((d) => !scope.appRole || d.role === null || d.role === scope.appRole)
       .map((d) => {
-        const statement = d.role && d.database ? `ALTER ROLE ${d.role} IN DATABASE ${d.database}` : d.role ? `ALTER ROLE ${d.role}` : `ALTER DATABASE ${d.database ?? '?'}`;
+        const statement =
+          d.role && d.database
+            ? `ALTER ROLE ${d.role} IN DATABASE ${d.database}`
+            : d.role
+              ? `ALTER ROLE ${d.role}`
+              : `ALTER DATABASE ${d.database ?? '?'}`;
         return {
           table: d.role ? `role ${d.role}` : `database ${d.database ?? '?'}`,
           detail: `${statement} SET ${setting} = '${d.value}': a connection${d.role ? ` as ${d.role}` : ''} that never sets ${setting} reads and writes as tenant ${d.value}`,

@@ -70,7 +70,8 @@ export type Rule = CatalogRule | DataRule | ProbeRule;
 
 export const always = (level: Level) => (): Level => level;
 export const whenRls = (analysis: TenancyAnalysis): Level | null => (analysis.rls ? 'error' : null);
-export const whenCitus = (_analysis: TenancyAnalysis, catalog?: Catalog): Level | null => (catalog?.extensions.includes('citus') ? 'error' : null);
+export const whenCitus = (_analysis: TenancyAnalysis, catalog?: Catalog): Level | null =>
+  catalog?.extensions.includes('citus') ? 'error' : null;
 
 /** Tables whose key column exists: the rules that read the key skip the others (tenant-key-missing reports them). */
 export function keyed(scope: CheckScope): ScopedTable[] {

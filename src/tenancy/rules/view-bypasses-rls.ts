@@ -18,7 +18,8 @@ export function guardedTable(scope: CheckScope, name: string): GuardedTable | un
 export const viewBypassesRls: CatalogRule = {
   kind: 'catalog',
   name: 'view-bypasses-rls',
-  description: 'a view over a tenant table, readable by the app role, that does not run as the invoker while its owner bypasses row level security',
+  description:
+    'a view over a tenant table, readable by the app role, that does not run as the invoker while its owner bypasses row level security',
   fix: 'ALTER VIEW ... SET (security_invoker = true) (the policies then apply to whoever reads it), or give the view an owner without BYPASSRLS on tables whose row level security is forced',
   level: whenRls,
   check: (scope) =>
@@ -29,12 +30,20 @@ export const viewBypassesRls: CatalogRule = {
         if (readers.length === 0) return [];
         const leaks = tenantReads(scope.access, view.name, scope.appRole ?? null, (n) => scope.tenantTables.has(n)).flatMap((read) => {
           const path = read.through.map(shortName).join(' → ');
-          if (read.materialized) return [`${path}: through the materialized view ${shortName(read.materialized)}, a copy row level security does not apply to`];
+          if (read.materialized)
+            return [`${path}: through the materialized view ${shortName(read.materialized)}, a copy row level security does not apply to`];
           const table = guardedTable(scope, read.table);
           const reason = read.as && table ? bypassReason(scope.access, read.as, table) : null;
           return reason ? [`${path} as ${read.as}: ${reason}`] : [];
         });
         if (leaks.length === 0) return [];
-        return [{ table: view.name, detail: `readable by ${readers.join(', ')}; every tenant's rows: ${[...new Set(leaks)].join('; ')}`, rows: null, sample: [] }];
+        return [
+          {
+            table: view.name,
+            detail: `readable by ${readers.join(', ')}; every tenant's rows: ${[...new Set(leaks)].join('; ')}`,
+            rows: null,
+            sample: [],
+          },
+        ];
       }),
 };

@@ -82,7 +82,10 @@ export function citusUnits(m: ScaffoldModel, scaffolded: ScaffoldedKey[]): Citus
 
   const units: CitusUnit[] = [];
   if (foreignKeys.length + scaffolded.length > 0) {
-    units.push({ name: 'citus_drop_foreign_keys', ...dropForeignKeys(m, foreignKeys, scaffolded, [...placed.map((p) => p.name), ...references]) });
+    units.push({
+      name: 'citus_drop_foreign_keys',
+      ...dropForeignKeys(m, foreignKeys, scaffolded, [...placed.map((p) => p.name), ...references]),
+    });
   }
   for (const p of placed) {
     const keys = distributionKeys(m, p);
@@ -106,7 +109,9 @@ function refuseWhatCitusCannotHold(m: ScaffoldModel): void {
     }
     for (const edge of t.analysis.consistency) {
       if (edge.policy === 'keep') {
-        problems.push(`${t.name}.${edge.columns.join(', ')}: conflicts: keep allows a reference into another tenant, and a foreign key between distributed tables must include the key`);
+        problems.push(
+          `${t.name}.${edge.columns.join(', ')}: conflicts: keep allows a reference into another tenant, and a foreign key between distributed tables must include the key`,
+        );
       }
     }
     const type = t.catalog.columns.find((c) => c.name === t.keyColumn)?.type;
@@ -115,10 +120,11 @@ function refuseWhatCitusCannotHold(m: ScaffoldModel): void {
     }
   }
   if (problems.length > 0) {
-    throw new UsageError(
-      `--citus cannot place this tenancy: ${problems[0]}`,
-      { code: 'citus-refused', hint: 'choose another policy in the model (tenantify.config.json: unresolved delete; conflicts detach or delete), or give the key one type; nothing was written', details: problems.slice(1) },
-    );
+    throw new UsageError(`--citus cannot place this tenancy: ${problems[0]}`, {
+      code: 'citus-refused',
+      hint: 'choose another policy in the model (tenantify.config.json: unresolved delete; conflicts detach or delete), or give the key one type; nothing was written',
+      details: problems.slice(1),
+    });
   }
 }
 
@@ -130,7 +136,9 @@ function refuseWhatCitusCannotHold(m: ScaffoldModel): void {
 function placedTables(m: ScaffoldModel): Placed[] {
   const tenants = m.analysis.tenants;
   const tenantsKeyed = m.keyedTable(tenants);
-  const placed: Placed[] = [{ name: tenants, column: m.tenantsPk, catalog: m.createsTenants ? undefined : m.table(tenants), keyed: tenantsKeyed }];
+  const placed: Placed[] = [
+    { name: tenants, column: m.tenantsPk, catalog: m.createsTenants ? undefined : m.table(tenants), keyed: tenantsKeyed },
+  ];
   for (const t of m.keyed) if (t.name !== tenants) placed.push({ name: t.name, column: t.keyColumn, catalog: t.catalog, keyed: t });
   return placed;
 }
@@ -145,7 +153,11 @@ function referenceTables(m: ScaffoldModel, placed: Placed[]): TableName[] {
   const queue = placed.flatMap((p) => p.catalog?.foreignKeys ?? []);
   // A global table that references `name`, walked like a reference from `name` to it.
   const referencing = (name: TableName): CatalogForeignKey[] =>
-    [...m.tables.values()].flatMap((t) => (m.analyses.get(t.name)?.role === 'global' && !found.includes(t.name) ? t.foreignKeys.filter((f) => f.references === name).map((f) => ({ ...f, table: f.references, references: f.table })) : []));
+    [...m.tables.values()].flatMap((t) =>
+      m.analyses.get(t.name)?.role === 'global' && !found.includes(t.name)
+        ? t.foreignKeys.filter((f) => f.references === name).map((f) => ({ ...f, table: f.references, references: f.table }))
+        : [],
+    );
   while (queue.length > 0) {
     const fk = queue.shift() as CatalogForeignKey;
     if (inside.has(fk.references) || found.includes(fk.references)) continue;
@@ -153,7 +165,10 @@ function referenceTables(m: ScaffoldModel, placed: Placed[]): TableName[] {
     if (role !== 'global') {
       throw new UsageError(
         `--citus: ${fk.table} references ${fk.references} (${fk.name}), which the model ${role === 'ignore' ? 'ignores' : 'does not read'}: Citus needs it distributed with the tenancy or a reference table`,
-        { code: 'citus-refused', hint: `mark ${bare(fk.references)} "global" in the model (tenantify.config.json) to make it a reference table, or drop that foreign key first; nothing was written` },
+        {
+          code: 'citus-refused',
+          hint: `mark ${bare(fk.references)} "global" in the model (tenantify.config.json) to make it a reference table, or drop that foreign key first; nothing was written`,
+        },
       );
     }
     found.push(fk.references);
@@ -171,7 +186,10 @@ function refuseOutsideReferences(m: ScaffoldModel, placed: Placed[], references:
     if (fk) {
       throw new UsageError(
         `--citus: ${table.name} references ${fk.references} (${fk.name}) and stays a plain table: Citus distributes no table a plain table references`,
-        { code: 'citus-refused', hint: `give ${bare(table.name)} a role in the model (tenant or global), or drop that foreign key first; nothing was written` },
+        {
+          code: 'citus-refused',
+          hint: `give ${bare(table.name)} a role in the model (tenant or global), or drop that foreign key first; nothing was written`,
+        },
       );
     }
   }
@@ -189,7 +207,8 @@ const deleteActions: Record<string, string> = { cascade: ' ON DELETE CASCADE', r
 
 function foreignKeyTexts(m: ScaffoldModel, placed: Placed[], references: TableName[], scaffolded: ScaffoldedKey[]): ForeignKeyText[] {
   const texts: ForeignKeyText[] = [];
-  for (const s of scaffolded) texts.push({ table: s.table, name: s.foreignKey.name, before: s.foreignKey.definition, after: s.foreignKey.definition });
+  for (const s of scaffolded)
+    texts.push({ table: s.table, name: s.foreignKey.name, before: s.foreignKey.definition, after: s.foreignKey.definition });
   const holders = [...placed.flatMap((p) => (p.catalog ? [p.catalog] : [])), ...references.map((r) => m.table(r))];
   for (const table of holders) {
     for (const fk of table.foreignKeys) {
@@ -205,7 +224,9 @@ function foreignKeyTexts(m: ScaffoldModel, placed: Placed[], references: TableNa
       let onDelete = deleteActions[fk.onDelete];
       if (onDelete === undefined) {
         onDelete = '';
-        notes.push(`ON DELETE ${fk.onDelete.toUpperCase()} becomes NO ACTION (Citus refuses it on a foreign key that includes the distribution column: the app clears the reference before deleting the row)`);
+        notes.push(
+          `ON DELETE ${fk.onDelete.toUpperCase()} becomes NO ACTION (Citus refuses it on a foreign key that includes the distribution column: the app clears the reference before deleting the row)`,
+        );
       }
       const onUpdate = /ON UPDATE (CASCADE|SET NULL|SET DEFAULT)/.exec(before);
       if (onUpdate) notes.push(`ON UPDATE ${onUpdate[1]} is left out (Citus refuses it there; ids do not change under a distributed row)`);
@@ -236,7 +257,8 @@ function legacyDefinition(fk: CatalogForeignKey): string {
   return `FOREIGN KEY (${fk.columns.map(q).join(', ')}) REFERENCES ${qt(fk.references)}(${fk.referencedColumns.map(q).join(', ')})${onDelete}${fk.validated ? '' : ' NOT VALID'}`;
 }
 
-const addConstraint = (f: { table: TableName; name: string }, definition: string): string => `ALTER TABLE ${qt(f.table)} ADD CONSTRAINT ${q(f.name)} ${definition}`;
+const addConstraint = (f: { table: TableName; name: string }, definition: string): string =>
+  `ALTER TABLE ${qt(f.table)} ADD CONSTRAINT ${q(f.name)} ${definition}`;
 const dropConstraint = (f: { table: TableName; name: string }): string => `ALTER TABLE ${qt(f.table)} DROP CONSTRAINT ${q(f.name)}`;
 const regclass = (table: TableName): string => `${quoteLiteral(qt(table))}::regclass`;
 
@@ -244,7 +266,12 @@ const regclass = (table: TableName): string => `${quoteLiteral(qt(table))}::regc
 // 1. Foreign keys and triggers dropped
 // ---------------------------------------------------------------------------------------
 
-function dropForeignKeys(m: ScaffoldModel, foreignKeys: ForeignKeyText[], scaffolded: ScaffoldedKey[], tables: TableName[]): { up: UnitText; down: UnitText } {
+function dropForeignKeys(
+  m: ScaffoldModel,
+  foreignKeys: ForeignKeyText[],
+  scaffolded: ScaffoldedKey[],
+  tables: TableName[],
+): { up: UnitText; down: UnitText } {
   const triggers = scaffolded.map((s) => ({ table: s.table, ...s.trigger }));
   return {
     up: {
@@ -269,9 +296,11 @@ function dropForeignKeys(m: ScaffoldModel, foreignKeys: ForeignKeyText[], scaffo
     },
     down: {
       about: [
-        'Adds back the foreign keys between the tenancy\'s tables exactly as they were (names and definitions), and the triggers that fill the key.',
+        "Adds back the foreign keys between the tenancy's tables exactly as they were (names and definitions), and the triggers that fill the key.",
         '',
-        ...wrap('The units after this one, rolled back first, made every table a plain table again and gave back the old primary and unique keys these foreign keys point at. Each is validated as it is added (it was valid before), under the lock that takes.'),
+        ...wrap(
+          'The units after this one, rolled back first, made every table a plain table again and gave back the old primary and unique keys these foreign keys point at. Each is validated as it is added (it was valid before), under the lock that takes.',
+        ),
       ],
       directives: [noSnapshot],
       body: [...foreignKeys.map((f) => addConstraint(f, f.before)), ...triggers.map((t) => t.create)],
@@ -298,7 +327,10 @@ function distributionKeys(m: ScaffoldModel, p: Placed): { up: UnitText; down: Un
       if (key.columns.includes(p.column)) continue;
       const kind = key.kind === 'primary' ? 'PRIMARY KEY' : 'UNIQUE';
       const before = key.definition ?? `${kind} (${key.columns.map(q).join(', ')})`;
-      const after = before.startsWith(kind) && before.includes('(') ? `${before.slice(0, before.indexOf('(') + 1)}${column}, ${before.slice(before.indexOf('(') + 1)}` : `${kind} (${[p.column, ...key.columns].map(q).join(', ')})`;
+      const after =
+        before.startsWith(kind) && before.includes('(')
+          ? `${before.slice(0, before.indexOf('(') + 1)}${column}, ${before.slice(before.indexOf('(') + 1)}`
+          : `${kind} (${[p.column, ...key.columns].map(q).join(', ')})`;
       changes.push({
         what: `${key.kind === 'primary' ? 'primary key' : 'unique'} ${key.name} (${key.columns.join(', ')}) → (${[p.column, ...key.columns].join(', ')})`,
         up: [`ALTER TABLE ${table} DROP CONSTRAINT ${q(key.name)}`, `ALTER TABLE ${table} ADD CONSTRAINT ${q(key.name)} ${after}`],
@@ -321,8 +353,14 @@ function distributionKeys(m: ScaffoldModel, p: Placed): { up: UnitText; down: Un
     const name = pgName(bare(p.name), m.legacyColumn, 'key');
     changes.push({
       what: `unique ${name} (${m.legacyColumn}) → (${p.column}, ${m.legacyColumn})`,
-      up: [`ALTER TABLE ${table} DROP CONSTRAINT ${q(name)}`, `ALTER TABLE ${table} ADD CONSTRAINT ${q(name)} UNIQUE (${column}, ${q(m.legacyColumn)})`],
-      down: [`ALTER TABLE ${table} DROP CONSTRAINT ${q(name)}`, `ALTER TABLE ${table} ADD CONSTRAINT ${q(name)} UNIQUE (${q(m.legacyColumn)})`],
+      up: [
+        `ALTER TABLE ${table} DROP CONSTRAINT ${q(name)}`,
+        `ALTER TABLE ${table} ADD CONSTRAINT ${q(name)} UNIQUE (${column}, ${q(m.legacyColumn)})`,
+      ],
+      down: [
+        `ALTER TABLE ${table} DROP CONSTRAINT ${q(name)}`,
+        `ALTER TABLE ${table} ADD CONSTRAINT ${q(name)} UNIQUE (${q(m.legacyColumn)})`,
+      ],
     });
   }
   const identities = p.catalog
@@ -331,7 +369,11 @@ function distributionKeys(m: ScaffoldModel, p: Placed): { up: UnitText; down: Un
       ? [{ column: m.tenantsPk, kind: 'by default' as const }]
       : [];
   for (const { column: c, kind } of identities) {
-    changes.push({ what: `identity column ${c} → a sequence of its own (Citus cannot make a table with an identity column plain again)`, up: [identityToSequence(p.name, c)], down: [sequenceToIdentity(p.name, c, kind)] });
+    changes.push({
+      what: `identity column ${c} → a sequence of its own (Citus cannot make a table with an identity column plain again)`,
+      up: [identityToSequence(p.name, c)],
+      down: [sequenceToIdentity(p.name, c, kind)],
+    });
   }
   if (changes.length === 0) return undefined;
   return {
@@ -415,12 +457,17 @@ function withSequencePosition(table: TableName, column: string, body: string[]):
 function commentsOf(m: ScaffoldModel, table: TableName): string[] {
   const t = m.tables.get(table);
   if (!t) {
-    if (table === m.analysis.tenants && m.createsTenants) return [`COMMENT ON COLUMN ${qt(table)}.${q(m.legacyColumn)} IS ${quoteLiteral(`the ${m.analysis.owner} row this tenant was made from`)}`];
+    if (table === m.analysis.tenants && m.createsTenants)
+      return [
+        `COMMENT ON COLUMN ${qt(table)}.${q(m.legacyColumn)} IS ${quoteLiteral(`the ${m.analysis.owner} row this tenant was made from`)}`,
+      ];
     return [];
   }
   return [
     ...(t.comment === undefined ? [] : [`COMMENT ON TABLE ${qt(table)} IS ${quoteLiteral(t.comment)}`]),
-    ...t.columns.flatMap((c) => (c.comment === undefined ? [] : [`COMMENT ON COLUMN ${qt(table)}.${q(c.name)} IS ${quoteLiteral(c.comment)}`])),
+    ...t.columns.flatMap((c) =>
+      c.comment === undefined ? [] : [`COMMENT ON COLUMN ${qt(table)}.${q(c.name)} IS ${quoteLiteral(c.comment)}`],
+    ),
   ];
 }
 
@@ -461,7 +508,10 @@ function referenceTable(m: ScaffoldModel, table: TableName): { up: UnitText; dow
         ...maintenance,
       ],
       directives: [noSnapshot],
-      body: [...identitiesOf(m, table).map((c) => identityToSequence(table, c.name)), `SELECT create_reference_table(${quoteLiteral(qt(table))})`],
+      body: [
+        ...identitiesOf(m, table).map((c) => identityToSequence(table, c.name)),
+        `SELECT create_reference_table(${quoteLiteral(qt(table))})`,
+      ],
       prechecks: [noTriggers(table)],
       verifies: [
         {
@@ -470,7 +520,13 @@ function referenceTable(m: ScaffoldModel, table: TableName): { up: UnitText; dow
         },
       ],
     },
-    down: { ...undistribute(m, table, 'nodes'), body: [...undistribute(m, table, 'nodes').body, ...identitiesOf(m, table).map((c) => sequenceToIdentity(table, c.name, c.identity ?? 'by default'))] },
+    down: {
+      ...undistribute(m, table, 'nodes'),
+      body: [
+        ...undistribute(m, table, 'nodes').body,
+        ...identitiesOf(m, table).map((c) => sequenceToIdentity(table, c.name, c.identity ?? 'by default')),
+      ],
+    },
   };
 }
 
@@ -518,7 +574,7 @@ function addForeignKeys(foreignKeys: ForeignKeyText[]): { up: UnitText; down: Un
         ...changed.map((f) => `  ${bare(f.table)}.${f.name}: ${f.changed}`),
         '',
         ...wrap(
-          "With the key on both sides, Citus checks each reference on the shard that holds both rows, and the database itself refuses a reference into another tenant. One constraint per ALTER TABLE (Citus refuses more on a distributed table), in one transaction run over one connection per node (citus.multi_shard_modify_mode sequential): a foreign key to a reference table cannot follow a parallel change to a distributed table in a transaction. Each is validated as it is added.",
+          'With the key on both sides, Citus checks each reference on the shard that holds both rows, and the database itself refuses a reference into another tenant. One constraint per ALTER TABLE (Citus refuses more on a distributed table), in one transaction run over one connection per node (citus.multi_shard_modify_mode sequential): a foreign key to a reference table cannot follow a parallel change to a distributed table in a transaction. Each is validated as it is added.',
         ),
         '',
         ...maintenance,
@@ -533,7 +589,9 @@ function addForeignKeys(foreignKeys: ForeignKeyText[]): { up: UnitText; down: Un
       ],
     },
     down: {
-      about: ['Drops the foreign keys the unit added, over one connection per node (see the unit), so that the tables can be made plain again.'],
+      about: [
+        'Drops the foreign keys the unit added, over one connection per node (see the unit), so that the tables can be made plain again.',
+      ],
       directives: [noSnapshot],
       body: [sequential, ...foreignKeys.map(dropConstraint)],
     },

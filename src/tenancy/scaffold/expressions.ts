@@ -87,12 +87,19 @@ export function unresolvedPredicate(m: ScaffoldModel, table: KeyedTable, alias: 
 }
 
 /** Rows of `table` (alias) whose edge lands in another owner than their derivation. */
-export function conflictPredicate(m: ScaffoldModel, table: KeyedTable, edge: ConsistencyEdge, alias: string, names = new Aliases()): string {
+export function conflictPredicate(
+  m: ScaffoldModel,
+  table: KeyedTable,
+  edge: ConsistencyEdge,
+  alias: string,
+  names = new Aliases(),
+): string {
   const mine = ownerOf(m, table, alias, names);
   const referenced = m.keyedTable(edge.references);
   if (!referenced) return 'false';
   const r = names.next('r');
-  const matches = (ref: string): string => edge.columns.map((c, i) => `${ref}.${q(edge.referencedColumns[i] as string)} = ${alias}.${q(c)}`).join(' AND ');
+  const matches = (ref: string): string =>
+    edge.columns.map((c, i) => `${ref}.${q(edge.referencedColumns[i] as string)} = ${alias}.${q(c)}`).join(' AND ');
   let theirs: string;
   if (names.throughCtes) {
     // Citus refuses a subquery correlated inside one that reads a CTE: the referenced rows' owners are a CTE of their own.

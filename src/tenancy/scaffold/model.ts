@@ -61,7 +61,10 @@ export class ScaffoldModel {
     for (const t of analysis.tables) this.analyses.set(t.table, t);
     const owner = this.table(analysis.owner);
     if (!owner.primaryKey || owner.primaryKey.length !== 1) {
-      throw new UsageError(`the owner ${analysis.owner} needs a single-column primary key: one tenant per row is found through it`, { code: 'owner-key-invalid', hint: 'add a primary key to the owner table first, or choose another --owner' });
+      throw new UsageError(`the owner ${analysis.owner} needs a single-column primary key: one tenant per row is found through it`, {
+        code: 'owner-key-invalid',
+        hint: 'add a primary key to the owner table first, or choose another --owner',
+      });
     }
     this.ownerPk = owner.primaryKey[0] as string;
     const ownerTable = bare(analysis.owner);
@@ -74,7 +77,10 @@ export class ScaffoldModel {
       if (!tenants.columns.some((c) => c.name === this.legacyColumn) || tenants.primaryKey?.length !== 1) {
         throw new UsageError(
           `${analysis.tenants} exists but has no ${this.legacyColumn} column: the plan cannot tell which tenant each ${analysis.owner} row belongs to`,
-          { code: 'tenants-legacy-column-missing', hint: `add ${this.legacyColumn} (unique, the ${analysis.owner} id of each tenant) to ${analysis.tenants}, or pass --tenants with a new table's name and let the plan create it` },
+          {
+            code: 'tenants-legacy-column-missing',
+            hint: `add ${this.legacyColumn} (unique, the ${analysis.owner} id of each tenant) to ${analysis.tenants}, or pass --tenants with a new table's name and let the plan create it`,
+          },
         );
       }
       this.keyType = columnType(tenants, tenants.primaryKey[0] as string);
@@ -82,7 +88,11 @@ export class ScaffoldModel {
       this.keyType = 'bigint';
     }
 
-    this.tenantsPk = this.createsTenants ? 'id' : analysis.ownerIsTenants ? this.ownerPk : (this.table(analysis.tenants).primaryKey?.[0] as string);
+    this.tenantsPk = this.createsTenants
+      ? 'id'
+      : analysis.ownerIsTenants
+        ? this.ownerPk
+        : (this.table(analysis.tenants).primaryKey?.[0] as string);
     this.tenantsTarget = `${quoteQualified(analysis.tenants)} (${quoteIdent(this.tenantsPk)})`;
     const keyed: KeyedTable[] = [];
     for (const a of analysis.tables) {
@@ -119,7 +129,11 @@ export class ScaffoldModel {
 
   table(name: TableName): CatalogTable {
     const t = this.tables.get(name);
-    if (!t) throw new UsageError(`the tenancy model names ${name}, which the catalog does not have`, { code: 'model-table-missing', hint: 'check the table names in the model, or the schemas read (--schema)' });
+    if (!t)
+      throw new UsageError(`the tenancy model names ${name}, which the catalog does not have`, {
+        code: 'model-table-missing',
+        hint: 'check the table names in the model, or the schemas read (--schema)',
+      });
     return t;
   }
 
@@ -159,12 +173,20 @@ export function orderByParentsRead(tables: KeyedTable[], parentsRead: (t: KeyedT
   while (left.length > 0) {
     const ready = left.findIndex((t) => parentsRead(t).every((p) => placed.has(p)));
     if (ready < 0) {
-      const cycle = left.map((t) => `${t.name} reads ${parentsRead(t).filter((p) => !placed.has(p)).join(', ')}`);
-      throw new UsageError(`the tables ${left.map((t) => t.name).join(', ')} read their tenant key from each other (through their paths or fallbacks): no order fills every parent before its children`, {
-        code: 'derivation-cycle',
-        details: cycle,
-        hint: 'give one of these tables a "via" in tenancy.tables that does not pass through the others (its fallbacks then follow that path)',
-      });
+      const cycle = left.map(
+        (t) =>
+          `${t.name} reads ${parentsRead(t)
+            .filter((p) => !placed.has(p))
+            .join(', ')}`,
+      );
+      throw new UsageError(
+        `the tables ${left.map((t) => t.name).join(', ')} read their tenant key from each other (through their paths or fallbacks): no order fills every parent before its children`,
+        {
+          code: 'derivation-cycle',
+          details: cycle,
+          hint: 'give one of these tables a "via" in tenancy.tables that does not pass through the others (its fallbacks then follow that path)',
+        },
+      );
     }
     const [t] = left.splice(ready, 1) as [KeyedTable];
     ordered.push(t);

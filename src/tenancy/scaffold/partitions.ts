@@ -25,7 +25,8 @@ export function partitionNames(t: KeyedTable, partition: string) {
 
 /** The key's foreign key, NOT VALID: on the table, or on each partition of a partitioned one. */
 export function keyForeignKeysNotValid(m: ScaffoldModel, t: KeyedTable, name: string): string[] {
-  const add = (table: string, constraint: string): string => `ALTER TABLE ${qt(table)} ADD CONSTRAINT ${q(constraint)} FOREIGN KEY (${q(t.keyColumn)}) REFERENCES ${m.tenantsTarget} NOT VALID`;
+  const add = (table: string, constraint: string): string =>
+    `ALTER TABLE ${qt(table)} ADD CONSTRAINT ${q(constraint)} FOREIGN KEY (${q(t.keyColumn)}) REFERENCES ${m.tenantsTarget} NOT VALID`;
   if (t.partitions.length === 0) return [add(t.name, name)];
   return t.partitions.map((p) => add(p, partitionNames(t, p).fk));
 }
@@ -40,19 +41,24 @@ export function partitionedKeyIndex(t: KeyedTable, index: string, lockSafe: stri
       about: [
         `Indexes ${t.name}.${t.keyColumn} partition by partition, before the backfill (it serves the backfill's lookups, tenant queries and the foreign key's checks).`,
         '',
-        ...wrap(`Safe on a live database: PostgreSQL cannot build an index CONCURRENTLY on a partitioned table, so the index is made on ${bare(t.name)} ONLY (empty, no scan), built CONCURRENTLY on each partition (reads and writes go on; hence no transaction) and attached, a catalog change under a brief lock. Once every partition's index is attached, the parent's is valid. Run again after a kill, each statement finds its work done.`),
+        ...wrap(
+          `Safe on a live database: PostgreSQL cannot build an index CONCURRENTLY on a partitioned table, so the index is made on ${bare(t.name)} ONLY (empty, no scan), built CONCURRENTLY on each partition (reads and writes go on; hence no transaction) and attached, a catalog change under a brief lock. Once every partition's index is attached, the parent's is valid. Run again after a kill, each statement finds its work done.`,
+        ),
       ],
       directives: [
         'transaction off',
         noSnapshot,
         ...lockSafe,
-        'allow require-concurrent-index-creation the index ON ONLY the parent is empty and builds nothing; each partition\'s is built CONCURRENTLY',
+        "allow require-concurrent-index-creation the index ON ONLY the parent is empty and builds nothing; each partition's is built CONCURRENTLY",
       ],
       body: [
         `CREATE INDEX IF NOT EXISTS ${q(index)} ON ONLY ${qt(t.name)} (${q(t.keyColumn)})`,
         ...t.partitions.flatMap((p) => {
           const own = partitionNames(t, p).index;
-          return [`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${q(own)} ON ${qt(p)} (${q(t.keyColumn)})`, `ALTER INDEX ${parent} ATTACH PARTITION ${qualifiedIn(p, own)}`];
+          return [
+            `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${q(own)} ON ${qt(p)} (${q(t.keyColumn)})`,
+            `ALTER INDEX ${parent} ATTACH PARTITION ${qualifiedIn(p, own)}`,
+          ];
         }),
       ],
       verifies: [
@@ -66,26 +72,41 @@ export function partitionedKeyIndex(t: KeyedTable, index: string, lockSafe: stri
       about: [
         `Drops the index on ${t.name}.${t.keyColumn} with its partitions' indexes.`,
         '',
-        ...wrap('A partitioned index cannot be dropped CONCURRENTLY: the drop takes a brief ACCESS EXCLUSIVE lock on each partition (waiting at most the lock timeout, then retried); dropping an index scans nothing.'),
+        ...wrap(
+          'A partitioned index cannot be dropped CONCURRENTLY: the drop takes a brief ACCESS EXCLUSIVE lock on each partition (waiting at most the lock timeout, then retried); dropping an index scans nothing.',
+        ),
       ],
-      directives: [noSnapshot, ...lockSafe, 'allow require-concurrent-index-deletion PostgreSQL cannot drop a partitioned index CONCURRENTLY; the drop scans nothing and waits at most the lock timeout'],
+      directives: [
+        noSnapshot,
+        ...lockSafe,
+        'allow require-concurrent-index-deletion PostgreSQL cannot drop a partitioned index CONCURRENTLY; the drop scans nothing and waits at most the lock timeout',
+      ],
       body: [`DROP INDEX IF EXISTS ${parent}`],
     },
   ];
 }
 
 /** VALIDATE of the key's foreign keys (per partition) and of the NOT NULL check (per partition, then the parent). */
-export function partitionedValidate(m: ScaffoldModel, t: KeyedTable, check: string | undefined, lockSafe: string[], noSnapshot: string): [UnitText, UnitText] {
+export function partitionedValidate(
+  m: ScaffoldModel,
+  t: KeyedTable,
+  check: string | undefined,
+  lockSafe: string[],
+  noSnapshot: string,
+): [UnitText, UnitText] {
   const fks = t.partitions.map((p) => ({ table: p, name: partitionNames(t, p).fk }));
   const checks = check ? [...t.partitions.map((p) => ({ table: p, name: check })), { table: t.name, name: check }] : [];
   const all = [...fks, ...checks];
-  const addFk = (table: string, name: string): string => `ALTER TABLE ${qt(table)} ADD CONSTRAINT ${q(name)} FOREIGN KEY (${q(t.keyColumn)}) REFERENCES ${m.tenantsTarget} NOT VALID`;
+  const addFk = (table: string, name: string): string =>
+    `ALTER TABLE ${qt(table)} ADD CONSTRAINT ${q(name)} FOREIGN KEY (${q(t.keyColumn)}) REFERENCES ${m.tenantsTarget} NOT VALID`;
   return [
     {
       about: [
         `Validates the key's foreign key on each partition of ${t.name}${check ? `, and ${check} partition by partition, then on ${bare(t.name)}` : ''}.`,
         '',
-        ...wrap(`Safe on a live database: VALIDATE CONSTRAINT scans under SHARE UPDATE EXCLUSIVE, which lets the app read and write throughout; each partition is its own statement and transaction (hence no transaction for the unit), so no lock is held across partitions.${check ? ` The parent's VALIDATE then finds every partition validated and scans nothing.` : ''}`),
+        ...wrap(
+          `Safe on a live database: VALIDATE CONSTRAINT scans under SHARE UPDATE EXCLUSIVE, which lets the app read and write throughout; each partition is its own statement and transaction (hence no transaction for the unit), so no lock is held across partitions.${check ? ` The parent's VALIDATE then finds every partition validated and scans nothing.` : ''}`,
+        ),
       ],
       directives: ['transaction off', noSnapshot, ...lockSafe],
       body: all.map((c) => `ALTER TABLE ${qt(c.table)} VALIDATE CONSTRAINT ${q(c.name)}`),
@@ -97,11 +118,18 @@ export function partitionedValidate(m: ScaffoldModel, t: KeyedTable, check: stri
       ],
     },
     {
-      about: [`Makes the key's foreign keys on ${t.name}'s partitions${check ? ` and ${check}` : ''} NOT VALID again, as before the unit (each dropped and added back NOT VALID, no scan).`],
+      about: [
+        `Makes the key's foreign keys on ${t.name}'s partitions${check ? ` and ${check}` : ''} NOT VALID again, as before the unit (each dropped and added back NOT VALID, no scan).`,
+      ],
       directives: [noSnapshot, ...lockSafe],
       body: [
         ...fks.flatMap((c) => [`ALTER TABLE ${qt(c.table)} DROP CONSTRAINT ${q(c.name)}`, addFk(c.table, c.name)]),
-        ...(check ? [`ALTER TABLE ${qt(t.name)} DROP CONSTRAINT ${q(check)}`, `ALTER TABLE ${qt(t.name)} ADD CONSTRAINT ${q(check)} CHECK (${q(t.keyColumn)} IS NOT NULL) NOT VALID`] : []),
+        ...(check
+          ? [
+              `ALTER TABLE ${qt(t.name)} DROP CONSTRAINT ${q(check)}`,
+              `ALTER TABLE ${qt(t.name)} ADD CONSTRAINT ${q(check)} CHECK (${q(t.keyColumn)} IS NOT NULL) NOT VALID`,
+            ]
+          : []),
       ],
     },
   ];

@@ -18,10 +18,29 @@ import { quoteLiteral } from '../sql-text.js';
 import { Aliases, conflictPredicate, joinOn, keyFromParents, ownerOf, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
 import { conflictQuery, parentsKeyVerify, unresolvedQuery } from './set-based.js';
-import { bare, pgName, physicalKey, q, qt, qualifiedIn, ScaffoldModel, slug, words, type KeyedTable, type ScaffoldOptions } from './model.js';
+import {
+  bare,
+  pgName,
+  physicalKey,
+  q,
+  qt,
+  qualifiedIn,
+  ScaffoldModel,
+  slug,
+  words,
+  type KeyedTable,
+  type ScaffoldOptions,
+} from './model.js';
 import { keptTableName } from './names.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
-import { batchRange, clearInBlocks, keyForeignKeysNotValid, partitionedKeyIndex, partitionedKeyWhy, partitionedValidate } from './partitions.js';
+import {
+  batchRange,
+  clearInBlocks,
+  keyForeignKeysNotValid,
+  partitionedKeyIndex,
+  partitionedKeyWhy,
+  partitionedValidate,
+} from './partitions.js';
 import { viewsInvoker } from './views.js';
 
 export type { ScaffoldOptions } from './model.js';
@@ -63,7 +82,14 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   const m = new ScaffoldModel(analysis, catalog, options);
   const units: ScaffoldUnit[] = [];
   const add = (name: string, kind: ScaffoldUnit['kind'], step: number, up: UnitText, down: UnitText): void => {
-    units.push({ name, kind, step, summary: (up.about[0] ?? name).replace(/:$/, '.'), sql: renderUnit(withLongestWait(up)), rollback: renderUnit(withLongestWait(down)) });
+    units.push({
+      name,
+      kind,
+      step,
+      summary: (up.about[0] ?? name).replace(/:$/, '.'),
+      sql: renderUnit(withLongestWait(up)),
+      rollback: renderUnit(withLongestWait(down)),
+    });
   };
 
   const adding = m.keyed.filter((k) => k.addsKey);
@@ -79,7 +105,12 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   }
   for (const t of m.keyed) {
     if (hasKeyIndex(t)) continue;
-    add(`${slug(t.name)}_${keySlug(t)}_index`, 'migration', 2, ...(t.partitions.length > 0 ? partitionedKeyIndex(t, keyNames(t).index, lockSafe, noSnapshot) : keyIndex(t)));
+    add(
+      `${slug(t.name)}_${keySlug(t)}_index`,
+      'migration',
+      2,
+      ...(t.partitions.length > 0 ? partitionedKeyIndex(t, keyNames(t).index, lockSafe, noSnapshot) : keyIndex(t)),
+    );
   }
 
   // 3. Policies: conflicts first (they may change what derives), then deletes of unresolved rows, children first.
@@ -88,13 +119,37 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
     for (const edge of t.analysis.consistency) {
       if (edge.policy === 'fail') failChecks.push(conflictCheck(m, t, edge));
       else if (edge.policy === 'detach') add(`${slug(t.name)}_${colsSlug(edge.columns)}_detach`, 'backfill', 3, ...detach(m, t, edge));
-      else if (edge.policy === 'delete') add(`${slug(t.name)}_${colsSlug(edge.columns)}_delete_conflicts`, 'backfill', 3, ...deleteRows(m, t, 'conflicts', (names) => conflictPredicate(m, t, edge, 't', names), `rows whose ${edge.columns.join(', ')} lands in another tenant than the row`));
+      else if (edge.policy === 'delete')
+        add(
+          `${slug(t.name)}_${colsSlug(edge.columns)}_delete_conflicts`,
+          'backfill',
+          3,
+          ...deleteRows(
+            m,
+            t,
+            'conflicts',
+            (names) => conflictPredicate(m, t, edge, 't', names),
+            `rows whose ${edge.columns.join(', ')} lands in another tenant than the row`,
+          ),
+        );
     }
   }
   for (const t of [...m.keyed].reverse()) {
     if (t.isOwner || !mayBeUnresolved(m, t)) continue;
     if (t.analysis.unresolvedPolicy === 'fail') failChecks.unshift(unresolvedCheck(m, t));
-    else if (t.analysis.unresolvedPolicy === 'delete') add(`${slug(t.name)}_delete_unresolved`, 'backfill', 3, ...deleteRows(m, t, 'unresolved', (names) => unresolvedPredicate(m, t, 't', names), `rows no path leads to a ${bare(analysis.owner)} row`));
+    else if (t.analysis.unresolvedPolicy === 'delete')
+      add(
+        `${slug(t.name)}_delete_unresolved`,
+        'backfill',
+        3,
+        ...deleteRows(
+          m,
+          t,
+          'unresolved',
+          (names) => unresolvedPredicate(m, t, 't', names),
+          `rows no path leads to a ${bare(analysis.owner)} row`,
+        ),
+      );
   }
 
   // 4. Backfills, parents first (the owner's came with the tenants table).
@@ -102,14 +157,22 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   for (const t of adding) {
     if (t.isOwner) continue;
     if (t.partitions.length === 0) add(`backfill_${slug(t.name)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, t));
-    for (const p of t.partitions) add(`backfill_${slug(p)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, { ...t, name: p, partitions: [] }));
+    for (const p of t.partitions)
+      add(`backfill_${slug(p)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, { ...t, name: p, partitions: [] }));
   }
 
   // 5. Foreign keys validated; NOT NULL without a long lock.
   for (const t of adding) {
     const keep = t.analysis.unresolvedPolicy === 'keep' && !t.isOwner;
     if (!keep) add(`${slug(t.name)}_${keySlug(t)}_check`, 'migration', 5, ...notNullCheck(t));
-    add(`${slug(t.name)}_${keySlug(t)}_validate`, 'migration', 5, ...(t.partitions.length > 0 ? partitionedValidate(m, t, keep ? undefined : keyNames(t).check, lockSafe, noSnapshot) : validate(m, t, keep)));
+    add(
+      `${slug(t.name)}_${keySlug(t)}_validate`,
+      'migration',
+      5,
+      ...(t.partitions.length > 0
+        ? partitionedValidate(m, t, keep ? undefined : keyNames(t).check, lockSafe, noSnapshot)
+        : validate(m, t, keep)),
+    );
     if (!keep) add(`${slug(t.name)}_${keySlug(t)}_not_null`, 'migration', 5, ...setNotNull(t));
   }
 
@@ -118,7 +181,8 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
     const edges = compositeEdges(m);
     const targets = new Map<string, { table: KeyedTable; columns: string[] }>();
     for (const e of edges) targets.set(`${e.to.name}(${e.referencedColumns.join(',')})`, { table: e.to, columns: e.referencedColumns });
-    for (const { table, columns } of targets.values()) add(`${slug(table.name)}_${keySlug(table)}_${colsSlug(columns)}_unique`, 'migration', 6, ...compositeUnique(table, columns));
+    for (const { table, columns } of targets.values())
+      add(`${slug(table.name)}_${keySlug(table)}_${colsSlug(columns)}_unique`, 'migration', 6, ...compositeUnique(table, columns));
     for (const t of m.keyed) {
       const mine = edges.filter((e) => e.from === t);
       if (mine.length === 0) continue;
@@ -162,9 +226,11 @@ function withLongestWait(u: UnitText): UnitText {
   const batched = u.directives.some((d) => d.startsWith('batch ')) || u.body.some((b) => b.includes('COMMIT;'));
   const nonBlocking = u.body.every((b) => /\bVALIDATE CONSTRAINT\b|\bCONCURRENTLY\b|^CREATE (TABLE|SCHEMA)\b|^COMMENT ON\b/.test(b));
   let wait: string;
-  if (batched) wait = `one batch: a write to a row of the batch in flight waits for its commit (batches aim at batch.targetDuration, ${batchTargetMs} ms unless configured)`;
+  if (batched)
+    wait = `one batch: a write to a row of the batch in flight waits for its commit (batches aim at batch.targetDuration, ${batchTargetMs} ms unless configured)`;
   else if (nonBlocking) wait = 'none (its lock lets the app read and write throughout)';
-  else if (u.directives.includes(lockSafe[0] as string)) wait = `${lockTimeoutMs} ms per try: queries on the table queue behind the unit while it waits for its lock (then it lets go, and is retried up to ${lockRetries} times after growing pauses); once granted, the lock lasts as long as the catalog change`;
+  else if (u.directives.includes(lockSafe[0] as string))
+    wait = `${lockTimeoutMs} ms per try: queries on the table queue behind the unit while it waits for its lock (then it lets go, and is retried up to ${lockRetries} times after growing pauses); once granted, the lock lasts as long as the catalog change`;
   else wait = 'the rows it changes, for its one short transaction';
   return { ...u, about: [...u.about, '', ...wrap(`Longest wait the app can see: ${wait}.`)] };
 }
@@ -181,14 +247,18 @@ function createTenants(m: ScaffoldModel): [UnitText, UnitText] {
       about: [
         `Creates ${a.tenants}: one tenant per ${a.owner} row, mapped back by ${m.legacyColumn}.`,
         '',
-        ...wrap(`Safe on a live database: a new, empty table; nothing else is locked. The rows come from ${bare(a.owner)} in batches once it has its key column and the trigger that gives every new ${bare(a.owner)} row its tenant.`),
+        ...wrap(
+          `Safe on a live database: a new, empty table; nothing else is locked. The rows come from ${bare(a.owner)} in batches once it has its key column and the trigger that gives every new ${bare(a.owner)} row its tenant.`,
+        ),
       ],
       directives: [noSnapshot],
       body: [
         `CREATE TABLE ${qt(a.tenants)} (\n  id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,\n  ${q(m.legacyColumn)} ${ownerType} NOT NULL UNIQUE,\n  created_at timestamptz NOT NULL DEFAULT now()\n)`,
         `COMMENT ON COLUMN ${qt(a.tenants)}.${q(m.legacyColumn)} IS ${quoteLiteral(`the ${a.owner} row this tenant was made from`)}`,
       ],
-      verifies: [{ name: `${a.tenants} exists`, sql: `SELECT 'missing' AS problem WHERE to_regclass(${quoteLiteral(qt(a.tenants))}) IS NULL` }],
+      verifies: [
+        { name: `${a.tenants} exists`, sql: `SELECT 'missing' AS problem WHERE to_regclass(${quoteLiteral(qt(a.tenants))}) IS NULL` },
+      ],
     },
     {
       about: [`Drops ${a.tenants} (the units after this one, rolled back first, removed every reference to it).`],
@@ -208,7 +278,9 @@ function fillTenants(m: ScaffoldModel, tenantsPk: string): [UnitText, UnitText] 
       about: [
         `Fills ${a.tenants} from ${a.owner}, one tenant per row, and sets ${bare(a.owner)}.${a.key}.`,
         '',
-        ...wrap(`Safe on a live database: keyset batches over ${bare(a.owner)}.${m.ownerPk}, each its own short transaction, so no row is locked for long. Resumable and exactly once: a batch only takes ${bare(a.owner)} rows without a key, and ON CONFLICT finds the tenant a row already has. Rows the app inserts meanwhile get their tenant from the trigger.`),
+        ...wrap(
+          `Safe on a live database: keyset batches over ${bare(a.owner)}.${m.ownerPk}, each its own short transaction, so no row is locked for long. Resumable and exactly once: a batch only takes ${bare(a.owner)} rows without a key, and ON CONFLICT finds the tenant a row already has. Rows the app inserts meanwhile get their tenant from the trigger.`,
+        ),
         '',
         ...triggersOffWhy,
       ],
@@ -320,7 +392,9 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
       about: [
         `Adds ${t.name}.${t.keyColumn} (nullable, no default), its foreign key NOT VALID, and the trigger that fills it.`,
         '',
-        ...wrap(`Safe on a live database: a nullable column without a default is a catalog change (no rewrite), NOT VALID skips the scan, and the brief locks are waited for at most ${lockTimeoutMs} ms each (then the unit lets go and is retried). ${why}${t.partitions.length > 0 ? ` ${partitionedKeyWhy(t)}` : ''}`),
+        ...wrap(
+          `Safe on a live database: a nullable column without a default is a catalog change (no rewrite), NOT VALID skips the scan, and the brief locks are waited for at most ${lockTimeoutMs} ms each (then the unit lets go and is retried). ${why}${t.partitions.length > 0 ? ` ${partitionedKeyWhy(t)}` : ''}`,
+        ),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [
@@ -334,7 +408,9 @@ function keyColumn(m: ScaffoldModel, t: KeyedTable, tenantsPk: string): [UnitTex
           name: `${t.name} has ${t.keyColumn} and its trigger`,
           // With --citus the trigger goes when the table is distributed (the app writes the key from then on).
           sql: `SELECT 'trigger missing' AS problem\n WHERE NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = ${quoteLiteral(table)}::regclass AND tgname = ${quoteLiteral(n.trigger)})${
-            m.options.citus ? `\n   AND NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = ${quoteLiteral(table)}::regclass)` : ''
+            m.options.citus
+              ? `\n   AND NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = ${quoteLiteral(table)}::regclass)`
+              : ''
           }`,
         },
       ],
@@ -363,7 +439,9 @@ function keyIndex(t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Indexes ${t.name}.${t.keyColumn}, before the backfill (it serves the backfill's lookups, tenant queries and the foreign key's checks).`,
         '',
-        ...wrap('Safe on a live database: CREATE INDEX CONCURRENTLY lets the app read and write throughout (hence no transaction). A build that was killed leaves an INVALID index, which tenantify drops and builds again.'),
+        ...wrap(
+          'Safe on a live database: CREATE INDEX CONCURRENTLY lets the app read and write throughout (hence no transaction). A build that was killed leaves an INVALID index, which tenantify drops and builds again.',
+        ),
       ],
       directives: ['transaction off', noSnapshot],
       body: [`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${q(n.index)} ON ${qt(t.name)} (${q(t.keyColumn)})`],
@@ -422,7 +500,9 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
       about: [
         `Detaches ${t.name}.${cols.join(', ')} where it points into another tenant (conflicts: detach): the reference is set to NULL.`,
         '',
-        ...wrap(`The rows' ids and old values are kept in ${kept}, so the rollback puts them back exactly. Safe on a live database: only the conflicting rows are updated, in one short transaction; a row the app changed meanwhile keeps the app's value.`),
+        ...wrap(
+          `The rows' ids and old values are kept in ${kept}, so the rollback puts them back exactly. Safe on a live database: only the conflicting rows are updated, in one short transaction; a row the app changed meanwhile keeps the app's value.`,
+        ),
         '',
         ...triggersOffWhy,
       ],
@@ -432,7 +512,12 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
         `CREATE TABLE ${kept} AS\nSELECT ${[...ids, ...cols.filter((c) => !ids.includes(c))].map((c) => `t.${q(c)}`).join(', ')}\n  FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't')}`,
         `UPDATE ${table} AS t\n   SET ${cols.map((c) => `${q(c)} = NULL`).join(', ')}\n  FROM ${kept} AS k\n WHERE ${match}${cols.map((c) => `\n   AND t.${q(c)} IS NOT DISTINCT FROM k.${q(c)}`).join('')}`,
       ],
-      verifies: [{ name: `no ${t.name}.${cols.join(', ')} points into another tenant`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't', reads)}`) }],
+      verifies: [
+        {
+          name: `no ${t.name}.${cols.join(', ')} points into another tenant`,
+          sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${conflictPredicate(m, t, edge, 't', reads)}`),
+        },
+      ],
     },
     {
       about: [`Puts back the references the unit detached, from ${kept}, then drops that table (the app's triggers do not fire).`],
@@ -446,7 +531,13 @@ function detach(m: ScaffoldModel, t: KeyedTable, edge: ConsistencyEdge): [UnitTe
   ];
 }
 
-function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'conflicts', predicateWith: (names: Aliases) => string, description: string): [UnitText, UnitText] {
+function deleteRows(
+  m: ScaffoldModel,
+  t: KeyedTable,
+  what: 'unresolved' | 'conflicts',
+  predicateWith: (names: Aliases) => string,
+  description: string,
+): [UnitText, UnitText] {
   const predicate = predicateWith(new Aliases());
   const reads = new Aliases(m.options.citus);
   const kept = `${keepSchema}.${q(keptTableName(t.name, what === 'unresolved' ? 'unresolved' : 'conflicts'))}`;
@@ -456,7 +547,9 @@ function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'confl
       about: [
         `Deletes from ${t.name} the ${description} (${what}: delete).`,
         '',
-        ...wrap(`Every deleted row is kept whole in ${kept}, so the rollback inserts them back exactly. Safe on a live database: one short transaction over those rows only. Rows of other tables that reference them follow their foreign keys' ON DELETE (CASCADE deletes them without a copy): look before applying. The app's triggers fire for these deletes (and for the rollback's inserts): foreign key actions are triggers too, and keeping them from firing would leave references to deleted rows.`),
+        ...wrap(
+          `Every deleted row is kept whole in ${kept}, so the rollback inserts them back exactly. Safe on a live database: one short transaction over those rows only. Rows of other tables that reference them follow their foreign keys' ON DELETE (CASCADE deletes them without a copy): look before applying. The app's triggers fire for these deletes (and for the rollback's inserts): foreign key actions are triggers too, and keeping them from firing would leave references to deleted rows.`,
+        ),
       ],
       directives: [noSnapshot],
       body: [
@@ -464,7 +557,12 @@ function deleteRows(m: ScaffoldModel, t: KeyedTable, what: 'unresolved' | 'confl
         `CREATE TABLE ${kept} (LIKE ${table})`,
         `WITH gone AS (\n  DELETE FROM ${table} AS t\n   WHERE ${predicate}\n  RETURNING t.*\n)\nINSERT INTO ${kept} SELECT * FROM gone`,
       ],
-      verifies: [{ name: `no ${what} rows left in ${t.name}`, sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${predicateWith(reads)}`) }],
+      verifies: [
+        {
+          name: `no ${what} rows left in ${t.name}`,
+          sql: reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE ${predicateWith(reads)}`),
+        },
+      ],
     },
     {
       about: [`Inserts back the rows the unit deleted, from ${kept}, then drops that table.`],
@@ -490,25 +588,41 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
     ? `UPDATE ${table} AS t\n   SET ${key} = p.${parentCol}\n  FROM ${qt(single.references)} AS p\n WHERE ${range}${joinOn('t', single, 'p')}\n   AND t.${key} IS NULL\n   AND p.${parentCol} IS NOT NULL`
     : `UPDATE ${table} AS t\n   SET ${key} = ${keyFromParents(m, t, 't', '   ')}\n WHERE ${range}t.${key} IS NULL\n   AND ${keyFromParents(m, t, 't', '   ')} IS NOT NULL`;
   const keep = t.analysis.unresolvedPolicy === 'keep';
-  const chain = (path: Hop[]): string => `${path.map((h) => `${bare(h.table)}.${h.columns.join(',')}`).join(' → ')} → ${bare(m.analysis.owner)}`;
-  const pathText = [t.analysis.via, ...t.analysis.fallbacks].filter((p) => p.length > 0).map(chain).join('; else ');
+  const chain = (path: Hop[]): string =>
+    `${path.map((h) => `${bare(h.table)}.${h.columns.join(',')}`).join(' → ')} → ${bare(m.analysis.owner)}`;
+  const pathText = [t.analysis.via, ...t.analysis.fallbacks]
+    .filter((p) => p.length > 0)
+    .map(chain)
+    .join('; else ');
   // With --citus the join also matches the key, so that it stays on one shard once both tables are distributed;
   // along several parents, the subqueries read their tables through CTEs (Aliases).
   const reads = new Aliases(m.options.citus);
-  const verify = single && m.options.citus
-    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL`
-    : single
-    ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n    OR ${skipped(m, t, new Aliases())}`
-    : m.options.citus
-    ? reads.withReads(`SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n    OR ${skipped(m, t, reads)}`)
-    : parentsKeyVerify(m, t, skipped(m, t, new Aliases()));
+  const verify =
+    single && m.options.citus
+      ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON p.${parentCol} = t.${key} AND ${joinOn('t', single, 'p')}\n WHERE ${single.columns.map((c) => `t.${q(c)} IS NOT NULL`).join(' AND ')} AND p.${q(single.referencedColumns[0] as string)} IS NULL`
+      : single
+        ? `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n  LEFT JOIN ${qt(single.references)} AS p ON ${joinOn('t', single, 'p')}\n WHERE t.${key} IS DISTINCT FROM p.${parentCol}\n    OR ${skipped(m, t, new Aliases())}`
+        : m.options.citus
+          ? reads.withReads(
+              `SELECT ${rowIdList(t, 't')} FROM ${table} AS t\n WHERE t.${key} IS DISTINCT FROM ${keyFromParents(m, t, 't', '  ', reads)}\n    OR ${skipped(m, t, reads)}`,
+            )
+          : parentsKeyVerify(m, t, skipped(m, t, new Aliases()));
   return [
     {
       about: [
         `Backfills ${t.name}.${t.keyColumn} from its parent${hops.length > 1 ? 's (first that resolves)' : ''}: ${pathText}.`,
         '',
-        ...wrap(`Safe on a live database: ${how}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Every parent it reads (${m.parentsRead(t).map(bare).join(', ')}) was filled by an earlier unit.`),
-        ...(keep ? ['', ...wrap(`unresolved: keep. Rows no path leads to an owner keep a NULL ${t.keyColumn}, and the column stays nullable; \`tenancy check\` accepts them.`)] : []),
+        ...wrap(
+          `Safe on a live database: ${how}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Every parent it reads (${m.parentsRead(t).map(bare).join(', ')}) was filled by an earlier unit.`,
+        ),
+        ...(keep
+          ? [
+              '',
+              ...wrap(
+                `unresolved: keep. Rows no path leads to an owner keep a NULL ${t.keyColumn}, and the column stays nullable; \`tenancy check\` accepts them.`,
+              ),
+            ]
+          : []),
         '',
         ...triggersOffWhy,
       ],
@@ -577,7 +691,9 @@ function notNullCheck(t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Adds CHECK (${t.keyColumn} IS NOT NULL) NOT VALID to ${t.name}: from now on every written row needs its key.`,
         '',
-        ...wrap(`Safe on a live database: NOT VALID skips the scan of existing rows, so the brief lock (${briefLock}) is all it costs. The next unit validates it without blocking writes.`),
+        ...wrap(
+          `Safe on a live database: NOT VALID skips the scan of existing rows, so the brief lock (${briefLock}) is all it costs. The next unit validates it without blocking writes.`,
+        ),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [`ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${q(t.keyColumn)} IS NOT NULL) NOT VALID`],
@@ -599,7 +715,9 @@ function validate(m: ScaffoldModel, t: KeyedTable, keep: boolean): [UnitText, Un
       about: [
         `Validates ${constraints.join(' and ')} on ${t.name}.`,
         '',
-        ...wrap('Safe on a live database: VALIDATE CONSTRAINT scans under SHARE UPDATE EXCLUSIVE, which lets the app read and write throughout (the foreign key takes ROW SHARE on the tenants table).'),
+        ...wrap(
+          'Safe on a live database: VALIDATE CONSTRAINT scans under SHARE UPDATE EXCLUSIVE, which lets the app read and write throughout (the foreign key takes ROW SHARE on the tenants table).',
+        ),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: constraints.map((c) => `ALTER TABLE ${table} VALIDATE CONSTRAINT ${q(c)}`),
@@ -618,12 +736,16 @@ function validate(m: ScaffoldModel, t: KeyedTable, keep: boolean): [UnitText, Un
       body: [
         `ALTER TABLE ${table} DROP CONSTRAINT ${q(n.fk)}`,
         `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.fk)} FOREIGN KEY (${q(t.keyColumn)}) REFERENCES ${m.tenantsTarget} NOT VALID`,
-        ...(keep ? [] : [`ALTER TABLE ${table} DROP CONSTRAINT ${q(n.check)}`, `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${q(t.keyColumn)} IS NOT NULL) NOT VALID`]),
+        ...(keep
+          ? []
+          : [
+              `ALTER TABLE ${table} DROP CONSTRAINT ${q(n.check)}`,
+              `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${q(t.keyColumn)} IS NOT NULL) NOT VALID`,
+            ]),
       ],
     },
   ];
 }
-
 
 function setNotNull(t: KeyedTable): [UnitText, UnitText] {
   const n = keyNames(t);
@@ -634,7 +756,9 @@ function setNotNull(t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Makes ${t.name}.${t.keyColumn} NOT NULL and drops the check that proved it.`,
         '',
-        ...wrap(`Safe on a live database: with the validated CHECK (${t.keyColumn} IS NOT NULL) in place, PostgreSQL (12+) sets NOT NULL without scanning the table, so the ACCESS EXCLUSIVE lock lasts an instant (${briefLock}).`),
+        ...wrap(
+          `Safe on a live database: with the validated CHECK (${t.keyColumn} IS NOT NULL) in place, PostgreSQL (12+) sets NOT NULL without scanning the table, so the ACCESS EXCLUSIVE lock lasts an instant (${briefLock}).`,
+        ),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [`ALTER TABLE ${table} ALTER COLUMN ${key} SET NOT NULL`, `ALTER TABLE ${table} DROP CONSTRAINT ${q(n.check)}`],
@@ -649,9 +773,16 @@ function setNotNull(t: KeyedTable): [UnitText, UnitText] {
       about: [
         `Makes ${t.name}.${t.keyColumn} nullable again, with its validated check back, as before the unit.`,
         '',
-        ...wrap(`As in the units: the check is added NOT VALID (a brief lock, ${briefLock}), then validated under SHARE UPDATE EXCLUSIVE (the app reads and writes throughout), each statement committed on its own (hence no transaction), so no scan runs under a lock that blocks the app. Run again after a kill, it resumes after the statements done.`),
+        ...wrap(
+          `As in the units: the check is added NOT VALID (a brief lock, ${briefLock}), then validated under SHARE UPDATE EXCLUSIVE (the app reads and writes throughout), each statement committed on its own (hence no transaction), so no scan runs under a lock that blocks the app. Run again after a kill, it resumes after the statements done.`,
+        ),
       ],
-      directives: ['transaction off', noSnapshot, ...lockSafe, 'allow ban-drop-not-null the rollback gives the column back as it was before the unit: nullable, the validated check in place'],
+      directives: [
+        'transaction off',
+        noSnapshot,
+        ...lockSafe,
+        'allow ban-drop-not-null the rollback gives the column back as it was before the unit: nullable, the validated check in place',
+      ],
       body: [
         `ALTER TABLE ${table} ADD CONSTRAINT ${q(n.check)} CHECK (${key} IS NOT NULL) NOT VALID`,
         `ALTER TABLE ${table} VALIDATE CONSTRAINT ${q(n.check)}`,
@@ -696,7 +827,10 @@ function compositeEdges(m: ScaffoldModel): CompositeEdge[] {
       if (edges.some((e) => e.from === t && e.columns.join() === c.columns.join())) continue;
       const name = pgName(bare(t.name), t.keyColumn, ...c.columns, 'fkey');
       const onPartitions = t.catalog.foreignKeys.find((fk) => fk.name === c.constraint)?.partitions?.map((p) => p.table) ?? t.partitions;
-      const places = t.partitions.length === 0 ? [{ table: t.name, name }] : onPartitions.map((p) => ({ table: p, name: pgName(bare(p), t.keyColumn, ...c.columns, 'fkey') }));
+      const places =
+        t.partitions.length === 0
+          ? [{ table: t.name, name }]
+          : onPartitions.map((p) => ({ table: p, name: pgName(bare(p), t.keyColumn, ...c.columns, 'fkey') }));
       edges.push({ from: t, to, columns: c.columns, referencedColumns: c.referencedColumns, derivation: c.derivation, name, places });
     }
   }
@@ -716,20 +850,29 @@ function compositeUnique(t: KeyedTable, columns: string[]): [UnitText, UnitText]
       about: [
         `Adds UNIQUE (${[t.keyColumn, ...columns].join(', ')}) to ${t.name}, the target of foreign keys that include the key.`,
         '',
-        ...wrap(`Safe on a live database: the unique index is built CONCURRENTLY (reads and writes go on; hence no transaction), then attached as a constraint, which only takes a brief lock (${briefLock}).`),
+        ...wrap(
+          `Safe on a live database: the unique index is built CONCURRENTLY (reads and writes go on; hence no transaction), then attached as a constraint, which only takes a brief lock (${briefLock}).`,
+        ),
       ],
       directives: ['transaction off', noSnapshot, ...lockSafe],
       body: [
         `CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ${q(name)} ON ${table} (${cols})`,
         `ALTER TABLE ${table} ADD CONSTRAINT ${q(name)} UNIQUE USING INDEX ${q(name)}`,
       ],
-      verifies: [{ name: `${name} is a constraint`, sql: `SELECT ${quoteLiteral(name)} AS missing\n WHERE NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${quoteLiteral(table)}::regclass AND conname = ${quoteLiteral(name)})` }],
+      verifies: [
+        {
+          name: `${name} is a constraint`,
+          sql: `SELECT ${quoteLiteral(name)} AS missing\n WHERE NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = ${quoteLiteral(table)}::regclass AND conname = ${quoteLiteral(name)})`,
+        },
+      ],
     },
     {
       about: [
         `Drops the constraint ${name} (and its index), then, CONCURRENTLY, the index if it was built but never attached (a unit killed in between).`,
         '',
-        ...wrap(`Each statement commits on its own (hence no transaction): the constraint's drop takes a brief lock (${briefLock}); the index alone is dropped without blocking the app.`),
+        ...wrap(
+          `Each statement commits on its own (hence no transaction): the constraint's drop takes a brief lock (${briefLock}); the index alone is dropped without blocking the app.`,
+        ),
       ],
       directives: ['transaction off', noSnapshot, ...lockSafe],
       body: [`ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS ${q(name)}`, `DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIn(t.name, name)}`],
@@ -743,7 +886,9 @@ function compositeForeignKeys(t: KeyedTable, edges: CompositeEdge[]): [UnitText,
       about: [
         `Adds foreign keys from ${t.name} that include ${t.keyColumn}, NOT VALID: the database itself refuses a reference into another tenant.`,
         '',
-        ...wrap(`The legacy foreign keys stay (their ON DELETE actions are what the app relies on); the new ones add the tenant. Along the derivation they cascade ON UPDATE, so a re-parented row carries its children's key with it; a consistency edge refuses instead. Safe on a live database: NOT VALID skips the scan, the brief lock is waited for at most ${lockTimeoutMs} ms (then retried); the next unit validates without blocking writes.`),
+        ...wrap(
+          `The legacy foreign keys stay (their ON DELETE actions are what the app relies on); the new ones add the tenant. Along the derivation they cascade ON UPDATE, so a re-parented row carries its children's key with it; a consistency edge refuses instead. Safe on a live database: NOT VALID skips the scan, the brief lock is waited for at most ${lockTimeoutMs} ms (then retried); the next unit validates without blocking writes.`,
+        ),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: edges.flatMap((e) => e.places.map((p) => compositeForeignKey(t, e, p))),
@@ -766,7 +911,13 @@ function compositeValidate(t: KeyedTable, edges: CompositeEdge[]): [UnitText, Un
   const tables = [...new Set(places.map((p) => p.table))];
   return [
     {
-      about: [`Validates the foreign keys of ${t.name} that include ${t.keyColumn}.`, '', ...wrap('Safe on a live database: VALIDATE CONSTRAINT scans under SHARE UPDATE EXCLUSIVE, which lets the app read and write throughout.')],
+      about: [
+        `Validates the foreign keys of ${t.name} that include ${t.keyColumn}.`,
+        '',
+        ...wrap(
+          'Safe on a live database: VALIDATE CONSTRAINT scans under SHARE UPDATE EXCLUSIVE, which lets the app read and write throughout.',
+        ),
+      ],
       directives: [noSnapshot, ...lockSafe],
       body: places.map((p) => `ALTER TABLE ${qt(p.table)} VALIDATE CONSTRAINT ${q(p.name)}`),
       verifies: [
@@ -777,7 +928,9 @@ function compositeValidate(t: KeyedTable, edges: CompositeEdge[]): [UnitText, Un
       ],
     },
     {
-      about: [`Makes the foreign keys of ${t.name} that include ${t.keyColumn} NOT VALID again (dropped and added back NOT VALID, no scan).`],
+      about: [
+        `Makes the foreign keys of ${t.name} that include ${t.keyColumn} NOT VALID again (dropped and added back NOT VALID, no scan).`,
+      ],
       directives: [noSnapshot, ...lockSafe],
       body: places.flatMap((p) => [`ALTER TABLE ${qt(p.table)} DROP CONSTRAINT ${q(p.name)}`, compositeForeignKey(t, p.edge, p)]),
     },
@@ -803,7 +956,9 @@ function rowLevelSecurity(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText]
       about: [
         `Row level security on ${t.name}: a session sees and writes only the rows of the tenant in ${m.analysis.setting}.`,
         '',
-        ...wrap(`Switch it on once the app sets ${m.analysis.setting} in every transaction (SET LOCAL, or set_config(..., true)): never set, or reset to '' when a SET LOCAL ended, it matches no row. FORCE applies it to the table's owner too; the role that runs migrations needs BYPASSRLS (or to be a superuser) to keep seeing every row. Safe on a live database: catalog changes under a brief lock (${briefLock}).`),
+        ...wrap(
+          `Switch it on once the app sets ${m.analysis.setting} in every transaction (SET LOCAL, or set_config(..., true)): never set, or reset to '' when a SET LOCAL ended, it matches no row. FORCE applies it to the table's owner too; the role that runs migrations needs BYPASSRLS (or to be a superuser) to keep seeing every row. Safe on a live database: catalog changes under a brief lock (${briefLock}).`,
+        ),
       ],
       directives: [noSnapshot, ...lockSafe],
       body: [
@@ -821,7 +976,11 @@ function rowLevelSecurity(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText]
     {
       about: [`Removes row level security from ${t.name}.`],
       directives: [noSnapshot, ...lockSafe],
-      body: [`DROP POLICY IF EXISTS ${q(n.policy)} ON ${table}`, `ALTER TABLE ${table} NO FORCE ROW LEVEL SECURITY`, `ALTER TABLE ${table} DISABLE ROW LEVEL SECURITY`],
+      body: [
+        `DROP POLICY IF EXISTS ${q(n.policy)} ON ${table}`,
+        `ALTER TABLE ${table} NO FORCE ROW LEVEL SECURITY`,
+        `ALTER TABLE ${table} DISABLE ROW LEVEL SECURITY`,
+      ],
     },
   ];
 }

@@ -28,7 +28,10 @@ export function renderUnit(unit: UnitText): string {
     out.push(`${statement.trimEnd()};`);
     out.push('');
   }
-  for (const [kind, sections] of [['precheck', unit.prechecks ?? []], ['verify', unit.verifies ?? []]] as const) {
+  for (const [kind, sections] of [
+    ['precheck', unit.prechecks ?? []],
+    ['verify', unit.verifies ?? []],
+  ] as const) {
     for (const s of sections) {
       out.push(`-- tenantify:${kind} ${s.name}`);
       out.push(`${s.sql.trimEnd()};`);

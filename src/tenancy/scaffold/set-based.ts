@@ -68,7 +68,11 @@ export function unresolvedQuery(m: ScaffoldModel, t: KeyedTable): string {
 }
 
 /** Rows of `t` whose reference `columns` lands in another owner than their own, each column once. */
-export function conflictQuery(m: ScaffoldModel, t: KeyedTable, edge: { columns: string[]; references: string; referencedColumns: string[] }): string {
+export function conflictQuery(
+  m: ScaffoldModel,
+  t: KeyedTable,
+  edge: { columns: string[]; references: string; referencedColumns: string[] },
+): string {
   const referenced = m.keyedTable(edge.references);
   const names = new JoinAliases();
   const mine = ownerJoined(m, t, 't', names);
@@ -91,5 +95,9 @@ export function parentsKeyVerify(m: ScaffoldModel, t: KeyedTable, orAlso: string
     return { join: `LEFT JOIN ${qt(hop.references)} AS ${a} ON ${joinOn('t', hop, a)}`, key: `${a}.${q(m.keyColumnOf(hop.references))}` };
   });
   const key = parents.length === 1 ? (parents[0]?.key as string) : `COALESCE(${parents.map((p) => p.key).join(', ')})`;
-  return `SELECT ${rowIdList(t, 't')}\n${from(t.name, 't', parents.map((p) => p.join))}\n WHERE t.${q(t.keyColumn)} IS DISTINCT FROM ${key}\n    OR ${orAlso}`;
+  return `SELECT ${rowIdList(t, 't')}\n${from(
+    t.name,
+    't',
+    parents.map((p) => p.join),
+  )}\n WHERE t.${q(t.keyColumn)} IS DISTINCT FROM ${key}\n    OR ${orAlso}`;
 }
