@@ -146,7 +146,9 @@ describe('legacy-rental', () => {
     const role = `rent_app_${process.pid}_${Date.now()}`;
     await query(
       db.url,
-      `CREATE ROLE ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`,
+      // The materialized view holds every tenant's rows whatever the policies: as the plan's
+      // views unit says, the app role must not read it (tenancy check finds it otherwise).
+      `CREATE ROLE ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}; REVOKE SELECT ON public.store_revenue FROM ${role}`,
     );
     try {
       const [org] = await query<{ id: string }>(db.url, 'SELECT id::text FROM organizations WHERE legacy_stores_id = 1');

@@ -90,10 +90,10 @@ describe('an operator error', () => {
       writePlan({ 'tenantify.config.json': '{ "batch": { "sizee": 1 } }', 'migrations/0001_a.sql': 'SELECT 1;\n' }),
       '--json',
     ]);
-    expect(errorOf(nested)).toMatchObject({
-      code: 'config-unknown-key',
-      hint: 'allowed keys at batch: size, targetDuration, pause, maxReplicationLag, parallel',
-    });
+    // The keys of the object the unknown one is in (batch's), not the top level's.
+    expect(errorOf(nested).code).toBe('config-unknown-key');
+    expect(errorOf(nested).hint).toMatch(/^allowed keys at batch: size, /);
+    expect(errorOf(nested).hint).not.toMatch(/snapshotDir|ledgerSchema/);
   });
 
   it('sslmode=bogus: url-invalid, before connecting', async () => {

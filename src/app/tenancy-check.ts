@@ -15,6 +15,7 @@ import { buildScope } from '../tenancy/check-scope.js';
 import { loadBodyParsers } from '../tenancy/function-body.js';
 import { analyzeTenancy } from '../tenancy/graph.js';
 import { keepSchema } from '../tenancy/scaffold/plan.js';
+import { stagingSchemaPrefix } from './tenancy-consolidate.js';
 import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
 import { loadExpressionParser } from '../tenancy/policy-expr.js';
 import type { Finding } from '../tenancy/rules/types.js';
@@ -82,8 +83,10 @@ async function checkDatabase(
     const catalog = await readCatalog(snapshot.leader.client, {
       ...(options.schemas?.length ? { schemas: options.schemas } : {}),
       excludeSchemas: [ledgerSchema, keepSchema],
+      excludePrefixes: [stagingSchemaPrefix],
     });
-    // keepSchema holds the scaffold's copies of detached and deleted rows (for its rollback), like the ledger: not the app's tables.
+    // keepSchema holds the scaffold's copies of detached and deleted rows (for its rollback), and the staging schemas
+    // a consolidation's database sources are copied into, like the ledger: not the app's tables.
     const analysis = analyzeTenancy(catalog, model);
     const access = await readAccess(snapshot.leader.client, catalog.schemas, analysis.setting);
     const scope = buildScope(catalog, analysis, { only: options.tables, access, appRole: options.as });

@@ -21,6 +21,9 @@ import { consolidatePlan, type ConsolidateSource, type IdsMode } from '../tenanc
 import { compareShapes, describeDrifts, type Drift, type SourceShape, type SourceTable } from '../tenancy/consolidate/shape.js';
 import type { TenancyConfig } from '../tenancy/types.js';
 
+/** The schema a database source is staged in while its unit runs (the tool's, like the ledger: `tenancy check` reads past it). */
+export const stagingSchemaPrefix = 'consolidate_stage_';
+
 export interface TenancyConsolidateOptions {
   dir: string;
   url: string | undefined;
@@ -301,7 +304,7 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
   const rows = new Map([...bounds].map(([name, b]) => [name, b.total]));
   const sources = shapes.map((shape, i): ConsolidateSource => ({
     name: shape.source,
-    schema: `consolidate_stage_${shape.source}`,
+    schema: `${stagingSchemaPrefix}${shape.source}`,
     tenantId: i + 1,
     bounds: bounds.get(shape.source)?.bounds ?? {},
     database: { schema, sourcesPath },

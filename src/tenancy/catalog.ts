@@ -31,6 +31,8 @@ export interface ReadCatalogOptions {
   schemas?: string[];
   /** Left out of the default (the ledger's schema). */
   excludeSchemas?: string[];
+  /** Schemas whose names start so are left out of the default too (tenantify's own, one per source or unit). */
+  excludePrefixes?: string[];
 }
 
 const systemSchema = /^(pg_catalog|information_schema|pg_toast|pg_temp_\d+|pg_toast_temp_\d+)$/;
@@ -396,7 +398,8 @@ async function chooseSchemas(client: pg.ClientBase, options: ReadCatalogOptions)
     return [...new Set(options.schemas)];
   }
   const excluded = new Set(options.excludeSchemas ?? []);
-  return existing.filter((s) => !systemSchema.test(s) && !excluded.has(s));
+  const prefixes = options.excludePrefixes ?? [];
+  return existing.filter((s) => !systemSchema.test(s) && !excluded.has(s) && !prefixes.some((p) => s.startsWith(p)));
 }
 
 /** pg_dist_partition.partmethod (and repmodel, which tells a reference table from a Citus local one) as a word. */
