@@ -60,7 +60,7 @@ describe('rehearse', () => {
     const compare = JSON.parse(result.stdout).steps.find((s: { name: string }) => s.name === 'compare with the source');
     expect(compare.details).toEqual([
       expect.stringMatching(
-        /^content of public\.customers differs: 20 rows \(md5 \w+\) before, 19 rows \(md5 \w+\) after; changed: id 7, id 8, id 9 \(and 2 more\); gone: id 1, id 2; new: id 100$/,
+        /^content of public\.customers differs: 20 rows \(md5 \w+\) before, 19 rows \(md5 \w+\) after; columns that differ: id, email; changed: id 7, id 8, id 9 \(and 2 more\); gone: id 1, id 2; new: id 100$/,
       ),
     ]);
   });
