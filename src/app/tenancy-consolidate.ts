@@ -7,19 +7,21 @@
  * plan's last unit, never over a file, and the model into the config.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
 import type pg from 'pg';
 import { withSession } from '../db/connection.js';
 import { redact } from '../db/redact.js';
 import { parseSources, type SourceLine } from '../db/stage-source.js';
 import { UsageError } from '../errors.js';
-import { configFileName, loadConfig } from '../plan/config.js';
-import { unitFilePattern } from '../plan/load.js';
+import { loadConfig } from '../plan/config.js';
 import { readCatalog } from '../tenancy/catalog.js';
 import { consolidatePlan, type ConsolidateSource, type IdsMode } from '../tenancy/consolidate/plan.js';
 import { compareShapes, describeDrifts, type Drift, type SourceShape, type SourceTable } from '../tenancy/consolidate/shape.js';
+import { singular } from '../tenancy/graph.js';
 import type { TenancyConfig } from '../tenancy/types.js';
+import { writeTenancyModel } from './tenancy-analyze.js';
+import { lastPrefix } from './tenancy-scaffold.js';
 
 /** The schema a database source is staged in while its unit runs (the tool's, like the ledger: `tenancy check` reads past it). */
 export const stagingSchemaPrefix = 'consolidate_stage_';
@@ -68,7 +70,7 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
   const config = await loadConfig(options.dir);
   const into = options.into ?? 'public';
   const tenants = options.tenants ?? 'organizations';
-  const key = options.key ?? `${singular(tenants)}_id`;
+  const key = options.key ?? `${singular(tenants.slice(tenants.lastIndexOf('.') + 1))}_id`;
   const batchSize = options.batchSize ?? defaultBatchSize;
   const last = await lastPrefix(options.dir);
 
@@ -112,7 +114,7 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
     setting: config.tenancy?.setting ?? 'app.tenant_id',
     rls: config.tenancy?.rls ?? false,
   };
-  const configPath = await writeModel(options.dir, model);
+  const configPath = await writeTenancyModel(options.dir, model);
   const sources = read.sources.map((s, i): ConsolidatedSource => ({
     source: s.name,
     tenantId: s.tenantId,
@@ -347,50 +349,4 @@ async function ensureTargetFree(client: pg.ClientBase, options: ReadOptions, ref
 
 function quoteId(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
-}
-
-function singular(name: string): string {
-  const bare = name.slice(name.lastIndexOf('.') + 1);
-  if (/ies$/.test(bare)) return `${bare.slice(0, -3)}y`;
-  if (/(ss|x|ch|sh)es$/.test(bare)) return bare.slice(0, -2);
-  if (/s$/.test(bare) && !/ss$/.test(bare)) return bare.slice(0, -1);
-  return bare;
-}
-
-/** The highest unit number of the plan (0 when empty) and the width its files use. */
-async function lastPrefix(dir: string): Promise<{ value: bigint; width: number }> {
-  let value = 0n;
-  let width = 4;
-  for (const sub of ['migrations', 'backfills']) {
-    let names: string[];
-    try {
-      names = await readdir(join(dir, sub));
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      const match = unitFilePattern.exec(name);
-      if (!match) continue;
-      const n = BigInt(match[1] as string);
-      if (n >= value) {
-        value = n;
-        width = (match[1] as string).length;
-      }
-    }
-  }
-  return { value, width };
-}
-
-/** The model under `tenancy` in tenantify.config.json; every other key kept as it was. */
-async function writeModel(dir: string, model: TenancyConfig): Promise<string> {
-  const path = join(dir, configFileName);
-  let document: Record<string, unknown> = {};
-  try {
-    document = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  document['tenancy'] = model;
-  await writeFile(path, `${JSON.stringify(document, null, 2)}\n`);
-  return path;
 }

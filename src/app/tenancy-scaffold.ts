@@ -5,12 +5,12 @@
  * after the plan's last unit, never over a file, and the model into the config.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withSession } from '../db/connection.js';
 import { withFixtureDatabase } from '../db/fixture.js';
 import { UsageError } from '../errors.js';
-import { configFileName, loadConfig } from '../plan/config.js';
+import { loadConfig } from '../plan/config.js';
 import { unitFilePattern } from '../plan/load.js';
 import { readCatalog } from '../tenancy/catalog.js';
 import { analyzeTenancy } from '../tenancy/graph.js';
@@ -19,6 +19,7 @@ import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
 import { keepSchema, scaffoldPlan } from '../tenancy/scaffold/index.js';
 import type { Catalog, TenancyConfig } from '../tenancy/types.js';
 import { writtenName } from '../tenancy/sql-text.js';
+import { writeTenancyModel } from './tenancy-analyze.js';
 
 export interface TenancyScaffoldOptions {
   dir: string;
@@ -114,7 +115,7 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
     setting: analysis.setting,
     rls: model.rls ?? false,
   };
-  const configPath = await writeModel(options.dir, written);
+  const configPath = await writeTenancyModel(options.dir, written);
   return { files, present, config: configPath, model: written };
 }
 
@@ -123,7 +124,7 @@ function bareName(name: string): string {
 }
 
 /** The highest unit number of the plan (0 when empty) and the width its files use (rollbacks follow their units). */
-async function lastPrefix(dir: string): Promise<{ value: bigint; width: number }> {
+export async function lastPrefix(dir: string): Promise<{ value: bigint; width: number }> {
   let value = 0n;
   let width = 4;
   for (const sub of ['migrations', 'backfills']) {
@@ -162,20 +163,6 @@ async function unitsByName(dir: string): Promise<Map<string, { unit: string; fil
     }
   }
   return found;
-}
-
-/** The model under `tenancy` in tenantify.config.json; every other key kept as it was. */
-async function writeModel(dir: string, model: TenancyConfig): Promise<string> {
-  const path = join(dir, configFileName);
-  let document: Record<string, unknown> = {};
-  try {
-    document = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  document['tenancy'] = model;
-  await writeFile(path, `${JSON.stringify(document, null, 2)}\n`);
-  return path;
 }
 
 function catalogOfFixture(
