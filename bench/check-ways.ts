@@ -24,12 +24,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { tenancyCheck } from '../src/app/tenancy-check.js';
 import { findPgTool } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
 import { rules as allRules } from '../src/tenancy/rules/index.js';
-import { build, contenderEnv, expectSuccess, fmt, machine, median, repoRoot, table, timed, writeResult } from './lib.js';
+import { build, contenderEnv, expectSuccess, fmt, loadedDatabase, machine, median, repoRoot, table, timed, writeResult } from './lib.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number): number => {
@@ -118,19 +117,9 @@ async function main(): Promise<void> {
   if (!args.includes('--no-build')) build();
   const server = await startThrowawayPostgres({ prefer: 'local', log: (l) => process.stderr.write(`${l}\n`) });
   try {
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    await admin.query('DROP DATABASE IF EXISTS check_ways_bench');
-    await admin.query('CREATE DATABASE check_ways_bench');
-    await admin.end();
-    const url = new URL(server.url);
-    url.pathname = '/check_ways_bench';
-    const target = url.toString();
     process.stderr.write(`loading ${rows.toLocaleString()} tasks...\n`);
-    const load = await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', target, '-c', schema]);
-    expectSuccess('load', load);
-    expectSuccess('vacuum', await timed(psql.path, ['-X', '-q', '-d', target, '-c', 'VACUUM (FREEZE, ANALYZE)']));
-    process.stderr.write(`loaded in ${fmt(load.ms / 1000)} s\n`);
+    const { url: target, ms: loadMs } = await loadedDatabase(server.url, 'check_ways_bench', schema);
+    process.stderr.write(`loaded in ${fmt(loadMs / 1000)} s\n`);
 
     const dir = mkdtempSync(join(tmpdir(), 'check-ways-bench-'));
     writeFileSync(

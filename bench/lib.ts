@@ -159,6 +159,21 @@ export function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
+/**
+ * A new database `name` on the server (dropped first if a run left it), loaded with `sql` by
+ * psql and vacuumed (frozen, analyzed): its URL and how long the load took.
+ */
+export async function loadedDatabase(serverUrl: string, name: string, sql: string): Promise<{ url: string; ms: number }> {
+  const psql = findPgTool('psql');
+  if (!psql) throw new Error('psql not found');
+  await runStatements(serverUrl, [`DROP DATABASE IF EXISTS ${name}`, `CREATE DATABASE ${name}`]);
+  const url = withDatabase(serverUrl, name);
+  const load = await timed(psql.path, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql]);
+  expectSuccess('load', load);
+  expectSuccess('vacuum', await timed(psql.path, ['-X', '-q', '-d', url, '-c', 'VACUUM (FREEZE, ANALYZE)']));
+  return { url, ms: load.ms };
+}
+
 /** Runs statements one after the other on a connection of their own. */
 export async function runStatements(url: string, statements: string[]): Promise<pg.QueryResult[]> {
   const client = new pg.Client({ connectionString: url });
