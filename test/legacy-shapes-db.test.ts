@@ -5,22 +5,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { describeDatabase, differences } from '../src/db/compare.js';
 import { runCli } from './support/cli.js';
-import { dropAfterAll, freshDatabase, query } from './support/db.js';
+import { dropAfterAll, freshDatabase, query, withClient } from './support/db.js';
 import { writePlan } from './support/plan-dir.js';
-
-async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await body(client);
-  } finally {
-    await client.end();
-  }
-}
 
 describe('batch key=ctid: physical ranges of a table without a primary key', () => {
   const keep = dropAfterAll();

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyze } from '../src/app/tenancy-analyze.js';
 import { loadConfig } from '../src/plan/config.js';
@@ -8,18 +7,8 @@ import { readCatalog } from '../src/tenancy/catalog.js';
 import { analyzeTableText, pathText } from '../src/ui/tenancy-view.js';
 import type { TableAnalysis, TenancyAnalysis } from '../src/tenancy/types.js';
 import { runCli } from './support/cli.js';
-import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query } from './support/db.js';
+import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query, withClient } from './support/db.js';
 import { writePlan } from './support/plan-dir.js';
-
-async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await body(client);
-  } finally {
-    await client.end();
-  }
-}
 
 describe('readCatalog', () => {
   const keep = dropAfterAll();

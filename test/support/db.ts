@@ -29,6 +29,17 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
   }
 }
 
+/** A connection of its own (pg's own type parsers) for the body's life. */
+export async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await body(client);
+  } finally {
+    await client.end();
+  }
+}
+
 /** A new empty database (or a copy of `template`), dropped by the returned cleanup. */
 export async function freshDatabase(
   prefix = 't',
