@@ -16,6 +16,7 @@ import { citusLayout, citusPlacements, placeLike } from '../db/citus.js';
 import { describeDatabase, differences, type DatabaseState } from '../db/compare.js';
 import { findPgTool, libpqEnvironment, runTool, streamThrough, ToolError } from '../db/pg-tools.js';
 import { redact } from '../db/redact.js';
+import { createScratchDatabase } from '../db/scratch-database.js';
 import { startThrowawayCitus, startThrowawayPostgres } from '../db/throwaway.js';
 import { UsageError, isTenantifyError } from '../errors.js';
 import type { Reporter } from '../exec/context.js';
@@ -173,7 +174,7 @@ async function plainServer(url: string | undefined, major: number | undefined, l
   return {
     kind: server.kind,
     createTarget: async (name) => {
-      await withSession(server.url, 'rehearse', (s) => s.client.query(`CREATE DATABASE ${name}`));
+      await withSession(server.url, 'rehearse', (s) => createScratchDatabase(s.client, name));
       const target = new URL(server.url);
       target.pathname = `/${name}`;
       return target.toString();

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Chalk } from 'chalk';
 import pg from 'pg';
+import { createScratchDatabase } from '../db/scratch-database.js';
 import { withThrowawayPostgres } from '../db/throwaway.js';
 import { startLegacyApp } from './demo-app.js';
 
@@ -74,7 +75,7 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
 /** A database of its own on the server, so a demo may share a server (the demo's test does). */
 async function legacyDatabase(serverUrl: string, fixture: string): Promise<string> {
   const name = `legacy_app_${randomBytes(3).toString('hex')}`;
-  await withClient(serverUrl, (admin) => admin.query(`CREATE DATABASE ${name}`));
+  await withClient(serverUrl, (admin) => createScratchDatabase(admin, name));
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   await withClient(url.toString(), async (client) => client.query(await readFile(join(fixtures, fixture), 'utf8')));

@@ -9,6 +9,7 @@ import { UsageError } from '../errors.js';
 import { withSession } from './connection.js';
 import { findPgTool, libpqEnvironment, runTool } from './pg-tools.js';
 import { redact } from './redact.js';
+import { createScratchDatabase } from './scratch-database.js';
 import { startThrowawayPostgres } from './throwaway.js';
 
 export interface FixtureOptions {
@@ -29,7 +30,7 @@ export async function withFixtureDatabase<T>(fixture: string, options: FixtureOp
   const server = await startThrowawayPostgres({ url: options.serverUrl, log: options.log ?? (() => {}) });
   const name = `fixture_${randomBytes(5).toString('hex')}`;
   try {
-    await withSession(server.url, options.purpose, (s) => s.client.query(`CREATE DATABASE ${name}`));
+    await withSession(server.url, options.purpose, (s) => createScratchDatabase(s.client, name));
     const url = new URL(server.url);
     url.pathname = `/${name}`;
     await loadSqlFile(url.toString(), fixture);

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 import { clientTypes } from '../../src/db/connection.js';
+import { createScratchDatabase } from '../../src/db/scratch-database.js';
 
 export function serverUrl(): string {
   return inject('serverUrl');
@@ -46,7 +47,7 @@ export async function freshDatabase(
   template = 'template0',
 ): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
-  await query(serverUrl(), `CREATE DATABASE ${name} TEMPLATE ${template}`);
+  await withClient(serverUrl(), (admin) => createScratchDatabase(admin, name, template));
   return {
     name,
     url: databaseUrl(name),
