@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/support/sequencer.js';
 
 /**
  * Two tiers. `fast` (test/fast/): the pure cores (planner, parsers, the foreign-key graph,
@@ -12,6 +13,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     maxWorkers: 2,
+    sequence: { sequencer: LongestFirst },
     reporters: ['default'],
     projects: [
       { extends: true, test: { name: 'fast', include: ['test/fast/**/*.test.ts'] } },
