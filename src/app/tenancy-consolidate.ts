@@ -44,6 +44,8 @@ export interface TenancyConsolidateOptions {
   ids: IdsMode;
   /** Rows per copy statement. */
   batchSize?: number | undefined;
+  /** `--freeze`: the application's writes to a source wait while it is copied. */
+  freeze?: boolean | undefined;
 }
 
 export interface ConsolidatedSource {
@@ -79,7 +81,7 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
     ? await readDatabases(options.fromDatabases, readOptions)
     : await withReadOnly(options.url, (client) => readSources(client, readOptions));
 
-  const units = consolidatePlan(read.reference, read.sources, { into, tenants, key, ids: options.ids, idsSchema });
+  const units = consolidatePlan(read.reference, read.sources, { into, tenants, key, ids: options.ids, idsSchema, freeze: options.freeze });
   const width = Math.max(4, String(last.value + BigInt(units.length)).length, last.width);
   const files = units.map((u, i) => {
     const id = `${String(last.value + BigInt(i + 1)).padStart(width, '0')}_${u.name}`;

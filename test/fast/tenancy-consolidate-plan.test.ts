@@ -172,7 +172,12 @@ describe('the plan', () => {
     // Every foreign key between shared tables is indexed (the rollback deletes parents).
     expect(ddl).toContain('CREATE INDEX users_organization_id_manager_id_idx ON public.users (organization_id, manager_id)');
     const copy = units[1]?.sql ?? '';
-    expect(copy).toMatch(/^-- tenantify:transaction off$/m);
+    // One transaction in one snapshot: the statements and the verify sections read the source as of one moment.
+    expect(copy).not.toMatch(/^-- tenantify:transaction off$/m);
+    expect(copy.split('\n').find((line) => !line.startsWith('--') && line.trim() !== '')).toBe(
+      'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;',
+    );
+    expect(copy).not.toContain('LOCK TABLE');
     expect(copy).toContain(' WHERE s.id <= 100\n');
     expect(copy).toContain(' WHERE s.id > 100 AND s.id <= 200\n');
     expect(copy).toContain(' WHERE s.id > 200\n');
@@ -197,6 +202,15 @@ describe('the plan', () => {
     expect(copy).toContain('UPDATE public.users t SET manager_id = r_manager_id.new_id');
     expect(copy).not.toContain('setval');
     expect(units[2]?.rollback).toContain('DELETE FROM consolidated_ids.users WHERE organization_id = 2;');
+  });
+
+  it('--freeze: the source is locked against writes (EXCLUSIVE: reads go on) before the snapshot is taken', () => {
+    const units = consolidatePlan(shape('customer_a'), sources, { ...options, freeze: true });
+    const copy = units[2]?.sql ?? '';
+    const lock = copy.indexOf('LOCK TABLE customer_b.tags, customer_b.users, customer_b.notes IN EXCLUSIVE MODE;');
+    expect(lock).toBeGreaterThan(copy.indexOf('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;'));
+    // Before the first statement that reads: the snapshot is taken after the lock.
+    expect(lock).toBeLessThan(copy.indexOf('INSERT INTO'));
   });
 
   it('refuses a table without a primary key', () => {

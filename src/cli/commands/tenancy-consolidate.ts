@@ -15,6 +15,7 @@ interface TenancyConsolidateCliOptions extends CommonOptions {
   key?: string;
   ids?: string;
   batchSize?: number;
+  freeze?: boolean;
 }
 
 export default async function tenancyConsolidateCommand(options: TenancyConsolidateCliOptions): Promise<number> {
@@ -40,6 +41,7 @@ export default async function tenancyConsolidateCommand(options: TenancyConsolid
     key: options.key,
     ids,
     batchSize: options.batchSize,
+    freeze: options.freeze,
   });
   if (out.json) {
     out.result({ reference: result.reference, sources: result.sources, files: result.files, config: result.config, tenancy: result.model });

@@ -7,10 +7,13 @@
  *      `--ids remap` the tables that map every source's old ids to the new ones;
  *   2. one backfill per source: its tenant row, then its tables in foreign-key order, each
  *      copied by the server (`INSERT ... SELECT`) in key ranges, one statement per range,
- *      each committed and recorded in the ledger (`transaction off`), each written so that
- *      running it again adds nothing (a killed run resumes and copies no row twice); verify
- *      sections compare every table's row count and content hash with the source's; the
- *      rollback deletes exactly that tenant's rows.
+ *      each written so that running it again adds nothing. A schema source's unit is one
+ *      REPEATABLE READ transaction: every statement and the verify sections read the source
+ *      as of one snapshot, and a killed run leaves nothing of the tenant (apply again copies
+ *      it whole: no row twice). `--freeze` locks the source's tables against writes first.
+ *      A source database is staged (one snapshot, all or nothing) and copied from there,
+ *      statement by statement. Verify sections compare every table's row count and content
+ *      hash with the source's; the rollback deletes exactly that tenant's rows.
  */
 import { UsageError } from '../../errors.js';
 import { quoteIdent as q, quoteLiteral, quoteQualified } from '../sql-text.js';
@@ -45,6 +48,8 @@ export interface ConsolidateOptions {
   ids: IdsMode;
   /** The schema of the id mapping tables (`--ids remap`). */
   idsSchema: string;
+  /** `--freeze`: the application's writes to a source wait while it is copied. */
+  freeze?: boolean | undefined;
 }
 
 export interface ConsolidateUnit {
@@ -417,17 +422,32 @@ function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: Cons
       source: source.name,
     };
 
+  const tables = plans.map((p) => quoteQualified(`${source.schema}.${p.name}`));
   const lines: string[] = [
     `-- Copies schema ${source.schema} into the shared tables as tenant ${k} (${options.tenants}.id = ${k}).`,
     '-- Safe on a live database: the source is only read; the shared tables get rows of a tenant no one',
-    '-- reads yet. Each statement copies one key range and commits on its own, recorded in the ledger; each',
-    '-- is written so that running it again adds nothing, so a killed run resumes and copies no row twice.',
-    '-- Tables run parents first; a reference to a row of the same table is set in a second pass, once every',
-    '-- row of that table is there.',
-    '-- tenantify:transaction off',
+    '-- reads yet. One transaction, REPEATABLE READ: every statement reads the source as of one snapshot,',
+    '-- so a row the application writes during the copy is seen by no table (never by a child and not by',
+    '-- its parent), and the verify sections, in the same transaction, compare that snapshot with the copy.',
+    '-- A killed run leaves nothing of this tenant (the server rolls its transaction back), and apply again',
+    '-- copies the source whole: no row twice. Tables run parents first; a reference to a row of the same',
+    '-- table is set in a second pass, once every row of that table is there.',
     '-- tenantify:snapshot none',
     '',
+    'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;',
+    '-- A killed run: its session ends within a second, even inside a long statement, and its snapshot and locks with it.',
+    "SET LOCAL client_connection_check_interval = '1s';",
+    '',
   ];
+  if (options.freeze)
+    lines.push(
+      `-- --freeze: the application's writes to ${source.schema} wait (or fail on their own lock_timeout) until this`,
+      '-- transaction ends; its reads go on. EXCLUSIVE waits for the writes in flight, so the snapshot taken next',
+      '-- holds every committed write and no other comes until the copy is verified and committed. A lock, not a',
+      '-- state: a killed run gives the writes back at once (the server ends the session), nothing to undo.',
+      `LOCK TABLE ${tables.join(', ')} IN EXCLUSIVE MODE;`,
+      '',
+    );
   for (const step of steps.body) lines.push(...(step.comment ? [`-- ${step.comment}`] : []), step.sql, '');
   for (const v of steps.verifies) lines.push(`-- tenantify:verify ${v.name}`, v.sql, '');
   return { name, kind: 'backfill', format: 'sql', summary, sql: lines.join('\n'), rollback, source: source.name };
@@ -451,6 +471,9 @@ function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: So
     `// Its URL is read from ${database.sourcesPath} when the unit runs (never written here).`,
     '// 1. stageSource streams its tables (schema ' + database.schema + ') into the staging schema ' + source.schema + ' of the target:',
     '//    COPY at both ends, binary, in one snapshot of the source, memory bounded by back-pressure; all or nothing.',
+    ...(options.freeze
+      ? ["//    --freeze: the source's tables are locked against writes (EXCLUSIVE: reads go on) for the time of that snapshot."]
+      : []),
     '// 2. the statements below copy the staging schema into the shared tables, each committed on its own and',
     '//    written so that running it again adds nothing: a killed run resumes and copies no row twice.',
     '// The staging schema stays for the verifies (`tenantify verify`); the rollback drops it.',
@@ -466,7 +489,7 @@ function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: So
     '  transaction: false,',
     "  snapshot: 'none',",
     '  async up(db, ctx) {',
-    `    const staged = await stageSource(ctx, { sources: new URL(${JSON.stringify(database.sourcesPath)}, import.meta.url), source: ${JSON.stringify(source.name)}, schema: ${JSON.stringify(database.schema)}, stage: ${JSON.stringify(source.schema)}, tables });`,
+    `    const staged = await stageSource(ctx, { sources: new URL(${JSON.stringify(database.sourcesPath)}, import.meta.url), source: ${JSON.stringify(source.name)}, schema: ${JSON.stringify(database.schema)}, stage: ${JSON.stringify(source.schema)}, tables${options.freeze ? ', freeze: true' : ''} });`,
     '    if (staged.rows > 0) ctx.log(`staged ${staged.rows} rows, ${staged.bytes} bytes`);',
     '    for (const statement of statements) await sql.raw(statement).execute(db);',
     '  },',
