@@ -5,12 +5,13 @@
  *      users, 100 to 125,000 tasks); the apply of the consolidation plan (--from-schemas,
  *      eight customers, --ids keep, and again --ids remap) beside `pg_dump --data-only -n
  *      customer_* | psql` of the same schemas into a database that has their tables (no
- *      key, no rewrite, no verify: the floor). Alternated, --rounds times (default 1); medians and ratios.
+ *      key, no rewrite, no verify: the floor); and --ids keep with --parallel (default 4).
+ *      Alternated, --rounds times (default 1); medians and ratios.
  *   2. one customer grown by --db-scale (default 40: 100,000 users, 500,000 tasks) in a
  *      database of its own, consolidated with --from-databases: the apply's time, the bytes
  *      COPY carried, and the peak memory (maxRSS) of the tenantify process.
  *
- *   npx tsx bench/consolidate.ts [--scale N] [--db-scale N[,N...]] [--rounds N] [--databases-only]
+ *   npx tsx bench/consolidate.ts [--scale N] [--parallel N[,N...]] [--db-scale N[,N...]] [--rounds N] [--databases-only | --schemas-only]
  *
  * Several --db-scale values (`--db-scale 10,100`) measure the peak at each size, to show it
  * does not grow with the data; --databases-only skips part 1.
@@ -36,6 +37,14 @@ const dbScales =
         .split(',')
         .map(Number);
 const databasesOnly = process.argv.includes('--databases-only');
+const schemasOnly = process.argv.includes('--schemas-only');
+const parallelArg = process.argv.indexOf('--parallel');
+const parallels =
+  parallelArg === -1
+    ? [4]
+    : String(process.argv[parallelArg + 1])
+        .split(',')
+        .map(Number);
 const rounds = arg('--rounds', 1);
 const bin = join(repoRoot, 'bin', 'tenantify');
 
@@ -81,7 +90,7 @@ const db = (name: string) => {
 const work = mkdtempSync(join(tmpdir(), 'bench-consolidate-'));
 try {
   if (!databasesOnly) await schemas();
-  for (const dbScale of dbScales) await databases(dbScale);
+  if (!schemasOnly) for (const dbScale of dbScales) await databases(dbScale);
 } finally {
   rmSync(work, { recursive: true, force: true });
   await server.close();
@@ -107,18 +116,25 @@ async function schemas(): Promise<void> {
     )
   ).rows[0] as { t: string };
 
-  const times: Record<string, number[]> = {
-    'tenantify apply (--ids keep)': [],
-    'tenantify apply (--ids remap)': [],
-    'pg_dump --data-only | psql': [],
-  };
+  const variants = [
+    { label: '--ids keep', args: ['--ids', 'keep'] },
+    { label: '--ids remap', args: ['--ids', 'remap'] },
+    ...parallels.map((n) => ({ label: `--ids keep --parallel ${n}`, args: ['--ids', 'keep', '--parallel', String(n)] })),
+  ];
+  const times: Record<string, number[]> = Object.fromEntries([
+    ...variants.map((v) => [`tenantify apply (${v.label})`, []]),
+    ['pg_dump --data-only | psql', []],
+  ]);
   for (let round = 0; round < rounds; round++) {
-    for (const ids of ['keep', 'remap']) {
-      const name = `a_${ids}_${round}`;
+    for (const [i, variant] of variants.entries()) {
+      const name = `a_${i}_${round}`;
       await sql(db('postgres'), `CREATE DATABASE ${name} TEMPLATE fx`);
       const dir = join(work, name);
-      await run(bin, ['tenancy', 'consolidate', '--from-schemas', 'customer_%', '--ids', ids, '-d', db(name), '--dir', dir]);
-      times[`tenantify apply (--ids ${ids})`]?.push(await run(bin, ['apply', '-d', db(name), '--dir', dir]));
+      // --parallel writes a TypeScript unit, which imports tenantify.
+      mkdirSync(join(dir, 'node_modules'), { recursive: true });
+      symlinkSync(repoRoot, join(dir, 'node_modules', 'tenantify'));
+      await run(bin, ['tenancy', 'consolidate', '--from-schemas', 'customer_%', ...variant.args, '-d', db(name), '--dir', dir]);
+      times[`tenantify apply (${variant.label})`]?.push(await run(bin, ['apply', '-d', db(name), '--dir', dir]));
       await sql(db('postgres'), `DROP DATABASE ${name}`);
     }
     const floor = `b_${round}`;

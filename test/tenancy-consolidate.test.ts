@@ -30,6 +30,12 @@ function planDir(): string {
   return join(mkdtempSync(join(tmpdir(), 'consolidate-')), 'plan');
 }
 
+/** A plan whose TypeScript units import tenantify, as from a plan repository that has it installed. */
+function linkTenantify(dir: string): void {
+  mkdirSync(join(dir, 'node_modules'), { recursive: true });
+  symlinkSync(dirname(dirname(fileURLToPath(import.meta.url))), join(dir, 'node_modules', 'tenantify'));
+}
+
 async function consolidate(url: string, dir: string, ...extra: string[]) {
   return runCli([
     'tenancy',
@@ -106,19 +112,36 @@ describe('tenancy consolidate', () => {
     expect(schemaDump(db.url)).toBe(before);
   });
 
-  it('--ids keep: every customer arrives whole, check is clean, new rows do not collide, rollback removes the newest tenant, rollback --all the rest', async () => {
+  it('--ids keep --parallel 3: every customer arrives whole, check is clean, new rows do not collide, rollback removes the newest tenant, rollback --all the rest', async () => {
     const db = dropLater(await freshDatabase('consolidate', template.name));
     const dir = planDir();
+    linkTenantify(dir);
     const before = { schema: schemaDump(db.url), content: await contentFingerprint(db.url) };
-    const planned = await consolidate(db.url, dir);
+    const planned = await consolidate(db.url, dir, '--parallel', '3');
     expect(planned.code, planned.stderr).toBe(0);
     const document = JSON.parse(planned.stdout);
     expect(document.sources.map((s: { source: string }) => s.source)).toEqual(customers);
+    expect(document.files.map((f: { unit: string }) => f.unit.replace(/^\d+_/, ''))).toEqual([
+      'consolidate_shared_tables',
+      'consolidate_copy',
+      ...customers.map((c) => `consolidate_${c}`),
+    ]);
     // A plan is only written: the database is as it was.
     expect(schemaDump(db.url)).toBe(before.schema);
 
-    const applied = await runCli(['apply', '-d', db.url, '--dir', dir]);
+    const applied = await runCli(['apply', '-d', db.url, '--dir', dir, '--json']);
     expect(applied.code, applied.stderr).toBe(0);
+    // Per source in --json: rows, size, time and the verify queries passed in its snapshot, by three sessions.
+    const copy = JSON.parse(applied.stdout).units.find((u: { id: string }) => u.id.endsWith('_consolidate_copy'));
+    const copied = JSON.parse(copy.note.slice(copy.note.indexOf('['))) as {
+      source: string;
+      rows: number;
+      verified: number;
+      session: number;
+    }[];
+    expect(copied.map((c) => c.source)).toEqual(customers);
+    expect(copied.every((c) => c.verified === tables.length && c.rows > 0)).toBe(true);
+    expect(new Set(copied.map((c) => c.session)).size).toBe(3);
     await expectEveryCustomerCopied(db.url);
     // Ids are kept: customer_golf's task 17 is tenant 7's task 17.
     const [golf] = await query<{ same: boolean }>(

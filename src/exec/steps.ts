@@ -4,7 +4,7 @@ import { ChecksFailed, StatementFailure, type PgErrorFields } from './failure.js
 import type { CheckResult } from './failure.js';
 import type { ExecContext } from './context.js';
 import type { UnitContext } from '../plan/define.js';
-import type { Script, Statement, UnitOptions } from '../plan/types.js';
+import type { Script, Statement, Unit, UnitOptions } from '../plan/types.js';
 
 const savepoint = 'tenantify_unit';
 
@@ -115,7 +115,18 @@ async function cancelBackend(ctx: ExecContext): Promise<void> {
   }
 }
 
-/** What a TypeScript unit's functions get: its id, and a log that goes to the run's notes. */
-export function unitContext(ctx: ExecContext, unitId: string): UnitContext {
-  return { unitId, log: (message) => ctx.reporter.note(`${unitId}: ${message}`), client: ctx.session.client };
+/** What a TypeScript unit's functions get: its id, a log that goes to the run's notes, its session, other sessions, its progress. */
+export function unitContext(ctx: ExecContext, unitId: string, unit?: Unit): UnitContext {
+  return {
+    unitId,
+    log: (message) => ctx.reporter.note(`${unitId}: ${message}`),
+    client: ctx.session.client,
+    async connect(purpose) {
+      const { connect } = await import('../db/connection.js');
+      return connect(ctx.session.url, purpose);
+    },
+    progress: (progress) => {
+      if (unit) ctx.reporter.unitProgress(unit, progress);
+    },
+  };
 }

@@ -17,6 +17,10 @@ export interface UnitContext {
   log(message: string): void;
   /** The session's own client (what `db` runs on), for what Kysely does not do: COPY streams. */
   readonly client: pg.ClientBase;
+  /** Another session to the same database, for work the unit runs beside its own (the caller closes it). */
+  connect(purpose: string): Promise<{ client: pg.ClientBase; close(): Promise<void> }>;
+  /** The unit's progress, shown as a backfill's is (rows done of a total, rate, ETA). */
+  progress(progress: { rowsDone: number; rowsTotal?: number; rowsPerSecond?: number }): void;
 }
 
 export interface CheckDefinition {
@@ -39,7 +43,8 @@ interface CommonDefinition {
 export interface UnitDefinitionInput extends CommonDefinition {
   /** Default true. */
   transaction?: boolean;
-  up(db: Kysely<any>, ctx: UnitContext): Promise<void>;
+  /** May return a note for the run's report (shown after the unit, and as `note` in `apply --json`). */
+  up(db: Kysely<any>, ctx: UnitContext): Promise<void | string>;
 }
 
 export interface KeyRange {

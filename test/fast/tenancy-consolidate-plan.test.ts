@@ -213,6 +213,26 @@ describe('the plan', () => {
     expect(lock).toBeLessThan(copy.indexOf('INSERT INTO'));
   });
 
+  it('--parallel: one TypeScript unit copies the sources side by side, the sequences once after them; each source keeps a unit that verifies it and is its rollback', () => {
+    const units = consolidatePlan(shape('customer_a'), sources, { ...options, parallel: 4, freeze: true });
+    expect(units.map((u) => [u.kind, u.format, u.name])).toEqual([
+      ['migration', 'sql', 'consolidate_shared_tables'],
+      ['backfill', 'ts', 'consolidate_copy'],
+      ['backfill', 'sql', 'consolidate_customer_a'],
+      ['backfill', 'sql', 'consolidate_customer_b'],
+    ]);
+    const copy = units[1]?.sql ?? '';
+    expect(copy).toContain('copySources(ctx, { parallel: 4,');
+    expect(copy).toContain('lock: `LOCK TABLE customer_b.tags, customer_b.users, customer_b.notes IN EXCLUSIVE MODE;`');
+    // Sources copied side by side would each set a sequence from what they see: once, after all of them.
+    expect(copy.match(/setval\('public\.notes_id_seq'/g)).toHaveLength(1);
+    expect(copy.indexOf("setval('public.notes_id_seq'")).toBeGreaterThan(copy.indexOf('const after'));
+    const own = units[3]?.sql ?? '';
+    expect(own).not.toContain('INSERT INTO');
+    expect(own).toMatch(/^-- tenantify:verify customer_b\.notes arrived whole/m);
+    expect(units[3]?.rollback).toBe(consolidatePlan(shape('customer_a'), sources, options)[2]?.rollback);
+  });
+
   it('refuses a table without a primary key', () => {
     const noKey = shape('s', (t) => ((t['tags'] as Spec).pk = []));
     let error: unknown;

@@ -16,6 +16,7 @@ interface TenancyConsolidateCliOptions extends CommonOptions {
   ids?: string;
   batchSize?: number;
   freeze?: boolean;
+  parallel?: number;
 }
 
 export default async function tenancyConsolidateCommand(options: TenancyConsolidateCliOptions): Promise<number> {
@@ -42,6 +43,7 @@ export default async function tenancyConsolidateCommand(options: TenancyConsolid
     ids,
     batchSize: options.batchSize,
     freeze: options.freeze,
+    parallel: options.parallel,
   });
   if (out.json) {
     out.result({ reference: result.reference, sources: result.sources, files: result.files, config: result.config, tenancy: result.model });
