@@ -112,7 +112,7 @@ describe('tenancy consolidate', () => {
     expect(schemaDump(db.url)).toBe(before);
   });
 
-  it('--ids keep --parallel 3: every customer arrives whole, check is clean, new rows do not collide, rollback removes the newest tenant, rollback --all the rest', async () => {
+  it('--ids keep --parallel 3: kill -9 mid-copy, apply again: every customer arrives whole, check is clean, new rows do not collide, rollback removes the newest tenant, rollback --all the rest', async () => {
     const db = dropLater(await freshDatabase('consolidate', template.name));
     const dir = planDir();
     linkTenantify(dir);
@@ -129,19 +129,36 @@ describe('tenancy consolidate', () => {
     // A plan is only written: the database is as it was.
     expect(schemaDump(db.url)).toBe(before.schema);
 
+    // Killed while the last (largest) customer is copied: the sources committed before stay, the ones in flight leave nothing.
+    const run = startCli(['apply', '-d', db.url, '--dir', dir]);
+    await until(
+      db.url,
+      "SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'customer_hotel.tasks'::regclass AND pid <> pg_backend_pid()",
+    );
+    run.child.kill('SIGKILL');
+    await run.done;
+    // The killed sessions end within a second (client_connection_check_interval), and their transactions with them.
+    await until(
+      db.url,
+      "SELECT (count(*) = 0)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'tenantify consolidate copy%'",
+    );
+    const committed = (await query<{ id: number }>(db.url, 'SELECT id::int AS id FROM public.organizations ORDER BY id')).map((r) => r.id);
+    expect(committed.length).toBeGreaterThanOrEqual(5);
+    expect(committed).not.toContain(8);
+
     const applied = await runCli(['apply', '-d', db.url, '--dir', dir, '--json']);
     expect(applied.code, applied.stderr).toBe(0);
-    // Per source in --json: rows, size, time and the verify queries passed in its snapshot, by three sessions.
+    // Per source in --json: rows, size, time and the verify queries passed in its snapshot; the sources committed before skipped.
     const copy = JSON.parse(applied.stdout).units.find((u: { id: string }) => u.id.endsWith('_consolidate_copy'));
     const copied = JSON.parse(copy.note.slice(copy.note.indexOf('['))) as {
-      source: string;
+      tenantId: number;
+      skipped: boolean;
       rows: number;
       verified: number;
-      session: number;
     }[];
-    expect(copied.map((c) => c.source)).toEqual(customers);
-    expect(copied.every((c) => c.verified === tables.length && c.rows > 0)).toBe(true);
-    expect(new Set(copied.map((c) => c.session)).size).toBe(3);
+    expect(copied.map((c) => c.tenantId)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(copied.filter((c) => c.skipped).map((c) => c.tenantId)).toEqual(committed);
+    expect(copied.filter((c) => !c.skipped).every((c) => c.verified === tables.length && c.rows > 0)).toBe(true);
     await expectEveryCustomerCopied(db.url);
     // Ids are kept: customer_golf's task 17 is tenant 7's task 17.
     const [golf] = await query<{ same: boolean }>(

@@ -78,7 +78,7 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
   const batchSize = options.batchSize ?? defaultBatchSize;
   const last = await lastPrefix(options.dir);
 
-  if ((options.parallel ?? 1) > 1 && options.fromDatabases)
+  if (options.parallel !== undefined && options.fromDatabases)
     throw new UsageError('--parallel copies schema sources side by side; source databases are copied one at a time', {
       code: 'consolidate-parallel-databases',
       hint: 'leave --parallel out with --from-databases',

@@ -53,7 +53,7 @@ export interface ConsolidateOptions {
   idsSchema: string;
   /** `--freeze`: the application's writes to a source wait while it is copied. */
   freeze?: boolean | undefined;
-  /** `--parallel N` (N > 1, schema sources): one unit copies N sources at a time; each source's own unit verifies it and is its rollback. */
+  /** `--parallel N` (schema sources): one unit copies N sources at a time, with progress across them; each source's own unit verifies it and is its rollback. */
   parallel?: number | undefined;
 }
 
@@ -89,7 +89,7 @@ export function consolidatePlan(reference: SourceShape, sources: ConsolidateSour
   const tables = orderTables(reference);
   const plans = planTables(tables, options);
   const shared = sharedTablesUnit(plans, reference, sources, options);
-  if ((options.parallel ?? 1) > 1 && !sources.some((s) => s.database))
+  if (options.parallel !== undefined && !sources.some((s) => s.database))
     return [shared, parallelCopyUnit(plans, sources, options), ...sources.map((s) => copiedSourceUnit(plans, s, options))];
   return [shared, ...sources.map((s) => sourceUnit(plans, s, options))];
 }
