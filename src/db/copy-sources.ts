@@ -9,6 +9,7 @@
  * committed whole by an earlier run: it is skipped, so a killed run resumes and copies no row
  * twice. Progress across all sources (rows of the planned total, rate, ETA) goes to the
  * run's progress line; each source's rows, size and time to the run's notes and the note.
+ * SIGINT cancels every source in flight (each rolls back) and the copy takes no other.
  */
 import type { UnitContext } from '../plan/define.js';
 
@@ -64,10 +65,12 @@ export async function copySources(ctx: UnitContext, options: CopySourcesOptions)
     const session = await ctx.connect('consolidate copy');
     try {
       for (let source = queue.shift(); source && failure === undefined; source = queue.shift()) {
-        const result = await copyOne(session.client, source, options.tenants, (rows) => {
-          rowsDone += rows;
-          report();
-        });
+        const result = await session.run(() =>
+          copyOne(session.client, source, options.tenants, (rows) => {
+            rowsDone += rows;
+            report();
+          }),
+        );
         copied.push({ ...result, session: index + 1 });
         const left = total - rowsDone;
         const rate = rowsDone / ((performance.now() - started) / 1000);

@@ -102,14 +102,14 @@ export async function retrying<T>(ctx: ExecContext, script: Script, attempt: () 
 
 /** While `fn` runs, a first SIGINT cancels the statement in flight. */
 export async function cancellable<T>(ctx: ExecContext, fn: () => Promise<T>): Promise<T> {
-  return ctx.interrupt.during(ctx.session, () => cancelBackend(ctx), fn);
+  return ctx.interrupt.during(ctx.session, () => cancelBackend(ctx, ctx.session.backendPid), fn);
 }
 
-async function cancelBackend(ctx: ExecContext): Promise<void> {
+async function cancelBackend(ctx: ExecContext, pid: number | undefined): Promise<void> {
   const { connect } = await import('../db/connection.js');
   const other = await connect(ctx.session.url, 'cancel');
   try {
-    await other.client.query('SELECT pg_cancel_backend($1)', [ctx.session.backendPid]);
+    await other.client.query('SELECT pg_cancel_backend($1)', [pid]);
   } finally {
     await other.close();
   }
@@ -123,7 +123,15 @@ export function unitContext(ctx: ExecContext, unitId: string, unit?: Unit): Unit
     client: ctx.session.client,
     async connect(purpose) {
       const { connect } = await import('../db/connection.js');
-      return connect(ctx.session.url, purpose);
+      const session = await connect(ctx.session.url, purpose);
+      return {
+        client: session.client,
+        close: () => session.close(),
+        run: (fn) => {
+          ctx.interrupt.throwIfRequested();
+          return ctx.interrupt.during(session, () => cancelBackend(ctx, session.backendPid), fn);
+        },
+      };
     },
     progress: (progress) => {
       if (unit) ctx.reporter.unitProgress(unit, progress);
