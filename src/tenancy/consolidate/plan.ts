@@ -533,7 +533,9 @@ function parallelCopyUnit(plans: TablePlan[], sources: ConsolidateSource[], opti
           '// would each set them from what they see).',
         ]
       : []),
-    `const after = [${sequences.map(literal).join(', ')}];`,
+    ...(sequences.length > 0
+      ? ['const after = [', ...sequences.map((sql) => `  ${literal(sql)},`), '];']
+      : ['const after: string[] = [];']),
     '',
     'export default defineUnit({',
     '  transaction: false,',
