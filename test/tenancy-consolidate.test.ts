@@ -108,6 +108,25 @@ describe('tenancy consolidate', () => {
     );
     expect(error.details.every((d: string) => d.startsWith('customer_zeta.'))).toBe(true);
     expect(existsSync(dir)).toBe(false);
+    // --parallel copies schema sources only: refused with source databases before anything is read.
+    const sourcesFile = join(mkdtempSync(join(tmpdir(), 'consolidate-')), 'sources.txt');
+    writeFileSync(sourcesFile, `alpha ${db.url}\n`);
+    const parallel = await runCli([
+      'tenancy',
+      'consolidate',
+      '--from-databases',
+      sourcesFile,
+      '--parallel',
+      '2',
+      '-d',
+      db.url,
+      '--dir',
+      dir,
+      '--json',
+    ]);
+    expect(parallel.code).toBe(2);
+    expect(JSON.parse(parallel.stdout).error.code).toBe('consolidate-parallel-databases');
+    expect(existsSync(dir)).toBe(false);
     // Read only: no ledger, no table, nothing (the content is only read).
     expect(schemaDump(db.url)).toBe(before);
   });
