@@ -5,12 +5,16 @@
  *      users, 100 to 125,000 tasks); the apply of the consolidation plan (--from-schemas,
  *      eight customers, --ids keep, and again --ids remap) beside `pg_dump --data-only -n
  *      customer_* | psql` of the same schemas into a database that has their tables (no
- *      key, no rewrite, no verify: the floor). Alternated, --rounds times (default 1); medians and ratios.
+ *      key, no rewrite, no verify: the floor); and --ids keep with --parallel (default 4).
+ *      Alternated, --rounds times (default 1); medians and ratios.
  *   2. one customer grown by --db-scale (default 40: 100,000 users, 500,000 tasks) in a
  *      database of its own, consolidated with --from-databases: the apply's time, the bytes
  *      COPY carried, and the peak memory (maxRSS) of the tenantify process.
  *
- *   npx tsx bench/consolidate.ts [--scale N] [--db-scale N] [--rounds N]
+ *   npx tsx bench/consolidate.ts [--scale N] [--parallel N[,N...]] [--db-scale N[,N...]] [--rounds N] [--databases-only | --schemas-only]
+ *
+ * Several --db-scale values (`--db-scale 10,100`) measure the peak at each size, to show it
+ * does not grow with the data; --databases-only skips part 1.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -25,7 +29,22 @@ const arg = (name: string, fallback: number) => {
   return i === -1 ? fallback : Number(process.argv[i + 1]);
 };
 const scale = arg('--scale', 10);
-const dbScale = arg('--db-scale', 40);
+const dbScaleArg = process.argv.indexOf('--db-scale');
+const dbScales =
+  dbScaleArg === -1
+    ? [40]
+    : String(process.argv[dbScaleArg + 1])
+        .split(',')
+        .map(Number);
+const databasesOnly = process.argv.includes('--databases-only');
+const schemasOnly = process.argv.includes('--schemas-only');
+const parallelArg = process.argv.indexOf('--parallel');
+const parallels =
+  parallelArg === -1
+    ? [4]
+    : String(process.argv[parallelArg + 1])
+        .split(',')
+        .map(Number);
 const rounds = arg('--rounds', 1);
 const bin = join(repoRoot, 'bin', 'tenantify');
 
@@ -70,6 +89,14 @@ const db = (name: string) => {
 };
 const work = mkdtempSync(join(tmpdir(), 'bench-consolidate-'));
 try {
+  if (!databasesOnly) await schemas();
+  if (!schemasOnly) for (const dbScale of dbScales) await databases(dbScale);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+  await server.close();
+}
+
+async function schemas(): Promise<void> {
   console.error(`loading the fixture at scale ${scale}...`);
   await sql(db('postgres'), 'CREATE DATABASE fx');
   await sql(db('fx'), fixtureAt(scale));
@@ -89,18 +116,25 @@ try {
     )
   ).rows[0] as { t: string };
 
-  const times: Record<string, number[]> = {
-    'tenantify apply (--ids keep)': [],
-    'tenantify apply (--ids remap)': [],
-    'pg_dump --data-only | psql': [],
-  };
+  const variants = [
+    { label: '--ids keep', args: ['--ids', 'keep'] },
+    { label: '--ids remap', args: ['--ids', 'remap'] },
+    ...parallels.map((n) => ({ label: `--ids keep --parallel ${n}`, args: ['--ids', 'keep', '--parallel', String(n)] })),
+  ];
+  const times: Record<string, number[]> = Object.fromEntries([
+    ...variants.map((v) => [`tenantify apply (${v.label})`, []]),
+    ['pg_dump --data-only | psql', []],
+  ]);
   for (let round = 0; round < rounds; round++) {
-    for (const ids of ['keep', 'remap']) {
-      const name = `a_${ids}_${round}`;
+    for (const [i, variant] of variants.entries()) {
+      const name = `a_${i}_${round}`;
       await sql(db('postgres'), `CREATE DATABASE ${name} TEMPLATE fx`);
       const dir = join(work, name);
-      await run(bin, ['tenancy', 'consolidate', '--from-schemas', 'customer_%', '--ids', ids, '-d', db(name), '--dir', dir]);
-      times[`tenantify apply (--ids ${ids})`]?.push(await run(bin, ['apply', '-d', db(name), '--dir', dir]));
+      // --parallel writes a TypeScript unit, which imports tenantify.
+      mkdirSync(join(dir, 'node_modules'), { recursive: true });
+      symlinkSync(repoRoot, join(dir, 'node_modules', 'tenantify'));
+      await run(bin, ['tenancy', 'consolidate', '--from-schemas', 'customer_%', ...variant.args, '-d', db(name), '--dir', dir]);
+      times[`tenantify apply (${variant.label})`]?.push(await run(bin, ['apply', '-d', db(name), '--dir', dir]));
       await sql(db('postgres'), `DROP DATABASE ${name}`);
     }
     const floor = `b_${round}`;
@@ -120,35 +154,39 @@ try {
   console.log(`\n1. eight customer schemas, ${rows} rows (scale ${scale}), ${rounds} round(s), median wall time:`);
   for (const [name, xs] of Object.entries(times))
     console.log(`   ${name.padEnd(32)} ${(median(xs) / 1000).toFixed(2)} s   ${(median(xs) / floorMs).toFixed(2)}x the floor`);
+}
 
+async function databases(dbScale: number): Promise<void> {
+  const fx = `big_fx_${dbScale}`;
+  const target = `big_target_${dbScale}`;
   console.error(`\nloading one customer at scale ${dbScale} into a database of its own...`);
-  await sql(db('postgres'), 'CREATE DATABASE big_fx');
+  await sql(db('postgres'), `CREATE DATABASE ${fx}`);
   await sql(
-    db('big_fx'),
+    db(fx),
     fixtureAt(1).replace(/SELECT pg_temp\.customer\('(\w+)', (\d+)(, true)?\);\n/g, '') +
       `SELECT pg_temp.customer('app', ${2500 * dbScale});`,
   );
-  await sql(db('postgres'), 'CREATE DATABASE big_target TEMPLATE big_fx');
-  await sql(db('big_target'), 'DROP SCHEMA app CASCADE');
+  await sql(db('postgres'), `CREATE DATABASE ${target} TEMPLATE ${fx}`);
+  await sql(db(target), 'DROP SCHEMA app CASCADE');
   const [size] = (
     await sql(
-      db('big_fx'),
+      db(fx),
       "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) AS size, (SELECT count(*) FROM app.tasks) + (SELECT count(*) FROM app.users) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND c.relkind = 'r'",
     )
   ).rows as { size: string; n: string }[];
-  writeFileSync(join(work, 'sources.txt'), `big ${db('big_fx')}\n`);
-  const dir = join(work, 'big');
+  writeFileSync(join(work, `sources_${dbScale}.txt`), `big ${db(fx)}\n`);
+  const dir = join(work, `big_${dbScale}`);
   mkdirSync(join(dir, 'node_modules'), { recursive: true });
   symlinkSync(repoRoot, join(dir, 'node_modules', 'tenantify'));
   await run(bin, [
     'tenancy',
     'consolidate',
     '--from-databases',
-    join(work, 'sources.txt'),
+    join(work, `sources_${dbScale}.txt`),
     '--source-schema',
     'app',
     '-d',
-    db('big_target'),
+    db(target),
     '--dir',
     dir,
   ]);
@@ -157,11 +195,11 @@ try {
     join(work, 'peak.cjs'),
     `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(peakFile)}, String(process.resourceUsage().maxRSS)));\n`,
   );
-  const ms = await run(bin, ['apply', '-d', db('big_target'), '--dir', dir], {
+  const ms = await run(bin, ['apply', '-d', db(target), '--dir', dir], {
     ...process.env,
     NODE_OPTIONS: `--require ${join(work, 'peak.cjs')}`,
   });
-  const [staged] = (await sql(db('big_target'), 'SELECT rows, bytes FROM consolidate_stage_big.tenantify_staged')).rows as {
+  const [staged] = (await sql(db(target), 'SELECT rows, bytes FROM consolidate_stage_big.tenantify_staged')).rows as {
     rows: string;
     bytes: string;
   }[];
@@ -169,7 +207,5 @@ try {
   console.log(
     `   apply ${(ms / 1000).toFixed(2)} s; COPY carried ${staged?.rows} rows, ${(Number(staged?.bytes) / 1024 / 1024).toFixed(1)} MB (binary); peak memory of tenantify ${(Number(readFileSync(peakFile, 'utf8')) / 1024).toFixed(0)} MB`,
   );
-} finally {
-  rmSync(work, { recursive: true, force: true });
-  await server.close();
+  for (const name of [target, fx]) await sql(db('postgres'), `DROP DATABASE ${name}`);
 }

@@ -10,6 +10,7 @@ export { sql, type Kysely } from 'kysely';
 export { defineUnit, defineBackfill, type UnitDefinition, type UnitContext, type KeyRange, type CheckDefinition } from './plan/define.js';
 /** What a `tenancy consolidate --from-databases` unit runs first: a source database's tables streamed (COPY) into a staging schema of the target. */
 export { stageSource, type StageSourceOptions, type StageTable } from './db/stage-source.js';
+export { copySources, type CopySource, type CopySourcesOptions, type CopiedSource } from './db/copy-sources.js';
 
 /** Applies the plan's pending units to a database (`tenantify apply`): resumes where a run stopped, refuses drift. */
 export { apply, type ApplyOptions, type ApplyResult } from './app/apply.js';

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startCli } from './support/cli.js';
-import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query, until } from './support/db.js';
+import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, holdGate, query, until, withClient } from './support/db.js';
 import { schemaDump } from './support/dump.js';
 
 const fixture = new URL('../fixtures/schema-per-customer/legacy.sql', import.meta.url).pathname;
@@ -28,6 +28,12 @@ afterAll(async () => {
 
 function planDir(): string {
   return join(mkdtempSync(join(tmpdir(), 'consolidate-')), 'plan');
+}
+
+/** A plan whose TypeScript units import tenantify, as from a plan repository that has it installed. */
+function linkTenantify(dir: string): void {
+  mkdirSync(join(dir, 'node_modules'), { recursive: true });
+  symlinkSync(dirname(dirname(fileURLToPath(import.meta.url))), join(dir, 'node_modules', 'tenantify'));
 }
 
 async function consolidate(url: string, dir: string, ...extra: string[]) {
@@ -102,23 +108,76 @@ describe('tenancy consolidate', () => {
     );
     expect(error.details.every((d: string) => d.startsWith('customer_zeta.'))).toBe(true);
     expect(existsSync(dir)).toBe(false);
+    // --parallel copies schema sources only: refused with source databases before anything is read.
+    const sourcesFile = join(mkdtempSync(join(tmpdir(), 'consolidate-')), 'sources.txt');
+    writeFileSync(sourcesFile, `alpha ${db.url}\n`);
+    const parallel = await runCli([
+      'tenancy',
+      'consolidate',
+      '--from-databases',
+      sourcesFile,
+      '--parallel',
+      '2',
+      '-d',
+      db.url,
+      '--dir',
+      dir,
+      '--json',
+    ]);
+    expect(parallel.code).toBe(2);
+    expect(JSON.parse(parallel.stdout).error.code).toBe('consolidate-parallel-databases');
+    expect(existsSync(dir)).toBe(false);
     // Read only: no ledger, no table, nothing (the content is only read).
     expect(schemaDump(db.url)).toBe(before);
   });
 
-  it('--ids keep: every customer arrives whole, check is clean, new rows do not collide, rollback removes the newest tenant, rollback --all the rest', async () => {
+  it('--ids keep --parallel 3: kill -9 mid-copy, apply again: every customer arrives whole, check is clean, new rows do not collide, rollback removes the newest tenant, rollback --all the rest', async () => {
     const db = dropLater(await freshDatabase('consolidate', template.name));
     const dir = planDir();
+    linkTenantify(dir);
     const before = { schema: schemaDump(db.url), content: await contentFingerprint(db.url) };
-    const planned = await consolidate(db.url, dir);
+    const planned = await consolidate(db.url, dir, '--parallel', '3');
     expect(planned.code, planned.stderr).toBe(0);
     const document = JSON.parse(planned.stdout);
     expect(document.sources.map((s: { source: string }) => s.source)).toEqual(customers);
+    expect(document.files.map((f: { unit: string }) => f.unit.replace(/^\d+_/, ''))).toEqual([
+      'consolidate_shared_tables',
+      'consolidate_copy',
+      ...customers.map((c) => `consolidate_${c}`),
+    ]);
     // A plan is only written: the database is as it was.
     expect(schemaDump(db.url)).toBe(before.schema);
 
-    const applied = await runCli(['apply', '-d', db.url, '--dir', dir]);
+    // Killed while the last (largest) customer is copied: the sources committed before stay, the ones in flight leave nothing.
+    const run = startCli(['apply', '-d', db.url, '--dir', dir]);
+    await until(
+      db.url,
+      "SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'customer_hotel.tasks'::regclass AND pid <> pg_backend_pid()",
+    );
+    run.child.kill('SIGKILL');
+    await run.done;
+    // The killed sessions end within a second (client_connection_check_interval), and their transactions with them.
+    await until(
+      db.url,
+      "SELECT (count(*) = 0)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'tenantify consolidate copy%'",
+    );
+    const committed = (await query<{ id: number }>(db.url, 'SELECT id::int AS id FROM public.organizations ORDER BY id')).map((r) => r.id);
+    expect(committed.length).toBeGreaterThanOrEqual(5);
+    expect(committed).not.toContain(8);
+
+    const applied = await runCli(['apply', '-d', db.url, '--dir', dir, '--json']);
     expect(applied.code, applied.stderr).toBe(0);
+    // Per source in --json: rows, size, time and the verify queries passed in its snapshot; the sources committed before skipped.
+    const copy = JSON.parse(applied.stdout).units.find((u: { id: string }) => u.id.endsWith('_consolidate_copy'));
+    const copied = JSON.parse(copy.note.slice(copy.note.indexOf('['))) as {
+      tenantId: number;
+      skipped: boolean;
+      rows: number;
+      verified: number;
+    }[];
+    expect(copied.map((c) => c.tenantId)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(copied.filter((c) => c.skipped).map((c) => c.tenantId)).toEqual(committed);
+    expect(copied.filter((c) => !c.skipped).every((c) => c.verified === tables.length && c.rows > 0)).toBe(true);
     await expectEveryCustomerCopied(db.url);
     // Ids are kept: customer_golf's task 17 is tenant 7's task 17.
     const [golf] = await query<{ same: boolean }>(
@@ -177,16 +236,20 @@ describe('tenancy consolidate', () => {
     const hotel = JSON.parse(planned.stdout).sources.find((s: { source: string }) => s.source === 'customer_hotel').unit as string;
     expect(readFileSync(join(dir, 'backfills', `${hotel}.sql`), 'utf8')).toContain('consolidated_ids.tasks');
 
-    // Killed once the last (largest) customer has copied some of its statements.
+    // Killed while the last (largest) customer's copy reads its last table.
     const run = startCli(['apply', '-d', db.url, '--dir', dir]);
     await until(
       db.url,
-      `SELECT count(*)::int AS n FROM tenantify.units WHERE id = '${hotel}' AND jsonb_array_length(coalesce(progress->'statements', '[]')) >= 6`,
+      "SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'customer_hotel.tasks'::regclass AND pid <> pg_backend_pid()",
     );
     run.child.kill('SIGKILL');
     await run.done;
-    const [partial] = await query<{ n: number }>(db.url, 'SELECT count(*)::int AS n FROM public.tasks WHERE organization_id = 8');
-    expect(partial?.n).toBeLessThan(12_500);
+    // Its copy is one transaction: nothing of it is left, and no other customer is touched.
+    const [partial] = await query<{ n: number; tenants: number }>(
+      db.url,
+      'SELECT (SELECT count(*)::int FROM public.tasks WHERE organization_id = 8) AS n, (SELECT count(*)::int FROM public.organizations) AS tenants',
+    );
+    expect(partial).toEqual({ n: 0, tenants: 7 });
 
     const resumed = await runCli(['apply', '-d', db.url, '--dir', dir]);
     expect(resumed.code, resumed.stderr).toBe(0);
@@ -209,7 +272,92 @@ describe('tenancy consolidate', () => {
     expect(inserted[0]?.id).toBeGreaterThan(max?.n ?? Infinity);
   }, 300_000);
 
-  it('--from-databases: each customer database streamed with COPY and consolidated (--ids remap); no password in the plan or the output', async () => {
+  /** Plans one source, customer_delta, with a gate before its project_tags are copied (its tags are by then). */
+  async function gatedDelta(url: string, ...extra: string[]) {
+    const dir = planDir();
+    const planned = await runCli([
+      'tenancy',
+      'consolidate',
+      '--from-schemas',
+      'customer_delta',
+      '-d',
+      url,
+      '--dir',
+      dir,
+      '--json',
+      ...extra,
+    ]);
+    expect(planned.code, planned.stderr).toBe(0);
+    const file = join(dir, 'backfills', `${JSON.parse(planned.stdout).sources[0].unit}.sql`);
+    const gate = await holdGate(url);
+    const text = readFileSync(file, 'utf8');
+    expect(text).toMatch(/^-- project_tags /m);
+    writeFileSync(file, text.replace(/^-- project_tags /m, `${gate.sql}\n-- project_tags `));
+    return { dir, gate, before: await tenantContent(url, { schema: 'customer_delta' }) };
+  }
+
+  /** The application's write to the source, with its own lock timeout (it changes nothing). */
+  const appWrite = (url: string) =>
+    withClient(url, async (client) => {
+      await client.query("SET lock_timeout = '300ms'");
+      await client.query('UPDATE customer_delta.tasks SET done = done WHERE id = 1');
+    });
+
+  it('a source is read in one snapshot: rows written during its copy reach no table, and the verify compares that snapshot', async () => {
+    const db = dropLater(await freshDatabase('consolidate', template.name));
+    const { dir, gate, before } = await gatedDelta(db.url);
+    const run = startCli(['apply', '-d', db.url, '--dir', dir]);
+    await gate.reached(run.done);
+    // Committed while the copy waits between tags (copied) and project_tags: a tag, and a project tagged with it.
+    // Read in another snapshot, project_tags would bring a row whose tag never came (a foreign key error).
+    await query(
+      db.url,
+      "INSERT INTO customer_delta.tags VALUES ('tag-new', 'Neu'); INSERT INTO customer_delta.project_tags VALUES (1, 'tag-new')",
+    );
+    await gate.open();
+    const applied = await run.done;
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(await tenantContent(db.url, { tenant: 1 })).toEqual(before);
+    expect(await query(db.url, "SELECT FROM public.project_tags WHERE tag_slug = 'tag-new'")).toHaveLength(0);
+    // Later, `verify` reads the source as it is now: it moved on since its copy, and verify says so.
+    const verify = await runCli(['verify', '-d', db.url, '--dir', dir, '--json']);
+    expect(verify.code).toBe(3);
+  }, 120_000);
+
+  it('--freeze: writes to the source are refused while it is copied, come back when the run is killed, again during apply, and after', async () => {
+    const db = dropLater(await freshDatabase('consolidate', template.name));
+    const { dir, gate, before } = await gatedDelta(db.url, '--freeze');
+    const run = startCli(['apply', '-d', db.url, '--dir', dir]);
+    await gate.reached(run.done);
+    await expect(appWrite(db.url)).rejects.toMatchObject({ code: '55P03' });
+    // Reads go on, and other schemas are not frozen.
+    expect(await query(db.url, 'SELECT count(*) FROM customer_delta.tasks')).toHaveLength(1);
+    await query(db.url, 'UPDATE customer_echo.tasks SET done = done WHERE id = 1');
+
+    run.child.kill('SIGKILL');
+    await run.done;
+    // The freeze is a lock of the run's session: the server ends the session (it checks its client every
+    // second, even while it waits at the gate) and the lock with it; nothing is left to undo.
+    await until(
+      db.url,
+      "SELECT (count(*) = 0)::int AS n FROM pg_locks WHERE relation = 'customer_delta.tasks'::regclass AND pid <> pg_backend_pid()",
+    );
+    await appWrite(db.url);
+    await gate.open();
+    expect(await query(db.url, 'SELECT FROM public.organizations')).toHaveLength(0);
+
+    const again = await holdGate(db.url);
+    const resumed = startCli(['apply', '-d', db.url, '--dir', dir]);
+    await again.reached(resumed.done);
+    await expect(appWrite(db.url)).rejects.toMatchObject({ code: '55P03' });
+    await again.open();
+    const applied = await resumed.done;
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(await tenantContent(db.url, { tenant: 1 })).toEqual(before);
+    await appWrite(db.url);
+  }, 120_000);
+
+  it('--from-databases: each customer database streamed with COPY and consolidated (--ids remap, --freeze); no password in the plan or the output', async () => {
     const target = dropLater(await freshDatabase('consolidate', template.name));
     const picked = ['alpha', 'bravo', 'hotel'];
     const lines: string[] = ['# one database per customer'];
@@ -238,6 +386,7 @@ describe('tenancy consolidate', () => {
       'app',
       '--ids',
       'remap',
+      '--freeze',
       '-d',
       target.url,
       '--dir',

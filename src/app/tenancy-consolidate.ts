@@ -44,6 +44,10 @@ export interface TenancyConsolidateOptions {
   ids: IdsMode;
   /** Rows per copy statement. */
   batchSize?: number | undefined;
+  /** `--freeze`: the application's writes to a source wait while it is copied. */
+  freeze?: boolean | undefined;
+  /** `--parallel N`: sources copied at once (schema sources). */
+  parallel?: number | undefined;
 }
 
 export interface ConsolidatedSource {
@@ -74,12 +78,25 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
   const batchSize = options.batchSize ?? defaultBatchSize;
   const last = await lastPrefix(options.dir);
 
+  if (options.parallel !== undefined && options.fromDatabases)
+    throw new UsageError('--parallel copies schema sources side by side; source databases are copied one at a time', {
+      code: 'consolidate-parallel-databases',
+      hint: 'leave --parallel out with --from-databases',
+    });
   const readOptions = { ...options, into, tenants, batchSize, ledgerSchema: config.ledgerSchema };
   const read = options.fromDatabases
     ? await readDatabases(options.fromDatabases, readOptions)
     : await withReadOnly(options.url, (client) => readSources(client, readOptions));
 
-  const units = consolidatePlan(read.reference, read.sources, { into, tenants, key, ids: options.ids, idsSchema });
+  const units = consolidatePlan(read.reference, read.sources, {
+    into,
+    tenants,
+    key,
+    ids: options.ids,
+    idsSchema,
+    freeze: options.freeze,
+    parallel: options.parallel,
+  });
   const width = Math.max(4, String(last.value + BigInt(units.length)).length, last.width);
   const files = units.map((u, i) => {
     const id = `${String(last.value + BigInt(i + 1)).padStart(width, '0')}_${u.name}`;
@@ -115,10 +132,10 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
     rls: config.tenancy?.rls ?? false,
   };
   const configPath = await writeTenancyModel(options.dir, model);
-  const sources = read.sources.map((s, i): ConsolidatedSource => ({
+  const sources = read.sources.map((s): ConsolidatedSource => ({
     source: s.name,
     tenantId: s.tenantId,
-    unit: files[i + 1]?.unit ?? '',
+    unit: files[units.findIndex((u) => u.source === s.name)]?.unit ?? '',
     tables: read.reference.tables.length,
     rows: read.rows.get(s.name) ?? 0,
     statements: Object.values(s.bounds).reduce((n, b) => n + b.length + 1, 0),
@@ -174,7 +191,11 @@ async function readSources(client: pg.ClientBase, options: ReadOptions): Promise
   for (const [i, shape] of shapes.entries()) {
     const { bounds, total } = await keyRanges(client, shape, options.batchSize);
     rows.set(shape.source, total);
-    sources.push({ name: shape.source, schema: shape.schema, tenantId: i + 1, bounds });
+    const { rows: size } = await client.query<{ bytes: string | null }>(
+      `SELECT sum(pg_table_size(c.oid))::text AS bytes FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`,
+      [shape.schema],
+    );
+    sources.push({ name: shape.source, schema: shape.schema, tenantId: i + 1, bounds, rows: total, bytes: Number(size[0]?.bytes ?? 0) });
   }
   return { reference, sources, rows };
 }

@@ -192,6 +192,8 @@ export function buildProgram(): Command {
         .default('keep'),
     )
     .option('--batch-size <rows>', 'rows per copy statement (default 10000)', positiveInt)
+    .option('--parallel <n>', 'schema sources copied at once, each on a session of its own (default 1)', positiveInt)
+    .option('--freeze', "the application's writes to a source wait while it is copied (a lock: reads go on)")
     .action(action(() => import('./commands/tenancy-consolidate.js')));
 
   return program;

@@ -38,6 +38,13 @@ export interface StageSourceOptions {
   /** The staging schema in the target. */
   stage: string;
   tables: StageTable[];
+  /**
+   * `--freeze`: the source's tables are locked IN EXCLUSIVE MODE before the snapshot is taken,
+   * so the application's writes wait (reads go on) until every table is read, and the
+   * snapshot holds every write committed before. The lock ends with the transaction, or with
+   * the session if the run is killed: nothing is left to undo.
+   */
+  freeze?: boolean;
 }
 
 export interface SourceLine {
@@ -94,8 +101,15 @@ export async function stageSource(ctx: UnitContext, options: StageSourceOptions)
   let rows = 0;
   let bytes = 0;
   try {
-    // One snapshot for every table of the source.
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // One snapshot for every table of the source (a lock stronger than ROW EXCLUSIVE cannot be taken READ ONLY).
+    await source.query(`BEGIN ISOLATION LEVEL REPEATABLE READ${options.freeze ? '' : ' READ ONLY'}`);
+    if (options.freeze) {
+      await source.query(`SET LOCAL lock_timeout = '10s'`);
+      await source.query(
+        `LOCK TABLE ${options.tables.map((t) => `${ident(options.schema)}.${ident(t.table)}`).join(', ')} IN EXCLUSIVE MODE`,
+      );
+      ctx.log(`${options.source}: frozen (its writes wait) while it is staged`);
+    }
     for (const t of options.tables) {
       const started = performance.now();
       const columns = t.columns.map((c) => ident(c.name)).join(', ');

@@ -4,7 +4,7 @@ import { ChecksFailed, StatementFailure, type PgErrorFields } from './failure.js
 import type { CheckResult } from './failure.js';
 import type { ExecContext } from './context.js';
 import type { UnitContext } from '../plan/define.js';
-import type { Script, Statement, UnitOptions } from '../plan/types.js';
+import type { Script, Statement, Unit, UnitOptions } from '../plan/types.js';
 
 const savepoint = 'tenantify_unit';
 
@@ -102,20 +102,39 @@ export async function retrying<T>(ctx: ExecContext, script: Script, attempt: () 
 
 /** While `fn` runs, a first SIGINT cancels the statement in flight. */
 export async function cancellable<T>(ctx: ExecContext, fn: () => Promise<T>): Promise<T> {
-  return ctx.interrupt.during(ctx.session, () => cancelBackend(ctx), fn);
+  return ctx.interrupt.during(ctx.session, () => cancelBackend(ctx, ctx.session.backendPid), fn);
 }
 
-async function cancelBackend(ctx: ExecContext): Promise<void> {
+async function cancelBackend(ctx: ExecContext, pid: number | undefined): Promise<void> {
   const { connect } = await import('../db/connection.js');
   const other = await connect(ctx.session.url, 'cancel');
   try {
-    await other.client.query('SELECT pg_cancel_backend($1)', [ctx.session.backendPid]);
+    await other.client.query('SELECT pg_cancel_backend($1)', [pid]);
   } finally {
     await other.close();
   }
 }
 
-/** What a TypeScript unit's functions get: its id, and a log that goes to the run's notes. */
-export function unitContext(ctx: ExecContext, unitId: string): UnitContext {
-  return { unitId, log: (message) => ctx.reporter.note(`${unitId}: ${message}`), client: ctx.session.client };
+/** What a TypeScript unit's functions get: its id, a log that goes to the run's notes, its session, other sessions, its progress. */
+export function unitContext(ctx: ExecContext, unitId: string, unit?: Unit): UnitContext {
+  return {
+    unitId,
+    log: (message) => ctx.reporter.note(`${unitId}: ${message}`),
+    client: ctx.session.client,
+    async connect(purpose) {
+      const { connect } = await import('../db/connection.js');
+      const session = await connect(ctx.session.url, purpose);
+      return {
+        client: session.client,
+        close: () => session.close(),
+        run: (fn) => {
+          ctx.interrupt.throwIfRequested();
+          return ctx.interrupt.during(session, () => cancelBackend(ctx, session.backendPid), fn);
+        },
+      };
+    },
+    progress: (progress) => {
+      if (unit) ctx.reporter.unitProgress(unit, progress);
+    },
+  };
 }

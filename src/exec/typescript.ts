@@ -9,16 +9,16 @@ import type { ExecContext, Runner, Work } from './context.js';
 export const typescriptRunner: Runner = {
   name: 'typescript',
   inTransaction: true,
-  async body(ctx: ExecContext, { unit, script }: Work): Promise<undefined> {
+  async body(ctx: ExecContext, { unit, script }: Work): Promise<string | undefined> {
     const definition = script.definition;
     if (definition?.type !== 'unit') throw new Error(`${script.file}: not a defineUnit() unit`);
     const run = () =>
-      definition.up(ctx.session.db, unitContext(ctx, unit.id)).catch((error: unknown) => {
+      definition.up(ctx.session.db, unitContext(ctx, unit.id, unit)).catch((error: unknown) => {
         throw asStatementFailure(error, script, undefined);
       });
     // Inside a transaction the lifecycle makes the whole transaction cancellable.
-    await (script.options.transaction ? run() : cancellable(ctx, run));
-    return undefined;
+    const note = await (script.options.transaction ? run() : cancellable(ctx, run));
+    return typeof note === 'string' ? note : undefined;
   },
 };
 

@@ -17,6 +17,14 @@ export interface UnitContext {
   log(message: string): void;
   /** The session's own client (what `db` runs on), for what Kysely does not do: COPY streams. */
   readonly client: pg.ClientBase;
+  /**
+   * Another session to the same database, for work the unit runs beside its own (the caller
+   * closes it). `run(fn)`: what `fn` does on it stops as the unit's own work does on SIGINT
+   * (the statement in flight cancelled; refused once a stop was asked).
+   */
+  connect(purpose: string): Promise<{ client: pg.ClientBase; close(): Promise<void>; run<T>(fn: () => Promise<T>): Promise<T> }>;
+  /** The unit's progress, shown as a backfill's is (rows done of a total, rate, ETA). */
+  progress(progress: { rowsDone: number; rowsTotal?: number; rowsPerSecond?: number }): void;
 }
 
 export interface CheckDefinition {
@@ -39,7 +47,8 @@ interface CommonDefinition {
 export interface UnitDefinitionInput extends CommonDefinition {
   /** Default true. */
   transaction?: boolean;
-  up(db: Kysely<any>, ctx: UnitContext): Promise<void>;
+  /** May return a note for the run's report (shown after the unit, and as `note` in `apply --json`). */
+  up(db: Kysely<any>, ctx: UnitContext): Promise<void | string>;
 }
 
 export interface KeyRange {

@@ -172,7 +172,12 @@ describe('the plan', () => {
     // Every foreign key between shared tables is indexed (the rollback deletes parents).
     expect(ddl).toContain('CREATE INDEX users_organization_id_manager_id_idx ON public.users (organization_id, manager_id)');
     const copy = units[1]?.sql ?? '';
-    expect(copy).toMatch(/^-- tenantify:transaction off$/m);
+    // One transaction in one snapshot: the statements and the verify sections read the source as of one moment.
+    expect(copy).not.toMatch(/^-- tenantify:transaction off$/m);
+    expect(copy.split('\n').find((line) => !line.startsWith('--') && line.trim() !== '')).toBe(
+      'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;',
+    );
+    expect(copy).not.toContain('LOCK TABLE');
     expect(copy).toContain(' WHERE s.id <= 100\n');
     expect(copy).toContain(' WHERE s.id > 100 AND s.id <= 200\n');
     expect(copy).toContain(' WHERE s.id > 200\n');
@@ -197,6 +202,35 @@ describe('the plan', () => {
     expect(copy).toContain('UPDATE public.users t SET manager_id = r_manager_id.new_id');
     expect(copy).not.toContain('setval');
     expect(units[2]?.rollback).toContain('DELETE FROM consolidated_ids.users WHERE organization_id = 2;');
+  });
+
+  it('--freeze: the source is locked against writes (EXCLUSIVE: reads go on) before the snapshot is taken', () => {
+    const units = consolidatePlan(shape('customer_a'), sources, { ...options, freeze: true });
+    const copy = units[2]?.sql ?? '';
+    const lock = copy.indexOf('LOCK TABLE customer_b.tags, customer_b.users, customer_b.notes IN EXCLUSIVE MODE;');
+    expect(lock).toBeGreaterThan(copy.indexOf('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;'));
+    // Before the first statement that reads: the snapshot is taken after the lock.
+    expect(lock).toBeLessThan(copy.indexOf('INSERT INTO'));
+  });
+
+  it('--parallel: one TypeScript unit copies the sources side by side, the sequences once after them; each source keeps a unit that verifies it and is its rollback', () => {
+    const units = consolidatePlan(shape('customer_a'), sources, { ...options, parallel: 4, freeze: true });
+    expect(units.map((u) => [u.kind, u.format, u.name])).toEqual([
+      ['migration', 'sql', 'consolidate_shared_tables'],
+      ['backfill', 'ts', 'consolidate_copy'],
+      ['backfill', 'sql', 'consolidate_customer_a'],
+      ['backfill', 'sql', 'consolidate_customer_b'],
+    ]);
+    const copy = units[1]?.sql ?? '';
+    expect(copy).toContain('copySources(ctx, { parallel: 4,');
+    expect(copy).toContain('lock: `LOCK TABLE customer_b.tags, customer_b.users, customer_b.notes IN EXCLUSIVE MODE;`');
+    // Sources copied side by side would each set a sequence from what they see: once, after all of them.
+    expect(copy.match(/setval\('public\.notes_id_seq'/g)).toHaveLength(1);
+    expect(copy.indexOf("setval('public.notes_id_seq'")).toBeGreaterThan(copy.indexOf('const after'));
+    const own = units[3]?.sql ?? '';
+    expect(own).not.toContain('INSERT INTO');
+    expect(own).toMatch(/^-- tenantify:verify customer_b\.notes arrived whole/m);
+    expect(units[3]?.rollback).toBe(consolidatePlan(shape('customer_a'), sources, options)[2]?.rollback);
   });
 
   it('refuses a table without a primary key', () => {

@@ -15,6 +15,8 @@ interface TenancyConsolidateCliOptions extends CommonOptions {
   key?: string;
   ids?: string;
   batchSize?: number;
+  freeze?: boolean;
+  parallel?: number;
 }
 
 export default async function tenancyConsolidateCommand(options: TenancyConsolidateCliOptions): Promise<number> {
@@ -40,6 +42,8 @@ export default async function tenancyConsolidateCommand(options: TenancyConsolid
     key: options.key,
     ids,
     batchSize: options.batchSize,
+    freeze: options.freeze,
+    parallel: options.parallel,
   });
   if (out.json) {
     out.result({ reference: result.reference, sources: result.sources, files: result.files, config: result.config, tenancy: result.model });

@@ -7,10 +7,13 @@
  *      `--ids remap` the tables that map every source's old ids to the new ones;
  *   2. one backfill per source: its tenant row, then its tables in foreign-key order, each
  *      copied by the server (`INSERT ... SELECT`) in key ranges, one statement per range,
- *      each committed and recorded in the ledger (`transaction off`), each written so that
- *      running it again adds nothing (a killed run resumes and copies no row twice); verify
- *      sections compare every table's row count and content hash with the source's; the
- *      rollback deletes exactly that tenant's rows.
+ *      each written so that running it again adds nothing. A schema source's unit is one
+ *      REPEATABLE READ transaction: every statement and the verify sections read the source
+ *      as of one snapshot, and a killed run leaves nothing of the tenant (apply again copies
+ *      it whole: no row twice). `--freeze` locks the source's tables against writes first.
+ *      A source database is staged (one snapshot, all or nothing) and copied from there,
+ *      statement by statement. Verify sections compare every table's row count and content
+ *      hash with the source's; the rollback deletes exactly that tenant's rows.
  */
 import { UsageError } from '../../errors.js';
 import { quoteIdent as q, quoteLiteral, quoteQualified } from '../sql-text.js';
@@ -34,6 +37,9 @@ export interface ConsolidateSource {
    * relative to the unit's file.
    */
   database?: { schema: string; sourcesPath: string };
+  /** Its rows and the size of its tables when the plan was written (progress of a `--parallel` copy). */
+  rows?: number;
+  bytes?: number;
 }
 
 export interface ConsolidateOptions {
@@ -45,6 +51,10 @@ export interface ConsolidateOptions {
   ids: IdsMode;
   /** The schema of the id mapping tables (`--ids remap`). */
   idsSchema: string;
+  /** `--freeze`: the application's writes to a source wait while it is copied. */
+  freeze?: boolean | undefined;
+  /** `--parallel N` (schema sources): one unit copies N sources at a time, with progress across them; each source's own unit verifies it and is its rollback. */
+  parallel?: number | undefined;
 }
 
 export interface ConsolidateUnit {
@@ -78,7 +88,10 @@ interface TablePlan {
 export function consolidatePlan(reference: SourceShape, sources: ConsolidateSource[], options: ConsolidateOptions): ConsolidateUnit[] {
   const tables = orderTables(reference);
   const plans = planTables(tables, options);
-  return [sharedTablesUnit(plans, reference, sources, options), ...sources.map((s) => sourceUnit(plans, s, options))];
+  const shared = sharedTablesUnit(plans, reference, sources, options);
+  if (options.parallel !== undefined && !sources.some((s) => s.database))
+    return [shared, parallelCopyUnit(plans, sources, options), ...sources.map((s) => copiedSourceUnit(plans, s, options))];
+  return [shared, ...sources.map((s) => sourceUnit(plans, s, options))];
 }
 
 const integerTypes = new Set(['smallint', 'integer', 'bigint']);
@@ -336,8 +349,8 @@ function columnType(p: TablePlan, column: string): string {
 // ---------------------------------------------------------------------------------------
 
 interface SourceSteps {
-  /** The body: each statement with the comment line before it (if any). */
-  body: { comment?: string; sql: string }[];
+  /** The body: each statement with the comment line before it (if any); `copies`: it inserts the source's rows into a shared table; `sequence`: it sets a sequence past the ids copied. */
+  body: { comment?: string; sql: string; copies?: boolean; sequence?: boolean }[];
   verifies: { name: string; sql: string }[];
 }
 
@@ -350,7 +363,8 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
       sql: `INSERT INTO ${tenants} (id, name, consolidated_from) VALUES (${k}, ${quoteLiteral(source.name)}, ${quoteLiteral(origin)})\n  ON CONFLICT (id) DO NOTHING;`,
     },
   ];
-  const each = (comment: string, statements: string[]) => statements.forEach((sql, i) => body.push(i === 0 ? { comment, sql } : { sql }));
+  const each = (comment: string, statements: string[], flags: { copies?: boolean; sequence?: boolean } = {}) =>
+    statements.forEach((sql, i) => body.push(i === 0 ? { comment, sql, ...flags } : { sql, ...flags }));
   for (const p of plans) {
     const ranges = rangesOf(p, source);
     const rows = `${ranges.length} range${ranges.length === 1 ? '' : 's'}`;
@@ -362,6 +376,7 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
     each(
       `${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`,
       ranges.map((r) => copyStatement(p, source, r, options)),
+      { copies: true },
     );
     if (p.selfColumns.length > 0)
       each(
@@ -377,17 +392,20 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
         const seq = sequenceName(p);
         return `SELECT setval('${seq.replace(/'/g, "''")}', greatest(max(${q(p.rangeColumn)}), (SELECT last_value FROM ${seq}))) FROM ${quoteQualified(p.target)};`;
       }),
+      { sequence: true },
     );
   }
   return { body, verifies: plans.map((p) => verifyTable(p, source, options)) };
 }
 
-function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions): ConsolidateUnit {
+function unitName(source: ConsolidateSource): string {
+  return `consolidate_${source.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+}
+
+function sourceRollback(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions): string {
   const tenants = quoteQualified(`${options.into}.${options.tenants}`);
   const k = source.tenantId;
-  const steps = sourceSteps(plans, source, options);
-  const name = `consolidate_${source.name.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
-  const rollback = [
+  return [
     `-- Removes tenant ${k} (${source.database ? `database ${source.name}` : `schema ${source.schema}`}) from the shared tables, children first: exactly the rows the copy added.`,
     '-- tenantify:snapshot none',
     '',
@@ -405,6 +423,17 @@ function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: Cons
     `SELECT ${plans.map((p) => `(SELECT count(*) FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k})`).join(' + ')} AS rows_left WHERE ${plans.map((p) => `EXISTS (SELECT FROM ${quoteQualified(p.target)} WHERE ${q(options.key)} = ${k})`).join(' OR ')};`,
     '',
   ].join('\n');
+}
+
+function freezeLock(plans: TablePlan[], source: ConsolidateSource): string {
+  return `LOCK TABLE ${plans.map((p) => quoteQualified(`${source.schema}.${p.name}`)).join(', ')} IN EXCLUSIVE MODE;`;
+}
+
+function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions): ConsolidateUnit {
+  const k = source.tenantId;
+  const steps = sourceSteps(plans, source, options);
+  const name = unitName(source);
+  const rollback = sourceRollback(plans, source, options);
   const summary = `tenant ${k}: ${source.database ? `database ${source.name}` : source.schema}, ${plans.length} tables`;
   if (source.database)
     return {
@@ -420,17 +449,152 @@ function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: Cons
   const lines: string[] = [
     `-- Copies schema ${source.schema} into the shared tables as tenant ${k} (${options.tenants}.id = ${k}).`,
     '-- Safe on a live database: the source is only read; the shared tables get rows of a tenant no one',
-    '-- reads yet. Each statement copies one key range and commits on its own, recorded in the ledger; each',
-    '-- is written so that running it again adds nothing, so a killed run resumes and copies no row twice.',
-    '-- Tables run parents first; a reference to a row of the same table is set in a second pass, once every',
-    '-- row of that table is there.',
-    '-- tenantify:transaction off',
+    '-- reads yet. One transaction, REPEATABLE READ: every statement reads the source as of one snapshot,',
+    '-- so a row the application writes during the copy is seen by no table (never by a child and not by',
+    '-- its parent), and the verify sections, in the same transaction, compare that snapshot with the copy.',
+    '-- A killed run leaves nothing of this tenant (the server rolls its transaction back), and apply again',
+    '-- copies the source whole: no row twice. Tables run parents first; a reference to a row of the same',
+    '-- table is set in a second pass, once every row of that table is there.',
     '-- tenantify:snapshot none',
     '',
+    'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;',
+    '-- A killed run: its session ends within a second, even inside a long statement, and its snapshot and locks with it.',
+    "SET LOCAL client_connection_check_interval = '1s';",
+    '',
   ];
+  if (options.freeze)
+    lines.push(
+      `-- --freeze: the application's writes to ${source.schema} wait (or fail on their own lock_timeout) until this`,
+      '-- transaction ends; its reads go on. EXCLUSIVE waits for the writes in flight, so the snapshot taken next',
+      '-- holds every committed write and no other comes until the copy is verified and committed. A lock, not a',
+      '-- state: a killed run gives the writes back at once (the server ends the session), nothing to undo.',
+      freezeLock(plans, source),
+      '',
+    );
   for (const step of steps.body) lines.push(...(step.comment ? [`-- ${step.comment}`] : []), step.sql, '');
   for (const v of steps.verifies) lines.push(`-- tenantify:verify ${v.name}`, v.sql, '');
   return { name, kind: 'backfill', format: 'sql', summary, sql: lines.join('\n'), rollback, source: source.name };
+}
+
+/**
+ * `--parallel N`: the copy of every source, N at a time (copySources: each source one
+ * REPEATABLE READ transaction on a session of its own, its verify queries in its snapshot
+ * before the commit, a source already committed skipped on resume). TypeScript, because
+ * it runs sessions side by side; the statements are the ones a source's own unit runs
+ * without --parallel.
+ */
+function parallelCopyUnit(plans: TablePlan[], sources: ConsolidateSource[], options: ConsolidateOptions): ConsolidateUnit {
+  const literal = (text: string) => `\`${text.replace(/\\/g, '\\\\').replace(/`/g, '\\`').replace(/\$\{/g, '\\${')}\``;
+  const tenants = quoteQualified(`${options.into}.${options.tenants}`);
+  let sequences: string[] = [];
+  const lines = [
+    `// Copies ${sources.length} schemas into the shared tables, ${options.parallel} at a time (--parallel ${options.parallel}).`,
+    '// Each source is one REPEATABLE READ transaction on a session of its own: its statements read one snapshot,',
+    '// its verify queries compare that snapshot with the copy before the commit, and a killed run leaves nothing',
+    '// of the sources in flight (apply again copies them whole, and skips the sources committed: no row twice).',
+    ...(options.freeze
+      ? ["// --freeze: each source's tables are locked IN EXCLUSIVE MODE first (the application's writes to it wait, reads go on)."]
+      : []),
+    "// Each source's own unit after this one verifies its tenant again and is its rollback.",
+    "import { copySources, defineUnit } from 'tenantify';",
+    '',
+    'const sources = [',
+  ];
+  for (const source of sources) {
+    const steps = sourceSteps(plans, source, options);
+    sequences = steps.body.filter((b) => b.sequence).map((b) => b.sql);
+    lines.push(
+      '  {',
+      `    name: ${JSON.stringify(source.name)},`,
+      `    tenantId: ${source.tenantId},`,
+      `    rows: ${source.rows ?? 0},`,
+      `    bytes: ${source.bytes ?? 0},`,
+      ...(options.freeze ? [`    lock: ${literal(freezeLock(plans, source))},`] : []),
+      '    statements: [',
+      ...steps.body
+        .filter((b) => !b.sequence)
+        .flatMap((b) => [
+          ...(b.comment ? [`      // ${b.comment}`] : []),
+          `      { sql: ${literal(b.sql)}${b.copies ? ', copies: true' : ''} },`,
+        ]),
+      '    ],',
+      '    verifies: [',
+      ...steps.verifies.map((v) => `      { name: ${JSON.stringify(v.name)}, sql: ${literal(v.sql.replace(/;\s*$/, ''))} },`),
+      '    ],',
+      '  },',
+    );
+  }
+  lines.push(
+    '];',
+    '',
+    ...(sequences.length > 0
+      ? [
+          '// Once every source is in: the sequences past every id copied (once, not per source: sources copied side by side',
+          '// would each set them from what they see).',
+        ]
+      : []),
+    ...(sequences.length > 0
+      ? ['const after = [', ...sequences.map((sql) => `  ${literal(sql)},`), '];']
+      : ['const after: string[] = [];']),
+    '',
+    'export default defineUnit({',
+    '  transaction: false,',
+    "  snapshot: 'none',",
+    '  async up(db, ctx) {',
+    `    const copied = await copySources(ctx, { parallel: ${options.parallel}, tenants: ${JSON.stringify(tenants)}, sources, after });`,
+    '    const rows = copied.reduce((n, c) => n + c.rows, 0);',
+    '    return `${copied.length} sources, ${rows} rows: ${JSON.stringify(copied)}`;',
+    '  },',
+    '});',
+    '',
+  );
+  const rollback = [
+    `-- Removes what the parallel copy added and no source's own unit has removed yet (each source's unit, newer,`,
+    '-- is rolled back first and removes its tenant): the rows of every tenant of the consolidation, children first.',
+    '-- tenantify:snapshot none',
+    '',
+    ...sources.map((s) =>
+      sourceRollback(plans, s, options)
+        .split('\n')
+        .filter((l) => l.startsWith('DELETE '))
+        .join('\n'),
+    ),
+    '',
+  ].join('\n');
+  return {
+    name: 'consolidate_copy',
+    kind: 'backfill',
+    format: 'ts',
+    summary: `the copy of ${sources.length} sources, ${options.parallel} at a time`,
+    sql: lines.join('\n'),
+    rollback,
+  };
+}
+
+/** `--parallel`: a source's own unit once the parallel copy ran: it checks the tenant is there, verifies it, and is its rollback. */
+function copiedSourceUnit(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions): ConsolidateUnit {
+  const tenants = quoteQualified(`${options.into}.${options.tenants}`);
+  const k = source.tenantId;
+  const steps = sourceSteps(plans, source, options);
+  const lines = [
+    `-- Tenant ${k} (${options.tenants}.id = ${k}): schema ${source.schema}, copied by consolidate_copy (--parallel), which verified it`,
+    "-- in its copy's snapshot. This unit verifies it again (the source as it is now: a source written since its copy",
+    '-- differs) and is its rollback, so a bare rollback removes this tenant exactly.',
+    '-- tenantify:snapshot none',
+    '',
+    `DO $$ BEGIN IF NOT EXISTS (SELECT FROM ${tenants} WHERE id = ${k}) THEN RAISE EXCEPTION 'tenant ${k} (${source.schema.replace(/'/g, "''")}) was not copied'; END IF; END $$;`,
+    '',
+  ];
+  for (const v of steps.verifies) lines.push(`-- tenantify:verify ${v.name}`, v.sql, '');
+  return {
+    name: unitName(source),
+    kind: 'backfill',
+    format: 'sql',
+    summary: `tenant ${k}: ${source.schema}, verified (copied by consolidate_copy)`,
+    sql: lines.join('\n'),
+    rollback: sourceRollback(plans, source, options),
+    source: source.name,
+  };
 }
 
 /**
@@ -451,6 +615,9 @@ function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: So
     `// Its URL is read from ${database.sourcesPath} when the unit runs (never written here).`,
     '// 1. stageSource streams its tables (schema ' + database.schema + ') into the staging schema ' + source.schema + ' of the target:',
     '//    COPY at both ends, binary, in one snapshot of the source, memory bounded by back-pressure; all or nothing.',
+    ...(options.freeze
+      ? ["//    --freeze: the source's tables are locked against writes (EXCLUSIVE: reads go on) for the time of that snapshot."]
+      : []),
     '// 2. the statements below copy the staging schema into the shared tables, each committed on its own and',
     '//    written so that running it again adds nothing: a killed run resumes and copies no row twice.',
     '// The staging schema stays for the verifies (`tenantify verify`); the rollback drops it.',
@@ -466,7 +633,7 @@ function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: So
     '  transaction: false,',
     "  snapshot: 'none',",
     '  async up(db, ctx) {',
-    `    const staged = await stageSource(ctx, { sources: new URL(${JSON.stringify(database.sourcesPath)}, import.meta.url), source: ${JSON.stringify(source.name)}, schema: ${JSON.stringify(database.schema)}, stage: ${JSON.stringify(source.schema)}, tables });`,
+    `    const staged = await stageSource(ctx, { sources: new URL(${JSON.stringify(database.sourcesPath)}, import.meta.url), source: ${JSON.stringify(source.name)}, schema: ${JSON.stringify(database.schema)}, stage: ${JSON.stringify(source.schema)}, tables${options.freeze ? ', freeze: true' : ''} });`,
     '    if (staged.rows > 0) ctx.log(`staged ${staged.rows} rows, ${staged.bytes} bytes`);',
     '    for (const statement of statements) await sql.raw(statement).execute(db);',
     '  },',
