@@ -18,6 +18,7 @@
  * policy; a VOLATILE function in a policy runs once per row.
  */
 import { connect, type Session } from '../db/connection.js';
+import { withTransaction } from '../db/transaction.js';
 import { UsageError } from '../errors.js';
 import { tenantReads } from './access.js';
 import type { CheckScope, ScopedTable } from './check-scope.js';
@@ -107,10 +108,9 @@ async function bypassNote(session: Session, table: ScopedTable, role: string, fa
 }
 
 /** BEGIN; SET LOCAL ROLE; fn; ROLLBACK, always. */
-async function asRole<T>(session: Session, role: string, statementTimeoutMs: number, fn: () => Promise<T>): Promise<T> {
+function asRole<T>(session: Session, role: string, statementTimeoutMs: number, fn: () => Promise<T>): Promise<T> {
   const c = session.client;
-  await c.query('BEGIN');
-  try {
+  return withTransaction(c, { rollback: true }, async () => {
     await c.query(`SET LOCAL statement_timeout = ${Math.max(0, Math.round(statementTimeoutMs))}`);
     try {
       await c.query(`SET LOCAL ROLE ${quoteIdent(role)}`);
@@ -120,10 +120,8 @@ async function asRole<T>(session: Session, role: string, statementTimeoutMs: num
         hint: 'connect as a member of that role (or a superuser) to probe as it',
       });
     }
-    return await fn();
-  } finally {
-    await c.query('ROLLBACK').catch(() => {});
-  }
+    return fn();
+  });
 }
 
 /** Runs one step under a savepoint: its result, or undefined when the database refused it (`refused` gets the error). */

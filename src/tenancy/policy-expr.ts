@@ -31,6 +31,11 @@ export async function loadExpressionParser(): Promise<void> {
   parser = mod.parseSync as ParseSync;
 }
 
+function loadedParser(): ParseSync {
+  if (!parser) throw new Error('loadExpressionParser() must be awaited before expressions are parsed');
+  return parser;
+}
+
 export interface ExpressionVerdict {
   /** Every row it admits has the key equal to the setting. */
   constrains: boolean;
@@ -49,8 +54,7 @@ export interface KeyComparison {
 
 /** Parses one expression (as `SELECT <expr>`); throws when the text does not parse. */
 export function parseExpression(text: string): Node {
-  if (!parser) throw new Error('loadExpressionParser() must be awaited before expressions are parsed');
-  const tree = parser(`SELECT ${text}`);
+  const tree = loadedParser()(`SELECT ${text}`);
   const select = tree.stmts?.[0]?.stmt['SelectStmt'] as { targetList?: { ResTarget: { val: Node } }[] } | undefined;
   const value = select?.targetList?.[0]?.ResTarget.val;
   if (!value || (select?.targetList?.length ?? 0) !== 1) throw new Error(`not one expression: ${text}`);
@@ -76,6 +80,7 @@ export function judgeExpression(text: string, compare: KeyComparison): Expressio
 export function isNotNullCheck(definition: string, column: string): boolean {
   const body = /^\s*CHECK\s*([\s\S]*?)(\s+NOT\s+VALID)?\s*$/i.exec(definition)?.[1];
   if (!body) return false;
+  loadedParser(); // a parser not loaded is a bug, never a definition that does not parse
   let node: Node;
   try {
     node = parseExpression(body);
