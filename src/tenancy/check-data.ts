@@ -58,33 +58,32 @@ export async function withCheckSnapshot<T>(
         ran = true;
         const queue = [...queries].sort((a, b) => b.weight - a.weight);
         const results = new Map<PlannedQuery, Finding | null>();
-        const used = Math.min(options.connections, queue.length);
-        let starting = used;
-        let markStarted = (): void => {};
-        const started = new Promise<void>((resolve) => (markStarted = resolve));
-        const begun = (): void => {
-          if (--starting <= 0) markStarted();
-        };
-        if (starting === 0) markStarted();
-        const drain = async (session: Session): Promise<void> => {
-          let first = true;
+        // `sent` is called once the connection's first query is on the server (a pg client sends
+        // it when query() is called on an idle connection), or when it had none to run.
+        const drain = async (session: Session, sent: () => void): Promise<void> => {
           for (let query = queue.shift(); query; query = queue.shift()) {
             const result = runQuery(session, query);
-            if (first) begun();
-            first = false;
+            sent();
             results.set(query, await result);
           }
-          if (first) begun();
+          sent();
         };
-        const follow = async (session: Promise<Session>): Promise<void> => {
+        const follow = async (session: Promise<Session>, sent: () => void): Promise<void> => {
           const s = await session;
           await withTransaction(s.client, readOnlySnapshot, async () => {
             await s.client.query(`SET TRANSACTION SNAPSHOT '${id}'`);
             await s.client.query(timeout);
-            await drain(s);
+            await drain(s, sent);
           });
         };
-        const workers = [drain(leader), ...opened.slice(0, Math.max(0, used - 1)).map(follow)];
+        const used = Math.max(1, Math.min(options.connections, queue.length));
+        const sent: Promise<void>[] = [];
+        const signal = (): (() => void) => {
+          let resolve = (): void => {};
+          sent.push(new Promise<void>((r) => (resolve = r)));
+          return () => resolve();
+        };
+        const workers = [drain(leader, signal()), ...opened.slice(0, used - 1).map((session) => follow(session, signal()))];
         const findings = Promise.all(workers).then(
           () => queries.map((q) => results.get(q)).filter((f): f is Finding => f !== null && f !== undefined),
           (error: unknown) => {
@@ -92,7 +91,11 @@ export async function withCheckSnapshot<T>(
             throw error;
           },
         );
-        findings.finally(markStarted).catch(() => {});
+        const settled = findings.then(
+          () => {},
+          () => {},
+        );
+        const started = Promise.race([Promise.all(sent).then(() => {}), settled]);
         return { started, findings };
       };
       return fn({ leader, run });
