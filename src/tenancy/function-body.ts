@@ -5,47 +5,15 @@
  * Dynamic SQL (`EXECUTE`) cannot be read: it is reported as such. SQL-standard bodies
  * (`BEGIN ATOMIC`) need none of this: PostgreSQL records what they read in pg_depend.
  *
- * Pure once the parsers are loaded (`loadBodyParsers()`, one WebAssembly module:
- * @libpg-query/parser, the build of libpg_query that carries the PL/pgSQL parser).
+ * Pure once the parser is loaded (`loadBodyParsers()`: pg-parser.ts).
  */
-import Module, { createRequire } from 'node:module';
-import { runtimeImport } from '../runtime-import.js';
+import { loadedPgParser, loadPgParser, type PgParser } from './pg-parser.js';
 import type { TableName } from './types.js';
 
 type Node = Record<string, unknown>;
 
-interface Parsers {
-  parseSync(sql: string): unknown;
-  parsePlPgSQLSync(sql: string): unknown;
-}
-
-let parsers: Parsers | undefined;
-
 export async function loadBodyParsers(): Promise<void> {
-  if (parsers) return;
-  withoutDeparser();
-  const mod = await runtimeImport('@libpg-query/parser', () => import('@libpg-query/parser'));
-  await mod.loadModule();
-  parsers = mod as unknown as Parsers;
-}
-
-/**
- * @libpg-query/parser requires its proto.js when it loads: 5.4 MB of JavaScript (the
- * protobuf classes of every node type) that only its deparser uses; parsing never reaches
- * it. An empty module stands in for it in require's cache, so loading the parser costs
- * about 0.1 s instead of 0.5-0.7 s (loaded side by side, load 6-9 on 2 cores; see
- * bench/check-ways.ts for the whole check). Nothing here deparses: should a version parse
- * through proto.js, the parse fails and the tests of bodyReads say so.
- */
-function withoutDeparser(): void {
-  const require = createRequire(import.meta.url);
-  let proto: string;
-  try {
-    proto = require.resolve('@libpg-query/parser/proto.js');
-  } catch {
-    return; // laid out otherwise: loaded whole
-  }
-  require.cache[proto] ??= Object.assign(new Module(proto), { filename: proto, loaded: true, exports: {} });
+  await loadPgParser();
 }
 
 export interface BodyReads {
@@ -62,7 +30,7 @@ export interface BodyReads {
  * whole CREATE FUNCTION); `source` is prosrc (a SQL body is parsed from it).
  */
 export function bodyReads(language: string, source: string, definition: string): BodyReads {
-  if (!parsers) throw new Error('loadBodyParsers() must be awaited before function bodies are read');
+  const parsers = loadedPgParser('loadBodyParsers');
   try {
     if (language === 'sql') return { names: relationsIn(parsers.parseSync(source)), dynamic: false };
     if (language === 'plpgsql') return plpgsqlReads(parsers, definition);
@@ -72,7 +40,7 @@ export function bodyReads(language: string, source: string, definition: string):
   return { names: [], dynamic: false, unreadable: `a body in ${language} cannot be read` };
 }
 
-function plpgsqlReads(p: Parsers, definition: string): BodyReads {
+function plpgsqlReads(p: PgParser, definition: string): BodyReads {
   const tree = p.parsePlPgSQLSync(definition);
   const names: BodyReads['names'] = [];
   let dynamic = false;

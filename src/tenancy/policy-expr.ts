@@ -1,6 +1,6 @@
 /**
  * What a row level security expression admits, read from PostgreSQL's own parse tree
- * (libpg-query) of the text `pg_get_expr()` gives, never from regular expressions: a
+ * (pg-parser.ts) of the text `pg_get_expr()` gives, never from regular expressions: a
  * policy written `organization_id::text = current_setting('app.tenant_id', true)` and one
  * written `(current_setting('app.tenant_id'))::int = organization_id` say the same thing.
  *
@@ -16,24 +16,17 @@
  * - is it **always true**? `true`, `1 = 1`, `NOT false`, an OR with an always-true branch,
  *   an AND of always-true conjuncts: any constant expression that evaluates to true.
  */
-import { runtimeImport } from '../runtime-import.js';
+import { loadedPgParser, loadPgParser } from './pg-parser.js';
 
 type Node = Record<string, unknown>;
 type ParseSync = (sql: string) => { stmts?: { stmt: Node }[] };
 
-let parser: ParseSync | undefined;
-
 export async function loadExpressionParser(): Promise<void> {
-  if (parser) return;
-  // No V8 flag here: the command line sets --liftoff-only before the bundle runs (src/cli/code-cache.ts); a library leaves process-wide settings to the application.
-  const mod = await runtimeImport('libpg-query', () => import('libpg-query'));
-  await mod.loadModule();
-  parser = mod.parseSync as ParseSync;
+  await loadPgParser();
 }
 
 function loadedParser(): ParseSync {
-  if (!parser) throw new Error('loadExpressionParser() must be awaited before expressions are parsed');
-  return parser;
+  return loadedPgParser('loadExpressionParser').parseSync as ParseSync;
 }
 
 export interface ExpressionVerdict {
