@@ -12,17 +12,21 @@
  *
  * Contenders, their order rotating each round, medians of --rounds:
  * - psql: one connection, the hand-written queries one after the other: the data rules'
- *   counts, the catalog's views, functions and setting defaults, and as the app role each
+ *   counts, the catalog the rules read (tables, the key column, constraints, indexes,
+ *   policies, roles, views, functions, setting defaults), and as the app role each
  *   table and view read with the setting unset, empty and at two tenants, and EXPLAIN of a
  *   read per table with sequential scans off;
  * - tenantify: `tenancy check --as app --json` (the built CLI), every rule but the write probe
  *   (psql's script writes nothing);
  * - tenantify (in process): the same check without the node start.
  *
- *   npx tsx bench/check-ways.ts [--rows 2000000] [--rounds 3] [--no-build]
+ * Wall times on a shared machine drift with its load: the load average while measuring is
+ * reported beside the medians, and the ratio is taken within one run.
+ *
+ *   npx tsx bench/check-ways.ts [--rows 2000000] [--rounds 5] [--no-build]
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tenancyCheck } from '../src/app/tenancy-check.js';
 import { findPgTool } from '../src/db/pg-tools.js';
@@ -36,7 +40,7 @@ const option = (name: string, fallback: number): number => {
   return at === -1 ? fallback : Number(args[at + 1]);
 };
 const rows = option('--rows', 2_000_000);
-const rounds = option('--rounds', 3);
+const rounds = option('--rounds', 5);
 const role = 'bench_app';
 const rules = allRules.map((r) => r.name).filter((name) => name !== 'probe-write-leak');
 const tables = ['accounts', 'projects', 'tasks'];
@@ -95,7 +99,14 @@ SELECT count(*) FROM projects p JOIN accounts a ON a.id = p.account_id WHERE a.o
 SELECT count(*) FROM tasks t JOIN projects p ON p.id = t.project_id WHERE p.organization_id <> t.organization_id;
 SELECT count(*) FROM tasks t JOIN accounts a ON a.id = t.assignee_id WHERE a.organization_id <> t.organization_id;
 SELECT count(*) FROM tasks t JOIN tasks p ON p.id = t.parent_id WHERE p.organization_id <> t.organization_id;
--- the catalog: views and what they read, SECURITY DEFINER bodies, the setting's defaults, policies' volatile functions
+-- the catalog: the tables' row level security and size, the key column, constraints, indexes, policies, roles
+SELECT c.oid::regclass, c.relrowsecurity, c.relforcerowsecurity, c.reltuples, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relkind IN ('r', 'p') AND c.relnamespace = 'public'::regnamespace;
+SELECT a.attrelid::regclass, format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE a.attname = 'organization_id' AND NOT a.attisdropped AND c.relnamespace = 'public'::regnamespace;
+SELECT k.conrelid::regclass, k.conname, k.contype, k.confrelid::regclass, k.convalidated, pg_get_constraintdef(k.oid) FROM pg_constraint k WHERE k.connamespace = 'public'::regnamespace;
+SELECT i.indrelid::regclass, i.indexrelid::regclass, i.indkey, i.indisunique, i.indisvalid, i.indpred IS NOT NULL FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid WHERE c.relnamespace = 'public'::regnamespace;
+SELECT tablename, policyname, permissive, roles, cmd, qual, with_check FROM pg_policies WHERE schemaname = 'public';
+SELECT rolname, rolsuper, rolbypassrls FROM pg_roles;
+-- views and what they read, SECURITY DEFINER bodies, the setting's defaults, policies' volatile functions
 SELECT c.oid::regclass, c.relkind, pg_get_userbyid(c.relowner), c.reloptions, has_table_privilege('${role}', c.oid, 'SELECT') FROM pg_class c WHERE c.relkind IN ('v', 'm') AND c.relnamespace = 'public'::regnamespace;
 SELECT DISTINCT w.ev_class::regclass, d.refobjid::regclass FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass JOIN pg_class c ON c.oid = w.ev_class WHERE c.relnamespace = 'public'::regnamespace AND d.refobjid <> w.ev_class;
 SELECT p.oid::regprocedure, pg_get_userbyid(p.proowner), p.prosrc, has_function_privilege('${role}', p.oid, 'EXECUTE') FROM pg_proc p WHERE p.prosecdef AND p.pronamespace = 'public'::regnamespace;
@@ -156,7 +167,9 @@ async function main(): Promise<void> {
     };
     const names = Object.keys(contenders);
     const times = new Map<string, number[]>(names.map((n) => [n, []]));
+    const loads: number[] = [];
     for (let round = 0; round < rounds; round++) {
+      loads.push(loadavg()[0] as number);
       const order = names.map((_, i) => names[(i + round) % names.length] as string);
       for (const name of order) {
         const ms = await (contenders[name] as () => Promise<number>)();
@@ -174,9 +187,10 @@ async function main(): Promise<void> {
     );
     console.log(table(['contender', 'ms', 'x psql'], rowsOut));
     console.log(`tenantify found: ${found}`);
+    console.log(`load average (1 min) at each round's start: ${loads.map((l) => l.toFixed(1)).join(', ')}`);
     const ratio = median(times.get('tenantify') ?? []) / psqlMs;
     console.log(`\ntenantify / psql: ${ratio.toFixed(2)}x (goal: at most 1.2x) ${ratio <= 1.2 ? 'met' : 'NOT met'}`);
-    writeResult('check-ways.json', { rows, rounds, rules, machine: machine(), times: Object.fromEntries(times), ratio });
+    writeResult('check-ways.json', { rows, rounds, rules, machine: machine(), loads, times: Object.fromEntries(times), ratio });
   } finally {
     await server.close();
   }

@@ -7,6 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withSession } from '../db/connection.js';
+import { withTransaction } from '../db/transaction.js';
 import { withFixtureDatabase } from '../db/fixture.js';
 import { PlanError, UsageError } from '../errors.js';
 import { configFileName, configSchema, loadConfig } from '../plan/config.js';
@@ -102,8 +103,7 @@ async function analyzeDatabase(
     const { client } = session;
     const started = performance.now();
     // REPEATABLE READ so the counts, on other connections, read this very snapshot.
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    try {
+    return withTransaction(client, { isolation: 'repeatable read', readOnly: true }, async () => {
       const catalog = await readCatalog(client, {
         ...(options.schemas ? { schemas: options.schemas } : {}),
         excludeSchemas: [ledgerSchema],
@@ -131,7 +131,6 @@ async function analyzeDatabase(
           hints: [...ownerHints(analysis.owner, analysis.tables).filter((h) => !known.has(h.hint)), ...analysis.hints],
         };
       }
-      await client.query('COMMIT');
       return {
         database: session.description,
         model,
@@ -140,10 +139,7 @@ async function analyzeDatabase(
         data: wantData,
         durationMs: { catalog: Math.round(catalogMs), data: Math.round(performance.now() - started - catalogMs) },
       };
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    }
+    });
   });
 }
 

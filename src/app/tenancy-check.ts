@@ -8,8 +8,8 @@ import { withFixtureDatabase } from '../db/fixture.js';
 import { loadConfig } from '../plan/config.js';
 import { readCatalog } from '../tenancy/catalog.js';
 import { readAccess } from '../tenancy/check-access.js';
-import { catalogFindings, dataQueries, fails, selectRules, sortFindings } from '../tenancy/check.js';
-import { openSnapshot } from '../tenancy/check-data.js';
+import { catalogFindings, dataQueries, fails, parsersNeeded, selectRules, sortFindings } from '../tenancy/check.js';
+import { withCheckSnapshot } from '../tenancy/check-data.js';
 import { probeIsolation } from '../tenancy/check-probe.js';
 import { buildScope } from '../tenancy/check-scope.js';
 import { loadBodyParsers } from '../tenancy/function-body.js';
@@ -18,7 +18,7 @@ import { keepSchema } from '../tenancy/scaffold/plan.js';
 import { stagingSchemaPrefix } from './tenancy-consolidate.js';
 import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
 import { loadExpressionParser } from '../tenancy/policy-expr.js';
-import type { Finding } from '../tenancy/rules/types.js';
+import type { Finding, Parser } from '../tenancy/rules/types.js';
 import type { TenancyConfig } from '../tenancy/types.js';
 
 export interface TenancyCheckOptions extends TenancyOverrides {
@@ -78,8 +78,8 @@ async function checkDatabase(
   { ledgerSchema, largeTableRows }: CheckSettings,
 ): Promise<TenancyCheckResult> {
   const timeout = options.statementTimeoutMs ?? 10 * 60_000;
-  const snapshot = await openSnapshot(options.url, { connections: options.connections ?? 3, statementTimeoutMs: timeout });
-  try {
+  const snapshotOptions = { connections: options.connections ?? 3, statementTimeoutMs: timeout };
+  return withCheckSnapshot(options.url, snapshotOptions, async (snapshot) => {
     const catalog = await readCatalog(snapshot.leader.client, {
       ...(options.schemas?.length ? { schemas: options.schemas } : {}),
       excludeSchemas: [ledgerSchema, keepSchema],
@@ -104,21 +104,20 @@ async function checkDatabase(
           : undefined;
     const ran = active.filter((r) => r.rule.kind !== 'probe' || !probeSkipped);
     const wanted = new Map(probeRules.map((r) => [r.rule.name, r.level]));
-    // The parsers (WebAssembly modules, the PL/pgSQL one only when there is a body to read)
-    // load while the data rules and the probe run: only the catalog rules need them.
-    const parsers = Promise.all([
-      loadExpressionParser(),
-      access.functions.some((f) => f.dependsOn.length === 0) ? loadBodyParsers() : undefined,
-    ]);
-    // The probe (its own session, round trips more than work) runs beside the data rules' scans.
-    const [data, probed] = await Promise.all([
-      snapshot.run(dataQueries(scope, active)),
+    // The server scans for the data rules; the probe (its own session, round trips more than work) runs beside them.
+    const data = snapshot.run(dataQueries(scope, active));
+    const probe =
       options.as && !probeSkipped
         ? probeIsolation(options.url, scope, options.as, timeout, { largeTableRows, rules: [...wanted.keys()] })
-        : [],
-      parsers,
-    ]);
-    const findings = [...catalogFindings(scope, active), ...data];
+        : Promise.resolve([]);
+    // Meanwhile the catalog rules: the parsers they need (WebAssembly, each a few hundred ms to load) load once
+    // every scan is under way, so loading them delays no query.
+    const fromCatalog = data.started.then(async () => {
+      await loadParsers(parsersNeeded(scope, active));
+      return catalogFindings(scope, active);
+    });
+    const [found, fromData, probed] = await Promise.all([fromCatalog, data.findings, probe]);
+    const findings = [...found, ...fromData];
     for (const f of probed) {
       const level = wanted.get(f.rule);
       if (level) findings.push({ ...f, level });
@@ -135,9 +134,12 @@ async function checkDatabase(
       ...(probeSkipped ? { probeSkipped } : {}),
       ok: !fails(sorted, Boolean(options.strict)),
     };
-  } finally {
-    await snapshot.close();
-  }
+  });
+}
+
+/** Loads the parsers named (each once per process). */
+async function loadParsers(needed: Set<Parser>): Promise<void> {
+  await Promise.all([needed.has('expression') ? loadExpressionParser() : undefined, needed.has('body') ? loadBodyParsers() : undefined]);
 }
 
 /** `--fixture FILE`: the file loaded into a new database of a throwaway PostgreSQL, checked, and the server gone. */

@@ -20,7 +20,7 @@ export function beginStatement(options: TransactionOptions = {}): string {
     .join(' ');
 }
 
-export async function withTransaction<T>(client: pg.Client, options: TransactionOptions, fn: () => Promise<T>): Promise<T> {
+export async function withTransaction<T>(client: pg.ClientBase, options: TransactionOptions, fn: () => Promise<T>): Promise<T> {
   await client.query(beginStatement(options));
   let result: T;
   try {

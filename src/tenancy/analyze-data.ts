@@ -10,6 +10,7 @@
 import pg from 'pg';
 import { ExitCode, TenantifyError } from '../errors.js';
 import { clientTypes } from '../db/connection.js';
+import { withTransaction } from '../db/transaction.js';
 import { quoteIdent, quoteQualified } from './sql-text.js';
 import type { Catalog, CatalogTable, ConsistencyEdge, Hop, TableAnalysis, TableName, TenancyAnalysis } from './types.js';
 
@@ -310,22 +311,21 @@ export async function runCounts(url: string | undefined, queries: CountQuery[], 
   const worker = async (): Promise<void> => {
     const client = await pool.connect();
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      if (options.snapshot) await client.query(`SET TRANSACTION SNAPSHOT '${options.snapshot.replace(/'/g, "''")}'`);
-      await client.query(`SET LOCAL statement_timeout = ${Math.max(0, Math.round(options.statementTimeoutMs))}`);
-      for (let query = queue.shift(); query; query = queue.shift()) {
-        running.add(query.label);
-        progress();
-        const n = await count(client, query, options.statementTimeoutMs);
-        if (query.kind === 'unresolved') result.unresolved.set(query.table, n);
-        else result.conflicts.set(conflictKey(query.table, query.constraint as string), n);
-        running.delete(query.label);
-        done++;
-        progress();
-      }
-      await client.query('COMMIT');
+      await withTransaction(client, { isolation: 'repeatable read', readOnly: true }, async () => {
+        if (options.snapshot) await client.query(`SET TRANSACTION SNAPSHOT '${options.snapshot.replace(/'/g, "''")}'`);
+        await client.query(`SET LOCAL statement_timeout = ${Math.max(0, Math.round(options.statementTimeoutMs))}`);
+        for (let query = queue.shift(); query; query = queue.shift()) {
+          running.add(query.label);
+          progress();
+          const n = await count(client, query, options.statementTimeoutMs);
+          if (query.kind === 'unresolved') result.unresolved.set(query.table, n);
+          else result.conflicts.set(conflictKey(query.table, query.constraint as string), n);
+          running.delete(query.label);
+          done++;
+          progress();
+        }
+      });
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
       queue.length = 0;
       throw error;
     } finally {

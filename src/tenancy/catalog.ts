@@ -201,10 +201,13 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
       ORDER BY n.nspname, v.relname`,
     [schemas],
   );
-  const version = await client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
-  const extensions = await client.query<{ name: string }>('SELECT extname AS name FROM pg_extension ORDER BY extname');
+  const server = (
+    await client.query<{ version: number; extensions: string[] }>(
+      `SELECT current_setting('server_version_num')::int AS version, array(SELECT extname FROM pg_extension ORDER BY extname)::text[] AS extensions`,
+    )
+  ).rows[0] as { version: number; extensions: string[] };
   // Citus's metadata, only where the extension is: pg_dist_partition does not exist elsewhere.
-  const distributed = extensions.rows.some((r) => r.name === 'citus')
+  const distributed = server.extensions.includes('citus')
     ? await client.query<{ oid: number; method: string; repmodel: string; column: string | null; colocation: number }>(
         `SELECT p.logicalrelid::oid::int AS oid, p.partmethod::text AS method, p.repmodel::text AS repmodel,
                 CASE WHEN p.partkey IS NULL THEN NULL ELSE column_to_column_name(p.logicalrelid, p.partkey) END AS column,
@@ -367,7 +370,7 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
   return {
     tables: [...byOid.values()].sort((a, b) => compareNames(a.name, b.name)),
     schemas,
-    extensions: extensions.rows.map((r) => r.name),
+    extensions: server.extensions,
     views: views.rows.map(
       (r) =>
         ({
@@ -379,7 +382,7 @@ export async function readCatalog(client: pg.ClientBase, options: ReadCatalogOpt
           reads: r.reads.sort(compareNames),
         }) satisfies CatalogView,
     ),
-    serverVersion: version.rows[0]?.v ?? 150000,
+    serverVersion: server.version,
   };
 }
 

@@ -18,6 +18,7 @@
  * policy; a VOLATILE function in a policy runs once per row.
  */
 import { connect, type Session } from '../db/connection.js';
+import { withTransaction } from '../db/transaction.js';
 import { UsageError } from '../errors.js';
 import { tenantReads } from './access.js';
 import type { CheckScope, ScopedTable } from './check-scope.js';
@@ -51,10 +52,12 @@ export async function probeIsolation(
 ): Promise<ProbeFinding[]> {
   // A fresh session: the setting has never been set in it, so "unset" means unset
   // (once set_config() ran, even rolled back, current_setting(s, true) is '' and not NULL).
+  const facts = roleFacts(scope, role);
   const session = await connect(url, 'tenancy check probe');
   const wanted = (rule: ProbeFinding['rule']): boolean => !options.rules || options.rules.includes(rule);
+  // Tenants A and B of each table, read once for the reads, the writes and the policies' cost.
+  const tenantsOf = memoized((table: ScopedTable) => pickTenants(session, scope, table));
   try {
-    const facts = await roleFacts(session, role);
     const findings: ProbeFinding[] = [];
     const tables = scope.tables.filter((t) => t.hasKey);
     const relations = readableRelations(scope, role);
@@ -67,27 +70,24 @@ export async function probeIsolation(
     }
     if (wanted('probe-read-leak') || wanted('probe-write-leak')) {
       for (const table of tables)
-        findings.push(...(await probeTenant(session, scope, table, role, facts, statementTimeoutMs, wanted('probe-write-leak'))));
+        findings.push(
+          ...(await probeTenant(session, scope, table, tenantsOf, role, facts, statementTimeoutMs, wanted('probe-write-leak'))),
+        );
     }
     if (wanted('rls-policy-cost'))
-      findings.push(...(await policyCost(session, scope, tables, role, options.largeTableRows, statementTimeoutMs)));
+      findings.push(...(await policyCost(session, scope, tables, tenantsOf, role, options.largeTableRows, statementTimeoutMs)));
     return findings;
   } finally {
     await session.close();
   }
 }
 
-async function roleFacts(session: Session, role: string): Promise<RoleFacts> {
-  const rows = (
-    await session.client.query<{ bypass: boolean; superuser: boolean }>(
-      'SELECT rolbypassrls AS bypass, rolsuper AS superuser FROM pg_roles WHERE rolname = $1',
-      [role],
-    )
-  ).rows;
-  const row = rows[0];
+/** The role as the catalog read in the check's snapshot has it (scope.access.roles). */
+function roleFacts(scope: CheckScope, role: string): RoleFacts {
+  const row = scope.access.roles.find((r) => r.name === role);
   if (!row)
     throw new UsageError(`--as ${role}: no such role`, { code: 'role-not-found', hint: 'name the role the application connects as' });
-  return { bypassRls: row.bypass, superuser: row.superuser };
+  return { bypassRls: row.bypassRls, superuser: row.superuser };
 }
 
 /** Why ROLE may see past the policies of this table, for the finding's detail. */
@@ -107,10 +107,9 @@ async function bypassNote(session: Session, table: ScopedTable, role: string, fa
 }
 
 /** BEGIN; SET LOCAL ROLE; fn; ROLLBACK, always. */
-async function asRole<T>(session: Session, role: string, statementTimeoutMs: number, fn: () => Promise<T>): Promise<T> {
+function asRole<T>(session: Session, role: string, statementTimeoutMs: number, fn: () => Promise<T>): Promise<T> {
   const c = session.client;
-  await c.query('BEGIN');
-  try {
+  return withTransaction(c, { rollback: true }, async () => {
     await c.query(`SET LOCAL statement_timeout = ${Math.max(0, Math.round(statementTimeoutMs))}`);
     try {
       await c.query(`SET LOCAL ROLE ${quoteIdent(role)}`);
@@ -120,10 +119,8 @@ async function asRole<T>(session: Session, role: string, statementTimeoutMs: num
         hint: 'connect as a member of that role (or a superuser) to probe as it',
       });
     }
-    return await fn();
-  } finally {
-    await c.query('ROLLBACK').catch(() => {});
-  }
+    return fn();
+  });
 }
 
 /** Runs one step under a savepoint: its result, or undefined when the database refused it (`refused` gets the error). */
@@ -187,12 +184,13 @@ async function probeTenant(
   session: Session,
   scope: CheckScope,
   table: ScopedTable,
+  tenantsOf: TenantsOf,
   role: string,
   facts: RoleFacts,
   timeout: number,
   writes = true,
 ): Promise<ProbeFinding[]> {
-  const tenants = await pickTenants(session, scope, table);
+  const tenants = await tenantsOf(table);
   const setting = scope.analysis.setting;
   const key = `t.${quoteIdent(table.key)}`;
   const found: ProbeFinding[] = [];
@@ -228,13 +226,25 @@ async function probeTenant(
   return findings.map((f) => ({ ...f, detail: `${f.detail}${note}` }));
 }
 
+type Tenants = { a: string; b: string | null } | null;
+type TenantsOf = (table: ScopedTable) => Promise<Tenants>;
+
+function memoized(fn: TenantsOf): TenantsOf {
+  const known = new Map<string, Promise<Tenants>>();
+  return (table) => {
+    let tenants = known.get(table.name);
+    if (!tenants) known.set(table.name, (tenants = fn(table)));
+    return tenants;
+  };
+}
+
 /**
  * Tenant A: one whose rows the table holds; B: another (of the table, else of the tenants
  * table). Read as the connecting user, through the key's index (the first and last key);
  * null when the table is empty, or when that user cannot read it (row level security
  * forced on its owner: connect as a role with BYPASSRLS to probe it).
  */
-async function pickTenants(session: Session, scope: CheckScope, table: ScopedTable): Promise<{ a: string; b: string | null } | null> {
+async function pickTenants(session: Session, scope: CheckScope, table: ScopedTable): Promise<Tenants> {
   const key = quoteIdent(table.key);
   const end = async (order: 'ASC' | 'DESC'): Promise<string | undefined> =>
     (
@@ -477,6 +487,7 @@ async function policyCost(
   session: Session,
   scope: CheckScope,
   tables: ScopedTable[],
+  tenantsOf: TenantsOf,
   role: string,
   largeTableRows: number,
   timeout: number,
@@ -506,7 +517,7 @@ async function policyCost(
       });
     }
     if (table.catalog.estimatedRows <= largeTableRows) continue;
-    const tenants = await pickTenants(session, scope, table);
+    const tenants = await tenantsOf(table);
     if (!tenants) continue;
     const scanned = await asRole(session, role, timeout, async () => {
       await session.client.query('SELECT set_config($1, $2, true)', [setting, tenants.a]);

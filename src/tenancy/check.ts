@@ -6,7 +6,7 @@
 import { UsageError } from '../errors.js';
 import type { CheckScope } from './check-scope.js';
 import { rules } from './rules/index.js';
-import type { DataQuery, Finding, Level, Rule } from './rules/types.js';
+import type { DataQuery, Finding, Level, Parser, Rule } from './rules/types.js';
 import type { Catalog, TenancyAnalysis } from './types.js';
 
 export interface ActiveRule {
@@ -41,14 +41,24 @@ export function catalogFindings(scope: CheckScope, active: ActiveRule[]): Findin
   );
 }
 
+/** The parsers the active catalog rules need on this scope (none on a schema without policies or functions to read). */
+export function parsersNeeded(scope: CheckScope, active: ActiveRule[]): Set<Parser> {
+  return new Set(active.flatMap(({ rule }) => (rule.kind === 'catalog' ? (rule.parses?.(scope) ?? []) : [])));
+}
+
 export interface PlannedQuery extends DataQuery {
   rule: string;
   level: Level;
+  /** The estimated rows of the table it reads: the runner starts the biggest first. */
+  weight: number;
 }
 
 export function dataQueries(scope: CheckScope, active: ActiveRule[]): PlannedQuery[] {
+  const rows = new Map(scope.catalog.tables.map((t) => [t.name, t.estimatedRows]));
   return active.flatMap(({ rule, level }) =>
-    rule.kind === 'data' ? rule.queries(scope).map((q) => ({ ...q, rule: rule.name, level: q.level ?? level })) : [],
+    rule.kind === 'data'
+      ? rule.queries(scope).map((q) => ({ ...q, rule: rule.name, level: q.level ?? level, weight: rows.get(q.table) ?? 0 }))
+      : [],
   );
 }
 

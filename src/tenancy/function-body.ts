@@ -5,26 +5,15 @@
  * Dynamic SQL (`EXECUTE`) cannot be read: it is reported as such. SQL-standard bodies
  * (`BEGIN ATOMIC`) need none of this: PostgreSQL records what they read in pg_depend.
  *
- * Pure once the parsers are loaded (`loadBodyParsers()`, one WebAssembly module:
- * @libpg-query/parser, the build of libpg_query that carries the PL/pgSQL parser).
+ * Pure once the parser is loaded (`loadBodyParsers()`: pg-parser.ts).
  */
-import { runtimeImport } from '../runtime-import.js';
+import { loadedPgParser, loadPgParser, type PgParser } from './pg-parser.js';
 import type { TableName } from './types.js';
 
 type Node = Record<string, unknown>;
 
-interface Parsers {
-  parseSync(sql: string): unknown;
-  parsePlPgSQLSync(sql: string): unknown;
-}
-
-let parsers: Parsers | undefined;
-
 export async function loadBodyParsers(): Promise<void> {
-  if (parsers) return;
-  const mod = await runtimeImport('@libpg-query/parser', () => import('@libpg-query/parser'));
-  await mod.loadModule();
-  parsers = mod as unknown as Parsers;
+  await loadPgParser();
 }
 
 export interface BodyReads {
@@ -41,7 +30,7 @@ export interface BodyReads {
  * whole CREATE FUNCTION); `source` is prosrc (a SQL body is parsed from it).
  */
 export function bodyReads(language: string, source: string, definition: string): BodyReads {
-  if (!parsers) throw new Error('loadBodyParsers() must be awaited before function bodies are read');
+  const parsers = loadedPgParser('loadBodyParsers');
   try {
     if (language === 'sql') return { names: relationsIn(parsers.parseSync(source)), dynamic: false };
     if (language === 'plpgsql') return plpgsqlReads(parsers, definition);
@@ -51,7 +40,7 @@ export function bodyReads(language: string, source: string, definition: string):
   return { names: [], dynamic: false, unreadable: `a body in ${language} cannot be read` };
 }
 
-function plpgsqlReads(p: Parsers, definition: string): BodyReads {
+function plpgsqlReads(p: PgParser, definition: string): BodyReads {
   const tree = p.parsePlPgSQLSync(definition);
   const names: BodyReads['names'] = [];
   let dynamic = false;

@@ -1,6 +1,6 @@
 /**
  * What a row level security expression admits, read from PostgreSQL's own parse tree
- * (libpg-query) of the text `pg_get_expr()` gives, never from regular expressions: a
+ * (pg-parser.ts) of the text `pg_get_expr()` gives, never from regular expressions: a
  * policy written `organization_id::text = current_setting('app.tenant_id', true)` and one
  * written `(current_setting('app.tenant_id'))::int = organization_id` say the same thing.
  *
@@ -16,19 +16,17 @@
  * - is it **always true**? `true`, `1 = 1`, `NOT false`, an OR with an always-true branch,
  *   an AND of always-true conjuncts: any constant expression that evaluates to true.
  */
-import { runtimeImport } from '../runtime-import.js';
+import { loadedPgParser, loadPgParser } from './pg-parser.js';
 
 type Node = Record<string, unknown>;
 type ParseSync = (sql: string) => { stmts?: { stmt: Node }[] };
 
-let parser: ParseSync | undefined;
-
 export async function loadExpressionParser(): Promise<void> {
-  if (parser) return;
-  // No V8 flag here: the command line sets --liftoff-only before the bundle runs (src/cli/code-cache.ts); a library leaves process-wide settings to the application.
-  const mod = await runtimeImport('libpg-query', () => import('libpg-query'));
-  await mod.loadModule();
-  parser = mod.parseSync as ParseSync;
+  await loadPgParser();
+}
+
+function loadedParser(): ParseSync {
+  return loadedPgParser('loadExpressionParser').parseSync as ParseSync;
 }
 
 export interface ExpressionVerdict {
@@ -49,8 +47,7 @@ export interface KeyComparison {
 
 /** Parses one expression (as `SELECT <expr>`); throws when the text does not parse. */
 export function parseExpression(text: string): Node {
-  if (!parser) throw new Error('loadExpressionParser() must be awaited before expressions are parsed');
-  const tree = parser(`SELECT ${text}`);
+  const tree = loadedParser()(`SELECT ${text}`);
   const select = tree.stmts?.[0]?.stmt['SelectStmt'] as { targetList?: { ResTarget: { val: Node } }[] } | undefined;
   const value = select?.targetList?.[0]?.ResTarget.val;
   if (!value || (select?.targetList?.length ?? 0) !== 1) throw new Error(`not one expression: ${text}`);
@@ -76,6 +73,7 @@ export function judgeExpression(text: string, compare: KeyComparison): Expressio
 export function isNotNullCheck(definition: string, column: string): boolean {
   const body = /^\s*CHECK\s*([\s\S]*?)(\s+NOT\s+VALID)?\s*$/i.exec(definition)?.[1];
   if (!body) return false;
+  loadedParser(); // a parser not loaded is a bug, never a definition that does not parse
   let node: Node;
   try {
     node = parseExpression(body);

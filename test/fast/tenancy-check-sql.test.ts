@@ -1,6 +1,7 @@
 /** The data rules' SQL text and the catalog rules, from hand-made catalogs: no database. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { catalogFindings, dataQueries, fails, selectRules, sortFindings } from '../../src/tenancy/check.js';
+import type { Access, AccessFunction } from '../../src/tenancy/access.js';
+import { catalogFindings, dataQueries, fails, parsersNeeded, selectRules, sortFindings } from '../../src/tenancy/check.js';
 import { buildScope } from '../../src/tenancy/check-scope.js';
 import { analyzeTenancy } from '../../src/tenancy/graph.js';
 import { loadExpressionParser } from '../../src/tenancy/policy-expr.js';
@@ -262,5 +263,50 @@ describe('the catalog rules', () => {
     expect(fails([warning], false)).toBe(false);
     expect(fails([warning], true)).toBe(true);
     expect(fails([{ ...warning, level: 'error' }], false)).toBe(true);
+  });
+});
+
+describe('the parsers the catalog rules need, loaded only then', () => {
+  const roles: Access['roles'] = [
+    { name: 'postgres', superuser: true, bypassRls: false },
+    { name: 'app', superuser: false, bypassRls: false },
+  ];
+  const definer = (extra: Partial<AccessFunction> = {}): AccessFunction => ({
+    name: 'public.organization_name(integer)',
+    owner: 'postgres',
+    language: 'plpgsql',
+    source: 'BEGIN RETURN (SELECT name FROM organizations WHERE id = org); END',
+    definition: 'CREATE FUNCTION ...',
+    dependsOn: [],
+    searchPath: null,
+    executors: ['app'],
+    ...extra,
+  });
+  const needed = (c: Catalog, functions: AccessFunction[] = []) => {
+    const analysis = analyzeTenancy(c, model);
+    const access: Access = { roles, relations: [], functions, settingDefaults: [] };
+    return [...parsersNeeded(buildScope(c, analysis, { access, appRole: 'app' }), selectRules(analysis))].sort();
+  };
+  const noPolicies = { policies: [] };
+
+  it('policies to judge: the expression parser; a PL/pgSQL body the app may execute: the body parser', () => {
+    expect(needed(catalog())).toEqual(['expression']);
+    expect(needed(catalog(), [definer()])).toEqual(['body', 'expression']);
+  });
+
+  it('no policy, no check constraint, no body to read: none', () => {
+    const bare = catalog({ accounts: noPolicies, projects: noPolicies, tasks: noPolicies });
+    expect(needed(bare)).toEqual([]);
+    // A SQL-standard body (pg_depend says what it reads), or one the app may not execute, is not parsed.
+    expect(needed(bare, [definer({ dependsOn: ['public.organizations'] }), definer({ executors: ['postgres'] })])).toEqual([]);
+  });
+
+  it('a check constraint that may stand for NOT NULL on a nullable key: the expression parser', () => {
+    const c = catalog({ accounts: noPolicies, projects: noPolicies, tasks: noPolicies });
+    const tasks = c.tables.find((t) => t.name === 'public.tasks') as CatalogTable;
+    const key = tasks.columns.find((col) => col.name === 'organization_id');
+    if (key) key.notNull = false;
+    tasks.checks = [{ name: 'tasks_organization_id_not_null', definition: 'CHECK ((organization_id IS NOT NULL))', validated: true }];
+    expect(needed(c)).toEqual(['expression']);
   });
 });

@@ -6,7 +6,7 @@
 import type { CheckScope } from '../check-scope.js';
 import { judgeExpression, judgePolicy, type KeyComparison, type PolicyFaults } from '../policy-expr.js';
 import type { CatalogPolicy } from '../types.js';
-import { keyed, whenRls, type CatalogRule, type RuleFinding } from './types.js';
+import { keyed, whenRls, type CatalogRule, type Parser, type RuleFinding } from './types.js';
 
 /**
  * Restrictive policies are judged with the permissive ones: PostgreSQL admits a row when
@@ -38,6 +38,9 @@ function policyFindings(scope: CheckScope, fault: keyof PolicyFaults): RuleFindi
   });
 }
 
+/** The policies' expressions are parsed: only on a scope with policies. */
+const parsesPolicies = (scope: CheckScope): Parser[] => (keyed(scope).some((t) => t.catalog.policies.length > 0) ? ['expression'] : []);
+
 export const policyIgnoresTenantKey: CatalogRule = {
   kind: 'catalog',
   name: 'policy-ignores-tenant-key',
@@ -45,6 +48,7 @@ export const policyIgnoresTenantKey: CatalogRule = {
   fix: "USING (key = current_setting('<setting>')::<type>): every OR branch must compare the key too",
   level: whenRls,
   check: (scope) => policyFindings(scope, 'ignoresKey'),
+  parses: parsesPolicies,
 };
 
 export const policyAlwaysTrue: CatalogRule = {
@@ -54,6 +58,7 @@ export const policyAlwaysTrue: CatalogRule = {
   fix: 'drop the policy, or make it compare the key with the setting',
   level: whenRls,
   check: (scope) => policyFindings(scope, 'alwaysTrue'),
+  parses: parsesPolicies,
 };
 
 export const policyMissingWithCheck: CatalogRule = {
@@ -63,4 +68,5 @@ export const policyMissingWithCheck: CatalogRule = {
   fix: "WITH CHECK (key = current_setting('<setting>')::<type>)",
   level: whenRls,
   check: (scope) => policyFindings(scope, 'writesThrough'),
+  parses: parsesPolicies,
 };

@@ -43,4 +43,9 @@ export const securityDefinerReadsTenants: CatalogRule = {
       if (leaks.length === 0) return [];
       return [{ table: f.name, detail: `executable by ${executors.join(', ')}; ${leaks.join('; ')}`, rows: null, sample: [] }];
     }),
+  // A body is parsed only for a function the app may execute whose reads pg_depend does not record.
+  parses: (scope) =>
+    scope.access.functions.some((f) => f.dependsOn.length === 0 && appReaders(scope.access, f.executors, f.owner, scope.appRole).length > 0)
+      ? ['body']
+      : [],
 };

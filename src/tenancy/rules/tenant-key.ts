@@ -1,6 +1,13 @@
 /** The key column itself: there, NOT NULL, indexed. */
 import { isNotNullCheck } from '../policy-expr.js';
+import type { CheckScope } from '../check-scope.js';
 import { always, keyed, withKeyColumn, type CatalogRule } from './types.js';
+
+/** Tables whose key column may hold NULL as far as the column says; a check constraint may still forbid it. */
+const nullableColumns = (scope: CheckScope) =>
+  withKeyColumn(scope)
+    .filter((t) => t.unresolved !== 'keep')
+    .filter((t) => !t.catalog.columns.find((c) => c.name === t.key)?.notNull);
 
 export const tenantKeyMissing: CatalogRule = {
   kind: 'catalog',
@@ -19,9 +26,7 @@ export const tenantKeyNullable: CatalogRule = {
   fix: 'ALTER TABLE ... ADD CHECK (key IS NOT NULL) NOT VALID; VALIDATE it; then SET NOT NULL (no long lock) and drop the check',
   level: always('error'),
   check: (scope) =>
-    withKeyColumn(scope)
-      .filter((t) => t.unresolved !== 'keep')
-      .filter((t) => !t.catalog.columns.find((c) => c.name === t.key)?.notNull)
+    nullableColumns(scope)
       .filter((t) => !t.catalog.checks.some((c) => c.validated && isNotNullCheck(c.definition, t.key)))
       .map((t) => {
         const unvalidated = t.catalog.checks.find((c) => !c.validated && isNotNullCheck(c.definition, t.key));
@@ -32,6 +37,8 @@ export const tenantKeyNullable: CatalogRule = {
           sample: [],
         };
       }),
+  // A check constraint's definition is parsed (`CHECK (key IS NOT NULL)`): only where one may stand for NOT NULL.
+  parses: (scope) => (nullableColumns(scope).some((t) => t.catalog.checks.length > 0) ? ['expression'] : []),
 };
 
 export const tenantKeyUnindexed: CatalogRule = {

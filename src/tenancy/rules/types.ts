@@ -37,9 +37,14 @@ interface RuleBase {
   level(analysis: TenancyAnalysis, catalog?: Catalog): Level | null;
 }
 
+/** A parser a catalog rule may need (WebAssembly, loaded only when needed): policy expressions, or function bodies. */
+export type Parser = 'expression' | 'body';
+
 export interface CatalogRule extends RuleBase {
   kind: 'catalog';
   check(scope: CheckScope): RuleFinding[];
+  /** The parsers `check` needs on this scope, loaded before it runs; none when omitted. */
+  parses?(scope: CheckScope): Parser[];
 }
 
 /**
