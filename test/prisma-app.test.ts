@@ -50,7 +50,7 @@ describe('a Prisma app: tenancy scaffold --prisma, apply, rollback', () => {
     scaffoldOut = JSON.parse(scaffold.stdout) as typeof scaffoldOut;
     const apply = await runCli(['apply', '-d', db.url, '--dir', planDir]);
     expect(apply.code, apply.stderr).toBe(0);
-  });
+  }, 300_000);
 
   it('edits schema.prisma in place: the key fields, relations and indexes added, every other line as it was', () => {
     const schema = readFileSync(join(app.dir, 'schema.prisma'), 'utf8');
@@ -90,7 +90,7 @@ describe('a Prisma app: tenancy scaffold --prisma, apply, rollback', () => {
       ['--to-schema-datamodel', join(app.dir, 'schema.prisma')],
     );
     expect(fromPulled.code, fromPulled.stdout + fromPulled.stderr).toBe(0);
-  });
+  }, 300_000); // five Prisma CLI starts, four at once
 
   it('builds the same schema in a fresh database with prisma migrate deploy alone', async () => {
     const fresh = dropped(await freshDatabase('prismafresh'));

@@ -102,3 +102,8 @@ export async function dbPull(project: PrismaProject): Promise<string> {
   const start = stdout.search(/^(generator|datasource) /m);
   return start < 0 ? stdout : stdout.slice(start);
 }
+
+/** `prisma migrate resolve --applied NAME`: a migration marked applied without running it (baselining a legacy database). */
+export function migrateResolveApplied(project: PrismaProject, migration: string): Promise<PrismaResult> {
+  return ok(project, ['migrate', 'resolve', '--applied', migration]);
+}

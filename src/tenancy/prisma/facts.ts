@@ -2,6 +2,7 @@
 import { keyNames } from '../scaffold/plan.js';
 import { bare, ScaffoldModel, type ScaffoldOptions } from '../scaffold/model.js';
 import type { ScaffoldUnit } from '../scaffold/plan.js';
+import { quoteIdent } from '../sql-text.js';
 import type { Catalog, TenancyAnalysis } from '../types.js';
 import type { TenancyFacts } from './tenancy-edits.js';
 
@@ -22,8 +23,12 @@ export function tenancyFacts(analysis: TenancyAnalysis, catalog: Catalog, option
         addsKey: t.addsKey,
         // The plan leaves the key nullable where unresolved rows are kept (scaffold/plan.ts, step 5).
         optional: t.analysis.unresolvedPolicy === 'keep' && !t.isOwner,
-        foreignKey: written.includes(`ADD CONSTRAINT ${names.fk} `) ? names.fk : undefined,
-        index: new RegExp(`INDEX (CONCURRENTLY )?(IF NOT EXISTS )?${names.index} `).test(written) ? names.index : undefined,
+        foreignKey: written.includes(`ADD CONSTRAINT ${quoteIdent(names.fk)} `) ? names.fk : undefined,
+        index: [`INDEX CONCURRENTLY IF NOT EXISTS ${quoteIdent(names.index)} `, `INDEX IF NOT EXISTS ${quoteIdent(names.index)} `].some(
+          (s) => written.includes(s),
+        )
+          ? names.index
+          : undefined,
       };
     }),
   };

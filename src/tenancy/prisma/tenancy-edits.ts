@@ -103,18 +103,23 @@ export function tenancyEdits(models: PrismaModel[], facts: TenancyFacts): Schema
 
   const unmapped: string[] = [];
   for (const k of facts.keyed) {
-    if (!k.addsKey) continue;
     const model = byTable(k.table);
+    const existing = model?.fields.find((f) => f.column === k.keyColumn);
+    if (!k.addsKey && !k.foreignKey && !k.index) continue;
     if (!model) {
       unmapped.push(k.table);
       continue;
     }
     const edit = editOf(model.name);
-    const key = freeName(model.name, fieldName(k.keyColumn));
     const optional = k.optional ? '?' : '';
-    edit.fields.push(
-      `${key} ${tenantsId.type}${optional}${mapped(key, k.keyColumn)}${tenantsId.nativeType ? ` ${tenantsId.nativeType}` : ''}`,
-    );
+    let key: string;
+    if (existing) key = existing.name;
+    else {
+      key = freeName(model.name, fieldName(k.keyColumn));
+      edit.fields.push(
+        `${key} ${tenantsId.type}${optional}${mapped(key, k.keyColumn)}${tenantsId.nativeType ? ` ${tenantsId.nativeType}` : ''}`,
+      );
+    }
     if (k.foreignKey) {
       // A second relation between the same two models needs a name on both sides.
       const ambiguous = model.fields.some((f) => f.type === tenantsName);
