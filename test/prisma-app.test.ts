@@ -1,7 +1,8 @@
 /**
  * A Prisma-managed legacy app (fixtures/prisma-app: PascalCase models, camelCase fields
  * `@map`ped, an `@@index`, a unique, relations, data), built by `prisma migrate deploy` as
- * its team builds it, then `tenancy scaffold --prisma` and `apply`. Real Prisma (6.19, its
+ * its team builds it, then `tenancy scaffold --composite --prisma` and `apply` (the seeds,
+ * test/prisma-seeds.test.ts, take the plain plan). Real Prisma (6.19, its
  * WebAssembly schema engine, test/support/prisma.ts) judges the result: the schema is
  * valid, the history up to date, the migrations build exactly schema.prisma, schema.prisma
  * is what `db pull` reads from the upgraded database, and a fresh database built by
@@ -45,7 +46,7 @@ describe('a Prisma app: tenancy scaffold --prisma, apply, rollback', () => {
 
     planDir = mkdtempSync(join(tmpdir(), 'prisma-plan-'));
     writeFileSync(join(planDir, 'tenantify.config.json'), `${JSON.stringify({ tenancy: { owner: 'users' } }, null, 2)}\n`);
-    const scaffold = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', planDir, '--prisma', dir, '--json']);
+    const scaffold = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', planDir, '--composite', '--prisma', dir, '--json']);
     expect(scaffold.code, scaffold.stderr).toBe(0);
     scaffoldOut = JSON.parse(scaffold.stdout) as typeof scaffoldOut;
     const apply = await runCli(['apply', '-d', db.url, '--dir', planDir]);
@@ -68,7 +69,10 @@ describe('a Prisma app: tenancy scaffold --prisma, apply, rollback', () => {
     expect(schema).toMatch(/^model Organization \{$/m);
     expect(schema).toContain('@@map("organizations")');
     expect(schema.match(/@@index\(\[organizationId\]\)/g)).toHaveLength(3);
-    expect(schema).toContain('doneAt         DateTime?    @map("done_at") // still open while NULL');
+    // --composite: unique (key, id) on the referenced models, the tenant-wide foreign keys as named relations.
+    expect(schema.match(/@@unique\(\[organizationId, id\]\)/g)).toHaveLength(2);
+    expect(schema).toMatch(/@relation\("TaskProjectTenant", fields: \[organizationId, projectId\], references: \[organizationId, id\]/);
+    expect(schema).toMatch(/^ {2}doneAt +DateTime\? +@map\("done_at"\) \/\/ still open while NULL$/m);
   });
 
   it('satisfies Prisma: valid, up to date, migrations = schema.prisma = db pull', async () => {

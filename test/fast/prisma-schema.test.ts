@@ -180,6 +180,34 @@ describe('tenancyEdits', () => {
   });
 });
 
+describe('tenancyEdits under --composite', () => {
+  it('a unique (key, id) on the referenced model and each tenant-wide foreign key as a named relation beside the legacy one', () => {
+    const plan = tenancyEdits(
+      readModels(camelSchema),
+      facts({
+        uniques: [{ table: 'users', name: 'users_organization_id_id_key', columns: ['organization_id', 'id'] }],
+        compositeForeignKeys: [
+          {
+            table: 'projects',
+            name: 'projects_organization_id_owner_id_fkey',
+            columns: ['organization_id', 'owner_id'],
+            references: 'users',
+            referencedColumns: ['organization_id', 'id'],
+            onUpdateCascade: true,
+          },
+        ],
+      }),
+    );
+    const user = plan.edits.find((e) => e.model === 'User');
+    const project = plan.edits.find((e) => e.model === 'Project');
+    expect(user?.attributes).toEqual(['@@index([organizationId])', '@@unique([organizationId, id])']);
+    expect(user?.fields.at(-1)).toBe('projectsInTenant Project[] @relation("ProjectOwnerTenant")');
+    expect(project?.fields.at(-1)).toBe(
+      'ownerInTenant User @relation("ProjectOwnerTenant", fields: [organizationId, ownerId], references: [organizationId, id], onDelete: NoAction, onUpdate: Cascade)',
+    );
+  });
+});
+
 describe('editSchema and formatTouched', () => {
   it('adds lines inside the models and the new model at the end; the rest byte for byte; only touched models take the formatted layout', () => {
     const plan = tenancyEdits(readModels(camelSchema), facts());

@@ -17,6 +17,8 @@ export interface PrismaField {
   /** `@db.Uuid`-like native type attribute, when the field has one. */
   nativeType: string | undefined;
   isId: boolean;
+  /** The field's attributes as written (`@id @default(...)`). */
+  attributes: string;
   line: number;
 }
 
@@ -66,6 +68,7 @@ export function readModels(text: string): PrismaModel[] {
         column: mapAttr.exec(attrs)?.[1] ?? (field[1] as string),
         nativeType: /@db\.\w+(\([^)]*\))?/.exec(attrs)?.[0],
         isId: /@id\b/.test(attrs),
+        attributes: attrs.trim(),
         line: i,
       });
     }

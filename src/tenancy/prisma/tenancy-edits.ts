@@ -38,6 +38,17 @@ export interface TenancyFacts {
   ownerTable: string;
   legacyColumn: string;
   keyed: KeyedTableFacts[];
+  /** --composite: unique (key, id) constraints the plan adds. */
+  uniques?: { table: string; name: string; columns: string[] }[];
+  /** --composite: foreign keys that include the key, beside the legacy ones. */
+  compositeForeignKeys?: {
+    table: string;
+    name: string;
+    columns: string[];
+    references: string;
+    referencedColumns: string[];
+    onUpdateCascade: boolean;
+  }[];
 }
 
 export interface SchemaEdits {
@@ -102,6 +113,8 @@ export function tenancyEdits(models: PrismaModel[], facts: TenancyFacts): Schema
   }
 
   const unmapped: string[] = [];
+  /** The key's field per model, as added here. */
+  const keyFields = new Map<string, string>();
   for (const k of facts.keyed) {
     const model = byTable(k.table);
     const existing = model?.fields.find((f) => f.column === k.keyColumn);
@@ -120,6 +133,7 @@ export function tenancyEdits(models: PrismaModel[], facts: TenancyFacts): Schema
         `${key} ${tenantsId.type}${optional}${mapped(key, k.keyColumn)}${tenantsId.nativeType ? ` ${tenantsId.nativeType}` : ''}`,
       );
     }
+    keyFields.set(model.name, key);
     if (k.foreignKey) {
       // A second relation between the same two models needs a name on both sides.
       const ambiguous = model.fields.some((f) => f.type === tenantsName);
@@ -139,6 +153,38 @@ export function tenancyEdits(models: PrismaModel[], facts: TenancyFacts): Schema
       edit.attributes.push(`@@index([${key}]${indexMap})`);
     }
   }
+  // --composite: the unique (key, id) targets, and each foreign key that includes the key as
+  // a named relation beside the legacy one (both go to the same model).
+  const fieldOf = (model: PrismaModel, column: string) => model.fields.find((f) => f.column === column)?.name ?? keyFields.get(model.name);
+  for (const u of facts.uniques ?? []) {
+    const model = byTable(u.table);
+    if (!model) continue;
+    const fields = u.columns.map((c) => fieldOf(model, c));
+    const uniqueMap = u.name === `${u.table}_${u.columns.join('_')}_key` ? '' : `, map: "${u.name}"`;
+    editOf(model.name).attributes.push(`@@unique([${fields.join(', ')}]${uniqueMap})`);
+  }
+  for (const fk of facts.compositeForeignKeys ?? []) {
+    const model = byTable(fk.table);
+    const parent = byTable(fk.references);
+    if (!model || !parent) continue;
+    const legacy = model.fields.find(
+      (f) =>
+        f.type === parent.name &&
+        !f.list &&
+        new RegExp(`fields:\\s*\\[\\s*${fieldOf(model, fk.columns[1] as string)}\\s*\\]`).test(f.attributes),
+    );
+    const base = legacy?.name ?? (camel || pascal ? camelCase(parent.name) : parent.name);
+    const relationName = `"${model.name}${pascalCase(base)}Tenant"`;
+    const relation = freeName(model.name, camel || pascal ? `${base}InTenant` : `${base}_in_tenant`);
+    const fkMap = fk.name === `${fk.table}_${fk.columns.join('_')}_fkey` ? '' : `, map: "${fk.name}"`;
+    const optional = fk.columns.some((c) => model.fields.find((f) => f.column === c)?.optional) ? '?' : '';
+    editOf(model.name).fields.push(
+      `${relation} ${parent.name}${optional} @relation(${relationName}, fields: [${fk.columns.map((c) => fieldOf(model, c)).join(', ')}], references: [${fk.referencedColumns.map((c) => fieldOf(parent, c)).join(', ')}], onDelete: NoAction, onUpdate: ${fk.onUpdateCascade ? 'Cascade' : 'NoAction'}${fkMap})`,
+    );
+    const back = freeName(parent.name, camel || pascal ? `${camelCase(model.table)}InTenant` : `${model.name}_in_tenant`);
+    editOf(parent.name).fields.push(`${back} ${model.name}[] @relation(${relationName})`);
+  }
+
   if (newTenants) newTenants.lines.push('', `@@map("${facts.tenantsTable}")`);
   if (newTenants && newTenants.name === facts.tenantsTable) newTenants.lines.splice(-2, 2);
   const editList = [...edits.values()];
