@@ -112,6 +112,15 @@ describe('a Prisma app: tenancy scaffold --prisma, apply, rollback', () => {
     expect(await prismaHistory(app.url)).toEqual(before.history);
     expect(schemaDump(app.url)).toBe(before.schema);
     expect(await contentFingerprint(app.url)).toEqual(before.content);
+
+    // Scaffolding again finds its units and its migration: the plan and the Prisma folder stay as they are.
+    const schema = readFileSync(join(app.dir, 'schema.prisma'), 'utf8');
+    const migrations = readdirSync(join(app.dir, 'migrations'));
+    const again = await runCli(['tenancy', 'scaffold', '-d', app.url, '--dir', planDir, '--composite', '--prisma', app.dir, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ files: [], prisma: [] });
+    expect(readFileSync(join(app.dir, 'schema.prisma'), 'utf8')).toBe(schema);
+    expect(readdirSync(join(app.dir, 'migrations'))).toEqual(migrations);
   });
 });
 
@@ -141,5 +150,24 @@ describe('tenancy scaffold --prisma refuses a folder it cannot use', () => {
     expect(readdirSync(prismaDir)).toEqual(schema ? ['schema.prisma'] : []);
     if (schema) expect(readFileSync(join(prismaDir, 'schema.prisma'), 'utf8')).toBe(schema);
     expect(schemaDump(db.url)).toBe(dump);
+  });
+});
+
+describe('tenancy scaffold --prisma on a database never deployed with prisma migrate', () => {
+  const dropped = dropAfterAll();
+
+  it('writes the schema and the migration, and no unit that records it (there is no _prisma_migrations)', async () => {
+    const db = dropped(await freshDatabase('prismanohist'));
+    await query(db.url, readFileSync(join(fixture, 'prisma/migrations/20250301090000_init/migration.sql'), 'utf8'));
+    const dir = mkdtempSync(join(tmpdir(), 'prisma-nohist-'));
+    cpSync(join(fixture, 'prisma'), dir, { recursive: true });
+    const planDir = mkdtempSync(join(tmpdir(), 'prisma-nohist-plan-'));
+    writeFileSync(join(planDir, 'tenantify.config.json'), `${JSON.stringify({ tenancy: { owner: 'users' } })}\n`);
+    const r = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', planDir, '--prisma', dir, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { files: { unit: string }[]; prisma: string[] };
+    expect(out.prisma).toHaveLength(2);
+    expect(out.files.some((f) => f.unit.endsWith('_prisma_record_migration'))).toBe(false);
+    expect(r.stderr).toContain('_prisma_migrations');
   });
 });

@@ -19,7 +19,7 @@ import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
 import { tenancyFacts } from '../tenancy/prisma/facts.js';
 import { keepSchema, scaffoldPlan } from '../tenancy/scaffold/index.js';
 import type { Catalog, TenancyConfig } from '../tenancy/types.js';
-import { writtenName } from '../tenancy/sql-text.js';
+import { tableName, writtenName } from '../tenancy/sql-text.js';
 import { prismaScaffold } from './prisma-scaffold.js';
 import { writeTenancyModel } from './tenancy-analyze.js';
 
@@ -88,7 +88,12 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
   const prisma = options.prisma
     ? await prismaScaffold(options.prisma, tenancyFacts(analysis, catalog, scaffoldOptions, units), units)
     : undefined;
-  if (prisma?.unit) units.push(prisma.unit);
+  const history = catalog.tables.some((t) => t.name === tableName('public', '_prisma_migrations'));
+  if (prisma?.unit && history) units.push(prisma.unit);
+  if (prisma?.unit && !history)
+    options.log?.(
+      'note: the database has no public._prisma_migrations (never deployed with prisma migrate): the migration is written, not recorded',
+    );
   for (const table of prisma?.unmapped ?? [])
     options.log?.(`note: no model of schema.prisma maps to ${table}: its key is left out of schema.prisma`);
 
