@@ -16,9 +16,11 @@ import { readCatalog } from '../tenancy/catalog.js';
 import { analyzeTenancy } from '../tenancy/graph.js';
 import { ensureKeyTypes } from '../tenancy/key-type.js';
 import { tenancyConfigFrom, type TenancyOverrides } from '../tenancy/model.js';
+import { tenancyFacts } from '../tenancy/prisma/facts.js';
 import { keepSchema, scaffoldPlan } from '../tenancy/scaffold/index.js';
 import type { Catalog, TenancyConfig } from '../tenancy/types.js';
-import { writtenName } from '../tenancy/sql-text.js';
+import { tableName, writtenName } from '../tenancy/sql-text.js';
+import { prismaScaffold } from './prisma-scaffold.js';
 import { writeTenancyModel } from './tenancy-analyze.js';
 
 export interface TenancyScaffoldOptions {
@@ -33,6 +35,8 @@ export interface TenancyScaffoldOptions {
   rls: boolean;
   /** Place the tenancy on Citus (implies composite keys). */
   citus?: boolean;
+  /** A Prisma app's folder (schema.prisma, migrations/): kept true to the upgrade (app/prisma-scaffold.ts). */
+  prisma?: string | undefined;
   log?: (line: string) => void;
 }
 
@@ -52,6 +56,8 @@ export interface TenancyScaffoldResult {
   present: { unit: string; file: string }[];
   config: string;
   model: TenancyConfig;
+  /** Files written in the Prisma folder (--prisma): the migration and schema.prisma. */
+  prisma: string[];
 }
 
 export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<TenancyScaffoldResult> {
@@ -66,16 +72,30 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
     : await withSession(options.url, 'tenancy scaffold (read only)', (s) => readCatalog(s.client, readOptions));
   const analysis = analyzeTenancy(catalog, model);
   ensureKeyTypes(analysis, catalog);
-  const units = scaffoldPlan(analysis, catalog, {
+  const scaffoldOptions = {
     composite: options.composite || Boolean(options.citus),
     rls: model.rls ?? false,
     citus: Boolean(options.citus),
-  });
+  };
+  const units = scaffoldPlan(analysis, catalog, scaffoldOptions);
   if (units.length === 0)
     throw new UsageError('nothing to scaffold: every tenant table has its key already', {
       code: 'nothing-to-scaffold',
       hint: 'run `tenantify tenancy check` to see what is left',
     });
+
+  // A Prisma app: its migration is recorded by the plan's last unit; schema and migration written with the plan.
+  const prisma = options.prisma
+    ? await prismaScaffold(options.prisma, tenancyFacts(analysis, catalog, scaffoldOptions, units), units)
+    : undefined;
+  const history = catalog.tables.some((t) => t.name === tableName('public', '_prisma_migrations'));
+  if (prisma?.unit && history) units.push(prisma.unit);
+  if (prisma?.unit && !history)
+    options.log?.(
+      'note: the database has no public._prisma_migrations (never deployed with prisma migrate): the migration is written, not recorded',
+    );
+  for (const table of prisma?.unmapped ?? [])
+    options.log?.(`note: no model of schema.prisma maps to ${table}: its key is left out of schema.prisma`);
 
   // Idempotent: a unit whose name the plan holds already (an earlier scaffold) is not written again.
   const existing = await unitsByName(options.dir);
@@ -116,7 +136,8 @@ export async function tenancyScaffold(options: TenancyScaffoldOptions): Promise<
     rls: model.rls ?? false,
   };
   const configPath = await writeTenancyModel(options.dir, written);
-  return { files, present, config: configPath, model: written };
+  const prismaFiles = prisma ? await prisma.write() : [];
+  return { files, present, config: configPath, model: written, prisma: prismaFiles };
 }
 
 function bareName(name: string): string {

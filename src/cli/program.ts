@@ -174,6 +174,10 @@ export function buildProgram(): Command {
       'then place the tenancy on Citus: primary keys (key, id), reference tables, tables distributed by the key (implies --composite)',
     )
     .option('--fixture <file>', 'read the schema from this SQL file loaded into a throwaway PostgreSQL')
+    .option(
+      '--prisma <dir>',
+      "a Prisma app's folder (schema.prisma, migrations/): edit its schema, add the upgrade's migration, record it when applied",
+    )
     .action(action(() => import('./commands/tenancy-scaffold.js')));
 
   withCommonOptions(tenancy.command('consolidate'))

@@ -13,6 +13,7 @@ interface TenancyScaffoldCliOptions extends CommonOptions {
   composite?: boolean;
   rls?: boolean;
   citus?: boolean;
+  prisma?: string;
 }
 
 export default async function tenancyScaffoldCommand(options: TenancyScaffoldCliOptions): Promise<number> {
@@ -30,10 +31,11 @@ export default async function tenancyScaffoldCommand(options: TenancyScaffoldCli
     composite: Boolean(options.composite),
     rls: Boolean(options.rls),
     citus: Boolean(options.citus),
+    prisma: options.prisma,
     log: (line) => out.log(line),
   });
   if (out.json) {
-    out.result({ files: result.files, present: result.present, config: result.config, tenancy: result.model });
+    out.result({ files: result.files, present: result.present, config: result.config, tenancy: result.model, prisma: result.prisma });
     return ExitCode.ok;
   }
   const width = Math.max(...result.files.map((f) => f.file.length));
@@ -42,6 +44,7 @@ export default async function tenancyScaffoldCommand(options: TenancyScaffoldCli
     result.present.length > 0
       ? `${result.present.length} unit${result.present.length === 1 ? '' : 's'} of the scaffold already in the plan, left as ${result.present.length === 1 ? 'it is' : 'they are'}`
       : '';
+  for (const path of result.prisma) out.line(`${out.style.green('+')} ${path}`);
   if (result.files.length === 0) {
     out.line(`${out.style.green('✔')} nothing to write: ${already}; the model is in ${result.config} under "tenancy".`);
     return ExitCode.ok;

@@ -796,7 +796,7 @@ function setNotNull(t: KeyedTable): [UnitText, UnitText] {
 // Step 6: composite keys
 // ---------------------------------------------------------------------------------------
 
-interface CompositeEdge {
+export interface CompositeEdge {
   from: KeyedTable;
   to: KeyedTable;
   columns: string[];
@@ -811,7 +811,7 @@ interface CompositeEdge {
   places: { table: string; name: string }[];
 }
 
-function compositeEdges(m: ScaffoldModel): CompositeEdge[] {
+export function compositeEdges(m: ScaffoldModel): CompositeEdge[] {
   const edges: CompositeEdge[] = [];
   for (const t of m.keyed) {
     const candidates: { columns: string[]; references: string; referencedColumns: string[]; derivation: boolean; constraint: string }[] = [
@@ -837,7 +837,7 @@ function compositeEdges(m: ScaffoldModel): CompositeEdge[] {
   return edges;
 }
 
-function uniqueName(t: KeyedTable, columns: string[]): string {
+export function uniqueName(t: KeyedTable, columns: string[]): string {
   return pgName(bare(t.name), t.keyColumn, ...columns, 'key');
 }
 

@@ -1,0 +1,72 @@
+/**
+ * The two seed plans whose apps are Prisma apps (seed 000, fixtures/hosts-to-organizations:
+ * `prisma migrate dev`; seed 004, fixtures/organization-modules: Better Auth's Prisma models,
+ * `prisma migrate resolve --rolled-back`). Each fixture's prisma/ folder is what the team
+ * would hold: schema.prisma as `prisma db pull` wrote it from legacy.sql (fields named as
+ * their columns), and a baseline migration `0_init` (pg_dump -s of legacy.sql) marked
+ * applied with `prisma migrate resolve --applied`. Then `tenancy scaffold --prisma` with the
+ * fixture's tenancy model, `apply`, and real Prisma judges the result as for
+ * fixtures/prisma-app (test/prisma-app.test.ts); `rollback --all` restores everything.
+ */
+import { copyFileSync, cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.js';
+import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query } from './support/db.js';
+import { schemaDump } from './support/dump.js';
+import { dbPull, migrateDeploy, migrateDiff, migrateResolveApplied, migrateStatus, validate } from './support/prisma.js';
+
+async function prismaHistory(url: string): Promise<string[]> {
+  const rows = await query<{ row: string }>(url, 'SELECT to_jsonb(m)::text AS row FROM _prisma_migrations m ORDER BY migration_name');
+  return rows.map((r) => r.row);
+}
+
+describe.each(['hosts-to-organizations', 'organization-modules'])('the Prisma seed %s', (name) => {
+  const dropped = dropAfterAll();
+
+  it('scaffold --prisma + apply: Prisma agrees with the upgraded database; rollback --all restores it', async () => {
+    const template = dropped(await fixtureTemplate(`fixtures/${name}/legacy.sql`, 'tplprs'));
+    const db = dropped(await freshDatabase('prseed', template.name));
+    const dir = mkdtempSync(join(tmpdir(), `prisma-${name}-`));
+    cpSync(`fixtures/${name}/prisma`, dir, { recursive: true });
+    const app = { dir, url: db.url };
+    await migrateResolveApplied(app, '0_init');
+    const before = { schema: schemaDump(db.url), history: await prismaHistory(db.url), content: await contentFingerprint(db.url) };
+
+    const plan = mkdtempSync(join(tmpdir(), `prisma-${name}-plan-`));
+    copyFileSync(`fixtures/${name}/scaffold.config.json`, join(plan, 'tenantify.config.json'));
+    const scaffold = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', plan, '--prisma', dir]);
+    expect(scaffold.code, scaffold.stderr).toBe(0);
+    const apply = await runCli(['apply', '-d', db.url, '--dir', plan]);
+    expect(apply.code, apply.stderr).toBe(0);
+
+    const fresh = dropped(await freshDatabase('prseedfresh'));
+    const [valid, status, fromMigrations, pulled] = await Promise.all([
+      validate(app),
+      migrateStatus(app),
+      migrateDiff(app, ['--from-migrations', join(dir, 'migrations')], ['--to-schema-datamodel', join(dir, 'schema.prisma')]),
+      dbPull(app),
+      migrateDeploy({ dir, url: fresh.url }),
+    ]);
+    expect(valid.code, valid.stderr).toBe(0);
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+    expect(status.stdout).toContain('Database schema is up to date');
+    expect(fromMigrations.code, fromMigrations.stdout + fromMigrations.stderr).toBe(0);
+    expect(schemaDump(fresh.url)).toBe(schemaDump(db.url));
+    const pulledDir = mkdtempSync(join(tmpdir(), 'prisma-pulled-'));
+    writeFileSync(join(pulledDir, 'schema.prisma'), pulled);
+    const fromPulled = await migrateDiff(
+      app,
+      ['--from-schema-datamodel', join(pulledDir, 'schema.prisma')],
+      ['--to-schema-datamodel', join(dir, 'schema.prisma')],
+    );
+    expect(fromPulled.code, fromPulled.stdout + fromPulled.stderr).toBe(0);
+
+    const rollback = await runCli(['rollback', '-d', db.url, '--dir', plan, '--all', '--yes']);
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(await prismaHistory(db.url)).toEqual(before.history);
+    expect(schemaDump(db.url)).toBe(before.schema);
+    expect(await contentFingerprint(db.url)).toEqual(before.content);
+  }, 400_000); // six Prisma CLI starts of several seconds each, two of them after a whole apply of the seed's data
+});
