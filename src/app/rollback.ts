@@ -76,7 +76,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
             plan.toRevert.map((e) => e.unit),
             'rollback',
           ),
-          planTriggers(project.units),
+          () => planTriggers(project.units),
         );
       if (!(await options.confirm(plan.toRevert, session.description))) return { ...result, declined: true };
       result.runId = await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result.units);
