@@ -89,17 +89,22 @@ const cut = /;[ \t]*\r?\n/g;
 /** The statements of `text`, their lines counted from its first line (a parse error's from `firstLine` of the file). */
 function parseStatements(file: string, text: string, firstLine: number): SplitStatement[] {
   const result: SplitStatement[] = [];
-  for (const statement of streamStatements(file, [text], firstLine)) result.push(statement);
+  for (const statement of statementsOfText(file, [text], firstLine, 1)) result.push(statement);
   return result;
 }
 
 /**
- * The statements of text that arrives in chunks (a unit file read a chunk at a time), each
- * yielded once the piece that holds it is parsed: only a piece and the chunk after it are
- * held, whatever the text's size. Lines are counted from the text's first line, a parse
- * error's from `firstLine` of the file.
+ * The statements of text that starts at `firstLine` of the file and arrives in chunks (a
+ * unit file read a chunk at a time), with their lines in the file: each is yielded once the
+ * piece that holds it is parsed, so only a piece and the chunk after it are held, whatever
+ * the text's size.
  */
-export function* streamStatements(file: string, chunks: Iterable<string>, firstLine: number): Generator<SplitStatement> {
+export function streamStatements(file: string, chunks: Iterable<string>, firstLine: number): Generator<SplitStatement> {
+  return statementsOfText(file, chunks, firstLine, firstLine);
+}
+
+/** The statements of text in chunks: a parse error's line counted from `firstLine`, the statements' from `statementLine`. */
+function* statementsOfText(file: string, chunks: Iterable<string>, firstLine: number, statementLine: number): Generator<SplitStatement> {
   if (!parser) throw new SqlParserNeeded();
   const source = chunks[Symbol.iterator]();
   let buffer = '';
@@ -139,7 +144,7 @@ export function* streamStatements(file: string, chunks: Iterable<string>, firstL
         line: firstLine + line - 1 + at.line - 1,
       });
     }
-    yield* statementsOf(piece, parsed.stmts, line);
+    yield* statementsOf(piece, parsed.stmts, statementLine + line - 1);
     line += newlines(piece);
     buffer = buffer.slice(end);
   }
