@@ -56,6 +56,10 @@ describe('a streamed unit', () => {
     expect(killed?.progress['statements']).toBeUndefined();
     expect((killed?.progress['statementsDone'] as { count: number }).count).toBe(541);
     expect(await query(db.url, 'SELECT count(*)::int AS n FROM off_rows')).toEqual([{ n: 540 }]);
+    // status shows how far it got.
+    const planned = await runCli(['status', '-d', db.url, '--dir', dir]);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(planned.stdout).toContain('541 of 1082 statements done');
 
     const resumed = await runCli(['apply', '-d', db.url, '--dir', dir, '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
