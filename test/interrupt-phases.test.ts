@@ -2,7 +2,7 @@
  * SIGINT in every phase of a unit: whatever runs (precheck, pg_dump, body, verify, a batch on
  * any worker) is cancelled, the unit is rolled back and recorded as interrupted, and the exit
  * is 130 with nothing applied. A second SIGINT does the same without waiting for the run's
- * sessions, and leaves no unit `running`.
+ * sessions, and leaves no unit `running` and no run unfinished (apply and rollback alike).
  */
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,14 +24,14 @@ interface Stopped {
   runs: { outcome: string | null }[];
 }
 
-/** Applies `dir`, sends SIGINT (twice with `again`) once `ready` polls true, and reads what the ledger says. */
+/** Applies `dir` (or runs `command`), sends SIGINT (twice with `again`) once `ready` polls true, and reads what the ledger says. */
 async function interruptApply(
   url: string,
   dir: string,
   ready: () => Promise<void>,
-  options: { again?: boolean; env?: Record<string, string> } = {},
+  options: { again?: boolean; env?: Record<string, string>; command?: string[] } = {},
 ): Promise<Stopped> {
-  const run = startCli(['apply', '-d', url, '--dir', dir, '--json'], { env: options.env ?? {} });
+  const run = startCli([...(options.command ?? ['apply']), '-d', url, '--dir', dir, '--json'], { env: options.env ?? {} });
   let result: CliResult;
   try {
     await Promise.race([
@@ -155,5 +155,27 @@ describe('SIGINT during a unit', () => {
     expect(await query(url, "SELECT to_regclass('stubborn') AS t")).toEqual([{ t: null }]);
     const events = await query<{ event: string }>(url, "SELECT event FROM tenantify.events WHERE unit_id = '0001_stubborn' ORDER BY id");
     expect(events.map((e) => e.event)).toEqual(['started', 'interrupted']);
+  });
+
+  it('twice, in a rollback that ignores cancels: the sessions are ended, the run recorded interrupted (not died), exit 130', async () => {
+    const url = await db();
+    const stubborn =
+      'DO $$ BEGIN FOR i IN 1..300 LOOP BEGIN PERFORM pg_sleep(0.1); EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$;\n';
+    const dir = writePlan({
+      'migrations/0001_kept.sql': 'CREATE TABLE kept (id int);\n',
+      'rollbacks/0001_kept.sql': `DROP TABLE kept;\n${stubborn}`,
+    });
+    const applied = await startCli(['apply', '-d', url, '--dir', dir]).done;
+    expect(applied.code, applied.stderr).toBe(0);
+    const stopped = await interruptApply(url, dir, () => until(url, sleeping), { again: true, command: ['rollback', '--all', '--yes'] });
+    expect(stopped.result.code, stopped.result.stderr).toBe(130);
+    expect(stopped.units).toEqual({ '0001_kept': 'applied' });
+    expect(stopped.runs.map((r) => r.outcome)).toEqual(['done', 'interrupted']);
+    expect(await query(url, "SELECT to_regclass('kept') AS t")).toEqual([{ t: 'kept' }]);
+    // Finished, with its exit code: the next run has no run of its own to record as died.
+    expect(await query(url, 'SELECT exit_code FROM tenantify.runs WHERE finished_at IS NOT NULL ORDER BY id')).toEqual([
+      { exit_code: 0 },
+      { exit_code: 130 },
+    ]);
   });
 });

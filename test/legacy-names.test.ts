@@ -80,6 +80,11 @@ describe('legacy names, end to end', () => {
     expect(scaffolded.code, scaffolded.stderr).toBe(0);
     const files = readdirSync(join(dir, 'backfills'));
     expect(files.filter((f) => /delete_unresolved/.test(f))).toHaveLength(2);
+    // Every unit has a name of its own, not only a number: "Order"'s carry a hash of its name beside order's.
+    const unitNames = ['migrations', 'backfills'].flatMap((d) => readdirSync(join(dir, d)).map((f) => f.replace(/^\d+[a-z]?_/, '')));
+    expect(unitNames.filter((n, i) => unitNames.indexOf(n) !== i)).toEqual([]);
+    expect(unitNames).toContain('order_delete_unresolved.sql');
+    expect(unitNames.filter((n) => /^order_[0-9a-f]{8}_delete_unresolved\.sql$/.test(n))).toHaveLength(1);
     expect(
       readFileSync(join(dir, 'backfills', files.find((f) => /customer_accounts/.test(f) && /backfill/.test(f)) as string), 'utf8'),
     ).toContain('-- tenantify:batch public."Customer Accounts" key="Customer ID" size=5000');

@@ -103,7 +103,7 @@ describe('restaurant-platform diners backfill', () => {
       const [range] = await query<{ lo: number; hi: number }>(db.url, 'SELECT min(id) - 1 AS lo, max(id) AS hi FROM customers');
       const { lo, hi } = range!;
       // Small batches, the newest first: what parallel workers may do to a guest whose records span batches.
-      for (let upper = hi; upper > lo; upper -= 100) await query(db.url, unit!.statements[0]!.sql, [Math.max(lo, upper - 100), upper]);
+      for (let upper = hi; upper > lo; upper -= 100) await query(db.url, [...unit!.statements][0]!.sql, [Math.max(lo, upper - 100), upper]);
       const spanning = await query(
         db.url,
         'SELECT email FROM customers WHERE email IS NOT NULL GROUP BY email HAVING max(id) - min(id) >= 100',

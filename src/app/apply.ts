@@ -107,7 +107,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
           plan.toRun.map((e) => e.unit),
           'apply',
         ),
-        planTriggers(project.units),
+        () => planTriggers(project.units),
       );
       const snapshotDir = options.snapshotDir ?? snapshotDirectory(project.directory, project.config.snapshotDir);
       const snapshots =

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { withSession } from '../db/connection.js';
 import { snapshotDirectory } from '../db/snapshot.js';
 import { ExitCode, UsageError, ViolationsError, isTenantifyError } from '../errors.js';
-import { redact } from '../db/redact.js';
+import { redact, rememberUrlSecrets } from '../db/redact.js';
 import type { Reporter, RevertReporter } from '../exec/context.js';
 import { connectionBudget, heldBack, targetsToStart, type Held, type ScheduleOptions, type TargetPhase } from '../fleet/schedule.js';
 import { parseTargets, targetsFromRows, type Target } from '../fleet/targets.js';
@@ -367,6 +367,8 @@ export async function targetsFromFile(file: string): Promise<Target[]> {
       hint: 'pass --targets with a file of `name postgres://...` lines',
     });
   }
+  // Its passwords are masked by value wherever they appear from now on (a server's message, a unit's error), as -d's are.
+  for (const word of text.split(/\s+/)) if (word.includes('://')) rememberUrlSecrets(word);
   return parseTargets(text, file);
 }
 
@@ -376,6 +378,7 @@ export async function targetsFromQuery(url: string | undefined, query: string): 
     await session.client.query('BEGIN READ ONLY');
     try {
       const { rows } = await session.client.query<Record<string, unknown>>(query);
+      for (const row of rows) rememberUrlSecrets(String(row['url'] ?? ''));
       return targetsFromRows(rows);
     } catch (error) {
       if (isTenantifyError(error)) throw error;

@@ -50,8 +50,8 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
   const ledger = new Ledger(session.db, project.config.ledgerSchema);
   const interrupt = new Interrupt((text) => options.reporter.note(text));
   const result: RollbackResult = { runId: undefined, database: session.description, planned: [], units: [], declined: false };
-  // A second signal ends the run's sessions; the next run records this one as died (a revert leaves no unit `running`).
-  interrupt.onForce((signal) => endRunNow(options.url, ledger.schema, undefined, signal, (text) => options.reporter.note(text)));
+  // A second signal ends the run's sessions and records the run interrupted (a revert leaves no unit `running`).
+  interrupt.onForce((signal) => endRunNow(options.url, ledger.schema, result.runId, signal, (text) => options.reporter.note(text)));
   if (options.handleSignals) interrupt.install();
   interrupt.follow(options.stop);
   try {
@@ -76,10 +76,10 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
             plan.toRevert.map((e) => e.unit),
             'rollback',
           ),
-          planTriggers(project.units),
+          () => planTriggers(project.units),
         );
       if (!(await options.confirm(plan.toRevert, session.description))) return { ...result, declined: true };
-      result.runId = await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result.units);
+      await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result);
       return result;
     });
   } catch (error) {
@@ -91,21 +91,22 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
   }
 }
 
-/** The run in the ledger around the reverts: started, dead runs closed, finished with its outcome. */
+/** The run in the ledger around the reverts: started (`result.runId`), dead runs closed, finished with its outcome. */
 async function revertRecorded(
   session: Session,
   ledger: Ledger,
   interrupt: Interrupt,
   options: RollbackOptions,
   entries: RollbackEntry[],
-  reports: RevertReport[],
-): Promise<number> {
+  result: RollbackResult,
+): Promise<void> {
   const runId = await ledger.startRun(options.fromSnapshot ? 'rollback --from-snapshot' : 'rollback', {
     steps: options.steps ?? null,
     to: options.to ?? null,
     all: Boolean(options.all),
     fromSnapshot: Boolean(options.fromSnapshot),
   });
+  result.runId = runId;
   for (const run of await ledger.closeDeadRuns(runId)) {
     options.reporter.note(
       `run ${run.id} (${run.command} by ${run.dbUser} on ${run.clientHost}, started ${run.startedAt.toISOString()}) died without finishing; recorded as died`,
@@ -114,13 +115,12 @@ async function revertRecorded(
   }
   const ctx = { session, ledger, runId, dryRun: false, interrupt, reporter: notesOnly(options.reporter), snapshots: undefined };
   try {
-    await (options.fromSnapshot ? revertFromSnapshots : revertUnits)(ctx, options.reporter, entries, reports);
+    await (options.fromSnapshot ? revertFromSnapshots : revertUnits)(ctx, options.reporter, entries, result.units);
   } catch (error) {
     await ledger.finishRun(runId, outcomeOf(error), isTenantifyError(error) ? error.exitCode : 1).catch(() => {});
     throw error;
   }
   await ledger.finishRun(runId, 'done', 0);
-  return runId;
 }
 
 /**

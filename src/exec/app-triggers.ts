@@ -55,8 +55,12 @@ interface FiringTrigger {
   always: boolean;
 }
 
-/** Refuses the run (exit 2, nothing done) when a trigger would fire for a `triggers off` unit's writes. */
-export async function ensureTriggersStayOff(session: Session, scripts: TriggersOffScript[], own: Set<string>): Promise<void> {
+/**
+ * Refuses the run (exit 2, nothing done) when a trigger would fire for a `triggers off` unit's
+ * writes. `own`: the plan's triggers (planTriggers), asked only when a unit has triggers off
+ * (it walks every statement of the plan).
+ */
+export async function ensureTriggersStayOff(session: Session, scripts: TriggersOffScript[], own: () => Set<string>): Promise<void> {
   if (scripts.length === 0) return;
   const { client } = session;
   const [role] = (
@@ -80,7 +84,7 @@ export async function ensureTriggersStayOff(session: Session, scripts: TriggersO
             AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND ($2 = false OR t.tgenabled = 'A')
             AND NOT (t.tgname = ANY ($3::text[]))
           ORDER BY 1, 2`,
-        [tables, maySet, [...own]],
+        [tables, maySet, [...own()]],
       )
     ).rows;
     for (const trigger of rows) {

@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { sql } from 'kysely';
 import { asStatementFailure, cancellable, inTransaction, retrying, runStatement, unitContext } from './steps.js';
 import type { BatchSettings, ExecContext, Runner, Work } from './context.js';
-import type { BatchDirective, Unit } from '../plan/types.js';
+import { firstStatements, type BatchDirective, type Statement, type Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
 import { citusRowEstimate } from '../db/citus.js';
@@ -206,7 +206,7 @@ async function runBatch(ctx: ExecContext, unit: Unit, from: string, to: string):
       throw asStatementFailure(error, unit, undefined);
     }
   }
-  return runStatement(ctx, unit, unit.statements[0] as Unit['statements'][number], [from, to]);
+  return runStatement(ctx, unit, firstStatements(unit.statements, 1)[0] as Statement, [from, to]);
 }
 
 /** Keyset ranges of the batch key, or physical ranges of blocks for `key=ctid` (block-ranges.ts). */

@@ -3,6 +3,7 @@ import type { Session } from '../db/connection.js';
 import type { Ledger, UnitProgress } from '../db/ledger.js';
 import type { PlanEntry, Resume, RollbackEntry } from '../plan/planner.js';
 import type { Script, Statement, Unit } from '../plan/types.js';
+import type { DoneStatements } from '../plan/done-statements.js';
 import type { TenantifyError } from '../errors.js';
 import type { CheckResult } from './failure.js';
 import type { Interrupt } from './interrupt.js';
@@ -100,8 +101,8 @@ export interface Direction {
   start(ctx: ExecContext, work: Work): Promise<void>;
   /** After the prechecks, before the body: the snapshot of what the unit will write (apply). */
   beforeBody(ctx: ExecContext, work: Work): Promise<void>;
-  /** A statement outside a transaction is done: `done` are the hashes of all done so far. */
-  statementDone(ctx: ExecContext, work: Work, done: string[], statement: Statement): Promise<void>;
+  /** A statement outside a transaction is done: `done`, all done so far (their hashes, or their count and digest). */
+  statementDone(ctx: ExecContext, work: Work, done: DoneStatements, statement: Statement): Promise<void>;
   /** Inside the last transaction, once the verify sections passed. */
   record(ctx: ExecContext, work: Work, checks: CheckResult[], startedAt: number): Promise<void>;
   /** The same record as text, when the work can travel as one message (see transport.ts). */

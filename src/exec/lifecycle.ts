@@ -153,12 +153,10 @@ function applying(entry: PlanEntry): Direction {
       if (!work.startRecorded) await snapshotBefore(ctx, entry);
     },
     async statementDone(ctx, work, done, statement) {
-      await ctx.ledger.saveProgress(
-        ctx.runId,
-        work.unit.id,
-        { statements: done },
-        { name: 'statement_done', detail: { statement: done.length, line: statement.line } },
-      );
+      await ctx.ledger.saveProgress(ctx.runId, work.unit.id, done.progress('statements'), {
+        name: 'statement_done',
+        detail: { statement: done.count, line: statement.line },
+      });
     },
     async record(ctx, work, checks, startedAt) {
       if (!ctx.dryRun) await ctx.ledger.transition(appliedTransition(ctx, work.unit, checks, Math.round(performance.now() - startedAt)));
@@ -225,10 +223,10 @@ function reverting(entry: RollbackEntry, reporter: RevertReporter): Direction {
       await ctx.ledger.saveProgress(
         ctx.runId,
         work.unit.id,
-        { ...entry.ledger.progress, revertStatements: done },
+        { ...entry.ledger.progress, ...done.progress('revertStatements') },
         {
           name: 'rollback_statement_done',
-          detail: { file, statement: done.length, line: statement.line },
+          detail: { file, statement: done.count, line: statement.line },
         },
       );
     },

@@ -6,6 +6,7 @@
  */
 import { cancellable, retrying, runStatement, timeoutSettings } from './steps.js';
 import type { ExecContext, Runner, Work } from './context.js';
+import { DoneStatements } from '../plan/done-statements.js';
 import type { Statement } from '../plan/types.js';
 
 export const statementsRunner: Runner = {
@@ -18,20 +19,27 @@ export const statementsRunner: Runner = {
     if (timeouts) await client.query(timeouts);
     try {
       const first = work.resume.kind === 'statement' ? work.resume.statement : 0;
-      const done = script.statements.slice(0, first).map((s) => s.hash);
-      if (first > 0 && first >= script.statements.length) {
+      const total = script.statements.length;
+      if (first > 0 && first >= total) {
         ctx.reporter.note(`${unit.id}: its ${first} statements were done; running its verify again`);
-      } else if (first > 0) {
-        const what = script === unit ? 'statements' : 'rollback statements';
-        ctx.reporter.note(
-          `${unit.id}: ${first} of ${script.statements.length} ${what} were done; resuming at statement ${first + 1} (${script.file}:${script.statements[first]?.line})`,
-        );
       }
-      for (const statement of script.statements.slice(first)) {
+      // The statements done are walked too: their hashes go on into the progress recorded.
+      const done = new DoneStatements(script.statements);
+      for (const statement of script.statements) {
+        if (done.count < first) {
+          done.add(statement.hash);
+          continue;
+        }
+        if (done.count === first && first > 0) {
+          const what = script === unit ? 'statements' : 'rollback statements';
+          ctx.reporter.note(
+            `${unit.id}: ${first} of ${total} ${what} were done; resuming at statement ${first + 1} (${script.file}:${statement.line})`,
+          );
+        }
         ctx.interrupt.throwIfRequested();
         await dropInvalidIndex(ctx, unit.id, statement);
         await retrying(ctx, script, () => cancellable(ctx, () => runStatement(ctx, script, statement)));
-        done.push(statement.hash);
+        done.add(statement.hash);
         await work.direction.statementDone(ctx, work, done, statement);
       }
       return undefined;

@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { appliedResultName } from '../db/ledger.js';
 import { mayNeedSnapshot } from '../db/snapshot-take.js';
 import type { PlanEntry } from '../plan/planner.js';
-import type { Check, Script, Unit } from '../plan/types.js';
+import { isStreamed, type Check, type Script, type Unit } from '../plan/types.js';
 import type { ExecContext, UnitReport } from './context.js';
 import type { CheckResult } from './failure.js';
 import { isConnectionLost } from './failure-report.js';
@@ -30,7 +30,8 @@ export interface UnitStatements {
 
 /** A script the transport can send as one message: SQL in one transaction. */
 export function fitsOneMessage(script: Script): boolean {
-  return runnerFor(script) === transactionalRunner && script.statements.length > 0;
+  // A streamed unit (too large to hold its statements) runs statement by statement, as they are read.
+  return runnerFor(script) === transactionalRunner && script.statements.length > 0 && !isStreamed(script.statements);
 }
 
 /** A script that travels as one message in this run: not while locks are traced, which looks at them after each statement. */
@@ -47,7 +48,7 @@ export function unitStatements(script: Script, start: string[], record: ((checks
   const checks: CheckResult[] = script.verifies.map(({ name }) => ({ name, section: 'verify', ok: true, violations: 0, sample: [] }));
   const body = [
     timeoutSettings(script.options, true),
-    ...script.statements.map((s) => s.sql),
+    ...Array.from(script.statements, (s) => s.sql),
     ...script.verifies.map(raiseOnRows),
     record?.(checks) ?? '',
   ].filter(Boolean);
@@ -235,7 +236,7 @@ export class Trains {
     let bytes = 0;
     for (let i = from; i < from + this.length && this.canLeaveAt(i); i++) {
       const entry = this.entries[i] as PlanEntry;
-      bytes += entry.unit.statements.reduce((n, s) => n + s.sql.length, 0);
+      for (const statement of entry.unit.statements) bytes += statement.sql.length;
       if (entries.length > 0 && bytes > trainTextBytes) break;
       entries.push(entry);
     }

@@ -4,6 +4,7 @@
  * blocks reads too. While such a statement waits for its lock, every later query on the
  * table queues behind it, which is why it wants a lock timeout.
  */
+import { writtenPart } from '../tenancy/sql-text.js';
 
 export type StrongLockMode = 'SHARE' | 'SHARE ROW EXCLUSIVE' | 'EXCLUSIVE' | 'ACCESS EXCLUSIVE';
 
@@ -21,8 +22,12 @@ interface RangeVar {
 }
 type Node = Record<string, unknown>;
 
+/**
+ * A table as the statement names it, each part as stored and quoted only when it holds a dot
+ * or a quote (`"my.schema".t`, not `my.schema.t`): what parseQualifiedName reads back.
+ */
 export const qualifiedName = (r: RangeVar | undefined): string =>
-  r?.schemaname ? `${r.schemaname}.${r.relname ?? ''}` : (r?.relname ?? '');
+  r?.schemaname ? `${writtenPart(r.schemaname)}.${writtenPart(r.relname ?? '')}` : r?.relname ? writtenPart(r.relname) : '';
 
 const lockModes: Record<number, StrongLockMode> = { 5: 'SHARE', 6: 'SHARE ROW EXCLUSIVE', 7: 'EXCLUSIVE', 8: 'ACCESS EXCLUSIVE' };
 const droppedRelations = new Set([

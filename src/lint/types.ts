@@ -24,6 +24,8 @@ export interface SquawkStatus {
   version?: string;
   /** Why it did not run, said once. */
   reason?: string;
+  /** Files too large for it (streamed units, over 1 MB): only tenantify's own rules read them. */
+  skipped?: string[];
 }
 
 export interface LintReport {

@@ -24,24 +24,50 @@ export interface FingerprintParts {
 
 /** sha256 of the unit's options (directives) and its statements' fingerprints, in order. */
 export function unitFingerprint(parts: FingerprintParts): string {
-  const { options } = parts;
+  const hash = new UnitFingerprint(parts.options);
+  for (const statement of parts.statements) hash.statement(statement.fingerprint);
+  return hash.digest(parts.checks);
+}
+
+/**
+ * `unitFingerprint` taken as the statements go by (a unit too large to hold them): the same
+ * JSON text is hashed, written a statement at a time.
+ */
+export class UnitFingerprint {
+  private readonly hash = createHash('sha256');
+  private first = true;
+
+  constructor(options: UnitOptions) {
+    const head = JSON.stringify({ options: normalizedOptions(options) });
+    this.hash.update(`${head.slice(0, -1)},"statements":[`);
+  }
+
+  /** The body's next statement. */
+  statement(fingerprint: string): void {
+    this.hash.update(this.first ? JSON.stringify(fingerprint) : `,${JSON.stringify(fingerprint)}`);
+    this.first = false;
+  }
+
+  /** After the last statement: the fingerprint, with the unit's checks. */
+  digest(checks: FingerprintParts['checks']): string {
+    this.hash.update(`],"checks":${JSON.stringify(checks.map((c) => [c.section, c.name, c.fingerprint]))}}`);
+    return this.hash.digest('hex');
+  }
+}
+
+function normalizedOptions(options: UnitOptions): Record<string, unknown> {
   const snapshot =
     options.snapshot.kind === 'tables' ? { kind: 'tables', tables: options.snapshot.tables } : { kind: options.snapshot.kind };
-  const normalized = {
-    options: {
-      transaction: options.transaction,
-      snapshot,
-      lockTimeoutMs: options.lockTimeoutMs ?? null,
-      statementTimeoutMs: options.statementTimeoutMs ?? null,
-      retries: options.retries,
-      batch: options.batch ?? null,
-      // Only when set: the fingerprints of units without it stay what the ledger recorded.
-      ...(options.triggersOff ? { triggers: 'off' } : {}),
-    },
-    statements: parts.statements.map((s) => s.fingerprint),
-    checks: parts.checks.map((c) => [c.section, c.name, c.fingerprint]),
+  return {
+    transaction: options.transaction,
+    snapshot,
+    lockTimeoutMs: options.lockTimeoutMs ?? null,
+    statementTimeoutMs: options.statementTimeoutMs ?? null,
+    retries: options.retries,
+    batch: options.batch ?? null,
+    // Only when set: the fingerprints of units without it stay what the ledger recorded.
+    ...(options.triggersOff ? { triggers: 'off' } : {}),
   };
-  return sha256(JSON.stringify(normalized));
 }
 
 function sha256(text: string): string {

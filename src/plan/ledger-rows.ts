@@ -3,11 +3,14 @@
  * rows; the planner decides from them (what resumes where, what a rollback reverts) without
  * the database.
  */
+import type { DoneDigest } from './done-statements.js';
 import type { UnitKind, UnitStatus } from './types.js';
 
 export interface UnitProgress {
   /** Non-transactional units: hashes of the statements done, in order. */
   statements?: string[];
+  /** Non-transactional units too large to hold their statements: how many are done, and a digest of their hashes (done-statements.ts). */
+  statementsDone?: DoneDigest;
   /** Batched units of older ledgers: the last key done (exclusive lower bound of the next batch). */
   cursor?: string;
   /** Batched units: the key ranges their workers walk, each with its last key done. */
@@ -20,6 +23,8 @@ export interface UnitProgress {
   throttled?: string;
   /** A rollback that runs outside a transaction: hashes of its statements done, in order. */
   revertStatements?: string[];
+  /** The same, for a rollback too large to hold its statements. */
+  revertStatementsDone?: DoneDigest;
 }
 
 export interface LedgerUnit {

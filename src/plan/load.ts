@@ -3,7 +3,7 @@
  * as a plan error (exit 2) before anything touches a database.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PlanError, PlanErrors, UsageError } from '../errors.js';
@@ -11,7 +11,7 @@ import type { Config } from './config.js';
 import { isUnitDefinition, type UnitDefinition } from './define.js';
 import { defaultLockTimeoutMs, durationSchema, lockTimeoutSchema, maxBatchSize } from './directives.js';
 import { loadSqlParser, openSplits, SqlParserNeeded, type Splits } from './sql-split.js';
-import { parseSqlUnit } from './sql-unit.js';
+import { parseSqlUnit, readSqlUnit, streamedUnitBytes, type ParsedSql } from './sql-unit.js';
 import { compareOrder, type Script, type Unit, type UnitKind, type UnitOptions } from './types.js';
 import { runtimeImport } from '../runtime-import.js';
 
@@ -184,39 +184,27 @@ async function loadScript(
   defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number },
   splits: Splits,
 ): Promise<Script> {
-  let bytes: Buffer;
-  try {
-    // Read synchronously: a plan is hundreds of small files, and a promise per file costs more than the read.
-    bytes = readFileSync(f.absolutePath);
-  } catch (error) {
-    throw new PlanError(`cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+  const unreadable = (error: unknown): PlanError =>
+    new PlanError(`cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
       code: 'unit-unreadable',
       file: f.file,
       hint: 'check the file permissions',
     });
-  }
-  const base = { id: f.id, file: f.file, absolutePath: f.absolutePath, format: f.format, checksum: checksum(bytes) };
+  const file = { id: f.id, file: f.file, absolutePath: f.absolutePath, format: f.format };
   if (f.format === 'sql') {
-    // A BOM is not SQL: dropped, whatever the file starts with.
-    const text = bytes
-      .toString('utf8')
-      .replace(/^\uFEFF/, '')
-      .replace(/\r\n/g, '\n');
-    const nul = text.indexOf('\0');
-    if (nul !== -1) {
-      throw new PlanError('holds a NUL byte, which SQL text cannot hold', {
-        file: f.file,
-        line: text.slice(0, nul).split('\n').length,
-        code: 'nul-byte',
-        hint: 'remove it; a file full of them is binary or saved as UTF-16: save it as UTF-8',
-      });
-    }
-    const parsed = parseSqlUnit(f.file, text, defaults, splits);
+    const parsed = readSql(f, defaults, splits, unreadable);
     if (parsed.options.batch && f.kind === 'migration') {
       throw new PlanError('a batched unit moves data: it belongs in backfills/', { code: 'batch-not-backfill', file: f.file });
     }
-    return { ...base, ...parsed, definition: undefined };
+    return { ...file, ...parsed, definition: undefined };
   }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(f.absolutePath);
+  } catch (error) {
+    throw unreadable(error);
+  }
+  const base = { ...file, checksum: checksum(bytes) };
   const definition = await importDefinition(f);
   return { ...base, fingerprint: base.checksum, ...fromDefinition(f.file, definition, defaults) };
 }
@@ -339,6 +327,47 @@ function fromDefinition(
     writes: d.writes ?? (d.type === 'backfill' ? [d.table] : []),
     definition: d,
   };
+}
+
+/**
+ * A SQL unit's statements and checksum. A file too large to hold its statements (generated
+ * INSERTs) is read as it goes, and its statements run from the file (sql-unit.ts).
+ */
+function readSql(
+  f: FoundFile,
+  defaults: { lockTimeoutMs: number | undefined; statementTimeoutMs: number | undefined; retries: number },
+  splits: Splits,
+  unreadable: (error: unknown) => PlanError,
+): ParsedSql & { checksum: string } {
+  if (fileSize(f.absolutePath) > streamedUnitBytes) {
+    try {
+      return readSqlUnit(f.file, f.absolutePath, defaults);
+    } catch (error) {
+      throw error instanceof PlanError || error instanceof SqlParserNeeded ? error : unreadable(error);
+    }
+  }
+  let bytes: Buffer;
+  try {
+    // Read synchronously: a plan is hundreds of small files, and a promise per file costs more than the read.
+    bytes = readFileSync(f.absolutePath);
+  } catch (error) {
+    throw unreadable(error);
+  }
+  // A BOM is not SQL: dropped, whatever the file starts with.
+  const text = bytes
+    .toString('utf8')
+    .replace(/^\uFEFF/, '')
+    .replace(/\r\n/g, '\n');
+  return { ...parseSqlUnit(f.file, text, defaults, splits), checksum: checksum(bytes) };
+}
+
+/** The file's size in bytes; 0 when it cannot be read (the read says why). */
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 function escapeRegExp(text: string): string {

@@ -4,7 +4,8 @@
  */
 import { UsageError } from '../errors.js';
 import type { LedgerUnit, UnitProgress } from './ledger-rows.js';
-import { compareOrder, type Unit, type UnitStatus } from './types.js';
+import { doneCount, startsWithDone, type DoneDigest } from './done-statements.js';
+import { compareOrder, firstStatements, type Script, type Unit, type UnitStatus } from './types.js';
 
 export type Resume =
   | { kind: 'start' }
@@ -96,26 +97,33 @@ function driftOf(unit: Unit, row: LedgerRow | undefined): { drift: boolean; reas
     return { drift: true, reason: `applied with checksum ${row.checksum.slice(0, 12)}, the file now has ${unit.checksum.slice(0, 12)}` };
   }
   // A non-transactional unit that is partly done must not change under its done statements
-  // (unless they all ran and its verify failed: editing it is how it is fixed, see resumePoint).
-  const done = row.progress.statements ?? [];
-  if (!unit.options.transaction && done.length > 0 && !verifyFailedAfterStatements(unit, row)) {
-    const now = unit.statements.slice(0, done.length).map((s) => s.hash);
-    if (now.length !== done.length || now.some((hash, i) => hash !== done[i])) {
-      return {
-        drift: true,
-        reason: `${done.length} of its statements ran before the file changed; the changed file no longer starts with them`,
-      };
-    }
+  // (unless they all ran and its verify failed: editing it is how it is fixed, see resumePoint;
+  // a streamed unit's progress cannot say which statement changed, so there too).
+  const done = recordedDone(unit, row.progress.statements, row.progress.statementsDone);
+  const fixable = verifyFailedAfterStatements(unit, row) && Array.isArray(done);
+  if (done !== undefined && !fixable && !startsWithDone(unit.statements, done)) {
+    return {
+      drift: true,
+      reason: `${doneCount(done)} of its statements ran before the file changed; the changed file no longer starts with them`,
+    };
   }
   return { drift: false, reason: undefined };
+}
+
+/** The statements a `transaction off` script ran, as recorded; undefined when none. */
+function recordedDone(script: Script, list: string[] | undefined, digest: DoneDigest | undefined): string[] | DoneDigest | undefined {
+  if (script.options.transaction) return undefined;
+  const done = list ?? digest;
+  return doneCount(done) > 0 ? done : undefined;
 }
 
 function resumePoint(unit: Unit, row: LedgerUnit | undefined): Resume {
   if (!row || row.status === 'applied' || row.status === 'rolled_back' || row.status === 'pending') return { kind: 'start' };
   const progress: UnitProgress = row.progress;
-  if (!unit.options.transaction && progress.statements && progress.statements.length > 0) {
-    if (verifyFailedAfterStatements(unit, row)) return { kind: 'statement', statement: unchangedPrefix(unit, progress.statements) };
-    return { kind: 'statement', statement: progress.statements.length };
+  const done = recordedDone(unit, progress.statements, progress.statementsDone);
+  if (done !== undefined) {
+    if (Array.isArray(done) && verifyFailedAfterStatements(unit, row)) return { kind: 'statement', statement: unchangedPrefix(unit, done) };
+    return { kind: 'statement', statement: doneCount(done) };
   }
   if (unit.options.batch && (progress.cursor !== undefined || progress.segments !== undefined)) {
     const cursor = progress.cursor ?? (progress.segments ?? []).map((s) => s.cursor).join(', ');
@@ -137,7 +145,10 @@ function verifyFailedAfterStatements(unit: Unit, row: LedgerUnit): boolean {
 /** How many of the unit's first statements are the ones recorded as done. */
 function unchangedPrefix(unit: Unit, done: string[]): number {
   let same = 0;
-  while (same < done.length && unit.statements[same]?.hash === done[same]) same++;
+  for (const statement of firstStatements(unit.statements, done.length)) {
+    if (statement.hash !== done[same]) break;
+    same++;
+  }
   return same;
 }
 
@@ -240,7 +251,7 @@ function revertCount(done: RollbackEntry[], units: Unit[], options: RollbackOpti
 
 function isPartlyDone(unit: Unit, row: LedgerUnit): boolean {
   if (row.status !== 'failed' && row.status !== 'running') return false;
-  const statementsDone = !unit.options.transaction && (row.progress.statements?.length ?? 0) > 0;
+  const statementsDone = recordedDone(unit, row.progress.statements, row.progress.statementsDone) !== undefined;
   const batchesDone = unit.options.batch !== undefined && (row.progress.cursor !== undefined || row.progress.segments !== undefined);
   return statementsDone || batchesDone;
 }
@@ -269,14 +280,13 @@ function rollbackEntry(unit: Unit, row: LedgerUnit): RollbackEntry {
       ...entry,
       problem: `${script.file} is batched; a rollback runs as one transaction or statement by statement (drop the batch directive)`,
     };
-  const done = script.options.transaction ? [] : (row.progress.revertStatements ?? []);
-  if (done.length === 0) return entry;
-  const now = script.statements.slice(0, done.length).map((s) => s.hash);
-  if (now.length !== done.length || now.some((hash, i) => hash !== done[i])) {
+  const done = recordedDone(script, row.progress.revertStatements, row.progress.revertStatementsDone);
+  if (done === undefined) return entry;
+  if (!startsWithDone(script.statements, done)) {
     return {
       ...entry,
-      driftReason: `${done.length} of its statements ran before ${script.file} changed; the changed file no longer starts with them`,
+      driftReason: `${doneCount(done)} of its statements ran before ${script.file} changed; the changed file no longer starts with them`,
     };
   }
-  return { ...entry, resume: { kind: 'statement', statement: done.length } };
+  return { ...entry, resume: { kind: 'statement', statement: doneCount(done) } };
 }

@@ -88,20 +88,54 @@ const cut = /;[ \t]*\r?\n/g;
 
 /** The statements of `text`, their lines counted from its first line (a parse error's from `firstLine` of the file). */
 function parseStatements(file: string, text: string, firstLine: number): SplitStatement[] {
-  if (!parser) throw new SqlParserNeeded();
   const result: SplitStatement[] = [];
-  let start = 0;
-  // The piece's first line in the text (statements' lines are the text's; an error's, the file's).
+  for (const statement of statementsOfText(file, [text], firstLine, 1)) result.push(statement);
+  return result;
+}
+
+/**
+ * The statements of text that starts at `firstLine` of the file and arrives in chunks (a
+ * unit file read a chunk at a time), with their lines in the file: each is yielded once the
+ * piece that holds it is parsed, so only a piece and the chunk after it are held, whatever
+ * the text's size.
+ */
+export function streamStatements(file: string, chunks: Iterable<string>, firstLine: number): Generator<SplitStatement> {
+  return statementsOfText(file, chunks, firstLine, firstLine);
+}
+
+/** The statements of text in chunks: a parse error's line counted from `firstLine`, the statements' from `statementLine`. */
+function* statementsOfText(file: string, chunks: Iterable<string>, firstLine: number, statementLine: number): Generator<SplitStatement> {
+  if (!parser) throw new SqlParserNeeded();
+  const source = chunks[Symbol.iterator]();
+  let buffer = '';
+  let ended = false;
+  const more = (): void => {
+    const next = source.next();
+    if (next.done) ended = true;
+    else buffer += next.value;
+  };
+  // The first line of the buffer in the text (statements' lines are the text's; an error's, the file's).
   let line = 1;
-  while (start < text.length) {
-    let end = cutAfter(text, start + pieceChars);
-    let parsed = parseText(text.slice(start, end));
-    while ('error' in parsed && end < text.length) {
-      const earlier = cutBefore(text, start, Math.min(start + parsed.error.offset, end - 1));
-      end = earlier ?? text.length;
-      parsed = parseText(text.slice(start, end));
+  for (;;) {
+    // A piece: the buffer up to the first cut past pieceChars, else (at the text's end) all of it.
+    let end = buffer.length > pieceChars ? cutAfter(buffer, pieceChars) : undefined;
+    while (end === undefined && !ended) {
+      more();
+      if (buffer.length > pieceChars) end = cutAfter(buffer, pieceChars);
     }
-    const piece = text.slice(start, end);
+    end ??= buffer.length;
+    if (end === 0) return;
+    let parsed = parseText(buffer.slice(0, end));
+    while ('error' in parsed && (end < buffer.length || !ended)) {
+      const earlier = cutBefore(buffer, 0, Math.min(parsed.error.offset, end - 1));
+      if (earlier === undefined) {
+        // No earlier cut: the error is the text's own, or a statement longer than the piece: all the rest decides.
+        while (!ended) more();
+        end = buffer.length;
+      } else end = earlier;
+      parsed = parseText(buffer.slice(0, end));
+    }
+    const piece = buffer.slice(0, end);
     if ('error' in parsed) {
       const at = lineAndColumn(piece, parsed.error.offset);
       throw new PlanError(`does not parse: ${parsed.error.message}`, {
@@ -110,19 +144,18 @@ function parseStatements(file: string, text: string, firstLine: number): SplitSt
         line: firstLine + line - 1 + at.line - 1,
       });
     }
-    for (const statement of statementsOf(piece, parsed.stmts, line)) result.push(statement);
+    yield* statementsOf(piece, parsed.stmts, statementLine + line - 1);
     line += newlines(piece);
-    start = end;
+    buffer = buffer.slice(end);
   }
-  return result;
 }
 
-/** The end of the first cut at or after `from`, else the text's end. */
-function cutAfter(text: string, from: number): number {
-  if (from >= text.length) return text.length;
+/** The end of the first cut at or after `from`; when there is none, undefined. */
+function cutAfter(text: string, from: number): number | undefined {
+  if (from >= text.length) return undefined;
   cut.lastIndex = from;
   const found = cut.exec(text);
-  return found ? found.index + found[0].length : text.length;
+  return found ? found.index + found[0].length : undefined;
 }
 
 /** The end of the last cut after `start` that ends at or before `before`; undefined when there is none. */

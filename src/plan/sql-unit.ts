@@ -2,20 +2,31 @@
  * A SQL unit: header directives, then statements split by PostgreSQL's own parser
  * (libpg-query, sql-split.ts): a `precheck` or `verify` marker takes the one SELECT after
  * it, and the statements in no section are the body, wherever they stand.
+ *
+ * The text is read as it goes by, line by line for the directives and markers, a piece at a
+ * time for the statements, and what the unit needs (fingerprint, checks, what it writes, the
+ * rules a statement breaks) is taken on the way. A unit in memory keeps its statements; a
+ * unit file too large to hold them (`readSqlUnit`: tens of megabytes of generated INSERTs)
+ * keeps only their count, and its statements are read again from the file when they run.
  */
+import { statSync } from 'node:fs';
 import { PlanError } from '../errors.js';
 import { directivePrefix, parseDirectives, sectionNames, type DirectiveDefaults, type DirectiveLine } from './directives.js';
-import { unitFingerprint } from './fingerprint.js';
-import { splitStatements, type SplitStatement, type Splits } from './sql-split.js';
-import type { Check, Statement, UnitOptions } from './types.js';
+import { UnitFingerprint } from './fingerprint.js';
+import { splitStatements, streamStatements, type SplitStatement, type Splits } from './sql-split.js';
+import type { Check, Statement, Statements, StatementStream, UnitOptions } from './types.js';
+import { unitFileText } from './unit-file.js';
 
 export { loadSqlParser } from './sql-split.js';
+
+/** A unit file larger than this is read as a stream (`readSqlUnit`): its statements are not held. */
+export const streamedUnitBytes = 1024 * 1024;
 
 export interface ParsedSql {
   options: UnitOptions;
   /** What the unit runs, without comments, whitespace or layout (fingerprint.ts). */
   fingerprint: string;
-  statements: Statement[];
+  statements: Statements;
   prechecks: Check[];
   verifies: Check[];
   writes: string[];
@@ -25,79 +36,246 @@ export interface ParsedSql {
  * Parses a unit's text. `splits`: the split cache (sql-split.ts's `openSplits`), or none to
  * parse every statement.
  */
-export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefaults, splits?: Splits): ParsedSql {
-  const lines = text.split('\n');
-  const header: DirectiveLine[] = [];
-  let bodyStart = lines.length;
-  for (let i = 0; i < lines.length; i++) {
-    const trimmed = (lines[i] ?? '').trim();
-    if (trimmed === '') continue;
-    if (!trimmed.startsWith('--')) {
-      bodyStart = i;
-      break;
-    }
-    const match = directivePrefix.exec(trimmed);
-    if (!match) continue;
-    if ((sectionNames as readonly string[]).includes(match[1] ?? '')) {
-      bodyStart = i;
-      break;
-    }
-    header.push({ name: match[1] ?? '', value: match[2] ?? '', line: i + 1 });
-  }
-  const options = parseDirectives(file, header, defaults);
+export function parseSqlUnit(
+  file: string,
+  text: string,
+  defaults: DirectiveDefaults,
+  splits?: Splits,
+): ParsedSql & { statements: Statement[] } {
+  const lines = new UnitLines(file, [text]);
+  const options = parseDirectives(file, lines.header(), defaults);
+  const body = [...lines.body()].join('');
+  const unit = foldUnit(file, options, splitStatements(file, body, lines.bodyLine, splits), lines.markers, true);
+  return { ...unit.parsed, statements: unit.kept };
+}
 
-  // A section marker applies to the one statement after it; every other statement is the body.
-  const markers: { section: 'precheck' | 'verify'; name: string; line: number }[] = [];
-  for (let i = bodyStart; i < lines.length; i++) {
-    const match = directivePrefix.exec((lines[i] ?? '').trim());
-    if (!match) continue;
-    const name = match[1] ?? '';
-    if (name === 'precheck' || name === 'verify') {
-      if (!match[2])
-        throw new PlanError(`a ${name} section needs a name: -- tenantify:${name} <what must hold>`, {
-          code: 'section-invalid',
+/**
+ * Reads a unit file a chunk at a time (one over `streamedUnitBytes`): the same checks and
+ * fingerprint as `parseSqlUnit`, and its checksum, holding a piece of it at a time. Its
+ * statements are read again from the file each time they are walked; a file changed since
+ * is refused there (`unit-changed`).
+ */
+export function readSqlUnit(file: string, path: string, defaults: DirectiveDefaults): ParsedSql & { checksum: string } {
+  const { size, mtimeMs } = statSync(path);
+  let checksum = '';
+  const lines = new UnitLines(
+    file,
+    unitFileText(path, (sum) => (checksum = sum)),
+  );
+  const options = parseDirectives(file, lines.header(), defaults);
+  const unit = foldUnit(file, options, streamStatements(file, lines.body(), lines.bodyLine), lines.markers, false);
+  const inSection = unit.inSection;
+  const statements: StatementStream = {
+    streamed: true,
+    length: unit.count,
+    *[Symbol.iterator]() {
+      const changed = (): PlanError =>
+        new PlanError('changed since the plan was read', {
+          code: 'unit-changed',
           file,
-          line: i + 1,
+          hint: 'run the command again: it reads the file as it is now',
         });
-      markers.push({ section: name, name: match[2], line: i + 1 });
-    } else {
+      const now = statSync(path);
+      if (now.size !== size || now.mtimeMs !== mtimeMs) throw changed();
+      let again = '';
+      const reread = new UnitLines(
+        file,
+        unitFileText(path, (sum) => (again = sum)),
+      );
+      reread.header();
+      for (const s of streamStatements(file, reread.body(), reread.bodyLine)) {
+        if (!inSection.has(at(s))) yield bodyStatement(s);
+      }
+      if (again !== checksum) throw changed();
+    },
+  };
+  return { ...unit.parsed, statements, checksum };
+}
+
+const at = (s: { line: number; column: number }): string => `${s.line}:${s.column}`;
+
+const bodyStatement = ({ sql, line, column, hash, createsIndex }: SplitStatement): Statement => ({ sql, line, column, hash, createsIndex });
+
+interface Marker {
+  section: 'precheck' | 'verify';
+  name: string;
+  line: number;
+}
+
+/**
+ * A unit's text line by line, as it goes by: the header's directives, then the body's text
+ * (for the splitter), its section markers noted as their lines pass. A NUL byte is refused
+ * at its line (the parser cannot take it).
+ */
+class UnitLines {
+  private readonly source: Iterator<string>;
+  private text = '';
+  private ended = false;
+  /** Lines read so far. */
+  private line = 0;
+  /** The body's first line in the file (1-based), once the header is read. */
+  bodyLine = 1;
+  readonly markers: Marker[] = [];
+
+  constructor(
+    private readonly file: string,
+    chunks: Iterable<string>,
+  ) {
+    this.source = chunks[Symbol.iterator]();
+  }
+
+  private more(): boolean {
+    const next = this.source.next();
+    if (next.done) {
+      this.ended = true;
+      return false;
+    }
+    this.text += next.value;
+    return true;
+  }
+
+  /** The header's directive lines, up to the first statement or section marker. */
+  header(): DirectiveLine[] {
+    const header: DirectiveLine[] = [];
+    for (;;) {
+      let nl = this.text.indexOf('\n');
+      while (nl === -1 && this.more()) nl = this.text.indexOf('\n');
+      if (nl === -1 && this.text === '') break;
+      const text = nl === -1 ? this.text : this.text.slice(0, nl);
+      const trimmed = text.trim();
+      const match = trimmed.startsWith('--') ? directivePrefix.exec(trimmed) : null;
+      if ((trimmed !== '' && !trimmed.startsWith('--')) || (sectionNames as readonly string[]).includes(match?.[1] ?? '')) break;
+      this.line++;
+      this.refuseNul(text, this.line);
+      if (match) header.push({ name: match[1] ?? '', value: match[2] ?? '', line: this.line });
+      this.text = nl === -1 ? '' : this.text.slice(nl + 1);
+      if (nl === -1) break;
+    }
+    this.bodyLine = this.line + 1;
+    return header;
+  }
+
+  /** The text from the body's first line on, chunk by chunk; the markers of the lines given are noted. */
+  *body(): Generator<string> {
+    let partial = '';
+    for (;;) {
+      const text = this.text;
+      this.text = '';
+      if (text !== '') {
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() as string;
+        for (const line of lines) this.scan(line);
+        yield text;
+      }
+      if (!this.more()) break;
+    }
+    if (partial !== '') this.scan(partial);
+  }
+
+  /** One line of the body: a section marker is noted, any other directive refused. */
+  private scan(text: string): void {
+    const line = ++this.line;
+    this.refuseNul(text, line);
+    if (!text.includes('tenantify:')) return;
+    const match = directivePrefix.exec(text.trim());
+    if (!match) return;
+    const name = match[1] ?? '';
+    if (name !== 'precheck' && name !== 'verify') {
       throw new PlanError(`directive "tenantify:${name}" must come before the first statement`, {
         code: 'directive-misplaced',
-        file,
-        line: i + 1,
+        file: this.file,
+        line,
       });
     }
+    if (!match[2])
+      throw new PlanError(`a ${name} section needs a name: -- tenantify:${name} <what must hold>`, {
+        code: 'section-invalid',
+        file: this.file,
+        line,
+      });
+    this.markers.push({ section: name, name: match[2], line });
   }
 
-  const all = splitStatements(file, lines.slice(bodyStart).join('\n'), bodyStart + 1, splits);
-  if (all.length === 0)
-    throw new PlanError('the unit has no statement', { file, code: 'unit-empty', hint: "write the unit's SQL in it, or delete the file" });
-  const inSection = new Set<SplitStatement>();
+  private refuseNul(text: string, line: number): void {
+    if (text.includes('\0'))
+      throw new PlanError('holds a NUL byte, which SQL text cannot hold', {
+        file: this.file,
+        line,
+        code: 'nul-byte',
+        hint: 'remove it; a file full of them is binary or saved as UTF-16: save it as UTF-8',
+      });
+  }
+}
+
+/**
+ * The unit from its statements as they come: a section marker takes the first statement
+ * after it, every other statement is the body; the body's rules are checked once all are
+ * seen, each reporting its first offender. `keep`: the body's statements are kept (a unit in
+ * memory), else only counted.
+ */
+function foldUnit(
+  file: string,
+  options: UnitOptions,
+  all: Iterable<SplitStatement>,
+  markers: readonly Marker[],
+  keep: boolean,
+): { parsed: ParsedSql; kept: Statement[]; count: number; inSection: Set<string> } {
+  const fingerprint = new UnitFingerprint(options);
+  const kept: Statement[] = [];
+  const inSection = new Set<string>();
   const checks: { section: string; name: string; fingerprint: string }[] = [];
   const prechecks: Check[] = [];
   const verifies: Check[] = [];
-  markers.forEach((marker, index) => {
-    const next = markers[index + 1];
-    const first = all.find((s) => s.line > marker.line);
-    if (!first || (next && first.line > next.line))
-      throw new PlanError(
-        `the ${marker.section} section "${marker.name}" has no query: a section marker applies to the one statement after it`,
-        { code: 'section-invalid', file, line: marker.line },
-      );
-    if (!first.isQuery) {
-      throw new PlanError(`the ${marker.section} section "${marker.name}" must be exactly one SELECT that returns the violating rows`, {
-        code: 'section-invalid',
-        file,
-        line: first.line,
-      });
+  const writes = new Set<string>();
+  const params = new Set<number>();
+  let count = 0;
+  let seen = 0;
+  let taken = 0;
+  const first: Partial<Record<'body' | 'second' | 'withParams' | 'control' | 'reset' | 'concurrent', SplitStatement>> = {};
+  const noQuery = (marker: Marker): PlanError =>
+    new PlanError(`the ${marker.section} section "${marker.name}" has no query: a section marker applies to the one statement after it`, {
+      code: 'section-invalid',
+      file,
+      line: marker.line,
+    });
+
+  for (const s of all) {
+    seen++;
+    // The markers before this statement: the last takes it, any earlier one has no query.
+    let marker: Marker | undefined;
+    while (taken < markers.length && (markers[taken] as Marker).line < s.line) {
+      if (marker) throw noQuery(marker);
+      marker = markers[taken++];
     }
-    inSection.add(first);
-    checks.push({ section: marker.section, name: marker.name, fingerprint: first.fingerprint });
-    const check: Check = { section: marker.section, name: marker.name, sql: first.sql, line: first.line };
-    (marker.section === 'precheck' ? prechecks : verifies).push(check);
-  });
-  const statements = all.filter((s) => !inSection.has(s));
-  if (statements.length === 0) {
+    if (marker) {
+      if (!s.isQuery)
+        throw new PlanError(`the ${marker.section} section "${marker.name}" must be exactly one SELECT that returns the violating rows`, {
+          code: 'section-invalid',
+          file,
+          line: s.line,
+        });
+      inSection.add(at(s));
+      checks.push({ section: marker.section, name: marker.name, fingerprint: s.fingerprint });
+      const check: Check = { section: marker.section, name: marker.name, sql: s.sql, line: s.line };
+      (marker.section === 'precheck' ? prechecks : verifies).push(check);
+      continue;
+    }
+    count++;
+    fingerprint.statement(s.fingerprint);
+    if (keep) kept.push(bodyStatement(s));
+    for (const table of s.writes) writes.add(table);
+    for (const param of s.params) params.add(param);
+    first.body ??= s;
+    if (count === 2) first.second ??= s;
+    if (s.params.length > 0) first.withParams ??= s;
+    if (s.isTransactionControl) first.control ??= s;
+    if (s.releasesRunLock) first.reset ??= s;
+    if (s.mustRunAlone) first.concurrent ??= s;
+  }
+  if (seen === 0)
+    throw new PlanError('the unit has no statement', { file, code: 'unit-empty', hint: "write the unit's SQL in it, or delete the file" });
+  if (taken < markers.length) throw noQuery(markers[taken] as Marker);
+  if (count === 0) {
     throw new PlanError("the unit's body is empty: every statement is in a precheck or verify section", {
       code: 'unit-body-empty',
       file,
@@ -106,20 +284,19 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
     });
   }
 
-  const params = statements.flatMap((s) => s.params);
   if (options.batch) {
-    if (statements.length !== 1) {
-      throw new PlanError(`a batched unit has exactly one statement, run once per key range; this one has ${statements.length}`, {
+    if (count !== 1) {
+      throw new PlanError(`a batched unit has exactly one statement, run once per key range; this one has ${count}`, {
         code: 'batch-invalid',
         file,
-        line: statements[1]?.line,
+        line: first.second?.line,
       });
     }
-    if (!params.includes(1) || !params.includes(2)) {
+    if (!params.has(1) || !params.has(2)) {
       throw new PlanError('a batched statement must use $1 (exclusive lower bound of the key) and $2 (inclusive upper bound)', {
         code: 'batch-invalid',
         file,
-        line: statements[0]?.line,
+        line: first.body?.line,
       });
     }
     if (!options.transaction)
@@ -127,52 +304,44 @@ export function parseSqlUnit(file: string, text: string, defaults: DirectiveDefa
         code: 'batch-invalid',
         file,
       });
-  } else if (params.length > 0) {
+  } else if (first.withParams) {
     throw new PlanError('parameters ($1, $2) are only allowed in a batched unit (-- tenantify:batch <table> key=<column>)', {
       code: 'parameters-outside-batch',
       file,
-      line: statements.find((s) => s.params.length > 0)?.line,
+      line: first.withParams.line,
     });
   }
-  const control = statements.find((s) => s.isTransactionControl);
-  if (control) {
+  if (first.control) {
     throw new PlanError('BEGIN, COMMIT and ROLLBACK do not belong in a unit', {
       code: 'transaction-control',
       file,
-      line: control.line,
+      line: first.control.line,
       hint: 'tenantify runs each unit in its own transaction (or statement by statement with `-- tenantify:transaction off`)',
     });
   }
-  const reset = statements.find((s) => s.releasesRunLock);
-  if (reset) {
+  if (first.reset) {
     throw new PlanError(
       "DISCARD ALL and pg_advisory_unlock_all() do not belong in a unit: they release the run's lock, so a second run could start beside this one",
       {
         code: 'releases-run-lock',
         file,
-        line: reset.line,
+        line: first.reset.line,
         hint: 'DISCARD PLANS, TEMP or SEQUENCES reset one thing each; release an advisory lock of your own with pg_advisory_unlock(key)',
       },
     );
   }
-  if (options.transaction) {
-    const concurrent = statements.find((s) => s.mustRunAlone);
-    if (concurrent) {
-      throw new PlanError(`this statement cannot run inside a transaction block`, {
-        code: 'needs-transaction-off',
-        file,
-        line: concurrent.line,
-        hint: 'add `-- tenantify:transaction off` at the top of the unit; its statements then run one by one',
-      });
-    }
+  if (options.transaction && first.concurrent) {
+    throw new PlanError(`this statement cannot run inside a transaction block`, {
+      code: 'needs-transaction-off',
+      file,
+      line: first.concurrent.line,
+      hint: 'add `-- tenantify:transaction off` at the top of the unit; its statements then run one by one',
+    });
   }
-  const writes = [...new Set(statements.flatMap((s) => s.writes))];
   return {
-    options,
-    fingerprint: unitFingerprint({ options, statements, checks }),
-    statements: statements.map(({ sql, line, column, hash, createsIndex }) => ({ sql, line, column, hash, createsIndex })),
-    prechecks,
-    verifies,
-    writes,
+    parsed: { options, fingerprint: fingerprint.digest(checks), statements: kept, prechecks, verifies, writes: [...writes] },
+    kept,
+    count,
+    inSection,
   };
 }

@@ -70,6 +70,33 @@ export interface Statement {
   createsIndex?: { schema: string | undefined; name: string } | undefined;
 }
 
+/**
+ * A script's statements: a list in memory, or, for a unit too large to hold them (sql-unit.ts's
+ * `readSqlUnit`), read again from its file each time they are walked, a piece at a time.
+ */
+export type Statements = Statement[] | StatementStream;
+
+export interface StatementStream extends Iterable<Statement> {
+  readonly streamed: true;
+  readonly length: number;
+}
+
+export function isStreamed(statements: Statements): statements is StatementStream {
+  return !Array.isArray(statements);
+}
+
+/** The first `count` statements (fewer when there are fewer), without walking the rest. */
+export function firstStatements(statements: Statements, count: number): Statement[] {
+  if (!isStreamed(statements)) return statements.slice(0, count);
+  const first: Statement[] = [];
+  if (count <= 0) return first;
+  for (const statement of statements) {
+    first.push(statement);
+    if (first.length >= count) break;
+  }
+  return first;
+}
+
 export interface Check {
   section: 'precheck' | 'verify';
   name: string;
@@ -93,7 +120,7 @@ export interface Script {
   fingerprint?: string | undefined;
   options: UnitOptions;
   /** SQL units: the body's statements. Empty for TypeScript units. */
-  statements: Statement[];
+  statements: Statements;
   prechecks: Check[];
   verifies: Check[];
   /** Existing tables the body writes (from the parse tree), for the default snapshot. */

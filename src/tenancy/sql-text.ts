@@ -97,8 +97,12 @@ export function tableName(schema: string, table: string): TableName {
  */
 export function writtenName(name: TableName, short = true): string {
   const { schema, table } = splitTableName(name);
-  const part = (text: string): string => (/[."]|^\s|\s$/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
-  return schema === undefined || (short && schema === 'public') ? part(table) : `${part(schema)}.${part(table)}`;
+  return schema === undefined || (short && schema === 'public') ? writtenPart(table) : `${writtenPart(schema)}.${writtenPart(table)}`;
+}
+
+/** One part of a name as written (see writtenName): quoted only when it holds a dot or a quote or starts or ends with a blank. */
+export function writtenPart(text: string): string {
+  return /[."]|^\s|\s$/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 /** The two parts of a TableName (see tableName); a name without a dot has no schema. */

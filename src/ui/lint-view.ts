@@ -29,7 +29,10 @@ export function lintJson(report: LintReport) {
 
 /** The one line said when squawk could not run. */
 export function squawkMissingNote(report: LintReport): string | undefined {
-  return report.squawk.available ? undefined : `squawk is not available (${report.squawk.reason}): only tenantify's own rules ran`;
+  const { available, reason, skipped = [] } = report.squawk;
+  if (!available) return `squawk is not available (${reason}): only tenantify's own rules ran`;
+  if (skipped.length > 0) return `squawk did not read ${skipped.join(', ')} (over 1 MB): only tenantify's own rules ran on it`;
+  return undefined;
 }
 
 export function renderFindings(out: Output, report: LintReport): void {

@@ -1,5 +1,6 @@
 /** `plan` and `status`: the same units, as a table or as the contract's JSON. */
 import Table from 'cli-table3';
+import { doneCount } from '../plan/done-statements.js';
 import type { Inspection } from '../app/inspect.js';
 import { describeSnapshot, type PlanEntry } from '../plan/planner.js';
 import type { LedgerRun } from '../db/ledger.js';
@@ -112,7 +113,9 @@ export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'pla
     } else {
       const appliedAt = ledger?.appliedAt ? ledger.appliedAt.toISOString().replace('T', ' ').slice(0, 19) : '';
       const took = ledger?.durationMs != null ? `${(ledger.durationMs / 1000).toFixed(2)}s` : '';
-      const reverted = entry.status === 'applied' ? (ledger?.progress.revertStatements?.length ?? 0) : 0;
+      const reverted =
+        entry.status === 'applied' ? doneCount(ledger?.progress.revertStatements ?? ledger?.progress.revertStatementsDone) : 0;
+      const done = doneCount(ledger?.progress.statements ?? ledger?.progress.statementsDone);
       const info =
         reverted > 0
           ? style.yellow(
@@ -122,8 +125,8 @@ export function renderUnitsTable(out: Output, inspection: Inspection, mode: 'pla
             ? style.red(ledger.error.message.split('\n')[0] ?? '')
             : ledger?.progress.rowsDone !== undefined && entry.status !== 'applied'
               ? formatProgress(ledger.progress)
-              : ledger?.progress.statements && entry.status !== 'applied'
-                ? `${ledger.progress.statements.length} of ${unit.statements.length} statements done`
+              : done > 0 && entry.status !== 'applied'
+                ? `${done} of ${unit.statements.length} statements done`
                 : entry.drift
                   ? style.red('DRIFT')
                   : '';

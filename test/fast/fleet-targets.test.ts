@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { targetsFromFile } from '../../src/app/fleet.js';
+import { redact } from '../../src/db/redact.js';
 import { parseTargets, targetsFromRows } from '../../src/fleet/targets.js';
 import { isTenantifyError } from '../../src/errors.js';
 
@@ -79,5 +84,19 @@ describe('targetsFromRows', () => {
         { name: 'b', url: 'nope' },
       ]),
     ).toThrow(/--targets-query row 2: /);
+  });
+});
+
+describe('targetsFromFile', () => {
+  it("remembers the targets' passwords: masked by value in any text printed later, as -d's are", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tenantify-targets-'));
+    try {
+      const file = join(dir, 'targets.txt');
+      writeFileSync(file, 'acme postgres://app:Fl33tSecret@db1.example/acme\nbeta postgres://app:An%40ther@db2.example/beta\n');
+      expect((await targetsFromFile(file)).map((t) => t.name)).toEqual(['acme', 'beta']);
+      expect(redact('a unit threw Fl33tSecret; the server said An@ther')).toBe('a unit threw ***; the server said ***');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

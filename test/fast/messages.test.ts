@@ -97,7 +97,7 @@ describe('how a failure reads', () => {
   const sqlUnit = unit('0003_c', {
     statements: [statement('CREATE TABLE c (id int)', 3), statement('ALTER TABLE c ADD COLUMN x nope', 4)],
   });
-  const failure = new StatementFailure(sqlUnit, sqlUnit.statements[1], {
+  const failure = new StatementFailure(sqlUnit, [...sqlUnit.statements][1], {
     message: 'type "nope" does not exist',
     code: '42704',
     position: '29',
@@ -157,7 +157,7 @@ describe('how a failure reads', () => {
     const error = revertFailure(
       entry,
       script,
-      new StatementFailure(script, script.statements[0], { message: 'boom', code: 'XX000' }),
+      new StatementFailure(script, [...script.statements][0], { message: 'boom', code: 'XX000' }),
       undefined,
     );
     expect(error.message).toBe('rollback of 0003_c failed: boom');

@@ -160,7 +160,7 @@ describe('file names and encodings', () => {
     const [, withBom] = await load({ ...good, 'migrations/0002_x.sql': `\uFEFF${text}` });
     const [, without] = await load({ ...good, 'migrations/0002_x.sql': text });
     expect(withBom?.statements).toEqual(without?.statements);
-    expect(withBom?.statements[0]).toMatchObject({ sql: 'CREATE TABLE x (id int)', line, column: 1 });
+    expect([...(withBom?.statements ?? [])][0]).toMatchObject({ sql: 'CREATE TABLE x (id int)', line, column: 1 });
     expect(withBom?.options).toEqual(without?.options);
   });
 });
@@ -242,7 +242,7 @@ describe('sections: a marker takes the one statement after it; the rest is the b
     expect(unit?.verifies).toEqual([
       { section: 'verify', name: 'x matches start', sql: 'SELECT id FROM start EXCEPT SELECT id FROM x', line: 9 },
     ]);
-    expect(unit?.statements.map((s) => [s.sql, s.line])).toEqual([
+    expect(Array.from(unit?.statements ?? [], (s) => [s.sql, s.line])).toEqual([
       ['CREATE TABLE x (id int)', 6],
       ['INSERT INTO x SELECT id FROM start', 7],
     ]);
@@ -255,7 +255,7 @@ describe('sections: a marker takes the one statement after it; the rest is the b
       'migrations/0002_x.sql':
         '-- tenantify:verify one\nSELECT 1 WHERE false;\nSELECT 2;\n-- tenantify:verify two\nSELECT 3 WHERE false;\n',
     });
-    expect(unit?.statements.map((s) => [s.sql, s.line])).toEqual([['SELECT 2', 3]]);
+    expect(Array.from(unit?.statements ?? [], (s) => [s.sql, s.line])).toEqual([['SELECT 2', 3]]);
     expect(unit?.verifies.map((c) => [c.name, c.line])).toEqual([
       ['one', 2],
       ['two', 5],
@@ -295,7 +295,7 @@ describe('a long unit', () => {
     const lines = ['CREATE TABLE t (id int, name text);', ...inserts(3000).map((s, i) => (i % 3 === 0 ? `/* ✓ ${i} */  ${s}` : s))];
     const [, unit] = await load({ ...good, 'migrations/0002_x.sql': `-- seed\n${lines.join('\n')}\n` });
     expect(unit?.statements).toHaveLength(3001);
-    unit?.statements.forEach((s, i) => {
+    [...(unit?.statements ?? [])].forEach((s, i) => {
       expect(s.line).toBe(i + 2);
       expect(s.column).toBe(i > 0 && (i - 1) % 3 === 0 ? `/* ✓ ${i - 1} */  `.length + 1 : 1);
       expect(s.sql).toBe(i === 0 ? lines[0]?.slice(0, -1) : `INSERT INTO t (id, name) VALUES (${i - 1}, 'é ${i - 1} 🐘 ''x''')`);

@@ -27,7 +27,7 @@
 import { UsageError } from '../../errors.js';
 import { quoteLiteral } from '../sql-text.js';
 import type { CatalogColumn, CatalogForeignKey, CatalogTable, TableName } from '../types.js';
-import { bare, pgName, q, qt, slug, type KeyedTable, type ScaffoldModel } from './model.js';
+import { bare, pgName, q, qt, type KeyedTable, type ScaffoldModel } from './model.js';
 import { wrap, type UnitText } from './render.js';
 
 /** What the plan's earlier steps add to a table and the Citus units must know of. */
@@ -89,10 +89,10 @@ export function citusUnits(m: ScaffoldModel, scaffolded: ScaffoldedKey[]): Citus
   }
   for (const p of placed) {
     const keys = distributionKeys(m, p);
-    if (keys) units.push({ name: `citus_${slug(p.name)}_keys`, ...keys });
+    if (keys) units.push({ name: `citus_${m.slug(p.name)}_keys`, ...keys });
   }
-  for (const r of references) units.push({ name: `citus_reference_${slug(r)}`, ...referenceTable(m, r) });
-  for (const p of placed) units.push({ name: `citus_distribute_${slug(p.name)}`, ...distribute(m, p) });
+  for (const r of references) units.push({ name: `citus_reference_${m.slug(r)}`, ...referenceTable(m, r) });
+  for (const p of placed) units.push({ name: `citus_distribute_${m.slug(p.name)}`, ...distribute(m, p) });
   if (foreignKeys.length > 0) units.push({ name: 'citus_foreign_keys', ...addForeignKeys(foreignKeys) });
   return units;
 }

@@ -6,6 +6,7 @@ import { UsageError } from '../../errors.js';
 import { quoteIdent, quoteQualified, splitTableName } from '../sql-text.js';
 import type { Catalog, CatalogTable, Hop, TableAnalysis, TableName, TenancyAnalysis } from '../types.js';
 import { uniqueNotNullColumn } from '../graph.js';
+import { hash } from './names.js';
 
 export interface ScaffoldOptions {
   composite: boolean;
@@ -51,6 +52,8 @@ export class ScaffoldModel {
   readonly tenantsPk: string;
   /** `organizations (id)`: what every key's foreign key references. */
   readonly tenantsTarget: string;
+  /** A table's part of unit file names, distinct for names that fold alike (tableSlugs). */
+  readonly slug: (name: TableName) => string;
 
   constructor(
     readonly analysis: TenancyAnalysis,
@@ -58,6 +61,7 @@ export class ScaffoldModel {
     readonly options: ScaffoldOptions,
   ) {
     for (const t of catalog.tables) this.tables.set(t.name, t);
+    this.slug = tableSlugs(catalog.tables.flatMap((t) => [t.name, ...(t.partitions ?? []).map((p) => p.name)]));
     for (const t of analysis.tables) this.analyses.set(t.table, t);
     const owner = this.table(analysis.owner);
     if (!owner.primaryKey || owner.primaryKey.length !== 1) {
@@ -227,6 +231,29 @@ export function qualifiedIn(table: TableName, name: string): string {
 export function slug(name: TableName): string {
   const schema = schemaOf(name);
   return words(schema === 'public' ? bare(name) : `${schema}_${bare(name)}`);
+}
+
+/**
+ * Each table's part of unit file names (`slug`), distinct: names that fold to the same
+ * words (`"Order"` and `order`, `teamMember` and `team_member`, `a.b_c` and `a_b.c`) would
+ * give two tables' units one name. A table whose words are not its own name as written
+ * then carries a hash of that name: `order_account_id` and `order_0a1b2c3d_account_id`.
+ */
+export function tableSlugs(names: Iterable<TableName>): (name: TableName) => string {
+  const tables = new Map<TableName, string>();
+  const count = new Map<string, number>();
+  for (const name of names) {
+    if (tables.has(name)) continue;
+    const folded = slug(name);
+    tables.set(name, folded);
+    count.set(folded, (count.get(folded) ?? 0) + 1);
+  }
+  return (name) => {
+    const folded = tables.get(name) ?? slug(name);
+    const schema = schemaOf(name);
+    const plain = (schema === 'public' ? bare(name) : `${schema}_${bare(name)}`) === folded;
+    return (count.get(folded) ?? 0) > 1 && !plain ? `${folded}_${hash(name)}` : folded;
+  };
 }
 
 /** A name as lower-case words joined by `_`: `teamMember` → `team_member`. */

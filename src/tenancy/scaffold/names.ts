@@ -46,7 +46,7 @@ export function cutToBytes(text: string, bytes: number): string {
 }
 
 /** Eight hex digits of a name: the same for the same name in every run (unit files are compared across scaffolds). */
-function hash(name: string): string {
+export function hash(name: string): string {
   let h = 0;
   for (const ch of name) h = (Math.imul(h, 31) + ch.charCodeAt(0)) | 0;
   return (h >>> 0).toString(16).padStart(hashLength, '0');

@@ -18,19 +18,7 @@ import { quoteLiteral } from '../sql-text.js';
 import { Aliases, conflictPredicate, joinOn, keyFromParents, ownerOf, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
 import { conflictQuery, parentsKeyVerify, unresolvedQuery } from './set-based.js';
-import {
-  bare,
-  pgName,
-  physicalKey,
-  q,
-  qt,
-  qualifiedIn,
-  ScaffoldModel,
-  slug,
-  words,
-  type KeyedTable,
-  type ScaffoldOptions,
-} from './model.js';
+import { bare, pgName, physicalKey, q, qt, qualifiedIn, ScaffoldModel, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { keptTableName } from './names.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
 import {
@@ -96,17 +84,17 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   const tenantsTable = analysis.tenants;
 
   // 1. The tenants table.
-  if (m.createsTenants) add(`create_${slug(tenantsTable)}`, 'migration', 1, ...createTenants(m));
+  if (m.createsTenants) add(`create_${m.slug(tenantsTable)}`, 'migration', 1, ...createTenants(m));
 
   // 2. Key column, foreign key NOT VALID and trigger per table, parents first; then its index.
   for (const t of adding) {
-    add(`${slug(t.name)}_${keySlug(t)}`, 'migration', 2, ...keyColumn(m, t, m.tenantsPk));
-    if (t.isOwner) add(`fill_${slug(tenantsTable)}`, 'backfill', 1, ...fillTenants(m, m.tenantsPk));
+    add(`${m.slug(t.name)}_${keySlug(t)}`, 'migration', 2, ...keyColumn(m, t, m.tenantsPk));
+    if (t.isOwner) add(`fill_${m.slug(tenantsTable)}`, 'backfill', 1, ...fillTenants(m, m.tenantsPk));
   }
   for (const t of m.keyed) {
     if (hasKeyIndex(t)) continue;
     add(
-      `${slug(t.name)}_${keySlug(t)}_index`,
+      `${m.slug(t.name)}_${keySlug(t)}_index`,
       'migration',
       2,
       ...(t.partitions.length > 0 ? partitionedKeyIndex(t, keyNames(t).index, lockSafe, noSnapshot) : keyIndex(t)),
@@ -118,10 +106,10 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   for (const t of m.keyed) {
     for (const edge of t.analysis.consistency) {
       if (edge.policy === 'fail') failChecks.push(conflictCheck(m, t, edge));
-      else if (edge.policy === 'detach') add(`${slug(t.name)}_${colsSlug(edge.columns)}_detach`, 'backfill', 3, ...detach(m, t, edge));
+      else if (edge.policy === 'detach') add(`${m.slug(t.name)}_${colsSlug(edge.columns)}_detach`, 'backfill', 3, ...detach(m, t, edge));
       else if (edge.policy === 'delete')
         add(
-          `${slug(t.name)}_${colsSlug(edge.columns)}_delete_conflicts`,
+          `${m.slug(t.name)}_${colsSlug(edge.columns)}_delete_conflicts`,
           'backfill',
           3,
           ...deleteRows(
@@ -139,7 +127,7 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
     if (t.analysis.unresolvedPolicy === 'fail') failChecks.unshift(unresolvedCheck(m, t));
     else if (t.analysis.unresolvedPolicy === 'delete')
       add(
-        `${slug(t.name)}_delete_unresolved`,
+        `${m.slug(t.name)}_delete_unresolved`,
         'backfill',
         3,
         ...deleteRows(
@@ -156,24 +144,24 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
   // A partitioned table is walked partition by partition, each a unit of its own.
   for (const t of adding) {
     if (t.isOwner) continue;
-    if (t.partitions.length === 0) add(`backfill_${slug(t.name)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, t));
+    if (t.partitions.length === 0) add(`backfill_${m.slug(t.name)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, t));
     for (const p of t.partitions)
-      add(`backfill_${slug(p)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, { ...t, name: p, partitions: [] }));
+      add(`backfill_${m.slug(p)}_${keySlug(t)}`, 'backfill', 4, ...backfill(m, { ...t, name: p, partitions: [] }));
   }
 
   // 5. Foreign keys validated; NOT NULL without a long lock.
   for (const t of adding) {
     const keep = t.analysis.unresolvedPolicy === 'keep' && !t.isOwner;
-    if (!keep) add(`${slug(t.name)}_${keySlug(t)}_check`, 'migration', 5, ...notNullCheck(t));
+    if (!keep) add(`${m.slug(t.name)}_${keySlug(t)}_check`, 'migration', 5, ...notNullCheck(t));
     add(
-      `${slug(t.name)}_${keySlug(t)}_validate`,
+      `${m.slug(t.name)}_${keySlug(t)}_validate`,
       'migration',
       5,
       ...(t.partitions.length > 0
         ? partitionedValidate(m, t, keep ? undefined : keyNames(t).check, lockSafe, noSnapshot)
         : validate(m, t, keep)),
     );
-    if (!keep) add(`${slug(t.name)}_${keySlug(t)}_not_null`, 'migration', 5, ...setNotNull(t));
+    if (!keep) add(`${m.slug(t.name)}_${keySlug(t)}_not_null`, 'migration', 5, ...setNotNull(t));
   }
 
   // 6. Composite keys (with --citus, step 8 makes the primary keys and foreign keys composite).
@@ -182,18 +170,18 @@ export function scaffoldPlan(analysis: TenancyAnalysis, catalog: Catalog, option
     const targets = new Map<string, { table: KeyedTable; columns: string[] }>();
     for (const e of edges) targets.set(`${e.to.name}(${e.referencedColumns.join(',')})`, { table: e.to, columns: e.referencedColumns });
     for (const { table, columns } of targets.values())
-      add(`${slug(table.name)}_${keySlug(table)}_${colsSlug(columns)}_unique`, 'migration', 6, ...compositeUnique(table, columns));
+      add(`${m.slug(table.name)}_${keySlug(table)}_${colsSlug(columns)}_unique`, 'migration', 6, ...compositeUnique(table, columns));
     for (const t of m.keyed) {
       const mine = edges.filter((e) => e.from === t);
       if (mine.length === 0) continue;
-      add(`${slug(t.name)}_tenant_foreign_keys`, 'migration', 6, ...compositeForeignKeys(t, mine));
-      add(`${slug(t.name)}_tenant_foreign_keys_validate`, 'migration', 6, ...compositeValidate(t, mine));
+      add(`${m.slug(t.name)}_tenant_foreign_keys`, 'migration', 6, ...compositeForeignKeys(t, mine));
+      add(`${m.slug(t.name)}_tenant_foreign_keys_validate`, 'migration', 6, ...compositeValidate(t, mine));
     }
   }
 
   // 7. Row level security, and the views over tenant tables made to run as their invoker.
   if (options.rls) {
-    for (const t of m.keyed) add(`${slug(t.name)}_row_level_security`, 'migration', 7, ...rowLevelSecurity(m, t));
+    for (const t of m.keyed) add(`${m.slug(t.name)}_row_level_security`, 'migration', 7, ...rowLevelSecurity(m, t));
     const views = viewsInvoker(m, lockSafe, noSnapshot);
     if (views) add('views_security_invoker', 'migration', 7, ...views);
   }
