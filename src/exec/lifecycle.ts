@@ -17,6 +17,7 @@ import { applyFailure, connectionLost, isCancel, isConnectionLost, revertFailure
 import { runnerFor } from './kinds.js';
 import { appliedTransition, rolledBackTransition, snapshotsOff, startTransition } from './records.js';
 import { cancellable, check, inTransaction, retrying } from './steps.js';
+import { yieldingAutovacuum } from './autovacuum.js';
 import { inOneMessage, travelsAsMessage } from './transport.js';
 import { tracedTransaction, type LockHeld } from './lock-trace.js';
 import { Interruption } from './interrupt.js';
@@ -78,15 +79,17 @@ async function runBody(
     const checks = await inOneMessage(ctx, work.unit.id, script, (results) => recordText(ctx, work, results));
     if (checks) return { checks };
   }
-  // Retried whole after a lock timeout; a first SIGINT cancels the statement in flight.
+  // Retried whole after a lock timeout; a first SIGINT cancels the statement in flight; an autovacuum in its way is cancelled.
   return retrying(ctx, script, () =>
     cancellable(ctx, () =>
-      ctx.traceLocks
-        ? tracedTransaction(ctx, work, runner, () => verifyAndRecord(ctx, work, startedAt))
-        : inTransaction(ctx, script.options, async () => {
-            const note = await runner.body(ctx, work);
-            return { note, checks: await verifyAndRecord(ctx, work, startedAt) };
-          }),
+      yieldingAutovacuum(ctx, work.unit.id, () =>
+        ctx.traceLocks
+          ? tracedTransaction(ctx, work, runner, () => verifyAndRecord(ctx, work, startedAt))
+          : inTransaction(ctx, script.options, async () => {
+              const note = await runner.body(ctx, work);
+              return { note, checks: await verifyAndRecord(ctx, work, startedAt) };
+            }),
+      ),
     ),
   );
 }
