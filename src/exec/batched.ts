@@ -16,7 +16,17 @@ import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
 import { citusRowEstimate } from '../db/citus.js';
 import { BlockRanges, isPhysical, type Ranges } from './block-ranges.js';
-import { decide, defaultThrottle, idleProbeMs, measureAppCost, nextSize, type Decision, type Pacing } from './throttle.js';
+import {
+  decide,
+  defaultThrottle,
+  idleCost,
+  measureAppCost,
+  nextSize,
+  type AppCost,
+  type Decision,
+  type Idle,
+  type Pacing,
+} from './throttle.js';
 
 export const batchedRunner: Runner = {
   name: 'batched',
@@ -119,15 +129,16 @@ async function walkSegment(
     if (upper === undefined) return;
     const from = segment.cursor;
     const batchStarted = performance.now();
-    const rows = await retrying(ctx, unit, () =>
+    const { rows, cost } = await retrying(ctx, unit, () =>
       inTransaction(ctx, unit.options, async () => {
         const changed = await runBatch(ctx, unit, from, upper);
         if (!ctx.dryRun) await ctx.ledger.advanceSegment(unit.id, index, upper, changed);
-        return changed;
+        // What the application pays, measured before the commit: sessions held up by the batch's row locks still wait.
+        return { rows: changed, cost: await measureAppCost(ctx.session) };
       }),
     );
     segment.cursor = upper;
-    const decision = await pace.next(performance.now() - batchStarted, ctx.session);
+    const decision = pace.next(performance.now() - batchStarted, cost);
     // The progress line carries the reason while it lasts; a note marks when throttling starts and ends.
     if ((decision.reason === undefined) !== (throttled === undefined))
       ctx.reporter.note(`${unit.id}: ${decision.reason ? `throttled: ${decision.reason}` : 'no longer throttled'}`);
@@ -157,7 +168,7 @@ export const defaultBatchSettings: BatchSettings = {
 /** Batch sizes and pauses for one worker: the throttle's decisions (throttle.ts), one batch after another. */
 export class Pace {
   private pacing: Pacing;
-  private idleProbe: number | undefined;
+  private idle: Idle = { probeMs: 0, activeSessions: 0 };
 
   constructor(
     initial: number,
@@ -170,20 +181,15 @@ export class Pace {
     return this.pacing.size;
   }
 
-  /** The probe's idle latency, before the first batch (the throttle's reference). */
+  /** The probe before the first batch, with the application as usual: the throttle's reference. */
   async start(session: Session): Promise<void> {
-    if (this.settings.throttle.enabled) this.idleProbe = await idleProbeMs(session);
+    if (this.settings.throttle.enabled) this.idle = await idleCost(session);
   }
 
-  /** After a batch: measures what the application paid; the throttle's decision (throttle.ts) for the next one. */
-  async next(durationMs: number, session: Session): Promise<Decision> {
-    const cost = await measureAppCost(session);
+  /** After a batch: the throttle's decision (throttle.ts) for the next one, from what the application paid. */
+  next(durationMs: number, cost: AppCost): Decision {
     const { targetMs, pauseMs, maxReplicationLagMs, throttle } = this.settings;
-    const decision = decide(
-      this.pacing,
-      { durationMs, cost },
-      { targetMs, pauseMs, maxReplicationLagMs, throttle, idleProbeMs: this.idleProbe ?? 0 },
-    );
+    const decision = decide(this.pacing, { durationMs, cost }, { targetMs, pauseMs, maxReplicationLagMs, throttle, idle: this.idle });
     this.pacing = decision;
     return decision;
   }
