@@ -14,7 +14,8 @@ import type { BatchSettings, ExecContext, Runner, Work } from './context.js';
 import type { BatchDirective, Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
-import { citusRowEstimate } from '../db/citus.js';
+import { citusRowEstimate, citusTables } from '../db/citus.js';
+import { keyDensity, stepUpper } from './key-steps.js';
 import { BlockRanges, isPhysical, type Ranges } from './block-ranges.js';
 import {
   decide,
@@ -240,13 +241,18 @@ class KeyRanges implements Ranges {
   }
 
   /** The exclusive lower bound of the first batch: a value below the smallest key. */
-  async start(): Promise<string | undefined> {
+  private async readKeyType(): Promise<string> {
     const type = await sql<{ type: string }>`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute
        WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(
       this.session.db,
     );
     const keyType = type.rows[0]?.type;
     if (!keyType) throw new Error(`${this.unit.file}: the batch key ${this.batch.key} is not a column of ${this.batch.table}`);
+    return keyType;
+  }
+
+  async start(): Promise<string | undefined> {
+    const keyType = await this.readKeyType();
     this.keyType = keyType;
     // ORDER BY ... LIMIT 1 rather than min(): it uses the index, and works for types without min() (uuid).
     const result = await sql<{ min: string | null; below: string | null; ok: boolean | null }>`
@@ -265,6 +271,17 @@ class KeyRanges implements Ranges {
 
   /** The inclusive upper bound of the batch after `cursor` (within `to`), or undefined when no key is left. */
   async upperBound(cursor: string, size: number, to: string | null): Promise<string | undefined> {
+    const steps = await this.steps();
+    if (steps) {
+      const until = to === null ? null : BigInt(to);
+      let upper = stepUpper(BigInt(cursor), size, steps.density, steps.last, until);
+      if (upper === undefined) {
+        // Past the last key seen: rows inserted since may lie beyond it.
+        steps.last = BigInt((await this.lastKey()) ?? cursor);
+        upper = stepUpper(BigInt(cursor), size, steps.density, steps.last, until);
+      }
+      return upper?.toString();
+    }
     const within = to === null ? sql`true` : sql`${this.key} <= ${to}`;
     const result = await sql<{ upper: string | null }>`
       SELECT coalesce(
@@ -273,6 +290,35 @@ class KeyRanges implements Ranges {
       this.session.db,
     );
     return result.rows[0]?.upper ?? undefined;
+  }
+
+  /** A Citus distributed table's integer key is stepped (key-steps.ts): its density and last key, once per walk; undefined otherwise. */
+  private stepping: Promise<{ density: number; last: bigint } | undefined> | undefined;
+
+  private steps(): Promise<{ density: number; last: bigint } | undefined> {
+    this.stepping ??= (async () => {
+      const citus = await citusTables(this.session, [this.batch.table]);
+      if (citus[this.batch.table]?.kind !== 'distributed') return undefined;
+      const keyType = await this.readKeyType();
+      if (!/^(smallint|integer|bigint)$/.test(keyType)) return undefined;
+      const first = await sql<{
+        first: string | null;
+      }>`SELECT ${this.key}::text AS first FROM ${this.table} ORDER BY ${this.key} LIMIT 1`.execute(this.session.db);
+      const last = await this.lastKey();
+      const from = first.rows[0]?.first;
+      if (from === null || from === undefined || last === undefined) return undefined;
+      const rows = (await citusRowEstimate(this.session, this.batch.table)) ?? 0;
+      return { density: keyDensity(rows, BigInt(from), BigInt(last)), last: BigInt(last) };
+    })();
+    return this.stepping;
+  }
+
+  /** The largest key now, as text; undefined for an empty table. */
+  private async lastKey(): Promise<string | undefined> {
+    const result = await sql<{
+      last: string | null;
+    }>`SELECT ${this.key}::text AS last FROM ${this.table} ORDER BY ${this.key} DESC LIMIT 1`.execute(this.session.db);
+    return result.rows[0]?.last ?? undefined;
   }
 
   /** `count` segments (of equal key widths for an integer key, else of about equal rows), the last one open-ended; none for an empty table. */
@@ -292,11 +338,8 @@ class KeyRanges implements Ranges {
    * read and sort every key (on Citus, every key pulled to the coordinator).
    */
   private async evenBounds(start: string, count: number): Promise<string[]> {
-    const result = await sql<{
-      last: string | null;
-    }>`SELECT ${this.key}::text AS last FROM ${this.table} ORDER BY ${this.key} DESC LIMIT 1`.execute(this.session.db);
-    const last = result.rows[0]?.last;
-    if (last === null || last === undefined) return [];
+    const last = await this.lastKey();
+    if (last === undefined) return [];
     const [from, to] = [BigInt(start), BigInt(last)];
     return Array.from({ length: count - 1 }, (_, i) => (from + ((to - from) * BigInt(i + 1)) / BigInt(count)).toString()).filter(
       (b) => BigInt(b) > from && BigInt(b) < to,
