@@ -326,6 +326,14 @@ async function main(): Promise<void> {
       [`the whole apply within 5 minutes (${fmt(during.commandS ?? 0, 0)} s)`, applied.code === 0 && (during.commandS ?? 0) <= 300],
     ] as const;
     for (const [goal, met] of goals) console.log(`goal ${goal}: ${met ? 'MET' : 'NOT MET'}`);
+    const vacuums = applied.stderr.split('\n').filter((l) => l.includes('cancelled autovacuum')).length;
+    if (vacuums) console.log(`autovacuum cancelled ${vacuums} time(s) in a unit's way`);
+    // One line to compare runs by: the lead re-runs the bench on a quiet machine.
+    console.log(
+      `summary: baseline p99 ${fmt(base.p99, 1)} ms / max ${fmt(base.max, 0)} ms; apply p99 ${fmt(during.p99, 1)} ms (${fmt(during.p99 / base.p99, 2)}x) / max ${fmt(during.max, 0)} ms; ` +
+        `${phases.reduce((n, p) => n + p.abortedClients, 0)} aborted; apply ${fmt(during.commandS ?? 0, 1)} s; ${goals.filter(([, met]) => met).length} of ${goals.length} goals met; ` +
+        `load ${loadavg()[0]?.toFixed(1)}`,
+    );
     for (const p of phases) if (p.failures.length) console.log(`${p.name}: ${p.failures.join('\n  ')}`);
     console.log(
       `load average: ${loadavg()
