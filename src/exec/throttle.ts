@@ -113,7 +113,8 @@ export function activeLimit(idle: Idle): number {
  * The next batch's size and the pause before it, from the batch that just ran and what the
  * application paid meanwhile. Every signal over its limit halves the size and grows the
  * backoff (doubling, from the batch's own duration, up to maxPauseMs); while none is, the
- * backoff halves each batch. The duty cycle's pause and the configured pause come on top.
+ * backoff halves each batch, and the size grows again once it is over. The duty cycle's
+ * pause and the configured pause come on top.
  */
 export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): Decision {
   let size = nextSize(previous.size, batch.durationMs, limits.targetMs);
@@ -141,6 +142,8 @@ export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): D
     if (lagging) backoffMs = Math.max(backoffMs, Math.min(10_000, cost.replicationLagMs / 2));
   } else {
     backoffMs = previous.backoffMs < 20 ? 0 : previous.backoffMs / 2;
+    // Batches grow again only once the backoff is over: a batch as long as the target is what held the application up.
+    if (previous.backoffMs > 0) size = Math.min(size, previous.size);
   }
   const duty = limits.throttle.enabled ? dutyPause(batch.durationMs, limits.throttle.duty) : 0;
   const pauseMs = Math.round(Math.max(limits.pauseMs, duty, backoffMs));
@@ -170,7 +173,7 @@ export async function measureAppCost(session: Session, samples = 3): Promise<App
   for (let i = 0; i < samples; i++) {
     const started = performance.now();
     const result = await session.client.query<{ waiters: number; active: number; lag: number | null }>(
-      `SELECT count(*) FILTER (WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid)))::int AS waiters,
+      `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)))::int AS waiters,
               count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND application_name NOT LIKE 'tenantify %')::int AS active,
               (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag
          FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,

@@ -49,7 +49,11 @@ describe('decide', () => {
     expect(after.reason).toBeUndefined();
     expect(after.backoffMs).toBe(600);
     expect(after.pauseMs).toBe(600);
-    expect(after.size).toBe(2500); // back toward the target: at most doubling
+    expect(after.size).toBe(1250); // no bigger while the backoff lasts
+    let pacing: Pacing = after;
+    while (pacing.backoffMs > 0) pacing = decide(pacing, { durationMs: 100, cost: calm }, limits);
+    expect(pacing.size).toBe(1250);
+    expect(decide(pacing, { durationMs: 100, cost: calm }, limits).size).toBe(2500); // then back toward the target: at most doubling
   });
 
   it('the probe limit is 2x the idle latency, at least 2 ms, unless configured', () => {
