@@ -163,9 +163,9 @@ function round(ms: number): string {
 
 /**
  * The probe, inside the batch's transaction before it commits: sessions waiting on a lock
- * this session holds, the application's sessions running a statement (tenantify's own, by
- * their application_name, left out), and the worst replica's lag, in one tiny catalog query
- * whose own latency tells how busy the server is. It runs `samples` times and its latency is
+ * this session holds, the application's sessions running a statement (by application_name,
+ * tenantify's own and Citus's connections between its nodes left out), and the worst
+ * replica's lag, in one tiny catalog query whose own latency tells how busy the server is. It runs `samples` times and its latency is
  * the fastest: one slow probe is a busy machine's noise, every one slow is the server's load.
  */
 export async function measureAppCost(session: Session, samples = 3): Promise<AppCost> {
@@ -174,7 +174,7 @@ export async function measureAppCost(session: Session, samples = 3): Promise<App
     const started = performance.now();
     const result = await session.client.query<{ waiters: number; active: number; lag: number | null }>(
       `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)))::int AS waiters,
-              count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND application_name NOT LIKE 'tenantify %')::int AS active,
+              count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND application_name NOT LIKE 'tenantify %' AND application_name NOT LIKE 'citus_internal%')::int AS active,
               (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag
          FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
     );
