@@ -19,6 +19,7 @@ import { keyDensity, stepUpper } from './key-steps.js';
 import { BlockRanges, isPhysical, type Ranges } from './block-ranges.js';
 import {
   decide,
+  fastestProbe,
   defaultThrottle,
   idleCost,
   measureAppCost,
@@ -139,7 +140,7 @@ async function walkSegment(
       }),
     );
     segment.cursor = upper;
-    const decision = pace.next(performance.now() - batchStarted, cost);
+    const decision = pace.next(performance.now() - batchStarted, await fastestProbe(ctx.session, cost));
     // The progress line carries the reason while it lasts; a note marks when throttling starts and ends.
     if ((decision.reason === undefined) !== (throttled === undefined))
       ctx.reporter.note(`${unit.id}: ${decision.reason ? `throttled: ${decision.reason}` : 'no longer throttled'}`);

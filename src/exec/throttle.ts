@@ -13,7 +13,8 @@
  * - the application's active sessions (client sessions of the database running a statement,
  *   tenantify's own left out): when its queries slow down, they pile up; the limit is twice
  *   as many as before the first batch, and at least two more;
- * - the latency of that query itself: a tiny catalog read, the probe (the fastest of three).
+ * - the latency of that query itself: a tiny catalog read, the probe (the fastest of three:
+ *   one inside the transaction, two after its commit).
  *   Its limit (default: twice its latency before the first batch, at least 2 ms): past it
  *   the server is busy, and the application's queries wait for CPU and I/O too;
  * - the worst replica's replay lag, where there is a replica.
@@ -165,26 +166,30 @@ function round(ms: number): string {
  * The probe, inside the batch's transaction before it commits: sessions waiting on a lock
  * this session holds, the application's sessions running a statement (by application_name,
  * tenantify's own and Citus's connections between its nodes left out), and the worst
- * replica's lag, in one tiny catalog query whose own latency tells how busy the server is. It runs `samples` times and its latency is
- * the fastest: one slow probe is a busy machine's noise, every one slow is the server's load.
+ * replica's lag, in one tiny catalog query whose own latency tells how busy the server is.
  */
-export async function measureAppCost(session: Session, samples = 3): Promise<AppCost> {
-  let cost: AppCost | undefined;
-  for (let i = 0; i < samples; i++) {
-    const started = performance.now();
-    const result = await session.client.query<{ waiters: number; active: number; lag: number | null }>(
-      `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)))::int AS waiters,
-              count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND application_name NOT LIKE 'tenantify %' AND application_name NOT LIKE 'citus_internal%')::int AS active,
-              (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag
-         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
-    );
-    const probeMs = performance.now() - started;
-    const row = result.rows[0];
-    // The first sample's counts: the sessions that waited on the batch are released as soon as it commits.
-    cost ??= { probeMs, lockWaiters: row?.waiters ?? 0, activeSessions: row?.active ?? 0, replicationLagMs: row?.lag ?? 0 };
-    cost.probeMs = Math.min(cost.probeMs, probeMs);
-  }
-  return cost as AppCost;
+export async function measureAppCost(session: Session): Promise<AppCost> {
+  const started = performance.now();
+  const result = await session.client.query<{ waiters: number; active: number; lag: number | null }>(
+    `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)))::int AS waiters,
+            count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND application_name NOT LIKE 'tenantify %' AND application_name NOT LIKE 'citus_internal%')::int AS active,
+            (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag
+       FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+  );
+  const probeMs = performance.now() - started;
+  const row = result.rows[0];
+  return { probeMs, lockWaiters: row?.waiters ?? 0, activeSessions: row?.active ?? 0, replicationLagMs: row?.lag ?? 0 };
+}
+
+/**
+ * After the commit, the probe `samples` times more: its latency is the fastest of all. One
+ * slow probe is a busy machine's noise, every one slow is the server's load. (Only one runs
+ * inside the batch's transaction, which holds its row locks meanwhile.)
+ */
+export async function fastestProbe(session: Session, cost: AppCost, samples = 2): Promise<AppCost> {
+  let probeMs = cost.probeMs;
+  for (let i = 0; i < samples; i++) probeMs = Math.min(probeMs, (await measureAppCost(session)).probeMs);
+  return { ...cost, probeMs };
 }
 
 /** The reference before the first batch: the medians of a few probes, `spacingMs` apart. */
@@ -192,7 +197,7 @@ export async function idleCost(session: Session, samples = 5, spacingMs = 20): P
   const costs: AppCost[] = [];
   for (let i = 0; i < samples; i++) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, spacingMs));
-    costs.push(await measureAppCost(session));
+    costs.push(await fastestProbe(session, await measureAppCost(session)));
   }
   return { probeMs: median(costs.map((c) => c.probeMs)), activeSessions: median(costs.map((c) => c.activeSessions)) };
 }
