@@ -9,64 +9,34 @@
  * check (`ADD CONSTRAINT ... NOT VALID`, a catalog change of a few milliseconds) retried for
  * 9.5 s, and TPC-B's worst transactions were those queued behind it.
  *
- * So while a unit's statements run longer than `watchAfterMs`, a second session looks, every
- * `watchEveryMs`, at what blocks the unit's session, and cancels an autovacuum worker among
- * the blockers: what PostgreSQL itself does, sooner. Never one that prevents wraparound
- * (PostgreSQL does not cancel those either). Autovacuum comes back to the table on its next
- * round. Cancelling it takes superuser or pg_signal_backend; without them the unit waits as
- * before, and a note says why.
+ * So after a lock timeout, before the next try, the unit's own session cancels the
+ * database's autovacuum workers: what PostgreSQL itself would have done had the unit waited
+ * longer. Never one that prevents wraparound (PostgreSQL does not cancel those either).
+ * Autovacuum comes back to its tables on its next round. The unit's session does it, so that
+ * no connection is opened beyond the run's budget; which table the lock wait was on is not
+ * known then, so every such worker of the database is cancelled, each named in a note.
+ * Cancelling autovacuum takes superuser or pg_signal_backend; without them a note says so,
+ * and the unit retries as before.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, type Session } from '../db/connection.js';
 import type { ExecContext } from './context.js';
 
-export const watchAfterMs = 50;
-export const watchEveryMs = 50;
-
-/** Autovacuum workers (not anti-wraparound) among the sessions blocking `$1`, each cancelled. */
-const cancelBlockingAutovacuum = `
+/** The database's autovacuum workers (not anti-wraparound), each cancelled. */
+const cancelAutovacuumSql = `
   SELECT a.pid, regexp_replace(a.query, '^autovacuum: ', '') AS work, pg_cancel_backend(a.pid) AS cancelled
     FROM pg_stat_activity a
-   WHERE a.pid = ANY (pg_blocking_pids($1))
+   WHERE a.datname = current_database()
      AND a.backend_type = 'autovacuum worker'
      AND a.query NOT LIKE '%(to prevent wraparound)%'`;
 
-/** Runs `fn` (statements on ctx.session) while cancelling any autovacuum that blocks that session. */
-export async function yieldingAutovacuum<T>(ctx: ExecContext, unitId: string, fn: () => Promise<T>): Promise<T> {
-  const done = new AbortController();
-  const watching = watch(ctx, unitId, done.signal);
+/** After a unit's lock timeout: cancels the autovacuum workers that may have held it up. */
+export async function cancelAutovacuum(ctx: ExecContext, unitId: string): Promise<void> {
   try {
-    return await fn();
-  } finally {
-    done.abort();
-    await watching;
-  }
-}
-
-async function watch(ctx: ExecContext, unitId: string, done: AbortSignal): Promise<void> {
-  if (!(await pause(watchAfterMs, done))) return;
-  let watcher: Session | undefined;
-  try {
-    watcher = await connect(ctx.session.url, `apply ${unitId} autovacuum watch`, done);
-    do {
-      const result = await watcher.client.query<{ pid: number; work: string; cancelled: boolean }>(cancelBlockingAutovacuum, [
-        ctx.session.backendPid,
-      ]);
-      for (const row of result.rows) {
-        if (row.cancelled)
-          ctx.reporter.note(`${unitId}: cancelled autovacuum (${row.work}, pid ${row.pid}), which held up the unit's lock`);
-      }
-    } while (await pause(watchEveryMs, done));
+    const result = await ctx.session.client.query<{ pid: number; work: string; cancelled: boolean }>(cancelAutovacuumSql);
+    for (const row of result.rows) {
+      if (row.cancelled)
+        ctx.reporter.note(`${unitId}: cancelled autovacuum (${row.work}, pid ${row.pid}), which may hold up the unit's lock`);
+    }
   } catch (error) {
-    // Not allowed to signal autovacuum, or the watch's own connection failed: the unit waits as it would have.
-    if (!done.aborted) ctx.reporter.note(`${unitId}: cannot cancel an autovacuum in its way (${(error as Error).message})`);
-  } finally {
-    await watcher?.close().catch(() => {});
+    ctx.reporter.note(`${unitId}: cannot cancel an autovacuum that may be in its way (${(error as Error).message})`);
   }
-}
-
-/** Waits `ms`; false when `done` comes first. */
-async function pause(ms: number, done: AbortSignal): Promise<boolean> {
-  if (done.aborted) return false;
-  return sleep(ms, true, { signal: done }).catch(() => false);
 }

@@ -17,7 +17,6 @@ import { applyFailure, connectionLost, isCancel, isConnectionLost, revertFailure
 import { runnerFor } from './kinds.js';
 import { appliedTransition, rolledBackTransition, snapshotsOff, startTransition } from './records.js';
 import { cancellable, check, inTransaction, retrying } from './steps.js';
-import { yieldingAutovacuum } from './autovacuum.js';
 import { inOneMessage, travelsAsMessage } from './transport.js';
 import { tracedTransaction, type LockHeld } from './lock-trace.js';
 import { Interruption } from './interrupt.js';
@@ -79,17 +78,15 @@ async function runBody(
     const checks = await inOneMessage(ctx, work.unit.id, script, (results) => recordText(ctx, work, results));
     if (checks) return { checks };
   }
-  // Retried whole after a lock timeout; a first SIGINT cancels the statement in flight; an autovacuum in its way is cancelled.
+  // Retried whole after a lock timeout; a first SIGINT cancels the statement in flight.
   return retrying(ctx, script, () =>
     cancellable(ctx, () =>
-      yieldingAutovacuum(ctx, work.unit.id, () =>
-        ctx.traceLocks
-          ? tracedTransaction(ctx, work, runner, () => verifyAndRecord(ctx, work, startedAt))
-          : inTransaction(ctx, script.options, async () => {
-              const note = await runner.body(ctx, work);
-              return { note, checks: await verifyAndRecord(ctx, work, startedAt) };
-            }),
-      ),
+      ctx.traceLocks
+        ? tracedTransaction(ctx, work, runner, () => verifyAndRecord(ctx, work, startedAt))
+        : inTransaction(ctx, script.options, async () => {
+            const note = await runner.body(ctx, work);
+            return { note, checks: await verifyAndRecord(ctx, work, startedAt) };
+          }),
     ),
   );
 }

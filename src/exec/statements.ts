@@ -5,7 +5,6 @@
  * happily skip: such an index is dropped and built again.
  */
 import { cancellable, retrying, runStatement, timeoutSettings } from './steps.js';
-import { yieldingAutovacuum } from './autovacuum.js';
 import type { ExecContext, Runner, Work } from './context.js';
 import type { Statement } from '../plan/types.js';
 
@@ -31,9 +30,7 @@ export const statementsRunner: Runner = {
       for (const statement of script.statements.slice(first)) {
         ctx.interrupt.throwIfRequested();
         await dropInvalidIndex(ctx, unit.id, statement);
-        await retrying(ctx, script, () =>
-          cancellable(ctx, () => yieldingAutovacuum(ctx, unit.id, () => runStatement(ctx, script, statement))),
-        );
+        await retrying(ctx, script, () => cancellable(ctx, () => runStatement(ctx, script, statement)));
         done.push(statement.hash);
         await work.direction.statementDone(ctx, work, done, statement);
       }

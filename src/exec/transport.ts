@@ -19,7 +19,6 @@ import { isConnectionLost } from './failure-report.js';
 import { runnerFor } from './kinds.js';
 import { appliedTransition, snapshotsOff, startTransition } from './records.js';
 import { cancellable, timeoutSettings, transactionBounds } from './steps.js';
-import { yieldingAutovacuum } from './autovacuum.js';
 import { transactionalRunner } from './transactional.js';
 
 /** A unit as statements: its start in the ledger (when it travels with the unit), its transaction's inside, and the verify results it records. */
@@ -135,7 +134,7 @@ export async function inOneMessage(
 ): Promise<CheckResult[] | undefined> {
   const unit = unitStatements(script, [], ctx.dryRun ? undefined : record);
   try {
-    await cancellable(ctx, () => yieldingAutovacuum(ctx, id, () => sendMessage(ctx, messageText([id], [unit], ctx.dryRun))));
+    await cancellable(ctx, () => sendMessage(ctx, messageText([id], [unit], ctx.dryRun)));
     return unit.checks;
   } catch (error) {
     await rollBackMessage(ctx);
@@ -204,7 +203,7 @@ export class Trains {
     ctx.reporter.unitStarted(train.entries[0] as PlanEntry);
     for (;;) {
       this.prepare(next + train.entries.length, this.length * 2);
-      const outcome = await cancellable(ctx, () => yieldingAutovacuum(ctx, train.entries[0]?.unit.id ?? '', () => train.settled));
+      const outcome = await cancellable(ctx, () => train.settled);
       if ('error' in outcome) return next - from + (await this.failed(train, outcome.error, reports));
       const elapsedMs = performance.now() - train.sentAt;
       this.length = elapsedMs > 1000 ? 1 : elapsedMs < 100 ? Math.min(this.length * 2, this.maxLength) : this.length;
