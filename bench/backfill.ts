@@ -9,7 +9,8 @@
  * hosts (`UPDATE hosts SET note = note WHERE id = $1`) at 20 per second on its own
  * connection and records each latency, measured from the moment the probe was due (so a
  * probe stuck behind an earlier one counts its wait: what an application doing 20 writes
- * per second sees). Goal: worst probe latency at most 1 s.
+ * per second sees). Goal: worst probe latency at most 250 ms with tenantify's defaults
+ * (the adaptive throttle on; issue 28).
  *
  * Every run starts from the same state: a fresh copy (CREATE DATABASE ... TEMPLATE,
  * FILE_COPY) of a loaded, vacuumed, frozen template, then CHECKPOINT. The one-shot UPDATE
@@ -598,7 +599,7 @@ async function main(): Promise<void> {
     const r = baseline.wallMs / main300.wallMs;
     console.log(`\ngoal throughput >= 0.9x one-shot: ${fmt(r, 2)}x -> ${r >= 0.9 ? 'MET' : 'NOT MET'}`);
     console.log(
-      `goal worst probe <= 1 s: ${Math.round(main300.probeMaxWorstMs)} ms -> ${main300.probeMaxWorstMs <= 1000 ? 'MET' : 'NOT MET'}`,
+      `goal worst probe <= 250 ms with the throttle on (issue 28): ${Math.round(main300.probeMaxWorstMs)} ms -> ${main300.probeMaxWorstMs <= 250 ? 'MET' : 'NOT MET'}`,
     );
   }
   if (failures.length) console.log(`\nfailed contenders: ${failures.map((f) => f.contender).join(', ')}`);

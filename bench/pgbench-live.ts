@@ -27,7 +27,20 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
-import { build, contenderEnv, expectSuccess, fmt, machine, repoRoot, runStatements, table, timed, writeResult, type Timed } from './lib.js';
+import {
+  build,
+  contenderEnv,
+  expectSuccess,
+  fmt,
+  machine,
+  repoRoot,
+  resultsDir,
+  runStatements,
+  table,
+  timed,
+  writeResult,
+  type Timed,
+} from './lib.js';
 
 interface Args {
   scale: number;
@@ -160,6 +173,8 @@ interface PhaseFigures {
   max: number;
   /** When the worst transaction ended, seconds into the phase. */
   maxAtS: number;
+  /** The slowest transactions: when each started and ended (epoch ms). */
+  slowest: { from: number; to: number; latencyMs: number }[];
   /** The tenantify command's wall time, for the apply and the rollback. */
   commandS?: number;
   failures: string[];
@@ -207,6 +222,10 @@ async function phase(
     p99: percentile(sorted, 0.99),
     max: sorted[sorted.length - 1] ?? Number.NaN,
     maxAtS: worst ? (worst.endedAt - from) / 1000 : Number.NaN,
+    slowest: [...inPhase]
+      .sort((a, b) => b.latencyMs - a.latencyMs)
+      .slice(0, 20)
+      .map((t) => ({ from: t.endedAt - t.latencyMs, to: t.endedAt, latencyMs: t.latencyMs })),
     failures: chunks.flatMap((c) => c.failures).slice(0, 10),
   };
   if (run) figures.commandS = run.ms / 1000;
@@ -273,6 +292,10 @@ async function main(): Promise<void> {
     const baseline = await phase('baseline', url, args, { seconds: args.baseline });
     const apply = await phase('apply', url, args, { run: () => tenantify(['apply', '-d', url, '--dir', dir, '--json']) });
     const applied = apply.run as Timed;
+    const [ledger] = await runStatements(url, [
+      `SELECT id, extract(epoch FROM started_at) * 1000 AS started, extract(epoch FROM applied_at) * 1000 AS applied FROM tenantify.units`,
+    ]);
+    const unitTimeline = (ledger?.rows ?? []) as { id: string; started: number | null; applied: number | null }[];
     if (applied.code !== 0)
       process.stderr.write(`apply exited ${applied.code}:\n${applied.stdout.slice(-2000)}\n${applied.stderr.slice(-2000)}\n`);
     const check = await tenantify(['tenancy', 'check', '-d', url, '--dir', dir, '--json']);
@@ -314,6 +337,22 @@ async function main(): Promise<void> {
       .sort((a, b) => b.durationMs - a.durationMs)
       .slice(0, 5);
     if (slowest.length) console.log(`slowest units: ${slowest.map((u) => `${u.id} ${fmt(u.durationMs / 1000, 1)} s`).join(', ')}`);
+    // The units that ran while the slowest transactions waited, from the ledger's times.
+    const culprits = new Map<string, number>();
+    for (const t of during.slowest) {
+      for (const u of unitTimeline) {
+        if (u.started !== null && u.started <= t.to && (u.applied ?? Number.POSITIVE_INFINITY) >= t.from)
+          culprits.set(u.id, Math.max(culprits.get(u.id) ?? 0, t.latencyMs));
+      }
+    }
+    if (culprits.size)
+      console.log(
+        `units running during the 20 slowest transactions of the apply (their worst): ${[...culprits]
+          .sort((a, b) => b[1] - a[1])
+          .map(([id, ms]) => `${id} ${fmt(ms, 0)} ms`)
+          .join(', ')}`,
+      );
+    writeFileSync(join(resultsDir, 'pgbench-live-apply.log'), applied.stderr);
     const throttled = applied.stderr.split('\n').filter((l) => l.includes('throttled:'));
     console.log(
       `the throttle slowed the backfills down ${throttled.length} time(s)${throttled[0] ? `, first: ${throttled[0].trim()}` : ''}`,
@@ -326,6 +365,14 @@ async function main(): Promise<void> {
       [`the whole apply within 5 minutes (${fmt(during.commandS ?? 0, 0)} s)`, applied.code === 0 && (during.commandS ?? 0) <= 300],
     ] as const;
     for (const [goal, met] of goals) console.log(`goal ${goal}: ${met ? 'MET' : 'NOT MET'}`);
+    const vacuums = applied.stderr.split('\n').filter((l) => l.includes('cancelled autovacuum')).length;
+    if (vacuums) console.log(`autovacuum cancelled ${vacuums} time(s) in a unit's way`);
+    // One line to compare runs by: the lead re-runs the bench on a quiet machine.
+    console.log(
+      `summary: baseline p99 ${fmt(base.p99, 1)} ms / max ${fmt(base.max, 0)} ms; apply p99 ${fmt(during.p99, 1)} ms (${fmt(during.p99 / base.p99, 2)}x) / max ${fmt(during.max, 0)} ms; ` +
+        `${phases.reduce((n, p) => n + p.abortedClients, 0)} aborted; apply ${fmt(during.commandS ?? 0, 1)} s; ${goals.filter(([, met]) => met).length} of ${goals.length} goals met; ` +
+        `load ${loadavg()[0]?.toFixed(1)}`,
+    );
     for (const p of phases) if (p.failures.length) console.log(`${p.name}: ${p.failures.join('\n  ')}`);
     console.log(
       `load average: ${loadavg()

@@ -14,9 +14,21 @@ import type { BatchSettings, ExecContext, Runner, Work } from './context.js';
 import { firstStatements, type BatchDirective, type Statement, type Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
-import { citusRowEstimate } from '../db/citus.js';
+import { citusRowEstimate, citusTables } from '../db/citus.js';
+import { keyDensity, stepUpper } from './key-steps.js';
 import { BlockRanges, isPhysical, type Ranges } from './block-ranges.js';
-import { decide, defaultThrottle, idleProbeMs, measureAppCost, nextSize, type Decision, type Pacing } from './throttle.js';
+import {
+  decide,
+  fastestProbe,
+  defaultThrottle,
+  idleCost,
+  measureAppCost,
+  nextSize,
+  type AppCost,
+  type Decision,
+  type Idle,
+  type Pacing,
+} from './throttle.js';
 
 export const batchedRunner: Runner = {
   name: 'batched',
@@ -119,15 +131,16 @@ async function walkSegment(
     if (upper === undefined) return;
     const from = segment.cursor;
     const batchStarted = performance.now();
-    const rows = await retrying(ctx, unit, () =>
+    const { rows, cost } = await retrying(ctx, unit, () =>
       inTransaction(ctx, unit.options, async () => {
         const changed = await runBatch(ctx, unit, from, upper);
         if (!ctx.dryRun) await ctx.ledger.advanceSegment(unit.id, index, upper, changed);
-        return changed;
+        // What the application pays, measured before the commit: sessions held up by the batch's row locks still wait.
+        return { rows: changed, cost: await measureAppCost(ctx.session) };
       }),
     );
     segment.cursor = upper;
-    const decision = await pace.next(performance.now() - batchStarted, ctx.session);
+    const decision = pace.next(performance.now() - batchStarted, await fastestProbe(ctx.session, cost));
     // The progress line carries the reason while it lasts; a note marks when throttling starts and ends.
     if ((decision.reason === undefined) !== (throttled === undefined))
       ctx.reporter.note(`${unit.id}: ${decision.reason ? `throttled: ${decision.reason}` : 'no longer throttled'}`);
@@ -157,7 +170,7 @@ export const defaultBatchSettings: BatchSettings = {
 /** Batch sizes and pauses for one worker: the throttle's decisions (throttle.ts), one batch after another. */
 export class Pace {
   private pacing: Pacing;
-  private idleProbe: number | undefined;
+  private idle: Idle = { probeMs: 0, activeSessions: 0 };
 
   constructor(
     initial: number,
@@ -170,20 +183,15 @@ export class Pace {
     return this.pacing.size;
   }
 
-  /** The probe's idle latency, before the first batch (the throttle's reference). */
+  /** The probe before the first batch, with the application as usual: the throttle's reference. */
   async start(session: Session): Promise<void> {
-    if (this.settings.throttle.enabled) this.idleProbe = await idleProbeMs(session);
+    if (this.settings.throttle.enabled) this.idle = await idleCost(session);
   }
 
-  /** After a batch: measures what the application paid; the throttle's decision (throttle.ts) for the next one. */
-  async next(durationMs: number, session: Session): Promise<Decision> {
-    const cost = await measureAppCost(session);
+  /** After a batch: the throttle's decision (throttle.ts) for the next one, from what the application paid. */
+  next(durationMs: number, cost: AppCost): Decision {
     const { targetMs, pauseMs, maxReplicationLagMs, throttle } = this.settings;
-    const decision = decide(
-      this.pacing,
-      { durationMs, cost },
-      { targetMs, pauseMs, maxReplicationLagMs, throttle, idleProbeMs: this.idleProbe ?? 0 },
-    );
+    const decision = decide(this.pacing, { durationMs, cost }, { targetMs, pauseMs, maxReplicationLagMs, throttle, idle: this.idle });
     this.pacing = decision;
     return decision;
   }
@@ -234,13 +242,18 @@ class KeyRanges implements Ranges {
   }
 
   /** The exclusive lower bound of the first batch: a value below the smallest key. */
-  async start(): Promise<string | undefined> {
+  private async readKeyType(): Promise<string> {
     const type = await sql<{ type: string }>`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute
        WHERE attrelid = ${this.batch.table}::regclass AND attname = ${unquote(this.batch.key)} AND NOT attisdropped`.execute(
       this.session.db,
     );
     const keyType = type.rows[0]?.type;
     if (!keyType) throw new Error(`${this.unit.file}: the batch key ${this.batch.key} is not a column of ${this.batch.table}`);
+    return keyType;
+  }
+
+  async start(): Promise<string | undefined> {
+    const keyType = await this.readKeyType();
     this.keyType = keyType;
     // ORDER BY ... LIMIT 1 rather than min(): it uses the index, and works for types without min() (uuid).
     const result = await sql<{ min: string | null; below: string | null; ok: boolean | null }>`
@@ -259,6 +272,17 @@ class KeyRanges implements Ranges {
 
   /** The inclusive upper bound of the batch after `cursor` (within `to`), or undefined when no key is left. */
   async upperBound(cursor: string, size: number, to: string | null): Promise<string | undefined> {
+    const steps = await this.steps();
+    if (steps) {
+      const until = to === null ? null : BigInt(to);
+      let upper = stepUpper(BigInt(cursor), size, steps.density, steps.last, until);
+      if (upper === undefined) {
+        // Past the last key seen: rows inserted since may lie beyond it.
+        steps.last = BigInt((await this.lastKey()) ?? cursor);
+        upper = stepUpper(BigInt(cursor), size, steps.density, steps.last, until);
+      }
+      return upper?.toString();
+    }
     const within = to === null ? sql`true` : sql`${this.key} <= ${to}`;
     const result = await sql<{ upper: string | null }>`
       SELECT coalesce(
@@ -267,6 +291,35 @@ class KeyRanges implements Ranges {
       this.session.db,
     );
     return result.rows[0]?.upper ?? undefined;
+  }
+
+  /** A Citus distributed table's integer key is stepped (key-steps.ts): its density and last key, once per walk; undefined otherwise. */
+  private stepping: Promise<{ density: number; last: bigint } | undefined> | undefined;
+
+  private steps(): Promise<{ density: number; last: bigint } | undefined> {
+    this.stepping ??= (async () => {
+      const citus = await citusTables(this.session, [this.batch.table]);
+      if (citus[this.batch.table]?.kind !== 'distributed') return undefined;
+      const keyType = await this.readKeyType();
+      if (!/^(smallint|integer|bigint)$/.test(keyType)) return undefined;
+      const first = await sql<{
+        first: string | null;
+      }>`SELECT ${this.key}::text AS first FROM ${this.table} ORDER BY ${this.key} LIMIT 1`.execute(this.session.db);
+      const last = await this.lastKey();
+      const from = first.rows[0]?.first;
+      if (from === null || from === undefined || last === undefined) return undefined;
+      const rows = (await citusRowEstimate(this.session, this.batch.table)) ?? 0;
+      return { density: keyDensity(rows, BigInt(from), BigInt(last)), last: BigInt(last) };
+    })();
+    return this.stepping;
+  }
+
+  /** The largest key now, as text; undefined for an empty table. */
+  private async lastKey(): Promise<string | undefined> {
+    const result = await sql<{
+      last: string | null;
+    }>`SELECT ${this.key}::text AS last FROM ${this.table} ORDER BY ${this.key} DESC LIMIT 1`.execute(this.session.db);
+    return result.rows[0]?.last ?? undefined;
   }
 
   /** `count` segments (of equal key widths for an integer key, else of about equal rows), the last one open-ended; none for an empty table. */
@@ -286,11 +339,8 @@ class KeyRanges implements Ranges {
    * read and sort every key (on Citus, every key pulled to the coordinator).
    */
   private async evenBounds(start: string, count: number): Promise<string[]> {
-    const result = await sql<{
-      last: string | null;
-    }>`SELECT ${this.key}::text AS last FROM ${this.table} ORDER BY ${this.key} DESC LIMIT 1`.execute(this.session.db);
-    const last = result.rows[0]?.last;
-    if (last === null || last === undefined) return [];
+    const last = await this.lastKey();
+    if (last === undefined) return [];
     const [from, to] = [BigInt(start), BigInt(last)];
     return Array.from({ length: count - 1 }, (_, i) => (from + ((to - from) * BigInt(i + 1)) / BigInt(count)).toString()).filter(
       (b) => BigInt(b) > from && BigInt(b) < to,

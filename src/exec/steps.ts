@@ -1,4 +1,5 @@
 /** Small steps the lifecycle and the runners share: transaction bounds, timeouts, one statement, checks, retries. */
+import { cancelAutovacuum } from './autovacuum.js';
 import { pick, runChecks } from './checks.js';
 import { ChecksFailed, StatementFailure, type PgErrorFields } from './failure.js';
 import type { CheckResult } from './failure.js';
@@ -78,7 +79,8 @@ export function asStatementFailure(error: unknown, script: Script, statement: St
 }
 
 /** SQLSTATEs worth another try after a pause: lock_not_available, deadlock_detected, serialization_failure. */
-const retryable = new Set(['55P03', '40P01', '40001']);
+const lockNotAvailable = '55P03';
+const retryable = new Set([lockNotAvailable, '40P01', '40001']);
 
 export function isRetryable(error: unknown): boolean {
   return error instanceof StatementFailure && retryable.has(error.pgError.code ?? '');
@@ -93,6 +95,7 @@ export async function retrying<T>(ctx: ExecContext, script: Script, attempt: () 
       if (!isRetryable(error) || tries >= script.options.retries || ctx.interrupt.requested) throw error;
       const pause = Math.min(250 * 2 ** tries, 8000) * (0.75 + Math.random() * 0.5);
       const reason = (error as StatementFailure).pgError.message;
+      if ((error as StatementFailure).pgError.code === lockNotAvailable) await cancelAutovacuum(ctx, script.id);
       ctx.reporter.note(`${script.id}: ${reason}; retry ${tries + 1} of ${script.options.retries} in ${Math.round(pause)} ms`);
       if (!ctx.dryRun) await ctx.ledger.event(ctx.runId, script.id, 'retry', { attempt: tries + 1, reason, pauseMs: Math.round(pause) });
       await new Promise((resolve) => setTimeout(resolve, pause));

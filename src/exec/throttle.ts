@@ -5,13 +5,21 @@
  * with the application for CPU and I/O, and its queries get slower long before anyone
  * waits on a lock.
  *
- * Measured after each batch (`measureAppCost`, one query on the worker's connection):
- * - the latency of that query itself: a tiny catalog read, the probe. Its idle latency is
- *   taken before the first batch; when it climbs past its limit (default: 4x the idle
- *   latency, at least 5 ms), the server is busy and the application's queries wait too;
- * - sessions of the database waiting on a lock (any lock wait caused by a batch is a stall
- *   in the application);
+ * Measured at the end of each batch, inside its transaction, before it commits
+ * (`measureAppCost`, on the worker's connection), so that what waits on the
+ * batch's row locks is still waiting:
+ * - sessions waiting on this batch's locks: each of them is an application query held up
+ *   for as long as the batch has run;
+ * - the application's active sessions (client sessions of the database running a statement,
+ *   tenantify's own left out): when its queries slow down, they pile up; the limit is twice
+ *   as many as before the first batch, and at least two more;
+ * - the latency of that query itself: a tiny catalog read, the probe (the fastest of three:
+ *   one inside the transaction, two after its commit).
+ *   Its limit (default: twice its latency before the first batch, at least 2 ms): past it
+ *   the server is busy, and the application's queries wait for CPU and I/O too;
  * - the worst replica's replay lag, where there is a replica.
+ * The reference (`Idle`) is the median of a few probes before the first batch, with the
+ * application running as usual.
  *
  * `decide` turns these into the next batch's size and the pause before it: a pure
  * function, tested without a database (GitLab's batched migrations tune the batch size to a
@@ -27,15 +35,20 @@ export type { ThrottleSettings };
 export const defaultThrottle: ThrottleSettings = { enabled: true, probeLimitMs: undefined, duty: 0.5, maxPauseMs: 5000 };
 
 /** The probe's limit when none is set: its idle latency times this, and at least probeFloorMs. */
-export const probeFactor = 4;
-export const probeFloorMs = 5;
+export const probeFactor = 2;
+export const probeFloorMs = 2;
+/** The application's active sessions allowed: its idle count times this, and at least activeMargin more. */
+export const activeFactor = 2;
+export const activeMargin = 2;
 
-/** What the application pays, measured after a batch. */
+/** What the application pays, measured at the end of a batch. */
 export interface AppCost {
   /** The probe query's latency, ms. */
   probeMs: number;
-  /** Other sessions of the database waiting on a lock. */
+  /** Sessions waiting on a lock the batch holds. */
   lockWaiters: number;
+  /** The application's sessions running a statement (tenantify's own left out). */
+  activeSessions: number;
   /** The worst replica's replay lag, ms (0 without replicas). */
   replicationLagMs: number;
 }
@@ -67,8 +80,14 @@ export interface Limits {
   pauseMs: number;
   maxReplicationLagMs: number;
   throttle: ThrottleSettings;
-  /** The probe's latency before the first batch (ms). */
-  idleProbeMs: number;
+  /** The probe before the first batch: the reference its latency and the active sessions are compared with. */
+  idle: Idle;
+}
+
+/** The probe's latency (ms) and the application's active sessions before the first batch. */
+export interface Idle {
+  probeMs: number;
+  activeSessions: number;
 }
 
 export const minBatch = 10;
@@ -82,24 +101,38 @@ export function nextSize(size: number, durationMs: number, targetMs: number): nu
 }
 
 /** The probe's latency limit: the configured one, else a multiple of its idle latency. */
-export function probeLimit(limits: Pick<Limits, 'throttle' | 'idleProbeMs'>): number {
-  return limits.throttle.probeLimitMs ?? Math.max(probeFloorMs, limits.idleProbeMs * probeFactor);
+export function probeLimit(limits: Pick<Limits, 'throttle' | 'idle'>): number {
+  return limits.throttle.probeLimitMs ?? Math.max(probeFloorMs, limits.idle.probeMs * probeFactor);
+}
+
+/** The application's active sessions allowed: a multiple of the idle count, and a margin over it. */
+export function activeLimit(idle: Idle): number {
+  return Math.max(idle.activeSessions * activeFactor, idle.activeSessions + activeMargin);
 }
 
 /**
  * The next batch's size and the pause before it, from the batch that just ran and what the
  * application paid meanwhile. Every signal over its limit halves the size and grows the
  * backoff (doubling, from the batch's own duration, up to maxPauseMs); while none is, the
- * backoff halves each batch. The duty cycle's pause and the configured pause come on top.
+ * backoff halves each batch, and the size grows again once it is over. The duty cycle's
+ * pause and the configured pause come on top.
  */
 export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): Decision {
   let size = nextSize(previous.size, batch.durationMs, limits.targetMs);
   const reasons: string[] = [];
   const { cost } = batch;
-  if (cost.lockWaiters > 0) reasons.push(`${cost.lockWaiters} session(s) wait on a lock`);
+  if (cost.lockWaiters > 0) reasons.push(`${cost.lockWaiters} session(s) wait on the batch's locks`);
   if (limits.throttle.enabled) {
+    const active = activeLimit(limits.idle);
+    if (cost.activeSessions > active)
+      reasons.push(
+        `${cost.activeSessions} application sessions active (limit ${active}, ${limits.idle.activeSessions} before the backfill)`,
+      );
     const limit = probeLimit(limits);
-    if (cost.probeMs > limit) reasons.push(`the probe query took ${round(cost.probeMs)} ms (limit ${round(limit)} ms)`);
+    if (cost.probeMs > limit)
+      reasons.push(
+        `the probe query took ${round(cost.probeMs)} ms (limit ${round(limit)} ms, ${round(limits.idle.probeMs)} ms before the backfill)`,
+      );
   }
   const lagging = cost.replicationLagMs > limits.maxReplicationLagMs;
   if (lagging) reasons.push(`a replica lags ${Math.round(cost.replicationLagMs)} ms (limit ${limits.maxReplicationLagMs} ms)`);
@@ -110,6 +143,8 @@ export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): D
     if (lagging) backoffMs = Math.max(backoffMs, Math.min(10_000, cost.replicationLagMs / 2));
   } else {
     backoffMs = previous.backoffMs < 20 ? 0 : previous.backoffMs / 2;
+    // Batches grow again only once the backoff is over: a batch as long as the target is what held the application up.
+    if (previous.backoffMs > 0) size = Math.min(size, previous.size);
   }
   const duty = limits.throttle.enabled ? dutyPause(batch.durationMs, limits.throttle.duty) : 0;
   const pauseMs = Math.round(Math.max(limits.pauseMs, duty, backoffMs));
@@ -128,24 +163,46 @@ function round(ms: number): string {
 }
 
 /**
- * The probe: sessions of this database waiting on a lock and the worst replica's lag, in
- * one tiny catalog query whose own latency tells how busy the server is.
+ * The probe, inside the batch's transaction before it commits: sessions waiting on a lock
+ * this session holds, the application's sessions running a statement (by application_name,
+ * tenantify's own and Citus's connections between its nodes left out), and the worst
+ * replica's lag, in one tiny catalog query whose own latency tells how busy the server is.
  */
 export async function measureAppCost(session: Session): Promise<AppCost> {
   const started = performance.now();
-  const result = await session.client.query<{ waiters: number; lag: number | null }>(
-    `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid())::int AS waiters,
-            (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag`,
+  const result = await session.client.query<{ waiters: number; active: number; lag: number | null }>(
+    `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)))::int AS waiters,
+            count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND application_name NOT LIKE 'tenantify %' AND application_name NOT LIKE 'citus_internal%')::int AS active,
+            (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag
+       FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
   );
   const probeMs = performance.now() - started;
   const row = result.rows[0];
-  return { probeMs, lockWaiters: row?.waiters ?? 0, replicationLagMs: row?.lag ?? 0 };
+  return { probeMs, lockWaiters: row?.waiters ?? 0, activeSessions: row?.active ?? 0, replicationLagMs: row?.lag ?? 0 };
 }
 
-/** The probe's idle latency: the median of a few probes before the first batch. */
-export async function idleProbeMs(session: Session, samples = 5): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < samples; i++) times.push((await measureAppCost(session)).probeMs);
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)] ?? 0;
+/**
+ * After the commit, the probe `samples` times more: its latency is the fastest of all. One
+ * slow probe is a busy machine's noise, every one slow is the server's load. (Only one runs
+ * inside the batch's transaction, which holds its row locks meanwhile.)
+ */
+export async function fastestProbe(session: Session, cost: AppCost, samples = 2): Promise<AppCost> {
+  let probeMs = cost.probeMs;
+  for (let i = 0; i < samples; i++) probeMs = Math.min(probeMs, (await measureAppCost(session)).probeMs);
+  return { ...cost, probeMs };
+}
+
+/** The reference before the first batch: the medians of a few probes, `spacingMs` apart. */
+export async function idleCost(session: Session, samples = 5, spacingMs = 20): Promise<Idle> {
+  const costs: AppCost[] = [];
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, spacingMs));
+    costs.push(await fastestProbe(session, await measureAppCost(session)));
+  }
+  return { probeMs: median(costs.map((c) => c.probeMs)), activeSessions: median(costs.map((c) => c.activeSessions)) };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }

@@ -3,15 +3,25 @@
  * and how the plan and a unit configure it.
  */
 import { describe, expect, it } from 'vitest';
-import { decide, defaultThrottle, dutyPause, probeLimit, type AppCost, type Limits, type Pacing } from '../../src/exec/throttle.js';
+import {
+  activeLimit,
+  decide,
+  defaultThrottle,
+  dutyPause,
+  probeLimit,
+  type AppCost,
+  type Limits,
+  type Pacing,
+} from '../../src/exec/throttle.js';
 import { throttleSettings } from '../../src/app/apply.js';
 import { parseDirectives } from '../../src/plan/directives.js';
 import { configSchema } from '../../src/plan/config.js';
 import { PlanError } from '../../src/errors.js';
 import { formatProgress } from '../../src/ui/reporter.js';
 
-const limits: Limits = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, throttle: defaultThrottle, idleProbeMs: 1 };
-const calm: AppCost = { probeMs: 1, lockWaiters: 0, replicationLagMs: 0 };
+const idle = { probeMs: 1, activeSessions: 1 };
+const limits: Limits = { targetMs: 300, pauseMs: 0, maxReplicationLagMs: 10_000, throttle: defaultThrottle, idle };
+const calm: AppCost = { probeMs: 1, lockWaiters: 0, activeSessions: 1, replicationLagMs: 0 };
 const start: Pacing = { size: 5000, backoffMs: 0 };
 
 describe('decide', () => {
@@ -27,7 +37,9 @@ describe('decide', () => {
     const first = decide(start, busy, limits);
     expect(first.size).toBe(2500);
     expect(first.pauseMs).toBe(600);
-    expect(first.reason).toMatch(/probe query took 40 ms \(limit 5\.0 ms\).*batch size down to 2500, pausing 600 ms/);
+    expect(first.reason).toMatch(
+      /probe query took 40 ms \(limit 2\.0 ms, 1\.0 ms before the backfill\).*batch size down to 2500, pausing 600 ms/,
+    );
     const second = decide(first, busy, limits);
     expect(second.size).toBe(1250);
     expect(second.pauseMs).toBe(1200);
@@ -37,21 +49,38 @@ describe('decide', () => {
     expect(after.reason).toBeUndefined();
     expect(after.backoffMs).toBe(600);
     expect(after.pauseMs).toBe(600);
-    expect(after.size).toBe(2500); // back toward the target: at most doubling
+    expect(after.size).toBe(1250); // no bigger while the backoff lasts
+    let pacing: Pacing = after;
+    while (pacing.backoffMs > 0) pacing = decide(pacing, { durationMs: 100, cost: calm }, limits);
+    expect(pacing.size).toBe(1250);
+    expect(decide(pacing, { durationMs: 100, cost: calm }, limits).size).toBe(2500); // then back toward the target: at most doubling
   });
 
-  it('the probe limit is 4x the idle latency, at least 5 ms, unless configured', () => {
-    expect(probeLimit({ throttle: defaultThrottle, idleProbeMs: 0.3 })).toBe(5);
-    expect(probeLimit({ throttle: defaultThrottle, idleProbeMs: 3 })).toBe(12);
-    expect(probeLimit({ throttle: { ...defaultThrottle, probeLimitMs: 50 }, idleProbeMs: 30 })).toBe(50);
-    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 11 } }, { ...limits, idleProbeMs: 3 }).reason).toBeUndefined();
-    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 13 } }, { ...limits, idleProbeMs: 3 }).reason).toMatch(/probe/);
+  it('the probe limit is 2x the idle latency, at least 2 ms, unless configured', () => {
+    expect(probeLimit({ throttle: defaultThrottle, idle: { probeMs: 0.3, activeSessions: 0 } })).toBe(2);
+    expect(probeLimit({ throttle: defaultThrottle, idle: { probeMs: 3, activeSessions: 0 } })).toBe(6);
+    expect(probeLimit({ throttle: { ...defaultThrottle, probeLimitMs: 50 }, idle: { probeMs: 30, activeSessions: 0 } })).toBe(50);
+    const at3 = { ...limits, idle: { probeMs: 3, activeSessions: 1 } };
+    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 5.9 } }, at3).reason).toBeUndefined();
+    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 6.1 } }, at3).reason).toMatch(/probe/);
+  });
+
+  it('the application sessions piling up slow it down: past twice as many as before the backfill, and two more', () => {
+    expect(activeLimit({ probeMs: 1, activeSessions: 0 })).toBe(2);
+    expect(activeLimit({ probeMs: 1, activeSessions: 1 })).toBe(3);
+    expect(activeLimit({ probeMs: 1, activeSessions: 10 })).toBe(20);
+    expect(decide(start, { durationMs: 300, cost: { ...calm, activeSessions: 3 } }, limits).reason).toBeUndefined();
+    const piled = decide(start, { durationMs: 300, cost: { ...calm, activeSessions: 4 } }, limits);
+    expect(piled.reason).toMatch(/^4 application sessions active \(limit 3, 1 before the backfill\): batch size down to 2500/);
+    expect(piled.pauseMs).toBe(600);
+    const off = { ...limits, throttle: { ...defaultThrottle, enabled: false } };
+    expect(decide(start, { durationMs: 300, cost: { ...calm, activeSessions: 40 } }, off).reason).toBeUndefined();
   });
 
   it('lock waiters and replica lag slow it down even with the throttle off; a slow probe does not then', () => {
     const off = { ...limits, throttle: { ...defaultThrottle, enabled: false } };
     const locked = decide(start, { durationMs: 300, cost: { ...calm, lockWaiters: 2 } }, off);
-    expect(locked.reason).toMatch(/^2 session\(s\) wait on a lock/);
+    expect(locked.reason).toMatch(/^2 session\(s\) wait on the batch's locks/);
     expect(locked.size).toBe(2500);
     const lagging = decide(start, { durationMs: 300, cost: { ...calm, replicationLagMs: 30_000 } }, off);
     expect(lagging.reason).toMatch(/a replica lags 30000 ms/);
@@ -107,7 +136,7 @@ describe('the progress line', () => {
   it('says why the backfill is throttled while it is, and nothing of it once it is not', () => {
     const reason = decide(start, { durationMs: 300, cost: { ...calm, lockWaiters: 1 } }, limits).reason;
     const line = formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000, throttled: reason });
-    expect(line).toMatch(/; throttled: 1 session\(s\) wait on a lock: batch size down to 2500, pausing 600 ms$/);
+    expect(line).toMatch(/; throttled: 1 session\(s\) wait on the batch's locks: batch size down to 2500, pausing 600 ms$/);
     expect(formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000 })).not.toContain('throttled');
   });
 });
