@@ -15,7 +15,7 @@
  *   as many as before the first batch, and at least two more;
  * - the latency of that query itself: a tiny catalog read, the probe (the fastest of three:
  *   one inside the transaction, two after its commit).
- *   Its limit (default: twice its latency before the first batch, at least 2 ms): past it
+ *   Its limit (default: four times its latency before the first batch, at least 5 ms): past it
  *   the server is busy, and the application's queries wait for CPU and I/O too;
  * - the worst replica's replay lag, where there is a replica.
  * The reference (`Idle`) is the median of a few probes before the first batch, with the
@@ -35,8 +35,8 @@ export type { ThrottleSettings };
 export const defaultThrottle: ThrottleSettings = { enabled: true, probeLimitMs: undefined, duty: 0.5, maxPauseMs: 5000 };
 
 /** The probe's limit when none is set: its idle latency times this, and at least probeFloorMs. */
-export const probeFactor = 2;
-export const probeFloorMs = 2;
+export const probeFactor = 4;
+export const probeFloorMs = 5;
 /** The application's active sessions allowed: its idle count times this, and at least activeMargin more. */
 export const activeFactor = 2;
 export const activeMargin = 2;

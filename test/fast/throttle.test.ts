@@ -38,7 +38,7 @@ describe('decide', () => {
     expect(first.size).toBe(2500);
     expect(first.pauseMs).toBe(600);
     expect(first.reason).toMatch(
-      /probe query took 40 ms \(limit 2\.0 ms, 1\.0 ms before the backfill\).*batch size down to 2500, pausing 600 ms/,
+      /probe query took 40 ms \(limit 5\.0 ms, 1\.0 ms before the backfill\).*batch size down to 2500, pausing 600 ms/,
     );
     const second = decide(first, busy, limits);
     expect(second.size).toBe(1250);
@@ -56,13 +56,13 @@ describe('decide', () => {
     expect(decide(pacing, { durationMs: 100, cost: calm }, limits).size).toBe(2500); // then back toward the target: at most doubling
   });
 
-  it('the probe limit is 2x the idle latency, at least 2 ms, unless configured', () => {
-    expect(probeLimit({ throttle: defaultThrottle, idle: { probeMs: 0.3, activeSessions: 0 } })).toBe(2);
-    expect(probeLimit({ throttle: defaultThrottle, idle: { probeMs: 3, activeSessions: 0 } })).toBe(6);
+  it('the probe limit is 4x the idle latency, at least 5 ms, unless configured', () => {
+    expect(probeLimit({ throttle: defaultThrottle, idle: { probeMs: 0.3, activeSessions: 0 } })).toBe(5);
+    expect(probeLimit({ throttle: defaultThrottle, idle: { probeMs: 3, activeSessions: 0 } })).toBe(12);
     expect(probeLimit({ throttle: { ...defaultThrottle, probeLimitMs: 50 }, idle: { probeMs: 30, activeSessions: 0 } })).toBe(50);
     const at3 = { ...limits, idle: { probeMs: 3, activeSessions: 1 } };
-    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 5.9 } }, at3).reason).toBeUndefined();
-    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 6.1 } }, at3).reason).toMatch(/probe/);
+    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 11.9 } }, at3).reason).toBeUndefined();
+    expect(decide(start, { durationMs: 300, cost: { ...calm, probeMs: 12.1 } }, at3).reason).toMatch(/probe/);
   });
 
   it('the application sessions piling up slow it down: past twice as many as before the backfill, and two more', () => {
