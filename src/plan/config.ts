@@ -50,7 +50,7 @@ export const configSchema = z.strictObject({
         z.union([
           z.literal('off'),
           z.strictObject({
-            /** The probe query's latency limit; default 2x its latency before the first batch, at least 2 ms. */
+            /** The probe query's latency limit; default 4x its latency before the first batch, at least 5 ms. */
             probeLatency: z.optional(pauseSchema),
             /** The share of wall time spent in batches (0.5: a pause as long as each batch). */
             duty: z.optional(dutySchema),

@@ -25,7 +25,7 @@ export interface BatchDirective {
 export interface ThrottleSettings {
   /** Off: batches follow their target duration only (and still back off on lock waits and replica lag). */
   enabled: boolean;
-  /** The probe query's latency limit in ms; undefined: 2x its latency before the first batch, at least 2 ms. */
+  /** The probe query's latency limit in ms; undefined: 4x its latency before the first batch, at least 5 ms. */
   probeLimitMs: number | undefined;
   /** The share of wall time a worker spends in batches, above 0 and at most 1 (1: no pause). */
   duty: number;
