@@ -4,7 +4,7 @@
  * distributed by the key and colocated with the tenants table (distributed by its id), the lookup tables reference tables;
  * every customer verified, and rollback --all leaves the target as it was.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ describeWithCitus('tenancy consolidate --citus', () => {
     await cluster?.close();
   });
 
-  it('distributes the shared tables by the key, colocated; every customer verified; rollback --all leaves the target as before', async () => {
+  it('distributes the shared tables by the key, colocated; every customer verified; check clean; new rows do not collide; rollback removes the newest tenant, rollback --all the rest', async () => {
     const url = await cluster.createDatabase('consolidate_citus');
     await query(url, fixture);
     const dir = join(mkdtempSync(join(tmpdir(), 'consolidate-citus-')), 'plan');
@@ -39,6 +39,8 @@ describeWithCitus('tenancy consolidate --citus', () => {
     const remap = await runCli([...args, '--citus', '--ids', 'remap']);
     expect(remap.code).toBe(2);
     expect(JSON.parse(remap.stdout).error.code).toBe('consolidate-citus-unsupported');
+    expect(existsSync(dir)).toBe(false);
+    expect(schemaDump(url)).toBe(before.schema);
 
     const planned = await runCli([...args, '--citus', '--batch-size', '500']);
     expect(planned.code, planned.stderr).toBe(0);
@@ -77,6 +79,21 @@ describeWithCitus('tenancy consolidate --citus', () => {
     // tenancy check on the cluster: the key everywhere, the tenants table distributed by its id, no finding.
     const cross = await runCli(['tenancy', 'check', '-d', url, '--dir', dir, '--json']);
     expect(cross.code, cross.stdout).toBe(0);
+
+    // The application's next row takes an id past every source's (the sequence set on the coordinator), on tenant 3's shard.
+    const [source] = await query<{ max: number }>(url, 'SELECT max(id)::int AS max FROM customer_charlie.users');
+    const [inserted] = await query<{ id: number }>(
+      url,
+      "INSERT INTO public.users (organization_id, email, name) VALUES (3, 'new@customer_charlie.example', 'Neu') RETURNING id",
+    );
+    expect(inserted?.id).toBeGreaterThan(source?.max ?? Infinity);
+    await query(url, "DELETE FROM public.users WHERE email = 'new@customer_charlie.example'");
+
+    // A bare rollback removes the newest tenant exactly, from every shard.
+    const bare = await runCli(['rollback', '-d', url, '--dir', dir, '--yes']);
+    expect(bare.code, bare.stderr).toBe(0);
+    const left = await query<{ tenant: number }>(url, 'SELECT DISTINCT organization_id::int AS tenant FROM public.tasks ORDER BY 1');
+    expect(left.map((r) => r.tenant)).toEqual([1, 2, 3]);
 
     const all = await runCli(['rollback', '--all', '-d', url, '--dir', dir, '--yes', '--json']);
     expect(all.code, all.stderr + all.stdout).toBe(0);
