@@ -202,7 +202,9 @@ function sharedTablesUnit(
   const key = q(options.key);
   const lines: string[] = [
     `-- The shared tables of the consolidation: ${sources.length} source${sources.length === 1 ? '' : 's'} (${sources.map((s) => s.name).join(', ')}) of the shape of ${reference.schema}.`,
-    '-- Safe on a live database: every table here is new, so nothing the application uses is locked.',
+    options.citus
+      ? '-- Safe on a live database: every table here is new; only the lookup tables made reference tables below are held against writes while they are copied to every node.'
+      : '-- Safe on a live database: every table here is new, so nothing the application uses is locked.',
     `-- Every key starts with ${options.key}: ids of different sources may be equal (${options.ids === 'keep' ? '--ids keep: they are kept' : '--ids remap: they get new ones'}),`,
     "-- and a foreign key between two shared tables includes the key, so no row can reference another tenant's.",
     '-- tenantify:snapshot none',
@@ -358,6 +360,7 @@ function citusPlacement(plans: TablePlan[], options: ConsolidateOptions): string
           '-- A distributed table may reference a reference table (not a plain one): its foreign keys and joins to them stay on',
           "-- the shard's node. The sources reference them too: Citus adds the sources' tables to its metadata as local tables",
           '-- (their rows stay where they are); the rollback gives every one of them back as a plain table.',
+          '-- create_reference_table copies each to every node and holds writes to it meanwhile (reads go on): lookup data is small.',
         ]
       : []),
     ...lookups.map((t) => `SELECT create_reference_table(${quoteLiteral(quoteQualified(t))});`),
