@@ -48,6 +48,8 @@ export interface TenancyConsolidateOptions {
   freeze?: boolean | undefined;
   /** `--parallel N`: sources copied at once (schema sources). */
   parallel?: number | undefined;
+  /** `--citus`: the shared tables distributed by the key (schema sources, `--ids keep`). */
+  citus?: boolean | undefined;
 }
 
 export interface ConsolidatedSource {
@@ -83,6 +85,23 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
       code: 'consolidate-parallel-databases',
       hint: 'leave --parallel out with --from-databases',
     });
+  if (options.citus) {
+    const other = options.fromDatabases
+      ? '--from-databases'
+      : options.ids === 'remap'
+        ? '--ids remap'
+        : options.parallel !== undefined
+          ? '--parallel'
+          : undefined;
+    if (other)
+      throw new UsageError(
+        `--citus with ${other} is not supported: --citus places the shared tables for schema sources copied one by one under --ids keep`,
+        {
+          code: 'consolidate-citus-unsupported',
+          hint: `leave ${other} out (--from-schemas, --ids keep), or consolidate without --citus; nothing was written`,
+        },
+      );
+  }
   const readOptions = { ...options, into, tenants, batchSize, ledgerSchema: config.ledgerSchema };
   const read = options.fromDatabases
     ? await readDatabases(options.fromDatabases, readOptions)
@@ -96,6 +115,7 @@ export async function tenancyConsolidate(options: TenancyConsolidateOptions): Pr
     idsSchema,
     freeze: options.freeze,
     parallel: options.parallel,
+    citus: options.citus,
   });
   const width = Math.max(4, String(last.value + BigInt(units.length)).length, last.width);
   const files = units.map((u, i) => {

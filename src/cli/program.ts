@@ -198,6 +198,10 @@ export function buildProgram(): Command {
     .option('--batch-size <rows>', 'rows per copy statement (default 10000)', positiveInt)
     .option('--parallel <n>', 'schema sources copied at once, each on a session of its own (default 1)', positiveInt)
     .option('--freeze', "the application's writes to a source wait while it is copied (a lock: reads go on)")
+    .option(
+      '--citus',
+      'with --from-schemas: the shared tables distributed by the key and colocated, the tenants and lookup tables reference tables',
+    )
     .action(action(() => import('./commands/tenancy-consolidate.js')));
 
   return program;

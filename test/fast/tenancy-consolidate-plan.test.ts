@@ -190,6 +190,53 @@ describe('the plan', () => {
     );
   });
 
+  it('--citus: tables created without foreign keys, placed while empty (tenants by id, every shared table colocated with it, lookups reference tables), then the foreign keys; the rollback undistributes the lookups', () => {
+    const units = consolidatePlan(shape('customer_a'), sources, { ...options, citus: true });
+    const ddl = units[0]?.sql ?? '';
+    const created = ddl.slice(0, ddl.indexOf('SET LOCAL citus.multi_shard_modify_mode'));
+    // No foreign key before every table is placed: Citus distributes no table that references a plain one.
+    expect(created).toContain('CREATE TABLE public.notes (');
+    expect(created).not.toMatch(/REFERENCES|FOREIGN KEY/);
+    const placement = ddl
+      .slice(created.length)
+      .split('\n')
+      .filter((line) => line.startsWith('SELECT create_'));
+    expect(placement).toEqual([
+      "SELECT create_reference_table('public.countries');",
+      "SELECT create_distributed_table('public.organizations', 'id');",
+      "SELECT create_distributed_table('public.tags', 'organization_id', colocate_with => 'public.organizations');",
+      "SELECT create_distributed_table('public.users', 'organization_id', colocate_with => 'public.organizations');",
+      "SELECT create_distributed_table('public.notes', 'organization_id', colocate_with => 'public.organizations');",
+    ]);
+    // The foreign keys after the placement, with the key between shared tables; SET NULL (refused by Citus) becomes NO ACTION.
+    const keys = ddl.slice(ddl.lastIndexOf('SELECT create_'));
+    expect(keys).toContain(
+      'ALTER TABLE public.notes ADD CONSTRAINT notes_user_id_fkey FOREIGN KEY (organization_id, user_id) REFERENCES public.users (organization_id, id);',
+    );
+    expect(keys).toContain(
+      'ALTER TABLE public.users ADD CONSTRAINT users_manager_id_fkey FOREIGN KEY (organization_id, manager_id) REFERENCES public.users (organization_id, id);',
+    );
+    expect(keys).toContain(
+      'ALTER TABLE public.notes ADD CONSTRAINT notes_country_fkey FOREIGN KEY (country) REFERENCES public.countries (code);',
+    );
+    expect(keys).toContain(
+      'ALTER TABLE public.tags ADD CONSTRAINT tags_organization_id_fkey FOREIGN KEY (organization_id) REFERENCES public.organizations (id);',
+    );
+    expect(ddl.split('\n').filter((line) => !line.startsWith('--') && line.includes('SET NULL'))).toEqual([]);
+    expect(ddl).toMatch(/^-- Citus refuses ON DELETE SET NULL .*users\.users_manager_id_fkey \(ON DELETE SET NULL\)$/m);
+    // The rollback drops the new tables, then gives the lookup table back as a plain table (once, if still distributed).
+    const rollback = units[0]?.rollback ?? '';
+    expect(rollback.indexOf('DROP TABLE public.organizations;')).toBeLessThan(rollback.indexOf('undistribute_table'));
+    expect(rollback).toContain(
+      "SELECT undistribute_table('public.countries', cascade_via_foreign_keys => true) FROM pg_dist_partition WHERE logicalrelid = 'public.countries'::regclass;",
+    );
+    // Without --citus: no Citus call anywhere.
+    const plain = consolidatePlan(shape('customer_a'), sources, options);
+    expect(plain.map((u) => u.sql + u.rollback).join('\n')).not.toMatch(/citus|distribute|reference_table/i);
+    // The copy units are the same statements either way.
+    expect(units.slice(1).map((u) => u.sql)).toEqual(plain.slice(1).map((u) => u.sql));
+  });
+
   it('--ids remap: mapping tables for serial keys, references rewritten through them, natural keys kept', () => {
     const units = consolidatePlan(shape('customer_a'), sources, { ...options, ids: 'remap' });
     const ddl = units[0]?.sql ?? '';

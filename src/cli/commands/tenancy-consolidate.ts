@@ -17,6 +17,7 @@ interface TenancyConsolidateCliOptions extends CommonOptions {
   batchSize?: number;
   freeze?: boolean;
   parallel?: number;
+  citus?: boolean;
 }
 
 export default async function tenancyConsolidateCommand(options: TenancyConsolidateCliOptions): Promise<number> {
@@ -44,6 +45,7 @@ export default async function tenancyConsolidateCommand(options: TenancyConsolid
     batchSize: options.batchSize,
     freeze: options.freeze,
     parallel: options.parallel,
+    citus: options.citus,
   });
   if (out.json) {
     out.result({ reference: result.reference, sources: result.sources, files: result.files, config: result.config, tenancy: result.model });

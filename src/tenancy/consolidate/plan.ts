@@ -55,6 +55,8 @@ export interface ConsolidateOptions {
   freeze?: boolean | undefined;
   /** `--parallel N` (schema sources): one unit copies N sources at a time, with progress across them; each source's own unit verifies it and is its rollback. */
   parallel?: number | undefined;
+  /** `--citus` (schema sources, `--ids keep`): the shared tables distributed by the key and colocated; the tenants and lookup tables reference tables. */
+  citus?: boolean | undefined;
 }
 
 export interface ConsolidateUnit {
@@ -200,7 +202,9 @@ function sharedTablesUnit(
   const key = q(options.key);
   const lines: string[] = [
     `-- The shared tables of the consolidation: ${sources.length} source${sources.length === 1 ? '' : 's'} (${sources.map((s) => s.name).join(', ')}) of the shape of ${reference.schema}.`,
-    '-- Safe on a live database: every table here is new, so nothing the application uses is locked.',
+    options.citus
+      ? '-- Safe on a live database: every table here is new; only the lookup tables made reference tables below are held against writes while they are copied to every node.'
+      : '-- Safe on a live database: every table here is new, so nothing the application uses is locked.',
     `-- Every key starts with ${options.key}: ids of different sources may be equal (${options.ids === 'keep' ? '--ids keep: they are kept' : '--ids remap: they get new ones'}),`,
     "-- and a foreign key between two shared tables includes the key, so no row can reference another tenant's.",
     '-- tenantify:snapshot none',
@@ -238,6 +242,8 @@ function sharedTablesUnit(
     }
     lines.push('');
   }
+  if (options.citus) lines.push(...citusPlacement(plans, options));
+  const lookups = options.citus ? lookupTables(plans) : [];
   const rollback = [
     '-- Drops what the consolidation created, children first (the sources are untouched).',
     '-- tenantify:snapshot none',
@@ -246,6 +252,17 @@ function sharedTablesUnit(
     ...[...plans].reverse().map((p) => `DROP TABLE ${quoteQualified(p.target)};`),
     `DROP TABLE ${tenants};`,
     ...(options.into !== 'public' ? [`DROP SCHEMA ${q(options.into)};`] : []),
+    ...(lookups.length > 0
+      ? [
+          '',
+          '-- --citus: the lookup tables plain tables again. undistribute_table cascades through the foreign keys to the tables',
+          '-- Citus had added to its metadata with them (the sources reference them), so one call may have done the next one.',
+          ...lookups.map(
+            (t) =>
+              `SELECT undistribute_table(${quoteLiteral(quoteQualified(t))}, cascade_via_foreign_keys => true) FROM pg_dist_partition WHERE logicalrelid = ${quoteLiteral(quoteQualified(t))}::regclass;`,
+          ),
+        ]
+      : []),
     '',
   ];
   return {
@@ -262,7 +279,8 @@ function createTable(p: TablePlan, plans: TablePlan[], options: ConsolidateOptio
   const t = p.ref.catalog;
   const key = q(options.key);
   const tenants = quoteQualified(`${options.into}.${options.tenants}`);
-  const body: string[] = [`  ${key} bigint NOT NULL REFERENCES ${tenants} (id)`];
+  // --citus: no foreign key here; they are added once every table is placed (citusPlacement).
+  const body: string[] = [`  ${key} bigint NOT NULL${options.citus ? '' : ` REFERENCES ${tenants} (id)`}`];
   for (const c of t.columns) {
     let column = `  ${q(c.name)} ${c.type}`;
     const def = p.ref.defaults[c.name];
@@ -278,7 +296,7 @@ function createTable(p: TablePlan, plans: TablePlan[], options: ConsolidateOptio
       `  CONSTRAINT ${q(u.name)} ${u.kind === 'primary' ? 'PRIMARY KEY' : 'UNIQUE'} (${[options.key, ...u.columns].map(q).join(', ')})`,
     );
   for (const c of t.checks) body.push(`  CONSTRAINT ${q(c.name)} ${withoutSchema(c.definition, t.schema)}`);
-  for (const f of t.foreignKeys) body.push(`  CONSTRAINT ${q(f.name)} ${foreignKey(f, plans, options)}`);
+  if (!options.citus) for (const f of t.foreignKeys) body.push(`  CONSTRAINT ${q(f.name)} ${foreignKey(f, plans, options)}`);
   const lines = [`CREATE TABLE ${quoteQualified(p.target)} (`, body.join(',\n'), ');'];
   const indexes = t.indexes.filter((x) => !x.constraint && x.definition);
   for (const i of indexes) lines.push(`${indexWithKey(i.definition as string, p, options)};`);
@@ -310,7 +328,75 @@ function foreignKey(f: CatalogForeignKey, plans: TablePlan[], options: Consolida
         : ` ON DELETE ${f.onDelete.toUpperCase()}`;
   if (!parent)
     return `FOREIGN KEY (${f.columns.map(q).join(', ')}) REFERENCES ${quoteQualified(f.references)} (${f.referencedColumns.map(q).join(', ')})${onDelete}`;
-  return `FOREIGN KEY (${[options.key, ...f.columns].map(q).join(', ')}) REFERENCES ${quoteQualified(parent.target)} (${[options.key, ...f.referencedColumns].map(q).join(', ')})${onDelete}`;
+  const action = options.citus && citusRefusedAction(f) ? '' : onDelete;
+  return `FOREIGN KEY (${[options.key, ...f.columns].map(q).join(', ')}) REFERENCES ${quoteQualified(parent.target)} (${[options.key, ...f.referencedColumns].map(q).join(', ')})${action}`;
+}
+
+/** Citus refuses ON DELETE SET NULL / SET DEFAULT on a foreign key that includes the distribution column. */
+function citusRefusedAction(f: CatalogForeignKey): boolean {
+  return f.onDelete === 'set null' || f.onDelete === 'set default';
+}
+
+/** The tables outside the sources that the shared tables reference: the shared lookup data (`public.countries`). */
+function lookupTables(plans: TablePlan[]): string[] {
+  const inside = new Set(plans.map((p) => p.ref.catalog.name));
+  return [...new Set(plans.flatMap((p) => p.ref.catalog.foreignKeys.map((f) => f.references)).filter((r) => !inside.has(r)))].sort();
+}
+
+/**
+ * `--citus`: the shared tables, still empty, placed on the cluster. The foreign keys come
+ * last: Citus distributes no table that references a plain table or is referenced by one.
+ */
+function citusPlacement(plans: TablePlan[], options: ConsolidateOptions): string[] {
+  const tenants = quoteQualified(`${options.into}.${options.tenants}`);
+  const lookups = lookupTables(plans);
+  const lines = [
+    '-- --citus: the shared tables placed on the cluster while they are empty (no row moves).',
+    '-- One connection per node: a foreign key to a reference table cannot follow a parallel change to a distributed table in a transaction.',
+    'SET LOCAL citus.multi_shard_modify_mode TO sequential;',
+    `-- Reference tables (a copy on every node)${lookups.length > 0 ? `: the lookup data the shared tables reference (${lookups.join(', ')})` : ': none'}.`,
+    ...(lookups.length > 0
+      ? [
+          '-- A distributed table may reference a reference table (not a plain one): its foreign keys and joins to them stay on',
+          "-- the shard's node. The sources reference them too: Citus adds the sources' tables to its metadata as local tables",
+          '-- (their rows stay where they are); the rollback gives every one of them back as a plain table.',
+          '-- create_reference_table copies each to every node and holds writes to it meanwhile (reads go on): lookup data is small.',
+        ]
+      : []),
+    ...lookups.map((t) => `SELECT create_reference_table(${quoteLiteral(quoteQualified(t))});`),
+    `-- ${options.tenants} distributed by its own id, the value every shared table's ${options.key} holds, and every shared table`,
+    `-- by ${options.key}, colocated with it: a tenant's rows of every table share one node, so a query with ${options.key} = X`,
+    '-- runs there, and joins and foreign keys on the key stay there. (A reference tenants table would keep the tenant row',
+    '-- on every node, and `tenancy check` asks for it distributed by its id.)',
+    `SELECT create_distributed_table(${quoteLiteral(tenants)}, 'id');`,
+    ...plans.map(
+      (p) =>
+        `SELECT create_distributed_table(${quoteLiteral(quoteQualified(p.target))}, ${quoteLiteral(options.key)}, colocate_with => ${quoteLiteral(tenants)});`,
+    ),
+  ];
+  const refused = plans.flatMap((p) =>
+    p.ref.catalog.foreignKeys
+      .filter((f) => plans.some((o) => o.ref.catalog.name === f.references) && citusRefusedAction(f))
+      .map((f) => `${p.name}.${f.name} (ON DELETE ${f.onDelete.toUpperCase()})`),
+  );
+  lines.push(
+    '-- The foreign keys, now that every table is placed (one constraint per ALTER TABLE: Citus refuses more on a distributed table).',
+    ...(refused.length > 0
+      ? [
+          `-- Citus refuses ON DELETE SET NULL / SET DEFAULT on a key that includes ${options.key}: ${refused.join(', ')}`,
+          '-- become NO ACTION here; the application clears such references itself before deleting the row they point to.',
+        ]
+      : []),
+  );
+  for (const p of plans) {
+    lines.push(
+      `ALTER TABLE ${quoteQualified(p.target)} ADD CONSTRAINT ${q(truncateBytes(`${p.name}_${options.key}_fkey`, 63))} FOREIGN KEY (${q(options.key)}) REFERENCES ${tenants} (id);`,
+    );
+    for (const f of p.ref.catalog.foreignKeys)
+      lines.push(`ALTER TABLE ${quoteQualified(p.target)} ADD CONSTRAINT ${q(f.name)} ${foreignKey(f, plans, options)};`);
+  }
+  lines.push('');
+  return lines;
 }
 
 /** `CREATE INDEX i ON s.t USING btree (a)` → `CREATE INDEX i ON into.t USING btree (key, a)`; other methods keep their columns. */
@@ -390,7 +476,7 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
       'The sequences past every id copied so far: a row the application inserts next does not collide.',
       sequenced.map((p) => {
         const seq = sequenceName(p);
-        return `SELECT setval('${seq.replace(/'/g, "''")}', greatest(max(${q(p.rangeColumn)}), (SELECT last_value FROM ${seq}))) FROM ${quoteQualified(p.target)};`;
+        return `SELECT setval('${seq.replace(/'/g, "''")}', greatest((SELECT max(${q(p.rangeColumn)}) FROM ${quoteQualified(p.target)}), (SELECT last_value FROM ${seq})));`;
       }),
       { sequence: true },
     );
