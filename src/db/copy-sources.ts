@@ -12,6 +12,7 @@
  * SIGINT cancels every source in flight (each rolls back) and the copy takes no other.
  */
 import type { UnitContext } from '../plan/define.js';
+import { withTransaction } from './transaction.js';
 
 export interface CopySource {
   name: string;
@@ -106,17 +107,14 @@ async function copyOne(
     verified,
     skipped,
   });
-  // A killed run: its session ends within a second, even inside a statement, and its locks with it.
-  await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL client_connection_check_interval = '1s'`);
-  try {
+  const copied = await withTransaction(client, { isolation: 'repeatable read' }, async () => {
+    // A killed run: its session ends within a second, even inside a statement, and its locks with it.
+    await client.query(`SET LOCAL client_connection_check_interval = '1s'`);
     // The lock before the first query: the snapshot is taken after it, with every write committed before.
     if (source.lock) await client.query(source.lock);
     const there = await client.query(`SELECT FROM ${tenants} WHERE id = $1`, [source.tenantId]);
-    if ((there.rowCount ?? 0) > 0) {
-      await client.query('ROLLBACK');
-      counted(source.rows);
-      return result(source.rows, 0, true);
-    }
+    // Copied by an earlier run: nothing is written, and the transaction's end only lets go of the snapshot.
+    if ((there.rowCount ?? 0) > 0) return undefined;
     let rows = 0;
     for (const statement of source.statements) {
       const done = await client.query(statement.sql);
@@ -130,12 +128,13 @@ async function copyOne(
       if ((found.rowCount ?? 0) > 0)
         throw new Error(`${source.name}: verify "${v.name}" failed in the copy's snapshot: ${JSON.stringify(found.rows.slice(0, 3))}`);
     }
-    await client.query('COMMIT');
-    return result(rows, source.verifies.length, false);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
+    return rows;
+  });
+  if (copied === undefined) {
+    counted(source.rows);
+    return result(source.rows, 0, true);
   }
+  return result(copied, source.verifies.length, false);
 }
 
 function mb(bytes: number): string {

@@ -3,6 +3,7 @@
  * fixtures, rehearsals, the demo, and the test suite's fresh databases.
  */
 import type pg from 'pg';
+import { quoteIdent } from './ledger.js';
 
 /**
  * `STRATEGY FILE_COPY` where the server has it (PostgreSQL 15+): it copies the template's
@@ -15,9 +16,5 @@ import type pg from 'pg';
 export async function createScratchDatabase(client: pg.ClientBase, name: string, template?: string): Promise<void> {
   const { rows } = await client.query<{ file_copy: boolean }>("SELECT current_setting('server_version_num')::int >= 150000 AS file_copy");
   const strategy = rows[0]?.file_copy ? ' STRATEGY FILE_COPY' : '';
-  await client.query(`CREATE DATABASE ${quoted(name)}${template ? ` TEMPLATE ${quoted(template)}` : ''}${strategy}`);
-}
-
-function quoted(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
+  await client.query(`CREATE DATABASE ${quoteIdent(name)}${template ? ` TEMPLATE ${quoteIdent(template)}` : ''}${strategy}`);
 }

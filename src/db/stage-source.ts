@@ -21,6 +21,7 @@ import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { UnitContext } from '../plan/define.js';
 import { redact } from './redact.js';
+import { withTransaction } from './transaction.js';
 
 export interface StageTable {
   table: string;
@@ -102,35 +103,35 @@ export async function stageSource(ctx: UnitContext, options: StageSourceOptions)
   let bytes = 0;
   try {
     // One snapshot for every table of the source (a lock stronger than ROW EXCLUSIVE cannot be taken READ ONLY).
-    await source.query(`BEGIN ISOLATION LEVEL REPEATABLE READ${options.freeze ? '' : ' READ ONLY'}`);
-    if (options.freeze) {
-      await source.query(`SET LOCAL lock_timeout = '10s'`);
-      await source.query(
-        `LOCK TABLE ${options.tables.map((t) => `${ident(options.schema)}.${ident(t.table)}`).join(', ')} IN EXCLUSIVE MODE`,
-      );
-      ctx.log(`${options.source}: frozen (its writes wait) while it is staged`);
-    }
-    for (const t of options.tables) {
-      const started = performance.now();
-      const columns = t.columns.map((c) => ident(c.name)).join(', ');
-      const reader = source.query(
-        copyTo(`COPY (SELECT ${columns} FROM ${ident(options.schema)}.${ident(t.table)}) TO STDOUT (FORMAT binary)`),
-      );
-      const writer = target.query(copyFrom(`COPY ${stage}.${ident(t.table)} (${columns}) FROM STDIN (FORMAT binary)`));
-      let tableBytes = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _encoding, done) {
-          tableBytes += chunk.length;
-          done(null, chunk);
-        },
-      });
-      await pipeline(reader, counter, writer);
-      const tableRows = Number(writer.rowCount ?? 0);
-      rows += tableRows;
-      bytes += tableBytes;
-      ctx.log(`${options.source}.${t.table}: ${tableRows} rows, ${tableBytes} bytes in ${Math.round(performance.now() - started)} ms`);
-    }
-    await source.query('COMMIT');
+    await withTransaction(source, { isolation: 'repeatable read', readOnly: !options.freeze }, async () => {
+      if (options.freeze) {
+        await source.query(`SET LOCAL lock_timeout = '10s'`);
+        await source.query(
+          `LOCK TABLE ${options.tables.map((t) => `${ident(options.schema)}.${ident(t.table)}`).join(', ')} IN EXCLUSIVE MODE`,
+        );
+        ctx.log(`${options.source}: frozen (its writes wait) while it is staged`);
+      }
+      for (const t of options.tables) {
+        const started = performance.now();
+        const columns = t.columns.map((c) => ident(c.name)).join(', ');
+        const reader = source.query(
+          copyTo(`COPY (SELECT ${columns} FROM ${ident(options.schema)}.${ident(t.table)}) TO STDOUT (FORMAT binary)`),
+        );
+        const writer = target.query(copyFrom(`COPY ${stage}.${ident(t.table)} (${columns}) FROM STDIN (FORMAT binary)`));
+        let tableBytes = 0;
+        const counter = new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            tableBytes += chunk.length;
+            done(null, chunk);
+          },
+        });
+        await pipeline(reader, counter, writer);
+        const tableRows = Number(writer.rowCount ?? 0);
+        rows += tableRows;
+        bytes += tableBytes;
+        ctx.log(`${options.source}.${t.table}: ${tableRows} rows, ${tableBytes} bytes in ${Math.round(performance.now() - started)} ms`);
+      }
+    });
   } catch (error) {
     throw new Error(`staging ${options.source}: ${redact((error as Error).message)}`);
   } finally {
