@@ -89,6 +89,43 @@ export default defineBackfill({
     expect(n?.n).toBe(1500);
   });
 
+  it('ends beside an app that inserts faster than it walks: up to the last key at the start, then at a second look', async () => {
+    const url = await db(
+      'CREATE TABLE hosts (id bigint PRIMARY KEY, org int); INSERT INTO hosts (id) SELECT g FROM generate_series(1, 1000) g;',
+    );
+    // Every batch, the application inserts more rows above the last key than a batch walks.
+    // A guard stops it after 200 batches, so a walk that chases every new key ends too.
+    const dir = writePlan({
+      'tenantify.config.json': JSON.stringify({ batch: { parallel: 1, throttle: 'off' } }),
+      'backfills/0001_fill.ts': `
+import { defineBackfill, sql } from ${JSON.stringify(api)};
+let batches = 0;
+export default defineBackfill({
+  table: 'hosts', key: 'id', size: 100,
+  async batch(db, { from, to }) {
+    if (++batches <= 200) await sql\`INSERT INTO hosts (id) SELECT m + g FROM (SELECT max(id) AS m FROM hosts) x, generate_series(1, 150) g\`.execute(db);
+    const r = await sql\`UPDATE hosts SET org = 1 WHERE id > \${from}::bigint AND id <= \${to}::bigint\`.execute(db);
+    return r.numAffectedRows ?? 0n;
+  },
+});
+`,
+    });
+    const result = await runCli(['apply', '-d', url, '--dir', dir]);
+    expect(result.code, result.stderr).toBe(0);
+    const [unit] = await query<{ batches: number }>(url, "SELECT (progress->>'batches')::int AS batches FROM tenantify.units");
+    expect(unit?.batches).toBeLessThan(200);
+    const [rows] = await query<{ before: number; during: number; left: number }>(
+      url,
+      `SELECT count(*) FILTER (WHERE id <= 1000 AND org = 1)::int AS before,
+              count(*) FILTER (WHERE id > 1000 AND org = 1)::int AS during,
+              count(*) FILTER (WHERE org IS NULL)::int AS left FROM hosts`,
+    );
+    // Every row there at the start is done; rows inserted during the first walk are done by the second look; the rest are left.
+    expect(rows?.before).toBe(1000);
+    expect(rows?.during).toBeGreaterThanOrEqual(150);
+    expect(rows?.left).toBeGreaterThan(0);
+  });
+
   it('SIGINT stops after the batch in flight (exit 130), and apply resumes from the cursor', async () => {
     const url = await db(`CREATE TABLE hosts (id bigint PRIMARY KEY, org int, n int NOT NULL DEFAULT 0);
       INSERT INTO hosts (id) SELECT g FROM generate_series(1, 400) g;`);

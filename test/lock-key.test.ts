@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../src/db/connection.js';
 import { Ledger } from '../src/db/ledger.js';
@@ -27,6 +30,41 @@ describe("the run lock's key", () => {
     expect(storedIdentifier('tenantify')).toBe('tenantify');
     expect(lockKey(first)).toBe(lockKey(second));
     expect(lockKey(first)).not.toBe(lockKey('tenantify'));
+  });
+
+  it("waits for a killed run's session to end (its client process is gone), not for a live run's", async () => {
+    const db = dropLater(await freshDatabase('lockorphan'));
+    // A session named as a run of this machine whose process is gone, holding the lock a moment as a kill -9'd run's does.
+    const gone = spawnSync(process.execPath, ['-e', '']).pid;
+    const holder = async (pid: number): Promise<pg.Client> => {
+      const client = new pg.Client({ connectionString: db.url, application_name: `tenantify apply (${hostname()} pid ${pid})` });
+      await client.connect();
+      await client.query('SELECT pg_advisory_lock(32330, $1)', [lockKey('tenantify')]);
+      return client;
+    };
+    const orphan = await holder(gone);
+    const ended = new Promise((resolve) => setTimeout(resolve, 3000)).then(() => orphan.end());
+    const dir = writePlan({ 'migrations/0001_t.sql': 'CREATE TABLE t (id int);\n' });
+    const resumed = await runCli(['apply', '-d', db.url, '--dir', dir, '--no-snapshot', '--json']);
+    await ended;
+    expect(resumed.code, resumed.stderr).toBe(0);
+    // A live process's run is another run: refused at once, nothing applied.
+    const live = await holder(process.pid);
+    try {
+      const refused = await runCli([
+        'apply',
+        '-d',
+        db.url,
+        '--dir',
+        writePlan({ 'migrations/0001_u.sql': 'CREATE TABLE u (id int);\n' }),
+        '--json',
+      ]);
+      expect(refused.code).toBe(4);
+      expect(JSON.parse(refused.stdout).error.code).toBe('lock-held');
+      expect(await query(db.url, "SELECT 1 FROM pg_class WHERE relname = 'u'")).toEqual([]);
+    } finally {
+      await live.end();
+    }
   });
 
   it('is one lock for two configurations whose ledger names differ only after byte 63', async () => {

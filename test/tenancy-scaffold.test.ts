@@ -358,8 +358,9 @@ describe('tenancy scaffold on a live database', () => {
           }
           // A runaway guard, not a pace: the app writes until the apply has ended, then 30 rounds more.
           if (Date.now() > giveUp) break;
-          // An application's pace (50 rounds a second), not a loop flat out: the backfill walks up to the newest key, and an app inserting faster than it walks keeps it from ending (see the closing note).
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          // An application's pace, not a loop flat out: on two cores that alone would be a whole core. It inserts faster than a
+          // throttled backfill walks, which once kept the backfill from ending (batched.ts: the walk's end).
+          await new Promise((resolve) => setTimeout(resolve, 2));
         }
       })();
       const run = startCli(['apply', '-d', db.url, '--dir', dir]);

@@ -4,6 +4,7 @@
  * is never a stale lock to clear by hand.
  */
 import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { LockHeldError } from '../errors.js';
 import type { Session } from './connection.js';
 import type { Ledger } from './ledger.js';
@@ -62,11 +63,27 @@ export async function withAdvisoryLock<T>(session: Session, ledger: Ledger, fn: 
   }
 }
 
+/**
+ * How long a run waits for the session of a run from this machine whose process is gone
+ * (kill -9): the server ends it once it notices its client gone, within a second
+ * (`client_connection_check_interval`), plus the time to roll back what it had open.
+ */
+const orphanWaitMs = 10_000;
+
 /** Takes the run's lock, or throws who holds it (exit 4); returns its release. */
 export async function takeRunLock(session: Session, ledger: Ledger): Promise<() => Promise<void>> {
   const key = runLockKey;
-  const got = await session.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [lockNamespace, key]);
-  if (!got.rows[0]?.ok) throw await lockHeldError(session, ledger, key);
+  const tryLock = async (): Promise<boolean> =>
+    (await session.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [lockNamespace, key])).rows[0]?.ok === true;
+  let got = await tryLock();
+  // Resumed right after a kill -9: the killed run's session still holds the lock for a moment. Wait for it, not for a live run.
+  for (const started = Date.now(); !got && Date.now() - started < orphanWaitMs;) {
+    const holder = await findHolder(session, key);
+    if (holder && !isOrphan(holder)) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    got = await tryLock();
+  }
+  if (!got) throw await lockHeldError(session, ledger, key);
   return async () => {
     await session.client.query('SELECT pg_advisory_unlock($1, $2)', [lockNamespace, key]).catch(() => {});
   };
@@ -118,6 +135,18 @@ async function findHolder(session: Session, key: number): Promise<LockHolder | u
 
 function clock(date: Date): string {
   return `${date.toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+}
+
+/** A holder named as a tenantify session of this machine (connection.ts) whose process no longer exists. */
+function isOrphan(holder: LockHolder): boolean {
+  const ours = /^tenantify .+ \((\S+) pid (\d+)\)$/.exec(holder.applicationName ?? '');
+  if (!ours || ours[1] !== hostname()) return false;
+  try {
+    process.kill(Number(ours[2]), 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 /** Before its run is in the ledger, a holder is known by its session: tenantify names it "tenantify <command> (<host> pid <pid>)". */

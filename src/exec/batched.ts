@@ -3,9 +3,12 @@
  * $2 inclusive). Each batch commits together with the unit's cursor in the ledger, so a
  * killed run resumes at the next batch and no batch is applied twice.
  *
- * Rows inserted while the backfill runs: ranges are taken until no key lies beyond the
- * cursor, so new rows with higher keys are backfilled too; a row inserted below the cursor
- * is not revisited (the unit's verify sections are the place to catch those).
+ * Rows inserted while the backfill runs: the open-ended last segment is walked up to the last
+ * key it found when the walk started, then once more up to the last key found when it got
+ * there, and no further. Chasing new keys until none are left would never end beside an app
+ * that inserts faster than a throttled backfill walks. Rows inserted after that second look,
+ * or below the cursor, are not walked: in a scaffolded plan they carry their key already (the
+ * key trigger comes first); in a plain unit, its verify sections are the place to catch them.
  */
 import { availableParallelism } from 'node:os';
 import { sql } from 'kysely';
@@ -124,10 +127,21 @@ async function walkSegment(
   const pace = new Pace((unit.options.batch as BatchDirective).size, unitSettings(settings, unit));
   if (!ctx.dryRun) await pace.start(ctx.session);
   let throttled: string | undefined;
+  // The open segment's end: the last key now, and once more when the walk gets there (see the top of the file).
+  let end = segment.to ?? (await keys.last());
+  let lookAgain = segment.to === null;
+  const nextUpper = async (): Promise<string | undefined> => {
+    for (;;) {
+      const upper = end === undefined ? undefined : await keys.upperBound(segment.cursor, pace.size, end);
+      if (upper !== undefined || !lookAgain) return upper;
+      lookAgain = false;
+      end = await keys.last();
+    }
+  };
   for (;;) {
     ctx.interrupt.throwIfRequested();
     if (stopped()) return;
-    const upper = await keys.upperBound(segment.cursor, pace.size, segment.to);
+    const upper = await nextUpper();
     if (upper === undefined) return;
     const from = segment.cursor;
     const batchStarted = performance.now();
@@ -312,6 +326,10 @@ class KeyRanges implements Ranges {
       return { density: keyDensity(rows, BigInt(from), BigInt(last)), last: BigInt(last) };
     })();
     return this.stepping;
+  }
+
+  last(): Promise<string | undefined> {
+    return this.lastKey();
   }
 
   /** The largest key now, as text; undefined for an empty table. */

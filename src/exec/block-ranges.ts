@@ -12,7 +12,7 @@
  * range. An update moves a row to another block, so the body must leave alone the rows it has
  * done (`AND key IS NULL`): walked again, they change nothing, which keeps every row changed
  * exactly once. Blocks appended while the walk runs (rows the app inserts, new row versions)
- * are walked too: the open-ended last range reads the table's size at each batch.
+ * are walked up to the table's size at the walk's second look (batched.ts says why no further).
  */
 import { sql } from 'kysely';
 import type { BatchDirective, Unit } from '../plan/types.js';
@@ -22,6 +22,8 @@ import type { Session } from '../db/connection.js';
 export interface Ranges {
   /** `count` segments, the last open-ended; none for an empty table. */
   segments(count: number): Promise<{ from: string; to: string | null; cursor: string }[]>;
+  /** The walk's high-water mark now: the last key, or the last block; undefined when there is none. */
+  last(): Promise<string | undefined>;
   /** The inclusive upper bound of the batch of about `size` rows after `cursor` (within `to`), or undefined when done. */
   upperBound(cursor: string, size: number, to: string | null): Promise<string | undefined>;
   estimateTotal(): Promise<number>;
@@ -70,6 +72,11 @@ export class BlockRanges implements Ranges {
     const parts = Math.max(1, Math.min(count, last + 1));
     const edges = Array.from({ length: parts }, (_, i) => Math.floor(((last + 1) * i) / parts) - 1);
     return edges.map((from, i) => ({ from: String(from), to: i + 1 < edges.length ? String(edges[i + 1]) : null, cursor: String(from) }));
+  }
+
+  async last(): Promise<string | undefined> {
+    const last = await this.lastBlock();
+    return last < 0 ? undefined : String(last);
   }
 
   async upperBound(cursor: string, size: number, to: string | null): Promise<string | undefined> {
