@@ -10,7 +10,7 @@
  */
 import { UsageError } from '../errors.js';
 import { compareNames } from './catalog.js';
-import { parseQualifiedName, splitTableName, tableName, writtenName, type NamePart } from './sql-text.js';
+import { parseQualifiedName, someNames, splitTableName, tableName, writtenName, type NamePart } from './sql-text.js';
 import type {
   Catalog,
   CatalogForeignKey,
@@ -651,7 +651,7 @@ function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableN
       hints.push({
         table: table.name,
         column: fk.columns.join(','),
-        hint: `the foreign key to ${fk.references} is declared on some partitions only: ${without.join(', ')} ${without.length === 1 ? 'has' : 'have'} none, so rows there may reference nothing (counted as unresolved)`,
+        hint: `the foreign key to ${fk.references} is declared on some partitions only: ${someNames(without)} (of ${table.partitions.length}) ${without.length === 1 ? 'has' : 'have'} none, so rows there may reference nothing (counted as unresolved)`,
       });
     }
     if (analysis.role === 'global' && table.name !== tenants) {

@@ -105,6 +105,12 @@ export function writtenPart(text: string): string {
   return /[."]|^\s|\s$/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+/** A list of names for one line: all of them when few, else the first three and how many more (a table with 55 partitions). */
+export function someNames(names: readonly string[], shown = 3): string {
+  if (names.length <= shown + 1) return names.join(', ');
+  return `${names.slice(0, shown).join(', ')} and ${names.length - shown} more`;
+}
+
 /** The two parts of a TableName (see tableName); a name without a dot has no schema. */
 export function splitTableName(name: TableName): { schema: string | undefined; table: string } {
   if (name.startsWith('"')) {

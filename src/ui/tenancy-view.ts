@@ -1,7 +1,7 @@
 /** `tenancy analyze`: the table, the contract's JSON, and the graph as mermaid or dot. */
 import Table from 'cli-table3';
 import type { Hop, TableAnalysis, TableName, TenancyAnalysis } from '../tenancy/types.js';
-import { splitTableName, writtenName } from '../tenancy/sql-text.js';
+import { someNames, splitTableName, writtenName } from '../tenancy/sql-text.js';
 import type { Output } from './output.js';
 
 /** `public.tasks` → `tasks` when every table read is in public; else the full name. */
@@ -107,7 +107,7 @@ export function analyzeTableText(analysis: TenancyAnalysis, data: boolean, style
           ),
         ]
       : [];
-    const partitions = t.partitions && t.partitions.length > 0 ? [dim(`partitions: ${t.partitions.map(short).join(', ')}`)] : [];
+    const partitions = t.partitions && t.partitions.length > 0 ? [dim(`partitions: ${someNames(t.partitions.map(short))}`)] : [];
     const path =
       t.role === 'owner'
         ? dim('(owner)')

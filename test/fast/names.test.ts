@@ -3,7 +3,7 @@ import { TenantifyError } from '../../src/errors.js';
 import { parseDirectives } from '../../src/plan/directives.js';
 import { analyzeTenancy } from '../../src/tenancy/graph.js';
 import { cutToBytes, keptTableName, pgName } from '../../src/tenancy/scaffold/names.js';
-import { parseQualifiedName, quoteQualified, splitTableName, tableName, writtenName } from '../../src/tenancy/sql-text.js';
+import { parseQualifiedName, quoteQualified, someNames, splitTableName, tableName, writtenName } from '../../src/tenancy/sql-text.js';
 import { ensureKeyTypes, keyTypeMismatches } from '../../src/tenancy/key-type.js';
 import type { Catalog, CatalogTable, TenancyAnalysis } from '../../src/tenancy/types.js';
 import { analyzeJson, mermaidGraph } from '../../src/ui/tenancy-view.js';
@@ -326,5 +326,13 @@ describe('analyze output keeps names apart', () => {
         expect.objectContaining({ table: 'public.🍕pizza🍕', references: 'public.accounts' }),
       ],
     ]);
+  });
+});
+
+describe('someNames', () => {
+  it('lists a few names whole, and a long list as its first three and how many more', () => {
+    expect(someNames(['a', 'b', 'c', 'd'])).toBe('a, b, c, d');
+    const partitions = Array.from({ length: 55 }, (_, i) => `payment_p${i}`);
+    expect(someNames(partitions)).toBe('payment_p0, payment_p1, payment_p2 and 52 more');
   });
 });
