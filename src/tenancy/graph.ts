@@ -651,7 +651,7 @@ function hintsFor(catalog: Catalog, analyses: TableAnalysis[], roles: Map<TableN
       hints.push({
         table: table.name,
         column: fk.columns.join(','),
-        hint: `the foreign key to ${fk.references} is declared on some partitions only: ${someNames(without)} (of ${table.partitions.length}) ${without.length === 1 ? 'has' : 'have'} none, so rows there may reference nothing (counted as unresolved)`,
+        hint: `the foreign key to ${fk.references} is declared on some partitions only: ${someNames(without)} ${without.length === 1 ? 'has' : 'have'} none, so rows there may reference nothing (counted as unresolved)`,
       });
     }
     if (analysis.role === 'global' && table.name !== tenants) {
