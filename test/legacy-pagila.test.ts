@@ -14,19 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { describeDatabase, differences, type DatabaseState } from '../src/db/compare.js';
+import { differences, type DatabaseState } from '../src/db/compare.js';
+import { databaseState as state } from './support/state.js';
 import { runCli, startCli } from './support/cli.js';
 import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query } from './support/db.js';
-
-async function state(url: string): Promise<DatabaseState> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await describeDatabase(client, ['tenantify']);
-  } finally {
-    await client.end();
-  }
-}
 
 /** The app: a rental and its payment, a customer, copy and staff member of one store each time, until the apply ends. */
 async function applyWhileAppRents(url: string, dir: string): Promise<{ writes: number; errors: string[] }> {

@@ -11,22 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { describeDatabase, differences, type DatabaseState } from '../src/db/compare.js';
+import { differences } from '../src/db/compare.js';
+import { databaseState as state } from './support/state.js';
 import { runCli, startCli } from './support/cli.js';
 import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query } from './support/db.js';
 
 const fixture = 'fixtures/legacy-rental/legacy.sql';
 const views = ['customer_list', 'staff_list', 'customer_rentals', 'sales_by_staff'];
-
-async function state(url: string): Promise<DatabaseState> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await describeDatabase(client, ['tenantify']);
-  } finally {
-    await client.end();
-  }
-}
 
 function planDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'legacy-rental-'));
