@@ -11,13 +11,74 @@ export interface KillOutcome {
   fingerprint: Record<string, string>;
 }
 
-export async function uninterrupted(template: string, dir: string): Promise<{ durationMs: number; fingerprint: Record<string, string> }> {
+export interface Uninterrupted {
+  durationMs: number;
+  /** With `measureStart`: an apply started again on the applied database, what a run costs before its first unit (process start, connect, ledger, plan). */
+  startMs: number;
+  fingerprint: Record<string, string>;
+}
+
+export async function uninterrupted(template: string, dir: string, options: { measureStart?: boolean } = {}): Promise<Uninterrupted> {
   const db = await freshDatabase('base', template);
   try {
     const started = performance.now();
     const result = await runCli(['apply', '-d', db.url, '--dir', dir]);
     if (result.code !== 0) throw new Error(`uninterrupted apply failed (${result.code}): ${result.stderr}`);
-    return { durationMs: performance.now() - started, fingerprint: await contentFingerprint(db.url) };
+    const durationMs = performance.now() - started;
+    let startMs = 0;
+    if (options.measureStart) {
+      const again = performance.now();
+      const nothing = await runCli(['apply', '-d', db.url, '--dir', dir]);
+      if (nothing.code !== 0) throw new Error(`apply of an applied plan failed (${nothing.code}): ${nothing.stderr}`);
+      startMs = performance.now() - again;
+    }
+    return { durationMs, startMs, fingerprint: await contentFingerprint(db.url) };
+  } finally {
+    await db.drop();
+  }
+}
+
+/** The units' statuses in order, or 'no ledger'. */
+async function statusesOf(url: string): Promise<string> {
+  const [ledger] = await query<{ s: string | null }>(url, "SELECT CASE WHEN to_regclass('tenantify.units') IS NULL THEN 'no ledger' END AS s");
+  if (ledger?.s) return ledger.s;
+  const [row] = await query<{ s: string }>(url, "SELECT coalesce(string_agg(status, ',' ORDER BY id), '') AS s FROM tenantify.units");
+  return row?.s ?? '';
+}
+
+export interface KillPoint {
+  delayMs: number;
+  /** The run ended (exit 0) before the kill came. */
+  finishedBeforeKill: boolean;
+  statusesAtKill: string;
+}
+
+/**
+ * One database, one apply killed with SIGKILL after each delay in turn: every run after the
+ * first resumes what the kills before it left, and is killed in its turn. A last run resumes
+ * to the end. A run that ends before its kill must end with exit 0 (the plan done).
+ */
+export async function killRepeatedlyThenResume(
+  template: string,
+  dir: string,
+  delaysMs: number[],
+): Promise<{ kills: KillPoint[]; fingerprint: Record<string, string> }> {
+  const db = await freshDatabase('kills', template);
+  try {
+    const kills: KillPoint[] = [];
+    for (const delayMs of delaysMs) {
+      const run = startCli(['apply', '-d', db.url, '--dir', dir]);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      run.child.kill('SIGKILL');
+      const result = await run.done;
+      const finishedBeforeKill = result.signal !== 'SIGKILL';
+      if (finishedBeforeKill && result.code !== 0)
+        throw new Error(`the run to be killed after ${delayMs} ms ended first (exit ${result.code}): ${result.stderr}`);
+      kills.push({ delayMs, finishedBeforeKill, statusesAtKill: await statusesOf(db.url) });
+    }
+    const resume = await runCli(['apply', '-d', db.url, '--dir', dir]);
+    if (resume.code !== 0) throw new Error(`resume after ${delaysMs.length} kills failed (${resume.code}): ${resume.stderr}`);
+    return { kills, fingerprint: await contentFingerprint(db.url) };
   } finally {
     await db.drop();
   }
@@ -31,14 +92,7 @@ export async function killThenResume(template: string, dir: string, delayMs: num
     const finishedBeforeKill = run.child.exitCode !== null;
     run.child.kill('SIGKILL');
     await run.done;
-    const statuses = await query<{ s: string | null }>(
-      db.url,
-      "SELECT CASE WHEN to_regclass('tenantify.units') IS NULL THEN 'no ledger' END AS s",
-    );
-    const statusesAtKill =
-      statuses[0]?.s ??
-      (await query<{ s: string }>(db.url, "SELECT coalesce(string_agg(status, ',' ORDER BY id), '') AS s FROM tenantify.units"))[0]?.s ??
-      '';
+    const statusesAtKill = await statusesOf(db.url);
     const resume = await runCli(['apply', '-d', db.url, '--dir', dir]);
     if (resume.code !== 0) throw new Error(`resume after a kill at ${delayMs} ms failed (${resume.code}): ${resume.stderr}`);
     return { delayMs, finishedBeforeKill, statusesAtKill, resumeCode: resume.code, fingerprint: await contentFingerprint(db.url) };
