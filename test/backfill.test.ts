@@ -170,6 +170,14 @@ SELECT id FROM hosts WHERE n <> 1;
     });
     const run = startCli(['apply', '-d', url, '--dir', dir]);
     let seen: { status: string; progress: { rowsDone: number; rowsTotal: number } | null } | undefined;
+    // A status run (a CLI start) only once the ledger shows the backfill under way (or the run has ended: then the loop fails).
+    const ended = new AbortController();
+    void run.done.then(() => ended.abort());
+    await until(
+      url,
+      "SELECT count(*)::int AS n FROM tenantify.units WHERE status = 'running' AND (progress->>'rowsDone')::int > 0",
+      ended.signal,
+    );
     for (let i = 0; i < 100 && !seen; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const status = await runCli(['status', '-d', url, '--dir', dir, '--json']);

@@ -171,7 +171,8 @@ describe('apply --targets', () => {
     try {
       const canary = fleet.names[0] as string;
       await query(fleet.urls[canary] as string, breakData);
-      const before = Object.fromEntries(fleet.names.slice(1).map((n) => [n, schemaDump(fleet.urls[n] as string)]));
+      // The other targets are copies of one template, untouched since: one pg_dump is the schema each of them had.
+      const before = schemaDump(fleet.urls[fleet.names[1] as string] as string);
       const result = await runCli([
         'apply',
         '--targets',
@@ -197,7 +198,7 @@ describe('apply --targets', () => {
       });
       for (const name of fleet.names.slice(1)) {
         expect(rows[name], name).toMatchObject({ status: 'skipped', held: 'canary-failed', error: null, ran: [] });
-        expect(schemaDump(fleet.urls[name] as string), name).toBe(before[name]);
+        expect(schemaDump(fleet.urls[name] as string), name).toBe(before);
         // Not even a ledger was made there.
         expect(await ledgerRows(fleet.urls[name] as string), name).toEqual([]);
       }

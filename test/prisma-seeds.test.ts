@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from './support/cli.js';
 import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, query } from './support/db.js';
 import { schemaDump } from './support/dump.js';
-import { dbPull, migrateDeploy, migrateDiff, migrateResolveApplied, migrateStatus, validate } from './support/prisma.js';
+import { dbPull, migrateDeploy, migrateDiff, migrateResolveApplied, migrateStatus } from './support/prisma.js';
 
 async function prismaHistory(url: string): Promise<string[]> {
   const rows = await query<{ row: string }>(url, 'SELECT to_jsonb(m)::text AS row FROM _prisma_migrations m ORDER BY migration_name');
@@ -38,18 +38,18 @@ describe.each(['hosts-to-organizations', 'organization-modules'])('the Prisma se
     copyFileSync(`fixtures/${name}/scaffold.config.json`, join(plan, 'tenantify.config.json'));
     const scaffold = await runCli(['tenancy', 'scaffold', '-d', db.url, '--dir', plan, '--prisma', dir]);
     expect(scaffold.code, scaffold.stderr).toBe(0);
-    const apply = await runCli(['apply', '-d', db.url, '--dir', plan]);
+    // No snapshots: the rollback below reverts with the plan's rollback files, and what it restores is what is compared.
+    const apply = await runCli(['apply', '-d', db.url, '--dir', plan, '--no-snapshot']);
     expect(apply.code, apply.stderr).toBe(0);
 
     const fresh = dropped(await freshDatabase('prseedfresh'));
-    const [valid, status, fromMigrations, pulled] = await Promise.all([
-      validate(app),
+    // The diffs load schema.prisma through Prisma's validator: their exit 0 is also `prisma validate`'s (one CLI start less).
+    const [status, fromMigrations, pulled] = await Promise.all([
       migrateStatus(app),
       migrateDiff(app, ['--from-migrations', join(dir, 'migrations')], ['--to-schema-datamodel', join(dir, 'schema.prisma')]),
       dbPull(app),
       migrateDeploy({ dir, url: fresh.url }),
     ]);
-    expect(valid.code, valid.stderr).toBe(0);
     expect(status.code, status.stdout + status.stderr).toBe(0);
     expect(status.stdout).toContain('Database schema is up to date');
     expect(fromMigrations.code, fromMigrations.stdout + fromMigrations.stderr).toBe(0);
