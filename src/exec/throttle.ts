@@ -65,6 +65,8 @@ export interface Pacing {
   size: number;
   /** The pause the throttle added last (it decays while the application is served). */
   backoffMs: number;
+  /** The duration batches aim at from now on: the unit's target until lock waits lower it (lockWaitTarget); undefined: the unit's. */
+  targetMs?: number;
 }
 
 export interface Decision extends Pacing {
@@ -93,6 +95,31 @@ export interface Idle {
 export const minBatch = 10;
 export const maxBatch = 1_000_000;
 
+/**
+ * The lowest a batch's target duration goes on lock waits: this share of the unit's target
+ * (300 ms by default: 37.5 ms).
+ */
+export const lockWaitFloor = 1 / 8;
+
+/**
+ * The duration batches aim at after this one. A session that waited on the batch's row
+ * locks says the application writes the rows being walked: it waited until the batch's
+ * commit, and so does every write that lands on a row of a batch in flight. How many of the
+ * application's writes wait, over the whole walk, depends on how long each batch holds its
+ * locks, not on its rows (a batch of twice the rows meets twice the writers for the same
+ * time), so the size alone is not the remedy: halving it after a wait, as the backoff does,
+ * is undone as soon as the batches grow back to the target. Each batch with lock waiters
+ * halves the target instead (from the shorter of it and the batch's duration), down to
+ * lockWaitFloor of the unit's, for the rest of the walk: the rows stay as hot as they were.
+ * Without waiters it stays where it is: a walk beside an application that writes elsewhere
+ * (or a test with none) keeps the unit's target.
+ */
+export function lockWaitTarget(previous: Pacing, batch: BatchOutcome, limits: Pick<Limits, 'targetMs'>): number {
+  const current = previous.targetMs ?? limits.targetMs;
+  if (batch.cost.lockWaiters === 0) return current;
+  return Math.max(limits.targetMs * lockWaitFloor, Math.min(current, batch.durationMs) / 2);
+}
+
 /** The next batch size: toward the target duration, at most doubling or halving at a time. */
 export function nextSize(size: number, durationMs: number, targetMs: number): number {
   const ratio = targetMs / Math.max(durationMs, 1);
@@ -114,14 +141,20 @@ export function activeLimit(idle: Idle): number {
  * The next batch's size and the pause before it, from the batch that just ran and what the
  * application paid meanwhile. Every signal over its limit halves the size and grows the
  * backoff (doubling, from the batch's own duration, up to maxPauseMs); while none is, the
- * backoff halves each batch, and the size grows again once it is over. The duty cycle's
- * pause and the configured pause come on top.
+ * backoff halves each batch, and the size grows again once it is over. Lock waits also
+ * lower the duration batches aim at (lockWaitTarget). The duty cycle's pause and the
+ * configured pause come on top.
  */
 export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): Decision {
-  let size = nextSize(previous.size, batch.durationMs, limits.targetMs);
+  // This batch is sized from the target it ran under (the halving below answers its lock waits); the next ones aim at the new one.
+  const targetMs = lockWaitTarget(previous, batch, limits);
+  let size = nextSize(previous.size, batch.durationMs, previous.targetMs ?? limits.targetMs);
   const reasons: string[] = [];
   const { cost } = batch;
-  if (cost.lockWaiters > 0) reasons.push(`${cost.lockWaiters} session(s) wait on the batch's locks`);
+  if (cost.lockWaiters > 0)
+    reasons.push(
+      `${cost.lockWaiters} session(s) wait on the batch's locks${targetMs < (previous.targetMs ?? limits.targetMs) ? ` (batches now aim at ${round(targetMs)} ms)` : ''}`,
+    );
   if (limits.throttle.enabled) {
     const active = activeLimit(limits.idle);
     if (cost.activeSessions > active)
@@ -149,7 +182,7 @@ export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): D
   const duty = limits.throttle.enabled ? dutyPause(batch.durationMs, limits.throttle.duty) : 0;
   const pauseMs = Math.round(Math.max(limits.pauseMs, duty, backoffMs));
   const reason = reasons.length > 0 ? `${reasons.join('; ')}: batch size down to ${size}, pausing ${pauseMs} ms` : undefined;
-  return { size, backoffMs, pauseMs, reason };
+  return { size, backoffMs, pauseMs, reason, ...(targetMs === limits.targetMs ? {} : { targetMs }) };
 }
 
 /** The pause after a batch of `durationMs` that keeps batches to `duty` of the wall time. */
