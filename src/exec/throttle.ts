@@ -8,8 +8,9 @@
  * Measured at the end of each batch, inside its transaction, before it commits
  * (`measureAppCost`, on the worker's connection), so that what waits on the
  * batch's row locks is still waiting:
- * - sessions waiting on this batch's locks: each of them is an application query held up
- *   for as long as the batch has run;
+ * - the application's sessions waiting on this batch's locks: each of them is a query held
+ *   up for as long as the batch has run (tenantify's other workers, which wait on the
+ *   ledger's row, left out);
  * - the application's active sessions (client sessions of the database running a statement,
  *   tenantify's own left out): when its queries slow down, they pile up; the limit is twice
  *   as many as before the first batch, and at least two more;
@@ -196,16 +197,23 @@ function round(ms: number): string {
 }
 
 /**
- * The probe, inside the batch's transaction before it commits: sessions waiting on a lock
- * this session holds, the application's sessions running a statement (by application_name,
- * tenantify's own and Citus's connections between its nodes left out), and the worst
- * replica's lag, in one tiny catalog query whose own latency tells how busy the server is.
+ * The application's sessions, by application_name: tenantify's own left out (another worker
+ * of the same backfill waits on this batch's ledger row until it commits: that wait is the
+ * backfill's, and counting it halved every worker's batches for nothing), and Citus's
+ * connections between its nodes.
+ */
+const application = "application_name NOT LIKE 'tenantify %' AND application_name NOT LIKE 'citus_internal%'";
+
+/**
+ * The probe, inside the batch's transaction before it commits: the application's sessions
+ * waiting on a lock this session holds, and running a statement, and the worst replica's
+ * lag, in one tiny catalog query whose own latency tells how busy the server is.
  */
 export async function measureAppCost(session: Session): Promise<AppCost> {
   const started = performance.now();
   const result = await session.client.query<{ waiters: number; active: number; lag: number | null }>(
-    `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)))::int AS waiters,
-            count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND application_name NOT LIKE 'tenantify %' AND application_name NOT LIKE 'citus_internal%')::int AS active,
+    `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)) AND ${application})::int AS waiters,
+            count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND ${application})::int AS active,
             (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag
        FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
   );
