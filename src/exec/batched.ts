@@ -17,7 +17,7 @@ import type { BatchSettings, ExecContext, Runner, Work } from './context.js';
 import { firstStatements, type BatchDirective, type Statement, type Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
-import { citusRowEstimate, citusTables } from '../db/citus.js';
+import { citusRowEstimate, citusTables, isDistributed, oneConnectionPerWorker, restoreConnectionsPerWorker } from '../db/citus.js';
 import { keyDensity, stepUpper } from './key-steps.js';
 import { BlockRanges, isPhysical, type Ranges } from './block-ranges.js';
 import {
@@ -102,13 +102,16 @@ async function runSegments(
     }
   };
   const extra = await Promise.all(Array.from({ length: workers - 1 }, () => connect(ctx.session.url, `apply ${unit.id} worker`)));
+  const distributed = await isDistributed(ctx.session, (unit.options.batch as BatchDirective).table);
   try {
     const contexts = [ctx, ...extra.map((session) => ({ ...ctx, session, ledger: new Ledger(session.db, ctx.ledger.schema) }))];
+    if (distributed) await oneConnectionPerWorker(contexts.map((worker) => worker.session));
     // A signal cancels every worker's batch in flight, not only the first session's.
     await Promise.all(
       contexts.map((worker) => cancellable(worker, () => work(worker)).catch((error: unknown) => void (failure ??= error))),
     );
   } finally {
+    if (distributed) await restoreConnectionsPerWorker(ctx.session).catch(() => {});
     await Promise.all(extra.map((session) => session.close()));
   }
   if (failure !== undefined) throw failure;

@@ -8,8 +8,9 @@
  * Measured at the end of each batch, inside its transaction, before it commits
  * (`measureAppCost`, on the worker's connection), so that what waits on the
  * batch's row locks is still waiting:
- * - sessions waiting on this batch's locks: each of them is an application query held up
- *   for as long as the batch has run;
+ * - the application's sessions waiting on this batch's locks: each of them is a query held
+ *   up for as long as the batch has run (tenantify's other workers, which wait on the
+ *   ledger's row, left out);
  * - the application's active sessions (client sessions of the database running a statement,
  *   tenantify's own left out): when its queries slow down, they pile up; the limit is twice
  *   as many as before the first batch, and at least two more;
@@ -65,6 +66,8 @@ export interface Pacing {
   size: number;
   /** The pause the throttle added last (it decays while the application is served). */
   backoffMs: number;
+  /** The duration batches aim at from now on: the unit's target until lock waits lower it (lockWaitTarget); undefined: the unit's. */
+  targetMs?: number;
 }
 
 export interface Decision extends Pacing {
@@ -93,6 +96,31 @@ export interface Idle {
 export const minBatch = 10;
 export const maxBatch = 1_000_000;
 
+/**
+ * The lowest a batch's target duration goes on lock waits: this share of the unit's target
+ * (300 ms by default: 37.5 ms).
+ */
+export const lockWaitFloor = 1 / 8;
+
+/**
+ * The duration batches aim at after this one. A session that waited on the batch's row
+ * locks says the application writes the rows being walked: it waited until the batch's
+ * commit, and so does every write that lands on a row of a batch in flight. How many of the
+ * application's writes wait, over the whole walk, depends on how long each batch holds its
+ * locks, not on its rows (a batch of twice the rows meets twice the writers for the same
+ * time), so the size alone is not the remedy: halving it after a wait, as the backoff does,
+ * is undone as soon as the batches grow back to the target. Each batch with lock waiters
+ * halves the target instead (from the shorter of it and the batch's duration), down to
+ * lockWaitFloor of the unit's, for the rest of the walk: the rows stay as hot as they were.
+ * Without waiters it stays where it is: a walk beside an application that writes elsewhere
+ * (or a test with none) keeps the unit's target.
+ */
+export function lockWaitTarget(previous: Pacing, batch: BatchOutcome, limits: Pick<Limits, 'targetMs'>): number {
+  const current = previous.targetMs ?? limits.targetMs;
+  if (batch.cost.lockWaiters === 0) return current;
+  return Math.max(limits.targetMs * lockWaitFloor, Math.min(current, batch.durationMs) / 2);
+}
+
 /** The next batch size: toward the target duration, at most doubling or halving at a time. */
 export function nextSize(size: number, durationMs: number, targetMs: number): number {
   const ratio = targetMs / Math.max(durationMs, 1);
@@ -114,14 +142,20 @@ export function activeLimit(idle: Idle): number {
  * The next batch's size and the pause before it, from the batch that just ran and what the
  * application paid meanwhile. Every signal over its limit halves the size and grows the
  * backoff (doubling, from the batch's own duration, up to maxPauseMs); while none is, the
- * backoff halves each batch, and the size grows again once it is over. The duty cycle's
- * pause and the configured pause come on top.
+ * backoff halves each batch, and the size grows again once it is over. Lock waits also
+ * lower the duration batches aim at (lockWaitTarget). The duty cycle's pause and the
+ * configured pause come on top.
  */
 export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): Decision {
-  let size = nextSize(previous.size, batch.durationMs, limits.targetMs);
+  // This batch is sized from the target it ran under (the halving below answers its lock waits); the next ones aim at the new one.
+  const targetMs = lockWaitTarget(previous, batch, limits);
+  let size = nextSize(previous.size, batch.durationMs, previous.targetMs ?? limits.targetMs);
   const reasons: string[] = [];
   const { cost } = batch;
-  if (cost.lockWaiters > 0) reasons.push(`${cost.lockWaiters} session(s) wait on the batch's locks`);
+  if (cost.lockWaiters > 0)
+    reasons.push(
+      `${cost.lockWaiters} session(s) wait on the batch's locks${targetMs < (previous.targetMs ?? limits.targetMs) ? ` (batches now aim at ${round(targetMs)} ms)` : ''}`,
+    );
   if (limits.throttle.enabled) {
     const active = activeLimit(limits.idle);
     if (cost.activeSessions > active)
@@ -149,7 +183,7 @@ export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): D
   const duty = limits.throttle.enabled ? dutyPause(batch.durationMs, limits.throttle.duty) : 0;
   const pauseMs = Math.round(Math.max(limits.pauseMs, duty, backoffMs));
   const reason = reasons.length > 0 ? `${reasons.join('; ')}: batch size down to ${size}, pausing ${pauseMs} ms` : undefined;
-  return { size, backoffMs, pauseMs, reason };
+  return { size, backoffMs, pauseMs, reason, ...(targetMs === limits.targetMs ? {} : { targetMs }) };
 }
 
 /** The pause after a batch of `durationMs` that keeps batches to `duty` of the wall time. */
@@ -163,16 +197,23 @@ function round(ms: number): string {
 }
 
 /**
- * The probe, inside the batch's transaction before it commits: sessions waiting on a lock
- * this session holds, the application's sessions running a statement (by application_name,
- * tenantify's own and Citus's connections between its nodes left out), and the worst
- * replica's lag, in one tiny catalog query whose own latency tells how busy the server is.
+ * The application's sessions, by application_name: tenantify's own left out (another worker
+ * of the same backfill waits on this batch's ledger row until it commits: that wait is the
+ * backfill's, and counting it halved every worker's batches for nothing), and Citus's
+ * connections between its nodes.
+ */
+const application = "application_name NOT LIKE 'tenantify %' AND application_name NOT LIKE 'citus_internal%'";
+
+/**
+ * The probe, inside the batch's transaction before it commits: the application's sessions
+ * waiting on a lock this session holds, and running a statement, and the worst replica's
+ * lag, in one tiny catalog query whose own latency tells how busy the server is.
  */
 export async function measureAppCost(session: Session): Promise<AppCost> {
   const started = performance.now();
   const result = await session.client.query<{ waiters: number; active: number; lag: number | null }>(
-    `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)))::int AS waiters,
-            count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND application_name NOT LIKE 'tenantify %' AND application_name NOT LIKE 'citus_internal%')::int AS active,
+    `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY (pg_blocking_pids(pid)) AND ${application})::int AS waiters,
+            count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend' AND ${application})::int AS active,
             (SELECT max(extract(epoch FROM replay_lag) * 1000) FROM pg_stat_replication)::float8 AS lag
        FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
   );

@@ -8,7 +8,9 @@ import {
   decide,
   defaultThrottle,
   dutyPause,
+  lockWaitFloor,
   probeLimit,
+  type Decision,
   type AppCost,
   type Limits,
   type Pacing,
@@ -90,6 +92,30 @@ describe('decide', () => {
     expect(slowProbe.pauseMs).toBe(0); // no duty cycle either
   });
 
+  it('lock waits lower the duration batches aim at, halving it down to an eighth of the target, for the rest of the walk', () => {
+    const waited = (pacing: Pacing, durationMs: number): Decision =>
+      decide(pacing, { durationMs, cost: { ...calm, lockWaiters: 1 } }, limits);
+    const served = (pacing: Pacing, durationMs: number): Decision => decide(pacing, { durationMs, cost: calm }, limits);
+    const first = waited(start, 300);
+    expect(first.targetMs).toBe(150);
+    expect(first.size).toBe(2500);
+    // From the shorter of the target and the batch: a quick batch that was waited on says the rows are hot.
+    expect(waited(first, 100).targetMs).toBe(50);
+    let pacing: Pacing = first;
+    for (let i = 0; i < 5; i++) pacing = waited(pacing, 300);
+    expect(pacing.targetMs).toBe(limits.targetMs * lockWaitFloor);
+    expect(lockWaitFloor * limits.targetMs).toBe(37.5);
+    // Served batches keep the lowered target: once the backoff is over, sizes settle at what takes 37.5 ms, not 300.
+    for (let i = 0; i < 30; i++) pacing = served(pacing, (pacing.size / 5000) * 300);
+    expect(pacing.targetMs).toBe(37.5);
+    expect(pacing.backoffMs).toBe(0);
+    expect(pacing.size).toBe(625);
+    // Without lock waits the unit's target holds, whatever else throttles.
+    const busy = decide(start, { durationMs: 300, cost: { ...calm, probeMs: 40 } }, limits);
+    expect(busy.targetMs).toBeUndefined();
+    expect(served(busy, 150).targetMs).toBeUndefined();
+  });
+
   it('the configured pause is a floor, and duty 1 means no pause of its own', () => {
     expect(decide(start, { durationMs: 100, cost: calm }, { ...limits, pauseMs: 250 }).pauseMs).toBe(250);
     expect(dutyPause(100, 1)).toBe(0);
@@ -136,7 +162,9 @@ describe('the progress line', () => {
   it('says why the backfill is throttled while it is, and nothing of it once it is not', () => {
     const reason = decide(start, { durationMs: 300, cost: { ...calm, lockWaiters: 1 } }, limits).reason;
     const line = formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000, throttled: reason });
-    expect(line).toMatch(/; throttled: 1 session\(s\) wait on the batch's locks: batch size down to 2500, pausing 600 ms$/);
+    expect(line).toMatch(
+      /; throttled: 1 session\(s\) wait on the batch's locks \(batches now aim at 150 ms\): batch size down to 2500, pausing 600 ms$/,
+    );
     expect(formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000 })).not.toContain('throttled');
   });
 });
