@@ -211,13 +211,25 @@ async function readSources(client: pg.ClientBase, options: ReadOptions): Promise
   for (const [i, shape] of shapes.entries()) {
     const { bounds, total } = await keyRanges(client, shape, options.batchSize);
     rows.set(shape.source, total);
-    const { rows: size } = await client.query<{ bytes: string | null }>(
-      `SELECT sum(pg_table_size(c.oid))::text AS bytes FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`,
-      [shape.schema],
-    );
-    sources.push({ name: shape.source, schema: shape.schema, tenantId: i + 1, bounds, rows: total, bytes: Number(size[0]?.bytes ?? 0) });
+    sources.push({
+      name: shape.source,
+      schema: shape.schema,
+      tenantId: i + 1,
+      bounds,
+      rows: total,
+      bytes: await tablesSize(client, shape.schema),
+    });
   }
   return { reference, sources, rows };
+}
+
+/** The size on disk of a schema's tables (the progress's and apply --json's bytes). */
+async function tablesSize(client: pg.ClientBase, schema: string): Promise<number> {
+  const { rows } = await client.query<{ bytes: string | null }>(
+    `SELECT sum(pg_table_size(c.oid))::text AS bytes FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`,
+    [schema],
+  );
+  return Number(rows[0]?.bytes ?? 0);
 }
 
 type Read = { reference: SourceShape; sources: ConsolidateSource[]; rows: Map<string, number> };
@@ -316,11 +328,13 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
   const schema = options.sourceSchema ?? 'public';
   const shapes: SourceShape[] = [];
   const bounds = new Map<string, { bounds: Record<string, string[]>; total: number }>();
+  const sizes = new Map<string, number>();
   for (const line of lines) {
     await withReadOnly(line.url, async (client) => {
       const [shape] = await readShapes(client, [schema], () => line.name);
       shapes.push(shape as SourceShape);
       bounds.set(line.name, await keyRanges(client, shape as SourceShape, options.batchSize));
+      sizes.set(line.name, await tablesSize(client, schema));
     }).catch((error: unknown) => {
       if (error instanceof UsageError) throw error;
       throw new UsageError(`${file}:${line.line}: the source ${line.name} cannot be read: ${redact((error as Error).message)}`, {
@@ -350,6 +364,8 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
     schema: `${stagingSchemaPrefix}${shape.source}`,
     tenantId: i + 1,
     bounds: bounds.get(shape.source)?.bounds ?? {},
+    rows: bounds.get(shape.source)?.total ?? 0,
+    bytes: sizes.get(shape.source) ?? 0,
     database: { schema, sourcesPath },
   }));
   return { reference, sources, rows };
