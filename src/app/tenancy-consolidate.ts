@@ -209,7 +209,7 @@ async function readSources(client: pg.ClientBase, options: ReadOptions): Promise
   const sources: ConsolidateSource[] = [];
   const rows = new Map<string, number>();
   for (const [i, shape] of shapes.entries()) {
-    const { bounds, total } = await keyRanges(client, shape, options.batchSize);
+    const { bounds, total, tableRows } = await keyRanges(client, shape, options.batchSize);
     rows.set(shape.source, total);
     sources.push({
       name: shape.source,
@@ -217,6 +217,7 @@ async function readSources(client: pg.ClientBase, options: ReadOptions): Promise
       tenantId: i + 1,
       bounds,
       rows: total,
+      tableRows,
       bytes: await tablesSize(client, shape.schema),
     });
   }
@@ -272,8 +273,9 @@ async function keyRanges(
   client: pg.ClientBase,
   shape: SourceShape,
   batchSize: number,
-): Promise<{ bounds: Record<string, string[]>; total: number }> {
+): Promise<{ bounds: Record<string, string[]>; total: number; tableRows: Record<string, number> }> {
   const bounds: Record<string, string[]> = {};
+  const tableRows: Record<string, number> = {};
   let total = 0;
   for (const t of shape.tables) {
     const column = (t.catalog.primaryKey ?? [])[0];
@@ -287,9 +289,10 @@ async function keyRanges(
     );
     bounds[t.catalog.table] = [...new Set(rows.map((r) => r.bound))];
     const { rows: count } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+    tableRows[t.catalog.table] = count[0]?.n ?? 0;
     total += count[0]?.n ?? 0;
   }
-  return { bounds, total };
+  return { bounds, total, tableRows };
 }
 
 /**
@@ -327,7 +330,7 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
   }
   const schema = options.sourceSchema ?? 'public';
   const shapes: SourceShape[] = [];
-  const bounds = new Map<string, { bounds: Record<string, string[]>; total: number }>();
+  const bounds = new Map<string, { bounds: Record<string, string[]>; total: number; tableRows: Record<string, number> }>();
   const sizes = new Map<string, number>();
   for (const line of lines) {
     await withReadOnly(line.url, async (client) => {
@@ -365,6 +368,7 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
     tenantId: i + 1,
     bounds: bounds.get(shape.source)?.bounds ?? {},
     rows: bounds.get(shape.source)?.total ?? 0,
+    tableRows: bounds.get(shape.source)?.tableRows ?? {},
     bytes: sizes.get(shape.source) ?? 0,
     database: { schema, sourcesPath },
   }));

@@ -39,6 +39,8 @@ export interface ConsolidateSource {
   database?: { schema: string; sourcesPath: string };
   /** Its rows and the size of its tables when the plan was written (progress of a `--parallel` copy). */
   rows?: number;
+  /** Its rows per table when the plan was written: a table of more than `analyzeFrom` rows gets its statistics during the copy. */
+  tableRows?: Record<string, number>;
   bytes?: number;
 }
 
@@ -97,6 +99,9 @@ export function consolidatePlan(reference: SourceShape, sources: ConsolidateSour
 }
 
 const integerTypes = new Set(['smallint', 'integer', 'bigint']);
+
+/** A source table of this many rows or more gets its statistics during the copy (below, a join looping over its rows costs little). */
+export const analyzeFrom = 1000;
 
 function planTables(tables: SourceTable[], options: ConsolidateOptions): TablePlan[] {
   const names = new Set(tables.map((t) => t.catalog.name));
@@ -454,16 +459,26 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
   for (const p of plans) {
     const ranges = rangesOf(p, source);
     const rows = `${ranges.length} range${ranges.length === 1 ? '' : 's'}`;
-    if (p.remapped)
+    // The statistics of the shared tables know no row of this tenant yet: a join on its key would be
+    // planned for one row and loop over all of them for each (quadratic). Once a big table's rows are in,
+    // ANALYZE (in this transaction it sees them) lets the joins that read them be planned for what is there.
+    const big = (source.tableRows?.[p.name] ?? Infinity) >= analyzeFrom;
+    if (p.remapped) {
       each(
         `${p.name}: new ids from ${sequenceName(p)}, kept in ${mapTable(p, options)} (${rows})`,
         ranges.map((r) => mapStatement(p, source, r, options)),
       );
+      if (big) each(`${p.name}: statistics of its ids, which the copies below join`, [`ANALYZE ${mapTable(p, options)};`]);
+    }
     each(
       `${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`,
       ranges.map((r) => copyStatement(p, source, r, options)),
       { copies: true },
     );
+    if (big && (p.remapped || p.remappedRefs.size > 0 || p.selfColumns.length > 0))
+      each(`${p.name}: statistics of its rows, which the ${p.selfColumns.length > 0 ? 'second pass and the ' : ''}verify join`, [
+        `ANALYZE ${quoteQualified(p.target)};`,
+      ]);
     if (p.selfColumns.length > 0)
       each(
         `${p.name}: ${p.selfColumns.join(', ')}, now that every row of the table is there`,
