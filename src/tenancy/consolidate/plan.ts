@@ -462,7 +462,8 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
     // The statistics of the shared tables know no row of this tenant yet: a join on its key would be
     // planned for one row and loop over all of them for each (quadratic). Once a big table's rows are in,
     // ANALYZE (in this transaction it sees them) lets the joins that read them be planned for what is there.
-    const big = (source.tableRows?.[p.name] ?? Infinity) >= analyzeFrom;
+    // (--citus: a shared table's rows live in its shards, planned by the nodes; the coordinator's statistics do not plan them.)
+    const big = !options.citus && (source.tableRows?.[p.name] ?? Infinity) >= analyzeFrom;
     if (p.remapped) {
       each(
         `${p.name}: new ids from ${sequenceName(p)}, kept in ${mapTable(p, options)} (${rows})`,
