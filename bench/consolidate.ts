@@ -8,8 +8,10 @@
  *      key, no rewrite, no verify: the floor); and --ids keep with --parallel (default 4).
  *      Alternated, --rounds times (default 1); medians and ratios.
  *   2. one customer grown by --db-scale (default 40: 100,000 users, 500,000 tasks) in a
- *      database of its own, consolidated with --from-databases: the apply's time, the bytes
- *      COPY carried, and the peak memory (maxRSS) of the tenantify process.
+ *      database of its own, consolidated with --from-databases: the apply's time beside
+ *      `pg_dump --data-only | psql` of the same tables into a database that has them (the
+ *      floor), the bytes COPY carried, and the peak memory (maxRSS) of the tenantify process.
+ *      `--db-scale 470` is about 1 GB on disk.
  *
  *   npx tsx bench/consolidate.ts [--scale N] [--parallel N[,N...]] [--db-scale N[,N...]] [--rounds N] [--databases-only | --schemas-only]
  *
@@ -199,13 +201,25 @@ async function databases(dbScale: number): Promise<void> {
     ...process.env,
     NODE_OPTIONS: `--require ${join(work, 'peak.cjs')}`,
   });
+  const peak = Number(readFileSync(peakFile, 'utf8'));
   const [staged] = (await sql(db(target), 'SELECT rows, bytes FROM consolidate_stage_big.tenantify_staged')).rows as {
     rows: string;
     bytes: string;
   }[];
+  await sql(db('postgres'), `DROP DATABASE ${target}`);
+  // The floor: the same tables, emptied, in a database of their own, filled by pg_dump --data-only | psql.
+  const floor = `big_floor_${dbScale}`;
+  await sql(db('postgres'), `CREATE DATABASE ${floor} TEMPLATE ${fx}`);
+  await sql(db(floor), `TRUNCATE app.users, app.tags, app.projects, app.project_tags, app.tasks`);
+  const floorMs = await run(
+    `pg_dump --data-only -n app -d '${db(fx)}' | psql -q -v ON_ERROR_STOP=1 -d '${db(floor)}'`,
+    [],
+    process.env,
+    true,
+  );
   console.log(`\n2. --from-databases: one customer database, ${size?.n} users and tasks (${size?.size} on disk):`);
   console.log(
-    `   apply ${(ms / 1000).toFixed(2)} s; COPY carried ${staged?.rows} rows, ${(Number(staged?.bytes) / 1024 / 1024).toFixed(1)} MB (binary); peak memory of tenantify ${(Number(readFileSync(peakFile, 'utf8')) / 1024).toFixed(0)} MB`,
+    `   apply ${(ms / 1000).toFixed(2)} s (${(ms / floorMs).toFixed(2)}x pg_dump --data-only | psql: ${(floorMs / 1000).toFixed(2)} s); COPY carried ${staged?.rows} rows, ${(Number(staged?.bytes) / 1024 / 1024).toFixed(1)} MB (binary); peak memory of tenantify ${(peak / 1024).toFixed(0)} MB`,
   );
-  for (const name of [target, fx]) await sql(db('postgres'), `DROP DATABASE ${name}`);
+  for (const name of [floor, fx]) await sql(db('postgres'), `DROP DATABASE ${name}`);
 }

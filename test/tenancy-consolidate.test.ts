@@ -87,6 +87,39 @@ async function expectEveryCustomerCopied(url: string, except: string[] = []): Pr
   }
 }
 
+/** apply --json's per-source records: every table's rows equal the source schema's, its size, time and verify. */
+async function expectSourceRecords(
+  url: string,
+  document: { sources?: unknown },
+  expected: { source: string; schema: string; tenantId: number }[],
+) {
+  const records = document.sources as {
+    source: string;
+    tenantId: number;
+    unit: string;
+    rows: Record<string, number>;
+    totalRows: number;
+    bytes: number;
+    seconds: number;
+    verify: unknown;
+  }[];
+  expect(records.map((r) => [r.source, r.tenantId])).toEqual(expected.map((e) => [e.source, e.tenantId]));
+  for (const [i, e] of expected.entries()) {
+    const [counts] = await query<Record<string, number>>(
+      url,
+      `SELECT ${tables.map((t) => `(SELECT count(*)::int FROM ${e.schema}.${t}) AS ${t}`).join(', ')}`,
+    );
+    const record = records[i];
+    expect(record?.rows, e.source).toEqual(counts);
+    expect(record?.totalRows).toBe(Object.values(counts ?? {}).reduce((n, x) => n + x, 0));
+    expect(record?.unit).toMatch(new RegExp(`^\\d+_consolidate_${e.source}$`));
+    expect(record?.bytes).toBeGreaterThan(0);
+    expect(record?.seconds).toBeGreaterThan(0);
+    expect(record?.verify).toEqual({ ok: true, checks: tables.length });
+  }
+  return records;
+}
+
 describe('tenancy consolidate', () => {
   const dropLater = dropAfterAll();
 
@@ -178,6 +211,12 @@ describe('tenancy consolidate', () => {
     expect(copied.map((c) => c.tenantId)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(copied.filter((c) => c.skipped).map((c) => c.tenantId)).toEqual(committed);
     expect(copied.filter((c) => !c.skipped).every((c) => c.verified === tables.length && c.rows > 0)).toBe(true);
+    // And one record per source (each source's own unit ran in this run): rows per table equal the source's.
+    await expectSourceRecords(
+      db.url,
+      JSON.parse(applied.stdout),
+      customers.map((c, i) => ({ source: c, schema: c, tenantId: i + 1 })),
+    );
     await expectEveryCustomerCopied(db.url);
     // Ids are kept: customer_golf's task 17 is tenant 7's task 17.
     const [golf] = await query<{ same: boolean }>(
@@ -246,12 +285,22 @@ describe('tenancy consolidate', () => {
     );
     run.child.kill('SIGKILL');
     await run.done;
-    // Its copy is one transaction: nothing of it is left, and no other customer is touched.
-    const [partial] = await query<{ n: number; tenants: number }>(
+    // The killed run's sessions end within a second (client_connection_check_interval) and its run
+    // lock with them; until then its last statement may still finish and commit customer_hotel.
+    await until(
       db.url,
-      'SELECT (SELECT count(*)::int FROM public.tasks WHERE organization_id = 8) AS n, (SELECT count(*)::int FROM public.organizations) AS tenants',
+      "SELECT (count(*) = 0)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'tenantify %'",
     );
-    expect(partial).toEqual({ n: 0, tenants: 7 });
+    // Its copy is one transaction: customer_hotel is there whole or not at all, and no other customer is touched.
+    const [partial] = await query<{ n: number; tenants: number[] }>(
+      db.url,
+      'SELECT (SELECT count(*)::int FROM public.tasks WHERE organization_id = 8) AS n, (SELECT array_agg(id::int ORDER BY id) FROM public.organizations) AS tenants',
+    );
+    const [hotelTasks] = await query<{ n: number }>(db.url, 'SELECT count(*)::int AS n FROM customer_hotel.tasks');
+    expect([
+      { n: 0, tenants: [1, 2, 3, 4, 5, 6, 7] },
+      { n: hotelTasks?.n, tenants: [1, 2, 3, 4, 5, 6, 7, 8] },
+    ]).toContainEqual(partial);
 
     const resumed = await runCli(['apply', '-d', db.url, '--dir', dir, '--no-snapshot']);
     expect(resumed.code, resumed.stderr).toBe(0);
@@ -404,9 +453,22 @@ describe('tenancy consolidate', () => {
     );
     expect(files.some((text) => text.includes('s3cret-pw'))).toBe(false);
 
-    const applied = await runCli(['apply', '-d', target.url, '--dir', dir]);
+    const applied = await runCli(['apply', '-d', target.url, '--dir', dir, '--json']);
     expect(applied.code, applied.stderr).toBe(0);
     expect(`${applied.stdout}${applied.stderr}`).not.toContain('s3cret-pw');
+    // Per source: rows per table equal the source database's (its schema is a copy of customer_<name> here), the bytes COPY carried.
+    const records = await expectSourceRecords(
+      target.url,
+      JSON.parse(applied.stdout),
+      picked.map((name, i) => ({ source: name, schema: `customer_${name}`, tenantId: i + 1 })),
+    );
+    for (const record of records) {
+      const [staged] = await query<{ bytes: number }>(
+        target.url,
+        `SELECT bytes::int FROM consolidate_stage_${record.source}.tenantify_staged`,
+      );
+      expect((record as { copyBytes?: number }).copyBytes).toBe(staged?.bytes);
+    }
     for (const [i, name] of picked.entries()) {
       expect(await tenantContent(target.url, { tenant: i + 1 }), name).toEqual(
         await tenantContent(target.url, { schema: `customer_${name}` }),

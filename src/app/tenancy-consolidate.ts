@@ -209,15 +209,28 @@ async function readSources(client: pg.ClientBase, options: ReadOptions): Promise
   const sources: ConsolidateSource[] = [];
   const rows = new Map<string, number>();
   for (const [i, shape] of shapes.entries()) {
-    const { bounds, total } = await keyRanges(client, shape, options.batchSize);
+    const { bounds, total, tableRows } = await keyRanges(client, shape, options.batchSize);
     rows.set(shape.source, total);
-    const { rows: size } = await client.query<{ bytes: string | null }>(
-      `SELECT sum(pg_table_size(c.oid))::text AS bytes FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`,
-      [shape.schema],
-    );
-    sources.push({ name: shape.source, schema: shape.schema, tenantId: i + 1, bounds, rows: total, bytes: Number(size[0]?.bytes ?? 0) });
+    sources.push({
+      name: shape.source,
+      schema: shape.schema,
+      tenantId: i + 1,
+      bounds,
+      rows: total,
+      tableRows,
+      bytes: await tablesSize(client, shape.schema),
+    });
   }
   return { reference, sources, rows };
+}
+
+/** The size on disk of a schema's tables (the progress's and apply --json's bytes). */
+async function tablesSize(client: pg.ClientBase, schema: string): Promise<number> {
+  const { rows } = await client.query<{ bytes: string | null }>(
+    `SELECT sum(pg_table_size(c.oid))::text AS bytes FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`,
+    [schema],
+  );
+  return Number(rows[0]?.bytes ?? 0);
 }
 
 type Read = { reference: SourceShape; sources: ConsolidateSource[]; rows: Map<string, number> };
@@ -260,8 +273,9 @@ async function keyRanges(
   client: pg.ClientBase,
   shape: SourceShape,
   batchSize: number,
-): Promise<{ bounds: Record<string, string[]>; total: number }> {
+): Promise<{ bounds: Record<string, string[]>; total: number; tableRows: Record<string, number> }> {
   const bounds: Record<string, string[]> = {};
+  const tableRows: Record<string, number> = {};
   let total = 0;
   for (const t of shape.tables) {
     const column = (t.catalog.primaryKey ?? [])[0];
@@ -275,9 +289,10 @@ async function keyRanges(
     );
     bounds[t.catalog.table] = [...new Set(rows.map((r) => r.bound))];
     const { rows: count } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+    tableRows[t.catalog.table] = count[0]?.n ?? 0;
     total += count[0]?.n ?? 0;
   }
-  return { bounds, total };
+  return { bounds, total, tableRows };
 }
 
 /**
@@ -315,12 +330,14 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
   }
   const schema = options.sourceSchema ?? 'public';
   const shapes: SourceShape[] = [];
-  const bounds = new Map<string, { bounds: Record<string, string[]>; total: number }>();
+  const bounds = new Map<string, { bounds: Record<string, string[]>; total: number; tableRows: Record<string, number> }>();
+  const sizes = new Map<string, number>();
   for (const line of lines) {
     await withReadOnly(line.url, async (client) => {
       const [shape] = await readShapes(client, [schema], () => line.name);
       shapes.push(shape as SourceShape);
       bounds.set(line.name, await keyRanges(client, shape as SourceShape, options.batchSize));
+      sizes.set(line.name, await tablesSize(client, schema));
     }).catch((error: unknown) => {
       if (error instanceof UsageError) throw error;
       throw new UsageError(`${file}:${line.line}: the source ${line.name} cannot be read: ${redact((error as Error).message)}`, {
@@ -350,6 +367,9 @@ async function readDatabases(file: string, options: ReadOptions): Promise<Read> 
     schema: `${stagingSchemaPrefix}${shape.source}`,
     tenantId: i + 1,
     bounds: bounds.get(shape.source)?.bounds ?? {},
+    rows: bounds.get(shape.source)?.total ?? 0,
+    tableRows: bounds.get(shape.source)?.tableRows ?? {},
+    bytes: sizes.get(shape.source) ?? 0,
     database: { schema, sourcesPath },
   }));
   return { reference, sources, rows };

@@ -67,7 +67,8 @@ export function analyse(stmt: Record<string, unknown>): Analysis {
     Boolean(index?.concurrent) ||
     (type === 'DropStmt' && Boolean((node as { concurrent?: boolean }).concurrent)) ||
     (type === 'ReindexStmt' && JSON.stringify(node).includes('"concurrently"')) ||
-    type === 'VacuumStmt' ||
+    // VACUUM cannot run in a transaction block; ANALYZE (the same node, is_vacuumcmd false) can.
+    (type === 'VacuumStmt' && Boolean((node as { is_vacuumcmd?: boolean }).is_vacuumcmd)) ||
     type === 'CreatedbStmt' ||
     type === 'DropdbStmt';
   return {

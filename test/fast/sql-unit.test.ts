@@ -65,6 +65,10 @@ describe('parseSqlUnit', () => {
     expect(parseError('CREATE TABLE a (id int);\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n').message).toMatch(
       /^migrations\/0001_x\.sql:2: this statement cannot run inside a transaction block/,
     );
+    expect(parseError('CREATE TABLE a (id int);\nVACUUM a;\n').message).toMatch(/:2: this statement cannot run inside a transaction block/);
+    expect(parseError('CREATE TABLE a (id int);\nVACUUM (ANALYZE) a;\n').line).toBe(2);
+    // ANALYZE alone runs in a transaction (it sees the transaction's own rows).
+    expect(parseSqlUnit('migrations/0001_x.sql', 'CREATE TABLE a (id int);\nANALYZE a;\n', defaults).statements).toHaveLength(2);
     expect(parseError('SELECT 1;\n-- tenantify:verify\nSELECT 1;\n').message).toMatch(/:2: a verify section needs a name/);
     expect(parseError('CREATE TABLE a (id int);\n-- tenantify:verify two\nDELETE FROM a;\n').message).toMatch(
       /:3: the verify section "two" must be exactly one SELECT/,

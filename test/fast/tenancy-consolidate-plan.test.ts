@@ -1,7 +1,13 @@
 /** tenancy consolidate's pure core, without a database: the preflight's shape comparison, the table order, the plan's SQL text. */
 import { describe, expect, it } from 'vitest';
 import { TenantifyError } from '../../src/errors.js';
-import { consolidatePlan, orderTables, type ConsolidateOptions, type ConsolidateSource } from '../../src/tenancy/consolidate/plan.js';
+import {
+  consolidatePlan,
+  orderTables,
+  readSourceMarker,
+  type ConsolidateOptions,
+  type ConsolidateSource,
+} from '../../src/tenancy/consolidate/plan.js';
 import { compareShapes, withoutSchema, type SourceShape, type SourceTable } from '../../src/tenancy/consolidate/shape.js';
 import type { CatalogTable } from '../../src/tenancy/types.js';
 
@@ -146,6 +152,37 @@ describe('the plan', () => {
     { name: 'customer_b', schema: 'customer_b', tenantId: 2, bounds: {} },
   ];
 
+  it("each source's unit names its source, tenant, key and shared tables for apply --json (SQL, --parallel and database units); no other unit does", () => {
+    const sized = sources.map((s, i) => ({ ...s, bytes: 8192 * (i + 1) }));
+    const expected = (i: number) => ({
+      source: sized[i]?.name,
+      tenantId: i + 1,
+      key: 'organization_id',
+      tables: [
+        ['public', 'tags'],
+        ['public', 'users'],
+        ['public', 'notes'],
+      ],
+      bytes: 8192 * (i + 1),
+    });
+    const plain = consolidatePlan(shape('customer_a'), sized, options);
+    expect(plain.map((u) => readSourceMarker(u.sql))).toEqual([undefined, expected(0), expected(1)]);
+    const parallel = consolidatePlan(shape('customer_a'), sized, { ...options, parallel: 2 });
+    expect(parallel.map((u) => readSourceMarker(u.sql))).toEqual([undefined, undefined, expected(0), expected(1)]);
+    const databases = sized.map((s) => ({
+      ...s,
+      schema: `consolidate_stage_${s.name}`,
+      database: { schema: 'app', sourcesPath: '../sources.txt' },
+    }));
+    const staged = consolidatePlan(shape('customer_a'), databases, options);
+    expect(staged[1]?.format).toBe('ts');
+    expect(staged.map((u) => readSourceMarker(u.sql))).toEqual([
+      undefined,
+      { ...expected(0), stage: 'consolidate_stage_customer_a' },
+      { ...expected(1), stage: 'consolidate_stage_customer_b' },
+    ]);
+  });
+
   it('orders tables parents first, and refuses a cycle', () => {
     expect(orderTables(shape('s')).map((t) => t.catalog.table)).toEqual(['tags', 'users', 'notes']);
     const cyclic = shape('s', (t) =>
@@ -233,8 +270,10 @@ describe('the plan', () => {
     // Without --citus: no Citus call anywhere.
     const plain = consolidatePlan(shape('customer_a'), sources, options);
     expect(plain.map((u) => u.sql + u.rollback).join('\n')).not.toMatch(/citus|distribute|reference_table/i);
-    // The copy units are the same statements either way.
-    expect(units.slice(1).map((u) => u.sql)).toEqual(plain.slice(1).map((u) => u.sql));
+    // The copy units are the same statements either way, but the statistics (the shards are planned by the nodes).
+    const statistics = /^-- [^\n]*: statistics of [^\n]*\nANALYZE [^\n]*\n\n/gm;
+    expect(plain[1]?.sql).toMatch(statistics);
+    expect(units.slice(1).map((u) => u.sql)).toEqual(plain.slice(1).map((u) => u.sql.replace(statistics, '')));
   });
 
   it('--ids remap: mapping tables for serial keys, references rewritten through them, natural keys kept', () => {

@@ -1,4 +1,5 @@
 import { apply } from '../../app/apply.js';
+import { consolidatedSources } from '../../app/consolidate-report.js';
 import { lockSummary } from '../../exec/lock-trace.js';
 import { createOutput } from '../../ui/output.js';
 import { quietReporter, terminalReporter } from '../../ui/reporter.js';
@@ -35,6 +36,8 @@ export default async function applyCommand(options: ApplyCliOptions): Promise<nu
   });
   const applied = result.units.filter((u) => u.outcome === 'applied');
   if (out.json) {
+    // A consolidation plan: one record per source copied (tenancy consolidate).
+    const sources = await consolidatedSources(url, result);
     out.result({
       runId: result.runId ?? null,
       dryRun: result.dryRun,
@@ -47,6 +50,7 @@ export default async function applyCommand(options: ApplyCliOptions): Promise<nu
         ...(u.note ? { note: u.note } : {}),
         ...(u.locks ? { locks: u.locks } : {}),
       })),
+      ...(sources.length > 0 ? { sources } : {}),
     });
     return 0;
   }

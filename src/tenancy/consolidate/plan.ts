@@ -39,6 +39,8 @@ export interface ConsolidateSource {
   database?: { schema: string; sourcesPath: string };
   /** Its rows and the size of its tables when the plan was written (progress of a `--parallel` copy). */
   rows?: number;
+  /** Its rows per table when the plan was written: a table of more than `analyzeFrom` rows gets its statistics during the copy. */
+  tableRows?: Record<string, number>;
   bytes?: number;
 }
 
@@ -97,6 +99,9 @@ export function consolidatePlan(reference: SourceShape, sources: ConsolidateSour
 }
 
 const integerTypes = new Set(['smallint', 'integer', 'bigint']);
+
+/** A source table of this many rows or more gets its statistics during the copy (below, a join looping over its rows costs little). */
+export const analyzeFrom = 1000;
 
 function planTables(tables: SourceTable[], options: ConsolidateOptions): TablePlan[] {
   const names = new Set(tables.map((t) => t.catalog.name));
@@ -454,16 +459,27 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
   for (const p of plans) {
     const ranges = rangesOf(p, source);
     const rows = `${ranges.length} range${ranges.length === 1 ? '' : 's'}`;
-    if (p.remapped)
+    // The statistics of the shared tables know no row of this tenant yet: a join on its key would be
+    // planned for one row and loop over all of them for each (quadratic). Once a big table's rows are in,
+    // ANALYZE (in this transaction it sees them) lets the joins that read them be planned for what is there.
+    // (--citus: a shared table's rows live in its shards, planned by the nodes; the coordinator's statistics do not plan them.)
+    const big = !options.citus && (source.tableRows?.[p.name] ?? Infinity) >= analyzeFrom;
+    if (p.remapped) {
       each(
         `${p.name}: new ids from ${sequenceName(p)}, kept in ${mapTable(p, options)} (${rows})`,
         ranges.map((r) => mapStatement(p, source, r, options)),
       );
+      if (big) each(`${p.name}: statistics of its ids, which the copies below join`, [`ANALYZE ${mapTable(p, options)};`]);
+    }
     each(
       `${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`,
       ranges.map((r) => copyStatement(p, source, r, options)),
       { copies: true },
     );
+    if (big && (p.remapped || p.remappedRefs.size > 0 || p.selfColumns.length > 0))
+      each(`${p.name}: statistics of its rows, which the ${p.selfColumns.length > 0 ? 'second pass and the ' : ''}verify join`, [
+        `ANALYZE ${quoteQualified(p.target)};`,
+      ]);
     if (p.selfColumns.length > 0)
       each(
         `${p.name}: ${p.selfColumns.join(', ')}, now that every row of the table is there`,
@@ -482,6 +498,44 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
     );
   }
   return { body, verifies: plans.map((p) => verifyTable(p, source, options)) };
+}
+
+/** What `apply --json` reports of a source: read back from its unit's file (consolidateSourceMarker). */
+export interface ConsolidateSourceMarker {
+  source: string;
+  tenantId: number;
+  /** The key column of the shared tables. */
+  key: string;
+  /** The shared tables in copy order, as [schema, table]. */
+  tables: [string, string][];
+  /** The source's tables on disk when the plan was written. */
+  bytes: number;
+  /** A source database's staging schema in the target (its COPY's rows and bytes are recorded there). */
+  stage?: string;
+}
+
+const markerPrefix = 'consolidated source, for apply --json:';
+
+/** One comment line of a source's unit that `apply --json` reads back for its per-source record. */
+function sourceMarker(plans: TablePlan[], source: ConsolidateSource, options: ConsolidateOptions, comment: '--' | '//'): string {
+  const marker: ConsolidateSourceMarker = {
+    source: source.name,
+    tenantId: source.tenantId,
+    key: options.key,
+    tables: plans.map((p) => [options.into, p.name]),
+    bytes: source.bytes ?? 0,
+    ...(source.database ? { stage: source.schema } : {}),
+  };
+  return `${comment} ${markerPrefix} ${JSON.stringify(marker)}`;
+}
+
+/** The marker of a unit's text, if it is a consolidated source's unit. */
+export function readSourceMarker(text: string): ConsolidateSourceMarker | undefined {
+  for (const line of text.split('\n')) {
+    const body = line.replace(/^(?:--|\/\/) /, '');
+    if (body !== line && body.startsWith(markerPrefix)) return JSON.parse(body.slice(markerPrefix.length)) as ConsolidateSourceMarker;
+  }
+  return undefined;
 }
 
 function unitName(source: ConsolidateSource): string {
@@ -541,6 +595,7 @@ function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: Cons
     '-- A killed run leaves nothing of this tenant (the server rolls its transaction back), and apply again',
     '-- copies the source whole: no row twice. Tables run parents first; a reference to a row of the same',
     '-- table is set in a second pass, once every row of that table is there.',
+    sourceMarker(plans, source, options, '--'),
     '-- tenantify:snapshot none',
     '',
     'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;',
@@ -666,6 +721,7 @@ function copiedSourceUnit(plans: TablePlan[], source: ConsolidateSource, options
     `-- Tenant ${k} (${options.tenants}.id = ${k}): schema ${source.schema}, copied by consolidate_copy (--parallel), which verified it`,
     "-- in its copy's snapshot. This unit verifies it again (the source as it is now: a source written since its copy",
     '-- differs) and is its rollback, so a bare rollback removes this tenant exactly.',
+    sourceMarker(plans, source, options, '--'),
     '-- tenantify:snapshot none',
     '',
     `DO $$ BEGIN IF NOT EXISTS (SELECT FROM ${tenants} WHERE id = ${k}) THEN RAISE EXCEPTION 'tenant ${k} (${source.schema.replace(/'/g, "''")}) was not copied'; END IF; END $$;`,
@@ -707,6 +763,7 @@ function typescriptUnit(plans: TablePlan[], source: ConsolidateSource, steps: So
     '// 2. the statements below copy the staging schema into the shared tables, each committed on its own and',
     '//    written so that running it again adds nothing: a killed run resumes and copies no row twice.',
     '// The staging schema stays for the verifies (`tenantify verify`); the rollback drops it.',
+    sourceMarker(plans, source, options, '//'),
     "import { defineUnit, sql, stageSource } from 'tenantify';",
     '',
     `const tables = ${JSON.stringify(tables, null, 2)};`,
