@@ -289,6 +289,24 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     expect(await one(url, 'SELECT count(*)::int AS n FROM accounts WHERE touched = 1')).toEqual({ n: 500 });
   });
 
+  it('runs a batched backfill of a distributed table over one connection per worker, and the next unit with Citus’s default again', async () => {
+    const url = await database();
+    // Each batch records the pool size its session ran with (evaluated on the coordinator); the next unit records the session's setting after the walk.
+    const dir = writePlan({
+      'migrations/0001_pool.sql': 'ALTER TABLE accounts ADD COLUMN pool int;\n',
+      'backfills/0002_pool.sql':
+        "-- tenantify:batch accounts key=id size=100\nUPDATE accounts SET pool = current_setting('citus.max_adaptive_executor_pool_size')::int WHERE id > $1 AND id <= $2;\n",
+      'migrations/0003_after.sql':
+        "CREATE TABLE pool_after AS SELECT current_setting('citus.max_adaptive_executor_pool_size')::int AS pool;\n",
+    });
+    const applied = await runCli(['apply', '-d', url, '--dir', dir, '--parallel', '2']);
+    expect(applied.code).toBe(0);
+    expect(await query(url, 'SELECT pool, count(*)::int AS n FROM accounts GROUP BY pool')).toEqual([{ pool: 1, n: 500 }]);
+    const defaultPool = await one<{ pool: number }>(url, "SELECT current_setting('citus.max_adaptive_executor_pool_size')::int AS pool");
+    expect(defaultPool.pool).toBeGreaterThan(1);
+    expect(await one(url, 'SELECT pool FROM pool_after')).toEqual(defaultPool);
+  });
+
   it('resumes a batched backfill killed half-way at the next batch: every row of every shard updated exactly once', async () => {
     const url = await database();
     await query(url, 'ALTER TABLE accounts ADD COLUMN touched int NOT NULL DEFAULT 0');
