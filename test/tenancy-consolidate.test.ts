@@ -123,7 +123,7 @@ async function expectSourceRecords(
 describe('tenancy consolidate', () => {
   const dropLater = dropAfterAll();
 
-  it('preflight: a drifted schema is named with its differences, exit 2, and nothing is written', async () => {
+  it('preflight: a drifted schema is named with its differences, exit 2, and nothing is written; apply --dry-run of the plan runs every unit and keeps nothing', async () => {
     const db = dropLater(await freshDatabase('consolidate', template.name));
     const dir = planDir();
     const before = schemaDump(db.url);
@@ -162,6 +162,22 @@ describe('tenancy consolidate', () => {
     expect(existsSync(dir)).toBe(false);
     // Read only: no ledger, no table, nothing (the content is only read).
     expect(schemaDump(db.url)).toBe(before);
+
+    // apply --dry-run of a consolidation plan: every unit runs (each source's copy and verify) and nothing stays.
+    const dryDir = planDir();
+    const planned = await consolidate(db.url, dryDir, '--ids', 'remap');
+    expect(planned.code, planned.stderr).toBe(0);
+    const dry = await runCli(['apply', '--dry-run', '-d', db.url, '--dir', dryDir, '--json']);
+    expect(dry.code, dry.stdout).toBe(0);
+    const document = JSON.parse(dry.stdout);
+    expect(document.dryRun).toBe(true);
+    expect(document.units).toHaveLength(customers.length + 1);
+    expect(
+      document.units.every((u: { outcome: string; checks: { ok: boolean }[] }) => u.outcome === 'applied' && u.checks.every((c) => c.ok)),
+    ).toBe(true);
+    expect(document.sources).toBeUndefined();
+    expect(await query(db.url, "SELECT FROM pg_namespace WHERE nspname = 'consolidated_ids'")).toHaveLength(0);
+    expect(await query(db.url, "SELECT FROM pg_class WHERE relname = 'organizations'")).toHaveLength(0);
   });
 
   it('--ids keep --parallel 3: kill -9 mid-copy, apply again: every customer arrives whole, check is clean, new rows do not collide, rollback removes the newest tenant, rollback --all the rest', async () => {
