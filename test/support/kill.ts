@@ -83,6 +83,18 @@ export async function killWhileBlocked(
   }
 }
 
+/**
+ * Until the killed run's sessions have ended: the server ends a session whose client died
+ * once it notices (within a second: client_connection_check_interval), and the run's lock
+ * goes with it. The next run of the chain must not find it held (that is exit 4, refused).
+ */
+function deadSessionsGone(url: string): Promise<void> {
+  return until(
+    url,
+    "SELECT (count(*) = 0)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'tenantify %'",
+  );
+}
+
 export interface KillPoint {
   delayMs: number;
   /** The run ended (exit 0) before the kill came. */
@@ -109,6 +121,7 @@ export async function killRepeatedlyThenResume(
     if (options.blockedFirst) {
       const blocked = await killWhileBlocked(db.url, ['--dir', dir]);
       if (blocked.signal !== 'SIGKILL') throw new Error(`the blocked run was not killed (exit ${blocked.code}): ${blocked.stderr}`);
+      await deadSessionsGone(db.url);
       kills.push({ delayMs: -1, finishedBeforeKill: false, statusesAtKill: await statusesOf(db.url) });
     }
     for (const delayMs of delaysMs) {
@@ -119,6 +132,7 @@ export async function killRepeatedlyThenResume(
       const finishedBeforeKill = result.signal !== 'SIGKILL';
       if (finishedBeforeKill && result.code !== 0)
         throw new Error(`the run to be killed after ${delayMs} ms ended first (exit ${result.code}): ${result.stderr}`);
+      await deadSessionsGone(db.url);
       kills.push({ delayMs, finishedBeforeKill, statusesAtKill: await statusesOf(db.url) });
     }
     const resume = await runCli(['apply', '-d', db.url, '--dir', dir]);
