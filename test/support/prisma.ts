@@ -86,11 +86,6 @@ export function migrateStatus(project: PrismaProject): Promise<PrismaResult> {
   return prisma(project, ['migrate', 'status']);
 }
 
-/** `prisma validate` of the project's schema.prisma. */
-export function validate(project: PrismaProject): Promise<PrismaResult> {
-  return prisma(project, ['validate']);
-}
-
 /** `prisma migrate diff FROM TO --exit-code [--script]`: exit 0 when they agree, 2 when they differ. */
 export function migrateDiff(project: PrismaProject, from: string[], to: string[], script = true): Promise<PrismaResult> {
   return prisma(project, ['migrate', 'diff', ...from, ...to, '--exit-code', ...(script ? ['--script'] : [])]);
