@@ -215,10 +215,22 @@ describe('the plan', () => {
       'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;',
     );
     expect(copy).not.toContain('LOCK TABLE');
-    expect(copy).toContain(' WHERE s.id <= 100\n');
-    expect(copy).toContain(' WHERE s.id > 100 AND s.id <= 200\n');
-    expect(copy).toContain(' WHERE s.id > 200\n');
-    expect(copy).toContain('ON CONFLICT (organization_id, id) DO NOTHING');
+    expect(copy).toContain(' WHERE s.id <= 100;\n');
+    expect(copy).toContain(' WHERE s.id > 100 AND s.id <= 200;\n');
+    expect(copy).toContain(' WHERE s.id > 200;\n');
+    // One transaction: the copies are plain inserts (a row already there fails the unit); a source database's unit,
+    // committed statement by statement, skips the rows an earlier run committed.
+    expect(copy).not.toMatch(/^INSERT INTO public\.notes[^;]*ON CONFLICT/m);
+    const staged = consolidatePlan(
+      shape('customer_a'),
+      [
+        { ...sources[0], schema: 'consolidate_stage_customer_a', database: { schema: 'app', sourcesPath: '../sources.txt' } },
+      ] as ConsolidateSource[],
+      options,
+    );
+    expect(staged[1]?.sql).toMatch(
+      /^ {2}`INSERT INTO public\.notes[^;`]*\n WHERE s\.id <= 100\nON CONFLICT \(organization_id, id\) DO NOTHING;`,$/m,
+    );
     // Copied in several ranges, the self-reference comes in a second pass (a row may reference one of a later range).
     expect(copy).toContain('SELECT 1, s.id, s.email, NULL\n');
     expect(copy).toContain('UPDATE public.users t SET manager_id = s.manager_id');
