@@ -14,14 +14,18 @@
  *      `--db-scale 470` is about 1 GB on disk.
  *
  *   npx tsx bench/consolidate.ts [--scale N] [--parallel N[,N...]] [--db-scale N[,N...]] [--rounds N] [--databases-only | --schemas-only]
+ *                                [--compare DIR]
  *
+ * --compare DIR: part 1's applies again with another build of tenantify (DIR/bin/tenantify,
+ * e.g. a copy of main's bin/, dist/ and package.json), alternated with this one's in each
+ * round: before and after in one run, at the same load.
  * Several --db-scale values (`--db-scale 10,100`) measure the peak at each size, to show it
  * does not grow with the data; --databases-only skips part 1.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { startThrowawayPostgres } from '../src/db/throwaway.js';
 import { repoRoot } from './lib.js';
@@ -49,6 +53,8 @@ const parallels =
         .map(Number);
 const rounds = arg('--rounds', 1);
 const bin = join(repoRoot, 'bin', 'tenantify');
+const compareArg = process.argv.indexOf('--compare');
+const compareBin = compareArg === -1 ? undefined : join(String(process.argv[compareArg + 1]), 'bin', 'tenantify');
 
 async function sql(url: string, text: string): Promise<pg.QueryResult> {
   const client = new pg.Client({ connectionString: url });
@@ -118,11 +124,15 @@ async function schemas(): Promise<void> {
     )
   ).rows[0] as { t: string };
 
-  const variants = [
+  const modes = [
     { label: '--ids keep', args: ['--ids', 'keep'] },
     { label: '--ids remap', args: ['--ids', 'remap'] },
     ...parallels.map((n) => ({ label: `--ids keep --parallel ${n}`, args: ['--ids', 'keep', '--parallel', String(n)] })),
   ];
+  const variants = modes.flatMap((m) => [
+    { ...m, bin },
+    ...(compareBin ? [{ label: `${m.label}, --compare`, args: m.args, bin: compareBin }] : []),
+  ]);
   const times: Record<string, number[]> = Object.fromEntries([
     ...variants.map((v) => [`tenantify apply (${v.label})`, []]),
     ['pg_dump --data-only | psql', []],
@@ -134,9 +144,9 @@ async function schemas(): Promise<void> {
       const dir = join(work, name);
       // --parallel writes a TypeScript unit, which imports tenantify.
       mkdirSync(join(dir, 'node_modules'), { recursive: true });
-      symlinkSync(repoRoot, join(dir, 'node_modules', 'tenantify'));
-      await run(bin, ['tenancy', 'consolidate', '--from-schemas', 'customer_%', ...variant.args, '-d', db(name), '--dir', dir]);
-      times[`tenantify apply (${variant.label})`]?.push(await run(bin, ['apply', '-d', db(name), '--dir', dir]));
+      symlinkSync(dirname(dirname(variant.bin)), join(dir, 'node_modules', 'tenantify'));
+      await run(variant.bin, ['tenancy', 'consolidate', '--from-schemas', 'customer_%', ...variant.args, '-d', db(name), '--dir', dir]);
+      times[`tenantify apply (${variant.label})`]?.push(await run(variant.bin, ['apply', '-d', db(name), '--dir', dir]));
       await sql(db('postgres'), `DROP DATABASE ${name}`);
     }
     const floor = `b_${round}`;
@@ -155,7 +165,7 @@ async function schemas(): Promise<void> {
   const floorMs = median(times['pg_dump --data-only | psql'] as number[]);
   console.log(`\n1. eight customer schemas, ${rows} rows (scale ${scale}), ${rounds} round(s), median wall time:`);
   for (const [name, xs] of Object.entries(times))
-    console.log(`   ${name.padEnd(32)} ${(median(xs) / 1000).toFixed(2)} s   ${(median(xs) / floorMs).toFixed(2)}x the floor`);
+    console.log(`   ${name.padEnd(43)} ${(median(xs) / 1000).toFixed(2)} s   ${(median(xs) / floorMs).toFixed(2)}x the floor`);
 }
 
 async function databases(dbScale: number): Promise<void> {

@@ -331,6 +331,23 @@ describe('tenancy consolidate', () => {
 
     const check = await runCli(['tenancy', 'check', '-d', db.url, '--dir', dir, '--strict', '--json']);
     expect(check.code, check.stdout).toBe(0);
+    // The content hash sees a value changed under the same counts: one of customer_hotel's tasks given another
+    // of its users as assignee (a remapped reference, mapped back by the verify) fails that one check, exit 3.
+    const swap = (to: string) =>
+      query(
+        db.url,
+        `UPDATE public.tasks SET assignee_id = ${to} WHERE organization_id = 8 AND id = (SELECT min(id) FROM public.tasks WHERE organization_id = 8 AND assignee_id IS NOT NULL)`,
+      );
+    const [assignee] = await query<{ id: number }>(
+      db.url,
+      'SELECT assignee_id::int AS id FROM public.tasks WHERE organization_id = 8 AND assignee_id IS NOT NULL ORDER BY id LIMIT 1',
+    );
+    await swap(`(SELECT min(id) FROM public.users WHERE organization_id = 8 AND id <> ${assignee?.id})`);
+    const tampered = await runCli(['verify', '-d', db.url, '--dir', dir, '--json']);
+    expect(tampered.code).toBe(3);
+    const failed = (JSON.parse(tampered.stdout) as { checks: { unit: string; name: string; ok: boolean }[] }).checks.filter((c) => !c.ok);
+    expect(failed.map((c) => c.name)).toEqual(['customer_hotel.tasks arrived whole: row count and content hash equal']);
+    await swap(String(assignee?.id));
     const inserted = await query<{ id: number }>(
       db.url,
       "INSERT INTO public.tasks (organization_id, project_id, title) VALUES (1, (SELECT min(id) FROM public.projects WHERE organization_id = 1), 'neu') RETURNING id::int AS id",

@@ -148,7 +148,7 @@ describe('the preflight', () => {
 
 describe('the plan', () => {
   const sources: ConsolidateSource[] = [
-    { name: 'customer_a', schema: 'customer_a', tenantId: 1, bounds: { notes: ['100', '200'] } },
+    { name: 'customer_a', schema: 'customer_a', tenantId: 1, bounds: { users: ['50'], notes: ['100', '200'] } },
     { name: 'customer_b', schema: 'customer_b', tenantId: 2, bounds: {} },
   ];
 
@@ -215,11 +215,24 @@ describe('the plan', () => {
       'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;',
     );
     expect(copy).not.toContain('LOCK TABLE');
-    expect(copy).toContain(' WHERE s.id <= 100\n');
-    expect(copy).toContain(' WHERE s.id > 100 AND s.id <= 200\n');
-    expect(copy).toContain(' WHERE s.id > 200\n');
-    expect(copy).toContain('ON CONFLICT (organization_id, id) DO NOTHING');
-    // The self-reference comes in a second pass.
+    expect(copy).toContain(' WHERE s.id <= 100;\n');
+    expect(copy).toContain(' WHERE s.id > 100 AND s.id <= 200;\n');
+    expect(copy).toContain(' WHERE s.id > 200;\n');
+    // One transaction: the copies are plain inserts (a row already there fails the unit); a source database's unit,
+    // committed statement by statement, skips the rows an earlier run committed.
+    expect(copy).not.toMatch(/^INSERT INTO public\.notes[^;]*ON CONFLICT/m);
+    const staged = consolidatePlan(
+      shape('customer_a'),
+      [
+        { ...sources[0], schema: 'consolidate_stage_customer_a', database: { schema: 'app', sourcesPath: '../sources.txt' } },
+      ] as ConsolidateSource[],
+      options,
+    );
+    expect(staged[1]?.sql).toMatch(
+      /^ {2}`INSERT INTO public\.notes[^;`]*\n WHERE s\.id <= 100\nON CONFLICT \(organization_id, id\) DO NOTHING;`,$/m,
+    );
+    // Copied in several ranges, the self-reference comes in a second pass (a row may reference one of a later range).
+    expect(copy).toContain('SELECT 1, s.id, s.email, NULL\n');
     expect(copy).toContain('UPDATE public.users t SET manager_id = s.manager_id');
     expect(copy).toMatch(/SELECT setval\('public\.notes_id_seq'/);
     expect(units[1]?.rollback).toContain(
@@ -285,7 +298,11 @@ describe('the plan', () => {
     const copy = units[2]?.sql ?? '';
     expect(copy).toContain("SELECT 2, s.id, nextval('public.users_id_seq') FROM customer_b.users s");
     expect(copy).toContain('SELECT 2, m.new_id, r_user_id.new_id, s.tag, s.country');
-    expect(copy).toContain('UPDATE public.users t SET manager_id = r_manager_id.new_id');
+    // customer_b's users are one range: the self-reference comes with the rows, rewritten through the map (PostgreSQL
+    // checks the foreign key at the end of the statement, once every row is there); no second pass.
+    expect(copy).toContain('SELECT 2, m.new_id, s.email, r_manager_id.new_id\n');
+    expect(copy).not.toContain('UPDATE public.users');
+    expect(units[1]?.sql).toContain('UPDATE public.users t SET manager_id = r_manager_id.new_id');
     expect(copy).not.toContain('setval');
     expect(units[2]?.rollback).toContain('DELETE FROM consolidated_ids.users WHERE organization_id = 2;');
   });
