@@ -172,7 +172,10 @@ UPDATE hosts SET organization_id = NULL WHERE id > $1 AND id <= $2 AND organizat
 -- tenantify:verify no host is assigned
 SELECT id FROM hosts WHERE organization_id IS NOT NULL;
 `;
-    const failing = batchedRollback.replace('SET organization_id = NULL', 'SET organization_id = CASE WHEN 1 / (id - 2100) IS NOT NULL THEN NULL END');
+    const failing = batchedRollback.replace(
+      'SET organization_id = NULL',
+      'SET organization_id = CASE WHEN 1 / (id - 2100) IS NOT NULL THEN NULL::bigint END',
+    );
     const url = await db();
     expect((await apply(url, writePlan(plan))).code).toBe(0);
     const applied = await contentFingerprint(url);
