@@ -637,6 +637,7 @@ function throttleSignals(output: string): Record<string, number> {
     probe: count(/the probe query took/),
     active: count(/application sessions active/),
     lockWaits: count(/wait on the batch's locks/),
+    overrun: count(/the batch took/),
     replica: count(/a replica lags/),
   };
 }
