@@ -21,13 +21,7 @@ import { conflictQuery, parentsKeyVerify, unresolvedQuery } from './set-based.js
 import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { keptTableName } from './names.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
-import {
-  batchRange,
-  keyForeignKeysNotValid,
-  partitionedKeyIndex,
-  partitionedKeyWhy,
-  partitionedValidate,
-} from './partitions.js';
+import { batchRange, keyForeignKeysNotValid, partitionedKeyIndex, partitionedKeyWhy, partitionedValidate } from './partitions.js';
 import { viewsInvoker } from './views.js';
 
 export type { ScaffoldOptions } from './model.js';
