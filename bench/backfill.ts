@@ -157,6 +157,8 @@ interface RunResult {
   unitMs?: number;
   batches?: number;
   lockWaitNotes?: number;
+  /** How many times the throttle started throttling, and which signal said so each time (the run's notes). */
+  throttleSignals?: Record<string, number>;
   snapshotMs?: number;
   snapshotBytes?: number;
   server?: ServerTime;
@@ -432,6 +434,7 @@ async function main(): Promise<void> {
           if (row.snapshot?.bytes !== undefined) result.snapshotBytes = row.snapshot.bytes;
         }
         result.lockWaitNotes = (run.stderr.match(/wait on a lock/g) ?? []).length + (run.stdout.match(/wait on a lock/g) ?? []).length;
+        result.throttleSignals = throttleSignals(`${run.stdout}\n${run.stderr}`);
       }
       await client.end();
       await query(admin, ['DROP DATABASE bf_run WITH (FORCE)']);
@@ -443,7 +446,8 @@ async function main(): Promise<void> {
           `${result.unitMs !== undefined ? `  unit ${fmt(result.unitMs / 1000, 2)} s` : ''}${result.batches !== undefined ? `  ${result.batches} batches` : ''}` +
           `${s ? `  server: body ${fmt(s.bodyMs / 1000, 2)} s (longest ${Math.round(s.bodyMaxMs)} ms) other ${fmt(s.otherMs / 1000, 2)} s, ${s.checkpoints} checkpoints` : ''}` +
           `  probe max ${Math.round(p.maxMs)} ms (at ${fmt(p.maxAtS)} s) p99 ${Math.round(p.p99Ms)} ms n=${p.count}` +
-          `${result.snapshotMs !== undefined ? `  snapshot ${result.snapshotMs} ms` : ''}\n`,
+          `${result.snapshotMs !== undefined ? `  snapshot ${result.snapshotMs} ms` : ''}` +
+          `${result.throttleSignals ? `  throttle ${JSON.stringify(result.throttleSignals)}` : ''}\n`,
       );
       return result;
     };
@@ -623,3 +627,17 @@ main().catch((error) => {
   console.error(error);
   process.exit(1);
 });
+
+/** The throttle's notes in a run's output: how often it started throttling, and on which signal (throttle.ts's reasons). */
+function throttleSignals(output: string): Record<string, number> {
+  const notes = output.split('\n').filter((line) => line.includes(': throttled: '));
+  const count = (pattern: RegExp): number => notes.filter((line) => pattern.test(line)).length;
+  return {
+    throttled: notes.length,
+    probe: count(/the probe query took/),
+    active: count(/application sessions active/),
+    lockWaits: count(/wait on the batch's locks/),
+    overrun: count(/the batch took/),
+    replica: count(/a replica lags/),
+  };
+}

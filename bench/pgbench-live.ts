@@ -357,6 +357,12 @@ async function main(): Promise<void> {
     console.log(
       `the throttle slowed the backfills down ${throttled.length} time(s)${throttled[0] ? `, first: ${throttled[0].trim()}` : ''}`,
     );
+    if (rolledBack) {
+      const slowed = rolledBack.stderr.split('\n').filter((l) => l.includes('throttled:'));
+      console.log(
+        `the throttle slowed the rollback's batched clears down ${slowed.length} time(s)${slowed[0] ? `, first: ${slowed[0].trim()}` : ''}`,
+      );
+    }
     console.log(`apply exit ${applied.code}; tenancy check exit ${check.code}${rolledBack ? `; rollback exit ${rolledBack.code}` : ''}`);
     const goals = [
       ['no client aborts', phases.every((p) => p.abortedClients === 0)],

@@ -166,6 +166,56 @@ describe('rollback', () => {
     expect(all?.n).toBe(0);
   });
 
+  it('a batched rollback commits batch by batch and keeps no cursor: a failed one leaves the unit applied with its own progress, and run again it clears what is left', async () => {
+    const batchedRollback = `-- tenantify:batch hosts key=id size=300
+UPDATE hosts SET organization_id = NULL WHERE id > $1 AND id <= $2 AND organization_id IS NOT NULL;
+-- tenantify:verify no host is assigned
+SELECT id FROM hosts WHERE organization_id IS NOT NULL;
+`;
+    const failing = batchedRollback.replace(
+      'SET organization_id = NULL',
+      'SET organization_id = CASE WHEN 1 / (id - 2100) IS NOT NULL THEN NULL::bigint END',
+    );
+    const url = await db();
+    expect((await apply(url, writePlan(plan))).code).toBe(0);
+    const applied = await contentFingerprint(url);
+    const unitRow = (): Promise<{ status: string; progress: unknown }[]> =>
+      query(url, "SELECT status, progress FROM tenantify.units WHERE id = '0003_assign_hosts'");
+    const before = await unitRow();
+
+    const dir = writePlan({ ...plan, 'rollbacks/0003_assign_hosts.sql': failing });
+    const failed = await runCli(['rollback', '-d', url, '--dir', dir, '--steps', '2', '--yes', '--json']);
+    expect(failed.code).toBe(1);
+    expect((JSON.parse(failed.stdout) as { error: { code: string } }).error.code).toBe('unit-failed');
+    // The batches before the failing one stayed cleared; the rest is as applied.
+    const [left] = await query<{ cleared: number; assigned: number }>(
+      url,
+      'SELECT count(*) FILTER (WHERE organization_id IS NULL)::int AS cleared, count(*) FILTER (WHERE organization_id IS NOT NULL)::int AS assigned FROM hosts',
+    );
+    expect(left?.cleared).toBeGreaterThan(0);
+    expect(left?.cleared).toBeLessThan(2100);
+    expect(left?.assigned).toBe(3000 - (left?.cleared ?? 0));
+    // The unit is still applied, and its progress is the apply's (a rollback's batches write none).
+    expect(await unitRow()).toEqual(before);
+
+    const again = await runCli([
+      'rollback',
+      '-d',
+      url,
+      '--dir',
+      writePlan({ ...plan, 'rollbacks/0003_assign_hosts.sql': batchedRollback }),
+      '--steps',
+      '1',
+      '--yes',
+    ]);
+    expect(again.code).toBe(0);
+    expect(await ledgerStatuses(url)).toMatchObject({ '0003_assign_hosts': 'rolled_back', '0004_index_organizations': 'rolled_back' });
+    const [assigned] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM hosts WHERE organization_id IS NOT NULL');
+    expect(assigned?.n).toBe(0);
+    expect((await apply(url, writePlan(plan))).code).toBe(0);
+    expect(await contentFingerprint(url)).toEqual(applied);
+  });
+
   it('--steps N reverts the N newest units, --to ID the units after ID; apply applies them again', async () => {
     const dir = writePlan(plan);
     const url = await db();

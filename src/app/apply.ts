@@ -7,7 +7,7 @@ import { Ledger } from '../db/ledger.js';
 import { takeRunLock } from '../db/lock.js';
 import { DriftError, isTenantifyError } from '../errors.js';
 import { executePlan, type UnitReport } from '../exec/executor.js';
-import type { ExecContext, Reporter } from '../exec/context.js';
+import type { BatchSettings, ExecContext, Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
 import { endRunNow } from './end-run.js';
 import { defaultBatchSettings } from '../exec/batched.js';
@@ -138,14 +138,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyResult> {
         );
         await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
       }
-      const { batch } = project.config;
-      const batching = {
-        targetMs: batch.targetDuration ?? defaultBatchSettings.targetMs,
-        pauseMs: batch.pause ?? defaultBatchSettings.pauseMs,
-        maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
-        parallel: options.parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
-        throttle: throttleSettings(batch.throttle),
-      };
+      const batching = batchSettings(project.config.batch, options.parallel);
       const ctx = {
         session,
         ledger,
@@ -251,6 +244,17 @@ function revertNotes(reporter: Reporter): RevertReporter {
     revertDone: (unit, o) => reporter.note(`${unit.id}: rolled back in ${o.durationMs} ms`),
     revertFailed: (unit, message) => reporter.note(`${unit.id}: rollback failed: ${message.split('\n')[0]}`),
     note: (text) => reporter.note(text),
+  };
+}
+
+/** The plan's `batch` settings over the executor's defaults (apply, and a rollback's batched files); `parallel`: --parallel. */
+export function batchSettings(batch: Config['batch'], parallel?: number): BatchSettings {
+  return {
+    targetMs: batch.targetDuration ?? defaultBatchSettings.targetMs,
+    pauseMs: batch.pause ?? defaultBatchSettings.pauseMs,
+    maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
+    parallel: parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
+    throttle: throttleSettings(batch.throttle),
   };
 }
 

@@ -5,12 +5,13 @@ import { Ledger, type LedgerUnit } from '../db/ledger.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import { DriftError, UsageError, isTenantifyError } from '../errors.js';
 import { Interrupt } from '../exec/interrupt.js';
+import type { BatchSettings } from '../exec/context.js';
 import { endRunNow } from './end-run.js';
 import { connectionLost, isConnectionLost } from '../exec/failure-report.js';
 import { notesOnly, restorableSnapshot, revertFromSnapshots, revertUnits, type RevertReport, type RevertReporter } from '../exec/revert.js';
 import { planRollback, planRun, type Plan, type RollbackEntry, type RollbackPlan } from '../plan/planner.js';
 import type { Unit } from '../plan/types.js';
-import { ensureNoDrift, outcomeOf } from './apply.js';
+import { batchSettings, ensureNoDrift, outcomeOf } from './apply.js';
 import { loadProject } from './project.js';
 
 export interface RollbackOptions {
@@ -79,7 +80,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
           () => planTriggers(project.units),
         );
       if (!(await options.confirm(plan.toRevert, session.description))) return { ...result, declined: true };
-      await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result);
+      await revertRecorded(session, ledger, interrupt, options, plan.toRevert, result, batchSettings(project.config.batch));
       return result;
     });
   } catch (error) {
@@ -99,6 +100,7 @@ async function revertRecorded(
   options: RollbackOptions,
   entries: RollbackEntry[],
   result: RollbackResult,
+  batching: BatchSettings,
 ): Promise<void> {
   const runId = await ledger.startRun(options.fromSnapshot ? 'rollback --from-snapshot' : 'rollback', {
     steps: options.steps ?? null,
@@ -113,7 +115,7 @@ async function revertRecorded(
     );
     await ledger.event(runId, null, 'dead_run_closed', { run: run.id });
   }
-  const ctx = { session, ledger, runId, dryRun: false, interrupt, reporter: notesOnly(options.reporter), snapshots: undefined };
+  const ctx = { session, ledger, runId, dryRun: false, interrupt, reporter: notesOnly(options.reporter), snapshots: undefined, batching };
   try {
     await (options.fromSnapshot ? revertFromSnapshots : revertUnits)(ctx, options.reporter, entries, result.units);
   } catch (error) {

@@ -37,7 +37,7 @@ export const batchedRunner: Runner = {
   name: 'batched',
   inTransaction: false,
   async body(ctx: ExecContext, work: Work): Promise<string> {
-    const { unit } = work;
+    const unit = walked(work);
     const batch = unit.options.batch as BatchDirective;
     const settings = ctx.batching ?? defaultBatchSettings;
     const keys = rangesOf(ctx.session, unit, batch);
@@ -51,11 +51,23 @@ export const batchedRunner: Runner = {
     };
     if (resumed)
       ctx.reporter.note(`${unit.id}: resuming after key ${segments.map((g) => g.cursor).join(', ')} (${progress.rowsDone} rows done)`);
-    if (!ctx.dryRun) await ctx.ledger.saveProgress(ctx.runId, unit.id, progress);
-    await runSegments(ctx, unit, segments, progress, settings);
+    const recorded = !ctx.dryRun && work.direction.name === 'apply';
+    if (recorded) await ctx.ledger.saveProgress(ctx.runId, unit.id, progress);
+    await runSegments(ctx, unit, segments, progress, settings, recorded);
     return `${progress.rowsDone} rows in ${progress.batches} batches`;
   },
 };
+
+/**
+ * What the batches run: the unit, or its batched rollback file under the unit's id. A
+ * rollback's batches keep no cursor in the ledger (the unit's progress is the apply's: a
+ * failed backfill resumes from it), so a rollback run again walks from the first key: its
+ * batches must find what is left to undo, as a clear (`SET key = NULL ... WHERE key IS NOT
+ * NULL`) does.
+ */
+function walked(work: Work): Unit {
+  return work.script === work.unit ? work.unit : { ...work.unit, ...work.script, id: work.unit.id };
+}
 
 /** A contiguous range of keys, (from, to], walked by one worker; `to` null is open-ended. */
 export interface Segment {
@@ -81,6 +93,7 @@ async function runSegments(
   segments: Segment[],
   progress: UnitProgress,
   settings: BatchSettings,
+  recorded: boolean,
 ): Promise<void> {
   const queue = segments.map((segment, index) => ({ segment, index }));
   const workers = Math.max(1, Math.min(ctx.dryRun ? 1 : settings.parallel, queue.length));
@@ -98,7 +111,7 @@ async function runSegments(
   };
   const work = async (worker: ExecContext): Promise<void> => {
     for (let next = queue.shift(); next && failure === undefined; next = queue.shift()) {
-      await walkSegment(worker, unit, next.segment, next.index, settings, report, () => failure !== undefined);
+      await walkSegment(worker, unit, next.segment, next.index, settings, recorded, report, () => failure !== undefined);
     }
   };
   const extra = await Promise.all(Array.from({ length: workers - 1 }, () => connect(ctx.session.url, `apply ${unit.id} worker`)));
@@ -123,6 +136,7 @@ async function walkSegment(
   segment: Segment,
   index: number,
   settings: BatchSettings,
+  recorded: boolean,
   report: (rows: number, throttled: string | undefined) => void,
   stopped: () => boolean,
 ): Promise<void> {
@@ -151,7 +165,7 @@ async function walkSegment(
     const { rows, cost } = await retrying(ctx, unit, () =>
       inTransaction(ctx, unit.options, async () => {
         const changed = await runBatch(ctx, unit, from, upper);
-        if (!ctx.dryRun) await ctx.ledger.advanceSegment(unit.id, index, upper, changed);
+        if (recorded) await ctx.ledger.advanceSegment(unit.id, index, upper, changed);
         // What the application pays, measured before the commit: sessions held up by the batch's row locks still wait.
         return { rows: changed, cost: await measureAppCost(ctx.session) };
       }),

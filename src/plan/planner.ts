@@ -273,13 +273,8 @@ function rollbackEntry(unit: Unit, row: LedgerUnit): RollbackEntry {
   };
   const script = unit.rollback;
   if (!script) return { ...entry, problem: `no rollback file: write rollbacks/${unit.id}.sql` };
-  // Batches commit one by one and their cursor lives with the forward unit: a batched revert
-  // has nowhere to resume from yet, so it is refused rather than run half-safely.
-  if (script.options.batch)
-    return {
-      ...entry,
-      problem: `${script.file} is batched; a rollback runs as one transaction or statement by statement (drop the batch directive)`,
-    };
+  // A batched rollback keeps no cursor (the unit's progress is the apply's): run again, it walks from the first key.
+  if (script.options.batch) return entry;
   const done = recordedDone(script, row.progress.revertStatements, row.progress.revertStatementsDone);
   if (done === undefined) return entry;
   if (!startsWithDone(script.statements, done)) {

@@ -87,9 +87,12 @@ describe('planRollback', () => {
     ]);
   });
 
-  it('refuses a batched rollback file', () => {
-    const plan = planRollback([unit('0001_a', { rollback: revertScript('0001_a', { batch: true }) })], [row('0001_a')]);
-    expect(plan.toRevert[0]?.problem).toMatch(/is batched/);
+  it('takes a batched rollback file, always from the first key (its batches keep no cursor)', () => {
+    const plan = planRollback(
+      [unit('0001_a', { rollback: revertScript('0001_a', { batch: true }) })],
+      [row('0001_a', { progress: { segments: [{ from: '0', to: null, cursor: '4200' }], rowsDone: 4200 } })],
+    );
+    expect(plan.toRevert.map((e) => [e.unit.id, e.problem, e.resume])).toEqual([['0001_a', undefined, { kind: 'start' }]]);
   });
 
   it('includes a partly done batched backfill or non-transactional unit, as the newest', () => {

@@ -220,10 +220,11 @@ describe('scaffoldPlan', () => {
     const tasks = units.find((u) => u.name === 'backfill_tasks_organization_id') as ScaffoldUnit;
     const { up, down } = parse(tasks);
     expect(up.options.batch).toEqual({ table: 'public.tasks', key: 'id', size: 5000 });
-    // A rollback cannot be batched: a DO block commits after each keyset batch, outside a transaction.
-    expect(down.options.transaction).toBe(false);
-    expect(tasks.rollback).toContain('UPDATE public.tasks SET organization_id = NULL');
-    expect(tasks.rollback).toContain('    COMMIT;');
+    // The rollback walks the same batches, throttled by the executor as the backfill is.
+    expect(down.options.batch).toEqual({ table: 'public.tasks', key: 'id', size: 5000 });
+    expect(down.statements.map((st) => st.sql)).toEqual([
+      'UPDATE public.tasks AS t\n   SET organization_id = NULL\n WHERE t.id > $1 AND t.id <= $2\n   AND t.organization_id IS NOT NULL',
+    ]);
     expect(tasks.sql).toContain('SET organization_id = p.organization_id\n  FROM public.projects AS p');
     expect(tasks.sql).toContain('t.id > $1 AND t.id <= $2');
     expect(tasks.sql).toContain('AND t.organization_id IS NULL');

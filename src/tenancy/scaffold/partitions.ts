@@ -150,23 +150,3 @@ export function batchRange(t: KeyedTable, table: string, size: number): { range:
     how: `keyset batches over ${t.batchKey}, each its own short transaction, resumable after a kill`,
   };
 }
-
-/** A column set back to NULL range of blocks by range, each committed: a DO block run outside a transaction. */
-export function clearInBlocks(table: string, column: string): string {
-  const c = q(column);
-  return [
-    'DO $$',
-    'DECLARE',
-    `  last_block bigint := pg_relation_size(${quoteLiteral(table)}::regclass) / current_setting('block_size')::bigint - 1;`,
-    '  at_block bigint := -1;',
-    'BEGIN',
-    '  WHILE at_block < last_block LOOP',
-    `    UPDATE ${table} SET ${c} = NULL`,
-    `     WHERE ctid >= format('(%s,0)', at_block + 1)::tid AND ctid < format('(%s,0)', least(at_block + 64, last_block) + 1)::tid AND ${c} IS NOT NULL;`,
-    '    at_block := at_block + 64;',
-    '    COMMIT;',
-    '  END LOOP;',
-    'END',
-    '$$',
-  ].join('\n');
-}

@@ -18,17 +18,10 @@ import { quoteLiteral } from '../sql-text.js';
 import { Aliases, conflictPredicate, joinOn, keyFromParents, ownerOf, rowIdList, unresolvedPredicate } from './expressions.js';
 import { citusUnits, type ScaffoldedKey } from './citus.js';
 import { conflictQuery, parentsKeyVerify, unresolvedQuery } from './set-based.js';
-import { bare, pgName, physicalKey, q, qt, qualifiedIn, ScaffoldModel, words, type KeyedTable, type ScaffoldOptions } from './model.js';
+import { bare, pgName, q, qt, qualifiedIn, ScaffoldModel, words, type KeyedTable, type ScaffoldOptions } from './model.js';
 import { keptTableName } from './names.js';
 import { renderUnit, wrap, type Section, type UnitText } from './render.js';
-import {
-  batchRange,
-  clearInBlocks,
-  keyForeignKeysNotValid,
-  partitionedKeyIndex,
-  partitionedKeyWhy,
-  partitionedValidate,
-} from './partitions.js';
+import { batchRange, keyForeignKeysNotValid, partitionedKeyIndex, partitionedKeyWhy, partitionedValidate } from './partitions.js';
 import { viewsInvoker } from './views.js';
 
 export type { ScaffoldOptions } from './model.js';
@@ -290,8 +283,8 @@ function fillTenants(m: ScaffoldModel, tenantsPk: string): [UnitText, UnitText] 
         '',
         ...clearInBatchesWhy,
       ],
-      directives: ['transaction off', noSnapshot, triggersOff],
-      body: [clearInBatches(qt(a.owner), m.ownerPk, a.key)],
+      directives: [noSnapshot, triggersOff, `batch ${qt(a.owner)} key=${pk} size=5000`],
+      body: [`UPDATE ${qt(a.owner)} AS o\n   SET ${key} = NULL\n WHERE o.${pk} > $1 AND o.${pk} <= $2\n   AND o.${key} IS NOT NULL`],
     },
   ];
 }
@@ -624,8 +617,8 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
         '',
         ...clearInBatchesWhy,
       ],
-      directives: ['transaction off', noSnapshot, triggersOff],
-      body: [t.batchKey === physicalKey ? clearInBlocks(table, t.keyColumn) : clearInBatches(table, t.batchKey, t.keyColumn)],
+      directives: [noSnapshot, triggersOff, ...batch],
+      body: [`UPDATE ${table} AS t\n   SET ${key} = NULL\n WHERE ${range}t.${key} IS NOT NULL`],
     },
   ];
 }
@@ -640,32 +633,8 @@ function skipped(m: ScaffoldModel, t: KeyedTable, names: Aliases): string {
 }
 
 const clearInBatchesWhy = wrap(
-  'A rollback file cannot be batched, so the batches are a DO block that commits after each (hence no transaction): no row stays locked for long. Run again after a kill, it clears what is left.',
+  'Safe on a live database: batches over the same key as the backfill, each its own short transaction, throttled as the backfill is (the probe, lock waits, replica lag), so no row stays locked for long. Run again after a kill, it walks from the first key and clears what is left.',
 );
-
-/** A column set back to NULL in keyset batches of 5000, each committed: a DO block run outside a transaction. */
-function clearInBatches(table: string, pk: string, column: string): string {
-  const k = q(pk);
-  const c = q(column);
-  return [
-    'DO $$',
-    'DECLARE',
-    `  cursor_at ${table}.${k}%TYPE;`,
-    `  upper_at ${table}.${k}%TYPE;`,
-    'BEGIN',
-    '  LOOP',
-    `    SELECT max(b.${k}) INTO upper_at`,
-    `      FROM (SELECT ${k} FROM ${table} WHERE cursor_at IS NULL OR ${k} > cursor_at ORDER BY ${k} LIMIT 5000) AS b;`,
-    '    EXIT WHEN upper_at IS NULL;',
-    `    UPDATE ${table} SET ${c} = NULL`,
-    `     WHERE (cursor_at IS NULL OR ${k} > cursor_at) AND ${k} <= upper_at AND ${c} IS NOT NULL;`,
-    '    cursor_at := upper_at;',
-    '    COMMIT;',
-    '  END LOOP;',
-    'END',
-    '$$',
-  ].join('\n');
-}
 
 // ---------------------------------------------------------------------------------------
 // Step 5: validate, NOT NULL
