@@ -30,6 +30,9 @@ function parseInt8(value: string): number | string {
   return Number.isSafeInteger(n) ? n : value;
 }
 
+/** How long a session of tenantify's waits on a lock before its deadlock check (and PostgreSQL's cancel of a blocking autovacuum) runs. */
+export const autovacuumYieldMs = 100;
+
 /** The server processes of this process's open sessions: what a second SIGINT ends (exec/interrupt.ts). */
 const openBackends = new Set<number>();
 
@@ -79,14 +82,20 @@ export async function connect(url: string | undefined, purpose: string, signal?:
   } finally {
     signal?.removeEventListener('abort', abandon);
   }
-  const info = await client.query<{ pid: number; version: string; citus: boolean }>(
-    `SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version, ${citusLoaded} AS citus`,
+  const info = await client.query<{ pid: number; version: string; citus: boolean; superuser: boolean }>(
+    `SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version, ${citusLoaded} AS citus,
+            current_setting('is_superuser') = 'on' AS superuser`,
   );
-  const row = info.rows[0] as { pid: number; version: string; citus: boolean };
+  const row = info.rows[0] as { pid: number; version: string; citus: boolean; superuser: boolean };
   const settings = [
     // When tenantify is killed, its statement in flight is cancelled within a second (PostgreSQL 14+),
     // so the lock of a dead run goes with it instead of lingering until the statement ends.
     ...(Number(row.version) >= 140000 ? ["SET client_connection_check_interval = '1s'"] : []),
+    // PostgreSQL cancels an autovacuum that holds a table a session waits for when that session's
+    // deadlock check runs: after 100 ms here rather than the server's 1 s, so before a unit's lock
+    // timeout (500 ms in a scaffolded plan) gives up with the app queued behind it (exec/autovacuum.ts).
+    // A superuser's setting; other roles keep the cancel after a lock timeout.
+    ...(row.superuser ? [`SET deadlock_timeout = '${autovacuumYieldMs}ms'`] : []),
     // A unit's SET LOCAL timeouts reach the Citus workers too (citus.ts).
     ...(row.citus ? [propagateLocalSettings] : []),
   ];

@@ -9,14 +9,19 @@
  * check (`ADD CONSTRAINT ... NOT VALID`, a catalog change of a few milliseconds) retried for
  * 9.5 s, and TPC-B's worst transactions were those queued behind it.
  *
- * So after a lock timeout, before the next try, the unit's own session cancels the
+ * So a superuser's sessions run with deadlock_timeout = 100 ms (db/connection.ts): PostgreSQL
+ * itself cancels the autovacuum 100 ms into the wait, and the unit's first try gets its lock.
+ * (It also makes tenantify's session, not the application's, the one a deadlock between them
+ * usually cancels: the unit retries, the app sees no error.) For other roles, and as a fallback,
+ * after a lock timeout, before the next try, the unit's own session cancels the
  * database's autovacuum workers: what PostgreSQL itself would have done had the unit waited
  * longer. Never one that prevents wraparound (PostgreSQL does not cancel those either).
  * Autovacuum comes back to its tables on its next round. The unit's session does it, so that
  * no connection is opened beyond the run's budget; which table the lock wait was on is not
  * known then, so every such worker of the database is cancelled, each named in a note.
- * Cancelling autovacuum takes superuser or pg_signal_backend; without them a note says so,
- * and the unit retries as before.
+ * Cancelling autovacuum takes a superuser before PostgreSQL 18 (pg_signal_backend does not
+ * reach autovacuum workers; pg_signal_autovacuum_worker does from 18); without, a note says
+ * so, and the unit retries as before.
  */
 import type { ExecContext } from './context.js';
 
