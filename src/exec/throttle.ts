@@ -18,8 +18,7 @@
  *   one inside the transaction, two after its commit).
  *   Its limit (default: four times its latency before the first batch, at least 5 ms): past it
  *   the server is busy, and the application's queries wait for CPU and I/O too;
- * - the worst replica's replay lag, where there is a replica;
- * - the batch's own duration: past twice what it aimed at (overrunFactor), the server is busy.
+ * - the worst replica's replay lag, where there is a replica.
  * The reference (`Idle`) is the median of a few probes before the first batch, with the
  * application running as usual.
  *
@@ -94,15 +93,6 @@ export interface Idle {
   activeSessions: number;
 }
 
-/**
- * A batch that ran longer than this many times the duration it aimed at (its size came from
- * the batches before it) says the server got busy meanwhile, and the application's writes to
- * its rows waited all that time: the next batch is halved and put off like on a slow probe.
- * The probe alone misses it on a server that was busy already before the backfill (its
- * reference is then slow too), and a batch's duration is what a write to one of its rows waits.
- */
-export const overrunFactor = 2;
-
 export const minBatch = 10;
 export const maxBatch = 1_000_000;
 
@@ -167,9 +157,6 @@ export function decide(previous: Pacing, batch: BatchOutcome, limits: Limits): D
       `${cost.lockWaiters} session(s) wait on the batch's locks${targetMs < (previous.targetMs ?? limits.targetMs) ? ` (batches now aim at ${round(targetMs)} ms)` : ''}`,
     );
   if (limits.throttle.enabled) {
-    const aimed = previous.targetMs ?? limits.targetMs;
-    if (batch.durationMs > aimed * overrunFactor)
-      reasons.push(`the batch took ${round(batch.durationMs)} ms (aiming at ${round(aimed)} ms: the server is busy)`);
     const active = activeLimit(limits.idle);
     if (cost.activeSessions > active)
       reasons.push(

@@ -116,19 +116,6 @@ describe('decide', () => {
     expect(served(busy, 150).targetMs).toBeUndefined();
   });
 
-  it('a batch past twice the duration it aimed at halves the next and pauses, though the probe looks calm; not with the throttle off', () => {
-    const overran = decide(start, { durationMs: 700, cost: calm }, limits);
-    expect(overran.size).toBe(1250);
-    expect(overran.pauseMs).toBe(1400);
-    expect(overran.reason).toMatch(/the batch took 700 ms \(aiming at 300 ms/);
-    expect(decide(start, { durationMs: 600, cost: calm }, limits).reason).toBeUndefined();
-    // Against the lowered target once lock waits lowered it.
-    expect(decide({ ...start, targetMs: 37.5 }, { durationMs: 80, cost: calm }, limits).reason).toMatch(/aiming at 38 ms/);
-    const off = decide(start, { durationMs: 700, cost: calm }, { ...limits, throttle: { ...defaultThrottle, enabled: false } });
-    expect(off.reason).toBeUndefined();
-    expect(off.size).toBe(2500);
-  });
-
   it('the configured pause is a floor, and duty 1 means no pause of its own', () => {
     expect(decide(start, { durationMs: 100, cost: calm }, { ...limits, pauseMs: 250 }).pauseMs).toBe(250);
     expect(dutyPause(100, 1)).toBe(0);
