@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConsolidatedSourceRecord } from '../src/app/consolidate-report.js';
 import { runCli, startCli } from './support/cli.js';
 import { contentFingerprint, dropAfterAll, fixtureTemplate, freshDatabase, holdGate, query, until, withClient } from './support/db.js';
 import { schemaDump } from './support/dump.js';
@@ -93,16 +94,7 @@ async function expectSourceRecords(
   document: { sources?: unknown },
   expected: { source: string; schema: string; tenantId: number }[],
 ) {
-  const records = document.sources as {
-    source: string;
-    tenantId: number;
-    unit: string;
-    rows: Record<string, number>;
-    totalRows: number;
-    bytes: number;
-    seconds: number;
-    verify: unknown;
-  }[];
+  const records = document.sources as ConsolidatedSourceRecord[];
   expect(records.map((r) => [r.source, r.tenantId])).toEqual(expected.map((e) => [e.source, e.tenantId]));
   for (const [i, e] of expected.entries()) {
     const [counts] = await query<Record<string, number>>(
@@ -500,7 +492,7 @@ describe('tenancy consolidate', () => {
         target.url,
         `SELECT bytes::int FROM consolidate_stage_${record.source}.tenantify_staged`,
       );
-      expect((record as { copyBytes?: number }).copyBytes).toBe(staged?.bytes);
+      expect(record.copyBytes).toBe(staged?.bytes);
     }
     for (const [i, name] of picked.entries()) {
       expect(await tenantContent(target.url, { tenant: i + 1 }), name).toEqual(

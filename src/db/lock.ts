@@ -137,12 +137,18 @@ function clock(date: Date): string {
   return `${date.toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 }
 
+/** A holder's session as tenantify names its own (connection.ts: "tenantify <command> (<host> pid <pid>)"); undefined for another client's. */
+function tenantifySession(holder: LockHolder): { command: string; host: string; pid: number } | undefined {
+  const ours = /^tenantify (.+) \((\S+) pid (\d+)\)$/.exec(holder.applicationName ?? '');
+  return ours ? { command: ours[1] as string, host: ours[2] as string, pid: Number(ours[3]) } : undefined;
+}
+
 /** A holder named as a tenantify session of this machine (connection.ts) whose process no longer exists. */
 function isOrphan(holder: LockHolder): boolean {
-  const ours = /^tenantify .+ \((\S+) pid (\d+)\)$/.exec(holder.applicationName ?? '');
-  if (!ours || ours[1] !== hostname()) return false;
+  const ours = tenantifySession(holder);
+  if (!ours || ours.host !== hostname()) return false;
   try {
-    process.kill(Number(ours[2]), 0);
+    process.kill(ours.pid, 0);
     return false;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ESRCH';
@@ -152,7 +158,8 @@ function isOrphan(holder: LockHolder): boolean {
 /** Before its run is in the ledger, a holder is known by its session: tenantify names it "tenantify <command> (<host> pid <pid>)". */
 function describeSession(holder: LockHolder): string {
   const since = holder.since ? clock(holder.since) : 'an unknown time';
-  const ours = /^tenantify (.+) \((\S+) pid (\d+)\)$/.exec(holder.applicationName ?? '');
-  if (ours) return `\`tenantify ${ours[1]}\` by ${holder.user ?? 'an unknown user'} on ${ours[2]}, client pid ${ours[3]}, since ${since}`;
+  const ours = tenantifySession(holder);
+  if (ours)
+    return `\`tenantify ${ours.command}\` by ${holder.user ?? 'an unknown user'} on ${ours.host}, client pid ${ours.pid}, since ${since}`;
   return `${holder.applicationName || 'a session'}${holder.user ? ` by ${holder.user}` : ''}${holder.clientAddress ? ` from ${holder.clientAddress}` : ''}, since ${since}`;
 }

@@ -17,7 +17,7 @@ import type { BatchSettings, ExecContext, Runner, Work } from './context.js';
 import { firstStatements, type BatchDirective, type Statement, type Unit } from '../plan/types.js';
 import { Ledger, type UnitProgress } from '../db/ledger.js';
 import { connect, type Session } from '../db/connection.js';
-import { citusRowEstimate, citusTables, isDistributed, oneConnectionPerWorker, restoreConnectionsPerWorker } from '../db/citus.js';
+import { citusRowEstimate, isDistributed, oneConnectionPerWorker, restoreConnectionsPerWorker } from '../db/citus.js';
 import { keyDensity, stepUpper } from './key-steps.js';
 import { BlockRanges, isPhysical, type Ranges } from './block-ranges.js';
 import {
@@ -329,8 +329,7 @@ class KeyRanges implements Ranges {
 
   private steps(): Promise<{ density: number; last: bigint } | undefined> {
     this.stepping ??= (async () => {
-      const citus = await citusTables(this.session, [this.batch.table]);
-      if (citus[this.batch.table]?.kind !== 'distributed') return undefined;
+      if (!(await isDistributed(this.session, this.batch.table))) return undefined;
       const keyType = await this.readKeyType();
       if (!/^(smallint|integer|bigint)$/.test(keyType)) return undefined;
       const first = await sql<{
