@@ -21,6 +21,7 @@
  *   npx tsx bench/pgbench-live.ts [--scale 10] [--baseline 60] [--chunk 15] [--clients 4]
  *       [--threads 2] [--rate 200] [--no-rollback] [--keep-plan] [--fallbacks] [--no-build]
  *       [--max-seconds 900]: the apply and the rollback are interrupted after that long
+ *       [--batch '{"targetDuration":"100ms"}']: the plan's batch settings, to compare them
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -56,6 +57,8 @@ interface Args {
   build: boolean;
   /** The apply and the rollback are interrupted (SIGINT) after this many seconds. */
   maxSeconds: number;
+  /** The plan's `batch` settings (tenantify.config.json), to compare them: JSON. */
+  batch: Record<string, unknown> | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -71,6 +74,7 @@ function parseArgs(argv: string[]): Args {
     fallbacks: false,
     build: true,
     maxSeconds: 900,
+    batch: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -85,6 +89,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--fallbacks') args.fallbacks = true;
     else if (a === '--no-build') args.build = false;
     else if (a === '--max-seconds') args.maxSeconds = Number(argv[++i]);
+    else if (a === '--batch') args.batch = JSON.parse(argv[++i] ?? '') as Record<string, unknown>;
     else throw new Error(`unknown argument ${a}`);
   }
   return args;
@@ -191,7 +196,7 @@ async function phase(
   url: string,
   args: Args,
   during: { seconds: number } | { run: () => Promise<Timed> },
-): Promise<{ figures: PhaseFigures; run?: Timed }> {
+): Promise<{ figures: PhaseFigures; transactions: Transaction[]; run?: Timed }> {
   const logDir = mkdtempSync(join(tmpdir(), `bench-pgbench-${name}-`));
   let finished = false;
   const started = Date.now();
@@ -229,7 +234,7 @@ async function phase(
     failures: chunks.flatMap((c) => c.failures).slice(0, 10),
   };
   if (run) figures.commandS = run.ms / 1000;
-  return run ? { figures, run } : { figures };
+  return run ? { figures, transactions: inPhase, run } : { figures, transactions: inPhase };
 }
 
 /** The apply's units (from its --json) with their start and end, to name what ran when the worst transaction did. */
@@ -282,7 +287,7 @@ async function main(): Promise<void> {
     process.stderr.write(`pgbench -i --foreign-keys -s ${args.scale}: ${fmt(init.ms / 1000)} s\n`);
 
     const history = args.fallbacks ? { conflicts: model.tenancy.tables.pgbench_history.conflicts } : model.tenancy.tables.pgbench_history;
-    const config = { tenancy: { ...model.tenancy, tables: { pgbench_history: history } } };
+    const config = { tenancy: { ...model.tenancy, tables: { pgbench_history: history } }, ...(args.batch ? { batch: args.batch } : {}) };
     writeFileSync(join(dir, 'tenantify.config.json'), `${JSON.stringify(config, null, 2)}\n`);
     const scaffold = await tenantify(['tenancy', 'scaffold', '-d', url, '--owner', 'pgbench_branches', '--dir', dir]);
     expectSuccess('tenancy scaffold', scaffold);
@@ -352,6 +357,25 @@ async function main(): Promise<void> {
           .map(([id, ms]) => `${id} ${fmt(ms, 0)} ms`)
           .join(', ')}`,
       );
+    // Where the p99 goes: the transactions over 3x the baseline's p99, by the units that ran while they waited.
+    const budget = 3 * base.p99;
+    const over = new Map<string, number>();
+    for (const t of apply.transactions.filter((x) => x.latencyMs > budget)) {
+      const from = t.endedAt - t.latencyMs;
+      const running = unitTimeline.filter(
+        (u) => u.started !== null && u.started <= t.endedAt && (u.applied ?? Number.POSITIVE_INFINITY) >= from,
+      );
+      const key = running.length ? running.map((u) => u.id.slice(0, 4)).join('+') : 'between units';
+      over.set(key, (over.get(key) ?? 0) + 1);
+    }
+    console.log(
+      `transactions of the apply over 3x the baseline's p99 (${fmt(budget, 1)} ms): ${[...over.values()].reduce((a, b) => a + b, 0)} of ${during.transactions} (1% is ${Math.floor(during.transactions / 100)}), by unit: ${[
+        ...over,
+      ]
+        .sort((a, b) => b[1] - a[1])
+        .map(([id, n]) => `${id} ${n}`)
+        .join(', ')}`,
+    );
     writeFileSync(join(resultsDir, 'pgbench-live-apply.log'), applied.stderr);
     const throttled = applied.stderr.split('\n').filter((l) => l.includes('throttled:'));
     console.log(

@@ -31,7 +31,7 @@ function parseInt8(value: string): number | string {
 }
 
 /** How long a session of tenantify's waits on a lock before its deadlock check (and PostgreSQL's cancel of a blocking autovacuum) runs. */
-export const autovacuumYieldMs = 100;
+export const autovacuumYieldMs = 20;
 
 /** The server processes of this process's open sessions: what a second SIGINT ends (exec/interrupt.ts). */
 const openBackends = new Set<number>();
@@ -92,8 +92,9 @@ export async function connect(url: string | undefined, purpose: string, signal?:
     // so the lock of a dead run goes with it instead of lingering until the statement ends.
     ...(Number(row.version) >= 140000 ? ["SET client_connection_check_interval = '1s'"] : []),
     // PostgreSQL cancels an autovacuum that holds a table a session waits for when that session's
-    // deadlock check runs: after 100 ms here rather than the server's 1 s, so before a unit's lock
-    // timeout (500 ms in a scaffolded plan) gives up with the app queued behind it (exec/autovacuum.ts).
+    // deadlock check runs: after 20 ms here rather than the server's 1 s, so long before a unit's lock
+    // timeout (500 ms in a scaffolded plan) gives up, and before the app's queries queued behind the
+    // unit's lock request have waited long (exec/autovacuum.ts).
     // A superuser's setting; other roles keep the cancel after a lock timeout.
     ...(row.superuser ? [`SET deadlock_timeout = '${autovacuumYieldMs}ms'`] : []),
     // A unit's SET LOCAL timeouts reach the Citus workers too (citus.ts).

@@ -9,8 +9,10 @@
  * check (`ADD CONSTRAINT ... NOT VALID`, a catalog change of a few milliseconds) retried for
  * 9.5 s, and TPC-B's worst transactions were those queued behind it.
  *
- * So a superuser's sessions run with deadlock_timeout = 100 ms (db/connection.ts): PostgreSQL
- * itself cancels the autovacuum 100 ms into the wait, and the unit's first try gets its lock.
+ * So a superuser's sessions run with deadlock_timeout = 20 ms (db/connection.ts): PostgreSQL
+ * itself cancels the autovacuum 20 ms into the wait, and the unit's first try gets its lock
+ * (at 100 ms, TPC-B's four clients queued behind the check's ALTER for 100 ms each, and the
+ * next few of each client's scheduled transactions ran late: 16 of its slowest 1%).
  * (It also makes tenantify's session, not the application's, the one a deadlock between them
  * usually cancels: the unit retries, the app sees no error.) For other roles, and as a fallback,
  * after a lock timeout, before the next try, the unit's own session cancels the

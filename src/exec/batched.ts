@@ -109,9 +109,10 @@ async function runSegments(
     progress.rowsPerSecond = Math.round(rowsThisRun / Math.max(0.001, (performance.now() - ratesStarted) / 1000));
     ctx.reporter.unitProgress(unit, progress);
   };
+  const walk: Walk = { report, stopped: () => failure !== undefined, aim: {} };
   const work = async (worker: ExecContext): Promise<void> => {
     for (let next = queue.shift(); next && failure === undefined; next = queue.shift()) {
-      await walkSegment(worker, unit, next.segment, next.index, settings, recorded, report, () => failure !== undefined);
+      await walkSegment(worker, unit, next.segment, next.index, settings, recorded, walk);
     }
   };
   const extra = await Promise.all(Array.from({ length: workers - 1 }, () => connect(ctx.session.url, `apply ${unit.id} worker`)));
@@ -130,6 +131,16 @@ async function runSegments(
   if (failure !== undefined) throw failure;
 }
 
+/** What the workers of one walk share. */
+interface Walk {
+  /** Rows done by a batch, and why the throttle slows the walk down (undefined: it does not). */
+  report: (rows: number, throttled: string | undefined) => void;
+  /** True once a worker failed: the others stop after their batch. */
+  stopped: () => boolean;
+  /** The duration batches aim at once the application waited on one worker's batch: every worker's from then on (throttle.ts lockWaitTarget). */
+  aim: SharedAim;
+}
+
 async function walkSegment(
   ctx: ExecContext,
   unit: Unit,
@@ -137,11 +148,10 @@ async function walkSegment(
   index: number,
   settings: BatchSettings,
   recorded: boolean,
-  report: (rows: number, throttled: string | undefined) => void,
-  stopped: () => boolean,
+  { report, stopped, aim }: Walk,
 ): Promise<void> {
   const keys = rangesOf(ctx.session, unit, unit.options.batch as BatchDirective);
-  const pace = new Pace((unit.options.batch as BatchDirective).size, unitSettings(settings, unit));
+  const pace = new Pace((unit.options.batch as BatchDirective).size, unitSettings(settings, unit), aim);
   if (!ctx.dryRun) await pace.start(ctx.session);
   let throttled: string | undefined;
   // The open segment's end: the last key now, and once more when the walk gets there (see the top of the file).
@@ -198,6 +208,11 @@ export const defaultBatchSettings: BatchSettings = {
   throttle: defaultThrottle,
 };
 
+/** The lowered duration batches aim at, shared by the workers of one walk: they walk the same table's rows. */
+export interface SharedAim {
+  targetMs?: number;
+}
+
 /** Batch sizes and pauses for one worker: the throttle's decisions (throttle.ts), one batch after another. */
 export class Pace {
   private pacing: Pacing;
@@ -206,6 +221,7 @@ export class Pace {
   constructor(
     initial: number,
     private readonly settings: BatchSettings,
+    private readonly aim: SharedAim = {},
   ) {
     this.pacing = { size: initial, backoffMs: 0 };
   }
@@ -222,7 +238,10 @@ export class Pace {
   /** After a batch: the throttle's decision (throttle.ts) for the next one, from what the application paid. */
   next(durationMs: number, cost: AppCost): Decision {
     const { targetMs, pauseMs, maxReplicationLagMs, throttle } = this.settings;
-    const decision = decide(this.pacing, { durationMs, cost }, { targetMs, pauseMs, maxReplicationLagMs, throttle, idle: this.idle });
+    const shared = this.aim.targetMs;
+    const pacing = shared !== undefined && shared < (this.pacing.targetMs ?? targetMs) ? { ...this.pacing, targetMs: shared } : this.pacing;
+    const decision = decide(pacing, { durationMs, cost }, { targetMs, pauseMs, maxReplicationLagMs, throttle, idle: this.idle });
+    if (decision.targetMs !== undefined) this.aim.targetMs = Math.min(decision.targetMs, shared ?? decision.targetMs);
     this.pacing = decision;
     return decision;
   }

@@ -109,16 +109,17 @@ export const lockWaitFloor = 1 / 8;
  * application's writes wait, over the whole walk, depends on how long each batch holds its
  * locks, not on its rows (a batch of twice the rows meets twice the writers for the same
  * time), so the size alone is not the remedy: halving it after a wait, as the backoff does,
- * is undone as soon as the batches grow back to the target. Each batch with lock waiters
- * halves the target instead (from the shorter of it and the batch's duration), down to
- * lockWaitFloor of the unit's, for the rest of the walk: the rows stay as hot as they were.
- * Without waiters it stays where it is: a walk beside an application that writes elsewhere
- * (or a test with none) keeps the unit's target.
+ * is undone as soon as the batches grow back to the target. The first batch with lock
+ * waiters lowers the target to lockWaitFloor of the unit's at once, for the rest of the
+ * walk: the rows stay as hot as they were, and halving one wait at a time let a few more
+ * long batches through (on pgbench, each wait a TPC-B client's and the next few of its
+ * scheduled transactions late). Without waiters it stays where it is: a walk beside an
+ * application that writes elsewhere (or a test with none) keeps the unit's target.
  */
 export function lockWaitTarget(previous: Pacing, batch: BatchOutcome, limits: Pick<Limits, 'targetMs'>): number {
   const current = previous.targetMs ?? limits.targetMs;
   if (batch.cost.lockWaiters === 0) return current;
-  return Math.max(limits.targetMs * lockWaitFloor, Math.min(current, batch.durationMs) / 2);
+  return Math.min(current, limits.targetMs * lockWaitFloor);
 }
 
 /** The next batch size: toward the target duration, at most doubling or halving at a time. */

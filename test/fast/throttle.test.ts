@@ -16,6 +16,7 @@ import {
   type Pacing,
 } from '../../src/exec/throttle.js';
 import { throttleSettings } from '../../src/app/apply.js';
+import { defaultBatchSettings, Pace, type SharedAim } from '../../src/exec/batched.js';
 import { parseDirectives } from '../../src/plan/directives.js';
 import { configSchema } from '../../src/plan/config.js';
 import { PlanError } from '../../src/errors.js';
@@ -92,19 +93,18 @@ describe('decide', () => {
     expect(slowProbe.pauseMs).toBe(0); // no duty cycle either
   });
 
-  it('lock waits lower the duration batches aim at, halving it down to an eighth of the target, for the rest of the walk', () => {
+  it('the first lock wait lowers the duration batches aim at to an eighth of the target, for the rest of the walk', () => {
     const waited = (pacing: Pacing, durationMs: number): Decision =>
       decide(pacing, { durationMs, cost: { ...calm, lockWaiters: 1 } }, limits);
     const served = (pacing: Pacing, durationMs: number): Decision => decide(pacing, { durationMs, cost: calm }, limits);
     const first = waited(start, 300);
-    expect(first.targetMs).toBe(150);
+    expect(first.targetMs).toBe(limits.targetMs * lockWaitFloor);
+    expect(lockWaitFloor * limits.targetMs).toBe(37.5);
     expect(first.size).toBe(2500);
-    // From the shorter of the target and the batch: a quick batch that was waited on says the rows are hot.
-    expect(waited(first, 100).targetMs).toBe(50);
+    // It goes no lower on later waits.
     let pacing: Pacing = first;
     for (let i = 0; i < 5; i++) pacing = waited(pacing, 300);
-    expect(pacing.targetMs).toBe(limits.targetMs * lockWaitFloor);
-    expect(lockWaitFloor * limits.targetMs).toBe(37.5);
+    expect(pacing.targetMs).toBe(37.5);
     // Served batches keep the lowered target: once the backoff is over, sizes settle at what takes 37.5 ms, not 300.
     for (let i = 0; i < 30; i++) pacing = served(pacing, (pacing.size / 5000) * 300);
     expect(pacing.targetMs).toBe(37.5);
@@ -163,8 +163,26 @@ describe('the progress line', () => {
     const reason = decide(start, { durationMs: 300, cost: { ...calm, lockWaiters: 1 } }, limits).reason;
     const line = formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000, throttled: reason });
     expect(line).toMatch(
-      /; throttled: 1 session\(s\) wait on the batch's locks \(batches now aim at 150 ms\): batch size down to 2500, pausing 600 ms$/,
+      /; throttled: 1 session\(s\) wait on the batch's locks \(batches now aim at 38 ms\): batch size down to 2500, pausing 600 ms$/,
     );
     expect(formatProgress({ rowsDone: 5000, rowsTotal: 10_000, rowsPerSecond: 1000 })).not.toContain('throttled');
+  });
+});
+
+describe("a walk's workers", () => {
+  it('share the lowered target: a wait on one worker shortens the batches of every worker of the walk', () => {
+    const settings = { ...defaultBatchSettings, throttle: { ...defaultThrottle, duty: 1 } };
+    const aim: SharedAim = {};
+    const first = new Pace(5000, settings, aim);
+    const second = new Pace(5000, settings, aim);
+    expect(second.next(100, calm).targetMs).toBeUndefined();
+    expect(first.next(300, { ...calm, lockWaiters: 1 }).targetMs).toBe(37.5);
+    expect(aim.targetMs).toBe(37.5);
+    // The other worker's next batch is sized toward 37.5 ms though nothing waited on it: halved at most per batch.
+    const after = second.next(300, calm);
+    expect(after.targetMs).toBe(37.5);
+    expect(after.size).toBe(5000);
+    // A worker of another walk keeps the unit's target.
+    expect(new Pace(5000, settings).next(300, calm).targetMs).toBeUndefined();
   });
 });
