@@ -208,7 +208,7 @@ function withLongestWait(u: UnitText): UnitText {
   const nonBlocking = u.body.every((b) => /\bVALIDATE CONSTRAINT\b|\bCONCURRENTLY\b|^CREATE (TABLE|SCHEMA)\b|^COMMENT ON\b/.test(b));
   let wait: string;
   if (batched)
-    wait = `one batch: a write to a row of the batch in flight waits for its commit (batches aim at batch.targetDuration, ${batchTargetMs} ms unless configured)`;
+    wait = `one batch: a write to a row of the batch in flight waits for its commit (batches aim at batch.targetDuration, ${batchTargetMs} ms unless configured, and at an eighth of it once the app has waited on one)`;
   else if (nonBlocking) wait = 'none (its lock lets the app read and write throughout)';
   else if (u.directives.includes(lockSafe[0] as string))
     wait = `${lockTimeoutMs} ms per try: queries on the table queue behind the unit while it waits for its lock (then it lets go, and is retried up to ${lockRetries} times after growing pauses); once granted, the lock lasts as long as the catalog change`;
