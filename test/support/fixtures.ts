@@ -3,7 +3,7 @@
  * own test (test/reference-plan.test.ts) and tenancy analyze's figures keep the full seed;
  * sizes that matter for speed belong in bench/.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -40,4 +40,19 @@ export function smallHostsSeed(): string {
   smallHosts = join(mkdtempSync(join(tmpdir(), 'tenantify-seed-')), 'legacy.sql');
   writeFileSync(smallHosts, sql);
   return smallHosts;
+}
+
+/**
+ * A copy of the plan in `dir` (migrations/, backfills/, rollbacks/, its tenantify.config.json)
+ * whose batched backfills run without the throttle's duty-cycle pauses (a pause as long as each
+ * batch by default), for tests that are not about yielding to an application. Returns its path.
+ */
+export function unthrottledPlan(dir: string): string {
+  const copy = mkdtempSync(join(tmpdir(), 'tenantify-plan-'));
+  for (const folder of ['migrations', 'backfills', 'rollbacks'])
+    if (existsSync(join(dir, folder))) cpSync(join(dir, folder), join(copy, folder), { recursive: true });
+  const configFile = join(dir, 'tenantify.config.json');
+  const config = existsSync(configFile) ? (JSON.parse(readFileSync(configFile, 'utf8')) as { batch?: object }) : {};
+  writeFileSync(join(copy, 'tenantify.config.json'), JSON.stringify({ ...config, batch: { ...config.batch, throttle: 'off' } }));
+  return copy;
 }
