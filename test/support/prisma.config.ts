@@ -12,13 +12,15 @@ import { defineConfig } from 'prisma/config';
 /**
  * The CLI exits when its work is done, not 10 s later. The WebAssembly schema engine arms a
  * 10-second timer around its advisory lock (`migrate resolve`, `deploy`, `diff`) and never
- * clears it: each such command sat idle that long before exiting (11 s instead of 1.5). Its
- * long timers are unref'd: they still fire while the CLI has work (a socket) to wait on.
+ * clears it: each such command sat idle that long before exiting (11 s instead of 1.5). Timers
+ * that long are unref'd: they still fire while the CLI has work to wait on (the lock's query
+ * on its socket, which is what the timer races). A command whose only pending work were such
+ * a timer would end early: none of the commands the tests run sleeps that long.
  */
 const armTimer = globalThis.setTimeout as (handler: () => void, ms?: number, ...rest: unknown[]) => NodeJS.Timeout;
 globalThis.setTimeout = ((handler: () => void, ms?: number, ...rest: unknown[]) => {
   const timer = armTimer(handler, ms, ...rest);
-  if ((ms ?? 0) >= 5_000) timer.unref();
+  if ((ms ?? 0) >= 10_000) timer.unref();
   return timer;
 }) as typeof setTimeout;
 
