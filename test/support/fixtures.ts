@@ -3,9 +3,22 @@
  * own test (test/reference-plan.test.ts) and tenancy analyze's figures keep the full seed;
  * sizes that matter for speed belong in bench/.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
+
+/** The copies this file made (a plan's snapshots land in its copy), removed when the test file ends. */
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+function scratch(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
 
 const hostsSeed = new URL('../../fixtures/hosts-to-organizations/legacy.sql', import.meta.url);
 
@@ -37,7 +50,7 @@ export function smallHostsSeed(): string {
     if (found !== times) throw new Error(`fixtures/hosts-to-organizations/legacy.sql: ${full} appears ${found} times, not ${times}`);
     sql = sql.replaceAll(full, small);
   }
-  smallHosts = join(mkdtempSync(join(tmpdir(), 'tenantify-seed-')), 'legacy.sql');
+  smallHosts = join(scratch('tenantify-seed-'), 'legacy.sql');
   writeFileSync(smallHosts, sql);
   return smallHosts;
 }
@@ -48,7 +61,7 @@ export function smallHostsSeed(): string {
  * batch by default), for tests that are not about yielding to an application. Returns its path.
  */
 export function unthrottledPlan(dir: string): string {
-  const copy = mkdtempSync(join(tmpdir(), 'tenantify-plan-'));
+  const copy = scratch('tenantify-plan-');
   for (const folder of ['migrations', 'backfills', 'rollbacks'])
     if (existsSync(join(dir, folder))) cpSync(join(dir, folder), join(copy, folder), { recursive: true });
   const configFile = join(dir, 'tenantify.config.json');
