@@ -39,7 +39,8 @@ let smallHosts: string | undefined;
  * fixtures/hosts-to-organizations/legacy.sql at a tenth of its size (about 2,000 users,
  * 5,000 hosts, 3,000 audit entries), every edge case kept: deleted ids, NULL and shared
  * emails, users without hosts, heavy users with 60 hosts (ids 1, 998, 1995), system audit
- * entries. Still more than one batch per backfill (2,000 users, 5,000 hosts per batch).
+ * entries. The reference plan's users and hosts backfills still start more than one batch
+ * (2,000 users, 5,000 hosts per batch); those of organizations and audit_logs start one.
  * Written once per test file; returns its path.
  */
 export function smallHostsSeed(): string {
