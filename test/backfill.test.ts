@@ -130,8 +130,9 @@ export default defineBackfill({
     const url = await db(`CREATE TABLE hosts (id bigint PRIMARY KEY, org int, n int NOT NULL DEFAULT 0);
       INSERT INTO hosts (id) SELECT g FROM generate_series(1, 400) g;`);
     // Slow batches: 10 rows each, 100 ms each, one worker so there is one cursor to resume from.
+    // No throttle: its pause after each batch would double the walk, and no assertion is about it.
     const dir = writePlan({
-      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s', parallel: 1 } }),
+      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s', parallel: 1, throttle: 'off' } }),
       'backfills/0001_fill.sql': `-- tenantify:batch hosts key=id size=10
 UPDATE hosts SET org = 1, n = n + 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.01) IS NOT NULL;
 -- tenantify:verify every host once
@@ -164,7 +165,8 @@ SELECT id FROM hosts WHERE n <> 1;
       'CREATE TABLE hosts (id bigint PRIMARY KEY, org int); INSERT INTO hosts (id) SELECT g FROM generate_series(1, 300) g;',
     );
     const dir = writePlan({
-      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s' } }),
+      // No throttle (its pauses would double the walk): the progress shown is the batches'.
+      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '100s', throttle: 'off' } }),
       'backfills/0001_fill.sql':
         '-- tenantify:batch hosts key=id size=10\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.02) IS NOT NULL;\n',
     });
@@ -202,7 +204,8 @@ describe('parallel workers', () => {
       INSERT INTO hosts (id) SELECT g * 7 FROM generate_series(1, 6000) g;`,
     );
     const dir = writePlan({
-      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '200ms' } }),
+      // No throttle: the workers' walks, not their pauses (test/throttle-signals.test.ts and bench/ are about those).
+      'tenantify.config.json': JSON.stringify({ batch: { targetDuration: '200ms', throttle: 'off' } }),
       'backfills/0001_fill.sql': `-- tenantify:batch hosts key=id size=100
 UPDATE hosts SET n = n + 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.001) IS NOT NULL;
 -- tenantify:verify every host once

@@ -9,6 +9,21 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { defineConfig } from 'prisma/config';
 
+/**
+ * The CLI exits when its work is done, not 10 s later. The WebAssembly schema engine arms a
+ * 10-second timer around its advisory lock (`migrate resolve`, `deploy`, `diff`) and never
+ * clears it: each such command sat idle that long before exiting (11 s instead of 1.5). Timers
+ * that long are unref'd: they still fire while the CLI has work to wait on (the lock's query
+ * on its socket, which is what the timer races). A command whose only pending work were such
+ * a timer would end early: none of the commands the tests run sleeps that long.
+ */
+const armTimer = globalThis.setTimeout as (handler: () => void, ms?: number, ...rest: unknown[]) => NodeJS.Timeout;
+globalThis.setTimeout = ((handler: () => void, ms?: number, ...rest: unknown[]) => {
+  const timer = armTimer(handler, ms, ...rest);
+  if ((ms ?? 0) >= 10_000) timer.unref();
+  return timer;
+}) as typeof setTimeout;
+
 /** PostgreSQL's `name`-family types (char, name, int2vector, regproc, oidvector, pg_node_tree, regconfig) read as text. */
 const asText = new Set([18, 19, 22, 24, 30, 194, 2205]);
 /** Arrays of `name` and of int2vector read as text[]. */
@@ -65,7 +80,8 @@ function wholeScripts(adapter: Adapter, pool: pg.Pool): Adapter {
 }
 
 function adapterFor(connectionString: string): PrismaPg {
-  const pool = new pg.Pool({ connectionString, Client: RelabellingClient });
+  // allowExitOnIdle: the pool's idle connections (10 s by default) do not hold the CLI's exit either.
+  const pool = new pg.Pool({ connectionString, Client: RelabellingClient, allowExitOnIdle: true });
   const factory = new PrismaPg(pool);
   const connect = factory.connect.bind(factory);
   factory.connect = async () => wholeScripts(await connect(), pool);
