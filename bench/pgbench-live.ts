@@ -22,6 +22,7 @@
  *       [--threads 2] [--rate 200] [--no-rollback] [--keep-plan] [--fallbacks] [--no-build]
  *       [--max-seconds 900]: the apply and the rollback are interrupted after that long
  *       [--batch '{"targetDuration":"100ms"}']: the plan's batch settings, to compare them
+ *       [--no-autovacuum]: autovacuum off on pgbench's tables, to see what it costs beside the upgrade
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -59,6 +60,8 @@ interface Args {
   maxSeconds: number;
   /** The plan's `batch` settings (tenantify.config.json), to compare them: JSON. */
   batch: Record<string, unknown> | undefined;
+  /** Autovacuum off on pgbench's tables: to see what it costs the workload beside the upgrade. */
+  autovacuum: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -75,6 +78,7 @@ function parseArgs(argv: string[]): Args {
     build: true,
     maxSeconds: 900,
     batch: undefined,
+    autovacuum: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -89,6 +93,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--fallbacks') args.fallbacks = true;
     else if (a === '--no-build') args.build = false;
     else if (a === '--max-seconds') args.maxSeconds = Number(argv[++i]);
+    else if (a === '--no-autovacuum') args.autovacuum = false;
     else if (a === '--batch') args.batch = JSON.parse(argv[++i] ?? '') as Record<string, unknown>;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -283,7 +288,14 @@ async function main(): Promise<void> {
     const url = server.url;
     const init = await timed(pgbenchPath(), ['-i', '--foreign-keys', '-q', '-s', String(args.scale)], { env: libpqEnvironment(url) });
     expectSuccess('pgbench -i', init);
-    await runStatements(url, ['VACUUM ANALYZE']);
+    await runStatements(url, [
+      'VACUUM ANALYZE',
+      ...(args.autovacuum
+        ? []
+        : ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'].map(
+            (t) => `ALTER TABLE ${t} SET (autovacuum_enabled = off)`,
+          )),
+    ]);
     process.stderr.write(`pgbench -i --foreign-keys -s ${args.scale}: ${fmt(init.ms / 1000)} s\n`);
 
     const history = args.fallbacks ? { conflicts: model.tenancy.tables.pgbench_history.conflicts } : model.tenancy.tables.pgbench_history;
