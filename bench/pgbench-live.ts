@@ -313,6 +313,9 @@ async function main(): Promise<void> {
       `SELECT id, extract(epoch FROM started_at) * 1000 AS started, extract(epoch FROM applied_at) * 1000 AS applied FROM tenantify.units`,
     ]);
     const unitTimeline = (ledger?.rows ?? []) as { id: string; started: number | null; applied: number | null }[];
+    /** The units that ran while a transaction waited (from its start to its end, epoch ms), from the ledger's times. */
+    const runningDuring = (from: number, to: number) =>
+      unitTimeline.filter((u) => u.started !== null && u.started <= to && (u.applied ?? Number.POSITIVE_INFINITY) >= from);
     if (applied.code !== 0)
       process.stderr.write(`apply exited ${applied.code}:\n${applied.stdout.slice(-2000)}\n${applied.stderr.slice(-2000)}\n`);
     const check = await tenantify(['tenancy', 'check', '-d', url, '--dir', dir, '--json']);
@@ -357,10 +360,7 @@ async function main(): Promise<void> {
     // The units that ran while the slowest transactions waited, from the ledger's times.
     const culprits = new Map<string, number>();
     for (const t of during.slowest) {
-      for (const u of unitTimeline) {
-        if (u.started !== null && u.started <= t.to && (u.applied ?? Number.POSITIVE_INFINITY) >= t.from)
-          culprits.set(u.id, Math.max(culprits.get(u.id) ?? 0, t.latencyMs));
-      }
+      for (const u of runningDuring(t.from, t.to)) culprits.set(u.id, Math.max(culprits.get(u.id) ?? 0, t.latencyMs));
     }
     if (culprits.size)
       console.log(
@@ -373,10 +373,7 @@ async function main(): Promise<void> {
     const budget = 3 * base.p99;
     const over = new Map<string, number>();
     for (const t of apply.transactions.filter((x) => x.latencyMs > budget)) {
-      const from = t.endedAt - t.latencyMs;
-      const running = unitTimeline.filter(
-        (u) => u.started !== null && u.started <= t.endedAt && (u.applied ?? Number.POSITIVE_INFINITY) >= from,
-      );
+      const running = runningDuring(t.endedAt - t.latencyMs, t.endedAt);
       const key = running.length ? running.map((u) => u.id.slice(0, 4)).join('+') : 'between units';
       over.set(key, (over.get(key) ?? 0) + 1);
     }

@@ -241,7 +241,8 @@ export class Pace {
     const shared = this.aim.targetMs;
     const pacing = shared !== undefined && shared < (this.pacing.targetMs ?? targetMs) ? { ...this.pacing, targetMs: shared } : this.pacing;
     const decision = decide(pacing, { durationMs, cost }, { targetMs, pauseMs, maxReplicationLagMs, throttle, idle: this.idle });
-    if (decision.targetMs !== undefined) this.aim.targetMs = Math.min(decision.targetMs, shared ?? decision.targetMs);
+    // decide never raises the target it is given (the walk's, where lower): what it returns is the walk's aim now.
+    if (decision.targetMs !== undefined) this.aim.targetMs = decision.targetMs;
     this.pacing = decision;
     return decision;
   }
