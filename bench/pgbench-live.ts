@@ -23,6 +23,9 @@
  *       [--max-seconds 900]: the apply and the rollback are interrupted after that long
  *       [--batch '{"targetDuration":"100ms"}']: the plan's batch settings, to compare them
  *       [--no-autovacuum]: autovacuum off on pgbench's tables, to see what it costs beside the upgrade
+ *       [--trace]: the server logs every statement of the apply; results/pgbench-live-trace.txt
+ *       lists, for each transaction over 3x the baseline's p99, tenantify's statements that ran
+ *       while it waited
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -62,6 +65,8 @@ interface Args {
   batch: Record<string, unknown> | undefined;
   /** Autovacuum off on pgbench's tables: to see what it costs the workload beside the upgrade. */
   autovacuum: boolean;
+  /** The apply's statements logged by the server, set beside the slow transactions. */
+  trace: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -79,6 +84,7 @@ function parseArgs(argv: string[]): Args {
     maxSeconds: 900,
     batch: undefined,
     autovacuum: true,
+    trace: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -94,6 +100,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--no-build') args.build = false;
     else if (a === '--max-seconds') args.maxSeconds = Number(argv[++i]);
     else if (a === '--no-autovacuum') args.autovacuum = false;
+    else if (a === '--trace') args.trace = true;
     else if (a === '--batch') args.batch = JSON.parse(argv[++i] ?? '') as Record<string, unknown>;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -252,6 +259,46 @@ function unitTimes(stdout: string): { id: string; durationMs: number }[] {
   }
 }
 
+/** A statement of tenantify's, from the server's log: when it ran (epoch ms), its session and text. */
+interface Traced {
+  from: number;
+  to: number;
+  session: string;
+  text: string;
+}
+
+/** The server log's `duration:` lines of tenantify's sessions (log_line_prefix '%m [%p] %a: '). */
+function tracedStatements(log: string): Traced[] {
+  const out: Traced[] = [];
+  const line = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (\w+) \[(\d+)\] (tenantify[^:]*): LOG: {2}duration: ([\d.]+) ms {2}(.*)$/;
+  for (const text of log.split('\n')) {
+    const m = line.exec(text);
+    if (!m) continue;
+    const to = Date.parse(`${m[1]?.replace(' ', 'T')}Z`);
+    const ms = Number(m[5]);
+    out.push({ from: to - ms, to, session: `${m[4]} [${m[3]}]`, text: (m[6] ?? '').slice(0, 140) });
+  }
+  return out;
+}
+
+/** For each slow transaction: the units running and tenantify's statements that overlapped its wait. */
+function traceReport(log: string, slow: Transaction[], runningDuring: (from: number, to: number) => { id: string }[]): string {
+  const statements = tracedStatements(log);
+  const lines = [`${statements.length} statements of tenantify's traced; ${slow.length} transactions over the budget\n`];
+  lines.push(`tenantify's statements over 5 ms:`);
+  for (const s of statements.filter((x) => x.to - x.from > 5))
+    lines.push(`    ${new Date(s.from).toISOString().slice(11, 23)} ${fmt(s.to - s.from, 1).padStart(7)} ms ${s.session} ${s.text}`);
+  lines.push('');
+  for (const t of slow) {
+    const from = t.endedAt - t.latencyMs;
+    const units = runningDuring(from, t.endedAt).map((u) => u.id.slice(0, 4));
+    lines.push(`${new Date(from).toISOString().slice(11, 23)} +${fmt(t.latencyMs, 1)} ms  units ${units.join('+') || '-'}`);
+    for (const s of statements.filter((x) => x.to >= from - 5 && x.from <= t.endedAt))
+      lines.push(`    ${new Date(s.from).toISOString().slice(11, 23)} ${fmt(s.to - s.from, 1).padStart(7)} ms ${s.session} ${s.text}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /**
  * Branches are the tenants. A TPC-B transaction picks its account, teller and branch at
  * random and independently, so most history rows reference an account and a teller of
@@ -276,11 +323,11 @@ async function main(): Promise<void> {
   if (args.build) build();
   const env = contenderEnv(false);
   // An apply that does not end is a figure too: interrupted (SIGINT, as a DBA would) after --max-seconds.
-  const tenantify = (command: string[]): Promise<Timed> =>
+  const tenantify = (command: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Timed> =>
     timed(
       'timeout',
       ['--signal=INT', '--kill-after=60', String(args.maxSeconds), process.execPath, join(repoRoot, 'bin/tenantify'), ...command],
-      { env },
+      { env: { ...env, ...extraEnv } },
     );
   const server = await startThrowawayPostgres({ prefer: 'local' });
   const dir = mkdtempSync(join(tmpdir(), 'bench-pgbench-plan-'));
@@ -307,7 +354,10 @@ async function main(): Promise<void> {
     process.stderr.write(`tenancy scaffold --owner pgbench_branches: ${units} units in ${dir}\n`);
 
     const baseline = await phase('baseline', url, args, { seconds: args.baseline });
-    const apply = await phase('apply', url, args, { run: () => tenantify(['apply', '-d', url, '--dir', dir, '--json']) });
+    // --trace: the apply's sessions (only theirs) have every statement logged, with the session's name.
+    if (args.trace) await runStatements(url, [`ALTER SYSTEM SET log_line_prefix = '%m [%p] %a: '`, 'SELECT pg_reload_conf()']);
+    const traced = args.trace ? { PGOPTIONS: '-c log_min_duration_statement=0' } : {};
+    const apply = await phase('apply', url, args, { run: () => tenantify(['apply', '-d', url, '--dir', dir, '--json'], traced) });
     const applied = apply.run as Timed;
     const [ledger] = await runStatements(url, [
       `SELECT id, extract(epoch FROM started_at) * 1000 AS started, extract(epoch FROM applied_at) * 1000 AS applied FROM tenantify.units`,
@@ -386,6 +436,14 @@ async function main(): Promise<void> {
         .join(', ')}`,
     );
     writeFileSync(join(resultsDir, 'pgbench-live-apply.log'), applied.stderr);
+    if (args.trace && server.directory) {
+      const file = join(resultsDir, 'pgbench-live-trace.txt');
+      const slow = apply.transactions.filter((x) => x.latencyMs > budget).sort((a, b) => a.endedAt - b.endedAt);
+      const log = readFileSync(join(server.directory, 'server.log'), 'utf8');
+      writeFileSync(file, traceReport(log, slow, runningDuring));
+      writeFileSync(join(resultsDir, 'pgbench-live-server.log'), log);
+      console.log(`trace: ${file}`);
+    }
     const throttled = applied.stderr.split('\n').filter((l) => l.includes('throttled:'));
     console.log(
       `the throttle slowed the backfills down ${throttled.length} time(s)${throttled[0] ? `, first: ${throttled[0].trim()}` : ''}`,
