@@ -18,6 +18,7 @@ describe('batch size', () => {
 });
 
 describe('batched backfills', () => {
+  // No snapshots (a pg_dump before each unit): none of these tests is about them.
   const dropped = dropAfterAll();
   async function db(setup: string) {
     const d = dropped(await freshDatabase('bf'));
@@ -30,7 +31,7 @@ describe('batched backfills', () => {
     const dir = writePlan({
       'backfills/0001_fill.sql': '-- tenantify:batch hosts key=id size=100\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2;\n',
     });
-    const result = await runCli(['apply', '-d', url, '--dir', dir, '--json']);
+    const result = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot', '--json']);
     expect(result.code).toBe(0);
     const [unit] = await query<{ status: string; progress: Record<string, unknown> }>(url, 'SELECT status, progress FROM tenantify.units');
     expect(unit?.status).toBe('applied');
@@ -51,7 +52,7 @@ UPDATE items SET done = done + 1 WHERE k > $1 AND k <= $2;
 SELECT k FROM items WHERE done <> 1;
 `,
     });
-    const result = await runCli(['apply', '-d', url, '--dir', dir]);
+    const result = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     expect(result.stderr).not.toMatch(/error/i);
     expect(result.code).toBe(0);
     const [unit] = await query<{ progress: { rowsDone: number; batches: number } }>(url, 'SELECT progress FROM tenantify.units');
@@ -82,7 +83,7 @@ export default defineBackfill({
 });
 `,
     });
-    const result = await runCli(['apply', '-d', url, '--dir', dir]);
+    const result = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     expect(result.stderr).not.toMatch(/error/i);
     expect(result.code).toBe(0);
     const [n] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM hosts WHERE org = 1');
@@ -110,7 +111,7 @@ export default defineBackfill({
 });
 `,
     });
-    const result = await runCli(['apply', '-d', url, '--dir', dir]);
+    const result = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     expect(result.code, result.stderr).toBe(0);
     const [unit] = await query<{ batches: number }>(url, "SELECT (progress->>'batches')::int AS batches FROM tenantify.units");
     expect(unit?.batches).toBeLessThan(200);
@@ -139,7 +140,7 @@ UPDATE hosts SET org = 1, n = n + 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.01
 SELECT id FROM hosts WHERE n <> 1;
 `,
     });
-    const run = startCli(['apply', '-d', url, '--dir', dir]);
+    const run = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     await until(url, "SELECT count(*)::int AS n FROM tenantify.units WHERE (progress->>'rowsDone')::int >= 50");
     const sent = performance.now();
     run.child.kill('SIGINT');
@@ -153,7 +154,7 @@ SELECT id FROM hosts WHERE n <> 1;
     expect(mid?.status).toBe('failed');
     expect(mid?.done).toBe(mid?.updated);
     expect(mid?.done).toBeLessThan(400);
-    const resumed = await runCli(['apply', '-d', url, '--dir', dir]);
+    const resumed = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toContain(`resuming after key ${mid?.done}`);
     const [all] = await query<{ n: number }>(url, 'SELECT count(*)::int AS n FROM hosts WHERE n = 1 AND org = 1');
@@ -170,7 +171,7 @@ SELECT id FROM hosts WHERE n <> 1;
       'backfills/0001_fill.sql':
         '-- tenantify:batch hosts key=id size=10\nUPDATE hosts SET org = 1 WHERE id > $1 AND id <= $2 AND pg_sleep(0.02) IS NOT NULL;\n',
     });
-    const run = startCli(['apply', '-d', url, '--dir', dir]);
+    const run = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     let seen: { status: string; progress: { rowsDone: number; rowsTotal: number } | null } | undefined;
     // A status run (a CLI start) only once the ledger shows the backfill under way (or the run has ended: then the loop fails).
     const ended = new AbortController();

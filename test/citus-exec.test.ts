@@ -219,7 +219,8 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     const url = await database();
     const gate = await holdGate(url);
     const dir = writePlan({ 'backfills/0001_gated.sql': `${gate.sql}\nUPDATE accounts SET name = name || '!' WHERE org_id = 1;\n` });
-    const first = startCli(['apply', '-d', url, '--dir', dir]);
+    // No snapshots here and in the tests below (none is about them): each would be a pg_dump of the shards' rows.
+    const first = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     await gate.reached(first.done);
     const second = await runCli(['apply', '-d', url, '--dir', dir]);
     await gate.open();
@@ -274,7 +275,7 @@ describeWithCitus('the executor on a Citus coordinator', () => {
       'backfills/0002_touch.sql':
         '-- tenantify:batch accounts key=id size=100\nUPDATE accounts SET touched = 1 WHERE id > $1 AND id <= $2;\n',
     });
-    const applied = await runCli(['apply', '-d', url, '--dir', dir]);
+    const applied = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     expect(applied.stderr).not.toMatch(/error/i);
     expect(applied.code).toBe(0);
     expect(
@@ -299,7 +300,7 @@ describeWithCitus('the executor on a Citus coordinator', () => {
       'migrations/0003_after.sql':
         "CREATE TABLE pool_after AS SELECT current_setting('citus.max_adaptive_executor_pool_size')::int AS pool;\n",
     });
-    const applied = await runCli(['apply', '-d', url, '--dir', dir, '--parallel', '2']);
+    const applied = await runCli(['apply', '-d', url, '--dir', dir, '--parallel', '2', '--no-snapshot']);
     expect(applied.code).toBe(0);
     expect(await query(url, 'SELECT pool, count(*)::int AS n FROM accounts GROUP BY pool')).toEqual([{ pool: 1, n: 500 }]);
     const defaultPool = await one<{ pool: number }>(url, "SELECT current_setting('citus.max_adaptive_executor_pool_size')::int AS pool");
@@ -317,7 +318,7 @@ describeWithCitus('the executor on a Citus coordinator', () => {
       'backfills/0001_touch.sql':
         '-- tenantify:batch accounts key=id size=10\nUPDATE accounts SET touched = touched + 1 WHERE id > $1 AND id <= $2;\n',
     });
-    const first = startCli(['apply', '-d', url, '--dir', dir]);
+    const first = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     await until(url, "SELECT count(*)::int AS n FROM tenantify.units WHERE id = '0001_touch' AND (progress->>'batches')::int >= 3");
     first.child.kill('SIGKILL');
     await first.done;
@@ -325,7 +326,7 @@ describeWithCitus('the executor on a Citus coordinator', () => {
     const done = await one<{ n: number }>(url, 'SELECT count(*)::int AS n FROM accounts WHERE touched = 1');
     expect(done.n).toBeGreaterThan(0);
     expect(done.n).toBeLessThan(500);
-    const resumed = await runCli(['apply', '-d', url, '--dir', dir]);
+    const resumed = await runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toMatch(/0001_touch: resuming after key \d+ \(\d+ rows done\)/);
     expect(await one(url, 'SELECT min(touched)::int AS min, max(touched)::int AS max, count(*)::int AS n FROM accounts')).toEqual({
