@@ -10,7 +10,9 @@
  *   scheduled, so a transaction held up by an earlier one counts its wait). A chunk is
  *   started again until the phase ends; only transactions that ended inside the phase count.
  * - Phases: baseline (the workload alone, `--baseline` seconds), apply (`tenantify apply`
- *   of the whole plan beside it), rollback (`tenantify rollback --all`).
+ *   of the whole plan beside it), rollback (`tenantify rollback --all`), and the workload
+ *   alone again (`--baseline-after` seconds, 30 by default; 0 or `--no-rollback`: not): the
+ *   ratios are to both baselines' transactions together.
  * - Per phase: transactions, aborted clients (pgbench exits 2 and names the client), p50,
  *   p99 and max latency; the apply's and the rollback's wall time; the units whose run
  *   held the slowest transactions (from the apply's --json).
@@ -18,7 +20,7 @@
  * Goals (issue 28): no client aborts, p99 within 3x of the baseline measured in the same
  * run, worst transaction under 500 ms, the whole apply within 5 minutes.
  *
- *   npx tsx bench/pgbench-live.ts [--scale 10] [--baseline 60] [--chunk 15] [--clients 4]
+ *   npx tsx bench/pgbench-live.ts [--scale 10] [--baseline 60] [--baseline-after 30] [--chunk 15] [--clients 4]
  *       [--threads 2] [--rate 200] [--no-rollback] [--keep-plan] [--fallbacks] [--no-build]
  *       [--max-seconds 900]: the apply and the rollback are interrupted after that long
  *       [--batch '{"targetDuration":"100ms"}']: the plan's batch settings, to compare them
@@ -50,6 +52,8 @@ import {
 interface Args {
   scale: number;
   baseline: number;
+  /** The workload alone again after the rollback, seconds (0: not): the ratio's baseline is both. */
+  baselineAfter: number;
   chunk: number;
   clients: number;
   threads: number;
@@ -73,6 +77,7 @@ function parseArgs(argv: string[]): Args {
   const args: Args = {
     scale: 10,
     baseline: 60,
+    baselineAfter: 30,
     chunk: 15,
     clients: 4,
     threads: 2,
@@ -90,6 +95,7 @@ function parseArgs(argv: string[]): Args {
     const a = argv[i];
     if (a === '--scale') args.scale = Number(argv[++i]);
     else if (a === '--baseline') args.baseline = Number(argv[++i]);
+    else if (a === '--baseline-after') args.baselineAfter = Number(argv[++i]);
     else if (a === '--chunk') args.chunk = Number(argv[++i]);
     else if (a === '--clients') args.clients = Number(argv[++i]);
     else if (a === '--threads') args.threads = Number(argv[++i]);
@@ -249,6 +255,23 @@ async function phase(
   return run ? { figures, transactions: inPhase, run } : { figures, transactions: inPhase };
 }
 
+/** The figures of several phases' transactions together. */
+function pooled(name: string, parts: { figures: PhaseFigures; transactions: Transaction[] }[]): PhaseFigures {
+  const sorted = parts.flatMap((p) => p.transactions.map((t) => t.latencyMs)).sort((a, b) => a - b);
+  return {
+    name,
+    seconds: parts.reduce((n, p) => n + p.figures.seconds, 0),
+    transactions: sorted.length,
+    abortedClients: parts.reduce((n, p) => n + p.figures.abortedClients, 0),
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    max: sorted[sorted.length - 1] ?? Number.NaN,
+    maxAtS: Number.NaN,
+    slowest: [],
+    failures: [],
+  };
+}
+
 /** The apply's units (from its --json) with their start and end, to name what ran when the worst transaction did. */
 function unitTimes(stdout: string): { id: string; durationMs: number }[] {
   try {
@@ -380,15 +403,22 @@ async function main(): Promise<void> {
         process.stderr.write(`rollback exited ${rolledBack.code}:\n${rolledBack.stderr.slice(-2000)}\n`);
       phases.push(rollback.figures);
     }
-
-    const base = baseline.figures;
+    // The machine drifts (the same command's baseline p99 ranged 2.3-7.7 ms on a quiet machine):
+    // a second baseline after the rollback, on the schema as it was, brackets the upgrade, and the
+    // ratios are to both together.
+    let base = baseline.figures;
+    if (rolledBack?.code === 0 && args.baselineAfter > 0) {
+      const after = await phase('baseline after', url, args, { seconds: args.baselineAfter });
+      base = pooled('baseline, both', [baseline, after]);
+      phases.push(after.figures);
+    }
     console.log(
       `pgbench TPC-B -c ${args.clients} -j ${args.threads} -R ${args.rate} at scale ${args.scale} (chunks of -T ${args.chunk}) beside tenantify's scaffolded upgrade of pgbench (${units} units, branches as tenants)`,
     );
     console.log(
       table(
         ['phase', 'seconds', 'transactions', 'aborted clients', 'p50 ms', 'p99 ms', 'max ms', 'max at s', 'p99 / baseline', 'command s'],
-        phases.map((p) => [
+        [...phases, ...(base === baseline.figures ? [] : [base])].map((p) => [
           p.name,
           fmt(p.seconds, 0),
           String(p.transactions),
@@ -466,7 +496,14 @@ async function main(): Promise<void> {
     if (vacuums) console.log(`autovacuum cancelled ${vacuums} time(s) in a unit's way`);
     // One line to compare runs by: the lead re-runs the bench on a quiet machine.
     console.log(
-      `summary: baseline p99 ${fmt(base.p99, 1)} ms / max ${fmt(base.max, 0)} ms; apply p99 ${fmt(during.p99, 1)} ms (${fmt(during.p99 / base.p99, 2)}x) / max ${fmt(during.max, 0)} ms; ` +
+      `summary: baseline p99 ${fmt(base.p99, 1)} ms${
+        base === baseline.figures
+          ? ''
+          : ` (${phases
+              .filter((p) => p.name.startsWith('baseline'))
+              .map((p) => fmt(p.p99, 1))
+              .join(' and ')} ms alone)`
+      } / max ${fmt(base.max, 0)} ms; apply p99 ${fmt(during.p99, 1)} ms (${fmt(during.p99 / base.p99, 2)}x) / max ${fmt(during.max, 0)} ms; ` +
         `${phases.reduce((n, p) => n + p.abortedClients, 0)} aborted; apply ${fmt(during.commandS ?? 0, 1)} s; ${goals.filter(([, met]) => met).length} of ${goals.length} goals met; ` +
         `load ${loadavg()[0]?.toFixed(1)}`,
     );
