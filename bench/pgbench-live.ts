@@ -304,20 +304,28 @@ function tracedStatements(log: string): Traced[] {
   return out;
 }
 
+/** The units running during a transaction, by number ("0007+0006"), or "between units". */
+function unitNumbers(units: { id: string }[]): string {
+  return units.length ? units.map((u) => u.id.slice(0, 4)).join('+') : 'between units';
+}
+
+/** One traced statement: its start (UTC time of day), duration, session and text. */
+function statementLine(s: Traced): string {
+  return `    ${new Date(s.from).toISOString().slice(11, 23)} ${fmt(s.to - s.from, 1).padStart(7)} ms ${s.session} ${s.text}`;
+}
+
 /** For each slow transaction: the units running and tenantify's statements that overlapped its wait. */
 function traceReport(log: string, slow: Transaction[], runningDuring: (from: number, to: number) => { id: string }[]): string {
   const statements = tracedStatements(log);
   const lines = [`${statements.length} statements of tenantify's traced; ${slow.length} transactions over the budget\n`];
   lines.push(`tenantify's statements over 5 ms:`);
-  for (const s of statements.filter((x) => x.to - x.from > 5))
-    lines.push(`    ${new Date(s.from).toISOString().slice(11, 23)} ${fmt(s.to - s.from, 1).padStart(7)} ms ${s.session} ${s.text}`);
-  lines.push('');
+  lines.push(...statements.filter((x) => x.to - x.from > 5).map(statementLine), '');
   for (const t of slow) {
     const from = t.endedAt - t.latencyMs;
-    const units = runningDuring(from, t.endedAt).map((u) => u.id.slice(0, 4));
-    lines.push(`${new Date(from).toISOString().slice(11, 23)} +${fmt(t.latencyMs, 1)} ms  units ${units.join('+') || '-'}`);
-    for (const s of statements.filter((x) => x.to >= from - 5 && x.from <= t.endedAt))
-      lines.push(`    ${new Date(s.from).toISOString().slice(11, 23)} ${fmt(s.to - s.from, 1).padStart(7)} ms ${s.session} ${s.text}`);
+    lines.push(
+      `${new Date(from).toISOString().slice(11, 23)} +${fmt(t.latencyMs, 1)} ms  units ${unitNumbers(runningDuring(from, t.endedAt))}`,
+    );
+    lines.push(...statements.filter((x) => x.to >= from - 5 && x.from <= t.endedAt).map(statementLine));
   }
   return `${lines.join('\n')}\n`;
 }
@@ -453,8 +461,7 @@ async function main(): Promise<void> {
     const budget = 3 * base.p99;
     const over = new Map<string, number>();
     for (const t of apply.transactions.filter((x) => x.latencyMs > budget)) {
-      const running = runningDuring(t.endedAt - t.latencyMs, t.endedAt);
-      const key = running.length ? running.map((u) => u.id.slice(0, 4)).join('+') : 'between units';
+      const key = unitNumbers(runningDuring(t.endedAt - t.latencyMs, t.endedAt));
       over.set(key, (over.get(key) ?? 0) + 1);
     }
     console.log(

@@ -238,10 +238,10 @@ export class Pace {
   /** After a batch: the throttle's decision (throttle.ts) for the next one, from what the application paid. */
   next(durationMs: number, cost: AppCost): Decision {
     const { targetMs, pauseMs, maxReplicationLagMs, throttle } = this.settings;
-    const shared = this.aim.targetMs;
-    const pacing = shared !== undefined && shared < (this.pacing.targetMs ?? targetMs) ? { ...this.pacing, targetMs: shared } : this.pacing;
+    // The walk's aim, once lowered, is every worker's: it only ever goes down, and each lowering is stored there.
+    const pacing = this.aim.targetMs === undefined ? this.pacing : { ...this.pacing, targetMs: this.aim.targetMs };
     const decision = decide(pacing, { durationMs, cost }, { targetMs, pauseMs, maxReplicationLagMs, throttle, idle: this.idle });
-    // decide never raises the target it is given (the walk's, where lower): what it returns is the walk's aim now.
+    // decide never raises the target it is given: what it returns is the walk's aim from now on.
     if (decision.targetMs !== undefined) this.aim.targetMs = decision.targetMs;
     this.pacing = decision;
     return decision;
