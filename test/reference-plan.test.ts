@@ -6,8 +6,8 @@
  * the eight kills cost about one apply of the plan instead of eight, and each resume (a
  * killed one too) is itself resumed. The first kill comes while the run waits on a lock
  * (test/scenarios.test.ts kills the other seed plans that way). The plan runs from a copy
- * without the throttle's pauses (a pause as long as each batch): the kills land on batches,
- * not on sleeps, and the two applies take half the time.
+ * without the throttle's pauses (twice as long as each batch): the kills land on batches,
+ * not on sleeps, and the two applies take less time.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -25,15 +25,19 @@
  * `decide` turns these into the next batch's size and the pause before it: a pure
  * function, tested without a database (GitLab's batched migrations tune the batch size to a
  * time-efficiency band; gh-ost throttles on lag and load). Besides, a backfill keeps to a
- * duty cycle: it spends at most `duty` of the wall time in batches (0.5: a pause as long as
- * each batch), so that even on an idle-looking server it leaves room for the application.
+ * duty cycle: each worker spends at most `duty` of the wall time in batches, so that even on an
+ * idle-looking server it leaves room for the application. A third by default (a pause twice as
+ * long as each batch): with the default workers, one per core, the backfill takes about a third
+ * of the server. At a half (a pause as long as each batch), pgbench's TPC-B beside the scaffolded
+ * apply on a 2-core machine had its p99 within 3x of its baseline in only half the runs; at a
+ * third, in every one (bench/pgbench-live.ts, README "Sixth pass").
  */
 import type { Session } from '../db/connection.js';
 import type { ThrottleSettings } from '../plan/types.js';
 
 export type { ThrottleSettings };
 
-export const defaultThrottle: ThrottleSettings = { enabled: true, probeLimitMs: undefined, duty: 0.5, maxPauseMs: 5000 };
+export const defaultThrottle: ThrottleSettings = { enabled: true, probeLimitMs: undefined, duty: 1 / 3, maxPauseMs: 5000 };
 
 /** The probe's limit when none is set: its idle latency times this, and at least probeFloorMs. */
 export const probeFactor = 4;

@@ -52,7 +52,7 @@ export const configSchema = z.strictObject({
           z.strictObject({
             /** The probe query's latency limit; default 4x its latency before the first batch, at least 5 ms. */
             probeLatency: z.optional(pauseSchema),
-            /** The share of wall time spent in batches (0.5: a pause as long as each batch). */
+            /** The share of wall time each worker spends in batches (default 1/3: a pause twice as long as each batch). */
             duty: z.optional(dutySchema),
             maxPause: z.optional(pauseSchema),
           }),

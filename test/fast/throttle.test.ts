@@ -31,7 +31,7 @@ describe('decide', () => {
   it('with the application served, sizes toward the target and pauses for the duty cycle only', () => {
     const d = decide(start, { durationMs: 150, cost: calm }, limits);
     expect(d.size).toBe(10_000);
-    expect(d.pauseMs).toBe(150); // duty 0.5: as long as the batch
+    expect(d.pauseMs).toBe(300); // duty 1/3: twice the batch
     expect(d.reason).toBeUndefined();
   });
 

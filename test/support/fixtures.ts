@@ -58,7 +58,7 @@ export function smallHostsSeed(): string {
 
 /**
  * A copy of the plan in `dir` (migrations/, backfills/, rollbacks/, its tenantify.config.json)
- * whose batched backfills run without the throttle's duty-cycle pauses (a pause as long as each
+ * whose batched backfills run without the throttle's duty-cycle pauses (a pause twice as long as each
  * batch by default), for tests that are not about yielding to an application. Returns its path.
  */
 export function unthrottledPlan(dir: string): string {
