@@ -1,8 +1,9 @@
 /**
  * bench/startup: `tenantify --help` cold start against `node -e 0` (goal: within 1.5x),
  * plus what it costs to load commander alone, what `--help` loads, the whole CLI loaded
- * (`apply --help`) and a `plan` of the reference plan (warm split cache, no database), with
- * the caches off (`TENANTIFY_CACHE_DIR=none`) beside. Runs alternate, the order rotating
+ * (`apply --help`), a `plan` of the reference plan (warm split cache, no database), with
+ * the caches off (`TENANTIFY_CACHE_DIR=none`) beside, and a `plan` of one TypeScript unit that
+ * imports tenantify (`ts-unit`: what loading its `import ... from 'tenantify'` costs). Runs alternate, the order rotating
  * each round (A B C..., B C ... A, ...); medians, and each case's ratio to `node -e 0` of the
  * same round (paired: blind to the machine's drift from round to round).
  *
@@ -14,7 +15,7 @@
  * it was faster.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -87,6 +88,23 @@ function timedFine(command: string, args: string[], env: NodeJS.ProcessEnv): Pro
   });
 }
 
+/**
+ * A plan of one TypeScript unit that imports tenantify, as a DBA's would: the package is
+ * installed beside it (node_modules/tenantify, this checkout), so that a build that resolves
+ * the import the usual way (a variant) finds it too.
+ */
+function tsUnitPlan(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tenantify-startup-ts-'));
+  mkdirSync(join(dir, 'migrations'));
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(repoRoot, join(dir, 'node_modules', 'tenantify'));
+  writeFileSync(
+    join(dir, 'migrations', '0001_ts_unit.ts'),
+    "import { defineUnit, sql } from 'tenantify';\n\nexport default defineUnit({\n  async up(db) {\n    await sql`CREATE TABLE t (id int)`.execute(db);\n  },\n});\n",
+  );
+  return dir;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.build) {
@@ -96,12 +114,14 @@ async function main(): Promise<void> {
   const node = process.execPath;
   // The contenders' caches: the bench's own, warmed by the warm-up runs, so the user's is left alone.
   const cacheDir = mkdtempSync(join(tmpdir(), 'tenantify-startup-cache-'));
+  const tsPlan = tsUnitPlan();
   const commands: { name: string; args: string[] }[] = [
     { name: '--help', args: ['--help'] },
     // The whole CLI loaded: commander answers a command's help.
     { name: 'apply --help', args: ['apply', '--help'] },
     // The reference plan (15 units), no database: the splits and lint facts from the split cache.
     { name: 'plan (reference plan)', args: ['plan', '--dir', repoRoot] },
+    { name: 'plan (ts-unit)', args: ['plan', '--dir', tsPlan] },
   ];
   const launchers = [{ label: 'tenantify', bin: 'bin/tenantify' }, ...args.variants];
   const cases: Case[] = [
@@ -143,6 +163,7 @@ async function main(): Promise<void> {
     }
   }
   rmSync(cacheDir, { recursive: true, force: true });
+  rmSync(tsPlan, { recursive: true, force: true });
 
   // What `--help` loads: every module file, by package.
   const traceDir = mkdtempSync(join(tmpdir(), 'tenantify-modules-'));

@@ -85,4 +85,31 @@ export default defineUnit({
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('migrations/0001_nothing.ts: must default-export defineUnit({...}) or defineBackfill({...})');
   });
+
+  // tenantify installed nowhere near the plan: the units get the running CLI's API, whichever way tsx compiles them.
+  it.each([
+    ['CommonJS', {}],
+    ['an ES module', { 'package.json': '{ "type": "module" }\n' }],
+  ])("a unit compiled as %s imports the running tenantify's API, installed or not", async (_, packageJson) => {
+    const db = dropped(await freshDatabase('tsapi'));
+    const dir = writePlan({
+      ...packageJson,
+      'migrations/0001_api.ts': `
+import { ExitCode, defineUnit, sql } from 'tenantify';
+export default defineUnit({
+  async up(db, ctx) {
+    await sql\`CREATE TABLE api_seen (usage_exit int)\`.execute(db);
+    await sql\`INSERT INTO api_seen VALUES (\${ExitCode.usage})\`.execute(db);
+    ctx.log('the API is here');
+  },
+});
+`,
+    });
+    // Run from the plan's directory, as a DBA does (from this checkout, its tsconfig.json maps the name to src/).
+    const result = await runCli(['apply', '-d', db.url, '--dir', dir], { cwd: dir });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('0001_api: the API is here');
+    const [seen] = await query<{ usage_exit: number }>(db.url, 'SELECT usage_exit FROM api_seen');
+    expect(seen?.usage_exit).toBe(2);
+  });
 });

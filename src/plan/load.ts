@@ -14,6 +14,7 @@ import { loadSqlParser, openSplits, SqlParserNeeded, type Splits } from './sql-s
 import { parseSqlUnit, readSqlUnit, streamedUnitBytes, type ParsedSql } from './sql-unit.js';
 import { compareOrder, type Script, type Unit, type UnitKind, type UnitOptions } from './types.js';
 import { runtimeImport } from '../runtime-import.js';
+import { useRunningApiInUnits } from './unit-api.js';
 
 /** NNNN_name.sql, or NNNNa_name.sql: a lower-case letter after the number places a unit after NNNN_ and before the next number. */
 export const unitFilePattern = /^(\d+)([a-z]?)_([A-Za-z0-9][A-Za-z0-9_.-]*)\.(sql|ts)$/;
@@ -213,6 +214,7 @@ async function importDefinition(f: FoundFile): Promise<UnitDefinition> {
   let mod: { default?: unknown };
   try {
     const { tsImport } = await runtimeImport('tsx/esm/api', () => import('tsx/esm/api'));
+    await useRunningApiInUnits();
     mod = (await tsImport(f.absolutePath, import.meta.url)) as { default?: unknown };
   } catch (error) {
     const compile = compileError(error, f.absolutePath);
