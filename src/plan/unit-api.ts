@@ -47,7 +47,11 @@ export function useRunningApiInUnits(): Promise<void> {
     const entries = packageEntries();
     (globalThis as { [globalKey]?: Api })[globalKey] = api;
     hookRequire(api, entries);
-    hookImport(Object.keys(api), entries);
+    // A module's exports are identifiers; `default` cannot be a const (and the API has none).
+    hookImport(
+      Object.keys(api).filter((name) => name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name)),
+      entries,
+    );
   }));
 }
 
