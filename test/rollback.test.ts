@@ -90,6 +90,21 @@ describe('rollback', () => {
     return d.url;
   }
   const apply = (url: string, dir: string, ...args: string[]) => runCli(['apply', '-d', url, '--dir', dir, '--no-snapshot', ...args]);
+  /**
+   * A copy of the legacy database with the whole plan applied: the plan is applied once per
+   * file (its rollback files differ from test to test, its units do not), then copied.
+   */
+  let appliedTemplate: Promise<string> | undefined;
+  async function appliedDb(): Promise<string> {
+    appliedTemplate ??= (async () => {
+      const d = dropped(await freshDatabase('rollback_applied'));
+      await query(d.url, legacy);
+      const result = await apply(d.url, writePlan(plan));
+      expect(result.code, result.stderr).toBe(0);
+      return d.name;
+    })();
+    return dropped(await freshDatabase('rollback', await appliedTemplate)).url;
+  }
 
   it('a full rollback returns the database to exactly its legacy state, and apply again reaches the same content', async () => {
     const dir = writePlan(plan);
@@ -176,8 +191,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
       'SET organization_id = NULL',
       'SET organization_id = CASE WHEN 1 / (id - 2100) IS NOT NULL THEN NULL::bigint END',
     );
-    const url = await db();
-    expect((await apply(url, writePlan(plan))).code).toBe(0);
+    const url = await appliedDb();
     const applied = await contentFingerprint(url);
     const unitRow = (): Promise<{ status: string; progress: unknown }[]> =>
       query(url, "SELECT status, progress FROM tenantify.units WHERE id = '0003_assign_hosts'");
@@ -218,8 +232,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
 
   it('--steps N reverts the N newest units, --to ID the units after ID; apply applies them again', async () => {
     const dir = writePlan(plan);
-    const url = await db();
-    expect((await apply(url, dir)).code).toBe(0);
+    const url = await appliedDb();
     const applied = await contentFingerprint(url);
 
     const one = await runCli(['rollback', '-d', url, '--dir', dir, '--steps', '1', '--yes']);
@@ -253,8 +266,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
 
   it('without a terminal, refuses to run without --yes (exit 2) and touches nothing', async () => {
     const dir = writePlan(plan);
-    const url = await db();
-    expect((await apply(url, dir)).code).toBe(0);
+    const url = await appliedDb();
     const before = await snapshotOf(url);
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--all']);
     expect(result.code).toBe(2);
@@ -267,8 +279,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
   it('refuses (exit 2) when a unit to revert has no rollback file, naming each, and touches nothing', async () => {
     const { ['rollbacks/0002_default_organizations.sql']: _a, ['rollbacks/0003_assign_hosts.sql']: _b, ...partial } = plan;
     const dir = writePlan(partial);
-    const url = await db();
-    expect((await apply(url, dir)).code).toBe(0);
+    const url = await appliedDb();
     const before = await snapshotOf(url);
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--all', '--yes']);
     expect(result.code).toBe(2);
@@ -287,8 +298,7 @@ DELETE FROM organizations
   WHERE id = 1;
 `,
     });
-    const url = await db();
-    expect((await apply(url, dir)).code).toBe(0);
+    const url = await appliedDb();
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--all', '--yes']);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(
@@ -325,8 +335,7 @@ DELETE FROM organizations
       'rollbacks/0004_index_organizations.sql':
         '-- tenantify:transaction off\nDROP INDEX CONCURRENTLY hosts_organization_idx;\nDROP INDEX CONCURRENTLY users_organisation_idx;\n',
     };
-    const url = await db();
-    expect((await apply(url, writePlan(broken))).code).toBe(0);
+    const url = await appliedDb();
     const first = await runCli(['rollback', '-d', url, '--dir', writePlan(broken), '--yes']);
     expect(first.code).toBe(1);
     expect(first.stderr).toContain('index "users_organisation_idx" does not exist');
@@ -360,8 +369,7 @@ DELETE FROM organizations
 SELECT id FROM hosts WHERE organization_id IS NOT NULL;
 `,
     });
-    const url = await db();
-    expect((await apply(url, dir)).code).toBe(0);
+    const url = await appliedDb();
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--steps', '2', '--yes']);
     expect(result.code).toBe(3);
     expect(result.stderr).toContain('rollback of 0003_assign_hosts: verify failed');
@@ -372,8 +380,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
   });
 
   it('refuses drift (exit 5) like apply, and touches nothing', async () => {
-    const url = await db();
-    expect((await apply(url, writePlan(plan))).code).toBe(0);
+    const url = await appliedDb();
     const before = await snapshotOf(url);
     // A statement changed (a comment alone is a cosmetic edit, not drift).
     const changed = writePlan({
@@ -412,10 +419,9 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
   });
 
   it('is refused (exit 4) while another run holds the lock', async () => {
-    const url = await db();
+    const url = await appliedDb();
     const gate = await holdGate(url);
     const dir = writePlan({ ...plan, 'migrations/0005_gated.sql': `${gate.sql}\n` });
-    expect((await apply(url, dir, '--to', '0004_index_organizations')).code).toBe(0);
     const gated = startCli(['apply', '-d', url, '--dir', dir, '--no-snapshot']);
     await gate.reached(gated.done);
     const result = await runCli(['rollback', '-d', url, '--dir', dir, '--yes']);
@@ -427,12 +433,11 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
   });
 
   it('stops on SIGINT with exit 130: the revert in flight rolled back and recorded, the unit still applied', async () => {
-    const url = await db();
+    const url = await appliedDb();
     const dir = writePlan({
       ...plan,
       'rollbacks/0004_index_organizations.sql': 'DROP INDEX users_organization_idx;\nSELECT pg_sleep(30);\n',
     });
-    expect((await apply(url, dir)).code).toBe(0);
     const run = startCli(['rollback', '-d', url, '--dir', dir, '--yes']);
     await until(
       url,
@@ -452,8 +457,7 @@ SELECT id FROM hosts WHERE organization_id IS NOT NULL;
   const hasScript = spawnSync('script', ['--version']).status === 0;
   it.skipIf(!hasScript)('on a terminal, shows what it will revert and asks; only y goes ahead', async () => {
     const dir = writePlan(plan);
-    const url = await db();
-    expect((await apply(url, dir)).code).toBe(0);
+    const url = await appliedDb();
     const ask = async (answer: string) => {
       // `script` gives the CLI a pseudo-terminal; the answer is typed once the question shows.
       const command = [process.execPath, bin, 'rollback', '-d', url, '--dir', dir, '--steps', '1'].map((a) => `'${a}'`).join(' ');

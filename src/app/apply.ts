@@ -1,7 +1,7 @@
 /** apply(): the programmatic API behind `tenantify apply`. */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { connect } from '../db/connection.js';
 import { Ledger } from '../db/ledger.js';
 import { takeRunLock } from '../db/lock.js';
@@ -199,6 +199,9 @@ export function ensureNoDrift(plan: Plan): void {
 export function snapshotsNotIgnored(directory: string): string | undefined {
   let existing = directory;
   while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  // Outside any repository git has nothing to say: no .git above, no git started (a run's
+  // child process less, ~20 ms of CPU).
+  if (!process.env['GIT_DIR'] && !underGitRepository(existing)) return undefined;
   const check = spawnSync('git', ['-C', existing, 'check-ignore', '-q', directory], { stdio: 'ignore', timeout: 5000 });
   // 0: ignored; 1: inside a work tree and not ignored; 128 or no git at all: nothing to say.
   if (check.status !== 1) return undefined;
@@ -206,6 +209,14 @@ export function snapshotsNotIgnored(directory: string): string | undefined {
     spawnSync('git', ['-C', existing, 'rev-parse', '--show-toplevel'], { encoding: 'utf8', timeout: 5000 }).stdout?.trim() || existing;
   const shown = relative(top, directory) || '.';
   return `warning: snapshots hold the tables' data and go to ${directory}, inside the git work tree ${top} and not ignored by git: add \`${shown}/\` to its .gitignore (tenantify init writes one), or set snapshotDir outside it`;
+}
+
+/** A `.git` (a directory, or a worktree's file) in the directory or above it. */
+function underGitRepository(directory: string): boolean {
+  for (let dir = resolve(directory); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, '.git'))) return true;
+    if (dirname(dir) === dir) return false;
+  }
 }
 
 /** The ledger's word for how a run ended, from the error that ended it. */

@@ -9,9 +9,10 @@
  * only of what is small and read whole (stderr for messages).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { cacheDirectory, writeCacheFile } from '../cache-dir.js';
 import { toolEnvironment } from './libpq.js';
 import { redact } from './redact.js';
 
@@ -56,10 +57,9 @@ export function findPgTool(
       candidates.some((c) => c.startsWith('/usr/lib/postgresql/') && existsSync(c))
     )
       continue;
-    const out = spawnSync(path, ['--version'], { encoding: 'utf8' });
-    const match = /(\d+)(?:\.(\d+))?/.exec(out.stdout ?? '');
-    if (out.status === 0 && match) {
-      result = { path, major: Number(match[1]), version: match[0] };
+    const version = toolVersion(path);
+    if (version) {
+      result = { path, ...version };
       break;
     }
   }
@@ -68,6 +68,45 @@ export function findPgTool(
 }
 
 const found = new Map<string, { path: string; major: number; version: string } | undefined>();
+
+/**
+ * What `<tool> --version` says, kept between runs in the cache directory (cache-dir.ts) by the
+ * file's real path, size, inode and modification time: the answer changes only with the file,
+ * and asking is a child process, ~35 ms of a short `apply`'s CPU (bench/small-apply.ts).
+ */
+function toolVersion(path: string): { major: number; version: string } | undefined {
+  const file = realpathSync(path);
+  const stat = statSync(file);
+  const key = `${file}\0${stat.size}\0${stat.ino}\0${stat.mtimeMs}`;
+  const versions = knownVersions();
+  const known = versions.entries[key];
+  if (known) return known;
+  const out = spawnSync(path, ['--version'], { encoding: 'utf8' });
+  const match = /(\d+)(?:\.(\d+))?/.exec(out.stdout ?? '');
+  if (out.status !== 0 || !match) return undefined;
+  const version = { major: Number(match[1]), version: match[0] };
+  // Written with the tools still there: one that was removed (a test's stand-in) is forgotten.
+  const kept = Object.entries(versions.entries).filter(([entry]) => existsSync(entry.split('\0')[0] as string));
+  versions.entries = { ...Object.fromEntries(kept), [key]: version };
+  if (versions.file) writeCacheFile(versions.file, JSON.stringify(versions.entries));
+  return version;
+}
+
+let versionCache: { file: string | undefined; entries: Record<string, { major: number; version: string }> } | undefined;
+
+function knownVersions(): NonNullable<typeof versionCache> {
+  if (versionCache) return versionCache;
+  const directory = cacheDirectory();
+  const file = directory ? join(directory, 'tool-versions.json') : undefined;
+  let entries: Record<string, { major: number; version: string }> = {};
+  try {
+    if (file) entries = JSON.parse(readFileSync(file, 'utf8')) as typeof entries;
+  } catch {
+    // none yet, or unreadable: asked again
+  }
+  versionCache = { file, entries };
+  return versionCache;
+}
 
 /** A program to run: its path, arguments and environment (libpqEnvironment's, for the client tools). */
 export interface ToolCommand {

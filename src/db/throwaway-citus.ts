@@ -16,6 +16,7 @@ import pg from 'pg';
 import type { StartedNetwork, StartedTestContainer } from 'testcontainers';
 import { UsageError } from '../errors.js';
 import { runtimeImport } from '../runtime-import.js';
+import { createScratchDatabase } from './scratch-database.js';
 import {
   dockerEngineAnswers,
   findPostgresBinaries,
@@ -170,10 +171,19 @@ async function register(nodes: readonly ClusterNode[], database: string): Promis
   ]);
 }
 
-/** CREATE DATABASE on every node (Citus does not carry it to the workers), registered as above. */
+/** CREATE DATABASE on every node (Citus does not carry it to the workers; a scratch database's strategy), registered as above. */
 async function createDatabaseOnEveryNode(nodes: readonly ClusterNode[], name: string): Promise<string> {
-  const quoted = `"${name.replaceAll('"', '""')}"`;
-  await Promise.all(nodes.map((n) => runSql(n.url('postgres'), [`CREATE DATABASE ${quoted}`])));
+  await Promise.all(
+    nodes.map(async (n) => {
+      const client = new pg.Client({ connectionString: n.url('postgres') });
+      await client.connect();
+      try {
+        await createScratchDatabase(client, name);
+      } finally {
+        await client.end();
+      }
+    }),
+  );
   await register(nodes, name);
   return (nodes[0] as ClusterNode).url(encodeURIComponent(name));
 }

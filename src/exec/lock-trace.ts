@@ -15,6 +15,7 @@ import type pg from 'pg';
 import type { ExecContext, LockHeld, Runner, Work } from './context.js';
 import type { CheckResult } from './failure.js';
 import { inTransaction, runStatement } from './steps.js';
+import { withThousands } from '../numbers.js';
 
 export type { LockHeld } from './context.js';
 
@@ -63,7 +64,7 @@ export function describeLocks(locks: LockHeld[]): string[] {
     )
     .map(
       (l) =>
-        `${lockModeName(l.mode)} on ${l.relation} for ${l.heldMs} ms${l.rewroteRows !== undefined ? ` (rewrote ${l.rewroteRows.toLocaleString('en-US')} rows)` : ''}`,
+        `${lockModeName(l.mode)} on ${l.relation} for ${l.heldMs} ms${l.rewroteRows !== undefined ? ` (rewrote ${withThousands(l.rewroteRows)} rows)` : ''}`,
     );
 }
 

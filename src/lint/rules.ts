@@ -5,6 +5,7 @@
 import type { Script } from '../plan/types.js';
 import type { StatementFacts } from './locks.js';
 import type { LintLevel, RuleSetting } from './types.js';
+import { withThousands } from '../numbers.js';
 
 /** A statement of a file with what its parse tree tells. */
 export interface ParsedStatement {
@@ -89,7 +90,7 @@ export const ownRules: OwnRule[] = [
         if (rows === undefined || rows <= context.largeTableRows) continue;
         hits.push({
           line: s.line,
-          message: `${write.verb} of ${write.table} (about ${Math.round(rows).toLocaleString('en-US')} rows) in one transaction: every row it touches stays locked until the unit commits. Move it to backfills/ with \`-- tenantify:batch ${write.table} key=id size=10000\` and bound it by \`id > $1 AND id <= $2\`.`,
+          message: `${write.verb} of ${write.table} (about ${withThousands(Math.round(rows))} rows) in one transaction: every row it touches stays locked until the unit commits. Move it to backfills/ with \`-- tenantify:batch ${write.table} key=id size=10000\` and bound it by \`id > $1 AND id <= $2\`.`,
         });
       }
       return hits;

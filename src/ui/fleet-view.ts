@@ -11,6 +11,7 @@ import type { Reporter } from '../exec/context.js';
 import { redact } from '../db/redact.js';
 import type { Output } from './output.js';
 import type { UnitProgress } from '../db/ledger.js';
+import { withThousands } from '../numbers.js';
 
 /** The contract's `{"targets": [{"name", "status", "applied", "pending", "unit", "error"}]}`, and what the command ran. */
 export function fleetJson(result: FleetResult) {
@@ -165,7 +166,7 @@ export function compactProgress(progress: UnitProgress): string {
   const done = progress.rowsDone ?? 0;
   const total = progress.rowsTotal ?? 0;
   const estimated = total > 0 && done <= total;
-  const n = (x: number): string => x.toLocaleString('en-US');
+  const n = withThousands;
   const rate = progress.rowsPerSecond ? `, ${n(progress.rowsPerSecond)} rows/s` : '';
   const eta = progress.rowsPerSecond && estimated && total > done ? `, ETA ~${Math.ceil((total - done) / progress.rowsPerSecond)}s` : '';
   return `${n(done)}${estimated ? `/~${n(total)} rows ${Math.min(100, Math.round((done / total) * 100))}%` : ' rows'}${rate}${eta}`;

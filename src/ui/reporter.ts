@@ -2,6 +2,7 @@
 import type { Reporter } from '../exec/context.js';
 import type { UnitProgress } from '../db/ledger.js';
 import type { Output, Spinner } from './output.js';
+import { withThousands } from '../numbers.js';
 
 export function terminalReporter(out: Output, options: { dryRun?: boolean } = {}): Reporter {
   const { style } = out;
@@ -59,11 +60,11 @@ export function formatProgress(progress: UnitProgress): string {
   const total = progress.rowsTotal ?? 0;
   const estimated = total > 0 && done <= total;
   const pct = estimated ? `, ${Math.min(100, Math.round((done / total) * 100))}%` : '';
-  const rate = progress.rowsPerSecond ? `, ${progress.rowsPerSecond.toLocaleString('en-US')} rows/s` : '';
+  const rate = progress.rowsPerSecond ? `, ${withThousands(progress.rowsPerSecond)} rows/s` : '';
   const eta = progress.rowsPerSecond && estimated && total > done ? `, ETA ~${Math.ceil((total - done) / progress.rowsPerSecond)}s` : '';
-  const of = estimated ? ` of ~${total.toLocaleString('en-US')}` : '';
+  const of = estimated ? ` of ~${withThousands(total)}` : '';
   const throttled = progress.throttled ? `; throttled: ${progress.throttled}` : '';
-  return `${done.toLocaleString('en-US')}${of} rows${estimated ? ' (estimated total)' : ''}${pct}${rate}${eta}${throttled}`;
+  return `${withThousands(done)}${of} rows${estimated ? ' (estimated total)' : ''}${pct}${rate}${eta}${throttled}`;
 }
 
 /** For --json runs: progress lines go to stderr, nothing else. */

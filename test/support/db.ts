@@ -47,15 +47,40 @@ export async function freshDatabase(
   template = 'template0',
 ): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
-  await withClient(serverUrl(), (admin) => createScratchDatabase(admin, name, template));
+  await createScratchDatabase(await admin(), name, template);
   return {
     name,
     url: databaseUrl(name),
     drop: async () => {
-      await query(serverUrl(), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await (await admin()).query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
 }
+
+/**
+ * One session on the server's `postgres` database for a test file's CREATE and DROP DATABASE
+ * (a session's start and end cost the server about 25 ms of CPU, two per test database);
+ * opened again if it failed, closed when the file's tests end.
+ */
+let adminSession: Promise<pg.Client> | undefined;
+function admin(): Promise<pg.Client> {
+  adminSession ??= (async () => {
+    const client = new pg.Client({ connectionString: serverUrl() });
+    client.on('error', () => void (adminSession = undefined));
+    client.on('end', () => void (adminSession = undefined));
+    await client.connect();
+    return client;
+  })().catch((error: unknown) => {
+    adminSession = undefined;
+    throw error;
+  });
+  return adminSession;
+}
+afterAll(async () => {
+  const open = adminSession;
+  adminSession = undefined;
+  await (await open?.catch(() => undefined))?.end();
+});
 
 /**
  * Call in a describe block: every database given to the returned function (which hands it
@@ -79,27 +104,37 @@ export async function fixtureTemplate(sqlFile: string, prefix = 'tpl'): Promise<
   return { name: db.name, drop: db.drop };
 }
 
-/** Every user table outside the ledger, with a fingerprint of its content (timestamps left out: now() differs per run). */
+/**
+ * Every user table outside the ledger, with a fingerprint of its content (timestamps left out:
+ * now() differs per run). On one connection: on the suite's server a session's start and end
+ * cost about 25 ms of CPU, and this asks once per table.
+ */
 export async function contentFingerprint(url: string, ledgerSchema = 'tenantify'): Promise<Record<string, string>> {
-  const tables = await query<{ name: string; cols: string | null }>(
-    url,
-    `SELECT format('%I.%I', c.table_schema, c.table_name) AS name,
+  const client = new pg.Client({ connectionString: url, types: clientTypes });
+  await client.connect();
+  try {
+    const { rows: tables } = await client.query<{ name: string; cols: string | null }>(
+      `SELECT format('%I.%I', c.table_schema, c.table_name) AS name,
             string_agg(format('%I', c.column_name), ', ' ORDER BY c.ordinal_position)
               FILTER (WHERE c.data_type NOT LIKE 'timestamp%') AS cols
        FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name)
       WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema', $1)
       GROUP BY 1 ORDER BY 1`,
-    [ledgerSchema],
-  );
-  const result: Record<string, string> = {};
-  for (const { name, cols } of tables) {
-    const [row] = await query<{ n: number; md5: string | null }>(
-      url,
-      `SELECT count(*)::int AS n, md5(string_agg(r::text, E'\\n' ORDER BY r::text)) AS md5 FROM (SELECT ${cols ?? '1'} FROM ${name}) r`,
+      [ledgerSchema],
     );
-    result[name] = `${row?.n ?? 0}:${row?.md5 ?? ''}`;
+    const result: Record<string, string> = {};
+    for (const { name, cols } of tables) {
+      const {
+        rows: [row],
+      } = await client.query<{ n: number; md5: string | null }>(
+        `SELECT count(*)::int AS n, md5(string_agg(r::text, E'\\n' ORDER BY r::text)) AS md5 FROM (SELECT ${cols ?? '1'} FROM ${name}) r`,
+      );
+      result[name] = `${row?.n ?? 0}:${row?.md5 ?? ''}`;
+    }
+    return result;
+  } finally {
+    await client.end();
   }
-  return result;
 }
 
 /**
@@ -138,13 +173,43 @@ export async function holdGate(
   };
 }
 
-/** Polls `sql` (returning one row with a number `n`) until n > 0; the test's timeout bounds the wait. */
+/**
+ * Polls `sql` (returning one row with a number `n`) until n > 0; the test's timeout bounds the
+ * wait. The polls share a connection (a session's start and end cost about 25 ms of the
+ * server's CPU, twenty times a second); one that failed is opened again at the next poll.
+ */
 export async function until(url: string, sql: string, signal?: AbortSignal): Promise<void> {
-  while (!signal?.aborted) {
-    const rows = await query<{ n: number | null }>(url, sql).catch(() => [{ n: 0 }]);
-    if ((rows[0]?.n ?? 0) > 0) return;
-    await new Promise((r) => setTimeout(r, 50));
+  let client: pg.Client | undefined;
+  const poll = async (): Promise<number> => {
+    client ??= await openedClient(url);
+    return (await client.query<{ n: number | null }>(sql)).rows[0]?.n ?? 0;
+  };
+  try {
+    while (!signal?.aborted) {
+      const n = await poll().catch(async () => {
+        await client?.end().catch(() => {});
+        client = undefined;
+        return 0;
+      });
+      if (n > 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await client?.end().catch(() => {});
   }
+}
+
+/** A connection that outlives a dropped database or an ended session quietly (its next query fails). */
+async function openedClient(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, types: clientTypes });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw error;
+  }
+  return client;
 }
 
 /** A process whose command line names a throwaway server's data directory (read from /proc: no pgrep needed). */
