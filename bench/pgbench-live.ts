@@ -29,7 +29,7 @@
  *       lists, for each transaction over 3x the baseline's p99, tenantify's statements that ran
  *       while it waited
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { findPgTool, libpqEnvironment } from '../src/db/pg-tools.js';
@@ -472,6 +472,8 @@ async function main(): Promise<void> {
         .map(([id, n]) => `${id} ${n}`)
         .join(', ')}`,
     );
+    // A fresh checkout has no bench/results/ yet (git ignores it).
+    mkdirSync(resultsDir, { recursive: true });
     writeFileSync(join(resultsDir, 'pgbench-live-apply.log'), applied.stderr);
     if (args.trace && server.directory) {
       const file = join(resultsDir, 'pgbench-live-trace.txt');
