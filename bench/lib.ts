@@ -81,6 +81,18 @@ export function expectSuccess(label: string, run: Timed): void {
   throw new Error(`${label} exited ${run.code}\n--- stdout\n${run.stdout.slice(-3000)}\n--- stderr\n${run.stderr.slice(-3000)}`);
 }
 
+/** A launcher to compare with bin/tenantify: `--variant LABEL=/path/to/bin/tenantify`'s value. */
+export interface Variant {
+  label: string;
+  bin: string;
+}
+
+export function parseVariant(value: string | undefined): Variant {
+  const [label, bin] = String(value).split('=');
+  if (!label || !bin) throw new Error('--variant LABEL=/path/to/bin/tenantify');
+  return { label, bin };
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

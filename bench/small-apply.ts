@@ -27,6 +27,7 @@ import {
   fmt,
   machine,
   median,
+  parseVariant,
   nodeEnvNote,
   repoRoot,
   serverChildCpuMs,
@@ -81,11 +82,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--no-build') args.build = false;
     else if (a === '--no-snapshot') args.noSnapshot = true;
     else if (a === '--keep-node-env') args.keepNodeEnv = true;
-    else if (a === '--variant') {
-      const [label, bin] = String(argv[++i]).split('=');
-      if (!label || !bin) throw new Error('--variant LABEL=/path/to/bin/tenantify');
-      args.variants.push({ label, bin });
-    } else throw new Error(`unknown argument ${a}`);
+    else if (a === '--variant') args.variants.push(parseVariant(argv[++i]));
+    else throw new Error(`unknown argument ${a}`);
   }
   return args;
 }

@@ -25,6 +25,7 @@ import {
   fmt,
   machine,
   median,
+  parseVariant,
   nodeEnvNote,
   repoRoot,
   table,
@@ -48,11 +49,8 @@ function parseArgs(argv: string[]): { runs: number; build: boolean; keepNodeEnv:
     if (a === '--runs') args.runs = Number(argv[++i]);
     else if (a === '--no-build') args.build = false;
     else if (a === '--keep-node-env') args.keepNodeEnv = true;
-    else if (a === '--variant') {
-      const [label, bin] = String(argv[++i]).split('=');
-      if (!label || !bin) throw new Error('--variant LABEL=/path/to/bin/tenantify');
-      args.variants.push({ label, bin });
-    } else throw new Error(`unknown argument ${a}`);
+    else if (a === '--variant') args.variants.push(parseVariant(argv[++i]));
+    else throw new Error(`unknown argument ${a}`);
   }
   return args;
 }
