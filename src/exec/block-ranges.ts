@@ -16,6 +16,9 @@
  */
 import { sql } from 'kysely';
 import type { BatchDirective, Unit } from '../plan/types.js';
+
+/** What a walk names in its messages: the unit (or the script a precheck in ranges is in). */
+export type Walked = Pick<Unit, 'id' | 'file'>;
 import type { Session } from '../db/connection.js';
 
 /** What a batched unit walks: keyset ranges of a column, or physical ranges of blocks. */
@@ -41,7 +44,7 @@ export class BlockRanges implements Ranges {
 
   constructor(
     private readonly session: Session,
-    private readonly unit: Unit,
+    private readonly unit: Walked,
     private readonly batch: BatchDirective,
   ) {}
 

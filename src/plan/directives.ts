@@ -10,6 +10,10 @@ import type { BatchDirective, LintAllow, SnapshotScope, ThrottleSettings, UnitOp
 export const directivePrefix = /^--\s*tenantify:([A-Za-z-]*)\s*(.*?)\s*$/;
 export const sectionNames = ['precheck', 'verify'] as const;
 
+/** How a precheck walks its table in ranges: the line after its marker (sql-unit.ts). */
+export const rangesUsage =
+  '-- tenantify:precheck <what must hold>, then -- tenantify:ranges <table> key=<column> [size=N], then the query with $1 and $2';
+
 const identifier = /^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+"))?$/;
 
 // zod/mini: the same validation as zod's classic API, built several times faster (every
@@ -115,7 +119,7 @@ const snapshotSchema = parsedString((text): SnapshotScope | { problem: string } 
   return { kind: 'tables', tables };
 });
 
-const batchSchema = parsedString((text): BatchDirective | { problem: string } => {
+export const batchSchema = parsedString((text): BatchDirective | { problem: string } => {
   const [table, ...rest] = splitOutsideQuotes(text, /\s/).filter((word) => word !== '');
   const fields = new Map<string, string>();
   for (const part of rest) {
@@ -211,6 +215,13 @@ export function parseDirectives(file: string, lines: DirectiveLine[], defaults: 
     batch: undefined,
   };
   for (const { name, value, line } of lines) {
+    if (name === 'ranges')
+      throw new PlanError('tenantify:ranges applies to the precheck marker right above it, not to the unit', {
+        code: 'section-invalid',
+        file,
+        line,
+        hint: rangesUsage,
+      });
     if (!(name in directiveSchemas)) {
       const known = [...directiveNames, ...sectionNames].join(', ');
       throw new PlanError(`unknown directive "tenantify:${name}"`, {

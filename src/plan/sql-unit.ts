@@ -11,10 +11,18 @@
  */
 import { statSync } from 'node:fs';
 import { PlanError } from '../errors.js';
-import { directivePrefix, parseDirectives, sectionNames, type DirectiveDefaults, type DirectiveLine } from './directives.js';
+import {
+  batchSchema,
+  directivePrefix,
+  parseDirectives,
+  rangesUsage,
+  sectionNames,
+  type DirectiveDefaults,
+  type DirectiveLine,
+} from './directives.js';
 import { UnitFingerprint } from './fingerprint.js';
 import { splitStatements, streamStatements, type SplitStatement, type Splits } from './sql-split.js';
-import type { Check, Statement, Statements, StatementStream, UnitOptions } from './types.js';
+import type { BatchDirective, Check, Statement, Statements, StatementStream, UnitOptions } from './types.js';
 import { unitFileText } from './unit-file.js';
 
 export { loadSqlParser } from './sql-split.js';
@@ -100,6 +108,9 @@ interface Marker {
   section: 'precheck' | 'verify';
   name: string;
   line: number;
+  /** A precheck's `tenantify:ranges` line under it, and where. */
+  ranges?: BatchDirective;
+  rangesLine?: number;
 }
 
 /**
@@ -180,6 +191,7 @@ class UnitLines {
     const match = directivePrefix.exec(text.trim());
     if (!match) return;
     const name = match[1] ?? '';
+    if (name === 'ranges') return this.ranges(match[2] ?? '', line);
     if (name !== 'precheck' && name !== 'verify') {
       throw new PlanError(`directive "tenantify:${name}" must come before the first statement`, {
         code: 'directive-misplaced',
@@ -194,6 +206,28 @@ class UnitLines {
         line,
       });
     this.markers.push({ section: name, name: match[2], line });
+  }
+
+  /** `-- tenantify:ranges <table> key=<column> [size=N]`: the precheck marker above it walks ranges. */
+  private ranges(value: string, line: number): void {
+    const marker = this.markers.at(-1);
+    const refuse = (message: string, code = 'section-invalid'): PlanError =>
+      new PlanError(message, { code, file: this.file, line, hint: rangesUsage });
+    if (!marker) throw refuse('tenantify:ranges applies to the precheck marker right above it, and there is none');
+    if (marker.section === 'verify')
+      throw refuse(
+        "a verify section runs inside the unit's transaction, where it must see the body's work on one snapshot: only a precheck walks ranges",
+      );
+    if (marker.ranges)
+      throw refuse(`the precheck "${marker.name}" has its ranges already (line ${marker.rangesLine})`, 'directive-repeated');
+    const parsed = batchSchema.safeParse(value);
+    if (!parsed.success)
+      throw refuse(
+        `bad value "${value}" for tenantify:ranges: expected ${parsed.error.issues[0]?.message ?? 'a table and its key'}`,
+        'directive-invalid',
+      );
+    marker.ranges = parsed.data;
+    marker.rangesLine = line;
   }
 
   private refuseNul(text: string, line: number): void {
@@ -254,9 +288,26 @@ function foldUnit(
           file,
           line: s.line,
         });
+      const { ranges } = marker;
+      if (ranges && (marker.rangesLine as number) > s.line)
+        throw new PlanError(`the ranges line of the precheck "${marker.name}" comes after its query`, {
+          code: 'section-invalid',
+          file,
+          line: marker.rangesLine,
+          hint: rangesUsage,
+        });
+      if (ranges ? !s.params.includes(1) || !s.params.includes(2) : s.params.length > 0)
+        throw new PlanError(
+          ranges
+            ? `the precheck "${marker.name}" walks ranges: its query takes each range's bounds, $1 (exclusive) and $2 (inclusive)`
+            : `the ${marker.section} section "${marker.name}" uses $${s.params[0]}: only a precheck with a tenantify:ranges line takes parameters`,
+          { code: 'section-invalid', file, line: s.line, hint: rangesUsage },
+        );
       inSection.add(at(s));
-      checks.push({ section: marker.section, name: marker.name, fingerprint: s.fingerprint });
-      const check: Check = { section: marker.section, name: marker.name, sql: s.sql, line: s.line };
+      // A check's ranges are part of what runs: they count in the unit's fingerprint (a check without them hashes as before).
+      const walk = ranges ? ` ranges ${ranges.table} key=${ranges.key} size=${ranges.size}` : '';
+      checks.push({ section: marker.section, name: marker.name, fingerprint: `${s.fingerprint}${walk}` });
+      const check: Check = { section: marker.section, name: marker.name, sql: s.sql, line: s.line, ...(ranges ? { ranges } : {}) };
       (marker.section === 'precheck' ? prechecks : verifies).push(check);
       continue;
     }

@@ -102,6 +102,12 @@ export interface Check {
   name: string;
   sql: string;
   line: number;
+  /**
+   * A precheck in ranges (`-- tenantify:ranges <table> key=<column> size=N` under its marker):
+   * run once per range of the table's key, `$1` exclusive and `$2` inclusive, each its own short
+   * query, with the throttle's pause after it (exec/checks.ts).
+   */
+  ranges?: BatchDirective;
 }
 
 /** Common to a unit and a rollback. */

@@ -74,4 +74,55 @@ describe('parseSqlUnit', () => {
       /:3: the verify section "two" must be exactly one SELECT/,
     );
   });
+  it('a precheck in ranges: its table and key under the marker, its query with $1 and $2', () => {
+    const ranged = [
+      'CREATE TABLE o (id int);',
+      '-- tenantify:precheck every host has an owner',
+      '-- tenantify:ranges public.hosts key=id size=20000',
+      'SELECT h.id FROM hosts h WHERE h.id > $1 AND h.id <= $2 AND h.owner_id IS NULL;',
+      '',
+    ].join('\n');
+    const unit = parseSqlUnit('migrations/0001_x.sql', ranged, defaults);
+    expect(unit.prechecks.map(({ name, line, ranges }) => ({ name, line, ranges }))).toEqual([
+      { name: 'every host has an owner', line: 4, ranges: { table: 'public.hosts', key: 'id', size: 20000 } },
+    ]);
+    // The ranges are part of what runs: another size is another fingerprint.
+    const resized = parseSqlUnit('migrations/0001_x.sql', ranged.replace('size=20000', 'size=500'), defaults);
+    expect(resized.fingerprint).not.toBe(unit.fingerprint);
+
+    const refused = (text: string) => {
+      const error = parseError(text);
+      return { code: error.code, line: error.line };
+    };
+    const query = 'SELECT h.id FROM hosts h WHERE h.id > $1 AND h.id <= $2;';
+    // In the header: a unit has no ranges.
+    expect(refused(`-- tenantify:ranges hosts key=id\nCREATE TABLE o (id int);\n`)).toEqual({ code: 'section-invalid', line: 1 });
+    // A verify runs in the unit's transaction, on one snapshot.
+    expect(refused(`CREATE TABLE o (id int);\n-- tenantify:verify v\n-- tenantify:ranges hosts key=id\n${query}\n`)).toEqual({
+      code: 'section-invalid',
+      line: 3,
+    });
+    expect(refused(`CREATE TABLE o (id int);\n-- tenantify:precheck p\n-- tenantify:ranges hosts id\n${query}\n`)).toEqual({
+      code: 'directive-invalid',
+      line: 3,
+    });
+    expect(
+      refused(
+        `CREATE TABLE o (id int);\n-- tenantify:precheck p\n-- tenantify:ranges hosts key=id\n-- tenantify:ranges hosts key=id\n${query}\n`,
+      ),
+    ).toEqual({ code: 'directive-repeated', line: 4 });
+    // Without the bounds, a range would check the whole table each time.
+    expect(refused('CREATE TABLE o (id int);\n-- tenantify:precheck p\n-- tenantify:ranges hosts key=id\nSELECT id FROM hosts;\n')).toEqual(
+      {
+        code: 'section-invalid',
+        line: 4,
+      },
+    );
+    // Parameters with no ranges to fill them.
+    expect(refused(`CREATE TABLE o (id int);\n-- tenantify:precheck p\n${query}\n`)).toEqual({ code: 'section-invalid', line: 3 });
+    // The ranges line after its query belongs to no precheck.
+    expect(refused(`CREATE TABLE o (id int);\n-- tenantify:precheck p\nSELECT 1;\n-- tenantify:ranges hosts key=id\n`).code).toBe(
+      'section-invalid',
+    );
+  });
 });

@@ -249,7 +249,12 @@ describe('scaffoldPlan', () => {
     // users.account_id have validated foreign keys, so their values are the owners.
     expect(up.prechecks[1]?.sql).toContain('LEFT JOIN public.projects AS p1 ON p1.id = t.project_id');
     expect(up.prechecks[1]?.sql).toContain('JOIN public.users AS r2 ON r2.id = t.assignee_id');
-    expect(up.prechecks[1]?.sql).toContain('WHERE p1.account_id <> r2.account_id');
+    expect(up.prechecks[1]?.sql).toContain('WHERE t.id > $1 AND t.id <= $2\n   AND p1.account_id <> r2.account_id');
+    // Each walks its table in ranges of its key, one short query per range beside the application.
+    expect(up.prechecks.map((p) => p.ranges)).toEqual([
+      { table: 'public.audit_logs', key: 'id', size: 50000 },
+      { table: 'public.tasks', key: 'id', size: 50000 },
+    ]);
     expect(up.prechecks.map((p) => p.sql).join('\n')).not.toContain('(SELECT');
     expect(units.every((u, i) => i === 0 || parse(u).up.prechecks.length === 0)).toBe(true);
     // users and projects reach the owner through NOT NULL validated keys: nothing to check.
@@ -266,7 +271,7 @@ describe('scaffoldPlan', () => {
       )?.sql;
     const validated = logsCheck(catalog);
     expect(validated).toContain('LEFT JOIN public.users AS p1 ON p1.id = t.user_id');
-    expect(validated).toContain('WHERE p1.account_id IS NULL');
+    expect(validated).toContain('\n   AND p1.account_id IS NULL');
     expect(validated).not.toContain('public.accounts');
     // The same key NOT VALID: rows may point at accounts that are gone, so the owner is joined.
     const users = catalog.tables.find((t) => t.name === 'public.users') as CatalogTable;
@@ -280,7 +285,7 @@ describe('scaffoldPlan', () => {
     expect(joined).toContain(
       'LEFT JOIN public.users AS p1 ON p1.id = t.user_id\n  LEFT JOIN public.accounts AS p2 ON p2.id = p1.account_id',
     );
-    expect(joined).toContain('WHERE p2.id IS NULL');
+    expect(joined).toContain('\n   AND p2.id IS NULL');
     expect(logs.via.map((h) => h.table)).toEqual(['public.audit_logs', 'public.users']);
   });
 

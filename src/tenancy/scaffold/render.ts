@@ -6,6 +6,13 @@
 export interface Section {
   name: string;
   sql: string;
+  /** A precheck that walks its table in ranges: the `tenantify:ranges` value (`<table> key=<column> size=N`). */
+  ranges?: string;
+}
+
+/** A section as plan text: its marker, its ranges line (a precheck in ranges), its query. */
+export function renderSection(kind: 'precheck' | 'verify', s: Section): string {
+  return [`-- tenantify:${kind} ${s.name}`, ...(s.ranges ? [`-- tenantify:ranges ${s.ranges}`] : []), `${s.sql.trimEnd()};`].join('\n');
 }
 
 export interface UnitText {
@@ -33,8 +40,7 @@ export function renderUnit(unit: UnitText): string {
     ['verify', unit.verifies ?? []],
   ] as const) {
     for (const s of sections) {
-      out.push(`-- tenantify:${kind} ${s.name}`);
-      out.push(`${s.sql.trimEnd()};`);
+      out.push(renderSection(kind, s));
       out.push('');
     }
   }

@@ -61,10 +61,13 @@ function from(table: string, alias: string, joins: string[]): string {
   return [`  FROM ${qt(table)} AS ${alias}`, ...joins.map((j) => `  ${j}`)].join('\n');
 }
 
-/** Rows of `t` no path leads to an owner row (the runner counts them all and shows the first). */
-export function unresolvedQuery(m: ScaffoldModel, t: KeyedTable): string {
+/**
+ * Rows of `t` no path leads to an owner row (the runner counts them all and shows the first).
+ * `range`: a precheck in ranges' condition on the range's bounds, ending in `AND `.
+ */
+export function unresolvedQuery(m: ScaffoldModel, t: KeyedTable, range = ''): string {
   const { joins, owner } = ownerJoined(m, t, 't', new JoinAliases());
-  return `SELECT ${rowIdList(t, 't')}\n${from(t.name, 't', joins)}\n WHERE ${owner} IS NULL`;
+  return `SELECT ${rowIdList(t, 't')}\n${from(t.name, 't', joins)}\n WHERE ${range}${owner} IS NULL`;
 }
 
 /** Rows of `t` whose reference `columns` lands in another owner than their own, each column once. */
@@ -72,6 +75,7 @@ export function conflictQuery(
   m: ScaffoldModel,
   t: KeyedTable,
   edge: { columns: string[]; references: string; referencedColumns: string[] },
+  range = '',
 ): string {
   const referenced = m.keyedTable(edge.references);
   const names = new JoinAliases();
@@ -81,7 +85,7 @@ export function conflictQuery(
   const theirs = referenced ? ownerJoined(m, referenced, r, names) : { joins: [], owner: 'NULL' };
   const joins = [...mine.joins, `JOIN ${qt(edge.references)} AS ${r} ON ${match}`, ...theirs.joins];
   const columns = [...rowIdList(t, 't').split(', '), ...edge.columns.map((c) => `t.${q(c)}`)];
-  return `SELECT ${[...new Set(columns)].join(', ')}\n${from(t.name, 't', joins)}\n WHERE ${mine.owner} <> ${theirs.owner}`;
+  return `SELECT ${[...new Set(columns)].join(', ')}\n${from(t.name, 't', joins)}\n WHERE ${range}${mine.owner} <> ${theirs.owner}`;
 }
 
 /**
