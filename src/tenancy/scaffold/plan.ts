@@ -622,6 +622,10 @@ function backfill(m: ScaffoldModel, t: KeyedTable): [UnitText, UnitText] {
         ...wrap(
           `Safe on a live database: ${how}; only rows without a key are touched, so it runs exactly once and never overwrites what the trigger set for rows the app wrote meanwhile. Every parent it reads (${m.parentsRead(t).map(bare).join(', ')}) was filled by an earlier unit.`,
         ),
+        '',
+        ...wrap(
+          `The verify is one query over the whole table, on one snapshot, once the batches are done: it runs in the transaction that records the unit applied, so what the ledger keeps is the proof of one moment (and \`tenantify verify\` runs it again the same way). It reads; the app reads and writes throughout.`,
+        ),
         ...(keep
           ? [
               '',
