@@ -10,7 +10,7 @@ import { executePlan, type UnitReport } from '../exec/executor.js';
 import type { BatchSettings, ExecContext, Reporter } from '../exec/context.js';
 import { Interrupt } from '../exec/interrupt.js';
 import { endRunNow } from './end-run.js';
-import { defaultBatchSettings } from '../exec/batched.js';
+import { defaultBatchSettings, defaultParallel } from '../exec/batched.js';
 import { defaultThrottle, type ThrottleSettings } from '../exec/throttle.js';
 import type { Config } from '../plan/config.js';
 import { connectionLost, isConnectionLost } from '../exec/failure-report.js';
@@ -29,7 +29,7 @@ export interface ApplyOptions {
   url: string | undefined;
   to?: string | undefined;
   dryRun?: boolean;
-  /** Workers for batched backfills (else the config's batch.parallel, else the client's cores, 2 to 4). */
+  /** Workers for batched backfills (else the config's batch.parallel, else defaultParallel: one with the throttle on). */
   parallel?: number | undefined;
   /** Take no pg_dump snapshots (recorded in the ledger). */
   noSnapshot?: boolean;
@@ -260,12 +260,13 @@ function revertNotes(reporter: Reporter): RevertReporter {
 
 /** The plan's `batch` settings over the executor's defaults (apply, and a rollback's batched files); `parallel`: --parallel. */
 export function batchSettings(batch: Config['batch'], parallel?: number): BatchSettings {
+  const throttle = throttleSettings(batch.throttle);
   return {
     targetMs: batch.targetDuration ?? defaultBatchSettings.targetMs,
     pauseMs: batch.pause ?? defaultBatchSettings.pauseMs,
     maxReplicationLagMs: batch.maxReplicationLag ?? defaultBatchSettings.maxReplicationLagMs,
-    parallel: parallel ?? batch.parallel ?? defaultBatchSettings.parallel,
-    throttle: throttleSettings(batch.throttle),
+    parallel: parallel ?? batch.parallel ?? defaultParallel(throttle.enabled),
+    throttle,
   };
 }
 

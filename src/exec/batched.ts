@@ -190,19 +190,24 @@ async function walkSegment(
 }
 
 /**
- * Workers by default: the client's cores, between 2 and 4. A batch spends most of its time
- * waiting on the server, so even one core keeps two workers busy; more than four
- * connections is a choice for the DBA (`--parallel`), not a default.
+ * Workers by default. Beside a live application (the throttle on, the default), one: the duty
+ * cycle then holds the backfill to `duty` of one core of the server, whatever its size, and
+ * never two of its batches on the CPU at once. With two, on a 2-core server, pgbench's TPC-B
+ * came late whenever both workers' batches ran together, and had its p99 within 3x of its
+ * baseline in 1 run of 4; with one, in every run (bench/pgbench-live.ts, README "Seventh
+ * pass"). More is the DBA's choice (`--parallel`, `batch.parallel`): a larger server, or a
+ * maintenance window. With the throttle off, the client's cores, between 2 and 4: a batch
+ * spends most of its time waiting on the server, so even one core keeps two workers busy.
  */
-export function defaultParallel(cores = availableParallelism()): number {
-  return Math.min(4, Math.max(2, cores));
+export function defaultParallel(throttled: boolean, cores = availableParallelism()): number {
+  return throttled ? 1 : Math.min(4, Math.max(2, cores));
 }
 
 export const defaultBatchSettings: BatchSettings = {
   targetMs: 300,
   pauseMs: 0,
   maxReplicationLagMs: 10_000,
-  parallel: defaultParallel(),
+  parallel: defaultParallel(defaultThrottle.enabled),
   throttle: defaultThrottle,
 };
 

@@ -27,10 +27,11 @@
  * time-efficiency band; gh-ost throttles on lag and load). Besides, a backfill keeps to a
  * duty cycle: each worker spends at most `duty` of the wall time in batches, so that even on an
  * idle-looking server it leaves room for the application. A third by default (a pause twice as
- * long as each batch): with the default workers, one per core, the backfill takes about a third
- * of the server. At a half (a pause as long as each batch), pgbench's TPC-B beside the scaffolded
- * apply on a 2-core machine had its p99 within 3x of its baseline in only half the runs; at a
- * third, in every one (bench/pgbench-live.ts, README "Sixth pass").
+ * long as each batch), with one worker while throttled (batched.ts defaultParallel): the
+ * backfill takes about a third of one core of the server. pgbench's TPC-B beside the
+ * scaffolded apply on a 2-core machine, p99 against its baseline (bench/pgbench-live.ts,
+ * README "Sixth pass" and "Seventh pass"): two workers at a half, median 4.4x; two at a third,
+ * 2.8x and 3.3x, within 3x in 4 runs of 10; one at a third, 2.2x, within 3x in 5 of 5.
  */
 import type { Session } from '../db/connection.js';
 import type { ThrottleSettings } from '../plan/types.js';

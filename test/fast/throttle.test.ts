@@ -15,8 +15,8 @@ import {
   type Limits,
   type Pacing,
 } from '../../src/exec/throttle.js';
-import { throttleSettings } from '../../src/app/apply.js';
-import { defaultBatchSettings, Pace, type SharedAim } from '../../src/exec/batched.js';
+import { batchSettings, throttleSettings } from '../../src/app/apply.js';
+import { defaultBatchSettings, defaultParallel, Pace, type SharedAim } from '../../src/exec/batched.js';
 import { parseDirectives } from '../../src/plan/directives.js';
 import { configSchema } from '../../src/plan/config.js';
 import { PlanError } from '../../src/errors.js';
@@ -132,6 +132,17 @@ describe('throttle settings', () => {
     expect(configSchema.safeParse({ batch: { throttle: { duty: 0 } } }).success).toBe(false);
     expect(configSchema.safeParse({ batch: { throttle: { duty: 1.5 } } }).success).toBe(false);
     expect(configSchema.safeParse({ batch: { throttle: { speed: 1 } } }).success).toBe(false);
+  });
+
+  it('one worker by default while throttled; with the throttle off, the client cores, 2 to 4; --parallel and batch.parallel over both', () => {
+    expect(defaultParallel(true, 8)).toBe(1);
+    expect([1, 3, 16].map((cores) => defaultParallel(false, cores))).toEqual([2, 3, 4]);
+    expect(defaultBatchSettings.parallel).toBe(1);
+    const config = (batch: unknown) => configSchema.parse({ batch }).batch;
+    expect(batchSettings(config({})).parallel).toBe(1);
+    expect(batchSettings(config({ throttle: 'off' })).parallel).toBe(defaultParallel(false));
+    expect(batchSettings(config({ parallel: 3 })).parallel).toBe(3);
+    expect(batchSettings(config({ parallel: 3 }), 2).parallel).toBe(2);
   });
 
   it("a unit's throttle directive: off, or any of probe, duty, max-pause; a bad one is a plan error naming the line", () => {
