@@ -30,12 +30,17 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
   text: string,
   params?: unknown[],
 ): Promise<T[]> {
+  return onSession(url, async (client) => (await client.query<T>(text, params)).rows);
+}
+
+/** `body` on `query`'s session for `url` (see there), or on one of its own while that one is busy. */
+async function onSession<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
   const kept = sessions.get(url);
   if (kept?.busy) {
     const client = new pg.Client({ connectionString: url, types: clientTypes });
     await client.connect();
     try {
-      return (await client.query<T>(text, params)).rows;
+      return await body(client);
     } finally {
       await client.end();
     }
@@ -45,7 +50,7 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
   try {
     const client = await session.client;
     try {
-      return (await client.query<T>(text, params)).rows;
+      return await body(client);
     } finally {
       await client.query('DISCARD ALL').catch(() => endSession(session));
     }
@@ -168,13 +173,11 @@ export async function fixtureTemplate(sqlFile: string, prefix = 'tpl'): Promise<
 
 /**
  * Every user table outside the ledger, with a fingerprint of its content (timestamps left out:
- * now() differs per run). On one connection: on the suite's server a session's start and end
+ * now() differs per run). On `query`'s session: on the suite's server a session's start and end
  * cost about 25 ms of CPU, and this asks once per table.
  */
 export async function contentFingerprint(url: string, ledgerSchema = 'tenantify'): Promise<Record<string, string>> {
-  const client = new pg.Client({ connectionString: url, types: clientTypes });
-  await client.connect();
-  try {
+  return onSession(url, async (client) => {
     const { rows: tables } = await client.query<{ name: string; cols: string | null }>(
       `SELECT format('%I.%I', c.table_schema, c.table_name) AS name,
             string_agg(format('%I', c.column_name), ', ' ORDER BY c.ordinal_position)
@@ -194,9 +197,7 @@ export async function contentFingerprint(url: string, ledgerSchema = 'tenantify'
       result[name] = `${row?.n ?? 0}:${row?.md5 ?? ''}`;
     }
     return result;
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /**
