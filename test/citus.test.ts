@@ -111,19 +111,46 @@ describeWithCitus('a throwaway Citus cluster', () => {
     expect(all).toMatch(/Task Count: 4\b/);
   });
 
-  it('makes databases with the extension and the nodes registered', async () => {
-    const url = await cluster.createDatabase('second db');
-    const [{ workers }] = (await query<{ workers: number }>(
-      url,
-      'SELECT count(*)::int AS workers FROM citus_get_active_worker_nodes()',
-    )) as [{ workers: number }];
-    expect(workers).toBe(2);
-    await query(url, "CREATE TABLE lookup (code text PRIMARY KEY); SELECT create_reference_table('lookup')");
-    const [{ method }] = (await query<{ method: string }>(
-      url,
-      "SELECT partmethod::text AS method FROM pg_dist_partition WHERE logicalrelid = 'lookup'::regclass",
-    )) as [{ method: string }];
-    expect(method).toBe('n');
+  it('makes databases with the extension and the nodes registered: the first registered afresh, the next copied from a template', async () => {
+    for (const name of ['second db', 'third db']) {
+      const url = await cluster.createDatabase(name);
+      const [{ workers }] = (await query<{ workers: number }>(
+        url,
+        'SELECT count(*)::int AS workers FROM citus_get_active_worker_nodes()',
+      )) as [{ workers: number }];
+      expect(workers, name).toBe(2);
+      await query(url, "CREATE TABLE lookup (code text PRIMARY KEY); SELECT create_reference_table('lookup')");
+      const [{ method }] = (await query<{ method: string }>(
+        url,
+        "SELECT partmethod::text AS method FROM pg_dist_partition WHERE logicalrelid = 'lookup'::regclass",
+      )) as [{ method: string }];
+      expect(method, name).toBe('n');
+      // A distributed table: its shards on both workers, its rows read back through them, its
+      // metadata on each worker's database of that name.
+      await query(
+        url,
+        `CREATE TABLE accounts (org int NOT NULL, id int NOT NULL, PRIMARY KEY (org, id));
+        SELECT create_distributed_table('accounts', 'org');
+        INSERT INTO accounts SELECT g % 10, g FROM generate_series(1, 200) g;`,
+      );
+      const ports = await query<{ port: number }>(
+        url,
+        "SELECT DISTINCT nodeport::int AS port FROM citus_shards WHERE table_name = 'accounts'::regclass ORDER BY 1",
+      );
+      expect(
+        ports.map((p) => p.port),
+        name,
+      ).toEqual(cluster.workerUrls.map(portOf).sort((a, b) => a - b));
+      expect(await query(url, 'SELECT count(*)::int AS n FROM accounts'), name).toEqual([{ n: 200 }]);
+      const onWorkers = await query<{ result: string }>(
+        url,
+        "SELECT result FROM run_command_on_workers($$SELECT current_database() || ' ' || count(*) FROM pg_dist_partition$$)",
+      );
+      expect(
+        onWorkers.map((w) => w.result),
+        name,
+      ).toEqual([`${name} 2`, `${name} 2`]);
+    }
   });
 });
 

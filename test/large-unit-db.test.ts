@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { streamedUnitBytes } from '../src/plan/sql-unit.js';
 import { runCli, startCli } from './support/cli.js';
-import { dropAfterAll, freshDatabase, holdGate, query, until } from './support/db.js';
+import { dropAfterAll, endSessions, freshDatabase, holdGate, query, until } from './support/db.js';
 import { writePlan } from './support/plan-dir.js';
 
 const pad = 'x'.repeat(1000);
@@ -42,6 +42,7 @@ describe('a streamed unit', () => {
       db.url,
       'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
     );
+    await endSessions(db.name); // query()'s own session: the wait below counts every other
     await until(
       db.url,
       "SELECT (count(*) = 0)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",

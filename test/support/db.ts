@@ -16,19 +16,83 @@ export function databaseUrl(name: string): string {
   return url.toString();
 }
 
+/**
+ * `text` on this test file's session for `url`: one per database URL, opened at the first
+ * query and kept (a session's start and end cost the server about 25 ms of CPU, and tests ask
+ * thousands of times). Each query leaves it as a new one would be: `DISCARD ALL` after it
+ * (settings, temporary tables, session advisory locks gone); a session left in a transaction, or
+ * one that failed, is closed and the next query opens another. A query asked while another runs
+ * has a session of its own, as before (none waits for the other). Closed before its database is
+ * dropped or copied as a template, by `endSessions`, and when the file's tests end.
+ */
 export async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
   url: string,
   text: string,
   params?: unknown[],
 ): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url, types: clientTypes });
-  await client.connect();
+  return onSession(url, async (client) => (await client.query<T>(text, params)).rows);
+}
+
+/** `body` on `query`'s session for `url` (see there), or on one of its own while that one is busy. */
+async function onSession<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
+  const kept = sessions.get(url);
+  if (kept?.busy) {
+    const client = new pg.Client({ connectionString: url, types: clientTypes });
+    await client.connect();
+    try {
+      return await body(client);
+    } finally {
+      await client.end();
+    }
+  }
+  const session = kept ?? openSession(url);
+  session.busy = true;
   try {
-    return (await client.query<T>(text, params)).rows;
+    const client = await session.client;
+    try {
+      return await body(client);
+    } finally {
+      await client.query('DISCARD ALL').catch(() => endSession(session));
+    }
   } finally {
-    await client.end();
+    session.busy = false;
   }
 }
+
+interface Session {
+  url: string;
+  client: Promise<pg.Client>;
+  busy: boolean;
+}
+const sessions = new Map<string, Session>();
+
+function openSession(url: string): Session {
+  const client = new pg.Client({ connectionString: url, types: clientTypes });
+  const session: Session = { url, client: client.connect().then(() => client), busy: false };
+  const forget = () => {
+    if (sessions.get(url) === session) sessions.delete(url);
+  };
+  client.on('error', forget); // ended by the server (terminated, its database dropped): the next query opens another
+  client.on('end', forget);
+  session.client.catch(forget);
+  sessions.set(url, session);
+  return session;
+}
+
+async function endSession(session: Session): Promise<void> {
+  if (sessions.get(session.url) === session) sessions.delete(session.url);
+  await (await session.client.catch(() => undefined))?.end().catch(() => {});
+}
+
+/**
+ * Closes `query`'s sessions on database `name` (every database when not given): before a test
+ * counts or ends the sessions on it, as it would have found none of them before.
+ */
+export async function endSessions(name?: string): Promise<void> {
+  const ending = [...sessions.values()].filter((s) => name === undefined || new URL(s.url).pathname === `/${name}`);
+  await Promise.all(ending.map(endSession));
+}
+afterAll(() => endSessions());
 
 /** A connection of its own (pg's own type parsers) for the body's life. */
 export async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -47,11 +111,14 @@ export async function freshDatabase(
   template = 'template0',
 ): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  // CREATE DATABASE ... TEMPLATE refuses while a session is connected to the template.
+  if (template !== 'template0') await endSessions(template);
   await createScratchDatabase(await admin(), name, template);
   return {
     name,
     url: databaseUrl(name),
     drop: async () => {
+      await endSessions(name);
       await (await admin()).query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
@@ -106,13 +173,11 @@ export async function fixtureTemplate(sqlFile: string, prefix = 'tpl'): Promise<
 
 /**
  * Every user table outside the ledger, with a fingerprint of its content (timestamps left out:
- * now() differs per run). On one connection: on the suite's server a session's start and end
+ * now() differs per run). On `query`'s session: on the suite's server a session's start and end
  * cost about 25 ms of CPU, and this asks once per table.
  */
 export async function contentFingerprint(url: string, ledgerSchema = 'tenantify'): Promise<Record<string, string>> {
-  const client = new pg.Client({ connectionString: url, types: clientTypes });
-  await client.connect();
-  try {
+  return onSession(url, async (client) => {
     const { rows: tables } = await client.query<{ name: string; cols: string | null }>(
       `SELECT format('%I.%I', c.table_schema, c.table_name) AS name,
             string_agg(format('%I', c.column_name), ', ' ORDER BY c.ordinal_position)
@@ -132,9 +197,7 @@ export async function contentFingerprint(url: string, ledgerSchema = 'tenantify'
       result[name] = `${row?.n ?? 0}:${row?.md5 ?? ''}`;
     }
     return result;
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /**
