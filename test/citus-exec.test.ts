@@ -111,7 +111,8 @@ describeWithCitus('the executor on a Citus coordinator', () => {
       "SELECT (progress->>'rowsDone')::int AS rows, (progress->>'batches')::int AS batches FROM tenantify.units WHERE id = '0003_status'",
     );
     expect(progress.rows).toBe(429);
-    expect(progress.batches).toBeGreaterThanOrEqual(4);
+    // Batches start at 100 rows and at most double: 100 + 200 < 429, so three at least, whatever the workers.
+    expect(progress.batches).toBeGreaterThanOrEqual(3);
     // The index exists on every shard, valid.
     const indexes = await one<{ n: number }>(
       url,
