@@ -29,6 +29,7 @@ import {
   type Decision,
   type Idle,
   type Pacing,
+  unitThrottle,
 } from './throttle.js';
 
 export const batchedRunner: Runner = {
@@ -255,8 +256,7 @@ export { nextSize };
 
 /** The run's batch settings, with the unit's `throttle` directive over the throttle's. */
 function unitSettings(settings: BatchSettings, unit: Unit): BatchSettings {
-  const own = unit.options.throttle;
-  return own ? { ...settings, throttle: { ...settings.throttle, ...own } } : settings;
+  return { ...settings, throttle: unitThrottle(settings.throttle, unit.options.throttle) };
 }
 
 async function runBatch(ctx: ExecContext, unit: Unit, from: string, to: string): Promise<number> {

@@ -11,7 +11,7 @@
  * seen: a precheck proves the rows there when it runs, as a single query does at its snapshot.
  */
 import type pg from 'pg';
-import type { Check, Script } from '../plan/types.js';
+import type { BatchDirective, Check, Script } from '../plan/types.js';
 import type { Session } from '../db/connection.js';
 import { StatementFailure, type CheckResult, type PgErrorFields } from './failure.js';
 import { rangesOf } from './key-ranges.js';
@@ -64,12 +64,13 @@ export interface RangePacing {
 /** A precheck in ranges: its query once per range of the table's key ($1 exclusive, $2 inclusive), a duty pause after each. */
 async function runRangedCheck(
   session: Session,
-  check: Check & { ranges: NonNullable<Check['ranges']> },
+  check: Check,
+  walked: BatchDirective,
   script: Script,
   pacing: RangePacing,
 ): Promise<CheckResult & { durationMs: number }> {
   const started = performance.now();
-  const ranges = rangesOf(session, script, check.ranges);
+  const ranges = rangesOf(session, script, walked);
   const [walk] = await ranges.segments(1);
   let violations = 0;
   const sample: Record<string, unknown>[] = [];
@@ -77,7 +78,7 @@ async function runRangedCheck(
   const end = walk ? await ranges.last() : undefined;
   for (let cursor = walk?.cursor; cursor !== undefined && end !== undefined;) {
     pacing.stopIfAsked();
-    const upper = await ranges.upperBound(cursor, check.ranges.size, end);
+    const upper = await ranges.upperBound(cursor, walked.size, end);
     if (upper === undefined) break;
     const rangeStarted = performance.now();
     const found = await firstRows(session.client, check, script, [cursor, upper]);
@@ -108,7 +109,7 @@ export async function runChecks(
   for (const check of checks)
     results.push(
       check.ranges
-        ? await runRangedCheck(session, { ...check, ranges: check.ranges }, script, pacing)
+        ? await runRangedCheck(session, check, check.ranges, script, pacing)
         : await runCheck(session.client, check, section, script),
     );
   return results;

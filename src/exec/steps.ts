@@ -1,7 +1,7 @@
 /** Small steps the lifecycle and the runners share: transaction bounds, timeouts, one statement, checks, retries. */
 import { cancelAutovacuum } from './autovacuum.js';
 import { pick, runChecks } from './checks.js';
-import { defaultThrottle } from './throttle.js';
+import { defaultThrottle, unitThrottle } from './throttle.js';
 import { ChecksFailed, StatementFailure, type PgErrorFields } from './failure.js';
 import type { CheckResult } from './failure.js';
 import type { ExecContext } from './context.js';
@@ -59,7 +59,7 @@ export function timeoutSettings(options: UnitOptions, local: boolean): string {
 
 /** The script's precheck or verify queries; any that returns rows fails them all (ChecksFailed). */
 export async function check(ctx: ExecContext, script: Script, section: 'precheck' | 'verify'): Promise<CheckResult[]> {
-  const throttle = { ...(ctx.batching?.throttle ?? defaultThrottle), ...script.options.throttle };
+  const throttle = unitThrottle(ctx.batching?.throttle ?? defaultThrottle, script.options.throttle);
   const pacing = { throttle, stopIfAsked: () => ctx.interrupt.throwIfRequested() };
   const checks = await runChecks(ctx.session, section === 'precheck' ? script.prechecks : script.verifies, section, script, pacing);
   if (checks.some((c) => !c.ok)) throw new ChecksFailed(section, checks);

@@ -40,6 +40,11 @@ export type { ThrottleSettings };
 
 export const defaultThrottle: ThrottleSettings = { enabled: true, probeLimitMs: undefined, duty: 1 / 3, maxPauseMs: 5000 };
 
+/** The throttle a unit runs under: its `-- tenantify:throttle` directive over the plan's (a backfill's walk, a precheck in ranges). */
+export function unitThrottle(plan: ThrottleSettings, own: Partial<ThrottleSettings> | undefined): ThrottleSettings {
+  return own ? { ...plan, ...own } : plan;
+}
+
 /** The probe's limit when none is set: its idle latency times this, and at least probeFloorMs. */
 export const probeFactor = 4;
 export const probeFloorMs = 5;
